@@ -1,0 +1,186 @@
+"""Invoices and credit notes drafted from charges.
+
+Positive charges go on invoices, one per subscription and billing period. Negative charges go on
+credit notes: each is allocated to the invoice lines it corrects (newest first, never more than
+a line still holds) and one credit note is drafted per credited invoice, at that invoice's tax
+rates. Tax is computed per document per rate and rounded once per rate. Numbers are given by
+storage, in the same transaction, from a gapless series.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+from connector.billing.charges import Charge
+from connector.billing.money import ZERO, Currency, Rounding
+from connector.billing.periods import Period
+from connector.billing.pricing import Product
+from connector.billing.tax import TaxLine, tax_by_rate
+from connector.errors import BillingError
+
+
+class DocumentKind(StrEnum):
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+@dataclass(frozen=True, slots=True)
+class DraftLine:
+    charge: Charge
+    amount: Decimal  # positive on invoices and on credit notes alike
+    tax_rate: Decimal
+    credited_line_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentDraft:
+    kind: DocumentKind
+    currency: Currency
+    issue_date: date
+    due_date: date
+    period: Period
+    lines: tuple[DraftLine, ...]
+    taxes: tuple[TaxLine, ...]
+    credited_invoice_id: int | None = None
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((line.amount for line in self.lines), ZERO)
+
+    @property
+    def tax_total(self) -> Decimal:
+        return sum((t.tax for t in self.taxes), ZERO)
+
+    @property
+    def total(self) -> Decimal:
+        return self.subtotal + self.tax_total
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicedLine:
+    """An invoice line already issued, as storage knows it, that a credit may correct."""
+
+    line_id: int
+    invoice_id: int
+    item_key: str
+    key_date: date
+    remaining: Decimal  # amount not yet credited
+    tax_rate: Decimal
+    period: Period  # the invoice's billing period
+
+
+def _draft(
+    kind: DocumentKind,
+    lines: Sequence[DraftLine],
+    *,
+    currency: Currency,
+    issue_date: date,
+    due_date: date,
+    period: Period,
+    rounding: Rounding,
+    credited_invoice_id: int | None = None,
+) -> DocumentDraft:
+    taxes = tax_by_rate(((line.amount, line.tax_rate) for line in lines), currency, rounding)
+    return DocumentDraft(
+        kind, currency, issue_date, due_date, period, tuple(lines), taxes, credited_invoice_id
+    )
+
+
+def draft_invoices(
+    charges: Iterable[Charge],
+    *,
+    currency: Currency,
+    tax_rate: Callable[[Product], Decimal],
+    issue_date: date,
+    due_date: date,
+    rounding: Rounding,
+) -> list[DocumentDraft]:
+    """One invoice per billing period for the positive charges."""
+    by_period: dict[Period, list[DraftLine]] = defaultdict(list)
+    for charge in charges:
+        if charge.amount > 0:
+            line = DraftLine(charge, charge.amount, tax_rate(charge.item.product))
+            by_period[charge.period].append(line)
+    return [
+        _draft(
+            DocumentKind.INVOICE,
+            lines,
+            currency=currency,
+            issue_date=issue_date,
+            due_date=due_date,
+            period=period,
+            rounding=rounding,
+        )
+        for period, lines in sorted(by_period.items(), key=lambda kv: kv[0].start)
+    ]
+
+
+def draft_credit_notes(
+    charges: Iterable[Charge],
+    invoiced: Sequence[InvoicedLine],
+    *,
+    currency: Currency,
+    issue_date: date,
+    rounding: Rounding,
+) -> list[DocumentDraft]:
+    """Credit notes for the negative charges, one per credited invoice."""
+    lines_by_key: dict[tuple[str, date], list[InvoicedLine]] = defaultdict(list)
+    for line in sorted(invoiced, key=lambda line: line.line_id, reverse=True):
+        lines_by_key[(line.item_key, line.key_date)].append(line)
+    by_invoice: dict[int, list[DraftLine]] = defaultdict(list)
+    periods: dict[int, Period] = {}
+    for charge in charges:
+        if charge.amount >= 0:
+            continue
+        candidates = lines_by_key.get((charge.item.key, charge.key_date))
+        if not candidates:
+            raise BillingError(
+                f"credit of {charge.amount} for {charge.item.key} on {charge.key_date} "
+                "has no invoice line to correct"
+            )
+        for target, amount in allocate_credit(-charge.amount, candidates):
+            by_invoice[target.invoice_id].append(
+                DraftLine(charge, amount, target.tax_rate, target.line_id)
+            )
+            periods[target.invoice_id] = target.period
+    return [
+        _draft(
+            DocumentKind.CREDIT_NOTE,
+            lines,
+            currency=currency,
+            issue_date=issue_date,
+            due_date=issue_date,
+            period=periods[invoice_id],
+            rounding=rounding,
+            credited_invoice_id=invoice_id,
+        )
+        for invoice_id, lines in sorted(by_invoice.items())
+    ]
+
+
+def allocate_credit(
+    amount: Decimal, lines: Sequence[InvoicedLine]
+) -> list[tuple[InvoicedLine, Decimal]]:
+    """Spread a credit over invoice lines in the given order, each up to what it still holds.
+    Anything left (a rounding cent when several changes met in one period) goes on the first
+    line, so that a credit is never lost."""
+    parts: list[tuple[InvoicedLine, Decimal]] = []
+    left = amount
+    for line in lines:
+        if left <= 0:
+            break
+        take = min(left, line.remaining)
+        if take > 0:
+            parts.append((line, take))
+            left -= take
+    if left > 0:
+        if parts and parts[0][0] is lines[0]:
+            parts[0] = (lines[0], parts[0][1] + left)
+        else:
+            parts.insert(0, (lines[0], left))
+    return parts

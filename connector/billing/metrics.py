@@ -1,0 +1,154 @@
+"""Subscription metrics as of a date, per currency (amounts are never converted).
+
+- MRR: recurring items normalized to a month (weekly × 52/12, quarterly ÷ 3, annual ÷ 12),
+  discounts applied; trials, ended service and one-time charges excluded. Each customer's MRR is
+  rounded to the minor unit and totals are sums of those, so movements add up exactly.
+- ARR = MRR × 12; ARPU = MRR / active customers (customers with MRR above zero).
+- Movements between two dates, per customer: new (first revenue ever), reactivation (revenue
+  again after none), expansion, contraction, churn (to zero). MRR(end) − MRR(start) equals
+  new + reactivation + expansion − contraction − churn.
+- Logo churn = churned customers / customers active at the start; revenue churn =
+  (churn + contraction) / MRR at the start; net revenue retention = (MRR at the start +
+  expansion − contraction − churn) / MRR at the start; LTV = ARPU / monthly revenue churn (none
+  when churn is 0).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+
+from connector.billing.money import ZERO, Currency, round_money
+from connector.billing.periods import add_months
+from connector.billing.subscriptions import Subscription
+
+RATE_QUANTUM = Decimal("0.0001")
+AVERAGE_MONTH_DAYS = Decimal("30.436875")  # 365.2425 / 12
+
+
+@dataclass(frozen=True, slots=True)
+class MrrMovements:
+    new: Decimal = ZERO
+    expansion: Decimal = ZERO
+    contraction: Decimal = ZERO
+    churn: Decimal = ZERO
+    reactivation: Decimal = ZERO
+
+    @property
+    def net(self) -> Decimal:
+        return self.new + self.reactivation + self.expansion - self.contraction - self.churn
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    currency: Currency
+    since: date
+    as_of: date
+    mrr: Decimal
+    arr: Decimal
+    active_customers: int
+    arpu: Decimal | None
+    mrr_at_start: Decimal
+    customers_at_start: int
+    movements: MrrMovements
+    churned_customers: int
+    logo_churn: Decimal | None
+    revenue_churn: Decimal | None
+    net_revenue_retention: Decimal | None
+    ltv: Decimal | None
+
+
+def _to_money(value: Fraction, currency: Currency) -> Decimal:
+    return round_money(Decimal(value.numerator) / Decimal(value.denominator), currency)
+
+
+def mrr_by_customer(
+    subscriptions: Iterable[Subscription], day: date, currency: Currency
+) -> dict[int | None, Decimal]:
+    """Each customer's MRR on ``day`` (customers without MRR are left out)."""
+    totals: dict[int | None, Fraction] = defaultdict(Fraction)
+    for subscription in subscriptions:
+        mrr = subscription.monthly_recurring_revenue(day)
+        if mrr:
+            totals[subscription.customer_id] += mrr
+    rounded = {customer: _to_money(mrr, currency) for customer, mrr in totals.items()}
+    return {customer: mrr for customer, mrr in rounded.items() if mrr > 0}
+
+
+def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    if not denominator:
+        return None
+    return (numerator / denominator).quantize(RATE_QUANTUM)
+
+
+def compute_metrics(
+    subscriptions: Sequence[Subscription],
+    currency: Currency,
+    as_of: date,
+    since: date | None = None,
+) -> Metrics:
+    """Metrics in one currency on ``as_of``, with movements since ``since`` (default: one month
+    earlier). Subscriptions in other currencies are ignored."""
+    since = since if since is not None else add_months(as_of, -1)
+    subs = [s for s in subscriptions if s.currency == currency]
+    start = mrr_by_customer(subs, since, currency)
+    end = mrr_by_customer(subs, as_of, currency)
+    first_revenue: dict[int | None, date] = {}
+    for subscription in subs:
+        day = subscription.revenue_start()
+        if day is not None:
+            known = first_revenue.get(subscription.customer_id)
+            first_revenue[subscription.customer_id] = day if known is None else min(known, day)
+
+    new = expansion = contraction = churn = reactivation = ZERO
+    churned = 0
+    for customer in start.keys() | end.keys():
+        before, after = start.get(customer, ZERO), end.get(customer, ZERO)
+        if not before:
+            if first_revenue[customer] > since:
+                new += after
+            else:
+                reactivation += after
+        elif not after:
+            churn += before
+            churned += 1
+        elif after > before:
+            expansion += after - before
+        else:
+            contraction += before - after
+
+    mrr = sum(end.values(), ZERO)
+    mrr_at_start = sum(start.values(), ZERO)
+    active = len(end)
+    arpu = round_money(mrr / active, currency) if active else None
+    revenue_churn = _ratio(churn + contraction, mrr_at_start)
+    monthly_churn = None
+    if revenue_churn is not None:
+        months = (
+            Decimal(1)
+            if add_months(as_of, -1) == since
+            else Decimal((as_of - since).days) / AVERAGE_MONTH_DAYS
+        )
+        monthly_churn = (churn + contraction) / mrr_at_start / months if months else None
+    ltv = round_money(arpu / monthly_churn, currency) if arpu and monthly_churn else None
+    return Metrics(
+        currency=currency,
+        since=since,
+        as_of=as_of,
+        mrr=mrr,
+        arr=mrr * 12,
+        active_customers=active,
+        arpu=arpu,
+        mrr_at_start=mrr_at_start,
+        customers_at_start=len(start),
+        movements=MrrMovements(new, expansion, contraction, churn, reactivation),
+        churned_customers=churned,
+        logo_churn=_ratio(Decimal(churned), Decimal(len(start))),
+        revenue_churn=revenue_churn,
+        net_revenue_retention=_ratio(mrr_at_start + expansion - contraction - churn, mrr_at_start),
+        ltv=ltv,
+    )

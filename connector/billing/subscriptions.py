@@ -1,0 +1,307 @@
+"""Subscriptions: what we bill, and how it changes over time.
+
+A subscription starts on ``start_date``. After ``trial_days`` free days, billing starts and the
+term begins; periods of the billing frequency are anchored on that date and billed in advance.
+The term lasts ``term_months``; with ``auto_renew`` it renews for the same term until cancelled,
+otherwise service ends with the term. A cancellation date is the first day without service.
+
+Each item holds its versions: the price, quantity and discount in effect from a date. An
+amendment gives the subscription a new item set from an effective date: changed items get a new
+version, removed items a version with quantity 0, and later versions are superseded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+
+from connector.billing.money import HUNDRED, ZERO, Currency, percent_of, round_money
+from connector.billing.periods import ONE_DAY, Frequency, Schedule, add_months
+from connector.billing.pricing import ChargeKind, Price, Product
+from connector.errors import InvalidInputError
+
+
+class SubscriptionStatus(StrEnum):
+    PENDING = "pending"  # before the start date
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    ENDED = "ended"  # the term ended without renewal
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionTerms:
+    start_date: date
+    frequency: Frequency
+    term_months: int = 12
+    auto_renew: bool = True
+    trial_days: int = 0
+    cancel_date: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.term_months < 1:
+            raise InvalidInputError(f"term must be at least 1 month, not {self.term_months}")
+        if self.trial_days < 0:
+            raise InvalidInputError(f"trial days cannot be negative ({self.trial_days})")
+        if self.cancel_date is not None and self.cancel_date < self.start_date:
+            raise InvalidInputError(
+                f"cancellation date {self.cancel_date} is before the start date {self.start_date}"
+            )
+
+    @property
+    def billing_start(self) -> date:
+        """First billed day: the start date plus the trial. Periods are anchored here."""
+        return self.start_date + timedelta(days=self.trial_days)
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(self.billing_start, self.frequency)
+
+    @property
+    def first_term_end(self) -> date:
+        return add_months(self.billing_start, self.term_months) - ONE_DAY
+
+    def term_end_after(self, day: date) -> date:
+        """End of the term that contains ``day`` (renewals repeat the same number of months)."""
+        index = 0
+        while True:
+            end = add_months(self.billing_start, (index + 1) * self.term_months) - ONE_DAY
+            if end >= day or not self.auto_renew:
+                return end
+            index += 1
+
+    @property
+    def service_end(self) -> date | None:
+        """Last day of service, or None while it renews without end."""
+        ends = []
+        if not self.auto_renew:
+            ends.append(self.first_term_end)
+        if self.cancel_date is not None:
+            ends.append(self.cancel_date - ONE_DAY)
+        return min(ends) if ends else None
+
+    def is_billable_on(self, day: date) -> bool:
+        end = self.service_end
+        return self.billing_start <= day and (end is None or day <= end)
+
+    def status_on(self, day: date) -> SubscriptionStatus:
+        end = self.service_end
+        if end is not None and day > end:
+            if self.cancel_date is not None and end == self.cancel_date - ONE_DAY:
+                return SubscriptionStatus.CANCELED
+            return SubscriptionStatus.ENDED
+        if day < self.start_date:
+            return SubscriptionStatus.PENDING
+        if day < self.billing_start:
+            return SubscriptionStatus.TRIALING
+        return SubscriptionStatus.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVersion:
+    """Price, quantity and discount of an item from ``effective_date`` until the next version."""
+
+    effective_date: date
+    price: Price
+    quantity: Decimal
+    discount_percent: Decimal = ZERO
+
+    def __post_init__(self) -> None:
+        where = f"{self.price.product.code} from {self.effective_date}"
+        if self.quantity < 0:
+            raise InvalidInputError(f"quantity {self.quantity} is negative", where=where)
+        if not ZERO <= self.discount_percent <= HUNDRED:
+            raise InvalidInputError(
+                f"discount {self.discount_percent}% is not between 0 and 100", where=where
+            )
+
+    def period_amount(self) -> Decimal:
+        """Amount for one full billing period: the price for the quantity rounded to the minor
+        unit, less the discount rounded to the minor unit."""
+        currency = self.price.currency
+        gross = round_money(self.price.amount_for(self.quantity), currency)
+        if not self.discount_percent:
+            return gross
+        return gross - percent_of(gross, self.discount_percent, currency)
+
+    def same_terms(self, other: ItemVersion) -> bool:
+        return (
+            self.price == other.price
+            and self.quantity == other.quantity
+            and self.discount_percent == other.discount_percent
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionItem:
+    key: str
+    product: Product
+    kind: ChargeKind
+    versions: tuple[ItemVersion, ...]
+    service_date: date | None = None  # one-time items: the day the charge is due
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        where = f"item {self.key}"
+        if not self.versions:
+            raise InvalidInputError("an item needs at least one version", where=where)
+        dates = [v.effective_date for v in self.versions]
+        if dates != sorted(set(dates)):
+            raise InvalidInputError("item versions must have distinct, ordered dates", where=where)
+        for version in self.versions:
+            if version.price.product.code != self.product.code:
+                raise InvalidInputError(
+                    f"a price of {version.price.product.code} cannot be used on an item of "
+                    f"{self.product.code}",
+                    where=where,
+                )
+            if version.price.kind is not self.kind:
+                raise InvalidInputError(
+                    f"a {version.price.kind} price cannot be used on a {self.kind} item",
+                    where=where,
+                )
+        if self.service_date is not None and self.kind is ChargeKind.RECURRING:
+            raise InvalidInputError("only one-time items take a service date", where=where)
+
+    def version_at(self, day: date) -> ItemVersion | None:
+        current = None
+        for version in self.versions:
+            if version.effective_date > day:
+                break
+            current = version
+        return current
+
+    @property
+    def charge_date(self) -> date:
+        """One-time items: the day the charge falls due."""
+        return self.service_date or self.versions[0].effective_date
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSpec:
+    """One item of a subscription's item set, as an amendment or a new contract states it."""
+
+    key: str
+    price: Price
+    quantity: Decimal
+    discount_percent: Decimal = ZERO
+    service_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    currency: Currency
+    terms: SubscriptionTerms
+    items: tuple[SubscriptionItem, ...] = field(default_factory=tuple)
+    id: int | None = None
+    customer_id: int | None = None
+    revision: int = 0
+
+    def __post_init__(self) -> None:
+        keys = [item.key for item in self.items]
+        if len(keys) != len(set(keys)):
+            raise InvalidInputError("item keys must be unique within a subscription")
+        for item in self.items:
+            for version in item.versions:
+                if version.price.currency != self.currency:
+                    raise InvalidInputError(
+                        f"price is in {version.price.currency} but the subscription bills "
+                        f"in {self.currency}",
+                        where=f"item {item.key}",
+                    )
+            if item.service_date is not None and item.service_date < self.terms.start_date:
+                raise InvalidInputError(
+                    f"service date {item.service_date} is before the subscription starts "
+                    f"({self.terms.start_date})",
+                    where=f"item {item.key}",
+                )
+
+    def item(self, key: str) -> SubscriptionItem:
+        for item in self.items:
+            if item.key == key:
+                return item
+        raise KeyError(key)
+
+    def monthly_recurring_revenue(self, day: date) -> Fraction:
+        """MRR on ``day`` at full precision: recurring items only, discounts applied, nothing
+        during a trial or after service ends."""
+        if not self.terms.is_billable_on(day):
+            return Fraction(0)
+        factor = self.terms.frequency.monthly_factor
+        total = Fraction(0)
+        for item in self.items:
+            if item.kind is ChargeKind.RECURRING:
+                version = item.version_at(day)
+                if version is not None:
+                    total += Fraction(version.period_amount()) * factor
+        return total
+
+    def revenue_start(self) -> date | None:
+        """First day with recurring revenue (MRR above zero), if any."""
+        candidates = {self.terms.billing_start}
+        for item in self.items:
+            candidates.update(v.effective_date for v in item.versions)
+        for day in sorted(candidates):
+            if day >= self.terms.billing_start and self.monthly_recurring_revenue(day) > 0:
+                return day
+        return None
+
+    def with_items(self, effective: date, specs: Iterable[ItemSpec]) -> Subscription:
+        """The subscription with ``specs`` as its whole item set from ``effective`` on."""
+        if effective < self.terms.start_date:
+            raise InvalidInputError(
+                f"amendment effective {effective} is before the subscription starts "
+                f"({self.terms.start_date})"
+            )
+        wanted: dict[str, ItemSpec] = {}
+        for spec in specs:
+            if spec.key in wanted:
+                raise InvalidInputError(f"item {spec.key} appears twice in the new item set")
+            wanted[spec.key] = spec
+        items: list[SubscriptionItem] = []
+        for item in self.items:
+            spec = wanted.pop(item.key, None)
+            items.append(_amend_item(item, effective, spec))
+        for spec in wanted.values():
+            version = ItemVersion(effective, spec.price, spec.quantity, spec.discount_percent)
+            items.append(
+                SubscriptionItem(
+                    spec.key, spec.price.product, spec.price.kind, (version,), spec.service_date
+                )
+            )
+        return replace(self, items=tuple(items))
+
+    def with_terms(self, **changes: object) -> Subscription:
+        return replace(self, terms=replace(self.terms, **changes))
+
+
+def _amend_item(item: SubscriptionItem, effective: date, spec: ItemSpec | None) -> SubscriptionItem:
+    kept = tuple(v for v in item.versions if v.effective_date < effective)
+    current = kept[-1] if kept else None
+    if spec is None:
+        if current is None or current.quantity == 0:
+            new_versions = kept
+        else:
+            new_versions = (*kept, replace(current, effective_date=effective, quantity=ZERO))
+    else:
+        if spec.price.kind is not item.kind:
+            raise InvalidInputError(
+                f"cannot change a {item.kind} item to a {spec.price.kind} price",
+                where=f"item {item.key}",
+            )
+        version = ItemVersion(effective, spec.price, spec.quantity, spec.discount_percent)
+        if current is not None and current.same_terms(version):
+            new_versions = kept
+        else:
+            new_versions = (*kept, version)
+    if not new_versions:
+        # Nothing remains before the effective date and nothing is wanted: keep a zero version
+        # so that the item's history stays valid.
+        base = item.versions[0]
+        new_versions = (replace(base, effective_date=effective, quantity=ZERO),)
+    service_date = spec.service_date if spec is not None else item.service_date
+    return replace(item, versions=new_versions, service_date=service_date)

@@ -1,0 +1,236 @@
+"""Customers, products and prices in storage, and their domain form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.billing import pricing
+from connector.billing.money import currency as currency_of
+from connector.billing.money import to_decimal
+from connector.db import tables
+from connector.errors import InvalidInputError, NotFoundError
+
+
+def product_from_row(row: tables.Product) -> pricing.Product:
+    return pricing.Product(row.code, row.name, row.family, row.tax_code, row.id)
+
+
+def tiers_to_json(tiers: Iterable[pricing.Tier]) -> list[dict[str, Any]]:
+    return [
+        {
+            "first_unit": tier.first_unit,
+            "last_unit": tier.last_unit,
+            "unit_amount": format(tier.unit_amount, "f"),
+            "flat_amount": format(tier.flat_amount, "f"),
+        }
+        for tier in tiers
+    ]
+
+
+def tiers_from_json(
+    data: Iterable[Mapping[str, Any]] | None, where: str
+) -> tuple[pricing.Tier, ...]:
+    tiers = []
+    for number, entry in enumerate(data or (), start=1):
+        label = f"{where}: tier {number}"
+        try:
+            first = int(entry["first_unit"])
+            last = entry.get("last_unit")
+            tiers.append(
+                pricing.Tier(
+                    first,
+                    None if last is None else int(last),
+                    to_decimal(entry.get("unit_amount", "0"), what=f"{label} unit_amount"),
+                    to_decimal(entry.get("flat_amount", "0"), what=f"{label} flat_amount"),
+                )
+            )
+        except KeyError as missing:
+            raise InvalidInputError(f"missing {missing.args[0]}", where=label) from None
+        except (TypeError, ValueError) as error:
+            if isinstance(error, InvalidInputError):
+                raise
+            raise InvalidInputError(
+                f"unit bounds must be whole numbers ({error})", where=label
+            ) from None
+    return tuple(tiers)
+
+
+def price_from_row(row: tables.Price, product: pricing.Product) -> pricing.Price:
+    where = f"price {row.lookup_key or row.id}"
+    return pricing.Price(
+        product=product,
+        currency=currency_of(row.currency),
+        kind=pricing.ChargeKind(row.kind),
+        model=pricing.PricingModel(row.model),
+        unit_amount=row.unit_amount,
+        flat_amount=row.flat_amount,
+        tiers=tiers_from_json(row.tiers, where),
+        id=row.id,
+    )
+
+
+@dataclass
+class PriceCache:
+    """Prices and products by id, loaded on first use and kept for a run."""
+
+    prices: dict[int, pricing.Price] = field(default_factory=dict)
+    products: dict[int, pricing.Product] = field(default_factory=dict)
+
+    def load_products(self, session: Session, ids: Iterable[int]) -> None:
+        missing = set(ids) - self.products.keys()
+        if missing:
+            rows = session.scalars(select(tables.Product).where(tables.Product.id.in_(missing)))
+            for row in rows:
+                self.products[row.id] = product_from_row(row)
+
+    def load_prices(self, session: Session, ids: Iterable[int]) -> None:
+        missing = set(ids) - self.prices.keys()
+        if not missing:
+            return
+        rows = list(session.scalars(select(tables.Price).where(tables.Price.id.in_(missing))))
+        self.load_products(session, (row.product_id for row in rows))
+        for row in rows:
+            self.prices[row.id] = price_from_row(row, self.products[row.product_id])
+
+
+def find_product(session: Session, code: str) -> tables.Product:
+    row = session.scalar(select(tables.Product).where(tables.Product.code == code))
+    if row is None:
+        raise NotFoundError(f"unknown product {code!r}")
+    return row
+
+
+def upsert_product(
+    session: Session, code: str, name: str, family: str | None = None, tax_code: str | None = None
+) -> tables.Product:
+    product = pricing.Product(code.strip(), name.strip(), family, tax_code)
+    row = session.scalar(select(tables.Product).where(tables.Product.code == product.code))
+    if row is None:
+        row = tables.Product(code=product.code)
+        session.add(row)
+    row.name, row.family, row.tax_code = product.name, family, tax_code
+    session.flush()
+    return row
+
+
+def _price_signature(price: pricing.Price) -> tuple[Any, ...]:
+    return (
+        price.product.code,
+        price.currency.code,
+        price.kind,
+        price.model,
+        price.unit_amount,
+        price.flat_amount,
+        price.tiers,
+    )
+
+
+def upsert_price(
+    session: Session,
+    product: tables.Product,
+    *,
+    currency: str,
+    kind: pricing.ChargeKind,
+    model: pricing.PricingModel,
+    unit_amount: Decimal | None = None,
+    flat_amount: Decimal | None = None,
+    tiers: Iterable[pricing.Tier] = (),
+    lookup_key: str | None = None,
+) -> tables.Price:
+    """A price with these terms: the one under ``lookup_key``, or an identical one, or a new
+    one. A price in use never changes; a lookup key that already names other terms is refused."""
+    price = pricing.Price(
+        product_from_row(product),
+        currency_of(currency),
+        kind,
+        model,
+        unit_amount,
+        flat_amount,
+        tuple(tiers),
+    )
+    if lookup_key is not None:
+        row = session.scalar(select(tables.Price).where(tables.Price.lookup_key == lookup_key))
+        if row is not None:
+            existing = price_from_row(row, product_from_row(product))
+            if row.product_id != product.id or _price_signature(existing) != _price_signature(
+                price
+            ):
+                raise InvalidInputError(
+                    "a price with this key already exists with other terms; prices never change "
+                    "once created, so give the new terms a new key",
+                    where=f"price {lookup_key}",
+                )
+            return row
+    else:
+        candidates = session.scalars(
+            select(tables.Price).where(
+                tables.Price.product_id == product.id,
+                tables.Price.currency == price.currency.code,
+                tables.Price.kind == kind.value,
+                tables.Price.model == model.value,
+                tables.Price.lookup_key.is_(None),
+            )
+        )
+        for row in candidates:
+            if _price_signature(price_from_row(row, price.product)) == _price_signature(price):
+                return row
+    row = tables.Price(
+        product_id=product.id,
+        lookup_key=lookup_key,
+        currency=price.currency.code,
+        kind=kind.value,
+        model=model.value,
+        unit_amount=unit_amount,
+        flat_amount=flat_amount,
+        tiers=tiers_to_json(price.tiers) if price.tiers else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def find_price(session: Session, lookup_key: str) -> tables.Price:
+    row = session.scalar(select(tables.Price).where(tables.Price.lookup_key == lookup_key))
+    if row is None:
+        raise NotFoundError(f"unknown price {lookup_key!r}")
+    return row
+
+
+def find_by_external_id(
+    session: Session, entity: type[tables.Base], system: str, external_id: str
+) -> Any | None:
+    entity_id = session.scalar(
+        select(tables.ExternalId.entity_id).where(
+            tables.ExternalId.system == system,
+            tables.ExternalId.entity == entity.__tablename__,
+            tables.ExternalId.external_id == external_id,
+        )
+    )
+    return None if entity_id is None else session.get(entity, entity_id)
+
+
+def link_external_id(session: Session, row: tables.Base, system: str, external_id: str) -> None:
+    entity = type(row).__tablename__
+    exists = session.scalar(
+        select(tables.ExternalId.id).where(
+            tables.ExternalId.system == system,
+            tables.ExternalId.entity == entity,
+            tables.ExternalId.external_id == external_id,
+        )
+    )
+    if exists is None:
+        session.add(
+            tables.ExternalId(
+                entity=entity,
+                entity_id=row.id,
+                system=system,
+                external_id=external_id,  # type: ignore[attr-defined]
+            )
+        )
+        session.flush()

@@ -1,0 +1,249 @@
+"""Invoices and credit notes in storage: gapless numbering, writing drafts, billed state."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from connector.billing.charges import Charge
+from connector.billing.invoicing import DocumentDraft, DocumentKind, InvoicedLine
+from connector.billing.money import ZERO
+from connector.billing.payments import InvoiceStatus
+from connector.billing.periods import Period
+from connector.db import tables
+from connector.errors import NotFoundError
+
+CREDIT_NOTE_ISSUED = "issued"
+
+
+def format_number(prefix: str, value: int, digits: int) -> str:
+    return f"{prefix}{value:0{digits}d}"
+
+
+def allocate_numbers(session: Session, series: str, count: int) -> int:
+    """Reserve ``count`` consecutive numbers of ``series`` and return the first. The reservation
+    commits or rolls back with the documents that use it, so numbers never have gaps."""
+    table = tables.NumberSeries.__table__
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    session.execute(
+        dialect.insert(table).values(name=series, next_value=1).on_conflict_do_nothing()
+    )
+    after = session.execute(
+        update(table)
+        .where(table.c.name == series)
+        .values(next_value=table.c.next_value + count)
+        .returning(table.c.next_value)
+    ).scalar_one()
+    return after - count
+
+
+@dataclass
+class BilledState:
+    """Past billing of one subscription from some day on: net amounts per (item, key date) and
+    the invoice lines a credit may still correct."""
+
+    billed: dict[tuple[str, date], Decimal] = field(default_factory=dict)
+    invoiced: list[InvoicedLine] = field(default_factory=list)
+
+
+def load_billed(session: Session, since: dict[int, date]) -> dict[int, BilledState]:
+    """Billed state per subscription id, for charges keyed on or after its date."""
+    if not since:
+        return {}
+    line, doc, charge, item = (
+        tables.DocumentLine,
+        tables.Document,
+        tables.Charge,
+        tables.SubscriptionItem,
+    )
+    rows = session.execute(
+        select(
+            doc.subscription_id,
+            doc.kind,
+            line.id,
+            line.document_id,
+            line.amount,
+            line.credited_amount,
+            line.tax_rate,
+            item.item_key,
+            charge.period_start,
+            doc.period_start.label("doc_start"),
+            doc.period_end.label("doc_end"),
+        )
+        .join(doc, doc.id == line.document_id)
+        .join(charge, charge.id == line.charge_id)
+        .join(item, item.id == charge.subscription_item_id)
+        .where(doc.subscription_id.in_(list(since)), doc.status != InvoiceStatus.VOID.value)
+    ).all()
+    states: dict[int, BilledState] = defaultdict(BilledState)
+    for r in rows:
+        if r.period_start < since[r.subscription_id]:
+            continue
+        state = states[r.subscription_id]
+        key = (r.item_key, r.period_start)
+        if r.kind == DocumentKind.INVOICE:
+            state.billed[key] = state.billed.get(key, ZERO) + r.amount
+            state.invoiced.append(
+                InvoicedLine(
+                    line_id=r.id,
+                    invoice_id=r.document_id,
+                    item_key=r.item_key,
+                    key_date=r.period_start,
+                    remaining=r.amount - r.credited_amount,
+                    tax_rate=r.tax_rate,
+                    period=Period(r.doc_start, r.doc_end),
+                )
+            )
+        else:
+            state.billed[key] = state.billed.get(key, ZERO) - r.amount
+    return dict(states)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedDocument:
+    id: int
+    number: str
+    draft: DocumentDraft
+    customer_id: int
+    subscription_id: int
+
+
+def insert_charges(session: Session, charges: Sequence[tuple[Charge, int]]) -> dict[int, int]:
+    """Insert ``(charge, revision)`` pairs; returns charge row ids by ``id(charge)``. The unique
+    constraint on item, period and revision refuses a charge that was already made."""
+    if not charges:
+        return {}
+    table = tables.Charge.__table__
+    ids = session.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "subscription_item_id": charge.item.id,
+                "period_start": charge.key_date,
+                "revision": revision,
+                "amount": charge.amount,
+            }
+            for charge, revision in charges
+        ],
+    ).scalars()
+    return {id(charge): row_id for (charge, _), row_id in zip(charges, ids, strict=True)}
+
+
+def insert_documents(
+    session: Session,
+    documents: Sequence[tuple[DocumentDraft, int, int, str]],
+    charge_ids: dict[int, int],
+) -> list[IssuedDocument]:
+    """Insert ``(draft, customer id, subscription id, number)`` with lines and taxes."""
+    if not documents:
+        return []
+    doc_table = tables.Document.__table__
+    ids = session.execute(
+        insert(doc_table).returning(doc_table.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "kind": draft.kind.value,
+                "number": number,
+                "customer_id": customer_id,
+                "subscription_id": subscription_id,
+                "invoice_id": draft.credited_invoice_id,
+                "currency": draft.currency.code,
+                "issue_date": draft.issue_date,
+                "due_date": draft.due_date,
+                "period_start": draft.period.start,
+                "period_end": draft.period.end,
+                "subtotal": draft.subtotal,
+                "tax_total": draft.tax_total,
+                "total": draft.total,
+                "amount_paid": ZERO,
+                "amount_credited": ZERO,
+                "unapplied": None,
+                "status": InvoiceStatus.OPEN.value
+                if draft.kind is DocumentKind.INVOICE
+                else CREDIT_NOTE_ISSUED,
+            }
+            for draft, customer_id, subscription_id, number in documents
+        ],
+    ).scalars()
+    issued = [
+        IssuedDocument(doc_id, number, draft, customer_id, subscription_id)
+        for (draft, customer_id, subscription_id, number), doc_id in zip(
+            documents, ids, strict=True
+        )
+    ]
+    session.execute(
+        insert(tables.DocumentLine.__table__),
+        [
+            {
+                "document_id": doc.id,
+                "charge_id": charge_ids[id(line.charge)],
+                "subscription_item_id": line.charge.item.id,
+                "product_id": line.charge.item.product.id,
+                "kind": line.charge.item.kind.value,
+                "description": line.charge.description[:500],
+                "quantity": line.charge.quantity,
+                "discount_percent": line.charge.discount_percent,
+                "service_start": line.charge.service.start,
+                "service_end": line.charge.service.end,
+                "amount": line.amount,
+                "tax_rate": line.tax_rate,
+                "credited_line_id": line.credited_line_id,
+                "credited_amount": ZERO,
+            }
+            for doc in issued
+            for line in doc.draft.lines
+        ],
+    )
+    session.execute(
+        insert(tables.DocumentTax.__table__),
+        [
+            {"document_id": doc.id, "rate": tax.rate, "taxable": tax.taxable, "tax": tax.tax}
+            for doc in issued
+            for tax in doc.draft.taxes
+        ],
+    )
+    return issued
+
+
+def record_credited_lines(session: Session, credit_notes: Iterable[IssuedDocument]) -> None:
+    """Add each credit note line to the credited amount of the invoice line it corrects."""
+    credited: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for doc in credit_notes:
+        for line in doc.draft.lines:
+            if line.credited_line_id is not None:
+                credited[line.credited_line_id] += line.amount
+    if not credited:
+        return
+    rows = session.execute(
+        select(tables.DocumentLine.id, tables.DocumentLine.credited_amount).where(
+            tables.DocumentLine.id.in_(list(credited))
+        )
+    ).all()
+    session.execute(
+        update(tables.DocumentLine),
+        [{"id": r.id, "credited_amount": r.credited_amount + credited[r.id]} for r in rows],
+    )
+
+
+def find_document(
+    session: Session, number: str, kind: DocumentKind | None = None
+) -> tables.Document:
+    query = select(tables.Document).where(tables.Document.number == number)
+    if kind is not None:
+        query = query.where(tables.Document.kind == kind.value)
+    row = session.scalar(query)
+    if row is None:
+        what = "invoice" if kind is DocumentKind.INVOICE else "document"
+        raise NotFoundError(f"unknown {what} {number!r}")
+    return row
+
+
+def last_issue_date(session: Session) -> date | None:
+    return session.scalar(select(func.max(tables.Document.issue_date)))

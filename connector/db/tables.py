@@ -1,0 +1,294 @@
+"""ORM tables of the billing core's system of record.
+
+Alembic migrations (``connector/db/migrations``) create and change these tables; a test checks
+that the migrations and these models agree. Constraints carry the invariants that must hold even
+when two processes race: one charge per subscription item, period and revision; one number per
+document and series; one version per item and date.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from connector.db.types import ExactDecimal, UTCDateTime, utc_now
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012
+        Decimal: ExactDecimal(),
+        datetime: UTCDateTime(),
+        date: Date(),
+        str: String(255),
+    }
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(default=utc_now)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    country: Mapped[str] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3))
+    tax_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class ExternalId(Base):
+    """Ids of our records in other systems (a Salesforce Account id, an accounting contact)."""
+
+    __tablename__ = "external_ids"
+    __table_args__ = (
+        UniqueConstraint("system", "entity", "external_id"),
+        Index(None, "entity", "entity_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    system: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str]
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str]
+    family: Mapped[str | None]
+    tax_code: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = _created()
+
+
+class Price(Base):
+    __tablename__ = "prices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    lookup_key: Mapped[str | None] = mapped_column(unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    kind: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(16))
+    unit_amount: Mapped[Decimal | None]
+    flat_amount: Mapped[Decimal | None]
+    tiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _created()
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str]
+    created_at: Mapped[datetime] = _created()
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    frequency: Mapped[str] = mapped_column(String(16))
+    start_date: Mapped[date]
+    trial_days: Mapped[int] = mapped_column(default=0)
+    term_months: Mapped[int] = mapped_column(default=12)
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
+    cancel_date: Mapped[date | None]
+    # Every change that can alter what is owed raises the revision; charges are unique per
+    # item, period and revision, so a change can be billed once and only once.
+    revision: Mapped[int] = mapped_column(default=0)
+    # Billing state, moved in the same transaction as the documents it describes.
+    billed_until: Mapped[date | None]
+    billed_as_of: Mapped[date | None]
+    reconcile_from: Mapped[date | None] = mapped_column(index=True)
+    next_billing_date: Mapped[date | None] = mapped_column(index=True)
+    billing_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class SubscriptionItem(Base):
+    __tablename__ = "subscription_items"
+    __table_args__ = (UniqueConstraint("subscription_id", "item_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
+    item_key: Mapped[str] = mapped_column(String(120))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    service_date: Mapped[date | None]
+
+
+class Amendment(Base):
+    """A change to a subscription: its item set, its terms, a cancellation, a voided invoice."""
+
+    __tablename__ = "amendments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    effective_date: Mapped[date]
+    revision: Mapped[int]
+    reference: Mapped[str | None]
+    created_at: Mapped[datetime] = _created()
+
+
+class ItemVersion(Base):
+    __tablename__ = "item_versions"
+    __table_args__ = (UniqueConstraint("item_id", "effective_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("subscription_items.id"))
+    effective_date: Mapped[date]
+    price_id: Mapped[int] = mapped_column(ForeignKey("prices.id"))
+    quantity: Mapped[Decimal]
+    discount_percent: Mapped[Decimal]
+    amendment_id: Mapped[int | None] = mapped_column(ForeignKey("amendments.id"))
+
+
+class NumberSeries(Base):
+    """Next number of each document series; advanced in the transaction that issues."""
+
+    __tablename__ = "number_series"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_value: Mapped[int] = mapped_column(default=1)
+
+
+class Document(Base):
+    """An invoice or a credit note."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("kind", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    number: Mapped[str] = mapped_column(String(40))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    issue_date: Mapped[date]
+    due_date: Mapped[date]
+    period_start: Mapped[date]
+    period_end: Mapped[date]
+    subtotal: Mapped[Decimal]
+    tax_total: Mapped[Decimal]
+    total: Mapped[Decimal]
+    amount_paid: Mapped[Decimal]  # invoices: payments and customer credit applied
+    amount_credited: Mapped[Decimal]  # invoices: credit notes applied
+    # Credit notes: credit left for other invoices or a refund; NULL once all of it is used.
+    unapplied: Mapped[Decimal | None]
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created()
+
+
+class DocumentTax(Base):
+    __tablename__ = "document_taxes"
+    __table_args__ = (UniqueConstraint("document_id", "rate"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    rate: Mapped[Decimal]
+    taxable: Mapped[Decimal]
+    tax: Mapped[Decimal]
+
+
+class Charge(Base):
+    """What one billing run decided for one item and period; at most one per revision."""
+
+    __tablename__ = "charges"
+    __table_args__ = (UniqueConstraint("subscription_item_id", "period_start", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_item_id: Mapped[int] = mapped_column(ForeignKey("subscription_items.id"))
+    period_start: Mapped[date]
+    revision: Mapped[int]
+    amount: Mapped[Decimal]  # signed: > 0 invoiced, < 0 credited
+
+
+class DocumentLine(Base):
+    __tablename__ = "document_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    charge_id: Mapped[int | None] = mapped_column(ForeignKey("charges.id"), index=True)
+    subscription_item_id: Mapped[int | None] = mapped_column(ForeignKey("subscription_items.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[Decimal]
+    discount_percent: Mapped[Decimal]
+    service_start: Mapped[date]
+    service_end: Mapped[date]
+    amount: Mapped[Decimal]
+    tax_rate: Mapped[Decimal]
+    credited_line_id: Mapped[int | None] = mapped_column(ForeignKey("document_lines.id"))
+    credited_amount: Mapped[Decimal]  # invoice lines: how much credit notes took back
+
+
+class Payment(Base):
+    """Money received from (payment) or returned to (refund) a customer."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("customer_id", "kind", "reference"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal]
+    received_on: Mapped[date]
+    reference: Mapped[str | None]
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    unapplied: Mapped[Decimal | None]  # not yet applied to invoices; NULL once all is applied
+    created_at: Mapped[datetime] = _created()
+
+
+class Allocation(Base):
+    """Money moved from a source (a payment, a credit note) to a target (an invoice, a
+    refund)."""
+
+    __tablename__ = "allocations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    credit_note_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    amount: Mapped[Decimal]
+    allocated_on: Mapped[date]
+    created_at: Mapped[datetime] = _created()

@@ -1,0 +1,39 @@
+"""One exception hierarchy for the whole connector.
+
+Every error the connector raises on purpose derives from :class:`ConnectorError`, so callers
+can tell our refusals (bad input, bad configuration, a rule of the billing core) from bugs.
+Messages name what was wrong and where, so that a user can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Root of every error the connector raises on purpose."""
+
+
+class ConfigError(ConnectorError):
+    """The configuration (settings, a TOML file, environment variables) is invalid."""
+
+
+class InvalidInputError(ConnectorError, ValueError):
+    """A value handed to the billing core breaks one of its rules.
+
+    ``where`` names the record or field at fault (for example ``price PRO-USD: tier 2``).
+    """
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class BillingError(ConnectorError):
+    """An operation would break an invariant of the billing core (numbering, state)."""
+
+
+class NotFoundError(ConnectorError, LookupError):
+    """A record that was asked for does not exist."""
+
+
+class StorageError(ConnectorError):
+    """The database refused an operation or is not in the expected state."""

@@ -1,0 +1,309 @@
+"""The billing run: invoice every period started by the as-of date and not yet invoiced.
+
+Subscriptions are billed in batches, one database transaction each: the charges (unique per
+item, period and revision), the documents with their gapless numbers, and the subscription's
+billing state commit together or not at all. A crash loses at most the batch in hand, which the
+next run bills again; running twice bills nothing twice. A subscription that cannot be billed
+keeps its error, visible in ``billing_error``, and the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.billing.charges import BillingState, Charge, plan_billing
+from connector.billing.invoicing import (
+    DocumentDraft,
+    DocumentKind,
+    draft_credit_notes,
+    draft_invoices,
+)
+from connector.billing.pricing import Product
+from connector.billing.subscriptions import Subscription
+from connector.billing.tax import TaxTable
+from connector.db import tables
+from connector.db.catalog import PriceCache
+from connector.db.documents import (
+    IssuedDocument,
+    allocate_numbers,
+    format_number,
+    insert_charges,
+    insert_documents,
+    last_issue_date,
+    load_billed,
+    record_credited_lines,
+)
+from connector.db.engine import is_unique_violation, transaction
+from connector.db.subscriptions import load_subscriptions
+from connector.errors import BillingError, ConnectorError, StorageError
+from connector.settings import Settings
+from connector.sync.settlement import apply_credit_note, customers_with_credit, settle_customer
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_ATTEMPTS = 3
+
+
+@dataclass
+class BillingRunResult:
+    as_of: date
+    subscriptions: int = 0
+    invoices: int = 0
+    credit_notes: int = 0
+    invoiced: Counter[str] = field(default_factory=Counter)  # total per currency
+    credited: Counter[str] = field(default_factory=Counter)
+    failed: dict[int, str] = field(default_factory=dict)  # subscription id -> reason
+    first_number: str | None = None
+    last_number: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "subscriptions": self.subscriptions,
+            "invoices": self.invoices,
+            "credit_notes": self.credit_notes,
+            "invoiced": {k: str(v) for k, v in sorted(self.invoiced.items())},
+            "credited": {k: str(v) for k, v in sorted(self.credited.items())},
+            "failed": {str(k): v for k, v in sorted(self.failed.items())},
+        }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    as_of: date
+    settings: Settings
+    tax: TaxTable
+    cache: PriceCache = field(default_factory=PriceCache)
+
+
+ProgressCallback = Callable[[int], None]
+
+
+def due_count(factory: sessionmaker[Session], as_of: date) -> int:
+    """How many subscriptions a run at ``as_of`` will look at."""
+    with factory() as session:
+        query = select(func.count()).select_from(tables.Subscription).where(_due(as_of))
+        return session.scalar(query) or 0
+
+
+def _due(as_of: date) -> ColumnElement[bool]:
+    return or_(
+        tables.Subscription.next_billing_date <= as_of,
+        tables.Subscription.reconcile_from.is_not(None),
+    )
+
+
+def run_billing(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    as_of: date,
+    progress: ProgressCallback | None = None,
+) -> BillingRunResult:
+    """Bill everything due by ``as_of``. Safe to run again, or after a crash at any point."""
+    with factory() as session:
+        last = last_issue_date(session)
+    if last is not None and as_of < last:
+        raise BillingError(
+            f"as-of date {as_of} is before the last issued document ({last}); document dates "
+            "must not go backwards within a numbering series"
+        )
+    context = RunContext(as_of, settings, settings.tax.table())
+    result = BillingRunResult(as_of)
+    after_id = 0
+    while True:
+        for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
+            try:
+                with transaction(factory) as session:
+                    batch = _bill_next_batch(session, context, after_id, result)
+                break
+            except IntegrityError as error:
+                if not is_unique_violation(error):
+                    raise
+                # Another run billed some of these subscriptions first: plan them again.
+                log.warning(
+                    "billing batch after id %s conflicted (attempt %s): %s",
+                    after_id,
+                    attempt,
+                    error.orig,
+                )
+                if attempt == MAX_BATCH_ATTEMPTS:
+                    raise StorageError(
+                        f"billing batch after subscription {after_id} kept conflicting"
+                    ) from error
+        if batch is None:
+            break
+        after_id, batch_result = batch
+        result.subscriptions += batch_result.subscriptions
+        result.invoices += batch_result.invoices
+        result.credit_notes += batch_result.credit_notes
+        result.invoiced.update(batch_result.invoiced)
+        result.credited.update(batch_result.credited)
+        result.failed.update(batch_result.failed)
+        result.first_number = result.first_number or batch_result.first_number
+        result.last_number = batch_result.last_number or result.last_number
+        if progress is not None:
+            progress(batch_result.subscriptions)
+    return result
+
+
+def _bill_next_batch(
+    session: Session, context: RunContext, after_id: int, total: BillingRunResult
+) -> tuple[int, BillingRunResult] | None:
+    rows = list(
+        session.scalars(
+            select(tables.Subscription)
+            .where(_due(context.as_of), tables.Subscription.id > after_id)
+            .order_by(tables.Subscription.id)
+            .limit(context.settings.billing.batch_size)
+        )
+    )
+    if not rows:
+        return None
+    result = BillingRunResult(context.as_of, subscriptions=len(rows))
+    _bill_batch(session, context, rows, result)
+    return rows[-1].id, result
+
+
+def _bill_batch(
+    session: Session, context: RunContext, rows: list[tables.Subscription], result: BillingRunResult
+) -> None:
+    as_of, settings = context.as_of, context.settings
+    subscriptions = load_subscriptions(session, rows, context.cache)
+    countries: dict[int, str] = {
+        customer_id: country
+        for customer_id, country in session.execute(
+            select(tables.Customer.id, tables.Customer.country).where(
+                tables.Customer.id.in_({row.customer_id for row in rows})
+            )
+        )
+    }
+    reconcile = {
+        row.id: _reconcile_start(row, subscriptions[row.id]) for row in rows if row.reconcile_from
+    }
+    billed = load_billed(session, reconcile)
+    due_date = as_of + timedelta(days=settings.billing.payment_terms_days)
+    rounding = settings.tax.rounding
+
+    charges: list[tuple[Charge, int]] = []
+    documents: list[tuple[DocumentDraft, int, int]] = []
+    updates: list[dict[str, object]] = []
+    for row in rows:
+        subscription = subscriptions[row.id]
+        past = billed.get(row.id)
+        state = BillingState(
+            billed_until=row.billed_until,
+            billed_as_of=row.billed_as_of,
+            reconcile_from=row.reconcile_from,
+            billed=past.billed if past else {},
+        )
+        country = countries[row.customer_id]
+
+        def rate(product: Product, country: str = country) -> Decimal:
+            return context.tax.rate_for(country, product.tax_code)
+
+        try:
+            plan = plan_billing(subscription, as_of, state)
+            invoices = draft_invoices(
+                plan.charges,
+                currency=subscription.currency,
+                tax_rate=rate,
+                issue_date=as_of,
+                due_date=due_date,
+                rounding=rounding,
+            )
+            credit_notes = draft_credit_notes(
+                plan.charges,
+                past.invoiced if past else [],
+                currency=subscription.currency,
+                issue_date=as_of,
+                rounding=rounding,
+            )
+        except ConnectorError as error:
+            log.warning("subscription %s cannot be billed: %s", row.id, error)
+            result.failed[row.id] = str(error)
+            updates.append({"id": row.id, "billing_error": str(error)})
+            continue
+        charges.extend((charge, row.revision) for charge in plan.charges)
+        documents.extend((draft, row.customer_id, row.id) for draft in (*invoices, *credit_notes))
+        updates.append(
+            {
+                "id": row.id,
+                "billed_until": plan.billed_until,
+                "billed_as_of": max(as_of, row.billed_as_of or as_of),
+                "reconcile_from": None,
+                "next_billing_date": plan.next_billing_date,
+                "billing_error": None,
+            }
+        )
+
+    charge_ids = insert_charges(session, charges)
+    issued = insert_documents(session, _numbered(session, settings, documents), charge_ids)
+    credit_notes_issued = [d for d in issued if d.draft.kind is DocumentKind.CREDIT_NOTE]
+    record_credited_lines(session, credit_notes_issued)
+    for doc in credit_notes_issued:
+        note = session.get_one(tables.Document, doc.id)
+        invoice = session.get_one(tables.Document, doc.draft.credited_invoice_id)
+        apply_credit_note(session, note, invoice, as_of)
+    session.flush()
+    for customer_id in customers_with_credit(session, sorted({d.customer_id for d in issued})):
+        settle_customer(session, customer_id, as_of)
+    if updates:
+        session.execute(update(tables.Subscription), updates)
+    _tally(result, issued)
+
+
+def _reconcile_start(row: tables.Subscription, subscription: Subscription) -> date:
+    """Billed state is needed from the start of the period that contains the change."""
+    assert row.reconcile_from is not None
+    terms = subscription.terms
+    day = max(row.reconcile_from, terms.billing_start)
+    start = terms.schedule.period(terms.schedule.index_of(day)).start
+    return min(start, row.reconcile_from)
+
+
+def _numbered(
+    session: Session, settings: Settings, documents: list[tuple[DocumentDraft, int, int]]
+) -> list[tuple[DocumentDraft, int, int, str]]:
+    billing = settings.billing
+    prefixes = {
+        DocumentKind.INVOICE: billing.invoice_prefix,
+        DocumentKind.CREDIT_NOTE: billing.credit_note_prefix,
+    }
+    by_kind: dict[DocumentKind, list[tuple[DocumentDraft, int, int]]] = defaultdict(list)
+    for entry in documents:
+        by_kind[entry[0].kind].append(entry)
+    numbered = []
+    for kind, entries in by_kind.items():
+        prefix = prefixes[kind]
+        first = allocate_numbers(session, f"{kind.value}:{prefix}", len(entries))
+        numbered.extend(
+            (
+                draft,
+                customer,
+                subscription,
+                format_number(prefix, first + offset, billing.number_digits),
+            )
+            for offset, (draft, customer, subscription) in enumerate(entries)
+        )
+    return numbered
+
+
+def _tally(result: BillingRunResult, issued: list[IssuedDocument]) -> None:
+    for doc in issued:
+        if doc.draft.kind is DocumentKind.INVOICE:
+            result.invoices += 1
+            result.invoiced[doc.draft.currency.code] += doc.draft.total
+            result.first_number = result.first_number or doc.number
+            result.last_number = doc.number
+        else:
+            result.credit_notes += 1
+            result.credited[doc.draft.currency.code] += doc.draft.total

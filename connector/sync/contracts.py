@@ -1,0 +1,346 @@
+"""Customers, contracts and subscriptions: creating them and changing them over time.
+
+Every change that can alter what is owed (new item set, cancellation, new terms, a voided
+invoice) raises the subscription's revision and marks it for reconciliation from the day the
+change takes effect; the next billing run settles the difference with an invoice or a credit
+note. Changes named by a reference (a CRM deal id, an import event id) apply once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.billing import subscriptions as domain
+from connector.billing.charges import next_billing_date
+from connector.billing.invoicing import DocumentKind
+from connector.billing.money import currency as currency_of
+from connector.billing.payments import InvoiceStatus
+from connector.billing.periods import ONE_DAY, Frequency
+from connector.billing.tax import country_code
+from connector.db import tables
+from connector.db.catalog import PriceCache, find_by_external_id, link_external_id
+from connector.db.documents import find_document
+from connector.db.subscriptions import earliest, get_subscription, load_subscriptions, save_items
+from connector.errors import BillingError, InvalidInputError
+
+
+def upsert_customer(
+    session: Session,
+    *,
+    name: str,
+    country: str,
+    currency: str,
+    tax_id: str | None = None,
+    system: str | None = None,
+    external_id: str | None = None,
+) -> tables.Customer:
+    """Create the customer, or update the one known under ``external_id`` in ``system``."""
+    if not name or not name.strip():
+        raise InvalidInputError(
+            "a customer needs a name", where=f"customer {external_id or ''}".strip()
+        )
+    code = currency_of(currency).code
+    iso_country = country_code(country)
+    row = None
+    if system and external_id:
+        row = find_by_external_id(session, tables.Customer, system, external_id)
+    if row is not None and row.currency != code:
+        billed = session.scalar(
+            select(tables.Document.id).where(tables.Document.customer_id == row.id).limit(1)
+        )
+        if billed is not None:
+            raise InvalidInputError(
+                f"currency cannot change from {row.currency} to {code} once the customer is billed",
+                where=f"customer {name}",
+            )
+    if row is None:
+        row = tables.Customer(name=name, country=iso_country, currency=code, tax_id=tax_id)
+        session.add(row)
+        session.flush()
+        if system and external_id:
+            link_external_id(session, row, system, external_id)
+    else:
+        row.name, row.country, row.currency, row.tax_id = name.strip(), iso_country, code, tax_id
+    session.flush()
+    return row
+
+
+def item_spec(
+    price: tables.Price,
+    cache: PriceCache,
+    session: Session,
+    *,
+    key: str | None = None,
+    quantity: Decimal = Decimal(1),
+    discount_percent: Decimal = Decimal(0),
+    service_date: date | None = None,
+) -> domain.ItemSpec:
+    cache.load_prices(session, [price.id])
+    domain_price = cache.prices[price.id]
+    return domain.ItemSpec(
+        key or domain_price.product.code, domain_price, quantity, discount_percent, service_date
+    )
+
+
+def create_subscription(
+    session: Session,
+    *,
+    customer: tables.Customer,
+    name: str,
+    terms: domain.SubscriptionTerms,
+    items: Sequence[domain.ItemSpec],
+    system: str | None = None,
+    external_id: str | None = None,
+) -> tables.Subscription:
+    """A contract with one subscription; with an external id, creating it again returns the
+    existing one unchanged."""
+    if system and external_id:
+        existing = find_by_external_id(session, tables.Subscription, system, external_id)
+        if existing is not None:
+            return existing
+    subscription = domain.Subscription(currency_of(customer.currency), terms).with_items(
+        terms.start_date, items
+    )
+    if not subscription.items:
+        raise InvalidInputError("a subscription needs at least one item", where=f"contract {name}")
+    contract = tables.Contract(customer_id=customer.id, name=name)
+    session.add(contract)
+    session.flush()
+    row = tables.Subscription(
+        contract_id=contract.id,
+        customer_id=customer.id,
+        currency=customer.currency,
+        frequency=terms.frequency.value,
+        start_date=terms.start_date,
+        trial_days=terms.trial_days,
+        term_months=terms.term_months,
+        auto_renew=terms.auto_renew,
+        cancel_date=terms.cancel_date,
+        revision=0,
+        next_billing_date=next_billing_date(subscription, None, None),
+    )
+    session.add(row)
+    session.flush()
+    save_items(session, row, None, subscription, None)
+    if system and external_id:
+        link_external_id(session, row, system, external_id)
+    return row
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    row: tables.Subscription
+    subscription: domain.Subscription
+
+
+def _load(session: Session, subscription_id: int) -> _Loaded:
+    row = get_subscription(session, subscription_id, for_update=True)
+    return _Loaded(row, load_subscriptions(session, [row], PriceCache())[row.id])
+
+
+def _find_amendment(
+    session: Session, subscription_id: int, reference: str | None
+) -> tables.Amendment | None:
+    if reference is None:
+        return None
+    return session.scalar(
+        select(tables.Amendment).where(
+            tables.Amendment.subscription_id == subscription_id,
+            tables.Amendment.reference == reference,
+        )
+    )
+
+
+def _record_change(
+    session: Session,
+    loaded: _Loaded,
+    after: domain.Subscription,
+    *,
+    kind: str,
+    effective: date,
+    reconcile_from: date | None,
+    reference: str | None,
+) -> tables.Amendment:
+    row = loaded.row
+    row.revision += 1
+    amendment = tables.Amendment(
+        subscription_id=row.id,
+        kind=kind,
+        effective_date=effective,
+        revision=row.revision,
+        reference=reference,
+    )
+    session.add(amendment)
+    session.flush()
+    save_items(session, row, loaded.subscription, after, amendment.id)
+    terms = after.terms
+    row.cancel_date, row.term_months, row.auto_renew = (
+        terms.cancel_date,
+        terms.term_months,
+        terms.auto_renew,
+    )
+    row.reconcile_from = earliest(row.reconcile_from, reconcile_from)
+    row.next_billing_date = next_billing_date(after, row.billed_until, row.billed_as_of)
+    session.flush()
+    return amendment
+
+
+def amend_subscription(
+    session: Session,
+    subscription_id: int,
+    *,
+    effective: date,
+    items: Sequence[domain.ItemSpec],
+    reference: str | None = None,
+) -> tables.Amendment | None:
+    """Make ``items`` the subscription's whole item set from ``effective``: an upgrade, a
+    downgrade, a quantity or price change, items added or removed. Returns None when the change
+    was already applied."""
+    existing = _find_amendment(session, subscription_id, reference)
+    if existing is not None:
+        return existing
+    loaded = _load(session, subscription_id)
+    after = loaded.subscription.with_items(effective, items)
+    return _record_change(
+        session,
+        loaded,
+        after,
+        kind="items",
+        effective=effective,
+        reconcile_from=effective,
+        reference=reference,
+    )
+
+
+def _end_day(terms: domain.SubscriptionTerms) -> date | None:
+    end = terms.service_end
+    return None if end is None else end + ONE_DAY
+
+
+def cancel_subscription(
+    session: Session,
+    subscription_id: int,
+    *,
+    cancel_date: date | None,
+    reference: str | None = None,
+) -> tables.Amendment | None:
+    """Cancel from ``cancel_date`` (the first day without service); unused prepaid days are
+    credited by the next run. ``None`` lifts a cancellation."""
+    existing = _find_amendment(session, subscription_id, reference)
+    if existing is not None:
+        return existing
+    loaded = _load(session, subscription_id)
+    before = loaded.subscription
+    after = before.with_terms(cancel_date=cancel_date)
+    if after.terms == before.terms:
+        return None
+    changed_from = earliest(_end_day(before.terms), _end_day(after.terms))
+    return _record_change(
+        session,
+        loaded,
+        after,
+        kind="cancel",
+        effective=cancel_date or before.terms.start_date,
+        reconcile_from=changed_from,
+        reference=reference,
+    )
+
+
+def change_terms(
+    session: Session,
+    subscription_id: int,
+    *,
+    term_months: int | None = None,
+    auto_renew: bool | None = None,
+    reference: str | None = None,
+) -> tables.Amendment | None:
+    """Change the term length or renewal; the service end moves and the next run settles it."""
+    existing = _find_amendment(session, subscription_id, reference)
+    if existing is not None:
+        return existing
+    loaded = _load(session, subscription_id)
+    before = loaded.subscription
+    changes: dict[str, object] = {}
+    if term_months is not None:
+        changes["term_months"] = term_months
+    if auto_renew is not None:
+        changes["auto_renew"] = auto_renew
+    after = before.with_terms(**changes)
+    if after.terms == before.terms:
+        return None
+    changed_from = earliest(_end_day(before.terms), _end_day(after.terms))
+    return _record_change(
+        session,
+        loaded,
+        after,
+        kind="terms",
+        effective=changed_from or before.terms.start_date,
+        reconcile_from=changed_from,
+        reference=reference,
+    )
+
+
+def reschedule_subscription(
+    session: Session,
+    subscription_id: int,
+    *,
+    start_date: date,
+    frequency: str,
+    trial_days: int,
+) -> None:
+    """Change the start, frequency or trial of a subscription that was never invoiced; its
+    periods would move, so once anything is billed it must be cancelled and replaced."""
+    loaded = _load(session, subscription_id)
+    row = loaded.row
+    new = (start_date, Frequency.parse(frequency).value, trial_days)
+    if new == (row.start_date, row.frequency, row.trial_days):
+        return
+    billed = session.scalar(
+        select(tables.Document.id).where(tables.Document.subscription_id == row.id).limit(1)
+    )
+    if billed is not None:
+        raise BillingError(
+            f"subscription {row.id} has been invoiced: its start date, frequency and trial "
+            "cannot change; cancel it and create a new one"
+        )
+    terms = domain.SubscriptionTerms(
+        start_date, Frequency(new[1]), row.term_months, row.auto_renew, trial_days, row.cancel_date
+    )
+    after = domain.Subscription(loaded.subscription.currency, terms, loaded.subscription.items)
+    row.start_date, row.frequency, row.trial_days = new
+    row.billed_until = row.billed_as_of = None
+    row.revision += 1
+    row.next_billing_date = next_billing_date(after, None, None)
+
+
+def void_invoice(session: Session, number: str, reason: str | None = None) -> tables.Document:
+    """Void an invoice issued in error. Nothing may have been paid or credited on it. Its period
+    is billed again by the next run from the subscription as it now stands, which is how a
+    corrected invoice is issued."""
+    invoice = find_document(session, number, DocumentKind.INVOICE)
+    if invoice.status == InvoiceStatus.VOID.value:
+        return invoice
+    if invoice.amount_paid or invoice.amount_credited:
+        raise BillingError(
+            f"invoice {number} has payments or credit notes applied; issue a credit note instead"
+        )
+    invoice.status = InvoiceStatus.VOID.value
+    if invoice.subscription_id is not None:
+        loaded = _load(session, invoice.subscription_id)
+        _record_change(
+            session,
+            loaded,
+            loaded.subscription,
+            kind="void",
+            effective=invoice.period_start,
+            reconcile_from=invoice.period_start,
+            reference=reason,
+        )
+    session.flush()
+    return invoice

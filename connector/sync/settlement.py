@@ -1,0 +1,314 @@
+"""Settlement: payments, refunds, credit notes applied to invoices, and customer balances.
+
+Every movement of money between a source (a payment, a credit note) and a target (an invoice, a
+refund) is an allocation row, written in the same transaction as the totals it changes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.billing.invoicing import DocumentKind
+from connector.billing.money import ZERO, currency, round_money, to_decimal
+from connector.billing.payments import (
+    InvoiceStatus,
+    PaymentKind,
+    amount_due,
+    apply_funds,
+    customer_balance,
+    invoice_status,
+)
+from connector.db import tables
+from connector.db.documents import CREDIT_NOTE_ISSUED, find_document
+from connector.errors import BillingError, InvalidInputError, NotFoundError
+
+Source = tables.Payment | tables.Document
+
+
+def due_of(invoice: tables.Document) -> Decimal:
+    return amount_due(invoice.total, invoice.amount_paid, invoice.amount_credited)
+
+
+def _apply(
+    session: Session, source: Source, invoice: tables.Document, amount: Decimal, on: date
+) -> None:
+    is_payment = isinstance(source, tables.Payment)
+    session.add(
+        tables.Allocation(
+            payment_id=source.id if is_payment else None,
+            credit_note_id=None if is_payment else source.id,
+            invoice_id=invoice.id,
+            amount=amount,
+            allocated_on=on,
+        )
+    )
+    if is_payment:
+        invoice.amount_paid += amount
+    else:
+        invoice.amount_credited += amount
+    invoice.status = invoice_status(
+        invoice.total, invoice.amount_paid, invoice.amount_credited
+    ).value
+
+
+def _open_invoices(session: Session, customer_id: int, currency_code: str) -> list[tables.Document]:
+    return list(
+        session.scalars(
+            select(tables.Document)
+            .where(
+                tables.Document.customer_id == customer_id,
+                tables.Document.kind == DocumentKind.INVOICE.value,
+                tables.Document.status == InvoiceStatus.OPEN.value,
+                tables.Document.currency == currency_code,
+            )
+            .order_by(tables.Document.issue_date, tables.Document.id)
+        )
+    )
+
+
+def _credits(session: Session, customer_id: int) -> list[Source]:
+    """Unapplied payments and credit notes of a customer, oldest first."""
+    payments = session.scalars(
+        select(tables.Payment).where(
+            tables.Payment.customer_id == customer_id,
+            tables.Payment.kind == PaymentKind.PAYMENT.value,
+            tables.Payment.unapplied.is_not(None),
+        )
+    )
+    notes = session.scalars(
+        select(tables.Document).where(
+            tables.Document.customer_id == customer_id,
+            tables.Document.kind == DocumentKind.CREDIT_NOTE.value,
+            tables.Document.status == CREDIT_NOTE_ISSUED,
+            tables.Document.unapplied.is_not(None),
+        )
+    )
+    sources: list[Source] = [*payments, *notes]
+    return sorted(sources, key=lambda s: (_source_date(s), s.id))
+
+
+def _source_date(source: Source) -> date:
+    return source.received_on if isinstance(source, tables.Payment) else source.issue_date
+
+
+def _spend(source: Source, amount: Decimal) -> None:
+    left = (source.unapplied or ZERO) - amount
+    source.unapplied = left if left > 0 else None
+
+
+def settle_customer(session: Session, customer_id: int, on: date) -> None:
+    """Apply the customer's unapplied payments and credit notes to open invoices in the same
+    currency, oldest first."""
+    for source in _credits(session, customer_id):
+        invoices = _open_invoices(session, customer_id, source.currency)
+        applied, _ = apply_funds(source.unapplied or ZERO, [(i, due_of(i)) for i in invoices])
+        for invoice, amount in applied:
+            _apply(session, source, invoice, amount, on)
+            _spend(source, amount)
+    session.flush()
+
+
+def apply_credit_note(
+    session: Session, credit_note: tables.Document, invoice: tables.Document, on: date
+) -> None:
+    """A new credit note first reduces what its invoice still owes; the rest becomes credit."""
+    applied = min(credit_note.total, due_of(invoice))
+    credit_note.unapplied = credit_note.total
+    if applied > 0:
+        _apply(session, credit_note, invoice, applied, on)
+        _spend(credit_note, applied)
+
+
+def customers_with_credit(session: Session, customer_ids: list[int]) -> set[int]:
+    payments = session.scalars(
+        select(tables.Payment.customer_id).where(
+            tables.Payment.customer_id.in_(customer_ids), tables.Payment.unapplied.is_not(None)
+        )
+    )
+    notes = session.scalars(
+        select(tables.Document.customer_id).where(
+            tables.Document.customer_id.in_(customer_ids),
+            tables.Document.kind == DocumentKind.CREDIT_NOTE.value,
+            tables.Document.unapplied.is_not(None),
+        )
+    )
+    return {*payments, *notes}
+
+
+def _existing(
+    session: Session, customer_id: int, kind: PaymentKind, reference: str | None, amount: Decimal
+) -> tables.Payment | None:
+    if reference is None:
+        return None
+    row = session.scalar(
+        select(tables.Payment).where(
+            tables.Payment.customer_id == customer_id,
+            tables.Payment.kind == kind.value,
+            tables.Payment.reference == reference,
+        )
+    )
+    if row is not None and row.amount != amount:
+        raise InvalidInputError(
+            f"{kind} {reference!r} was already recorded with amount {row.amount}, not {amount}"
+        )
+    return row
+
+
+def record_payment(
+    session: Session,
+    *,
+    amount: Decimal | str,
+    received_on: date,
+    invoice_number: str | None = None,
+    customer_id: int | None = None,
+    reference: str | None = None,
+) -> tables.Payment:
+    """Record money received, for an invoice or for a customer. It pays the named invoice first,
+    then the customer's other open invoices, oldest first; anything left is customer credit.
+    With a reference, recording the same payment again changes nothing."""
+    invoice = None
+    if invoice_number is not None:
+        invoice = find_document(session, invoice_number, DocumentKind.INVOICE)
+        if invoice.status == InvoiceStatus.VOID.value:
+            raise BillingError(f"invoice {invoice_number} is void and cannot be paid")
+        if customer_id is not None and customer_id != invoice.customer_id:
+            raise InvalidInputError(f"invoice {invoice_number} belongs to another customer")
+        customer_id = invoice.customer_id
+    if customer_id is None:
+        raise InvalidInputError("a payment needs an invoice number or a customer")
+    customer = session.get(tables.Customer, customer_id)
+    if customer is None:
+        raise NotFoundError(f"unknown customer {customer_id}")
+    code = invoice.currency if invoice is not None else customer.currency
+    value = _positive_amount(amount, code)
+    existing = _existing(session, customer_id, PaymentKind.PAYMENT, reference, value)
+    if existing is not None:
+        return existing
+    payment = tables.Payment(
+        customer_id=customer_id,
+        kind=PaymentKind.PAYMENT.value,
+        currency=code,
+        amount=value,
+        received_on=received_on,
+        reference=reference,
+        invoice_id=invoice.id if invoice is not None else None,
+        unapplied=value,
+    )
+    session.add(payment)
+    session.flush()
+    if invoice is not None and invoice.status == InvoiceStatus.OPEN.value:
+        applied = min(value, due_of(invoice))
+        _apply(session, payment, invoice, applied, received_on)
+        _spend(payment, applied)
+    settle_customer(session, customer_id, received_on)
+    return payment
+
+
+def record_refund(
+    session: Session,
+    *,
+    customer_id: int,
+    amount: Decimal | str,
+    refunded_on: date,
+    currency_code: str | None = None,
+    reference: str | None = None,
+) -> tables.Payment:
+    """Return money to a customer out of its credit (over-payments, credit notes on paid
+    invoices), oldest credit first. More than the credit held is refused."""
+    customer = session.get(tables.Customer, customer_id)
+    if customer is None:
+        raise NotFoundError(f"unknown customer {customer_id}")
+    code = currency(currency_code or customer.currency).code
+    value = _positive_amount(amount, code)
+    existing = _existing(session, customer_id, PaymentKind.REFUND, reference, value)
+    if existing is not None:
+        return existing
+    sources = [s for s in _credits(session, customer_id) if s.currency == code]
+    available = sum((s.unapplied or ZERO for s in sources), ZERO)
+    if value > available:
+        raise BillingError(
+            f"customer {customer_id} holds {available} {code} of credit; cannot refund {value}"
+        )
+    refund = tables.Payment(
+        customer_id=customer_id,
+        kind=PaymentKind.REFUND.value,
+        currency=code,
+        amount=value,
+        received_on=refunded_on,
+        reference=reference,
+        unapplied=None,
+    )
+    session.add(refund)
+    session.flush()
+    left = value
+    for source in sources:
+        take = min(left, source.unapplied or ZERO)
+        if take <= 0:
+            continue
+        is_payment = isinstance(source, tables.Payment)
+        session.add(
+            tables.Allocation(
+                payment_id=source.id if is_payment else None,
+                credit_note_id=None if is_payment else source.id,
+                refund_id=refund.id,
+                amount=take,
+                allocated_on=refunded_on,
+            )
+        )
+        _spend(source, take)
+        left -= take
+    session.flush()
+    return refund
+
+
+def _positive_amount(amount: Decimal | str, code: str) -> Decimal:
+    value = to_decimal(amount, what="amount")
+    money = currency(code)
+    if value <= 0:
+        raise InvalidInputError(f"amount must be positive, not {value}")
+    if round_money(value, money) != value:
+        raise InvalidInputError(f"amount {value} has more decimals than {code} allows")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    currency: str
+    invoiced: Decimal
+    credited: Decimal
+    paid: Decimal
+    refunded: Decimal
+
+    @property
+    def balance(self) -> Decimal:
+        """Owed by the customer (positive) or held as credit (negative)."""
+        return customer_balance([self.invoiced], [self.credited], [self.paid], [self.refunded])
+
+
+def balances(session: Session, customer_id: int) -> list[Balance]:
+    """The customer's balance in each currency it was billed or paid in."""
+    totals: dict[str, dict[str, Decimal]] = defaultdict(
+        lambda: dict.fromkeys(("invoiced", "credited", "paid", "refunded"), ZERO)
+    )
+    docs = session.execute(
+        select(tables.Document.kind, tables.Document.currency, tables.Document.total).where(
+            tables.Document.customer_id == customer_id,
+            tables.Document.status != InvoiceStatus.VOID.value,
+        )
+    )
+    for kind, code, total in docs:
+        totals[code]["invoiced" if kind == DocumentKind.INVOICE else "credited"] += total
+    payments = session.execute(
+        select(tables.Payment.kind, tables.Payment.currency, tables.Payment.amount).where(
+            tables.Payment.customer_id == customer_id
+        )
+    )
+    for kind, code, amount in payments:
+        totals[code]["paid" if kind == PaymentKind.PAYMENT else "refunded"] += amount
+    return [Balance(code, **values) for code, values in sorted(totals.items())]
