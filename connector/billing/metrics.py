@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -66,17 +65,34 @@ def _to_money(value: Fraction, currency: Currency) -> Decimal:
     return round_money(Decimal(value.numerator) / Decimal(value.denominator), currency)
 
 
-def mrr_by_customer(
-    subscriptions: Iterable[Subscription], day: date, currency: Currency
-) -> dict[int | None, Decimal]:
-    """Each customer's MRR on ``day`` (customers without MRR are left out)."""
-    totals: dict[int | None, Fraction] = defaultdict(Fraction)
+@dataclass(slots=True)
+class CustomerRevenue:
+    """One customer's MRR at the start and end of a window (full precision), and the first day
+    it ever had recurring revenue. Built subscription by subscription, so any number of them can
+    be folded in without holding them all."""
+
+    at_start: Fraction = Fraction(0)
+    at_end: Fraction = Fraction(0)
+    first_revenue: date | None = None
+
+    def add(self, subscription: Subscription, since: date, as_of: date) -> None:
+        self.at_start += subscription.monthly_recurring_revenue(since)
+        self.at_end += subscription.monthly_recurring_revenue(as_of)
+        day = subscription.revenue_start()
+        if day is not None and (self.first_revenue is None or day < self.first_revenue):
+            self.first_revenue = day
+
+
+def accumulate(
+    revenues: dict[tuple[str, int | None], CustomerRevenue],
+    subscriptions: Iterable[Subscription],
+    since: date,
+    as_of: date,
+) -> None:
+    """Fold subscriptions into per-(currency, customer) revenue."""
     for subscription in subscriptions:
-        mrr = subscription.monthly_recurring_revenue(day)
-        if mrr:
-            totals[subscription.customer_id] += mrr
-    rounded = {customer: _to_money(mrr, currency) for customer, mrr in totals.items()}
-    return {customer: mrr for customer, mrr in rounded.items() if mrr > 0}
+        key = (subscription.currency.code, subscription.customer_id)
+        revenues.setdefault(key, CustomerRevenue()).add(subscription, since, as_of)
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
@@ -94,22 +110,32 @@ def compute_metrics(
     """Metrics in one currency on ``as_of``, with movements since ``since`` (default: one month
     earlier). Subscriptions in other currencies are ignored."""
     since = since if since is not None else add_months(as_of, -1)
-    subs = [s for s in subscriptions if s.currency == currency]
-    start = mrr_by_customer(subs, since, currency)
-    end = mrr_by_customer(subs, as_of, currency)
-    first_revenue: dict[int | None, date] = {}
-    for subscription in subs:
-        day = subscription.revenue_start()
-        if day is not None:
-            known = first_revenue.get(subscription.customer_id)
-            first_revenue[subscription.customer_id] = day if known is None else min(known, day)
+    revenues: dict[tuple[str, int | None], CustomerRevenue] = {}
+    accumulate(revenues, (s for s in subscriptions if s.currency == currency), since, as_of)
+    return metrics_from(
+        [r for (code, _), r in revenues.items() if code == currency.code], currency, as_of, since
+    )
 
-    new = expansion = contraction = churn = reactivation = ZERO
-    churned = 0
-    for customer in start.keys() | end.keys():
-        before, after = start.get(customer, ZERO), end.get(customer, ZERO)
+
+def metrics_from(
+    revenues: Iterable[CustomerRevenue], currency: Currency, as_of: date, since: date
+) -> Metrics:
+    """Metrics from per-customer revenue in one currency."""
+    zero = round_money(ZERO, currency)
+    new = expansion = contraction = churn = reactivation = zero
+    churned = customers_at_start = active = 0
+    mrr = mrr_at_start = zero
+    for revenue in revenues:
+        before = _to_money(revenue.at_start, currency)
+        after = _to_money(revenue.at_end, currency)
+        mrr += after
+        mrr_at_start += before
+        customers_at_start += before > 0
+        active += after > 0
+        if not before and not after:
+            continue
         if not before:
-            if first_revenue[customer] > since:
+            if revenue.first_revenue is not None and revenue.first_revenue > since:
                 new += after
             else:
                 reactivation += after
@@ -121,9 +147,6 @@ def compute_metrics(
         else:
             contraction += before - after
 
-    mrr = sum(end.values(), ZERO)
-    mrr_at_start = sum(start.values(), ZERO)
-    active = len(end)
     arpu = round_money(mrr / active, currency) if active else None
     revenue_churn = _ratio(churn + contraction, mrr_at_start)
     monthly_churn = None
@@ -144,10 +167,10 @@ def compute_metrics(
         active_customers=active,
         arpu=arpu,
         mrr_at_start=mrr_at_start,
-        customers_at_start=len(start),
+        customers_at_start=customers_at_start,
         movements=MrrMovements(new, expansion, contraction, churn, reactivation),
         churned_customers=churned,
-        logo_churn=_ratio(Decimal(churned), Decimal(len(start))),
+        logo_churn=_ratio(Decimal(churned), Decimal(customers_at_start)),
         revenue_churn=revenue_churn,
         net_revenue_retention=_ratio(mrr_at_start + expansion - contraction - churn, mrr_at_start),
         ltv=ltv,

@@ -201,10 +201,9 @@ def amend_subscription(
 ) -> tables.Amendment | None:
     """Make ``items`` the subscription's whole item set from ``effective``: an upgrade, a
     downgrade, a quantity or price change, items added or removed. Returns None when the change
-    was already applied."""
-    existing = _find_amendment(session, subscription_id, reference)
-    if existing is not None:
-        return existing
+    under ``reference`` was already applied."""
+    if _find_amendment(session, subscription_id, reference) is not None:
+        return None
     loaded = _load(session, subscription_id)
     after = loaded.subscription.with_items(effective, items)
     return _record_change(
@@ -231,10 +230,10 @@ def cancel_subscription(
     reference: str | None = None,
 ) -> tables.Amendment | None:
     """Cancel from ``cancel_date`` (the first day without service); unused prepaid days are
-    credited by the next run. ``None`` lifts a cancellation."""
-    existing = _find_amendment(session, subscription_id, reference)
-    if existing is not None:
-        return existing
+    credited by the next run. ``None`` lifts a cancellation. Returns None when nothing changed
+    or the change under ``reference`` was already applied."""
+    if _find_amendment(session, subscription_id, reference) is not None:
+        return None
     loaded = _load(session, subscription_id)
     before = loaded.subscription
     after = before.with_terms(cancel_date=cancel_date)
@@ -261,9 +260,8 @@ def change_terms(
     reference: str | None = None,
 ) -> tables.Amendment | None:
     """Change the term length or renewal; the service end moves and the next run settles it."""
-    existing = _find_amendment(session, subscription_id, reference)
-    if existing is not None:
-        return existing
+    if _find_amendment(session, subscription_id, reference) is not None:
+        return None
     loaded = _load(session, subscription_id)
     before = loaded.subscription
     changes: dict[str, object] = {}

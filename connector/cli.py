@@ -1,0 +1,402 @@
+"""The ``connector`` command line: parse, call a service, print.
+
+Exit codes: 0 success, 1 when some records failed or a request was refused, 2 on a
+configuration error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector import __version__
+from connector.billing.money import to_decimal
+from connector.db.documents import find_document
+from connector.db.engine import display_url, make_engine, session_factory, transaction
+from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
+from connector.errors import ConfigError, ConnectorError
+from connector.render import (
+    billing_summary,
+    demo_report,
+    document_detail,
+    document_table,
+    json_default,
+    metrics_dict,
+    metrics_tables,
+)
+from connector.settings import Settings, load_settings
+from connector.sync import contracts, settlement
+from connector.sync.billing_run import due_count, run_billing
+from connector.sync.demo import DEMO_START, DemoMonth, run_demo
+from connector.sync.importer import import_file
+from connector.sync.reports import document_view, list_documents, subscription_metrics
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+errors = Console(stderr=True)
+
+app = typer.Typer(
+    help="Bills won Salesforce deals automatically and keeps accounting in sync.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports.", no_args_is_help=True)
+invoice_app = typer.Typer(help="Invoices and credit notes.", no_args_is_help=True)
+payment_app = typer.Typer(help="Payments and refunds.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(report_app, name="report")
+app.add_typer(invoice_app, name="invoice")
+app.add_typer(payment_app, name="payment")
+
+DateOption = Annotated[
+    datetime | None,
+    typer.Option("--as-of", formats=["%Y-%m-%d"], help="Business date (default: today, UTC)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+@dataclass
+class CliState:
+    config: Path | None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+            logging.basicConfig(
+                level=self._settings.log_level.upper(),
+                stream=sys.stderr,
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
+            if self._settings.log_level.upper() != "DEBUG":
+                logging.getLogger("alembic").setLevel(logging.WARNING)
+        return self._settings
+
+    def database(self) -> sessionmaker[Session]:
+        """Sessions on the configured database, with pending migrations applied."""
+        engine = make_engine(self.settings.database_url.get_secret_value())
+        ensure_schema(engine)
+        return session_factory(engine)
+
+
+def _state(ctx: typer.Context) -> CliState:
+    state = ctx.find_root().obj
+    assert isinstance(state, CliState)
+    return state
+
+
+def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn our errors into a clear message and an exit code, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as error:
+            errors.print(f"configuration error: {error}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except ConnectorError as error:
+            errors.print(f"error: {error}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _day(value: datetime | None) -> date:
+    return value.date() if value is not None else _today()
+
+
+def _print_json(data: Any) -> None:
+    console.print_json(json.dumps(data, default=json_default))
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML settings file (default: $CONNECTOR_CONFIG_FILE or config/connector.toml).",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(config)
+
+
+@app.command()
+def version() -> None:
+    """Print the connector's version."""
+    console.print(__version__)
+
+
+@db_app.command("upgrade")
+@handles_errors
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply pending schema migrations."""
+    url = _state(ctx).settings.database_url.get_secret_value()
+    engine = make_engine(url)
+    before = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    message = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    console.print(f"{display_url(url)}: {message} revision {after}", highlight=False)
+
+
+@db_app.command("current")
+@handles_errors
+def db_current(ctx: typer.Context) -> None:
+    """Show the schema revision of the database and the latest one."""
+    url = _state(ctx).settings.database_url.get_secret_value()
+    current = current_revision(make_engine(url))
+    console.print(
+        f"{display_url(url)}: revision {current or 'none'} (latest {head_revision()})",
+        highlight=False,
+    )
+
+
+@app.command("import")
+@handles_errors
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="YAML file of customers, prices, contracts, events.")
+    ],
+    as_of: DateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import customers, products, prices, contracts and events from a YAML file."""
+    state = _state(ctx)
+    factory = state.database()
+    with transaction(factory) as session:
+        result = import_file(
+            session,
+            file,
+            as_of=_day(as_of),
+            default_currency=state.settings.billing.default_currency,
+        )
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        for section, count in result.imported.items():
+            console.print(f"{section}: {count} imported")
+        if result.pending_events:
+            console.print(f"events: {result.pending_events} dated later, left for a later import")
+        for message in result.errors:
+            errors.print(f"error: {message}", markup=False, highlight=False)
+    if result.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def bill(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
+    """Invoice every period started by the as-of date and not yet invoiced."""
+    state = _state(ctx)
+    factory = state.database()
+    day = _day(as_of)
+    total = due_count(factory, day)
+    if as_json or not console.is_terminal or total < state.settings.billing.batch_size:
+        result = run_billing(factory, state.settings, day)
+    else:
+        with _progress() as progress:
+            task = progress.add_task("billing", total=total)
+            result = run_billing(factory, state.settings, day, lambda n: progress.advance(task, n))
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        console.print(billing_summary(result))
+        for subscription_id, reason in sorted(result.failed.items()):
+            errors.print(
+                f"error: subscription {subscription_id}: {reason}", markup=False, highlight=False
+            )
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@report_app.command("mrr")
+@handles_errors
+def report_mrr(
+    ctx: typer.Context,
+    as_of: DateOption = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Start of the movement window (default: a month earlier)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """MRR, ARR, ARPU, customers, MRR movements, churn, LTV and retention per currency."""
+    factory = _state(ctx).database()
+    metrics = subscription_metrics(factory, _day(as_of), since.date() if since else None)
+    if as_json:
+        _print_json([metrics_dict(m) for m in metrics])
+    elif not metrics:
+        console.print("no subscriptions yet")
+    else:
+        for table in metrics_tables(metrics):
+            console.print(table)
+
+
+@invoice_app.command("list")
+@handles_errors
+def invoice_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="open, paid, void or issued.")] = None,
+    kind: Annotated[str | None, typer.Option(help="invoice or credit_note.")] = None,
+    limit: Annotated[int, typer.Option(help="Most recent N documents.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List the most recent invoices and credit notes."""
+    factory = _state(ctx).database()
+    with factory() as session:
+        rows = list_documents(session, status=status, kind=kind, limit=limit)
+    if as_json:
+        _print_json([{"customer": name, **_document_dict(doc)} for doc, name in rows])
+    else:
+        console.print(document_table(rows))
+
+
+@invoice_app.command("show")
+@handles_errors
+def invoice_show(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Invoice or credit note number.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one invoice or credit note with its lines and taxes."""
+    factory = _state(ctx).database()
+    with factory() as session:
+        view = document_view(session, find_document(session, number))
+    if as_json:
+        _print_json(
+            {
+                "customer": view.customer,
+                "credited_invoice": view.credited_invoice,
+                **_document_dict(view.document),
+                "lines": [_row_dict(line) for line in view.lines],
+                "taxes": [_row_dict(tax) for tax in view.taxes],
+            }
+        )
+    else:
+        console.print(document_detail(view))
+
+
+@invoice_app.command("void")
+@handles_errors
+def invoice_void(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    reason: Annotated[str | None, typer.Option(help="Why it is voided.")] = None,
+) -> None:
+    """Void an invoice issued in error; the next billing run bills its period again."""
+    factory = _state(ctx).database()
+    with transaction(factory) as session:
+        invoice = contracts.void_invoice(session, number, reason)
+    console.print(f"{invoice.number} is void")
+
+
+@payment_app.command("record")
+@handles_errors
+def payment_record(
+    ctx: typer.Context,
+    invoice: Annotated[str, typer.Argument(help="Invoice number the payment is for.")],
+    amount: Annotated[str, typer.Argument(help="Amount received, in the invoice's currency.")],
+    on: Annotated[
+        datetime | None,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="Day received (default: today, UTC)."),
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Bank reference; recording it twice changes nothing.")
+    ] = None,
+) -> None:
+    """Record a payment for an invoice; any excess pays other open invoices or stays as credit."""
+    factory = _state(ctx).database()
+    with transaction(factory) as session:
+        settlement.record_payment(
+            session,
+            amount=to_decimal(amount, what="amount"),
+            received_on=_day(on),
+            invoice_number=invoice,
+            reference=reference,
+        )
+        view = document_view(session, find_document(session, invoice))
+    doc = view.document
+    due = settlement.due_of(doc)
+    console.print(f"{doc.number}: paid {doc.amount_paid} {doc.currency}, due {due}, {doc.status}")
+
+
+@app.command()
+@handles_errors
+def demo(
+    ctx: typer.Context,
+    months: Annotated[int, typer.Option(min=1, max=60, help="Months to simulate.")] = 12,
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="First simulated day (default 2026-01-01)."),
+    ] = None,
+    data_dir: Annotated[
+        Path, typer.Option(help="Throwaway directory for the demo's database (reset each run).")
+    ] = Path("var/demo"),
+) -> None:
+    """Bill a simulated year of sample contracts and print what happened."""
+    settings = _state(ctx).settings
+    with _progress() as progress:
+        task = progress.add_task("simulating", total=months)
+
+        def advance(month: DemoMonth) -> None:
+            progress.update(task, advance=1, description=f"billed {month.label}")
+
+        first = start.date() if start is not None else DEMO_START
+        report = run_demo(settings, data_dir, start=first, months=months, on_month=advance)
+    console.print(demo_report(report))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _document_dict(doc: Any) -> dict[str, Any]:
+    return _row_dict(doc, skip={"customer_id", "created_at"})
+
+
+def _row_dict(row: Any, skip: set[str] | None = None) -> dict[str, Any]:
+    skip = skip or set()
+    return {
+        column.key: getattr(row, column.key)
+        for column in row.__table__.columns
+        if column.key not in skip
+    }
+
+
+def main() -> None:
+    app()

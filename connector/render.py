@@ -1,0 +1,208 @@
+"""How the command line shows things: Rich tables and JSON-ready values."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from connector.billing.metrics import Metrics
+from connector.billing.money import Currency
+from connector.db import tables
+from connector.sync.billing_run import BillingRunResult
+from connector.sync.demo import DemoReport
+from connector.sync.reports import DocumentView
+from connector.sync.settlement import due_of
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Currency):
+        return value.code
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    raise TypeError(f"cannot show {type(value).__name__} as JSON")
+
+
+def _percent(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value * 100:.2f}%"
+
+
+def _money(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value:,f}"
+
+
+def metrics_dict(metrics: Metrics) -> dict[str, Any]:
+    data = {f.name: getattr(metrics, f.name) for f in dataclasses.fields(metrics)}
+    data["movements"] = {
+        **{
+            f.name: getattr(metrics.movements, f.name)
+            for f in dataclasses.fields(metrics.movements)
+        },
+        "net": metrics.movements.net,
+    }
+    return data
+
+
+def metrics_tables(all_metrics: Sequence[Metrics]) -> list[Table]:
+    result = []
+    for m in all_metrics:
+        table = Table(
+            title=f"{m.currency} metrics as of {m.as_of} (movements since {m.since})",
+            show_header=False,
+        )
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        moves = m.movements
+        rows = [
+            ("MRR", _money(m.mrr)),
+            ("ARR", _money(m.arr)),
+            ("Active customers", str(m.active_customers)),
+            ("ARPU", _money(m.arpu)),
+            ("MRR at start", _money(m.mrr_at_start)),
+            ("  new", _money(moves.new)),
+            ("  expansion", _money(moves.expansion)),
+            ("  reactivation", _money(moves.reactivation)),
+            ("  contraction", _money(moves.contraction)),
+            ("  churn", _money(moves.churn)),
+            ("  net movement", _money(moves.net)),
+            ("Logo churn", _percent(m.logo_churn)),
+            ("Revenue churn", _percent(m.revenue_churn)),
+            ("Net revenue retention", _percent(m.net_revenue_retention)),
+            ("LTV", _money(m.ltv)),
+        ]
+        for name, value in rows:
+            table.add_row(name, value)
+        result.append(table)
+    return result
+
+
+def _totals(counter: dict[str, Decimal]) -> str:
+    return ", ".join(f"{_money(v)} {k}" for k, v in sorted(counter.items())) or "—"
+
+
+def billing_summary(result: BillingRunResult) -> Table:
+    table = Table(title=f"Billing run as of {result.as_of}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    numbers = f" ({result.first_number} … {result.last_number})" if result.first_number else ""
+    table.add_row("Subscriptions billed", str(result.subscriptions - len(result.failed)))
+    table.add_row("Invoices", f"{result.invoices}{numbers}")
+    table.add_row("Invoiced", _totals(result.invoiced))
+    table.add_row("Credit notes", str(result.credit_notes))
+    table.add_row("Credited", _totals(result.credited))
+    table.add_row("Failed", str(len(result.failed)))
+    return table
+
+
+def document_table(rows: Sequence[tuple[tables.Document, str]]) -> Table:
+    table = Table(title="Documents")
+    for column, justify in (
+        ("number", "left"),
+        ("kind", "left"),
+        ("customer", "left"),
+        ("date", "left"),
+        ("period", "left"),
+        ("total", "right"),
+        ("due", "right"),
+        ("status", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for doc, customer in rows:
+        due = _money(due_of(doc)) if doc.kind == "invoice" else ""
+        table.add_row(
+            doc.number,
+            doc.kind.replace("_", " "),
+            customer,
+            doc.issue_date.isoformat(),
+            f"{doc.period_start} … {doc.period_end}",
+            f"{_money(doc.total)} {doc.currency}",
+            due,
+            doc.status,
+        )
+    return table
+
+
+def document_detail(view: DocumentView) -> Group:
+    doc = view.document
+    title = "Credit note" if doc.kind == "credit_note" else "Invoice"
+    header = Text(
+        f"{title} {doc.number} — {view.customer}\n"
+        f"Date {doc.issue_date}, due {doc.due_date}, period {doc.period_start} … {doc.period_end}"
+        + (f"\nCredits invoice {view.credited_invoice}" if view.credited_invoice else "")
+        + f"\nStatus {doc.status}",
+    )
+    lines = Table(show_edge=False)
+    lines.add_column("description")
+    lines.add_column("service")
+    lines.add_column("qty", justify="right")
+    lines.add_column("tax", justify="right")
+    lines.add_column(f"amount ({doc.currency})", justify="right")
+    for line in view.lines:
+        lines.add_row(
+            line.description,
+            f"{line.service_start} … {line.service_end}",
+            f"{line.quantity.normalize():f}",
+            f"{line.tax_rate.normalize():f}%",
+            _money(line.amount),
+        )
+    totals = Table(show_header=False, show_edge=False)
+    totals.add_column("what")
+    totals.add_column("amount", justify="right")
+    totals.add_row("Subtotal", _money(doc.subtotal))
+    for tax in view.taxes:
+        totals.add_row(f"Tax {tax.rate.normalize():f}% on {_money(tax.taxable)}", _money(tax.tax))
+    totals.add_row("Total", _money(doc.total))
+    if doc.kind == "invoice":
+        totals.add_row("Paid", _money(doc.amount_paid))
+        totals.add_row("Credited", _money(doc.amount_credited))
+        totals.add_row("Due", _money(due_of(doc)))
+    return Group(header, lines, totals)
+
+
+def demo_report(report: DemoReport) -> Group:
+    currencies = sorted({code for month in report.months for code in month.mrr})
+    by_month = Table(title="Billing by month (MRR at month end)")
+    by_month.add_column("month")
+    by_month.add_column("invoices", justify="right")
+    by_month.add_column("credit notes", justify="right")
+    for code in currencies:
+        by_month.add_column(f"MRR {code}", justify="right")
+    for month in report.months:
+        by_month.add_row(
+            month.label,
+            str(month.invoices),
+            str(month.credit_notes),
+            *(_money(month.mrr.get(code)) for code in currencies),
+        )
+    summary = Table(title="Demo summary", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value")
+    summary.add_row("Deals billed", str(report.contracts_billed))
+    summary.add_row("Invoices", f"{report.invoices} ({_totals(report.invoiced)})")
+    summary.add_row("Credit notes", f"{report.credit_notes} ({_totals(report.credited)})")
+    summary.add_row("Still owed", _totals(report.outstanding))
+    summary.add_row("Database", str(report.database))
+    env = f"CONNECTOR_DATABASE_URL=sqlite:///{report.database}"
+    hint = Text(
+        "Explore the result:\n"
+        f"  {env} connector invoice list\n"
+        f"  {env} connector report mrr --as-of {report.months[-1].last_day}",
+        style="dim",
+    )
+    parts: list[Any] = [by_month, summary, *metrics_tables(report.metrics), hint]
+    if report.import_errors:
+        parts.append(Text("\n".join(report.import_errors), style="red"))
+    return Group(*parts)

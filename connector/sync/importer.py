@@ -1,0 +1,317 @@
+"""Import customers, products, prices, contracts and dated events from a YAML file.
+
+The file is the way to load a billing core without a CRM: sample data, a migration from another
+system, a dry run. Importing is idempotent: records are matched by their ``id`` (customers,
+contracts, events), ``code`` (products) or ``key`` (prices), so importing the same file again
+changes nothing, and events dated after ``as_of`` wait for a later import. A record that is
+invalid is reported with its file and line and skipped; the rest of the file is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.billing.periods import Frequency
+from connector.billing.pricing import ChargeKind, PricingModel, Tier
+from connector.billing.subscriptions import ItemSpec, SubscriptionTerms
+from connector.db import catalog, tables
+from connector.errors import ConnectorError, InvalidInputError, NotFoundError
+from connector.sync import contracts, settlement
+from connector.yamlfile import Location, YamlDocument, format_location, load_yaml
+
+SYSTEM = "import"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CustomerRecord(_Record):
+    id: str
+    name: str
+    country: str
+    currency: str | None = None
+    tax_id: str | None = None
+
+
+class ProductRecord(_Record):
+    code: str
+    name: str
+    family: str | None = None
+    tax_code: str | None = None
+
+
+class TierRecord(_Record):
+    first_unit: int
+    last_unit: int | None = None
+    unit_amount: Decimal = Decimal(0)
+    flat_amount: Decimal = Decimal(0)
+
+
+class PriceRecord(_Record):
+    key: str
+    product: str
+    currency: str
+    type: Literal["recurring", "one_time"] = "recurring"
+    model: PricingModel = PricingModel.PER_UNIT
+    unit_amount: Decimal | None = None
+    flat_amount: Decimal | None = None
+    tiers: list[TierRecord] = Field(default_factory=list)
+
+
+class ItemRecord(_Record):
+    price: str
+    quantity: Decimal = Decimal(1)
+    discount_percent: Decimal = Decimal(0)
+    service_date: date | None = None
+    key: str | None = None
+
+
+class ContractRecord(_Record):
+    id: str
+    customer: str
+    name: str | None = None
+    start_date: date
+    frequency: str = "monthly"
+    term_months: int = 12
+    auto_renew: bool = True
+    trial_days: int = 0
+    items: list[ItemRecord]
+
+
+class EventRecord(_Record):
+    id: str
+    date: date
+    type: Literal["amend", "cancel", "payment", "refund"]
+    contract: str | None = None
+    customer: str | None = None
+    invoice: str | None = None
+    effective_date: date | None = None
+    cancel_date: date | None = None
+    items: list[ItemRecord] | None = None
+    amount: Decimal | None = None
+
+
+@dataclass
+class ImportResult:
+    imported: dict[str, int] = field(default_factory=dict)
+    pending_events: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, section: str) -> None:
+        self.imported[section] = self.imported.get(section, 0) + 1
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "imported": dict(sorted(self.imported.items())),
+            "pending_events": self.pending_events,
+            "errors": self.errors,
+        }
+
+
+SECTIONS = ("customers", "products", "prices", "contracts", "events")
+
+
+@dataclass
+class _Importer:
+    session: Session
+    document: YamlDocument
+    as_of: date
+    default_currency: str
+    result: ImportResult = field(default_factory=ImportResult)
+    cache: catalog.PriceCache = field(default_factory=catalog.PriceCache)
+
+    def run(self) -> ImportResult:
+        unknown = set(self.document.data or {}) - set(SECTIONS)
+        for key in sorted(unknown):
+            self.result.errors.append(
+                f"{self.document.where((key,))}: {key}: unknown section "
+                f"(expected {', '.join(SECTIONS)})"
+            )
+        self._each("customers", CustomerRecord, self._customer)
+        self._each("products", ProductRecord, self._product)
+        self._each("prices", PriceRecord, self._price)
+        self._each("contracts", ContractRecord, self._contract)
+        events = self._parse("events", EventRecord)
+        for location, event in sorted(events, key=lambda pair: (pair[1].date, pair[0])):
+            if event.date > self.as_of:
+                self.result.pending_events += 1
+                continue
+            self._apply(location, lambda event=event: self._event(event))
+        return self.result
+
+    def _parse(self, section: str, model: type[_Record]) -> list[tuple[Location, _Record]]:
+        parsed = []
+        for location, entry in self.document.records(section):
+            try:
+                parsed.append((location, model.model_validate(entry)))
+            except ValidationError as error:
+                self.result.errors.append(self.document.describe(error, location))
+        return parsed
+
+    def _each(self, section: str, model: type[_Record], apply: object) -> None:
+        for location, record in self._parse(section, model):
+            self._apply(location, lambda record=record: apply(record))  # type: ignore[operator]
+
+    def _apply(self, location: Location, action: object) -> None:
+        savepoint = self.session.begin_nested()
+        try:
+            counted = action()  # type: ignore[operator]
+        except ConnectorError as error:
+            savepoint.rollback()
+            where = self.document.where(location)
+            self.result.errors.append(f"{where}: {format_location(location)}: {error}")
+            return
+        savepoint.commit()
+        if counted:
+            self.result.count(location[0])  # type: ignore[arg-type]
+
+    def _customer_row(self, ref: str) -> tables.Customer:
+        row = catalog.find_by_external_id(self.session, tables.Customer, SYSTEM, ref)
+        if row is None:
+            raise NotFoundError(f"unknown customer {ref!r}")
+        return row
+
+    def _subscription_row(self, ref: str) -> tables.Subscription:
+        row = catalog.find_by_external_id(self.session, tables.Subscription, SYSTEM, ref)
+        if row is None:
+            raise NotFoundError(f"unknown contract {ref!r}")
+        return row
+
+    def _customer(self, record: CustomerRecord) -> bool:
+        contracts.upsert_customer(
+            self.session,
+            name=record.name,
+            country=record.country,
+            currency=record.currency or self.default_currency,
+            tax_id=record.tax_id,
+            system=SYSTEM,
+            external_id=record.id,
+        )
+        return True
+
+    def _product(self, record: ProductRecord) -> bool:
+        catalog.upsert_product(
+            self.session, record.code, record.name, record.family, record.tax_code
+        )
+        return True
+
+    def _price(self, record: PriceRecord) -> bool:
+        catalog.upsert_price(
+            self.session,
+            catalog.find_product(self.session, record.product),
+            currency=record.currency,
+            kind=ChargeKind.parse(record.type),
+            model=record.model,
+            unit_amount=record.unit_amount,
+            flat_amount=record.flat_amount,
+            tiers=[
+                Tier(t.first_unit, t.last_unit, t.unit_amount, t.flat_amount) for t in record.tiers
+            ],
+            lookup_key=record.key,
+        )
+        return True
+
+    def _items(self, items: list[ItemRecord]) -> list[ItemSpec]:
+        return [
+            contracts.item_spec(
+                catalog.find_price(self.session, item.price),
+                self.cache,
+                self.session,
+                key=item.key,
+                quantity=item.quantity,
+                discount_percent=item.discount_percent,
+                service_date=item.service_date,
+            )
+            for item in items
+        ]
+
+    def _contract(self, record: ContractRecord) -> bool:
+        if catalog.find_by_external_id(self.session, tables.Subscription, SYSTEM, record.id):
+            return False
+        terms = SubscriptionTerms(
+            start_date=record.start_date,
+            frequency=Frequency.parse(record.frequency),
+            term_months=record.term_months,
+            auto_renew=record.auto_renew,
+            trial_days=record.trial_days,
+        )
+        contracts.create_subscription(
+            self.session,
+            customer=self._customer_row(record.customer),
+            name=record.name or record.id,
+            terms=terms,
+            items=self._items(record.items),
+            system=SYSTEM,
+            external_id=record.id,
+        )
+        return True
+
+    def _event(self, event: EventRecord) -> bool:
+        if event.type in ("amend", "cancel"):
+            if event.contract is None:
+                raise InvalidInputError(f"an {event.type} event needs a contract")
+            subscription = self._subscription_row(event.contract)
+            if event.type == "amend":
+                if event.items is None:
+                    raise InvalidInputError("an amend event needs the new items")
+                change = contracts.amend_subscription(
+                    self.session,
+                    subscription.id,
+                    effective=event.effective_date or event.date,
+                    items=self._items(event.items),
+                    reference=event.id,
+                )
+            else:
+                change = contracts.cancel_subscription(
+                    self.session,
+                    subscription.id,
+                    cancel_date=event.cancel_date or event.date,
+                    reference=event.id,
+                )
+            return change is not None
+        if event.amount is None:
+            raise InvalidInputError(f"a {event.type} event needs an amount")
+        recorded = self.session.scalar(
+            select(tables.Payment.id).where(
+                tables.Payment.kind == event.type, tables.Payment.reference == event.id
+            )
+        )
+        if recorded is not None:
+            return False
+        customer_id = self._customer_row(event.customer).id if event.customer else None
+        if event.type == "payment":
+            settlement.record_payment(
+                self.session,
+                amount=event.amount,
+                received_on=event.date,
+                invoice_number=event.invoice,
+                customer_id=customer_id,
+                reference=event.id,
+            )
+        else:
+            if customer_id is None:
+                raise InvalidInputError("a refund event needs a customer")
+            settlement.record_refund(
+                self.session,
+                customer_id=customer_id,
+                amount=event.amount,
+                refunded_on=event.date,
+                reference=event.id,
+            )
+        return True
+
+
+def import_file(
+    session: Session, path: Path, *, as_of: date, default_currency: str
+) -> ImportResult:
+    """Import ``path``; events dated after ``as_of`` are left for a later import."""
+    return _Importer(session, load_yaml(path), as_of, default_currency).run()

@@ -1,0 +1,114 @@
+"""Reports over the billing core: subscription metrics and document listings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.billing.metrics import CustomerRevenue, Metrics, accumulate, metrics_from
+from connector.billing.money import currency
+from connector.billing.periods import add_months
+from connector.billing.subscriptions import Subscription
+from connector.db import tables
+from connector.db.catalog import PriceCache
+from connector.db.subscriptions import load_subscriptions
+
+BATCH = 2000
+
+
+def iter_subscriptions(session: Session, batch: int = BATCH) -> Iterator[Subscription]:
+    """Every subscription as a domain object, loaded a batch at a time."""
+    cache = PriceCache()
+    after = 0
+    while True:
+        rows = list(
+            session.scalars(
+                select(tables.Subscription)
+                .where(tables.Subscription.id > after)
+                .order_by(tables.Subscription.id)
+                .limit(batch)
+            )
+        )
+        if not rows:
+            return
+        yield from load_subscriptions(session, rows, cache).values()
+        after = rows[-1].id
+        session.expunge_all()
+
+
+def subscription_metrics(
+    factory: sessionmaker[Session], as_of: date, since: date | None = None
+) -> list[Metrics]:
+    """Metrics per currency on ``as_of`` with movements since ``since`` (default one month
+    before); memory stays flat however many subscriptions there are."""
+    since = since if since is not None else add_months(as_of, -1)
+    revenues: dict[tuple[str, int | None], CustomerRevenue] = {}
+    with factory() as session:
+        accumulate(revenues, iter_subscriptions(session), since, as_of)
+    by_currency: dict[str, list[CustomerRevenue]] = {}
+    for (code, _), revenue in revenues.items():
+        by_currency.setdefault(code, []).append(revenue)
+    return [
+        metrics_from(values, currency(code), as_of, since)
+        for code, values in sorted(by_currency.items())
+    ]
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    document: tables.Document
+    customer: str
+    lines: list[tables.DocumentLine]
+    taxes: list[tables.DocumentTax]
+    credited_invoice: str | None
+
+
+def list_documents(
+    session: Session,
+    *,
+    customer_id: int | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+) -> list[tuple[tables.Document, str]]:
+    query = (
+        select(tables.Document, tables.Customer.name)
+        .join(tables.Customer, tables.Customer.id == tables.Document.customer_id)
+        .order_by(tables.Document.id.desc())
+        .limit(limit)
+    )
+    if customer_id is not None:
+        query = query.where(tables.Document.customer_id == customer_id)
+    if status is not None:
+        query = query.where(tables.Document.status == status)
+    if kind is not None:
+        query = query.where(tables.Document.kind == kind)
+    return [(doc, name) for doc, name in session.execute(query)]
+
+
+def document_view(session: Session, document: tables.Document) -> DocumentView:
+    customer = session.get_one(tables.Customer, document.customer_id)
+    lines = list(
+        session.scalars(
+            select(tables.DocumentLine)
+            .where(tables.DocumentLine.document_id == document.id)
+            .order_by(tables.DocumentLine.id)
+        )
+    )
+    taxes = list(
+        session.scalars(
+            select(tables.DocumentTax)
+            .where(tables.DocumentTax.document_id == document.id)
+            .order_by(tables.DocumentTax.rate)
+        )
+    )
+    credited = (
+        session.get_one(tables.Document, document.invoice_id).number
+        if document.invoice_id is not None
+        else None
+    )
+    return DocumentView(document, customer.name, lines, taxes, credited)

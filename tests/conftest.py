@@ -1,0 +1,121 @@
+"""Shared fixtures: real databases for the tests that need one.
+
+Every database test runs on SQLite (a fresh file per test, copied from a schema migrated once)
+and, when ``CONNECTOR_TEST_POSTGRES_URL`` (or ``--postgres-url``) names a PostgreSQL server
+the tests may create databases on, on PostgreSQL too (one database per test session, emptied
+between tests).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.db.engine import make_engine, normalize_url, session_factory
+from connector.db.migrate import upgrade
+from connector.db.tables import Base
+from connector.settings import Settings, load_settings
+
+POSTGRES_ENV = "CONNECTOR_TEST_POSTGRES_URL"
+TEST_TAX_RATES = {"JP": "10", "GB": "20", "DE": "19"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--postgres-url",
+        default=os.environ.get(POSTGRES_ENV),
+        help=f"PostgreSQL server to run database tests on too (env {POSTGRES_ENV})",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        backends = ["sqlite"]
+        if metafunc.config.getoption("--postgres-url"):
+            backends.append("postgresql")
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "connector.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def create_postgres_database(admin_url: str) -> str:
+    """Create an empty database on the server and return its URL."""
+    url = normalize_url(admin_url)
+    name = f"connector_test_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(admin_url: str, database_url: str) -> None:
+    name = make_url(database_url).database
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    admin_url = request.config.getoption("--postgres-url")
+    if not admin_url:
+        pytest.skip(f"no PostgreSQL server given ({POSTGRES_ENV})")
+    url = create_postgres_database(admin_url)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_postgres_database(admin_url, url)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        path = tmp_path / "connector.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_database")
+    engine = make_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        ledger={"path": tmp_path / "ledger.beancount"},
+        tax={"rates": TEST_TAX_RATES},
+    )
