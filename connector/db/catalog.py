@@ -81,6 +81,13 @@ class PriceCache:
 
     prices: dict[int, pricing.Price] = field(default_factory=dict)
     products: dict[int, pricing.Product] = field(default_factory=dict)
+    broken: dict[int, InvalidInputError] = field(default_factory=dict)  # price id -> why
+
+    def price(self, price_id: int) -> pricing.Price:
+        """A loaded price; raises the price's own error when its stored terms are invalid."""
+        if price_id in self.broken:
+            raise self.broken[price_id]
+        return self.prices[price_id]
 
     def load_products(self, session: Session, ids: Iterable[int]) -> None:
         missing = set(ids) - self.products.keys()
@@ -90,13 +97,16 @@ class PriceCache:
                 self.products[row.id] = product_from_row(row)
 
     def load_prices(self, session: Session, ids: Iterable[int]) -> None:
-        missing = set(ids) - self.prices.keys()
+        missing = set(ids) - self.prices.keys() - self.broken.keys()
         if not missing:
             return
         rows = list(session.scalars(select(tables.Price).where(tables.Price.id.in_(missing))))
         self.load_products(session, (row.product_id for row in rows))
         for row in rows:
-            self.prices[row.id] = price_from_row(row, self.products[row.product_id])
+            try:
+                self.prices[row.id] = price_from_row(row, self.products[row.product_id])
+            except InvalidInputError as error:
+                self.broken[row.id] = error
 
 
 def find_product(session: Session, code: str) -> tables.Product:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.orm import Session
 
 from connector.billing import subscriptions as domain
@@ -15,7 +17,7 @@ from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind
 from connector.db import tables
 from connector.db.catalog import PriceCache
-from connector.errors import NotFoundError
+from connector.errors import ConnectorError, NotFoundError
 
 
 def terms_from_row(row: tables.Subscription) -> domain.SubscriptionTerms:
@@ -30,9 +32,16 @@ def terms_from_row(row: tables.Subscription) -> domain.SubscriptionTerms:
 
 
 def load_subscriptions(
-    session: Session, rows: Sequence[tables.Subscription], cache: PriceCache
+    session: Session,
+    rows: Sequence[tables.Subscription],
+    cache: PriceCache,
+    failures: dict[int, str] | None = None,
 ) -> dict[int, domain.Subscription]:
-    """Domain subscriptions, with items and versions, for subscription rows (three queries)."""
+    """Domain subscriptions, with items and versions, for subscription rows (three queries).
+
+    A subscription whose stored records break a rule of the core raises, or, when ``failures``
+    is given, is left out and its reason put there, so that one bad record cannot stop others.
+    """
     ids = [row.id for row in rows]
     if not ids:
         return {}
@@ -63,36 +72,51 @@ def load_subscriptions(
     cache.load_prices(session, {v.price_id for v in version_rows})
     cache.load_products(session, {i.product_id for i in item_rows})
 
-    versions: dict[int, list[domain.ItemVersion]] = defaultdict(list)
+    versions: dict[int, list[tuple[date, int, Decimal, Decimal]]] = defaultdict(list)
     for v in version_rows:
-        versions[v.item_id].append(
-            domain.ItemVersion(
-                v.effective_date, cache.prices[v.price_id], v.quantity, v.discount_percent
-            )
-        )
-    items: dict[int, list[domain.SubscriptionItem]] = defaultdict(list)
+        versions[v.item_id].append((v.effective_date, v.price_id, v.quantity, v.discount_percent))
+    items: dict[int, list[Row[Any]]] = defaultdict(list)
     for i in item_rows:
-        items[i.subscription_id].append(
-            domain.SubscriptionItem(
-                key=i.item_key,
-                product=cache.products[i.product_id],
-                kind=ChargeKind(i.kind),
-                versions=tuple(versions[i.id]),
-                service_date=i.service_date,
-                id=i.id,
-            )
+        items[i.subscription_id].append(i)
+    loaded = {}
+    for row in rows:
+        try:
+            loaded[row.id] = _subscription(row, items[row.id], versions, cache)
+        except ConnectorError as error:
+            if failures is None:
+                raise
+            failures[row.id] = str(error)
+    return loaded
+
+
+def _subscription(
+    row: tables.Subscription,
+    item_rows: list[Row[Any]],
+    versions: dict[int, list[tuple[date, int, Decimal, Decimal]]],
+    cache: PriceCache,
+) -> domain.Subscription:
+    items = tuple(
+        domain.SubscriptionItem(
+            key=i.item_key,
+            product=cache.products[i.product_id],
+            kind=ChargeKind(i.kind),
+            versions=tuple(
+                domain.ItemVersion(day, cache.price(price_id), quantity, discount)
+                for day, price_id, quantity, discount in versions[i.id]
+            ),
+            service_date=i.service_date,
+            id=i.id,
         )
-    return {
-        row.id: domain.Subscription(
-            currency=currency_of(row.currency),
-            terms=terms_from_row(row),
-            items=tuple(items[row.id]),
-            id=row.id,
-            customer_id=row.customer_id,
-            revision=row.revision,
-        )
-        for row in rows
-    }
+        for i in item_rows
+    )
+    return domain.Subscription(
+        currency=currency_of(row.currency),
+        terms=terms_from_row(row),
+        items=items,
+        id=row.id,
+        customer_id=row.customer_id,
+        revision=row.revision,
+    )
 
 
 def get_subscription(

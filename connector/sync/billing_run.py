@@ -164,6 +164,8 @@ def _bill_next_batch(
             .where(_due(context.as_of), tables.Subscription.id > after_id)
             .order_by(tables.Subscription.id)
             .limit(context.settings.billing.batch_size)
+            # PostgreSQL: rows another run is billing are left to it (SQLite serializes writers).
+            .with_for_update(skip_locked=True)
         )
     )
     if not rows:
@@ -177,7 +179,8 @@ def _bill_batch(
     session: Session, context: RunContext, rows: list[tables.Subscription], result: BillingRunResult
 ) -> None:
     as_of, settings = context.as_of, context.settings
-    subscriptions = load_subscriptions(session, rows, context.cache)
+    failures: dict[int, str] = {}
+    subscriptions = load_subscriptions(session, rows, context.cache, failures)
     countries: dict[int, str] = {
         customer_id: country
         for customer_id, country in session.execute(
@@ -197,6 +200,9 @@ def _bill_batch(
     documents: list[tuple[DocumentDraft, int, int]] = []
     updates: list[dict[str, object]] = []
     for row in rows:
+        if row.id in failures:
+            _fail(result, updates, row.id, failures[row.id])
+            continue
         subscription = subscriptions[row.id]
         past = billed.get(row.id)
         state = BillingState(
@@ -228,9 +234,7 @@ def _bill_batch(
                 rounding=rounding,
             )
         except ConnectorError as error:
-            log.warning("subscription %s cannot be billed: %s", row.id, error)
-            result.failed[row.id] = str(error)
-            updates.append({"id": row.id, "billing_error": str(error)})
+            _fail(result, updates, row.id, str(error))
             continue
         charges.extend((charge, row.revision) for charge in plan.charges)
         documents.extend((draft, row.customer_id, row.id) for draft in (*invoices, *credit_notes))
@@ -259,6 +263,14 @@ def _bill_batch(
     if updates:
         session.execute(update(tables.Subscription), updates)
     _tally(result, issued)
+
+
+def _fail(
+    result: BillingRunResult, updates: list[dict[str, object]], subscription_id: int, reason: str
+) -> None:
+    log.warning("subscription %s cannot be billed: %s", subscription_id, reason)
+    result.failed[subscription_id] = reason
+    updates.append({"id": subscription_id, "billing_error": reason})
 
 
 def _reconcile_start(row: tables.Subscription, subscription: Subscription) -> date:

@@ -103,7 +103,7 @@ def document_view(session: Session, document: tables.Document) -> DocumentView:
         session.scalars(
             select(tables.DocumentTax)
             .where(tables.DocumentTax.document_id == document.id)
-            .order_by(tables.DocumentTax.rate)
+            .order_by(tables.DocumentTax.id)  # written in rate order
         )
     )
     credited = (
