@@ -104,10 +104,18 @@ class EventRecord(_Record):
 class ImportResult:
     imported: dict[str, int] = field(default_factory=dict)
     pending_events: int = 0
-    errors: list[str] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
 
     def count(self, section: str) -> None:
         self.imported[section] = self.imported.get(section, 0) + 1
+
+    def problem(self, line: int | None, message: str) -> None:
+        self.problems.append((line or 0, message))
+
+    @property
+    def errors(self) -> list[str]:
+        """Every problem, in the order of the file."""
+        return [message for _, message in sorted(self.problems, key=lambda p: p[0])]
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -132,9 +140,10 @@ class _Importer:
     def run(self) -> ImportResult:
         unknown = set(self.document.data or {}) - set(SECTIONS)
         for key in sorted(unknown):
-            self.result.errors.append(
+            self.result.problem(
+                self.document.line_of((key,)),
                 f"{self.document.where((key,))}: {key}: unknown section "
-                f"(expected {', '.join(SECTIONS)})"
+                f"(expected {', '.join(SECTIONS)})",
             )
         self._each("customers", CustomerRecord, self._customer)
         self._each("products", ProductRecord, self._product)
@@ -154,7 +163,9 @@ class _Importer:
             try:
                 parsed.append((location, model.model_validate(entry)))
             except ValidationError as error:
-                self.result.errors.append(self.document.describe(error, location))
+                self.result.problem(
+                    self.document.line_of(location), self.document.describe(error, location)
+                )
         return parsed
 
     def _each(self, section: str, model: type[_Record], apply: object) -> None:
@@ -168,7 +179,8 @@ class _Importer:
         except ConnectorError as error:
             savepoint.rollback()
             where = self.document.where(location)
-            self.result.errors.append(f"{where}: {format_location(location)}: {error}")
+            message = f"{where}: {format_location(location)}: {error}"
+            self.result.problem(self.document.line_of(location), message)
             return
         savepoint.commit()
         if counted:

@@ -297,13 +297,9 @@ def test_upgrade_and_reverse_downgrade_billed_separately_net_to_zero() -> None:
     ledger.run(date(2025, 4, 1))
     ledger.amend(date(2025, 4, 11), [spec("a", PRO, "2")])
     # Apr 11..30 = 20 of 30: 100.00 × 20 / 30 = 66.67
-    assert amounts(ledger.run(date(2025, 4, 11)).charges) == [
-        ("a", date(2025, 4, 1), D("66.67"))
-    ]
+    assert amounts(ledger.run(date(2025, 4, 11)).charges) == [("a", date(2025, 4, 1), D("66.67"))]
     ledger.amend(date(2025, 4, 11), [spec("a", PRO, "1")])
-    assert amounts(ledger.run(date(2025, 4, 12)).charges) == [
-        ("a", date(2025, 4, 1), D("-66.67"))
-    ]
+    assert amounts(ledger.run(date(2025, 4, 12)).charges) == [("a", date(2025, 4, 1), D("-66.67"))]
     assert ledger.total == D("400.00")
 
 

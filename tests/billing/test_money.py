@@ -51,7 +51,7 @@ def test_unknown_currency_message_names_the_code() -> None:
 
 
 def test_gold_has_no_minor_unit() -> None:
-    with pytest.raises(InvalidInputError, match="XAU.*no minor unit"):
+    with pytest.raises(InvalidInputError, match=r"XAU.*no minor unit"):
         currency("XAU")
 
 

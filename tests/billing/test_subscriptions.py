@@ -31,9 +31,7 @@ def test_trial_moves_the_billing_start() -> None:
 
 
 def test_term_end_without_renewal() -> None:
-    terms = SubscriptionTerms(
-        date(2024, 1, 31), Frequency.MONTHLY, term_months=1, auto_renew=False
-    )
+    terms = SubscriptionTerms(date(2024, 1, 31), Frequency.MONTHLY, term_months=1, auto_renew=False)
     # billing start + 1 month - 1 day = Feb 29 2024 - 1 day
     assert terms.first_term_end == date(2024, 2, 28)
     assert terms.service_end == date(2024, 2, 28)

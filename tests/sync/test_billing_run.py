@@ -125,9 +125,7 @@ def test_product_tax_code_gives_a_second_rate_on_one_invoice(
 
     with factory() as session:
         taxes = session.execute(
-            select(
-                tables.DocumentTax.rate, tables.DocumentTax.taxable, tables.DocumentTax.tax
-            )
+            select(tables.DocumentTax.rate, tables.DocumentTax.taxable, tables.DocumentTax.tax)
         ).all()
         total = session.scalar(select(tables.Document.total))
     # 30.15 × 7% = 2.1105 → 2.11; 30.15 × 19% = 5.7285 → 5.73.

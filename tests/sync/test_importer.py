@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.db import tables
+from connector.db.engine import transaction
+from connector.settings import Settings
+from connector.sync.billing_run import run_billing
+from connector.sync.demo import sample_file
+from connector.sync.importer import import_file
+
+
+def _import(factory: sessionmaker[Session], path: Path, as_of: date):
+    with transaction(factory) as session:
+        return import_file(session, path, as_of=as_of, default_currency="USD")
+
+
+def _count(factory: sessionmaker[Session], table: type[tables.Base]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+def test_sample_file_imports_and_reimports_idempotently(factory: sessionmaker[Session]) -> None:
+    first = _import(factory, sample_file(), date(2026, 1, 1))
+    assert first.errors == []
+    assert first.imported == {"customers": 7, "products": 6, "prices": 13, "contracts": 7}
+    assert first.pending_events == 5
+
+    second = _import(factory, sample_file(), date(2026, 5, 31))
+    assert second.errors == []
+    assert second.imported == {"customers": 7, "products": 6, "prices": 13, "events": 2}
+    assert second.pending_events == 3
+    assert (_count(factory, tables.Customer), _count(factory, tables.Subscription)) == (7, 7)
+    assert _count(factory, tables.Amendment) == 2
+
+    third = _import(factory, sample_file(), date(2026, 5, 31))
+    assert "events" not in third.imported and "contracts" not in third.imported
+    assert _count(factory, tables.Amendment) == 2
+
+
+BAD_FILE = """\
+customers:
+  - {id: A, name: Alpha, country: US}
+  - id: B
+    name: Beta
+    country: Narnia
+products:
+  - {code: SEATS, name: Seats}
+prices:
+  - {key: SEATS-USD, product: SEATS, currency: USD, unit_amount: 10.00}
+  - key: BROKEN
+    product: SEATS
+    currency: USD
+    model: tiered
+    tiers:
+      - {first_unit: 1, last_unit: 10, unit_amount: 1.00}
+      - {first_unit: 20, unit_amount: 0.50}
+contracts:
+  - id: A-1
+    customer: A
+    start_date: 2026-01-01
+    items:
+      - {price: SEATS-USD, quantity: 3}
+  - id: B-1
+    customer: B
+    start_date: 2026-01-01
+    items:
+      - {price: SEATS-USD, quantity: 3}
+  - id: A-2
+    customer: A
+    start_date: 2026-01-01
+    frequency: fortnightly
+    items:
+      - {price: SEATS-USD, quantity: -2, colour: red}
+"""
+
+
+def test_bad_records_are_reported_with_file_and_line_and_the_rest_imported(
+    factory: sessionmaker[Session], settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "contracts.yaml"
+    path.write_text(BAD_FILE)
+
+    result = _import(factory, path, date(2026, 1, 1))
+
+    assert result.errors == [  # in the order of the file
+        f"{path}:3: customers[1]: unknown country 'Narnia' (expected ISO 3166 code)",
+        f"{path}:10: prices[1]: price of SEATS in USD: tier 2 (20+): gap in tiers: units 11-19 are not priced",
+        f"{path}:23: contracts[1]: unknown customer 'B'",
+        f"{path}:33: contracts[2].items[0].colour: Extra inputs are not permitted",
+    ]
+    assert result.imported == {"customers": 1, "products": 1, "prices": 1, "contracts": 1}
+    assert run_billing(factory, settings, date(2026, 1, 1)).invoiced["USD"] == Decimal("30.00")
+
+
+def test_malformed_yaml_names_the_line(factory: sessionmaker[Session], tmp_path: Path) -> None:
+    import pytest
+
+    from connector.errors import InvalidInputError
+
+    path = tmp_path / "broken.yaml"
+    path.write_text("customers:\n  - {id: A, name: [unclosed\n")
+    with pytest.raises(InvalidInputError, match=rf"{path}:3: not valid YAML"):
+        _import(factory, path, date(2026, 1, 1))

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from connector.billing.money import Rounding
+from connector.errors import ConfigError
+from connector.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config" / "connector.example.toml"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("CONNECTOR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no config/connector.toml here
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.database_url.get_secret_value() == "sqlite:///var/connector.db"
+    assert settings.ledger.path == Path("var/ledger.beancount")
+    assert settings.billing.default_currency == "USD"
+    assert settings.tax.rounding is Rounding.HALF_UP
+    assert settings.tax.rates == {}
+
+
+def test_fixed_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECTOR_DATABASE_URL", "postgresql://billing:pw@db/billing")
+    monkeypatch.setenv("CONNECTOR_LEDGER__PATH", "/srv/books/ledger.beancount")
+    monkeypatch.setenv("CONNECTOR_TAX__RATES", '{"DE": "19", "jp": 10}')
+    monkeypatch.setenv("CONNECTOR_BILLING__PAYMENT_TERMS_DAYS", "14")
+    settings = load_settings()
+    assert settings.database_url.get_secret_value() == "postgresql://billing:pw@db/billing"
+    assert settings.ledger.path == Path("/srv/books/ledger.beancount")
+    assert settings.tax.rates == {"DE": Decimal(19), "JP": Decimal(10)}
+    assert settings.billing.payment_terms_days == 14
+
+
+def test_environment_overrides_the_toml_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "connector.toml"
+    config.write_text(
+        '[billing]\ninvoice_prefix = "F-"\nnumber_digits = 8\n[tax]\nrates = { GB = "20" }\n'
+    )
+    monkeypatch.setenv("CONNECTOR_BILLING__NUMBER_DIGITS", "5")
+    settings = load_settings(config)
+    assert (settings.billing.invoice_prefix, settings.billing.number_digits) == ("F-", 5)
+    assert settings.tax.rates == {"GB": Decimal(20)}
+
+
+def test_default_config_file_is_read_when_present(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "connector.toml").write_text('log_level = "DEBUG"\n')
+    assert load_settings().log_level == "DEBUG"
+
+
+def test_secrets_never_show() -> None:
+    settings = load_settings(database_url="postgresql://billing:s3cret@db/billing")
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in str(settings.model_dump())
+
+
+def test_errors_name_the_key_its_variable_and_the_problem(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[tax]\nrates = { XX = "19" }\nrounding = "up"\n[billing]\nbatchsize = 10\n')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    message = str(raised.value)
+    assert f"invalid settings (from {config}" in message
+    assert (
+        "tax.rates (CONNECTOR_TAX__RATES): unknown country 'XX' (expected ISO 3166 code)" in message
+    )
+    assert (
+        "tax.rounding (CONNECTOR_TAX__ROUNDING): Input should be 'half_up', 'half_even' or 'half_down'"
+        in message
+    )
+    assert (
+        "billing.batchsize (CONNECTOR_BILLING__BATCHSIZE): Extra inputs are not permitted"
+        in message
+    )
+
+
+def test_missing_and_malformed_files_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[billing\n")
+    with pytest.raises(ConfigError, match=f"cannot read configuration file {broken}"):
+        load_settings(broken)
+
+
+def _keys(data: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and key not in ("rates", "code_rates"):
+            keys |= _keys(value, f"{path}.")
+        else:
+            keys.add(path)
+    return keys
+
+
+def test_example_file_documents_every_key_with_its_default() -> None:
+    documented = tomllib.loads(EXAMPLE.read_text())
+    defaults = Settings().model_dump(mode="json")
+    defaults["database_url"] = Settings().database_url.get_secret_value()
+    assert _keys(documented) == _keys(defaults)
+    assert load_settings(EXAMPLE).model_dump() == Settings().model_dump()
