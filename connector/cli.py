@@ -47,7 +47,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     help="Bills won Salesforce deals automatically and keeps accounting in sync.",

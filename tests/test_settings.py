@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -16,8 +17,6 @@ EXAMPLE = ROOT / "config" / "connector.example.toml"
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import os
-
     for name in list(os.environ):
         if name.startswith("CONNECTOR_"):
             monkeypatch.delenv(name)

@@ -56,13 +56,14 @@ class RevenueSchedule:
         return self.amount - self.recognized_through(day)
 
     def by_month(self, through: date | None = None) -> Iterator[tuple[date, Decimal]]:
-        """``(month's last day, amount)`` per calendar month of service; with ``through``, the
-        running month ends at that date and later months are left out."""
+        """``(month's last day, amount)`` per calendar month of service. With ``through`` (an
+        as-of date), recognition stops there: the running month is dated ``through`` and later
+        months are left out."""
         start = self.service.start
         last = self.service.end if through is None else min(self.service.end, through)
         while start <= last:
-            end = min(month_end(start), last)
-            amount = self.recognized_between(start, end)
+            end = month_end(start)
+            amount = self.recognized_between(start, min(end, last))
             if amount:
-                yield end, amount
+                yield (through if through is not None and through < end else end), amount
             start = end + ONE_DAY

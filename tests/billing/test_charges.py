@@ -383,3 +383,28 @@ def test_next_billing_date() -> None:
     ended = subscription.with_terms(cancel_date=date(2025, 2, 1))
     assert next_billing_date(ended, date(2025, 2, 1), date(2025, 1, 1)) is None
     assert next_billing_date(subscribe(date(2025, 1, 1), Frequency.MONTHLY, []), None, None) is None
+
+
+def test_one_time_charge_changed_after_billing_is_reconciled() -> None:
+    setup = per_unit("100.00", kind=ChargeKind.ONE_TIME, code="SETUP")
+    day = date(2025, 1, 10)
+    recurring = spec("a", PRO)
+    ledger = Ledger(
+        subscribe(
+            date(2025, 1, 1),
+            Frequency.MONTHLY,
+            [recurring, ItemSpec("setup", setup, D(1), service_date=day)],
+        )
+    )
+    ledger.run(date(2025, 1, 15))
+    assert ledger.total == D("200.00")
+    ledger.amend(day, [recurring, ItemSpec("setup", setup, D(3), service_date=day)])
+    assert amounts(ledger.run(date(2025, 1, 16)).charges) == [("setup", day, D("200.00"))]
+    ledger.amend(date(2025, 1, 5), [recurring])  # the setup is dropped altogether
+    assert amounts(ledger.run(date(2025, 1, 17)).charges) == [("setup", day, D("-300.00"))]
+    # The credit goes newest line first: 200.00 on the second invoice, 100.00 on the first.
+    assert [(n.credited_invoice_id, n.total) for n in ledger.credit_notes] == [
+        (1, D("100.00")),
+        (4, D("200.00")),
+    ]
+    assert ledger.total == D("100.00")

@@ -187,3 +187,26 @@ def test_tier_units_and_description() -> None:
     assert Tier(51, None).units_of(D("60")) == D("10")
     assert Tier(11, 50).describe() == "11-50"
     assert Tier(51, None).describe() == "51+"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="BUG: floats handed to the billing core are accepted (Price, Tier, ItemVersion do "
+    "not refuse them; the first calculation then raises TypeError), but floats must be "
+    "refused with InvalidInputError",
+)
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Price(
+            product(), USD, ChargeKind.RECURRING, PricingModel.PER_UNIT, unit_amount=9.99
+        ),
+        lambda: Price(product(), USD, ChargeKind.RECURRING, PricingModel.FLAT, flat_amount=49.9),
+        lambda: tiered((Tier(1, None, 1.5),)),
+    ],
+    ids=["unit_amount", "flat_amount", "tier_unit_amount"],
+)
+def test_float_amounts_are_refused(build) -> None:
+    with pytest.raises(InvalidInputError):
+        build()

@@ -3,8 +3,6 @@
 from datetime import date
 from decimal import Decimal
 
-import pytest
-
 from connector.billing.periods import Period
 from connector.billing.revenue import RevenueSchedule, month_end
 
@@ -55,6 +53,11 @@ def test_by_month_across_months() -> None:
         (date(2025, 3, 15), D("49.95")),  # 15 × 3.33
     ]
     assert list(quarter.by_month(through=date(2025, 1, 14))) == []
+    # Through the last day of service: the last month is complete.
+    assert list(quarter.by_month(through=date(2025, 4, 30)))[-1] == (
+        date(2025, 4, 30),
+        D("46.92"),
+    )
 
 
 def test_annual_line_recognized_monthly() -> None:
@@ -106,13 +109,8 @@ def test_one_time_line_is_recognized_on_its_service_date() -> None:
     assert [amount for _, amount in setup.by_month()] == [D("250.00")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: RevenueSchedule.by_month labels the last month of service with the service "
-    "end date (Apr 14, Jan 10) instead of the month end",
-)
 def test_by_month_labels_every_month_with_its_last_day() -> None:
+    # Also the last month of service when service ends before the month does.
     quarter = schedule("300.00", date(2025, 1, 15), date(2025, 4, 14))
     assert list(quarter.by_month()) == [
         (date(2025, 1, 31), D("56.61")),

@@ -268,3 +268,15 @@ def test_revenue_start_waits_for_a_priced_item() -> None:
     ).with_items(date(2025, 3, 10), [spec("a", per_unit("10"), "2")])
     assert subscription.revenue_start() == date(2025, 3, 10)
     assert subscribe(date(2025, 1, 1), Frequency.MONTHLY, []).revenue_start() is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="BUG: ItemVersion accepts a float quantity or discount (period_amount then raises "
+    "TypeError) instead of refusing it with InvalidInputError",
+)
+@pytest.mark.parametrize(("quantity", "discount"), [(1.5, D("0")), (D("1"), 12.5)])
+def test_float_quantity_or_discount_is_refused(quantity: object, discount: object) -> None:
+    with pytest.raises(InvalidInputError):
+        ItemVersion(date(2025, 1, 1), per_unit("10"), quantity, discount)

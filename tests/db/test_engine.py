@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from connector.db.engine import display_url, make_engine, normalize_url
 from connector.errors import ConfigError
@@ -18,8 +19,6 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
 
 
 def test_foreign_keys_are_enforced(engine: Engine) -> None:
-    from sqlalchemy.exc import IntegrityError
-
     with pytest.raises(IntegrityError), engine.begin() as connection:
         connection.execute(
             text("INSERT INTO contracts (customer_id, name, created_at) VALUES (999, 'x', :now)"),

@@ -4,6 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
+from connector.db.engine import make_engine
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
 from connector.db.tables import Base
 
@@ -25,8 +26,6 @@ def test_upgrading_a_current_schema_changes_nothing(engine: Engine) -> None:
 
 
 def test_a_new_database_is_migrated_on_start(tmp_path) -> None:
-    from connector.db.engine import make_engine
-
     engine = make_engine(f"sqlite:///{tmp_path / 'deep' / 'dir' / 'new.db'}")
     assert current_revision(engine) is None
     ensure_schema(engine)

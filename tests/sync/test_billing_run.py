@@ -14,9 +14,10 @@ from connector.billing.pricing import ChargeKind, PricingModel
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.errors import BillingError
-from connector.settings import Settings
+from connector.settings import Settings, load_settings
 from connector.sync import billing_run, contracts
 from connector.sync.billing_run import run_billing
+from connector.sync.settlement import record_payment
 from tests import builders
 from tests.builders import documents, lines
 
@@ -102,8 +103,6 @@ def test_tax_is_chosen_by_country_and_rounded_per_rate(
 def test_product_tax_code_gives_a_second_rate_on_one_invoice(
     factory: sessionmaker[Session], database_url: str, tmp_path
 ) -> None:
-    from connector.settings import load_settings
-
     settings = load_settings(
         database_url=database_url,
         tax={"rates": {"DE": "19"}, "code_rates": {"reduced": {"DE": "7"}}},
@@ -393,8 +392,6 @@ def test_a_crash_at_any_step_leaves_no_duplicate_and_no_gap(
     with transaction(factory) as session:  # credit notes and customer credit in the next run
         for sub_id in ids[:6]:
             contracts.cancel_subscription(session, sub_id, cancel_date=date(2026, 1, 16))
-        from connector.sync.settlement import record_payment
-
         record_payment(
             session, amount="300.00", received_on=date(2026, 1, 2), invoice_number="INV-000001"
         )

@@ -4,11 +4,13 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
 from connector.db.engine import transaction
+from connector.errors import InvalidInputError
 from connector.settings import Settings
 from connector.sync.billing_run import run_billing
 from connector.sync.demo import sample_file
@@ -99,10 +101,6 @@ def test_bad_records_are_reported_with_file_and_line_and_the_rest_imported(
 
 
 def test_malformed_yaml_names_the_line(factory: sessionmaker[Session], tmp_path: Path) -> None:
-    import pytest
-
-    from connector.errors import InvalidInputError
-
     path = tmp_path / "broken.yaml"
     path.write_text("customers:\n  - {id: A, name: [unclosed\n")
     with pytest.raises(InvalidInputError, match=rf"{path}:3: not valid YAML"):

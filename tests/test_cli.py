@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from connector.cli import app
+from tests import builders
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    for name in list(os.environ):
+        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return {"CONNECTOR_DATABASE_URL": database_url, "CONNECTOR_TAX__RATES": '{"GB": "20"}'}
+
+
+def invoke(env: dict[str, str], *args: str):
+    return runner.invoke(app, list(args), env=env)
+
+
+def test_bill_prints_a_json_summary(factory: sessionmaker[Session], env: dict[str, str]) -> None:
+    builders.simple_subscription(factory, start=date(2026, 1, 1), currency="GBP", country="GB")
+
+    result = invoke(env, "bill", "--as-of", "2026-02-01", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "as_of": "2026-02-01",
+        "subscriptions": 1,
+        "invoices": 2,
+        "credit_notes": 0,
+        "invoiced": {"GBP": "240.00"},
+        "credited": {},
+        "failed": {},
+    }
+
+
+def test_invoice_show_and_payment_record(
+    factory: sessionmaker[Session], env: dict[str, str]
+) -> None:
+    builders.simple_subscription(factory, start=date(2026, 1, 1), currency="GBP", country="GB")
+    assert invoke(env, "bill", "--as-of", "2026-01-01").exit_code == 0
+
+    shown = invoke(env, "invoice", "show", "INV-000001", "--json")
+    document = json.loads(shown.stdout)
+    assert (document["number"], document["total"], document["status"]) == (
+        "INV-000001",
+        "120.00",
+        "open",
+    )
+    assert [(line["description"], line["amount"]) for line in document["lines"]] == [
+        ("Seats × 10, 2026-01-01..2026-01-31", "100.00")
+    ]
+    assert [(t["rate"], t["taxable"], t["tax"]) for t in document["taxes"]] == [
+        ("20", "100.00", "20.00")
+    ]
+
+    paid = invoke(env, "payment", "record", "INV-000001", "50.00", "--date", "2026-01-10")
+    assert paid.exit_code == 0, paid.output
+    assert paid.stdout.strip() == "INV-000001: paid 50.00 GBP, due 70.00, open"
+
+
+def test_errors_are_clear_and_set_the_exit_code(env: dict[str, str]) -> None:
+    missing = invoke(env, "payment", "record", "INV-404", "10.00")
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == "error: unknown invoice 'INV-404'"
+
+    bad_config = invoke(
+        {**env, "CONNECTOR_BILLING__BATCH_SIZE": "0"}, "bill", "--as-of", "2026-01-01"
+    )
+    assert bad_config.exit_code == 2
+    assert (
+        "billing.batch_size (CONNECTOR_BILLING__BATCH_SIZE): Input should be greater than or equal to 1"
+        in (bad_config.stderr)
+    )
+
+
+def test_report_mrr_json(factory: sessionmaker[Session], env: dict[str, str]) -> None:
+    builders.simple_subscription(factory, start=date(2026, 1, 1), unit_amount="12.50")
+
+    result = invoke(env, "report", "mrr", "--as-of", "2026-03-01", "--json")
+
+    assert result.exit_code == 0, result.output
+    (usd,) = json.loads(result.stdout)
+    assert (usd["currency"], usd["mrr"], usd["arr"], usd["active_customers"]) == (
+        "USD",
+        "125.00",
+        "1500.00",
+        1,
+    )
+    assert usd["movements"]["net"] == "0.00"
+    assert (usd["ltv"], usd["revenue_churn"]) == (None, "0.0000")
+
+
+def test_import_reports_bad_records_and_exits_1(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "in.yaml"
+    path.write_text(
+        "customers:\n  - {id: A, name: Alpha, country: US}\n  - {id: B, name: Beta, country: US, currency: XYZ}\n"
+    )
+
+    result = invoke(env, "import", str(path), "--as-of", "2026-01-01")
+
+    assert result.exit_code == 1
+    assert result.stdout.strip() == "customers: 1 imported"
+    assert (
+        result.stderr.strip()
+        == f"error: {path}:3: customers[1]: unknown currency 'XYZ' (not in ISO 4217)"
+    )
+
+
+def test_db_upgrade_and_current(env: dict[str, str]) -> None:
+    upgraded = invoke(env, "db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "already at revision 0001" in upgraded.stdout
+    current = invoke(env, "db", "current")
+    assert "revision 0001 (latest 0001)" in current.stdout
+
+
+def test_demo_runs_on_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["demo", "--months", "3"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Deals billed │ 6 " in result.stdout
+    assert (tmp_path / "var" / "demo" / "connector.db").is_file()
