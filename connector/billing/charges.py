@@ -177,7 +177,9 @@ class _Planner:
                 period=period,
                 service=service,
                 amount=delta,
-                quantity=_quantity(item, service.start, adjustment=billed is not None),
+                quantity=_quantity(
+                    item, service.start, self.state.reconcile_from, billed is not None
+                ),
                 discount_percent=(
                     item.version_at(service.start) or item.versions[0]
                 ).discount_percent,
@@ -198,12 +200,15 @@ class _Planner:
         return Period(max(self.state.reconcile_from or period.start, period.start), period.end)
 
 
-def _quantity(item: SubscriptionItem, day: date, *, adjustment: bool) -> Decimal:
-    """Quantity shown on a line: the quantity served, or for an adjustment the units changed."""
+def _quantity(
+    item: SubscriptionItem, day: date, changed_from: date | None, adjustment: bool
+) -> Decimal:
+    """Quantity shown on a line: the quantity served, or for an adjustment the units changed
+    since the day before the change took effect."""
     current = item.version_at(day)
     if not adjustment:
         return current.quantity if current else ZERO
-    before = item.version_at(day - ONE_DAY)
+    before = item.version_at(min(day, changed_from or day) - ONE_DAY)
     after_qty = current.quantity if current else ZERO
     before_qty = before.quantity if before else ZERO
     return abs(after_qty - before_qty) or after_qty or before_qty

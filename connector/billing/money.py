@@ -95,6 +95,12 @@ def to_decimal(value: object, *, what: str = "amount") -> Decimal:
     return result
 
 
+def require_decimal(value: object, what: str) -> None:
+    """Refuse anything but a ``Decimal`` (floats above all) where the core keeps an amount."""
+    if type(value) is not Decimal:
+        raise InvalidInputError(f"{what} must be a Decimal, not {type(value).__name__} {value!r}")
+
+
 def round_money(
     amount: Decimal, currency: Currency, rounding: Rounding = Rounding.HALF_UP
 ) -> Decimal:

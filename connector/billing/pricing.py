@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from connector.billing.money import ZERO, Currency
+from connector.billing.money import ZERO, Currency, require_decimal
 from connector.errors import InvalidInputError
 
 
@@ -71,6 +71,10 @@ class Tier:
     last_unit: int | None
     unit_amount: Decimal = ZERO
     flat_amount: Decimal = ZERO
+
+    def __post_init__(self) -> None:
+        require_decimal(self.unit_amount, "tier unit amount")
+        require_decimal(self.flat_amount, "tier flat amount")
 
     def units_of(self, quantity: Decimal) -> Decimal:
         """How many of ``quantity`` units fall in this tier."""
@@ -140,6 +144,12 @@ class Price:
 
     def __post_init__(self) -> None:
         where = self.label
+        for name in ("unit_amount", "flat_amount"):
+            value = getattr(self, name)
+            if value is not None and type(value) is not Decimal:
+                raise InvalidInputError(
+                    f"{name} must be a Decimal, not {type(value).__name__} {value!r}", where=where
+                )
         if self.model is PricingModel.PER_UNIT:
             if self.unit_amount is None:
                 raise InvalidInputError("a per-unit price needs a unit amount", where=where)

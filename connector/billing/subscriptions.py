@@ -112,6 +112,12 @@ class ItemVersion:
 
     def __post_init__(self) -> None:
         where = f"{self.price.product.code} from {self.effective_date}"
+        for name in ("quantity", "discount_percent"):
+            value = getattr(self, name)
+            if type(value) is not Decimal:
+                raise InvalidInputError(
+                    f"{name} must be a Decimal, not {type(value).__name__} {value!r}", where=where
+                )
         if self.quantity < 0:
             raise InvalidInputError(f"quantity {self.quantity} is negative", where=where)
         if not ZERO <= self.discount_percent <= HUNDRED:

@@ -3,7 +3,6 @@ document per rate and rounded once per rate."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -80,9 +79,9 @@ def tax_by_rate(
 ) -> tuple[TaxLine, ...]:
     """Tax per rate for ``(amount, rate)`` pairs: amounts of a rate are summed, then taxed and
     rounded once. Rates of 0 are listed too, so a document shows what was not taxed."""
-    taxable: dict[Decimal, Decimal] = defaultdict(lambda: ZERO)
+    taxable: dict[Decimal, Decimal] = {}
     for amount, rate in amounts:
-        taxable[rate] += amount
+        taxable[rate] = taxable.get(rate, ZERO) + amount
     return tuple(
         TaxLine(rate, base, round_money(base * rate / HUNDRED, currency, rounding))
         for rate, base in sorted(taxable.items())

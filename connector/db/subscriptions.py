@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row, delete, select
 from sqlalchemy.orm import Session
@@ -20,7 +20,22 @@ from connector.db.catalog import PriceCache
 from connector.errors import ConnectorError, NotFoundError
 
 
-def terms_from_row(row: tables.Subscription) -> domain.SubscriptionTerms:
+class StoredSubscription(Protocol):
+    """A subscription as storage holds it: an ORM object or a plain row of its columns."""
+
+    id: int
+    customer_id: int
+    currency: str
+    frequency: str
+    start_date: date
+    term_months: int
+    auto_renew: bool
+    trial_days: int
+    cancel_date: date | None
+    revision: int
+
+
+def terms_from_row(row: StoredSubscription) -> domain.SubscriptionTerms:
     return domain.SubscriptionTerms(
         start_date=row.start_date,
         frequency=Frequency(row.frequency),
@@ -33,7 +48,7 @@ def terms_from_row(row: tables.Subscription) -> domain.SubscriptionTerms:
 
 def load_subscriptions(
     session: Session,
-    rows: Sequence[tables.Subscription],
+    rows: Sequence[StoredSubscription],
     cache: PriceCache,
     failures: dict[int, str] | None = None,
 ) -> dict[int, domain.Subscription]:
@@ -90,7 +105,7 @@ def load_subscriptions(
 
 
 def _subscription(
-    row: tables.Subscription,
+    row: StoredSubscription,
     item_rows: list[Row[Any]],
     versions: dict[int, list[tuple[date, int, Decimal, Decimal]]],
     cache: PriceCache,

@@ -23,13 +23,14 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return dialect.type_descriptor(String(64))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        kind = type(value)
+        if kind is Decimal:
+            return value if dialect.name == "postgresql" else str(value)
         if value is None:
             return None
-        if not isinstance(value, Decimal | int) or isinstance(value, bool):
-            raise TypeError(f"exact decimal column needs a Decimal, got {type(value).__name__}")
-        if dialect.name == "postgresql":
-            return value
-        return format(Decimal(value), "f")
+        if kind is not int:
+            raise TypeError(f"exact decimal column needs a Decimal, got {kind.__name__}")
+        return value if dialect.name == "postgresql" else str(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +45,7 @@ from connector.db.documents import (
 )
 from connector.db.engine import is_unique_violation, transaction
 from connector.db.subscriptions import load_subscriptions
+from connector.db.types import utc_now
 from connector.errors import BillingError, ConnectorError, StorageError
 from connector.settings import Settings
 from connector.sync.settlement import apply_credit_note, customers_with_credit, settle_customer
@@ -158,14 +160,16 @@ def run_billing(
 def _bill_next_batch(
     session: Session, context: RunContext, after_id: int, total: BillingRunResult
 ) -> tuple[int, BillingRunResult] | None:
+    subscription = tables.Subscription
     rows = list(
-        session.scalars(
-            select(tables.Subscription)
-            .where(_due(context.as_of), tables.Subscription.id > after_id)
-            .order_by(tables.Subscription.id)
+        session.execute(
+            select(subscription.__table__, tables.Customer.country.label("customer_country"))
+            .join(tables.Customer, tables.Customer.id == subscription.customer_id)
+            .where(_due(context.as_of), subscription.id > after_id)
+            .order_by(subscription.id)
             .limit(context.settings.billing.batch_size)
             # PostgreSQL: rows another run is billing are left to it (SQLite serializes writers).
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=subscription)
         )
     )
     if not rows:
@@ -176,19 +180,11 @@ def _bill_next_batch(
 
 
 def _bill_batch(
-    session: Session, context: RunContext, rows: list[tables.Subscription], result: BillingRunResult
+    session: Session, context: RunContext, rows: list[Row[Any]], result: BillingRunResult
 ) -> None:
     as_of, settings = context.as_of, context.settings
     failures: dict[int, str] = {}
     subscriptions = load_subscriptions(session, rows, context.cache, failures)
-    countries: dict[int, str] = {
-        customer_id: country
-        for customer_id, country in session.execute(
-            select(tables.Customer.id, tables.Customer.country).where(
-                tables.Customer.id.in_({row.customer_id for row in rows})
-            )
-        )
-    }
     reconcile = {
         row.id: _reconcile_start(row, subscriptions[row.id]) for row in rows if row.reconcile_from
     }
@@ -211,7 +207,7 @@ def _bill_batch(
             reconcile_from=row.reconcile_from,
             billed=past.billed if past else {},
         )
-        country = countries[row.customer_id]
+        country = row.customer_country
 
         def rate(product: Product, country: str = country) -> Decimal:
             return context.tax.rate_for(country, product.tax_code)
@@ -261,8 +257,39 @@ def _bill_batch(
     for customer_id in customers_with_credit(session, sorted({d.customer_id for d in issued})):
         settle_customer(session, customer_id, as_of)
     if updates:
-        session.execute(update(tables.Subscription), updates)
+        _save_states(session, updates)
     _tally(result, issued)
+
+
+_STATE_COLUMNS = ("billed_until", "billed_as_of", "reconcile_from", "next_billing_date")
+
+
+def _save_states(session: Session, updates: list[dict[str, object]]) -> None:
+    """Billing state and errors of the batch's subscriptions, in two executemany statements."""
+    table = tables.Subscription.__table__
+    now = utc_now()
+    billed = [u for u in updates if "billed_until" in u]
+    failed = [u for u in updates if "billed_until" not in u]
+    if billed:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                {
+                    **{c: bindparam(f"b_{c}") for c in _STATE_COLUMNS},
+                    "billing_error": None,
+                    "updated_at": now,
+                }
+            ),
+            [{"b_id": u["id"], **{f"b_{c}": u[c] for c in _STATE_COLUMNS}} for u in billed],
+        )
+    if failed:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(billing_error=bindparam("b_error"), updated_at=now),
+            [{"b_id": u["id"], "b_error": u["billing_error"]} for u in failed],
+        )
 
 
 def _fail(
@@ -273,7 +300,7 @@ def _fail(
     updates.append({"id": subscription_id, "billing_error": reason})
 
 
-def _reconcile_start(row: tables.Subscription, subscription: Subscription) -> date:
+def _reconcile_start(row: Row[Any], subscription: Subscription) -> date:
     """Billed state is needed from the start of the period that contains the change."""
     assert row.reconcile_from is not None
     terms = subscription.terms

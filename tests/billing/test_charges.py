@@ -3,8 +3,6 @@
 from datetime import date
 from decimal import Decimal
 
-import pytest
-
 from connector.billing.charges import BillingState, next_billing_date, plan_billing
 from connector.billing.periods import Frequency, Period
 from connector.billing.pricing import ChargeKind
@@ -263,12 +261,6 @@ def test_backdated_upgrade_across_several_billed_periods() -> None:
     assert plan.charges[0].service == Period(date(2025, 2, 15), date(2025, 2, 28))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG (line display): charges._quantity shows the full quantity (3), not the units "
-    "changed (2), on the adjustment of a period after the backdated change's own period",
-)
 def test_backdated_upgrade_adjustment_lines_show_the_units_changed() -> None:
     ledger = monthly_2025()
     ledger.run(date(2025, 4, 1))

@@ -189,13 +189,6 @@ def test_tier_units_and_description() -> None:
     assert Tier(51, None).describe() == "51+"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: floats handed to the billing core are accepted (Price, Tier, ItemVersion do "
-    "not refuse them; the first calculation then raises TypeError), but floats must be "
-    "refused with InvalidInputError",
-)
 @pytest.mark.parametrize(
     "build",
     [
