@@ -93,13 +93,12 @@ def plan_billing(subscription: Subscription, as_of: date, state: BillingState) -
             planner.add_period(recurring, schedule.period(index))
 
     index = first_unbilled
-    while recurring:
-        period = schedule.period(index)
-        if period.start > as_of or (service_end is not None and period.start > service_end):
-            break
-        planner.add_period(recurring, period)
-        index += 1
-    billed_until = schedule.start_of(index)
+    start = schedule.start_of(index)
+    while recurring and start <= as_of and (service_end is None or start <= service_end):
+        following = schedule.start_of(index + 1)
+        planner.add_period(recurring, Period(start, following - ONE_DAY))
+        index, start = index + 1, following
+    billed_until = start
 
     for item in subscription.items:
         if item.kind is not ChargeKind.ONE_TIME:

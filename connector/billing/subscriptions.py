@@ -109,30 +109,34 @@ class ItemVersion:
     price: Price
     quantity: Decimal
     discount_percent: Decimal = ZERO
+    _amount: Decimal = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        where = f"{self.price.product.code} from {self.effective_date}"
         for name in ("quantity", "discount_percent"):
             value = getattr(self, name)
             if type(value) is not Decimal:
-                raise InvalidInputError(
-                    f"{name} must be a Decimal, not {type(value).__name__} {value!r}", where=where
+                raise self._invalid(
+                    f"{name} must be a Decimal, not {type(value).__name__} {value!r}"
                 )
         if self.quantity < 0:
-            raise InvalidInputError(f"quantity {self.quantity} is negative", where=where)
+            raise self._invalid(f"quantity {self.quantity} is negative")
         if not ZERO <= self.discount_percent <= HUNDRED:
-            raise InvalidInputError(
-                f"discount {self.discount_percent}% is not between 0 and 100", where=where
-            )
+            raise self._invalid(f"discount {self.discount_percent}% is not between 0 and 100")
+        currency = self.price.currency
+        gross = round_money(self.price.amount_for(self.quantity), currency)
+        if self.discount_percent:
+            gross -= percent_of(gross, self.discount_percent, currency)
+        object.__setattr__(self, "_amount", gross)
+
+    def _invalid(self, message: str) -> InvalidInputError:
+        return InvalidInputError(
+            message, where=f"{self.price.product.code} from {self.effective_date}"
+        )
 
     def period_amount(self) -> Decimal:
         """Amount for one full billing period: the price for the quantity rounded to the minor
-        unit, less the discount rounded to the minor unit."""
-        currency = self.price.currency
-        gross = round_money(self.price.amount_for(self.quantity), currency)
-        if not self.discount_percent:
-            return gross
-        return gross - percent_of(gross, self.discount_percent, currency)
+        unit, less the discount, a percentage of that rounded subtotal, rounded too."""
+        return self._amount
 
     def same_terms(self, other: ItemVersion) -> bool:
         return (

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from connector.billing.money import ZERO
 from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import Period
 from connector.db import tables
+from connector.db.bulk import bulk_insert
 from connector.db.types import utc_now
 from connector.errors import NotFoundError
 
@@ -141,8 +142,9 @@ def insert_charges(session: Session, charges: Sequence[tuple[Charge, int]]) -> d
     table = tables.Charge.__table__
     ids = reserve_ids(session, table, len(charges))
     if charges:
-        session.execute(
-            insert(table),
+        bulk_insert(
+            session,
+            table,
             [
                 {
                     "id": row_id,
@@ -173,8 +175,9 @@ def insert_documents(
             documents, reserve_ids(session, doc_table, len(documents)), strict=True
         )
     ]
-    session.execute(
-        insert(doc_table),
+    bulk_insert(
+        session,
+        doc_table,
         [
             {
                 "id": doc.id,
@@ -202,8 +205,9 @@ def insert_documents(
             for doc in issued
         ],
     )
-    session.execute(
-        insert(tables.DocumentLine.__table__),
+    bulk_insert(
+        session,
+        tables.DocumentLine.__table__,
         [
             {
                 "document_id": doc.id,
@@ -225,8 +229,9 @@ def insert_documents(
             for line in doc.draft.lines
         ],
     )
-    session.execute(
-        insert(tables.DocumentTax.__table__),
+    bulk_insert(
+        session,
+        tables.DocumentTax.__table__,
         [
             {"document_id": doc.id, "rate": tax.rate, "taxable": tax.taxable, "tax": tax.tax}
             for doc in issued
