@@ -212,35 +212,31 @@ def find_price(session: Session, lookup_key: str) -> tables.Price:
     return row
 
 
-def find_by_external_id(
-    session: Session, entity: type[tables.Base], system: str, external_id: str
-) -> Any | None:
-    entity_id = session.scalar(
+def _external_entity_id(session: Session, entity: str, system: str, external_id: str) -> int | None:
+    return session.scalar(
         select(tables.ExternalId.entity_id).where(
-            tables.ExternalId.system == system,
-            tables.ExternalId.entity == entity.__tablename__,
-            tables.ExternalId.external_id == external_id,
-        )
-    )
-    return None if entity_id is None else session.get(entity, entity_id)
-
-
-def link_external_id(session: Session, row: tables.Base, system: str, external_id: str) -> None:
-    entity = type(row).__tablename__
-    exists = session.scalar(
-        select(tables.ExternalId.id).where(
             tables.ExternalId.system == system,
             tables.ExternalId.entity == entity,
             tables.ExternalId.external_id == external_id,
         )
     )
-    if exists is None:
+
+
+def find_by_external_id(
+    session: Session, entity: type[tables.Base], system: str, external_id: str
+) -> Any | None:
+    """The record of type ``entity`` known as ``external_id`` in ``system``, if any."""
+    entity_id = _external_entity_id(session, entity.__tablename__, system, external_id)
+    return None if entity_id is None else session.get(entity, entity_id)
+
+
+def link_external_id(session: Session, row: Any, system: str, external_id: str) -> None:
+    """Remember that ``row`` is known as ``external_id`` in ``system`` (once)."""
+    entity = type(row).__tablename__
+    if _external_entity_id(session, entity, system, external_id) is None:
         session.add(
             tables.ExternalId(
-                entity=entity,
-                entity_id=row.id,
-                system=system,
-                external_id=external_id,  # type: ignore[attr-defined]
+                entity=entity, entity_id=row.id, system=system, external_id=external_id
             )
         )
         session.flush()

@@ -222,6 +222,36 @@ def _end_day(terms: domain.SubscriptionTerms) -> date | None:
     return None if end is None else end + ONE_DAY
 
 
+def _change_terms(
+    session: Session,
+    subscription_id: int,
+    *,
+    kind: str,
+    reference: str | None,
+    effective: date | None,
+    **changes: object,
+) -> tables.Amendment | None:
+    """New terms; the service end moves and the next run settles the days between the old end
+    and the new one."""
+    if _find_amendment(session, subscription_id, reference) is not None:
+        return None
+    loaded = _load(session, subscription_id)
+    before = loaded.subscription
+    after = before.with_terms(**changes)
+    if after.terms == before.terms:
+        return None
+    changed_from = earliest(_end_day(before.terms), _end_day(after.terms))
+    return _record_change(
+        session,
+        loaded,
+        after,
+        kind=kind,
+        effective=effective or changed_from or before.terms.start_date,
+        reconcile_from=changed_from,
+        reference=reference,
+    )
+
+
 def cancel_subscription(
     session: Session,
     subscription_id: int,
@@ -232,22 +262,13 @@ def cancel_subscription(
     """Cancel from ``cancel_date`` (the first day without service); unused prepaid days are
     credited by the next run. ``None`` lifts a cancellation. Returns None when nothing changed
     or the change under ``reference`` was already applied."""
-    if _find_amendment(session, subscription_id, reference) is not None:
-        return None
-    loaded = _load(session, subscription_id)
-    before = loaded.subscription
-    after = before.with_terms(cancel_date=cancel_date)
-    if after.terms == before.terms:
-        return None
-    changed_from = earliest(_end_day(before.terms), _end_day(after.terms))
-    return _record_change(
+    return _change_terms(
         session,
-        loaded,
-        after,
+        subscription_id,
         kind="cancel",
-        effective=cancel_date or before.terms.start_date,
-        reconcile_from=changed_from,
         reference=reference,
+        effective=cancel_date,
+        cancel_date=cancel_date,
     )
 
 
@@ -260,27 +281,13 @@ def change_terms(
     reference: str | None = None,
 ) -> tables.Amendment | None:
     """Change the term length or renewal; the service end moves and the next run settles it."""
-    if _find_amendment(session, subscription_id, reference) is not None:
-        return None
-    loaded = _load(session, subscription_id)
-    before = loaded.subscription
     changes: dict[str, object] = {}
     if term_months is not None:
         changes["term_months"] = term_months
     if auto_renew is not None:
         changes["auto_renew"] = auto_renew
-    after = before.with_terms(**changes)
-    if after.terms == before.terms:
-        return None
-    changed_from = earliest(_end_day(before.terms), _end_day(after.terms))
-    return _record_change(
-        session,
-        loaded,
-        after,
-        kind="terms",
-        effective=changed_from or before.terms.start_date,
-        reconcile_from=changed_from,
-        reference=reference,
+    return _change_terms(
+        session, subscription_id, kind="terms", reference=reference, effective=None, **changes
     )
 
 

@@ -35,20 +35,35 @@ def due_of(invoice: tables.Document) -> Decimal:
     return amount_due(invoice.total, invoice.amount_paid, invoice.amount_credited)
 
 
-def _apply(
-    session: Session, source: Source, invoice: tables.Document, amount: Decimal, on: date
+def _allocate(
+    session: Session,
+    source: Source,
+    amount: Decimal,
+    on: date,
+    *,
+    invoice: tables.Document | None = None,
+    refund: tables.Payment | None = None,
 ) -> None:
+    """Record money moving from a payment or credit note to an invoice or a refund."""
     is_payment = isinstance(source, tables.Payment)
     session.add(
         tables.Allocation(
             payment_id=source.id if is_payment else None,
             credit_note_id=None if is_payment else source.id,
-            invoice_id=invoice.id,
+            invoice_id=invoice.id if invoice is not None else None,
+            refund_id=refund.id if refund is not None else None,
             amount=amount,
             allocated_on=on,
         )
     )
-    if is_payment:
+    _spend(source, amount)
+
+
+def _apply(
+    session: Session, source: Source, invoice: tables.Document, amount: Decimal, on: date
+) -> None:
+    _allocate(session, source, amount, on, invoice=invoice)
+    if isinstance(source, tables.Payment):
         invoice.amount_paid += amount
     else:
         invoice.amount_credited += amount
@@ -110,7 +125,6 @@ def settle_customer(session: Session, customer_id: int, on: date) -> None:
         applied, _ = apply_funds(source.unapplied or ZERO, [(i, due_of(i)) for i in invoices])
         for invoice, amount in applied:
             _apply(session, source, invoice, amount, on)
-            _spend(source, amount)
     session.flush()
 
 
@@ -122,7 +136,6 @@ def apply_credit_note(
     credit_note.unapplied = credit_note.total
     if applied > 0:
         _apply(session, credit_note, invoice, applied, on)
-        _spend(credit_note, applied)
 
 
 def customers_with_credit(session: Session, customer_ids: list[int]) -> set[int]:
@@ -203,9 +216,7 @@ def record_payment(
     session.add(payment)
     session.flush()
     if invoice is not None and invoice.status == InvoiceStatus.OPEN.value:
-        applied = min(value, due_of(invoice))
-        _apply(session, payment, invoice, applied, received_on)
-        _spend(payment, applied)
+        _apply(session, payment, invoice, min(value, due_of(invoice)), received_on)
     settle_customer(session, customer_id, received_on)
     return payment
 
@@ -251,17 +262,7 @@ def record_refund(
         take = min(left, source.unapplied or ZERO)
         if take <= 0:
             continue
-        is_payment = isinstance(source, tables.Payment)
-        session.add(
-            tables.Allocation(
-                payment_id=source.id if is_payment else None,
-                credit_note_id=None if is_payment else source.id,
-                refund_id=refund.id,
-                amount=take,
-                allocated_on=refunded_on,
-            )
-        )
-        _spend(source, take)
+        _allocate(session, source, take, refunded_on, refund=refund)
         left -= take
     session.flush()
     return refund
