@@ -36,10 +36,11 @@ def amounts_in(cur: Currency, low: int, high: int) -> st.SearchStrategy[Decimal]
 
 
 def spec_period_amount(gross: Decimal, percent: Decimal, cur: Currency) -> Decimal:
-    """round(gross) - round(gross × pct / 100), half up, as the specification states."""
+    """round(gross) - round(round(gross) × pct / 100), half up: the discount is a percentage
+    of the subtotal as the invoice shows it."""
     quantum = D(1).scaleb(-cur.exponent)
     rounded = gross.quantize(quantum, rounding=ROUND_HALF_UP)
-    return rounded - (gross * percent / 100).quantize(quantum, rounding=ROUND_HALF_UP)
+    return rounded - (rounded * percent / 100).quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 @SETTINGS
