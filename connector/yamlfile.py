@@ -26,7 +26,7 @@ class _DecimalLoader(yaml.SafeLoader):
 
 
 def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
-    return Decimal(loader.construct_scalar(node).replace("_", ""))  # type: ignore[arg-type]
+    return Decimal(loader.construct_scalar(node).replace("_", ""))
 
 
 _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _decimal)

@@ -1,4 +1,4 @@
-"""The code stays ruff clean: lint and formatting are part of the test run."""
+"""The code stays clean: lint, formatting and type checks are part of the test run."""
 
 from __future__ import annotations
 

@@ -72,6 +72,17 @@ def currency(code: str) -> Currency:
     return Currency(normalized, iso.exponent)
 
 
+class Totals(dict[str, Decimal]):
+    """Amounts per currency code, summed, never converted."""
+
+    def add(self, code: str, amount: Decimal) -> None:
+        self[code] = self.get(code, ZERO) + amount
+
+    def merge(self, other: dict[str, Decimal]) -> None:
+        for code, amount in other.items():
+            self.add(code, amount)
+
+
 def to_decimal(value: object, *, what: str = "amount") -> Decimal:
     """Parse an exact decimal from a ``Decimal``, ``int`` or decimal string. Floats are refused:
     they cannot hold most decimal amounts exactly."""

@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from typing import Any
 
 from connector.billing.money import HUNDRED, ZERO, Currency, percent_of, round_money
 from connector.billing.periods import ONE_DAY, Frequency, Schedule, add_months
@@ -272,20 +273,17 @@ class Subscription:
             if spec.key in wanted:
                 raise InvalidInputError(f"item {spec.key} appears twice in the new item set")
             wanted[spec.key] = spec
-        items: list[SubscriptionItem] = []
-        for item in self.items:
-            spec = wanted.pop(item.key, None)
-            items.append(_amend_item(item, effective, spec))
-        for spec in wanted.values():
-            version = ItemVersion(effective, spec.price, spec.quantity, spec.discount_percent)
+        items = [_amend_item(item, effective, wanted.pop(item.key, None)) for item in self.items]
+        for new in wanted.values():
+            version = ItemVersion(effective, new.price, new.quantity, new.discount_percent)
             items.append(
                 SubscriptionItem(
-                    spec.key, spec.price.product, spec.price.kind, (version,), spec.service_date
+                    new.key, new.price.product, new.price.kind, (version,), new.service_date
                 )
             )
         return replace(self, items=tuple(items))
 
-    def with_terms(self, **changes: object) -> Subscription:
+    def with_terms(self, **changes: Any) -> Subscription:
         return replace(self, terms=replace(self.terms, **changes))
 
 

@@ -32,7 +32,7 @@ def format_number(prefix: str, value: int, digits: int) -> str:
 def allocate_numbers(session: Session, series: str, count: int) -> int:
     """Reserve ``count`` consecutive numbers of ``series`` and return the first. The reservation
     commits or rolls back with the documents that use it, so numbers never have gaps."""
-    table = tables.NumberSeries.__table__
+    table = tables.table_of(tables.NumberSeries)
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     session.execute(
         dialect.insert(table).values(name=series, next_value=1).on_conflict_do_nothing()
@@ -139,7 +139,7 @@ class IssuedDocument:
 def insert_charges(session: Session, charges: Sequence[tuple[Charge, int]]) -> dict[int, int]:
     """Insert ``(charge, revision)`` pairs; returns charge row ids by ``id(charge)``. The unique
     constraint on item, period and revision refuses a charge that was already made."""
-    table = tables.Charge.__table__
+    table = tables.table_of(tables.Charge)
     ids = reserve_ids(session, table, len(charges))
     if charges:
         bulk_insert(
@@ -167,7 +167,7 @@ def insert_documents(
     """Insert ``(draft, customer id, subscription id, number)`` with lines and taxes."""
     if not documents:
         return []
-    doc_table = tables.Document.__table__
+    doc_table = tables.table_of(tables.Document)
     now = utc_now()
     issued = [
         IssuedDocument(doc_id, number, draft, customer_id, subscription_id)
@@ -207,7 +207,7 @@ def insert_documents(
     )
     bulk_insert(
         session,
-        tables.DocumentLine.__table__,
+        tables.table_of(tables.DocumentLine),
         [
             {
                 "document_id": doc.id,
@@ -231,7 +231,7 @@ def insert_documents(
     )
     bulk_insert(
         session,
-        tables.DocumentTax.__table__,
+        tables.table_of(tables.DocumentTax),
         [
             {"document_id": doc.id, "rate": tax.rate, "taxable": tax.taxable, "tax": tax.tax}
             for doc in issued

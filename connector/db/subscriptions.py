@@ -90,7 +90,7 @@ def load_subscriptions(
     versions: dict[int, list[tuple[date, int, Decimal, Decimal]]] = defaultdict(list)
     for v in version_rows:
         versions[v.item_id].append((v.effective_date, v.price_id, v.quantity, v.discount_percent))
-    items: dict[int, list[Row[Any]]] = defaultdict(list)
+    items: dict[int, list[Any]] = defaultdict(list)
     for i in item_rows:
         items[i.subscription_id].append(i)
     loaded = {}

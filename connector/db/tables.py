@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -45,6 +46,13 @@ class Base(DeclarativeBase):
         date: Date(),
         str: String(255),
     }
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, typed as such (the ORM types it as a FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def _created() -> Mapped[datetime]:

@@ -10,7 +10,7 @@ keeps its error, visible in ``billing_error``, and the rest of the batch goes on
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -28,6 +28,7 @@ from connector.billing.invoicing import (
     draft_credit_notes,
     draft_invoices,
 )
+from connector.billing.money import Totals
 from connector.billing.pricing import Product
 from connector.billing.subscriptions import Subscription
 from connector.billing.tax import TaxTable
@@ -61,8 +62,8 @@ class BillingRunResult:
     subscriptions: int = 0
     invoices: int = 0
     credit_notes: int = 0
-    invoiced: Counter[str] = field(default_factory=Counter)  # total per currency
-    credited: Counter[str] = field(default_factory=Counter)
+    invoiced: Totals = field(default_factory=Totals)  # total per currency
+    credited: Totals = field(default_factory=Totals)
     failed: dict[int, str] = field(default_factory=dict)  # subscription id -> reason
     first_number: str | None = None
     last_number: str | None = None
@@ -147,8 +148,8 @@ def run_billing(
         result.subscriptions += batch_result.subscriptions
         result.invoices += batch_result.invoices
         result.credit_notes += batch_result.credit_notes
-        result.invoiced.update(batch_result.invoiced)
-        result.credited.update(batch_result.credited)
+        result.invoiced.merge(batch_result.invoiced)
+        result.credited.merge(batch_result.credited)
         result.failed.update(batch_result.failed)
         result.first_number = result.first_number or batch_result.first_number
         result.last_number = batch_result.last_number or result.last_number
@@ -163,7 +164,7 @@ def _bill_next_batch(
     subscription = tables.Subscription
     rows = list(
         session.execute(
-            select(subscription.__table__, tables.Customer.country.label("customer_country"))
+            select(tables.table_of(subscription), tables.Customer.country.label("customer_country"))
             .join(tables.Customer, tables.Customer.id == subscription.customer_id)
             .where(_due(context.as_of), subscription.id > after_id)
             .order_by(subscription.id)
@@ -266,7 +267,7 @@ _STATE_COLUMNS = ("billed_until", "billed_as_of", "reconcile_from", "next_billin
 
 def _save_states(session: Session, updates: list[dict[str, object]]) -> None:
     """Billing state and errors of the batch's subscriptions, in two executemany statements."""
-    table = tables.Subscription.__table__
+    table = tables.table_of(tables.Subscription)
     now = utc_now()
     billed = [u for u in updates if "billed_until" in u]
     failed = [u for u in updates if "billed_until" not in u]
@@ -320,7 +321,7 @@ def _numbered(
     by_kind: dict[DocumentKind, list[tuple[DocumentDraft, int, int]]] = defaultdict(list)
     for entry in documents:
         by_kind[entry[0].kind].append(entry)
-    numbered = []
+    numbered: list[tuple[DocumentDraft, int, int, str]] = []
     for kind, entries in by_kind.items():
         prefix = prefixes[kind]
         first = allocate_numbers(session, f"{kind.value}:{prefix}", len(entries))
@@ -340,9 +341,9 @@ def _tally(result: BillingRunResult, issued: list[IssuedDocument]) -> None:
     for doc in issued:
         if doc.draft.kind is DocumentKind.INVOICE:
             result.invoices += 1
-            result.invoiced[doc.draft.currency.code] += doc.draft.total
+            result.invoiced.add(doc.draft.currency.code, doc.draft.total)
             result.first_number = result.first_number or doc.number
             result.last_number = doc.number
         else:
             result.credit_notes += 1
-            result.credited[doc.draft.currency.code] += doc.draft.total
+            result.credited.add(doc.draft.currency.code, doc.draft.total)

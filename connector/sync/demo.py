@@ -8,7 +8,6 @@ invoice (one customer never pays). It uses exactly the services a real deploymen
 from __future__ import annotations
 
 import shutil
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from connector.billing.invoicing import DocumentKind
 from connector.billing.metrics import Metrics
+from connector.billing.money import Totals
 from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import ONE_DAY, add_months
 from connector.db import tables
@@ -67,9 +67,9 @@ class DemoReport:
     contracts_billed: int = 0
     invoices: int = 0
     credit_notes: int = 0
-    invoiced: Counter[str] = field(default_factory=Counter)
-    credited: Counter[str] = field(default_factory=Counter)
-    outstanding: Counter[str] = field(default_factory=Counter)
+    invoiced: Totals = field(default_factory=Totals)
+    credited: Totals = field(default_factory=Totals)
+    outstanding: Totals = field(default_factory=Totals)
     metrics: list[Metrics] = field(default_factory=list)
     import_errors: list[str] = field(default_factory=list)
 
@@ -126,8 +126,8 @@ def run_demo(
         credit_notes += run.credit_notes
         report.invoices += run.invoices
         report.credit_notes += run.credit_notes
-        report.invoiced.update(run.invoiced)
-        report.credited.update(run.credited)
+        report.invoiced.merge(run.invoiced)
+        report.credited.merge(run.credited)
         next_month = add_months(start, len(report.months) + 1)
         if day + ONE_DAY == next_month:
             mrr = {m.currency.code: m.mrr for m in subscription_metrics(factory, day)}
@@ -149,7 +149,7 @@ def run_demo(
                 tables.Document.status == InvoiceStatus.OPEN.value,
             )
         ):
-            report.outstanding[invoice.currency] += due_of(invoice)
+            report.outstanding.add(invoice.currency, due_of(invoice))
     engine.dispose()
     return report
 

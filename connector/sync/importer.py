@@ -9,11 +9,14 @@ invalid is reported with its file and line and skipped; the rest of the file is 
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
@@ -28,6 +31,7 @@ from connector.sync import contracts, settlement
 from connector.yamlfile import Location, YamlDocument, format_location, load_yaml
 
 SYSTEM = "import"
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
 class _Record(BaseModel):
@@ -89,13 +93,13 @@ class ContractRecord(_Record):
 
 class EventRecord(_Record):
     id: str
-    date: date
+    date: dt.date
     type: Literal["amend", "cancel", "payment", "refund"]
     contract: str | None = None
     customer: str | None = None
     invoice: str | None = None
-    effective_date: date | None = None
-    cancel_date: date | None = None
+    effective_date: dt.date | None = None
+    cancel_date: dt.date | None = None
     items: list[ItemRecord] | None = None
     amount: Decimal | None = None
 
@@ -154,10 +158,10 @@ class _Importer:
             if event.date > self.as_of:
                 self.result.pending_events += 1
                 continue
-            self._apply(location, lambda event=event: self._event(event))
+            self._apply(location, partial(self._event, event))
         return self.result
 
-    def _parse(self, section: str, model: type[_Record]) -> list[tuple[Location, _Record]]:
+    def _parse(self, section: str, model: type[RecordT]) -> list[tuple[Location, RecordT]]:
         parsed = []
         for location, entry in self.document.records(section):
             try:
@@ -168,14 +172,14 @@ class _Importer:
                 )
         return parsed
 
-    def _each(self, section: str, model: type[_Record], apply: object) -> None:
+    def _each(self, section: str, model: type[RecordT], apply: Callable[[RecordT], bool]) -> None:
         for location, record in self._parse(section, model):
-            self._apply(location, lambda record=record: apply(record))  # type: ignore[operator]
+            self._apply(location, partial(apply, record))
 
-    def _apply(self, location: Location, action: object) -> None:
+    def _apply(self, location: Location, action: Callable[[], bool]) -> None:
         savepoint = self.session.begin_nested()
         try:
-            counted = action()  # type: ignore[operator]
+            counted = action()
         except ConnectorError as error:
             savepoint.rollback()
             where = self.document.where(location)
@@ -184,7 +188,7 @@ class _Importer:
             return
         savepoint.commit()
         if counted:
-            self.result.count(location[0])  # type: ignore[arg-type]
+            self.result.count(str(location[0]))
 
     def _customer_row(self, ref: str) -> tables.Customer:
         row = catalog.find_by_external_id(self.session, tables.Customer, SYSTEM, ref)
