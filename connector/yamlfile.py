@@ -6,6 +6,7 @@ errors into messages of the form ``file.yaml:12: contracts[0].items[1].quantity:
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,14 +27,23 @@ class _DecimalLoader(yaml.SafeLoader):
 
 
 def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
-    return Decimal(loader.construct_scalar(node).replace("_", ""))
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    try:
+        value = Decimal(text)
+    except decimal.InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text} is not a finite number", node.start_mark
+        )
+    return value
 
 
 _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
 
 
 def _lines(node: yaml.Node, path: Location, into: dict[Location, int]) -> None:
-    into[path] = node.start_mark.line + 1
+    into.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
@@ -83,7 +93,7 @@ class YamlDocument:
         """Entries of the top-level list ``key`` with their locations."""
         entries = (self.data or {}).get(key) or []
         if not isinstance(entries, list):
-            raise InvalidInputError(f"{self.where((key,))}: {key}: must be a list")
+            raise InvalidInputError(f"{self.where((key,))}: {key}: must be a list of records")
         for index, entry in enumerate(entries):
             yield (key, index), entry
 

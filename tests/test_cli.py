@@ -85,6 +85,21 @@ def test_errors_are_clear_and_set_the_exit_code(env: dict[str, str]) -> None:
     )
 
 
+def test_out_of_range_dates_are_refused_clearly(env: dict[str, str]) -> None:
+    far = invoke(env, "bill", "--as-of", "9999-12-31")
+    assert (far.exit_code, far.stderr.strip()) == (
+        1,
+        "error: as-of date 9999-12-31 is too far in the future",
+    )
+    reversed_window = invoke(env, "report", "mrr", "--as-of", "2026-01-15", "--since", "2026-03-01")
+    assert (reversed_window.exit_code, reversed_window.stderr.strip()) == (
+        1,
+        "error: the movement window must start before 2026-01-15, not on 2026-03-01",
+    )
+    too_big = invoke(env, "payment", "record", "INV-000001", "1e30")
+    assert too_big.exit_code == 1
+
+
 def test_report_mrr_json(factory: sessionmaker[Session], env: dict[str, str]) -> None:
     builders.simple_subscription(factory, start=date(2026, 1, 1), unit_amount="12.50")
 

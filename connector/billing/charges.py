@@ -42,6 +42,8 @@ class Charge:
     def description(self) -> str:
         name = self.item.product.name
         if self.item.kind is ChargeKind.ONE_TIME:
+            if self.amount < 0:
+                return f"{name}: one-time charge credited"
             text = f"{name} × {self.quantity:f}"
         elif self.amount < 0:
             text = f"{name}: unused time {self.service}"
@@ -109,6 +111,9 @@ def plan_billing(subscription: Subscription, as_of: date, state: BillingState) -
         if day <= as_of and (newly_due or changed):
             due = due_once(item, terms.start_date, service_end)
             planner.add(item, _period_for_one_time(subscription, day), day, due)
+        for key, moved_from in state.billed:
+            if key == item.key and moved_from != day:  # its date was moved: take it back
+                planner.add(item, _period_for_one_time(subscription, moved_from), moved_from, ZERO)
 
     billed_as_of = as_of if state.billed_as_of is None else max(as_of, state.billed_as_of)
     return BillingPlan(
@@ -196,7 +201,17 @@ class _Planner:
         if first:
             start = max(self.service_start, item.versions[0].effective_date)
             return period.intersect(start, self.service_end) or period
-        return Period(max(self.state.reconcile_from or period.start, period.start), period.end)
+        return Period(self._changed_from(item, period), period.end)
+
+    def _changed_from(self, item: SubscriptionItem, period: Period) -> date:
+        """First day of ``period`` that a change made since the last run touches for ``item``:
+        its own new version, or a move of the service end; else the day changes begin."""
+        since = max(self.state.reconcile_from or period.start, period.start)
+        changes = [v.effective_date for v in item.versions if v.effective_date >= since]
+        if self.service_end is not None and self.service_end + ONE_DAY >= since:
+            changes.append(self.service_end + ONE_DAY)
+        first = min(changes, default=since)
+        return first if first <= period.end else since
 
 
 def _quantity(

@@ -10,8 +10,8 @@ storage, in the same transaction, from a gapless series.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -20,7 +20,7 @@ from connector.billing.charges import Charge
 from connector.billing.money import ZERO, Currency, Rounding
 from connector.billing.periods import Period
 from connector.billing.pricing import Product
-from connector.billing.tax import TaxLine, tax_by_rate
+from connector.billing.tax import CreditedTax, TaxLine, credit_tax, tax_by_rate
 from connector.errors import BillingError
 
 
@@ -47,18 +47,16 @@ class DocumentDraft:
     lines: tuple[DraftLine, ...]
     taxes: tuple[TaxLine, ...]
     credited_invoice_id: int | None = None
+    subtotal: Decimal = field(init=False)
+    tax_total: Decimal = field(init=False)
+    total: Decimal = field(init=False)
 
-    @property
-    def subtotal(self) -> Decimal:
-        return sum((line.amount for line in self.lines), ZERO)
-
-    @property
-    def tax_total(self) -> Decimal:
-        return sum((t.tax for t in self.taxes), ZERO)
-
-    @property
-    def total(self) -> Decimal:
-        return self.subtotal + self.tax_total
+    def __post_init__(self) -> None:
+        subtotal = sum((line.amount for line in self.lines), ZERO)
+        tax_total = sum((t.tax for t in self.taxes), ZERO)
+        object.__setattr__(self, "subtotal", subtotal)
+        object.__setattr__(self, "tax_total", tax_total)
+        object.__setattr__(self, "total", subtotal + tax_total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +82,14 @@ def _draft(
     period: Period,
     rounding: Rounding,
     credited_invoice_id: int | None = None,
+    tax_history: Mapping[Decimal, CreditedTax] | None = None,
 ) -> DocumentDraft:
-    taxes = tax_by_rate(((line.amount, line.tax_rate) for line in lines), currency, rounding)
+    amounts = [(line.amount, line.tax_rate) for line in lines]
+    taxes = (
+        credit_tax(amounts, tax_history, currency, rounding)
+        if tax_history
+        else tax_by_rate(amounts, currency, rounding)
+    )
     return DocumentDraft(
         kind, currency, issue_date, due_date, period, tuple(lines), taxes, credited_invoice_id
     )
@@ -127,8 +131,10 @@ def draft_credit_notes(
     currency: Currency,
     issue_date: date,
     rounding: Rounding,
+    tax_history: Mapping[int, Mapping[Decimal, CreditedTax]] | None = None,
 ) -> list[DocumentDraft]:
-    """Credit notes for the negative charges, one per credited invoice."""
+    """Credit notes for the negative charges, one per credited invoice. ``tax_history`` gives,
+    per invoice id and rate, the invoice's tax and what earlier credit notes took back of it."""
     lines_by_key: dict[tuple[str, date], list[InvoicedLine]] = defaultdict(list)
     for line in sorted(invoiced, key=lambda line: line.line_id, reverse=True):
         lines_by_key[(line.item_key, line.key_date)].append(line)
@@ -158,6 +164,7 @@ def draft_credit_notes(
             period=periods[invoice_id],
             rounding=rounding,
             credited_invoice_id=invoice_id,
+            tax_history=(tax_history or {}).get(invoice_id),
         )
         for invoice_id, lines in sorted(by_invoice.items())
     ]

@@ -8,7 +8,7 @@ currency's minor unit, with an explicit rounding mode.
 from __future__ import annotations
 
 import decimal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from functools import cache
@@ -47,10 +47,10 @@ class Currency:
 
     code: str
     exponent: int
+    quantum: Decimal = field(init=False, repr=False, compare=False)
 
-    @property
-    def quantum(self) -> Decimal:
-        return Decimal(1).scaleb(-self.exponent)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantum", Decimal(1).scaleb(-self.exponent))
 
     def __str__(self) -> str:
         return self.code
@@ -116,7 +116,10 @@ def round_money(
     amount: Decimal, currency: Currency, rounding: Rounding = Rounding.HALF_UP
 ) -> Decimal:
     """Round to the currency's minor unit. Zero is always returned without a sign."""
-    result = amount.quantize(currency.quantum, rounding=rounding.decimal_mode)
+    try:
+        result = amount.quantize(currency.quantum, rounding=rounding.decimal_mode)
+    except decimal.InvalidOperation:
+        raise InvalidInputError(f"amount {amount} is too large to bill in {currency}") from None
     return result.copy_abs() if result.is_zero() else result
 
 

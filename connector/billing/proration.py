@@ -12,7 +12,8 @@ rounded once:
 
 So an increase is charged for the rest of the period, a decrease or cancellation credits the
 unused days, a change with no net effect adds nothing, and a change and its exact reversal on
-the same day cancel out, whatever the rounding.
+the same day cancel out, whatever the rounding. What is due is never below zero (separately
+rounded events on sub-cent amounts could otherwise add up to -0.01).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def due_in_period(
             amount = new_amount
     if covered.end < period.end:
         total -= prorate(amount, period.days_from(covered.end + ONE_DAY), period_days, currency)
-    return total
+    # Each event is rounded on its own; with amounts of a cent or less the roundings can add up
+    # below zero. Nothing is ever owed below zero.
+    return max(total, ZERO)
 
 
 def due_once(item: SubscriptionItem, service_start: date, service_end: date | None) -> Decimal:

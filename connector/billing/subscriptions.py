@@ -34,6 +34,10 @@ class SubscriptionStatus(StrEnum):
     CANCELED = "canceled"
 
 
+MAX_TERM_MONTHS = 1200  # a hundred years
+MAX_TRIAL_DAYS = 3660
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriptionTerms:
     start_date: date
@@ -42,48 +46,81 @@ class SubscriptionTerms:
     auto_renew: bool = True
     trial_days: int = 0
     cancel_date: date | None = None
+    # Terms served before service ends when it does not renew: 1 ends with the first term; a
+    # subscription whose renewal is turned off during its third term ends with that one (3).
+    term_count: int = 1
+    _billing_start: date = field(init=False, repr=False, compare=False)
+    _service_end: date | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.term_months < 1:
-            raise InvalidInputError(f"term must be at least 1 month, not {self.term_months}")
-        if self.trial_days < 0:
-            raise InvalidInputError(f"trial days cannot be negative ({self.trial_days})")
+        if not 1 <= self.term_months <= MAX_TERM_MONTHS:
+            raise InvalidInputError(
+                f"term must be 1 to {MAX_TERM_MONTHS} months, not {self.term_months}"
+            )
+        if not 0 <= self.trial_days <= MAX_TRIAL_DAYS:
+            raise InvalidInputError(
+                f"trial days must be 0 to {MAX_TRIAL_DAYS}, not {self.trial_days}"
+            )
+        if self.term_count < 1:
+            raise InvalidInputError(f"term count must be at least 1, not {self.term_count}")
         if self.cancel_date is not None and self.cancel_date < self.start_date:
             raise InvalidInputError(
                 f"cancellation date {self.cancel_date} is before the start date {self.start_date}"
             )
+        try:
+            billing_start = self.start_date + timedelta(days=self.trial_days)
+            ends = [] if self.auto_renew else [self.term_end(self.term_count - 1, billing_start)]
+        except (OverflowError, ValueError):
+            raise InvalidInputError(
+                f"a term of {self.term_months} months from {self.start_date} ends beyond the "
+                "last date the calendar holds"
+            ) from None
+        if self.cancel_date is not None:
+            ends.append(self.cancel_date - ONE_DAY)
+        object.__setattr__(self, "_billing_start", billing_start)
+        object.__setattr__(self, "_service_end", min(ends) if ends else None)
 
     @property
     def billing_start(self) -> date:
-        """First billed day: the start date plus the trial. Periods are anchored here."""
-        return self.start_date + timedelta(days=self.trial_days)
+        """First billed day: the start date plus the trial. Periods and terms are anchored
+        here."""
+        return self._billing_start
 
     @property
     def schedule(self) -> Schedule:
         return Schedule(self.billing_start, self.frequency)
 
+    def term_end(self, index: int, billing_start: date | None = None) -> date:
+        """Last day of term ``index`` (0 is the first; renewals repeat the same months)."""
+        anchor = billing_start or self.billing_start
+        return add_months(anchor, (index + 1) * self.term_months) - ONE_DAY
+
+    def term_index(self, day: date) -> int:
+        """The term that contains ``day`` (0 before and during the first term)."""
+        index = max(
+            0,
+            ((day.year - self.billing_start.year) * 12 + day.month - self.billing_start.month)
+            // self.term_months
+            - 1,
+        )
+        while self.term_end(index) < day:
+            index += 1
+        return index
+
     @property
     def first_term_end(self) -> date:
-        return add_months(self.billing_start, self.term_months) - ONE_DAY
+        return self.term_end(0)
 
     def term_end_after(self, day: date) -> date:
-        """End of the term that contains ``day`` (renewals repeat the same number of months)."""
-        index = 0
-        while True:
-            end = add_months(self.billing_start, (index + 1) * self.term_months) - ONE_DAY
-            if end >= day or not self.auto_renew:
-                return end
-            index += 1
+        """End of the term that contains ``day``; without renewal, the end of the last term."""
+        if not self.auto_renew:
+            return self.term_end(self.term_count - 1)
+        return self.term_end(self.term_index(day))
 
     @property
     def service_end(self) -> date | None:
         """Last day of service, or None while it renews without end."""
-        ends = []
-        if not self.auto_renew:
-            ends.append(self.first_term_end)
-        if self.cancel_date is not None:
-            ends.append(self.cancel_date - ONE_DAY)
-        return min(ends) if ends else None
+        return self._service_end
 
     def is_billable_on(self, day: date) -> bool:
         end = self.service_end
@@ -276,12 +313,39 @@ class Subscription:
         items = [_amend_item(item, effective, wanted.pop(item.key, None)) for item in self.items]
         for new in wanted.values():
             version = ItemVersion(effective, new.price, new.quantity, new.discount_percent)
+            # A one-time charge falls due on its service date, by default the day it is added;
+            # the date is kept with the item so that later amendments never move it.
+            service_date = new.service_date
+            if new.price.kind is ChargeKind.ONE_TIME and service_date is None:
+                service_date = effective
             items.append(
                 SubscriptionItem(
-                    new.key, new.price.product, new.price.kind, (version,), new.service_date
+                    new.key, new.price.product, new.price.kind, (version,), service_date
                 )
             )
         return replace(self, items=tuple(items))
+
+    def moved_to(self, **changes: Any) -> Subscription:
+        """The subscription with a new start date, frequency or trial (before any billing):
+        items and one-time charges dated on the old start move with it, and what would fall
+        before the new start begins on it."""
+        after = replace(self.terms, **changes)
+        old_start, new_start = self.terms.start_date, after.start_date
+        items = []
+        for item in self.items:
+            versions: list[ItemVersion] = []
+            for version in item.versions:
+                day = version.effective_date
+                if day == old_start or day < new_start:
+                    day = new_start
+                if versions and versions[-1].effective_date == day:
+                    versions.pop()  # a later version on the same day replaces it
+                versions.append(replace(version, effective_date=day))
+            service_date = item.service_date
+            if service_date is not None and (service_date == old_start or service_date < new_start):
+                service_date = new_start
+            items.append(replace(item, versions=tuple(versions), service_date=service_date))
+        return replace(self, terms=after, items=tuple(items))
 
     def with_terms(self, **changes: Any) -> Subscription:
         return replace(self, terms=replace(self.terms, **changes))
@@ -311,5 +375,8 @@ def _amend_item(item: SubscriptionItem, effective: date, spec: ItemSpec | None) 
         # so that the item's history stays valid.
         base = item.versions[0]
         new_versions = (replace(base, effective_date=effective, quantity=ZERO),)
-    service_date = spec.service_date if spec is not None else item.service_date
+    # A one-time charge keeps its date unless the new item set names another one.
+    service_date = item.service_date
+    if spec is not None and spec.service_date is not None:
+        service_date = spec.service_date
     return replace(item, versions=new_versions, service_date=service_date)

@@ -74,6 +74,40 @@ class TaxLine:
     tax: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class CreditedTax:
+    """One rate of an invoice: what it taxed, and what credit notes already took back."""
+
+    invoice_taxable: Decimal
+    invoice_tax: Decimal
+    credited_taxable: Decimal = ZERO
+    credited_tax: Decimal = ZERO
+
+
+def credit_tax(
+    amounts: Iterable[tuple[Decimal, Decimal]],
+    history: Mapping[Decimal, CreditedTax],
+    currency: Currency,
+    rounding: Rounding,
+) -> tuple[TaxLine, ...]:
+    """Tax of a credit note per rate, computed on everything credited so far against the invoice
+    so that roundings never add up: once a line is fully credited, exactly its invoice's tax has
+    been taken back, and never more."""
+    lines = tax_by_rate(amounts, currency, rounding)
+    result = []
+    for line in lines:
+        past = history.get(line.rate)
+        if past is None:
+            result.append(line)
+            continue
+        cumulative = round_money(
+            (past.credited_taxable + line.taxable) * line.rate / HUNDRED, currency, rounding
+        )
+        tax = min(cumulative, past.invoice_tax) - past.credited_tax
+        result.append(TaxLine(line.rate, line.taxable, max(tax, ZERO)))
+    return tuple(result)
+
+
 def tax_by_rate(
     amounts: Iterable[tuple[Decimal, Decimal]], currency: Currency, rounding: Rounding
 ) -> tuple[TaxLine, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Boolean, Date, Table, insert
@@ -40,15 +41,20 @@ def _sqlite_converter(column_type: TypeEngine[Any]) -> Callable[[Any], Any] | No
 def _sqlite_rows(
     table: Table, order: Sequence[str], rows: Sequence[Mapping[str, Any]]
 ) -> list[tuple[Any, ...]]:
-    converters = [(name, _sqlite_converter(table.c[name].type)) for name in order]
-    plain = [name for name, convert in converters if convert is None]
-    if len(plain) == len(converters):
-        return [tuple(row[name] for name in order) for row in rows]
+    values_of = itemgetter(*order)
+    converters = [_sqlite_converter(table.c[name].type) for name in order]
+    if len(order) == 1:
+        return (
+            [(row[order[0]],) for row in rows]
+            if converters[0] is None
+            else [(converters[0](row[order[0]]),) for row in rows]
+        )
     return [
         tuple(
-            value if convert is None or value is None else convert(value)
-            for name, convert in converters
-            for value in (row[name],)
+            [
+                value if convert is None or value is None else convert(value)
+                for value, convert in zip(values_of(row), converters, strict=True)
+            ]
         )
         for row in rows
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
@@ -17,6 +17,7 @@ from connector.billing.invoicing import DocumentDraft, DocumentKind, InvoicedLin
 from connector.billing.money import ZERO
 from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import Period
+from connector.billing.tax import CreditedTax
 from connector.db import tables
 from connector.db.bulk import bulk_insert
 from connector.db.types import utc_now
@@ -125,6 +126,39 @@ def load_billed(session: Session, since: dict[int, date]) -> dict[int, BilledSta
         else:
             state.billed[key] = state.billed.get(key, ZERO) - r.amount
     return dict(states)
+
+
+def load_tax_history(
+    session: Session, invoice_ids: Iterable[int]
+) -> dict[int, dict[Decimal, CreditedTax]]:
+    """Per invoice and rate: what the invoice taxed and what its credit notes took back."""
+    ids = sorted(set(invoice_ids))
+    if not ids:
+        return {}
+    doc, tax = tables.Document, tables.DocumentTax
+    history: dict[int, dict[Decimal, CreditedTax]] = defaultdict(dict)
+    for invoice_id, rate, taxable, amount in session.execute(
+        select(tax.document_id, tax.rate, tax.taxable, tax.tax).where(tax.document_id.in_(ids))
+    ):
+        history[invoice_id][rate] = CreditedTax(taxable, amount)
+    credited = session.execute(
+        select(doc.invoice_id, tax.rate, tax.taxable, tax.tax)
+        .join(tax, tax.document_id == doc.id)
+        .where(
+            doc.invoice_id.in_(ids),
+            doc.kind == DocumentKind.CREDIT_NOTE.value,
+            doc.status != InvoiceStatus.VOID.value,
+        )
+    )
+    for credited_id, rate, taxable, amount in credited:
+        past = history[credited_id].get(rate) if credited_id is not None else None
+        if credited_id is not None and past is not None:
+            history[credited_id][rate] = replace(
+                past,
+                credited_taxable=past.credited_taxable + taxable,
+                credited_tax=past.credited_tax + amount,
+            )
+    return dict(history)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ class StoredSubscription(Protocol):
     start_date: date
     term_months: int
     auto_renew: bool
+    term_count: int
     trial_days: int
     cancel_date: date | None
     revision: int
@@ -43,6 +44,7 @@ def terms_from_row(row: StoredSubscription) -> domain.SubscriptionTerms:
         auto_renew=row.auto_renew,
         trial_days=row.trial_days,
         cancel_date=row.cancel_date,
+        term_count=row.term_count,
     )
 
 

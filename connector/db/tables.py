@@ -134,6 +134,7 @@ class Subscription(Base):
     trial_days: Mapped[int] = mapped_column(default=0)
     term_months: Mapped[int] = mapped_column(default=12)
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
+    term_count: Mapped[int] = mapped_column(default=1)  # terms served when it does not renew
     cancel_date: Mapped[date | None]
     # Every change that can alter what is owed raises the revision; charges are unique per
     # item, period and revision, so a change can be billed once and only once.

@@ -42,6 +42,7 @@ from connector.db.documents import (
     insert_documents,
     last_issue_date,
     load_billed,
+    load_tax_history,
     record_credited_lines,
 )
 from connector.db.engine import is_unique_violation, transaction
@@ -119,6 +120,10 @@ def run_billing(
             f"as-of date {as_of} is before the last issued document ({last}); document dates "
             "must not go backwards within a numbering series"
         )
+    try:
+        as_of + timedelta(days=settings.billing.payment_terms_days)
+    except OverflowError:
+        raise BillingError(f"as-of date {as_of} is too far in the future") from None
     context = RunContext(as_of, settings, settings.tax.table())
     result = BillingRunResult(as_of)
     after_id = 0
@@ -187,9 +192,14 @@ def _bill_batch(
     failures: dict[int, str] = {}
     subscriptions = load_subscriptions(session, rows, context.cache, failures)
     reconcile = {
-        row.id: _reconcile_start(row, subscriptions[row.id]) for row in rows if row.reconcile_from
+        row.id: _reconcile_start(row, subscriptions[row.id])
+        for row in rows
+        if row.reconcile_from and row.id in subscriptions
     }
     billed = load_billed(session, reconcile)
+    tax_history = load_tax_history(
+        session, (line.invoice_id for state in billed.values() for line in state.invoiced)
+    )
     due_date = as_of + timedelta(days=settings.billing.payment_terms_days)
     rounding = settings.tax.rounding
 
@@ -229,6 +239,7 @@ def _bill_batch(
                 currency=subscription.currency,
                 issue_date=as_of,
                 rounding=rounding,
+                tax_history=tax_history,
             )
         except ConnectorError as error:
             _fail(result, updates, row.id, str(error))

@@ -22,6 +22,7 @@ from connector.billing.invoicing import DocumentKind
 from connector.billing.money import currency as currency_of
 from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import ONE_DAY, Frequency
+from connector.billing.pricing import ChargeKind
 from connector.billing.tax import country_code
 from connector.db import tables
 from connector.db.catalog import PriceCache, find_by_external_id, link_external_id
@@ -121,6 +122,7 @@ def create_subscription(
         trial_days=terms.trial_days,
         term_months=terms.term_months,
         auto_renew=terms.auto_renew,
+        term_count=terms.term_count,
         cancel_date=terms.cancel_date,
         revision=0,
         next_billing_date=next_billing_date(subscription, None, None),
@@ -180,10 +182,11 @@ def _record_change(
     session.flush()
     save_items(session, row, loaded.subscription, after, amendment.id)
     terms = after.terms
-    row.cancel_date, row.term_months, row.auto_renew = (
+    row.cancel_date, row.term_months, row.auto_renew, row.term_count = (
         terms.cancel_date,
         terms.term_months,
         terms.auto_renew,
+        terms.term_count,
     )
     row.reconcile_from = earliest(row.reconcile_from, reconcile_from)
     row.next_billing_date = next_billing_date(after, row.billed_until, row.billed_as_of)
@@ -206,13 +209,22 @@ def amend_subscription(
         return None
     loaded = _load(session, subscription_id)
     after = loaded.subscription.with_items(effective, items)
+    # A one-time charge whose date moves is settled from the earlier of its two dates.
+    moved = [
+        day
+        for old in loaded.subscription.items
+        if old.kind is ChargeKind.ONE_TIME
+        for new in after.items
+        if new.key == old.key and new.charge_date != old.charge_date
+        for day in (old.charge_date, new.charge_date)
+    ]
     return _record_change(
         session,
         loaded,
         after,
         kind="items",
         effective=effective,
-        reconcile_from=effective,
+        reconcile_from=earliest(effective, *moved),
         reference=reference,
     )
 
@@ -276,16 +288,22 @@ def change_terms(
     session: Session,
     subscription_id: int,
     *,
+    as_of: date,
     term_months: int | None = None,
     auto_renew: bool | None = None,
     reference: str | None = None,
 ) -> tables.Amendment | None:
-    """Change the term length or renewal; the service end moves and the next run settles it."""
+    """Change the term length or renewal on ``as_of``; the service end moves and the next run
+    settles it. Renewal turned off ends service with the term that contains ``as_of``."""
     changes: dict[str, object] = {}
     if term_months is not None:
         changes["term_months"] = term_months
     if auto_renew is not None:
         changes["auto_renew"] = auto_renew
+        if not auto_renew:
+            terms = _load(session, subscription_id).subscription.terms
+            current = terms.term_index(as_of) if terms.auto_renew else terms.term_count - 1
+            changes["term_count"] = current + 1
     return _change_terms(
         session, subscription_id, kind="terms", reference=reference, effective=None, **changes
     )
@@ -314,10 +332,10 @@ def reschedule_subscription(
             f"subscription {row.id} has been invoiced: its start date, frequency and trial "
             "cannot change; cancel it and create a new one"
         )
-    terms = domain.SubscriptionTerms(
-        start_date, Frequency(new[1]), row.term_months, row.auto_renew, trial_days, row.cancel_date
+    after = loaded.subscription.moved_to(
+        start_date=start_date, frequency=Frequency(new[1]), trial_days=trial_days
     )
-    after = domain.Subscription(loaded.subscription.currency, terms, loaded.subscription.items)
+    save_items(session, row, loaded.subscription, after, None)
     row.start_date, row.frequency, row.trial_days = new
     row.billed_until = row.billed_as_of = None
     row.revision += 1

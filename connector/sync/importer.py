@@ -162,8 +162,13 @@ class _Importer:
         return self.result
 
     def _parse(self, section: str, model: type[RecordT]) -> list[tuple[Location, RecordT]]:
-        parsed = []
-        for location, entry in self.document.records(section):
+        parsed: list[tuple[Location, RecordT]] = []
+        try:
+            records = list(self.document.records(section))
+        except InvalidInputError as error:  # the section is not a list: skip it, go on
+            self.result.problem(self.document.line_of((section,)), str(error))
+            return parsed
+        for location, entry in records:
             try:
                 parsed.append((location, model.model_validate(entry)))
             except ValidationError as error:
@@ -180,7 +185,7 @@ class _Importer:
         savepoint = self.session.begin_nested()
         try:
             counted = action()
-        except ConnectorError as error:
+        except (ConnectorError, ArithmeticError, ValueError) as error:
             savepoint.rollback()
             where = self.document.where(location)
             message = f"{where}: {format_location(location)}: {error}"

@@ -16,6 +16,7 @@ from connector.billing.subscriptions import Subscription
 from connector.db import tables
 from connector.db.catalog import PriceCache
 from connector.db.subscriptions import load_subscriptions
+from connector.errors import InvalidInputError
 
 BATCH = 2000
 
@@ -46,6 +47,8 @@ def subscription_metrics(
     """Metrics per currency on ``as_of`` with movements since ``since`` (default one month
     before); memory stays flat however many subscriptions there are."""
     since = since if since is not None else add_months(as_of, -1)
+    if since >= as_of:
+        raise InvalidInputError(f"the movement window must start before {as_of}, not on {since}")
     revenues: dict[tuple[str, int | None], CustomerRevenue] = {}
     with factory() as session:
         accumulate(revenues, iter_subscriptions(session), since, as_of)

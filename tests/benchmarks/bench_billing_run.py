@@ -29,7 +29,7 @@ from sqlalchemy import insert
 from connector.billing.pricing import ChargeKind, PricingModel, Tier
 from connector.db import catalog, tables
 from connector.db.engine import make_engine, session_factory, transaction
-from connector.db.migrate import upgrade
+from connector.db.migrate import head_revision, upgrade
 from connector.settings import load_settings
 from connector.sync.billing_run import run_billing
 
@@ -169,7 +169,7 @@ def main() -> None:
         f"{'idle s':>7} {'peak RSS MiB':>13}"
     )
     for count in args.subscriptions:
-        template = args.workdir / f"template-{count}.db"
+        template = args.workdir / f"template-{head_revision()}-{count}.db"
         if not template.exists():
             generate(template, count)
         target = args.workdir / f"run-{count}.db"

@@ -400,3 +400,22 @@ def test_one_time_charge_changed_after_billing_is_reconciled() -> None:
         (4, D("200.00")),
     ]
     assert ledger.total == D("100.00")
+
+
+def test_an_adjustment_pays_for_the_days_its_own_change_touches() -> None:
+    # Seats 10 × 10.00 from Mar 1; an SMS item is added on Mar 18 and the subscription is
+    # cancelled from Mar 23, all before the next run: the seats credit covers Mar 23–31 only.
+    sms = per_unit("0.01", code="SMS")
+    ledger = Ledger(
+        subscribe(date(2026, 3, 1), Frequency.MONTHLY, [spec("seats", per_unit("10"), "10")])
+    )
+    ledger.run(date(2026, 3, 1))
+    ledger.amend(date(2026, 3, 18), [spec("seats", per_unit("10"), "10"), spec("sms", sms, "1")])
+    ledger.cancel(date(2026, 3, 23))
+
+    plan = ledger.run(date(2026, 3, 24))
+
+    # 100.00 × 9/31 days = 29.03 credited; SMS: 0.01 × 5/31 → 0.00, nothing billed.
+    assert [(c.item.key, c.service.start, c.service.end, c.amount) for c in plan.charges] == [
+        ("seats", date(2026, 3, 23), date(2026, 3, 31), D("-29.03"))
+    ]

@@ -6,7 +6,7 @@ from decimal import Decimal
 from connector.billing.periods import Frequency, Period
 from connector.billing.pricing import ChargeKind
 from connector.billing.proration import due_in_period, due_once, version_amount
-from connector.billing.subscriptions import ItemSpec, Subscription
+from connector.billing.subscriptions import ItemSpec, ItemVersion, Subscription, SubscriptionItem
 
 from .helpers import JPY, flat, per_unit, spec, subscribe
 
@@ -118,3 +118,21 @@ def test_version_amount() -> None:
     item = monthly((date(2025, 4, 16), "3")).item("a")
     assert version_amount(None) == D("0")
     assert version_amount(item.versions[1]) == D("300.00")
+
+
+def test_what_is_due_never_goes_below_zero() -> None:
+    # 0.01 a unit: one unit from Mar 18 (14/31 of 0.01 → 0.00), a second from Mar 22 (10/31 of
+    # 0.01 → 0.00), service ends Mar 22 (Mar 23–31 unused: 9/31 of 0.02 → 0.01): the events add up to
+    # -0.01, but nothing is owed below zero.
+    sms = per_unit("0.01", code="SMS")
+    item = SubscriptionItem(
+        "SMS",
+        sms.product,
+        ChargeKind.RECURRING,
+        (
+            ItemVersion(date(2026, 3, 18), sms, D(1)),
+            ItemVersion(date(2026, 3, 22), sms, D(2)),
+        ),
+    )
+    march = Period(date(2026, 3, 1), date(2026, 3, 31))
+    assert due_in_period(item, march, date(2026, 3, 1), date(2026, 3, 22)) == D("0")

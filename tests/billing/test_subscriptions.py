@@ -1,5 +1,6 @@
 """Subscription terms, item versions and amendments."""
 
+import re
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
@@ -86,11 +87,32 @@ def test_cancel_date_before_start_date_is_refused() -> None:
         subscription.with_terms(cancel_date=date(2024, 12, 1))
 
 
-def test_bad_terms_are_refused() -> None:
-    with pytest.raises(InvalidInputError, match="at least 1 month"):
-        SubscriptionTerms(date(2025, 1, 1), Frequency.MONTHLY, term_months=0)
-    with pytest.raises(InvalidInputError, match="trial days cannot be negative"):
-        SubscriptionTerms(date(2025, 1, 1), Frequency.MONTHLY, trial_days=-1)
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"term_months": 0}, "term must be 1 to 1200 months, not 0"),
+        ({"term_months": 99_999_999}, "term must be 1 to 1200 months, not 99999999"),
+        ({"trial_days": -1}, "trial days must be 0 to 3660, not -1"),
+        ({"trial_days": 99_999_999}, "trial days must be 0 to 3660, not 99999999"),
+        ({"term_count": 0}, "term count must be at least 1, not 0"),
+        (
+            {"start_date": date(9999, 6, 1), "auto_renew": False},
+            "a term of 12 months from 9999-06-01 ends beyond the last date the calendar holds",
+        ),
+    ],
+)
+def test_bad_terms_are_refused(changes: dict, message: str) -> None:
+    fields = {"start_date": date(2025, 1, 1), "frequency": Frequency.MONTHLY, **changes}
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        SubscriptionTerms(**fields)
+
+
+def test_renewal_turned_off_in_a_later_term_ends_with_that_term() -> None:
+    terms = SubscriptionTerms(date(2025, 1, 1), Frequency.MONTHLY, auto_renew=False, term_count=2)
+    assert terms.service_end == date(2026, 12, 31)
+    assert terms.term_index(date(2025, 12, 31)) == 0
+    assert terms.term_index(date(2026, 1, 1)) == 1
+    assert terms.term_index(date(2024, 6, 1)) == 0
 
 
 @pytest.mark.parametrize(

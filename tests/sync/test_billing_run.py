@@ -454,3 +454,148 @@ def test_concurrent_runs_never_bill_twice(
     assert failures == []
     numbers = [doc[0] for doc in documents(factory)]
     assert numbers == [f"INV-{n:06d}" for n in range(1, 24 * 5 + 1)]
+
+
+def _one_time_setup(factory: sessionmaker[Session]) -> tuple[int, int, int]:
+    """Seats from Jan 1; an amendment adds a one-time SETUP fee (500.00) on Mar 10."""
+    with transaction(factory) as session:
+        buyer = builders.customer(session)
+        seats = builders.price(session)
+        setup = builders.price(session, "SETUP", kind=ChargeKind.ONE_TIME, unit_amount="500.00")
+        sub = builders.subscription(
+            session, buyer, [builders.spec(session, seats, 10)], start=date(2026, 1, 1)
+        )
+        ids = (sub.id, seats.id, setup.id)
+    settings = load_settings(database_url="sqlite://")
+    run_billing(factory, settings, date(2026, 3, 1))
+    with transaction(factory) as session:
+        seats_row, setup_row = session.get(tables.Price, ids[1]), session.get(tables.Price, ids[2])
+        contracts.amend_subscription(
+            session,
+            ids[0],
+            effective=date(2026, 3, 10),
+            items=[builders.spec(session, seats_row, 10), builders.spec(session, setup_row, 1)],
+        )
+    run_billing(factory, settings, date(2026, 3, 15))
+    return ids
+
+
+def test_a_backdated_amendment_never_bills_a_one_time_fee_twice(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    sub_id, seats_id, setup_id = _one_time_setup(factory)
+    with transaction(factory) as session:
+        seats, setup = session.get(tables.Price, seats_id), session.get(tables.Price, setup_id)
+        contracts.amend_subscription(
+            session,
+            sub_id,
+            effective=date(2026, 3, 5),
+            items=[builders.spec(session, seats, 12), builders.spec(session, setup, 1)],
+        )
+
+    result = run_billing(factory, settings, date(2026, 3, 20))
+
+    # Only the seats change: 2 seats × 10.00 × 27/31 days (Mar 5–31) = 17.42.
+    assert (result.invoices, result.invoiced["USD"], result.credit_notes) == (1, D("17.42"), 0)
+
+
+def test_a_one_time_fee_removed_by_a_backdated_amendment_is_credited(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    sub_id, seats_id, _ = _one_time_setup(factory)
+    with transaction(factory) as session:
+        seats = session.get(tables.Price, seats_id)
+        contracts.amend_subscription(
+            session, sub_id, effective=date(2026, 3, 5), items=[builders.spec(session, seats, 10)]
+        )
+
+    result = run_billing(factory, settings, date(2026, 3, 20))
+
+    assert (result.invoices, result.credit_notes, result.credited["USD"]) == (0, 1, D("500.00"))
+
+
+def test_moving_a_one_time_fee_takes_it_back_from_the_old_date(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    sub_id, seats_id, setup_id = _one_time_setup(factory)
+    with transaction(factory) as session:
+        seats, setup = session.get(tables.Price, seats_id), session.get(tables.Price, setup_id)
+        contracts.amend_subscription(
+            session,
+            sub_id,
+            effective=date(2026, 4, 15),
+            items=[
+                builders.spec(session, seats, 10),
+                builders.spec(session, setup, 1, service_date=date(2026, 4, 20)),
+            ],
+        )
+
+    result = run_billing(factory, settings, date(2026, 4, 20))
+
+    # April's seats (100.00) and the fee on its new date; the March fee is credited.
+    assert (result.invoiced["USD"], result.credited["USD"]) == (D("600.00"), D("500.00"))
+    assert lines(factory, "CN-000001") == [
+        ("Setup: one-time charge credited", date(2026, 3, 10), date(2026, 3, 10), D("500.00"))
+    ]
+
+
+def test_credit_notes_never_take_back_more_tax_than_the_invoice_charged(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    with transaction(factory) as session:
+        buyer = builders.customer(session, "GB1", country="GB", currency="GBP")
+        first = builders.price(
+            session,
+            "A",
+            currency="GBP",
+            unit_amount=None,
+            model=PricingModel.FLAT,
+            flat_amount="50.03",
+        )
+        second = builders.price(
+            session,
+            "B",
+            currency="GBP",
+            unit_amount=None,
+            model=PricingModel.FLAT,
+            flat_amount="49.98",
+        )
+        sub_id = builders.subscription(
+            session,
+            buyer,
+            [builders.spec(session, first), builders.spec(session, second)],
+            start=date(2026, 3, 1),
+        ).id
+        second_id = second.id
+    run_billing(factory, settings, date(2026, 3, 1))  # 100.01 + 20% = 20.002 → 20.00 tax
+    with transaction(factory) as session:
+        contracts.amend_subscription(
+            session,
+            sub_id,
+            effective=date(2026, 3, 1),
+            items=[builders.spec(session, session.get_one(tables.Price, second_id))],
+        )
+    run_billing(factory, settings, date(2026, 3, 2))
+    with transaction(factory) as session:
+        contracts.amend_subscription(session, sub_id, effective=date(2026, 3, 1), items=[])
+    run_billing(factory, settings, date(2026, 3, 3))
+
+    # 50.03 × 20% = 10.006 → 10.01; then all 100.01 credited → 20.00 in all, so 9.99 more.
+    with factory() as session:
+        notes = session.execute(
+            select(tables.Document.number, tables.Document.tax_total, tables.Document.total)
+            .where(tables.Document.kind == "credit_note")
+            .order_by(tables.Document.number)
+        ).all()
+        invoice = session.scalars(
+            select(tables.Document).where(tables.Document.number == "INV-000001")
+        ).one()
+    assert [tuple(n) for n in notes] == [
+        ("CN-000001", D("10.01"), D("60.04")),
+        ("CN-000002", D("9.99"), D("59.97")),
+    ]
+    assert (invoice.total, invoice.amount_credited, invoice.status) == (
+        D("120.01"),
+        D("120.01"),
+        "paid",
+    )

@@ -238,7 +238,39 @@ def test_shortening_the_term_credits_the_periods_beyond_it(
     sub_id = builders.simple_subscription(factory, start=date(2026, 1, 1))
     run_billing(factory, settings, date(2026, 3, 1))
     with transaction(factory) as session:
-        contracts.change_terms(session, sub_id, term_months=2, auto_renew=False)
+        contracts.change_terms(
+            session, sub_id, as_of=date(2026, 3, 1), term_months=2, auto_renew=False
+        )
     result = run_billing(factory, settings, date(2026, 3, 2))
     assert (result.credit_notes, result.credited["USD"]) == (1, Decimal("100.00"))
     assert run_billing(factory, settings, date(2026, 6, 1)).invoices == 0
+
+
+def test_renewal_turned_off_in_the_second_term_ends_with_that_term(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    sub_id = builders.simple_subscription(factory, start=date(2025, 1, 1))
+    run_billing(factory, settings, date(2026, 3, 1))  # 15 months, now in the second term
+    with transaction(factory) as session:
+        contracts.change_terms(session, sub_id, as_of=date(2026, 3, 2), auto_renew=False)
+
+    assert run_billing(factory, settings, date(2026, 3, 2)).credit_notes == 0
+    assert run_billing(factory, settings, date(2026, 12, 1)).invoices == 9  # Apr–Dec 2026
+    assert run_billing(factory, settings, date(2027, 3, 1)).invoices == 0
+    with factory() as session:
+        row = session.get_one(tables.Subscription, sub_id)
+        assert (row.term_count, row.next_billing_date) == (2, None)
+
+
+def test_an_earlier_start_moves_the_items_with_it(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    sub_id = builders.simple_subscription(factory, start=date(2026, 2, 1))
+    with transaction(factory) as session:
+        contracts.reschedule_subscription(
+            session, sub_id, start_date=date(2026, 1, 1), frequency="monthly", trial_days=0
+        )
+
+    result = run_billing(factory, settings, date(2026, 2, 1))
+
+    assert (result.invoices, result.invoiced["USD"]) == (2, Decimal("200.00"))

@@ -105,3 +105,36 @@ def test_malformed_yaml_names_the_line(factory: sessionmaker[Session], tmp_path:
     path.write_text("customers:\n  - {id: A, name: [unclosed\n")
     with pytest.raises(InvalidInputError, match=rf"{path}:3: not valid YAML"):
         _import(factory, path, date(2026, 1, 1))
+
+
+def test_a_bad_section_or_value_is_skipped_and_the_rest_imported(
+    factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = tmp_path / "in.yaml"
+    path.write_text(
+        "customers:\n"
+        "  - {id: A, name: Alpha, country: US}\n"
+        "products:\n"
+        "  SEATS: {name: Seats}\n"
+        "contracts:\n"
+        "  - {id: A-1, customer: A, start_date: 2026-01-01, trial_days: 99999999, items: []}\n"
+    )
+
+    result = _import(factory, path, date(2026, 1, 1))
+
+    assert result.errors == [
+        f"{path}:3: products: must be a list of records",
+        f"{path}:6: contracts[0]: trial days must be 0 to 3660, not 99999999",
+    ]
+    assert result.imported == {"customers": 1}
+
+
+def test_a_number_that_is_not_finite_names_its_line(
+    factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = tmp_path / "in.yaml"
+    path.write_text("prices:\n  - {key: P, product: X, currency: USD, unit_amount: .inf}\n")
+    with pytest.raises(
+        InvalidInputError, match=rf"{path}:2: not valid YAML: .inf is not a finite number"
+    ):
+        _import(factory, path, date(2026, 1, 1))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 05:25:14.994201
+Create Date: 2026-11-21 05:59:35.283879
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ def upgrade() -> None:
         sa.Column("trial_days", sa.Integer(), nullable=False),
         sa.Column("term_months", sa.Integer(), nullable=False),
         sa.Column("auto_renew", sa.Boolean(), nullable=False),
+        sa.Column("term_count", sa.Integer(), nullable=False),
         sa.Column("cancel_date", sa.Date(), nullable=True),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("billed_until", sa.Date(), nullable=True),
