@@ -342,8 +342,7 @@ def payment_record(
             invoice_number=invoice,
             reference=reference,
         )
-        view = document_view(session, find_document(session, invoice))
-    doc = view.document
+        doc = find_document(session, invoice)
     due = settlement.due_of(doc)
     console.print(f"{doc.number}: paid {doc.amount_paid} {doc.currency}, due {due}, {doc.status}")
 
