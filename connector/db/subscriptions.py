@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
@@ -214,13 +214,3 @@ def save_items(
 def earliest(*days: date | None) -> date | None:
     present = [d for d in days if d is not None]
     return min(present) if present else None
-
-
-def subscriptions_of(session: Session, customer_ids: Iterable[int]) -> list[tables.Subscription]:
-    return list(
-        session.scalars(
-            select(tables.Subscription).where(
-                tables.Subscription.customer_id.in_(list(customer_ids))
-            )
-        )
-    )
