@@ -1,0 +1,113 @@
+"""Fault injection: make the sandbox fail the way a real org fails, on purpose.
+
+A rule fails the next ``count`` matching calls, or a ``rate`` (0..1) of them, with one kind of
+fault, optionally only for calls whose API path starts with ``path`` (``query``,
+``composite/sobjects``, ``sobjects/Opportunity``) or that touch ``sobject``. Rules are set at
+start (``--fault``) and changed at run time through ``/sandbox/faults``.
+
+Kinds: ``500`` and ``503`` (server errors), ``request_limit`` (403 REQUEST_LIMIT_EXCEEDED),
+``expired_session`` (401 INVALID_SESSION_ID), ``lock_row`` (UNABLE_TO_LOCK_ROW: per record for
+sObject Collections, else a 400), ``slow`` (answers after ``delay`` seconds), and ``drop`` (the
+connection closes without an answer: ``when: before`` the call is applied, or ``after`` it,
+when the client cannot know whether its write happened).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from connector.errors import ConfigError
+
+FaultKind = Literal["500", "503", "request_limit", "expired_session", "lock_row", "slow", "drop"]
+
+
+class FaultRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FaultKind
+    count: int | None = Field(default=None, ge=1)
+    rate: float | None = Field(default=None, gt=0, le=1)
+    path: str | None = None
+    sobject: str | None = None
+    delay: float = Field(default=2.0, ge=0, le=600)
+    when: Literal["before", "after"] = "before"
+
+    @model_validator(mode="after")
+    def _count_or_rate(self) -> FaultRule:
+        if (self.count is None) == (self.rate is None):
+            raise ValueError("give exactly one of count (the next N calls) or rate (a fraction)")
+        return self
+
+    def matches(self, path: str, sobjects: set[str]) -> bool:
+        if self.path and not path.lower().startswith(self.path.strip("/").lower()):
+            return False
+        return not self.sobject or self.sobject.lower() in sobjects
+
+
+@dataclass
+class Injected:
+    """A fault chosen for one call."""
+
+    kind: str
+    delay: float
+    when: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_rule(text: str) -> FaultRule:
+    """A rule from the command line: ``kind=503,count=3,path=query``."""
+    values: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ConfigError(f"--fault {text}: expected key=value pairs, got {part!r}")
+        values[key.strip()] = value.strip()
+    try:
+        return FaultRule.model_validate(values)
+    except ValueError as error:
+        raise ConfigError(f"--fault {text}: {error}") from None
+
+
+class Faults:
+    def __init__(self, rules: list[FaultRule] | None = None, seed: int = 0) -> None:
+        self._rules: list[FaultRule] = list(rules or [])
+        self._random = random.Random(seed)  # noqa: S311 - fault sampling, not security
+        self._lock = threading.Lock()
+
+    def add(self, rule: FaultRule) -> None:
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def rules(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [rule.model_dump(exclude_none=True) for rule in self._rules]
+
+    @property
+    def active(self) -> bool:
+        return bool(self._rules)
+
+    def pick(self, path: str, sobjects: set[str]) -> Injected | None:
+        """The fault for this call, if a rule fires (a counted rule is used up as it fires)."""
+        with self._lock:
+            for rule in list(self._rules):
+                if not rule.matches(path, sobjects):
+                    continue
+                if rule.count is not None:
+                    rule.count -= 1
+                    if rule.count == 0:
+                        self._rules.remove(rule)
+                elif self._random.random() >= (rule.rate or 0):
+                    continue
+                return Injected(rule.kind, rule.delay, rule.when)
+        return None

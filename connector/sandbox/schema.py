@@ -1,0 +1,252 @@
+"""The sandbox org's objects and fields, read from ``schema.yaml``.
+
+Names are resolved case-insensitively, as Salesforce resolves them, and every object gets the
+system fields Salesforce adds (Id, IsDeleted, CreatedDate, LastModifiedDate, SystemModstamp).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from connector.yamlfile import load_yaml
+
+FieldType = Literal[
+    "id",
+    "reference",
+    "string",
+    "textarea",
+    "picklist",
+    "boolean",
+    "int",
+    "double",
+    "currency",
+    "percent",
+    "date",
+    "datetime",
+    "email",
+    "phone",
+    "url",
+]
+TEXT_TYPES = frozenset({"id", "reference", "string", "textarea", "picklist", "email", "phone", "url"})
+NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
+DEFAULT_SCALE = {"currency": 2, "percent": 2, "double": 4, "int": 0}
+SCHEMA_FILE = Path(__file__).with_name("schema.yaml")
+
+
+class FieldSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: FieldType
+    length: int | None = None
+    scale: int | None = None
+    required: bool = False
+    unique: bool = False
+    external_id: bool = False
+    values: tuple[str, ...] = ()
+    restricted: bool = False
+    currency: bool = False
+    stages: bool = False
+    default: str | bool | int | Decimal | None = None
+    reference_to: str | None = None
+    relationship_name: str | None = None
+    child_relationship: str | None = None
+    cascade_delete: bool = False
+    create_only: bool = False
+    derived: bool = False
+    autonumber: str | None = None
+
+    @model_validator(mode="after")
+    def _lookup_complete(self) -> FieldSpec:
+        if self.type == "reference" and not (self.reference_to and self.relationship_name):
+            raise ValueError("a reference needs reference_to and relationship_name")
+        return self
+
+
+class StageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    probability: int
+    closed: bool = False
+    won: bool = False
+
+
+class ObjectSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_prefix: str
+    label: str | None = None
+    custom: bool = False
+    fields: dict[str, FieldSpec]
+
+
+class SchemaFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    currencies: tuple[str, ...]
+    corporate_currency: str
+    opportunity_stages: tuple[StageSpec, ...]
+    objects: dict[str, ObjectSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: FieldType
+    spec: FieldSpec
+    system: bool = False
+
+    @property
+    def length(self) -> int:
+        if self.spec.length is not None:
+            return self.spec.length
+        return 32768 if self.type == "textarea" else 255
+
+    @property
+    def scale(self) -> int:
+        if self.spec.scale is not None:
+            return self.spec.scale
+        return DEFAULT_SCALE.get(self.type, 0)
+
+    @property
+    def writable(self) -> bool:
+        return not (self.system or self.spec.derived or self.spec.autonumber)
+
+    @property
+    def updateable(self) -> bool:
+        return self.writable and not self.spec.create_only
+
+    @property
+    def is_text(self) -> bool:
+        return self.type in TEXT_TYPES
+
+    @property
+    def is_number(self) -> bool:
+        return self.type in NUMBER_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRelationship:
+    name: str
+    child: str
+    field: str
+    cascade_delete: bool
+
+
+@dataclass
+class SObject:
+    name: str
+    key_prefix: str
+    label: str
+    custom: bool
+    fields: dict[str, Field]
+    _by_lower: dict[str, Field] = field(default_factory=dict, repr=False)
+    parents: dict[str, Field] = field(default_factory=dict, repr=False)
+    children: dict[str, ChildRelationship] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_lower = {name.lower(): spec for name, spec in self.fields.items()}
+        self.parents = {
+            spec.spec.relationship_name.lower(): spec
+            for spec in self.fields.values()
+            if spec.spec.relationship_name
+        }
+
+    def field(self, name: str) -> Field | None:
+        return self._by_lower.get(name.lower())
+
+    def parent(self, relationship: str) -> Field | None:
+        return self.parents.get(relationship.lower())
+
+    def child(self, relationship: str) -> ChildRelationship | None:
+        return self.children.get(relationship.lower())
+
+    @property
+    def unique_fields(self) -> list[Field]:
+        return [spec for spec in self.fields.values() if spec.spec.unique]
+
+
+def _system_fields() -> dict[str, Field]:
+    def system(name: str, kind: FieldType) -> Field:
+        return Field(name, kind, FieldSpec(type=kind), system=True)
+
+    return {
+        "Id": system("Id", "id"),
+        "IsDeleted": system("IsDeleted", "boolean"),
+        "CreatedDate": system("CreatedDate", "datetime"),
+        "LastModifiedDate": system("LastModifiedDate", "datetime"),
+        "SystemModstamp": system("SystemModstamp", "datetime"),
+    }
+
+
+@dataclass
+class Schema:
+    objects: dict[str, SObject]
+    currencies: tuple[str, ...]
+    corporate_currency: str
+    stages: dict[str, StageSpec]
+
+    def __post_init__(self) -> None:
+        self._by_lower = {name.lower(): obj for name, obj in self.objects.items()}
+        self._by_prefix = {obj.key_prefix: obj for obj in self.objects.values()}
+
+    def get(self, name: str) -> SObject | None:
+        return self._by_lower.get(name.lower())
+
+    def by_prefix(self, prefix: str) -> SObject | None:
+        return self._by_prefix.get(prefix)
+
+    def picklist_values(self, spec: Field) -> tuple[str, ...]:
+        if spec.spec.currency:
+            return self.currencies
+        if spec.spec.stages:
+            return tuple(self.stages)
+        return spec.spec.values
+
+
+def _build(data: SchemaFile) -> Schema:
+    objects: dict[str, SObject] = {}
+    for name, spec in data.objects.items():
+        fields = _system_fields()
+        fields.update({key: Field(key, value.type, value) for key, value in spec.fields.items()})
+        objects[name] = SObject(name, spec.key_prefix, spec.label or name, spec.custom, fields)
+    for name, obj in objects.items():
+        for spec in obj.fields.values():
+            target = spec.spec.reference_to
+            if target is None:
+                continue
+            if target not in objects:
+                raise ValueError(f"{name}.{spec.name}: reference_to names unknown object {target}")
+            if spec.spec.child_relationship:
+                objects[target].children[spec.spec.child_relationship.lower()] = (
+                    ChildRelationship(
+                        spec.spec.child_relationship, name, spec.name, spec.spec.cascade_delete
+                    )
+                )
+    return Schema(
+        objects,
+        data.currencies,
+        data.corporate_currency,
+        {stage.name: stage for stage in data.opportunity_stages},
+    )
+
+
+def load_schema(path: Path = SCHEMA_FILE) -> Schema:
+    document = load_yaml(path)
+    return _build(document.validate(SchemaFile))
+
+
+@functools.cache
+def default_schema() -> Schema:
+    return load_schema()
+
+
+def describe_value(value: Any) -> Any:
+    """A schema default as JSON (decimals become numbers)."""
+    return float(value) if isinstance(value, Decimal) else value

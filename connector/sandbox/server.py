@@ -1,0 +1,234 @@
+"""Run the sandbox: TLS material kept with the data, a threaded HTTPS server, the info file.
+
+The first start makes a local certificate authority (``ca.pem``) in the state directory beside
+the data file (``<data>.d/``, or a temporary directory for an in-memory org); every start issues
+a server certificate for localhost, 127.0.0.1, ::1 and the host it binds. Clients trust
+``ca.pem``; verification is never turned off. The JWT bearer grant checks assertions against
+``jwt-public.pem`` (made with its private key ``jwt-private.pem`` unless one is configured).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import trustme
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from connector.sandbox.app import SandboxApp, Usage
+from connector.sandbox.auth import Credentials, Sessions
+from connector.sandbox.faults import FaultRule, Faults
+from connector.sandbox.schema import Schema, default_schema
+from connector.sandbox.store import Org
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VERSION = "59.0"
+DEFAULT_DAILY_LIMIT = 15_000
+DEFAULT_SESSION_TTL = 7200.0
+INFO_KEYS = (
+    "instance_url",
+    "ca_file",
+    "session_id",
+    "api_version",
+    "username",
+    "password",
+    "client_id",
+    "client_secret",
+)
+
+
+@dataclass
+class SandboxConfig:
+    """How to run a sandbox org (every field has a working default)."""
+
+    data: Path | None = None  # None: in memory
+    host: str = "127.0.0.1"
+    port: int = 0
+    seed: str | None = None  # "demo" or "demo:N"
+    api_version: str = DEFAULT_VERSION
+    daily_api_limit: int = DEFAULT_DAILY_LIMIT
+    session_ttl: float = DEFAULT_SESSION_TTL
+    faults: list[FaultRule] = field(default_factory=list)
+    fault_seed: int = 0
+    credentials: Credentials = field(default_factory=Credentials)
+    jwt_public_key_file: Path | None = None
+    schema: Schema | None = None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a key readable by its owner only."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def load_ca(state: Path) -> trustme.CA:
+    ca_file, key_file = state / "ca.pem", state / "ca-key.pem"
+    if ca_file.exists() and key_file.exists():
+        return trustme.CA.from_pem(ca_file.read_bytes(), key_file.read_bytes())
+    ca = trustme.CA(organization_name="Billing connector sandbox")
+    _write_private(key_file, ca.private_key_pem.bytes())
+    ca_file.write_bytes(ca.cert_pem.bytes())
+    return ca
+
+
+@functools.cache
+def _jwt_key_pair() -> tuple[bytes, bytes]:
+    """One RSA key pair per process (making one takes a noticeable fraction of a second)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+def ensure_jwt_keys(state: Path) -> Path:
+    """The public key the JWT bearer grant checks (a key pair is made on first start)."""
+    public, private = state / "jwt-public.pem", state / "jwt-private.pem"
+    if not (public.exists() and private.exists()):
+        private_pem, public_pem = _jwt_key_pair()
+        _write_private(private, private_pem)
+        public.write_bytes(public_pem)
+    return public
+
+
+class Sandbox:
+    """A running sandbox org. Use as a context manager or call :meth:`start` / :meth:`stop`."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
+        if self.config.data is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="connector-sandbox-")
+            self.state_dir = Path(self._temporary.name)
+        else:
+            self.state_dir = self.config.data.with_name(self.config.data.name + ".d")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.data is not None:
+            self.config.data.parent.mkdir(parents=True, exist_ok=True)
+        self.ca_file = self.state_dir / "ca.pem"
+        self.jwt_private_key_file = self.state_dir / "jwt-private.pem"
+        public_key = self.config.jwt_public_key_file or ensure_jwt_keys(self.state_dir)
+        credentials = self.config.credentials
+        if credentials.jwt_public_key is None:
+            credentials = Credentials(
+                **{**credentials.__dict__, "jwt_public_key": public_key.read_bytes()}
+            )
+        self.credentials = credentials
+        self.org = Org(self.config.schema or default_schema(), self.config.data)
+        if self.config.seed:
+            from connector.sandbox.seed import seed_org
+
+            seed_org(self.org, self.config.seed)
+        self.sessions = Sessions(credentials, self.config.session_ttl)
+        self.usage = Usage(self.config.daily_api_limit, lambda: datetime.now(UTC))
+        self.faults = Faults(self.config.faults, self.config.fault_seed)
+        self.app = SandboxApp(self.org, self.sessions, self.usage, self.faults)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.session_id = ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _ssl_context(self) -> ssl.SSLContext:
+        ca = load_ca(self.state_dir)
+        hosts = ["localhost", "127.0.0.1", "::1"]
+        if self.config.host not in hosts and self.config.host not in ("0.0.0.0", "::"):  # noqa: S104
+            hosts.append(self.config.host)
+        certificate = ca.issue_cert(*hosts)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certificate.configure_cert(context)
+        return context
+
+    def start(self) -> Sandbox:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = make_server(
+            self.config.host,
+            self.config.port,
+            self.app,
+            threaded=True,
+            ssl_context=self._ssl_context(),
+        )
+        self._server.daemon_threads = True
+        self.session_id = self.sessions.open(self.credentials.username)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="salesforce-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (``connector sandbox serve``)."""
+        if self._server is None:
+            raise RuntimeError("start the sandbox first")
+        if self._thread is not None:
+            self._thread.join()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.org.db.close()
+        if self._temporary is not None:
+            self._temporary.cleanup()
+            self._temporary = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what clients need -----------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running")
+        return int(self._server.server_port)
+
+    @property
+    def instance_url(self) -> str:
+        host = self.config.host
+        if host in ("0.0.0.0", "::"):  # noqa: S104
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"https://{host}:{self.port}"
+
+    def info(self) -> dict[str, Any]:
+        credentials = self.credentials
+        return {
+            "instance_url": self.instance_url,
+            "ca_file": str(self.ca_file.resolve()),
+            "session_id": self.session_id,
+            "api_version": self.config.api_version,
+            "username": credentials.username,
+            "password": credentials.password,
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+        }
+
+    def write_info(self, path: Path) -> None:
+        """Write the info file atomically, readable by its owner only (it holds a session)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        _write_private(temporary, json.dumps(self.info(), indent=2).encode() + b"\n")
+        temporary.replace(path)
