@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -36,6 +38,8 @@ from connector.render import (
     metrics_dict,
     metrics_tables,
 )
+from connector.sandbox.faults import parse_rule
+from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.settings import Settings, load_settings
 from connector.sync import contracts, settlement
 from connector.sync.billing_run import due_count, run_billing
@@ -59,10 +63,14 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 invoice_app = typer.Typer(help="Invoices and credit notes.", no_args_is_help=True)
 payment_app = typer.Typer(help="Payments and refunds.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="A local Salesforce org for dry runs and tests.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(report_app, name="report")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(payment_app, name="payment")
+app.add_typer(sandbox_app, name="sandbox")
 
 DateOption = Annotated[
     datetime | None,
@@ -371,6 +379,75 @@ def demo(
         first = start.date() if start is not None else DEMO_START
         report = run_demo(settings, data_dir, start=first, months=months, on_month=advance)
     console.print(demo_report(report))
+
+
+@sandbox_app.command("serve")
+@handles_errors
+def sandbox_serve(  # noqa: PLR0917 - one parameter per option
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: a free one).")] = 8443,
+    data: Annotated[
+        str,
+        typer.Option(help="SQLite file holding the org (created if missing), or :memory:."),
+    ] = "var/sandbox.db",
+    seed: Annotated[
+        str | None, typer.Option(help="Fill a new org with sample data: demo or demo:N.")
+    ] = None,
+    info_file: Annotated[
+        Path | None,
+        typer.Option(help="Write connection details (JSON) here once the org is serving."),
+    ] = None,
+    api_version: Annotated[str, typer.Option(help="API version given in --info-file.")] = "59.0",
+    daily_api_limit: Annotated[
+        int, typer.Option(min=1, help="API calls allowed per UTC day.")
+    ] = 15_000,
+    session_ttl: Annotated[
+        float, typer.Option(min=1, help="Seconds a session lives without use.")
+    ] = 7200.0,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Inject faults: kind=503,count=3[,path=query][,sobject=Account]."),
+    ] = None,
+    fault_seed: Annotated[
+        int, typer.Option(help="Seed for faults given as a rate (the same draws each run).")
+    ] = 0,
+    jwt_public_key: Annotated[
+        Path | None, typer.Option(help="PEM public key that JWT bearer assertions must match.")
+    ] = None,
+) -> None:
+    """Serve a local HTTPS Salesforce org in the foreground (Ctrl-C stops it)."""
+    config = SandboxConfig(
+        data=None if data == ":memory:" else Path(data),
+        host=host,
+        port=port,
+        seed=seed,
+        api_version=api_version,
+        daily_api_limit=daily_api_limit,
+        session_ttl=session_ttl,
+        faults=[parse_rule(rule) for rule in fault or []],
+        fault_seed=fault_seed,
+        jwt_public_key_file=jwt_public_key,
+    )
+    sandbox = Sandbox(config).start()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        if info_file is not None:
+            sandbox.write_info(info_file)
+        console.print(
+            f"Salesforce sandbox serving at {sandbox.instance_url}\n"
+            f"  CA file: {sandbox.ca_file}\n"
+            f"  username: {sandbox.credentials.username}\n"
+            f"  data: {config.data or 'in memory'}"
+            + (f"\n  connection details: {info_file}" if info_file else ""),
+            highlight=False,
+        )
+        stop.wait()
+    finally:
+        sandbox.stop()
+        if info_file is not None:
+            info_file.unlink(missing_ok=True)
 
 
 def _progress() -> Progress:

@@ -102,7 +102,7 @@ FAULT_ERRORS = {
 }
 
 
-class ConnectionDropped(Exception):
+class ConnectionDroppedError(Exception):
     """The sandbox closed the connection without answering (an injected fault)."""
 
 
@@ -123,18 +123,18 @@ class SandboxApp:
         self.bulk = Bulk(org, self.queries)
 
     # -- WSGI ------------------------------------------------------------------------------
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         request = Request(environ)
         try:
             reply = self.handle(request)
-        except ConnectionDropped:
+        except ConnectionDroppedError:
             connection = environ.get("werkzeug.socket")
             if connection is not None:
                 connection.shutdown(socket.SHUT_RDWR)
             reply = Reply(500, "connection dropped")
-        response = Response(
-            reply.payload(), status=reply.status, content_type=reply.content_type
-        )
+        response = Response(reply.payload(), status=reply.status, content_type=reply.content_type)
         for name, value in reply.headers.items():
             response.headers[name] = value
         return response(environ, start_response)
@@ -147,7 +147,11 @@ class SandboxApp:
         try:
             if parts[:3] == ["services", "oauth2", "token"] and request.method == "POST":
                 return self._token(request)
-            if parts[:3] == ["services", "Soap", "u"] and request.method == "POST" and len(parts) >= 4:
+            if (
+                parts[:3] == ["services", "Soap", "u"]
+                and request.method == "POST"
+                and len(parts) >= 4
+            ):
                 status, body = self.sessions.soap_login(
                     request.get_data(), self.instance_url(request), parts[3]
                 )
@@ -167,14 +171,20 @@ class SandboxApp:
                 dict(request.form), request.headers.get("Authorization"), self.instance_url(request)
             )
         except OAuthError as error:
-            return Reply(error.status, {"error": error.error, "error_description": error.description})
+            return Reply(
+                error.status, {"error": error.error, "error_description": error.description}
+            )
         return Reply(200, answer)
 
     def _api(self, request: Request, parts: list[str]) -> Reply:
         if not parts:
             return Reply(
                 body=[
-                    {"label": version_label(major), "url": f"/services/data/v{major}.0", "version": f"{major}.0"}
+                    {
+                        "label": version_label(major),
+                        "url": f"/services/data/v{major}.0",
+                        "version": f"{major}.0",
+                    }
                     for major in range(MIN_VERSION, MAX_VERSION + 1)
                 ]
             )
@@ -200,7 +210,7 @@ class SandboxApp:
             self.usage.spend()
             reply = self.route(call)
             if fault is not None and fault.kind == "drop":
-                raise ConnectionDropped
+                raise ConnectionDroppedError
         except ApiError as error:
             reply = Reply(error.status, error.body())
         reply.headers["Sforce-Limit-Info"] = self.usage.header()
@@ -212,7 +222,7 @@ class SandboxApp:
             time.sleep(fault.delay)
             return None
         if fault.kind == "drop":
-            raise ConnectionDropped
+            raise ConnectionDroppedError
         if fault.kind == "lock_row" and call.parts[:2] == ["composite", "sobjects"]:
             return composite.lock_row_results(call, FAULT_ERRORS["lock_row"])
         error = FAULT_ERRORS[fault.kind]
@@ -223,11 +233,19 @@ class SandboxApp:
         names = {part.lower() for part in call.parts[1:3]}
         if call.parts[:1] in (["query"], ["queryAll"]) and "q" in call.args:
             words = call.args["q"].split()
-            names |= {words[index + 1].lower() for index, word in enumerate(words[:-1]) if word.lower() == "from"}
+            names |= {
+                words[index + 1].lower()
+                for index, word in enumerate(words[:-1])
+                if word.lower() == "from"
+            }
         if call.parts[:2] == ["composite", "sobjects"]:
             body = call.json() if call.body else None
             for record in (body or {}).get("records", []) if isinstance(body, dict) else []:
-                kind = (record.get("attributes") or {}).get("type") if isinstance(record, dict) else None
+                kind = (
+                    (record.get("attributes") or {}).get("type")
+                    if isinstance(record, dict)
+                    else None
+                )
                 if kind:
                     names.add(str(kind).lower())
         return names
@@ -238,7 +256,12 @@ class SandboxApp:
         match call.parts:
             case []:
                 base = f"/services/data/v{call.version}"
-                return Reply(body={name: f"{base}/{name}" for name in ("sobjects", "query", "queryAll", "limits", "composite", "jobs")})
+                return Reply(
+                    body={
+                        name: f"{base}/{name}"
+                        for name in ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
+                    }
+                )
             case ["sobjects"] if method == "GET":
                 return rest.global_describe(call)
             case ["sobjects", name] if method == "GET":
@@ -257,7 +280,12 @@ class SandboxApp:
                 return rest.update(call, name, record_id)
             case ["sobjects", name, record_id] if method == "DELETE":
                 return rest.delete(call, name, record_id)
-            case ["sobjects", name, field_name, value] if method in ("GET", "PATCH", "POST", "DELETE"):
+            case ["sobjects", name, field_name, value] if method in (
+                "GET",
+                "PATCH",
+                "POST",
+                "DELETE",
+            ):
                 return rest.by_external_id(call, name, field_name, value)
             case ["query" | "queryAll" as endpoint] if method == "GET":
                 return rest.query(call, include_deleted=endpoint == "queryAll")
@@ -278,7 +306,10 @@ class SandboxApp:
         return {
             "DailyApiRequests": {"Max": self.usage.limit, "Remaining": remaining},
             "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - self.bulk.query_jobs_today()},
+            "DailyBulkV2QueryJobs": {
+                "Max": 10000,
+                "Remaining": 10000 - self.bulk.query_jobs_today(),
+            },
             "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
             "DataStorageMB": {"Max": 1024, "Remaining": 1024},
             "FileStorageMB": {"Max": 1024, "Remaining": 1024},

@@ -119,7 +119,9 @@ class Sessions:
         elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             username = self._check_assertion(form.get("assertion", ""), instance_url)
         elif grant == "refresh_token":
-            self._check_client(form.get("client_id"), form.get("client_secret"), secret_optional=True)
+            self._check_client(
+                form.get("client_id"), form.get("client_secret"), secret_optional=True
+            )
             with self._lock:
                 found = self._refresh_tokens.get(form.get("refresh_token", ""))
             if found is None:

@@ -161,7 +161,14 @@ class Bulk:
         with self._lock:
             job_id = make_id(prefix, self.org.next_number(f"job.{prefix}"))
         job = Job(
-            job_id, kind, operation, obj, call.version, self.org.stamp(), delimiter, line_ending,
+            job_id,
+            kind,
+            operation,
+            obj,
+            call.version,
+            self.org.stamp(),
+            delimiter,
+            line_ending,
             "Open",
         )
         self.jobs[job_id] = job
@@ -176,9 +183,12 @@ class Bulk:
         text = str(body.get("query") or "")
         plan = self.queries.plan(text, include_deleted=operation == "queryAll")
         unsupported = (
-            "child relationship subqueries" if plan.children
-            else "COUNT() and aggregate functions" if plan.count_only or plan.counts
-            else "OFFSET" if plan.offset is not None
+            "child relationship subqueries"
+            if plan.children
+            else "COUNT() and aggregate functions"
+            if plan.count_only or plan.counts
+            else "OFFSET"
+            if plan.offset is not None
             else None
         )
         if unsupported:
@@ -187,7 +197,9 @@ class Bulk:
         with self.org.lock:
             job.ids = self.queries.matching_ids(plan)
         job.plan = plan
-        job.columns = [".".join((*column.relationships, column.field.name)) for column in plan.columns]
+        job.columns = [
+            ".".join((*column.relationships, column.field.name)) for column in plan.columns
+        ]
         job.state = "UploadComplete"
         self._query_jobs_today += 1
         return Reply(200, job.info() | {"state": "UploadComplete"})
@@ -203,7 +215,11 @@ class Bulk:
             )
         try:
             size = int(call.args.get("maxRecords", DEFAULT_MAX_RECORDS))
-            start = int(base64.urlsafe_b64decode(_pad(call.args["locator"])).decode()) if call.args.get("locator") else 0
+            start = (
+                int(base64.urlsafe_b64decode(_pad(call.args["locator"])).decode())
+                if call.args.get("locator")
+                else 0
+            )
         except (ValueError, UnicodeDecodeError):
             raise bad_request("INVALID_LOCATOR", "invalid locator or maxRecords") from None
         if size < 1:
@@ -215,9 +231,15 @@ class Bulk:
         writer.writerow(job.columns)
         with self.org.lock:
             for row in self.queries.rows(job.plan, page):
-                writer.writerow([to_csv(column.field, row[column.index]) for column in job.plan.columns])
+                writer.writerow(
+                    [to_csv(column.field, row[column.index]) for column in job.plan.columns]
+                )
         end = start + len(page)
-        locator = base64.urlsafe_b64encode(str(end).encode()).decode().rstrip("=") if end < len(job.ids) else "null"
+        locator = (
+            base64.urlsafe_b64encode(str(end).encode()).decode().rstrip("=")
+            if end < len(job.ids)
+            else "null"
+        )
         return Reply(
             200,
             out.getvalue(),
@@ -236,7 +258,10 @@ class Bulk:
         if operation == "upsert":
             spec = obj.field(str(external_id or ""))
             if spec is None or not (spec.spec.external_id or spec.name == "Id"):
-                raise bad_request("INVALIDJOB", f"External ID was blank or not valid for {obj.name}: {external_id}")
+                raise bad_request(
+                    "INVALIDJOB",
+                    f"External ID was blank or not valid for {obj.name}: {external_id}",
+                )
         if body.get("contentType", "CSV") != "CSV":
             raise bad_request("INVALIDJOB", "contentType must be CSV")
         job = self._new(call, "ingest", str(operation), obj.name)
@@ -280,7 +305,10 @@ class Bulk:
             obj = self.org.sobject(job.object)
             unknown = [name for name in header if obj.field(name) is None]
             if unknown:
-                job.state, job.error = "Failed", f"InvalidBatch : Field name not found : {unknown[0]}"
+                job.state, job.error = (
+                    "Failed",
+                    f"InvalidBatch : Field name not found : {unknown[0]}",
+                )
                 job.unprocessed.extend(rows)
                 return
             for row in rows:

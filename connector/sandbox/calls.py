@@ -30,8 +30,9 @@ class Call:
         try:
             return json.loads(self.body, parse_float=Decimal)
         except (ValueError, UnicodeDecodeError) as error:
-            raise bad_request("JSON_PARSER_ERROR", f"Invalid JSON in the request body: {error}")
-        # parse_float keeps amounts exact
+            raise bad_request(
+                "JSON_PARSER_ERROR", f"Invalid JSON in the request body: {error}"
+            ) from None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

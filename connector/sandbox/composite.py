@@ -8,12 +8,16 @@ rolls all of them back and the others report ALL_OR_NONE_OPERATION_ROLLED_BACK.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from connector.sandbox.calls import Call, Reply
 from connector.sandbox.errors import ApiError, bad_request
+from connector.sandbox.ids import normalize_id
+from connector.sandbox.rest import render_record, selected_fields
 from connector.sandbox.store import Org
 
 MAX_SUBREQUESTS = 25
@@ -29,7 +33,7 @@ ROLLED_BACK = {
 }
 
 
-class _Halted(Exception):
+class _HaltedError(Exception):
     """An allOrNone composite request stops at its first failed subrequest."""
 
 
@@ -59,7 +63,9 @@ def _substitute(value: Any, results: dict[str, Any]) -> Any:
         whole = REFERENCE.fullmatch(value)
         if whole:
             return _resolve(whole.group(2), results, whole.group(1))
-        return REFERENCE.sub(lambda match: str(_resolve(match.group(2), results, match.group(1))), value)
+        return REFERENCE.sub(
+            lambda match: str(_resolve(match.group(2), results, match.group(1))), value
+        )
     if isinstance(value, list):
         return [_substitute(item, results) for item in value]
     if isinstance(value, dict):
@@ -68,9 +74,6 @@ def _substitute(value: Any, results: dict[str, Any]) -> Any:
 
 
 def _subcall(call: Call, request: dict[str, Any], results: dict[str, Any]) -> Call:
-    import json
-    from urllib.parse import parse_qsl, urlsplit
-
     url = _substitute(str(request.get("url", "")), results)
     split = urlsplit(url)
     parts = [part for part in split.path.split("/") if part]
@@ -81,8 +84,13 @@ def _subcall(call: Call, request: dict[str, Any], results: dict[str, Any]) -> Ca
         method=str(request.get("method", "GET")).upper(),
         parts=parts[3:],
         args=dict(parse_qsl(split.query)),
-        body=json.dumps(_substitute(body, results), default=float).encode() if body is not None else b"",
-        headers={**call.headers, **{k.lower(): v for k, v in (request.get("httpHeaders") or {}).items()}},
+        body=json.dumps(_substitute(body, results), default=float).encode()
+        if body is not None
+        else b"",
+        headers={
+            **call.headers,
+            **{k.lower(): v for k, v in (request.get("httpHeaders") or {}).items()},
+        },
         version=parts[2].removeprefix("v"),
         instance_url=call.instance_url,
     )
@@ -97,10 +105,15 @@ def composite(call: Call, org: Org, route: Callable[[Call], Reply]) -> Reply:
         raise bad_request("INVALID_API_INPUT", f"Limit Exceeded: max {MAX_SUBREQUESTS} subrequests")
     names = [str(request.get("referenceId", "")) for request in requests]
     if any(not REFERENCE_ID.match(name) for name in names) or len(set(names)) != len(names):
-        raise bad_request("INVALID_API_INPUT", "each subrequest needs a unique referenceId of letters, digits and _")
+        raise bad_request(
+            "INVALID_API_INPUT",
+            "each subrequest needs a unique referenceId of letters, digits and _",
+        )
     queries = sum(1 for request in requests if "/query" in str(request.get("url", "")))
     if queries > MAX_QUERIES:
-        raise bad_request("INVALID_API_INPUT", f"Limit Exceeded: max {MAX_QUERIES} query subrequests")
+        raise bad_request(
+            "INVALID_API_INPUT", f"Limit Exceeded: max {MAX_QUERIES} query subrequests"
+        )
     all_or_none = bool(body.get("allOrNone"))
     results: dict[str, Any] = {}
     answers: list[dict[str, Any]] = []
@@ -114,13 +127,22 @@ def composite(call: Call, org: Org, route: Callable[[Call], Reply]) -> Reply:
                 headers = {}
                 if reply.status == 201 and isinstance(reply.body, dict) and "id" in reply.body:
                     obj = str(request.get("url", "")).rstrip("/").split("/")[-1]
-                    headers["Location"] = f"/services/data/v{call.version}/sobjects/{obj}/{reply.body['id']}"
-                answers.append({"body": reply.body, "httpHeaders": headers, "httpStatusCode": reply.status, "referenceId": name})
+                    headers["Location"] = (
+                        f"/services/data/v{call.version}/sobjects/{obj}/{reply.body['id']}"
+                    )
+                answers.append(
+                    {
+                        "body": reply.body,
+                        "httpHeaders": headers,
+                        "httpStatusCode": reply.status,
+                        "referenceId": name,
+                    }
+                )
                 if reply.status < 400:
                     results[name] = reply.body
                 elif all_or_none:
-                    raise _Halted
-    except _Halted:
+                    raise _HaltedError
+    except _HaltedError:
         halted = {
             "errorCode": "PROCESSING_HALTED",
             "message": "The transaction was rolled back since another operation in the same "
@@ -128,12 +150,14 @@ def composite(call: Call, org: Org, route: Callable[[Call], Reply]) -> Reply:
         }
         failed = len(answers) - 1
         answers = [
-            answer if index == failed else {**answer, "body": [halted], "httpHeaders": {}, "httpStatusCode": 400}
+            answer
+            if index == failed
+            else {**answer, "body": [halted], "httpHeaders": {}, "httpStatusCode": 400}
             for index, answer in enumerate(answers)
         ]
         answers += [
             {"body": [halted], "httpHeaders": {}, "httpStatusCode": 400, "referenceId": name}
-            for name in names[len(answers):]
+            for name in names[len(answers) :]
         ]
     return Reply(body={"compositeResponse": answers})
 
@@ -173,32 +197,45 @@ def _type_of(record: Any) -> str:
     return str(kind)
 
 
-def _apply(org: Org, items: list[Any], all_or_none: bool, action: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+def _given_id(item: Any) -> str | None:
+    """The id a client sent for a record (updates, deletes), if any."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and item.get("Id"):
+        return str(item["Id"])
+    return None
+
+
+def _failure(item: Any, error: dict[str, Any]) -> dict[str, Any]:
+    given = _given_id(item)
+    result: dict[str, Any] = {"id": given} if given else {}
+    return {**result, "success": False, "errors": [error]}
+
+
+def _apply(
+    org: Org, items: list[Any], all_or_none: bool, action: Callable[[Any], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Run ``action`` on each item in its own savepoint; with ``all_or_none`` one failure
+    rolls back every item."""
     results: list[dict[str, Any]] = []
-    failed = False
     with org.transaction():
         for item in items:
             try:
                 with org.transaction():
                     results.append({**action(item), "success": True, "errors": []})
             except ApiError as error:
-                failed = True
-                result: dict[str, Any] = {"success": False, "errors": [error.record_error()]}
-                if isinstance(item, str):
-                    result = {"id": item, **result}
-                elif isinstance(item, dict) and item.get("Id"):
-                    result = {"id": item["Id"], **result}
-                results.append(result)
-        if failed and all_or_none:
-            rolled = [
-                result if not result["success"] else {"id": result.get("id"), "success": False, "errors": [ROLLED_BACK]}
-                for result in results
-            ]
-            raise _RolledBack(rolled)
+                results.append(_failure(item, error.record_error()))
+        if all_or_none and not all(result["success"] for result in results):
+            raise _RolledBackError(
+                [
+                    _failure(item, ROLLED_BACK) if result["success"] else result
+                    for item, result in zip(items, results, strict=True)
+                ]
+            )
     return results
 
 
-class _RolledBack(Exception):
+class _RolledBackError(Exception):
     def __init__(self, results: list[dict[str, Any]]) -> None:
         super().__init__("rolled back")
         self.results = results
@@ -207,7 +244,9 @@ class _RolledBack(Exception):
 def _create(org: Org, record: Any) -> dict[str, Any]:
     kind = _type_of(record)
     if record.get("Id"):
-        raise bad_request("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"])
+        raise bad_request(
+            "INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"]
+        )
     return {"id": org.create(kind, record)}
 
 
@@ -223,7 +262,7 @@ def _update(org: Org, record: Any) -> dict[str, Any]:
 def collections(call: Call, org: Org, parts: list[str]) -> Reply:
     try:
         return Reply(body=_collections(call, org, parts))
-    except _RolledBack as rolled:
+    except _RolledBackError as rolled:
         return Reply(body=rolled.results)
 
 
@@ -240,15 +279,15 @@ def _collections(call: Call, org: Org, parts: list[str]) -> list[Any]:
         return _apply(org, _ids(call), all_or_none, lambda record_id: _delete(org, record_id))
     if len(parts) == 2 and method == "PATCH":
         records, all_or_none = _records(call)
-        return _apply(org, records, all_or_none, lambda record: _upsert(org, parts[0], parts[1], record))
+        return _apply(
+            org, records, all_or_none, lambda record: _upsert(org, parts[0], parts[1], record)
+        )
     if len(parts) == 1 and method in ("GET", "POST"):
         return _retrieve(call, org, parts[0])
     raise bad_request("METHOD_NOT_ALLOWED", f"HTTP method '{method}' not allowed here")
 
 
 def _delete(org: Org, record_id: str) -> dict[str, Any]:
-    from connector.sandbox.ids import normalize_id
-
     normalized = normalize_id(record_id)
     obj = org.schema.by_prefix(record_id[:3]) if normalized else None
     if obj is None:
@@ -268,8 +307,6 @@ def _upsert(org: Org, name: str, field_name: str, record: Any) -> dict[str, Any]
 
 
 def _retrieve(call: Call, org: Org, name: str) -> list[Any]:
-    from connector.sandbox.rest import render_record, selected_fields
-
     body = call.json() if call.method == "POST" else None
     ids = body.get("ids", []) if isinstance(body, dict) else _ids(call)
     fields = ",".join(body.get("fields", [])) if isinstance(body, dict) else call.args.get("fields")
@@ -291,11 +328,4 @@ def lock_row_results(call: Call, error: ApiError) -> Reply:
         items: list[Any] = _records(call)[0] if call.method != "DELETE" else _ids(call)
     except ApiError as refused:
         return Reply(refused.status, refused.body())
-    results = []
-    for item in items:
-        result: dict[str, Any] = {"success": False, "errors": [error.record_error()]}
-        record_id = item if isinstance(item, str) else (item.get("Id") if isinstance(item, dict) else None)
-        if record_id:
-            result = {"id": record_id, **result}
-        results.append(result)
-    return Reply(body=results)
+    return Reply(body=[_failure(item, error.record_error()) for item in items])

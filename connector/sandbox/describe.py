@@ -102,8 +102,13 @@ def _field(schema: Schema, spec: Field) -> dict[str, Any]:
         "restrictedPicklist": spec.type == "picklist"
         and (spec.spec.restricted or spec.spec.currency or spec.spec.stages),
         "picklistValues": [
-            {"value": value, "label": value, "active": True, "defaultValue": value == default,
-             "validFor": None}
+            {
+                "value": value,
+                "label": value,
+                "active": True,
+                "defaultValue": value == default,
+                "validFor": None,
+            }
             for value in values
         ],
     }

@@ -137,9 +137,7 @@ class QueryService:
         """The selected columns of the records ``ids``, in that order."""
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
-            fetched = {
-                row[0]: row for row in self.org.db.execute(plan.rows_sql(len(chunk)), chunk)
-            }
+            fetched = {row[0]: row for row in self.org.db.execute(plan.rows_sql(len(chunk)), chunk)}
             yield from (fetched[record_id] for record_id in chunk if record_id in fetched)
 
     def render_rows(self, plan: Plan, ids: list[str], version: str) -> Iterator[dict[str, Any]]:
@@ -217,10 +215,15 @@ class Renderer:
                     continue
                 parent_type = column.objects[depth - 1].name
                 parents[key] = holder[names[depth - 1]] = {
-                    "attributes": {"type": parent_type, "url": f"{self.base}{parent_type}/{parent_id}"}
+                    "attributes": {
+                        "type": parent_type,
+                        "url": f"{self.base}{parent_type}/{parent_id}",
+                    }
                 }
             target = parents[names]
             if target is not None:
                 value = row[column.index]
                 is_boolean = column.field.type == "boolean"
-                target[column.field.name] = bool(value) if is_boolean and value is not None else value
+                target[column.field.name] = (
+                    bool(value) if is_boolean and value is not None else value
+                )

@@ -12,7 +12,7 @@ from connector.sandbox.errors import ApiError, bad_request, not_found
 from connector.sandbox.queries import QueryService, batch_size
 from connector.sandbox.schema import SObject
 from connector.sandbox.store import Org, quote
-from connector.sandbox.values import format_datetime, parse_datetime, to_json
+from connector.sandbox.values import format_datetime, parse_datetime, to_json, to_storage
 
 UPDATED_DAYS = 30
 DELETED_DAYS = 15
@@ -70,7 +70,11 @@ class Rest:
         obj = self.sobject(name)
         with self.org.lock:
             row = self.org.live_row(obj, record_id)
-        return Reply(body=render_record(call.version, obj, row, selected_fields(obj, call.args.get("fields"))))
+        return Reply(
+            body=render_record(
+                call.version, obj, row, selected_fields(obj, call.args.get("fields"))
+            )
+        )
 
     def update(self, call: Call, name: str, record_id: str) -> Reply:
         obj = self.sobject(name)
@@ -94,16 +98,22 @@ class Rest:
                 record_id, created = self.org.upsert(obj.name, field_name, value, body)
             except ApiError as error:
                 if error.status == 300:
-                    urls = [record_url(call.version, obj.name, item) for item in error.message.split("; ")]
+                    urls = [
+                        record_url(call.version, obj.name, item)
+                        for item in error.message.split("; ")
+                    ]
                     return Reply(300, urls)
                 raise
-            return Reply(201 if created else 200, {"id": record_id, "success": True, "errors": [], "created": created})
+            return Reply(
+                201 if created else 200,
+                {"id": record_id, "success": True, "errors": [], "created": created},
+            )
         spec = obj.field(field_name)
         if spec is None or not (spec.spec.external_id or spec.name == "Id"):
-            raise not_found(f"Provided external ID field does not exist or is not accessible: {field_name}")
+            raise not_found(
+                f"Provided external ID field does not exist or is not accessible: {field_name}"
+            )
         with self.org.lock:
-            from connector.sandbox.values import to_storage
-
             ids = self.org.ids_where(obj, spec.name, to_storage(spec, value))
             if not ids:
                 raise not_found()
@@ -113,7 +123,11 @@ class Rest:
                 self.org.delete(obj.name, ids[0])
                 return Reply(204)
             row = self.org.live_row(obj, ids[0])
-        return Reply(body=render_record(call.version, obj, row, selected_fields(obj, call.args.get("fields"))))
+        return Reply(
+            body=render_record(
+                call.version, obj, row, selected_fields(obj, call.args.get("fields"))
+            )
+        )
 
     # -- describe --------------------------------------------------------------------------
     def global_describe(self, call: Call) -> Reply:
@@ -121,7 +135,9 @@ class Rest:
 
     def object_info(self, call: Call, name: str) -> Reply:
         obj = self.sobject(name)
-        return Reply(body={"objectDescribe": describe.object_summary(call.version, obj), "recentItems": []})
+        return Reply(
+            body={"objectDescribe": describe.object_summary(call.version, obj), "recentItems": []}
+        )
 
     def describe(self, call: Call, name: str) -> Reply:
         obj = self.sobject(name)
@@ -153,11 +169,18 @@ class Rest:
         except ValueError as error:
             raise bad_request("INVALID_REPLICATION_DATE", f"invalid date: {error}") from None
         now = self.org.clock()
-        start, end = start.replace(second=0, microsecond=0), min(end, now).replace(second=0, microsecond=0)
+        start, end = (
+            start.replace(second=0, microsecond=0),
+            min(end, now).replace(second=0, microsecond=0),
+        )
         if start > end:
-            raise bad_request("INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
+            raise bad_request(
+                "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate"
+            )
         if start < now - timedelta(days=days):
-            raise bad_request("INVALID_REPLICATION_DATE", f"startDate cannot be more than {days} days ago")
+            raise bad_request(
+                "INVALID_REPLICATION_DATE", f"startDate cannot be more than {days} days ago"
+            )
         return start, end
 
     def updated(self, call: Call, name: str) -> Reply:
@@ -168,7 +191,9 @@ class Rest:
             "AND SystemModstamp < ? ORDER BY SystemModstamp, Id",
             (format_datetime(start), format_datetime(end)),
         )
-        return Reply(body={"ids": [row[0] for row in rows], "latestDateCovered": format_datetime(end)})
+        return Reply(
+            body={"ids": [row[0] for row in rows], "latestDateCovered": format_datetime(end)}
+        )
 
     def deleted(self, call: Call, name: str) -> Reply:
         obj = self.sobject(name)

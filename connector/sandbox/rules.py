@@ -83,10 +83,12 @@ def _opportunity(org: Org, record: Record, old: Record | None) -> None:
         return  # the restricted picklist check names the bad value
     record["IsClosed"] = int(stage.closed)
     record["IsWon"] = int(stage.won)
-    stage_changed = old is None or old["StageName"] != record["StageName"]
-    if stage_changed and (old is None or old["Probability"] == record["Probability"]):
-        if old is not None or record["Probability"] is None:
+    # A new stage brings its default probability unless the client sets one itself.
+    if old is None:
+        if record["Probability"] is None:
             record["Probability"] = float(stage.probability)
+    elif old["StageName"] != record["StageName"] and old["Probability"] == record["Probability"]:
+        record["Probability"] = float(stage.probability)
     if old is not None and old["HasOpportunityLineItem"]:
         if record["CurrencyIsoCode"] != old["CurrencyIsoCode"]:
             raise bad_request(

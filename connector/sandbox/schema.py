@@ -33,7 +33,9 @@ FieldType = Literal[
     "phone",
     "url",
 ]
-TEXT_TYPES = frozenset({"id", "reference", "string", "textarea", "picklist", "email", "phone", "url"})
+TEXT_TYPES = frozenset(
+    {"id", "reference", "string", "textarea", "picklist", "email", "phone", "url"}
+)
 NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 DEFAULT_SCALE = {"currency": 2, "percent": 2, "double": 4, "int": 0}
 SCHEMA_FILE = Path(__file__).with_name("schema.yaml")
@@ -217,17 +219,18 @@ def _build(data: SchemaFile) -> Schema:
         fields.update({key: Field(key, value.type, value) for key, value in spec.fields.items()})
         objects[name] = SObject(name, spec.key_prefix, spec.label or name, spec.custom, fields)
     for name, obj in objects.items():
-        for spec in obj.fields.values():
-            target = spec.spec.reference_to
+        for lookup in obj.fields.values():
+            target = lookup.spec.reference_to
             if target is None:
                 continue
             if target not in objects:
-                raise ValueError(f"{name}.{spec.name}: reference_to names unknown object {target}")
-            if spec.spec.child_relationship:
-                objects[target].children[spec.spec.child_relationship.lower()] = (
-                    ChildRelationship(
-                        spec.spec.child_relationship, name, spec.name, spec.spec.cascade_delete
-                    )
+                raise ValueError(
+                    f"{name}.{lookup.name}: reference_to names unknown object {target}"
+                )
+            relation = lookup.spec.child_relationship
+            if relation:
+                objects[target].children[relation.lower()] = ChildRelationship(
+                    relation, name, lookup.name, lookup.spec.cascade_delete
                 )
     return Schema(
         objects,

@@ -132,7 +132,7 @@ class Sandbox:
         self.credentials = credentials
         self.org = Org(self.config.schema or default_schema(), self.config.data)
         if self.config.seed:
-            from connector.sandbox.seed import seed_org
+            from connector.sandbox.seed import seed_org  # noqa: PLC0415
 
             seed_org(self.org, self.config.seed)
         self.sessions = Sessions(credentials, self.config.session_ttl)
@@ -163,7 +163,6 @@ class Sandbox:
             threaded=True,
             ssl_context=self._ssl_context(),
         )
-        self._server.daemon_threads = True
         self.session_id = self.sessions.open(self.credentials.username)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="salesforce-sandbox", daemon=True

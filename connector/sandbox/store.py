@@ -60,6 +60,7 @@ class Org:
             str(path) if path else ":memory:", check_same_thread=False, isolation_level=None
         )
         self._depth = 0
+        self._counters: dict[str, int] = {}
         if path:
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -118,12 +119,18 @@ class Org:
             self.db.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
 
     def next_number(self, name: str) -> int:
-        row = self.db.execute(
-            "INSERT INTO _counter (name, value) VALUES (?, 1) "
-            "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-            (name,),
-        ).fetchone()
-        return int(row[0])
+        """The next number of a series (ids, auto-numbers). Never reused, even when the write
+        that took it is rolled back: Salesforce never hands out an id twice."""
+        with self.lock:
+            row = self.db.execute("SELECT value FROM _counter WHERE name = ?", (name,)).fetchone()
+            number = max(self._counters.get(name, 0), int(row[0]) if row else 0) + 1
+            self._counters[name] = number
+            self.db.execute(
+                "INSERT INTO _counter (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, number),
+            )
+            return number
 
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM _meta WHERE key = ?", (key,)).fetchone()
@@ -161,8 +168,9 @@ class Org:
         """The record, or NOT_FOUND / ENTITY_IS_DELETED as Salesforce answers for an id."""
         normalized = normalize_id(record_id)
         if normalized is None or not normalized.startswith(obj.key_prefix):
-            raise not_found(f"Provided external ID field does not exist or is not accessible: "
-                            f"{record_id}")
+            raise not_found(
+                f"Provided external ID field does not exist or is not accessible: {record_id}"
+            )
         found = self.row(obj, normalized)
         if found is None:
             raise not_found()
@@ -233,7 +241,8 @@ class Org:
         ]
         if missing:
             raise bad_request(
-                "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
                 missing,
             )
         for name, value in changed.items():
@@ -244,9 +253,7 @@ class Org:
                 self._check_reference(spec, value)
             if spec.spec.unique:
                 clash = [
-                    other
-                    for other in self.ids_where(obj, name, value)
-                    if other != record.get("Id")
+                    other for other in self.ids_where(obj, name, value) if other != record.get("Id")
                 ]
                 if clash:
                     raise bad_request(
@@ -267,7 +274,8 @@ class Org:
         found = self.row(target, value)
         if found is None:
             raise bad_request(
-                "INVALID_CROSS_REFERENCE_KEY", f"{spec.name}: invalid cross reference id",
+                "INVALID_CROSS_REFERENCE_KEY",
+                f"{spec.name}: invalid cross reference id",
                 [spec.name],
             )
         if found["IsDeleted"]:
@@ -385,4 +393,4 @@ class Org:
 def _autonumber(display_format: str, number: int) -> str:
     start, end = display_format.index("{"), display_format.index("}")
     width = end - start - 1
-    return f"{display_format[:start]}{number:0{width}d}{display_format[end + 1:]}"
+    return f"{display_format[:start]}{number:0{width}d}{display_format[end + 1 :]}"

@@ -60,9 +60,7 @@ class Plan:
 
     @property
     def ids_sql(self) -> str:
-        return (
-            f"SELECT {self.alias}.Id FROM {self.source} WHERE {self.where} ORDER BY {self.order}"
-        )
+        return f"SELECT {self.alias}.Id FROM {self.source} WHERE {self.where} ORDER BY {self.order}"
 
     @property
     def count_sql(self) -> str:
@@ -111,8 +109,10 @@ class Compiler:
     # -- names -----------------------------------------------------------------------------
     def resolve(self, ref: ast.FieldRef) -> tuple[tuple[str, ...], tuple[SObject, ...], Field, str]:
         path = list(ref.path)
-        if len(path) > 1 and path[0].lower() == self.root.name.lower() and (
-            self.root.parent(path[0]) is None
+        if (
+            len(path) > 1
+            and path[0].lower() == self.root.name.lower()
+            and (self.root.parent(path[0]) is None)
         ):
             path = path[1:]
         names: tuple[str, ...] = ()
@@ -186,8 +186,9 @@ class Compiler:
 
     def _date_range(self, spec: Field, column: str, op: str, value: ast.RelativeDate) -> str:
         if spec.type not in ("date", "datetime"):
-            raise malformed(f"date literal {value.text} used on field {spec.name} of type "
-                            f"{spec.type}")
+            raise malformed(
+                f"date literal {value.text} used on field {spec.name} of type {spec.type}"
+            )
         start, end = resolve(value, self.today)
         low, high = (
             (start.isoformat(), end.isoformat())
@@ -311,8 +312,13 @@ def unknown_object(name: str) -> ApiError:
 
 
 def compile_query(
-    schema: Schema, query: ast.Query, today: date, include_deleted: bool, *, root: SObject | None
-    = None, child: bool = False
+    schema: Schema,
+    query: ast.Query,
+    today: date,
+    include_deleted: bool,
+    *,
+    root: SObject | None = None,
+    child: bool = False,
 ) -> Plan:
     """Compile ``query`` (for a child subquery, ``root`` is the child object)."""
     obj = root or schema.get(query.sobject)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 from importlib.resources import files
 from typing import Any, cast
 
@@ -27,8 +28,12 @@ class SoqlError(ConnectorError):
     """The query is malformed or uses SOQL the sandbox does not support (MALFORMED_QUERY)."""
 
 
+@lru_cache(maxsize=512)
 def parse(text: str) -> ast.Query:
-    """Parse one SOQL query; raise SoqlError with a client-facing message if it is not valid."""
+    """Parse one SOQL query; raise SoqlError with a client-facing message if it is not valid.
+
+    Connectors repeat their queries, and the AST is immutable, so results are cached.
+    """
     try:
         return cast(ast.Query, _PARSER.parse(text))
     except UnexpectedToken as error:
@@ -310,16 +315,7 @@ class _ToAst(Transformer[Token, ast.Query]):
         return _non_negative(children[0], "OFFSET")
 
 
-def _build() -> Lark:
-    grammar = files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(
-        grammar,
-        start="query",
-        parser="lalr",
-        lexer="contextual",
-        transformer=_ToAst(),
-        maybe_placeholders=True,
-    )
-
-
-_PARSER = _build()
+_GRAMMAR = files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
+# Built once. The transformer makes the AST as the parser reduces, without a parse tree; lark's
+# default maybe_placeholders=True turns each [optional] part that is absent into None.
+_PARSER = Lark(_GRAMMAR, parser="lalr", lexer="contextual", transformer=_ToAst(), start="query")
