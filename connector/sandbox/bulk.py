@@ -271,7 +271,10 @@ class Bulk:
     def upload(self, call: Call, job: Job) -> Reply:
         if job.state != "Open":
             raise ApiError(409, "INVALIDJOB", f"Job {job.id} is not open for uploads: {job.state}")
-        job.data.append(call.body.decode("utf-8-sig"))
+        text = call.body.decode("utf-8-sig")
+        if not job.header:
+            job.header = self._rows(job, text)[0]
+        job.data.append(text)
         return Reply(201)
 
     def set_state(self, call: Call, job: Job) -> Reply:
@@ -300,8 +303,6 @@ class Bulk:
         job.state = "InProgress"
         for text in job.data:
             header, rows = self._rows(job, text)
-            if not job.header:
-                job.header = header
             obj = self.org.sobject(job.object)
             unknown = [name for name in header if obj.field(name) is None]
             if unknown:

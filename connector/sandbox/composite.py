@@ -120,13 +120,15 @@ def composite(call: Call, org: Org, route: Callable[[Call], Reply]) -> Reply:
     try:
         with org.transaction():
             for name, request in zip(names, requests, strict=True):
+                sub: Call | None = None
                 try:
-                    reply = route(_subcall(call, request, results))
+                    sub = _subcall(call, request, results)
+                    reply = route(sub)
                 except ApiError as error:
                     reply = Reply(error.status, error.body())
                 headers = {}
                 if reply.status == 201 and isinstance(reply.body, dict) and "id" in reply.body:
-                    obj = str(request.get("url", "")).rstrip("/").split("/")[-1]
+                    obj = sub.parts[1] if sub and sub.parts[:1] == ["sobjects"] else ""
                     headers["Location"] = (
                         f"/services/data/v{call.version}/sobjects/{obj}/{reply.body['id']}"
                     )
@@ -197,19 +199,9 @@ def _type_of(record: Any) -> str:
     return str(kind)
 
 
-def _given_id(item: Any) -> str | None:
-    """The id a client sent for a record (updates, deletes), if any."""
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict) and item.get("Id"):
-        return str(item["Id"])
-    return None
-
-
-def _failure(item: Any, error: dict[str, Any]) -> dict[str, Any]:
-    given = _given_id(item)
-    result: dict[str, Any] = {"id": given} if given else {}
-    return {**result, "success": False, "errors": [error]}
+def _failure(error: dict[str, Any]) -> dict[str, Any]:
+    """A failed SaveResult: Salesforce gives it no id."""
+    return {"success": False, "errors": [error]}
 
 
 def _apply(
@@ -224,13 +216,10 @@ def _apply(
                 with org.transaction():
                     results.append({**action(item), "success": True, "errors": []})
             except ApiError as error:
-                results.append(_failure(item, error.record_error()))
+                results.append(_failure(error.record_error()))
         if all_or_none and not all(result["success"] for result in results):
             raise _RolledBackError(
-                [
-                    _failure(item, ROLLED_BACK) if result["success"] else result
-                    for item, result in zip(items, results, strict=True)
-                ]
+                [_failure(ROLLED_BACK) if result["success"] else result for result in results]
             )
     return results
 
@@ -252,11 +241,17 @@ def _create(org: Org, record: Any) -> dict[str, Any]:
 
 def _update(org: Org, record: Any) -> dict[str, Any]:
     kind = _type_of(record)
-    record_id = record.get("Id")
-    if not record_id:
+    given = record.get("Id")
+    if not given:
         raise bad_request("MISSING_ARGUMENT", "Id not specified in an update call", ["Id"])
-    org.update(kind, str(record_id), {key: value for key, value in record.items() if key != "Id"})
-    return {"id": str(record_id)}
+    obj = org.sobject(kind)
+    record_id = normalize_id(str(given))
+    if record_id is None or not record_id.startswith(obj.key_prefix):
+        raise bad_request(
+            "MALFORMED_ID", f"{obj.name} ID: id value of incorrect type: {given}", ["Id"]
+        )
+    org.update(kind, record_id, {key: value for key, value in record.items() if key != "Id"})
+    return {"id": record_id}
 
 
 def collections(call: Call, org: Org, parts: list[str]) -> Reply:
@@ -276,15 +271,33 @@ def _collections(call: Call, org: Org, parts: list[str]) -> list[Any]:
         return _apply(org, records, all_or_none, lambda record: _update(org, record))
     if not parts and method == "DELETE":
         all_or_none = call.args.get("allOrNone", "false").lower() == "true"
-        return _apply(org, _ids(call), all_or_none, lambda record_id: _delete(org, record_id))
+        ids = _ids(call)
+        try:
+            results = _apply(org, ids, all_or_none, lambda record_id: _delete(org, record_id))
+        except _RolledBackError as rolled:
+            rolled.results = _named(ids, rolled.results)
+            raise
+        return _named(ids, results)
     if len(parts) == 2 and method == "PATCH":
         records, all_or_none = _records(call)
+        repeated = _repeated_values(records, parts[1])
         return _apply(
-            org, records, all_or_none, lambda record: _upsert(org, parts[0], parts[1], record)
+            org,
+            records,
+            all_or_none,
+            lambda record: _upsert(org, parts[0], parts[1], record, repeated),
         )
     if len(parts) == 1 and method in ("GET", "POST"):
         return _retrieve(call, org, parts[0])
     raise bad_request("METHOD_NOT_ALLOWED", f"HTTP method '{method}' not allowed here")
+
+
+def _named(ids: list[str], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A DeleteResult names its record even when it failed (a SaveResult does not)."""
+    return [
+        {**result, "id": normalize_id(given) or given} if "id" not in result else result
+        for given, result in zip(ids, results, strict=True)
+    ]
 
 
 def _delete(org: Org, record_id: str) -> dict[str, Any]:
@@ -296,12 +309,38 @@ def _delete(org: Org, record_id: str) -> dict[str, Any]:
     return {"id": normalized}
 
 
-def _upsert(org: Org, name: str, field_name: str, record: Any) -> dict[str, Any]:
+def _external_id(record: Any, field_name: str) -> Any:
+    if not isinstance(record, dict):
+        return None
+    return next((item for key, item in record.items() if key.lower() == field_name.lower()), None)
+
+
+def _repeated_values(records: list[Any], field_name: str) -> set[str]:
+    """External id values sent more than once in one upsert (each such record fails)."""
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for record in records:
+        value = _external_id(record, field_name)
+        if value is not None:
+            key = str(value).lower()
+            (repeated if key in seen else seen).add(key)
+    return repeated
+
+
+def _upsert(
+    org: Org, name: str, field_name: str, record: Any, repeated: set[str]
+) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise bad_request("INVALID_API_INPUT", "each record must be a JSON object")
-    value = next((item for key, item in record.items() if key.lower() == field_name.lower()), None)
+    value = _external_id(record, field_name)
     if value is None:
         raise bad_request("MISSING_ARGUMENT", f"{field_name} not specified", [field_name])
+    if str(value).lower() in repeated:
+        raise bad_request(
+            "DUPLICATE_EXTERNAL_ID",
+            f"Duplicate external id specified: {value}",
+            [field_name],
+        )
     record_id, created = org.upsert(name, field_name, str(value), record)
     return {"id": record_id, "created": created}
 
@@ -328,4 +367,4 @@ def lock_row_results(call: Call, error: ApiError) -> Reply:
         items: list[Any] = _records(call)[0] if call.method != "DELETE" else _ids(call)
     except ApiError as refused:
         return Reply(refused.status, refused.body())
-    return Reply(body=[_failure(item, error.record_error()) for item in items])
+    return Reply(body=[_failure(error.record_error()) for _ in items])

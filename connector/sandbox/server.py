@@ -30,6 +30,7 @@ from connector.sandbox.app import SandboxApp, Usage
 from connector.sandbox.auth import Credentials, Sessions
 from connector.sandbox.faults import FaultRule, Faults
 from connector.sandbox.schema import Schema, default_schema
+from connector.sandbox.seed import seed_org
 from connector.sandbox.store import Org
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,6 @@ class Sandbox:
         self.credentials = credentials
         self.org = Org(self.config.schema or default_schema(), self.config.data)
         if self.config.seed:
-            from connector.sandbox.seed import seed_org  # noqa: PLC0415
-
             seed_org(self.org, self.config.seed)
         self.sessions = Sessions(credentials, self.config.session_ttl)
         self.usage = Usage(self.config.daily_api_limit, lambda: datetime.now(UTC))

@@ -139,4 +139,6 @@ def to_csv(spec: Field, stored: Any) -> str:
         return str(int(stored))
     if spec.is_number:
         return repr(float(stored))
+    if spec.type == "datetime":
+        return str(stored).replace("+0000", "Z")  # Bulk API results write UTC as Z
     return str(stored)
