@@ -206,6 +206,7 @@ class SandboxApp:
             if fault is not None and fault.when == "before":
                 injected = self._inject(fault, call)
                 if injected is not None:
+                    injected.headers["Sforce-Limit-Info"] = self.usage.header()
                     return injected
             self.usage.spend()
             reply = self.route(call)
@@ -238,6 +239,11 @@ class SandboxApp:
                 for index, word in enumerate(words[:-1])
                 if word.lower() == "from"
             }
+        if call.parts[:2] == ["composite", "sobjects"] and "ids" in call.args:
+            for record_id in call.args["ids"].split(","):
+                obj = self.org.schema.by_prefix(record_id.strip()[:3])
+                if obj is not None:
+                    names.add(obj.name.lower())
         if call.parts[:2] == ["composite", "sobjects"]:
             body = call.json() if call.body else None
             for record in (body or {}).get("records", []) if isinstance(body, dict) else []:

@@ -24,7 +24,17 @@ REST_TYPES = {"datetime": "datetime", "int": "int"}
 def label_of(name: str) -> str:
     """``Service_Start_Date__c`` → ``Service Start Date``; ``CloseDate`` → ``Close Date``."""
     base = name.removesuffix("__c").replace("_", " ")
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", base).strip()
+    label = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", base).strip()
+    return label[:-2] + "ID" if label.endswith(" Id") else label
+
+
+def plural(label: str) -> str:
+    """``Opportunity`` → ``Opportunities``; ``Billing Invoice`` → ``Billing Invoices``."""
+    if label.endswith("y") and label[-2:-1] not in tuple("aeiou"):
+        return label[:-1] + "ies"
+    if label.endswith(("s", "x", "ch", "sh")):
+        return label + "es"
+    return label + "s"
 
 
 def urls(version: str, obj: SObject) -> dict[str, str]:
@@ -40,7 +50,7 @@ def object_summary(version: str, obj: SObject) -> dict[str, Any]:
     return {
         "name": obj.name,
         "label": obj.label,
-        "labelPlural": f"{obj.label}s",
+        "labelPlural": plural(obj.label),
         "keyPrefix": obj.key_prefix,
         "custom": obj.custom,
         "createable": True,

@@ -41,11 +41,15 @@ class FaultRule(BaseModel):
     def _count_or_rate(self) -> FaultRule:
         if (self.count is None) == (self.rate is None):
             raise ValueError("give exactly one of count (the next N calls) or rate (a fraction)")
+        if self.when == "after" and self.kind != "drop":
+            raise ValueError("when: after applies to drop only (other faults answer instead)")
         return self
 
     def matches(self, path: str, sobjects: set[str]) -> bool:
-        if self.path and not path.lower().startswith(self.path.strip("/").lower()):
-            return False
+        if self.path:
+            wanted = [part for part in self.path.lower().split("/") if part]
+            if path.lower().split("/")[: len(wanted)] != wanted:
+                return False
         return not self.sobject or self.sobject.lower() in sobjects
 
 
@@ -77,13 +81,14 @@ def parse_rule(text: str) -> FaultRule:
 
 class Faults:
     def __init__(self, rules: list[FaultRule] | None = None, seed: int = 0) -> None:
-        self._rules: list[FaultRule] = list(rules or [])
+        # Copies: a rule's count is used up here, never in the caller's object.
+        self._rules: list[FaultRule] = [rule.model_copy() for rule in rules or []]
         self._random = random.Random(seed)  # noqa: S311 - fault sampling, not security
         self._lock = threading.Lock()
 
     def add(self, rule: FaultRule) -> None:
         with self._lock:
-            self._rules.append(rule)
+            self._rules.append(rule.model_copy())
 
     def clear(self) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ from typing import Any
 import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from connector.sandbox.app import SandboxApp, Usage
 from connector.sandbox.auth import Credentials, Sessions
@@ -108,6 +108,19 @@ def ensure_jwt_keys(state: Path) -> Path:
     return public
 
 
+class _HandshakeInWorkerContext(ssl.SSLContext):
+    """Defers each connection's TLS handshake to its worker thread, so that a client that
+    connects and sends nothing cannot hold up the thread that accepts connections."""
+
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        kwargs["do_handshake_on_connect"] = False
+        return super().wrap_socket(sock, *args, **kwargs)
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = 300  # seconds an idle keep-alive connection is held open
+
+
 class Sandbox:
     """A running sandbox org. Use as a context manager or call :meth:`start` / :meth:`stop`."""
 
@@ -149,7 +162,8 @@ class Sandbox:
         if self.config.host not in hosts and self.config.host not in ("0.0.0.0", "::"):  # noqa: S104
             hosts.append(self.config.host)
         certificate = ca.issue_cert(*hosts)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context = _HandshakeInWorkerContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         certificate.configure_cert(context)
         return context
 
@@ -161,10 +175,14 @@ class Sandbox:
             self.app,
             threaded=True,
             ssl_context=self._ssl_context(),
+            request_handler=_Handler,
         )
         self.session_id = self.sessions.open(self.credentials.username)
+        server = self._server
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="salesforce-sandbox", daemon=True
+            target=lambda: server.serve_forever(poll_interval=0.05),
+            name="salesforce-sandbox",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox import rules
+from connector.sandbox import rules, text
 from connector.sandbox.errors import ApiError, bad_request, not_found
 from connector.sandbox.ids import make_id, normalize_id
 from connector.sandbox.schema import Field, Schema, SObject
@@ -32,7 +32,7 @@ def _column_type(spec: Field) -> str:
     if spec.type in ("id", "reference"):
         return "TEXT"
     if spec.is_text:
-        return "TEXT COLLATE NOCASE"
+        return "TEXT COLLATE SF_NOCASE"
     if spec.type in ("boolean", "int"):
         return "INTEGER"
     if spec.is_number:
@@ -61,6 +61,8 @@ class Org:
         )
         self._depth = 0
         self._counters: dict[str, int] = {}
+        self.db.create_collation("SF_NOCASE", text.compare)
+        self.db.create_function("sf_like", 2, text.like, deterministic=True)
         if path:
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -168,6 +168,8 @@ class Compiler:
         if value is None:
             if op not in ("=", "!="):
                 raise malformed(f"invalid operator on null value: {op} on {node.field.text}")
+            if spec.type == "boolean":  # a checkbox is never null: null means false
+                return f"{column} = {1 if op == '!=' else 0}"
             return f"{column} IS {'NOT ' if op == '!=' else ''}NULL"
         if isinstance(value, ast.RelativeDate):
             return self._date_range(spec, column, op, value)
@@ -178,7 +180,7 @@ class Compiler:
                     f"invalid operator on field {spec.name}: LIKE",
                 )
             self.params.append(self.literal(spec, value))
-            return f"{column} LIKE ? ESCAPE '\\'"
+            return f"sf_like({column}, ?)"
         self.params.append(self.literal(spec, value))
         if op == "!=":
             return f"{column} IS NOT ?"
@@ -236,7 +238,9 @@ class Compiler:
         _, _, inner_spec, inner_column = inner.resolve(node.query.fields[0])
         if inner_spec.type not in ("id", "reference") or spec.type not in ("id", "reference"):
             raise malformed("a semi-join must compare an id field with an id or lookup field")
-        where = inner.where_sql(node.query.where)
+        # NULLs never match, so NOT IN keeps rows whose value appears nowhere (SQL's NOT IN would
+        # drop every row once the subquery yields a NULL).
+        where = f"{inner.where_sql(node.query.where)} AND {inner_column} IS NOT NULL"
         self.params.extend(inner.params)
         sql = f"SELECT {inner_column} FROM {inner.from_sql()} WHERE {where}"
         return f"({column} {'NOT ' if node.negated else ''}IN ({sql}))"
