@@ -37,3 +37,24 @@ class NotFoundError(ConnectorError, LookupError):
 
 class StorageError(ConnectorError):
     """The database refused an operation or is not in the expected state."""
+
+
+class CrmError(ConnectorError):
+    """Salesforce refused a call, or could not be reached after every retry.
+
+    ``code`` is Salesforce's error code (``MALFORMED_QUERY``, ``INVALID_FIELD``...) when it gave
+    one, ``status`` the HTTP status.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        self.code = code
+        self.status = status
+        super().__init__(message)
+
+
+class LoginError(CrmError):
+    """Logging in to Salesforce failed (wrong credentials, app or key): fix the settings."""
+
+
+class QuotaExhaustedError(CrmError):
+    """The daily API budget is spent: the cycle ends with its state saved and resumes later."""

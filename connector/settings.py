@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -100,6 +100,81 @@ class TaxSettings(_Section):
             raise ValueError(str(error)) from None
 
 
+AuthKind = Literal["auto", "jwt", "password", "client_credentials", "session"]
+
+
+class SalesforceSettings(_Section):
+    login_url: str = Field(
+        default="https://login.salesforce.com",
+        description="Where logins go: login.salesforce.com, test.salesforce.com for sandboxes, "
+        "a My Domain URL, or the local sandbox.",
+    )
+    auth: AuthKind = Field(
+        default="auto",
+        description="jwt, password, client_credentials or session; auto picks from what is set "
+        "(session id, then private key, then password, then client secret).",
+    )
+    instance_url: str = Field(default="", description="The org's URL, with session_id.")
+    session_id: SecretStr = Field(default=SecretStr(""), description="A live session id.")
+    username: str = Field(default="", description="The integration user (jwt, password).")
+    password: SecretStr = Field(default=SecretStr(""), description="Password (password login).")
+    security_token: SecretStr = Field(
+        default=SecretStr(""), description="Security token appended to the password."
+    )
+    client_id: str = Field(default="", description="Connected app consumer key.")
+    client_secret: SecretStr = Field(
+        default=SecretStr(""), description="Connected app consumer secret."
+    )
+    private_key_file: str = Field(
+        default="", description="PEM private key that signs JWT bearer assertions."
+    )
+    jwt_audience: str = Field(
+        default="",
+        description="aud of JWT assertions; empty: test.salesforce.com for sandbox login URLs, "
+        "login.salesforce.com for other salesforce.com URLs, else the login URL.",
+    )
+    ca_file: str = Field(
+        default="", description="PEM bundle of CAs to trust (empty: the system's trust store)."
+    )
+    api_version: str = Field(default="59.0", pattern=r"^\d{2,3}\.0$", description="REST API.")
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=60.0, description="Seconds to wait for each answer."
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
+        default=6, description="Tries of a call that fails with a retryable error."
+    )
+    backoff_initial_seconds: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=1.0, description="First wait between tries; doubles each time, with jitter."
+    )
+    backoff_max_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=60.0, description="Longest wait between tries."
+    )
+    max_relogins: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=2, description="Fresh logins per call after an expired session."
+    )
+    quota_share: Annotated[Decimal, Field(gt=0, le=1)] = Field(
+        default=Decimal("0.5"),
+        description="Largest share of the org's daily API requests the connector may spend.",
+    )
+    lookback_minutes: Annotated[int, Field(ge=0, le=1440)] = Field(
+        default=10, description="Each pull re-reads changes this far behind its cursor."
+    )
+    page_size: Annotated[int, Field(ge=200, le=2000)] = Field(
+        default=2000, description="Records per query page (Sforce-Query-Options batchSize)."
+    )
+    mapping_file: str = Field(
+        default="mappings/salesforce.yaml", description="How Salesforce records map to billing."
+    )
+
+    @field_validator("login_url", "instance_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith("https://"):
+            raise ValueError(f"must be an https:// URL (Salesforce speaks TLS only), not {value}")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CONNECTOR_",
@@ -117,6 +192,7 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     tax: TaxSettings = Field(default_factory=TaxSettings)
+    salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,197 @@
+"""The Salesforce client: simple-salesforce, with our logins, retries, TLS trust and budget.
+
+Every call goes through :meth:`SalesforceClient.call`, which applies :mod:`connector.crm.policy`:
+retryable failures are tried again with exponential backoff and jitter (tenacity), an expired
+session gets a fresh login (at most ``max_relogins`` per call), REQUEST_LIMIT_EXCEEDED and a
+spent budget raise :class:`QuotaExhaustedError`, and anything else raises :class:`CrmError` with
+Salesforce's code and message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from connector.crm.budget import ApiBudget
+from connector.crm.login import SalesforceSession, login
+from connector.crm.policy import Action, classify, error_code, error_message
+from connector.errors import CrmError, QuotaExhaustedError
+from connector.settings import SalesforceSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _TrustAdapter(HTTPAdapter):
+    """Every request with our CA file (when set) and a timeout, whatever the environment says:
+    requests lets REQUESTS_CA_BUNDLE override ``Session.verify``, but not an adapter's."""
+
+    def __init__(self, ca_file: str, timeout: float) -> None:
+        super().__init__()
+        self.ca_file = ca_file
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if self.ca_file:
+            kwargs["verify"] = self.ca_file
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+def http_session(settings: SalesforceSettings) -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", _TrustAdapter(settings.ca_file, settings.timeout_seconds))
+    return session
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+class SalesforceClient:
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        budget: ApiBudget | None = None,
+        *,
+        today: Callable[[], date] = _today,
+    ) -> None:
+        self.settings = settings
+        self.budget = budget or ApiBudget(settings.quota_share, today())
+        self.today = today
+        self.http = http_session(settings)
+        self._sf: Salesforce | None = None
+        self.calls = 0
+        self.logins = 0
+        self.retries = 0
+
+    # -- sessions --------------------------------------------------------------------------
+    def _connect(self) -> Salesforce:
+        session: SalesforceSession = login(self.settings, self.http)
+        self.logins += 1
+        self._sf = Salesforce(
+            instance_url=session.instance_url,
+            session_id=session.session_id,
+            version=self.settings.api_version,
+            session=self.http,
+            parse_float=Decimal,
+        )
+        return self._sf
+
+    @property
+    def sf(self) -> Salesforce:
+        return self._sf or self._connect()
+
+    # -- calls -----------------------------------------------------------------------------
+    def call(self, what: str, operation: Callable[[Salesforce], T]) -> T:
+        """Run ``operation`` with the retry policy; ``what`` names it in errors and logs."""
+        relogins = 0
+        while True:
+            try:
+                return self._with_retries(what, operation)
+            except SalesforceError as error:
+                action = classify(error)
+                if action is Action.RELOGIN and relogins < self.settings.max_relogins:
+                    relogins += 1
+                    log.info("salesforce session expired during %s; logging in again", what)
+                    self._sf = None
+                    continue
+                raise self._as_error(what, error, action) from None
+            except (requests.ConnectionError, requests.Timeout) as error:
+                raise CrmError(f"{what}: Salesforce could not be reached: {error}") from None
+
+    def _with_retries(self, what: str, operation: Callable[[Salesforce], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=wait_exponential_jitter(
+                initial=self.settings.backoff_initial_seconds,
+                max=self.settings.backoff_max_seconds,
+                jitter=self.settings.backoff_initial_seconds,
+            ),
+            retry=retry_if_exception(lambda error: classify(error) is Action.RETRY),
+            before_sleep=lambda state: self._note_retry(what, state),
+            reraise=True,
+        )
+        return retrying(self._attempt, operation)
+
+    def _attempt(self, operation: Callable[[Salesforce], T]) -> T:
+        self.budget.check(self.today())
+        sf = self.sf
+        try:
+            result = operation(sf)
+        except SalesforceError:
+            self._count(sf)
+            raise
+        except (requests.ConnectionError, requests.Timeout):
+            self._count(None)  # it may have reached Salesforce and been counted there
+            raise
+        self._count(sf)
+        return result
+
+    def _count(self, sf: Salesforce | None) -> None:
+        self.calls += 1
+        usage = None
+        if sf is not None:
+            found = sf.api_usage.get("api-usage")
+            if found is not None:
+                usage = (int(found.used), int(found.total))
+        self.budget.record(self.today(), usage)
+
+    def _note_retry(self, what: str, state: RetryCallState) -> None:
+        self.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "salesforce %s failed (%s); try %d of %d",
+            what,
+            _describe(error),
+            state.attempt_number,
+            self.settings.max_attempts,
+        )
+
+    def _as_error(self, what: str, error: SalesforceError, action: Action) -> CrmError:
+        code = error_code(error)
+        message = f"{what}: Salesforce answered {error.status} {code or ''}: {error_message(error)}"
+        if action is Action.STOP:
+            return QuotaExhaustedError(message, code=code, status=error.status)
+        return CrmError(message, code=code, status=error.status)
+
+    # -- reads -----------------------------------------------------------------------------
+    def query_pages(self, soql: str, *, include_deleted: bool = False) -> Iterator[list[dict]]:
+        """The records of ``soql``, one page (one API call) at a time."""
+        headers = {"Sforce-Query-Options": f"batchSize={self.settings.page_size}"}
+        page = self.call(
+            "query", lambda sf: sf.query(soql, include_deleted=include_deleted, headers=headers)
+        )
+        yield list(page["records"])
+        while not page["done"]:
+            url: str = page["nextRecordsUrl"]
+
+            def more(sf: Salesforce, url: str = url) -> Any:
+                return sf.query_more(
+                    url, identifier_is_url=True, include_deleted=include_deleted, headers=headers
+                )
+
+            page = self.call("query_more", more)
+            yield list(page["records"])
+
+
+def _describe(error: BaseException | None) -> str:
+    if isinstance(error, SalesforceError):
+        return f"{error.status} {error_code(error) or ''}".strip()
+    return type(error).__name__ if error else "unknown"
