@@ -301,3 +301,51 @@ class Allocation(Base):
     amount: Mapped[Decimal]
     allocated_on: Mapped[date]
     created_at: Mapped[datetime] = _created()
+
+
+class CrmRecord(Base):
+    """A record pulled from the CRM, staged as it came: its payload, the payload's hash, and
+    what became of it. ``state`` is ``applied`` (the billing core reflects ``applied_hash``),
+    ``quarantined`` (could not be mapped; ``reason`` says why; retried when it changes or what it
+    waits for arrives), ``held`` (a change that would reverse billed documents; waits for review)
+    or ``ignored`` (nothing to bill, such as an open deal)."""
+
+    __tablename__ = "crm_records"
+    __table_args__ = (UniqueConstraint("system", "object", "record_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(32))
+    object: Mapped[str] = mapped_column(String(80))
+    record_id: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    modstamp: Mapped[datetime | None]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    applied_hash: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class SyncCursor(Base):
+    """How far a pull has read one object: its last SystemModstamp. Moved in the same
+    transaction as the records it covers."""
+
+    __tablename__ = "sync_cursors"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    position: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class ApiUsage(Base):
+    """API calls the connector made to a system in a UTC day, and the system's own count."""
+
+    __tablename__ = "api_usage"
+
+    system: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    calls: Mapped[int] = mapped_column(default=0)
+    org_used: Mapped[int | None]
+    org_limit: Mapped[int | None]
