@@ -324,6 +324,7 @@ class CrmRecord(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     applied_hash: Mapped[str | None] = mapped_column(String(64))
+    applied_payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     first_seen: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
 

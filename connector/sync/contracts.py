@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connector.billing import subscriptions as domain
@@ -367,3 +367,36 @@ def void_invoice(session: Session, number: str, reason: str | None = None) -> ta
         )
     session.flush()
     return invoice
+
+
+def discard_subscription(session: Session, subscription_id: int) -> None:
+    """Remove a subscription that was never billed, with its contract, items and links: the
+    deal behind it was withdrawn. Once anything is invoiced it stays, and must be cancelled."""
+    row = get_subscription(session, subscription_id, for_update=True)
+    billed = session.scalar(
+        select(tables.Document.id).where(tables.Document.subscription_id == row.id).limit(1)
+    )
+    items = select(tables.SubscriptionItem.id).where(
+        tables.SubscriptionItem.subscription_id == row.id
+    )
+    charged = session.scalar(
+        select(tables.Charge.id).where(tables.Charge.subscription_item_id.in_(items)).limit(1)
+    )
+    if billed is not None or charged is not None:
+        raise BillingError(f"subscription {row.id} has been billed; cancel it instead")
+    session.execute(delete(tables.ItemVersion).where(tables.ItemVersion.item_id.in_(items)))
+    session.execute(
+        delete(tables.SubscriptionItem).where(tables.SubscriptionItem.subscription_id == row.id)
+    )
+    session.execute(delete(tables.Amendment).where(tables.Amendment.subscription_id == row.id))
+    session.execute(
+        delete(tables.ExternalId).where(
+            tables.ExternalId.entity == tables.Subscription.__tablename__,
+            tables.ExternalId.entity_id == row.id,
+        )
+    )
+    contract_id = row.contract_id
+    session.delete(row)
+    session.flush()
+    session.execute(delete(tables.Contract).where(tables.Contract.id == contract_id))
+    session.flush()

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("applied_hash", sa.String(length=64), nullable=True),
+        sa.Column("applied_payload", sa.JSON(), nullable=True),
         sa.Column("first_seen", connector.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", connector.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_crm_records")),

@@ -1,0 +1,338 @@
+"""The pull: accounts and deals from Salesforce into the billing core, incrementally, once.
+
+For each object a cursor on SystemModstamp says how far the pull has read; each run asks
+(``queryAll``, so deletions come too) for what changed since the cursor minus a lookback
+window, ordered by SystemModstamp. Each page of records is staged, mapped and applied in one
+database transaction together with the cursor's advance: a crash loses at most the page in
+hand, which the next run reads again, and a record whose payload did not change is not applied
+again. Line items changed without their deal are found through their own cursor.
+
+A record that cannot be applied is quarantined with its reason and never stops the rest; all
+quarantined records are tried again at the end of every run (what they wait for may have
+arrived) and whenever they change in Salesforce. REQUEST_LIMIT_EXCEEDED or a spent budget
+ends the run early with everything so far saved; the next run resumes from the cursors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.crm.budget import ApiBudget
+from connector.crm.client import SalesforceClient
+from connector.db import staging, tables
+from connector.db.engine import transaction
+from connector.errors import ConnectorError, CrmError, InvalidInputError, QuotaExhaustedError
+from connector.settings import Settings
+from connector.sync import deals
+from connector.sync.mapping import (
+    DealData,
+    LoadedMapping,
+    MappingError,
+    load_mapping,
+    map_customer,
+    map_deal,
+)
+
+log = logging.getLogger(__name__)
+SYSTEM = deals.SYSTEM
+CURSOR_PREFIX = f"{SYSTEM}:"
+ID_CHUNK = 200
+SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+
+
+@dataclass
+class PullResult:
+    fetched: dict[str, int] = field(default_factory=dict)
+    applied: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    held: int = 0
+    ignored: int = 0
+    api_calls: int = 0
+    stopped: str | None = None
+
+    def count(self, state: str) -> None:
+        if state == staging.APPLIED:
+            self.applied += 1
+        elif state == staging.QUARANTINED:
+            self.quarantined += 1
+        elif state == staging.HELD:
+            self.held += 1
+        else:
+            self.ignored += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fetched": dict(self.fetched),
+            "applied": self.applied,
+            "unchanged": self.unchanged,
+            "quarantined": self.quarantined,
+            "held": self.held,
+            "ignored": self.ignored,
+            "api_calls": self.api_calls,
+            "stopped": self.stopped,
+        }
+
+
+def soql_datetime(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_modstamp(value: Any) -> datetime | None:
+    if not value:
+        return None
+    text = str(value)
+    if text.endswith("+0000"):
+        text = text[:-5] + "+00:00"
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.astimezone(UTC)
+
+
+class Pull:
+    """One pull run (see the module's description)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        client: SalesforceClient,
+        mapping: LoadedMapping,
+        *,
+        as_of: date,
+        on_page: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.client = client
+        self.mapping = mapping.mapping
+        self.loaded = mapping
+        self.as_of = as_of
+        self.on_page = on_page
+        self.result = PullResult()
+        self.lookback = timedelta(minutes=settings.salesforce.lookback_minutes)
+        self.fetched_deals: set[str] = set()
+
+    # -- queries ---------------------------------------------------------------------------
+    def _since(self, session: Session, obj: str) -> datetime | None:
+        position = staging.cursor(session, CURSOR_PREFIX + obj)
+        return None if position is None else position - self.lookback
+
+    def _soql(self, obj: str, fields: list[str], since: datetime | None, extra: str = "") -> str:
+        columns = ", ".join(dict.fromkeys(["Id", "SystemModstamp", "IsDeleted", *fields]))
+        where = f" WHERE SystemModstamp >= {soql_datetime(since)}" if since else ""
+        return f"SELECT {columns}{extra} FROM {obj}{where} ORDER BY SystemModstamp, Id"
+
+    def _deal_soql(self, since: datetime | None) -> str:
+        items = self.mapping.items
+        child = ", ".join(dict.fromkeys(["Id", *self.mapping.query_fields("items")]))
+        extra = f", (SELECT {child} FROM {items.relationship})"
+        return self._soql(
+            self.mapping.contract.object, self.mapping.query_fields("contract"), since, extra
+        )
+
+    def _explain(self, error: CrmError, obj: str) -> CrmError:
+        """Point an INVALID_FIELD answer at the mapping line that names the field."""
+        if error.code == "INVALID_FIELD" and "'" in str(error):
+            field_name = str(error).split("'")[1]
+            where = self.loaded.where_field(obj, field_name)
+            if where:
+                return CrmError(
+                    f"{where}: {obj} has no field {field_name} in this org ({error})",
+                    code=error.code,
+                    status=error.status,
+                )
+        return error
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> PullResult:
+        customer, contract = self.mapping.customer.object, self.mapping.contract.object
+        try:
+            with transaction(self.factory) as session:
+                since = self._since(session, customer)
+            self._read(customer, self._soql(customer, self.mapping.query_fields("customer"), since))
+            with transaction(self.factory) as session:
+                since = self._since(session, contract)
+                item_cursor = staging.cursor(session, CURSOR_PREFIX + "OpportunityLineItem")
+            self._read(contract, self._deal_soql(since))
+            self._changed_line_items(item_cursor)
+        except QuotaExhaustedError as error:
+            self.result.stopped = str(error)
+            log.warning("pull stopped: %s", error)
+        finally:
+            self.result.api_calls = self.client.calls
+        self._retry_quarantined()
+        return self.result
+
+    def _read(self, obj: str, soql: str) -> None:
+        pages = self.client.query_pages(soql, include_deleted=True)
+        while True:
+            try:
+                records = next(pages)
+            except StopIteration:
+                return
+            except CrmError as error:
+                raise self._explain(error, obj) from None
+            with transaction(self.factory) as session:
+                self._page(session, obj, records)
+                self._save_usage(session)
+            if self.on_page:
+                self.on_page(obj, len(records))
+
+    def _page(self, session: Session, obj: str, records: list[dict[str, Any]]) -> None:
+        self.result.fetched[obj] = self.result.fetched.get(obj, 0) + len(records)
+        newest: datetime | None = None
+        for record in records:
+            modstamp = parse_modstamp(record.get("SystemModstamp"))
+            newest = max(filter(None, (newest, modstamp)), default=None)
+            if obj == self.mapping.contract.object:
+                self.fetched_deals.add(str(record["Id"]))
+            row = staging.stage(
+                session,
+                SYSTEM,
+                obj,
+                record,
+                modstamp=modstamp,
+                deleted=bool(record.get("IsDeleted")),
+            )
+            if row is None:
+                self.result.unchanged += 1
+                continue
+            self._process(session, row)
+        staging.move_cursor(session, CURSOR_PREFIX + obj, newest)
+
+    def _changed_line_items(self, cursor: datetime | None) -> None:
+        """Deals whose line items changed without the deal itself changing."""
+        name = CURSOR_PREFIX + "OpportunityLineItem"
+        if cursor is None:  # the first pull read every deal with its items
+            with transaction(self.factory) as session:
+                deals_read = staging.cursor(session, CURSOR_PREFIX + self.mapping.contract.object)
+                staging.move_cursor(session, name, deals_read)
+            return
+        soql = self._soql("OpportunityLineItem", ["OpportunityId"], cursor - self.lookback)
+        stale: set[str] = set()
+        newest = cursor
+        for page in self.client.query_pages(soql, include_deleted=True):
+            for record in page:
+                stale.add(str(record["OpportunityId"]))
+                newest = max(newest, parse_modstamp(record["SystemModstamp"]) or newest)
+        stale -= self.fetched_deals
+        ordered = sorted(deal_id for deal_id in stale if SALESFORCE_ID.match(deal_id))
+        for start in range(0, len(ordered), ID_CHUNK):
+            ids = ", ".join(f"'{deal_id}'" for deal_id in ordered[start : start + ID_CHUNK])
+            soql = self._deal_soql(None).replace(" ORDER BY", f" WHERE Id IN ({ids}) ORDER BY")
+            for records in self.client.query_pages(soql, include_deleted=True):
+                with transaction(self.factory) as session:
+                    for record in records:
+                        row = staging.stage(
+                            session,
+                            SYSTEM,
+                            self.mapping.contract.object,
+                            record,
+                            modstamp=parse_modstamp(record.get("SystemModstamp")),
+                            deleted=bool(record.get("IsDeleted")),
+                        )
+                        if row is not None:
+                            self._process(session, row)
+                    self._save_usage(session)
+        with transaction(self.factory) as session:
+            staging.move_cursor(session, name, newest)
+
+    # -- one record ------------------------------------------------------------------------
+    def _process(self, session: Session, row: tables.CrmRecord, *, retry: bool = False) -> None:
+        """Apply one staged record in its own savepoint: a failure quarantines it alone. A
+        retried record that stays quarantined is not counted again."""
+        try:
+            with session.begin_nested():
+                outcome = self._apply(session, row)
+        except (MappingError, InvalidInputError, ConnectorError) as error:
+            outcome = deals.Outcome(staging.QUARANTINED, str(error))
+        staging.settle(row, outcome.state, outcome.reason)
+        if retry and outcome.state == staging.QUARANTINED:
+            return
+        self.result.count(outcome.state)
+        if outcome.state in (staging.QUARANTINED, staging.HELD):
+            log.warning("%s %s %s: %s", row.object, row.record_id, outcome.state, outcome.reason)
+
+    def _apply(self, session: Session, row: tables.CrmRecord) -> deals.Outcome:
+        if row.object == self.mapping.customer.object:
+            if row.deleted:
+                return deals.withdraw_account(session, row.record_id)
+            data = map_customer(
+                self.mapping.customer, row.payload, self.settings.billing.default_currency
+            )
+            return deals.apply_account(session, data)
+        previous = self._previous(row)
+        if row.deleted:
+            return deals.withdraw_deal(
+                session, row.record_id, "was deleted in Salesforce", previous
+            )
+        deal = map_deal(self.mapping, row.payload)
+        if not deal.won:
+            return deals.withdraw_deal(session, row.record_id, "is not won", previous)
+        return deals.apply_deal(
+            session,
+            deal,
+            revision=row.payload_hash,
+            previous=previous,
+            account_state=self._account_state(session, deal.account_id),
+            as_of=self.as_of,
+        )
+
+    def _previous(self, row: tables.CrmRecord) -> DealData | None:
+        if not row.applied_payload or row.applied_hash == row.payload_hash:
+            return None
+        try:
+            previous = map_deal(self.mapping, row.applied_payload)
+        except MappingError:
+            return None
+        return previous if previous.won else None
+
+    def _account_state(self, session: Session, account_id: str) -> str | None:
+        row = staging.staged(session, SYSTEM, self.mapping.customer.object, account_id)
+        if row is None:
+            return None
+        return f"{row.state}: {row.reason}" if row.reason else row.state
+
+    def _retry_quarantined(self) -> None:
+        """Accounts first, then deals (what a deal waits for may have arrived this run)."""
+        with transaction(self.factory) as session:
+            for row in staging.in_state(session, SYSTEM, staging.QUARANTINED):
+                self._process(session, row, retry=True)
+
+    def _save_usage(self, session: Session) -> None:
+        budget = self.client.budget
+        staging.save_usage(
+            session, SYSTEM, budget.day, budget.spent, (budget.org_used, budget.org_limit)
+        )
+
+
+def load_budget(factory: sessionmaker[Session], settings: Settings, today: date) -> ApiBudget:
+    with transaction(factory) as session:
+        row = staging.usage(session, SYSTEM, today)
+        return ApiBudget(
+            settings.salesforce.quota_share, today, row.calls, row.org_used, row.org_limit
+        )
+
+
+def pull(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    as_of: date | None = None,
+    client: SalesforceClient | None = None,
+    mapping: LoadedMapping | None = None,
+    on_page: Callable[[str, int], None] | None = None,
+) -> PullResult:
+    """One pull run with the configured Salesforce login and mapping."""
+    today = datetime.now(UTC).date()
+    mapping = mapping or load_mapping(Path(settings.salesforce.mapping_file))
+    client = client or SalesforceClient(settings.salesforce, load_budget(factory, settings, today))
+    return Pull(factory, settings, client, mapping, as_of=as_of or today, on_page=on_page).run()
