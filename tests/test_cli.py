@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from connector.cli import app
+from connector.db.migrate import head_revision
 from tests import builders
 
 runner = CliRunner()
@@ -136,9 +137,11 @@ def test_import_reports_bad_records_and_exits_1(env: dict[str, str], tmp_path: P
 def test_db_upgrade_and_current(env: dict[str, str]) -> None:
     upgraded = invoke(env, "db", "upgrade")
     assert upgraded.exit_code == 0, upgraded.output
-    assert "already at revision 0001" in upgraded.stdout
+    head = head_revision()
+    assert head == "0002"
+    assert f"already at revision {head}" in upgraded.stdout
     current = invoke(env, "db", "current")
-    assert "revision 0001 (latest 0001)" in current.stdout
+    assert f"revision {head} (latest {head})" in current.stdout
 
 
 def test_demo_runs_on_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
