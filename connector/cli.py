@@ -37,11 +37,14 @@ from connector.render import (
     json_default,
     metrics_dict,
     metrics_tables,
+    pull_summary,
+    status_report,
 )
 from connector.sandbox.faults import parse_rule
 from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.settings import Settings, load_settings
-from connector.sync import contracts, settlement
+from connector.sync import contracts, crm_pull, settlement
+from connector.sync import status as sync_status
 from connector.sync.billing_run import due_count, run_billing
 from connector.sync.demo import DEMO_START, DemoMonth, run_demo
 from connector.sync.importer import import_file
@@ -241,6 +244,36 @@ def bill(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = Fal
             )
     if result.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def pull(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
+    """Pull accounts and won deals changed in Salesforce into the billing core."""
+    state = _state(ctx)
+    factory = state.database()
+    result = crm_pull.pull(factory, state.settings, as_of=_day(as_of))
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        console.print(pull_summary(result))
+    if result.stopped:
+        errors.print(f"stopped early: {result.stopped}", markup=False, highlight=False)
+    if result.quarantined or result.held or result.stopped:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Cursors, staged records, quarantined and held records with reasons, API usage today."""
+    factory = _state(ctx).database()
+    with transaction(factory) as session:
+        report = sync_status.status(session, _today())
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        console.print(status_report(report))
 
 
 @report_app.command("mrr")

@@ -17,9 +17,11 @@ from connector.billing.metrics import Metrics
 from connector.billing.money import Currency
 from connector.db import tables
 from connector.sync.billing_run import BillingRunResult
+from connector.sync.crm_pull import PullResult
 from connector.sync.demo import DemoReport
 from connector.sync.reports import DocumentView
 from connector.sync.settlement import due_of
+from connector.sync.status import Status
 
 
 def json_default(value: Any) -> Any:
@@ -105,6 +107,42 @@ def billing_summary(result: BillingRunResult) -> Table:
     table.add_row("Credited", _totals(result.credited))
     table.add_row("Failed", str(len(result.failed)))
     return table
+
+
+def pull_summary(result: PullResult) -> Table:
+    table = Table(title="Pull from Salesforce", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for obj, count in result.fetched.items():
+        table.add_row(f"{obj} records read", str(count))
+    table.add_row("Applied", str(result.applied))
+    table.add_row("Unchanged", str(result.unchanged))
+    table.add_row("Nothing to bill", str(result.ignored))
+    table.add_row("Quarantined", str(result.quarantined))
+    table.add_row("Held for review", str(result.held))
+    table.add_row("API calls", str(result.api_calls))
+    return table
+
+
+def status_report(report: Status) -> Group:
+    overview = Table(title="Salesforce", show_header=False)
+    overview.add_column("what")
+    overview.add_column("value")
+    for name, position in sorted(report.cursors.items()):
+        overview.add_row(f"Cursor {name}", position.isoformat() if position else "—")
+    for state, count in sorted(report.records.items()):
+        overview.add_row(f"Records {state}", str(count))
+    limit = f" of {report.org_limit} (org used {report.org_used})" if report.org_limit else ""
+    overview.add_row(f"API calls {report.api_day}", f"{report.api_calls}{limit}")
+    parts: list[Any] = [overview]
+    if report.waiting:
+        waiting = Table(title="Waiting for a fix or a review")
+        for column in ("State", "Object", "Id", "Name", "Reason"):
+            waiting.add_column(column, overflow="fold")
+        for row in report.waiting:
+            waiting.add_row(row.state, row.object, row.record_id, row.name or "", row.reason or "")
+        parts.append(waiting)
+    return Group(*parts)
 
 
 def document_table(rows: Sequence[tuple[tables.Document, str]]) -> Table:
