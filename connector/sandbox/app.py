@@ -163,7 +163,16 @@ class SandboxApp:
                 return self._admin(request, parts[1:])
             raise not_found()
         except ApiError as error:
-            return Reply(error.status, error.body())
+            reply = Reply(error.status, error.body())
+        except ConnectionDroppedError:
+            raise
+        except Exception:  # a bug in the sandbox answers as Salesforce does, in JSON
+            log.exception("sandbox failed on %s %s", request.method, request.path)
+            failure = FAULT_ERRORS["500"]
+            reply = Reply(failure.status, failure.body())
+        if parts[:2] == ["services", "data"] and len(parts) > 2:
+            reply.headers.setdefault("Sforce-Limit-Info", self.usage.header())
+        return reply
 
     def _token(self, request: Request) -> Reply:
         try:

@@ -126,7 +126,9 @@ class Bulk:
             case ["ingest"] if method == "POST":
                 return self.create_ingest(call)
             case ["query" | "ingest" as kind] if method == "GET":
-                records = [job.info() for job in self.jobs.values() if job.kind == kind]
+                with self._lock:
+                    listed = [job for job in self.jobs.values() if job.kind == kind]
+                records = [job.info() for job in listed]
                 return Reply(body={"done": True, "records": records, "nextRecordsUrl": None})
             case ["query" | "ingest" as kind, job_id] if method == "GET":
                 return Reply(body=self.job(kind, job_id).info())
@@ -171,7 +173,8 @@ class Bulk:
             line_ending,
             "Open",
         )
-        self.jobs[job_id] = job
+        with self._lock:
+            self.jobs[job_id] = job
         return job
 
     # -- query jobs ------------------------------------------------------------------------
@@ -209,7 +212,8 @@ class Bulk:
             raise bad_request("INVALIDJOB", f"Job {job.id} is not complete: {job.state}")
         job.state = "JobComplete"
         if call.version != job.version:
-            raise bad_request(
+            raise ApiError(
+                409,
                 "INVALIDJOB",
                 f"the job was created with API version {job.version}; read its results with it",
             )
@@ -287,9 +291,15 @@ class Bulk:
             if job.kind == "ingest":
                 job.unprocessed = [row for text in job.data for row in self._rows(job, text)[1]]
         elif state == "UploadComplete" and job.kind == "ingest":
-            if job.state != "Open":
-                raise bad_request("INVALIDJOB", f"Job {job.id} is not open: {job.state}")
-            self._run(job)
+            with self._lock:
+                if job.state != "Open":
+                    raise bad_request("INVALIDJOB", f"Job {job.id} is not open: {job.state}")
+                job.state = "UploadComplete"
+            try:
+                self._run(job)
+            except Exception as error:  # a job never hangs: whatever broke, it ends Failed
+                job.state, job.error = "Failed", f"{type(error).__name__}: {error}"
+                raise
         else:
             raise bad_request("INVALIDJOB", f"Invalid state change: {state}")
         return Reply(200, job.info())
@@ -310,6 +320,12 @@ class Bulk:
                     "Failed",
                     f"InvalidBatch : Field name not found : {unknown[0]}",
                 )
+                job.unprocessed.extend(rows)
+                return
+            external = str(job.external_id or "")
+            if job.operation == "upsert" and external.lower() not in {n.lower() for n in header}:
+                job.state = "Failed"
+                job.error = f"InvalidBatch : Field name not found : {external}"
                 job.unprocessed.extend(rows)
                 return
             for row in rows:
@@ -340,6 +356,8 @@ class Bulk:
             self.org.update(job.object, str(record_id), record)
             return str(record_id), False
         key = next(name for name in values if name.lower() == str(job.external_id).lower())
+        if not values[key]:
+            raise bad_request("MISSING_ARGUMENT", f"{key} not specified", [key])
         return self.org.upsert(job.object, key, values[key], record)
 
     def ingest_results(self, job: Job, kind: str) -> Reply:

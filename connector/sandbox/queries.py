@@ -106,8 +106,12 @@ class QueryService:
             or time.monotonic() - cursor.created > CURSOR_LIFETIME
         ):
             raise bad_request("INVALID_QUERY_LOCATOR", "invalid query locator")
+        self.cursors.move_to_end(cursor_id)
         with self.org.lock:
-            return self._page(cursor, cursor_id, int(position), version, page_size)
+            page = self._page(cursor, cursor_id, int(position), version, page_size)
+        if page["done"]:
+            self.cursors.pop(cursor_id, None)  # read to the end: its ids need not stay
+        return page
 
     def _page(
         self, cursor: Cursor, cursor_id: str | None, start: int, version: str, size: int

@@ -186,11 +186,12 @@ class Rest:
     def updated(self, call: Call, name: str) -> Reply:
         obj = self.sobject(name)
         start, end = self._window(call, UPDATED_DAYS)
-        rows = self.org.db.execute(
-            f"SELECT Id FROM {quote(obj.name)} WHERE IsDeleted = 0 AND SystemModstamp >= ? "
-            "AND SystemModstamp < ? ORDER BY SystemModstamp, Id",
-            (format_datetime(start), format_datetime(end)),
-        )
+        with self.org.lock:
+            rows = self.org.db.execute(
+                f"SELECT Id FROM {quote(obj.name)} WHERE IsDeleted = 0 AND SystemModstamp >= ? "
+                "AND SystemModstamp < ? ORDER BY SystemModstamp, Id",
+                (format_datetime(start), format_datetime(end)),
+            ).fetchall()
         return Reply(
             body={"ids": [row[0] for row in rows], "latestDateCovered": format_datetime(end)}
         )
@@ -198,11 +199,12 @@ class Rest:
     def deleted(self, call: Call, name: str) -> Reply:
         obj = self.sobject(name)
         start, end = self._window(call, DELETED_DAYS)
-        rows = self.org.db.execute(
-            f"SELECT Id, SystemModstamp FROM {quote(obj.name)} WHERE IsDeleted = 1 "
-            "AND SystemModstamp >= ? AND SystemModstamp < ? ORDER BY SystemModstamp, Id",
-            (format_datetime(start), format_datetime(end)),
-        )
+        with self.org.lock:
+            rows = self.org.db.execute(
+                f"SELECT Id, SystemModstamp FROM {quote(obj.name)} WHERE IsDeleted = 1 "
+                "AND SystemModstamp >= ? AND SystemModstamp < ? ORDER BY SystemModstamp, Id",
+                (format_datetime(start), format_datetime(end)),
+            ).fetchall()
         earliest = self.org.clock() - timedelta(days=DELETED_DAYS)
         return Reply(
             body={

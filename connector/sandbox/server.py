@@ -202,7 +202,8 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        self.org.db.close()
+        with self.org.lock:
+            self.org.db.close()
         if self._temporary is not None:
             self._temporary.cleanup()
             self._temporary = None

@@ -353,10 +353,11 @@ class Org:
             )
         with self.transaction():
             if spec.name == "Id":
+                body = {key: item for key, item in values.items() if key.lower() != "id"}
                 if value:
-                    self.update(obj.name, value, values)
+                    self.update(obj.name, value, body)
                     return normalize_id(value) or value, False
-                return self.create(obj.name, values), True
+                return self.create(obj.name, body), True
             sent = next((key for key in values if key.lower() == spec.name.lower()), None)
             if sent is not None and str(values[sent]) != value:
                 raise bad_request(

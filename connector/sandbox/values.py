@@ -73,7 +73,7 @@ def _number(spec: Field, value: Any) -> int | float:
 def to_storage(spec: Field, value: Any) -> Any:
     """The stored form of ``value`` for ``spec``; None for null or an empty text."""
     if value is None or (isinstance(value, str) and value.strip() == ""):
-        return None
+        return 0 if spec.type == "boolean" else None  # a checkbox is never null
     kind = spec.type
     if kind == "boolean":
         if isinstance(value, bool):

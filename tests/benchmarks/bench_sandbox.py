@@ -75,7 +75,8 @@ def bench(rows: int, writes: int) -> dict[str, object]:
         query_calls = sandbox.usage.used - calls_before
         started = time.perf_counter()
         bulk_rows = 0
-        for text in sf.bulk2.Account.query(f"SELECT {FIELDS} FROM Account", max_records=50_000):
+        query = f"SELECT {FIELDS} FROM Account"
+        for text in sf.bulk2.Account.query(query, max_records=50_000, wait=0.1):
             bulk_rows += text.count("\n") - 1
         bulk = time.perf_counter() - started
     return {

@@ -290,7 +290,7 @@ def test_results_must_be_read_with_the_jobs_api_version(sf: Salesforce, jobs: Jo
 
     other = jobs.get(f"query/{job_id}/results", version="58.0")
 
-    assert other.status_code == 400
+    assert other.status_code == 409
     assert other.json() == invalid_job(
         "the job was created with API version 59.0; read its results with it"
     )

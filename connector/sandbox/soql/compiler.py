@@ -219,7 +219,9 @@ class Compiler:
         values = [self.literal(spec, value) for value in node.values if value is not None]
         has_null = any(value is None for value in node.values)
         self.params.extend(values)
-        marks = ", ".join("?" for _ in values) or "NULL"
+        marks = ", ".join("?" for _ in values)
+        if not values:  # only nulls listed
+            return f"{column} IS {'NOT ' if node.negated else ''}NULL"
         if node.negated:
             null_part = f" AND {column} IS NOT NULL" if has_null else f" OR {column} IS NULL"
             return f"({column} NOT IN ({marks}){null_part})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -195,9 +196,24 @@ def _field(operand: ast.FieldRef | ast.Count, clause: str) -> ast.FieldRef:
     return operand
 
 
-def _flatten(kind: type[ast.And | ast.Or], items: list[ast.Condition]) -> tuple[ast.Condition, ...]:
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """A condition written in parentheses (only while parsing: AND and OR may mix only
+    through parentheses, as in Salesforce)."""
+
+    condition: ast.Condition
+
+
+def _unwrap(item: Any) -> Any:
+    return item.condition if isinstance(item, _Group) else item
+
+
+def _flatten(kind: type[ast.And | ast.Or], items: list[Any]) -> tuple[ast.Condition, ...]:
+    other = "AND" if kind is ast.Or else "OR"
+    if any(isinstance(item, (ast.And, ast.Or)) and not isinstance(item, kind) for item in items):
+        raise SoqlError(f"mixing AND and OR needs parentheses around the {other} conditions")
     flat: list[ast.Condition] = []
-    for item in items:
+    for item in map(_unwrap, items):
         if isinstance(item, kind):
             flat.extend(item.items)
         else:
@@ -217,7 +233,7 @@ class _ToAst(Transformer[Token, ast.Query]):
 
     def query(self, children: list[Any]) -> ast.Query:
         fields, sobject, where, order_by, limit, offset = children
-        return ast.Query(fields, sobject, where, order_by or (), limit, offset)
+        return ast.Query(fields, sobject, _unwrap(where), order_by or (), limit, offset)
 
     def select_list(self, items: list[ast.SelectItem]) -> tuple[ast.SelectItem, ...]:
         if len(items) > 1 and any(isinstance(i, ast.Count) and i.field is None for i in items):
@@ -278,7 +294,10 @@ class _ToAst(Transformer[Token, ast.Query]):
         return ast.And(_flatten(ast.And, items))
 
     def not_(self, children: list[Any]) -> ast.Not:
-        return ast.Not(children[1])
+        return ast.Not(_unwrap(children[1]))
+
+    def group(self, children: list[Any]) -> _Group:
+        return _Group(_unwrap(children[0]))
 
     def comparison(self, children: list[Any]) -> ast.Comparison:
         operand, op, value = children

@@ -235,8 +235,31 @@ def test_parenthesised_groups_of_the_same_kind_are_flattened() -> None:
     )
 
 
-def test_and_binds_tighter_than_or() -> None:
-    assert parse_where("a = 1 OR b = 2 AND c = 3 OR d = 4") == where(
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (
+            "a = 1 OR b = 2 AND c = 3 OR d = 4",
+            "mixing AND and OR needs parentheses around the AND conditions",
+        ),
+        (
+            "a = 1 AND b = 2 OR c = 3",
+            "mixing AND and OR needs parentheses around the AND conditions",
+        ),
+        (
+            "(a = 1 OR b = 2) AND c = 3 OR d = 4",
+            "mixing AND and OR needs parentheses around the AND conditions",
+        ),
+    ],
+)
+def test_and_and_or_mix_only_through_parentheses(condition: str, message: str) -> None:
+    with pytest.raises(SoqlError) as raised:
+        parse_where(condition)
+    assert str(raised.value) == message
+
+
+def test_parenthesised_and_inside_or() -> None:
+    assert parse_where("a = 1 OR (b = 2 AND c = 3) OR d = 4") == where(
         Or((eq("a", 1), And((eq("b", 2), eq("c", 3))), eq("d", 4)))
     )
 
