@@ -119,6 +119,7 @@ class Pull:
         self.result = PullResult()
         self.lookback = timedelta(minutes=settings.salesforce.lookback_minutes)
         self.fetched_deals: set[str] = set()
+        self.catalog = deals.Catalog()
 
     # -- queries ---------------------------------------------------------------------------
     def _since(self, session: Session, obj: str) -> datetime | None:
@@ -180,6 +181,7 @@ class Pull:
                 return
             except CrmError as error:
                 raise self._explain(error, obj) from None
+            self.catalog.clear()  # what a failed page made is gone
             with transaction(self.factory) as session:
                 self._page(session, obj, records)
                 self._save_usage(session)
@@ -229,6 +231,7 @@ class Pull:
             ids = ", ".join(f"'{deal_id}'" for deal_id in ordered[start : start + ID_CHUNK])
             soql = self._deal_soql(None).replace(" ORDER BY", f" WHERE Id IN ({ids}) ORDER BY")
             for records in self.client.query_pages(soql, include_deleted=True):
+                self.catalog.clear()
                 with transaction(self.factory) as session:
                     for record in records:
                         row = staging.stage(
@@ -253,6 +256,7 @@ class Pull:
             with session.begin_nested():
                 outcome = self._apply(session, row)
         except (MappingError, InvalidInputError, ConnectorError) as error:
+            self.catalog.clear()  # the savepoint may have made products or prices
             outcome = deals.Outcome(staging.QUARANTINED, str(error))
         staging.settle(row, outcome.state, outcome.reason)
         if retry and outcome.state == staging.QUARANTINED:
@@ -284,6 +288,7 @@ class Pull:
             previous=previous,
             account_state=self._account_state(session, deal.account_id),
             as_of=self.as_of,
+            known=self.catalog,
         )
 
     def _previous(self, row: tables.CrmRecord) -> DealData | None:
@@ -303,6 +308,7 @@ class Pull:
 
     def _retry_quarantined(self) -> None:
         """Accounts first, then deals (what a deal waits for may have arrived this run)."""
+        self.catalog.clear()
         with transaction(self.factory) as session:
             for row in staging.in_state(session, SYSTEM, staging.QUARANTINED):
                 self._process(session, row, retry=True)

@@ -13,7 +13,7 @@ Each function returns an :class:`Outcome`; a record that cannot be applied raise
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import select
@@ -26,9 +26,54 @@ from connector.db.catalog import PriceCache, find_by_external_id
 from connector.db.staging import APPLIED, HELD, IGNORED
 from connector.errors import BillingError
 from connector.sync import contracts
-from connector.sync.mapping import CustomerData, DealData, MappingError
+from connector.sync.mapping import CustomerData, DealData, ItemData, MappingError
 
 SYSTEM = "salesforce"
+
+
+@dataclass
+class Catalog:
+    """Products and prices already found or made in this transaction, so that ten thousand
+    deals on three products cost three product and three price lookups, not thirty thousand.
+    Forget it whenever a transaction or savepoint that may have made them rolls back."""
+
+    products: dict[str, tuple[int, str, str | None]] = field(default_factory=dict)
+    prices: dict[tuple[object, ...], int] = field(default_factory=dict)
+    cache: PriceCache = field(default_factory=PriceCache)
+
+    def clear(self) -> None:
+        self.products.clear()
+        self.prices.clear()
+        self.cache = PriceCache()
+
+    def product_id(self, session: Session, item: ItemData) -> int:
+        known = self.products.get(item.product_code)
+        if known is not None and known[1:] == (item.product_name, item.product_family):
+            return known[0]
+        row = catalog.upsert_product(
+            session, item.product_code, item.product_name, item.product_family
+        )
+        self.products[item.product_code] = (row.id, item.product_name, item.product_family)
+        return row.id
+
+    def price_id(self, session: Session, item: ItemData, currency: str) -> int:
+        product_id = self.product_id(session, item)
+        signature = (product_id, currency, item.kind, item.unit_price)
+        found = self.prices.get(signature)
+        if found is None:
+            product = session.get(tables.Product, product_id)
+            assert product is not None
+            found = catalog.upsert_price(
+                session,
+                product,
+                currency=currency,
+                kind=item.kind,
+                model=PricingModel.PER_UNIT,
+                unit_amount=item.unit_price,
+            ).id
+            self.prices[signature] = found
+        self.cache.load_prices(session, [found])
+        return found
 
 
 @dataclass(frozen=True)
@@ -107,31 +152,19 @@ def _customer(session: Session, data: DealData, account_state: str | None) -> ta
 
 
 def _specs(
-    session: Session, data: DealData, currency: str, cache: PriceCache
+    session: Session, data: DealData, currency: str, known: Catalog
 ) -> list[domain.ItemSpec]:
     specs = []
     for item in data.items:
-        product = catalog.upsert_product(
-            session, item.product_code, item.product_name, item.product_family
-        )
-        price = catalog.upsert_price(
-            session,
-            product,
-            currency=currency,
-            kind=item.kind,
-            model=PricingModel.PER_UNIT,
-            unit_amount=item.unit_price,
-        )
-        service_date = item.service_date or data.start
+        price = known.cache.price(known.price_id(session, item, currency))
+        one_time = item.kind is ChargeKind.ONE_TIME
         specs.append(
-            contracts.item_spec(
+            domain.ItemSpec(
+                item.key,
                 price,
-                cache,
-                session,
-                key=item.key,
-                quantity=item.quantity,
-                discount_percent=item.discount_percent,
-                service_date=service_date if item.kind is ChargeKind.ONE_TIME else None,
+                item.quantity,
+                item.discount_percent,
+                (item.service_date or data.start) if one_time else None,
             )
         )
     return specs
@@ -156,6 +189,7 @@ def apply_deal(
     previous: DealData | None,
     account_state: str | None,
     as_of: date,
+    known: Catalog | None = None,
 ) -> Outcome:
     """Make the billing core reflect a won deal. ``revision`` (the payload's hash) names this
     version of the deal, so that each version is applied once; ``previous`` is the version
@@ -165,7 +199,7 @@ def apply_deal(
         raise MappingError(
             f"deal currency {data.currency} differs from the account's {customer.currency}"
         )
-    specs = _specs(session, data, customer.currency, PriceCache())
+    specs = _specs(session, data, customer.currency, known or Catalog())
     if data.amends:
         return _apply_amendment(session, data, specs, revision)
     row = find_by_external_id(session, tables.Subscription, SYSTEM, data.external_id)
