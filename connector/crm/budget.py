@@ -25,8 +25,8 @@ class ApiBudget:
     org_limit: int | None = None
 
     def roll(self, today: date) -> None:
-        if today != self.day:
-            self.day, self.spent = today, 0
+        if today != self.day:  # a new day: nothing spent, the org's count starts again too
+            self.day, self.spent, self.org_used = today, 0, None
 
     @property
     def allowed(self) -> int | None:

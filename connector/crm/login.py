@@ -138,7 +138,8 @@ def _assertion(settings: SalesforceSettings) -> str:
     }
     try:
         return jwt.encode(claims, key, algorithm="RS256")
-    except (ValueError, TypeError, jwt.PyJWTError) as error:
+    except (ValueError, TypeError, AttributeError, jwt.PyJWTError) as error:
+        # AttributeError: a public key where the private key belongs
         raise ConfigError(
             f"salesforce.private_key_file: {path} is not a usable RSA private key ({error})"
         ) from None
