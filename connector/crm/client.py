@@ -24,7 +24,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from connector.crm.budget import ApiBudget
@@ -119,11 +120,11 @@ class SalesforceClient:
     def _with_retries(self, what: str, operation: Callable[[Salesforce], T]) -> T:
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.max_attempts),
-            wait=wait_exponential_jitter(
-                initial=self.settings.backoff_initial_seconds,
+            wait=wait_exponential(
+                multiplier=self.settings.backoff_initial_seconds,
                 max=self.settings.backoff_max_seconds,
-                jitter=self.settings.backoff_initial_seconds,
-            ),
+            )
+            + wait_random(0, self.settings.backoff_initial_seconds),
             retry=retry_if_exception(lambda error: classify(error) is Action.RETRY),
             before_sleep=lambda state: self._note_retry(what, state),
             reraise=True,
