@@ -114,7 +114,11 @@ class SalesforceClient:
                     self._sf = None
                     continue
                 raise self._as_error(what, error, action) from None
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as error:
                 raise CrmError(f"{what}: Salesforce could not be reached: {error}") from None
 
     def _with_retries(self, what: str, operation: Callable[[Salesforce], T]) -> T:
@@ -139,7 +143,11 @@ class SalesforceClient:
         except SalesforceError:
             self._count(sf)
             raise
-        except (requests.ConnectionError, requests.Timeout):
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ):
             self._count(None)  # it may have reached Salesforce and been counted there
             raise
         self._count(sf)

@@ -4,6 +4,7 @@
 failure                                 action
 ======================================  ==========================================
 connection refused or dropped, timeout  RETRY (backoff with jitter, capped)
+TLS certificate that does not verify   FAIL (retrying cannot help)
 HTTP 5xx, 429                           RETRY
 UNABLE_TO_LOCK_ROW, SERVER_UNAVAILABLE  RETRY
 401 / INVALID_SESSION_ID                RELOGIN, then try again (bounded)
@@ -49,6 +50,10 @@ def error_message(error: SalesforceError) -> str:
 
 
 def classify(error: BaseException) -> Action:
+    if isinstance(error, requests.exceptions.SSLError) and "certificate verify failed" in str(
+        error
+    ).lower().replace("_", " "):
+        return Action.FAIL  # a certificate that does not verify will not verify next time
     if isinstance(error, (requests.ConnectionError, requests.Timeout)):
         return Action.RETRY
     if isinstance(error, requests.exceptions.ChunkedEncodingError):
