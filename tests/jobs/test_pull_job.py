@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from connector.sandbox.server import Sandbox
+from connector.settings import SalesforceSettings, Settings
+from jobs.pull import pull_job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.sandbox(seed="demo")
+def test_pull_job_pulls_the_demo_org_once(salesforce_sandbox: Sandbox, settings: Settings) -> None:
+    salesforce = SalesforceSettings(
+        instance_url=salesforce_sandbox.instance_url,
+        session_id=salesforce_sandbox.session_id,
+        ca_file=str(salesforce_sandbox.ca_file),
+        mapping_file=str(ROOT / "mappings" / "salesforce.yaml"),
+    )
+    configured = settings.model_copy(update={"salesforce": salesforce})
+
+    first = pull_job(configured, date(2026, 3, 1))
+    again = pull_job(configured, date(2026, 3, 1))
+
+    assert first.fetched == {"Account": 50, "Opportunity": 200}
+    assert (first.applied, first.quarantined, first.held) == (160, 3, 0)
+    assert first.applied + first.ignored + first.quarantined == 250
+    assert first.api_calls == 2
+    assert (again.applied, again.unchanged, again.held) == (0, 247, 0)
