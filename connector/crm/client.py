@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -36,6 +37,7 @@ from connector.settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_COMPOSITE_QUERIES = 5
 
 
 class _TrustAdapter(HTTPAdapter):
@@ -181,12 +183,21 @@ class SalesforceClient:
         return CrmError(message, code=code, status=error.status)
 
     # -- reads -----------------------------------------------------------------------------
+    @property
+    def _query_headers(self) -> dict[str, str]:
+        return {"Sforce-Query-Options": f"batchSize={self.settings.page_size}"}
+
     def query_pages(self, soql: str, *, include_deleted: bool = False) -> Iterator[list[dict]]:
         """The records of ``soql``, one page (one API call) at a time."""
-        headers = {"Sforce-Query-Options": f"batchSize={self.settings.page_size}"}
+        headers = self._query_headers
         page = self.call(
             "query", lambda sf: sf.query(soql, include_deleted=include_deleted, headers=headers)
         )
+        return self.pages_from(page, include_deleted=include_deleted)
+
+    def pages_from(self, page: dict[str, Any], *, include_deleted: bool) -> Iterator[list[dict]]:
+        """A query's records from its first page on, reading each further page (one call)."""
+        headers = self._query_headers
         yield list(page["records"])
         while not page["done"]:
             url: str = page["nextRecordsUrl"]
@@ -198,6 +209,51 @@ class SalesforceClient:
 
             page = self.call("query_more", more)
             yield list(page["records"])
+
+    def first_pages(
+        self, queries: dict[str, str], *, include_deleted: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """The first page of several queries in one API call (Composite, at most 5 queries);
+        follow each with :meth:`pages_from`."""
+        if not queries:
+            return {}
+        if len(queries) > MAX_COMPOSITE_QUERIES:
+            raise ValueError(f"at most {MAX_COMPOSITE_QUERIES} queries go in one Composite call")
+        endpoint = "queryAll" if include_deleted else "query"
+        names = list(queries)
+        body = {
+            "allOrNone": False,
+            "compositeRequest": [
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v{self.settings.api_version}/{endpoint}/?"
+                    + urlencode({"q": queries[name]}),
+                    "referenceId": f"q{index}",
+                }
+                for index, name in enumerate(names)
+            ],
+        }
+        headers = self._query_headers
+        answer = self.call(
+            "composite query",
+            lambda sf: sf.restful("composite", method="POST", json=body, headers=headers),
+        )
+        if not isinstance(answer, dict) or "compositeResponse" not in answer:
+            raise CrmError("composite query: Salesforce answered without compositeResponse")
+        pages: dict[str, dict[str, Any]] = {}
+        for name, part in zip(names, answer["compositeResponse"], strict=True):
+            status, content = int(part["httpStatusCode"]), part["body"]
+            if status >= 300:
+                first = content[0] if isinstance(content, list) and content else {}
+                code = first.get("errorCode") if isinstance(first, dict) else None
+                message = first.get("message", content) if isinstance(first, dict) else content
+                raise CrmError(
+                    f"query of {name}: Salesforce answered {status} {code or ''}: {message}",
+                    code=code,
+                    status=status,
+                )
+            pages[name] = content
+        return pages
 
 
 def _describe(error: BaseException | None) -> str:

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 SYSTEM = deals.SYSTEM
 CURSOR_PREFIX = f"{SYSTEM}:"
 ID_CHUNK = 200
+LINE_ITEM = "OpportunityLineItem"
+LINE_ITEM_CURSOR = f"{CURSOR_PREFIX}{LINE_ITEM}"
 SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 
 
@@ -120,6 +122,7 @@ class Pull:
         self.lookback = timedelta(minutes=settings.salesforce.lookback_minutes)
         self.fetched_deals: set[str] = set()
         self.catalog = deals.Catalog()
+        self.counted_quarantined: set[int] = set()  # staged rows counted as quarantined
 
     # -- queries ---------------------------------------------------------------------------
     def _since(self, session: Session, obj: str) -> datetime | None:
@@ -154,26 +157,43 @@ class Pull:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> PullResult:
+        """Read the first page of every object in one call (a Composite request: an unchanged
+        org costs one call), then each object's further pages, objects in order."""
         customer, contract = self.mapping.customer.object, self.mapping.contract.object
         try:
             with transaction(self.factory) as session:
-                since = self._since(session, customer)
-            self._read(customer, self._soql(customer, self.mapping.query_fields("customer"), since))
-            with transaction(self.factory) as session:
-                since = self._since(session, contract)
-                item_cursor = staging.cursor(session, CURSOR_PREFIX + "OpportunityLineItem")
-            self._read(contract, self._deal_soql(since))
-            self._changed_line_items(item_cursor)
+                item_cursor = staging.cursor(session, LINE_ITEM_CURSOR)
+                queries = {
+                    customer: self._soql(
+                        customer,
+                        self.mapping.query_fields("customer"),
+                        self._since(session, customer),
+                    ),
+                    contract: self._deal_soql(self._since(session, contract)),
+                }
+            if item_cursor is not None:
+                queries[LINE_ITEM] = self._soql(
+                    LINE_ITEM, ["OpportunityId"], item_cursor - self.lookback
+                )
+            try:
+                first = self.client.first_pages(queries, include_deleted=True)
+            except CrmError as error:
+                raise self._explain(error, _object_of(error, queries)) from None
+            self._read(customer, first[customer])
+            self._read(contract, first[contract])
+            self._changed_line_items(item_cursor, first.get(LINE_ITEM))
         except QuotaExhaustedError as error:
             self.result.stopped = str(error)
             log.warning("pull stopped: %s", error)
         finally:
             self.result.api_calls = self.client.calls
+            with transaction(self.factory) as session:
+                self._save_usage(session)
         self._retry_quarantined()
         return self.result
 
-    def _read(self, obj: str, soql: str) -> None:
-        pages = self.client.query_pages(soql, include_deleted=True)
+    def _read(self, obj: str, first: dict[str, Any]) -> None:
+        pages = self.client.pages_from(first, include_deleted=True)
         while True:
             try:
                 records = next(pages)
@@ -210,18 +230,17 @@ class Pull:
             self._process(session, row)
         staging.move_cursor(session, CURSOR_PREFIX + obj, newest)
 
-    def _changed_line_items(self, cursor: datetime | None) -> None:
+    def _changed_line_items(self, cursor: datetime | None, first: dict[str, Any] | None) -> None:
         """Deals whose line items changed without the deal itself changing."""
-        name = CURSOR_PREFIX + "OpportunityLineItem"
-        if cursor is None:  # the first pull read every deal with its items
+        name = LINE_ITEM_CURSOR
+        if cursor is None or first is None:  # the first pull read every deal with its items
             with transaction(self.factory) as session:
                 deals_read = staging.cursor(session, CURSOR_PREFIX + self.mapping.contract.object)
                 staging.move_cursor(session, name, deals_read)
             return
-        soql = self._soql("OpportunityLineItem", ["OpportunityId"], cursor - self.lookback)
         stale: set[str] = set()
         newest = cursor
-        for page in self.client.query_pages(soql, include_deleted=True):
+        for page in self.client.pages_from(first, include_deleted=True):
             for record in page:
                 stale.add(str(record["OpportunityId"]))
                 newest = max(newest, parse_modstamp(record["SystemModstamp"]) or newest)
@@ -261,6 +280,12 @@ class Pull:
         staging.settle(row, outcome.state, outcome.reason)
         if retry and outcome.state == staging.QUARANTINED:
             return
+        session.flush()
+        if row.id in self.counted_quarantined and outcome.state != staging.QUARANTINED:
+            self.counted_quarantined.discard(row.id)  # it was counted as quarantined this run
+            self.result.quarantined -= 1
+        elif outcome.state == staging.QUARANTINED:
+            self.counted_quarantined.add(row.id)
         self.result.count(outcome.state)
         if outcome.state in (staging.QUARANTINED, staging.HELD):
             log.warning("%s %s %s: %s", row.object, row.record_id, outcome.state, outcome.reason)
@@ -318,6 +343,14 @@ class Pull:
         staging.save_usage(
             session, SYSTEM, budget.day, budget.spent, (budget.org_used, budget.org_limit)
         )
+
+
+def _object_of(error: CrmError, queries: dict[str, str]) -> str:
+    """The object whose query an error names (``query of Opportunity: ...``)."""
+    for name in queries:
+        if str(error).startswith(f"query of {name}:"):
+            return name
+    return next(iter(queries))
 
 
 def load_budget(factory: sessionmaker[Session], settings: Settings, today: date) -> ApiBudget:

@@ -132,8 +132,12 @@ class ItemsMapping(_Model):
     @field_validator("billing_type")
     @classmethod
     def _kinds(cls, value: ValueMap) -> ValueMap:
-        for target in value.values.values():
-            ChargeKind(target)
+        kinds = [kind.value for kind in ChargeKind]
+        for source, target in value.values.items():
+            if target not in kinds:
+                raise ValueError(
+                    f"{source!r} maps to {target!r}, which is not one of {', '.join(kinds)}"
+                )
         if value.default not in value.values:
             raise ValueError(f"default {value.default!r} is not one of the mapped values")
         return value
@@ -314,6 +318,8 @@ def _item(mapping: ItemsMapping, record: dict[str, Any], seen: dict[str, int]) -
     quantity = _decimal(value_at(record, mapping.quantity), f"{what} quantity")
     if quantity is None or quantity <= 0:
         raise MappingError(f"{what} quantity {quantity} must be positive")
+    if quantity == quantity.to_integral_value():
+        quantity = quantity.quantize(Decimal(1))  # Salesforce sends 3.0 for three
     price = _decimal(value_at(record, mapping.unit_price), f"{what} unit price")
     if price is None or price < 0:
         raise MappingError(f"{what} unit price {price} must be zero or more")
