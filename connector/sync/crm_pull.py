@@ -39,6 +39,7 @@ from connector.sync.mapping import (
     load_mapping,
     map_customer,
     map_deal,
+    truthy,
 )
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,8 @@ class Pull:
     def _deal_soql(self, since: datetime | None) -> str:
         items = self.mapping.items
         child = ", ".join(dict.fromkeys(["Id", *self.mapping.query_fields("items")]))
-        extra = f", (SELECT {child} FROM {items.relationship})"
+        # queryAll also returns deleted children: a deal's items are its live ones.
+        extra = f", (SELECT {child} FROM {items.relationship} WHERE IsDeleted = false)"
         return self._soql(
             self.mapping.contract.object, self.mapping.query_fields("contract"), since, extra
         )
@@ -222,7 +224,7 @@ class Pull:
                 obj,
                 record,
                 modstamp=modstamp,
-                deleted=bool(record.get("IsDeleted")),
+                deleted=truthy(record.get("IsDeleted")),
             )
             if row is None:
                 self.result.unchanged += 1
@@ -259,7 +261,7 @@ class Pull:
                             self.mapping.contract.object,
                             record,
                             modstamp=parse_modstamp(record.get("SystemModstamp")),
-                            deleted=bool(record.get("IsDeleted")),
+                            deleted=truthy(record.get("IsDeleted")),
                         )
                         if row is not None:
                             self._process(session, row)

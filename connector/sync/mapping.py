@@ -347,7 +347,7 @@ def _item(mapping: ItemsMapping, record: dict[str, Any], seen: dict[str, int]) -
 def map_deal(mapping: SalesforceMapping, record: dict[str, Any]) -> DealData:
     """A won or lost deal, mapped; the items are checked only when the deal is won."""
     contract = mapping.contract
-    won = bool(value_at(record, contract.won))
+    won = truthy(value_at(record, contract.won))
     start = next(
         (
             day
@@ -387,7 +387,7 @@ def map_deal(mapping: SalesforceMapping, record: dict[str, Any]) -> DealData:
             int(contract.term_months.default or 12),
         ),
         frequency=frequency,
-        auto_renew=_flag(value_at(record, contract.auto_renew.field), contract.auto_renew.default),
+        auto_renew=truthy(value_at(record, contract.auto_renew.field), contract.auto_renew.default),
         trial_days=_whole(
             value_at(record, contract.trial_days.field),
             "trial days",
@@ -399,7 +399,8 @@ def map_deal(mapping: SalesforceMapping, record: dict[str, Any]) -> DealData:
     )
 
 
-def _flag(value: Any, default: Any) -> bool:
+def truthy(value: Any, default: Any = False) -> bool:
+    """A checkbox from JSON (true) or CSV text ("true"); ``default`` when it is not set."""
     if value is None:
         return bool(default) if default is not None else True
     if isinstance(value, str):

@@ -914,6 +914,34 @@ def test_changed_line_item_quantity_is_billed_as_a_change(
     assert run_billing(factory, pull_settings, date(2026, 2, 10)).invoices == 0
 
 
+def test_deleted_line_item_leaves_the_item_set(
+    crm: Crm, acme: str, factory: sessionmaker[Session], pull_settings: Settings
+) -> None:
+    deal = crm.deal(
+        acme,
+        "Acme - Two products",
+        ("PRO", "10", "30.00"),
+        ("SUP", "2", "9.00"),
+        Service_Start_Date__c="2026-01-01",
+    )
+    pull(factory, pull_settings)
+    support = next(
+        line
+        for line in crm.lines_of(deal)
+        if crm.org.row(crm.org.schema.objects["OpportunityLineItem"], line)["ProductCode"] == "SUP"
+    )
+    crm.org.delete("OpportunityLineItem", support)
+
+    result = pull(factory, pull_settings)
+
+    # queryAll returns deleted rows too; a deleted line item is not one of the deal's items.
+    assert (result.applied, result.quarantined) == (1, 0)
+    assert items(factory)[deal] == [
+        ("PRO", "PRO", "recurring", None, date(2026, 1, 1), D(10), D(30), "USD", D(0)),
+        ("SUP", "SUP", "recurring", None, date(2026, 1, 1), D(0), D(9), "USD", D(0)),
+    ]
+
+
 def test_withdrawn_deal_never_billed_is_dropped(
     crm: Crm, acme: str, factory: sessionmaker[Session], pull_settings: Settings
 ) -> None:
