@@ -162,6 +162,16 @@ class SalesforceSettings(_Section):
     page_size: Annotated[int, Field(ge=200, le=2000)] = Field(
         default=2000, description="Records per query page (Sforce-Query-Options batchSize)."
     )
+    bulk_threshold: Annotated[int, Field(ge=0)] = Field(
+        default=10_000,
+        description="A pull of more changed rows than this reads them with Bulk API 2.0.",
+    )
+    bulk_poll_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=2.0, description="Wait between checks of a Bulk API 2.0 job."
+    )
+    bulk_page_size: Annotated[int, Field(ge=1000, le=1_000_000)] = Field(
+        default=50_000, description="Rows per Bulk API 2.0 results page (maxRecords)."
+    )
     mapping_file: str = Field(
         default="mappings/salesforce.yaml", description="How Salesforce records map to billing."
     )

@@ -9,7 +9,10 @@ Salesforce's code and message.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -254,6 +257,43 @@ class SalesforceClient:
                 )
             pages[name] = content
         return pages
+
+    def bulk_query(
+        self, obj: str, soql: str, *, include_deleted: bool = False
+    ) -> Iterator[list[dict[str, str]]]:
+        """Rows of a Bulk API 2.0 query job, as CSV text, one results page (one call) at a
+        time. Creating the job and each check of its state are calls too."""
+        operation = "queryAll" if include_deleted else "query"
+        job = self.call(
+            "bulk query job",
+            lambda sf: getattr(sf.bulk2, obj)._client.create_job(operation, query=soql),
+        )
+        job_id = str(job["id"])
+        while True:
+            info = self.call(
+                "bulk job state", lambda sf: getattr(sf.bulk2, obj)._client.get_job(job_id, True)
+            )
+            state = info.get("state")
+            if state == "JobComplete":
+                break
+            if state in ("Failed", "Aborted"):
+                raise CrmError(
+                    f"bulk query of {obj}: job {job_id} {state}: {info.get('errorMessage', '')}"
+                )
+            time.sleep(self.settings.bulk_poll_seconds)
+        locator = ""
+        while True:
+
+            def results(sf: Salesforce, locator: str = locator) -> Any:
+                return getattr(sf.bulk2, obj)._client.get_query_results(
+                    job_id, locator, max_records=self.settings.bulk_page_size
+                )
+
+            page = self.call("bulk results", results)
+            yield list(csv.DictReader(io.StringIO(page["records"])))
+            locator = page["locator"]
+            if not locator:
+                return
 
 
 def _describe(error: BaseException | None) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -124,6 +124,8 @@ class Pull:
         self.fetched_deals: set[str] = set()
         self.catalog = deals.Catalog()
         self.counted_quarantined: set[int] = set()  # staged rows counted as quarantined
+        self.bulk_threshold = settings.salesforce.bulk_threshold
+        self.since: dict[str, datetime | None] = {}
 
     # -- queries ---------------------------------------------------------------------------
     def _since(self, session: Session, obj: str) -> datetime | None:
@@ -165,13 +167,12 @@ class Pull:
         try:
             with transaction(self.factory) as session:
                 item_cursor = staging.cursor(session, LINE_ITEM_CURSOR)
+                self.since = {name: self._since(session, name) for name in (customer, contract)}
                 queries = {
                     customer: self._soql(
-                        customer,
-                        self.mapping.query_fields("customer"),
-                        self._since(session, customer),
+                        customer, self.mapping.query_fields("customer"), self.since[customer]
                     ),
-                    contract: self._deal_soql(self._since(session, contract)),
+                    contract: self._deal_soql(self.since[contract]),
                 }
             if item_cursor is not None:
                 queries[LINE_ITEM] = self._soql(
@@ -195,6 +196,9 @@ class Pull:
         return self.result
 
     def _read(self, obj: str, first: dict[str, Any]) -> None:
+        if not first["done"] and int(first["totalSize"]) > self.bulk_threshold:
+            self._read_bulk(obj)
+            return
         pages = self.client.pages_from(first, include_deleted=True)
         while True:
             try:
@@ -210,7 +214,64 @@ class Pull:
             if self.on_page:
                 self.on_page(obj, len(records))
 
-    def _page(self, session: Session, obj: str, records: list[dict[str, Any]]) -> None:
+    def _read_bulk(self, obj: str) -> None:
+        """Many changed rows: Bulk API 2.0 jobs, whose results come in no guaranteed order, so
+        the cursor moves once every page is applied (a page read again is found unchanged)."""
+        since = self.since[obj]
+        if obj == self.mapping.customer.object:
+            fields = self.mapping.query_fields("customer")
+            soql = self._soql(obj, fields, since).split(" ORDER BY")[0]
+            rows: Iterator[list[dict[str, Any]]] = (
+                [nest(row) for row in page]
+                for page in self.client.bulk_query(obj, soql, include_deleted=True)
+            )
+        else:
+            rows = self._bulk_deals(since)
+        newest: datetime | None = None
+        for records in rows:
+            self.catalog.clear()
+            with transaction(self.factory) as session:
+                page_newest = self._page(session, obj, records, move=False)
+                newest = max(filter(None, (newest, page_newest)), default=None)
+                self._save_usage(session)
+            if self.on_page:
+                self.on_page(obj, len(records))
+        with transaction(self.factory) as session:
+            staging.move_cursor(session, CURSOR_PREFIX + obj, newest)
+
+    def _bulk_deals(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """Deals and their live line items from two Bulk jobs (Bulk queries take no child
+        subqueries), joined here into the shape a REST query answers."""
+        items = self.mapping.items
+        contract = self.mapping.contract
+        item_fields = ", ".join(
+            dict.fromkeys(["Id", "OpportunityId", *self.mapping.query_fields("items")])
+        )
+        where = f" AND Opportunity.SystemModstamp >= {soql_datetime(since)}" if since else ""
+        item_soql = f"SELECT {item_fields} FROM {LINE_ITEM} WHERE IsDeleted = false{where}"
+        by_deal: dict[str, list[dict[str, Any]]] = {}
+        for page in self.client.bulk_query(LINE_ITEM, item_soql):
+            for row in page:
+                by_deal.setdefault(row["OpportunityId"], []).append(nest(row))
+        deal_soql = self._soql(contract.object, self.mapping.query_fields("contract"), since).split(
+            " ORDER BY"
+        )[0]
+        for page in self.client.bulk_query(contract.object, deal_soql, include_deleted=True):
+            records = []
+            for row in page:
+                record = nest(row)
+                lines = by_deal.get(str(record["Id"]), [])
+                record[items.relationship] = (
+                    {"totalSize": len(lines), "done": True, "records": lines} if lines else None
+                )
+                records.append(record)
+            yield records
+
+    def _page(
+        self, session: Session, obj: str, records: list[dict[str, Any]], *, move: bool = True
+    ) -> datetime | None:
+        """Stage and apply a page; move the object's cursor to its newest record (unless
+        ``move`` is off) and return that record's SystemModstamp."""
         self.result.fetched[obj] = self.result.fetched.get(obj, 0) + len(records)
         newest: datetime | None = None
         for record in records:
@@ -230,7 +291,9 @@ class Pull:
                 self.result.unchanged += 1
                 continue
             self._process(session, row)
-        staging.move_cursor(session, CURSOR_PREFIX + obj, newest)
+        if move:
+            staging.move_cursor(session, CURSOR_PREFIX + obj, newest)
+        return newest
 
     def _changed_line_items(self, cursor: datetime | None, first: dict[str, Any] | None) -> None:
         """Deals whose line items changed without the deal itself changing."""
@@ -345,6 +408,19 @@ class Pull:
         staging.save_usage(
             session, SYSTEM, budget.day, budget.spent, (budget.org_used, budget.org_limit)
         )
+
+
+def nest(row: dict[str, str]) -> dict[str, Any]:
+    """A Bulk CSV row as a REST record: ``Product2.Name`` columns nested, empty text as null."""
+    record: dict[str, Any] = {}
+    for column, text in row.items():
+        value: Any = text if text != "" else None
+        *parents, name = column.split(".")
+        holder = record
+        for parent in parents:
+            holder = holder.setdefault(parent, {})
+        holder[name] = value
+    return record
 
 
 def _object_of(error: CrmError, queries: dict[str, str]) -> str:

@@ -1427,3 +1427,60 @@ def test_faults_end_in_the_same_billing_state_as_a_clean_pull(  # noqa: PLR0917 
     state = billing_state(factory)
     assert len(state["documents"]) > 300
     assert state == billing_state(clean_factory)
+
+
+# -- Bulk API 2.0 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.sandbox(seed="demo")
+def test_many_changed_rows_are_read_with_bulk_jobs_to_the_same_state(  # noqa: PLR0917 - fixtures
+    crm: Crm,
+    acme: str,
+    factory: sessionmaker[Session],
+    clean_factory: sessionmaker[Session],
+    database_url: str,
+    salesforce_sandbox: Sandbox,
+    tmp_path: Path,
+) -> None:
+    # 250 more deals (one of them amended later) and their items: the demo org's 200 deals and
+    # these fill more than one 200-row page, so a threshold of 100 rows switches to Bulk API 2.0.
+    for number in range(250):
+        crm.deal(
+            acme, f"Bulk {number}", ("PRO", str(1 + number % 4), "30.00"), ("SUP", "1", "9.00")
+        )
+    paged = make_settings(database_url, salesforce_sandbox, tmp_path, page_size=200)
+    bulk = make_settings(
+        database_url,
+        salesforce_sandbox,
+        tmp_path,
+        page_size=200,
+        bulk_threshold=100,
+        bulk_poll_seconds=0.01,
+        bulk_page_size=1000,
+    )
+
+    by_pages = pull(clean_factory, paged)
+    by_bulk = pull(factory, bulk)
+
+    assert by_bulk.fetched == by_pages.fetched == {"Account": 51, "Opportunity": 450}
+    assert (by_bulk.applied, by_bulk.quarantined) == (by_pages.applied, by_pages.quarantined)
+    # Paged: one Composite call, then one more page of deals. Bulk: one Composite call, then for
+    # the deals a job over their line items and a job over the deals, each created, checked
+    # and read (at least three calls a job).
+    assert by_pages.api_calls == 3
+    assert by_bulk.api_calls >= 7
+    jobs = {job.object for job in salesforce_sandbox.app.bulk.jobs.values()}
+    assert jobs == {"Opportunity", "OpportunityLineItem"}
+    for database in (factory, clean_factory):
+        assert run_billing(database, paged, date(2026, 3, 31)).failed == {}
+    billed, expected = billing_state(factory), billing_state(clean_factory)
+    assert len(expected["documents"]) > 400
+    # Everything billing decided is the same. Only the staged payloads' shapes differ (CSV text
+    # against JSON), and with them the hashes that name each applied version of a deal in its
+    # amendments' references.
+    tables_compared = ("customers", "products", "prices", "subscriptions", "items")
+    for table in (*tables_compared, "item_versions", "charges", "documents", "document_lines"):
+        assert billed[table] == expected[table], table
+    assert [row[:-1] for row in billed["amendments"]] == [
+        row[:-1] for row in expected["amendments"]
+    ]
