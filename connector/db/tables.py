@@ -350,3 +350,58 @@ class ApiUsage(Base):
     calls: Mapped[int] = mapped_column(default=0)
     org_used: Mapped[int | None]
     org_limit: Mapped[int | None]
+
+
+class Outbox(Base):
+    """One external effect to make: post this document to accounting. Written in the same
+    transaction as the document; each target records its delivery in :class:`Delivery`."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("document_type", "document_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_type: Mapped[str] = mapped_column(String(16))
+    document_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+
+
+class Delivery(Base):
+    """What became of an outbox row at one target: ``done`` (with the target's id for it),
+    ``pending`` (tried, to be tried again) or ``parked`` (refused; ``error`` says why)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index(None, "target", "state"),)
+
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    external_id: Mapped[str | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class RevenueJournal(Base):
+    """Revenue of one invoice or credit note recognized over one stretch of days (a month, or
+    the running month up to the close's as-of date): moved from deferred to revenue."""
+
+    __tablename__ = "revenue_journals"
+    __table_args__ = (UniqueConstraint("document_id", "period_end"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    period_start: Mapped[date]
+    period_end: Mapped[date]
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal]
+    amounts: Mapped[dict[str, str]] = mapped_column(JSON)  # product id -> amount
+    created_at: Mapped[datetime] = _created()
+
+
+class RevenueProgress(Base):
+    """The last day of an invoice's or credit note's revenue already journaled."""
+
+    __tablename__ = "revenue_progress"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    recognized_through: Mapped[date]

@@ -32,7 +32,7 @@ from connector.billing.money import Totals
 from connector.billing.pricing import Product
 from connector.billing.subscriptions import Subscription
 from connector.billing.tax import TaxTable
-from connector.db import tables
+from connector.db import outbox, tables
 from connector.db.catalog import PriceCache
 from connector.db.documents import (
     IssuedDocument,
@@ -259,6 +259,8 @@ def _bill_batch(
 
     charge_ids = insert_charges(session, charges)
     issued = insert_documents(session, _numbered(session, settings, documents), charge_ids)
+    for kind in DocumentKind:  # in the same transaction as the documents
+        outbox.enqueue(session, kind.value, (d.id for d in issued if d.draft.kind is kind))
     credit_notes_issued = [d for d in issued if d.draft.kind is DocumentKind.CREDIT_NOTE]
     record_credited_lines(session, credit_notes_issued)
     for doc in credit_notes_issued:

@@ -24,7 +24,7 @@ from connector.billing.payments import (
     customer_balance,
     invoice_status,
 )
-from connector.db import tables
+from connector.db import outbox, tables
 from connector.db.documents import CREDIT_NOTE_ISSUED, find_document
 from connector.errors import BillingError, InvalidInputError, NotFoundError
 
@@ -215,6 +215,7 @@ def record_payment(
     )
     session.add(payment)
     session.flush()
+    outbox.enqueue(session, PaymentKind.PAYMENT.value, [payment.id])
     if invoice is not None and invoice.status == InvoiceStatus.OPEN.value:
         _apply(session, payment, invoice, min(value, due_of(invoice)), received_on)
     settle_customer(session, customer_id, received_on)
@@ -257,6 +258,7 @@ def record_refund(
     )
     session.add(refund)
     session.flush()
+    outbox.enqueue(session, PaymentKind.REFUND.value, [refund.id])
     left = value
     for source in sources:
         take = min(left, source.unapplied or ZERO)

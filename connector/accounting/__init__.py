@@ -1,0 +1,1 @@
+"""Accounting targets: one interface (:mod:`connector.accounting.base`) and its adapters."""

@@ -1,0 +1,114 @@
+"""The outbox: documents to deliver to accounting targets, and what each target made of them.
+
+A row is written in the same transaction as its document, so no document can exist without
+it. A dispatcher reads the rows a target has not yet received (no delivery, or a delivery still
+``pending``), posts them and records each result; ``done`` is written only once the target
+confirmed the write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from connector.db import tables
+
+DONE = "done"
+PENDING = "pending"
+PARKED = "parked"
+
+
+def enqueue(session: Session, document_type: str, document_ids: Iterable[int]) -> None:
+    """Add outbox rows for these documents (ids already queued are left as they are)."""
+    ids = list(dict.fromkeys(document_ids))
+    if not ids:
+        return
+    present = set(
+        session.scalars(
+            select(tables.Outbox.document_id).where(
+                tables.Outbox.document_type == document_type,
+                tables.Outbox.document_id.in_(ids),
+            )
+        )
+    )
+    rows = [
+        {"document_type": document_type, "document_id": doc_id}
+        for doc_id in ids
+        if doc_id not in present
+    ]
+    if rows:
+        session.execute(insert(tables.Outbox), rows)
+
+
+def delivered_elsewhere(
+    session: Session, document_type: str, document_id: int, target: str, external_id: str
+) -> None:
+    """The document came from ``target`` (a payment finance recorded in the ledger): it must
+    not be posted back there."""
+    outbox_id = session.scalar(
+        select(tables.Outbox.id).where(
+            tables.Outbox.document_type == document_type,
+            tables.Outbox.document_id == document_id,
+        )
+    )
+    if outbox_id is not None and session.get(tables.Delivery, (outbox_id, target)) is None:
+        session.add(
+            tables.Delivery(outbox_id=outbox_id, target=target, state=DONE, external_id=external_id)
+        )
+        session.flush()
+
+
+def undelivered(session: Session, target: str, limit: int) -> Sequence[tables.Outbox]:
+    """The oldest rows ``target`` has not received yet."""
+    delivery = tables.Delivery
+    return session.scalars(
+        select(tables.Outbox)
+        .outerjoin(
+            delivery,
+            and_(delivery.outbox_id == tables.Outbox.id, delivery.target == target),
+        )
+        .where(or_(delivery.outbox_id.is_(None), delivery.state == PENDING))
+        .order_by(tables.Outbox.id)
+        .limit(limit)
+    ).all()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    outbox_id: int
+    state: str
+    external_id: str | None = None
+    error: str | None = None
+
+
+def record(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
+    for outcome in outcomes:
+        row = session.get(tables.Delivery, (outcome.outbox_id, target))
+        if row is None:
+            row = tables.Delivery(outbox_id=outcome.outbox_id, target=target, attempts=0)
+            session.add(row)
+        row.state, row.external_id, row.error = outcome.state, outcome.external_id, outcome.error
+        row.attempts = (row.attempts or 0) + 1
+    session.flush()
+
+
+def depth(session: Session, target: str) -> dict[str, int]:
+    """Rows waiting for ``target`` (never tried or pending) and rows parked there."""
+    waiting = session.scalar(
+        select(func.count())
+        .select_from(tables.Outbox)
+        .outerjoin(
+            tables.Delivery,
+            and_(tables.Delivery.outbox_id == tables.Outbox.id, tables.Delivery.target == target),
+        )
+        .where(or_(tables.Delivery.outbox_id.is_(None), tables.Delivery.state == PENDING))
+    )
+    parked = session.scalar(
+        select(func.count())
+        .select_from(tables.Delivery)
+        .where(tables.Delivery.target == target, tables.Delivery.state == PARKED)
+    )
+    return {"waiting": int(waiting or 0), "parked": int(parked or 0)}
