@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import __version__
+from connector.accounting.ledger import Ledger
 from connector.billing.money import to_decimal
 from connector.db.documents import find_document
 from connector.db.engine import display_url, make_engine, session_factory, transaction
@@ -44,11 +45,14 @@ from connector.sandbox.faults import parse_rule
 from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.settings import Settings, load_settings
 from connector.sync import contracts, crm_pull, settlement
+from connector.sync import push as sync_push
 from connector.sync import status as sync_status
 from connector.sync.billing_run import due_count, run_billing
 from connector.sync.demo import DEMO_START, DemoMonth, run_demo
 from connector.sync.importer import import_file
+from connector.sync.ledger_check import check_ledger
 from connector.sync.reports import document_view, list_documents, subscription_metrics
+from connector.sync.revenue_close import close_revenue
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,6 +70,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 invoice_app = typer.Typer(help="Invoices and credit notes.", no_args_is_help=True)
 payment_app = typer.Typer(help="Payments and refunds.", no_args_is_help=True)
+revenue_app = typer.Typer(help="Revenue recognition.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The Beancount ledger.", no_args_is_help=True)
 sandbox_app = typer.Typer(
     help="A local Salesforce org for dry runs and tests.", no_args_is_help=True
 )
@@ -74,6 +80,8 @@ app.add_typer(report_app, name="report")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(payment_app, name="payment")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(revenue_app, name="revenue")
+app.add_typer(ledger_app, name="ledger")
 
 DateOption = Annotated[
     datetime | None,
@@ -260,6 +268,72 @@ def pull(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = Fal
     if result.stopped:
         errors.print(f"stopped early: {result.stopped}", markup=False, highlight=False)
     if result.quarantined or result.held or result.stopped:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def push(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Post new documents to accounting, then read back payments recorded there."""
+    state = _state(ctx)
+    factory = state.database()
+    target = sync_push.make_target(state.settings)
+    posted = sync_push.push(factory, state.settings, target)
+    payments = sync_push.read_payments(factory, state.settings, target)
+    if as_json:
+        _print_json({"push": posted.to_dict(), "payments": payments.to_dict()})
+    else:
+        console.print(
+            f"{posted.target}: {posted.posted} posted, {posted.already_there} already there, "
+            f"{posted.pending} to retry, {len(posted.parked)} parked; payments read back: "
+            f"{payments.recorded} recorded, {payments.known} known",
+            highlight=False,
+        )
+    for key, why in {**posted.parked, **payments.refused}.items():
+        errors.print(f"error: {key}: {why}", markup=False, highlight=False)
+    if posted.parked or posted.pending or payments.refused:
+        raise typer.Exit(1)
+
+
+@revenue_app.command("close")
+@handles_errors
+def revenue_close(
+    ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False
+) -> None:
+    """Journal the revenue recognized through the as-of date (each day once)."""
+    result = close_revenue(_state(ctx).database(), _day(as_of))
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        console.print(
+            f"revenue through {result.as_of}: {result.journals} journals for "
+            f"{result.documents} documents",
+            highlight=False,
+        )
+
+
+@ledger_app.command("check")
+@handles_errors
+def ledger_check(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Check the ledger (bean-check) and reconcile it with the billing core."""
+    state = _state(ctx)
+    factory = state.database()
+    target = sync_push.make_target(state.settings)
+    if not isinstance(target, Ledger):
+        raise ConfigError("ledger check needs accounting.target = ledger")
+    with transaction(factory) as session:
+        result = check_ledger(session, target)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        for difference in result.differences:
+            console.print(difference, highlight=False, markup=False)
+        console.print(
+            f"{target.path}: {result.documents} documents, {result.customers} customers, "
+            f"{len(result.differences)} differences, {result.waiting} waiting to be posted",
+            highlight=False,
+        )
+    if not result.ok:
         raise typer.Exit(1)
 
 

@@ -41,6 +41,15 @@ class LedgerSettings(_Section):
     )
 
 
+class AccountingSettings(_Section):
+    target: Literal["ledger"] = Field(
+        default="ledger", description="Where documents are posted: the Beancount ledger."
+    )
+    mapping_file: str = Field(
+        default="mappings/accounting.yaml", description="The chart of accounts."
+    )
+
+
 class BillingSettings(_Section):
     default_currency: str = Field(
         default="USD", description="Currency of customers whose record names none."
@@ -200,6 +209,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    accounting: AccountingSettings = Field(default_factory=AccountingSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     tax: TaxSettings = Field(default_factory=TaxSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)

@@ -392,6 +392,7 @@ class RevenueJournal(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
     period_start: Mapped[date]
     period_end: Mapped[date]
+    journal_date: Mapped[date]  # the month's last day, or the close's as-of date if earlier
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[Decimal]
     amounts: Mapped[dict[str, str]] = mapped_column(JSON)  # product id -> amount

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("document_id", sa.Integer(), nullable=False),
         sa.Column("period_start", sa.Date(), nullable=False),
         sa.Column("period_end", sa.Date(), nullable=False),
+        sa.Column("journal_date", sa.Date(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("amount", connector.db.types.ExactDecimal(length=64), nullable=False),
         sa.Column("amounts", sa.JSON(), nullable=False),

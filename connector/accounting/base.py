@@ -1,0 +1,150 @@
+"""The accounting interface: what the sync engine hands to any accounting target.
+
+Targets are built for remote APIs as much as for files: documents go in batches (at most
+``max_batch``), every document carries an idempotency ``key`` derived from its type, id and
+version (never random), and each comes back with its own :class:`PostResult`: done, to be tried
+again (``retriable``), or refused with the target's message. A target must treat a document it
+already holds as done, so that a retry after any crash posts nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Protocol
+
+INVOICE = "invoice"
+CREDIT_NOTE = "credit_note"
+PAYMENT = "payment"
+REFUND = "refund"
+REVENUE = "revenue"
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: int
+    name: str
+    country: str
+    currency: str
+    tax_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A document line. ``recognized`` is the part of a credit note's recurring line whose
+    days had already passed on its issue date: it is taken back from revenue, the rest from
+    deferred revenue."""
+
+    product_code: str
+    product_family: str | None
+    recurring: bool
+    amount: Decimal
+    recognized: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Tax:
+    rate: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    """An invoice or a credit note (``document_type``); amounts are positive for both."""
+
+    key: str
+    document_type: str
+    document_id: int
+    number: str
+    customer: Customer
+    issue_date: date
+    due_date: date
+    currency: str
+    lines: tuple[Line, ...]
+    taxes: tuple[Tax, ...]
+    total: Decimal
+    invoice_number: str | None = None  # the invoice a credit note credits
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """Money received (``payment``) or paid back (``refund``)."""
+
+    key: str
+    document_type: str
+    document_id: int
+    customer: Customer
+    paid_on: date
+    currency: str
+    amount: Decimal
+    invoice_number: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueAmount:
+    product_code: str
+    product_family: str | None
+    amount: Decimal  # negative for a credit note's revenue
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueJournal:
+    """Deferred revenue of one invoice or credit note recognized for ``period``."""
+
+    key: str
+    document_id: int
+    journal_date: date
+    period_start: date
+    period_end: date
+    customer: Customer
+    currency: str
+    source_number: str
+    invoice_number: str | None
+    amounts: tuple[RevenueAmount, ...]
+
+    document_type = REVENUE
+
+
+Document = Invoice | Payment | RevenueJournal
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    key: str
+    ok: bool
+    external_id: str | None = None
+    error: str | None = None
+    retriable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalPayment:
+    """A payment recorded in accounting, not by the connector."""
+
+    reference: str  # stable: recording it again changes nothing
+    invoice_number: str
+    amount: Decimal
+    currency: str
+    date: date
+    where: str  # where it was found, for messages
+
+
+class AccountingTarget(Protocol):
+    name: str
+    max_batch: int
+
+    def upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]: ...
+
+    def post(self, documents: Sequence[Document]) -> list[PostResult]: ...
+
+    def payments(self, since: str | None) -> tuple[list[ExternalPayment], str | None]:
+        """Payments recorded in accounting since the cursor ``since``, and the next cursor."""
+        ...
+
+
+def document_key(document_type: str, document_id: int, version: int = 1) -> str:
+    """The idempotency key of one version of a document."""
+    return f"{document_type}:{document_id}:v{version}"

@@ -1,0 +1,175 @@
+"""Beancount text for each document: one balanced transaction, its metadata and its links.
+
+- Invoice: debit the customer's receivable; credit deferred revenue (recurring lines), revenue
+  (one-time lines) and tax payable per rate.
+- Credit note: the reverse of its share: credit receivable; debit revenue for what was already
+  recognized (and one-time lines), deferred revenue for the rest, and tax payable.
+- Payment: debit the bank, credit receivable. Refund: the other way round.
+- Revenue journal: debit deferred revenue, credit the revenue accounts (negative amounts for a
+  credit note's revenue).
+
+Every transaction carries ``document_type`` and ``document_id`` metadata (in that order, on the
+first two lines, which is how the ledger finds what it already holds) and links ``^NUMBER`` that
+tie a document to its invoice.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+
+from connector.accounting.base import (
+    CREDIT_NOTE,
+    REFUND,
+    Customer,
+    Document,
+    Invoice,
+    Payment,
+    RevenueJournal,
+)
+from connector.accounting.chart import Chart
+
+ZERO = Decimal(0)
+LINK_CHARS = re.compile(r"[^A-Za-z0-9\-_/.]")
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def customer_component(customer: Customer) -> str:
+    """``Acme Corporation`` (id 7) → ``Acme-Corporation-7``: readable, unique, and a valid
+    account component (ASCII letters, digits and dashes, starting with a capital)."""
+    ascii_name = unicodedata.normalize("NFKD", customer.name).encode("ascii", "ignore").decode()
+    words = re.findall(r"[A-Za-z0-9]+", ascii_name)
+    stem = "-".join(words)[:60].strip("-") or "Customer"
+    stem = stem[0].upper() + stem[1:]
+    return f"{stem}-{customer.id}"
+
+
+def tax_account(chart: Chart, rate: Decimal) -> str:
+    text = format(rate.normalize(), "f").replace(".", "-")
+    return f"{chart.accounts.sales_tax}:{text}"
+
+
+def link(number: str) -> str:
+    return "^" + LINK_CHARS.sub("-", number)
+
+
+def _amount(value: Decimal, currency: str) -> str:
+    return f"{format(value, 'f')} {currency}"
+
+
+def _transaction(
+    day: date,
+    payee: str,
+    narration: str,
+    *,
+    links: Iterable[str | None],
+    document: tuple[str, int],
+    postings: dict[str, Decimal],
+    currency: str,
+    extra: dict[str, str] | None = None,
+) -> str:
+    document_type, document_id = document
+    tags = " ".join(dict.fromkeys(link(number) for number in links if number))
+    head = f"{day.isoformat()} * {quote(payee)} {quote(narration)}" + (f" {tags}" if tags else "")
+    lines = [head, f'  document_type: "{document_type}"', f'  document_id: "{document_id}"']
+    lines += [f"  {key}: {value}" for key, value in (extra or {}).items()]
+    kept = [(account, value) for account, value in postings.items() if value != ZERO]
+    if not kept:  # a zero document still appears, balanced
+        kept = [(next(iter(postings)), ZERO)]
+    width = max(len(account) for account, _ in kept) + 4
+    lines += [f"  {account:<{width}}{_amount(value, currency):>20}" for account, value in kept]
+    return "\n".join(lines) + "\n"
+
+
+def _invoice(doc: Invoice, chart: Chart, receivable: str) -> str:
+    accounts = chart.accounts
+    credit = doc.document_type == CREDIT_NOTE
+    sign = 1 if credit else -1  # income and liabilities are credited (negative) by an invoice
+    postings: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    postings[receivable] = ZERO
+    for line in doc.lines:
+        revenue = chart.revenue_account(line.recurring, line.product_code, line.product_family)
+        if line.recurring:
+            postings[accounts.deferred_revenue] += sign * (line.amount - line.recognized)
+            postings[revenue] += sign * line.recognized
+        else:
+            postings[revenue] += sign * line.amount
+    for tax in doc.taxes:
+        postings[tax_account(chart, tax.rate)] += sign * tax.amount
+    postings[receivable] = -sum(postings.values(), ZERO)
+    kind = "Credit note" if credit else "Invoice"
+    narration = f"{kind} {doc.number}" + (
+        f" for {doc.invoice_number}" if doc.invoice_number else ""
+    )
+    return _transaction(
+        doc.issue_date,
+        doc.customer.name,
+        narration,
+        links=(doc.number, doc.invoice_number),
+        document=(doc.document_type, doc.document_id),
+        postings=dict(postings),
+        currency=doc.currency,
+        extra={"due": doc.due_date.isoformat()} if not credit else None,
+    )
+
+
+def _payment(doc: Payment, chart: Chart, receivable: str) -> str:
+    received = doc.amount if doc.document_type != REFUND else -doc.amount
+    postings = {chart.accounts.bank: received, receivable: -received}
+    kind = "Refund" if doc.document_type == REFUND else "Payment"
+    target = f" for {doc.invoice_number}" if doc.invoice_number else ""
+    reference = f" ({doc.reference})" if doc.reference else ""
+    return _transaction(
+        doc.paid_on,
+        doc.customer.name,
+        f"{kind}{target}{reference}",
+        links=(doc.invoice_number,),
+        document=(doc.document_type, doc.document_id),
+        postings=postings,
+        currency=doc.currency,
+    )
+
+
+def _revenue(doc: RevenueJournal, chart: Chart) -> str:
+    postings: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    postings[chart.accounts.deferred_revenue] = ZERO
+    for part in doc.amounts:
+        account = chart.revenue_account(True, part.product_code, part.product_family)
+        postings[account] -= part.amount
+        postings[chart.accounts.deferred_revenue] += part.amount
+    narration = (
+        f"Revenue of {doc.source_number}, {doc.period_start.isoformat()} to "
+        f"{doc.period_end.isoformat()}"
+    )
+    return _transaction(
+        doc.journal_date,
+        doc.customer.name,
+        narration,
+        links=(doc.source_number, doc.invoice_number),
+        document=(doc.document_type, doc.document_id),
+        postings=dict(postings),
+        currency=doc.currency,
+    )
+
+
+def entry(doc: Document, chart: Chart, receivable: str) -> str:
+    """The transaction of ``doc``; ``receivable`` is its customer's receivable account."""
+    if isinstance(doc, Invoice):
+        return _invoice(doc, chart, receivable)
+    if isinstance(doc, Payment):
+        return _payment(doc, chart, receivable)
+    return _revenue(doc, chart)
+
+
+def open_directive(day: date, account: str, customer: Customer | None = None) -> str:
+    text = f"{day.isoformat()} open {account}\n"
+    if customer is not None:
+        text += f'  customer_id: "{customer.id}"\n  name: {quote(customer.name)}\n'
+    return text

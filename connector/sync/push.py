@@ -1,0 +1,273 @@
+"""The push to accounting: outbox rows become documents posted to the accounting target.
+
+Rows go in batches of the target's size. A batch is read in one transaction, posted outside any
+(the write is external), and its results recorded in another: ``done`` once the target
+confirmed, ``pending`` to try again, ``parked`` with the target's message. A crash between the
+post and the record leaves the rows undelivered; the next push posts them again and the target,
+which already holds them, answers done without writing twice.
+
+Payments recorded in accounting are read back here too (:func:`read_payments`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.accounting import base
+from connector.accounting.base import AccountingTarget, document_key
+from connector.accounting.chart import load_chart
+from connector.accounting.ledger import Ledger
+from connector.billing.money import currency as currency_of
+from connector.billing.periods import Period
+from connector.billing.pricing import ChargeKind
+from connector.billing.revenue import RevenueSchedule
+from connector.db import outbox, tables
+from connector.db.engine import transaction
+from connector.errors import ConfigError, ConnectorError
+from connector.settings import Settings
+from connector.sync import settlement
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PushResult:
+    target: str
+    posted: int = 0
+    already_there: int = 0
+    pending: int = 0
+    parked: dict[str, str] = field(default_factory=dict)  # document key -> why
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "target": self.target,
+            "posted": self.posted,
+            "already_there": self.already_there,
+            "pending": self.pending,
+            "parked": dict(self.parked),
+        }
+
+
+def make_target(settings: Settings) -> AccountingTarget:
+    if settings.accounting.target == "ledger":
+        chart = load_chart(Path(settings.accounting.mapping_file))
+        return Ledger(settings.ledger.path, chart, settings.billing.default_currency)
+    raise ConfigError(f"accounting.target {settings.accounting.target!r} is not available")
+
+
+# -- documents from the billing core --------------------------------------------------------------
+class _Loader:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.customers: dict[int, base.Customer] = {}
+        self.products: dict[int, tuple[str, str | None]] = {}
+
+    def customer(self, customer_id: int) -> base.Customer:
+        if customer_id not in self.customers:
+            row = self.session.get_one(tables.Customer, customer_id)
+            self.customers[customer_id] = base.Customer(
+                row.id, row.name, row.country, row.currency, row.tax_id
+            )
+        return self.customers[customer_id]
+
+    def product(self, product_id: int) -> tuple[str, str | None]:
+        if product_id not in self.products:
+            row = self.session.get_one(tables.Product, product_id)
+            self.products[product_id] = (row.code, row.family)
+        return self.products[product_id]
+
+    def number(self, document_id: int | None) -> str | None:
+        if document_id is None:
+            return None
+        return self.session.get_one(tables.Document, document_id).number
+
+    def invoice(self, row: tables.Outbox) -> base.Invoice:
+        doc = self.session.get_one(tables.Document, row.document_id)
+        money = currency_of(doc.currency)
+        lines = []
+        for line in self.session.scalars(
+            select(tables.DocumentLine)
+            .where(tables.DocumentLine.document_id == doc.id)
+            .order_by(tables.DocumentLine.id)
+        ):
+            code, family = self.product(line.product_id)
+            recurring = line.kind == ChargeKind.RECURRING.value
+            recognized = Decimal(0)
+            if recurring and row.document_type == base.CREDIT_NOTE:
+                period = Period(line.service_start, line.service_end)
+                schedule = RevenueSchedule(line.amount, money, period)
+                recognized = schedule.recognized_through(doc.issue_date)
+            lines.append(base.Line(code, family, recurring, line.amount, recognized))
+        taxes = tuple(
+            base.Tax(tax.rate, tax.tax)
+            for tax in self.session.scalars(
+                select(tables.DocumentTax)
+                .where(tables.DocumentTax.document_id == doc.id)
+                .order_by(tables.DocumentTax.rate)
+            )
+        )
+        return base.Invoice(
+            key=document_key(row.document_type, doc.id),
+            document_type=row.document_type,
+            document_id=doc.id,
+            number=doc.number,
+            customer=self.customer(doc.customer_id),
+            issue_date=doc.issue_date,
+            due_date=doc.due_date,
+            currency=doc.currency,
+            lines=tuple(lines),
+            taxes=taxes,
+            total=doc.total,
+            invoice_number=self.number(doc.invoice_id),
+        )
+
+    def payment(self, row: tables.Outbox) -> base.Payment:
+        payment = self.session.get_one(tables.Payment, row.document_id)
+        return base.Payment(
+            key=document_key(row.document_type, payment.id),
+            document_type=row.document_type,
+            document_id=payment.id,
+            customer=self.customer(payment.customer_id),
+            paid_on=payment.received_on,
+            currency=payment.currency,
+            amount=payment.amount,
+            invoice_number=self.number(payment.invoice_id),
+            reference=payment.reference,
+        )
+
+    def revenue(self, row: tables.Outbox) -> base.RevenueJournal:
+        journal = self.session.get_one(tables.RevenueJournal, row.document_id)
+        source = self.session.get_one(tables.Document, journal.document_id)
+        amounts = []
+        for product_id, amount in sorted(journal.amounts.items(), key=lambda item: int(item[0])):
+            code, family = self.product(int(product_id))
+            amounts.append(base.RevenueAmount(code, family, Decimal(amount)))
+        return base.RevenueJournal(
+            key=document_key(base.REVENUE, journal.id),
+            document_id=journal.id,
+            journal_date=journal.journal_date,
+            period_start=journal.period_start,
+            period_end=journal.period_end,
+            customer=self.customer(source.customer_id),
+            currency=journal.currency,
+            source_number=source.number,
+            invoice_number=self.number(source.invoice_id),
+            amounts=tuple(amounts),
+        )
+
+    def document(self, row: tables.Outbox) -> base.Document:
+        if row.document_type in (base.INVOICE, base.CREDIT_NOTE):
+            return self.invoice(row)
+        if row.document_type in (base.PAYMENT, base.REFUND):
+            return self.payment(row)
+        return self.revenue(row)
+
+
+def push(
+    factory: sessionmaker[Session], settings: Settings, target: AccountingTarget | None = None
+) -> PushResult:
+    """Deliver every outbox row the target has not received yet."""
+    target = target or make_target(settings)
+    result = PushResult(target.name)
+    while True:
+        with transaction(factory) as session:
+            rows = outbox.undelivered(session, target.name, target.max_batch)
+            loader = _Loader(session)
+            batch = [(row.id, loader.document(row)) for row in rows]
+        if not batch:
+            return result
+        answers = target.post([doc for _, doc in batch])
+        outcomes = _outcomes(batch, answers, result)
+        with transaction(factory) as session:
+            outbox.record(session, target.name, outcomes)
+        if all(outcome.state == outbox.PENDING for outcome in outcomes):
+            return result  # the target is not taking anything now; the next push tries again
+
+
+def _outcomes(
+    batch: Sequence[tuple[int, base.Document]],
+    answers: Sequence[base.PostResult],
+    result: PushResult,
+) -> list[outbox.Outcome]:
+    by_key = {answer.key: answer for answer in answers}
+    outcomes = []
+    for outbox_id, doc in batch:
+        answer = by_key.get(doc.key)
+        if answer is None or (not answer.ok and answer.retriable):
+            result.pending += 1
+            error = answer.error if answer else "no answer from the target"
+            outcomes.append(outbox.Outcome(outbox_id, outbox.PENDING, error=error))
+        elif answer.ok:
+            if answer.external_id == "already in the ledger":
+                result.already_there += 1
+            else:
+                result.posted += 1
+            outcomes.append(outbox.Outcome(outbox_id, outbox.DONE, answer.external_id))
+        else:
+            result.parked[doc.key] = answer.error or "refused"
+            outcomes.append(outbox.Outcome(outbox_id, outbox.PARKED, error=answer.error))
+    return outcomes
+
+
+# -- payments recorded in accounting --------------------------------------------------------------
+@dataclass
+class PaymentsResult:
+    recorded: int = 0
+    known: int = 0
+    refused: dict[str, str] = field(default_factory=dict)  # where -> why
+
+    def to_dict(self) -> dict[str, object]:
+        return {"recorded": self.recorded, "known": self.known, "refused": dict(self.refused)}
+
+
+def read_payments(
+    factory: sessionmaker[Session], settings: Settings, target: AccountingTarget | None = None
+) -> PaymentsResult:
+    """Apply payments recorded in accounting to the billing core (each once), and mark them
+    delivered to that target so that they are not posted back to it."""
+    target = target or make_target(settings)
+    found, _ = target.payments(None)
+    result = PaymentsResult()
+    for payment in found:
+        try:
+            with transaction(factory) as session:
+                known = session.scalar(
+                    select(tables.Payment.id).where(tables.Payment.reference == payment.reference)
+                )
+                if known is not None:
+                    result.known += 1
+                    continue
+                invoice = session.scalar(
+                    select(tables.Document).where(
+                        tables.Document.number == payment.invoice_number,
+                        tables.Document.kind == base.INVOICE,
+                    )
+                )
+                if invoice is None:
+                    raise ConnectorError(f"no invoice {payment.invoice_number}")
+                if invoice.currency != payment.currency:
+                    raise ConnectorError(
+                        f"paid in {payment.currency}, but {invoice.number} is in {invoice.currency}"
+                    )
+                row = settlement.record_payment(
+                    session,
+                    amount=payment.amount,
+                    received_on=payment.date,
+                    invoice_number=invoice.number,
+                    reference=payment.reference,
+                )
+                outbox.delivered_elsewhere(
+                    session, base.PAYMENT, row.id, target.name, payment.where
+                )
+                result.recorded += 1
+        except ConnectorError as error:
+            result.refused[payment.where] = str(error)
+            log.warning("payment at %s not recorded: %s", payment.where, error)
+    return result
