@@ -61,8 +61,10 @@ def delivered_elsewhere(
         session.flush()
 
 
-def undelivered(session: Session, target: str, limit: int) -> Sequence[tables.Outbox]:
-    """The oldest rows ``target`` has not received yet."""
+def undelivered(
+    session: Session, target: str, limit: int, after: int = 0
+) -> Sequence[tables.Outbox]:
+    """The oldest rows ``target`` has not received yet, from the row after ``after`` on."""
     delivery = tables.Delivery
     return session.scalars(
         select(tables.Outbox)
@@ -70,7 +72,10 @@ def undelivered(session: Session, target: str, limit: int) -> Sequence[tables.Ou
             delivery,
             and_(delivery.outbox_id == tables.Outbox.id, delivery.target == target),
         )
-        .where(or_(delivery.outbox_id.is_(None), delivery.state == PENDING))
+        .where(
+            tables.Outbox.id > after,
+            or_(delivery.outbox_id.is_(None), delivery.state == PENDING),
+        )
         .order_by(tables.Outbox.id)
         .limit(limit)
     ).all()
@@ -85,13 +90,39 @@ class Outcome:
 
 
 def record(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
+    """Store each row's outcome at ``target`` (one insert for the rows tried the first time)."""
+    ids = [outcome.outbox_id for outcome in outcomes]
+    existing = {
+        row.outbox_id: row
+        for row in session.scalars(
+            select(tables.Delivery).where(
+                tables.Delivery.target == target, tables.Delivery.outbox_id.in_(ids)
+            )
+        )
+    }
+    fresh = []
     for outcome in outcomes:
-        row = session.get(tables.Delivery, (outcome.outbox_id, target))
+        row = existing.get(outcome.outbox_id)
         if row is None:
-            row = tables.Delivery(outbox_id=outcome.outbox_id, target=target, attempts=0)
-            session.add(row)
-        row.state, row.external_id, row.error = outcome.state, outcome.external_id, outcome.error
-        row.attempts = (row.attempts or 0) + 1
+            fresh.append(
+                {
+                    "outbox_id": outcome.outbox_id,
+                    "target": target,
+                    "state": outcome.state,
+                    "attempts": 1,
+                    "external_id": outcome.external_id,
+                    "error": outcome.error,
+                }
+            )
+        else:
+            row.state, row.external_id, row.error = (
+                outcome.state,
+                outcome.external_id,
+                outcome.error,
+            )
+            row.attempts += 1
+    if fresh:
+        session.execute(insert(tables.Delivery), fresh)
     session.flush()
 
 

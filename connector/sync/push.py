@@ -64,10 +64,76 @@ def make_target(settings: Settings) -> AccountingTarget:
 
 # -- documents from the billing core --------------------------------------------------------------
 class _Loader:
-    def __init__(self, session: Session) -> None:
+    """Builds the documents of a batch of outbox rows, reading each table once per batch."""
+
+    def __init__(self, session: Session, rows: Sequence[tables.Outbox] = ()) -> None:
         self.session = session
         self.customers: dict[int, base.Customer] = {}
         self.products: dict[int, tuple[str, str | None]] = {}
+        self.documents: dict[int, tables.Document] = {}
+        self.lines: dict[int, list[tables.DocumentLine]] = {}
+        self.taxes: dict[int, list[tables.DocumentTax]] = {}
+        self.payments: dict[int, tables.Payment] = {}
+        self.journals: dict[int, tables.RevenueJournal] = {}
+        if rows:
+            self._prefetch(rows)
+
+    def _prefetch(self, rows: Sequence[tables.Outbox]) -> None:
+        session = self.session
+        by_type: dict[str, list[int]] = {}
+        for row in rows:
+            by_type.setdefault(row.document_type, []).append(row.document_id)
+        journal_ids = by_type.get(base.REVENUE, [])
+        self.journals = {
+            row.id: row
+            for row in session.scalars(
+                select(tables.RevenueJournal).where(tables.RevenueJournal.id.in_(journal_ids))
+            )
+        }
+        payment_ids = by_type.get(base.PAYMENT, []) + by_type.get(base.REFUND, [])
+        self.payments = {
+            row.id: row
+            for row in session.scalars(
+                select(tables.Payment).where(tables.Payment.id.in_(payment_ids))
+            )
+        }
+        doc_ids = set(by_type.get(base.INVOICE, []) + by_type.get(base.CREDIT_NOTE, []))
+        doc_ids |= {journal.document_id for journal in self.journals.values()}
+        self._load_documents(doc_ids)
+        linked = {doc.invoice_id for doc in self.documents.values() if doc.invoice_id}
+        linked |= {p.invoice_id for p in self.payments.values() if p.invoice_id}
+        self._load_documents(linked - self.documents.keys())
+        for line in session.scalars(
+            select(tables.DocumentLine)
+            .where(tables.DocumentLine.document_id.in_(doc_ids))
+            .order_by(tables.DocumentLine.id)
+        ):
+            self.lines.setdefault(line.document_id, []).append(line)
+        for tax in session.scalars(
+            select(tables.DocumentTax)
+            .where(tables.DocumentTax.document_id.in_(doc_ids))
+            .order_by(tables.DocumentTax.rate)
+        ):
+            self.taxes.setdefault(tax.document_id, []).append(tax)
+        customer_ids = {doc.customer_id for doc in self.documents.values()}
+        customer_ids |= {payment.customer_id for payment in self.payments.values()}
+        for customer in session.scalars(
+            select(tables.Customer).where(tables.Customer.id.in_(customer_ids))
+        ):
+            self.customers[customer.id] = base.Customer(
+                customer.id, customer.name, customer.country, customer.currency, customer.tax_id
+            )
+        for product in session.scalars(select(tables.Product)):
+            self.products[product.id] = (product.code, product.family)
+
+    def _load_documents(self, ids: set[int]) -> None:
+        for doc in self.session.scalars(select(tables.Document).where(tables.Document.id.in_(ids))):
+            self.documents[doc.id] = doc
+
+    def _document(self, document_id: int) -> tables.Document:
+        if document_id not in self.documents:
+            self.documents[document_id] = self.session.get_one(tables.Document, document_id)
+        return self.documents[document_id]
 
     def customer(self, customer_id: int) -> base.Customer:
         if customer_id not in self.customers:
@@ -84,19 +150,13 @@ class _Loader:
         return self.products[product_id]
 
     def number(self, document_id: int | None) -> str | None:
-        if document_id is None:
-            return None
-        return self.session.get_one(tables.Document, document_id).number
+        return None if document_id is None else self._document(document_id).number
 
     def invoice(self, row: tables.Outbox) -> base.Invoice:
-        doc = self.session.get_one(tables.Document, row.document_id)
+        doc = self._document(row.document_id)
         money = currency_of(doc.currency)
         lines = []
-        for line in self.session.scalars(
-            select(tables.DocumentLine)
-            .where(tables.DocumentLine.document_id == doc.id)
-            .order_by(tables.DocumentLine.id)
-        ):
+        for line in self.lines.get(doc.id, []):
             code, family = self.product(line.product_id)
             recurring = line.kind == ChargeKind.RECURRING.value
             recognized = Decimal(0)
@@ -105,14 +165,7 @@ class _Loader:
                 schedule = RevenueSchedule(line.amount, money, period)
                 recognized = schedule.recognized_through(doc.issue_date)
             lines.append(base.Line(code, family, recurring, line.amount, recognized))
-        taxes = tuple(
-            base.Tax(tax.rate, tax.tax)
-            for tax in self.session.scalars(
-                select(tables.DocumentTax)
-                .where(tables.DocumentTax.document_id == doc.id)
-                .order_by(tables.DocumentTax.rate)
-            )
-        )
+        taxes = tuple(base.Tax(tax.rate, tax.tax) for tax in self.taxes.get(doc.id, []))
         return base.Invoice(
             key=document_key(row.document_type, doc.id),
             document_type=row.document_type,
@@ -129,7 +182,9 @@ class _Loader:
         )
 
     def payment(self, row: tables.Outbox) -> base.Payment:
-        payment = self.session.get_one(tables.Payment, row.document_id)
+        payment = self.payments.get(row.document_id) or self.session.get_one(
+            tables.Payment, row.document_id
+        )
         return base.Payment(
             key=document_key(row.document_type, payment.id),
             document_type=row.document_type,
@@ -143,8 +198,10 @@ class _Loader:
         )
 
     def revenue(self, row: tables.Outbox) -> base.RevenueJournal:
-        journal = self.session.get_one(tables.RevenueJournal, row.document_id)
-        source = self.session.get_one(tables.Document, journal.document_id)
+        journal = self.journals.get(row.document_id) or self.session.get_one(
+            tables.RevenueJournal, row.document_id
+        )
+        source = self._document(journal.document_id)
         amounts = []
         for product_id, amount in sorted(journal.amounts.items(), key=lambda item: int(item[0])):
             code, family = self.product(int(product_id))
@@ -176,13 +233,15 @@ def push(
     """Deliver every outbox row the target has not received yet."""
     target = target or make_target(settings)
     result = PushResult(target.name)
+    after = 0  # rows left pending in this run wait for the next one
     while True:
         with transaction(factory) as session:
-            rows = outbox.undelivered(session, target.name, target.max_batch)
-            loader = _Loader(session)
+            rows = outbox.undelivered(session, target.name, target.max_batch, after)
+            loader = _Loader(session, rows)
             batch = [(row.id, loader.document(row)) for row in rows]
         if not batch:
             return result
+        after = batch[-1][0]
         answers = target.post([doc for _, doc in batch])
         outcomes = _outcomes(batch, answers, result)
         with transaction(factory) as session:
