@@ -327,11 +327,12 @@ def ledger_check(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _print_json(result.to_dict())
     else:
         for difference in result.differences:
-            console.print(difference, highlight=False, markup=False)
+            console.print(difference, highlight=False, markup=False, soft_wrap=True)
         console.print(
             f"{target.path}: {result.documents} documents, {result.customers} customers, "
             f"{len(result.differences)} differences, {result.waiting} waiting to be posted",
             highlight=False,
+            soft_wrap=True,
         )
     if not result.ok:
         raise typer.Exit(1)

@@ -20,6 +20,7 @@ CREDIT_NOTE = "credit_note"
 PAYMENT = "payment"
 REFUND = "refund"
 REVENUE = "revenue"
+VOID = "void"  # an invoice issued in error, reversed whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,9 @@ class Tax:
 
 @dataclass(frozen=True, slots=True)
 class Invoice:
-    """An invoice or a credit note (``document_type``); amounts are positive for both."""
+    """An invoice, a credit note, or the void of an invoice (``document_type``); amounts are
+    positive for all three. A void reverses the invoice whole: ``recognized`` on its lines is
+    the revenue already journaled for them."""
 
     key: str
     document_type: str

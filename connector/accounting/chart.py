@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 from connector.yamlfile import load_yaml
 
@@ -39,20 +40,16 @@ class Accounts(BaseModel):
     check_names = field_validator("*")(lambda cls, value: check_account(value))
 
 
+AccountName = Annotated[str, AfterValidator(check_account)]
+
+
 class Chart(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     accounts: Accounts = Accounts()
-    revenue_by_product: dict[str, str] = {}
-    revenue_by_family: dict[str, str] = {}
+    revenue_by_product: dict[str, AccountName] = {}
+    revenue_by_family: dict[str, AccountName] = {}
     open_date: date = date(2000, 1, 1)
-
-    @field_validator("revenue_by_product", "revenue_by_family")
-    @classmethod
-    def _accounts(cls, value: dict[str, str]) -> dict[str, str]:
-        for account in value.values():
-            check_account(account)
-        return value
 
     def revenue_account(self, recurring: bool, product: str | None, family: str | None) -> str:
         if product and product in self.revenue_by_product:
@@ -64,4 +61,6 @@ class Chart(BaseModel):
 
 def load_chart(path: Path) -> Chart:
     document = load_yaml(path)
+    if document.data is None:  # an empty file: the defaults
+        return Chart()
     return document.validate(Chart)

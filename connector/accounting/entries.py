@@ -25,6 +25,7 @@ from decimal import Decimal
 from connector.accounting.base import (
     CREDIT_NOTE,
     REFUND,
+    VOID,
     Customer,
     Document,
     Invoice,
@@ -32,6 +33,7 @@ from connector.accounting.base import (
     RevenueJournal,
 )
 from connector.accounting.chart import Chart
+from connector.billing.money import currency as currency_of
 
 ZERO = Decimal(0)
 LINK_CHARS = re.compile(r"[^A-Za-z0-9\-_/.]")
@@ -61,7 +63,8 @@ def link(number: str) -> str:
 
 
 def _amount(value: Decimal, currency: str) -> str:
-    return f"{format(value, 'f')} {currency}"
+    """An amount in its currency's minor unit (``0.00 GBP``, ``1200 JPY``)."""
+    return f"{format(value.quantize(currency_of(currency).quantum), 'f')} {currency}"
 
 
 def _transaction(
@@ -90,7 +93,7 @@ def _transaction(
 
 def _invoice(doc: Invoice, chart: Chart, receivable: str) -> str:
     accounts = chart.accounts
-    credit = doc.document_type == CREDIT_NOTE
+    credit = doc.document_type in (CREDIT_NOTE, VOID)
     sign = 1 if credit else -1  # income and liabilities are credited (negative) by an invoice
     postings: dict[str, Decimal] = defaultdict(lambda: ZERO)
     postings[receivable] = ZERO
@@ -104,7 +107,7 @@ def _invoice(doc: Invoice, chart: Chart, receivable: str) -> str:
     for tax in doc.taxes:
         postings[tax_account(chart, tax.rate)] += sign * tax.amount
     postings[receivable] = -sum(postings.values(), ZERO)
-    kind = "Credit note" if credit else "Invoice"
+    kind = {CREDIT_NOTE: "Credit note", VOID: "Void of invoice"}.get(doc.document_type, "Invoice")
     narration = f"{kind} {doc.number}" + (
         f" for {doc.invoice_number}" if doc.invoice_number else ""
     )

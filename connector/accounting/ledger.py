@@ -15,11 +15,13 @@ credits a receivable account) are read back by :meth:`Ledger.payments`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -56,15 +58,21 @@ class Ledger:
         self.accounts: set[str] = set()
         self.customer_accounts: dict[int, str] = {}
         self._sequence = 0
-        self._ensure_main_file()
+        self._seen: set[Path] = set()
+        # The connector's files first, the main file last: the main file's include then
+        # always matches at least one file, even after a crash in between.
+        self.directory.mkdir(parents=True, exist_ok=True)
         self._scan()
         self._open_chart()
+        with self._locked():
+            if not self._files():
+                self._write_batch("; The billing connector's entries follow in this folder.\n")
+        self._ensure_main_file()
 
     # -- files -----------------------------------------------------------------------------
     def _ensure_main_file(self) -> None:
         include = f'include "{self.directory.name}/*/*.beancount"'
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.directory.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             header = (
                 "; The billing connector's ledger. Open it with: fava "
@@ -78,8 +86,8 @@ class Ledger:
             )
             _write_atomically(self.path, header)
             return
-        text = self.path.read_text(encoding="utf-8")
-        missing = [line for line in (f'plugin "{PLUGIN}"', include) if line not in text]
+        present = {line.strip() for line in self.path.read_text(encoding="utf-8").splitlines()}
+        missing = [line for line in (f'plugin "{PLUGIN}"', include) if line not in present]
         if missing:  # an existing ledger: add our two lines at its end, once
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write("\n" + "\n".join(missing) + "\n")
@@ -90,25 +98,53 @@ class Ledger:
         return sorted(self.directory.glob("*/*.beancount"))
 
     def _scan(self) -> None:
-        for stale in self.directory.glob("*/.*.tmp"):  # a batch a crash cut short
-            stale.unlink()
-        for file in [self.path, *self._files()]:
-            text = file.read_text(encoding="utf-8")
-            self.accounts.update(OPEN.findall(text))
-            if file != self.path:
-                self.documents.update(DOCUMENT.findall(text))
-            for account, customer_id in CUSTOMER.findall(text):
-                self.customer_accounts.setdefault(int(customer_id), account)
+        with self._locked():
+            for stale in self.directory.glob("*/.*.tmp"):  # a batch a crash cut short
+                stale.unlink()
+            if self.path.exists():
+                self._read(self.path, documents=False)
+            self._refresh()
+
+    def _read(self, file: Path, *, documents: bool = True) -> None:
+        text = file.read_text(encoding="utf-8")
+        self.accounts.update(OPEN.findall(text))
+        if documents:
+            self.documents.update(DOCUMENT.findall(text))
+        for account, customer_id in CUSTOMER.findall(text):
+            self.customer_accounts.setdefault(int(customer_id), account)
+
+    def _refresh(self) -> None:
+        """Read the batch files written since the last look (by another process, too)."""
+        for file in self._files():
+            if file not in self._seen:
+                self._read(file)
+                self._seen.add(file)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time: a lock file beside the ledger, held while a batch is
+        checked against what is on disk and written."""
+        with (self.directory / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _write_batch(self, text: str) -> Path:
-        """One batch file, in a folder per month of writing."""
+        """One new batch file, in a folder per month of writing; never over an existing one."""
         folder = self.directory / time.strftime("%Y-%m")
         folder.mkdir(parents=True, exist_ok=True)
-        self._sequence += 1
-        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{self._sequence:06d}.beancount"
-        final = folder / name
-        _write_atomically(final, text)
-        return final
+        while True:
+            self._sequence += 1
+            name = f"{time.time_ns()}-{os.getpid()}-{self._sequence:06d}.beancount"
+            final = folder / name
+            try:
+                _write_atomically(final, text, replace=False)
+            except FileExistsError:
+                continue
+            self._seen.add(final)
+            return final
 
     # -- accounts --------------------------------------------------------------------------
     def _open_chart(self) -> None:
@@ -123,27 +159,37 @@ class Ledger:
             *self.chart.revenue_by_product.values(),
             *self.chart.revenue_by_family.values(),
         ]
-        opening: list[str] = []
-        for account in dict.fromkeys(fixed):
-            self._open(account, opening)
-        if opening:
-            self._write_batch("\n".join(opening))
+        with self._locked():
+            self._refresh()
+            opening: dict[str, str] = {}
+            for account in dict.fromkeys(fixed):
+                self._open(account, opening)
+            if opening:
+                self._write_batch("\n".join(opening.values()))
+                self.accounts.update(opening)
 
-    def receivable(self, customer: Customer, opening: list[str]) -> str:
-        account = self.customer_accounts.get(customer.id)
-        if account is None:
-            base = f"{self.chart.accounts.receivable}:{entries.customer_component(customer)}"
-            account = base
-            self.customer_accounts[customer.id] = account
+    def receivable(self, customer: Customer, opening: dict[str, str]) -> str:
+        account = self.customer_accounts.get(customer.id) or (
+            f"{self.chart.accounts.receivable}:{entries.customer_component(customer)}"
+        )
         self._open(account, opening, customer)
         return account
 
-    def _open(self, account: str, opening: list[str], customer: Customer | None = None) -> None:
-        if account not in self.accounts:
-            self.accounts.add(account)
-            opening.append(entries.open_directive(self.chart.open_date, account, customer))
+    def _open(
+        self, account: str, opening: dict[str, str], customer: Customer | None = None
+    ) -> None:
+        """Queue an ``open`` directive; accounts count as open once their batch is on disk."""
+        if account not in self.accounts and account not in opening:
+            opening[account] = entries.open_directive(self.chart.open_date, account, customer)
 
-    def _accounts_of(self, text: str, opening: list[str]) -> None:
+    def _opened(self, opening: dict[str, str]) -> None:
+        self.accounts.update(opening)
+        for account, directive in opening.items():
+            found = CUSTOMER.search(directive)
+            if found:
+                self.customer_accounts.setdefault(int(found.group(2)), account)
+
+    def _accounts_of(self, text: str, opening: dict[str, str]) -> None:
         for line in text.splitlines()[3:]:
             account = line.split()[0] if line.startswith("  ") and line.strip() else None
             if account and ":" in account and not account.endswith(":"):
@@ -151,17 +197,34 @@ class Ledger:
 
     # -- the interface ---------------------------------------------------------------------
     def upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:
-        opening: list[str] = []
+        with self._locked():
+            self._refresh()
+            return self._upsert_customers(customers)
+
+    def _upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:
+        opening: dict[str, str] = {}
         accounts = [self.receivable(customer, opening) for customer in customers]
         if opening:
-            self._write_batch("\n".join(opening))
+            try:
+                self._write_batch("\n".join(opening.values()))
+            except OSError as error:
+                return [
+                    PostResult(f"customer:{customer.id}", False, error=str(error), retriable=True)
+                    for customer in customers
+                ]
+            self._opened(opening)
         return [
             PostResult(f"customer:{customer.id}", True, external_id=account)
             for customer, account in zip(customers, accounts, strict=True)
         ]
 
     def post(self, documents: Sequence[Document]) -> list[PostResult]:
-        opening: list[str] = []
+        with self._locked():
+            self._refresh()
+            return self._post(documents)
+
+    def _post(self, documents: Sequence[Document]) -> list[PostResult]:
+        opening: dict[str, str] = {}
         texts: list[str] = []
         results: list[PostResult] = []
         batch: set[tuple[str, str]] = set()
@@ -179,7 +242,16 @@ class Ledger:
             batch.add(identity)
             results.append(PostResult(doc.key, True))
         if texts:
-            written = self._write_batch("\n".join([*opening, *texts]))
+            try:
+                written = self._write_batch("\n".join([*opening.values(), *texts]))
+            except OSError as error:  # nothing was written: every document is tried again
+                return [
+                    result
+                    if result.external_id
+                    else PostResult(result.key, False, error=str(error), retriable=True)
+                    for result in results
+                ]
+            self._opened(opening)
             self.documents.update(batch)
             results = [
                 result if result.external_id else PostResult(result.key, True, str(written))
@@ -204,12 +276,9 @@ class Ledger:
             if not isinstance(entry, data.Transaction) or "document_type" in entry.meta:
                 continue
             credited: dict[str, Decimal] = {}
-            for posting in entry.postings:
-                units = posting.units
-                if posting.account.startswith(receivable) and units and units.number is not None:
-                    credited[units.currency] = (
-                        credited.get(units.currency, Decimal(0)) - units.number
-                    )
+            for account, currency, units in _postings(entry):
+                if account == receivable or account.startswith(receivable + ":"):
+                    credited[currency] = credited.get(currency, Decimal(0)) - units
             for number in sorted(entry.links):
                 for currency, amount in credited.items():
                     if amount <= 0:
@@ -231,14 +300,42 @@ class Ledger:
         return payments, since
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write the whole file or nothing: a temporary file, flushed to disk, renamed into place."""
+def _postings(entry: data.Transaction) -> list[tuple[str, str, Decimal]]:
+    """(account, currency, amount) of each posting, the one written without an amount
+    getting what balances the others (as Beancount fills it in)."""
+    known: list[tuple[str, str, Decimal]] = []
+    blank: list[str] = []
+    for posting in entry.postings:
+        units = posting.units
+        number = getattr(units, "number", None)
+        currency = getattr(units, "currency", None)
+        if isinstance(number, Decimal) and isinstance(currency, str):
+            known.append((posting.account, currency, number))
+        else:
+            blank.append(posting.account)
+    if len(blank) == 1:
+        totals: dict[str, Decimal] = {}
+        for _, currency, number in known:
+            totals[currency] = totals.get(currency, Decimal(0)) + number
+        known += [(blank[0], currency, -total) for currency, total in totals.items() if total]
+    return known
+
+
+def _write_atomically(path: Path, text: str, *, replace: bool = True) -> None:
+    """Write the whole file or nothing: a temporary file, flushed to disk, then moved into
+    place (``replace`` off: linked, so that an existing file is never overwritten)."""
     temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            temporary.replace(path)
+        else:
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

@@ -24,7 +24,7 @@ from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import ONE_DAY, Frequency
 from connector.billing.pricing import ChargeKind
 from connector.billing.tax import country_code
-from connector.db import tables
+from connector.db import outbox, tables
 from connector.db.catalog import PriceCache, find_by_external_id, link_external_id
 from connector.db.documents import find_document
 from connector.db.subscriptions import earliest, get_subscription, load_subscriptions, save_items
@@ -354,6 +354,7 @@ def void_invoice(session: Session, number: str, reason: str | None = None) -> ta
             f"invoice {number} has payments or credit notes applied; issue a credit note instead"
         )
     invoice.status = InvoiceStatus.VOID.value
+    outbox.enqueue(session, "void", [invoice.id])  # accounting reverses it
     if invoice.subscription_id is not None:
         loaded = _load(session, invoice.subscription_id)
         _record_change(

@@ -96,14 +96,14 @@ def check_ledger(session: Session, ledger: Ledger) -> CheckResult:
                 if customer_id is not None:
                     ledger_balances[(customer_id, posting.units.currency)] += units
         kind, number = entry.meta.get("document_type"), entry.meta.get("document_id")
-        if kind in (base.INVOICE, base.CREDIT_NOTE):
-            result.documents += 1
-            doc = totals.get((str(kind), str(number)))
+        if kind in (base.INVOICE, base.CREDIT_NOTE, base.VOID):
+            result.documents += kind != base.VOID
+            doc = totals.get((base.INVOICE if kind == base.VOID else str(kind), str(number)))
             where = f"{entry.meta.get('filename')}:{entry.meta.get('lineno')}"
             if doc is None:
                 result.differences.append(f"{where}: {kind} {number} is not in the billing core")
                 continue
-            expected = doc.total if kind == base.INVOICE else -doc.total
+            expected = doc.total if kind == base.INVOICE else -doc.total  # credits and voids
             if moved.get(doc.currency, ZERO) != expected:
                 result.differences.append(
                     f"{where}: {doc.number} moves receivables by "

@@ -97,7 +97,11 @@ class _Loader:
                 select(tables.Payment).where(tables.Payment.id.in_(payment_ids))
             )
         }
-        doc_ids = set(by_type.get(base.INVOICE, []) + by_type.get(base.CREDIT_NOTE, []))
+        doc_ids = set(
+            by_type.get(base.INVOICE, [])
+            + by_type.get(base.CREDIT_NOTE, [])
+            + by_type.get(base.VOID, [])
+        )
         doc_ids |= {journal.document_id for journal in self.journals.values()}
         self._load_documents(doc_ids)
         linked = {doc.invoice_id for doc in self.documents.values() if doc.invoice_id}
@@ -130,6 +134,17 @@ class _Loader:
         for doc in self.session.scalars(select(tables.Document).where(tables.Document.id.in_(ids))):
             self.documents[doc.id] = doc
 
+    def _journaled(self, document_id: int) -> dict[int, Decimal]:
+        """Revenue journaled for a document, per product."""
+        totals: dict[int, Decimal] = {}
+        for journal in self.session.scalars(
+            select(tables.RevenueJournal).where(tables.RevenueJournal.document_id == document_id)
+        ):
+            for product_id, amount in journal.amounts.items():
+                key = int(product_id)
+                totals[key] = totals.get(key, Decimal(0)) + Decimal(amount)
+        return totals
+
     def _document(self, document_id: int) -> tables.Document:
         if document_id not in self.documents:
             self.documents[document_id] = self.session.get_one(tables.Document, document_id)
@@ -155,12 +170,15 @@ class _Loader:
     def invoice(self, row: tables.Outbox) -> base.Invoice:
         doc = self._document(row.document_id)
         money = currency_of(doc.currency)
+        journaled = self._journaled(doc.id) if row.document_type == base.VOID else {}
         lines = []
         for line in self.lines.get(doc.id, []):
             code, family = self.product(line.product_id)
             recurring = line.kind == ChargeKind.RECURRING.value
             recognized = Decimal(0)
-            if recurring and row.document_type == base.CREDIT_NOTE:
+            if recurring and row.document_type == base.VOID:
+                recognized = journaled.pop(line.product_id, Decimal(0))
+            elif recurring and row.document_type == base.CREDIT_NOTE:
                 period = Period(line.service_start, line.service_end)
                 schedule = RevenueSchedule(line.amount, money, period)
                 recognized = schedule.recognized_through(doc.issue_date)
@@ -220,7 +238,7 @@ class _Loader:
         )
 
     def document(self, row: tables.Outbox) -> base.Document:
-        if row.document_type in (base.INVOICE, base.CREDIT_NOTE):
+        if row.document_type in (base.INVOICE, base.CREDIT_NOTE, base.VOID):
             return self.invoice(row)
         if row.document_type in (base.PAYMENT, base.REFUND):
             return self.payment(row)

@@ -128,11 +128,13 @@ def _close_document(session: Session, document: tables.Document, as_of: date) ->
             insert(tables.RevenueJournal).returning(tables.RevenueJournal.id), rows
         ).all()
         outbox.enqueue(session, "revenue", ids)
-    if end >= start:
-        if progress is None:
-            session.add(tables.RevenueProgress(document_id=document.id, recognized_through=end))
-        else:
-            progress.recognized_through = end
+    # Recorded even when nothing was left to journal (a credit note issued after its service
+    # ended), so that the document is not looked at again.
+    through = max(end, start - ONE_DAY)
+    if progress is None:
+        session.add(tables.RevenueProgress(document_id=document.id, recognized_through=through))
+    else:
+        progress.recognized_through = through
     return len(rows)
 
 

@@ -1,0 +1,855 @@
+"""The Beancount ledger target on real files, read back with Beancount's own loader.
+
+The main file is made once and never rewritten; batches go to ``ledger.d/YYYY-MM/``; a document
+already in the ledger is never written again, by the same or a new :class:`Ledger`; the
+project's plugin rejects a document written twice; balances come out exactly; and payments
+finance records by hand in the main file come back as :class:`ExternalPayment`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from beancount import loader
+from beancount.core import data, realization
+
+from connector.accounting import ledger as ledger_module
+from connector.accounting.base import ExternalPayment, PostResult
+from connector.accounting.beancount_plugin import DuplicateDocumentError
+from connector.accounting.chart import Chart
+from connector.accounting.ledger import Ledger
+from connector.errors import ConfigError
+from tests.accounting.documents import (
+    ALICE,
+    ALICE_AR,
+    CHART,
+    MULLER,
+    MULLER_AR,
+    TANAKA,
+    TANAKA_AR,
+    balances,
+    batch_files,
+    document_counts,
+    identities,
+    payment,
+    scenario,
+    transactions,
+)
+
+D = Decimal
+PLUGIN_LINE = 'plugin "connector.accounting.beancount_plugin"'
+INCLUDE_LINE = 'include "ledger.d/*/*.beancount"'
+
+MAIN_TEXT = f"""\
+; The billing connector's ledger. Open it with: fava ledger.beancount
+; The connector writes its entries to ledger.d/ and never rewrites this file:
+; add your own entries (payments, adjustments) below.
+
+option "title" "Billing"
+option "operating_currency" "USD"
+{PLUGIN_LINE}
+{INCLUDE_LINE}
+
+"""
+
+CHART_OPENS = """\
+2000-01-01 open Assets:Bank
+
+2000-01-01 open Liabilities:DeferredRevenue
+
+2000-01-01 open Income:Subscriptions
+
+2000-01-01 open Income:OneTime
+
+2000-01-01 open Income:Setup
+
+2000-01-01 open Income:Services
+"""
+
+ALICE_BATCH = """\
+2000-01-01 open Assets:AccountsReceivable:Alice-Inc-1
+  customer_id: "1"
+  name: "Alice Inc."
+
+2000-01-01 open Liabilities:SalesTax:7-25
+
+2026-01-01 * "Alice Inc." "Invoice INV-000001" ^INV-000001
+  document_type: "invoice"
+  document_id: "1"
+  due: 2026-01-31
+  Assets:AccountsReceivable:Alice-Inc-1             1608.75 USD
+  Liabilities:DeferredRevenue                      -1200.00 USD
+  Income:Setup                                      -300.00 USD
+  Liabilities:SalesTax:7-25                         -108.75 USD
+
+2026-01-15 * "Alice Inc." "Payment for INV-000001 (wire-1)" ^INV-000001
+  document_type: "payment"
+  document_id: "5"
+  Assets:Bank                                       1000.00 USD
+  Assets:AccountsReceivable:Alice-Inc-1            -1000.00 USD
+
+2026-01-31 * "Alice Inc." "Revenue of INV-000001, 2026-01-01 to 2026-01-31" ^INV-000001
+  document_type: "revenue"
+  document_id: "9"
+  Liabilities:DeferredRevenue              400.00 USD
+  Income:Subscriptions                    -400.00 USD
+"""
+
+# Finance's own ledger, from before the connector: options, comments, an account, a transaction,
+# and no newline at the end.
+HAND_WRITTEN = """\
+; Books of Example Ltd — kept by hand since 2025
+option "title" "Example Ltd"
+option "operating_currency" "EUR"
+
+2000-01-01 open Assets:Bank
+2000-01-01 open Equity:Opening-Balances
+
+2025-12-31 * "Opening balance"  ; carried over
+  Assets:Bank                 5000.00 EUR
+  Equity:Opening-Balances    -5000.00 EUR"""
+
+
+@pytest.fixture
+def main(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.beancount"
+
+
+@pytest.fixture
+def ticking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that moves one second each time the ledger reads it, as when the connector is
+    restarted later: for tests of several instances that are not about batch file names (the
+    same second is ``test_two_ledgers_writing_in_the_same_second_lose_nothing``)."""
+    real = time.strftime
+    start = time.time()
+    ticks = itertools.count()
+
+    def strftime(fmt: str, *rest: time.struct_time) -> str:
+        return real(fmt, *rest) if rest else real(fmt, time.localtime(start + next(ticks)))
+
+    monkeypatch.setattr(time, "strftime", strftime)
+
+
+def _load(main: Path) -> tuple[list[Any], list[Any]]:
+    entries, errors, _ = loader.load_file(str(main))
+    return entries, errors
+
+
+def _load_clean(main: Path) -> list[Any]:
+    entries, errors = _load(main)
+    assert [error.message for error in errors] == []
+    return entries
+
+
+def _append(main: Path, text: str) -> int:
+    """Append ``text`` to the main file; the line number its first line lands on."""
+    before = main.read_text(encoding="utf-8")
+    if not before.endswith("\n"):
+        before += "\n"
+    main.write_text(before + text, encoding="utf-8")
+    return before.count("\n") + 1
+
+
+def _snapshot(main: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in main.parent.rglob("*") if path.is_file()}
+
+
+def _opened(entries: list[Any]) -> dict[str, date]:
+    return {entry.account: entry.date for entry in entries if isinstance(entry, data.Open)}
+
+
+# -- the main file -------------------------------------------------------------------------
+
+
+def test_main_file_is_created_with_options_plugin_and_include(main: Path) -> None:
+    Ledger(main, CHART)
+    assert main.read_text(encoding="utf-8") == MAIN_TEXT
+    [chart_batch] = batch_files(main)
+    assert chart_batch.parent.parent == main.parent / "ledger.d"
+    assert chart_batch.read_text(encoding="utf-8") == CHART_OPENS
+    _, errors, options = loader.load_file(str(main))
+    assert errors == []
+    assert options["title"] == "Billing"
+    assert options["operating_currency"] == ["USD"]
+    assert options["include"] == [str(main), str(chart_batch)]
+
+
+def test_operating_currency_of_a_new_ledger(main: Path) -> None:
+    Ledger(main, CHART, operating_currency="JPY")
+    assert 'option "operating_currency" "JPY"\n' in main.read_text(encoding="utf-8")
+    _, _, options = loader.load_file(str(main))
+    assert options["operating_currency"] == ["JPY"]
+
+
+def test_main_file_is_never_rewritten(main: Path, ticking: None) -> None:
+    ledger = Ledger(main, CHART)
+    stat = main.stat()
+    ledger.post(scenario())
+    Ledger(main, CHART).post(scenario())
+    assert main.read_text(encoding="utf-8") == MAIN_TEXT
+    assert (main.stat().st_ino, main.stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+
+
+def test_existing_main_file_keeps_every_byte_and_gets_two_lines_once(
+    main: Path, ticking: None
+) -> None:
+    main.write_text(HAND_WRITTEN, encoding="utf-8")
+    Ledger(main, CHART)
+    expected = HAND_WRITTEN + "\n" + PLUGIN_LINE + "\n" + INCLUDE_LINE + "\n"
+    assert main.read_text(encoding="utf-8") == expected
+    Ledger(main, CHART).post(scenario())
+    Ledger(main, CHART)
+    assert main.read_text(encoding="utf-8") == expected
+
+    entries = _load_clean(main)
+    # finance's bank account is not opened a second time; the rest of the chart is
+    opened = _opened(entries)
+    assert opened["Assets:Bank"] == date(2000, 1, 1)
+    bank_opens = [e for e in entries if isinstance(e, data.Open) and e.account == "Assets:Bank"]
+    assert [entry.meta["filename"] for entry in bank_opens] == [str(main)]
+    assert "Income:Subscriptions" in opened
+    [opening] = [entry for entry in transactions(entries) if entry.narration == "Opening balance"]
+    assert opening.meta["filename"] == str(main)
+    assert balances(entries)[("Equity:Opening-Balances", "EUR")] == D("-5000.00")
+    assert balances(entries)[("Assets:Bank", "EUR")] == D("5000.00") + D("172.50") - D("119.00")
+
+
+def test_existing_main_file_that_opens_the_whole_chart_passes_bean_check(main: Path) -> None:
+    """Finance's ledger already opens every account of the chart: the connector writes no batch
+    at start, and the include it added must not make the ledger fail to load."""
+    opens = "".join(
+        f"2000-01-01 open {account}\n"
+        for account in (
+            "Assets:Bank",
+            "Liabilities:DeferredRevenue",
+            "Income:Subscriptions",
+            "Income:OneTime",
+        )
+    )
+    main.write_text(opens, encoding="utf-8")
+    Ledger(main, Chart())
+    assert (
+        main.read_text(encoding="utf-8") == opens + "\n" + PLUGIN_LINE + "\n" + INCLUDE_LINE + "\n"
+    )
+    _load_clean(main)
+
+
+def test_existing_main_file_with_the_plugin_gets_only_the_include(main: Path) -> None:
+    text = HAND_WRITTEN.replace(
+        'option "operating_currency" "EUR"\n', f'option "operating_currency" "EUR"\n{PLUGIN_LINE}\n'
+    )
+    main.write_text(text + "\n", encoding="utf-8")
+    Ledger(main, CHART)
+    assert main.read_text(encoding="utf-8") == text + "\n\n" + INCLUDE_LINE + "\n"
+    Ledger(main, CHART)
+    assert main.read_text(encoding="utf-8") == text + "\n\n" + INCLUDE_LINE + "\n"
+
+
+def test_chart_accounts_are_open_before_any_document(main: Path) -> None:
+    Ledger(main, CHART)
+    line = _append(
+        main,
+        '2026-01-02 * "Bank" "Interest"\n'
+        "  Assets:Bank       1.25 USD\n"
+        "  Income:OneTime   -1.25 USD\n",
+    )
+    entries = _load_clean(main)
+    assert _opened(entries) == {
+        "Assets:Bank": date(2000, 1, 1),
+        "Liabilities:DeferredRevenue": date(2000, 1, 1),
+        "Income:Subscriptions": date(2000, 1, 1),
+        "Income:OneTime": date(2000, 1, 1),
+        "Income:Setup": date(2000, 1, 1),
+        "Income:Services": date(2000, 1, 1),
+    }
+    [interest] = transactions(entries)
+    assert interest.meta["lineno"] == line
+    # a new instance opens nothing more
+    before = _snapshot(main)
+    Ledger(main, CHART)
+    assert _snapshot(main) == before
+
+
+def test_chart_open_date_is_used(main: Path) -> None:
+    chart = Chart(open_date=date(2019, 7, 1))
+    ledger = Ledger(main, chart)
+    ledger.post(scenario()[:1])
+    assert set(_opened(_load_clean(main)).values()) == {date(2019, 7, 1)}
+
+
+def test_an_account_added_to_the_chart_is_opened_by_the_next_instance(
+    main: Path, ticking: None
+) -> None:
+    Ledger(main, Chart())
+    Ledger(main, CHART)
+    Ledger(main, CHART)
+    opened = _opened(_load_clean(main))
+    assert sorted(opened) == sorted(
+        [
+            "Assets:Bank",
+            "Liabilities:DeferredRevenue",
+            "Income:Subscriptions",
+            "Income:OneTime",
+            "Income:Setup",
+            "Income:Services",
+        ]
+    )
+    assert len(batch_files(main)) == 2
+
+
+# -- posting ---------------------------------------------------------------------------------
+
+
+def test_post_writes_one_batch_file(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    before = batch_files(main)
+    docs = scenario()
+    alice = [docs[0], docs[3], docs[6]]
+    results = ledger.post(alice)
+    [written] = [path for path in batch_files(main) if path not in before]
+    assert written.read_text(encoding="utf-8") == ALICE_BATCH
+    assert written.parent.name == time.strftime("%Y-%m")
+    assert results == [PostResult(doc.key, True, external_id=str(written)) for doc in alice]
+    assert [path.name for path in written.parent.iterdir() if path.name.startswith(".")] == []
+    entries = _load_clean(main)
+    assert document_counts(entries) == identities(alice)
+
+
+def test_post_of_nothing_writes_nothing(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    before = _snapshot(main)
+    assert ledger.post([]) == []
+    assert _snapshot(main) == before
+
+
+def test_posting_again_with_the_same_ledger_writes_nothing(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    docs = scenario()
+    assert all(result.ok for result in ledger.post(docs))
+    before = _snapshot(main)
+    assert ledger.post(docs) == [
+        PostResult(doc.key, True, external_id="already in the ledger") for doc in docs
+    ]
+    assert _snapshot(main) == before
+    assert document_counts(_load_clean(main)) == identities(docs)
+
+
+def test_posting_again_with_a_new_ledger_writes_nothing(main: Path) -> None:
+    docs = scenario()
+    Ledger(main, CHART).post(docs)
+    before = _snapshot(main)
+    fresh = Ledger(main, CHART)
+    assert fresh.post(docs) == [
+        PostResult(doc.key, True, external_id="already in the ledger") for doc in docs
+    ]
+    assert fresh.post(list(reversed(docs))) == [
+        PostResult(doc.key, True, external_id="already in the ledger") for doc in reversed(docs)
+    ]
+    assert _snapshot(main) == before
+    assert document_counts(_load_clean(main)) == identities(docs)
+
+
+def test_a_batch_of_old_and_new_documents_writes_only_the_new(main: Path, ticking: None) -> None:
+    docs = scenario()
+    Ledger(main, CHART).post(docs[:6])
+    ledger = Ledger(main, CHART)
+    before = batch_files(main)
+    results = ledger.post(docs)
+    [written] = [path for path in batch_files(main) if path not in before]
+    assert results == [
+        PostResult(doc.key, True, external_id="already in the ledger") for doc in docs[:6]
+    ] + [PostResult(doc.key, True, external_id=str(written)) for doc in docs[6:]]
+    assert document_counts(_load_clean(main)) == identities(docs)
+
+
+def test_a_document_twice_in_one_batch_is_written_once(main: Path) -> None:
+    docs = scenario()
+    ledger = Ledger(main, CHART)
+    results = ledger.post([docs[0], docs[0], docs[3]])
+    [written] = {result.external_id for result in results} - {"already in the ledger"}
+    assert results == [
+        PostResult(docs[0].key, True, external_id=written),
+        PostResult(docs[0].key, True, external_id="already in the ledger"),
+        PostResult(docs[3].key, True, external_id=written),
+    ]
+    assert document_counts(_load_clean(main)) == identities([docs[0], docs[3]])
+
+
+def test_another_version_of_a_document_in_the_ledger_is_not_written(main: Path) -> None:
+    first = payment(5, ALICE, date(2026, 1, 15), "1000.00", "INV-000001")
+    Ledger(main, CHART).post([first])
+    again = replace(first, key="payment:5:v2", paid_on=date(2026, 1, 16), amount=D("999.00"))
+    assert Ledger(main, CHART).post([again]) == [
+        PostResult("payment:5:v2", True, external_id="already in the ledger")
+    ]
+    [only] = transactions(_load_clean(main))
+    assert only.date == date(2026, 1, 15)
+
+
+def test_two_ledgers_writing_in_the_same_second_lose_nothing(
+    main: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch files are named after the second, the process and a counter of the instance: an
+    instance made later in the same process and second (a scheduler's next cycle, a CLI command
+    run by the sync engine) must not replace the files of the one before."""
+    real = time.strftime
+    frozen = time.localtime()
+    monkeypatch.setattr(time, "strftime", lambda fmt, *_: real(fmt, frozen))
+    docs = scenario()
+    Ledger(main, CHART).post(docs[:6])  # the chart's accounts, then January's first documents
+    Ledger(main, CHART).post(docs[6:])  # more documents
+    Ledger(main, CHART)  # the next cycle starts
+    entries = _load_clean(main)
+    assert document_counts(entries) == identities(docs)
+    assert "Assets:Bank" in _opened(entries)
+    assert len(batch_files(main)) == 3
+
+
+def test_a_failed_write_can_be_retried_by_the_same_ledger(
+    main: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk refuses the first batch (full); the same instance posts it again later: the
+    accounts it had to open must be opened by the batch that is written."""
+    ledger = Ledger(main, CHART)
+    docs = scenario()
+    real_fsync = os.fsync
+    failures = [OSError(28, "No space left on device")]
+
+    def fsync(fd: int) -> None:
+        if failures:
+            raise failures.pop()
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    try:
+        results = ledger.post(docs)
+    except OSError:
+        pass
+    else:  # refusing the batch with retriable results is fine too
+        assert all(not result.ok and result.retriable for result in results)
+    assert document_counts(_load_clean(main)) == {}
+    results = ledger.post(docs)
+    assert all(result.ok for result in results)
+    entries = _load_clean(main)
+    assert document_counts(entries) == identities(docs)
+
+
+# -- upserting customers -------------------------------------------------------------------
+
+
+def test_upsert_customers_opens_their_receivables_once(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    assert ledger.upsert_customers([ALICE, MULLER, TANAKA]) == [
+        PostResult("customer:1", True, external_id=ALICE_AR),
+        PostResult("customer:2", True, external_id=MULLER_AR),
+        PostResult("customer:3", True, external_id=TANAKA_AR),
+    ]
+    before = _snapshot(main)
+    ledger.upsert_customers([ALICE])
+    Ledger(main, CHART).upsert_customers([ALICE, MULLER, TANAKA])
+    assert _snapshot(main) == before
+    entries = _load_clean(main)
+    opens = {entry.account: entry.meta for entry in entries if isinstance(entry, data.Open)}
+    assert opens[MULLER_AR]["customer_id"] == "2"
+    assert opens[MULLER_AR]["name"] == "Bäckerei Müller GmbH"
+
+
+def test_a_renamed_customer_keeps_its_receivable(main: Path, ticking: None) -> None:
+    Ledger(main, CHART).post(scenario()[:1])
+    renamed = replace(ALICE, name="Alice Holdings")
+    late = payment(50, renamed, date(2026, 3, 1), "608.75", "INV-000001")
+    assert Ledger(main, CHART).upsert_customers([renamed]) == [
+        PostResult("customer:1", True, external_id=ALICE_AR)
+    ]
+    Ledger(main, CHART).post([late])
+    entries = _load_clean(main)
+    assert balances(entries)[(ALICE_AR, "USD")] == D("1000.00")
+    assert not any(
+        account.startswith("Assets:AccountsReceivable:Alice-Holdings")
+        for account in _opened(entries)
+    )
+
+
+# -- the plugin ------------------------------------------------------------------------------
+
+
+def _transaction_text(path: Path, document_id: str) -> str:
+    """The text of the transaction with ``document_id`` in the batch file ``path``."""
+    for block in path.read_text(encoding="utf-8").split("\n\n"):
+        if f'  document_id: "{document_id}"' in block:
+            return block.rstrip("\n") + "\n"
+    raise AssertionError(f"no document {document_id} in {path}")
+
+
+def test_plugin_rejects_a_document_copied_by_hand(main: Path) -> None:
+    results = Ledger(main, CHART).post(scenario())
+    written = Path(results[0].external_id or "")
+    copy = _transaction_text(written, "1")
+    line = _append(main, "\n" + copy)
+    _, errors = _load(main)
+    assert len(errors) == 1
+    [error] = errors
+    assert isinstance(error, DuplicateDocumentError)
+    original_line = written.read_text(encoding="utf-8").split("\n").index(copy.splitlines()[0]) + 1
+    places = {f"{written}:{original_line}", f"{main}:{line + 1}"}
+    where = f"{error.source['filename']}:{error.source['lineno']}"
+    assert where in places
+    assert error.message == f"invoice 1 is already in the ledger at {(places - {where}).pop()}"
+
+
+def test_plugin_rejects_a_document_written_twice_with_another_narration(main: Path) -> None:
+    Ledger(main, CHART).post(scenario())
+    _append(
+        main,
+        '2026-01-16 * "Alice" "typed again"\n'
+        '  document_type: "payment"\n'
+        '  document_id: "5"\n'
+        "  Assets:Bank                            1.00 USD\n"
+        f"  {ALICE_AR}         -1.00 USD\n",
+    )
+    _, errors = _load(main)
+    assert [error.message.split(" at ")[0] for error in errors] == [
+        "payment 5 is already in the ledger"
+    ]
+
+
+def test_plugin_accepts_the_same_id_for_different_document_types(main: Path) -> None:
+    Ledger(main, CHART).post(scenario())
+    _append(
+        main,
+        '2026-01-16 * "Alice" "an adjustment numbered like invoice 1"\n'
+        '  document_type: "adjustment"\n'
+        '  document_id: "1"\n'
+        "  Assets:Bank                            1.00 USD\n"
+        "  Income:OneTime                        -1.00 USD\n",
+    )
+    _load_clean(main)
+
+
+def test_bean_check_passes_and_then_fails_on_a_duplicate(main: Path) -> None:
+    bean_check = shutil.which("bean-check", path=str(Path(sys.executable).parent))
+    assert bean_check is not None
+    results = Ledger(main, CHART).post(scenario())
+    ok = subprocess.run([bean_check, str(main)], capture_output=True, text=True, check=False)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
+    _append(main, "\n" + _transaction_text(Path(results[0].external_id or ""), "8"))
+    bad = subprocess.run([bean_check, str(main)], capture_output=True, text=True, check=False)
+    assert bad.returncode == 1
+    assert "refund 8 is already in the ledger at " in bad.stdout + bad.stderr
+
+
+# -- balances ----------------------------------------------------------------------------------
+
+JAN = {
+    (ALICE_AR, "USD"): D("608.75"),
+    (TANAKA_AR, "JPY"): D("6500"),
+    ("Liabilities:DeferredRevenue", "USD"): D("-800.00"),
+    ("Liabilities:DeferredRevenue", "EUR"): D("-29.03"),
+    ("Liabilities:DeferredRevenue", "JPY"): D("-8000"),
+    ("Income:Subscriptions", "USD"): D("-400.00"),
+    ("Income:Subscriptions", "EUR"): D("-70.97"),
+    ("Income:Subscriptions", "JPY"): D("-4000"),
+    ("Income:Setup", "USD"): D("-300.00"),
+    ("Income:Setup", "JPY"): D("-3000"),
+    ("Income:Services", "EUR"): D("-50.00"),
+    ("Liabilities:SalesTax:7-25", "USD"): D("-108.75"),
+    ("Liabilities:SalesTax:19", "EUR"): D("-19.00"),
+    ("Liabilities:SalesTax:7", "EUR"): D("-3.50"),
+    ("Liabilities:SalesTax:10", "JPY"): D("-1500"),
+    ("Assets:Bank", "USD"): D("1000.00"),
+    ("Assets:Bank", "EUR"): D("172.50"),
+    ("Assets:Bank", "JPY"): D("10000"),
+}
+# Müller's platform is credited in full: its receivable, deferred and recognized revenue and
+# its 19 % tax are back to zero; the refund leaves the bank
+FEB = {
+    (ALICE_AR, "USD"): D("608.75"),
+    (TANAKA_AR, "JPY"): D("6500"),
+    ("Liabilities:DeferredRevenue", "USD"): D("-400.00"),
+    ("Liabilities:DeferredRevenue", "JPY"): D("-4000"),
+    ("Income:Subscriptions", "USD"): D("-800.00"),
+    ("Income:Subscriptions", "JPY"): D("-8000"),
+    ("Income:Setup", "USD"): D("-300.00"),
+    ("Income:Setup", "JPY"): D("-3000"),
+    ("Income:Services", "EUR"): D("-50.00"),
+    ("Liabilities:SalesTax:7-25", "USD"): D("-108.75"),
+    ("Liabilities:SalesTax:7", "EUR"): D("-3.50"),
+    ("Liabilities:SalesTax:10", "JPY"): D("-1500"),
+    ("Assets:Bank", "USD"): D("1000.00"),
+    ("Assets:Bank", "EUR"): D("53.50"),
+    ("Assets:Bank", "JPY"): D("10000"),
+}
+
+
+@pytest.fixture
+def loaded(main: Path, ticking: None) -> list[Any]:
+    docs = scenario()
+    Ledger(main, CHART).post(docs[:9])  # January's documents
+    Ledger(main, CHART).post(docs[9:])  # February's, by a new instance
+    return _load_clean(main)
+
+
+def test_balances_at_the_end_of_january(loaded: list[Any]) -> None:
+    assert balances(loaded, end=date(2026, 1, 31)) == JAN
+
+
+def test_balances_at_the_end_of_february(loaded: list[Any]) -> None:
+    assert balances(loaded, end=date(2026, 2, 28)) == FEB
+    assert balances(loaded) == FEB
+
+
+def test_revenue_recognized_per_month(loaded: list[Any]) -> None:
+    def recognized(start: date, end: date) -> dict[tuple[str, str], Decimal]:
+        return {
+            key: value
+            for key, value in balances(loaded, start=start, end=end).items()
+            if key[0] in ("Income:Subscriptions", "Liabilities:DeferredRevenue")
+        }
+
+    assert recognized(date(2026, 1, 1), date(2026, 1, 31)) == {
+        ("Liabilities:DeferredRevenue", "USD"): D("-800.00"),
+        ("Liabilities:DeferredRevenue", "EUR"): D("-29.03"),
+        ("Liabilities:DeferredRevenue", "JPY"): D("-8000"),
+        ("Income:Subscriptions", "USD"): D("-400.00"),
+        ("Income:Subscriptions", "EUR"): D("-70.97"),
+        ("Income:Subscriptions", "JPY"): D("-4000"),
+    }
+    # February: 400.00 and 4000 yen recognized; Müller's credit note takes back the 70.97
+    # recognized in January and the 29.03 still deferred, and its February journal cancels
+    # the invoice's
+    assert recognized(date(2026, 2, 1), date(2026, 2, 28)) == {
+        ("Liabilities:DeferredRevenue", "USD"): D("400.00"),
+        ("Liabilities:DeferredRevenue", "EUR"): D("29.03"),
+        ("Liabilities:DeferredRevenue", "JPY"): D("4000"),
+        ("Income:Subscriptions", "USD"): D("-400.00"),
+        ("Income:Subscriptions", "EUR"): D("70.97"),
+        ("Income:Subscriptions", "JPY"): D("-4000"),
+    }
+
+
+def test_receivable_per_customer_with_beancount_realization(loaded: list[Any]) -> None:
+    root = realization.realize(loaded)
+    receivables = realization.get(root, "Assets:AccountsReceivable")
+    per_customer = {
+        name: {pos.units.currency: pos.units.number for pos in child.balance}
+        for name, child in receivables.items()
+    }
+    assert per_customer == {
+        "Alice-Inc-1": {"USD": D("608.75")},
+        "Backerei-Muller-GmbH-2": {},
+        "Tanaka-3": {"JPY": D("6500")},
+    }
+    tax = realization.get(root, "Liabilities:SalesTax")
+    assert {
+        name: {pos.units.currency: pos.units.number for pos in child.balance}
+        for name, child in tax.items()
+    } == {
+        "7-25": {"USD": D("-108.75")},
+        "19": {},
+        "7": {"EUR": D("-3.50")},
+        "10": {"JPY": D("-1500")},
+    }
+
+
+def test_yen_are_whole_in_the_ledger(loaded: list[Any]) -> None:
+    yen = [
+        posting.units.number
+        for entry in transactions(loaded)
+        for posting in entry.postings
+        if posting.units.currency == "JPY"
+    ]
+    assert len(yen) == 10  # invoice 4, payment 2, two journals 2 each
+    assert all(number.as_tuple().exponent == 0 for number in yen)
+    assert all(str(value) == str(int(value)) for key, value in FEB.items() if key[1] == "JPY")
+
+
+def test_every_document_is_one_transaction_with_its_links(loaded: list[Any]) -> None:
+    docs = scenario()
+    assert document_counts(loaded) == identities(docs)
+    linked = {
+        (entry.meta["document_type"], entry.meta["document_id"]): entry.links
+        for entry in transactions(loaded)
+    }
+    assert linked[("credit_note", "4")] == {"CN-000001", "INV-000002"}
+    assert linked[("refund", "8")] == {"INV-000002"}
+    assert linked[("revenue", "13")] == {"CN-000001", "INV-000002"}
+    assert {key for key, links in linked.items() if "INV-000002" in links} == {
+        ("invoice", "2"),
+        ("credit_note", "4"),
+        ("payment", "6"),
+        ("refund", "8"),
+        ("revenue", "11"),
+        ("revenue", "12"),
+        ("revenue", "13"),
+    }
+
+
+# -- payments recorded by hand -----------------------------------------------------------------
+
+
+def test_a_hand_payment_becomes_an_external_payment(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    ledger.post(scenario())
+    line = _append(
+        main,
+        "\n"
+        '2026-02-10 * "Alice Inc." "Wire from Alice" ^INV-000001\n'
+        "  Assets:Bank                              608.75 USD\n"
+        f"  {ALICE_AR}                   -608.75 USD\n",
+    )
+    expected = [
+        ExternalPayment(
+            reference="ledger:2026-02-10:INV-000001:608.75:USD:1",
+            invoice_number="INV-000001",
+            amount=D("608.75"),
+            currency="USD",
+            date=date(2026, 2, 10),
+            where=f"{main}:{line + 1}",
+        )
+    ]
+    assert ledger.payments(None) == (expected, None)
+    assert ledger.payments("cursor-1") == (expected, "cursor-1")
+    assert Ledger(main, CHART).payments(None) == (expected, None)
+    entries = _load_clean(main)
+    assert balances(entries)[("Assets:Bank", "USD")] == D("1608.75")
+    assert (ALICE_AR, "USD") not in balances(entries)
+
+
+def test_a_hand_payment_in_yen(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    ledger.post(scenario())
+    line = _append(
+        main,
+        '2026-02-20 * "Tanaka" "Furikomi" ^INV-000003\n'
+        "  Assets:Bank                    6500 JPY\n"
+        f"  {TANAKA_AR}     -6500 JPY\n",
+    )
+    assert ledger.payments(None) == (
+        [
+            ExternalPayment(
+                reference="ledger:2026-02-20:INV-000003:6500:JPY:1",
+                invoice_number="INV-000003",
+                amount=D("6500"),
+                currency="JPY",
+                date=date(2026, 2, 20),
+                where=f"{main}:{line}",
+            )
+        ],
+        None,
+    )
+
+
+def test_connector_documents_and_other_transactions_are_not_payments(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    ledger.post(scenario())
+    _append(
+        main,
+        # a connector payment copied with its metadata (another id: not a duplicate)
+        '2026-02-11 * "Alice Inc." "Payment for INV-000001" ^INV-000001\n'
+        '  document_type: "payment"\n'
+        '  document_id: "99"\n'
+        "  Assets:Bank                              10.00 USD\n"
+        f"  {ALICE_AR}                   -10.00 USD\n"
+        "\n"
+        # no link
+        '2026-02-12 * "Alice Inc." "Unlinked wire"\n'
+        "  Assets:Bank                              11.00 USD\n"
+        f"  {ALICE_AR}                   -11.00 USD\n"
+        "\n"
+        # debits the receivable: an adjustment, not a payment
+        '2026-02-13 * "Alice Inc." "Late fee" ^INV-000001\n'
+        f"  {ALICE_AR}                    12.00 USD\n"
+        "  Income:OneTime                          -12.00 USD\n"
+        "\n"
+        # linked, but no receivable
+        '2026-02-14 * "Bank" "Fees" ^INV-000001\n'
+        "  Assets:Bank                              -1.00 USD\n"
+        "  Income:OneTime                            1.00 USD\n",
+    )
+    _load_clean(main)
+    assert ledger.payments(None) == ([], None)
+
+
+def test_two_identical_hand_payments_get_distinct_references(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    ledger.post(scenario())
+    text = (
+        '2026-02-10 * "Alice Inc." "Cheque" ^INV-000001\n'
+        "  Assets:Bank                              100.00 USD\n"
+        f"  {ALICE_AR}                   -100.00 USD\n"
+    )
+    first = _append(main, text)
+    second = _append(main, "\n" + text) + 1
+    payments, _ = ledger.payments(None)
+    assert payments == [
+        ExternalPayment(
+            reference=f"ledger:2026-02-10:INV-000001:100.00:USD:{n}",
+            invoice_number="INV-000001",
+            amount=D("100.00"),
+            currency="USD",
+            date=date(2026, 2, 10),
+            where=f"{main}:{line}",
+        )
+        for n, line in ((1, first), (2, second))
+    ]
+    assert ledger.payments(None)[0] == payments  # stable
+
+
+def test_a_hand_payment_with_the_receivable_amount_left_out(main: Path) -> None:
+    """Beancount fills in the one posting written without an amount, as finance often does."""
+    ledger = Ledger(main, CHART)
+    ledger.post(scenario())
+    line = _append(
+        main,
+        '2026-02-10 * "Alice Inc." "Wire" ^INV-000001\n'
+        "  Assets:Bank                              20.00 USD\n"
+        f"  {ALICE_AR}\n",
+    )
+    _load_clean(main)
+    assert ledger.payments(None) == (
+        [
+            ExternalPayment(
+                reference="ledger:2026-02-10:INV-000001:20.00:USD:1",
+                invoice_number="INV-000001",
+                amount=D("20.00"),
+                currency="USD",
+                date=date(2026, 2, 10),
+                where=f"{main}:{line}",
+            )
+        ],
+        None,
+    )
+
+
+def test_a_syntax_error_in_the_main_file_is_a_config_error(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    ledger.post(scenario())
+    line = _append(
+        main,
+        '2026-02-10 * "Alice Inc." "Wire" ^INV-000001\n'
+        "  Assets:Bank                              20.00 USD USD\n"
+        f"  {ALICE_AR}                    -20.00 USD\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        ledger.payments(None)
+    message = str(caught.value)
+    assert message.startswith(f"{main}:{line + 1}: ")
+    assert "syntax error" in message
+
+
+def test_ledger_module_names(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    assert (ledger.name, ledger.max_batch) == ("ledger", 1000)
+    assert ledger_module.PLUGIN == "connector.accounting.beancount_plugin"
+    assert ledger.directory == main.parent / "ledger.d"
