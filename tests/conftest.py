@@ -26,6 +26,7 @@ from connector.settings import Settings, load_settings
 
 POSTGRES_ENV = "CONNECTOR_TEST_POSTGRES_URL"
 TEST_TAX_RATES = {"JP": "10", "GB": "20", "DE": "19"}
+ACCOUNTING_MAPPING = Path(__file__).resolve().parents[1] / "mappings" / "accounting.yaml"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -117,5 +118,17 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return load_settings(
         database_url=database_url,
         ledger={"path": tmp_path / "ledger.beancount"},
+        tax={"rates": TEST_TAX_RATES},
+    )
+
+
+@pytest.fixture
+def ledger_settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings with a ledger in ``tmp_path`` and the repository's chart of accounts."""
+    return load_settings(
+        None,
+        database_url=database_url,
+        ledger={"path": tmp_path / "ledger.beancount"},
+        accounting={"mapping_file": str(ACCOUNTING_MAPPING)},
         tax={"rates": TEST_TAX_RATES},
     )

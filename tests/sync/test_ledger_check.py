@@ -20,29 +20,17 @@ from typer.testing import CliRunner
 from connector.accounting.ledger import Ledger
 from connector.cli import app
 from connector.db.engine import transaction
-from connector.settings import Settings, load_settings
+from connector.settings import Settings
 from connector.sync import settlement
 from connector.sync.billing_run import run_billing
 from connector.sync.ledger_check import CheckResult, check_ledger
 from connector.sync.push import make_target, push, read_payments
 from connector.sync.revenue_close import close_revenue
 from tests import builders
-from tests.conftest import TEST_TAX_RATES
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "mappings" / "accounting.yaml"
 US1 = "customer 1"  # customer ids: US1 is created first, GB1 second
-
-
-@pytest.fixture
-def ledger_settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings(
-        None,
-        database_url=database_url,
-        ledger={"path": tmp_path / "ledger.beancount"},
-        accounting={"mapping_file": str(MAPPING)},
-        tax={"rates": TEST_TAX_RATES},
-    )
 
 
 @pytest.fixture
