@@ -48,6 +48,7 @@ from connector.sync import contracts, crm_pull, settlement
 from connector.sync import push as sync_push
 from connector.sync import status as sync_status
 from connector.sync.billing_run import due_count, run_billing
+from connector.sync.cycle import run_cycle
 from connector.sync.demo import DEMO_START, DemoMonth, run_demo
 from connector.sync.importer import import_file
 from connector.sync.ledger_check import check_ledger
@@ -335,6 +336,31 @@ def ledger_check(ctx: typer.Context, as_json: JsonOption = False) -> None:
             soft_wrap=True,
         )
     if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def sync(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Run one full cycle and exit.")] = False,
+    as_of: DateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One full cycle: pull, bill, close revenue, push to accounting, read payments, write
+    back. Exit 0 when everything synced, 1 when something is quarantined or failed."""
+    if not once:
+        raise ConfigError("sync runs one cycle: give --once (connector run schedules cycles)")
+    state = _state(ctx)
+    result = run_cycle(state.database(), state.settings, _day(as_of))
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        for stage, summary in result.stages.items():
+            console.print(f"{stage}: {json.dumps(summary, default=json_default)}", soft_wrap=True)
+        for stage, error in result.errors.items():
+            errors.print(f"error: {stage}: {error}", markup=False, highlight=False)
+    if not result.clean:
         raise typer.Exit(1)
 
 

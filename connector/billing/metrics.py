@@ -61,7 +61,7 @@ class Metrics:
     ltv: Decimal | None
 
 
-def _to_money(value: Fraction, currency: Currency) -> Decimal:
+def to_money(value: Fraction, currency: Currency) -> Decimal:
     return round_money(Decimal(value.numerator) / Decimal(value.denominator), currency)
 
 
@@ -126,8 +126,8 @@ def metrics_from(
     churned = customers_at_start = active = 0
     mrr = mrr_at_start = zero
     for revenue in revenues:
-        before = _to_money(revenue.at_start, currency)
-        after = _to_money(revenue.at_end, currency)
+        before = to_money(revenue.at_start, currency)
+        after = to_money(revenue.at_end, currency)
         mrr += after
         mrr_at_start += before
         customers_at_start += before > 0

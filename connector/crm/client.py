@@ -41,6 +41,7 @@ from connector.settings import SalesforceSettings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_COMPOSITE_QUERIES = 5
+MAX_COLLECTION = 200
 
 
 class _TrustAdapter(HTTPAdapter):
@@ -257,6 +258,46 @@ class SalesforceClient:
                 )
             pages[name] = content
         return pages
+
+    # -- writes ----------------------------------------------------------------------------
+    def upsert_records(
+        self, obj: str, external_id_field: str, records: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Upsert up to 200 records by external id (sObject Collections, allOrNone off): one
+        call, one result per record (``success``, ``errors``)."""
+        body = {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": obj}, **record} for record in records],
+        }
+        return self._collection(
+            f"upsert {obj}",
+            lambda sf: sf.restful(
+                f"composite/sobjects/{obj}/{external_id_field}", method="PATCH", json=body
+            ),
+            len(records),
+        )
+
+    def update_records(self, obj: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Update up to 200 records by Id (sObject Collections, allOrNone off)."""
+        body = {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": obj}, **record} for record in records],
+        }
+        return self._collection(
+            f"update {obj}",
+            lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body),
+            len(records),
+        )
+
+    def _collection(
+        self, what: str, operation: Callable[[Salesforce], Any], count: int
+    ) -> list[dict[str, Any]]:
+        if count > MAX_COLLECTION:
+            raise ValueError(f"at most {MAX_COLLECTION} records go in one collections call")
+        answer = self.call(what, operation)
+        if not isinstance(answer, list) or len(answer) != count:
+            raise CrmError(f"{what}: Salesforce answered {count} records with {answer!r:.200}")
+        return answer
 
     def bulk_query(
         self, obj: str, soql: str, *, include_deleted: bool = False

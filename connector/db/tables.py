@@ -406,3 +406,32 @@ class RevenueProgress(Base):
 
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
     recognized_through: Mapped[date]
+
+
+class WritebackState(Base):
+    """What the connector last wrote to a CRM record: the hash of the fields sent, so that an
+    unchanged record costs no call; ``error`` holds why the CRM refused the last attempt."""
+
+    __tablename__ = "writeback_state"
+
+    object: Mapped[str] = mapped_column(String(80), primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    sent_hash: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    error_hash: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class JobRun(Base):
+    """One run of a job (or a stage of a cycle): when, how long, what it did."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index(None, "job", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,55 @@
+"""One cycle end to end against the sandbox: pull, bill, close revenue, push, write back."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.db import tables
+from connector.sandbox.server import Sandbox
+from connector.settings import SalesforceSettings, Settings
+from connector.sync.cycle import STAGES, run_cycle
+
+
+@pytest.fixture
+def cycle_settings(ledger_settings: Settings, salesforce_sandbox: Sandbox) -> Settings:
+    salesforce = SalesforceSettings(
+        instance_url=salesforce_sandbox.instance_url,
+        session_id=salesforce_sandbox.session_id,
+        ca_file=str(salesforce_sandbox.ca_file),
+        backoff_initial_seconds=0.001,
+    )
+    return ledger_settings.model_copy(update={"salesforce": salesforce})
+
+
+@pytest.mark.sandbox(seed="demo")
+def test_a_cycle_bills_deals_and_writes_invoices_back(
+    factory: sessionmaker[Session], cycle_settings: Settings, salesforce_sandbox: Sandbox
+) -> None:
+    first = run_cycle(factory, cycle_settings, date(2026, 1, 31))
+
+    assert first.errors == {}
+    assert set(first.stages) == set(STAGES)
+    with factory() as session:
+        documents = session.scalar(select(func.count()).select_from(tables.Document))
+        runs = session.scalar(select(func.count()).select_from(tables.JobRun))
+    org = salesforce_sandbox.org
+    written = org.db.execute("SELECT COUNT(*) FROM Billing_Invoice__c").fetchone()[0]
+    assert documents and written == documents
+    assert runs == len(STAGES)
+    assert first.stages["push"]["posted"] > documents  # invoices and revenue journals
+    # The two deals the demo org holds back are marked on the opportunity with the reason.
+    marked = org.db.execute(
+        "SELECT COUNT(*) FROM Opportunity WHERE Billing_Sync_Error__c IS NOT NULL"
+    ).fetchone()[0]
+    assert marked == first.stages["pull"]["quarantined"] - 1  # one of the three is an account
+
+    again = run_cycle(factory, cycle_settings, date(2026, 1, 31))
+
+    # Nothing changed: one call (the pull's Composite query), nothing written back.
+    assert again.api_calls == 1
+    assert again.stages["writeback"]["sent"] == {}
+    assert again.stages["push"]["posted"] == 0
