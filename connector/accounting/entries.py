@@ -34,6 +34,7 @@ from connector.accounting.base import (
 )
 from connector.accounting.chart import Chart
 from connector.billing.money import currency as currency_of
+from connector.billing.money import round_money
 
 ZERO = Decimal(0)
 LINK_CHARS = re.compile(r"[^A-Za-z0-9\-_/.]")
@@ -64,7 +65,7 @@ def link(number: str) -> str:
 
 def _amount(value: Decimal, currency: str) -> str:
     """An amount in its currency's minor unit (``0.00 GBP``, ``1200 JPY``)."""
-    return f"{format(value.quantize(currency_of(currency).quantum), 'f')} {currency}"
+    return f"{format(round_money(value, currency_of(currency)), 'f')} {currency}"
 
 
 def _transaction(

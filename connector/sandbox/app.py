@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -358,7 +358,3 @@ class SandboxApp:
             case ["sessions", "expire"], "POST":
                 return Reply(body={"expired": self.sessions.expire_all()})
         raise not_found()
-
-
-def utc_clock() -> datetime:
-    return datetime.now(UTC)

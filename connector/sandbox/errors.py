@@ -36,11 +36,3 @@ def bad_request(code: str, message: str, fields: tuple[str, ...] | list[str] = (
 
 def not_found(message: str = "The requested resource does not exist") -> ApiError:
     return ApiError(404, "NOT_FOUND", message)
-
-
-def invalid_type(name: str) -> ApiError:
-    return ApiError(
-        404 if name else 400,
-        "NOT_FOUND" if name else "INVALID_TYPE",
-        "The requested resource does not exist",
-    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -132,18 +132,44 @@ class Pull:
         position = staging.cursor(session, CURSOR_PREFIX + obj)
         return None if position is None else position - self.lookback
 
-    def _soql(self, obj: str, fields: list[str], since: datetime | None, extra: str = "") -> str:
+    def _soql(
+        self,
+        obj: str,
+        fields: list[str],
+        since: datetime | None,
+        extra: str = "",
+        *,
+        ids: Sequence[str] = (),
+        ordered: bool = True,
+    ) -> str:
+        """Changed records since ``since`` (or the records ``ids``), in SystemModstamp order
+        unless ``ordered`` is off (Bulk queries, whose results come in no guaranteed order)."""
         columns = ", ".join(dict.fromkeys(["Id", "SystemModstamp", "IsDeleted", *fields]))
-        where = f" WHERE SystemModstamp >= {soql_datetime(since)}" if since else ""
-        return f"SELECT {columns}{extra} FROM {obj}{where} ORDER BY SystemModstamp, Id"
+        conditions = [f"SystemModstamp >= {soql_datetime(since)}"] if since else []
+        if ids:
+            conditions.append(f"Id IN ({', '.join(repr(str(i)) for i in ids)})")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        order = " ORDER BY SystemModstamp, Id" if ordered else ""
+        return f"SELECT {columns}{extra} FROM {obj}{where}{order}"
 
-    def _deal_soql(self, since: datetime | None) -> str:
-        items = self.mapping.items
-        child = ", ".join(dict.fromkeys(["Id", *self.mapping.query_fields("items")]))
-        # queryAll also returns deleted children: a deal's items are its live ones.
-        extra = f", (SELECT {child} FROM {items.relationship} WHERE IsDeleted = false)"
+    def _deal_soql(
+        self, since: datetime | None, *, ids: Sequence[str] = (), child: bool = True
+    ) -> str:
+        """Deals with their live line items (queryAll also returns deleted children); without
+        ``child``, deals alone, unordered, for a Bulk query."""
+        extra = ""
+        if child:
+            fields = ", ".join(dict.fromkeys(["Id", *self.mapping.query_fields("items")]))
+            relationship = self.mapping.items.relationship
+            extra = f", (SELECT {fields} FROM {relationship} WHERE IsDeleted = false)"
+        contract = self.mapping.contract
         return self._soql(
-            self.mapping.contract.object, self.mapping.query_fields("contract"), since, extra
+            contract.object,
+            self.mapping.query_fields("contract"),
+            since,
+            extra,
+            ids=ids,
+            ordered=child,
         )
 
     def _explain(self, error: CrmError, obj: str) -> CrmError:
@@ -220,7 +246,7 @@ class Pull:
         since = self.since[obj]
         if obj == self.mapping.customer.object:
             fields = self.mapping.query_fields("customer")
-            soql = self._soql(obj, fields, since).split(" ORDER BY")[0]
+            soql = self._soql(obj, fields, since, ordered=False)
             rows: Iterator[list[dict[str, Any]]] = (
                 [nest(row) for row in page]
                 for page in self.client.bulk_query(obj, soql, include_deleted=True)
@@ -253,9 +279,7 @@ class Pull:
         for page in self.client.bulk_query(LINE_ITEM, item_soql):
             for row in page:
                 by_deal.setdefault(row["OpportunityId"], []).append(nest(row))
-        deal_soql = self._soql(contract.object, self.mapping.query_fields("contract"), since).split(
-            " ORDER BY"
-        )[0]
+        deal_soql = self._deal_soql(since, child=False)
         for page in self.client.bulk_query(contract.object, deal_soql, include_deleted=True):
             records = []
             for row in page:
@@ -312,22 +336,12 @@ class Pull:
         stale -= self.fetched_deals
         ordered = sorted(deal_id for deal_id in stale if SALESFORCE_ID.match(deal_id))
         for start in range(0, len(ordered), ID_CHUNK):
-            ids = ", ".join(f"'{deal_id}'" for deal_id in ordered[start : start + ID_CHUNK])
-            soql = self._deal_soql(None).replace(" ORDER BY", f" WHERE Id IN ({ids}) ORDER BY")
+            soql = self._deal_soql(None, ids=ordered[start : start + ID_CHUNK])
             for records in self.client.query_pages(soql, include_deleted=True):
                 self.catalog.clear()
                 with transaction(self.factory) as session:
-                    for record in records:
-                        row = staging.stage(
-                            session,
-                            SYSTEM,
-                            self.mapping.contract.object,
-                            record,
-                            modstamp=parse_modstamp(record.get("SystemModstamp")),
-                            deleted=truthy(record.get("IsDeleted")),
-                        )
-                        if row is not None:
-                            self._process(session, row)
+                    # the deals' own cursor stays where their own query left it
+                    self._page(session, self.mapping.contract.object, records, move=False)
                     self._save_usage(session)
         with transaction(self.factory) as session:
             staging.move_cursor(session, name, newest)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 from beancount import loader
 from beancount.core import data
@@ -22,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.accounting import base
-from connector.accounting.ledger import CUSTOMER, Ledger
+from connector.accounting.ledger import Ledger
 from connector.billing.payments import InvoiceStatus
 from connector.db import outbox, tables
 
@@ -50,15 +49,6 @@ class CheckResult:
         }
 
 
-def _customer_accounts(path: Path) -> dict[str, int]:
-    accounts: dict[str, int] = {}
-    folder = path.with_name(path.stem + ".d")
-    for file in [path, *sorted(folder.glob("*/*.beancount"))]:
-        for account, customer_id in CUSTOMER.findall(file.read_text(encoding="utf-8")):
-            accounts[account] = int(customer_id)
-    return accounts
-
-
 def _core_balances(session: Session) -> dict[tuple[int, str], Decimal]:
     balances: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
     for doc in session.scalars(
@@ -80,7 +70,7 @@ def check_ledger(session: Session, ledger: Ledger) -> CheckResult:
         result.differences.append(
             f"{source.get('filename')}:{source.get('lineno')}: {error.message}"
         )
-    customers = _customer_accounts(ledger.path)
+    customers = {account: customer for customer, account in ledger.customer_accounts.items()}
     receivable_root = ledger.chart.accounts.receivable
     ledger_balances: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
     totals = {(doc.kind, str(doc.id)): doc for doc in session.scalars(select(tables.Document))}

@@ -406,7 +406,3 @@ def truthy(value: Any, default: Any = False) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value)
-
-
-def soql_fields(paths: list[str]) -> str:
-    return ", ".join(dict.fromkeys(paths))

@@ -66,7 +66,7 @@ def make_target(settings: Settings) -> AccountingTarget:
 class _Loader:
     """Builds the documents of a batch of outbox rows, reading each table once per batch."""
 
-    def __init__(self, session: Session, rows: Sequence[tables.Outbox] = ()) -> None:
+    def __init__(self, session: Session, rows: Sequence[tables.Outbox]) -> None:
         self.session = session
         self.customers: dict[int, base.Customer] = {}
         self.products: dict[int, tuple[str, str | None]] = {}
@@ -75,8 +75,7 @@ class _Loader:
         self.taxes: dict[int, list[tables.DocumentTax]] = {}
         self.payments: dict[int, tables.Payment] = {}
         self.journals: dict[int, tables.RevenueJournal] = {}
-        if rows:
-            self._prefetch(rows)
+        self._prefetch(rows)
 
     def _prefetch(self, rows: Sequence[tables.Outbox]) -> None:
         session = self.session
@@ -200,9 +199,7 @@ class _Loader:
         )
 
     def payment(self, row: tables.Outbox) -> base.Payment:
-        payment = self.payments.get(row.document_id) or self.session.get_one(
-            tables.Payment, row.document_id
-        )
+        payment = self.payments[row.document_id]
         return base.Payment(
             key=document_key(row.document_type, payment.id),
             document_type=row.document_type,
@@ -216,9 +213,7 @@ class _Loader:
         )
 
     def revenue(self, row: tables.Outbox) -> base.RevenueJournal:
-        journal = self.journals.get(row.document_id) or self.session.get_one(
-            tables.RevenueJournal, row.document_id
-        )
+        journal = self.journals[row.document_id]
         source = self._document(journal.document_id)
         amounts = []
         for product_id, amount in sorted(journal.amounts.items(), key=lambda item: int(item[0])):

@@ -16,8 +16,6 @@ with its error and sent again when it changes; a retryable refusal is sent again
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,11 +64,6 @@ class WritebackResult:
             "failed": dict(self.failed),
             "api_calls": self.api_calls,
         }
-
-
-def _hash(record: dict[str, Any]) -> str:
-    text = json.dumps(record, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _number(value: Decimal) -> float:
@@ -204,7 +197,7 @@ def _changed(
     state = {(row.object, row.key): row for row in session.scalars(select(tables.WritebackState))}
     pending: dict[tuple[str, str], list[tuple[str, dict[str, Any], str]]] = defaultdict(list)
     for obj, key_field, key, fields in records(session, as_of):
-        digest = _hash(fields)
+        digest = staging.payload_hash(fields)
         known = state.get((obj, key))
         if known is not None and digest in (known.sent_hash, known.error_hash):
             result.unchanged += 1

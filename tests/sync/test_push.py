@@ -514,7 +514,7 @@ def test_a_crash_between_the_write_and_its_record_ends_with_each_document_once(
     path = ledger_settings.ledger.path
     with transaction(factory) as session:
         rows = outbox.undelivered(session, "ledger", 1000)
-        loader_ = _Loader(session)
+        loader_ = _Loader(session, rows)
         documents = [loader_.document(row) for row in rows]
     assert len(documents) == 18
     # The writer posts the first ten and dies before recording anything.
