@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector import __version__
+from connector import __version__, logs
 from connector.accounting.ledger import Ledger
 from connector.billing.money import to_decimal
 from connector.db.documents import find_document
@@ -48,12 +48,13 @@ from connector.sync import contracts, crm_pull, settlement
 from connector.sync import push as sync_push
 from connector.sync import status as sync_status
 from connector.sync.billing_run import due_count, run_billing
-from connector.sync.cycle import run_cycle
-from connector.sync.demo import DEMO_START, DemoMonth, run_demo
+from connector.sync.cycle import STAGES, run_cycle
+from connector.sync.demo import DemoMonth, run_demo
 from connector.sync.importer import import_file
 from connector.sync.ledger_check import check_ledger
 from connector.sync.reports import document_view, list_documents, subscription_metrics
 from connector.sync.revenue_close import close_revenue
+from jobs.service import serve, stop_on_signals
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,13 +101,7 @@ class CliState:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config)
-            logging.basicConfig(
-                level=self._settings.log_level.upper(),
-                stream=sys.stderr,
-                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            )
-            if self._settings.log_level.upper() != "DEBUG":
-                logging.getLogger("alembic").setLevel(logging.WARNING)
+            logs.configure(self._settings.log_level, self._settings.log_format)
         return self._settings
 
     def database(self) -> sessionmaker[Session]:
@@ -366,11 +361,26 @@ def sync(
 
 @app.command()
 @handles_errors
+def run(ctx: typer.Context) -> None:
+    """Run the scheduled jobs in the foreground. A second instance on the same database stands
+    by and takes over when the first stops; SIGTERM or Ctrl-C ends after the batch in hand."""
+    settings = _state(ctx).settings
+    with stop_on_signals() as stop:
+        code = serve(settings, stop)
+    raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Cursors, staged records, quarantined and held records with reasons, API usage today."""
-    factory = _state(ctx).database()
+    """Last run of each job, cursors, records waiting with their reasons, the outbox of each
+    accounting target, refused write-backs, and API usage today."""
+    state = _state(ctx)
+    factory = state.database()
     with transaction(factory) as session:
-        report = sync_status.status(session, _today())
+        report = sync_status.status(
+            session, _today(), jobs=STAGES, targets=[state.settings.accounting.target]
+        )
     if as_json:
         _print_json(report.to_dict())
     else:
@@ -493,26 +503,39 @@ def payment_record(
 @handles_errors
 def demo(
     ctx: typer.Context,
-    months: Annotated[int, typer.Option(min=1, max=60, help="Months to simulate.")] = 12,
-    start: Annotated[
-        datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="First simulated day (default 2026-01-01)."),
-    ] = None,
-    data_dir: Annotated[
-        Path, typer.Option(help="Throwaway directory for the demo's database (reset each run).")
+    months: Annotated[int, typer.Option(min=1, max=24, help="Months to simulate.")] = 12,
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "--dir", help="Throwaway directory for the demo's database, ledger and org (reset)."
+        ),
     ] = Path("var/demo"),
 ) -> None:
-    """Bill a simulated year of sample contracts and print what happened."""
+    """Start the Salesforce sandbox with demo deals and run a simulated year of monthly
+    cycles: pull, bill, close revenue, post to the ledger, read payments, write back."""
     settings = _state(ctx).settings
+    if settings.log_level != "DEBUG":  # the report says what the job lines would
+        logging.getLogger("connector").setLevel(logging.ERROR)
     with _progress() as progress:
-        task = progress.add_task("simulating", total=months)
+        task = progress.add_task("starting the Salesforce sandbox", total=months)
 
         def advance(month: DemoMonth) -> None:
-            progress.update(task, advance=1, description=f"billed {month.label}")
+            progress.update(task, advance=1, description=f"cycle as of {month.last_day}")
 
-        first = start.date() if start is not None else DEMO_START
-        report = run_demo(settings, data_dir, start=first, months=months, on_month=advance)
-    console.print(demo_report(report))
+        report = run_demo(settings, directory, months=months, on_month=advance)
+    console.print(demo_report(report, fava=_fava_command()), soft_wrap=True)
+
+
+def _fava_command() -> str:
+    """How to start Fava: the one installed beside this interpreter, as a relative path when it
+    is under the working directory (.venv/bin/fava)."""
+    fava = Path(sys.executable).parent / "fava"
+    if not fava.exists():
+        return "fava"
+    try:
+        return str(fava.relative_to(Path.cwd()))
+    except ValueError:
+        return str(fava)
 
 
 @sandbox_app.command("serve")

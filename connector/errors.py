@@ -16,6 +16,11 @@ class ConfigError(ConnectorError):
     """The configuration (settings, a TOML file, environment variables) is invalid."""
 
 
+class StopRequestedError(ConnectorError):
+    """A stop was requested (SIGTERM, SIGINT): the work in hand ended after a committed batch
+    and the next run resumes where it left off."""
+
+
 class InvalidInputError(ConnectorError, ValueError):
     """A value handed to the billing core breaks one of its rules.
 

@@ -125,6 +125,23 @@ def pull_summary(result: PullResult) -> Table:
 
 
 def status_report(report: Status) -> Group:
+    parts: list[Any] = []
+    if report.jobs:
+        jobs = Table(title="Jobs (last run)")
+        for column in ("Job", "Started", "Seconds", "Result"):
+            jobs.add_column(column, overflow="fold")
+        for name, run in report.jobs.items():
+            if run is None:
+                jobs.add_row(name, "never", "", "")
+                continue
+            seconds = (
+                f"{(run.finished_at - run.started_at).total_seconds():.1f}"
+                if run.finished_at
+                else ""
+            )
+            result = "ok" if run.ok else f"failed: {run.error}"
+            jobs.add_row(name, run.started_at.isoformat(timespec="seconds"), seconds, result)
+        parts.append(jobs)
     overview = Table(title="Salesforce", show_header=False)
     overview.add_column("what")
     overview.add_column("value")
@@ -134,7 +151,14 @@ def status_report(report: Status) -> Group:
         overview.add_row(f"Records {state}", str(count))
     limit = f" of {report.org_limit} (org used {report.org_used})" if report.org_limit else ""
     overview.add_row(f"API calls {report.api_day}", f"{report.api_calls}{limit}")
-    parts: list[Any] = [overview]
+    parts.append(overview)
+    if report.outbox:
+        depth = Table(title="Accounting outbox")
+        for column in ("Target", "Waiting", "Parked"):
+            depth.add_column(column)
+        for target, counts in report.outbox.items():
+            depth.add_row(target, str(counts.get("waiting", 0)), str(counts.get("parked", 0)))
+        parts.append(depth)
     if report.waiting:
         waiting = Table(title="Waiting for a fix or a review")
         for column in ("State", "Object", "Id", "Name", "Reason"):
@@ -142,6 +166,13 @@ def status_report(report: Status) -> Group:
         for row in report.waiting:
             waiting.add_row(row.state, row.object, row.record_id, row.name or "", row.reason or "")
         parts.append(waiting)
+    if report.refused:
+        refused = Table(title="Refused, waiting for a fix")
+        for column in ("Where", "What", "Error"):
+            refused.add_column(column, overflow="fold")
+        for refusal in report.refused:
+            refused.add_row(refusal.where, refusal.what, refusal.error)
+        parts.append(refused)
     return Group(*parts)
 
 
@@ -210,37 +241,55 @@ def document_detail(view: DocumentView) -> Group:
     return Group(header, lines, totals)
 
 
-def demo_report(report: DemoReport) -> Group:
+def demo_report(report: DemoReport, fava: str = "fava") -> Group:
     currencies = sorted({code for month in report.months for code in month.mrr})
-    by_month = Table(title="Billing by month (MRR at month end)")
-    by_month.add_column("month")
-    by_month.add_column("invoices", justify="right")
-    by_month.add_column("credit notes", justify="right")
+    by_month = Table(
+        title="One cycle a month: deals won, invoices, credit notes, payments, MRR at month end",
+        caption="MRR in whole currency units",
+    )
+    for column in ("month", "won", "inv.", "CN", "paid"):
+        by_month.add_column(column, justify="left" if column == "month" else "right")
     for code in currencies:
         by_month.add_column(f"MRR {code}", justify="right")
     for month in report.months:
         by_month.add_row(
             month.label,
+            str(month.deals_won),
             str(month.invoices),
             str(month.credit_notes),
-            *(_money(month.mrr.get(code)) for code in currencies),
+            str(month.payments),
+            *(f"{month.mrr.get(code, 0):,.0f}" for code in currencies),
         )
     summary = Table(title="Demo summary", show_header=False)
     summary.add_column("what")
     summary.add_column("value")
-    summary.add_row("Deals billed", str(report.contracts_billed))
+    summary.add_row("Deals billed", str(report.deals_billed))
     summary.add_row("Invoices", f"{report.invoices} ({_totals(report.invoiced)})")
     summary.add_row("Credit notes", f"{report.credit_notes} ({_totals(report.credited)})")
+    summary.add_row("Payments received", _totals(report.paid))
     summary.add_row("Still owed", _totals(report.outstanding))
-    summary.add_row("Database", str(report.database))
+    summary.add_row("Billing_Invoice__c in Salesforce", str(report.written_back))
+    summary.add_row("Salesforce API calls", str(report.api_calls))
+    summary.add_row("Ledger", str(report.ledger))
+    parts: list[Any] = [by_month, summary]
+    if report.waiting:
+        waiting = Table(title="Deals waiting for a fix in Salesforce (Billing_Sync_Error__c)")
+        waiting.add_column("record", overflow="fold")
+        waiting.add_column("reason", overflow="fold")
+        for record, reason in report.waiting:
+            waiting.add_row(record, reason)
+        parts.append(waiting)
+    if report.errors:
+        parts.append(Text("\n".join(report.errors), style="red"))
     env = f"CONNECTOR_DATABASE_URL=sqlite:///{report.database}"
-    hint = Text(
-        "Explore the result:\n"
-        f"  {env} connector invoice list\n"
-        f"  {env} connector report mrr --as-of {report.months[-1].last_day}",
-        style="dim",
+    parts.append(
+        Text(
+            "Open the ledger in Fava (then http://127.0.0.1:5000):\n"
+            f"  {fava} {report.ledger}\n"
+            "Explore the billing core, or browse the demo's Salesforce org:\n"
+            f"  {env} connector invoice list\n"
+            f"  {env} connector report mrr --as-of {report.months[-1].last_day}\n"
+            f"  connector sandbox serve --data {report.salesforce}",
+        )
     )
-    parts: list[Any] = [by_month, summary, *metrics_tables(report.metrics), hint]
-    if report.import_errors:
-        parts.append(Text("\n".join(report.import_errors), style="red"))
     return Group(*parts)

@@ -10,10 +10,13 @@ Secrets are ``SecretStr``: they print as ``**********`` and are never logged.
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -27,6 +30,7 @@ from connector.billing.tax import TaxTable
 from connector.errors import ConfigError, InvalidInputError
 
 DEFAULT_CONFIG_FILE = Path("config/connector.toml")
+DEFAULT_MAPPINGS = Path("mappings")
 CONFIG_FILE_ENV = "CONNECTOR_CONFIG_FILE"
 
 
@@ -48,6 +52,58 @@ class AccountingSettings(_Section):
     mapping_file: str = Field(
         default="mappings/accounting.yaml", description="The chart of accounts."
     )
+
+
+INTERVAL = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+INTERVAL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_interval(value: str) -> dict[str, int] | None:
+    """``"5m"`` as ``{"minutes": 5}``; None for anything that is not an interval."""
+    match = INTERVAL.fullmatch(value.strip())
+    if match is None:
+        return None
+    return {INTERVAL_UNITS[match.group(2)]: int(match.group(1))}
+
+
+class ScheduleSettings(_Section):
+    """When ``connector run`` runs each job: an interval (``30s``, ``5m``, ``1h``, ``1d``) or a
+    crontab line of five fields in UTC (``10 0 * * *``)."""
+
+    pull: str = Field(default="5m", description="Pull accounts and deals from Salesforce.")
+    bill: str = Field(default="15m", description="Bill everything due.")
+    push: str = Field(default="15m", description="Post documents to accounting.")
+    payments: str = Field(default="15m", description="Read payments recorded in accounting.")
+    writeback: str = Field(default="15m", description="Write billing status to Salesforce.")
+    revenue: str = Field(default="10 0 * * *", description="Close revenue (daily, 00:10 UTC).")
+    misfire_grace_seconds: Annotated[int, Field(ge=1, le=86_400)] = Field(
+        default=300, description="A run that could not start this late is skipped, not run late."
+    )
+    standby_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=15.0,
+        description="How often a standby instance tries to take over (and the active one checks "
+        "it still holds the lock).",
+    )
+
+    @field_validator("pull", "bill", "push", "payments", "writeback", "revenue")
+    @classmethod
+    def _interval_or_cron(cls, value: str) -> str:
+        interval = parse_interval(value)
+        if interval is not None:
+            if not any(interval.values()):
+                raise ValueError(f"{value!r}: an interval must be longer than zero")
+            return value.strip()
+        fields = value.split()
+        if len(fields) != 5:  # minute hour day month weekday
+            raise ValueError(
+                f"{value!r} is neither an interval (30s, 5m, 1h, 1d) nor a crontab line of five "
+                "fields (minute hour day month weekday)"
+            )
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a valid crontab line: {error}") from None
+        return " ".join(fields)
 
 
 class BillingSettings(_Section):
@@ -207,12 +263,23 @@ class Settings(BaseSettings):
         default=SecretStr("sqlite:///var/connector.db"),
         description="SQLAlchemy URL of the database: sqlite:///path or postgresql://user@host/db.",
     )
-    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text lines, or one JSON object per line."
+    )
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     accounting: AccountingSettings = Field(default_factory=AccountingSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     tax: TaxSettings = Field(default_factory=TaxSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(
@@ -227,6 +294,17 @@ class Settings(BaseSettings):
         if cls.toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
         return tuple(sources)
+
+
+def mapping_path(configured: str) -> Path:
+    """The mapping file ``configured`` names: as given when it exists (relative to the working
+    directory), else the default of that name shipped with the connector (``mappings/…``), so
+    commands work from any directory; else as given, for the error to name it."""
+    path = Path(configured).expanduser()
+    if path.is_absolute() or path.exists() or path.parent != Path(DEFAULT_MAPPINGS.name):
+        return path
+    shipped = Path(str(resources.files(DEFAULT_MAPPINGS.name).joinpath(path.name)))
+    return shipped if shipped.is_file() else path
 
 
 def config_file(explicit: Path | None = None) -> Path | None:

@@ -1,1 +1,2 @@
-"""Scheduled jobs: each a few lines that call :mod:`connector.sync` and report."""
+"""Scheduled jobs: each a few lines that run one stage of :mod:`connector.sync` as of today,
+and the service (``connector run``) that schedules them."""

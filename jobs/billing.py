@@ -1,19 +1,16 @@
-"""The billing job: bill everything due as of today."""
+"""Billing: invoice everything due by today, and journal the revenue recognized so far."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
-from connector.db.engine import make_engine, session_factory
-from connector.db.migrate import ensure_schema
-from connector.settings import Settings
-from connector.sync.billing_run import BillingRunResult, run_billing
+from connector.db.types import utc_now
+from connector.sync.cycle import JobRun, Runtime
 
 
-def billing_job(settings: Settings, as_of: date | None = None) -> BillingRunResult:
-    engine = make_engine(settings.database_url.get_secret_value())
-    try:
-        ensure_schema(engine)
-        return run_billing(session_factory(engine), settings, as_of or datetime.now(UTC).date())
-    finally:
-        engine.dispose()
+def bill(runtime: Runtime, as_of: date | None = None) -> JobRun:
+    return runtime.run("bill", as_of or utc_now().date())
+
+
+def close_revenue(runtime: Runtime, as_of: date | None = None) -> JobRun:
+    return runtime.run("revenue", as_of or utc_now().date())

@@ -146,7 +146,10 @@ def test_db_upgrade_and_current(env: dict[str, str]) -> None:
 
 def test_demo_runs_on_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["demo", "--months", "3"], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["demo", "--months", "1"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "Deals billed │ 6 " in result.stdout
-    assert (tmp_path / "var" / "demo" / "connector.db").is_file()
+    assert "│ 2026-01 │  11 │" in result.stdout  # January: 11 deals won
+    assert "var/demo/ledger.beancount" in result.stdout
+    assert "fava var/demo/ledger.beancount" in result.stdout
+    for name in ("connector.db", "ledger.beancount", "salesforce.db"):
+        assert (tmp_path / "var" / "demo" / name).is_file()

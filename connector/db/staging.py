@@ -20,9 +20,14 @@ IGNORED = "ignored"
 FINAL_STATES = frozenset({APPLIED, IGNORED, HELD})
 
 
+VOLATILE = frozenset({"attributes", "SystemModstamp", "LastModifiedDate"})
+
+
 def payload_hash(payload: dict[str, Any]) -> str:
-    """A stable hash of a record's content, without the parts that change on every read."""
-    content = {key: value for key, value in payload.items() if key != "attributes"}
+    """A stable hash of a record's content, without the parts that change on every read or on
+    every save: a record the write-back just updated (its stamp moved, nothing we read did)
+    hashes as before and is skipped."""
+    content = {key: value for key, value in payload.items() if key not in VOLATILE}
     text = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,7 +29,7 @@ from connector.crm.client import SalesforceClient
 from connector.db import staging, tables
 from connector.db.engine import transaction
 from connector.errors import ConnectorError, CrmError, InvalidInputError, QuotaExhaustedError
-from connector.settings import Settings
+from connector.settings import Settings, mapping_path
 from connector.sync import deals
 from connector.sync.mapping import (
     DealData,
@@ -190,6 +189,7 @@ class Pull:
         """Read the first page of every object in one call (a Composite request: an unchanged
         org costs one call), then each object's further pages, objects in order."""
         customer, contract = self.mapping.customer.object, self.mapping.contract.object
+        calls_before = self.client.calls
         try:
             with transaction(self.factory) as session:
                 item_cursor = staging.cursor(session, LINE_ITEM_CURSOR)
@@ -215,7 +215,7 @@ class Pull:
             self.result.stopped = str(error)
             log.warning("pull stopped: %s", error)
         finally:
-            self.result.api_calls = self.client.calls
+            self.result.api_calls = self.client.calls - calls_before
             with transaction(self.factory) as session:
                 self._save_usage(session)
         self._retry_quarantined()
@@ -464,6 +464,6 @@ def pull(
 ) -> PullResult:
     """One pull run with the configured Salesforce login and mapping."""
     today = datetime.now(UTC).date()
-    mapping = mapping or load_mapping(Path(settings.salesforce.mapping_file))
+    mapping = mapping or load_mapping(mapping_path(settings.salesforce.mapping_file))
     client = client or SalesforceClient(settings.salesforce, load_budget(factory, settings, today))
     return Pull(factory, settings, client, mapping, as_of=as_of or today, on_page=on_page).run()

@@ -1,13 +1,17 @@
-"""One cycle, in order: pull from Salesforce, bill, close revenue, push to accounting, read the
-payments recorded there, write back to Salesforce.
+"""The stages of the connector, run one at a time (a scheduled job) or all in order (a cycle):
+pull from Salesforce, bill, close revenue, push to accounting, read the payments recorded
+there, write back to Salesforce.
 
-Each stage records its run (``job_runs``: start, end, result, error). A stage that fails does
-not stop the ones that do not depend on it; a configuration error stops the cycle. The
-Salesforce client, and with it the API budget, is shared by the pull and the write-back.
+A :class:`Runtime` holds what the stages share: the database, the settings, one Salesforce
+client (one session, one API budget) and the accounting target, each made when first needed.
+Every run of a stage is recorded (``job_runs``: start, end, result, error) and logged as one
+structured line (JSON: job, as-of, ok, seconds, API calls, counts, error). A stage that fails
+does not stop the ones after it; a configuration error stops the cycle.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,9 +31,143 @@ from connector.settings import Settings
 from connector.sync import crm_pull, push, writeback
 from connector.sync.billing_run import run_billing
 from connector.sync.revenue_close import close_revenue
+from connector.sync.stopping import StopRequest
 
 log = logging.getLogger(__name__)
+job_log = logging.getLogger("connector.jobs")
+
 STAGES = ("pull", "bill", "revenue", "push", "payments", "writeback")
+
+
+@dataclass
+class Runtime:
+    """What the stages share; ``stop`` ends the stage in hand after its current batch."""
+
+    factory: sessionmaker[Session]
+    settings: Settings
+    stop: StopRequest = field(default_factory=StopRequest)
+    _client: SalesforceClient | None = None
+    _target: AccountingTarget | None = None
+
+    @property
+    def client(self) -> SalesforceClient:
+        if self._client is None:
+            budget = crm_pull.load_budget(self.factory, self.settings, utc_now().date())
+            self._client = SalesforceClient(self.settings.salesforce, budget)
+        return self._client
+
+    @property
+    def target(self) -> AccountingTarget:
+        if self._target is None:
+            self._target = push.make_target(self.settings)
+        return self._target
+
+    def _calls(self) -> int:
+        return self._client.calls if self._client is not None else 0
+
+    def run(self, job: str, as_of: date) -> JobRun:
+        """Run the stage ``job`` as of ``as_of``, record and log it; a configuration error is
+        recorded and raised, every other error of ours recorded and returned."""
+        work = _WORK[job]
+        started, began, calls = utc_now(), time.perf_counter(), self._calls()
+        run = JobRun(job, as_of)
+        try:
+            run.result = work(self, as_of)
+        except ConfigError as error:
+            run.error = f"configuration error: {error}"
+            raise
+        except ConnectorError as error:
+            run.error = str(error)
+        except Exception as error:  # a bug: recorded as a failed run, then raised
+            run.error = f"unexpected error: {error!r}"
+            raise
+        finally:
+            run.seconds = time.perf_counter() - began
+            run.api_calls = self._calls() - calls
+            self._record(run, started)
+        return run
+
+    def _record(self, run: JobRun, started: Any) -> None:
+        with transaction(self.factory) as session:
+            session.add(
+                tables.JobRun(
+                    job=run.job,
+                    started_at=started,
+                    finished_at=utc_now(),
+                    ok=run.ok,
+                    summary=run.summary(),
+                    error=run.error,
+                )
+            )
+            if self._client is not None:  # the write-back's calls count too
+                budget = self._client.budget
+                staging.save_usage(
+                    session,
+                    crm_pull.SYSTEM,
+                    budget.day,
+                    budget.spent,
+                    (budget.org_used, budget.org_limit),
+                )
+        fields = run.log_record()
+        job_log.log(
+            logging.INFO if run.ok else logging.ERROR,
+            "%s",
+            json.dumps(fields, default=str),
+            extra={"fields": fields},
+        )
+
+
+@dataclass
+class JobRun:
+    """One run of a stage: its result (with ``to_dict``) or its error."""
+
+    job: str
+    as_of: date
+    result: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+    api_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> dict[str, Any] | None:
+        to_dict = getattr(self.result, "to_dict", None)
+        summary: dict[str, Any] | None = to_dict() if callable(to_dict) else None
+        return summary
+
+    def log_record(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "as_of": self.as_of.isoformat(),
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "api_calls": self.api_calls,
+            "counts": self.summary(),
+            "error": self.error,
+        }
+
+
+_WORK: dict[str, Callable[[Runtime, date], Any]] = {
+    "pull": lambda rt, as_of: crm_pull.pull(
+        rt.factory,
+        rt.settings,
+        as_of=as_of,
+        client=rt.client,
+        on_page=lambda *_: rt.stop.checkpoint(),
+    ),
+    "bill": lambda rt, as_of: run_billing(
+        rt.factory, rt.settings, as_of, progress=lambda _: rt.stop.checkpoint()
+    ),
+    "revenue": lambda rt, as_of: close_revenue(rt.factory, as_of, rt.stop.checkpoint),
+    "push": lambda rt, _: push.push(rt.factory, rt.settings, rt.target, rt.stop.checkpoint),
+    "payments": lambda rt, _: push.read_payments(rt.factory, rt.settings, rt.target),
+    "writeback": lambda rt, as_of: writeback.write_back(
+        rt.factory, rt.client, as_of, rt.stop.checkpoint
+    ),
+}
+assert set(_WORK) == set(STAGES)
 
 
 @dataclass
@@ -69,42 +207,6 @@ class CycleResult:
         }
 
 
-def record_run(
-    factory: sessionmaker[Session], job: str, work: Callable[[], Any]
-) -> tuple[Any, str | None]:
-    """Run ``work`` as the job ``job`` and record it; returns its result and its error."""
-    started, began = utc_now(), time.perf_counter()
-    result, error = None, None
-    try:
-        result = work()
-    except ConfigError:
-        raise
-    except ConnectorError as failure:
-        error = str(failure)
-        log.error("%s failed: %s", job, failure)
-    to_dict = getattr(result, "to_dict", None)
-    summary = to_dict() if callable(to_dict) else None
-    with transaction(factory) as session:
-        session.add(
-            tables.JobRun(
-                job=job,
-                started_at=started,
-                finished_at=utc_now(),
-                ok=error is None,
-                summary=summary,
-                error=error,
-            )
-        )
-    log.info(
-        "job=%s ok=%s seconds=%.2f summary=%s",
-        job,
-        error is None,
-        time.perf_counter() - began,
-        summary,
-    )
-    return result, error
-
-
 def run_cycle(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -112,31 +214,20 @@ def run_cycle(
     *,
     client: SalesforceClient | None = None,
     target: AccountingTarget | None = None,
+    runtime: Runtime | None = None,
 ) -> CycleResult:
+    """Every stage in order, as of ``as_of``; a stop request ends the cycle after the batch in
+    hand (the stage is recorded as interrupted and the later ones do not start)."""
+    runtime = runtime or Runtime(factory, settings, _client=client, _target=target)
     result = CycleResult(as_of)
-    client = client or SalesforceClient(
-        settings.salesforce, crm_pull.load_budget(factory, settings, as_of)
-    )
-    target = target or push.make_target(settings)
-    calls = client.calls
-    stages: dict[str, Callable[[], Any]] = {
-        "pull": lambda: crm_pull.pull(factory, settings, as_of=as_of, client=client),
-        "bill": lambda: run_billing(factory, settings, as_of),
-        "revenue": lambda: close_revenue(factory, as_of),
-        "push": lambda: push.push(factory, settings, target),
-        "payments": lambda: push.read_payments(factory, settings, target),
-        "writeback": lambda: writeback.write_back(factory, client, as_of),
-    }
     for name in STAGES:
-        outcome, error = record_run(factory, name, stages[name])
-        if error is not None:
-            result.errors[name] = error
-        elif hasattr(outcome, "to_dict"):
-            result.stages[name] = outcome.to_dict()
-    result.api_calls = client.calls - calls
-    budget = client.budget
-    with transaction(factory) as session:  # the write-back's calls count too
-        staging.save_usage(
-            session, crm_pull.SYSTEM, budget.day, budget.spent, (budget.org_used, budget.org_limit)
-        )
+        if runtime.stop.is_set():
+            break
+        run = runtime.run(name, as_of)
+        result.api_calls += run.api_calls
+        if run.error is not None:
+            result.errors[name] = run.error
+        summary = run.summary()
+        if summary is not None:
+            result.stages[name] = summary
     return result

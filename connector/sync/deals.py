@@ -201,7 +201,7 @@ def apply_deal(
         )
     specs = _specs(session, data, customer.currency, known or Catalog())
     if data.amends:
-        return _apply_amendment(session, data, specs, revision)
+        return _apply_amendment(session, data, specs, revision, previous)
     row = find_by_external_id(session, tables.Subscription, SYSTEM, data.external_id)
     if row is None:
         contracts.create_subscription(
@@ -225,12 +225,42 @@ def apply_deal(
     )
 
 
+def _amendment_terms(data: DealData) -> tuple[object, ...]:
+    """What an upgrade or downgrade deal changes: which deal, from when, to which items."""
+    return (data.amends, data.start, _item_terms(data))
+
+
 def _apply_amendment(
-    session: Session, data: DealData, specs: list[domain.ItemSpec], revision: str
+    session: Session,
+    data: DealData,
+    specs: list[domain.ItemSpec],
+    revision: str,
+    previous: DealData | None,
 ) -> Outcome:
+    """Amend the subscription of the deal ``data`` amends, from its start, once per change: an
+    edit that leaves the deal, the start and the items as they were (a new name, a note)
+    changes nothing billed. A change to an amendment once a later one was applied on top of it
+    waits for review, since applying it again would undo the later one."""
+    if previous is not None and _amendment_terms(previous) == _amendment_terms(data):
+        return Outcome(APPLIED)
     target = find_by_external_id(session, tables.Subscription, SYSTEM, data.amends or "")
     if target is None:
         raise MappingError(f"amends deal {data.amends}, which has no subscription (yet)")
+    if previous is not None:
+        later = session.scalar(
+            select(tables.Amendment.id)
+            .where(
+                tables.Amendment.subscription_id == target.id,
+                tables.Amendment.kind == "items",
+                tables.Amendment.effective_date > min(data.start, previous.start),
+                ~tables.Amendment.reference.startswith(_reference(data.external_id, "")),
+            )
+            .limit(1)
+        )
+        if later is not None:
+            return Outcome(
+                HELD, "upgrade or downgrade changed after a later one was applied; review"
+            )
     contracts.amend_subscription(
         session,
         target.id,

@@ -1,8 +1,16 @@
-"""The demo: a simulated year of billing on sample data, in a throwaway data directory.
+"""The demo: a simulated year of the connector at work, on a local Salesforce sandbox.
 
-Day by day, the demo imports the sample events on their dates (upgrades, a downgrade, a product
-change, a cancellation), runs the billing run, and lets customers pay two weeks after each
-invoice (one customer never pays). It uses exactly the services a real deployment uses.
+``connector demo`` needs nothing configured. It starts the sandbox with its demo org (accounts,
+products, won deals, upgrades, downgrades, cancellations and two deals that cannot bill), then
+runs one full cycle per month, as of each month's last day: pull, bill, close revenue, push to
+the Beancount ledger, read payments, write back to Salesforce. Deals appear in Salesforce when
+they close and cancellations on their dates (a :class:`~connector.sandbox.timeline.Timeline`),
+so each pull finds only what sales did that month. After each cycle, finance records in the
+ledger the customers' payments of invoices issued at least 14 days before (one customer never
+pays), and the next cycle reads them back and shows them in Salesforce.
+
+Everything lives in a throwaway directory (``var/demo`` by default, reset on each run): the
+billing database, the ledger and the sandbox's org.
 """
 
 from __future__ import annotations
@@ -12,47 +20,45 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from connector.accounting.ledger import Ledger
 from connector.billing.invoicing import DocumentKind
 from connector.billing.metrics import Metrics
 from connector.billing.money import Totals
-from connector.billing.payments import InvoiceStatus
+from connector.billing.payments import InvoiceStatus, PaymentKind
 from connector.billing.periods import ONE_DAY, add_months
-from connector.db import tables
-from connector.db.engine import make_engine, session_factory, transaction
+from connector.db import staging, tables
+from connector.db.engine import make_engine, session_factory
 from connector.db.migrate import upgrade
+from connector.sandbox.server import Sandbox, SandboxConfig
+from connector.sandbox.timeline import Timeline
 from connector.settings import Settings
-from connector.sync import settlement
-from connector.sync.billing_run import run_billing
-from connector.sync.importer import SYSTEM, import_file
+from connector.sync import crm_pull
+from connector.sync.cycle import CycleResult, Runtime, run_cycle
 from connector.sync.reports import subscription_metrics
 from connector.sync.settlement import due_of
-from connector.yamlfile import load_yaml
 
-SAMPLE_TAX_RATES = {"JP": Decimal(10), "GB": Decimal(20), "DE": Decimal(19)}
-DEMO_START = date(2026, 1, 1)  # the sample contracts start in January 2026
-LATE_PAYER = "GLOBEX"  # pays nothing, so the report shows money still owed
+SAMPLE_TAX_RATES = {"JP": Decimal(10), "GB": Decimal(20), "DE": Decimal(19), "FR": Decimal(20)}
+DEMO_START = date(2026, 1, 1)  # the demo org's deals are served over 2026
 PAYMENT_DELAY = timedelta(days=14)
-
-
-def sample_file() -> Path:
-    return Path(str(resources.files("connector.samples").joinpath("demo.yaml")))
+LATE_PAYERS = 1  # the customer with the lowest id never pays, so the report shows money owed
 
 
 @dataclass
 class DemoMonth:
-    """One simulated month: documents issued in it and MRR on its last day."""
+    """One simulated month: what its cycle did, and MRR on its last day."""
 
     first_day: date
     last_day: date
+    deals_won: int
     invoices: int
     credit_notes: int
+    payments: int
     mrr: dict[str, Decimal]
 
     @property
@@ -62,126 +68,183 @@ class DemoMonth:
 
 @dataclass
 class DemoReport:
+    directory: Path
     database: Path
+    ledger: Path
+    salesforce: Path
     months: list[DemoMonth] = field(default_factory=list)
-    contracts_billed: int = 0
+    deals_billed: int = 0
     invoices: int = 0
     credit_notes: int = 0
     invoiced: Totals = field(default_factory=Totals)
     credited: Totals = field(default_factory=Totals)
+    paid: Totals = field(default_factory=Totals)
     outstanding: Totals = field(default_factory=Totals)
+    written_back: int = 0  # Billing_Invoice__c records in Salesforce
+    api_calls: int = 0
+    waiting: list[tuple[str, str]] = field(default_factory=list)  # (record, reason)
+    errors: list[str] = field(default_factory=list)
     metrics: list[Metrics] = field(default_factory=list)
-    import_errors: list[str] = field(default_factory=list)
 
 
-def demo_settings(settings: Settings, data_dir: Path) -> Settings:
-    """The user's settings, pointed at the demo's own database; sample tax rates apply when
-    none are configured."""
+def demo_settings(settings: Settings, directory: Path, sandbox: Sandbox) -> Settings:
+    """The user's settings, pointed at the demo's database, ledger and sandbox; sample tax
+    rates apply when none are configured."""
+    salesforce = settings.salesforce.model_copy(
+        update={
+            "auth": "session",
+            "instance_url": sandbox.instance_url,
+            "session_id": SecretStr(sandbox.session_id),
+            "ca_file": str(sandbox.ca_file),
+        }
+    )
     changes: dict[str, object] = {
-        "database_url": SecretStr(f"sqlite:///{data_dir / 'connector.db'}")
+        "database_url": SecretStr(f"sqlite:///{directory / 'connector.db'}"),
+        "ledger": settings.ledger.model_copy(update={"path": directory / "ledger.beancount"}),
+        "accounting": settings.accounting.model_copy(update={"target": "ledger"}),
+        "salesforce": salesforce,
     }
     if not settings.tax.rates:
         changes["tax"] = settings.tax.model_copy(update={"rates": SAMPLE_TAX_RATES})
-    changes["ledger"] = settings.ledger.model_copy(update={"path": data_dir / "ledger.beancount"})
     return settings.model_copy(update=changes)
 
 
 def run_demo(
     settings: Settings,
-    data_dir: Path,
+    directory: Path,
     *,
-    start: date,
-    months: int,
+    start: date = DEMO_START,
+    months: int = 12,
     on_month: Callable[[DemoMonth], None] | None = None,
 ) -> DemoReport:
-    """Simulate ``months`` months from ``start``, day by day, as the scheduled service would:
-    events are imported on their dates, the billing run runs every day, and customers pay 14
-    days after an invoice is issued."""
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
-    settings = demo_settings(settings, data_dir)
-    engine = make_engine(settings.database_url.get_secret_value())
-    upgrade(engine)
-    factory = session_factory(engine)
-    report = DemoReport(database=data_dir / "connector.db")
-    event_days = _event_days(sample_file())
-    end = add_months(start, months) - ONE_DAY
-    month_start, invoices, credit_notes = start, 0, 0
-    day = start
-    while day <= end:
-        if day == start or day in event_days:
-            with transaction(factory) as session:
-                result = import_file(
-                    session,
-                    sample_file(),
-                    as_of=day,
-                    default_currency=settings.billing.default_currency,
-                )
-            report.import_errors.extend(result.errors)
-        run = run_billing(factory, settings, day)
-        with transaction(factory) as session:
-            _pay_invoices(session, day - PAYMENT_DELAY, day)
-        invoices += run.invoices
-        credit_notes += run.credit_notes
-        report.invoices += run.invoices
-        report.credit_notes += run.credit_notes
-        report.invoiced.merge(run.invoiced)
-        report.credited.merge(run.credited)
-        next_month = add_months(start, len(report.months) + 1)
-        if day + ONE_DAY == next_month:
-            mrr = {m.currency.code: m.mrr for m in subscription_metrics(factory, day)}
-            month = DemoMonth(month_start, day, invoices, credit_notes, mrr)
-            report.months.append(month)
-            invoices = credit_notes = 0
-            month_start = next_month
-            if on_month is not None:
-                on_month(month)
-        day += ONE_DAY
-    report.metrics = subscription_metrics(factory, end)
-    with factory() as session:
-        report.contracts_billed = len(
-            set(session.scalars(select(tables.Document.subscription_id).distinct()))
-        )
-        for invoice in session.scalars(
-            select(tables.Document).where(
-                tables.Document.kind == DocumentKind.INVOICE.value,
-                tables.Document.status == InvoiceStatus.OPEN.value,
-            )
-        ):
-            report.outstanding.add(invoice.currency, due_of(invoice))
-    engine.dispose()
+    """Simulate ``months`` months from ``start`` (see the module's description)."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    report = DemoReport(
+        directory,
+        database=directory / "connector.db",
+        ledger=directory / "ledger.beancount",
+        salesforce=directory / "salesforce.db",
+    )
+    config = SandboxConfig(data=report.salesforce, seed="demo", port=0)
+    with Sandbox(config) as sandbox:
+        settings = demo_settings(settings, directory, sandbox)
+        engine = make_engine(settings.database_url.get_secret_value())
+        upgrade(engine)
+        factory = session_factory(engine)
+        try:
+            _simulate(factory, settings, sandbox, report, start, months, on_month)
+            _summarize(factory, sandbox, report, add_months(start, months) - ONE_DAY)
+        finally:
+            engine.dispose()
     return report
 
 
-def _event_days(path: Path) -> set[date]:
-    events = load_yaml(path).data.get("events") or []
-    return {event["date"] for event in events if isinstance(event.get("date"), date)}
+def _simulate(  # noqa: PLR0917 - the simulation's whole state
+    factory: sessionmaker[Session],
+    settings: Settings,
+    sandbox: Sandbox,
+    report: DemoReport,
+    start: date,
+    months: int,
+    on_month: Callable[[DemoMonth], None] | None,
+) -> None:
+    timeline = Timeline.hold_after(sandbox.org, start - ONE_DAY)
+    runtime = Runtime(factory, settings)
+    ledger = runtime.target
+    assert isinstance(ledger, Ledger)
+    for number in range(months):
+        first_day = add_months(start, number)
+        last_day = add_months(start, number + 1) - ONE_DAY
+        won = [c for c in timeline.replay_through(last_day) if "StageName" in c.values]
+        cycle = run_cycle(factory, settings, last_day, runtime=runtime)
+        _note(report, cycle)
+        paid = _pay(factory, ledger, last_day)
+        billed = cycle.stages.get("bill", {})
+        invoices, credit_notes = billed.get("invoices", 0), billed.get("credit_notes", 0)
+        report.invoices += invoices
+        report.credit_notes += credit_notes
+        report.invoiced.merge(_amounts(billed.get("invoiced")))
+        report.credited.merge(_amounts(billed.get("credited")))
+        mrr = {m.currency.code: m.mrr for m in subscription_metrics(factory, last_day)}
+        month = DemoMonth(first_day, last_day, len(won), invoices, credit_notes, paid, mrr)
+        report.months.append(month)
+        if on_month is not None:
+            on_month(month)
+    # One more cycle on the last day reads the last payments and shows them in Salesforce.
+    _note(report, run_cycle(factory, settings, last_day, runtime=runtime))
 
 
-def _pay_invoices(session: Session, issued_by: date, today: date) -> None:
-    """Customers pay the invoices issued by ``issued_by``, except the late payer."""
-    late = session.scalar(
-        select(tables.ExternalId.entity_id).where(
-            tables.ExternalId.system == SYSTEM,
-            tables.ExternalId.entity == tables.Customer.__tablename__,
-            tables.ExternalId.external_id == LATE_PAYER,
-        )
-    )
-    open_invoices = session.scalars(
-        select(tables.Document).where(
-            tables.Document.kind == DocumentKind.INVOICE.value,
-            tables.Document.status == InvoiceStatus.OPEN.value,
-            tables.Document.issue_date <= issued_by,
-            tables.Document.customer_id != late,
-        )
-    )
-    for invoice in list(open_invoices):
-        if invoice.status == InvoiceStatus.OPEN.value:
-            settlement.record_payment(
-                session,
-                amount=due_of(invoice),
-                received_on=today,
-                invoice_number=invoice.number,
-                reference=f"demo-{invoice.number}",
+def _note(report: DemoReport, cycle: CycleResult) -> None:
+    report.api_calls += cycle.api_calls
+    report.errors.extend(f"{cycle.as_of} {stage}: {error}" for stage, error in cycle.errors.items())
+
+
+def _amounts(values: dict[str, str] | None) -> dict[str, Decimal]:
+    return {code: Decimal(str(amount)) for code, amount in (values or {}).items()}
+
+
+def _pay(factory: sessionmaker[Session], ledger: Ledger, today: date) -> int:
+    """Finance records in the ledger's main file the payments of open invoices issued by
+    ``today`` - 14 days (by every customer but the late payer); returns how many."""
+    issued_by = today - PAYMENT_DELAY
+    with factory() as session:
+        late = session.scalars(
+            select(tables.Customer.id).order_by(tables.Customer.id).limit(LATE_PAYERS)
+        ).all()
+        invoices = session.scalars(
+            select(tables.Document)
+            .where(
+                tables.Document.kind == DocumentKind.INVOICE.value,
+                tables.Document.status == InvoiceStatus.OPEN.value,
+                tables.Document.issue_date <= issued_by,
+                tables.Document.customer_id.not_in(late),
             )
+            .order_by(tables.Document.issue_date, tables.Document.number)
+        ).all()
+        entries = []
+        for invoice in invoices:
+            due = due_of(invoice)
+            account = ledger.customer_accounts.get(invoice.customer_id)
+            if due <= 0 or account is None:  # not in the ledger yet: paid next month
+                continue
+            paid_on = invoice.issue_date + PAYMENT_DELAY
+            entries.append(
+                f'{paid_on} * "Bank transfer" "Payment of {invoice.number}" ^{invoice.number}\n'
+                f"  {ledger.chart.accounts.bank}  {due} {invoice.currency}\n"
+                f"  {account}\n"
+            )
+    if entries:
+        with ledger.path.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + "\n".join(entries))
+    return len(entries)
+
+
+def _summarize(
+    factory: sessionmaker[Session], sandbox: Sandbox, report: DemoReport, end: date
+) -> None:
+    report.metrics = subscription_metrics(factory, end)
+    with factory() as session:
+        report.deals_billed = (
+            session.scalar(select(func.count(tables.Document.subscription_id.distinct()))) or 0
+        )
+        for invoice in session.scalars(
+            select(tables.Document).where(tables.Document.kind == DocumentKind.INVOICE.value)
+        ):
+            due = due_of(invoice)
+            if due > 0:
+                report.outstanding.add(invoice.currency, due)
+        for payment in session.scalars(
+            select(tables.Payment).where(tables.Payment.kind == PaymentKind.PAYMENT.value)
+        ):
+            report.paid.add(payment.currency, payment.amount)
+        report.waiting = [
+            (f"{row.object} {row.payload.get('Name') or row.record_id}", row.reason or "")
+            for state in (staging.QUARANTINED, staging.HELD)
+            for row in staging.in_state(session, crm_pull.SYSTEM, state)
+        ]
+    (written,) = sandbox.org.db.execute(
+        "SELECT COUNT(*) FROM Billing_Invoice__c WHERE IsDeleted = 0"
+    ).fetchone()
+    report.written_back = int(written)

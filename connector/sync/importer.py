@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from functools import partial
+from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -31,6 +32,13 @@ from connector.sync import contracts, settlement
 from connector.yamlfile import Location, YamlDocument, format_location, load_yaml
 
 SYSTEM = "import"
+
+
+def sample_file() -> Path:
+    """The sample file shipped with the connector; it documents the format."""
+    return Path(str(resources.files("connector.samples").joinpath("demo.yaml")))
+
+
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
 

@@ -12,10 +12,9 @@ Payments recorded in accounting are read back here too (:func:`read_payments`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,8 +30,9 @@ from connector.billing.revenue import RevenueSchedule
 from connector.db import outbox, tables
 from connector.db.engine import transaction
 from connector.errors import ConfigError, ConnectorError
-from connector.settings import Settings
+from connector.settings import Settings, mapping_path
 from connector.sync import settlement
+from connector.sync.stopping import no_stop
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class PushResult:
 
 def make_target(settings: Settings) -> AccountingTarget:
     if settings.accounting.target == "ledger":
-        chart = load_chart(Path(settings.accounting.mapping_file))
+        chart = load_chart(mapping_path(settings.accounting.mapping_file))
         return Ledger(settings.ledger.path, chart, settings.billing.default_currency)
     raise ConfigError(f"accounting.target {settings.accounting.target!r} is not available")
 
@@ -241,13 +241,18 @@ class _Loader:
 
 
 def push(
-    factory: sessionmaker[Session], settings: Settings, target: AccountingTarget | None = None
+    factory: sessionmaker[Session],
+    settings: Settings,
+    target: AccountingTarget | None = None,
+    checkpoint: Callable[[], None] = no_stop,
 ) -> PushResult:
-    """Deliver every outbox row the target has not received yet."""
+    """Deliver every outbox row the target has not received yet; ``checkpoint`` is called
+    between batches (it raises to stop there)."""
     target = target or make_target(settings)
     result = PushResult(target.name)
     after = 0  # rows left pending in this run wait for the next one
     while True:
+        checkpoint()
         with transaction(factory) as session:
             rows = outbox.undelivered(session, target.name, target.max_batch, after)
             loader = _Loader(session, rows)

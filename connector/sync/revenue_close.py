@@ -12,7 +12,7 @@ day. Journals and their outbox rows are written in one transaction per batch of 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -28,6 +28,7 @@ from connector.billing.pricing import ChargeKind
 from connector.billing.revenue import RevenueSchedule, month_end
 from connector.db import outbox, tables
 from connector.db.engine import transaction
+from connector.sync.stopping import no_stop
 
 BATCH = 500
 ZERO = Decimal(0)
@@ -138,11 +139,15 @@ def _close_document(session: Session, document: tables.Document, as_of: date) ->
     return len(rows)
 
 
-def close_revenue(factory: sessionmaker[Session], as_of: date) -> CloseResult:
-    """Journal the revenue recognized through ``as_of`` that no journal holds yet."""
+def close_revenue(
+    factory: sessionmaker[Session], as_of: date, checkpoint: Callable[[], None] = no_stop
+) -> CloseResult:
+    """Journal the revenue recognized through ``as_of`` that no journal holds yet;
+    ``checkpoint`` is called between batches (it raises to stop there)."""
     result = CloseResult(as_of)
     after = 0
     while True:
+        checkpoint()
         with transaction(factory) as session:
             ids = _candidates(session, as_of, after)
             if not ids:

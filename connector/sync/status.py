@@ -1,16 +1,22 @@
-"""What the connector knows about its own state: cursors, staged records, API usage today."""
+"""What the connector knows about its own state: the last run of each job, cursors, staged
+records (quarantined and held ones with their reasons), the outbox per accounting target
+(waiting, parked, and why), write-backs Salesforce refused, and API usage today."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.db import staging, tables
+from connector.accounting import base
+from connector.db import outbox, staging, tables
 
 SYSTEM = "salesforce"
+DOCUMENT_TYPES = (base.INVOICE, base.CREDIT_NOTE, base.VOID)  # outbox rows of documents
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,37 @@ class WaitingRecord:
         }
 
 
+@dataclass(frozen=True)
+class LastRun:
+    job: str
+    started_at: datetime
+    finished_at: datetime | None
+    ok: bool
+    error: str | None
+    summary: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "ok": self.ok,
+            "error": self.error,
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A document a target refused, or a write-back Salesforce refused: waiting, with why."""
+
+    where: str
+    what: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"where": self.where, "what": self.what, "error": self.error}
+
+
 @dataclass
 class Status:
     cursors: dict[str, datetime | None]
@@ -42,9 +79,17 @@ class Status:
     api_calls: int = 0
     org_used: int | None = None
     org_limit: int | None = None
+    jobs: dict[str, LastRun | None] = field(default_factory=dict)
+    outbox: dict[str, dict[str, int]] = field(default_factory=dict)
+    refused: list[Refusal] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "jobs": {
+                name: run.to_dict() if run is not None else None for name, run in self.jobs.items()
+            },
+            "outbox": {target: dict(depth) for target, depth in self.outbox.items()},
+            "refused": [refusal.to_dict() for refusal in self.refused],
             "cursors": {
                 name: position.isoformat() if position else None
                 for name, position in self.cursors.items()
@@ -66,8 +111,57 @@ def _waiting(row: tables.CrmRecord) -> WaitingRecord:
     return WaitingRecord(row.object, row.record_id, row.state, row.reason, row.modstamp, name)
 
 
-def status(session: Session, today: date) -> Status:
+def last_runs(session: Session, jobs: Sequence[str]) -> dict[str, LastRun | None]:
+    """The latest run of each of ``jobs`` (None for a job that never ran)."""
+    runs: dict[str, LastRun | None] = {}
+    for job in jobs:
+        row = session.scalars(
+            select(tables.JobRun)
+            .where(tables.JobRun.job == job)
+            .order_by(tables.JobRun.started_at.desc(), tables.JobRun.id.desc())
+            .limit(1)
+        ).first()
+        runs[job] = (
+            None
+            if row is None
+            else LastRun(job, row.started_at, row.finished_at, row.ok, row.error, row.summary)
+        )
+    return runs
+
+
+def refusals(session: Session) -> list[Refusal]:
+    """Documents parked by an accounting target and records Salesforce refused, with why."""
+    parked = session.execute(
+        select(tables.Delivery.target, tables.Document.number, tables.Outbox, tables.Delivery.error)
+        .join(tables.Outbox, tables.Outbox.id == tables.Delivery.outbox_id)
+        .outerjoin(
+            tables.Document,
+            (tables.Document.id == tables.Outbox.document_id)
+            & tables.Outbox.document_type.in_(DOCUMENT_TYPES),
+        )
+        .where(tables.Delivery.state == outbox.PARKED)
+        .order_by(tables.Delivery.outbox_id)
+    ).all()
+    found = [
+        Refusal(target, number or f"{row.document_type} {row.document_id}", error or "")
+        for target, number, row, error in parked
+    ]
+    for state in session.scalars(
+        select(tables.WritebackState)
+        .where(tables.WritebackState.error.is_not(None))
+        .order_by(tables.WritebackState.object, tables.WritebackState.key)
+    ):
+        found.append(Refusal(f"salesforce {state.object}", state.key, state.error or ""))
+    return found
+
+
+def status(
+    session: Session, today: date, jobs: Sequence[str] = (), targets: Sequence[str] = ()
+) -> Status:
+    """The state of everything; ``jobs`` and ``targets`` name what to report even before its
+    first run or delivery."""
     usage = session.get(tables.ApiUsage, (SYSTEM, today))
+    known_targets = set(targets) | set(session.scalars(select(tables.Delivery.target).distinct()))
     waiting = [
         _waiting(row)
         for state in (staging.QUARANTINED, staging.HELD)
@@ -81,4 +175,7 @@ def status(session: Session, today: date) -> Status:
         api_calls=usage.calls if usage else 0,
         org_used=usage.org_used if usage else None,
         org_limit=usage.org_limit if usage else None,
+        jobs=last_runs(session, jobs),
+        outbox={target: outbox.depth(session, target) for target in sorted(known_targets)},
+        refused=refusals(session),
     )

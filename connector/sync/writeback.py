@@ -5,7 +5,8 @@
 - ``Billing_Invoice__c`` per invoice or credit note (external id ``Document_Number__c``): type,
   deal, account, dates, period, total, balance due, status and currency.
 - On the Account: ``MRR__c`` and ``Billing_Status__c``.
-- On the Opportunity: ``Billing_Sync_Error__c``, the reason a deal waits in quarantine (cleared
+- On the Opportunity: ``Billing_Sync_Error__c``, the reason a deal waits in quarantine or is
+  held for review (cleared
   once it bills).
 
 Each record's fields are hashed; only records whose hash differs from what Salesforce last
@@ -17,7 +18,7 @@ with its error and sent again when it changes; a retryable refusal is sent again
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -37,6 +38,7 @@ from connector.db.catalog import PriceCache
 from connector.db.engine import transaction
 from connector.db.subscriptions import load_subscriptions
 from connector.sync.settlement import due_of
+from connector.sync.stopping import no_stop
 
 SYSTEM = "salesforce"
 SUBSCRIPTION = ("Billing_Subscription__c", "Subscription_Id__c")
@@ -173,7 +175,8 @@ def records(session: Session, as_of: date) -> Iterator[tuple[str, str, str, dict
         )
     waiting = {
         row.record_id: row.reason
-        for row in staging.in_state(session, SYSTEM, staging.QUARANTINED)
+        for state in (staging.QUARANTINED, staging.HELD)
+        for row in staging.in_state(session, SYSTEM, state)
         if row.object == "Opportunity"
     }
     applied = {
@@ -210,14 +213,20 @@ def _changed(
 
 
 def write_back(
-    factory: sessionmaker[Session], client: SalesforceClient, as_of: date
+    factory: sessionmaker[Session],
+    client: SalesforceClient,
+    as_of: date,
+    checkpoint: Callable[[], None] = no_stop,
 ) -> WritebackResult:
+    """Send what changed since Salesforce last accepted it; ``checkpoint`` is called between
+    calls (it raises to stop there)."""
     result = WritebackResult()
     calls_before = client.calls
     with transaction(factory) as session:
         pending = _changed(session, as_of, result)
     for (obj, key_field), items in pending.items():
         for start in range(0, len(items), MAX_COLLECTION):
+            checkpoint()
             chunk = items[start : start + MAX_COLLECTION]
             if key_field == "Id":
                 answers = client.update_records(

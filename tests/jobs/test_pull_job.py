@@ -4,16 +4,20 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from connector.sandbox.server import Sandbox
 from connector.settings import SalesforceSettings, Settings
-from jobs.pull import pull_job
+from connector.sync.cycle import Runtime
+from jobs.pull import pull
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.sandbox(seed="demo")
-def test_pull_job_pulls_the_demo_org_once(salesforce_sandbox: Sandbox, settings: Settings) -> None:
+def test_pull_job_pulls_the_demo_org_once(
+    salesforce_sandbox: Sandbox, settings: Settings, factory: sessionmaker[Session]
+) -> None:
     salesforce = SalesforceSettings(
         instance_url=salesforce_sandbox.instance_url,
         session_id=salesforce_sandbox.session_id,
@@ -22,11 +26,14 @@ def test_pull_job_pulls_the_demo_org_once(salesforce_sandbox: Sandbox, settings:
     )
     configured = settings.model_copy(update={"salesforce": salesforce})
 
-    first = pull_job(configured, date(2026, 3, 1))
-    again = pull_job(configured, date(2026, 3, 1))
+    runtime = Runtime(factory, configured)
+    first_run = pull(runtime, date(2026, 3, 1))
+    again_run = pull(runtime, date(2026, 3, 1))
+    first, again = first_run.result, again_run.result
 
     assert first.fetched == {"Account": 50, "Opportunity": 200}
     assert (first.applied, first.quarantined, first.held) == (160, 3, 0)
     assert first.applied + first.ignored + first.quarantined == 250
     assert first.api_calls == 1  # one Composite call carries the first page of each query
     assert (again.applied, again.unchanged, again.held) == (0, 247, 0)
+    assert (first_run.api_calls, again_run.api_calls, again.api_calls) == (1, 1, 1)

@@ -13,8 +13,7 @@ from connector.db.engine import transaction
 from connector.errors import InvalidInputError
 from connector.settings import Settings
 from connector.sync.billing_run import run_billing
-from connector.sync.demo import sample_file
-from connector.sync.importer import import_file
+from connector.sync.importer import import_file, sample_file
 
 
 def _import(factory: sessionmaker[Session], path: Path, as_of: date):

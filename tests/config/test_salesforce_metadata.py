@@ -1,0 +1,591 @@
+"""The Salesforce metadata in ``config/salesforce`` agrees with the sandbox org's schema.
+
+An admin deploys ``config/salesforce`` to a real org; the connector is tested against the local
+sandbox, whose objects and fields ``connector/sandbox/schema.yaml`` declares. These tests hold
+the two together: every custom object and custom field (name ending in ``__c``) of the schema has
+a metadata file and every metadata file an object or field in the schema, with the same label,
+type, length, precision, scale, picklist values (in order), restriction, external id,
+uniqueness and lookup target as the sandbox's describe. The permission set lets the integration
+user edit every field the write-back writes and read every custom field; the README lists every
+field.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+from datetime import date
+from pathlib import Path
+from xml.etree.ElementTree import Element
+
+import pytest
+from defusedxml import ElementTree
+from pydantic import SecretStr
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.sandbox.describe import describe_object
+from connector.sandbox.schema import Field, SObject, default_schema
+from connector.sandbox.server import Sandbox
+from connector.settings import SalesforceSettings, Settings
+from connector.sync import writeback
+from connector.sync.cycle import run_cycle
+from connector.sync.mapping import load_mapping
+
+ROOT = Path(__file__).resolve().parents[2]
+SALESFORCE = ROOT / "config" / "salesforce"
+SOURCE = SALESFORCE / "force-app" / "main" / "default"
+OBJECTS = SOURCE / "objects"
+PERMISSION_SET_NAME = "Billing_Connector_Integration"
+PERMISSION_SET = SOURCE / "permissionsets" / f"{PERMISSION_SET_NAME}.permissionset-meta.xml"
+PACKAGE = SALESFORCE / "manifest" / "package.xml"
+README = SALESFORCE / "README.md"
+MAPPING = ROOT / "mappings" / "salesforce.yaml"
+NS = "http://soap.sforce.com/2006/04/metadata"
+Q = f"{{{NS}}}"
+SUFFIXES = (".object-meta.xml", ".field-meta.xml", ".permissionset-meta.xml")
+API_VERSION = "59.0"  # any; describe answers the same for every version
+FIX = "add or fix it under config/salesforce (see config/salesforce/README.md)"
+
+
+# -- reading the metadata --------------------------------------------------------------------
+def parse(path: Path) -> Element:
+    root: Element = ElementTree.parse(path).getroot()
+    return root
+
+
+def child(element: Element, tag: str) -> Element | None:
+    return element.find(Q + tag)
+
+
+def text(element: Element, tag: str) -> str | None:
+    found = child(element, tag)
+    return None if found is None else (found.text or "")
+
+
+def flag(element: Element, tag: str) -> bool:
+    """A boolean element; absent means false, as Salesforce reads it."""
+    value = text(element, tag)
+    assert value in (None, "true", "false"), f"<{tag}> is {value!r}, not true or false"
+    return value == "true"
+
+
+def tags(element: Element) -> list[str]:
+    return [item.tag.removeprefix(Q) for item in element]
+
+
+def field_path(object_name: str, field_name: str) -> Path:
+    return OBJECTS / object_name / "fields" / f"{field_name}.field-meta.xml"
+
+
+def object_path(object_name: str) -> Path:
+    return OBJECTS / object_name / f"{object_name}.object-meta.xml"
+
+
+def metadata_objects() -> set[str]:
+    return {path.parent.name for path in OBJECTS.glob("*/*.object-meta.xml")}
+
+
+def metadata_fields() -> set[str]:
+    return {
+        f"{path.parent.parent.name}.{path.name.removesuffix('.field-meta.xml')}"
+        for path in OBJECTS.glob("*/fields/*.field-meta.xml")
+    }
+
+
+# -- what the sandbox says -------------------------------------------------------------------
+def custom_objects() -> dict[str, SObject]:
+    return {name: obj for name, obj in default_schema().objects.items() if obj.custom}
+
+
+def custom_fields() -> dict[str, tuple[SObject, Field]]:
+    return {
+        f"{obj.name}.{spec.name}": (obj, spec)
+        for obj in default_schema().objects.values()
+        for spec in obj.fields.values()
+        if spec.name.endswith("__c")
+    }
+
+
+CUSTOM_OBJECTS = sorted(custom_objects())
+CUSTOM_FIELDS = sorted(custom_fields())
+
+
+def metadata_type(spec: Field) -> str:
+    """The Metadata API type of a custom field the sandbox declares."""
+    if spec.spec.autonumber:
+        return "AutoNumber"
+    if spec.type == "reference":
+        return "MasterDetail" if spec.spec.cascade_delete else "Lookup"
+    if spec.type == "textarea":
+        if spec.length == 255:
+            return "TextArea"
+        if 255 < spec.length <= 131072:
+            return "LongTextArea"
+        pytest.fail(
+            f"{spec.name}: a textarea of {spec.length} characters has no Salesforce type "
+            "(TextArea holds 255, LongTextArea 256 to 131072)"
+        )
+    types = {
+        "string": "Text",
+        "picklist": "Picklist",
+        "boolean": "Checkbox",
+        "int": "Number",
+        "double": "Number",
+        "currency": "Currency",
+        "percent": "Percent",
+        "date": "Date",
+        "datetime": "DateTime",
+        "email": "Email",
+        "phone": "Phone",
+        "url": "Url",
+    }
+    if spec.type not in types:
+        pytest.fail(f"{spec.name}: no Salesforce custom field type for {spec.type!r}")
+    return types[spec.type]
+
+
+COMMON_TAGS = {
+    "fullName",
+    "label",
+    "description",
+    "inlineHelpText",
+    "type",
+    "required",
+    "externalId",
+    "trackHistory",
+    "trackTrending",
+    "trackFeedHistory",
+}
+TYPE_TAGS = {
+    "Text": {"length", "unique", "caseSensitive"},
+    "TextArea": set(),
+    "LongTextArea": {"length", "visibleLines"},
+    "Picklist": {"valueSet"},
+    "Checkbox": {"defaultValue"},
+    "Number": {"precision", "scale", "unique"},
+    "Currency": {"precision", "scale"},
+    "Percent": {"precision", "scale"},
+    "Date": set(),
+    "DateTime": set(),
+    "Email": {"unique"},
+    "Phone": set(),
+    "Url": set(),
+    "Lookup": {"referenceTo", "relationshipName", "relationshipLabel", "deleteConstraint"},
+    "MasterDetail": {
+        "referenceTo",
+        "relationshipName",
+        "relationshipLabel",
+        "relationshipOrder",
+        "reparentableMasterDetail",
+        "writeRequiresMasterRead",
+    },
+}
+
+
+# -- what the write-back writes --------------------------------------------------------------
+def _constant(node: ast.expr) -> str:
+    assert isinstance(node, ast.Constant), ast.dump(node)
+    assert isinstance(node.value, str), ast.dump(node)
+    return node.value
+
+
+def written_by_writeback() -> dict[tuple[str, str], set[str]]:
+    """(object, key field) → the fields ``writeback.records`` yields for it, read from its source.
+
+    Every record it yields is a tuple ``(object, key field, key, {field: value, ...})``, the
+    first two given either as string literals or as one of the module's (object, key field)
+    constants (``*SUBSCRIPTION``). The key field is written too (the upsert's external id)
+    unless it is ``Id``.
+    """
+    tree = ast.parse(inspect.getsource(writeback.records))
+    written: dict[tuple[str, str], set[str]] = {}
+    for node in ast.walk(tree):
+        assert not isinstance(node, ast.YieldFrom), (
+            "writeback.records delegates; update this reader"
+        )
+        if not isinstance(node, ast.Yield):
+            continue
+        shape = f"writeback.records yields {ast.unparse(node)[:80]!r}"
+        assert isinstance(node.value, ast.Tuple), f"{shape}: not a tuple; update this reader"
+        items = node.value.elts
+        if isinstance(items[0], ast.Starred):
+            assert isinstance(items[0].value, ast.Name), shape
+            obj, key_field = getattr(writeback, items[0].value.id)
+            rest = items[1:]
+        else:
+            obj, key_field = _constant(items[0]), _constant(items[1])
+            rest = items[2:]
+        fields = rest[-1]
+        assert isinstance(fields, ast.Dict), f"{shape}: fields not a dict literal"
+        names = {_constant(key) for key in fields.keys if key is not None}
+        if key_field != "Id":
+            names.add(key_field)
+        written.setdefault((obj, key_field), set()).update(names)
+    return written
+
+
+WRITTEN = written_by_writeback()
+
+
+def written_fields() -> set[str]:
+    return {f"{obj}.{name}" for (obj, _), names in WRITTEN.items() for name in names}
+
+
+def mapped_custom_fields() -> set[str]:
+    """``Object.Field__c`` of every custom field the default mapping reads."""
+    schema = default_schema()
+    mapping = load_mapping(MAPPING).mapping
+    found: set[str] = set()
+    for section in ("customer", "contract", "items"):
+        if section == "items":
+            relation = schema.objects[mapping.contract.object].child(mapping.items.relationship)
+            assert relation is not None, mapping.items.relationship
+            start = relation.child
+        else:
+            start = getattr(mapping, section).object
+        for path in mapping.query_fields(section):
+            obj = schema.objects[start]
+            *parents, name = path.split(".")
+            for relationship in parents:
+                lookup = obj.parent(relationship)
+                assert lookup is not None, f"{obj.name} has no relationship {relationship}"
+                obj = schema.objects[lookup.spec.reference_to or ""]
+            spec = obj.field(name)
+            assert spec is not None, f"{obj.name} has no field {name} ({MAPPING.name}: {path})"
+            if spec.name.endswith("__c"):
+                found.add(f"{obj.name}.{spec.name}")
+    return found
+
+
+# -- every file ------------------------------------------------------------------------------
+XML_FILES = sorted(SALESFORCE.rglob("*.xml"))
+
+
+@pytest.mark.parametrize("path", XML_FILES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_xml_is_well_formed_metadata(path: Path) -> None:
+    assert path.read_bytes().startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n')
+    root = parse(path)
+    for element in root.iter():
+        assert element.tag.startswith(Q), f"{path}: <{element.tag}> is not in {NS}"
+    kinds = {
+        ".object-meta.xml": "CustomObject",
+        ".field-meta.xml": "CustomField",
+        ".permissionset-meta.xml": "PermissionSet",
+        "package.xml": "Package",
+    }
+    kind = next(kind for suffix, kind in kinds.items() if path.name.endswith(suffix))
+    assert root.tag == Q + kind
+
+
+def test_the_source_holds_only_known_kinds_of_files() -> None:
+    stray = [
+        str(path.relative_to(SALESFORCE))
+        for path in SOURCE.rglob("*")
+        if path.is_file() and not path.name.endswith(SUFFIXES)
+    ]
+    assert stray == []
+    misplaced = [
+        str(path.relative_to(SALESFORCE))
+        for path in OBJECTS.rglob("*.xml")
+        if path != object_path(path.parent.name)
+        and path != field_path(path.parent.parent.name, path.name.split(".")[0])
+    ]
+    assert misplaced == []
+
+
+def test_the_project_file() -> None:
+    project = json.loads((SALESFORCE / "sfdx-project.json").read_text())
+    assert project["packageDirectories"] == [{"path": "force-app", "default": True}]
+    assert re.fullmatch(r"\d{2,3}\.0", project["sourceApiVersion"])
+    assert text(parse(PACKAGE), "version") == project["sourceApiVersion"]
+
+
+def test_the_manifest_names_every_component() -> None:
+    members: dict[str, list[str]] = {}
+    for types in parse(PACKAGE).iter(Q + "types"):
+        name = text(types, "name")
+        assert name is not None
+        members[name] = [item.text or "" for item in types.iter(Q + "members")]
+    assert members == {
+        "CustomField": sorted(metadata_fields()),
+        "CustomObject": sorted(metadata_objects()),
+        "PermissionSet": [PERMISSION_SET_NAME],
+    }
+
+
+# -- the same objects and fields -------------------------------------------------------------
+def test_the_schema_declares_the_connectors_custom_objects_and_fields() -> None:
+    # Guards the comparisons below against an empty or unreadable schema.
+    assert {"Billing_Subscription__c", "Billing_Invoice__c"} <= set(CUSTOM_OBJECTS)
+    assert {"Account.MRR__c", "Opportunity.Billing_Sync_Error__c"} <= set(CUSTOM_FIELDS)
+
+
+def test_every_custom_object_has_metadata_and_no_other() -> None:
+    assert metadata_objects() == set(CUSTOM_OBJECTS), (
+        f"custom objects in connector/sandbox/schema.yaml without metadata: "
+        f"{sorted(set(CUSTOM_OBJECTS) - metadata_objects())}; metadata without a custom object "
+        f"in the schema: {sorted(metadata_objects() - set(CUSTOM_OBJECTS))}; {FIX}"
+    )
+
+
+def test_every_custom_field_has_metadata_and_no_other() -> None:
+    assert metadata_fields() == set(CUSTOM_FIELDS), (
+        f"custom fields in connector/sandbox/schema.yaml without metadata: "
+        f"{sorted(set(CUSTOM_FIELDS) - metadata_fields())}; metadata without a custom field "
+        f"in the schema: {sorted(metadata_fields() - set(CUSTOM_FIELDS))}; {FIX}"
+    )
+
+
+@pytest.mark.parametrize("name", CUSTOM_OBJECTS)
+def test_custom_object(name: str) -> None:
+    obj = custom_objects()[name]
+    path = object_path(name)
+    assert path.exists(), f"no metadata for custom object {name} at {path}; {FIX}"
+    root = parse(path)
+    described = describe_object(API_VERSION, default_schema(), obj)
+    assert text(root, "label") == described["label"]
+    assert text(root, "pluralLabel") == described["labelPlural"]
+    assert text(root, "deploymentStatus") == "Deployed"
+    assert text(root, "description")
+    # Salesforce wants these three alike (an Enterprise Application object when all are on).
+    assert all(flag(root, key) for key in ("enableBulkApi", "enableSharing", "enableStreamingApi"))
+    masters = [
+        spec.name
+        for spec in obj.fields.values()
+        if spec.type == "reference" and spec.spec.cascade_delete
+    ]
+    assert text(root, "sharingModel") == ("ControlledByParent" if masters else "ReadWrite")
+
+    name_field = child(root, "nameField")
+    assert name_field is not None
+    spec = obj.fields["Name"].spec
+    assert text(name_field, "label")
+    if spec.autonumber:
+        assert text(name_field, "type") == "AutoNumber"
+        assert text(name_field, "displayFormat") == spec.autonumber
+    else:
+        assert text(name_field, "type") == "Text"
+        assert child(name_field, "displayFormat") is None
+
+    # The standard fields of a custom object are the system fields, Name and (multi-currency)
+    # CurrencyIsoCode; anything else the schema declares there has to be a custom field.
+    standard = {
+        spec.name
+        for spec in obj.fields.values()
+        if not spec.system and not spec.name.endswith("__c")
+    }
+    assert standard <= {"Name", "CurrencyIsoCode"}
+
+
+@pytest.mark.parametrize("name", CUSTOM_FIELDS)
+def test_custom_field(name: str) -> None:
+    obj, spec = custom_fields()[name]
+    path = field_path(obj.name, spec.name)
+    assert path.exists(), f"{name} is in connector/sandbox/schema.yaml but {path} is missing; {FIX}"
+    root = parse(path)
+    kind = metadata_type(spec)
+    described = next(
+        item
+        for item in describe_object(API_VERSION, default_schema(), obj)["fields"]
+        if item["name"] == spec.name
+    )
+
+    assert text(root, "fullName") == spec.name
+    assert text(root, "type") == kind
+    assert text(root, "label") == described["label"]
+    assert text(root, "description"), f"{name}: say what the connector does with it"
+    assert text(root, "inlineHelpText")
+    unknown = set(tags(root)) - COMMON_TAGS - TYPE_TAGS[kind]
+    assert not unknown, f"{name}: {sorted(unknown)} do not belong on a {kind} field"
+
+    assert flag(root, "required") is spec.spec.required
+    assert flag(root, "externalId") is spec.spec.external_id
+    assert flag(root, "unique") is spec.spec.unique
+    if spec.spec.unique:
+        # The sandbox compares text case-insensitively (its SF_NOCASE collation).
+        assert text(root, "caseSensitive") == "false"
+
+    if kind in ("Text", "LongTextArea"):
+        assert text(root, "length") == str(spec.length)
+    if kind == "LongTextArea":
+        assert int(text(root, "visibleLines") or 0) >= 2
+    if kind in ("Number", "Currency", "Percent"):
+        assert text(root, "precision") == str(described["precision"] or 18)
+        assert text(root, "scale") == str(spec.scale) == str(described["scale"])
+    if kind == "Checkbox":
+        assert text(root, "defaultValue") == ("true" if spec.spec.default else "false")
+    elif kind != "Picklist":
+        assert spec.spec.default is None, f"{name}: a default the metadata cannot express"
+
+    if kind == "Picklist":
+        value_set = child(root, "valueSet")
+        assert value_set is not None
+        assert flag(value_set, "restricted") is spec.spec.restricted
+        definition = child(value_set, "valueSetDefinition")
+        assert definition is not None
+        assert flag(definition, "sorted") is False
+        values = list(definition.iter(Q + "value"))
+        assert [text(value, "fullName") for value in values] == list(
+            default_schema().picklist_values(spec)
+        )
+        assert [text(value, "label") for value in values] == [
+            text(value, "fullName") for value in values
+        ]
+        defaults = [text(value, "fullName") for value in values if flag(value, "default")]
+        assert defaults == ([spec.spec.default] if spec.spec.default is not None else [])
+
+    if kind in ("Lookup", "MasterDetail"):
+        assert text(root, "referenceTo") == spec.spec.reference_to
+        # Salesforce names a custom lookup's parent relationship after the field.
+        assert spec.spec.relationship_name == spec.name.removesuffix("__c") + "__r"
+        child_relationship = spec.spec.child_relationship
+        assert child_relationship is not None, f"{name}: the schema names no child relationship"
+        assert text(root, "relationshipName") == child_relationship.removesuffix("__r")
+        assert child_relationship.endswith("__r")
+        assert text(root, "relationshipLabel")
+        if kind == "Lookup":
+            assert text(root, "deleteConstraint") == "SetNull"
+
+
+# -- the permission set ----------------------------------------------------------------------
+def field_permissions() -> dict[str, tuple[bool, bool]]:
+    """field → (readable, editable)."""
+    found: dict[str, tuple[bool, bool]] = {}
+    for item in parse(PERMISSION_SET).iter(Q + "fieldPermissions"):
+        name = text(item, "field") or ""
+        assert name not in found, f"{name} is listed twice"
+        found[name] = (flag(item, "readable"), flag(item, "editable"))
+    return found
+
+
+def object_permissions() -> dict[str, dict[str, bool]]:
+    found: dict[str, dict[str, bool]] = {}
+    for item in parse(PERMISSION_SET).iter(Q + "objectPermissions"):
+        name = text(item, "object") or ""
+        assert name not in found, f"{name} is listed twice"
+        found[name] = {key: flag(item, key) for key in tags(item) if key != "object"}
+    return found
+
+
+def test_the_writeback_reader_finds_every_record_kind() -> None:
+    assert set(WRITTEN) == {
+        ("Billing_Subscription__c", "Subscription_Id__c"),
+        ("Billing_Invoice__c", "Document_Number__c"),
+        ("Account", "Id"),
+        ("Opportunity", "Id"),
+    }
+    assert {"Account.MRR__c", "Account.Billing_Status__c"} <= written_fields()
+
+
+def test_every_field_the_writeback_writes_is_in_the_schema_and_updateable() -> None:
+    schema = default_schema()
+    for name in sorted(written_fields()):
+        object_name, field_name = name.split(".")
+        spec = schema.objects[object_name].fields.get(field_name)
+        assert spec is not None, f"the write-back writes {name}, which the sandbox lacks"
+        assert spec.updateable, f"the write-back writes {name}, which the sandbox makes read-only"
+
+
+def test_the_permission_set_covers_every_custom_field() -> None:
+    expected = {name for name, (_, spec) in custom_fields().items() if not spec.spec.required}
+    assert set(field_permissions()) == expected, (
+        f"missing from {PERMISSION_SET.name}: {sorted(expected - set(field_permissions()))}; "
+        f"not custom fields of the schema: {sorted(set(field_permissions()) - expected)}"
+    )
+    unreadable = [name for name, (readable, _) in field_permissions().items() if not readable]
+    assert unreadable == []
+
+
+def test_the_integration_user_can_edit_exactly_the_fields_the_writeback_writes() -> None:
+    written = {name for name in written_fields() if name.split(".")[1].endswith("__c")}
+    editable = {name for name, (_, can_edit) in field_permissions().items() if can_edit}
+    assert written - editable == set(), f"written but not editable: {sorted(written - editable)}"
+    assert editable - written == set(), f"editable, never written: {sorted(editable - written)}"
+
+
+def test_the_integration_user_can_read_every_mapped_field() -> None:
+    mapped = mapped_custom_fields()
+    assert "Product2.Billing_Type__c" in mapped
+    unreadable = sorted(
+        name for name in mapped if not field_permissions().get(name, (False, False))[0]
+    )
+    assert unreadable == []
+
+
+def test_object_permissions() -> None:
+    upserted = {obj for obj, key in WRITTEN if key != "Id"}
+    updated = {obj for obj, key in WRITTEN if key == "Id"}
+    read = {name.split(".")[0] for name in CUSTOM_FIELDS} - upserted - updated
+    expected: dict[str, dict[str, bool]] = {}
+    for obj in sorted(upserted | updated | read):
+        expected[obj] = {
+            "allowCreate": obj in upserted,
+            "allowDelete": False,
+            "allowEdit": obj in upserted | updated,
+            "allowRead": True,
+            "modifyAllRecords": False,
+            "viewAllRecords": obj in upserted,
+        }
+    assert object_permissions() == expected
+    assert sorted(expected) == [
+        "Account",
+        "Billing_Invoice__c",
+        "Billing_Subscription__c",
+        "Opportunity",
+        "Product2",
+    ]
+
+
+def test_the_permission_set_grants_api_access() -> None:
+    root = parse(PERMISSION_SET)
+    assert text(root, "label") == "Billing Connector Integration"
+    granted = {
+        text(item, "name"): flag(item, "enabled") for item in root.iter(Q + "userPermissions")
+    }
+    assert granted == {"ApiEnabled": True}
+
+
+@pytest.fixture
+def cycle_settings(ledger_settings: Settings, salesforce_sandbox: Sandbox) -> Settings:
+    salesforce = SalesforceSettings(
+        instance_url=salesforce_sandbox.instance_url,
+        session_id=SecretStr(salesforce_sandbox.session_id),
+        ca_file=str(salesforce_sandbox.ca_file),
+        backoff_initial_seconds=0.001,
+    )
+    return ledger_settings.model_copy(update={"salesforce": salesforce})
+
+
+@pytest.mark.sandbox(seed="demo")
+def test_the_writeback_reader_agrees_with_a_real_writeback(
+    factory: sessionmaker[Session], cycle_settings: Settings
+) -> None:
+    """The fields a cycle on the demo org sends are the ones read from the source above."""
+    as_of = date(2026, 1, 31)
+    assert run_cycle(factory, cycle_settings, as_of).errors == {}
+    sent: dict[tuple[str, str], set[str]] = {}
+    with factory() as session:
+        for obj, key_field, _, fields in writeback.records(session, as_of):
+            names = set(fields) | ({key_field} - {"Id"})
+            sent.setdefault((obj, key_field), set()).update(names)
+    assert sent == WRITTEN
+
+
+# -- the README ------------------------------------------------------------------------------
+def test_the_readme_lists_every_object_and_field() -> None:
+    sections = re.split(r"^### ", README.read_text(), flags=re.MULTILINE)[1:]
+    listed = {}
+    for section in sections:
+        heading, _, body = section.partition("\n")
+        obj = heading.strip().strip("`")
+        listed[obj] = set(re.findall(r"^\| `(\w+__c)` \|", body, flags=re.MULTILINE))
+    expected: dict[str, set[str]] = {}
+    for name in CUSTOM_FIELDS:
+        obj, field_name = name.split(".")
+        expected.setdefault(obj, set()).add(field_name)
+    assert listed == expected, (
+        f"{README.relative_to(ROOT)} should have a section per object (### `Object`) with a row "
+        "per custom field (| `Field__c` | ...), as connector/sandbox/schema.yaml declares them"
+    )
