@@ -173,17 +173,24 @@ def records(session: Session, as_of: date) -> Iterator[tuple[str, str, str, dict
                 "Billing_Status__c": status,
             },
         )
-    waiting = {
-        row.record_id: row.reason
-        for state in (staging.QUARANTINED, staging.HELD)
-        for row in staging.in_state(session, SYSTEM, state)
-        if row.object == "Opportunity"
-    }
-    applied = {
-        row.record_id
-        for row in staging.in_state(session, SYSTEM, staging.APPLIED)
-        if row.object == "Opportunity"
-    }
+    waiting: dict[str, str | None] = dict(
+        session.execute(  # ids and reasons only: payloads stay on disk
+            select(tables.CrmRecord.record_id, tables.CrmRecord.reason).where(
+                tables.CrmRecord.system == SYSTEM,
+                tables.CrmRecord.object == "Opportunity",
+                tables.CrmRecord.state.in_([staging.QUARANTINED, staging.HELD]),
+            )
+        ).all()
+    )
+    applied = set(
+        session.scalars(
+            select(tables.CrmRecord.record_id).where(
+                tables.CrmRecord.system == SYSTEM,
+                tables.CrmRecord.object == "Opportunity",
+                tables.CrmRecord.state == staging.APPLIED,
+            )
+        )
+    )
     for deal_id in sorted(waiting.keys() | applied | set(deals.values())):
         reason = waiting.get(deal_id)
         yield (
