@@ -66,6 +66,60 @@ def parse_interval(value: str) -> dict[str, int] | None:
     return {INTERVAL_UNITS[match.group(2)]: int(match.group(1))}
 
 
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _weekday_number(token: str) -> int:
+    token = token.strip().lower()
+    if token[:3] in WEEKDAYS and not token.isdigit():
+        return WEEKDAYS.index(token[:3])
+    number = int(token)  # ValueError for anything else
+    if not 0 <= number <= 7:
+        raise ValueError(f"weekday {token} is not 0-7")
+    return number % 7
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab weekday field (0 or 7 Sunday, 1 Monday; names; lists, ranges, steps) as
+    APScheduler's names: its ``from_crontab`` would count 0 as Monday."""
+    if field in {"*", "?"}:
+        return "*"
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"step {step_text} must be at least 1")
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            start_text, end_text = span.split("-", 1)
+            first, last = _weekday_number(start_text), _weekday_number(end_text)
+            if end_text.strip() == "7":
+                last = 7
+        else:
+            first = last = _weekday_number(span)
+            if step_text:
+                last = 6
+        if last < first:
+            raise ValueError(f"weekday range {span} runs backwards")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(WEEKDAYS[day] for day in sorted(days))
+
+
+def crontab_trigger(line: str) -> CronTrigger:
+    """A trigger for a five-field crontab line in UTC, weekdays counted as cron does."""
+    minute, hour, day, month, weekday = line.split()
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_crontab_weekdays(weekday),
+        timezone="UTC",
+    )
+
+
 class ScheduleSettings(_Section):
     """When ``connector run`` runs each job: an interval (``30s``, ``5m``, ``1h``, ``1d``) or a
     crontab line of five fields in UTC (``10 0 * * *``)."""
@@ -100,7 +154,7 @@ class ScheduleSettings(_Section):
                 "fields (minute hour day month weekday)"
             )
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            crontab_trigger(value)
         except ValueError as error:
             raise ValueError(f"{value!r} is not a valid crontab line: {error}") from None
         return " ".join(fields)

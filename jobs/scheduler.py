@@ -15,11 +15,10 @@ from datetime import UTC, date
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.errors import ConfigError
-from connector.settings import ScheduleSettings, parse_interval
+from connector.settings import ScheduleSettings, crontab_trigger, parse_interval
 from connector.sync.cycle import JobRun, Runtime
 from jobs.accounting import push, read_payments
 from jobs.billing import bill, close_revenue
@@ -44,7 +43,7 @@ def trigger(spec: str) -> BaseTrigger:
     interval = parse_interval(spec)
     if interval is not None:
         return IntervalTrigger(timezone=UTC, **interval)
-    return CronTrigger.from_crontab(spec, timezone=UTC)
+    return crontab_trigger(spec)
 
 
 def schedule_of(schedule: ScheduleSettings) -> dict[str, str]:

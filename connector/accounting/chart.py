@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
+from connector.errors import ConfigError, InvalidInputError
 from connector.yamlfile import load_yaml
 
 ROOTS = ("Assets", "Liabilities", "Equity", "Income", "Expenses")
@@ -60,7 +61,12 @@ class Chart(BaseModel):
 
 
 def load_chart(path: Path) -> Chart:
-    document = load_yaml(path)
-    if document.data is None:  # an empty file: the defaults
-        return Chart()
-    return document.validate(Chart)
+    """The chart in ``path``; a missing, unreadable or invalid file is a configuration error
+    that names the file and line."""
+    try:
+        document = load_yaml(path)
+        if document.data is None:  # an empty file: the defaults
+            return Chart()
+        return document.validate(Chart)
+    except InvalidInputError as error:
+        raise ConfigError(str(error)) from None

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connector.billing.money import currency as currency_of
 from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind
-from connector.errors import InvalidInputError
+from connector.errors import ConfigError, InvalidInputError
 from connector.yamlfile import YamlDocument, load_yaml
 
 FIELD_PATH = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
@@ -188,8 +188,13 @@ class LoadedMapping:
 
 
 def load_mapping(path: Path) -> LoadedMapping:
-    document = load_yaml(path)
-    return LoadedMapping(document.validate(SalesforceMapping), document)
+    """The mapping in ``path``; a missing, unreadable or invalid file is a configuration
+    error that names the file and line."""
+    try:
+        document = load_yaml(path)
+        return LoadedMapping(document.validate(SalesforceMapping), document)
+    except InvalidInputError as error:
+        raise ConfigError(str(error)) from None
 
 
 # -- applying the mapping (pure) ---------------------------------------------------------------

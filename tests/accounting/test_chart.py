@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from connector.accounting.chart import Accounts, Chart, check_account, load_chart
-from connector.errors import InvalidInputError
+from connector.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "mappings" / "accounting.yaml"
@@ -43,7 +43,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def _error(path: Path) -> str:
-    with pytest.raises(InvalidInputError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_chart(path)
     return str(caught.value)
 

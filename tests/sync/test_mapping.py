@@ -17,7 +17,7 @@ import pytest
 
 from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind
-from connector.errors import InvalidInputError
+from connector.errors import ConfigError
 from connector.sync.mapping import (
     CustomerData,
     DealData,
@@ -257,7 +257,7 @@ def variant(tmp_path: Path, old: str, new: str) -> tuple[Path, str]:
 
 
 def load_error(path: Path) -> str:
-    with pytest.raises(InvalidInputError) as raised:
+    with pytest.raises(ConfigError) as raised:
         load_mapping(path)
     return str(raised.value)
 
