@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from connector.db.types import utc_now
 from connector.sync.cycle import JobRun, Runtime
 
 
 def push(runtime: Runtime, as_of: date | None = None) -> JobRun:
-    return runtime.run("push", as_of or utc_now().date())
+    return runtime.run("push", as_of)
 
 
 def read_payments(runtime: Runtime, as_of: date | None = None) -> JobRun:
-    return runtime.run("payments", as_of or utc_now().date())
+    return runtime.run("payments", as_of)

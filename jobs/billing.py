@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from connector.db.types import utc_now
 from connector.sync.cycle import JobRun, Runtime
 
 
 def bill(runtime: Runtime, as_of: date | None = None) -> JobRun:
-    return runtime.run("bill", as_of or utc_now().date())
+    return runtime.run("bill", as_of)
 
 
 def close_revenue(runtime: Runtime, as_of: date | None = None) -> JobRun:
-    return runtime.run("revenue", as_of or utc_now().date())
+    return runtime.run("revenue", as_of)

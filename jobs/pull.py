@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from connector.db.types import utc_now
 from connector.sync.cycle import JobRun, Runtime
 
 
 def pull(runtime: Runtime, as_of: date | None = None) -> JobRun:
-    return runtime.run("pull", as_of or utc_now().date())
+    return runtime.run("pull", as_of)

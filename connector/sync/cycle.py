@@ -65,9 +65,11 @@ class Runtime:
     def _calls(self) -> int:
         return self._client.calls if self._client is not None else 0
 
-    def run(self, job: str, as_of: date) -> JobRun:
-        """Run the stage ``job`` as of ``as_of``, record and log it; a configuration error is
-        recorded and raised, every other error of ours recorded and returned."""
+    def run(self, job: str, as_of: date | None = None) -> JobRun:
+        """Run the stage ``job`` as of ``as_of`` (default: today, UTC), record and log it; a
+        configuration error is recorded and raised, every other error of ours recorded and
+        returned."""
+        as_of = as_of or utc_now().date()
         work = _WORK[job]
         started, began, calls = utc_now(), time.perf_counter(), self._calls()
         run = JobRun(job, as_of)

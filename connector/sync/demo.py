@@ -32,16 +32,16 @@ from connector.billing.metrics import Metrics
 from connector.billing.money import Totals
 from connector.billing.payments import InvoiceStatus, PaymentKind
 from connector.billing.periods import ONE_DAY, add_months
-from connector.db import staging, tables
+from connector.db import tables
 from connector.db.engine import make_engine, session_factory
 from connector.db.migrate import upgrade
 from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.sandbox.timeline import Timeline
 from connector.settings import Settings
-from connector.sync import crm_pull
 from connector.sync.cycle import CycleResult, Runtime, run_cycle
 from connector.sync.reports import subscription_metrics
 from connector.sync.settlement import due_of
+from connector.sync.status import waiting_records
 
 SAMPLE_TAX_RATES = {"JP": Decimal(10), "GB": Decimal(20), "DE": Decimal(19), "FR": Decimal(20)}
 DEMO_START = date(2026, 1, 1)  # the demo org's deals are served over 2026
@@ -240,9 +240,8 @@ def _summarize(
         ):
             report.paid.add(payment.currency, payment.amount)
         report.waiting = [
-            (f"{row.object} {row.payload.get('Name') or row.record_id}", row.reason or "")
-            for state in (staging.QUARANTINED, staging.HELD)
-            for row in staging.in_state(session, crm_pull.SYSTEM, state)
+            (f"{row.object} {row.name or row.record_id}", row.reason or "")
+            for row in waiting_records(session)
         ]
     (written,) = sandbox.org.db.execute(
         "SELECT COUNT(*) FROM Billing_Invoice__c WHERE IsDeleted = 0"

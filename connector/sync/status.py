@@ -111,6 +111,15 @@ def _waiting(row: tables.CrmRecord) -> WaitingRecord:
     return WaitingRecord(row.object, row.record_id, row.state, row.reason, row.modstamp, name)
 
 
+def waiting_records(session: Session) -> list[WaitingRecord]:
+    """Records quarantined (waiting for a fix) or held (waiting for a review), with why."""
+    return [
+        _waiting(row)
+        for state in (staging.QUARANTINED, staging.HELD)
+        for row in staging.in_state(session, SYSTEM, state)
+    ]
+
+
 def last_runs(session: Session, jobs: Sequence[str]) -> dict[str, LastRun | None]:
     """The latest run of each of ``jobs`` (None for a job that never ran)."""
     runs: dict[str, LastRun | None] = {}
@@ -162,15 +171,10 @@ def status(
     first run or delivery."""
     usage = session.get(tables.ApiUsage, (SYSTEM, today))
     known_targets = set(targets) | set(session.scalars(select(tables.Delivery.target).distinct()))
-    waiting = [
-        _waiting(row)
-        for state in (staging.QUARANTINED, staging.HELD)
-        for row in staging.in_state(session, SYSTEM, state)
-    ]
     return Status(
         cursors=staging.cursors(session, f"{SYSTEM}:"),
         records=staging.state_counts(session, SYSTEM),
-        waiting=waiting,
+        waiting=waiting_records(session),
         api_day=today,
         api_calls=usage.calls if usage else 0,
         org_used=usage.org_used if usage else None,
