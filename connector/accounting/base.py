@@ -43,6 +43,8 @@ class Line:
     recurring: bool
     amount: Decimal
     recognized: Decimal = Decimal(0)
+    tax_rate: Decimal = Decimal(0)  # percent
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class Invoice:
     taxes: tuple[Tax, ...]
     total: Decimal
     invoice_number: str | None = None  # the invoice a credit note credits
+    applied: Decimal = Decimal(0)  # how much of a credit note the billing core applied to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class Payment:
     amount: Decimal
     invoice_number: str | None = None
     reference: str | None = None
+    credit_note_number: str | None = None  # a refund: the credit note it pays out
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +145,12 @@ class AccountingTarget(Protocol):
 
     def upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]: ...
 
-    def post(self, documents: Sequence[Document]) -> list[PostResult]: ...
+    def post(
+        self, documents: Sequence[Document], retried: frozenset[str] = frozenset()
+    ) -> list[PostResult]:
+        """Post ``documents``; ``retried`` holds the keys of those an earlier attempt may have
+        delivered (its answer never came back), which the target must look for first."""
+        ...
 
     def payments(self, since: str | None) -> tuple[list[ExternalPayment], str | None]:
         """Payments recorded in accounting since the cursor ``since``, and the next cursor."""

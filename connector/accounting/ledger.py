@@ -218,7 +218,10 @@ class Ledger:
             for customer, account in zip(customers, accounts, strict=True)
         ]
 
-    def post(self, documents: Sequence[Document]) -> list[PostResult]:
+    def post(
+        self, documents: Sequence[Document], retried: frozenset[str] = frozenset()
+    ) -> list[PostResult]:
+        """Every document is checked against the files on disk, retried or not."""
         with self._locked():
             self._refresh()
             return self._post(documents)

@@ -89,8 +89,37 @@ class Outcome:
     error: str | None = None
 
 
+IN_FLIGHT = "sent; the answer has not come back yet"
+
+
+def begin_attempt(session: Session, target: str, outbox_ids: Sequence[int]) -> set[int]:
+    """Mark these rows as being sent to ``target``, before the write, and return those an
+    earlier attempt already sent: that attempt may have reached the target, whose answer was
+    lost (a timeout, a crash), so the target must look for them before sending them again."""
+    existing = {
+        row.outbox_id: row
+        for row in session.scalars(
+            select(tables.Delivery).where(
+                tables.Delivery.target == target, tables.Delivery.outbox_id.in_(outbox_ids)
+            )
+        )
+    }
+    fresh = [
+        {"outbox_id": outbox_id, "target": target, "state": PENDING, "attempts": 1}
+        for outbox_id in outbox_ids
+        if outbox_id not in existing
+    ]
+    for row in existing.values():
+        row.attempts += 1
+        row.error = row.error or IN_FLIGHT
+    if fresh:
+        session.execute(insert(tables.Delivery), [{**row, "error": IN_FLIGHT} for row in fresh])
+    session.flush()
+    return set(existing)
+
+
 def record(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
-    """Store each row's outcome at ``target`` (one insert for the rows tried the first time)."""
+    """Store each row's outcome at ``target`` (one insert for rows never marked as sent)."""
     ids = [outcome.outbox_id for outcome in outcomes]
     existing = {
         row.outbox_id: row
@@ -120,7 +149,6 @@ def record(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
                 outcome.external_id,
                 outcome.error,
             )
-            row.attempts += 1
     if fresh:
         session.execute(insert(tables.Delivery), fresh)
     session.flush()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.accounting import base
@@ -181,8 +181,26 @@ class _Loader:
                 period = Period(line.service_start, line.service_end)
                 schedule = RevenueSchedule(line.amount, money, period)
                 recognized = schedule.recognized_through(doc.issue_date)
-            lines.append(base.Line(code, family, recurring, line.amount, recognized))
+            lines.append(
+                base.Line(
+                    code,
+                    family,
+                    recurring,
+                    line.amount,
+                    recognized,
+                    tax_rate=line.tax_rate,
+                    description=line.description,
+                )
+            )
         taxes = tuple(base.Tax(tax.rate, tax.tax) for tax in self.taxes.get(doc.id, []))
+        applied = Decimal(0)
+        if row.document_type == base.CREDIT_NOTE and doc.invoice_id is not None:
+            applied = self.session.scalar(
+                select(func.coalesce(func.sum(tables.Allocation.amount), 0)).where(
+                    tables.Allocation.credit_note_id == doc.id,
+                    tables.Allocation.invoice_id == doc.invoice_id,
+                )
+            ) or Decimal(0)
         return base.Invoice(
             key=document_key(row.document_type, doc.id),
             document_type=row.document_type,
@@ -196,6 +214,7 @@ class _Loader:
             taxes=taxes,
             total=doc.total,
             invoice_number=self.number(doc.invoice_id),
+            applied=Decimal(applied),
         )
 
     def payment(self, row: tables.Outbox) -> base.Payment:
@@ -210,7 +229,23 @@ class _Loader:
             amount=payment.amount,
             invoice_number=self.number(payment.invoice_id),
             reference=payment.reference,
+            credit_note_number=self._refunded_credit_note(payment),
         )
+
+    def _refunded_credit_note(self, payment: tables.Payment) -> str | None:
+        """The credit note a refund pays out (the first, when it draws on several)."""
+        if payment.kind != base.REFUND:
+            return None
+        credit_note_id = self.session.scalar(
+            select(tables.Allocation.credit_note_id)
+            .where(
+                tables.Allocation.refund_id == payment.id,
+                tables.Allocation.credit_note_id.is_not(None),
+            )
+            .order_by(tables.Allocation.id)
+            .limit(1)
+        )
+        return self.number(credit_note_id)
 
     def revenue(self, row: tables.Outbox) -> base.RevenueJournal:
         journal = self.journals[row.document_id]
@@ -260,7 +295,10 @@ def push(
         if not batch:
             return result
         after = batch[-1][0]
-        answers = target.post([doc for _, doc in batch])
+        with transaction(factory) as session:  # before the write: a crash leaves it marked
+            tried = outbox.begin_attempt(session, target.name, [row_id for row_id, _ in batch])
+        retried = frozenset(doc.key for row_id, doc in batch if row_id in tried)
+        answers = target.post([doc for _, doc in batch], retried)
         outcomes = _outcomes(batch, answers, result)
         with transaction(factory) as session:
             outbox.record(session, target.name, outcomes)

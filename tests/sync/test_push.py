@@ -603,7 +603,7 @@ def test_overlapping_pushes_post_each_document_once(
         "CONNECTOR_ACCOUNTING__MAPPING_FILE": str(MAPPING),
     }
 
-    def post_while_another_push_runs(documents):  # type: ignore[no-untyped-def]
+    def post_while_another_push_runs(documents, retried):  # type: ignore[no-untyped-def]
         other = subprocess.run(
             [sys.executable, "-m", "connector", "push", "--json"],
             env=env,
@@ -613,7 +613,7 @@ def test_overlapping_pushes_post_each_document_once(
             check=False,
         )
         assert other.returncode == 0, other.stderr
-        return post(documents)
+        return post(documents, retried)
 
     target.post = post_while_another_push_runs  # type: ignore[method-assign]
 
