@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import typer
 from rich.console import Console
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector import __version__, logs
 from connector.accounting.ledger import Ledger
+from connector.accounting.xero.target import xero_auth
 from connector.billing.money import to_decimal
 from connector.db.documents import find_document
 from connector.db.engine import display_url, make_engine, session_factory, transaction
@@ -43,6 +45,7 @@ from connector.render import (
 )
 from connector.sandbox.faults import parse_rule
 from connector.sandbox.server import Sandbox, SandboxConfig
+from connector.sandbox.xero.server import XeroConfig, XeroSandbox
 from connector.settings import Settings, load_settings
 from connector.sync import contracts, crm_pull, settlement
 from connector.sync import push as sync_push
@@ -74,6 +77,7 @@ invoice_app = typer.Typer(help="Invoices and credit notes.", no_args_is_help=Tru
 payment_app = typer.Typer(help="Payments and refunds.", no_args_is_help=True)
 revenue_app = typer.Typer(help="Revenue recognition.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The Beancount ledger.", no_args_is_help=True)
+xero_app = typer.Typer(help="The Xero connection.", no_args_is_help=True)
 sandbox_app = typer.Typer(
     help="A local Salesforce org for dry runs and tests.", no_args_is_help=True
 )
@@ -84,6 +88,7 @@ app.add_typer(payment_app, name="payment")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(revenue_app, name="revenue")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(xero_app, name="xero")
 
 DateOption = Annotated[
     datetime | None,
@@ -273,7 +278,7 @@ def push(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Post new documents to accounting, then read back payments recorded there."""
     state = _state(ctx)
     factory = state.database()
-    target = sync_push.make_target(state.settings)
+    target = sync_push.make_target(state.settings, factory)
     posted = sync_push.push(factory, state.settings, target)
     payments = sync_push.read_payments(factory, state.settings, target)
     if as_json:
@@ -308,13 +313,68 @@ def revenue_close(
         )
 
 
+@xero_app.command("connect")
+@handles_errors
+def xero_connect(
+    ctx: typer.Context,
+    code: Annotated[
+        str, typer.Option(help="The code Xero sent to the redirect URI after consent.")
+    ] = "",
+    url: Annotated[str, typer.Option(help="Or the whole URL the browser was redirected to.")] = "",
+) -> None:
+    """Connect Xero (authorization_code): without --code, print the consent URL; with it,
+    store the tokens and list the organisations they reach."""
+    state = _state(ctx)
+    auth = xero_auth(state.settings, state.database())
+    if url and not code:
+        query = parse_qs(urlsplit(url).query)
+        if "error" in query:
+            raise ConfigError(f"Xero refused the consent: {query['error'][0]}")
+        code = (query.get("code") or [""])[0]
+        if not code:
+            raise ConfigError(f"no code= in {url}")
+    if state.settings.xero.grant == "authorization_code":
+        if not code:
+            consent, _ = auth.authorization_url()
+            console.print(
+                "Open this URL, consent, then run `connector xero connect --url '<the URL you "
+                f"were sent to>'`:\n{consent}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            return
+        auth.connect(code)
+        console.print("Xero connected; the refresh token is stored in the database.")
+    _print_tenants(auth.tenants(), state.settings.xero.tenant_id)
+
+
+@xero_app.command("tenants")
+@handles_errors
+def xero_tenants(ctx: typer.Context) -> None:
+    """List the organisations the connection reaches (set one as xero.tenant_id)."""
+    state = _state(ctx)
+    _print_tenants(
+        xero_auth(state.settings, state.database()).tenants(), state.settings.xero.tenant_id
+    )
+
+
+def _print_tenants(tenants: list[dict[str, Any]], chosen: str) -> None:
+    for tenant in tenants:
+        mark = " (xero.tenant_id)" if tenant.get("tenantId") == chosen else ""
+        console.print(
+            f"{tenant.get('tenantId')}  {tenant.get('tenantName')}  "
+            f"{tenant.get('tenantType')}{mark}",
+            highlight=False,
+        )
+
+
 @ledger_app.command("check")
 @handles_errors
 def ledger_check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Check the ledger (bean-check) and reconcile it with the billing core."""
     state = _state(ctx)
     factory = state.database()
-    target = sync_push.make_target(state.settings)
+    target = sync_push.make_target(state.settings, factory)
     if not isinstance(target, Ledger):
         raise ConfigError("ledger check needs accounting.target = ledger")
     with transaction(factory) as session:
@@ -571,6 +631,12 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
     jwt_public_key: Annotated[
         Path | None, typer.Option(help="PEM public key that JWT bearer assertions must match.")
     ] = None,
+    xero: Annotated[
+        bool,
+        typer.Option(
+            "--xero", help="Also serve a fake Xero Accounting API (a free port, the same CA)."
+        ),
+    ] = False,
 ) -> None:
     """Serve a local HTTPS Salesforce org in the foreground (Ctrl-C stops it)."""
     config = SandboxConfig(
@@ -586,12 +652,15 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
         jwt_public_key_file=jwt_public_key,
     )
     sandbox = Sandbox(config).start()
+    xero_org: XeroSandbox | None = None
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
+        if xero:
+            xero_org = XeroSandbox(XeroConfig(host=host, state_dir=sandbox.state_dir)).start()
         if info_file is not None:
-            sandbox.write_info(info_file)
+            sandbox.write_info(info_file, xero_org.info() if xero_org else None)
         console.print(
             f"Salesforce sandbox serving at {sandbox.instance_url}\n"
             f"  CA file: {sandbox.ca_file}\n"
@@ -600,8 +669,19 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
             + (f"\n  connection details: {info_file}" if info_file else ""),
             highlight=False,
         )
+        if xero_org is not None:
+            console.print(
+                f"Xero sandbox serving at {xero_org.url}\n"
+                f"  API: {xero_org.api_url}\n"
+                f"  token URL: {xero_org.token_url}\n"
+                f"  client id: {xero_org.config.client_id}\n"
+                f"  tenant id: {xero_org.config.tenant_id}",
+                highlight=False,
+            )
         stop.wait()
     finally:
+        if xero_org is not None:
+            xero_org.stop()
         sandbox.stop()
         if info_file is not None:
             info_file.unlink(missing_ok=True)

@@ -63,3 +63,20 @@ class LoginError(CrmError):
 
 class QuotaExhaustedError(CrmError):
     """The daily API budget is spent: the cycle ends with its state saved and resumes later."""
+
+
+class AccountingError(ConnectorError):
+    """An accounting target refused a call, or could not be reached after every retry."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class AccountingAuthError(AccountingError):
+    """The accounting target refused our credentials or tokens: someone must reconnect it."""
+
+
+class AccountingLimitError(AccountingError):
+    """The target's API limit for now is spent (its daily limit, or a wait longer than we wait
+    out): the push ends cleanly and the next cycle resumes."""

@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -152,6 +153,14 @@ def status_report(report: Status) -> Group:
     limit = f" of {report.org_limit} (org used {report.org_used})" if report.org_limit else ""
     overview.add_row(f"API calls {report.api_day}", f"{report.api_calls}{limit}")
     parts.append(overview)
+    for target, connection in report.connections.items():
+        state = connection["state"]
+        if state == "connected":
+            parts.append(f"{target}: connected")
+        else:
+            parts.append(
+                f"[bold red]{target}: {state.upper()}[/] {escape(connection['error'] or '')}"
+            )
     if report.outbox:
         depth = Table(title="Accounting outbox")
         for column in ("Target", "Waiting", "Parked"):

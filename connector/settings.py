@@ -46,12 +46,84 @@ class LedgerSettings(_Section):
 
 
 class AccountingSettings(_Section):
-    target: Literal["ledger"] = Field(
-        default="ledger", description="Where documents are posted: the Beancount ledger."
+    target: Literal["ledger", "xero"] = Field(
+        default="ledger",
+        description="Where documents are posted: ledger (the Beancount ledger) or xero.",
     )
     mapping_file: str = Field(
-        default="mappings/accounting.yaml", description="The chart of accounts."
+        default="mappings/accounting.yaml",
+        description="The chart of accounts (Beancount accounts; Xero account codes and tax types).",
     )
+
+
+class XeroSettings(_Section):
+    grant: Literal["client_credentials", "authorization_code"] = Field(
+        default="client_credentials",
+        description="client_credentials (a Xero custom connection) or authorization_code (a web "
+        "app, connected once with `connector xero connect`; refresh tokens rotate).",
+    )
+    client_id: str = Field(default="", description="The Xero app's client id.")
+    client_secret: SecretStr = Field(default=SecretStr(""), description="The app's secret.")
+    tenant_id: str = Field(
+        default="",
+        description="The organisation (xero-tenant-id); `connector xero connect` lists them.",
+    )
+    scopes: str = Field(
+        default="accounting.transactions accounting.contacts accounting.settings.read",
+        description="OAuth scopes asked for (offline_access is added for authorization_code).",
+    )
+    redirect_uri: str = Field(
+        default="http://localhost:8765/xero/callback",
+        description="authorization_code: the redirect URI registered for the app.",
+    )
+    api_url: str = Field(
+        default="https://api.xero.com/api.xro/2.0", description="The Accounting API."
+    )
+    token_url: str = Field(
+        default="https://identity.xero.com/connect/token", description="The token endpoint."
+    )
+    authorize_url: str = Field(
+        default="https://login.xero.com/identity/connect/authorize",
+        description="Where a user consents (authorization_code).",
+    )
+    connections_url: str = Field(
+        default="https://api.xero.com/connections",
+        description="Lists the organisations a token may use.",
+    )
+    ca_file: str = Field(
+        default="", description="PEM bundle of CAs to trust (empty: the system's trust store)."
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=60.0, description="Seconds to wait for each answer."
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
+        default=5, description="Tries of a call that fails with a server or network error."
+    )
+    calls_per_minute: Annotated[int, Field(ge=1, le=60)] = Field(
+        default=60, description="Calls a minute the connector makes at most (Xero allows 60)."
+    )
+    concurrent_calls: Annotated[int, Field(ge=1, le=5)] = Field(
+        default=5, description="Calls in flight at once at most (Xero allows 5)."
+    )
+    max_wait_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=120.0,
+        description="Longest Retry-After a call waits out; a longer one ends the push until the "
+        "next cycle.",
+    )
+    contact_number_prefix: str = Field(
+        default="CUST-",
+        max_length=20,
+        description="ContactNumber of a customer's contact: this prefix and the billing core's "
+        "customer id (do not change it once contacts exist).",
+    )
+
+    @field_validator("api_url", "token_url", "authorize_url", "connections_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith("https://"):
+            raise ValueError(f"must be an https:// URL, not {value}")
+        return value
 
 
 INTERVAL = re.compile(r"^(\d+)\s*(s|m|h|d)$")
@@ -325,6 +397,7 @@ class Settings(BaseSettings):
     )
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     accounting: AccountingSettings = Field(default_factory=AccountingSettings)
+    xero: XeroSettings = Field(default_factory=XeroSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     tax: TaxSettings = Field(default_factory=TaxSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)

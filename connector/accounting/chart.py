@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 
 from connector.errors import ConfigError, InvalidInputError
 from connector.yamlfile import load_yaml
@@ -42,6 +43,44 @@ class Accounts(BaseModel):
 
 
 AccountName = Annotated[str, AfterValidator(check_account)]
+AccountCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10)]
+
+
+class XeroAccounts(BaseModel):
+    """Xero account codes (the organisation's chart: Settings > Chart of accounts)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deferred_revenue: AccountCode = "835"
+    recurring_revenue: AccountCode = "200"
+    one_time_revenue: AccountCode = "260"
+    bank: AccountCode = "090"
+
+
+class XeroChart(BaseModel):
+    """Where documents land in Xero: account codes, and the TaxType of each tax rate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accounts: XeroAccounts = XeroAccounts()
+    revenue_by_product: dict[str, AccountCode] = {}
+    revenue_by_family: dict[str, AccountCode] = {}
+    tax_types: dict[Decimal, str] = {
+        Decimal(0): "NONE",
+        Decimal(10): "OUTPUT",
+        Decimal(20): "OUTPUT2",
+    }
+
+    def revenue_account(self, recurring: bool, product: str | None, family: str | None) -> str:
+        return _revenue(self, self.accounts, recurring, product, family)
+
+    def tax_type(self, rate: Decimal) -> str | None:
+        return self.tax_types.get(rate.normalize()) or self.tax_types.get(rate)
+
+    @field_validator("tax_types")
+    @classmethod
+    def _normalized(cls, value: dict[Decimal, str]) -> dict[Decimal, str]:
+        return {rate.normalize(): tax_type for rate, tax_type in value.items()}
 
 
 class Chart(BaseModel):
@@ -51,13 +90,26 @@ class Chart(BaseModel):
     revenue_by_product: dict[str, AccountName] = {}
     revenue_by_family: dict[str, AccountName] = {}
     open_date: date = date(2000, 1, 1)
+    xero: XeroChart = XeroChart()
 
     def revenue_account(self, recurring: bool, product: str | None, family: str | None) -> str:
-        if product and product in self.revenue_by_product:
-            return self.revenue_by_product[product]
-        if family and family in self.revenue_by_family:
-            return self.revenue_by_family[family]
-        return self.accounts.recurring_revenue if recurring else self.accounts.one_time_revenue
+        return _revenue(self, self.accounts, recurring, product, family)
+
+
+def _revenue(
+    chart: Chart | XeroChart,
+    accounts: Accounts | XeroAccounts,
+    recurring: bool,
+    product: str | None,
+    family: str | None,
+) -> str:
+    """The revenue account of a line: by product code, else by product family, else the
+    recurring or one-time revenue account."""
+    if product and product in chart.revenue_by_product:
+        return chart.revenue_by_product[product]
+    if family and family in chart.revenue_by_family:
+        return chart.revenue_by_family[family]
+    return accounts.recurring_revenue if recurring else accounts.one_time_revenue
 
 
 def load_chart(path: Path) -> Chart:

@@ -8,6 +8,7 @@ currency's minor unit, with an explicit rounding mode.
 from __future__ import annotations
 
 import decimal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -141,3 +142,23 @@ def percent_of(
 ) -> Decimal:
     """``amount × percent / 100``, rounded to the currency's minor unit."""
     return round_money(amount * percent / HUNDRED, currency, rounding)
+
+
+def split_proportionally(
+    total: Decimal, weights: Sequence[Decimal], currency: Currency
+) -> list[Decimal]:
+    """Split ``total`` over ``weights`` in minor units, proportionally, with the units that
+    rounding leaves over going to the largest remainders (ties: the first): the parts always
+    add up to ``total`` exactly. Zero weights everywhere put it all on the first part."""
+    if not weights:
+        return []
+    units = int((total / currency.quantum).to_integral_value())
+    whole = sum(weights, Decimal(0))
+    if whole == 0:
+        return [total] + [Decimal(0) * currency.quantum] * (len(weights) - 1)
+    exact = [Decimal(units) * weight / whole for weight in weights]
+    parts = [int(share.to_integral_value(rounding=decimal.ROUND_FLOOR)) for share in exact]
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in order[: units - sum(parts)]:
+        parts[i] += 1
+    return [Decimal(part) * currency.quantum for part in parts]

@@ -144,9 +144,10 @@ def record(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
                 }
             )
         else:
+            kept = row.external_id if outcome.state == PENDING else None  # a noted name
             row.state, row.external_id, row.error = (
                 outcome.state,
-                outcome.external_id,
+                outcome.external_id or kept,
                 outcome.error,
             )
     if fresh:
@@ -171,3 +172,42 @@ def depth(session: Session, target: str) -> dict[str, int]:
         .where(tables.Delivery.target == target, tables.Delivery.state == PARKED)
     )
     return {"waiting": int(waiting or 0), "parked": int(parked or 0)}
+
+
+def note_sent_as(
+    session: Session, target: str, document_type: str, sent_as: dict[int, str]
+) -> None:
+    """Before a write, store under which name the target will hold these documents (a manual
+    journal's narration), so that an attempt whose answer was lost is found again."""
+    rows = session.execute(
+        select(tables.Delivery)
+        .join(tables.Outbox, tables.Outbox.id == tables.Delivery.outbox_id)
+        .where(
+            tables.Delivery.target == target,
+            tables.Outbox.document_type == document_type,
+            tables.Outbox.document_id.in_(sent_as),
+        )
+        .add_columns(tables.Outbox.document_id)
+    ).all()
+    for delivery, document_id in rows:
+        delivery.external_id = sent_as[document_id]
+    session.flush()
+
+
+def external_ids(
+    session: Session, target: str, document_type: str, document_ids: Iterable[int], state: str
+) -> dict[int, str]:
+    """What ``target`` holds these documents as, among deliveries in ``state``: its id once
+    ``done``, or the name noted before an unanswered write (``pending``)."""
+    rows = session.execute(
+        select(tables.Outbox.document_id, tables.Delivery.external_id)
+        .join(tables.Delivery, tables.Delivery.outbox_id == tables.Outbox.id)
+        .where(
+            tables.Delivery.target == target,
+            tables.Delivery.state == state,
+            tables.Delivery.external_id.is_not(None),
+            tables.Outbox.document_type == document_type,
+            tables.Outbox.document_id.in_(list(document_ids)),
+        )
+    ).all()
+    return {document_id: external_id for document_id, external_id in rows if external_id}

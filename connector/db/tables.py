@@ -435,3 +435,35 @@ class JobRun(Base):
     ok: Mapped[bool] = mapped_column(Boolean, default=False)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class AccountingConnection(Base):
+    """The OAuth tokens of a remote accounting target. A rotated refresh token is stored here,
+    committed, before the access token it came with is used; ``state`` is ``reconnect`` once
+    the target refused the refresh token (``error`` says why) until someone connects again."""
+
+    __tablename__ = "accounting_connections"
+
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class AccountingContact(Base):
+    """A customer's contact in a remote accounting target: its id there once known, the hash of
+    what was last sent (a change is sent again), and ``sending`` while a create is unanswered
+    (the next attempt looks the contact up by its number before creating it)."""
+
+    __tablename__ = "accounting_contacts"
+
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    sent_hash: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)

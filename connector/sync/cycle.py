@@ -59,11 +59,13 @@ class Runtime:
     @property
     def target(self) -> AccountingTarget:
         if self._target is None:
-            self._target = push.make_target(self.settings)
+            self._target = push.make_target(self.settings, self.factory)
         return self._target
 
     def _calls(self) -> int:
-        return self._client.calls if self._client is not None else 0
+        """API calls made so far: Salesforce's, and the accounting target's when remote."""
+        crm = self._client.calls if self._client is not None else 0
+        return crm + int(getattr(self._target, "calls", 0))
 
     def run(self, job: str, as_of: date | None = None) -> JobRun:
         """Run the stage ``job`` as of ``as_of`` (default: today, UTC), record and log it; a

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -23,13 +24,14 @@ from connector.accounting import base
 from connector.accounting.base import AccountingTarget, document_key
 from connector.accounting.chart import load_chart
 from connector.accounting.ledger import Ledger
+from connector.accounting.xero.target import XeroTarget
 from connector.billing.money import currency as currency_of
 from connector.billing.periods import Period
 from connector.billing.pricing import ChargeKind
 from connector.billing.revenue import RevenueSchedule
 from connector.db import outbox, tables
 from connector.db.engine import transaction
-from connector.errors import ConfigError, ConnectorError
+from connector.errors import AccountingLimitError, ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
 from connector.sync import settlement
 from connector.sync.stopping import no_stop
@@ -55,10 +57,25 @@ class PushResult:
         }
 
 
-def make_target(settings: Settings) -> AccountingTarget:
+def make_target(
+    settings: Settings, factory: sessionmaker[Session] | None = None
+) -> AccountingTarget:
+    """The target ``accounting.target`` names; Xero keeps its tokens and contacts in the
+    database ``factory`` opens."""
+    chart = load_chart(mapping_path(settings.accounting.mapping_file))
     if settings.accounting.target == "ledger":
-        chart = load_chart(mapping_path(settings.accounting.mapping_file))
         return Ledger(settings.ledger.path, chart, settings.billing.default_currency)
+    if settings.accounting.target == "xero":
+        if factory is None:
+            raise ConfigError("the xero target needs the database")
+        missing = [
+            f"xero.{key}" for key in ("client_id", "tenant_id") if not getattr(settings.xero, key)
+        ]
+        if not settings.xero.client_secret.get_secret_value():
+            missing.append("xero.client_secret")
+        if missing:
+            raise ConfigError(f"accounting.target = xero needs {', '.join(missing)}")
+        return XeroTarget(settings, factory, chart.xero)
     raise ConfigError(f"accounting.target {settings.accounting.target!r} is not available")
 
 
@@ -283,7 +300,7 @@ def push(
 ) -> PushResult:
     """Deliver every outbox row the target has not received yet; ``checkpoint`` is called
     between batches (it raises to stop there)."""
-    target = target or make_target(settings)
+    target = target or make_target(settings, factory)
     result = PushResult(target.name)
     after = 0  # rows left pending in this run wait for the next one
     while True:
@@ -332,14 +349,23 @@ def _outcomes(
 
 
 # -- payments recorded in accounting --------------------------------------------------------------
+PAYMENTS_LOOKBACK = timedelta(minutes=5)  # clocks differ; a payment read twice is known
+
+
 @dataclass
 class PaymentsResult:
     recorded: int = 0
     known: int = 0
     refused: dict[str, str] = field(default_factory=dict)  # where -> why
+    stopped: str | None = None  # the target's API limit ended the read; the next one resumes
 
     def to_dict(self) -> dict[str, object]:
-        return {"recorded": self.recorded, "known": self.known, "refused": dict(self.refused)}
+        return {
+            "recorded": self.recorded,
+            "known": self.known,
+            "refused": dict(self.refused),
+            "stopped": self.stopped,
+        }
 
 
 def read_payments(
@@ -347,9 +373,17 @@ def read_payments(
 ) -> PaymentsResult:
     """Apply payments recorded in accounting to the billing core (each once), and mark them
     delivered to that target so that they are not posted back to it."""
-    target = target or make_target(settings)
-    found, _ = target.payments(None)
+    target = target or make_target(settings, factory)
     result = PaymentsResult()
+    cursor_name = f"accounting:{target.name}:payments"
+    with transaction(factory) as session:
+        cursor = session.get(tables.SyncCursor, cursor_name)
+        since = cursor.position - PAYMENTS_LOOKBACK if cursor and cursor.position else None
+    try:
+        found, after = target.payments(since.strftime("%Y-%m-%dT%H:%M:%S") if since else None)
+    except AccountingLimitError as error:
+        result.stopped = str(error)
+        return result
     for payment in found:
         try:
             with transaction(factory) as session:
@@ -385,4 +419,12 @@ def read_payments(
         except ConnectorError as error:
             result.refused[payment.where] = str(error)
             log.warning("payment at %s not recorded: %s", payment.where, error)
+    if after and not result.refused:  # a refused payment is read again until it is fixed
+        with transaction(factory) as session:
+            position = datetime.fromisoformat(after).replace(tzinfo=UTC)
+            stored = session.get(tables.SyncCursor, cursor_name)
+            if stored is None:
+                session.add(tables.SyncCursor(name=cursor_name, position=position))
+            elif stored.position is None or position > stored.position:
+                stored.position = position
     return result

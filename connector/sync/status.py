@@ -82,12 +82,14 @@ class Status:
     jobs: dict[str, LastRun | None] = field(default_factory=dict)
     outbox: dict[str, dict[str, int]] = field(default_factory=dict)
     refused: list[Refusal] = field(default_factory=list)
+    connections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "jobs": {
                 name: run.to_dict() if run is not None else None for name, run in self.jobs.items()
             },
+            "connections": {target: dict(state) for target, state in self.connections.items()},
             "outbox": {target: dict(depth) for target, depth in self.outbox.items()},
             "refused": [refusal.to_dict() for refusal in self.refused],
             "cursors": {
@@ -161,7 +163,32 @@ def refusals(session: Session) -> list[Refusal]:
         .order_by(tables.WritebackState.object, tables.WritebackState.key)
     ):
         found.append(Refusal(f"salesforce {state.object}", state.key, state.error or ""))
+    for contact in session.scalars(
+        select(tables.AccountingContact)
+        .where(tables.AccountingContact.error.is_not(None))
+        .order_by(tables.AccountingContact.target, tables.AccountingContact.customer_id)
+    ):
+        found.append(
+            Refusal(
+                f"{contact.target} contact", f"customer {contact.customer_id}", contact.error or ""
+            )
+        )
     return found
+
+
+def connections(session: Session) -> dict[str, dict[str, Any]]:
+    """The sign-in state of each remote accounting target: ``connected``, or ``reconnect``
+    with the reason (never a token)."""
+    return {
+        row.target: {
+            "state": row.state,
+            "error": row.error,
+            "updated_at": row.updated_at.isoformat() if row.updated_at else None,
+        }
+        for row in session.scalars(
+            select(tables.AccountingConnection).order_by(tables.AccountingConnection.target)
+        )
+    }
 
 
 def status(
@@ -182,4 +209,5 @@ def status(
         jobs=last_runs(session, jobs),
         outbox={target: outbox.depth(session, target) for target in sorted(known_targets)},
         refused=refusals(session),
+        connections=connections(session),
     )

@@ -6,8 +6,8 @@
   deal, account, dates, period, total, balance due, status and currency.
 - On the Account: ``MRR__c`` and ``Billing_Status__c``.
 - On the Opportunity: ``Billing_Sync_Error__c``, the reason a deal waits in quarantine or is
-  held for review (cleared
-  once it bills).
+  held for review, or why the accounting system refused one of its documents (cleared once
+  the cause is gone).
 
 Each record's fields are hashed; only records whose hash differs from what Salesforce last
 accepted are sent, 200 to a call (sObject Collections, upserts by external id, so a retry after
@@ -27,13 +27,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.accounting import base
 from connector.billing.metrics import to_money
 from connector.billing.money import currency as currency_of
 from connector.billing.payments import InvoiceStatus
 from connector.billing.subscriptions import SubscriptionStatus
 from connector.crm.client import MAX_COLLECTION, SalesforceClient
 from connector.crm.policy import RETRY_CODES
-from connector.db import staging, tables
+from connector.db import outbox, staging, tables
 from connector.db.catalog import PriceCache
 from connector.db.engine import transaction
 from connector.db.subscriptions import load_subscriptions
@@ -191,14 +192,51 @@ def records(session: Session, as_of: date) -> Iterator[tuple[str, str, str, dict
             )
         )
     )
+    refused = _refused_in_accounting(session, deals)
     for deal_id in sorted(waiting.keys() | applied | set(deals.values())):
-        reason = waiting.get(deal_id)
+        reason = waiting.get(deal_id) or refused.get(deal_id)
         yield (
             "Opportunity",
             "Id",
             deal_id,
             {"Billing_Sync_Error__c": reason[:1000] if reason else None},
         )
+
+
+def _refused_in_accounting(session: Session, deals: dict[int, str]) -> dict[str, str]:
+    """Per deal, the first of its documents an accounting target parked, with the target's
+    message: invoices, credit notes and voids, their payments and their revenue journals."""
+    document = tables.Document
+    found: dict[str, str] = {}
+    for kind in (
+        base.INVOICE,
+        base.CREDIT_NOTE,
+        base.VOID,
+        base.PAYMENT,
+        base.REFUND,
+        base.REVENUE,
+    ):
+        query = (
+            select(tables.Delivery.target, document.number, document.subscription_id)
+            .add_columns(tables.Delivery.error)
+            .join(tables.Outbox, tables.Outbox.id == tables.Delivery.outbox_id)
+            .where(tables.Outbox.document_type == kind, tables.Delivery.state == outbox.PARKED)
+            .order_by(tables.Delivery.outbox_id)
+        )
+        if kind in (base.PAYMENT, base.REFUND):
+            query = query.join(tables.Payment, tables.Payment.id == tables.Outbox.document_id)
+            query = query.join(document, document.id == tables.Payment.invoice_id)
+        elif kind == base.REVENUE:
+            journal = tables.RevenueJournal
+            query = query.join(journal, journal.id == tables.Outbox.document_id)
+            query = query.join(document, document.id == journal.document_id)
+        else:
+            query = query.join(document, document.id == tables.Outbox.document_id)
+        for target, number, subscription_id, error in session.execute(query):
+            deal_id = deals.get(subscription_id)
+            if deal_id and deal_id not in found:
+                found[deal_id] = f"{target} refused {number}: {error}"
+    return found
 
 
 def _changed(

@@ -699,7 +699,12 @@ def test_a_payment_recorded_in_the_ledger_marks_the_invoice_paid_in_salesforce(
         result = cycle(factory, cycle_settings, day)
 
         paid += amount if amount is not None else MONTHLY
-        assert result.stages["payments"] == {"recorded": 1, "known": known, "refused": {}}
+        assert result.stages["payments"] == {
+            "recorded": 1,
+            "known": known,
+            "refused": {},
+            "stopped": None,
+        }
         due = MONTHLY - paid
         status = "Paid" if due == 0 else "Partially Paid"
         assert crm.invoices(deal) == {
@@ -711,7 +716,12 @@ def test_a_payment_recorded_in_the_ledger_marks_the_invoice_paid_in_salesforce(
     # Read again, the payments change nothing; and they came from the ledger, so they are not
     # posted back to it: only finance's transactions pay.
     again = cycle(factory, cycle_settings, payments[-1][0])
-    assert again.stages["payments"] == {"recorded": 0, "known": len(payments), "refused": {}}
+    assert again.stages["payments"] == {
+        "recorded": 0,
+        "known": len(payments),
+        "refused": {},
+        "stopped": None,
+    }
     assert again.stages["writeback"]["sent"] == {}
     entries = ledger_entries(path)
     assert balance(entries, receivable) == 0

@@ -1,0 +1,228 @@
+"""What each document becomes in Xero: the JSON of contacts, invoices, credit notes,
+allocations, payments, voids and manual journals. Pure functions, no I/O.
+
+- An invoice is an ACCREC invoice, AUTHORISED, numbered and referenced with our number; its
+  recurring lines go to deferred revenue and its one-time lines to revenue (the chart's
+  ``xero`` codes), each with the TaxType of its rate and its share of the document's tax for that
+  rate, so that Xero's totals equal ours to the cent.
+- A credit note is an ACCRECCREDIT credit note: the part of a recurring line whose days had
+  passed comes back from revenue, the rest from deferred revenue.
+- Revenue journals of one month and currency become one manual journal: deferred revenue
+  debited, each revenue account credited (a credit note's revenue the other way round).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from connector.accounting.base import REFUND, Customer, Invoice, Line, Payment, RevenueJournal
+from connector.accounting.chart import XeroChart
+from connector.billing.money import currency as currency_of
+from connector.billing.money import split_proportionally
+from connector.errors import ConnectorError
+
+ZERO = Decimal(0)
+MAX_DESCRIPTION = 4000
+
+
+class UnmappableError(ConnectorError):
+    """A document cannot be expressed in Xero with the mapping as it stands."""
+
+
+def contact_number(customer_id: int, prefix: str) -> str:
+    return f"{prefix}{customer_id}"
+
+
+def contact(customer: Customer, prefix: str, name: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "Name": (name or customer.name)[:255],
+        "ContactNumber": contact_number(customer.id, prefix),
+        "DefaultCurrency": customer.currency,
+        "Addresses": [{"AddressType": "POBOX", "Country": customer.country}],
+    }
+    if customer.tax_id:
+        body["TaxNumber"] = customer.tax_id[:50]
+    return body
+
+
+def payment_reference(payment: Payment) -> str:
+    """The Reference a payment or refund carries in Xero, by which it is found again."""
+    return f"{'REFUND' if payment.document_type == REFUND else 'PAY'}-{payment.document_id}"
+
+
+def _line_items(doc: Invoice, chart: XeroChart, *, credit: bool) -> list[dict[str, Any]]:
+    """Lines with account and tax type; each rate's tax spread over its lines by amount."""
+    money = currency_of(doc.currency)
+    parts: list[tuple[Line, str, Decimal]] = []  # line, account code, amount
+    for line in doc.lines:
+        revenue = chart.revenue_account(line.recurring, line.product_code, line.product_family)
+        if not line.recurring:
+            parts.append((line, revenue, line.amount))
+        elif credit and line.recognized:
+            parts.append((line, revenue, line.recognized))
+            if line.amount - line.recognized:
+                parts.append((line, chart.accounts.deferred_revenue, line.amount - line.recognized))
+        else:
+            parts.append((line, chart.accounts.deferred_revenue, line.amount))
+    taxes = {tax.rate.normalize(): tax.amount for tax in doc.taxes}
+    tax_of_part = [ZERO] * len(parts)
+    for rate, amount in taxes.items():
+        members = [i for i, (line, _, _) in enumerate(parts) if line.tax_rate.normalize() == rate]
+        if not members:
+            if amount:
+                raise UnmappableError(f"tax at {rate}% has no line to go on")
+            continue
+        shares = split_proportionally(amount, [parts[i][2] for i in members], money)
+        for i, share in zip(members, shares, strict=True):
+            tax_of_part[i] = share
+    items = []
+    for (line, account, amount), tax in zip(parts, tax_of_part, strict=True):
+        tax_type = chart.tax_type(line.tax_rate)
+        if tax_type is None:
+            raise UnmappableError(
+                f"no Xero TaxType for tax rate {line.tax_rate.normalize():f}%: add it under "
+                "xero.tax_types in the accounting mapping file"
+            )
+        items.append(
+            {
+                "Description": (line.description or line.product_code)[:MAX_DESCRIPTION],
+                "Quantity": Decimal(1),
+                "UnitAmount": amount,
+                "LineAmount": amount,
+                "AccountCode": account,
+                "TaxType": tax_type,
+                "TaxAmount": tax,
+            }
+        )
+    return items
+
+
+def invoice(doc: Invoice, contact_id: str, chart: XeroChart) -> dict[str, Any]:
+    return {
+        "Type": "ACCREC",
+        "Contact": {"ContactID": contact_id},
+        "Date": doc.issue_date.isoformat(),
+        "DueDate": doc.due_date.isoformat(),
+        "InvoiceNumber": doc.number,
+        "Reference": doc.number,
+        "CurrencyCode": doc.currency,
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "Exclusive",
+        "LineItems": _line_items(doc, chart, credit=False),
+    }
+
+
+def credit_note(doc: Invoice, contact_id: str, chart: XeroChart) -> dict[str, Any]:
+    return {
+        "Type": "ACCRECCREDIT",
+        "Contact": {"ContactID": contact_id},
+        "Date": doc.issue_date.isoformat(),
+        "CreditNoteNumber": doc.number,
+        "Reference": doc.number,
+        "CurrencyCode": doc.currency,
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "Exclusive",
+        "LineItems": _line_items(doc, chart, credit=True),
+    }
+
+
+def allocation(doc: Invoice, invoice_id: str) -> dict[str, Any]:
+    return {
+        "Allocations": [
+            {
+                "Invoice": {"InvoiceID": invoice_id},
+                "Amount": doc.applied,
+                "Date": doc.issue_date.isoformat(),
+            }
+        ]
+    }
+
+
+def payment(doc: Payment, applied_to: dict[str, str], chart: XeroChart) -> dict[str, Any]:
+    """``applied_to``: {"InvoiceID": …} for a payment, {"CreditNoteID": …} for a refund."""
+    target = "Invoice" if "InvoiceID" in applied_to else "CreditNote"
+    return {
+        target: applied_to,
+        "Account": {"Code": chart.accounts.bank},
+        "Date": doc.paid_on.isoformat(),
+        "Amount": doc.amount,
+        "Reference": payment_reference(doc),
+    }
+
+
+def void(invoice_id: str) -> dict[str, Any]:
+    return {"InvoiceID": invoice_id, "Status": "VOIDED"}
+
+
+def journal_month(journal: RevenueJournal) -> str:
+    return f"{journal.journal_date:%Y-%m}"
+
+
+def manual_journal(
+    journals: Sequence[RevenueJournal], chart: XeroChart, narration: str
+) -> dict[str, Any] | None:
+    """One manual journal for revenue journals of one month and currency (None when their
+    amounts cancel out): deferred revenue debited, revenue accounts credited."""
+    by_account: dict[str, Decimal] = defaultdict(Decimal)
+    for journal in journals:
+        for amount in journal.amounts:
+            account = chart.revenue_account(True, amount.product_code, amount.product_family)
+            by_account[account] -= amount.amount
+            by_account[chart.accounts.deferred_revenue] += amount.amount
+    lines = [
+        {"AccountCode": account, "LineAmount": total, "Description": _describe(account, chart)}
+        for account, total in sorted(by_account.items())
+        if total
+    ]
+    if not lines:
+        return None
+    return {
+        "Narration": narration,
+        "Date": max(journal.journal_date for journal in journals).isoformat(),
+        "Status": "POSTED",
+        "LineAmountTypes": "NoTax",
+        "JournalLines": lines,
+    }
+
+
+def _describe(account: str, chart: XeroChart) -> str:
+    if account == chart.accounts.deferred_revenue:
+        return "Deferred revenue released"
+    return "Subscription revenue recognized"
+
+
+def narration(month: str, currency: str, keys: Iterable[str]) -> str:
+    """Unique per set of revenue journals, so that an unanswered attempt is found again."""
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:12]
+    return f"Revenue recognized {month} ({currency}), billing connector {digest}"
+
+
+def batch_key(kind: str, keys: Sequence[str]) -> str:
+    """The Idempotency-Key of one write: from the ids and versions of the documents in it."""
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
+    return f"{kind}:{keys[0]}:{len(keys)}:{digest}"[:128]
+
+
+MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+def parse_date(value: str) -> date:
+    """A Xero date: ``/Date(1773532800000+0000)/`` or ISO ``2026-03-15T00:00:00``."""
+    if value.startswith("/Date("):
+        return parse_timestamp(value).date()
+    return date.fromisoformat(value[:10])
+
+
+def parse_timestamp(value: str) -> datetime:
+    """A Xero timestamp (``UpdatedDateUTC``) as an aware UTC datetime."""
+    found = MS_DATE.match(value)
+    if found:
+        return datetime.fromtimestamp(int(found.group(1)) / 1000, UTC)
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
