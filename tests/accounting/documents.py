@@ -170,8 +170,8 @@ def scenario() -> list[Document]:
             ALICE,
             jan1,
             lines=[
-                Line("PRO", "Platform", True, D("1200.00")),
-                Line("SETUP", None, False, D("300.00")),
+                Line("PRO", "Platform", True, D("1200.00"), tax_rate=D("7.25")),
+                Line("SETUP", None, False, D("300.00"), tax_rate=D("7.25")),
             ],
             taxes=[Tax(D("7.25"), D("108.75"))],
             total="1608.75",
@@ -184,8 +184,8 @@ def scenario() -> list[Document]:
             MULLER,
             jan10,
             lines=[
-                Line("PRO", "Platform", True, D("100.00")),
-                Line("TRAINING", "Services", False, D("50.00")),
+                Line("PRO", "Platform", True, D("100.00"), tax_rate=D("19")),
+                Line("TRAINING", "Services", False, D("50.00"), tax_rate=D("7")),
             ],
             taxes=[Tax(D("19"), D("19.00")), Tax(D("7"), D("3.50"))],
             total="172.50",
@@ -198,8 +198,8 @@ def scenario() -> list[Document]:
             TANAKA,
             jan1,
             lines=[
-                Line("PRO", "Platform", True, D("12000")),
-                Line("SETUP", None, False, D("3000")),
+                Line("PRO", "Platform", True, D("12000"), tax_rate=D("10")),
+                Line("SETUP", None, False, D("3000"), tax_rate=D("10")),
             ],
             taxes=[Tax(D("10"), D("1500"))],
             total="16500",
@@ -219,7 +219,9 @@ def scenario() -> list[Document]:
             "INV-000002",
             MULLER,
             feb1,
-            lines=[Line("PRO", "Platform", True, D("100.00"), recognized=D("70.97"))],
+            lines=[
+                Line("PRO", "Platform", True, D("100.00"), recognized=D("70.97"), tax_rate=D("19"))
+            ],
             taxes=[Tax(D("19"), D("19.00"))],
             total="119.00",
         ),

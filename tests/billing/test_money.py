@@ -10,6 +10,7 @@ from connector.billing.money import (
     percent_of,
     prorate,
     round_money,
+    split_proportionally,
     to_decimal,
 )
 from connector.errors import InvalidInputError
@@ -151,3 +152,23 @@ def test_percent_of() -> None:
     assert percent_of(D("0.10"), D("5"), currency("USD")) == D("0.01")
     assert percent_of(D("1999"), D("15"), currency("JPY")) == D("300")
     assert percent_of(D("0.10"), D("5"), currency("USD"), Rounding.HALF_DOWN) == D("0.00")
+
+
+def test_split_proportionally_adds_up_and_gives_leftover_units_to_the_largest_remainders() -> None:
+    usd, jpy = currency("USD"), currency("JPY")
+    three = [Decimal("33.33"), Decimal("33.33"), Decimal("33.34")]
+    assert split_proportionally(Decimal("7.25"), three, usd) == [
+        Decimal("2.42"),
+        Decimal("2.41"),
+        Decimal("2.42"),
+    ]
+    assert split_proportionally(Decimal("7"), [Decimal(1)] * 3, jpy) == [
+        Decimal(3),
+        Decimal(2),
+        Decimal(2),
+    ]
+    assert split_proportionally(Decimal("1.00"), [Decimal(0), Decimal(0)], usd) == [
+        Decimal("1.00"),
+        Decimal("0.00"),
+    ]
+    assert split_proportionally(Decimal("5.00"), [], usd) == []
