@@ -13,8 +13,10 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -131,4 +133,44 @@ def ledger_settings(database_url: str, tmp_path: Path) -> Settings:
         ledger={"path": tmp_path / "ledger.beancount"},
         accounting={"mapping_file": str(ACCOUNTING_MAPPING)},
         tax={"rates": TEST_TAX_RATES},
+    )
+
+
+XERO_TAX_TYPES = {"0": "NONE", "10": "OUTPUT", "19": "OUTPUT2", "20": "OUTPUT2", "7.25": "TAX001"}
+
+
+def xero_overrides(xero: Any, **extra: Any) -> dict[str, Any]:
+    """Settings that point the Xero target at a fake Xero organisation."""
+    return {
+        "client_id": xero.config.client_id,
+        "client_secret": xero.config.client_secret,
+        "tenant_id": xero.config.tenant_id,
+        "api_url": xero.api_url,
+        "token_url": xero.token_url,
+        "authorize_url": xero.authorize_url,
+        "connections_url": xero.url + "/connections",
+        "ca_file": str(xero.ca_file),
+        **extra,
+    }
+
+
+def xero_mapping(folder: Path) -> Path:
+    """The repository's accounting mapping with a Xero TaxType for each test tax rate."""
+    document = yaml.safe_load(ACCOUNTING_MAPPING.read_text())
+    document["xero"]["tax_types"] = XERO_TAX_TYPES
+    path = folder / "accounting.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture
+def xero_settings(database_url: str, tmp_path: Path, xero_sandbox: Any) -> Settings:
+    """Settings with accounting.target = xero on the fake Xero organisation."""
+    return load_settings(
+        None,
+        database_url=database_url,
+        ledger={"path": tmp_path / "ledger.beancount"},
+        accounting={"target": "xero", "mapping_file": str(xero_mapping(tmp_path))},
+        tax={"rates": TEST_TAX_RATES},
+        xero=xero_overrides(xero_sandbox),
     )
