@@ -122,7 +122,6 @@ def test_a_refused_refresh_token_asks_for_a_reconnect(
 
 
 def test_connect_prints_the_consent_url_then_stores_the_tokens_from_the_redirect(
-    code_settings: Settings,
     factory: sessionmaker[Session],
     xero_sandbox: XeroSandbox,
     database_url: str,
