@@ -1,0 +1,172 @@
+"""The push to Xero on real billing data: invoices with exact totals, manual journals, a
+refused document parked and shown (status, the deal in Salesforce), payments entered in Xero
+applied to the billing core."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.billing.pricing import ChargeKind
+from connector.db import outbox, tables
+from connector.db.engine import transaction
+from connector.sandbox.xero.server import XeroSandbox
+from connector.settings import Settings
+from connector.sync import status as sync_status
+from connector.sync import writeback
+from connector.sync.billing_run import run_billing
+from connector.sync.push import make_target, push, read_payments
+from connector.sync.revenue_close import close_revenue
+from tests import builders
+
+D = Decimal
+
+
+def bill_january(factory: sessionmaker[Session], settings: Settings) -> tuple[int, int]:
+    """US1 (USD, no tax): 10 seats × 10.00 a month; GB1 (GBP, 20 %): 2 seats × 25.00 a month
+    and a setup of 30.00. Both from Jan 1, billed Jan 1, revenue closed Jan 31."""
+    with transaction(factory) as session:
+        us = builders.customer(session, "US1", country="US", currency="USD")
+        us_sub = builders.subscription(
+            session,
+            us,
+            [builders.spec(session, builders.price(session, "SEATS", unit_amount="10.00"), 10)],
+            start=date(2026, 1, 1),
+        ).id
+        gb = builders.customer(session, "GB1", country="GB", currency="GBP")
+        seats = builders.price(session, "SEATS", currency="GBP", unit_amount="25.00")
+        setup = builders.price(
+            session, "SETUP", currency="GBP", unit_amount="30.00", kind=ChargeKind.ONE_TIME
+        )
+        gb_sub = builders.subscription(
+            session,
+            gb,
+            [
+                builders.spec(session, seats, 2),
+                builders.spec(session, setup, 1, service_date=date(2026, 1, 1)),
+            ],
+            start=date(2026, 1, 1),
+        ).id
+    run_billing(factory, settings, date(2026, 1, 1))  # INV-000001 (USD), INV-000002 (GBP)
+    close_revenue(factory, date(2026, 1, 31))
+    return us_sub, gb_sub
+
+
+def test_invoices_and_revenue_reach_xero_with_our_totals(
+    factory: sessionmaker[Session], xero_settings: Settings, xero_sandbox: XeroSandbox
+) -> None:
+    bill_january(factory, xero_settings)
+    target = make_target(xero_settings, factory)
+    result = push(factory, xero_settings, target)
+    base_currency_refusal = (
+        "Xero manual journals are in the organisation's base currency (USD); revenue in GBP "
+        "cannot be journaled there"
+    )
+    assert (result.posted, result.pending) == (3, 0)
+    assert list(result.parked.values()) == [base_currency_refusal]
+
+    store = xero_sandbox.store
+    contacts = {c["ContactNumber"]: c for c in store.contacts.values()}
+    assert sorted((n, c["Name"], c["DefaultCurrency"]) for n, c in contacts.items()) == [
+        ("CUST-1", "Customer US1", "USD"),
+        ("CUST-2", "Customer GB1", "GBP"),
+    ]
+    invoices = {i["InvoiceNumber"]: i for i in store.invoices.values()}
+    assert {n: (i["CurrencyCode"], i["Total"], i["TotalTax"]) for n, i in invoices.items()} == {
+        "INV-000001": ("USD", D("100.00"), D("0.00")),
+        "INV-000002": ("GBP", D("96.00"), D("16.00")),
+    }
+    gb_invoice = invoices["INV-000002"]
+    assert gb_invoice["Contact"]["ContactID"] == contacts["CUST-2"]["ContactID"]
+    assert (gb_invoice["Type"], gb_invoice["Status"], gb_invoice["Reference"]) == (
+        "ACCREC",
+        "AUTHORISED",
+        "INV-000002",
+    )
+    assert sorted(
+        (item["AccountCode"], item["LineAmount"], item["TaxType"], item["TaxAmount"])
+        for item in gb_invoice["LineItems"]
+    ) == [("260", D("30.00"), "OUTPUT2", D("6.00")), ("835", D("50.00"), "OUTPUT2", D("10.00"))]
+    [journal] = store.manual_journals.values()
+    assert journal["Narration"].startswith("Revenue recognized 2026-01 (USD), billing connector")
+    assert sorted(
+        (line["AccountCode"], line["LineAmount"]) for line in journal["JournalLines"]
+    ) == [
+        ("200", D("-100.00")),
+        ("835", D("100.00")),
+    ]
+    calls = target.client.calls  # type: ignore[attr-defined]
+    assert dict(calls) == {
+        "PUT Contacts": 1,
+        "PUT Invoices": 1,
+        "GET Organisation": 1,
+        "PUT ManualJournals": 1,
+    }
+
+    with transaction(factory) as session:
+        assert outbox.depth(session, "xero") == {"waiting": 0, "parked": 1}
+        report = sync_status.status(session, date(2026, 2, 1), targets=["xero"])
+    assert [(r.where, r.what, r.error) for r in report.refused] == [
+        ("xero", "revenue 2", base_currency_refusal)
+    ]
+
+    again = push(factory, xero_settings, target)
+    assert (again.posted, again.pending, again.parked) == (0, 0, {})
+    assert dict(target.client.calls) == dict(calls)  # nothing new, no call
+
+
+def test_a_refused_document_shows_on_its_deal_in_salesforce(
+    factory: sessionmaker[Session], xero_settings: Settings
+) -> None:
+    us_sub, gb_sub = bill_january(factory, xero_settings)
+    with transaction(factory) as session:
+        for sub_id, deal in ((us_sub, "006000000000001AAA"), (gb_sub, "006000000000002AAA")):
+            session.add(
+                tables.ExternalId(
+                    entity="subscriptions", entity_id=sub_id, system="salesforce", external_id=deal
+                )
+            )
+    push(factory, xero_settings)
+    with transaction(factory) as session:
+        deals = {
+            key: fields["Billing_Sync_Error__c"]
+            for obj, _, key, fields in writeback.records(session, date(2026, 2, 1))
+            if obj == "Opportunity"
+        }
+    assert deals == {
+        "006000000000001AAA": None,
+        "006000000000002AAA": "xero refused INV-000002: Xero manual journals are in the "
+        "organisation's base currency (USD); revenue in GBP cannot be journaled there",
+    }
+
+
+def test_payments_entered_in_xero_are_applied_once(
+    factory: sessionmaker[Session], xero_settings: Settings, xero_sandbox: XeroSandbox
+) -> None:
+    bill_january(factory, xero_settings)
+    target = make_target(xero_settings, factory)
+    push(factory, xero_settings, target)
+    xero_sandbox.store.record_payment("INV-000001", D("60.00"), date(2026, 1, 20), "bank feed")
+    xero_sandbox.store.record_payment("INV-000002", D("96.00"), date(2026, 1, 25))
+
+    first = read_payments(factory, xero_settings, target)
+    assert (first.recorded, first.known, first.refused) == (2, 0, {})
+    with factory() as session:
+        paid = dict(
+            session.execute(
+                select(tables.Document.number, tables.Document.amount_paid).order_by(
+                    tables.Document.number
+                )
+            ).all()
+        )
+        cursor = session.get(tables.SyncCursor, "accounting:xero:payments")
+    assert paid == {"INV-000001": D("60.00"), "INV-000002": D("96.00")}
+    assert cursor is not None and cursor.position is not None
+
+    again = read_payments(factory, xero_settings, target)
+    assert (again.recorded, again.refused) == (0, {})
+    assert push(factory, xero_settings, target).posted == 0  # not posted back to Xero
+    assert len(xero_sandbox.store.payments) == 2
