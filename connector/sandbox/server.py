@@ -16,6 +16,7 @@ import os
 import ssl
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,6 +122,41 @@ class _Handler(WSGIRequestHandler):
     timeout = 300  # seconds an idle keep-alive connection is held open
 
 
+def tls_context(state: Path, host: str) -> ssl.SSLContext:
+    """A server context with a certificate from the CA in ``state`` for localhost and ``host``."""
+    ca = load_ca(state)
+    hosts = ["localhost", "127.0.0.1", "::1"]
+    if host not in hosts and host not in ("0.0.0.0", "::"):  # noqa: S104
+        hosts.append(host)
+    certificate = ca.issue_cert(*hosts)
+    context = _HandshakeInWorkerContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    certificate.configure_cert(context)
+    return context
+
+
+def https_server(host: str, port: int, app: Any, state: Path) -> BaseWSGIServer:
+    """A threaded HTTPS server for a WSGI app (not yet serving), trusted through ``state``'s CA."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return make_server(
+        host,
+        port,
+        app,
+        threaded=True,
+        ssl_context=tls_context(state, host),
+        request_handler=_Handler,
+    )
+
+
+def https_url(host: str, port: int) -> str:
+    """The URL clients use for a server bound to ``host`` (any-address binds: 127.0.0.1)."""
+    if host in ("0.0.0.0", "::"):  # noqa: S104
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
+
+
 class Sandbox:
     """A running sandbox org. Use as a context manager or call :meth:`start` / :meth:`stop`."""
 
@@ -156,27 +192,8 @@ class Sandbox:
         self.session_id = ""
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _ssl_context(self) -> ssl.SSLContext:
-        ca = load_ca(self.state_dir)
-        hosts = ["localhost", "127.0.0.1", "::1"]
-        if self.config.host not in hosts and self.config.host not in ("0.0.0.0", "::"):  # noqa: S104
-            hosts.append(self.config.host)
-        certificate = ca.issue_cert(*hosts)
-        context = _HandshakeInWorkerContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        certificate.configure_cert(context)
-        return context
-
     def start(self) -> Sandbox:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = make_server(
-            self.config.host,
-            self.config.port,
-            self.app,
-            threaded=True,
-            ssl_context=self._ssl_context(),
-            request_handler=_Handler,
-        )
+        self._server = https_server(self.config.host, self.config.port, self.app, self.state_dir)
         self.session_id = self.sessions.open(self.credentials.username)
         server = self._server
         self._thread = threading.Thread(
@@ -223,12 +240,7 @@ class Sandbox:
 
     @property
     def instance_url(self) -> str:
-        host = self.config.host
-        if host in ("0.0.0.0", "::"):  # noqa: S104
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"https://{host}:{self.port}"
+        return https_url(self.config.host, self.port)
 
     def info(self) -> dict[str, Any]:
         credentials = self.credentials
@@ -243,9 +255,11 @@ class Sandbox:
             "client_secret": credentials.client_secret,
         }
 
-    def write_info(self, path: Path) -> None:
-        """Write the info file atomically, readable by its owner only (it holds a session)."""
+    def write_info(self, path: Path, extra: Mapping[str, Any] | None = None) -> None:
+        """Write the info file atomically, readable by its owner only (it holds a session);
+        ``extra`` adds keys (``connector sandbox serve --xero`` adds the fake Xero's)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(path.name + ".tmp")
-        _write_private(temporary, json.dumps(self.info(), indent=2).encode() + b"\n")
+        info = {**self.info(), **(extra or {})}
+        _write_private(temporary, json.dumps(info, indent=2).encode() + b"\n")
         temporary.replace(path)

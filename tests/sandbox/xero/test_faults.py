@@ -1,0 +1,112 @@
+"""Fault injection: each kind, the method and path filters, rules set at start and at run time."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from pydantic import ValidationError
+
+from connector.sandbox.xero.faults import XeroFaultRule, XeroFaults
+from connector.sandbox.xero.server import XeroSandbox
+from tests.sandbox.xero.conftest import Api, body, contact_body
+
+
+def test_server_errors_for_a_method_and_path(api: Api, xero_sandbox: XeroSandbox) -> None:
+    xero_sandbox.faults.add({"kind": "503", "count": 2, "method": "PUT", "path": "Contacts"})
+    xero_sandbox.faults.add({"kind": "500", "count": 1, "path": "invoices"})
+    assert api.get("Contacts").status_code == 200  # another method
+    first = api.put("Contacts", {"Contacts": [contact_body(1)]})
+    assert first.status_code == 503
+    assert body(first)["Title"] == "Service Unavailable"
+    assert "X-MinLimit-Remaining" in first.headers
+    assert api.put("Contacts", {"Contacts": [contact_body(1)]}).status_code == 503
+    assert api.put("Contacts", {"Contacts": [contact_body(1)]}).status_code == 200
+    assert api.get("Invoices").status_code == 500
+    assert api.get("Invoices").status_code == 200
+    assert xero_sandbox.faults.rules() == []
+    assert len(xero_sandbox.store.contacts) == 1
+
+
+def test_an_injected_429(api: Api, xero_sandbox: XeroSandbox) -> None:
+    xero_sandbox.faults.add({"kind": "429", "count": 1, "retry_after": 7})
+    refused = api.get("Organisation")
+    assert refused.status_code == 429
+    assert (refused.headers["Retry-After"], refused.headers["X-Rate-Limit-Problem"]) == (
+        "7",
+        "minute",
+    )
+    assert refused.headers["X-MinLimit-Remaining"] == "60"  # not counted
+    assert api.get("Organisation").headers["X-MinLimit-Remaining"] == "59"
+
+
+def test_slow(api: Api, xero_sandbox: XeroSandbox) -> None:
+    xero_sandbox.faults.add({"kind": "slow", "delay": 0.3, "count": 1})
+    started = time.monotonic()
+    assert api.get("Organisation").status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_drop_before_applies_nothing(api: Api, xero_sandbox: XeroSandbox) -> None:
+    xero_sandbox.faults.add({"kind": "drop", "count": 1, "method": "PUT"})
+    with pytest.raises(requests.ConnectionError):
+        api.put("Contacts", {"Contacts": [contact_body(1)]})
+    assert xero_sandbox.store.contacts == {}
+    last = xero_sandbox.requests[-1]
+    assert (last.method, last.path, last.status, last.dropped) == (
+        "PUT",
+        "/api.xro/2.0/Contacts",
+        None,
+        True,
+    )
+
+
+def test_drop_after_applies_the_write(api: Api, xero_sandbox: XeroSandbox) -> None:
+    xero_sandbox.faults.add({"kind": "drop", "when": "after", "count": 1})
+    with pytest.raises(requests.ConnectionError):
+        api.put("Contacts", {"Contacts": [contact_body(1)]})
+    assert len(xero_sandbox.store.contacts) == 1
+    assert (xero_sandbox.requests[-1].status, xero_sandbox.requests[-1].dropped) == (200, True)
+    # the server goes on answering
+    assert Api(xero_sandbox).get("Contacts").status_code == 200
+
+
+@pytest.mark.xero(faults=[{"kind": "503", "rate": 0.5}], fault_seed=3)
+def test_rules_given_at_start_with_a_rate(api: Api, xero_sandbox: XeroSandbox) -> None:
+    statuses = [api.get("Organisation").status_code for _ in range(20)]
+    assert set(statuses) == {200, 503}
+    xero_sandbox.faults.clear()
+    assert [api.get("Organisation").status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_the_same_seed_draws_the_same_faults() -> None:
+    def draws(seed: int) -> list[bool]:
+        faults = XeroFaults([XeroFaultRule(kind="503", rate=0.5)], seed)
+        return [faults.pick("GET", "Organisation") is not None for _ in range(30)]
+
+    assert draws(1) == draws(1)
+    assert draws(1) != draws(2)
+
+
+def test_a_rule_is_copied(xero_sandbox: XeroSandbox) -> None:
+    rule = XeroFaultRule(kind="500", count=1)
+    xero_sandbox.faults.add(rule)
+    assert xero_sandbox.faults.pick("GET", "Contacts") is not None
+    assert rule.count == 1
+    assert xero_sandbox.faults.rules() == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"kind": "503"}, "give exactly one of count"),
+        ({"kind": "503", "count": 1, "rate": 0.5}, "give exactly one of count"),
+        ({"kind": "500", "count": 1, "when": "after"}, "when: after applies to drop only"),
+        ({"kind": "teapot", "count": 1}, "Input should be '500', '503', '429', 'slow' or 'drop'"),
+        ({"kind": "500", "count": 1, "sobject": "Account"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_rules(rule: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        XeroFaults([rule])

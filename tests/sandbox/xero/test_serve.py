@@ -1,0 +1,72 @@
+"""``connector sandbox serve --xero``: both fakes in one process, one CA, one info file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from connector.sandbox.server import INFO_KEYS
+from connector.sandbox.xero.server import INFO_KEYS as XERO_INFO_KEYS
+
+START_TIMEOUT = 30.0
+
+
+def test_serve_with_xero(tmp_path: Path) -> None:
+    info_file = tmp_path / "info.json"
+    command = [sys.executable, "-m", "connector", "sandbox", "serve", "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--data", ":memory:", "--info-file", str(info_file), "--xero"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not info_file.exists():
+            if process.poll() is not None:
+                _, stderr = process.communicate()
+                raise AssertionError(f"sandbox serve exited with {process.returncode}: {stderr}")
+            assert time.monotonic() < deadline, f"no info file after {START_TIMEOUT} s"
+            time.sleep(0.05)
+        info = json.loads(info_file.read_text())
+        assert set(info) == set(INFO_KEYS) | set(XERO_INFO_KEYS)
+        assert info["xero_ca_file"] == info["ca_file"]
+        assert info["xero_url"] != info["instance_url"]
+        assert info["xero_api_url"] == info["xero_url"] + "/api.xro/2.0"
+        assert info["xero_token_url"] == info["xero_url"] + "/connect/token"
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = info["xero_ca_file"]
+        granted = session.post(
+            info["xero_token_url"],
+            data={"grant_type": "client_credentials"},
+            auth=(info["xero_client_id"], info["xero_client_secret"]),
+            timeout=10,
+        )
+        assert granted.status_code == 200
+        organisation = session.get(
+            f"{info['xero_api_url']}/Organisation",
+            headers={
+                "Authorization": f"Bearer {granted.json()['access_token']}",
+                "xero-tenant-id": info["xero_tenant_id"],
+                "Accept": "application/json",
+            },
+            timeout=10,
+        )
+        assert organisation.json()["Organisations"][0]["OrganisationID"] == info["xero_tenant_id"]
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        assert f"Xero sandbox serving at {info['xero_url']}\n" in stdout
+        assert not info_file.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
