@@ -50,12 +50,20 @@ class CallLimiter:
 
     @contextmanager
     def call(self) -> Iterator[None]:
-        """Hold a slot for one call: waits for the minute window, refuses a spent day."""
+        """Hold a slot for one call: waits for the minute window, refuses a spent day. The
+        call counts in the window from when its answer came back, never earlier than Xero
+        counted it, so that it cannot leave our window before it leaves Xero's."""
         with self._slots:
-            self._reserve()
-            yield
+            reserved = self._reserve()
+            try:
+                yield
+            finally:
+                with self._lock:
+                    if reserved in self._calls:
+                        self._calls.remove(reserved)
+                    self._calls.append(self._clock())
 
-    def _reserve(self) -> None:
+    def _reserve(self) -> float:
         while True:
             with self._lock:
                 self._check_day()
@@ -71,7 +79,7 @@ class CallLimiter:
                     self._calls.append(now)
                     if self.minute_remaining is not None:
                         self.minute_remaining = max(self.minute_remaining - 1, 0)
-                    return
+                    return now
                 wait = self.window - (now - self._calls[0]) if self._calls else 1.0
                 if not self._calls:
                     self.minute_remaining = None  # nothing of ours in the window: ask again

@@ -510,8 +510,9 @@ class XeroTarget:
         retried: frozenset[str],
         results: dict[str, PostResult],
     ) -> None:
-        """Revenue journals of a month and currency as one manual journal. Its narration is
-        noted on each member's delivery before it is sent, and looked up after a lost answer."""
+        """Revenue journals of a month and currency in this batch as one manual journal. Its
+        narration is noted on each member's delivery before it is sent, and looked up after a
+        lost answer."""
         if not journals:
             return
         if retried:

@@ -70,3 +70,14 @@ def test_a_spent_day_refuses_calls_until_midnight_utc() -> None:
 
 def test_seconds_to_midnight() -> None:
     assert seconds_to_midnight(datetime(2026, 3, 15, 23, 59, 30, tzinfo=UTC)) == 30.0
+
+
+def test_a_call_counts_from_its_answer_so_it_never_leaves_our_window_before_xeros() -> None:
+    clock = Clock()
+    limiter = clock.limiter(per_minute=1)
+    with limiter.call():
+        clock.now += 5.0  # the request travels and Xero answers
+    with limiter.call():
+        pass
+    assert clock.slept == [60.0]
+    assert clock.now == 1065.0
