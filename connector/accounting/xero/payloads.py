@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import simplejson
+
 from connector.accounting.base import REFUND, Customer, Invoice, Line, Payment, RevenueJournal
 from connector.accounting.chart import XeroChart
 from connector.billing.money import currency as currency_of
@@ -203,9 +205,12 @@ def narration(month: str, currency: str, keys: Iterable[str]) -> str:
     return f"Revenue recognized {month} ({currency}), billing connector {digest}"
 
 
-def batch_key(kind: str, keys: Sequence[str]) -> str:
-    """The Idempotency-Key of one write: from the ids and versions of the documents in it."""
-    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
+def batch_key(kind: str, keys: Sequence[str], body: Any) -> str:
+    """The Idempotency-Key of one write, derived from the ids and versions of the documents in
+    it and from what is sent: the same request sent again has the same key (Xero answers it from
+    its record), and a document sent again after a fix (a mapping corrected) gets a new one."""
+    sent = simplejson.dumps(body, sort_keys=True, use_decimal=True)
+    digest = hashlib.sha256("\n".join([*keys, sent]).encode()).hexdigest()[:24]
     return f"{kind}:{keys[0]}:{len(keys)}:{digest}"[:128]
 
 

@@ -22,10 +22,8 @@ the next push.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -47,7 +45,9 @@ from connector.accounting.base import (
 from connector.accounting.chart import XeroChart
 from connector.accounting.xero import payloads
 from connector.accounting.xero.auth import XeroAuth
-from connector.accounting.xero.client import Answer, XeroClient, error_text, validation_errors
+from connector.accounting.xero.batches import chunks, elements, where_any
+from connector.accounting.xero.client import XeroClient, error_text, validation_errors
+from connector.accounting.xero.contacts import XeroContacts
 from connector.accounting.xero.limits import CallLimiter
 from connector.db import outbox, tables
 from connector.db.engine import transaction
@@ -56,11 +56,6 @@ from connector.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BATCH = 50
-SENDING = "sending"
-DONE = "done"
-REFUSED = "refused"
-NAME_TAKEN = "already assigned to another contact"
 DUPLICATE_NUMBER = "must be unique"
 
 
@@ -91,16 +86,6 @@ def xero_auth(settings: Settings, factory: sessionmaker[Session]) -> XeroAuth:
     return XeroAuth(settings.xero, factory, make_http(settings.xero.ca_file))
 
 
-def chunks(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def where_any(field: str, values: Iterable[str]) -> str:
-    """``Field=="a" OR Field=="b"``: Xero's filter for any of these values."""
-    return " OR ".join(f"{field}=={json.dumps(value)}" for value in values)
-
-
 class XeroTarget:
     name = "xero"
     max_batch = 500
@@ -121,6 +106,7 @@ class XeroTarget:
         http = self.auth.http
         extra = {"sleep": sleep} if sleep else {}
         self.client = XeroClient(self.settings, self.auth, http, limiter, **extra)
+        self.contacts = XeroContacts(self.client, factory, self.settings.contact_number_prefix)
         self._base_currency: str | None = None
         self._delivered: dict[tuple[str, str], str] = {}  # (type, number) -> Xero id
         self._found: dict[str, dict[str, Any]] = {}  # reference -> element found by a lookup
@@ -132,124 +118,13 @@ class XeroTarget:
 
     # -- contacts --------------------------------------------------------------------------
     def upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:
-        ids = self._contacts(customers)
+        ids, refused = self.contacts.ids(customers)
         return [
             PostResult(f"customer:{c.id}", True, external_id=ids[c.id])
-            if c.id in ids and not ids[c.id].startswith("!")
-            else PostResult(
-                f"customer:{c.id}", False, error=ids.get(c.id, "!not sent")[1:], retriable=False
-            )
+            if c.id in ids
+            else PostResult(f"customer:{c.id}", False, error=refused.get(c.id, "not sent"))
             for c in customers
         ]
-
-    def _contacts(self, customers: Iterable[Customer]) -> dict[int, str]:
-        """ContactID per customer, or ``!why`` for a contact Xero refused."""
-        wanted = {customer.id: customer for customer in customers}
-        prefix = self.settings.contact_number_prefix
-        hashes = {
-            cid: _hash(payloads.contact(customer, prefix)) for cid, customer in wanted.items()
-        }
-        with transaction(self.factory) as session:
-            rows = {
-                row.customer_id: (row.external_id, row.sent_hash, row.state, row.error)
-                for row in session.scalars(
-                    select(tables.AccountingContact).where(
-                        tables.AccountingContact.target == self.name,
-                        tables.AccountingContact.customer_id.in_(wanted),
-                    )
-                )
-            }
-        known: dict[int, str] = {}
-        uncertain, create, update = [], [], []
-        for cid, customer in wanted.items():
-            external_id, sent_hash, state, _ = rows.get(cid, (None, None, None, None))
-            if external_id and sent_hash == hashes[cid]:
-                known[cid] = external_id
-            elif external_id:
-                update.append((customer, external_id))
-            elif state == SENDING:
-                uncertain.append(customer)
-            else:
-                create.append(customer)
-        if uncertain:
-            found = self._find_contacts(uncertain)
-            for customer in uncertain:
-                if customer.id in found:
-                    update.append((customer, found[customer.id]))
-                else:
-                    create.append(customer)
-        if create:
-            self._store_contacts({c.id: (None, None, SENDING, None) for c in create})
-            for part in chunks(create):
-                known.update(self._send_contacts("PUT", [(c, None) for c in part], hashes))
-        for part in chunks(update):
-            known.update(self._send_contacts("POST", list(part), hashes))
-        return known
-
-    def _find_contacts(self, customers: Sequence[Customer]) -> dict[int, str]:
-        prefix = self.settings.contact_number_prefix
-        by_number = {payloads.contact_number(c.id, prefix): c.id for c in customers}
-        found: dict[int, str] = {}
-        for part in chunks(list(by_number)):
-            body = self.client.get("Contacts", {"where": where_any("ContactNumber", part)})
-            for element in body.get("Contacts") or []:
-                cid = by_number.get(str(element.get("ContactNumber")))
-                if cid is not None and element.get("ContactStatus", "ACTIVE") != "ARCHIVED":
-                    found[cid] = str(element["ContactID"])
-        return found
-
-    def _send_contacts(
-        self, method: str, pairs: list[tuple[Customer, str | None]], hashes: dict[int, str]
-    ) -> dict[int, str]:
-        prefix = self.settings.contact_number_prefix
-        outcome: dict[int, str] = {}
-        renamed: list[tuple[Customer, str | None]] = []
-        for attempt in ("as named", "renamed"):
-            batch = pairs if attempt == "as named" else renamed
-            if not batch:
-                break
-            bodies = []
-            for customer, contact_id in batch:
-                name = None
-                if attempt == "renamed":
-                    name = f"{customer.name} ({payloads.contact_number(customer.id, prefix)})"
-                body = payloads.contact(customer, prefix, name)
-                if contact_id:
-                    body["ContactID"] = contact_id
-                bodies.append(body)
-            keys = [f"customer:{c.id}:{hashes[c.id][:12]}" for c, _ in batch]
-            answer = self.client.write(
-                method, "Contacts", {"Contacts": bodies}, payloads.batch_key(attempt, keys)
-            )
-            elements = _elements(answer, "Contacts", len(batch))
-            states: dict[int, tuple[str | None, str | None, str, str | None]] = {}
-            for (customer, contact_id), element in zip(batch, elements, strict=True):
-                errors = validation_errors(element)
-                if not errors and element.get("ContactID"):
-                    outcome[customer.id] = str(element["ContactID"])
-                    states[customer.id] = (outcome[customer.id], hashes[customer.id], DONE, None)
-                elif attempt == "as named" and any(NAME_TAKEN in e for e in errors):
-                    renamed.append((customer, contact_id))
-                else:
-                    why = "; ".join(errors) or error_text(element)
-                    outcome[customer.id] = "!" + f"contact {customer.name!r}: {why}"
-                    states[customer.id] = (contact_id, None, REFUSED, why)
-            self._store_contacts(states)
-        return outcome
-
-    def _store_contacts(
-        self, states: dict[int, tuple[str | None, str | None, str, str | None]]
-    ) -> None:
-        if not states:
-            return
-        with transaction(self.factory) as session:
-            for cid, (external_id, sent_hash, state, error) in states.items():
-                row = session.get(tables.AccountingContact, (self.name, cid))
-                if row is None:
-                    row = tables.AccountingContact(target=self.name, customer_id=cid)
-                    session.add(row)
-                row.external_id = external_id or row.external_id
-                row.sent_hash, row.state, row.error = sent_hash, state, error
 
     # -- documents -------------------------------------------------------------------------
     def post(
@@ -262,17 +137,16 @@ class XeroTarget:
                 for doc in documents
                 if not isinstance(doc, RevenueJournal)
             }
-            contacts = self._contacts(customers.values()) if customers else {}
+            contacts, refused = self.contacts.ids(customers.values())
             by_type: dict[str, list[Any]] = {}
             for doc in documents:
                 if isinstance(doc, RevenueJournal):
                     by_type.setdefault(base.REVENUE, []).append(doc)
-                    continue
-                contact = contacts.get(doc.customer.id, "!no contact")
-                if contact.startswith("!"):
-                    results[doc.key] = PostResult(doc.key, False, error=contact[1:])
-                else:
+                elif doc.customer.id in contacts:
                     by_type.setdefault(doc.document_type, []).append(doc)
+                else:
+                    why = refused.get(doc.customer.id, "its customer has no contact in Xero")
+                    results[doc.key] = PostResult(doc.key, False, error=why)
             invoices = by_type.get(base.INVOICE, [])
             self._create(INVOICES, invoices, retried, results, contacts)
             credit_notes = by_type.get(base.CREDIT_NOTE, [])
@@ -349,15 +223,13 @@ class XeroTarget:
                 results[doc.key] = PostResult(doc.key, False, error=str(error))
         for part in chunks(to_send):
             keys = [doc.key for doc, _ in part]
+            request = {kind.endpoint: [body for _, body in part]}
             answer = self.client.write(
-                "PUT",
-                kind.endpoint,
-                {kind.endpoint: [body for _, body in part]},
-                payloads.batch_key(kind.endpoint, keys),
+                "PUT", kind.endpoint, request, payloads.batch_key(kind.endpoint, keys, request)
             )
-            elements = _elements(answer, kind.endpoint, len(part))
+            answered = elements(answer, kind.endpoint, len(part))
             duplicates = []
-            for (doc, _), element in zip(part, elements, strict=True):
+            for (doc, _), element in zip(part, answered, strict=True):
                 errors = validation_errors(element)
                 if not errors and element.get(kind.id_field):
                     self._done(results, doc, str(element[kind.id_field]), kind)
@@ -417,7 +289,7 @@ class XeroTarget:
                 payloads.allocation(doc, invoice_id),
                 f"allocation:{doc.key}",
             )
-            errors = [m for e in _elements(answer, "Allocations", 1) for m in validation_errors(e)]
+            errors = [m for e in elements(answer, "Allocations", 1) for m in validation_errors(e)]
             if errors or answer.status != 200:
                 why = "; ".join(errors) or error_text(answer.body)
                 results[doc.key] = PostResult(
@@ -439,14 +311,12 @@ class XeroTarget:
                 results[doc.key] = PostResult(doc.key, False, error=str(waiting), retriable=True)
         for part in chunks(ready):
             keys = [doc.key for doc, _ in part]
+            request = {"Invoices": [payloads.void(xero_id) for _, xero_id in part]}
             answer = self.client.write(
-                "POST",
-                "Invoices",
-                {"Invoices": [payloads.void(xero_id) for _, xero_id in part]},
-                payloads.batch_key("void", keys),
+                "POST", "Invoices", request, payloads.batch_key("void", keys, request)
             )
-            elements = _elements(answer, "Invoices", len(part))
-            for (doc, xero_id), element in zip(part, elements, strict=True):
+            answered = elements(answer, "Invoices", len(part))
+            for (doc, xero_id), element in zip(part, answered, strict=True):
                 errors = validation_errors(element)
                 results[doc.key] = (
                     PostResult(doc.key, False, error="Xero: " + "; ".join(errors))
@@ -472,14 +342,13 @@ class XeroTarget:
                 continue
             bodies.append((doc, body))
         for part in chunks(bodies):
+            request = {"ManualJournals": [body for _, body in part]}
+            keys = [doc.key for doc, _ in part]
             answer = self.client.write(
-                "PUT",
-                "ManualJournals",
-                {"ManualJournals": [body for _, body in part]},
-                payloads.batch_key("reversal", [doc.key for doc, _ in part]),
+                "PUT", "ManualJournals", request, payloads.batch_key("reversal", keys, request)
             )
             for (doc, _), element in zip(
-                part, _elements(answer, "ManualJournals", len(part)), strict=True
+                part, elements(answer, "ManualJournals", len(part)), strict=True
             ):
                 if errors := validation_errors(element):
                     results[doc.key] = PostResult(
@@ -558,14 +427,13 @@ class XeroTarget:
                 {j.document_id: narration for narration, members, _ in groups for j in members},
             )
         for part in chunks(groups):
+            request = {"ManualJournals": [body for _, _, body in part]}
+            keys = [narration for narration, _, _ in part]
             answer = self.client.write(
-                "PUT",
-                "ManualJournals",
-                {"ManualJournals": [body for _, _, body in part]},
-                payloads.batch_key("journal", [narration for narration, _, _ in part]),
+                "PUT", "ManualJournals", request, payloads.batch_key("journal", keys, request)
             )
-            elements = _elements(answer, "ManualJournals", len(part))
-            for (_, members, _), element in zip(part, elements, strict=True):
+            answered = elements(answer, "ManualJournals", len(part))
+            for (_, members, _), element in zip(part, answered, strict=True):
                 errors = validation_errors(element)
                 for journal in members:
                     results[journal.key] = (
@@ -614,31 +482,10 @@ class _WaitingError(Exception):
     """A document depends on one that has not reached Xero yet."""
 
 
-def _elements(answer: Answer, plural: str, expected: int) -> list[dict[str, Any]]:
-    """The per-element results of a batched write; a whole-request refusal (400) is repeated
-    for each element, so that each document carries Xero's message."""
-    elements = answer.body.get(plural) or answer.body.get("Elements")
-    if answer.status == 200 and isinstance(elements, list) and len(elements) == expected:
-        return elements
-    if answer.status == 400 and isinstance(elements, list) and len(elements) == expected:
-        return [
-            element
-            if validation_errors(element)
-            else {**element, "ValidationErrors": [{"Message": error_text(answer.body)}]}
-            for element in elements
-        ]
-    message = error_text(answer.body) if answer.status != 200 else "unexpected answer"
-    return [{"ValidationErrors": [{"Message": f"HTTP {answer.status}: {message}"}]}] * expected
-
-
 def _reference_of(kind: _Kind) -> Callable[[Any], str]:
     if kind is PAYMENTS:
         return payloads.payment_reference
     return lambda doc: str(doc.number)
-
-
-def _hash(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _decimal(value: Any) -> Decimal:

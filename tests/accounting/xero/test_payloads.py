@@ -197,14 +197,17 @@ def test_revenue_that_cancels_out_makes_no_journal() -> None:
     assert payloads.manual_journal(journals, CHART, "n") is None
 
 
-def test_idempotency_keys_are_derived_from_the_documents_and_short_enough() -> None:
+def test_idempotency_keys_are_derived_from_the_documents_and_what_is_sent() -> None:
     keys = [f"invoice:{n}:v1" for n in range(1, 51)]
-    key = payloads.batch_key("Invoices", keys)
-    assert key == payloads.batch_key("Invoices", list(keys))
+    body = {"Invoices": [{"InvoiceNumber": f"INV-{n}", "Total": D("1.00")} for n in range(50)]}
+    key = payloads.batch_key("Invoices", keys, body)
+    assert key == payloads.batch_key("Invoices", list(keys), {**body})
     assert key.startswith("Invoices:invoice:1:v1:50:")
     assert len(key) <= 128
-    assert key != payloads.batch_key("Invoices", [*keys[:49], "invoice:51:v1"])
-    assert key != payloads.batch_key("Invoices", [*keys[:49], "invoice:50:v2"])
+    assert key != payloads.batch_key("Invoices", [*keys[:49], "invoice:51:v1"], body)
+    assert key != payloads.batch_key("Invoices", [*keys[:49], "invoice:50:v2"], body)
+    fixed = {"Invoices": [*body["Invoices"][:49], {"InvoiceNumber": "INV-49", "Total": D("2")}]}
+    assert key != payloads.batch_key("Invoices", keys, fixed)  # sent again after a fix
 
 
 def test_xero_dates_and_timestamps_are_read_in_utc() -> None:
