@@ -28,6 +28,7 @@ from connector import __version__, logs
 from connector.accounting.ledger import Ledger
 from connector.accounting.xero.target import xero_auth
 from connector.billing.money import to_decimal
+from connector.db import outbox
 from connector.db.documents import find_document
 from connector.db.engine import display_url, make_engine, session_factory, transaction
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
@@ -274,11 +275,24 @@ def pull(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = Fal
 
 @app.command()
 @handles_errors
-def push(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def push(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    retry_parked: Annotated[
+        bool,
+        typer.Option(
+            "--retry-parked", help="Try the documents the target refused again (cause fixed)."
+        ),
+    ] = False,
+) -> None:
     """Post new documents to accounting, then read back payments recorded there."""
     state = _state(ctx)
     factory = state.database()
     target = sync_push.make_target(state.settings, factory)
+    if retry_parked:
+        with transaction(factory) as session:
+            again = outbox.retry_parked(session, target.name)
+        console.print(f"{again} parked documents back in line", highlight=False)
     posted = sync_push.push(factory, state.settings, target)
     payments = sync_push.read_payments(factory, state.settings, target)
     if as_json:
@@ -292,6 +306,8 @@ def push(ctx: typer.Context, as_json: JsonOption = False) -> None:
         )
     for key, why in {**posted.parked, **payments.refused}.items():
         errors.print(f"error: {key}: {why}", markup=False, highlight=False)
+    if payments.stopped:
+        errors.print(f"payments not read: {payments.stopped}", markup=False, highlight=False)
     if posted.parked or posted.pending or payments.refused:
         raise typer.Exit(1)
 

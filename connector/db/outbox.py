@@ -211,3 +211,17 @@ def external_ids(
         )
     ).all()
     return {document_id: external_id for document_id, external_id in rows if external_id}
+
+
+def retry_parked(session: Session, target: str) -> int:
+    """Put the documents ``target`` refused back in line (once their cause is fixed): the next
+    push tries them again, looking first for any an earlier attempt delivered."""
+    parked = session.scalars(
+        select(tables.Delivery).where(
+            tables.Delivery.target == target, tables.Delivery.state == PARKED
+        )
+    ).all()
+    for row in parked:
+        row.state = PENDING
+    session.flush()
+    return len(parked)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.accounting import base
@@ -212,12 +212,15 @@ class _Loader:
         taxes = tuple(base.Tax(tax.rate, tax.tax) for tax in self.taxes.get(doc.id, []))
         applied = Decimal(0)
         if row.document_type == base.CREDIT_NOTE and doc.invoice_id is not None:
-            applied = self.session.scalar(
-                select(func.coalesce(func.sum(tables.Allocation.amount), 0)).where(
-                    tables.Allocation.credit_note_id == doc.id,
-                    tables.Allocation.invoice_id == doc.invoice_id,
-                )
-            ) or Decimal(0)
+            applied = sum(  # in Python: amounts are exact decimals, not SQL numbers
+                self.session.scalars(
+                    select(tables.Allocation.amount).where(
+                        tables.Allocation.credit_note_id == doc.id,
+                        tables.Allocation.invoice_id == doc.invoice_id,
+                    )
+                ),
+                Decimal(0),
+            )
         return base.Invoice(
             key=document_key(row.document_type, doc.id),
             document_type=row.document_type,
@@ -231,7 +234,7 @@ class _Loader:
             taxes=taxes,
             total=doc.total,
             invoice_number=self.number(doc.invoice_id),
-            applied=Decimal(applied),
+            applied=applied,
         )
 
     def payment(self, row: tables.Outbox) -> base.Payment:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -170,3 +172,32 @@ def test_payments_entered_in_xero_are_applied_once(
     assert (again.recorded, again.refused) == (0, {})
     assert push(factory, xero_settings, target).posted == 0  # not posted back to Xero
     assert len(xero_sandbox.store.payments) == 2
+
+
+def test_a_parked_document_is_sent_once_its_cause_is_fixed(
+    factory: sessionmaker[Session], xero_settings: Settings, xero_sandbox: XeroSandbox
+) -> None:
+    mapping = Path(xero_settings.accounting.mapping_file)
+    document = yaml.safe_load(mapping.read_text())
+    del document["xero"]["tax_types"]["20"]
+    mapping.write_text(yaml.safe_dump(document))
+    bill_january(factory, xero_settings)
+    first = push(factory, xero_settings)
+    assert first.parked["invoice:2:v1"] == (
+        "no Xero TaxType for tax rate 20%: add it under xero.tax_types in the accounting "
+        "mapping file"
+    )
+    assert sorted(i["InvoiceNumber"] for i in xero_sandbox.store.invoices.values()) == [
+        "INV-000001"
+    ]
+
+    document["xero"]["tax_types"]["20"] = "OUTPUT2"
+    mapping.write_text(yaml.safe_dump(document))
+    with transaction(factory) as session:
+        assert outbox.retry_parked(session, "xero") == 2  # the invoice and its revenue
+    again = push(factory, xero_settings)
+    assert (again.posted, list(again.parked)) == (1, ["revenue:2:v1"])  # GBP revenue: not here
+    assert sorted(i["InvoiceNumber"] for i in xero_sandbox.store.invoices.values()) == [
+        "INV-000001",
+        "INV-000002",
+    ]

@@ -198,7 +198,7 @@ class XeroClient:
             retry_after = float(response.headers.get("Retry-After", "60"))
         except ValueError:
             retry_after = 60.0
-        if "day" in problem:
+        if problem in ("daily", "day"):
             self.limiter.day_spent(retry_after)
             raise AccountingLimitError(
                 f"{what}: Xero's daily API limit for this organisation is spent; "

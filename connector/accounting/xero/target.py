@@ -283,11 +283,18 @@ class XeroTarget:
             except _WaitingError as waiting:
                 results[doc.key] = PostResult(doc.key, False, error=str(waiting), retriable=True)
                 continue
+            request = payloads.allocation(doc, invoice_id)
+            results[doc.key] = PostResult(  # until Xero confirms: the next push finishes it
+                doc.key,
+                False,
+                error=f"{doc.number} is in Xero, not yet applied to {doc.invoice_number}",
+                retriable=True,
+            )
             answer = self.client.write(
                 "PUT",
                 f"CreditNotes/{result.external_id}/Allocations",
-                payloads.allocation(doc, invoice_id),
-                f"allocation:{doc.key}",
+                request,
+                payloads.batch_key("allocation", [doc.key], request),
             )
             errors = [m for e in elements(answer, "Allocations", 1) for m in validation_errors(e)]
             if errors or answer.status != 200:
@@ -298,6 +305,8 @@ class XeroTarget:
                     error=f"Xero holds {doc.number} but refused to apply it to "
                     f"{doc.invoice_number}: {why}",
                 )
+            else:
+                results[doc.key] = result
 
     def _void(
         self, voids: Sequence[Invoice], retried: frozenset[str], results: dict[str, PostResult]
@@ -331,16 +340,28 @@ class XeroTarget:
     ) -> None:
         """A void takes back the revenue already journaled for its invoice: one manual journal
         per void, named after the invoice (voided once), looked up after a lost answer."""
-        bodies: list[tuple[Invoice, dict[str, Any]]] = []
+        needed = []
         for doc in voided:
             narration = f"Revenue reversed for void of {doc.number}"
             body = payloads.manual_journal([_void_revenue(doc)], self.chart, narration)
-            if body is None or (doc.key in retried and self._find_journal(narration)):
-                continue
-            if doc.currency != self.base_currency():
+            if body is not None:
+                needed.append((doc, narration, body))
+        done = {doc.key: results[doc.key] for doc, _, _ in needed}
+        for doc, _, _ in needed:  # until the reversal is in Xero: the next push finishes it
+            results[doc.key] = PostResult(
+                doc.key,
+                False,
+                error=f"{doc.number} is void in Xero, its revenue not yet reversed",
+                retriable=True,
+            )
+        bodies: list[tuple[Invoice, dict[str, Any]]] = []
+        for doc, narration, body in needed:
+            if doc.key in retried and self._find_journal(narration):
+                results[doc.key] = done[doc.key]
+            elif doc.currency != self.base_currency():
                 results[doc.key] = self._foreign(doc.key, doc.currency)
-                continue
-            bodies.append((doc, body))
+            else:
+                bodies.append((doc, body))
         for part in chunks(bodies):
             request = {"ManualJournals": [body for _, body in part]}
             keys = [doc.key for doc, _ in part]
@@ -357,6 +378,8 @@ class XeroTarget:
                         error=f"{doc.number} is void in Xero, but reversing its revenue was "
                         "refused: " + "; ".join(errors),
                     )
+                else:
+                    results[doc.key] = done[doc.key]
 
     # -- revenue ---------------------------------------------------------------------------
     def base_currency(self) -> str:
