@@ -65,12 +65,11 @@ class _Kind:
 
     endpoint: str  # also the plural key of the body
     id_field: str
-    number_field: str
 
 
-INVOICES = _Kind("Invoices", "InvoiceID", "InvoiceNumber")
-CREDIT_NOTES = _Kind("CreditNotes", "CreditNoteID", "CreditNoteNumber")
-PAYMENTS = _Kind("Payments", "PaymentID", "Reference")
+INVOICES = _Kind("Invoices", "InvoiceID")
+CREDIT_NOTES = _Kind("CreditNotes", "CreditNoteID")
+PAYMENTS = _Kind("Payments", "PaymentID")
 
 
 def make_http(ca_file: str) -> requests.Session:
