@@ -1,12 +1,15 @@
 """Subscription metrics as of a date, per currency (amounts are never converted).
 
 - MRR: recurring items normalized to a month (weekly × 52/12, quarterly ÷ 3, annual ÷ 12),
-  discounts applied; trials, ended service and one-time charges excluded. Each customer's MRR is
-  rounded to the minor unit and totals are sums of those, so movements add up exactly.
+  discounts applied; trials, ended service and one-time charges excluded. Totals are summed
+  exactly over customers and rounded once, per currency, to the minor unit; ARR is 12 × the
+  exact MRR, rounded once (never 12 × a rounded MRR).
 - ARR = MRR × 12; ARPU = MRR / active customers (customers with MRR above zero).
 - Movements between two dates, per customer: new (first revenue ever), reactivation (revenue
   again after none), expansion, contraction, churn (to zero). MRR(end) − MRR(start) equals
-  new + reactivation + expansion − contraction − churn.
+  new + reactivation + expansion − contraction − churn: each movement is summed exactly and
+  rounded once, and the units that rounding leaves over go to the movements with the largest
+  remainders, so the identity holds to the minor unit.
 - Logo churn = churned customers / customers active at the start; revenue churn =
   (churn + contraction) / MRR at the start; net revenue retention = (MRR at the start +
   expansion − contraction − churn) / MRR at the start; LTV = ARPU / monthly revenue churn (none
@@ -15,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -95,6 +99,29 @@ def accumulate(
         revenues.setdefault(key, CustomerRevenue()).add(subscription, since, as_of)
 
 
+# How each movement counts in MRR(end) − MRR(start), in the order of MrrMovements' fields.
+_MOVEMENT_SIGNS = (1, 1, -1, -1, 1)
+
+
+def _movements(
+    exact: tuple[Fraction, ...], net: Decimal, currency: Currency
+) -> tuple[Decimal, ...]:
+    """Movements rounded to the minor unit so that their signed sum equals ``net`` (the
+    difference of the rounded totals): each rounded down in its signed direction, then the
+    units still missing go to the largest remainders (ties: the first)."""
+    quantum = Fraction(currency.quantum)
+    units = [Fraction(sign) * value / quantum for sign, value in zip(_MOVEMENT_SIGNS, exact, strict=True)]
+    floors = [math.floor(u) for u in units]
+    missing = int(net / currency.quantum) - sum(floors)
+    order = sorted(range(len(units)), key=lambda i: (-(units[i] - floors[i]), i))
+    for i in order[: max(missing, 0)]:
+        floors[i] += 1
+    return tuple(
+        round_money(Decimal(sign * part) * currency.quantum, currency)
+        for sign, part in zip(_MOVEMENT_SIGNS, floors, strict=True)
+    )
+
+
 def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
     if not denominator:
         return None
@@ -120,16 +147,14 @@ def compute_metrics(
 def metrics_from(
     revenues: Iterable[CustomerRevenue], currency: Currency, as_of: date, since: date
 ) -> Metrics:
-    """Metrics from per-customer revenue in one currency."""
-    zero = round_money(ZERO, currency)
-    new = expansion = contraction = churn = reactivation = zero
+    """Metrics from per-customer revenue in one currency: sums exact, each figure rounded once."""
+    new = expansion = contraction = churn = reactivation = Fraction(0)
     churned = customers_at_start = active = 0
-    mrr = mrr_at_start = zero
+    exact_mrr = exact_at_start = Fraction(0)
     for revenue in revenues:
-        before = to_money(revenue.at_start, currency)
-        after = to_money(revenue.at_end, currency)
-        mrr += after
-        mrr_at_start += before
+        before, after = revenue.at_start, revenue.at_end
+        exact_mrr += after
+        exact_at_start += before
         customers_at_start += before > 0
         active += after > 0
         if not before and not after:
@@ -147,8 +172,14 @@ def metrics_from(
         else:
             contraction += before - after
 
-    arpu = round_money(mrr / active, currency) if active else None
-    revenue_churn = _ratio(churn + contraction, mrr_at_start)
+    mrr = to_money(exact_mrr, currency)
+    mrr_at_start = to_money(exact_at_start, currency)
+    movements = _movements(
+        (new, expansion, contraction, churn, reactivation), mrr - mrr_at_start, currency
+    )
+    _, expansion_m, contraction_m, churn_m, _ = movements
+    arpu = to_money(exact_mrr / active, currency) if active else None
+    revenue_churn = _ratio(churn_m + contraction_m, mrr_at_start)
     monthly_churn = None
     if revenue_churn is not None:
         months = (
@@ -156,22 +187,24 @@ def metrics_from(
             if add_months(as_of, -1) == since
             else Decimal((as_of - since).days) / AVERAGE_MONTH_DAYS
         )
-        monthly_churn = (churn + contraction) / mrr_at_start / months if months else None
+        monthly_churn = (churn_m + contraction_m) / mrr_at_start / months if months else None
     ltv = round_money(arpu / monthly_churn, currency) if arpu and monthly_churn else None
     return Metrics(
         currency=currency,
         since=since,
         as_of=as_of,
         mrr=mrr,
-        arr=mrr * 12,
+        arr=to_money(exact_mrr * 12, currency),
         active_customers=active,
         arpu=arpu,
         mrr_at_start=mrr_at_start,
         customers_at_start=customers_at_start,
-        movements=MrrMovements(new, expansion, contraction, churn, reactivation),
+        movements=MrrMovements(*movements),
         churned_customers=churned,
         logo_churn=_ratio(Decimal(churned), Decimal(customers_at_start)),
         revenue_churn=revenue_churn,
-        net_revenue_retention=_ratio(mrr_at_start + expansion - contraction - churn, mrr_at_start),
+        net_revenue_retention=_ratio(
+            mrr_at_start + expansion_m - contraction_m - churn_m, mrr_at_start
+        ),
         ltv=ltv,
     )

@@ -10,7 +10,7 @@ from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind
 from connector.billing.subscriptions import Subscription
 
-from .helpers import EUR, USD, flat, per_unit, spec, subscribe
+from .helpers import EUR, JPY, USD, flat, per_unit, spec, subscribe
 
 D = Decimal
 
@@ -27,7 +27,7 @@ def test_weekly_mrr_is_normalized_to_a_month() -> None:
     weekly = sub(1, date(2025, 1, 1), Frequency.WEEKLY, "100.00")
     metrics = compute_metrics([weekly], USD, date(2025, 3, 1))
     assert metrics.mrr == D("433.33")  # 100.00 × 52 / 12 = 433.333...
-    assert metrics.arr == D("5199.96")  # 12 × 433.33
+    assert metrics.arr == D("5200.00")  # 100.00 × 52, not 12 × 433.33
     assert metrics.active_customers == 1
     assert metrics.arpu == D("433.33")
     assert metrics.since == date(2025, 2, 1)  # one month earlier by default
@@ -41,21 +41,21 @@ def test_weekly_mrr_is_normalized_to_a_month() -> None:
 
 
 @pytest.mark.parametrize(
-    ("frequency", "mrr"),
+    ("frequency", "mrr", "arr"),
     [
-        (Frequency.WEEKLY, "433.33"),  # × 52 / 12
-        (Frequency.BIWEEKLY, "216.67"),  # × 26 / 12 = 216.666...
-        (Frequency.MONTHLY, "100.00"),
-        (Frequency.QUARTERLY, "33.33"),  # / 3
-        (Frequency.SEMI_ANNUAL, "16.67"),  # / 6 = 16.666...
-        (Frequency.ANNUAL, "8.33"),  # / 12 = 8.333...
+        (Frequency.WEEKLY, "433.33", "5200.00"),  # × 52 / 12; ARR × 52
+        (Frequency.BIWEEKLY, "216.67", "2600.00"),  # × 26 / 12 = 216.666...
+        (Frequency.MONTHLY, "100.00", "1200.00"),
+        (Frequency.QUARTERLY, "33.33", "400.00"),  # / 3
+        (Frequency.SEMI_ANNUAL, "16.67", "200.00"),  # / 6 = 16.666...
+        (Frequency.ANNUAL, "8.33", "100.00"),  # / 12 = 8.333...
     ],
 )
-def test_mrr_per_frequency(frequency: Frequency, mrr: str) -> None:
+def test_mrr_per_frequency(frequency: Frequency, mrr: str, arr: str) -> None:
     subscription = sub(1, date(2025, 1, 1), frequency, "100.00")
     metrics = compute_metrics([subscription], USD, date(2025, 6, 1))
     assert metrics.mrr == D(mrr)
-    assert metrics.arr == D(mrr) * 12
+    assert metrics.arr == D(arr)  # from the exact MRR, not 12 × the rounded one
 
 
 def test_totals_over_customers() -> None:
@@ -64,11 +64,11 @@ def test_totals_over_customers() -> None:
         for i, frequency in enumerate(Frequency, start=1)
     ]
     metrics = compute_metrics(subs, USD, date(2025, 6, 1))
-    # 433.33 + 216.67 + 100.00 + 33.33 + 16.67 + 8.33
+    # 433.333... + 216.666... + 100 + 33.333... + 16.666... + 8.333... = 808.333...
     assert metrics.mrr == D("808.33")
-    assert metrics.arr == D("9699.96")
+    assert metrics.arr == D("9700.00")  # 100 × (52 + 26 + 12 + 4 + 2 + 1)
     assert metrics.active_customers == 6
-    assert metrics.arpu == D("134.72")  # 808.33 / 6 = 134.7216...
+    assert metrics.arpu == D("134.72")  # 808.333... / 6 = 134.7222...
 
 
 def test_mrr_applies_discounts_and_excludes_trials_one_time_and_other_currencies() -> None:
@@ -100,7 +100,7 @@ def test_mrr_applies_discounts_and_excludes_trials_one_time_and_other_currencies
     assert compute_metrics(subs, EUR, date(2025, 6, 1)).mrr == D("70.00")
 
 
-def test_customer_mrr_is_rounded_once_per_customer() -> None:
+def test_mrr_is_summed_exactly_and_rounded_once() -> None:
     subs = [
         sub(1, date(2025, 1, 1), Frequency.WEEKLY, "10.00"),
         sub(1, date(2025, 1, 1), Frequency.WEEKLY, "10.00"),
@@ -109,9 +109,69 @@ def test_customer_mrr_is_rounded_once_per_customer() -> None:
     metrics = compute_metrics(subs, USD, date(2025, 2, 1))
     assert metrics.mrr == D("86.67")
     assert metrics.active_customers == 1
-    # Two customers: each rounded, 43.33 + 43.33.
+    # Two customers: the same, never 43.33 + 43.33.
     other = sub(2, date(2025, 1, 1), Frequency.WEEKLY, "10.00")
-    assert compute_metrics([subs[0], other], USD, date(2025, 2, 1)).mrr == D("86.66")
+    both = compute_metrics([subs[0], other], USD, date(2025, 2, 1))
+    assert both.mrr == D("86.67")
+    assert both.arr == D("1040.00")  # 2 × 10.00 × 52
+    assert both.arpu == D("43.33")
+
+
+def test_three_quarterly_customers_make_one_hundred_a_month() -> None:
+    subs = [sub(i, date(2026, 1, 1), Frequency.QUARTERLY, "100.00") for i in (1, 2, 3)]
+    metrics = compute_metrics(subs, USD, date(2026, 2, 15))
+    assert metrics.mrr == D("100.00")  # not 3 × 33.33 = 99.99
+    assert metrics.arr == D("1200.00")  # not 12 × 99.99 = 1199.88
+
+
+def test_arr_comes_from_the_exact_mrr() -> None:
+    metrics = compute_metrics(
+        [sub(1, date(2026, 1, 1), Frequency.QUARTERLY, "950.00")], USD, date(2026, 2, 15)
+    )
+    assert metrics.mrr == D("316.67")  # 316.666...
+    assert metrics.arr == D("3800.00")  # not 12 × 316.67 = 3800.04
+
+
+def test_a_currency_without_minor_units_is_rounded_once_to_whole_yen() -> None:
+    subs = [
+        subscribe(
+            date(2026, 1, 1),
+            Frequency.QUARTERLY,
+            [spec("a", per_unit("10000", JPY))],
+            cur=JPY,
+            customer_id=i,
+        )
+        for i in (1, 2)
+    ]
+    metrics = compute_metrics(subs, JPY, date(2026, 2, 15))
+    assert metrics.mrr == D("6667")  # 20,000 / 3 = 6,666.67; not 2 × 3,333
+    assert metrics.arr == D("80000")  # not 12 × 6,666 = 79,992
+    assert metrics.arpu == D("3333")
+
+
+def test_movements_add_up_to_the_rounded_change_of_mrr() -> None:
+    # Three customers of 100.00 a quarter (33.333... each) at the start: 100.00 in all.
+    # One churns, one expands to 110.00 a quarter, a new one joins at 10.00 a quarter.
+    subs = [
+        sub(1, date(2026, 1, 1), Frequency.QUARTERLY, "100.00").with_terms(
+            cancel_date=date(2026, 2, 10)
+        ),
+        sub(2, date(2026, 1, 1), Frequency.QUARTERLY, "100.00").with_items(
+            date(2026, 2, 10), [spec("a", per_unit("110.00"))]
+        ),
+        sub(3, date(2026, 1, 1), Frequency.QUARTERLY, "100.00"),
+        sub(4, date(2026, 2, 10), Frequency.QUARTERLY, "10.00"),
+    ]
+    metrics = compute_metrics(subs, USD, date(2026, 2, 20), date(2026, 1, 20))
+    assert metrics.mrr_at_start == D("100.00")
+    assert metrics.mrr == D("73.33")  # (110 + 100 + 10) / 3 = 73.333...
+    # exact: churn 33.333..., expansion 3.333..., new 3.333...: rounded down (in the
+    # direction of each), 3.33 + 3.33 - 33.34 = -26.68; the missing cent goes to the largest
+    # remainder (churn, 0.666... of a cent): 3.33 + 3.33 - 33.33 = -26.67 = 73.33 - 100.00
+    assert metrics.movements == MrrMovements(
+        new=D("3.33"), expansion=D("3.33"), contraction=D("0.00"), churn=D("33.33")
+    )
+    assert metrics.movements.net == metrics.mrr - metrics.mrr_at_start
 
 
 def movements_book() -> list[Subscription]:

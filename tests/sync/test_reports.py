@@ -31,7 +31,7 @@ def test_metrics_per_currency_from_storage(factory: sessionmaker[Session]) -> No
     assert (gbp.currency.code, gbp.mrr, gbp.active_customers) == ("GBP", Decimal("50.00"), 1)
     assert (usd.mrr, usd.arr, usd.active_customers, usd.arpu) == (
         Decimal("533.33"),
-        Decimal("6399.96"),
+        Decimal("6400.00"),  # 12 × the exact 533.333..., not 12 × 533.33
         2,
         Decimal("266.67"),
     )
