@@ -110,7 +110,9 @@ def _movements(
     difference of the rounded totals): each rounded down in its signed direction, then the
     units still missing go to the largest remainders (ties: the first)."""
     quantum = Fraction(currency.quantum)
-    units = [Fraction(sign) * value / quantum for sign, value in zip(_MOVEMENT_SIGNS, exact, strict=True)]
+    units = [
+        Fraction(sign) * value / quantum for sign, value in zip(_MOVEMENT_SIGNS, exact, strict=True)
+    ]
     floors = [math.floor(u) for u in units]
     missing = int(net / currency.quantum) - sum(floors)
     order = sorted(range(len(units)), key=lambda i: (-(units[i] - floors[i]), i))

@@ -3,6 +3,7 @@
 import calendar
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -241,6 +242,20 @@ def test_revenue_schedule_sums_to_its_line(
         previous = recognized
 
 
+MONTHS_PER_PERIOD = {
+    Frequency.WEEKLY: Fraction(52, 12),
+    Frequency.BIWEEKLY: Fraction(26, 12),
+    Frequency.MONTHLY: Fraction(1),
+    Frequency.QUARTERLY: Fraction(1, 3),
+    Frequency.SEMI_ANNUAL: Fraction(1, 6),
+    Frequency.ANNUAL: Fraction(1, 12),
+}
+
+
+def round_half_up(value: Fraction) -> Decimal:
+    return (D(value.numerator) / D(value.denominator)).quantize(D("0.01"), ROUND_HALF_UP)
+
+
 SUBSCRIPTIONS = st.tuples(
     st.integers(1, 4),  # customer
     st.sampled_from(list(Frequency)),
@@ -261,6 +276,7 @@ SUBSCRIPTIONS = st.tuples(
 )
 def test_mrr_movements_add_up(books: list[tuple], as_of: date, window: int) -> None:
     subscriptions: list[Subscription] = []
+    exact: dict[date, Fraction] = {as_of: Fraction(0), as_of - timedelta(days=window): Fraction(0)}
     for customer, frequency, start, unit, quantity, trial, cancel, change in books:
         price = per_unit(str(unit))
         subscription = subscribe(
@@ -277,9 +293,24 @@ def test_mrr_movements_add_up(books: list[tuple], as_of: date, window: int) -> N
         if cancel is not None:
             subscription = subscription.with_terms(cancel_date=start + timedelta(days=cancel))
         subscriptions.append(subscription)
+        # The same figure, worked out here from the deal's own numbers: the period amount
+        # (unit × quantity) as a month's worth while service runs, past the trial.
+        for day in exact:
+            billing = start + timedelta(days=trial)
+            cancelled = cancel is not None and day >= start + timedelta(days=cancel)
+            if day < billing or cancelled:
+                continue
+            units = quantity
+            if change is not None and day >= start + timedelta(days=change[0]):
+                units = change[1]
+            exact[day] += Fraction(unit * units) * MONTHS_PER_PERIOD[frequency]
     since = as_of - timedelta(days=window)
     metrics = compute_metrics(subscriptions, USD, as_of, since)
     movements = metrics.movements
+    # Summed exactly, rounded once: never a sum of rounded customers (nor 12 × a rounded MRR).
+    assert metrics.mrr == round_half_up(exact[as_of])
+    assert metrics.mrr_at_start == round_half_up(exact[since])
+    assert metrics.arr == round_half_up(12 * exact[as_of])
     assert metrics.mrr - metrics.mrr_at_start == movements.net
     assert all(
         value >= 0
@@ -291,6 +322,5 @@ def test_mrr_movements_add_up(books: list[tuple], as_of: date, window: int) -> N
             movements.reactivation,
         )
     )
-    assert metrics.arr == 12 * metrics.mrr
     assert metrics.churned_customers <= metrics.customers_at_start
     assert metrics.active_customers <= len({b[0] for b in books})
