@@ -104,7 +104,8 @@ def draft_invoices(
     due_date: date,
     rounding: Rounding,
 ) -> list[DocumentDraft]:
-    """One invoice per billing period for the positive charges."""
+    """One invoice per billing period for the positive charges. The invoice's period ends with
+    the last day its lines serve: the last week of a term that ends mid-week ends on that day."""
     by_period: dict[Period, list[DraftLine]] = defaultdict(list)
     for charge in charges:
         if charge.amount > 0:
@@ -117,7 +118,9 @@ def draft_invoices(
             currency=currency,
             issue_date=issue_date,
             due_date=due_date,
-            period=period,
+            period=Period(
+                period.start, min(period.end, max(line.charge.service.end for line in lines))
+            ),
             rounding=rounding,
         )
         for period, lines in sorted(by_period.items(), key=lambda kv: kv[0].start)

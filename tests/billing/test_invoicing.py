@@ -38,6 +38,36 @@ def line(line_id: int, invoice_id: int, remaining: str, rate: str = "0") -> Invo
     return InvoicedLine(line_id, invoice_id, "a", date(2025, 4, 1), D(remaining), D(rate), JAN)
 
 
+def test_the_last_week_of_a_term_ends_the_invoice_period_on_the_last_day_of_service() -> None:
+    # Weekly from Monday 2025-06-02, a term of 10 months without renewal: the last day of
+    # service is Wednesday 2026-04-01, inside the week of 2026-03-30.
+    subscription = subscribe(
+        date(2025, 6, 2),
+        Frequency.WEEKLY,
+        [spec("a", per_unit("70.00"))],
+        term_months=10,
+        auto_renew=False,
+    )
+    charges = plan_billing(subscription, date(2026, 3, 30), BillingState()).charges
+    last = [c for c in charges if c.period.start == date(2026, 3, 30)]
+    assert [(c.period, c.service, c.amount) for c in last] == [
+        (
+            Period(date(2026, 3, 30), date(2026, 4, 5)),
+            Period(date(2026, 3, 30), date(2026, 4, 1)),
+            D("30.00"),  # 3 of 7 days
+        )
+    ]
+    invoices = draft_invoices(
+        last,
+        currency=USD,
+        tax_rate=lambda product: D(0),
+        issue_date=date(2026, 3, 30),
+        due_date=date(2026, 4, 29),
+        rounding=Rounding.HALF_UP,
+    )
+    assert [i.period for i in invoices] == [Period(date(2026, 3, 30), date(2026, 4, 1))]
+
+
 def test_one_invoice_per_billing_period_with_positive_charges_only() -> None:
     subscription = subscribe(
         date(2025, 1, 1),
