@@ -34,9 +34,12 @@ class Customer:
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """A document line. ``recognized`` is the part of a credit note's recurring line whose
-    days had already passed on its issue date: it is taken back from revenue, the rest from
-    deferred revenue."""
+    """A document line. ``recognized`` is, on a credit note, the part of a recurring line
+    whose revenue its invoice had already journaled when it was drafted: it is taken back from
+    revenue, the rest from deferred revenue (on a void: the revenue journaled for the line).
+    ``scheduled`` marks a one-time line dated on another day than its invoice: like recurring
+    lines, it waits in deferred revenue and is recognized by the revenue close on its own
+    service date (through the unbilled receivable when that day came before the invoice)."""
 
     product_code: str
     product_family: str | None
@@ -45,6 +48,12 @@ class Line:
     recognized: Decimal = Decimal(0)
     tax_rate: Decimal = Decimal(0)  # percent
     description: str = ""
+    scheduled: bool = False
+
+    @property
+    def deferred(self) -> bool:
+        """The invoice credits deferred revenue for it (the revenue close recognizes it)."""
+        return self.recurring or self.scheduled
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +104,19 @@ class RevenueAmount:
     product_code: str
     product_family: str | None
     amount: Decimal  # negative for a credit note's revenue
+    recurring: bool = True  # a one-time line recognized on its service date: False
+
+
+JOURNAL_DEFERRED = "deferred"  # deferred revenue to revenue
+JOURNAL_UNBILLED = "unbilled"  # earned before its invoice: the unbilled receivable to revenue
+JOURNAL_INVOICED = "invoiced"  # on the invoice's date: deferred revenue to the unbilled receivable
 
 
 @dataclass(frozen=True, slots=True)
 class RevenueJournal:
-    """Deferred revenue of one invoice or credit note recognized for ``period``."""
+    """Revenue of one invoice or credit note recognized for ``period``; ``kind`` says from
+    which account (``deferred``, ``unbilled``) or, for ``invoiced``, what the invoice clears of
+    the unbilled receivable on its issue date."""
 
     key: str
     document_id: int
@@ -111,6 +128,7 @@ class RevenueJournal:
     source_number: str
     invoice_number: str | None
     amounts: tuple[RevenueAmount, ...]
+    kind: str = JOURNAL_DEFERRED
 
     document_type = REVENUE
 

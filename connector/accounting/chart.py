@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 
+from connector.accounting.base import JOURNAL_INVOICED, JOURNAL_UNBILLED, RevenueAmount
 from connector.errors import ConfigError, InvalidInputError
 from connector.yamlfile import load_yaml
 
@@ -33,6 +34,7 @@ class Accounts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     receivable: str = "Assets:AccountsReceivable"
+    unbilled_receivable: str = "Assets:UnbilledReceivable"
     deferred_revenue: str = "Liabilities:DeferredRevenue"
     recurring_revenue: str = "Income:Subscriptions"
     one_time_revenue: str = "Income:OneTime"
@@ -52,6 +54,7 @@ class XeroAccounts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     deferred_revenue: AccountCode = "835"
+    unbilled_receivable: AccountCode = "615"
     recurring_revenue: AccountCode = "200"
     one_time_revenue: AccountCode = "260"
     bank: AccountCode = "090"
@@ -110,6 +113,17 @@ def _revenue(
     if family and family in chart.revenue_by_family:
         return chart.revenue_by_family[family]
     return accounts.recurring_revenue if recurring else accounts.one_time_revenue
+
+
+def journal_accounts(chart: Chart | XeroChart, kind: str, part: RevenueAmount) -> tuple[str, str]:
+    """``(debited, credited)`` accounts of one amount of a revenue journal of ``kind``."""
+    accounts = chart.accounts
+    revenue = chart.revenue_account(part.recurring, part.product_code, part.product_family)
+    if kind == JOURNAL_UNBILLED:
+        return accounts.unbilled_receivable, revenue
+    if kind == JOURNAL_INVOICED:
+        return accounts.deferred_revenue, accounts.unbilled_receivable
+    return accounts.deferred_revenue, revenue
 
 
 def load_chart(path: Path) -> Chart:

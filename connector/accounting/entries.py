@@ -1,12 +1,15 @@
 """Beancount text for each document: one balanced transaction, its metadata and its links.
 
-- Invoice: debit the customer's receivable; credit deferred revenue (recurring lines), revenue
-  (one-time lines) and tax payable per rate.
-- Credit note: the reverse of its share: credit receivable; debit revenue for what was already
-  recognized (and one-time lines), deferred revenue for the rest, and tax payable.
+- Invoice: debit the customer's receivable; credit deferred revenue (recurring lines, and
+  one-time lines dated on another day than the invoice), revenue (other one-time lines) and tax
+  payable per rate.
+- Credit note: the reverse of its share: credit receivable; debit revenue for what its invoice
+  had already journaled (and one-time lines), deferred revenue for the rest, and tax payable.
 - Payment: debit the bank, credit receivable. Refund: the other way round.
-- Revenue journal: debit deferred revenue, credit the revenue accounts (negative amounts for a
-  credit note's revenue).
+- Revenue journal: debit deferred revenue (``deferred``) or the unbilled receivable
+  (``unbilled``: revenue earned before its invoice), credit the revenue accounts (negative
+  amounts for a credit note's revenue); ``invoiced``: on an invoice's issue date, debit deferred
+  revenue and credit the unbilled receivable by what the invoice clears of it.
 
 Every transaction carries ``document_type`` and ``document_id`` metadata (in that order, on the
 first two lines, which is how the ledger finds what it already holds) and links ``^NUMBER`` that
@@ -24,6 +27,8 @@ from decimal import Decimal
 
 from connector.accounting.base import (
     CREDIT_NOTE,
+    JOURNAL_INVOICED,
+    JOURNAL_UNBILLED,
     REFUND,
     VOID,
     Customer,
@@ -32,7 +37,7 @@ from connector.accounting.base import (
     Payment,
     RevenueJournal,
 )
-from connector.accounting.chart import Chart
+from connector.accounting.chart import Chart, journal_accounts
 from connector.billing.money import currency as currency_of
 from connector.billing.money import round_money
 
@@ -100,7 +105,7 @@ def _invoice(doc: Invoice, chart: Chart, receivable: str) -> str:
     postings[receivable] = ZERO
     for line in doc.lines:
         revenue = chart.revenue_account(line.recurring, line.product_code, line.product_family)
-        if line.recurring:
+        if line.deferred:
             postings[accounts.deferred_revenue] += sign * (line.amount - line.recognized)
             postings[revenue] += sign * line.recognized
         else:
@@ -143,15 +148,17 @@ def _payment(doc: Payment, chart: Chart, receivable: str) -> str:
 
 def _revenue(doc: RevenueJournal, chart: Chart) -> str:
     postings: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    postings[chart.accounts.deferred_revenue] = ZERO
     for part in doc.amounts:
-        account = chart.revenue_account(True, part.product_code, part.product_family)
-        postings[account] -= part.amount
-        postings[chart.accounts.deferred_revenue] += part.amount
-    narration = (
-        f"Revenue of {doc.source_number}, {doc.period_start.isoformat()} to "
-        f"{doc.period_end.isoformat()}"
-    )
+        debited, credited = journal_accounts(chart, doc.kind, part)
+        postings[debited] += part.amount
+        postings[credited] -= part.amount
+    if not postings:
+        postings[chart.accounts.deferred_revenue] = ZERO
+    span = f"{doc.period_start.isoformat()} to {doc.period_end.isoformat()}"
+    narration = {
+        JOURNAL_UNBILLED: f"Revenue of {doc.source_number} earned before it was issued, {span}",
+        JOURNAL_INVOICED: f"{doc.source_number} bills revenue earned {span}",
+    }.get(doc.kind, f"Revenue of {doc.source_number}, {span}")
     return _transaction(
         doc.journal_date,
         doc.customer.name,

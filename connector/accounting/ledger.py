@@ -153,6 +153,7 @@ class Ledger:
         accounts = self.chart.accounts
         fixed = [
             accounts.bank,
+            accounts.unbilled_receivable,
             accounts.deferred_revenue,
             accounts.recurring_revenue,
             accounts.one_time_revenue,

@@ -1,21 +1,30 @@
 """Revenue recognition schedules.
 
-A recurring line is recognized daily and ratably over its service period: each day gets the
-line's amount divided by its days, truncated to the minor unit, and the last day takes the
-rounding residue, so that recognized plus deferred always equals the line exactly. A one-time
-line is recognized in full on its service date. Schedules are computed, never stored per day:
-any range is answered in constant time.
+A recurring line is recognized ratably, day by day, over its service period. What is recognized
+through a day is the line's amount × the days served so far / the days of the period, rounded
+once (half up) to the minor unit: rounding never accumulates, the recognized amount of any
+prefix of the period is as close to the exact one as the currency allows, and the last day
+completes the line exactly. A one-time line is recognized in full on its service date.
+Schedules are computed, never stored per day: any range is answered in constant time.
+
+A credit note does not get a schedule of its own making: it takes back from the schedule of the
+invoice line it credits (:class:`CreditSchedule`). The invoice line and the credit lines that
+correct it form one :class:`LineGroup`, whose recognized revenue through a day is the exact
+value of its lines' days, rounded once. When the credits leave nothing of value after some day
+(a cancellation: what is left is only what rounding left over), that day is the group's last day
+of service: the group's net amount is complete on it, so the rounding residue lands inside the
+service actually delivered and net revenue is zero on every later day.
 """
 
 from __future__ import annotations
 
-import decimal
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 
-from connector.billing.money import ZERO, Currency
+from connector.billing.money import ZERO, Currency, round_money
 from connector.billing.periods import ONE_DAY, Period, add_months
 
 
@@ -23,27 +32,20 @@ def month_end(day: date) -> date:
     return add_months(day.replace(day=1), 1) - ONE_DAY
 
 
-@dataclass(frozen=True, slots=True)
-class RevenueSchedule:
-    amount: Decimal  # signed: a credit note line reverses revenue
-    currency: Currency
-    service: Period
+def _round(value: Fraction, currency: Currency) -> Decimal:
+    exact = Decimal(value.numerator) / Decimal(value.denominator)
+    return round_money(exact, currency) if exact.is_finite() else ZERO
 
-    @property
-    def daily(self) -> Decimal:
-        if self.service.days == 1:
-            return self.amount
-        return (self.amount / self.service.days).quantize(
-            self.currency.quantum, rounding=decimal.ROUND_DOWN
-        )
+
+class _Recognition:
+    """Queries shared by every schedule: subclasses say what is recognized through a day."""
+
+    amount: Decimal
+    start: date
+    end: date
 
     def recognized_through(self, day: date) -> Decimal:
-        """Revenue recognized from the start of service through ``day`` inclusive."""
-        if day < self.service.start:
-            return ZERO
-        if day >= self.service.end:
-            return self.amount
-        return self.daily * ((day - self.service.start).days + 1)
+        raise NotImplementedError
 
     def recognized_between(self, start: date, end: date) -> Decimal:
         """Revenue recognized from ``start`` through ``end``, both inclusive."""
@@ -59,11 +61,144 @@ class RevenueSchedule:
         """``(month's last day, amount)`` per calendar month of service. With ``through`` (an
         as-of date), recognition stops there: the running month is dated ``through`` and later
         months are left out."""
-        start = self.service.start
-        last = self.service.end if through is None else min(self.service.end, through)
+        start = self.start
+        last = self.end if through is None else min(self.end, through)
         while start <= last:
             end = month_end(start)
             amount = self.recognized_between(start, min(end, last))
             if amount:
                 yield (through if through is not None and through < end else end), amount
             start = end + ONE_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueSchedule(_Recognition):
+    """One line on its own: ``amount`` (signed) over ``service``."""
+
+    amount: Decimal
+    currency: Currency
+    service: Period
+
+    @property
+    def start(self) -> date:  # type: ignore[override]
+        return self.service.start
+
+    @property
+    def end(self) -> date:  # type: ignore[override]
+        return self.service.end
+
+    def recognized_through(self, day: date) -> Decimal:
+        """Revenue recognized from the start of service through ``day`` inclusive."""
+        if day < self.service.start:
+            return ZERO
+        if day >= self.service.end:
+            return self.amount
+        served = (day - self.service.start).days + 1
+        return round_money(self.amount * served / self.service.days, self.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class LineGroup(_Recognition):
+    """An invoice line and the credit lines that correct it, as ``(signed amount, service)``
+    pairs: the invoice line first (positive), its credits after it in the order they were
+    issued (negative)."""
+
+    lines: tuple[tuple[Decimal, Period], ...]
+    currency: Currency
+    _last: date = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_last", self._last_day_of_service())
+
+    @property
+    def amount(self) -> Decimal:  # type: ignore[override]
+        return sum((amount for amount, _ in self.lines), ZERO)
+
+    @property
+    def start(self) -> date:  # type: ignore[override]
+        return min(service.start for _, service in self.lines)
+
+    @property
+    def end(self) -> date:  # type: ignore[override]
+        return max(service.end for _, service in self.lines)
+
+    def _exact_through(self, day: date) -> Fraction:
+        """The exact value of the group's days through ``day``."""
+        total = Fraction(0)
+        for amount, service in self.lines:
+            if day < service.start:
+                continue
+            served = min((day - service.start).days + 1, service.days)
+            total += Fraction(amount) * served / service.days
+        return total
+
+    def last_day_of_service(self) -> date:
+        return self._last
+
+    def _last_day_of_service(self) -> date:
+        """The last day with something of value: the day before the earliest credit after
+        which less than a minor unit per line is left (only rounding's leftovers), else the
+        group's last day."""
+        exact_total = Fraction(self.amount)
+        noise = Fraction(self.currency.quantum) * len(self.lines)
+        last = self.end
+        for amount, service in self.lines[1:]:
+            if amount >= 0:
+                continue
+            left = exact_total - self._exact_through(service.start - ONE_DAY)
+            if abs(left) < noise:
+                last = min(last, service.start - ONE_DAY)
+        return max(last, self.start)
+
+    def recognized_through(self, day: date) -> Decimal:
+        if day < self.start:
+            return ZERO
+        if len(self.lines) == 1:
+            amount, service = self.lines[0]
+            return RevenueSchedule(amount, self.currency, service).recognized_through(day)
+        total = self.amount
+        if day >= self.last_day_of_service():
+            return total
+        recognized = _round(self._exact_through(day), self.currency)
+        low, high = min(total, ZERO), max(total, ZERO)
+        return min(max(recognized, low), high)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditSchedule(_Recognition):
+    """What one credit line takes back, day by day: the difference it makes to its group's
+    recognized revenue (negative). ``group`` holds the invoice line, the credits issued before
+    this one, and this one last."""
+
+    group: LineGroup
+
+    @property
+    def amount(self) -> Decimal:  # type: ignore[override]
+        return self.group.lines[-1][0]
+
+    @property
+    def start(self) -> date:  # type: ignore[override]
+        return self.group.start
+
+    @property
+    def end(self) -> date:  # type: ignore[override]
+        return self.group.end
+
+    @property
+    def before(self) -> LineGroup:
+        return LineGroup(self.group.lines[:-1], self.group.currency)
+
+    def recognized_through(self, day: date) -> Decimal:
+        return self.group.recognized_through(day) - self.before.recognized_through(day)
+
+
+def credit_schedule(
+    invoice_line: tuple[Decimal, Period],
+    credits: Sequence[tuple[Decimal, Period]],
+    currency: Currency,
+) -> CreditSchedule:
+    """The schedule of the last of ``credits`` (amounts positive, as documents hold them) on
+    ``invoice_line``, the earlier ones issued before it."""
+    amount, service = invoice_line
+    lines = ((amount, service), *((-credit, period) for credit, period in credits))
+    return CreditSchedule(LineGroup(lines, currency))

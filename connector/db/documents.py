@@ -16,7 +16,7 @@ from connector.billing.charges import Charge
 from connector.billing.invoicing import DocumentDraft, DocumentKind, InvoicedLine
 from connector.billing.money import ZERO
 from connector.billing.payments import InvoiceStatus
-from connector.billing.periods import Period
+from connector.billing.periods import ONE_DAY, Period
 from connector.billing.tax import CreditedTax
 from connector.db import tables
 from connector.db.bulk import bulk_insert
@@ -203,6 +203,7 @@ def insert_documents(
         return []
     doc_table = tables.table_of(tables.Document)
     now = utc_now()
+    revenue_from = _credit_revenue_from(session, [draft for draft, *_ in documents])
     issued = [
         IssuedDocument(doc_id, number, draft, customer_id, subscription_id)
         for (draft, customer_id, subscription_id, number), doc_id in zip(
@@ -234,6 +235,7 @@ def insert_documents(
                 "status": InvoiceStatus.OPEN.value
                 if doc.draft.kind is DocumentKind.INVOICE
                 else CREDIT_NOTE_ISSUED,
+                "revenue_from": revenue_from.get(doc.draft.credited_invoice_id or 0),
                 "created_at": now,
             }
             for doc in issued
@@ -258,6 +260,7 @@ def insert_documents(
                 "tax_rate": line.tax_rate,
                 "credited_line_id": line.credited_line_id,
                 "credited_amount": ZERO,
+                "recognized": ZERO,
             }
             for doc in issued
             for line in doc.draft.lines
@@ -273,6 +276,23 @@ def insert_documents(
         ],
     )
     return issued
+
+
+def _credit_revenue_from(session: Session, drafts: Sequence[DocumentDraft]) -> dict[int, date]:
+    """Per credited invoice, the day after its revenue journaled so far: a credit note takes
+    back the days before at once, and journals the rest on the same days as its invoice."""
+    invoice_ids = {d.credited_invoice_id for d in drafts if d.credited_invoice_id is not None}
+    if not invoice_ids:
+        return {}
+    progress = tables.RevenueProgress
+    return {
+        row.document_id: row.recognized_through + ONE_DAY
+        for row in session.execute(
+            select(progress.document_id, progress.recognized_through).where(
+                progress.document_id.in_(invoice_ids)
+            )
+        )
+    }
 
 
 def record_credited_lines(session: Session, credit_notes: Iterable[IssuedDocument]) -> None:

@@ -222,6 +222,10 @@ class Document(Base):
     # Credit notes: credit left for other invoices or a refund; NULL once all of it is used.
     unapplied: Mapped[Decimal | None]
     status: Mapped[str] = mapped_column(String(16))
+    # Credit notes: the first day their revenue journals cover; what they take back of the days
+    # before is taken back from revenue when they are issued (the credited invoice's revenue was
+    # journaled through the day before when the credit note was drafted).
+    revenue_from: Mapped[date | None]
     created_at: Mapped[datetime] = _created()
 
 
@@ -267,6 +271,9 @@ class DocumentLine(Base):
     tax_rate: Mapped[Decimal]
     credited_line_id: Mapped[int | None] = mapped_column(ForeignKey("document_lines.id"))
     credited_amount: Mapped[Decimal]  # invoice lines: how much credit notes took back
+    # Revenue of the line recognized so far (signed as the line's revenue: negative on credit
+    # notes): journaled by the revenue close, or taken back when a credit note was issued.
+    recognized: Mapped[Decimal] = mapped_column(default=Decimal(0))
 
 
 class Payment(Base):
@@ -383,19 +390,24 @@ class Delivery(Base):
 
 class RevenueJournal(Base):
     """Revenue of one invoice or credit note recognized over one stretch of days (a month, or
-    the running month up to the close's as-of date): moved from deferred to revenue."""
+    the running month up to the close's as-of date). ``kind`` says where it moves from:
+    ``deferred`` (deferred revenue to revenue), ``unbilled`` (revenue earned before its invoice
+    was issued: the unbilled receivable to revenue), or ``invoiced`` (on the invoice's issue
+    date, what it clears of the unbilled receivable, from deferred revenue)."""
 
     __tablename__ = "revenue_journals"
-    __table_args__ = (UniqueConstraint("document_id", "period_end"),)
+    __table_args__ = (UniqueConstraint("document_id", "kind", "period_end"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="deferred")
     period_start: Mapped[date]
     period_end: Mapped[date]
     journal_date: Mapped[date]  # the month's last day, or the close's as-of date if earlier
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[Decimal]
-    amounts: Mapped[dict[str, str]] = mapped_column(JSON)  # product id -> amount
+    # "<product id>" (recurring lines) or "<product id>:one_time" -> amount
+    amounts: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = _created()
 
 

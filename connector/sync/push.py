@@ -28,12 +28,12 @@ from connector.accounting.xero.target import XeroTarget
 from connector.billing.money import currency as currency_of
 from connector.billing.periods import Period
 from connector.billing.pricing import ChargeKind
-from connector.billing.revenue import RevenueSchedule
+from connector.billing.revenue import CreditSchedule
 from connector.db import outbox, tables
 from connector.db.engine import transaction
 from connector.errors import AccountingLimitError, ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
-from connector.sync import settlement
+from connector.sync import revenue_close, settlement
 from connector.sync.stopping import no_stop
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class _Loader:
         self.taxes: dict[int, list[tables.DocumentTax]] = {}
         self.payments: dict[int, tables.Payment] = {}
         self.journals: dict[int, tables.RevenueJournal] = {}
+        self._schedules: dict[int, CreditSchedule] | None = None
         self._prefetch(rows)
 
     def _prefetch(self, rows: Sequence[tables.Outbox]) -> None:
@@ -150,16 +151,26 @@ class _Loader:
         for doc in self.session.scalars(select(tables.Document).where(tables.Document.id.in_(ids))):
             self.documents[doc.id] = doc
 
-    def _journaled(self, document_id: int) -> dict[int, Decimal]:
-        """Revenue journaled for a document, per product."""
-        totals: dict[int, Decimal] = {}
-        for journal in self.session.scalars(
-            select(tables.RevenueJournal).where(tables.RevenueJournal.document_id == document_id)
-        ):
-            for product_id, amount in journal.amounts.items():
-                key = int(product_id)
-                totals[key] = totals.get(key, Decimal(0)) + Decimal(amount)
-        return totals
+    def _credit_schedules(self) -> dict[int, CreditSchedule]:
+        """The schedules of the batch's credit note lines, per line id, loaded at once."""
+        if self._schedules is None:
+            self._schedules = revenue_close.credit_schedules(
+                self.session,
+                [
+                    revenue_close.CreditLine(
+                        line.id,
+                        line.credited_line_id,
+                        line.amount,
+                        Period(line.service_start, line.service_end),
+                        currency_of(self.documents[doc_id].currency),
+                    )
+                    for doc_id, lines in self.lines.items()
+                    if self.documents[doc_id].kind == base.CREDIT_NOTE
+                    for line in lines
+                    if line.credited_line_id is not None and line.kind == ChargeKind.RECURRING.value
+                ],
+            )
+        return self._schedules
 
     def _document(self, document_id: int) -> tables.Document:
         if document_id not in self.documents:
@@ -185,19 +196,18 @@ class _Loader:
 
     def invoice(self, row: tables.Outbox) -> base.Invoice:
         doc = self._document(row.document_id)
-        money = currency_of(doc.currency)
-        journaled = self._journaled(doc.id) if row.document_type == base.VOID else {}
         lines = []
         for line in self.lines.get(doc.id, []):
             code, family = self.product(line.product_id)
             recurring = line.kind == ChargeKind.RECURRING.value
             recognized = Decimal(0)
-            if recurring and row.document_type == base.VOID:
-                recognized = journaled.pop(line.product_id, Decimal(0))
-            elif recurring and row.document_type == base.CREDIT_NOTE:
-                period = Period(line.service_start, line.service_end)
-                schedule = RevenueSchedule(line.amount, money, period)
-                recognized = schedule.recognized_through(doc.issue_date)
+            if row.document_type == base.VOID:
+                recognized = line.recognized  # the revenue journaled for it
+            elif line.id in self._credit_schedules():
+                taken = revenue_close.taken_back_at_issue(
+                    self._credit_schedules()[line.id], doc.revenue_from
+                )
+                recognized = -taken
             lines.append(
                 base.Line(
                     code,
@@ -207,6 +217,10 @@ class _Loader:
                     recognized,
                     tax_rate=line.tax_rate,
                     description=line.description,
+                    scheduled=not recurring
+                    and revenue_close.scheduled(
+                        line.kind, doc.kind, line.service_start, doc.issue_date
+                    ),
                 )
             )
         taxes = tuple(base.Tax(tax.rate, tax.tax) for tax in self.taxes.get(doc.id, []))
@@ -271,9 +285,12 @@ class _Loader:
         journal = self.journals[row.document_id]
         source = self._document(journal.document_id)
         amounts = []
-        for product_id, amount in sorted(journal.amounts.items(), key=lambda item: int(item[0])):
-            code, family = self.product(int(product_id))
-            amounts.append(base.RevenueAmount(code, family, Decimal(amount)))
+        parts = sorted(
+            (revenue_close.parse_amount_key(key), amount) for key, amount in journal.amounts.items()
+        )
+        for (product_id, recurring), amount in parts:
+            code, family = self.product(product_id)
+            amounts.append(base.RevenueAmount(code, family, Decimal(amount), recurring))
         return base.RevenueJournal(
             key=document_key(base.REVENUE, journal.id),
             document_id=journal.id,
@@ -285,6 +302,7 @@ class _Loader:
             source_number=source.number,
             invoice_number=self.number(source.invoice_id),
             amounts=tuple(amounts),
+            kind=journal.kind,
         )
 
     def document(self, row: tables.Outbox) -> base.Document:

@@ -1,37 +1,58 @@
-"""The revenue close: journals that move recognized revenue from deferred to revenue.
+"""The revenue close: journals that recognize revenue day by day over each line's service.
 
-Each invoice's and credit note's recurring lines are recognized day by day over their service
-periods (:mod:`connector.billing.revenue`). The close writes, per document, one journal per
-calendar month dated the month's last day, and for the running month one up to the as-of date;
-``revenue_progress`` remembers the last day journaled, so each day is recognized once and a
-later close carries on from there. A credit note takes back, when it is issued, the revenue of
-its days already past (see :mod:`connector.accounting.entries`); its journals start the next
-day. Journals and their outbox rows are written in one transaction per batch of documents.
+Each invoice's recurring lines, and its one-time lines dated on another day than the invoice,
+are recognized over their service (:mod:`connector.billing.revenue`); a credit note takes back
+from the schedule of the invoice line it corrects, so that revenue stops with the service. The
+close writes, per document, one journal per calendar month dated the month's last day, and for
+the running month one up to the as-of date; each line's ``recognized`` amount and the
+document's ``revenue_progress`` say how far it got, so each day is recognized once and a later
+close carries on from there.
+
+Revenue earned before its invoice was issued (service that began before the first billing run,
+a one-time charge billed late) is journaled from the unbilled receivable (kind ``unbilled``),
+dated on the last day it covers, and on the invoice's issue date one ``invoiced`` journal moves
+what the invoice clears of it from deferred revenue: deferred revenue never carries a debit
+balance, the unbilled receivable never a credit one. A credit note takes back at once, when it
+is issued, the revenue of the days its invoice had already journaled (see
+:mod:`connector.accounting.entries`); its journals start on ``revenue_from``. Journals, their
+outbox rows, the lines' progress and the documents' progress are written in a handful of
+statements per batch of documents.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.invoicing import DocumentKind
+from connector.billing.money import Currency
 from connector.billing.money import currency as currency_of
 from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import ONE_DAY, Period
 from connector.billing.pricing import ChargeKind
-from connector.billing.revenue import RevenueSchedule, month_end
+from connector.billing.revenue import (
+    CreditSchedule,
+    RevenueSchedule,
+    credit_schedule,
+    month_end,
+)
 from connector.db import outbox, tables
 from connector.db.engine import transaction
 from connector.sync.stopping import no_stop
 
 BATCH = 500
 ZERO = Decimal(0)
+DEFERRED = "deferred"
+UNBILLED = "unbilled"
+INVOICED = "invoiced"
+ONE_TIME_SUFFIX = ":one_time"
 
 
 @dataclass
@@ -48,95 +69,362 @@ class CloseResult:
         }
 
 
+def scheduled(kind: str, document_kind: str, service_start: date, issue_date: date) -> bool:
+    """Whether a line is recognized by the close rather than when its document is issued:
+    recurring lines, and one-time lines of invoices dated on another day than the invoice."""
+    if kind == ChargeKind.RECURRING.value:
+        return True
+    return document_kind == DocumentKind.INVOICE.value and service_start != issue_date
+
+
+def amount_key(product_id: int, recurring: bool) -> str:
+    return str(product_id) if recurring else f"{product_id}{ONE_TIME_SUFFIX}"
+
+
+def parse_amount_key(key: str) -> tuple[int, bool]:
+    """``(product id, recurring)`` of a key of a journal's ``amounts``."""
+    if key.endswith(ONE_TIME_SUFFIX):
+        return int(key[: -len(ONE_TIME_SUFFIX)]), False
+    return int(key), True
+
+
 def _candidates(session: Session, as_of: date, after: int) -> Sequence[int]:
-    line, progress = tables.DocumentLine, tables.RevenueProgress
+    line, progress, doc = tables.DocumentLine, tables.RevenueProgress, tables.Document
+    is_scheduled = or_(
+        line.kind == ChargeKind.RECURRING.value,
+        and_(doc.kind == DocumentKind.INVOICE.value, line.service_start != doc.issue_date),
+    )
     return session.scalars(
-        select(tables.Document.id)
-        .join(line, line.document_id == tables.Document.id)
-        .outerjoin(progress, progress.document_id == tables.Document.id)
-        .where(
-            line.kind == ChargeKind.RECURRING.value,
-            tables.Document.status != InvoiceStatus.VOID.value,
-            tables.Document.id > after,
-        )
-        .group_by(tables.Document.id)
+        select(doc.id)
+        .join(line, line.document_id == doc.id)
+        .outerjoin(progress, progress.document_id == doc.id)
+        .where(is_scheduled, doc.status != InvoiceStatus.VOID.value, doc.id > after)
+        .group_by(doc.id)
         .having(
             func.min(line.service_start) <= as_of,
             func.coalesce(func.max(progress.recognized_through), date.min)
             < func.max(line.service_end),
             func.coalesce(func.max(progress.recognized_through), date.min) < as_of,
         )
-        .order_by(tables.Document.id)
+        .order_by(doc.id)
         .limit(BATCH)
     ).all()
 
 
-def _chunks(start: date, end: date) -> list[tuple[date, date]]:
-    """Calendar months from ``start`` through ``end``, the last one cut at ``end``."""
+@dataclass
+class _Line:
+    id: int
+    product_id: int
+    recurring: bool
+    service: Period
+    recognized: Decimal
+    schedule: Any  # RevenueSchedule | CreditSchedule
+
+
+@dataclass
+class _Document:
+    id: int
+    kind: str
+    currency: Currency
+    issue_date: date
+    revenue_from: date | None
+    lines: list[_Line] = field(default_factory=list)
+
+
+def _chunks(start: date, end: date, cuts: set[date]) -> list[tuple[date, date]]:
+    """Calendar months from ``start`` through ``end``, the last one cut at ``end``, and cut
+    after each day of ``cuts`` inside them."""
     chunks = []
+    inside = sorted(day for day in cuts if start <= day < end)
     while start <= end:
         last = min(month_end(start), end)
+        while inside and inside[0] < start:
+            inside.pop(0)
+        if inside and inside[0] < last:
+            last = inside.pop(0)
         chunks.append((start, last))
         start = last + ONE_DAY
     return chunks
 
 
-def _close_document(session: Session, document: tables.Document, as_of: date) -> int:
-    lines = session.scalars(
-        select(tables.DocumentLine).where(
-            tables.DocumentLine.document_id == document.id,
-            tables.DocumentLine.kind == ChargeKind.RECURRING.value,
+def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
+    """The batch's documents, locked, with their scheduled lines and those lines' schedules:
+    one read of documents, one of lines, one of the credited invoice lines and their
+    credits."""
+    doc, line = tables.Document, tables.DocumentLine
+    documents = {
+        row.id: _Document(
+            row.id, row.kind, currency_of(row.currency), row.issue_date, row.revenue_from
         )
-    ).all()
-    money = currency_of(document.currency)
-    sign = -1 if document.kind == DocumentKind.CREDIT_NOTE.value else 1
-    schedules = [
-        (
-            line.product_id,
-            RevenueSchedule(
-                sign * line.amount, money, Period(line.service_start, line.service_end)
-            ),
+        for row in session.execute(
+            select(doc.id, doc.kind, doc.currency, doc.issue_date, doc.revenue_from)
+            .where(doc.id.in_(ids))
+            .order_by(doc.id)
+            .with_for_update()
         )
-        for line in lines
-    ]
-    progress = session.get(tables.RevenueProgress, document.id)
-    if progress is not None:
-        start = progress.recognized_through + ONE_DAY
-    elif document.kind == DocumentKind.CREDIT_NOTE.value:
-        start = max(document.issue_date + ONE_DAY, min(line.service_start for line in lines))
-    else:
-        start = min(line.service_start for line in lines)
-    end = min(max(line.service_end for line in lines), as_of)
-    rows = []
-    for first, last in _chunks(start, end):
-        amounts: dict[int, Decimal] = defaultdict(lambda: ZERO)
-        for product_id, schedule in schedules:
-            amounts[product_id] += schedule.recognized_between(first, last)
-        if any(amounts.values()):
-            rows.append(
-                {
-                    "document_id": document.id,
-                    "period_start": first,
-                    "period_end": last,
-                    "journal_date": min(month_end(last), as_of),
-                    "currency": document.currency,
-                    "amount": sum(amounts.values(), ZERO),
-                    "amounts": {str(key): format(value, "f") for key, value in amounts.items()},
-                }
+    }
+    rows = [
+        row
+        for row in session.execute(
+            select(
+                line.id,
+                line.document_id,
+                line.product_id,
+                line.kind,
+                line.service_start,
+                line.service_end,
+                line.amount,
+                line.recognized,
+                line.credited_line_id,
             )
-    if rows:
-        ids = session.scalars(
-            insert(tables.RevenueJournal).returning(tables.RevenueJournal.id), rows
-        ).all()
-        outbox.enqueue(session, "revenue", ids)
+            .where(line.document_id.in_(ids))
+            .order_by(line.id)
+        )
+        if scheduled(
+            row.kind,
+            documents[row.document_id].kind,
+            row.service_start,
+            documents[row.document_id].issue_date,
+        )
+    ]
+    schedules = credit_schedules(
+        session,
+        [
+            CreditLine(
+                row.id,
+                row.credited_line_id,
+                row.amount,
+                Period(row.service_start, row.service_end),
+                documents[row.document_id].currency,
+            )
+            for row in rows
+            if row.credited_line_id is not None
+            and documents[row.document_id].kind == DocumentKind.CREDIT_NOTE.value
+        ],
+    )
+    for row in rows:
+        document = documents[row.document_id]
+        service = Period(row.service_start, row.service_end)
+        schedule: Any
+        if row.id in schedules:
+            schedule = schedules[row.id]
+        else:
+            sign = -1 if document.kind == DocumentKind.CREDIT_NOTE.value else 1
+            schedule = RevenueSchedule(sign * row.amount, document.currency, service)
+        document.lines.append(
+            _Line(
+                row.id,
+                row.product_id,
+                row.kind == ChargeKind.RECURRING.value,
+                service,
+                row.recognized,
+                schedule,
+            )
+        )
+    return list(documents.values())
+
+
+@dataclass(frozen=True)
+class CreditLine:
+    """A credit note's recurring line, as the schedule of what it takes back needs it."""
+
+    id: int
+    credited_line_id: int
+    amount: Decimal
+    service: Period
+    currency: Currency
+
+
+def credit_schedules(session: Session, lines: Sequence[CreditLine]) -> dict[int, CreditSchedule]:
+    """Per credit line id, its schedule: built on the invoice line it credits and the credits
+    issued on that line before it, read in one query."""
+    if not lines:
+        return {}
+    credited = {line.credited_line_id for line in lines}
+    line = tables.DocumentLine
+    rows = session.execute(
+        select(line.id, line.amount, line.service_start, line.service_end, line.credited_line_id)
+        .where(or_(line.id.in_(credited), line.credited_line_id.in_(credited)))
+        .order_by(line.id)
+    ).all()
+    invoice_lines = {
+        row.id: (row.amount, Period(row.service_start, row.service_end))
+        for row in rows
+        if row.id in credited
+    }
+    credits: dict[int, list[tuple[int, Decimal, Period]]] = defaultdict(list)
+    for row in rows:
+        if row.credited_line_id in invoice_lines:
+            credits[row.credited_line_id].append(
+                (row.id, row.amount, Period(row.service_start, row.service_end))
+            )
+    return {
+        credit.id: credit_schedule(
+            invoice_lines[credit.credited_line_id],
+            [
+                (amount, period)
+                for line_id, amount, period in credits[credit.credited_line_id]
+                if line_id <= credit.id
+            ],
+            credit.currency,
+        )
+        for credit in lines
+        if credit.credited_line_id in invoice_lines
+    }
+
+
+def taken_back_at_issue(schedule: Any, revenue_from: date | None) -> Decimal:
+    """What a credit note line takes back from revenue when it is issued: its schedule's days
+    before ``revenue_from`` (those its invoice had journaled when it was drafted); nothing when
+    the invoice had journaled nothing."""
+    if revenue_from is None:
+        return ZERO
+    return Decimal(schedule.recognized_through(revenue_from - ONE_DAY))
+
+
+@dataclass
+class _Writes:
+    journals: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    progress: dict[int, date] = field(default_factory=dict)
+
+
+def _close_document(
+    document: _Document, through_before: date | None, as_of: date, writes: _Writes
+) -> None:
+    lines = document.lines
+    if not lines:
+        return
+    is_credit = document.kind == DocumentKind.CREDIT_NOTE.value
+    first_day = min(line.schedule.start for line in lines)
+    if through_before is not None:
+        start = through_before + ONE_DAY
+    elif is_credit:
+        start = document.revenue_from or first_day
+    else:
+        start = first_day
+    last_day = max(line.schedule.end for line in lines)
+    end = min(last_day, as_of)
+    running = {
+        line.id: line.recognized
+        if through_before is not None
+        else line.schedule.recognized_through(start - ONE_DAY)
+        for line in lines
+    }
+    # Revenue earned before an invoice's issue date is journaled up to the day before it, a
+    # one-time line's on its own day; a credit note takes back nothing before its issue date.
+    split = None if is_credit else document.issue_date
+    cuts = {line.service.start for line in lines if not line.recurring}
+    if split is not None:
+        cuts.add(split - ONE_DAY)
+    for first, last in _chunks(start, end, cuts):
+        unbilled = split is not None and last < split
+        amounts: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for line in lines:
+            now = line.schedule.recognized_through(last)
+            moved = now - running[line.id]
+            running[line.id] = now
+            if moved:
+                amounts[amount_key(line.product_id, line.recurring)] += moved
+        if any(amounts.values()):
+            dated = last if unbilled else min(month_end(last), as_of)
+            if is_credit:
+                dated = max(dated, document.issue_date)
+            writes.journals.append(
+                _journal(
+                    document, UNBILLED if unbilled else DEFERRED, (first, last), dated, amounts
+                )
+            )
+    if split is not None and start <= min(split - ONE_DAY, last_day) <= end:
+        # This close journaled the last day earned before the invoice: the invoice clears it.
+        cleared: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for line in lines:
+            cleared[amount_key(line.product_id, line.recurring)] += (
+                line.schedule.recognized_through(split - ONE_DAY)
+            )
+        if any(cleared.values()):
+            writes.journals.append(
+                _journal(document, INVOICED, (first_day, split - ONE_DAY), split, cleared)
+            )
+    writes.lines += [
+        {"b_id": line.id, "b_recognized": running[line.id]}
+        for line in lines
+        if running[line.id] != line.recognized
+    ]
     # Recorded even when nothing was left to journal (a credit note issued after its service
     # ended), so that the document is not looked at again.
-    through = max(end, start - ONE_DAY)
-    if progress is None:
-        session.add(tables.RevenueProgress(document_id=document.id, recognized_through=through))
-    else:
-        progress.recognized_through = through
-    return len(rows)
+    writes.progress[document.id] = max(end, start - ONE_DAY)
+
+
+def _journal(
+    document: _Document,
+    kind: str,
+    period: tuple[date, date],
+    journal_date: date,
+    amounts: dict[str, Decimal],
+) -> dict[str, Any]:
+    kept = {key: value for key, value in amounts.items() if value}
+    return {
+        "document_id": document.id,
+        "kind": kind,
+        "period_start": period[0],
+        "period_end": period[1],
+        "journal_date": journal_date,
+        "currency": document.currency.code,
+        "amount": sum(kept.values(), ZERO),
+        "amounts": {key: format(value, "f") for key, value in kept.items()},
+    }
+
+
+def _close_batch(session: Session, ids: Sequence[int], as_of: date) -> tuple[int, int]:
+    documents = _load(session, ids)
+    progress_table = tables.table_of(tables.RevenueProgress)
+    progress = dict(
+        session.execute(
+            select(progress_table.c.document_id, progress_table.c.recognized_through).where(
+                progress_table.c.document_id.in_(ids)
+            )
+        ).all()
+    )
+    writes = _Writes()
+    for document in documents:
+        _close_document(document, progress.get(document.id), as_of, writes)
+    if writes.journals:
+        journal_ids = session.scalars(
+            insert(tables.RevenueJournal).returning(
+                tables.RevenueJournal.id, sort_by_parameter_order=True
+            ),
+            writes.journals,
+        ).all()
+        outbox.enqueue(session, "revenue", journal_ids)
+    if writes.lines:
+        line_table = tables.table_of(tables.DocumentLine)
+        session.execute(
+            update(line_table)
+            .where(line_table.c.id == bindparam("b_id"))
+            .values(recognized=bindparam("b_recognized")),
+            writes.lines,
+        )
+    fresh = [
+        {"document_id": doc_id, "recognized_through": day}
+        for doc_id, day in writes.progress.items()
+        if doc_id not in progress
+    ]
+    moved = [
+        {"b_id": doc_id, "b_through": day}
+        for doc_id, day in writes.progress.items()
+        if doc_id in progress and progress[doc_id] != day
+    ]
+    if fresh:
+        session.execute(insert(progress_table), fresh)
+    if moved:
+        session.execute(
+            update(progress_table)
+            .where(progress_table.c.document_id == bindparam("b_id"))
+            .values(recognized_through=bindparam("b_through")),
+            moved,
+        )
+    return len(documents), len(writes.journals)
 
 
 def close_revenue(
@@ -152,9 +440,7 @@ def close_revenue(
             ids = _candidates(session, as_of, after)
             if not ids:
                 return result
-            for document in session.scalars(
-                select(tables.Document).where(tables.Document.id.in_(ids)).with_for_update()
-            ):
-                result.journals += _close_document(session, document, as_of)
-                result.documents += 1
+            documents, journals = _close_batch(session, ids, as_of)
+            result.documents += documents
+            result.journals += journals
             after = ids[-1]

@@ -1,10 +1,11 @@
-"""Revenue recognition: daily ratable schedules, residue on the last day."""
+"""Revenue recognition: ratable schedules rounded once, and credits that stop revenue with the
+service."""
 
 from datetime import date
 from decimal import Decimal
 
-from connector.billing.periods import Period
-from connector.billing.revenue import RevenueSchedule, month_end
+from connector.billing.periods import ONE_DAY, Period
+from connector.billing.revenue import CreditSchedule, RevenueSchedule, credit_schedule, month_end
 
 from .helpers import BHD, JPY, USD
 
@@ -15,32 +16,31 @@ def schedule(amount: str, start: date, end: date, cur=USD) -> RevenueSchedule:
     return RevenueSchedule(D(amount), cur, Period(start, end))
 
 
-def test_daily_amount_is_truncated_and_the_last_day_takes_the_residue() -> None:
+def test_recognized_so_far_is_the_exact_share_of_the_days_rounded_once() -> None:
     jan = schedule("100.00", date(2025, 1, 1), date(2025, 1, 31))
-    assert jan.daily == D("3.22")  # 100 / 31 = 3.2258... truncated
     assert jan.recognized_through(date(2024, 12, 31)) == D("0")
-    assert jan.recognized_through(date(2025, 1, 1)) == D("3.22")
-    assert jan.recognized_through(date(2025, 1, 30)) == D("96.60")  # 30 × 3.22
-    assert jan.recognized_through(date(2025, 1, 31)) == D("100.00")  # last day: 3.40
+    assert jan.recognized_through(date(2025, 1, 1)) == D("3.23")  # 100 / 31 = 3.2258...
+    assert jan.recognized_through(date(2025, 1, 30)) == D("96.77")  # 100 × 30 / 31 = 96.774...
+    assert jan.recognized_through(date(2025, 1, 31)) == D("100.00")
     assert jan.recognized_through(date(2025, 6, 1)) == D("100.00")
-    assert jan.recognized_between(date(2025, 1, 31), date(2025, 1, 31)) == D("3.40")
-    assert jan.recognized_between(date(2025, 1, 10), date(2025, 1, 12)) == D("9.66")
+    assert jan.recognized_between(date(2025, 1, 31), date(2025, 1, 31)) == D("3.23")
+    # 100 × 12 / 31 = 38.709... -> 38.71, less 100 × 9 / 31 = 29.032... -> 29.03
+    assert jan.recognized_between(date(2025, 1, 10), date(2025, 1, 12)) == D("9.68")
     assert jan.recognized_between(date(2025, 1, 12), date(2025, 1, 10)) == D("0")
-    assert jan.deferred_after(date(2025, 1, 15)) == D("51.70")  # 100.00 - 15 × 3.22
+    assert jan.deferred_after(date(2025, 1, 15)) == D("51.61")  # 100.00 - 48.39
     assert jan.deferred_after(date(2024, 12, 31)) == D("100.00")
     assert jan.deferred_after(date(2025, 1, 31)) == D("0.00")
 
 
 def test_by_month_across_months() -> None:
-    # Jan 15..Apr 14 2025 = 17 + 28 + 31 + 14 = 90 days; 300.00 / 90 = 3.333... -> 3.33
+    # Jan 15..Apr 14 2025 = 17 + 28 + 31 + 14 = 90 days of 300.00: 3.333... a day
     quarter = schedule("300.00", date(2025, 1, 15), date(2025, 4, 14))
-    assert quarter.daily == D("3.33")
     months = list(quarter.by_month())
     assert [amount for _, amount in months] == [
-        D("56.61"),  # Jan 15..31: 17 × 3.33
-        D("93.24"),  # Feb: 28 × 3.33
-        D("103.23"),  # Mar: 31 × 3.33
-        D("46.92"),  # Apr 1..14: 300.00 - 253.08 (13 × 3.33 + the residue 3.63)
+        D("56.67"),  # through Jan 31: 17 days, 56.666...
+        D("93.33"),  # through Feb 28: 45 days, 150.00
+        D("103.33"),  # through Mar 31: 76 days, 253.333... -> 253.33
+        D("46.67"),  # the rest: 300.00 - 253.33
     ]
     assert [day for day, _ in months[:3]] == [
         date(2025, 1, 31),
@@ -48,62 +48,117 @@ def test_by_month_across_months() -> None:
         date(2025, 3, 31),
     ]
     assert list(quarter.by_month(through=date(2025, 3, 15))) == [
-        (date(2025, 1, 31), D("56.61")),
-        (date(2025, 2, 28), D("93.24")),
-        (date(2025, 3, 15), D("49.95")),  # 15 × 3.33
+        (date(2025, 1, 31), D("56.67")),
+        (date(2025, 2, 28), D("93.33")),
+        (date(2025, 3, 15), D("50.00")),  # through Mar 15: 60 days, 200.00
     ]
     assert list(quarter.by_month(through=date(2025, 1, 14))) == []
     # Through the last day of service: the last month is complete.
     assert list(quarter.by_month(through=date(2025, 4, 30)))[-1] == (
         date(2025, 4, 30),
-        D("46.92"),
+        D("46.67"),
     )
 
 
 def test_annual_line_recognized_monthly() -> None:
-    # Apr 1 2024..Mar 31 2025 = 365 days; 1200.00 / 365 = 3.2876... -> 3.28
+    # Apr 1 2024..Mar 31 2025 = 365 days of 1200.00
     year = schedule("1200.00", date(2024, 4, 1), date(2025, 3, 31))
     months = list(year.by_month())
     assert len(months) == 12
-    assert months[0] == (date(2024, 4, 30), D("98.40"))  # 30 × 3.28
-    assert months[1] == (date(2024, 5, 31), D("101.68"))  # 31 × 3.28
-    assert months[10] == (date(2025, 2, 28), D("91.84"))  # 28 × 3.28
-    assert months[11] == (date(2025, 3, 31), D("104.48"))  # 1200.00 - 334 × 3.28
+    assert months[0] == (date(2024, 4, 30), D("98.63"))  # 1200 × 30 / 365 = 98.630...
+    assert months[1] == (date(2024, 5, 31), D("101.92"))  # 200.547... -> 200.55, less 98.63
+    assert months[10] == (date(2025, 2, 28), D("92.05"))  # 1098.08 - 1006.03
+    assert months[11] == (date(2025, 3, 31), D("101.92"))  # 1200.00 - 1098.08
     assert sum(amount for _, amount in months) == D("1200.00")
 
 
 def test_leap_february() -> None:
     feb = schedule("290.00", date(2024, 2, 1), date(2024, 2, 29))
-    assert feb.daily == D("10.00")
     assert list(feb.by_month()) == [(date(2024, 2, 29), D("290.00"))]
     assert feb.recognized_through(date(2024, 2, 28)) == D("280.00")
 
 
 def test_negative_line_reverses_revenue_with_the_same_rule() -> None:
     credit = schedule("-100.00", date(2025, 3, 1), date(2025, 3, 3))
-    assert credit.daily == D("-33.33")  # truncated towards zero
-    assert credit.recognized_through(date(2025, 3, 2)) == D("-66.66")
-    assert credit.recognized_through(date(2025, 3, 3)) == D("-100.00")  # last day: -33.34
+    assert credit.recognized_through(date(2025, 3, 1)) == D("-33.33")
+    assert credit.recognized_through(date(2025, 3, 2)) == D("-66.67")  # half away from zero
+    assert credit.recognized_through(date(2025, 3, 3)) == D("-100.00")
     assert credit.deferred_after(date(2025, 3, 1)) == D("-66.67")
 
 
 def test_minor_units_of_each_currency() -> None:
     yen = schedule("1000", date(2025, 3, 1), date(2025, 3, 3), JPY)
-    assert yen.daily == D("333")
-    assert yen.recognized_between(date(2025, 3, 3), date(2025, 3, 3)) == D("334")
+    assert yen.recognized_through(date(2025, 3, 2)) == D("667")  # 666.66...
+    assert yen.recognized_between(date(2025, 3, 3), date(2025, 3, 3)) == D("333")
     dinar = schedule("1.000", date(2025, 3, 1), date(2025, 3, 3), BHD)
-    assert dinar.daily == D("0.333")
-    assert dinar.recognized_between(date(2025, 3, 3), date(2025, 3, 3)) == D("0.334")
-    # 10 JPY over 31 days: 0 a day, everything on the last day.
+    assert dinar.recognized_through(date(2025, 3, 1)) == D("0.333")
+    assert dinar.recognized_between(date(2025, 3, 3), date(2025, 3, 3)) == D("0.333")
+    # 10 JPY over 31 days: a yen whenever the exact share passes the next half yen.
     small = schedule("10", date(2025, 1, 1), date(2025, 1, 31), JPY)
-    assert small.daily == D("0")
-    assert small.recognized_through(date(2025, 1, 30)) == D("0")
+    assert small.recognized_through(date(2025, 1, 1)) == D("0")  # 0.32
+    assert small.recognized_through(date(2025, 1, 2)) == D("1")  # 0.645...
+    assert small.recognized_through(date(2025, 1, 30)) == D("10")  # 9.677...
     assert list(small.by_month()) == [(date(2025, 1, 31), D("10"))]
+
+
+def _cancelled_annual() -> tuple[RevenueSchedule, CreditSchedule]:
+    """1,200.00 a year from 2028-01-01 (366 days), cancelled from 2028-03-01: the credit of
+    the 306 unused days is 1,200 × 306 / 366 = 1,003.278... -> 1,003.28."""
+    service = Period(date(2028, 1, 1), date(2028, 12, 31))
+    invoice = RevenueSchedule(D("1200.00"), USD, service)
+    credit = credit_schedule(
+        (D("1200.00"), service), [(D("1003.28"), Period(date(2028, 3, 1), service.end))], USD
+    )
+    return invoice, credit
+
+
+def test_a_cancellation_stops_revenue_on_the_last_day_of_service() -> None:
+    invoice, credit = _cancelled_annual()
+    assert credit.group.last_day_of_service() == date(2028, 2, 29)
+
+    def net(day: date) -> Decimal:
+        return invoice.recognized_through(day) + credit.recognized_through(day)
+
+    # Through the cancellation: 1,200 × 60 / 366 = 196.721... (the billed 1,200.00 - 1,003.28)
+    assert net(date(2028, 2, 29)) == D("196.72")
+    assert net(date(2028, 2, 28)) == D("193.44")  # 1,200 × 59 / 366 = 193.442...
+    day = date(2028, 3, 1)
+    while day <= date(2029, 1, 31):  # nothing after, to the cent, on any day
+        assert net(day) == D("196.72"), day
+        day += ONE_DAY
+    # The credit takes back exactly what the invoice recognizes after the cancellation.
+    assert credit.recognized_through(date(2028, 2, 29)) == D("0.00")
+    assert credit.recognized_through(date(2028, 3, 31)) == D("-101.64")  # 298.36 - 196.72
+    assert credit.recognized_through(date(2028, 12, 31)) == D("-1003.28")
+    assert credit.amount == D("-1003.28")
+
+
+def test_a_downgrade_then_a_cancellation() -> None:
+    # 300.00 for March (31 days); downgraded to 150.00 from Mar 11 (credit 150 × 21 / 31 =
+    # 101.61), then cancelled from Mar 21 (credit of the 11 days left at 150.00: 53.23).
+    march = Period(date(2026, 3, 1), date(2026, 3, 31))
+    invoice = (D("300.00"), march)
+    downgrade = (D("101.61"), Period(date(2026, 3, 11), march.end))
+    cancel = (D("53.23"), Period(date(2026, 3, 21), march.end))
+    first = credit_schedule(invoice, [downgrade], USD)
+    second = credit_schedule(invoice, [downgrade, cancel], USD)
+    assert first.group.last_day_of_service() == march.end  # service goes on at 150.00
+    assert second.group.last_day_of_service() == date(2026, 3, 20)
+    alone = RevenueSchedule(*invoice[:1], USD, march)
+
+    def net(day: date) -> Decimal:
+        return sum((s.recognized_through(day) for s in (alone, first, second)), start=D(0))
+
+    # 10 days at 300.00 + 10 days at 150.00 = 96.774... + 48.387... = 145.16
+    assert net(date(2026, 3, 20)) == D("145.16") == D("300.00") - D("101.61") - D("53.23")
+    assert net(date(2026, 3, 10)) == D("96.77")
+    assert net(date(2026, 3, 15)) == D("120.97")  # 96.774... + 5 × 4.838... = 120.967...
+    assert {net(date(2026, 3, d)) for d in range(21, 32)} == {D("145.16")}
+    assert second.recognized_through(march.end) == D("-53.23")
 
 
 def test_one_time_line_is_recognized_on_its_service_date() -> None:
     setup = schedule("250.00", date(2025, 1, 10), date(2025, 1, 10))
-    assert setup.daily == D("250.00")
     assert setup.recognized_through(date(2025, 1, 9)) == D("0")
     assert setup.recognized_through(date(2025, 1, 10)) == D("250.00")
     assert [amount for _, amount in setup.by_month()] == [D("250.00")]
@@ -113,10 +168,10 @@ def test_by_month_labels_every_month_with_its_last_day() -> None:
     # Also the last month of service when service ends before the month does.
     quarter = schedule("300.00", date(2025, 1, 15), date(2025, 4, 14))
     assert list(quarter.by_month()) == [
-        (date(2025, 1, 31), D("56.61")),
-        (date(2025, 2, 28), D("93.24")),
-        (date(2025, 3, 31), D("103.23")),
-        (date(2025, 4, 30), D("46.92")),
+        (date(2025, 1, 31), D("56.67")),
+        (date(2025, 2, 28), D("93.33")),
+        (date(2025, 3, 31), D("103.33")),
+        (date(2025, 4, 30), D("46.67")),
     ]
     setup = schedule("250.00", date(2025, 1, 10), date(2025, 1, 10))
     assert list(setup.by_month()) == [(date(2025, 1, 31), D("250.00"))]

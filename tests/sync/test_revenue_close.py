@@ -1,8 +1,9 @@
 """The revenue close: monthly journals per invoice and credit note, each day recognized once.
 
 Every expected figure is worked out by hand from the price, the service days and the rule of
-:mod:`connector.billing.revenue`: a line's daily amount is its amount divided by its service
-days, truncated to the minor unit; the last day of service takes the residue.
+:mod:`connector.billing.revenue`: what a line has recognized through a day is its amount × the
+days served so far / its service days, rounded half up to the minor unit; a journal holds the
+difference between two such figures.
 """
 
 from __future__ import annotations
@@ -30,9 +31,16 @@ D = Decimal
 Journal = tuple[str, date, date, date, Decimal, dict[str, str]]
 
 
-def journals(factory: sessionmaker[Session]) -> list[Journal]:
+def product_code(codes: dict[int, str], key: str) -> str:
+    """The product code of a key of a journal's amounts (``SETUP:one_time`` for one-time)."""
+    product_id, _, suffix = key.partition(":")
+    return codes[int(product_id)] + (f":{suffix}" if suffix else "")
+
+
+def journals(factory: sessionmaker[Session], kind: str | None = "deferred") -> list[Journal]:
     """(document number, period start, period end, journal date, amount, amounts by product
-    code) of every revenue journal, per document in number order, then by period."""
+    code) of every revenue journal of ``kind`` (None: all), per document in number order, then
+    by period."""
     journal = tables.RevenueJournal
     with factory() as session:
         codes = {
@@ -49,10 +57,23 @@ def journals(factory: sessionmaker[Session]) -> list[Journal]:
                 journal.amounts,
             )
             .join(tables.Document, tables.Document.id == journal.document_id)
-            .order_by(tables.Document.kind.desc(), tables.Document.number, journal.period_start)
+            .where(journal.kind == kind if kind else journal.kind.is_not(None))
+            .order_by(
+                tables.Document.kind.desc(),
+                tables.Document.number,
+                journal.period_start,
+                journal.journal_date,
+            )
         )
         return [
-            (number, start, end, day, amount, {codes[int(k)]: v for k, v in amounts.items()})
+            (
+                number,
+                start,
+                end,
+                day,
+                amount,
+                {product_code(codes, k): v for k, v in amounts.items()},
+            )
             for number, start, end, day, amount, amounts in rows
         ]
 
@@ -105,43 +126,42 @@ def test_monthly_subscription_closed_at_month_ends(
     assert closed(close_revenue(factory, date(2026, 3, 31))) == (2, 2)
 
     assert journals(factory) == [
-        # INV-000001, Jan 15..Feb 14: SEATS 100.00/31 = 3.22 a day, SUPPORT 31.00/31 = 1.00.
-        # Jan 15..31, 17 days: 54.74 + 17.00.
+        # INV-000001, Jan 15..Feb 14 (31 days); Jan 15..31 is 17 days:
+        # SEATS 100.00 × 17 / 31 = 54.838... -> 54.84, SUPPORT 31.00 × 17 / 31 = 17.00.
         (
             "INV-000001",
             date(2026, 1, 15),
             date(2026, 1, 31),
             date(2026, 1, 31),
-            D("71.74"),
-            {"SEATS": "54.74", "SUPPORT": "17.00"},
+            D("71.84"),
+            {"SEATS": "54.84", "SUPPORT": "17.00"},
         ),
-        # Feb 1..14, the rest: 100.00 - 54.74 and 31.00 - 17.00; dated the month's last day.
+        # Feb 1..14, the rest: 100.00 - 54.84 and 31.00 - 17.00; dated the month's last day.
         (
             "INV-000001",
             date(2026, 2, 1),
             date(2026, 2, 14),
             date(2026, 2, 28),
-            D("59.26"),
-            {"SEATS": "45.26", "SUPPORT": "14.00"},
+            D("59.16"),
+            {"SEATS": "45.16", "SUPPORT": "14.00"},
         ),
-        # INV-000002, Feb 15..Mar 14 (28 days): 100.00/28 = 3.57, 31.00/28 = 1.10.
-        # Feb 15..28, 14 days: 49.98 + 15.40.
+        # INV-000002, Feb 15..Mar 14 (28 days); Feb 15..28 is 14 days: half of each.
         (
             "INV-000002",
             date(2026, 2, 15),
             date(2026, 2, 28),
             date(2026, 2, 28),
-            D("65.38"),
-            {"SEATS": "49.98", "SUPPORT": "15.40"},
+            D("65.50"),
+            {"SEATS": "50.00", "SUPPORT": "15.50"},
         ),
-        # Mar 1..14: 100.00 - 49.98, 31.00 - 15.40.
+        # Mar 1..14: the other half.
         (
             "INV-000002",
             date(2026, 3, 1),
             date(2026, 3, 14),
             date(2026, 3, 31),
-            D("65.62"),
-            {"SEATS": "50.02", "SUPPORT": "15.60"},
+            D("65.50"),
+            {"SEATS": "50.00", "SUPPORT": "15.50"},
         ),
         # INV-000003, Mar 15..Apr 14: Mar 15..31 as for January.
         (
@@ -149,13 +169,13 @@ def test_monthly_subscription_closed_at_month_ends(
             date(2026, 3, 15),
             date(2026, 3, 31),
             date(2026, 3, 31),
-            D("71.74"),
-            {"SEATS": "54.74", "SUPPORT": "17.00"},
+            D("71.84"),
+            {"SEATS": "54.84", "SUPPORT": "17.00"},
         ),
     ]
     with factory() as session:
         raw = session.scalars(select(tables.RevenueJournal.amounts)).first()
-    assert raw is not None and raw[str(seats_id)] == "54.74"  # keyed by product id
+    assert raw is not None and raw[str(seats_id)] == "54.84"  # keyed by product id
     # Every journal is queued for accounting, in the same transaction as the journal.
     assert revenue_outbox(factory) == journal_ids(factory)
     assert len(revenue_outbox(factory)) == 5
@@ -185,14 +205,18 @@ def test_annual_invoice_recognized_daily_over_twelve_months(
     else:
         assert closed(close_revenue(factory, date(2026, 12, 31))) == (1, 12)
 
-    # 1200.00 / 365 = 3.2876... → 3.28 a day (tax is not revenue). Dec 31 takes the residue:
-    # 1200.00 - 364 × 3.28 = 6.08, so December is 30 × 3.28 + 6.08 = 104.48.
-    by_days = {31: D("101.68"), 30: D("98.40"), 28: D("91.84")}
-    expected = []
-    for end in ends:
-        start = end.replace(day=1)
-        amount = D("104.48") if end.month == 12 else by_days[end.day]
-        expected.append(("INV-000001", start, end, end, amount, {"SEATS": format(amount, "f")}))
+    # Through each month's end, 1200.00 × the days so far / 365, rounded (tax is not revenue):
+    # Jan 31 days 101.92; Feb 59 days 193.97; Mar 90 days 295.89; Apr 120 days 394.52; May 151
+    # 496.44; Jun 181 595.07; Jul 212 696.99; Aug 243 798.90; Sep 273 897.53; Oct 304 999.45;
+    # Nov 334 1098.08; Dec 1200.00. Each month journals the difference.
+    amounts = [
+        "101.92", "92.05", "101.92", "98.63", "101.92", "98.63",
+        "101.92", "101.91", "98.63", "101.92", "98.63", "101.92",
+    ]  # fmt: skip
+    expected = [
+        ("INV-000001", end.replace(day=1), end, end, D(amount), {"SEATS": amount})
+        for end, amount in zip(ends, amounts, strict=True)
+    ]
     assert journals(factory) == expected
     assert sum(row[4] for row in journals(factory)) == D("1200.00")
     # Nothing left: a later close finds nothing to do.
@@ -223,32 +247,34 @@ def test_running_month_closed_mid_month_then_completed(
     assert closed(close_revenue(factory, date(2026, 2, 28))) == (1, 1)
 
     assert journals(factory) == [
-        # INV-000001 (USD, monthly): 100.00 / 31 = 3.22 a day; the running month is dated as-of.
-        ("INV-000001", date(2026, 1, 1), date(2026, 1, 10), date(2026, 1, 10), D("32.20"), {"SEATS": "32.20"}),
-        ("INV-000001", date(2026, 1, 11), date(2026, 1, 20), date(2026, 1, 20), D("32.20"), {"SEATS": "32.20"}),
-        # Jan 21..31 ends the service: 100.00 - 64.40 (10 × 3.22 + the residue 3.40).
-        ("INV-000001", date(2026, 1, 21), date(2026, 1, 31), date(2026, 1, 31), D("35.60"), {"SEATS": "35.60"}),
-        # INV-000002 (EUR, annual): 3.28 a day.
-        ("INV-000002", date(2026, 1, 1), date(2026, 1, 10), date(2026, 1, 10), D("32.80"), {"SEATS": "32.80"}),
-        ("INV-000002", date(2026, 1, 11), date(2026, 1, 20), date(2026, 1, 20), D("32.80"), {"SEATS": "32.80"}),
+        # INV-000001 (USD, monthly): 100.00 × 10 / 31 = 32.258... -> 32.26; 20 days 64.52;
+        # the running month is dated as-of.
+        ("INV-000001", date(2026, 1, 1), date(2026, 1, 10), date(2026, 1, 10), D("32.26"), {"SEATS": "32.26"}),
+        ("INV-000001", date(2026, 1, 11), date(2026, 1, 20), date(2026, 1, 20), D("32.26"), {"SEATS": "32.26"}),
+        # Jan 21..31 ends the service: 100.00 - 64.52.
+        ("INV-000001", date(2026, 1, 21), date(2026, 1, 31), date(2026, 1, 31), D("35.48"), {"SEATS": "35.48"}),
+        # INV-000002 (EUR, annual, 365 days): 10 days 32.876... -> 32.88; 20 days 65.753... ->
+        # 65.75; 31 days 101.92; 36 days 118.36; 59 days 193.97.
+        ("INV-000002", date(2026, 1, 1), date(2026, 1, 10), date(2026, 1, 10), D("32.88"), {"SEATS": "32.88"}),
+        ("INV-000002", date(2026, 1, 11), date(2026, 1, 20), date(2026, 1, 20), D("32.87"), {"SEATS": "32.87"}),
         # The Feb 5 close completes January (dated Jan 31) and starts February.
-        ("INV-000002", date(2026, 1, 21), date(2026, 1, 31), date(2026, 1, 31), D("36.08"), {"SEATS": "36.08"}),
-        ("INV-000002", date(2026, 2, 1), date(2026, 2, 5), date(2026, 2, 5), D("16.40"), {"SEATS": "16.40"}),
-        ("INV-000002", date(2026, 2, 6), date(2026, 2, 28), date(2026, 2, 28), D("75.44"), {"SEATS": "75.44"}),
+        ("INV-000002", date(2026, 1, 21), date(2026, 1, 31), date(2026, 1, 31), D("36.17"), {"SEATS": "36.17"}),
+        ("INV-000002", date(2026, 2, 1), date(2026, 2, 5), date(2026, 2, 5), D("16.44"), {"SEATS": "16.44"}),
+        ("INV-000002", date(2026, 2, 6), date(2026, 2, 28), date(2026, 2, 28), D("75.61"), {"SEATS": "75.61"}),
     ]  # fmt: skip
     rows = journals(factory)
     # No day twice, none missed: January of the monthly invoice is exactly its amount, and the
     # annual invoice's January and February are what a single close would have given.
     assert sum(r[4] for r in rows if r[0] == "INV-000001") == D("100.00")
-    assert sum(r[4] for r in rows if r[0] == "INV-000002" and r[1].month == 1) == D("101.68")
-    assert sum(r[4] for r in rows if r[0] == "INV-000002" and r[1].month == 2) == D("91.84")
+    assert sum(r[4] for r in rows if r[0] == "INV-000002" and r[1].month == 1) == D("101.92")
+    assert sum(r[4] for r in rows if r[0] == "INV-000002" and r[1].month == 2) == D("92.05")
     for number in ("INV-000001", "INV-000002"):
         stretches = [(r[1], r[2]) for r in rows if r[0] == number]
         for (_, end), (start, _) in pairwise(stretches):
             assert start == end + date.resolution
 
 
-def test_credit_note_after_cancellation_is_recognized_from_the_day_after_its_issue(
+def test_a_cancellation_credit_takes_back_on_the_invoices_days_and_revenue_stops(
     factory: sessionmaker[Session], settings: Settings
 ) -> None:
     sub_id = builders.simple_subscription(factory, start=date(2026, 1, 1))  # 100.00 for January
@@ -268,28 +294,46 @@ def test_credit_note_after_cancellation_is_recognized_from_the_day_after_its_iss
     assert [line[1:] for line in lines(factory, "CN-000001")] == [
         (date(2026, 1, 11), date(2026, 1, 31), D("67.74"))
     ]
+    with factory() as session:  # the invoice had journaled through Jan 15 when it was drafted
+        revenue_from = session.scalar(
+            select(tables.Document.revenue_from).where(tables.Document.number == "CN-000001")
+        )
+    assert revenue_from == date(2026, 1, 16)
 
     assert closed(close_revenue(factory, date(2026, 1, 25))) == (2, 2)
     assert closed(close_revenue(factory, date(2026, 1, 31))) == (2, 2)
     assert closed(close_revenue(factory, date(2026, 2, 28))) == (0, 0)
 
     assert journals(factory) == [
-        # The invoice: 3.22 a day, the last day takes the residue.
-        ("INV-000001", date(2026, 1, 1), date(2026, 1, 15), date(2026, 1, 15), D("48.30"), {"SEATS": "48.30"}),
-        ("INV-000001", date(2026, 1, 16), date(2026, 1, 25), date(2026, 1, 25), D("32.20"), {"SEATS": "32.20"}),
-        ("INV-000001", date(2026, 1, 26), date(2026, 1, 31), date(2026, 1, 31), D("19.50"), {"SEATS": "19.50"}),
-        # The credit note: 67.74 / 21 = 3.22 a day. Its days through its issue date (Jan 11..21,
-        # 11 × 3.22 = 35.42) are taken back from revenue when it is posted; its journals start
-        # on Jan 22 and are negative: 4 × 3.22, then the rest 67.74 - 35.42 - 12.88.
-        ("CN-000001", date(2026, 1, 22), date(2026, 1, 25), date(2026, 1, 25), D("-12.88"), {"SEATS": "-12.88"}),
-        ("CN-000001", date(2026, 1, 26), date(2026, 1, 31), date(2026, 1, 31), D("-19.44"), {"SEATS": "-19.44"}),
+        # The invoice: 100.00 × 15 / 31 = 48.387... -> 48.39; 25 days 80.65; then the rest.
+        ("INV-000001", date(2026, 1, 1), date(2026, 1, 15), date(2026, 1, 15), D("48.39"), {"SEATS": "48.39"}),
+        ("INV-000001", date(2026, 1, 16), date(2026, 1, 25), date(2026, 1, 25), D("32.26"), {"SEATS": "32.26"}),
+        ("INV-000001", date(2026, 1, 26), date(2026, 1, 31), date(2026, 1, 31), D("19.35"), {"SEATS": "19.35"}),
+        # Service ended Jan 10, worth 100.00 - 67.74 = 32.26 (100.00 × 10 / 31 = 32.258...).
+        # The credit note takes back what the invoice recognizes after that, on the same days:
+        # what it had journaled through Jan 15 (48.39 - 32.26 = 16.13) when the credit note is
+        # issued, then exactly the invoice's later journals.
+        ("CN-000001", date(2026, 1, 16), date(2026, 1, 25), date(2026, 1, 25), D("-32.26"), {"SEATS": "-32.26"}),
+        ("CN-000001", date(2026, 1, 26), date(2026, 1, 31), date(2026, 1, 31), D("-19.35"), {"SEATS": "-19.35"}),
     ]  # fmt: skip
     rows = journals(factory)
     assert sum(r[4] for r in rows if r[0] == "INV-000001") == D("100.00")
-    assert sum(r[4] for r in rows if r[0] == "CN-000001") == D("-32.32")  # 67.74 - 35.42
+    assert sum(r[4] for r in rows if r[0] == "CN-000001") == D("-51.61")  # 67.74 - 16.13
+    # Net revenue on every journal date after the last day of service is zero.
+    for day in (date(2026, 1, 25), date(2026, 1, 31)):
+        assert sum(r[4] for r in rows if r[3] == day) == 0
+    with factory() as session:
+        recognized = dict(
+            session.execute(
+                select(tables.Document.number, tables.DocumentLine.recognized).join(
+                    tables.Document, tables.Document.id == tables.DocumentLine.document_id
+                )
+            ).all()
+        )
+    assert recognized == {"INV-000001": D("100.00"), "CN-000001": D("-67.74")}
 
 
-def test_credit_note_issued_after_its_service_ended_gets_no_journal(
+def test_a_credit_note_never_takes_back_revenue_before_its_issue_date(
     factory: sessionmaker[Session], settings: Settings
 ) -> None:
     sub_id = builders.simple_subscription(factory, start=date(2026, 1, 1))
@@ -305,15 +349,16 @@ def test_credit_note_issued_after_its_service_ended_gets_no_journal(
     close_revenue(factory, date(2026, 2, 28))
     later = close_revenue(factory, date(2026, 3, 31))
 
-    # All of the credit's days had passed when it was issued: the credit note takes its whole
-    # amount back from revenue itself; no journal, and nothing left for later closes to do.
+    # Nothing had been journaled of the invoice when the credit note was drafted: the credit
+    # note takes back its days with its own journal, dated on its issue date, not in January.
     assert journals(factory) == [
         ("INV-000001", date(2026, 1, 1), date(2026, 1, 31), date(2026, 1, 31), D("100.00"), {"SEATS": "100.00"}),
+        ("CN-000001", date(2026, 1, 1), date(2026, 1, 31), date(2026, 2, 3), D("-67.74"), {"SEATS": "-67.74"}),
     ]  # fmt: skip
     assert closed(later) == (0, 0)
 
 
-def test_one_time_lines_never_get_journals(
+def test_one_time_lines_are_revenue_on_their_service_date(
     factory: sessionmaker[Session], settings: Settings
 ) -> None:
     with transaction(factory) as session:
@@ -347,11 +392,23 @@ def test_one_time_lines_never_get_journals(
         ("INV-000002", D("80.00")),  # training only
     ]
 
-    assert closed(close_revenue(factory, date(2026, 1, 31))) == (1, 1)
+    assert closed(close_revenue(factory, date(2026, 1, 31))) == (1, 4)
     assert closed(close_revenue(factory, date(2026, 2, 28))) == (0, 0)
 
+    # The training, billed on its day, is revenue on its invoice: no journal. The setup and the
+    # first four days of seats were earned before INV-000001 was issued on Jan 5: the setup on
+    # Jan 1 (with a day of seats, 30.00 / 31 = 0.967... -> 0.97), the seats through Jan 4
+    # (30.00 × 4 / 31 = 3.870... -> 3.87), from the unbilled receivable, which the invoice
+    # clears on Jan 5 from deferred revenue; the rest of January from deferred revenue.
+    assert journals(factory, "unbilled") == [
+        ("INV-000001", date(2026, 1, 1), date(2026, 1, 1), date(2026, 1, 1), D("50.97"), {"SEATS": "0.97", "SETUP:one_time": "50.00"}),
+        ("INV-000001", date(2026, 1, 2), date(2026, 1, 4), date(2026, 1, 4), D("2.90"), {"SEATS": "2.90"}),
+    ]  # fmt: skip
+    assert journals(factory, "invoiced") == [
+        ("INV-000001", date(2026, 1, 1), date(2026, 1, 4), date(2026, 1, 5), D("53.87"), {"SEATS": "3.87", "SETUP:one_time": "50.00"}),
+    ]  # fmt: skip
     assert journals(factory) == [
-        ("INV-000001", date(2026, 1, 1), date(2026, 1, 31), date(2026, 1, 31), D("30.00"), {"SEATS": "30.00"}),
+        ("INV-000001", date(2026, 1, 5), date(2026, 1, 31), date(2026, 1, 31), D("26.13"), {"SEATS": "26.13"}),
     ]  # fmt: skip
 
 
@@ -362,10 +419,13 @@ def test_void_invoices_get_no_journal(factory: sessionmaker[Session], settings: 
         contracts.void_invoice(session, "INV-000001", "wrong quantity")
     run_billing(factory, settings, date(2026, 1, 2))  # bills January again: INV-000002
 
-    assert closed(close_revenue(factory, date(2026, 1, 31))) == (1, 1)
+    assert closed(close_revenue(factory, date(2026, 1, 31))) == (1, 3)
 
-    assert journals(factory) == [
-        ("INV-000002", date(2026, 1, 1), date(2026, 1, 31), date(2026, 1, 31), D("100.00"), {"SEATS": "100.00"}),
+    # INV-000002, issued Jan 2: Jan 1 was earned before it (100.00 / 31 = 3.225... -> 3.23).
+    assert journals(factory, None) == [
+        ("INV-000002", date(2026, 1, 1), date(2026, 1, 1), date(2026, 1, 1), D("3.23"), {"SEATS": "3.23"}),
+        ("INV-000002", date(2026, 1, 1), date(2026, 1, 1), date(2026, 1, 2), D("3.23"), {"SEATS": "3.23"}),
+        ("INV-000002", date(2026, 1, 2), date(2026, 1, 31), date(2026, 1, 31), D("96.77"), {"SEATS": "96.77"}),
     ]  # fmt: skip
 
 
@@ -374,23 +434,33 @@ def test_an_invoice_voided_after_a_close_leaves_each_day_recognized_once(
 ) -> None:
     builders.simple_subscription(factory, start=date(2026, 1, 1))
     run_billing(factory, settings, date(2026, 1, 1))
-    assert closed(close_revenue(factory, date(2026, 1, 10))) == (1, 1)  # INV-000001: 32.20
+    assert closed(close_revenue(factory, date(2026, 1, 10))) == (1, 1)  # INV-000001: 32.26
     with transaction(factory) as session:
         contracts.void_invoice(session, "INV-000001", "wrong quantity")
     run_billing(factory, settings, date(2026, 1, 10))  # INV-000002 bills January again
 
     close_revenue(factory, date(2026, 1, 31))
 
-    # The void invoice journals nothing more; what it had journaled (32.20) is taken back by its
-    # void in accounting (tests/sync/test_push.py), and its replacement journals January whole.
-    rows = journals(factory)
-    assert [r[0] for r in rows] == ["INV-000001", "INV-000002"]
-    assert [r[4] for r in rows] == [D("32.20"), D("100.00")]
+    # The void invoice journals nothing more; what it had journaled (32.26) is taken back by its
+    # void in accounting (tests/sync/test_push.py), and its replacement journals January whole:
+    # Jan 1..9 earned before it was issued (100.00 × 9 / 31 = 29.032... -> 29.03), the rest after.
+    rows = journals(factory, None)
+    assert [(r[0], r[4]) for r in rows] == [
+        ("INV-000001", D("32.26")),
+        ("INV-000002", D("29.03")),
+        ("INV-000002", D("29.03")),
+        ("INV-000002", D("70.97")),
+    ]
+    assert [r[4] for r in journals(factory, "unbilled")] == [D("29.03")]
     with factory() as session:
         voids = session.scalars(
             select(tables.Outbox.document_id).where(tables.Outbox.document_type == "void")
         ).all()
+        recognized = session.scalar(
+            select(tables.DocumentLine.recognized).where(tables.DocumentLine.document_id == 1)
+        )
     assert voids == [1]
+    assert recognized == D("32.26")  # what the void takes back
 
 
 def test_closing_twice_at_the_same_date_adds_nothing(
@@ -399,14 +469,17 @@ def test_closing_twice_at_the_same_date_adds_nothing(
     builders.simple_subscription(factory, start=date(2026, 1, 15))
     run_billing(factory, settings, date(2026, 2, 15))
     first = close_revenue(factory, date(2026, 2, 10))
-    assert closed(first) == (1, 2)  # INV-000001 Jan 15..31 and Feb 1..10; INV-000002 not begun
-    before = journals(factory)
+    # INV-000001 (issued Feb 15) earned Jan 15..31 and Feb 1..10 before it was issued;
+    # INV-000002 not begun.
+    assert closed(first) == (1, 2)
+    before = journals(factory, None)
+    assert [r[4] for r in journals(factory, "unbilled")] == [D("54.84"), D("32.26")]
 
     again = close_revenue(factory, date(2026, 2, 10))
     earlier = close_revenue(factory, date(2026, 1, 31))
 
     assert (closed(again), closed(earlier)) == ((0, 0), (0, 0))
-    assert journals(factory) == before
+    assert journals(factory, None) == before
     assert len(revenue_outbox(factory)) == 2
     with factory() as session:
         progress = session.execute(
@@ -431,25 +504,31 @@ def test_jpy_journals_have_no_minor_unit(
         country="JP",
     )
     run_billing(factory, settings, date(2026, 2, 15))
-    assert [(d[0], d[3], d[4]) for d in documents(factory)] == [
-        ("INV-000001", D("3000"), D("3300")),  # 10% tax, not revenue
-        ("INV-000002", D("3000"), D("3300")),
+    assert [(d[0], d[2], d[3], d[4]) for d in documents(factory)] == [
+        ("INV-000001", date(2026, 2, 15), D("3000"), D("3300")),  # 10% tax, not revenue
+        ("INV-000002", date(2026, 2, 15), D("3000"), D("3300")),
     ]
 
     close_revenue(factory, date(2026, 1, 31))
     close_revenue(factory, date(2026, 2, 28))
     close_revenue(factory, date(2026, 3, 31))
 
+    # Both invoices were issued on Feb 15: INV-000001's service (Jan 15..Feb 14, 31 days) was
+    # all earned before it. 3000 × 17 / 31 = 1645.16... -> 1645 yen in January, 1355 after.
+    assert journals(factory, "unbilled") == [
+        ("INV-000001", date(2026, 1, 15), date(2026, 1, 31), date(2026, 1, 31), D("1645"), {"SEATS": "1645"}),
+        ("INV-000001", date(2026, 2, 1), date(2026, 2, 14), date(2026, 2, 14), D("1355"), {"SEATS": "1355"}),
+    ]  # fmt: skip
+    assert journals(factory, "invoiced") == [
+        ("INV-000001", date(2026, 1, 15), date(2026, 2, 14), date(2026, 2, 15), D("3000"), {"SEATS": "3000"}),
+    ]  # fmt: skip
     assert journals(factory) == [
-        # Jan 15..Feb 14 (31 days): 3000 / 31 = 96.77 → 96 yen a day; 17 days in January.
-        ("INV-000001", date(2026, 1, 15), date(2026, 1, 31), date(2026, 1, 31), D("1632"), {"SEATS": "1632"}),
-        ("INV-000001", date(2026, 2, 1), date(2026, 2, 14), date(2026, 2, 28), D("1368"), {"SEATS": "1368"}),
-        # Feb 15..Mar 14 (28 days): 3000 / 28 = 107.14 → 107; 14 days in February.
-        ("INV-000002", date(2026, 2, 15), date(2026, 2, 28), date(2026, 2, 28), D("1498"), {"SEATS": "1498"}),
-        ("INV-000002", date(2026, 3, 1), date(2026, 3, 14), date(2026, 3, 31), D("1502"), {"SEATS": "1502"}),
+        # Feb 15..Mar 14 (28 days): 14 days in February, half.
+        ("INV-000002", date(2026, 2, 15), date(2026, 2, 28), date(2026, 2, 28), D("1500"), {"SEATS": "1500"}),
+        ("INV-000002", date(2026, 3, 1), date(2026, 3, 14), date(2026, 3, 31), D("1500"), {"SEATS": "1500"}),
     ]  # fmt: skip
     with factory() as session:
         amounts = session.scalars(
             select(tables.RevenueJournal.amount).order_by(tables.RevenueJournal.id)
         ).all()
-    assert [format(a, "f") for a in amounts] == ["1632", "1368", "1498", "1502"]
+    assert [format(a, "f") for a in amounts] == ["1645", "1355", "3000", "1500", "1500"]

@@ -2,13 +2,16 @@
 allocations, payments, voids and manual journals. Pure functions, no I/O.
 
 - An invoice is an ACCREC invoice, AUTHORISED, numbered and referenced with our number; its
-  recurring lines go to deferred revenue and its one-time lines to revenue (the chart's
+  recurring lines (and one-time lines dated on another day than the invoice) go to deferred
+  revenue and its other one-time lines to revenue (the chart's
   ``xero`` codes), each with the TaxType of its rate and its share of the document's tax for that
   rate, so that Xero's totals equal ours to the cent.
 - A credit note is an ACCRECCREDIT credit note: the part of a recurring line whose days had
   passed comes back from revenue, the rest from deferred revenue.
 - Revenue journals of one month and currency become one manual journal: deferred revenue
-  debited, each revenue account credited (a credit note's revenue the other way round).
+  debited, each revenue account credited (a credit note's revenue the other way round); revenue
+  earned before its invoice debits the unbilled receivable instead, and on the invoice's date
+  what the invoice clears of it moves from deferred revenue.
 """
 
 from __future__ import annotations
@@ -23,8 +26,15 @@ from typing import Any
 
 import simplejson
 
-from connector.accounting.base import REFUND, Customer, Invoice, Line, Payment, RevenueJournal
-from connector.accounting.chart import XeroChart
+from connector.accounting.base import (
+    REFUND,
+    Customer,
+    Invoice,
+    Line,
+    Payment,
+    RevenueJournal,
+)
+from connector.accounting.chart import XeroChart, journal_accounts
 from connector.billing.money import currency as currency_of
 from connector.billing.money import split_proportionally
 from connector.errors import ConnectorError
@@ -64,7 +74,7 @@ def _line_items(doc: Invoice, chart: XeroChart, *, credit: bool) -> list[dict[st
     parts: list[tuple[Line, str, Decimal]] = []  # line, account code, amount
     for line in doc.lines:
         revenue = chart.revenue_account(line.recurring, line.product_code, line.product_family)
-        if not line.recurring:
+        if not line.deferred:
             parts.append((line, revenue, line.amount))
         elif credit and line.recognized:
             parts.append((line, revenue, line.recognized))
@@ -174,9 +184,9 @@ def manual_journal(
     by_account: dict[str, Decimal] = defaultdict(Decimal)
     for journal in journals:
         for amount in journal.amounts:
-            account = chart.revenue_account(True, amount.product_code, amount.product_family)
-            by_account[account] -= amount.amount
-            by_account[chart.accounts.deferred_revenue] += amount.amount
+            debited, credited = journal_accounts(chart, journal.kind, amount)
+            by_account[credited] -= amount.amount
+            by_account[debited] += amount.amount
     lines = [
         {"AccountCode": account, "LineAmount": total, "Description": _describe(account, chart)}
         for account, total in sorted(by_account.items())
@@ -196,6 +206,8 @@ def manual_journal(
 def _describe(account: str, chart: XeroChart) -> str:
     if account == chart.accounts.deferred_revenue:
         return "Deferred revenue released"
+    if account == chart.accounts.unbilled_receivable:
+        return "Revenue earned before it was invoiced"
     return "Subscription revenue recognized"
 
 

@@ -13,6 +13,7 @@ DEFAULT_ACCOUNTS: dict[str, str] = {
     "200": "REVENUE",
     "260": "REVENUE",
     "610": "CURRENT",
+    "615": "CURRENT",
     "820": "CURRLIAB",
     "835": "CURRLIAB",
 }
@@ -21,6 +22,7 @@ DEFAULT_ACCOUNT_NAMES: dict[str, str] = {
     "200": "Sales",
     "260": "Other Revenue",
     "610": "Accounts Receivable",
+    "615": "Accrued Revenue",
     "820": "Sales Tax",
     "835": "Revenue Received in Advance",
 }
