@@ -66,6 +66,8 @@ option "operating_currency" "USD"
 CHART_OPENS = """\
 2000-01-01 open Assets:Bank
 
+2000-01-01 open Assets:UnbilledReceivable
+
 2000-01-01 open Liabilities:DeferredRevenue
 
 2000-01-01 open Income:Subscriptions
@@ -232,6 +234,7 @@ def test_existing_main_file_that_opens_the_whole_chart_passes_bean_check(main: P
         f"2000-01-01 open {account}\n"
         for account in (
             "Assets:Bank",
+            "Assets:UnbilledReceivable",
             "Liabilities:DeferredRevenue",
             "Income:Subscriptions",
             "Income:OneTime",
@@ -267,6 +270,7 @@ def test_chart_accounts_are_open_before_any_document(main: Path) -> None:
     entries = _load_clean(main)
     assert _opened(entries) == {
         "Assets:Bank": date(2000, 1, 1),
+        "Assets:UnbilledReceivable": date(2000, 1, 1),
         "Liabilities:DeferredRevenue": date(2000, 1, 1),
         "Income:Subscriptions": date(2000, 1, 1),
         "Income:OneTime": date(2000, 1, 1),
@@ -298,6 +302,7 @@ def test_an_account_added_to_the_chart_is_opened_by_the_next_instance(
     assert sorted(opened) == sorted(
         [
             "Assets:Bank",
+            "Assets:UnbilledReceivable",
             "Liabilities:DeferredRevenue",
             "Income:Subscriptions",
             "Income:OneTime",

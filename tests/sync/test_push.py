@@ -296,25 +296,26 @@ def test_push_posts_every_document_once_with_exact_balances(
         ("2026-03", "USD"): D("0.00"),
         ("2026-01", "GBP"): D("0.00"),
         ("2026-02", "GBP"): D("0.00"),
-        # -50.00 invoiced, +50.00 recognized; the credit note puts back its deferred part
-        # (33.87 - 5 days × 1.61 = 25.82) and its journal takes it out again.
+        # -50.00 invoiced, +50.00 recognized; INV-000010 had journaled nothing when the credit
+        # note was drafted: it puts its 33.87 back in deferred revenue and its journal takes it
+        # out again.
         ("2026-03", "GBP"): D("0.00"),
-        # 1200.00 / 365 = 3.28 a day: -1200.00 + 31 × 3.28; then 28 × 3.28; then 31 × 3.28.
-        ("2026-01", "EUR"): D("-1098.32"),
-        ("2026-02", "EUR"): D("91.84"),
-        ("2026-03", "EUR"): D("101.68"),
-        # INV-000004 Jan 15..Feb 14 at 96 a day: -3000 + 17 × 96.
-        ("2026-01", "JPY"): D("-1368"),
-        # -3000 (INV-000008) + 1368 (rest of INV-000004) + 14 × 107 (INV-000008, 3000/28 → 107).
-        ("2026-02", "JPY"): D("-134"),
-        # -3000 (INV-000011) + 1502 (rest of INV-000008) + 17 × 96 (INV-000011).
-        ("2026-03", "JPY"): D("134"),
+        # 1200.00 × days / 365, rounded: 31 days 101.92; 59 days 193.97; 90 days 295.89.
+        ("2026-01", "EUR"): D("-1098.08"),  # -1200.00 + 101.92
+        ("2026-02", "EUR"): D("92.05"),
+        ("2026-03", "EUR"): D("101.92"),
+        # INV-000004 Jan 15..Feb 14 (31 days): -3000 + 3000 × 17 / 31 (1645.16... -> 1645).
+        ("2026-01", "JPY"): D("-1355"),
+        # -3000 (INV-000008) + 1355 (rest of INV-000004) + 1500 (half of INV-000008's 28 days).
+        ("2026-02", "JPY"): D("-145"),
+        # -3000 (INV-000011) + 1500 (rest of INV-000008) + 1645 (17 of INV-000011's 31 days).
+        ("2026-03", "JPY"): D("145"),
     }
     assert balances(entries, "Liabilities:DeferredRevenue") == {
         ("Liabilities:DeferredRevenue", "USD"): D("0.00"),
         ("Liabilities:DeferredRevenue", "GBP"): D("0.00"),
-        ("Liabilities:DeferredRevenue", "EUR"): D("-904.80"),  # 1200.00 - 90 days × 3.28
-        ("Liabilities:DeferredRevenue", "JPY"): D("-1368"),  # INV-000011 from Apr 1 to 14
+        ("Liabilities:DeferredRevenue", "EUR"): D("-904.11"),  # 1200.00 - 295.89
+        ("Liabilities:DeferredRevenue", "JPY"): D("-1355"),  # INV-000011 from Apr 1 to 14
     }
 
     # Recognized revenue per month and currency (credits are negative).
@@ -324,15 +325,15 @@ def test_push_posts_every_document_once_with_exact_balances(
         ("2026-03", "USD"): D("-150.00"),
         ("2026-01", "GBP"): D("-50.00"),
         ("2026-02", "GBP"): D("-50.00"),
-        # 50.00 for March less the 33.87 credited for Mar 11..31: 8.05 taken back by the credit
-        # note (Mar 11..15, its issue date) and 25.82 by its journal (Mar 16..31).
+        # 50.00 for March less the 33.87 credited for Mar 11..31, taken back by the credit
+        # note's journal on the days INV-000010's journal recognizes them.
         ("2026-03", "GBP"): D("-16.13"),
-        ("2026-01", "EUR"): D("-101.68"),
-        ("2026-02", "EUR"): D("-91.84"),
-        ("2026-03", "EUR"): D("-101.68"),
-        ("2026-01", "JPY"): D("-1632"),
-        ("2026-02", "JPY"): D("-2866"),  # 1368 + 1498
-        ("2026-03", "JPY"): D("-3134"),  # 1502 + 1632
+        ("2026-01", "EUR"): D("-101.92"),
+        ("2026-02", "EUR"): D("-92.05"),
+        ("2026-03", "EUR"): D("-101.92"),
+        ("2026-01", "JPY"): D("-1645"),
+        ("2026-02", "JPY"): D("-2855"),  # 1355 + 1500
+        ("2026-03", "JPY"): D("-3145"),  # 1500 + 1645
     }
     assert monthly(entries, "Income:OneTime") == {("2026-01", "GBP"): D("-30.00")}
 
@@ -352,8 +353,7 @@ def test_push_posts_every_document_once_with_exact_balances(
     assert (note.date, note.links) == (date(2026, 3, 15), {"CN-000001", "INV-000010"})
     assert {p.account: (p.units.number, p.units.currency) for p in note.postings} == {
         accounts[scenario.gb]: (D("-40.64"), "GBP"),
-        "Liabilities:DeferredRevenue": (D("25.82"), "GBP"),
-        "Income:Subscriptions": (D("8.05"), "GBP"),
+        "Liabilities:DeferredRevenue": (D("33.87"), "GBP"),
         "Liabilities:SalesTax:20": (D("6.77"), "GBP"),
     }
     # Payments and revenue journals carry their invoice's link.
@@ -716,8 +716,8 @@ def test_cli_close_record_and_push(
         ("payment", "1"),
         ("revenue", "1"),
     ]
-    # 100.00 / 31 = 3.22 a day, 20 days; 120.00 invoiced (20% tax), 50.00 paid.
-    assert monthly(entries, "Income:Subscriptions") == {("2026-01", "GBP"): D("-64.40")}
+    # 100.00 × 20 / 31 = 64.516... recognized; 120.00 invoiced (20% tax), 50.00 paid.
+    assert monthly(entries, "Income:Subscriptions") == {("2026-01", "GBP"): D("-64.52")}
     assert balances(entries, "Assets:AccountsReceivable") == {
         ("Assets:AccountsReceivable:Customer-C1-1", "GBP"): D("70.00")
     }

@@ -16,7 +16,9 @@ The scenario (all customers in USD; the tax rate follows the country):
   applied to INV-000008, which leaves 22.00 due.
 
 Revenue closes on Jan 31 (10 + 20 + 30 + 40 = 100.00) and Feb 28 (100.00 less what the credit
-notes take back after their issue day: 9.29 and 18.58, so 72.13): one manual journal a month.
+notes take back of Feb 15..28, 10.00 and 20.00, on the days their invoices recognize them: the
+invoices had journaled nothing of February when they were drafted, so 70.00): one manual journal
+a month.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ EXPECTED: dict[str, Any] = {
     # one manual journal a month: its lines per account (200 Sales, 835 deferred revenue)
     "manual_journals": {
         JANUARY: [{"200": D("-100.00"), "835": D("100.00")}],
-        FEBRUARY: [{"200": D("-72.13"), "835": D("72.13")}],
+        FEBRUARY: [{"200": D("-70.00"), "835": D("70.00")}],
     },
 }
 ROWS = 24  # 8 invoices, 2 credit notes, 3 payments, 1 refund, 10 revenue journals
@@ -490,7 +492,7 @@ def test_a_void_whose_revenue_reversal_the_daily_limit_cut_off_is_reversed_the_n
 ) -> None:
     builders.simple_subscription(factory, start=date(2026, 1, 1))  # 10 seats × 10.00
     run_billing(factory, xero_settings, date(2026, 1, 1))
-    close_revenue(factory, date(2026, 1, 10))  # INV-000001: 10 days of 100.00 / 31 = 32.20
+    close_revenue(factory, date(2026, 1, 10))  # INV-000001: 100.00 × 10 / 31 = 32.258... -> 32.26
     assert counts(push(factory, xero_settings, new_target(xero_settings, factory))) == (2, 0, {})
     with transaction(factory) as session:
         contracts.void_invoice(session, "INV-000001", "wrong quantity")
@@ -505,14 +507,14 @@ def test_a_void_whose_revenue_reversal_the_daily_limit_cut_off_is_reversed_the_n
     next_day(xero_sandbox)
     push(factory, xero_settings, new_target(xero_settings, factory))
 
-    # Revenue: INV-000001's 32.20 taken back, INV-000002's January (100.00) recognized.
+    # Revenue: INV-000001's 32.26 taken back, INV-000002's January (100.00) recognized.
     state = xero_state(xero_sandbox)
     assert state["manual_journals"] == {
         "Revenue recognized 2026-01 (USD)": [
             {"200": D("-100.00"), "835": D("100.00")},
-            {"200": D("-32.20"), "835": D("32.20")},
+            {"200": D("-32.26"), "835": D("32.26")},
         ],
-        "Revenue reversed for void of INV-000001": [{"200": D("32.20"), "835": D("-32.20")}],
+        "Revenue reversed for void of INV-000001": [{"200": D("32.26"), "835": D("-32.26")}],
     }
     assert state["invoices"] == {
         "INV-000001": ("CUST-1", D("100.00"), D("0.00"), "VOIDED"),
