@@ -313,7 +313,13 @@ def billing_state(world: World, keys: Keys) -> dict[str, list[tuple[Any, ...]]]:
     delivery, outbox = tables.Delivery, tables.Outbox
 
     def amounts(value: dict[str, str]) -> tuple[tuple[Any, ...], ...]:
-        return tuple(sorted((product(int(k)), _plain(Decimal(v))) for k, v in value.items()))
+        """Keyed ``<product id>`` or ``<product id>:one_time``."""
+        return tuple(
+            sorted(
+                (product(int(k.partition(":")[0])), k.partition(":")[2], _plain(Decimal(v)))
+                for k, v in value.items()
+            )
+        )
 
     return {
         "documents": _natural(
