@@ -24,12 +24,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.billing.plausibility import Limits
 from connector.crm.budget import ApiBudget
 from connector.crm.client import SalesforceClient
 from connector.db import staging, tables
 from connector.db.engine import transaction
 from connector.errors import ConnectorError, CrmError, InvalidInputError, QuotaExhaustedError
-from connector.billing.plausibility import Limits
 from connector.settings import Settings, mapping_path
 from connector.sync import deals
 from connector.sync.limits import plausibility_limits
