@@ -62,6 +62,7 @@ from connector.sync.cycle import STAGES, run_cycle
 from connector.sync.demo import DemoMonth, run_demo
 from connector.sync.importer import import_file
 from connector.sync.ledger_check import check_ledger
+from connector.sync.limits import plausibility_limits
 from connector.sync.reports import document_view, list_documents, subscription_metrics
 from connector.sync.revenue_close import close_revenue
 from jobs.service import serve, stop_on_signals
@@ -224,6 +225,7 @@ def import_command(
             file,
             as_of=_day(as_of),
             default_currency=state.settings.billing.default_currency,
+            limits=plausibility_limits(state.settings),
         )
     if as_json:
         _print_json(result.to_dict())
@@ -554,6 +556,7 @@ def review_approve(
         f"{approval.approved_at.isoformat(timespec='seconds')}: {done.state}",
         highlight=False,
         markup=False,
+        soft_wrap=True,
     )
     if done.reason:
         errors.print(f"waiting: {done.reason}", markup=False, highlight=False)
