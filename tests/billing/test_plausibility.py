@@ -71,8 +71,12 @@ def test_the_backdate_limit_is_inclusive(day: date, held: bool) -> None:
 
 def test_the_open_date_itself_is_allowed_the_day_before_is_not() -> None:
     limits = Limits(10**4, {"default": D(1)}, date(2026, 1, 1))
-    on_open = problems([DatedItem("x", date(2026, 1, 1))], [], frequency="m", as_of=AS_OF, limits=limits)
-    before = problems([DatedItem("x", date(2025, 12, 31))], [], frequency="m", as_of=AS_OF, limits=limits)
+    on_open = problems(
+        [DatedItem("x", date(2026, 1, 1))], [], frequency="m", as_of=AS_OF, limits=limits
+    )
+    before = problems(
+        [DatedItem("x", date(2025, 12, 31))], [], frequency="m", as_of=AS_OF, limits=limits
+    )
     assert on_open == []
     assert before == [
         Problem(

@@ -134,7 +134,9 @@ def write_back(env: dict[str, str], factory: sessionmaker[Session]) -> None:
         },
     )
     budget = crm_pull.load_budget(factory, config, datetime.now(UTC).date())
-    result = writeback.write_back(factory, SalesforceClient(config.salesforce, budget), date(2026, 6, 30))
+    result = writeback.write_back(
+        factory, SalesforceClient(config.salesforce, budget), date(2026, 6, 30)
+    )
     assert result.failed == {}
 
 
@@ -230,7 +232,11 @@ def test_a_deal_starting_in_1900_is_held_until_approved_once_the_books_open_earl
     # Approved as it is: every month since January 1900, 10 × 45.00 each.
     code, billed = run_json(env, "bill", "--as-of", AS_OF)
     months = (2026 - 1900) * 12 + 6
-    assert (code, billed["invoices"], billed["invoiced"]) == (0, months, {"USD": f"{450 * months}.00"})
+    assert (code, billed["invoices"], billed["invoiced"]) == (
+        0,
+        months,
+        {"USD": f"{450 * months}.00"},
+    )
     issued = invoices(factory)
     assert len(issued) == 1 + months
     assert issued[1] == ("INV-000002", typo, date(1900, 1, 1), date(1900, 1, 31), "450.00")
