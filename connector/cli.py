@@ -7,6 +7,7 @@ configuration error.
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import logging
 import signal
@@ -34,6 +35,8 @@ from connector.db.engine import display_url, make_engine, session_factory, trans
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
 from connector.errors import ConfigError, ConnectorError
 from connector.render import (
+    aging_dict,
+    aging_report,
     billing_summary,
     demo_report,
     document_detail,
@@ -42,20 +45,24 @@ from connector.render import (
     metrics_dict,
     metrics_tables,
     pull_summary,
+    review_report,
     status_report,
 )
 from connector.sandbox.faults import parse_rule
 from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.sandbox.xero.server import XeroConfig, XeroSandbox
 from connector.settings import Settings, load_settings
+from connector.sync import aging as sync_aging
 from connector.sync import contracts, crm_pull, settlement
 from connector.sync import push as sync_push
+from connector.sync import review as sync_review
 from connector.sync import status as sync_status
 from connector.sync.billing_run import due_count, run_billing
 from connector.sync.cycle import STAGES, run_cycle
 from connector.sync.demo import DemoMonth, run_demo
 from connector.sync.importer import import_file
 from connector.sync.ledger_check import check_ledger
+from connector.sync.limits import plausibility_limits
 from connector.sync.reports import document_view, list_documents, subscription_metrics
 from connector.sync.revenue_close import close_revenue
 from jobs.service import serve, stop_on_signals
@@ -79,6 +86,7 @@ payment_app = typer.Typer(help="Payments and refunds.", no_args_is_help=True)
 revenue_app = typer.Typer(help="Revenue recognition.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The Beancount ledger.", no_args_is_help=True)
 xero_app = typer.Typer(help="The Xero connection.", no_args_is_help=True)
+review_app = typer.Typer(help="Records held for review.", no_args_is_help=True)
 sandbox_app = typer.Typer(
     help="A local Salesforce org for dry runs and tests.", no_args_is_help=True
 )
@@ -90,6 +98,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(revenue_app, name="revenue")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(xero_app, name="xero")
+app.add_typer(review_app, name="review")
 
 DateOption = Annotated[
     datetime | None,
@@ -216,6 +225,7 @@ def import_command(
             file,
             as_of=_day(as_of),
             default_currency=state.settings.billing.default_currency,
+            limits=plausibility_limits(state.settings),
         )
     if as_json:
         _print_json(result.to_dict())
@@ -486,6 +496,71 @@ def report_mrr(
     else:
         for table in metrics_tables(metrics):
             console.print(table)
+
+
+@report_app.command("aging")
+@handles_errors
+def report_aging(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
+    """Aged receivables per customer and currency: not yet due, 1–30, 31–60, 61–90 and over
+    90 days past due, totals per currency, and unapplied credit (never netted)."""
+    day = _day(as_of)
+    with _state(ctx).database()() as session:
+        report = sync_aging.aged_receivables(session, day)
+    if as_json:
+        _print_json(aging_dict(report, day))
+    else:
+        console.print(aging_report(report, day, console.width))
+
+
+@review_app.command("list")
+@handles_errors
+def review_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Records held for review with the reason, and the latest approvals."""
+    with _state(ctx).database()() as session:
+        report = sync_review.review(session)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        console.print(review_report(report))
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment
+        return "unknown"
+
+
+@review_app.command("approve")
+@handles_errors
+def review_approve(
+    ctx: typer.Context,
+    record_id: Annotated[
+        str, typer.Argument(metavar="SALESFORCE_ID", help="Id of the held record.")
+    ],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who approves it (default: the OS user).")
+    ] = None,
+    as_of: DateOption = None,
+) -> None:
+    """Apply a record held for an implausible date or amount as it is; the approval is
+    recorded with who and when, for this version of the record."""
+    state = _state(ctx)
+    who = by if by is not None else _os_user()
+    done = sync_review.approve(
+        state.database(), state.settings, record_id, by=who, as_of=_day(as_of)
+    )
+    approval = done.approval
+    console.print(
+        f"{approval.object} {record_id} approved by {approval.approved_by} at "
+        f"{approval.approved_at.isoformat(timespec='seconds')}: {done.state}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    if done.reason:
+        errors.print(f"waiting: {done.reason}", markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 @invoice_app.command("list")

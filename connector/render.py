@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from rich.console import Group
+from rich import box
+from rich.console import Console, Group
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from connector.billing.aging import CurrencyAging
 from connector.billing.metrics import Metrics
 from connector.billing.money import Currency
 from connector.db import tables
@@ -21,6 +25,7 @@ from connector.sync.billing_run import BillingRunResult
 from connector.sync.crm_pull import PullResult
 from connector.sync.demo import DemoReport
 from connector.sync.reports import DocumentView
+from connector.sync.review import Review
 from connector.sync.settlement import due_of
 from connector.sync.status import Status
 
@@ -182,6 +187,122 @@ def status_report(report: Status) -> Group:
         for refusal in report.refused:
             refused.add_row(refusal.where, refusal.what, refusal.error)
         parts.append(refused)
+    return Group(*parts)
+
+
+def review_report(report: Review) -> Group:
+    parts: list[Any] = []
+    if not report.held:
+        parts.append(Text("nothing is held for review"))
+    else:
+        held = Table(title="Held for review")
+        for column in ("Object", "Id", "Name", "Reason"):
+            held.add_column(column, overflow="fold")
+        for row in report.held:
+            held.add_row(row.object, row.record_id, row.name or "", row.reason or "")
+        parts.append(held)
+    if report.approved:
+        approved = Table(title="Approved (latest first)")
+        for column in ("Id", "By", "At", "What was held"):
+            approved.add_column(column, overflow="fold")
+        for approval in report.approved:
+            approved.add_row(
+                approval.record_id,
+                approval.approved_by,
+                approval.approved_at.isoformat(timespec="seconds"),
+                approval.reason or "",
+            )
+        parts.append(approved)
+    return Group(*parts)
+
+
+AGING_COLUMNS = (
+    ("Current", "current"),
+    ("1–30", "days_1_30"),
+    ("31–60", "days_31_60"),
+    ("61–90", "days_61_90"),
+    ("Over 90", "days_over_90"),
+    ("Total", "total"),
+    ("Credit", "credit"),
+)
+AGING_CAPTION = "Days past due. Credit: unapplied payments and credit notes, not taken off Total."
+
+
+def aging_dict(report: Sequence[CurrencyAging], as_of: date) -> dict[str, Any]:
+    return {
+        "as_of": as_of,
+        "currencies": [
+            {
+                "currency": section.currency,
+                "customers": [
+                    {
+                        "customer_id": line.customer_id,
+                        "customer": line.name,
+                        **line.amounts.to_dict(),
+                    }
+                    for line in section.customers
+                ],
+                "totals": section.totals.to_dict(),
+            }
+            for section in report
+        ],
+    }
+
+
+def _aged(amount: Decimal) -> str:
+    return _money(amount) if amount else "—"
+
+
+def _aging_table(section: CurrencyAging, as_of: date) -> Table:
+    """One row per customer, the currency's totals as the footer; columns one space apart."""
+    totals = section.totals.to_dict()
+    table = Table(
+        title=f"{section.currency} receivables as of {as_of}",
+        box=box.SIMPLE,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 0),
+        show_footer=True,
+    )
+    table.add_column("Customer", "Total", no_wrap=True)
+    for header, key in AGING_COLUMNS:
+        table.add_column(header, _aged(totals[key]), justify="right", no_wrap=True)
+    for line in section.customers:
+        amounts = line.amounts.to_dict()
+        table.add_row(line.name, *(_aged(amounts[key]) for _, key in AGING_COLUMNS))
+    return table
+
+
+def _aging_stacked(section: CurrencyAging, as_of: date) -> Group:
+    """The same figures, one block per customer: for names or amounts too wide for a row."""
+    parts: list[Any] = [Text(f"{section.currency} receivables as of {as_of}", style="italic")]
+    blocks = [(line.name, line.amounts) for line in section.customers]
+    for name, amounts in [*blocks, ("Total", section.totals)]:
+        figures = amounts.to_dict()
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column("bucket", no_wrap=True)
+        table.add_column("amount", justify="right", no_wrap=True)
+        for header, key in AGING_COLUMNS:
+            table.add_row(f"  {header}", _aged(figures[key]))
+        parts.extend([Text(name, style="bold", overflow="fold"), table])
+    return Group(*parts)
+
+
+def _natural_width(renderable: Table) -> int:
+    wide = Console(width=100_000, file=io.StringIO())
+    return Measurement.get(wide, wide.options, renderable).maximum
+
+
+def aging_report(report: Sequence[CurrencyAging], as_of: date, width: int = 80) -> Group:
+    """One table per currency; a currency whose table would be wider than ``width`` is shown
+    one block per customer instead, so that no name or amount is ever cut."""
+    if not report:
+        return Group(Text(f"nothing owed and no unapplied credit on {as_of}"))
+    parts: list[Any] = []
+    for section in report:
+        table = _aging_table(section, as_of)
+        parts.append(table if _natural_width(table) <= width else _aging_stacked(section, as_of))
+    parts.append(Text(AGING_CAPTION, style="dim"))
     return Group(*parts)
 
 

@@ -232,6 +232,17 @@ class ScheduleSettings(_Section):
         return " ".join(fields)
 
 
+# Roughly a million US dollars in each currency; `default` for the others.
+DEFAULT_MAX_AMOUNT = {
+    "default": Decimal(1_000_000),
+    "JPY": Decimal(150_000_000),
+    "KRW": Decimal(1_500_000_000),
+    "INR": Decimal(100_000_000),
+    "IDR": Decimal(15_000_000_000),
+    "VND": Decimal(25_000_000_000),
+}
+
+
 class BillingSettings(_Section):
     default_currency: str = Field(
         default="USD", description="Currency of customers whose record names none."
@@ -247,6 +258,17 @@ class BillingSettings(_Section):
     batch_size: Annotated[int, Field(ge=1, le=50_000)] = Field(
         default=1000, description="Subscriptions billed per database transaction."
     )
+    max_backdate_days: Annotated[int, Field(ge=0, le=36_500)] = Field(
+        default=365,
+        description="A deal whose service start (or a one-time item's service date) lies more "
+        "days than this before the business date is held for review, not billed.",
+    )
+    max_amount: dict[str, Decimal] = Field(
+        default_factory=lambda: dict(DEFAULT_MAX_AMOUNT),
+        description="Ceiling of one line item's amount for one billing period (a one-time "
+        "item: its amount), per currency code, with `default` for every other currency; an "
+        "item above it holds its deal for review.",
+    )
 
     @field_validator("default_currency")
     @classmethod
@@ -255,6 +277,22 @@ class BillingSettings(_Section):
             return currency(value).code
         except InvalidInputError as error:
             raise ValueError(str(error)) from None
+
+    @field_validator("max_amount")
+    @classmethod
+    def _ceilings(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        ceilings: dict[str, Decimal] = {}
+        for key, amount in value.items():
+            try:
+                code = key if key == "default" else currency(key).code
+            except InvalidInputError as error:
+                raise ValueError(f"{key}: {error} (or `default`)") from None
+            if not amount.is_finite() or amount <= 0:
+                raise ValueError(f"{key}: the ceiling must be a positive amount, not {amount}")
+            ceilings[code] = amount
+        if "default" not in ceilings:
+            raise ValueError("give a `default` ceiling for the currencies not listed")
+        return ceilings
 
 
 class TaxSettings(_Section):

@@ -153,3 +153,35 @@ def test_demo_runs_on_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "fava var/demo/ledger.beancount" in result.stdout
     for name in ("connector.db", "ledger.beancount", "salesforce.db"):
         assert (tmp_path / "var" / "demo" / name).is_file()
+
+
+def test_import_refuses_an_implausible_contract_by_the_configured_limits(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "in.yaml"
+    path.write_text(
+        "customers:\n  - {id: A, name: Alpha, country: US}\n"
+        "products:\n  - {code: SEATS, name: Seats}\n"
+        "prices:\n  - {key: SEATS-USD, product: SEATS, currency: USD, unit_amount: 10.00}\n"
+        "contracts:\n"
+        "  - {id: OLD, customer: A, start_date: 2025-10-01, items: [{price: SEATS-USD}]}\n"
+    )
+    env = {**env, "CONNECTOR_BILLING__MAX_BACKDATE_DAYS": "90"}
+
+    result = invoke(env, "import", str(path), "--as-of", "2026-01-01")
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: {path}:8: contracts[0]: implausible, not imported: start date 2025-10-01 is 92 "
+        "days before 2026-01-01, more than billing.max_backdate_days (90); fix the file or raise "
+        "the limit for this import"
+    )
+    allowed = invoke(
+        {**env, "CONNECTOR_BILLING__MAX_BACKDATE_DAYS": "92"},
+        "import",
+        str(path),
+        "--as-of",
+        "2026-01-01",
+    )
+    assert allowed.exit_code == 0, allowed.output
+    assert "contracts: 1 imported" in allowed.stdout

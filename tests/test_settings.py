@@ -115,3 +115,33 @@ def test_example_file_documents_every_key_with_its_default() -> None:
     defaults["database_url"] = Settings().database_url.get_secret_value()
     assert _keys(documented) == _keys(defaults)
     assert load_settings(EXAMPLE).model_dump() == Settings().model_dump()
+
+
+def test_plausibility_limits_have_defaults_and_named_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = load_settings().billing
+    assert defaults.max_backdate_days == 365
+    assert defaults.max_amount["default"] == Decimal(1_000_000)
+    assert defaults.max_amount["JPY"] == Decimal(150_000_000)
+    monkeypatch.setenv("CONNECTOR_BILLING__MAX_BACKDATE_DAYS", "90")
+    monkeypatch.setenv("CONNECTOR_BILLING__MAX_AMOUNT", '{"default": "5000", "eur": "2500.50"}')
+    billing = load_settings().billing
+    assert billing.max_backdate_days == 90
+    assert billing.max_amount == {"default": Decimal(5000), "EUR": Decimal("2500.50")}
+
+
+@pytest.mark.parametrize(
+    ("ceilings", "message"),
+    [
+        ('{ USD = "5000" }', "give a `default` ceiling for the currencies not listed"),
+        ('{ default = "5000", XYZ = "1" }', "XYZ: unknown currency 'XYZ' (not in ISO 4217)"),
+        ('{ default = "0" }', "default: the ceiling must be a positive amount, not 0"),
+    ],
+)
+def test_a_bad_ceiling_names_the_key(tmp_path: Path, ceilings: str, message: str) -> None:
+    config = tmp_path / "limits.toml"
+    config.write_text(f"[billing]\nmax_amount = {ceilings}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert f"billing.max_amount (CONNECTOR_BILLING__MAX_AMOUNT): {message}" in str(raised.value)

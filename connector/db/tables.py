@@ -359,6 +359,24 @@ class ApiUsage(Base):
     org_limit: Mapped[int | None]
 
 
+class ReviewApproval(Base):
+    """A person's approval of one version (``payload_hash``) of a record held for review: the
+    record is applied as it was then, and a later version that changes what was held is checked
+    again. ``reason`` is what the hold said; who approved it, and when."""
+
+    __tablename__ = "review_approvals"
+    __table_args__ = (UniqueConstraint("system", "record_id", "payload_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(32))
+    object: Mapped[str] = mapped_column(String(80))
+    record_id: Mapped[str] = mapped_column(String(32))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    approved_by: Mapped[str]
+    approved_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
 class Outbox(Base):
     """One external effect to make: post this document to accounting. Written in the same
     transaction as the document; each target records its delivery in :class:`Delivery`."""

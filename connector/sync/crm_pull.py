@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.billing.plausibility import Limits
 from connector.crm.budget import ApiBudget
 from connector.crm.client import SalesforceClient
 from connector.db import staging, tables
@@ -31,10 +32,12 @@ from connector.db.engine import transaction
 from connector.errors import ConnectorError, CrmError, InvalidInputError, QuotaExhaustedError
 from connector.settings import Settings, mapping_path
 from connector.sync import deals
+from connector.sync.limits import plausibility_limits
 from connector.sync.mapping import (
     DealData,
     LoadedMapping,
     MappingError,
+    SalesforceMapping,
     load_mapping,
     map_customer,
     map_deal,
@@ -98,6 +101,70 @@ def parse_modstamp(value: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+@dataclass
+class Applier:
+    """Applies staged records to the billing core: accounts as customers, deals as
+    subscriptions (or their changes), each in its own savepoint so that a failure quarantines
+    that record alone. Deals are held for review when implausible (``limits``)."""
+
+    mapping: SalesforceMapping
+    default_currency: str
+    as_of: date
+    limits: Limits | None
+    catalog: deals.Catalog = field(default_factory=deals.Catalog)
+
+    def settle(self, session: Session, row: tables.CrmRecord) -> deals.Outcome:
+        """Apply ``row`` and record what became of it."""
+        try:
+            with session.begin_nested():
+                outcome = self.apply(session, row)
+        except (MappingError, InvalidInputError, ConnectorError) as error:
+            self.catalog.clear()  # the savepoint may have made products or prices
+            outcome = deals.Outcome(staging.QUARANTINED, str(error))
+        staging.settle(row, outcome.state, outcome.reason)
+        return outcome
+
+    def apply(self, session: Session, row: tables.CrmRecord) -> deals.Outcome:
+        if row.object == self.mapping.customer.object:
+            if row.deleted:
+                return deals.withdraw_account(session, row.record_id)
+            data = map_customer(self.mapping.customer, row.payload, self.default_currency)
+            return deals.apply_account(session, data)
+        previous = self._previous(row)
+        if row.deleted:
+            return deals.withdraw_deal(
+                session, row.record_id, "was deleted in Salesforce", previous
+            )
+        deal = map_deal(self.mapping, row.payload)
+        if not deal.won:
+            return deals.withdraw_deal(session, row.record_id, "is not won", previous)
+        return deals.apply_deal(
+            session,
+            deal,
+            revision=row.payload_hash,
+            previous=previous,
+            account_state=self._account_state(session, deal.account_id),
+            as_of=self.as_of,
+            known=self.catalog,
+            limits=self.limits,
+        )
+
+    def _previous(self, row: tables.CrmRecord) -> DealData | None:
+        if not row.applied_payload or row.applied_hash == row.payload_hash:
+            return None
+        try:
+            previous = map_deal(self.mapping, row.applied_payload)
+        except MappingError:
+            return None
+        return previous if previous.won else None
+
+    def _account_state(self, session: Session, account_id: str) -> str | None:
+        row = staging.staged(session, SYSTEM, self.mapping.customer.object, account_id)
+        if row is None:
+            return None
+        return f"{row.state}: {row.reason}" if row.reason else row.state
+
+
 class Pull:
     """One pull run (see the module's description)."""
 
@@ -121,7 +188,13 @@ class Pull:
         self.result = PullResult()
         self.lookback = timedelta(minutes=settings.salesforce.lookback_minutes)
         self.fetched_deals: set[str] = set()
-        self.catalog = deals.Catalog()
+        self.applier = Applier(
+            self.mapping,
+            settings.billing.default_currency,
+            as_of,
+            plausibility_limits(settings),
+        )
+        self.catalog = self.applier.catalog
         self.counted_quarantined: set[int] = set()  # staged rows counted as quarantined
         self.bulk_threshold = settings.salesforce.bulk_threshold
         self.since: dict[str, datetime | None] = {}
@@ -350,13 +423,7 @@ class Pull:
     def _process(self, session: Session, row: tables.CrmRecord, *, retry: bool = False) -> None:
         """Apply one staged record in its own savepoint: a failure quarantines it alone. A
         retried record that stays quarantined is not counted again."""
-        try:
-            with session.begin_nested():
-                outcome = self._apply(session, row)
-        except (MappingError, InvalidInputError, ConnectorError) as error:
-            self.catalog.clear()  # the savepoint may have made products or prices
-            outcome = deals.Outcome(staging.QUARANTINED, str(error))
-        staging.settle(row, outcome.state, outcome.reason)
+        outcome = self.applier.settle(session, row)
         if retry and outcome.state == staging.QUARANTINED:
             return
         session.flush()
@@ -368,47 +435,6 @@ class Pull:
         self.result.count(outcome.state)
         if outcome.state in (staging.QUARANTINED, staging.HELD):
             log.warning("%s %s %s: %s", row.object, row.record_id, outcome.state, outcome.reason)
-
-    def _apply(self, session: Session, row: tables.CrmRecord) -> deals.Outcome:
-        if row.object == self.mapping.customer.object:
-            if row.deleted:
-                return deals.withdraw_account(session, row.record_id)
-            data = map_customer(
-                self.mapping.customer, row.payload, self.settings.billing.default_currency
-            )
-            return deals.apply_account(session, data)
-        previous = self._previous(row)
-        if row.deleted:
-            return deals.withdraw_deal(
-                session, row.record_id, "was deleted in Salesforce", previous
-            )
-        deal = map_deal(self.mapping, row.payload)
-        if not deal.won:
-            return deals.withdraw_deal(session, row.record_id, "is not won", previous)
-        return deals.apply_deal(
-            session,
-            deal,
-            revision=row.payload_hash,
-            previous=previous,
-            account_state=self._account_state(session, deal.account_id),
-            as_of=self.as_of,
-            known=self.catalog,
-        )
-
-    def _previous(self, row: tables.CrmRecord) -> DealData | None:
-        if not row.applied_payload or row.applied_hash == row.payload_hash:
-            return None
-        try:
-            previous = map_deal(self.mapping, row.applied_payload)
-        except MappingError:
-            return None
-        return previous if previous.won else None
-
-    def _account_state(self, session: Session, account_id: str) -> str | None:
-        row = staging.staged(session, SYSTEM, self.mapping.customer.object, account_id)
-        if row is None:
-            return None
-        return f"{row.state}: {row.reason}" if row.reason else row.state
 
     def _retry_quarantined(self) -> None:
         """Accounts first, then deals (what a deal waits for may have arrived this run)."""

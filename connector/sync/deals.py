@@ -7,6 +7,11 @@ subscription of the deal it amends a new item set from its service start. A deal
 (deleted, or no longer won) is dropped while nothing was billed, and held for review once
 something was: the connector never reverses billed documents on its own.
 
+A won deal whose dates or amounts are implausible (:mod:`connector.billing.plausibility`) is
+held for review with every reason, unless a person approved that very version of it; what a
+version keeps from the version applied before it (its start, an item's terms) is not checked
+again.
+
 Each function returns an :class:`Outcome`; a record that cannot be applied raises
 :class:`~connector.sync.mapping.MappingError` with the reason it waits in quarantine.
 """
@@ -19,9 +24,10 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector.billing import plausibility
 from connector.billing import subscriptions as domain
 from connector.billing.pricing import ChargeKind, PricingModel
-from connector.db import catalog, tables
+from connector.db import catalog, reviews, tables
 from connector.db.catalog import PriceCache, find_by_external_id
 from connector.db.staging import APPLIED, HELD, IGNORED
 from connector.errors import BillingError
@@ -190,16 +196,21 @@ def apply_deal(
     account_state: str | None,
     as_of: date,
     known: Catalog | None = None,
+    limits: plausibility.Limits | None = None,
 ) -> Outcome:
     """Make the billing core reflect a won deal. ``revision`` (the payload's hash) names this
     version of the deal, so that each version is applied once; ``previous`` is the version
-    applied before, if any."""
+    applied before, if any. With ``limits``, an implausible version is held for review."""
     customer = _customer(session, data, account_state)
     if data.currency is not None and data.currency != customer.currency:
         raise MappingError(
             f"deal currency {data.currency} differs from the account's {customer.currency}"
         )
     specs = _specs(session, data, customer.currency, known or Catalog())
+    if limits is not None:
+        held = _implausible(session, data, specs, previous, revision, limits, as_of)
+        if held is not None:
+            return held
     if data.amends:
         return _apply_amendment(session, data, specs, revision, previous)
     row = find_by_external_id(session, tables.Subscription, SYSTEM, data.external_id)
@@ -222,6 +233,56 @@ def apply_deal(
         specs=specs,
         revision=revision,
         as_of=as_of,
+    )
+
+
+def _implausible(  # noqa: PLR0917 - the deal, its version, and what it is checked against
+    session: Session,
+    data: DealData,
+    specs: list[domain.ItemSpec],
+    previous: DealData | None,
+    revision: str,
+    limits: plausibility.Limits,
+    as_of: date,
+) -> Outcome | None:
+    """Held for review when what this version adds or changes is implausible and nobody
+    approved it; None to go on."""
+    before = {item.key: _item_term(item) for item in previous.items} if previous else {}
+    changed = [
+        (item, spec)
+        for item, spec in zip(data.items, specs, strict=True)
+        if before.get(item.key) != _item_term(item)
+    ]
+    dates = []
+    if previous is None or previous.start != data.start:
+        dates.append(plausibility.DatedItem("service start", data.start))
+    dates.extend(
+        plausibility.DatedItem(f"line item {item.line_id} ({item.key}) service date", day)
+        for item, _ in changed
+        if (day := item.service_date) is not None and item.kind is ChargeKind.ONE_TIME
+    )
+    priced = [
+        plausibility.PricedItem(
+            f"line item {item.line_id} ({item.key})", spec, item.kind is ChargeKind.ONE_TIME
+        )
+        for item, spec in changed
+    ]
+    found = plausibility.problems(
+        dates, priced, frequency=data.frequency.value, as_of=as_of, limits=limits
+    )
+    if not found:
+        return None
+    if all(p.approvable for p in found) and reviews.approved(
+        session, SYSTEM, data.external_id, revision
+    ):
+        return None
+    return Outcome(
+        HELD,
+        plausibility.reason(
+            found,
+            approve=f"approve it with `connector review approve {data.external_id}`",
+            fix="fix the deal in Salesforce",
+        ),
     )
 
 
@@ -276,11 +337,19 @@ def _reference(deal_id: str, revision: str) -> str:
     return f"{SYSTEM}:{deal_id}:{revision[:16]}"
 
 
+def _item_term(item: ItemData) -> tuple[object, ...]:
+    return (
+        item.key,
+        item.kind,
+        item.quantity,
+        item.unit_price,
+        item.discount_percent,
+        item.service_date,
+    )
+
+
 def _item_terms(data: DealData) -> list[tuple[object, ...]]:
-    return [
-        (i.key, i.kind, i.quantity, i.unit_price, i.discount_percent, i.service_date)
-        for i in data.items
-    ]
+    return [_item_term(i) for i in data.items]
 
 
 def _apply_changes(

@@ -5,6 +5,11 @@ system, a dry run. Importing is idempotent: records are matched by their ``id`` 
 contracts, events), ``code`` (products) or ``key`` (prices), so importing the same file again
 changes nothing, and events dated after ``as_of`` wait for a later import. A record that is
 invalid is reported with its file and line and skipped; the rest of the file is imported.
+
+With ``limits``, contracts and amendments are checked as deals pulled from Salesforce are
+(:mod:`connector.billing.plausibility`): one with an implausible date or amount is refused the
+same way, with every reason (the file is at hand: fix it, or raise the limit for that import),
+and a date before the books open is refused whatever the limits.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector.billing import plausibility
 from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind, PricingModel, Tier
 from connector.billing.subscriptions import ItemSpec, SubscriptionTerms
@@ -146,6 +152,7 @@ class _Importer:
     document: YamlDocument
     as_of: date
     default_currency: str
+    limits: plausibility.Limits | None = None
     result: ImportResult = field(default_factory=ImportResult)
     cache: catalog.PriceCache = field(default_factory=catalog.PriceCache)
 
@@ -263,6 +270,36 @@ class _Importer:
             for item in items
         ]
 
+    def _check(self, start: tuple[str, date], items: list[ItemSpec], frequency: str) -> None:
+        """Refuse implausible dates and amounts (the savepoint rolls the record back)."""
+        if self.limits is None:
+            return
+        dates = [plausibility.DatedItem(*start)]
+        dates.extend(
+            plausibility.DatedItem(f"item {spec.key} service date", spec.service_date)
+            for spec in items
+            if spec.service_date is not None
+        )
+        priced = [
+            plausibility.PricedItem(
+                f"item {spec.key}", spec, spec.price.kind is ChargeKind.ONE_TIME
+            )
+            for spec in items
+        ]
+        found = plausibility.problems(
+            dates, priced, frequency=frequency, as_of=self.as_of, limits=self.limits
+        )
+        if found:
+            problems = "; ".join(problem.text for problem in found)
+            raise InvalidInputError(
+                f"implausible, not imported: {problems}; fix the file"
+                + (
+                    " or raise the limit for this import"
+                    if all(problem.approvable for problem in found)
+                    else ""
+                )
+            )
+
     def _contract(self, record: ContractRecord) -> bool:
         if catalog.find_by_external_id(self.session, tables.Subscription, SYSTEM, record.id):
             return False
@@ -273,15 +310,17 @@ class _Importer:
             auto_renew=record.auto_renew,
             trial_days=record.trial_days,
         )
+        items = self._items(record.items)
         contracts.create_subscription(
             self.session,
             customer=self._customer_row(record.customer),
             name=record.name or record.id,
             terms=terms,
-            items=self._items(record.items),
+            items=items,
             system=SYSTEM,
             external_id=record.id,
         )
+        self._check(("start date", record.start_date), items, terms.frequency.value)
         return True
 
     def _event(self, event: EventRecord) -> bool:
@@ -292,13 +331,17 @@ class _Importer:
             if event.type == "amend":
                 if event.items is None:
                     raise InvalidInputError("an amend event needs the new items")
+                effective = event.effective_date or event.date
+                items = self._items(event.items)
                 change = contracts.amend_subscription(
                     self.session,
                     subscription.id,
-                    effective=event.effective_date or event.date,
-                    items=self._items(event.items),
+                    effective=effective,
+                    items=items,
                     reference=event.id,
                 )
+                if change is not None:
+                    self._check(("effective date", effective), items, subscription.frequency)
             else:
                 change = contracts.cancel_subscription(
                     self.session,
@@ -340,7 +383,13 @@ class _Importer:
 
 
 def import_file(
-    session: Session, path: Path, *, as_of: date, default_currency: str
+    session: Session,
+    path: Path,
+    *,
+    as_of: date,
+    default_currency: str,
+    limits: plausibility.Limits | None = None,
 ) -> ImportResult:
-    """Import ``path``; events dated after ``as_of`` are left for a later import."""
-    return _Importer(session, load_yaml(path), as_of, default_currency).run()
+    """Import ``path``; events dated after ``as_of`` are left for a later import. With
+    ``limits``, implausible contracts and amendments are refused."""
+    return _Importer(session, load_yaml(path), as_of, default_currency, limits).run()

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.billing.plausibility import Limits
 from connector.db import tables
 from connector.db.engine import transaction
 from connector.errors import InvalidInputError
@@ -137,3 +138,74 @@ def test_a_number_that_is_not_finite_names_its_line(
         InvalidInputError, match=rf"{path}:2: not valid YAML: .inf is not a finite number"
     ):
         _import(factory, path, date(2026, 1, 1))
+
+
+IMPLAUSIBLE_FILE = """\
+customers:
+  - {id: A, name: Alpha, country: US}
+products:
+  - {code: SEATS, name: Seats}
+  - {code: SETUP, name: Setup}
+prices:
+  - {key: SEATS-USD, product: SEATS, currency: USD, unit_amount: 10.00}
+  - {key: SETUP-USD, product: SETUP, currency: USD, type: one_time, model: flat, flat_amount: 2000000}
+contracts:
+  - id: TYPO
+    customer: A
+    start_date: 1900-01-01
+    items:
+      - {price: SEATS-USD, quantity: 3}
+  - id: HUGE
+    customer: A
+    start_date: 2026-01-01
+    items:
+      - {price: SEATS-USD, quantity: 1e15}
+      - {price: SETUP-USD, key: setup}
+  - id: FINE
+    customer: A
+    start_date: 2025-06-01
+    items:
+      - {price: SEATS-USD, quantity: 3}
+events:
+  - id: BACK
+    date: 2026-05-01
+    type: amend
+    contract: FINE
+    effective_date: 2026-05-01
+    items:
+      - {price: SEATS-USD, quantity: 2e14}
+"""
+
+
+def test_implausible_contracts_and_amendments_are_refused_with_every_reason(
+    factory: sessionmaker[Session], settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "contracts.yaml"
+    path.write_text(IMPLAUSIBLE_FILE)
+    limits = Limits(365, {"default": Decimal(1_000_000)}, date(2000, 1, 1), "chart.yaml")
+
+    with transaction(factory) as session:
+        result = import_file(
+            session, path, as_of=date(2026, 6, 1), default_currency="USD", limits=limits
+        )
+
+    assert result.errors == [
+        f"{path}:10: contracts[0]: implausible, not imported: start date 1900-01-01 is before "
+        "the books open on 2000-01-01 (open_date in chart.yaml); start date 1900-01-01 is "
+        "46,172 days before 2026-06-01, more than billing.max_backdate_days (365); fix the file",
+        f"{path}:15: contracts[1]: implausible, not imported: item SEATS bills "
+        "10,000,000,000,000,000.00 USD a monthly period, more than billing.max_amount (default: "
+        "1,000,000.00); item setup bills 2,000,000.00 USD once, more than billing.max_amount "
+        "(default: 1,000,000.00); fix the file or raise the limit for this import",
+        f"{path}:27: events[0]: implausible, not imported: item SEATS bills "
+        "2,000,000,000,000,000.00 USD a monthly period, more than billing.max_amount (default: "
+        "1,000,000.00); fix the file or raise the limit for this import",
+    ]
+    assert result.imported == {"customers": 1, "products": 2, "prices": 2, "contracts": 1}
+    assert _count(factory, tables.Subscription) == 1
+    assert _count(factory, tables.Amendment) == 0
+    # Without limits (a program's own import), the file is taken as it is.
+    with transaction(factory) as session:
+        again = import_file(session, path, as_of=date(2026, 6, 1), default_currency="USD")
+    assert again.errors == []
+    assert _count(factory, tables.Subscription) == 3

@@ -1,0 +1,61 @@
+"""Storage of review approvals: which version of a held record a person approved, who, when."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.db import tables
+
+
+def approved(session: Session, system: str, record_id: str, payload_hash: str) -> bool:
+    """Whether this version of the record was approved."""
+    found = session.scalar(
+        select(tables.ReviewApproval.id).where(
+            tables.ReviewApproval.system == system,
+            tables.ReviewApproval.record_id == record_id,
+            tables.ReviewApproval.payload_hash == payload_hash,
+        )
+    )
+    return found is not None
+
+
+def approve(
+    session: Session, row: tables.CrmRecord, *, by: str, at: datetime
+) -> tables.ReviewApproval:
+    """Record the approval of the record's current version (once: approving it again keeps
+    the first approval)."""
+    existing = session.scalar(
+        select(tables.ReviewApproval).where(
+            tables.ReviewApproval.system == row.system,
+            tables.ReviewApproval.record_id == row.record_id,
+            tables.ReviewApproval.payload_hash == row.payload_hash,
+        )
+    )
+    if existing is not None:
+        return existing
+    approval = tables.ReviewApproval(
+        system=row.system,
+        object=row.object,
+        record_id=row.record_id,
+        payload_hash=row.payload_hash,
+        reason=row.reason,
+        approved_by=by,
+        approved_at=at,
+    )
+    session.add(approval)
+    session.flush()
+    return approval
+
+
+def approvals(session: Session, system: str, limit: int = 50) -> Sequence[tables.ReviewApproval]:
+    """The most recent approvals, newest first."""
+    return session.scalars(
+        select(tables.ReviewApproval)
+        .where(tables.ReviewApproval.system == system)
+        .order_by(tables.ReviewApproval.approved_at.desc(), tables.ReviewApproval.id.desc())
+        .limit(limit)
+    ).all()
