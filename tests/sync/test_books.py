@@ -1,0 +1,171 @@
+"""Books an accountant signs: revenue on the days of service, never after it ends; revenue earned
+before its invoice on the unbilled receivable; deferred revenue never a debit.
+
+Each scenario is billed, closed and pushed to a real Beancount ledger, then the ledger is loaded
+with Beancount and read back by date. Figures are worked out by hand from the prices and days.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from beancount import loader
+from beancount.core import data
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.billing.periods import Frequency
+from connector.billing.pricing import ChargeKind
+from connector.billing.revenue import month_end
+from connector.db.engine import transaction
+from connector.settings import Settings
+from connector.sync import contracts
+from connector.sync.billing_run import run_billing
+from connector.sync.push import push
+from connector.sync.revenue_close import close_revenue
+from tests import builders
+
+D = Decimal
+INCOME = "Income:"
+DEFERRED = "Liabilities:DeferredRevenue"
+UNBILLED = "Assets:UnbilledReceivable"
+
+
+def ledger(settings: Settings) -> list[Any]:
+    entries, errors, _ = loader.load_file(str(settings.ledger.path))
+    assert [error.message for error in errors] == []
+    return entries
+
+
+def by_date(entries: list[Any], prefix: str) -> dict[date, Decimal]:
+    """Sum of postings to accounts starting with ``prefix``, per date (one currency here)."""
+    sums: dict[date, Decimal] = defaultdict(Decimal)
+    for entry in entries:
+        if isinstance(entry, data.Transaction):
+            for posting in entry.postings:
+                if posting.account.startswith(prefix):
+                    sums[entry.date] += posting.units.number
+    return dict(sums)
+
+
+def balance_on(daily: dict[date, Decimal], day: date) -> Decimal:
+    return sum((amount for when, amount in daily.items() if when <= day), D(0))
+
+
+def month_ends(first: date, last: date) -> list[date]:
+    ends, day = [], month_end(first)
+    while day <= last:
+        ends.append(day)
+        day = month_end(day + timedelta(days=1))
+    return ends
+
+
+def assert_contract_balances_hold(entries: list[Any], first: date, last: date) -> None:
+    """On every day (month ends included): deferred revenue, a liability, is never a debit;
+    the unbilled receivable, an asset, never a credit."""
+    deferred, unbilled = by_date(entries, DEFERRED), by_date(entries, UNBILLED)
+    day = first
+    while day <= last:
+        assert balance_on(deferred, day) <= 0, (day, balance_on(deferred, day))
+        assert balance_on(unbilled, day) >= 0, (day, balance_on(unbilled, day))
+        day += timedelta(days=1)
+
+
+def close_and_push(
+    factory: sessionmaker[Session], settings: Settings, first: date, last: date
+) -> None:
+    for day in month_ends(first, last):
+        close_revenue(factory, day)
+    push(factory, settings)
+
+
+def test_revenue_of_a_cancelled_annual_plan_stops_on_its_last_day_of_service(
+    factory: sessionmaker[Session], ledger_settings: Settings
+) -> None:
+    # 1,200.00 a year from 2028-01-01 (366 days), cancelled from 2028-03-01: the credit note
+    # takes back 1,200 × 306 / 366 = 1,003.278... -> 1,003.28 of it.
+    sub = builders.simple_subscription(
+        factory,
+        start=date(2028, 1, 1),
+        frequency=Frequency.ANNUAL,
+        quantity=1,
+        unit_amount="1200.00",
+    )
+    run_billing(factory, ledger_settings, date(2028, 1, 1))
+    close_and_push(factory, ledger_settings, date(2028, 1, 1), date(2028, 2, 29))
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, sub, cancel_date=date(2028, 3, 1))
+    run_billing(factory, ledger_settings, date(2028, 3, 1))
+    close_and_push(factory, ledger_settings, date(2028, 3, 1), date(2029, 1, 31))
+
+    entries = ledger(ledger_settings)
+    income = by_date(entries, INCOME)
+    # Through the last day of service: 1,200 × 60 / 366 = 196.721... (the invoice less the
+    # credit), recognized at the month ends.
+    assert income == {
+        date(2028, 1, 31): D("-101.64"),  # 1,200 × 31 / 366 = 101.639...
+        date(2028, 2, 29): D("-95.08"),  # 196.72 - 101.64
+        # Every later month end: the invoice's journal and the credit note's cancel out.
+        **dict.fromkeys(month_ends(date(2028, 3, 1), date(2028, 12, 31)), D("0.00")),
+    }
+    assert balance_on(income, date(2028, 12, 31)) == D("-196.72")
+    assert balance_on(by_date(entries, DEFERRED), date(2029, 1, 31)) == 0
+    assert_contract_balances_hold(entries, date(2028, 1, 1), date(2029, 1, 31))
+
+
+def test_revenue_earned_before_the_first_invoice_sits_on_the_unbilled_receivable(
+    factory: sessionmaker[Session], ledger_settings: Settings
+) -> None:
+    # 100.00 a month from 2025-11-01; the first billing run is on 2025-12-10 and bills
+    # November and December then.
+    builders.simple_subscription(factory, start=date(2025, 11, 1), unit_amount="10.00")
+    run_billing(factory, ledger_settings, date(2025, 12, 10))
+    close_and_push(factory, ledger_settings, date(2025, 11, 1), date(2025, 12, 31))
+
+    entries = ledger(ledger_settings)
+    unbilled = by_date(entries, UNBILLED)
+    # November, and December 1..9 of the second invoice (100 × 9 / 31 = 29.032... -> 29.03),
+    # earned before Dec 10; both invoices clear them on Dec 10.
+    assert unbilled == {
+        date(2025, 11, 30): D("100.00"),
+        date(2025, 12, 9): D("29.03"),
+        date(2025, 12, 10): D("-129.03"),
+    }
+    assert by_date(entries, INCOME) == {
+        date(2025, 11, 30): D("-100.00"),
+        date(2025, 12, 9): D("-29.03"),
+        date(2025, 12, 31): D("-70.97"),
+    }
+    deferred = by_date(entries, DEFERRED)
+    # Dec 10: two invoices (-200.00), less what they clear of the unbilled receivable (129.03).
+    assert deferred == {date(2025, 12, 10): D("-70.97"), date(2025, 12, 31): D("70.97")}
+    assert balance_on(deferred, date(2025, 11, 30)) == 0  # never a debit, as it was before
+    assert_contract_balances_hold(entries, date(2025, 11, 1), date(2025, 12, 31))
+
+
+def test_a_one_time_charge_billed_late_is_revenue_on_its_service_date(
+    factory: sessionmaker[Session], ledger_settings: Settings
+) -> None:
+    with transaction(factory) as session:
+        buyer = builders.customer(session, "US1")
+        onboarding = builders.price(
+            session, "ONBOARDING", unit_amount="2500.00", kind=ChargeKind.ONE_TIME
+        )
+        builders.subscription(
+            session,
+            buyer,
+            [builders.spec(session, onboarding, 1, service_date=date(2026, 1, 1))],
+            start=date(2026, 1, 1),
+        )
+    run_billing(factory, ledger_settings, date(2026, 3, 1))  # billed for the first time
+    close_and_push(factory, ledger_settings, date(2026, 1, 1), date(2026, 3, 31))
+
+    entries = ledger(ledger_settings)
+    assert by_date(entries, "Income:OneTime") == {date(2026, 1, 1): D("-2500.00")}
+    assert by_date(entries, UNBILLED) == {
+        date(2026, 1, 1): D("2500.00"),
+        date(2026, 3, 1): D("-2500.00"),
+    }
+    assert_contract_balances_hold(entries, date(2026, 1, 1), date(2026, 3, 31))
