@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -28,8 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector import __version__, logs
 from connector.accounting.ledger import Ledger
 from connector.accounting.xero.target import xero_auth
-from connector.billing.money import to_decimal
-from connector.db import outbox
+from connector.billing.money import currency as currency_of
+from connector.billing.money import round_money, to_decimal
+from connector.db import outbox, tables
 from connector.db.documents import find_document
 from connector.db.engine import display_url, make_engine, session_factory, transaction
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
@@ -44,6 +46,7 @@ from connector.render import (
     json_default,
     metrics_dict,
     metrics_tables,
+    money,
     pull_summary,
     review_report,
     status_report,
@@ -623,7 +626,7 @@ def invoice_void(
 
 @payment_app.command("record")
 @handles_errors
-def payment_record(
+def payment_record(  # noqa: PLR0917 - one parameter per option
     ctx: typer.Context,
     invoice: Annotated[str, typer.Argument(help="Invoice number the payment is for.")],
     amount: Annotated[str, typer.Argument(help="Amount received, in the invoice's currency.")],
@@ -634,11 +637,12 @@ def payment_record(
     reference: Annotated[
         str | None, typer.Option(help="Bank reference; recording it twice changes nothing.")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Record a payment for an invoice; any excess pays other open invoices or stays as credit."""
     factory = _state(ctx).database()
     with transaction(factory) as session:
-        settlement.record_payment(
+        payment = settlement.record_payment(
             session,
             amount=to_decimal(amount, what="amount"),
             received_on=_day(on),
@@ -646,8 +650,29 @@ def payment_record(
             reference=reference,
         )
         doc = find_document(session, invoice)
-    due = settlement.due_of(doc)
-    console.print(f"{doc.number}: paid {doc.amount_paid} {doc.currency}, due {due}, {doc.status}")
+        customer = session.get_one(tables.Customer, doc.customer_id).name
+        kept = payment.credit_kept or Decimal(0)
+    due = round_money(settlement.due_of(doc), currency_of(doc.currency))
+    if as_json:
+        _print_json(
+            {
+                "invoice": doc.number,
+                "currency": doc.currency,
+                "amount": payment.amount,
+                "paid": doc.amount_paid,
+                "due": due,
+                "status": doc.status,
+                "customer": customer,
+                "credit_kept": kept,
+            }
+        )
+        return
+    console.print(
+        f"{doc.number}: paid {money(doc.amount_paid)} {doc.currency}, "
+        f"due {money(due)}, {doc.status}"
+    )
+    if kept:
+        console.print(f"{money(kept)} {doc.currency} kept as credit for {customer}")
 
 
 @app.command()

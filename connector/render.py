@@ -48,7 +48,8 @@ def _percent(value: Decimal | None) -> str:
     return "—" if value is None else f"{value * 100:.2f}%"
 
 
-def _money(value: Decimal | None) -> str:
+def money(value: Decimal | None) -> str:
+    """An amount as it is printed everywhere: grouped thousands, its own minor digits."""
     return "—" if value is None else f"{value:,f}"
 
 
@@ -75,21 +76,21 @@ def metrics_tables(all_metrics: Sequence[Metrics]) -> list[Table]:
         table.add_column("value", justify="right")
         moves = m.movements
         rows = [
-            ("MRR", _money(m.mrr)),
-            ("ARR", _money(m.arr)),
+            ("MRR", money(m.mrr)),
+            ("ARR", money(m.arr)),
             ("Active customers", str(m.active_customers)),
-            ("ARPU", _money(m.arpu)),
-            ("MRR at start", _money(m.mrr_at_start)),
-            ("  new", _money(moves.new)),
-            ("  expansion", _money(moves.expansion)),
-            ("  reactivation", _money(moves.reactivation)),
-            ("  contraction", _money(moves.contraction)),
-            ("  churn", _money(moves.churn)),
-            ("  net movement", _money(moves.net)),
+            ("ARPU", money(m.arpu)),
+            ("MRR at start", money(m.mrr_at_start)),
+            ("  new", money(moves.new)),
+            ("  expansion", money(moves.expansion)),
+            ("  reactivation", money(moves.reactivation)),
+            ("  contraction", money(moves.contraction)),
+            ("  churn", money(moves.churn)),
+            ("  net movement", money(moves.net)),
             ("Logo churn", _percent(m.logo_churn)),
             ("Revenue churn", _percent(m.revenue_churn)),
             ("Net revenue retention", _percent(m.net_revenue_retention)),
-            ("LTV", _money(m.ltv)),
+            ("LTV", money(m.ltv)),
         ]
         for name, value in rows:
             table.add_row(name, value)
@@ -98,7 +99,7 @@ def metrics_tables(all_metrics: Sequence[Metrics]) -> list[Table]:
 
 
 def _totals(counter: dict[str, Decimal]) -> str:
-    return ", ".join(f"{_money(v)} {k}" for k, v in sorted(counter.items())) or "—"
+    return ", ".join(f"{money(v)} {k}" for k, v in sorted(counter.items())) or "—"
 
 
 def billing_summary(result: BillingRunResult) -> Table:
@@ -250,7 +251,7 @@ def aging_dict(report: Sequence[CurrencyAging], as_of: date) -> dict[str, Any]:
 
 
 def _aged(amount: Decimal) -> str:
-    return _money(amount) if amount else "—"
+    return money(amount) if amount else "—"
 
 
 def _aging_table(section: CurrencyAging, as_of: date) -> Table:
@@ -320,14 +321,14 @@ def document_table(rows: Sequence[tuple[tables.Document, str]]) -> Table:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for doc, customer in rows:
-        due = _money(due_of(doc)) if doc.kind == "invoice" else ""
+        due = money(due_of(doc)) if doc.kind == "invoice" else ""
         table.add_row(
             doc.number,
             doc.kind.replace("_", " "),
             customer,
             doc.issue_date.isoformat(),
             f"{doc.period_start} … {doc.period_end}",
-            f"{_money(doc.total)} {doc.currency}",
+            f"{money(doc.total)} {doc.currency}",
             due,
             doc.status,
         )
@@ -355,19 +356,19 @@ def document_detail(view: DocumentView) -> Group:
             f"{line.service_start} … {line.service_end}",
             f"{line.quantity.normalize():f}",
             f"{line.tax_rate.normalize():f}%",
-            _money(line.amount),
+            money(line.amount),
         )
     totals = Table(show_header=False, show_edge=False)
     totals.add_column("what")
     totals.add_column("amount", justify="right")
-    totals.add_row("Subtotal", _money(doc.subtotal))
+    totals.add_row("Subtotal", money(doc.subtotal))
     for tax in view.taxes:
-        totals.add_row(f"Tax {tax.rate.normalize():f}% on {_money(tax.taxable)}", _money(tax.tax))
-    totals.add_row("Total", _money(doc.total))
+        totals.add_row(f"Tax {tax.rate.normalize():f}% on {money(tax.taxable)}", money(tax.tax))
+    totals.add_row("Total", money(doc.total))
     if doc.kind == "invoice":
-        totals.add_row("Paid", _money(doc.amount_paid))
-        totals.add_row("Credited", _money(doc.amount_credited))
-        totals.add_row("Due", _money(due_of(doc)))
+        totals.add_row("Paid", money(doc.amount_paid))
+        totals.add_row("Credited", money(doc.amount_credited))
+        totals.add_row("Due", money(due_of(doc)))
     return Group(header, lines, totals)
 
 

@@ -18,11 +18,16 @@ from connector.sync import contracts
 
 
 def customer(
-    session: Session, ref: str = "C1", *, country: str = "US", currency: str = "USD"
+    session: Session,
+    ref: str = "C1",
+    *,
+    country: str = "US",
+    currency: str = "USD",
+    name: str | None = None,
 ) -> tables.Customer:
     return contracts.upsert_customer(
         session,
-        name=f"Customer {ref}",
+        name=name or f"Customer {ref}",
         country=country,
         currency=currency,
         system="test",

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from connector.cli import app
+from connector.db.engine import transaction
 from connector.db.migrate import head_revision
 from tests import builders
 
@@ -69,6 +70,39 @@ def test_invoice_show_and_payment_record(
     paid = invoke(env, "payment", "record", "INV-000001", "50.00", "--date", "2026-01-10")
     assert paid.exit_code == 0, paid.output
     assert paid.stdout.strip() == "INV-000001: paid 50.00 GBP, due 70.00, open"
+
+
+def test_an_over_payment_is_kept_as_the_customers_credit(
+    factory: sessionmaker[Session], env: dict[str, str]
+) -> None:
+    with transaction(factory) as session:
+        acme = builders.customer(session, "ACME", country="US", name="Acme")
+        seats = builders.price(session, "SEATS", unit_amount="10.00")
+        builders.subscription(
+            session, acme, [builders.spec(session, seats, 10)], start=date(2026, 1, 1)
+        )
+    assert invoke(env, "bill", "--as-of", "2026-01-01").exit_code == 0  # INV-000001: 100.00
+
+    paid = invoke(env, "payment", "record", "INV-000001", "998664.00", "--date", "2026-01-10")
+
+    assert paid.exit_code == 0, paid.output
+    assert paid.stdout.splitlines() == [
+        "INV-000001: paid 100.00 USD, due 0.00, paid",
+        "998,564.00 USD kept as credit for Acme",
+    ]
+    again = invoke(
+        env, "payment", "record", "INV-000001", "50.00", "--date", "2026-01-11", "--json"
+    )
+    assert json.loads(again.stdout) == {
+        "invoice": "INV-000001",
+        "currency": "USD",
+        "amount": "50.00",
+        "paid": "100.00",
+        "due": "0.00",
+        "status": "paid",
+        "customer": "Acme",
+        "credit_kept": "50.00",
+    }
 
 
 def test_errors_are_clear_and_set_the_exit_code(env: dict[str, str]) -> None:

@@ -21,6 +21,8 @@ PAYMENT = "payment"
 REFUND = "refund"
 REVENUE = "revenue"
 VOID = "void"  # an invoice issued in error, reversed whole
+CREDIT_KEPT = "credit_kept"  # a payment finance recorded left customer credit
+CREDIT_APPLIED = "credit_applied"  # customer credit held applied to a later invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +83,17 @@ class Invoice:
     total: Decimal
     invoice_number: str | None = None  # the invoice a credit note credits
     applied: Decimal = Decimal(0)  # how much of a credit note the billing core applied to it
+    credit: Decimal = Decimal(0)  # a credit note: what it left as the customer's credit
 
 
 @dataclass(frozen=True, slots=True)
 class Payment:
-    """Money received (``payment``) or paid back (``refund``)."""
+    """Money received (``payment``) or paid back (``refund``). ``credit`` is the part that is
+    the customer's credit: what a payment left over once it paid what it could (an
+    over-payment), what a refund paid out of credit. ``credit_kept`` (a payment finance
+    recorded in accounting: the over-payment to move to customer credit) and
+    ``credit_applied`` (credit held applied to the invoice ``invoice_number``) move credit only.
+    """
 
     key: str
     document_type: str
@@ -97,6 +105,7 @@ class Payment:
     invoice_number: str | None = None
     reference: str | None = None
     credit_note_number: str | None = None  # a refund: the credit note it pays out
+    credit: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +164,7 @@ class ExternalPayment:
     currency: str
     date: date
     where: str  # where it was found, for messages
+    problem: str | None = None  # it cannot be matched (why): listed for a person to fix
 
 
 class AccountingTarget(Protocol):

@@ -40,6 +40,7 @@ class Accounts(BaseModel):
     one_time_revenue: str = "Income:OneTime"
     sales_tax: str = "Liabilities:SalesTax"
     bank: str = "Assets:Bank"
+    customer_credit: str = "Liabilities:CustomerCredit"
 
     check_names = field_validator("*")(lambda cls, value: check_account(value))
 

@@ -5,7 +5,12 @@
   payable per rate.
 - Credit note: the reverse of its share: credit receivable; debit revenue for what its invoice
   had already journaled (and one-time lines), deferred revenue for the rest, and tax payable.
-- Payment: debit the bank, credit receivable. Refund: the other way round.
+- Payment: debit the bank, credit receivable for what it paid and the customer's credit (a
+  liability, one sub-account per customer) for what it left over. Refund: debit the customer's
+  credit it pays out, credit the bank. A credit note also credits the customer's credit with
+  what it left over; credit applied later to an invoice moves from customer credit to
+  receivable (``credit_applied``); an over-payment finance recorded itself moves from
+  receivable to customer credit (``credit_kept``).
 - Revenue journal: debit deferred revenue (``deferred``) or the unbilled receivable
   (``unbilled``: revenue earned before its invoice), credit the revenue accounts (negative
   amounts for a credit note's revenue); ``invoiced``: on an invoice's issue date, debit deferred
@@ -26,6 +31,8 @@ from datetime import date
 from decimal import Decimal
 
 from connector.accounting.base import (
+    CREDIT_APPLIED,
+    CREDIT_KEPT,
     CREDIT_NOTE,
     JOURNAL_INVOICED,
     JOURNAL_UNBILLED,
@@ -62,6 +69,11 @@ def customer_component(customer: Customer) -> str:
 def tax_account(chart: Chart, rate: Decimal) -> str:
     text = format(rate.normalize(), "f").replace(".", "-")
     return f"{chart.accounts.sales_tax}:{text}"
+
+
+def credit_account(chart: Chart, receivable: str) -> str:
+    """The customer's credit account beside its receivable account (same last component)."""
+    return f"{chart.accounts.customer_credit}:{receivable.rsplit(':', 1)[-1]}"
 
 
 def link(number: str) -> str:
@@ -112,6 +124,8 @@ def _invoice(doc: Invoice, chart: Chart, receivable: str) -> str:
             postings[revenue] += sign * line.amount
     for tax in doc.taxes:
         postings[tax_account(chart, tax.rate)] += sign * tax.amount
+    if doc.credit:  # a credit note's credit left over for the customer
+        postings[credit_account(chart, receivable)] = -doc.credit
     postings[receivable] = -sum(postings.values(), ZERO)
     kind = {CREDIT_NOTE: "Credit note", VOID: "Void of invoice"}.get(doc.document_type, "Invoice")
     narration = f"{kind} {doc.number}" + (
@@ -130,16 +144,27 @@ def _invoice(doc: Invoice, chart: Chart, receivable: str) -> str:
 
 
 def _payment(doc: Payment, chart: Chart, receivable: str) -> str:
-    received = doc.amount if doc.document_type != REFUND else -doc.amount
-    postings = {chart.accounts.bank: received, receivable: -received}
-    kind = "Refund" if doc.document_type == REFUND else "Payment"
+    credit = credit_account(chart, receivable)
+    if doc.document_type == CREDIT_APPLIED:
+        postings = {credit: doc.amount, receivable: -doc.amount}
+    elif doc.document_type == CREDIT_KEPT:
+        postings = {receivable: doc.amount, credit: -doc.amount}
+    else:
+        received = doc.amount if doc.document_type != REFUND else -doc.amount
+        kept = doc.credit if doc.document_type != REFUND else -doc.credit
+        postings = {chart.accounts.bank: received, receivable: kept - received, credit: -kept}
+    kind = {
+        REFUND: "Refund",
+        CREDIT_APPLIED: "Customer credit applied",
+        CREDIT_KEPT: "Over-payment kept as customer credit",
+    }.get(doc.document_type, "Payment")
     target = f" for {doc.invoice_number}" if doc.invoice_number else ""
     reference = f" ({doc.reference})" if doc.reference else ""
     return _transaction(
         doc.paid_on,
         doc.customer.name,
         f"{kind}{target}{reference}",
-        links=(doc.invoice_number,),
+        links=(doc.invoice_number, doc.credit_note_number),
         document=(doc.document_type, doc.document_id),
         postings=postings,
         currency=doc.currency,

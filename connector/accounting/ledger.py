@@ -263,6 +263,14 @@ class Ledger:
             ]
         return results
 
+    def _pays_in(self, entry: data.Transaction) -> bool:
+        """Money received into a bank account of the chart: what a payment would do."""
+        bank = self.chart.accounts.bank
+        return any(
+            (account == bank or account.startswith(bank + ":")) and units > 0
+            for account, _, units in _postings(entry)
+        )
+
     def payments(self, since: str | None = None) -> tuple[list[ExternalPayment], str | None]:
         """Payments finance recorded in the main file: a transaction without our metadata,
         linked to an invoice (``^INV-…``), that credits a receivable account. The cursor is not
@@ -279,29 +287,61 @@ class Ledger:
         for entry in found:
             if not isinstance(entry, data.Transaction) or "document_type" in entry.meta:
                 continue
+            where = f"{entry.meta.get('filename')}:{entry.meta.get('lineno')}"
             credited: dict[str, Decimal] = {}
             for account, currency, units in _postings(entry):
                 if account == receivable or account.startswith(receivable + ":"):
                     credited[currency] = credited.get(currency, Decimal(0)) - units
-            for number in sorted(entry.links):
-                for currency, amount in credited.items():
-                    if amount <= 0:
-                        continue
-                    identity = (entry.date, number, amount, currency)
-                    seen[identity] += 1
+            received = {currency: amount for currency, amount in credited.items() if amount > 0}
+            if not entry.links:
+                if received and self._pays_in(entry):
                     payments.append(
-                        ExternalPayment(
-                            reference=f"ledger:{entry.date}:{number}:{amount}:{currency}:"
-                            f"{seen[identity]}",
-                            invoice_number=number,
-                            amount=amount,
-                            currency=currency,
-                            date=entry.date,
-                            where=f"{entry.meta.get('filename')}:{entry.meta.get('lineno')}",
+                        _unmatched(
+                            entry,
+                            where,
+                            "credits a receivable account but is linked to no invoice (add ^INV-…)",
                         )
                     )
-                break  # one payment per transaction, for its first linked invoice
+                continue
+            number = sorted(entry.links)[0]  # one payment per transaction: its first link
+            if not received:
+                if self._pays_in(entry):
+                    payments.append(
+                        _unmatched(
+                            entry,
+                            where,
+                            f"is linked to {number} but credits no account under {receivable}",
+                        )
+                    )
+                continue
+            for currency, amount in received.items():
+                identity = (entry.date, number, amount, currency)
+                seen[identity] += 1
+                payments.append(
+                    ExternalPayment(
+                        reference=f"ledger:{entry.date}:{number}:{amount}:{currency}:"
+                        f"{seen[identity]}",
+                        invoice_number=number,
+                        amount=amount,
+                        currency=currency,
+                        date=entry.date,
+                        where=where,
+                    )
+                )
         return payments, since
+
+
+def _unmatched(entry: data.Transaction, where: str, problem: str) -> ExternalPayment:
+    """A transaction that looks like a payment but cannot be applied: listed with why."""
+    return ExternalPayment(
+        reference=f"ledger:unmatched:{where}",
+        invoice_number=sorted(entry.links)[0] if entry.links else "",
+        amount=Decimal(0),
+        currency="",
+        date=entry.date,
+        where=where,
+        problem=problem,
+    )
 
 
 def _postings(entry: data.Transaction) -> list[tuple[str, str, Decimal]]:

@@ -226,6 +226,9 @@ class Document(Base):
     # before is taken back from revenue when they are issued (the credited invoice's revenue was
     # journaled through the day before when the credit note was drafted).
     revenue_from: Mapped[date | None]
+    # Credit notes: what was left as the customer's credit once the credit note had reduced
+    # what its invoice (and the customer's other open invoices) owed when it was issued.
+    credit_kept: Mapped[Decimal | None]
     created_at: Mapped[datetime] = _created()
 
 
@@ -291,6 +294,9 @@ class Payment(Base):
     reference: Mapped[str | None]
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
     unapplied: Mapped[Decimal | None]  # not yet applied to invoices; NULL once all is applied
+    # Payments: what was left as the customer's credit once the payment had paid what it could
+    # when it was recorded (an over-payment); set then, never changed.
+    credit_kept: Mapped[Decimal | None]
     created_at: Mapped[datetime] = _created()
 
 
@@ -307,6 +313,9 @@ class Allocation(Base):
     refund_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     amount: Mapped[Decimal]
     allocated_on: Mapped[date]
+    # Applied out of credit the customer already held (a later invoice paid by an earlier
+    # over-payment or credit note): accounting moves it from customer credit to receivables.
+    from_credit: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = _created()
 
 

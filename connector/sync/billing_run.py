@@ -50,7 +50,12 @@ from connector.db.subscriptions import load_subscriptions
 from connector.db.types import utc_now
 from connector.errors import BillingError, ConnectorError, StorageError
 from connector.settings import Settings
-from connector.sync.settlement import apply_credit_note, customers_with_credit, settle_customer
+from connector.sync.settlement import (
+    apply_credit_note,
+    customers_with_credit,
+    keep_credit,
+    settle_customer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +275,8 @@ def _bill_batch(
     session.flush()
     for customer_id in customers_with_credit(session, sorted({d.customer_id for d in issued})):
         settle_customer(session, customer_id, as_of)
+    for doc in credit_notes_issued:
+        keep_credit(session.get_one(tables.Document, doc.id))
     if updates:
         _save_states(session, updates)
     _tally(result, issued)

@@ -2,9 +2,10 @@
 
 1. Beancount loads the ledger with its plugins (what ``bean-check`` does): every error it
    reports is a difference.
-2. Each invoice and credit note in the ledger moves its customer's receivable by its total.
-3. Each customer's receivable balance in the ledger equals the billing core's: invoices less
-   credit notes, payments and plus refunds (void invoices excluded).
+2. Each invoice and credit note in the ledger moves its customer's receivable (and customer
+   credit) by its total.
+3. Each customer's receivable less its credit in the ledger equals the billing core's balance:
+   invoices less credit notes, payments and plus refunds (void invoices excluded).
 
 Documents not posted yet are counted, not reported as differences: run ``connector push``.
 """
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.accounting import base
+from connector.accounting import entries as entries_module
 from connector.accounting.ledger import Ledger
 from connector.billing.payments import InvoiceStatus
 from connector.db import outbox, tables
@@ -71,7 +73,15 @@ def check_ledger(session: Session, ledger: Ledger) -> CheckResult:
             f"{source.get('filename')}:{source.get('lineno')}: {error.message}"
         )
     customers = {account: customer for customer, account in ledger.customer_accounts.items()}
-    receivable_root = ledger.chart.accounts.receivable
+    # A customer's credit (over-payments, credit notes left over) is the other side of what it
+    # owes: receivable and credit together are the balance the billing core keeps.
+    customers.update(
+        {
+            entries_module.credit_account(ledger.chart, account): customer
+            for account, customer in list(customers.items())
+        }
+    )
+    roots = (ledger.chart.accounts.receivable, ledger.chart.accounts.customer_credit)
     ledger_balances: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
     totals = {(doc.kind, str(doc.id)): doc for doc in session.scalars(select(tables.Document))}
     for entry in entries:
@@ -79,7 +89,7 @@ def check_ledger(session: Session, ledger: Ledger) -> CheckResult:
             continue
         moved: dict[str, Decimal] = defaultdict(lambda: ZERO)
         for posting in entry.postings:
-            if posting.account.startswith(receivable_root) and posting.units is not None:
+            if posting.account.startswith(roots) and posting.units is not None:
                 customer_id = customers.get(posting.account)
                 units = posting.units.number or ZERO
                 moved[posting.units.currency] += units

@@ -107,7 +107,11 @@ class _Loader:
                 select(tables.RevenueJournal).where(tables.RevenueJournal.id.in_(journal_ids))
             )
         }
-        payment_ids = by_type.get(base.PAYMENT, []) + by_type.get(base.REFUND, [])
+        payment_ids = (
+            by_type.get(base.PAYMENT, [])
+            + by_type.get(base.REFUND, [])
+            + by_type.get(base.CREDIT_KEPT, [])
+        )
         self.payments = {
             row.id: row
             for row in session.scalars(
@@ -249,6 +253,11 @@ class _Loader:
             total=doc.total,
             invoice_number=self.number(doc.invoice_id),
             applied=applied,
+            credit=(
+                (doc.credit_kept or Decimal(0))
+                if row.document_type == base.CREDIT_NOTE
+                else Decimal(0)
+            ),
         )
 
     def payment(self, row: tables.Outbox) -> base.Payment:
@@ -264,6 +273,51 @@ class _Loader:
             invoice_number=self.number(payment.invoice_id),
             reference=payment.reference,
             credit_note_number=self._refunded_credit_note(payment),
+            credit=payment.credit_kept or Decimal(0),
+        )
+
+    def credit_kept(self, row: tables.Outbox) -> base.Payment:
+        """An over-payment finance recorded in accounting: moved to the customer's credit."""
+        payment = self.payments[row.document_id]
+        return base.Payment(
+            key=document_key(row.document_type, payment.id),
+            document_type=row.document_type,
+            document_id=payment.id,
+            customer=self.customer(payment.customer_id),
+            paid_on=payment.received_on,
+            currency=payment.currency,
+            amount=payment.credit_kept or Decimal(0),
+            invoice_number=self.number(payment.invoice_id),
+            reference=payment.reference,
+        )
+
+    def credit_applied(self, row: tables.Outbox) -> base.Payment:
+        """Customer credit held (an earlier over-payment or credit note) applied to an
+        invoice."""
+        allocation = self.session.get_one(tables.Allocation, row.document_id)
+        invoice = self._document(allocation.invoice_id or 0)
+        source = (
+            self.number(allocation.credit_note_id)
+            if allocation.credit_note_id is not None
+            else None
+        )
+        reference = None
+        if allocation.payment_id is not None:
+            paid = self.session.get_one(tables.Payment, allocation.payment_id)
+            reference = f"payment of {paid.received_on.isoformat()}" + (
+                f" {paid.reference}" if paid.reference else ""
+            )
+        return base.Payment(
+            key=document_key(row.document_type, allocation.id),
+            document_type=row.document_type,
+            document_id=allocation.id,
+            customer=self.customer(invoice.customer_id),
+            paid_on=allocation.allocated_on,
+            currency=invoice.currency,
+            amount=allocation.amount,
+            invoice_number=invoice.number,
+            reference=reference,
+            credit_note_number=source,
         )
 
     def _refunded_credit_note(self, payment: tables.Payment) -> str | None:
@@ -310,6 +364,10 @@ class _Loader:
             return self.invoice(row)
         if row.document_type in (base.PAYMENT, base.REFUND):
             return self.payment(row)
+        if row.document_type == base.CREDIT_KEPT:
+            return self.credit_kept(row)
+        if row.document_type == base.CREDIT_APPLIED:
+            return self.credit_applied(row)
         return self.revenue(row)
 
 
@@ -406,6 +464,10 @@ def read_payments(
         result.stopped = str(error)
         return result
     for payment in found:
+        if payment.problem is not None:
+            result.refused[payment.where] = payment.problem
+            log.warning("payment at %s not recorded: %s", payment.where, payment.problem)
+            continue
         try:
             with transaction(factory) as session:
                 known = session.scalar(
@@ -436,6 +498,8 @@ def read_payments(
                 outbox.delivered_elsewhere(
                     session, base.PAYMENT, row.id, target.name, payment.where
                 )
+                if row.credit_kept:  # an over-payment: to the customer's credit
+                    outbox.enqueue(session, base.CREDIT_KEPT, [row.id])
                 result.recorded += 1
         except ConnectorError as error:
             result.refused[payment.where] = str(error)

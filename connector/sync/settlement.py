@@ -2,6 +2,11 @@
 
 Every movement of money between a source (a payment, a credit note) and a target (an invoice, a
 refund) is an allocation row, written in the same transaction as the totals it changes.
+
+What a payment or credit note cannot apply when it is recorded (an over-payment, a credit note
+on a paid invoice) is the customer's credit: ``credit_kept`` records it, and accounting holds it
+as a liability to the customer, not as a negative receivable. Credit applied later to another
+invoice (``from_credit``) and refunds paid out of it move it back.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ from connector.db.documents import CREDIT_NOTE_ISSUED, find_document
 from connector.errors import BillingError, InvalidInputError, NotFoundError
 
 Source = tables.Payment | tables.Document
+CREDIT_APPLIED = "credit_applied"  # outbox: credit held applied to an invoice
+
+
+def keep_credit(source: Source) -> None:
+    """The source has paid or credited what it could when it was recorded: what is left is
+    the customer's credit from now on."""
+    source.credit_kept = source.unapplied or ZERO
 
 
 def due_of(invoice: tables.Document) -> Decimal:
@@ -43,26 +55,31 @@ def _allocate(
     *,
     invoice: tables.Document | None = None,
     refund: tables.Payment | None = None,
-) -> None:
+) -> tables.Allocation:
     """Record money moving from a payment or credit note to an invoice or a refund."""
     is_payment = isinstance(source, tables.Payment)
-    session.add(
-        tables.Allocation(
-            payment_id=source.id if is_payment else None,
-            credit_note_id=None if is_payment else source.id,
-            invoice_id=invoice.id if invoice is not None else None,
-            refund_id=refund.id if refund is not None else None,
-            amount=amount,
-            allocated_on=on,
-        )
+    allocation = tables.Allocation(
+        payment_id=source.id if is_payment else None,
+        credit_note_id=None if is_payment else source.id,
+        invoice_id=invoice.id if invoice is not None else None,
+        refund_id=refund.id if refund is not None else None,
+        amount=amount,
+        allocated_on=on,
+        # Out of credit held since the source was recorded (not while it was being recorded).
+        from_credit=invoice is not None and source.credit_kept is not None,
     )
+    session.add(allocation)
     _spend(source, amount)
+    return allocation
 
 
 def _apply(
     session: Session, source: Source, invoice: tables.Document, amount: Decimal, on: date
 ) -> None:
-    _allocate(session, source, amount, on, invoice=invoice)
+    allocation = _allocate(session, source, amount, on, invoice=invoice)
+    if allocation.from_credit:
+        session.flush()
+        outbox.enqueue(session, CREDIT_APPLIED, [allocation.id])
     if isinstance(source, tables.Payment):
         invoice.amount_paid += amount
     else:
@@ -219,6 +236,8 @@ def record_payment(
     if invoice is not None and invoice.status == InvoiceStatus.OPEN.value:
         _apply(session, payment, invoice, min(value, due_of(invoice)), received_on)
     settle_customer(session, customer_id, received_on)
+    keep_credit(payment)
+    session.flush()
     return payment
 
 
@@ -260,12 +279,16 @@ def record_refund(
     session.flush()
     outbox.enqueue(session, PaymentKind.REFUND.value, [refund.id])
     left = value
+    from_credit = ZERO
     for source in sources:
         take = min(left, source.unapplied or ZERO)
         if take <= 0:
             continue
+        if source.credit_kept is not None:
+            from_credit += take
         _allocate(session, source, take, refunded_on, refund=refund)
         left -= take
+    refund.credit_kept = from_credit  # a refund: what it paid out of customer credit
     session.flush()
     return refund
 

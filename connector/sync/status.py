@@ -141,7 +141,8 @@ def last_runs(session: Session, jobs: Sequence[str]) -> dict[str, LastRun | None
 
 
 def refusals(session: Session) -> list[Refusal]:
-    """Documents parked by an accounting target and records Salesforce refused, with why."""
+    """Documents parked by an accounting target, records Salesforce refused, and payments
+    recorded in accounting that the last read could not apply (where they are), with why."""
     parked = session.execute(
         select(tables.Delivery.target, tables.Document.number, tables.Outbox, tables.Delivery.error)
         .join(tables.Outbox, tables.Outbox.id == tables.Delivery.outbox_id)
@@ -163,6 +164,10 @@ def refusals(session: Session) -> list[Refusal]:
         .order_by(tables.WritebackState.object, tables.WritebackState.key)
     ):
         found.append(Refusal(f"salesforce {state.object}", state.key, state.error or ""))
+    payments = last_runs(session, ["payments"])["payments"]
+    refused_payments = (payments.summary or {}).get("refused") if payments else None
+    for where, why in sorted((refused_payments or {}).items()):
+        found.append(Refusal("accounting payment", where, why))
     for contact in session.scalars(
         select(tables.AccountingContact)
         .where(tables.AccountingContact.error.is_not(None))

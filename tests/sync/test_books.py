@@ -8,7 +8,7 @@ with Beancount and read back by date. Figures are worked out by hand from the pr
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,12 +19,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind
 from connector.billing.revenue import month_end
+from connector.db import tables
 from connector.db.engine import transaction
 from connector.settings import Settings
-from connector.sync import contracts
+from connector.sync import contracts, settlement
 from connector.sync.billing_run import run_billing
-from connector.sync.push import push
+from connector.sync.ledger_check import check_ledger
+from connector.sync.push import make_target, push, read_payments
 from connector.sync.revenue_close import close_revenue
+from connector.sync.status import status
 from tests import builders
 
 D = Decimal
@@ -169,3 +172,111 @@ def test_a_one_time_charge_billed_late_is_revenue_on_its_service_date(
         date(2026, 3, 1): D("-2500.00"),
     }
     assert_contract_balances_hold(entries, date(2026, 1, 1), date(2026, 3, 31))
+
+
+def test_an_over_payment_is_the_customers_credit_until_it_pays_a_later_invoice(
+    factory: sessionmaker[Session], ledger_settings: Settings
+) -> None:
+    sub = builders.simple_subscription(factory, start=date(2026, 1, 1))  # 100.00 a month
+    run_billing(factory, ledger_settings, date(2026, 1, 1))  # INV-000001
+    with transaction(factory) as session:
+        paid = settlement.record_payment(
+            session, amount="250.00", received_on=date(2026, 1, 10), invoice_number="INV-000001"
+        )
+        assert paid.credit_kept == D("150.00")
+    run_billing(factory, ledger_settings, date(2026, 2, 1))  # INV-000002, paid from credit
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, sub, cancel_date=date(2026, 2, 15))
+    run_billing(factory, ledger_settings, date(2026, 2, 20))  # CN-000001 on the paid invoice
+    with transaction(factory) as session:
+        settlement.record_refund(
+            session, customer_id=1, amount="100.00", refunded_on=date(2026, 2, 25)
+        )
+    push(factory, ledger_settings)
+
+    entries = ledger(ledger_settings)
+    receivable = by_date(entries, "Assets:AccountsReceivable")
+    credit = by_date(entries, "Liabilities:CustomerCredit")
+    assert receivable == {
+        date(2026, 1, 1): D("100.00"),  # INV-000001
+        date(2026, 1, 10): D("-100.00"),  # paid by 100.00 of the 250.00
+        date(2026, 2, 1): D("0.00"),  # INV-000002 (100.00), paid at once from credit (-100.00)
+    }
+    # 14 unused days of February's 28 are credited: 50.00, all kept as credit (paid invoice).
+    assert credit == {
+        date(2026, 1, 10): D("-150.00"),
+        date(2026, 2, 1): D("100.00"),
+        date(2026, 2, 20): D("-50.00"),
+        date(2026, 2, 25): D("100.00"),  # refunded out of the credit
+    }
+    assert balance_on(credit, date(2026, 2, 25)) == 0
+    assert by_date(entries, "Assets:Bank") == {
+        date(2026, 1, 10): D("250.00"),
+        date(2026, 2, 25): D("-100.00"),
+    }
+    # The receivable never goes below zero: what the customer is owed is a liability.
+    for day in receivable:
+        assert balance_on(receivable, day) >= 0
+    with transaction(factory) as session:
+        check = check_ledger(session, make_target(ledger_settings))
+    assert (check.differences, check.waiting) == ([], 0)
+
+
+def test_payments_finance_records_that_cannot_be_applied_are_listed_with_file_and_line(
+    factory: sessionmaker[Session], ledger_settings: Settings
+) -> None:
+    builders.simple_subscription(factory, start=date(2026, 1, 1), ref="C1")  # 100.00 a month
+    run_billing(factory, ledger_settings, date(2026, 1, 1))
+    push(factory, ledger_settings)
+    main = ledger_settings.ledger.path
+    receivable = "Assets:AccountsReceivable:Customer-C1-1"
+    lines = main.read_text(encoding="utf-8").count("\n")
+    main.write_text(
+        main.read_text(encoding="utf-8") + '2026-01-05 * "Customer C1" "Wire" ^INV-000099\n'
+        f"  Assets:Bank   40.00 USD\n  {receivable}\n\n"
+        + '2026-01-06 * "Customer C1" "Wire, booked to the wrong account" ^INV-000001\n'
+        "  Assets:Bank   30.00 USD\n  Income:OneTime\n\n"
+        + '2026-01-07 * "Customer C1" "Wire, paying more than is due" ^INV-000001\n'
+        f"  Assets:Bank   130.00 USD\n  {receivable}\n",
+        encoding="utf-8",
+    )
+
+    result = read_payments(factory, ledger_settings)
+
+    assert result.recorded == 1
+    assert result.refused == {
+        f"{main}:{lines + 1}": "no invoice INV-000099",
+        f"{main}:{lines + 5}": "is linked to INV-000001 but credits no account under "
+        "Assets:AccountsReceivable",
+    }
+    with transaction(factory) as session:
+        session.add(
+            tables.JobRun(
+                job="payments",
+                started_at=datetime(2026, 1, 8, tzinfo=UTC),
+                finished_at=datetime(2026, 1, 8, tzinfo=UTC),
+                ok=True,
+                summary=result.to_dict(),
+            )
+        )
+    with factory() as session:
+        listed = [r.to_dict() for r in status(session, date(2026, 1, 8)).refused]
+    assert listed == [
+        {"where": "accounting payment", "what": f"{main}:{lines + 1}", "error": "no invoice INV-000099"},
+        {
+            "where": "accounting payment",
+            "what": f"{main}:{lines + 5}",
+            "error": "is linked to INV-000001 but credits no account under Assets:AccountsReceivable",
+        },
+    ]  # fmt: skip
+    # The over-payment (30.00 of the 130.00) moves to the customer's credit in the ledger.
+    push(factory, ledger_settings)
+    entries = ledger(ledger_settings)
+    assert by_date(entries, "Liabilities:CustomerCredit") == {date(2026, 1, 7): D("-30.00")}
+    # 100.00 owed - 130.00 received + 30.00 moved to credit; the 40.00 linked to no invoice of
+    # ours stays where finance put it, listed above until someone fixes it.
+    assert by_date(entries, "Assets:AccountsReceivable") == {
+        date(2026, 1, 1): D("100.00"),
+        date(2026, 1, 5): D("-40.00"),
+        date(2026, 1, 7): D("-100.00"),
+    }

@@ -155,6 +155,13 @@ class XeroTarget:
             self._create(PAYMENTS, payments, retried, results, contacts)
             self._void(by_type.get(base.VOID, []), retried, results)
             self._journals(by_type.get(base.REVENUE, []), retried, results)
+            for doc in by_type.get(base.CREDIT_APPLIED, []) + by_type.get(base.CREDIT_KEPT, []):
+                results[doc.key] = PostResult(
+                    doc.key,
+                    False,
+                    error="customer credit moved in the billing core is not sent to Xero: "
+                    "allocate the customer's credit in Xero",
+                )
         except AccountingError as error:
             log.warning("xero push stopped: %s", error)
             for doc in documents:

@@ -1,4 +1,5 @@
-"""Revenue recognized per line, credit notes' first journaled day, kinds of revenue journals.
+"""Revenue recognized per line, credit notes' first journaled day, kinds of revenue journals;
+customer credit kept by payments and credit notes, and applied out of credit.
 
 - ``document_lines.recognized``: revenue of each line recognized so far. Filled here from what
   earlier versions journaled (their schedules gave each day the line's amount / its days,
@@ -8,6 +9,10 @@
   took back the days through the issue date when the credit note was issued: the day after.
 - ``revenue_journals.kind``: ``deferred`` (as before), ``unbilled`` or ``invoiced``; the unique
   constraint includes it.
+- ``payments.credit_kept``, ``documents.credit_kept``: what a payment or credit note left as
+  customer credit when it was recorded; ``allocations.from_credit``: applied out of credit held.
+  Earlier versions left customer credit in receivables: existing rows keep that (credit kept
+  unknown: NULL, nothing applied out of credit).
 
 Revision ID: 0009
 Revises: 0008
@@ -58,6 +63,17 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("documents", schema=None) as batch_op:
         batch_op.add_column(sa.Column("revenue_from", sa.Date(), nullable=True))
+        batch_op.add_column(
+            sa.Column("credit_kept", connector.db.types.ExactDecimal(length=64), nullable=True)
+        )
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("credit_kept", connector.db.types.ExactDecimal(length=64), nullable=True)
+        )
+    with op.batch_alter_table("allocations", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("from_credit", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     with op.batch_alter_table("revenue_journals", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("kind", sa.String(length=16), nullable=False, server_default="deferred")
@@ -141,7 +157,12 @@ def downgrade() -> None:
             "uq_revenue_journals_document_id_period_end", ["document_id", "period_end"]
         )
         batch_op.drop_column("kind")
+    with op.batch_alter_table("allocations", schema=None) as batch_op:
+        batch_op.drop_column("from_credit")
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_column("credit_kept")
     with op.batch_alter_table("documents", schema=None) as batch_op:
+        batch_op.drop_column("credit_kept")
         batch_op.drop_column("revenue_from")
     with op.batch_alter_table("document_lines", schema=None) as batch_op:
         batch_op.drop_column("recognized")
