@@ -767,7 +767,7 @@ def test_connector_documents_and_other_transactions_are_not_payments(main: Path)
         "  Assets:Bank                              10.00 USD\n"
         f"  {ALICE_AR}                   -10.00 USD\n"
         "\n"
-        # no link
+        # no link: not applied, but listed for a person to link it
         '2026-02-12 * "Alice Inc." "Unlinked wire"\n'
         "  Assets:Bank                              11.00 USD\n"
         f"  {ALICE_AR}                   -11.00 USD\n"
@@ -783,7 +783,11 @@ def test_connector_documents_and_other_transactions_are_not_payments(main: Path)
         "  Income:OneTime                            1.00 USD\n",
     )
     _load_clean(main)
-    assert ledger.payments(None) == ([], None)
+    found, cursor = ledger.payments(None)
+    assert cursor is None
+    assert [(p.where.rsplit(":", 1)[1], p.amount, p.problem) for p in found] == [
+        ("16", D("0"), "credits a receivable account but is linked to no invoice (add ^INV-…)")
+    ]
 
 
 def test_two_identical_hand_payments_get_distinct_references(main: Path) -> None:

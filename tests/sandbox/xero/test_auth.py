@@ -260,6 +260,7 @@ def test_settings_lists(api: Api) -> None:
         ("200", "REVENUE", "Sales"),
         ("260", "REVENUE", "Other Revenue"),
         ("610", "CURRENT", "Accounts Receivable"),
+        ("615", "CURRENT", "Accrued Revenue"),
         ("820", "CURRLIAB", "Sales Tax"),
         ("835", "CURRLIAB", "Revenue Received in Advance"),
     ]
