@@ -153,6 +153,7 @@ def status_report(report: Status) -> Group:
     limit = f" of {report.org_limit} (org used {report.org_used})" if report.org_limit else ""
     overview.add_row(f"API calls {report.api_day}", f"{report.api_calls}{limit}")
     parts.append(overview)
+    parts.append(_books_line(report))
     for target, connection in report.connections.items():
         state = connection["state"]
         if state == "connected":
@@ -183,6 +184,21 @@ def status_report(report: Status) -> Group:
             refused.add_row(refusal.where, refusal.what, refusal.error)
         parts.append(refused)
     return Group(*parts)
+
+
+def _books_line(report: Status) -> str:
+    books = report.books
+    if books.closed_through is None:
+        return "Books: open (never closed)"
+    line = (
+        f"Books closed through {books.closed_through} by {escape(books.closed_by or '?')} "
+        f"at {books.closed_at.isoformat(timespec='seconds') if books.closed_at else '?'}"
+        f"{' (reopened)' if books.reopened else ''}: entries dated on or before it are booked "
+        f"on {books.first_open_day}"
+    )
+    for target, count in books.in_flight.items():
+        line += f"\n  {count} documents in flight to {target} (answer not recorded)"
+    return line
 
 
 def document_table(rows: Sequence[tuple[tables.Document, str]]) -> Table:

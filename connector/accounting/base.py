@@ -72,6 +72,7 @@ class Invoice:
     total: Decimal
     invoice_number: str | None = None  # the invoice a credit note credits
     applied: Decimal = Decimal(0)  # how much of a credit note the billing core applied to it
+    booking_date: date | None = None  # booked on this day: its own is in a closed period
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class Payment:
     invoice_number: str | None = None
     reference: str | None = None
     credit_note_number: str | None = None  # a refund: the credit note it pays out
+    booking_date: date | None = None  # booked on this day: its own is in a closed period
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class RevenueJournal:
     source_number: str
     invoice_number: str | None
     amounts: tuple[RevenueAmount, ...]
+    booking_date: date | None = None  # booked on this day: its own is in a closed period
 
     document_type = REVENUE
 
