@@ -92,7 +92,7 @@ def books_state(session: Session) -> Books:
     )
 
 
-def close_books(  # noqa: PLR0913 - one parameter per option of the command
+def close_books(
     factory: sessionmaker[Session],
     through: date,
     *,
