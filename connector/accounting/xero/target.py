@@ -162,9 +162,9 @@ class XeroTarget:
             invoices = by_type.get(base.INVOICE, [])
             self._create(INVOICES, invoices, retried, results, contacts)
             voids = by_type.get(base.VOID, [])
-            credit_notes = by_type.get(base.CREDIT_NOTE, []) + [
-                _credit_in_full(doc) for doc in voids if doc.booking_date is not None
-            ]
+            credit_notes = by_type.get(base.CREDIT_NOTE, []) + self._credits_for_voids(
+                [doc for doc in voids if doc.booking_date is not None], results
+            )
             self._create(CREDIT_NOTES, credit_notes, retried, results, contacts)
             self._allocate(credit_notes, retried, results)
             payments = by_type.get(base.PAYMENT, []) + by_type.get(base.REFUND, [])
@@ -330,6 +330,21 @@ class XeroTarget:
                 )
             else:
                 results[doc.key] = result
+
+    def _credits_for_voids(
+        self, voids: Sequence[Invoice], results: dict[str, PostResult]
+    ) -> list[Invoice]:
+        """The credit notes that take the place of voids of invoices in a closed period, for
+        the invoices Xero holds (the others wait for theirs)."""
+        credits = []
+        for doc in voids:
+            try:
+                self._xero_id(base.INVOICE, doc.number)
+            except _WaitingError as waiting:
+                results[doc.key] = PostResult(doc.key, False, error=str(waiting), retriable=True)
+            else:
+                credits.append(_credit_in_full(doc))
+        return credits
 
     def _void(
         self, voids: Sequence[Invoice], retried: frozenset[str], results: dict[str, PostResult]
