@@ -6,6 +6,10 @@ confirmed, ``pending`` to try again, ``parked`` with the target's message. A cra
 post and the record leaves the rows undelivered; the next push posts them again and the target,
 which already holds them, answers done without writing twice.
 
+Closed periods: a batch is built under the books' lock and dated by the closing in force (a
+document whose own date is on or before it is booked on the first open day), and its rows are
+marked in flight until their answers are recorded, so that no closing crosses them.
+
 Payments recorded in accounting are read back here too (:func:`read_payments`).
 """
 
