@@ -56,7 +56,7 @@ from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.sandbox.xero.server import XeroConfig, XeroSandbox
 from connector.settings import Settings, load_settings
 from connector.sync import aging as sync_aging
-from connector.sync import contracts, crm_pull, settlement
+from connector.sync import closing, contracts, crm_pull, settlement
 from connector.sync import push as sync_push
 from connector.sync import review as sync_review
 from connector.sync import status as sync_status
@@ -87,7 +87,10 @@ report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 invoice_app = typer.Typer(help="Invoices and credit notes.", no_args_is_help=True)
 payment_app = typer.Typer(help="Payments and refunds.", no_args_is_help=True)
 revenue_app = typer.Typer(help="Revenue recognition.", no_args_is_help=True)
-ledger_app = typer.Typer(help="The Beancount ledger.", no_args_is_help=True)
+ledger_app = typer.Typer(
+    help="The books: closing periods (any target), checking the Beancount ledger.",
+    no_args_is_help=True,
+)
 xero_app = typer.Typer(help="The Xero connection.", no_args_is_help=True)
 review_app = typer.Typer(help="Records held for review.", no_args_is_help=True)
 sandbox_app = typer.Typer(
@@ -421,6 +424,82 @@ def ledger_check(ctx: typer.Context, as_json: JsonOption = False) -> None:
         )
     if not result.ok:
         raise typer.Exit(1)
+
+
+@ledger_app.command("close")
+@handles_errors
+def ledger_close(  # noqa: PLR0917 - one parameter per option
+    ctx: typer.Context,
+    through: Annotated[
+        str,
+        typer.Option(
+            "--through",
+            help="Close the books through this day (YYYY-MM-DD): nothing is dated on or "
+            "before it any more.",
+        ),
+    ],
+    reopen: Annotated[
+        bool,
+        typer.Option("--reopen", help="Move the closing back to an earlier day (reopen)."),
+    ] = False,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who closes (default: the user running this).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (kept with the closing).")] = None,
+    as_of: DateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Close the books through a day: later entries dated on or before it (a late credit note,
+    revenue caught up, a void) are booked on the first open day instead."""
+    state = _state(ctx)
+    try:
+        day = datetime.strptime(through, "%Y-%m-%d").replace(tzinfo=UTC).date()
+    except ValueError:
+        errors.print(
+            f"error: --through {through!r} is not a day (YYYY-MM-DD)", markup=False, highlight=False
+        )
+        raise typer.Exit(2) from None
+    try:
+        result = closing.close_books(
+            state.database(),
+            day,
+            by=by or _user(),
+            today=_day(as_of),
+            reopen=reopen,
+            reason=reason,
+            targets=[state.settings.accounting.target],
+        )
+    except closing.ClosingRefusedError as error:
+        errors.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    books = result.books
+    if not result.changed:
+        console.print(f"the books are already closed through {day}", highlight=False)
+    else:
+        was = f" (was {result.previous})" if result.previous else ""
+        verb = "reopened: now closed" if books.reopened else "closed"
+        console.print(
+            f"books {verb} through {books.closed_through}{was} by {books.closed_by}; "
+            f"entries dated on or before it are booked on {books.first_open_day}",
+            highlight=False,
+        )
+    for target, count in result.waiting.items():
+        if count:
+            console.print(
+                f"{target}: {count} documents waiting to be posted (those dated on or before "
+                f"{books.closed_through} will be booked on {books.first_open_day})",
+                highlight=False,
+            )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        return "unknown"
 
 
 @app.command()

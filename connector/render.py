@@ -159,6 +159,7 @@ def status_report(report: Status) -> Group:
     limit = f" of {report.org_limit} (org used {report.org_used})" if report.org_limit else ""
     overview.add_row(f"API calls {report.api_day}", f"{report.api_calls}{limit}")
     parts.append(overview)
+    parts.append(_books_line(report))
     for target, connection in report.connections.items():
         state = connection["state"]
         if state == "connected":
@@ -305,6 +306,21 @@ def aging_report(report: Sequence[CurrencyAging], as_of: date, width: int = 80) 
         parts.append(table if _natural_width(table) <= width else _aging_stacked(section, as_of))
     parts.append(Text(AGING_CAPTION, style="dim"))
     return Group(*parts)
+
+
+def _books_line(report: Status) -> str:
+    books = report.books
+    if books.closed_through is None:
+        return "Books: open (never closed)"
+    line = (
+        f"Books closed through {books.closed_through} by {escape(books.closed_by or '?')} "
+        f"at {books.closed_at.isoformat(timespec='seconds') if books.closed_at else '?'}"
+        f"{' (reopened)' if books.reopened else ''}: entries dated on or before it are booked "
+        f"on {books.first_open_day}"
+    )
+    for target, count in books.in_flight.items():
+        line += f"\n  {count} documents in flight to {target} (answer not recorded)"
+    return line
 
 
 def document_table(rows: Sequence[tuple[tables.Document, str]]) -> Table:

@@ -84,6 +84,7 @@ class Invoice:
     invoice_number: str | None = None  # the invoice a credit note credits
     applied: Decimal = Decimal(0)  # how much of a credit note the billing core applied to it
     credit: Decimal = Decimal(0)  # a credit note: what it left as the customer's credit
+    booking_date: date | None = None  # booked on this day: its own is in a closed period
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,7 @@ class Payment:
     reference: str | None = None
     credit_note_number: str | None = None  # a refund: the credit note it pays out
     credit: Decimal = Decimal(0)
+    booking_date: date | None = None  # booked on this day: its own is in a closed period
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,7 @@ class RevenueJournal:
     invoice_number: str | None
     amounts: tuple[RevenueAmount, ...]
     kind: str = JOURNAL_DEFERRED
+    booking_date: date | None = None  # booked on this day: its own is in a closed period
 
     document_type = REVENUE
 

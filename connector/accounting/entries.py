@@ -19,6 +19,10 @@
 Every transaction carries ``document_type`` and ``document_id`` metadata (in that order, on the
 first two lines, which is how the ledger finds what it already holds) and links ``^NUMBER`` that
 tie a document to its invoice.
+
+A document whose own date is in a closed period is dated on its booking date (the first open
+day, :mod:`connector.accounting.dating`), with ``original_date`` and ``original_period``
+metadata and a narration ending ``(for 2026-03, period closed)``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
+from connector.accounting import dating
 from connector.accounting.base import (
     CREDIT_APPLIED,
     CREDIT_KEPT,
@@ -132,14 +137,15 @@ def _invoice(doc: Invoice, chart: Chart, receivable: str) -> str:
         f" for {doc.invoice_number}" if doc.invoice_number else ""
     )
     return _transaction(
-        doc.issue_date,
+        dating.booked_on(doc),
         doc.customer.name,
-        narration,
+        narration + dating.closed_suffix(doc),
         links=(doc.number, doc.invoice_number),
         document=(doc.document_type, doc.document_id),
         postings=dict(postings),
         currency=doc.currency,
-        extra={"due": doc.due_date.isoformat()} if not credit else None,
+        extra=({"due": doc.due_date.isoformat()} if not credit else {})
+        | dating.ledger_metadata(doc),
     )
 
 
@@ -161,13 +167,14 @@ def _payment(doc: Payment, chart: Chart, receivable: str) -> str:
     target = f" for {doc.invoice_number}" if doc.invoice_number else ""
     reference = f" ({doc.reference})" if doc.reference else ""
     return _transaction(
-        doc.paid_on,
+        dating.booked_on(doc),
         doc.customer.name,
-        f"{kind}{target}{reference}",
+        f"{kind}{target}{reference}{dating.closed_suffix(doc)}",
         links=(doc.invoice_number, doc.credit_note_number),
         document=(doc.document_type, doc.document_id),
         postings=postings,
         currency=doc.currency,
+        extra=dating.ledger_metadata(doc),
     )
 
 
@@ -185,13 +192,14 @@ def _revenue(doc: RevenueJournal, chart: Chart) -> str:
         JOURNAL_INVOICED: f"{doc.source_number} bills revenue earned {span}",
     }.get(doc.kind, f"Revenue of {doc.source_number}, {span}")
     return _transaction(
-        doc.journal_date,
+        dating.booked_on(doc),
         doc.customer.name,
-        narration,
+        narration + dating.closed_suffix(doc),
         links=(doc.source_number, doc.invoice_number),
         document=(doc.document_type, doc.document_id),
         postings=dict(postings),
         currency=doc.currency,
+        extra=dating.ledger_metadata(doc),
     )
 
 

@@ -506,3 +506,29 @@ class AccountingContact(Base):
     state: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class ClosedPeriod(Base):
+    """One closing of the books: nothing may be dated on or before ``closed_through``. The
+    latest row holds; earlier ones are the history. ``reopened`` marks a closing that moved the
+    date back (``connector ledger close --reopen``)."""
+
+    __tablename__ = "closed_periods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    closed_through: Mapped[date]
+    closed_by: Mapped[str] = mapped_column(String(120))
+    closed_at: Mapped[datetime] = mapped_column(default=utc_now)
+    reopened: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class PostingInFlight(Base):
+    """An outbox row a push has sent to ``target`` (its entry dated by the closing then in
+    force) whose answer is not recorded yet: the books are not closed over it meanwhile."""
+
+    __tablename__ = "postings_in_flight"
+
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -6,6 +6,10 @@ confirmed, ``pending`` to try again, ``parked`` with the target's message. A cra
 post and the record leaves the rows undelivered; the next push posts them again and the target,
 which already holds them, answers done without writing twice.
 
+Closed periods: a batch is built under the books' lock and dated by the closing in force (a
+document whose own date is on or before it is booked on the first open day), and its rows are
+marked in flight until their answers are recorded, so that no closing crosses them.
+
 Payments recorded in accounting are read back here too (:func:`read_payments`).
 """
 
@@ -14,13 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.accounting import base
+from connector.accounting import base, dating
 from connector.accounting.base import AccountingTarget, document_key
 from connector.accounting.chart import load_chart
 from connector.accounting.ledger import Ledger
@@ -29,7 +33,7 @@ from connector.billing.money import currency as currency_of
 from connector.billing.periods import Period
 from connector.billing.pricing import ChargeKind
 from connector.billing.revenue import CreditSchedule
-from connector.db import outbox, tables
+from connector.db import books, outbox, tables
 from connector.db.engine import transaction
 from connector.errors import AccountingLimitError, ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
@@ -81,10 +85,17 @@ def make_target(
 
 # -- documents from the billing core --------------------------------------------------------------
 class _Loader:
-    """Builds the documents of a batch of outbox rows, reading each table once per batch."""
+    """Builds the documents of a batch of outbox rows, reading each table once per batch, each
+    booked on the first open day when its own date is on or before ``closed_through``."""
 
-    def __init__(self, session: Session, rows: Sequence[tables.Outbox]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        rows: Sequence[tables.Outbox],
+        closed_through: date | None = None,
+    ) -> None:
         self.session = session
+        self.closed_through = closed_through
         self.customers: dict[int, base.Customer] = {}
         self.products: dict[int, tuple[str, str | None]] = {}
         self.documents: dict[int, tables.Document] = {}
@@ -360,15 +371,18 @@ class _Loader:
         )
 
     def document(self, row: tables.Outbox) -> base.Document:
+        doc: base.Document
         if row.document_type in (base.INVOICE, base.CREDIT_NOTE, base.VOID):
-            return self.invoice(row)
-        if row.document_type in (base.PAYMENT, base.REFUND):
-            return self.payment(row)
-        if row.document_type == base.CREDIT_KEPT:
-            return self.credit_kept(row)
-        if row.document_type == base.CREDIT_APPLIED:
-            return self.credit_applied(row)
-        return self.revenue(row)
+            doc = self.invoice(row)
+        elif row.document_type in (base.PAYMENT, base.REFUND):
+            doc = self.payment(row)
+        elif row.document_type == base.CREDIT_KEPT:
+            doc = self.credit_kept(row)
+        elif row.document_type == base.CREDIT_APPLIED:
+            doc = self.credit_applied(row)
+        else:
+            doc = self.revenue(row)
+        return dating.book(doc, self.closed_through)
 
 
 def push(
@@ -385,19 +399,23 @@ def push(
     while True:
         checkpoint()
         with transaction(factory) as session:
+            books.lock(session)  # the batch is dated by the closing in force; none crosses it
             rows = outbox.undelivered(session, target.name, target.max_batch, after)
-            loader = _Loader(session, rows)
+            loader = _Loader(session, rows, books.closed_through(session))
             batch = [(row.id, loader.document(row)) for row in rows]
+            ids = [row_id for row_id, _ in batch]
+            # Before the write: a crash leaves the rows marked as sent, and in flight.
+            tried = outbox.begin_attempt(session, target.name, ids) if ids else set()
+            books.mark_in_flight(session, target.name, ids)
         if not batch:
             return result
         after = batch[-1][0]
-        with transaction(factory) as session:  # before the write: a crash leaves it marked
-            tried = outbox.begin_attempt(session, target.name, [row_id for row_id, _ in batch])
         retried = frozenset(doc.key for row_id, doc in batch if row_id in tried)
         answers = target.post([doc for _, doc in batch], retried)
         outcomes = _outcomes(batch, answers, result)
         with transaction(factory) as session:
             outbox.record(session, target.name, outcomes)
+            books.landed(session, target.name, ids)
         if all(outcome.state == outbox.PENDING for outcome in outcomes):
             return result  # the target is not taking anything now; the next push tries again
 

@@ -1,6 +1,7 @@
 """What the connector knows about its own state: the last run of each job, cursors, staged
 records (quarantined and held ones with their reasons), the outbox per accounting target
-(waiting, parked, and why), write-backs Salesforce refused, and API usage today."""
+(waiting, parked, and why), write-backs Salesforce refused, API usage today, and the day the
+books are closed through."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from connector.accounting import base
 from connector.db import outbox, staging, tables
+from connector.sync.closing import Books, books_state
 
 SYSTEM = "salesforce"
 DOCUMENT_TYPES = (base.INVOICE, base.CREDIT_NOTE, base.VOID)  # outbox rows of documents
@@ -83,6 +85,7 @@ class Status:
     outbox: dict[str, dict[str, int]] = field(default_factory=dict)
     refused: list[Refusal] = field(default_factory=list)
     connections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    books: Books = field(default_factory=Books)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +108,7 @@ class Status:
                 "org_used": self.org_used,
                 "org_limit": self.org_limit,
             },
+            "books": self.books.to_dict(),
         }
 
 
@@ -215,4 +219,5 @@ def status(
         outbox={target: outbox.depth(session, target) for target in sorted(known_targets)},
         refused=refusals(session),
         connections=connections(session),
+        books=books_state(session),
     )

@@ -12,6 +12,9 @@ allocations, payments, voids and manual journals. Pure functions, no I/O.
   debited, each revenue account credited (a credit note's revenue the other way round); revenue
   earned before its invoice debits the unbilled receivable instead, and on the invoice's date
   what the invoice clears of it moves from deferred revenue.
+
+Every document is dated on the day it is booked (``dating.booked_on``): its own date, or the
+first open day when its own is in a closed period.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from connector.accounting.base import (
     RevenueJournal,
 )
 from connector.accounting.chart import XeroChart, journal_accounts
+from connector.accounting.dating import booked_on
 from connector.billing.money import currency as currency_of
 from connector.billing.money import split_proportionally
 from connector.errors import ConnectorError
@@ -119,7 +123,7 @@ def invoice(doc: Invoice, contact_id: str, chart: XeroChart) -> dict[str, Any]:
     return {
         "Type": "ACCREC",
         "Contact": {"ContactID": contact_id},
-        "Date": doc.issue_date.isoformat(),
+        "Date": booked_on(doc).isoformat(),
         "DueDate": doc.due_date.isoformat(),
         "InvoiceNumber": doc.number,
         "Reference": doc.number,
@@ -134,7 +138,7 @@ def credit_note(doc: Invoice, contact_id: str, chart: XeroChart) -> dict[str, An
     return {
         "Type": "ACCRECCREDIT",
         "Contact": {"ContactID": contact_id},
-        "Date": doc.issue_date.isoformat(),
+        "Date": booked_on(doc).isoformat(),
         "CreditNoteNumber": doc.number,
         "Reference": doc.number,
         "CurrencyCode": doc.currency,
@@ -150,7 +154,7 @@ def allocation(doc: Invoice, invoice_id: str) -> dict[str, Any]:
             {
                 "Invoice": {"InvoiceID": invoice_id},
                 "Amount": doc.applied,
-                "Date": doc.issue_date.isoformat(),
+                "Date": booked_on(doc).isoformat(),
             }
         ]
     }
@@ -162,7 +166,7 @@ def payment(doc: Payment, applied_to: dict[str, str], chart: XeroChart) -> dict[
     return {
         target: applied_to,
         "Account": {"Code": chart.accounts.bank},
-        "Date": doc.paid_on.isoformat(),
+        "Date": booked_on(doc).isoformat(),
         "Amount": doc.amount,
         "Reference": payment_reference(doc),
     }
@@ -196,7 +200,7 @@ def manual_journal(
         return None
     return {
         "Narration": narration,
-        "Date": max(journal.journal_date for journal in journals).isoformat(),
+        "Date": max(booked_on(journal) for journal in journals).isoformat(),
         "Status": "POSTED",
         "LineAmountTypes": "NoTax",
         "JournalLines": lines,

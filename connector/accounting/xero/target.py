@@ -16,6 +16,14 @@ Exactly once:
 
 An element Xero refuses with ValidationErrors parks that one document with Xero's message; a
 document whose invoice or credit note has not reached Xero waits (retriable) with that reason.
+
+Closed periods: documents come dated by the closing of the books; Xero's own lock dates
+(``PeriodLockDate``, ``EndOfYearLockDate`` on ``GET /Organisation``, read once and again after
+Xero refuses a date) are honoured on top, the later of the two applying: a document dated on or
+before them is booked on the first open day. Both lock dates are honoured, whether or not the
+connection's user is an adviser (whom the period lock date does not bind). An invoice dated in a
+closed period is not voided (that would change the closed period): it is credited in full on the
+first open day instead, by a credit note numbered ``<invoice>-VOID`` allocated to it.
 When Xero's daily limit is spent, or it cannot be reached, what is left of the batch waits for
 the next push.
 """
@@ -24,7 +32,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +41,7 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.accounting import base
+from connector.accounting import base, dating
 from connector.accounting.base import (
     Customer,
     Document,
@@ -57,6 +66,8 @@ from connector.settings import Settings
 log = logging.getLogger(__name__)
 
 DUPLICATE_NUMBER = "must be unique"
+LOCK_DATE = "lock date"  # in Xero's refusals of a document dated in a locked period
+VOID_CREDIT_SUFFIX = "-VOID"
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,7 @@ class XeroTarget:
         extra = {"sleep": sleep} if sleep else {}
         self.client = XeroClient(self.settings, self.auth, http, limiter, **extra)
         self.contacts = XeroContacts(self.client, factory, self.settings.contact_number_prefix)
-        self._base_currency: str | None = None
+        self._organisation: dict[str, Any] | None = None
         self._delivered: dict[tuple[str, str], str] = {}  # (type, number) -> Xero id
         self._found: dict[str, dict[str, Any]] = {}  # reference -> element found by a lookup
 
@@ -131,6 +142,8 @@ class XeroTarget:
     ) -> list[PostResult]:
         results: dict[str, PostResult] = {}
         try:
+            lock = self.lock_date()
+            documents = [dating.book(doc, lock) for doc in documents]
             customers = {
                 doc.customer.id: doc.customer
                 for doc in documents
@@ -148,12 +161,15 @@ class XeroTarget:
                     results[doc.key] = PostResult(doc.key, False, error=why)
             invoices = by_type.get(base.INVOICE, [])
             self._create(INVOICES, invoices, retried, results, contacts)
-            credit_notes = by_type.get(base.CREDIT_NOTE, [])
+            voids = by_type.get(base.VOID, [])
+            credit_notes = by_type.get(base.CREDIT_NOTE, []) + self._credits_for_voids(
+                [doc for doc in voids if doc.booking_date is not None], results
+            )
             self._create(CREDIT_NOTES, credit_notes, retried, results, contacts)
             self._allocate(credit_notes, retried, results)
             payments = by_type.get(base.PAYMENT, []) + by_type.get(base.REFUND, [])
             self._create(PAYMENTS, payments, retried, results, contacts)
-            self._void(by_type.get(base.VOID, []), retried, results)
+            self._void([doc for doc in voids if doc.booking_date is None], retried, results)
             self._journals(by_type.get(base.REVENUE, []), retried, results)
             for doc in by_type.get(base.CREDIT_APPLIED, []) + by_type.get(base.CREDIT_KEPT, []):
                 results[doc.key] = PostResult(
@@ -168,7 +184,15 @@ class XeroTarget:
                 results.setdefault(
                     doc.key, PostResult(doc.key, False, error=str(error), retriable=True)
                 )
-        return [results[doc.key] for doc in documents]
+        return [self._lock_moved(results[doc.key]) for doc in documents]
+
+    def _lock_moved(self, result: PostResult) -> PostResult:
+        """A document refused for a lock date set in Xero since it was read waits for the next
+        push, which reads the lock dates again and books it after them."""
+        if result.ok or result.retriable or LOCK_DATE not in (result.error or ""):
+            return result
+        self._organisation = None
+        return replace(result, retriable=True)
 
     def _body(self, kind: _Kind, doc: Document, contacts: dict[int, str]) -> dict[str, Any]:
         if kind is PAYMENTS:
@@ -314,6 +338,21 @@ class XeroTarget:
             else:
                 results[doc.key] = result
 
+    def _credits_for_voids(
+        self, voids: Sequence[Invoice], results: dict[str, PostResult]
+    ) -> list[Invoice]:
+        """The credit notes that take the place of voids of invoices in a closed period, for
+        the invoices Xero holds (the others wait for theirs)."""
+        credits = []
+        for doc in voids:
+            try:
+                self._xero_id(base.INVOICE, doc.number)
+            except _WaitingError as waiting:
+                results[doc.key] = PostResult(doc.key, False, error=str(waiting), retriable=True)
+            else:
+                credits.append(_credit_in_full(doc))
+        return credits
+
     def _void(
         self, voids: Sequence[Invoice], retried: frozenset[str], results: dict[str, PostResult]
     ) -> None:
@@ -387,12 +426,26 @@ class XeroTarget:
                 else:
                     results[doc.key] = done[doc.key]
 
+    # -- the organisation ------------------------------------------------------------------
+    def organisation(self) -> dict[str, Any]:
+        if self._organisation is None:
+            self._organisation = dict(self.client.get("Organisation")["Organisations"][0])
+        return self._organisation
+
+    def lock_date(self) -> date | None:
+        """The later of Xero's lock dates (None when neither is set)."""
+        organisation = self.organisation()
+        return dating.later(
+            *(
+                payloads.parse_date(str(organisation[name]))
+                for name in ("PeriodLockDate", "EndOfYearLockDate")
+                if organisation.get(name)
+            )
+        )
+
     # -- revenue ---------------------------------------------------------------------------
     def base_currency(self) -> str:
-        if self._base_currency is None:
-            body = self.client.get("Organisation")
-            self._base_currency = str(body["Organisations"][0]["BaseCurrency"])
-        return self._base_currency
+        return str(self.organisation()["BaseCurrency"])
 
     def _foreign(self, key: str, currency: str) -> PostResult:
         return PostResult(
@@ -440,6 +493,8 @@ class XeroTarget:
         groups = []
         for (month, currency), members in sorted(fresh.items()):
             narration = payloads.narration(month, currency, [j.key for j in members])
+            if max(map(dating.booked_on, members)) != max(map(dating.own_date, members)):
+                narration += f" (for {month}, period closed)"
             body = payloads.manual_journal(members, self.chart, narration)
             if body is None:  # their amounts cancel out: nothing to move
                 for journal in members:
@@ -519,6 +574,19 @@ def _reference_of(kind: _Kind) -> Callable[[Any], str]:
 
 def _decimal(value: Any) -> Decimal:
     return Decimal(str(value)) if value is not None else Decimal(0)
+
+
+def _credit_in_full(void: Invoice) -> Invoice:
+    """The credit note that takes the place of voiding an invoice dated in a closed period: all
+    of it, on the first open day, the revenue already recognized taken back from revenue, and
+    allocated to the invoice; it keeps the void's key."""
+    return replace(
+        void,
+        document_type=base.CREDIT_NOTE,
+        number=void.number + VOID_CREDIT_SUFFIX,
+        invoice_number=void.number,
+        applied=void.total,
+    )
 
 
 def _void_revenue(doc: Invoice) -> RevenueJournal:

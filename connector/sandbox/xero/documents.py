@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.sandbox.xero.dates import ms_date, ms_timestamp
 from connector.sandbox.xero.errors import ElementError
+from connector.sandbox.xero.locks import date_of
 from connector.sandbox.xero.rules import (
     CENT,
     INVALID_STATUS,
@@ -103,6 +104,7 @@ def _common(
     lines, totals = _lines(store, element, unit_places, errors)
     if totals["Total"] < 0:
         errors.append("The document total cannot be negative.")
+    errors.extend(store.locks.refusals(day(element["Date"])))
     document: Document = {
         "Type": element["Type"],
         "Reference": element["Reference"],
@@ -161,6 +163,8 @@ def void_invoice(store: XeroStore, element: dict[str, Any]) -> Document:
         raise ElementError(LOCKED_BY_PAYMENT)
     if invoice["Status"] != "AUTHORISED":
         raise ElementError(INVALID_STATUS)
+    if locked := store.locks.edit_refusals(date_of(invoice["Date"])):
+        raise ElementError(*locked)
     voided = {
         **invoice,
         "Status": "VOIDED",
@@ -216,6 +220,7 @@ def create_manual_journal(store: XeroStore, element: dict[str, Any]) -> Document
         )
     if total != 0:
         errors.append("The total debits must equal total credits")
+    errors.extend(store.locks.refusals(day(element["Date"])))
     if errors:
         raise ElementError(*unique(errors))
     journal: Document = {

@@ -116,7 +116,10 @@ class XeroApi:
             raise not_found()
         name, rest, method = call.parts[0].lower(), call.parts[1:], call.method
         settings = {
-            "organisation": ("Organisations", lambda: [self.organisation]),
+            "organisation": (
+                "Organisations",
+                lambda: [{**self.organisation, **self.store.locks.organisation_fields()}],
+            ),
             "accounts": ("Accounts", self.chart.accounts_json),
             "taxrates": ("TaxRates", self.chart.tax_rates_json),
             "currencies": ("Currencies", self.chart.currencies_json),

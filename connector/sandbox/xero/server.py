@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from connector.sandbox.xero.endpoints import XeroApi
 from connector.sandbox.xero.faults import XeroFaultRule, XeroFaults
 from connector.sandbox.xero.idempotency import IdempotencyKeys
 from connector.sandbox.xero.limits import RateLimiter
+from connector.sandbox.xero.locks import LockDates
 from connector.sandbox.xero.store import XeroStore
 
 DEFAULT_TENANT_ID = "b3d5a8f2-1c4e-4f7a-9d2b-6e8c0a1f3b57"
@@ -81,6 +82,9 @@ class XeroConfig:
     faults: list[XeroFaultRule | dict[str, Any]] = field(default_factory=list)
     fault_seed: int = 0
     state_dir: Path | None = None  # where ca.pem lives; None: a temporary directory
+    period_lock_date: date | None = None  # PeriodLockDate: binds all users but advisers
+    end_of_year_lock_date: date | None = None  # EndOfYearLockDate: binds everyone
+    adviser: bool = False  # the connection acts for an adviser
 
 
 def organisation(config: XeroConfig, created: datetime) -> dict[str, Any]:
@@ -151,6 +155,9 @@ class XeroSandbox:
             base_currency=config.base_currency,
         )
         self.store = XeroStore(self.chart)
+        self.store.locks = LockDates(
+            config.period_lock_date, config.end_of_year_lock_date, config.adviser
+        )
         self.tokens = Tokens(config.client_id, config.client_secret, config.access_token_ttl)
         self.limits = RateLimiter(
             minute_limit=config.minute_limit,

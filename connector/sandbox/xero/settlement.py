@@ -82,6 +82,7 @@ def create_payment(store: XeroStore, element: dict[str, Any]) -> Document:
         errors.append(NOT_AUTHORISED)
     elif paid > document[outstanding]:
         errors.append(EXCEEDS_OUTSTANDING)
+    errors.extend(store.locks.refusals(parse_day(element["Date"])))
     if errors or document is None or account is None:
         raise ElementError(*unique(errors))
     when = parse_day(element["Date"])
@@ -137,6 +138,7 @@ def allocate(store: XeroStore, credit_note_id: str, element: dict[str, Any]) -> 
             errors.append("The credit note and the invoice must be in the same currency.")
         if invoice["Contact"]["ContactID"] != credit_note["Contact"]["ContactID"]:
             errors.append("The credit note and the invoice must belong to the same contact.")
+    errors.extend(store.locks.refusals(parse_day(element["Date"])))
     if errors or invoice is None:
         raise ElementError(*unique(errors))
     when = parse_day(element["Date"])

@@ -18,6 +18,7 @@ from typing import Any
 
 from connector.sandbox.xero.chart import Chart
 from connector.sandbox.xero.dates import datetime_ms
+from connector.sandbox.xero.locks import LockDates
 from connector.sandbox.xero.settlement import create_payment
 
 Document = dict[str, Any]
@@ -81,6 +82,7 @@ class XeroStore:
         self.credit_notes: dict[str, Document] = {}
         self.payments: dict[str, Document] = {}
         self.manual_journals: dict[str, Document] = {}
+        self.locks = LockDates()
         self._tables = {
             "contacts": self.contacts,
             "invoices": self.invoices,
@@ -158,6 +160,19 @@ class XeroStore:
                 self._transaction = None
 
     # -- helpers for tests -----------------------------------------------------------------
+    def set_lock_dates(
+        self,
+        period: date | None = None,
+        end_of_year: date | None = None,
+        *,
+        adviser: bool = False,
+    ) -> None:
+        """Set (or clear, with None) the organisation's lock dates, as an adviser would in
+        Xero's financial settings; ``adviser``: the connection acts for an adviser, whom the
+        period lock date does not bind."""
+        with self.lock:
+            self.locks = LockDates(period, end_of_year, adviser)
+
     def record_payment(
         self,
         invoice_number: str,

@@ -328,6 +328,7 @@ def test_a_manual_journal_whose_answer_was_lost_is_found_by_its_noted_narration(
 
     assert counts(second) == (10, 0, {})
     assert api_calls(xero_sandbox, mark) == [
+        ("GET", "Organisation", 200),  # its lock dates, once per target
         ("GET", "ManualJournals", 200),
         ("GET", "ManualJournals", 200),
     ]
@@ -354,7 +355,10 @@ def test_contacts_whose_answer_was_lost_are_found_by_contact_number_not_created_
 
     assert second.parked == {}
     assert counts(second) == (ROWS, 0, {})
-    assert api_calls(xero_sandbox, mark)[0] == ("GET", "Contacts", 200)
+    assert api_calls(xero_sandbox, mark)[:2] == [
+        ("GET", "Organisation", 200),  # its lock dates, once per target
+        ("GET", "Contacts", 200),
+    ]
     assert ("PUT", "Contacts", 200) not in api_calls(xero_sandbox, mark)
     assert xero_state(xero_sandbox) == EXPECTED
     assert depth(factory) == {"waiting": 0, "parked": 0}
@@ -407,17 +411,22 @@ def test_a_minute_limit_429_is_waited_out_and_the_call_succeeds(
     assert xero_state(xero_sandbox) == EXPECTED
 
 
-@pytest.mark.xero(day_limit=2)
+@pytest.mark.xero(day_limit=3)
 def test_the_daily_limit_ends_the_push_cleanly_and_the_next_day_delivers_the_rest_once(
     factory: sessionmaker[Session], xero_settings: Settings, xero_sandbox: XeroSandbox
 ) -> None:
     bill_four_customers(factory, xero_settings)
 
-    # PUT Contacts, PUT Invoices: Xero reports no call left today, so nothing more is sent.
+    # GET Organisation (lock dates), PUT Contacts, PUT Invoices: Xero reports no call left
+    # today, so nothing more is sent.
     first = push(factory, xero_settings, new_target(xero_settings, factory))
 
     assert counts(first) == (8, ROWS - 8, {})
-    assert api_calls(xero_sandbox) == [("PUT", "Contacts", 200), ("PUT", "Invoices", 200)]
+    assert api_calls(xero_sandbox) == [
+        ("GET", "Organisation", 200),
+        ("PUT", "Contacts", 200),
+        ("PUT", "Invoices", 200),
+    ]
     [error] = delivery_errors(factory, outbox.PENDING)
     assert error is not None and DAILY_SPENT.match(error), error
     assert deliveries(factory) == {"done": 8, "pending": ROWS - 8}
@@ -443,12 +452,12 @@ def test_a_push_that_meets_xeros_daily_429_ends_cleanly_and_names_the_daily_limi
     payments = read_payments(factory, xero_settings, target)
 
     assert counts(first) == (0, ROWS, {})
-    assert api_calls(xero_sandbox) == [("PUT", "Contacts", 429)]
+    assert api_calls(xero_sandbox) == [("GET", "Organisation", 429)]
     [error] = delivery_errors(factory, outbox.PENDING)
     assert error is not None and "daily API limit for this organisation is spent" in error, error
     # The day is spent: the same process sends nothing more to Xero today.
     assert payments.stopped is not None and "daily API limit" in payments.stopped
-    assert api_calls(xero_sandbox) == [("PUT", "Contacts", 429)]
+    assert api_calls(xero_sandbox) == [("GET", "Organisation", 429)]
 
     next_day(xero_sandbox)
     second = push(factory, xero_settings, new_target(xero_settings, factory))
@@ -458,13 +467,14 @@ def test_a_push_that_meets_xeros_daily_429_ends_cleanly_and_names_the_daily_limi
     assert depth(factory) == {"waiting": 0, "parked": 0}
 
 
-@pytest.mark.xero(day_limit=3)
+@pytest.mark.xero(day_limit=4)
 def test_a_credit_note_whose_allocation_the_daily_limit_cut_off_is_applied_the_next_day(
     factory: sessionmaker[Session], xero_settings: Settings, xero_sandbox: XeroSandbox
 ) -> None:
     bill_four_customers(factory, xero_settings)
 
-    # PUT Contacts, PUT Invoices, PUT CreditNotes; the allocation of CN-000002 is not sent.
+    # GET Organisation (lock dates), PUT Contacts, PUT Invoices, PUT CreditNotes; the
+    # allocation of CN-000002 is not sent.
     first = push(factory, xero_settings, new_target(xero_settings, factory))
 
     assert api_calls(xero_sandbox)[-1] == ("PUT", "CreditNotes", 200)
@@ -499,11 +509,16 @@ def test_a_void_whose_revenue_reversal_the_daily_limit_cut_off_is_reversed_the_n
     run_billing(factory, xero_settings, date(2026, 1, 10))  # INV-000002 bills January again
     close_revenue(factory, date(2026, 1, 31))
     mark = len(xero_sandbox.requests)
-    xero_sandbox.limits.set_day_remaining(2)
+    xero_sandbox.limits.set_day_remaining(3)
 
-    # PUT Invoices (INV-000002), POST Invoices (the void); its reversal is not sent.
+    # GET Organisation (lock dates), PUT Invoices (INV-000002), POST Invoices (the void); its
+    # reversal is not sent.
     push(factory, xero_settings, new_target(xero_settings, factory))
-    assert api_calls(xero_sandbox, mark) == [("PUT", "Invoices", 200), ("POST", "Invoices", 200)]
+    assert api_calls(xero_sandbox, mark) == [
+        ("GET", "Organisation", 200),
+        ("PUT", "Invoices", 200),
+        ("POST", "Invoices", 200),
+    ]
     next_day(xero_sandbox)
     push(factory, xero_settings, new_target(xero_settings, factory))
 
