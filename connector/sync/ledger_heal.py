@@ -87,13 +87,14 @@ def names(session: Session, identities: Iterable[Identity]) -> dict[Identity, st
     )
     document_ids |= {row.invoice_id for row in payments.values() if row.invoice_id is not None}
     document_ids |= {row.document_id for row in journals.values()}
-    numbers = dict(
-        session.execute(
+    numbers: dict[int, str] = {
+        document_id: number
+        for document_id, number in session.execute(
             select(tables.Document.id, tables.Document.number).where(
                 tables.Document.id.in_(document_ids)
             )
-        ).tuples()
-    )
+        )
+    }
     named: dict[Identity, str] = {}
     for kind, number in wanted:
         key = int(number) if number.isdigit() else -1
