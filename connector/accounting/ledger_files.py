@@ -228,18 +228,19 @@ def upgraded_main_file(raw: bytes, directory: Path) -> tuple[bytes, bool]:
     legacy = legacy_include_line(directory).encode()
     include = include_line(directory).encode()
     lines = raw.splitlines(keepends=True)
+    codes = [line.split(b";", 1)[0].strip() for line in lines]
+    included = include in codes
     changed = False
     for index, line in enumerate(lines):
         body = line.rstrip(b"\r\n")
         ending = line[len(body) :]
-        code = body.split(b";", 1)[0].strip()
-        if code == plugin:
-            lines[index] = b"; " + body + RETIRED.encode() + ending
+        if codes[index] == plugin or (codes[index] == legacy and included):
+            lines[index] = (
+                b"; " + body + (RETIRED.encode() if codes[index] == plugin else b"") + ending
+            )
             changed = True
-        elif code == legacy:
+        elif codes[index] == legacy:  # the new include matches the old files too
             lines[index] = body.replace(legacy, include, 1) + ending
-            changed = True
+            included = changed = True
     text = b"".join(lines)
-    if any(line.split(b";", 1)[0].strip() == include for line in text.splitlines()):
-        return text, changed
-    return text + b"\n" + include + b"\n", changed
+    return (text, changed) if included else (text + b"\n" + include + b"\n", changed)
