@@ -322,9 +322,18 @@ def push(
         )
     for key, why in {**posted.parked, **payments.refused}.items():
         errors.print(f"error: {key}: {why}", markup=False, highlight=False)
+    if posted.reposted and not as_json:
+        console.print(
+            f"no longer in the ledger, posted again: {', '.join(posted.reposted)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    for why in posted.moved_aside.values():
+        errors.print(f"error: {why}", markup=False, highlight=False, soft_wrap=True)
     if payments.stopped:
         errors.print(f"payments not read: {payments.stopped}", markup=False, highlight=False)
-    if posted.parked or posted.pending or payments.refused:
+    if posted.parked or posted.pending or payments.refused or posted.moved_aside:
         raise typer.Exit(1)
 
 

@@ -80,3 +80,8 @@ class AccountingAuthError(AccountingError):
 class AccountingLimitError(AccountingError):
     """The target's API limit for now is spent (its daily limit, or a wait longer than we wait
     out): the push ends cleanly and the next cycle resumes."""
+
+
+class LedgerFileError(AccountingError):
+    """A file of the Beancount ledger does not load (not UTF-8, a syntax error, cut short):
+    the message names it with its line. The ledger's stages wait until it is fixed."""

@@ -1,9 +1,11 @@
-"""A Beancount plugin that refuses a document posted twice.
+"""Find a document posted twice: what ``connector ledger check`` runs on the loaded ledger.
 
 Every transaction the connector writes carries ``document_type`` and ``document_id``
 metadata; Beancount's own ``noduplicates`` plugin ignores metadata, so it would not notice the
-same document posted twice with another narration. This one does. The ledger's main file loads
-it with ``plugin "connector.accounting.beancount_plugin"``.
+same document posted twice with another narration. This does. The ledger no longer loads it as
+a plugin (it must open in a plain Beancount, with nothing of the connector installed: main files
+of earlier versions have their ``plugin "connector.accounting.beancount_plugin"`` line turned
+into a comment); it still works as one where the connector is installed.
 """
 
 from __future__ import annotations

@@ -1,16 +1,22 @@
 """The Beancount ledger: the embedded accounting target.
 
-Layout: the main file (``ledger.path``, default ``var/ledger.beancount``) is made once, with the
-options, the project's duplicate-document plugin and ``include "<name>.d/*/*.beancount"``; after
-that the connector never rewrites it, so what finance writes there by hand (payments,
-adjustments, comments) stays. The connector's own entries go to new files under ``<name>.d/``,
-one per batch, each written whole to a temporary file, flushed to disk and renamed into place:
-a crash leaves either the whole batch or none of it, never half a file.
+The ledger is finance's: it opens in a plain Beancount and Fava, with nothing of the connector
+installed. The main file (``ledger.path``, default ``var/ledger.beancount``) is made once, with
+the options and ``include "<name>.d/**/*.beancount"``; after that the connector never rewrites
+it (but once, to bring a main file of an earlier version up to date: see
+:func:`ledger_files.upgraded_main_file`), so what finance writes there by hand (payments,
+adjustments, comments) stays. The connector's own entries go to new files under ``<name>.d/``, in
+a folder per year and month of the entries (:mod:`connector.accounting.ledger_files`), each file
+written whole to a temporary file, flushed to disk and renamed into place: a crash leaves either
+the whole file or none of it, never half a file.
 
-What the ledger already holds is read from those files at start (the ``document_type`` and
-``document_id`` lines each transaction begins with), so posting a document that is already there
-is a no-op. Payments finance records in the main file (a transaction linked ``^INV-…`` that
-credits a receivable account) are read back by :meth:`Ledger.payments`.
+What the ledger holds is read from its files with Beancount's parser (the ``document_type`` and
+``document_id`` metadata of each transaction, the accounts opened), again whenever a file
+appears, changes or disappears; posting a document that is already there is a no-op. A file
+that does not parse or was cut short stops every write until :meth:`Ledger.heal` moves it aside
+(the connector's own files) or a person fixes it (any other). Payments finance records in the
+main file (a transaction linked ``^INV-…`` that credits a receivable account) are read back by
+:meth:`Ledger.payments`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import contextlib
 import fcntl
 import os
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -28,7 +33,7 @@ from pathlib import Path
 from beancount.core import data
 from beancount.parser import parser
 
-from connector.accounting import entries
+from connector.accounting import entries, ledger_files
 from connector.accounting.base import (
     Customer,
     Document,
@@ -37,12 +42,12 @@ from connector.accounting.base import (
     RevenueJournal,
 )
 from connector.accounting.chart import Chart
-from connector.errors import ConfigError
+from connector.accounting.ledger_files import FileProblem, Held
+from connector.errors import LedgerFileError
 
-PLUGIN = "connector.accounting.beancount_plugin"
-DOCUMENT = re.compile(r'^  document_type: "([a-z_]+)"\n  document_id: "(\d+)"$', re.MULTILINE)
-OPEN = re.compile(r"^\d{4}-\d{2}-\d{2} open ([A-Z][^\s;]*)", re.MULTILINE)
+PLUGIN = ledger_files.PLUGIN  # named by the main files of earlier versions; no longer loaded
 CUSTOMER = re.compile(r'^\d{4}-\d{2}-\d{2} open (\S+)\n  customer_id: "(\d+)"$', re.MULTILINE)
+ALREADY = "already in the ledger"
 
 
 class Ledger:
@@ -57,68 +62,103 @@ class Ledger:
         self.documents: set[tuple[str, str]] = set()
         self.accounts: set[str] = set()
         self.customer_accounts: dict[int, str] = {}
+        self._held: dict[Path, Held] = {}
         self._sequence = 0
-        self._seen: set[Path] = set()
         # The connector's files first, the main file last: the main file's include then
-        # always matches at least one file, even after a crash in between.
+        # always matches at least one file, even after a crash in between. Nothing is written
+        # while a file does not load (its accounts and documents are unknown).
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._scan()
-        self._open_chart()
         with self._locked():
-            if not self._files():
-                self._write_batch("; The billing connector's entries follow in this folder.\n")
-        self._ensure_main_file()
+            for stale in self.directory.rglob(".*.tmp"):  # a file a crash cut short
+                stale.unlink()
+            self._refresh()
+            if not self.problems:
+                self._open_chart()
+                self._ensure_a_batch()
+            self._ensure_main_file()
 
     # -- files -----------------------------------------------------------------------------
     def _ensure_main_file(self) -> None:
-        include = f'include "{self.directory.name}/*/*.beancount"'
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
-            header = (
-                "; The billing connector's ledger. Open it with: fava "
-                f"{self.path.name}\n"
-                f"; The connector writes its entries to {self.directory.name}/ and never rewrites "
-                "this file:\n; add your own entries (payments, adjustments) below.\n\n"
-                'option "title" "Billing"\n'
-                f'option "operating_currency" "{self.operating_currency}"\n'
-                f'plugin "{PLUGIN}"\n'
-                f"{include}\n\n"
-            )
-            _write_atomically(self.path, header)
+            text = ledger_files.new_main_file(self.path, self.directory, self.operating_currency)
+            ledger_files.write_atomically(self.path, text)
             return
-        present = {line.strip() for line in self.path.read_text(encoding="utf-8").splitlines()}
-        missing = [line for line in (f'plugin "{PLUGIN}"', include) if line not in present]
-        if missing:  # an existing ledger: add our two lines at its end, once
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write("\n" + "\n".join(missing) + "\n")
+        real = self.path.resolve()
+        raw = real.read_bytes()
+        upgraded, changed = ledger_files.upgraded_main_file(raw, self.directory)
+        if changed:  # an earlier version's lines, each changed in place: the whole file anew
+            ledger_files.write_atomically(real, upgraded, mode=real.stat().st_mode & 0o7777)
+        elif upgraded != raw:  # an existing ledger: our include added at its end, once
+            with real.open("ab") as handle:
+                handle.write(upgraded[len(raw) :])
                 handle.flush()
                 os.fsync(handle.fileno())
 
-    def _files(self) -> list[Path]:
-        return sorted(self.directory.glob("*/*.beancount"))
+    def _ensure_a_batch(self) -> None:
+        """The include must match a file, even when finance's main file opens every account."""
+        if not any(path != self.path for path in self._held):
+            self._write_batch(
+                "; The billing connector's entries follow in this folder.\n",
+                self._accounts_folder,
+            )
 
-    def _scan(self) -> None:
+    @property
+    def _accounts_folder(self) -> str:
+        """Accounts opened alone go to the month of their opening date."""
+        return ledger_files.month_folder(self.chart.open_date)
+
+    @property
+    def problems(self) -> list[FileProblem]:
+        """The files that do not load, as last read."""
+        return [held.problem for _, held in sorted(self._held.items()) if held.problem]
+
+    def refresh(self) -> list[FileProblem]:
+        """Read the files again (those that appeared, changed or disappeared) and return the
+        problems found."""
         with self._locked():
-            for stale in self.directory.glob("*/.*.tmp"):  # a batch a crash cut short
-                stale.unlink()
-            if self.path.exists():
-                self._read(self.path, documents=False)
             self._refresh()
-
-    def _read(self, file: Path, *, documents: bool = True) -> None:
-        text = file.read_text(encoding="utf-8")
-        self.accounts.update(OPEN.findall(text))
-        if documents:
-            self.documents.update(DOCUMENT.findall(text))
-        for account, customer_id in CUSTOMER.findall(text):
-            self.customer_accounts.setdefault(int(customer_id), account)
+        return self.problems
 
     def _refresh(self) -> None:
-        """Read the batch files written since the last look (by another process, too)."""
-        for file in self._files():
-            if file not in self._seen:
-                self._read(file)
-                self._seen.add(file)
+        """Read what changed on disk since the last look (by another process, or a person)."""
+        files = [self.path, *ledger_files.batch_files(self.directory)]
+        present = set(files)
+        rebuild = any(path not in present for path in self._held)
+        for gone in [path for path in self._held if path not in present]:
+            del self._held[gone]
+        added: list[Held] = []
+        for file in files:
+            known = self._held.get(file)
+            if known is not None and known.signature == ledger_files.signature(file):
+                continue
+            held = ledger_files.inspect(file, self.chart.accounts.receivable)
+            rebuild = rebuild or known is not None
+            if held is None:
+                self._held.pop(file, None)
+                continue
+            self._held[file] = held
+            added.append(held)
+        if rebuild:
+            self.documents, self.accounts, self.customer_accounts = set(), set(), {}
+            added = [self._held[path] for path in sorted(self._held)]
+        for held in added:
+            self._take(held)
+        for held in added:  # a receivable's name tells its customer when its open is gone
+            for customer_id, account in held.used_receivables.items():
+                self.customer_accounts.setdefault(customer_id, account)
+
+    def _take(self, held: Held) -> None:
+        self.documents.update(held.documents)
+        self.accounts.update(held.opened)
+        for customer_id, account in held.customers.items():
+            self.customer_accounts.setdefault(customer_id, account)
+
+    def _check(self) -> None:
+        """Refuse to go on while a file does not load: its documents and accounts are unknown."""
+        problems = self.problems
+        if problems:
+            raise LedgerFileError(str(problems[0]))
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -131,20 +171,56 @@ class Ledger:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _write_batch(self, text: str) -> Path:
-        """One new batch file, in a folder per month of writing; never over an existing one."""
-        folder = self.directory / time.strftime("%Y-%m")
-        folder.mkdir(parents=True, exist_ok=True)
+    def _write_batch(
+        self,
+        text: str,
+        folder: str,
+        documents: set[tuple[str, str]] | None = None,
+        opening: dict[str, str] | None = None,
+    ) -> Path:
+        """One new batch file in ``folder`` (``YYYY/MM``), ending with the end line; never over
+        an existing one. What it holds is known at once."""
+        directory = self.directory / folder
+        directory.mkdir(parents=True, exist_ok=True)
         while True:
             self._sequence += 1
-            name = f"{time.time_ns()}-{os.getpid()}-{self._sequence:06d}.beancount"
-            final = folder / name
+            final = directory / ledger_files.batch_name(self._sequence)
             try:
-                _write_atomically(final, text, replace=False)
+                ledger_files.write_atomically(final, f"{text}\n{ledger_files.END}\n", replace=False)
             except FileExistsError:
                 continue
-            self._seen.add(final)
-            return final
+            break
+        stamp = ledger_files.signature(final)
+        held = Held(stamp or (0, 0, 0), set(documents or ()), set(opening or ()))
+        for account, directive in (opening or {}).items():
+            found = CUSTOMER.search(directive)
+            if found:
+                held.customers[int(found.group(2))] = account
+        self._held[final] = held
+        self._take(held)
+        return final
+
+    # -- healing -------------------------------------------------------------------------------
+    def heal(self) -> dict[str, str]:
+        """Make the ledger load again where the connector can: each of its own batch files that
+        does not parse or was cut short is moved aside (``<name>.damaged``, beside it: nothing
+        is deleted), so that its documents count as missing and are posted again; the chart's
+        accounts are opened again if their file was lost. Returns each file moved aside with
+        its problem. A file the connector did not write (finance's) is never touched: while
+        one does not load, :class:`LedgerFileError` names it."""
+        moved: dict[str, str] = {}
+        with self._locked():
+            self._refresh()
+            for problem in self.problems:
+                if problem.path != self.path and ledger_files.is_ours(problem.path):
+                    aside = ledger_files.move_aside(problem.path)
+                    moved[str(problem.path)] = f"{problem}; moved aside to {aside.name}"
+            if moved:
+                self._refresh()
+            self._check()
+            self._open_chart()
+            self._ensure_a_batch()
+        return moved
 
     # -- accounts --------------------------------------------------------------------------
     def _open_chart(self) -> None:
@@ -160,14 +236,15 @@ class Ledger:
             *self.chart.revenue_by_product.values(),
             *self.chart.revenue_by_family.values(),
         ]
-        with self._locked():
-            self._refresh()
-            opening: dict[str, str] = {}
-            for account in dict.fromkeys(fixed):
-                self._open(account, opening)
-            if opening:
-                self._write_batch("\n".join(opening.values()))
-                self.accounts.update(opening)
+        opening: dict[str, str] = {}
+        for account in dict.fromkeys(fixed):
+            self._open(account, opening)
+        if opening:
+            self._write_batch(
+                "\n".join(opening.values()),
+                self._accounts_folder,
+                opening=opening,
+            )
 
     def receivable(self, customer: Customer, opening: dict[str, str]) -> str:
         account = self.customer_accounts.get(customer.id) or (
@@ -183,13 +260,6 @@ class Ledger:
         if account not in self.accounts and account not in opening:
             opening[account] = entries.open_directive(self.chart.open_date, account, customer)
 
-    def _opened(self, opening: dict[str, str]) -> None:
-        self.accounts.update(opening)
-        for account, directive in opening.items():
-            found = CUSTOMER.search(directive)
-            if found:
-                self.customer_accounts.setdefault(int(found.group(2)), account)
-
     def _accounts_of(self, text: str, opening: dict[str, str]) -> None:
         for line in text.splitlines()[3:]:
             account = line.split()[0] if line.startswith("  ") and line.strip() else None
@@ -200,6 +270,7 @@ class Ledger:
     def upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:
         with self._locked():
             self._refresh()
+            self._check()
             return self._upsert_customers(customers)
 
     def _upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:
@@ -207,13 +278,16 @@ class Ledger:
         accounts = [self.receivable(customer, opening) for customer in customers]
         if opening:
             try:
-                self._write_batch("\n".join(opening.values()))
+                self._write_batch(
+                    "\n".join(opening.values()),
+                    self._accounts_folder,
+                    opening=opening,
+                )
             except OSError as error:
                 return [
                     PostResult(f"customer:{customer.id}", False, error=str(error), retriable=True)
                     for customer in customers
                 ]
-            self._opened(opening)
         return [
             PostResult(f"customer:{customer.id}", True, external_id=account)
             for customer, account in zip(customers, accounts, strict=True)
@@ -225,42 +299,55 @@ class Ledger:
         """Every document is checked against the files on disk, retried or not."""
         with self._locked():
             self._refresh()
+            self._check()
             return self._post(documents)
 
     def _post(self, documents: Sequence[Document]) -> list[PostResult]:
+        """One file per month the new entries are dated in, the earliest first and with the
+        accounts they open: a crash between two files leaves every account a written entry
+        needs open."""
         opening: dict[str, str] = {}
-        texts: list[str] = []
-        results: list[PostResult] = []
+        months: dict[str, list[tuple[tuple[str, str], str]]] = {}
+        identities: list[tuple[str, str] | None] = []
         batch: set[tuple[str, str]] = set()
         for doc in documents:
             identity = (doc.document_type, str(doc.document_id))
             if identity in self.documents or identity in batch:
-                results.append(PostResult(doc.key, True, external_id="already in the ledger"))
+                identities.append(None)
                 continue
+            batch.add(identity)
             receivable = (
                 "" if isinstance(doc, RevenueJournal) else self.receivable(doc.customer, opening)
             )
             text = entries.entry(doc, self.chart, receivable)
             self._accounts_of(text, opening)
-            texts.append(text)
-            batch.add(identity)
-            results.append(PostResult(doc.key, True))
-        if texts:
+            folder = ledger_files.entry_folder(text, self._accounts_folder)
+            months.setdefault(folder, []).append((identity, text))
+            identities.append(identity)
+        written: dict[tuple[str, str], str] = {}
+        failure: str | None = None
+        for index, folder in enumerate(sorted(months)):
+            parts = months[folder]
+            head = list(opening.values()) if index == 0 else []
             try:
-                written = self._write_batch("\n".join([*opening.values(), *texts]))
-            except OSError as error:  # nothing was written: every document is tried again
-                return [
-                    result
-                    if result.external_id
-                    else PostResult(result.key, False, error=str(error), retriable=True)
-                    for result in results
-                ]
-            self._opened(opening)
-            self.documents.update(batch)
-            results = [
-                result if result.external_id else PostResult(result.key, True, str(written))
-                for result in results
-            ]
+                path = self._write_batch(
+                    "\n".join([*head, *(text for _, text in parts)]),
+                    folder,
+                    documents={identity for identity, _ in parts},
+                    opening=opening if index == 0 else None,
+                )
+            except OSError as error:  # this file and the later ones are tried again
+                failure = str(error)
+                break
+            written.update((identity, str(path)) for identity, _ in parts)
+        results = []
+        for doc, new in zip(documents, identities, strict=True):
+            if new is None:
+                results.append(PostResult(doc.key, True, external_id=ALREADY))
+            elif new in written:
+                results.append(PostResult(doc.key, True, external_id=written[new]))
+            else:
+                results.append(PostResult(doc.key, False, error=failure, retriable=True))
         return results
 
     def _pays_in(self, entry: data.Transaction) -> bool:
@@ -275,12 +362,10 @@ class Ledger:
         """Payments finance recorded in the main file: a transaction without our metadata,
         linked to an invoice (``^INV-…``), that credits a receivable account. The cursor is not
         needed: each payment's reference is stable, so reading one again changes nothing."""
-        found, errors, _ = parser.parse_file(str(self.path))
-        if errors:
-            first = errors[0]
-            raise ConfigError(
-                f"{first.source.get('filename')}:{first.source.get('lineno')}: {first.message}"
-            )
+        with self._locked():
+            self._refresh()
+        self._check()
+        found, _, _ = parser.parse_file(str(self.path))
         receivable = self.chart.accounts.receivable
         seen: Counter[tuple[object, ...]] = Counter()
         payments = []
@@ -363,25 +448,3 @@ def _postings(entry: data.Transaction) -> list[tuple[str, str, Decimal]]:
             totals[currency] = totals.get(currency, Decimal(0)) + number
         known += [(blank[0], currency, -total) for currency, total in totals.items() if total]
     return known
-
-
-def _write_atomically(path: Path, text: str, *, replace: bool = True) -> None:
-    """Write the whole file or nothing: a temporary file, flushed to disk, then moved into
-    place (``replace`` off: linked, so that an existing file is never overwritten)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            temporary.replace(path)
-        else:
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

@@ -197,6 +197,7 @@ class CycleResult:
             or billed.get("failed")
             or pushed.get("parked")
             or pushed.get("pending")
+            or pushed.get("moved_aside")
             or self.stages.get("payments", {}).get("refused")
             or written.get("failed")
         )

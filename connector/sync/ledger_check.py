@@ -1,10 +1,15 @@
 """``connector ledger check``: the ledger is valid, and it agrees with the billing core.
 
-1. Beancount loads the ledger with its plugins (what ``bean-check`` does): every error it
-   reports is a difference.
-2. Each invoice and credit note in the ledger moves its customer's receivable (and customer
+1. Beancount loads the ledger (what ``bean-check`` does, but never from Beancount's pickle cache,
+   which a load by ``bean-check`` or Fava may have left blind to batch files added since): every
+   error it reports is a difference.
+2. No document is in the ledger twice (the same ``document_type`` and ``document_id``).
+3. No batch file was cut short or moved aside as damaged (by ``connector push``, which posted
+   its documents again: delete the moved file once a person has looked at it).
+4. Every document delivered to the ledger is still there, named by its number.
+5. Each invoice and credit note in the ledger moves its customer's receivable (and customer
    credit) by its total.
-3. Each customer's receivable less its credit in the ledger equals the billing core's balance:
+6. Each customer's receivable less its credit in the ledger equals the billing core's balance:
    invoices less credit notes, payments and plus refunds (void invoices excluded).
 
 Documents not posted yet are counted, not reported as differences: run ``connector push``.
@@ -15,17 +20,21 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from beancount import loader
 from beancount.core import data
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.accounting import base
+from connector.accounting import base, ledger_files
 from connector.accounting import entries as entries_module
+from connector.accounting.beancount_plugin import unique_document_ids
 from connector.accounting.ledger import Ledger
 from connector.billing.payments import InvoiceStatus
 from connector.db import outbox, tables
+from connector.sync import ledger_heal
 
 ZERO = Decimal(0)
 
@@ -64,13 +73,40 @@ def _core_balances(session: Session) -> dict[tuple[int, str], Decimal]:
     return balances
 
 
+def load_uncached(path: Path) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    """Beancount's loader without its pickle cache (as Fava loads): the cache is keyed on the
+    files it loaded last time, so it does not see files the include matches since."""
+    return loader._load([(str(path), True)], None, None, None)
+
+
 def check_ledger(session: Session, ledger: Ledger) -> CheckResult:
     result = CheckResult(waiting=outbox.depth(session, ledger.name)["waiting"])
-    entries, errors, _ = loader.load_file(str(ledger.path))
-    for error in errors:
+    entries, errors, _ = load_uncached(ledger.path)
+    _, duplicates = unique_document_ids(entries, {})
+    for error in [*errors, *duplicates]:
         source = error.source or {}
         result.differences.append(
             f"{source.get('filename')}:{source.get('lineno')}: {error.message}"
+        )
+    for problem in ledger.refresh():  # what Beancount cannot tell: a batch cut short
+        if problem.cut_short:
+            result.differences.append(str(problem))
+    for aside in ledger_files.damaged_files(ledger.directory):
+        result.differences.append(
+            f"{aside}: a damaged batch file moved aside by connector push, which posted its "
+            "documents again; delete it once checked"
+        )
+    held = {
+        (str(entry.meta["document_type"]), str(entry.meta["document_id"]))
+        for entry in entries
+        if isinstance(entry, data.Transaction)
+        and "document_type" in entry.meta
+        and "document_id" in entry.meta
+    }
+    lost = ledger_heal.missing(session, ledger.name, held)
+    for name in ledger_heal.names(session, lost).values():
+        result.differences.append(
+            f"{name} is not in the ledger any more: connector push posts it again"
         )
     customers = {account: customer for customer, account in ledger.customer_accounts.items()}
     # A customer's credit (over-payments, credit notes left over) is the other side of what it

@@ -37,7 +37,7 @@ from connector.db import books, outbox, tables
 from connector.db.engine import transaction
 from connector.errors import AccountingLimitError, ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
-from connector.sync import revenue_close, settlement
+from connector.sync import ledger_heal, revenue_close, settlement
 from connector.sync.stopping import no_stop
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ class PushResult:
     already_there: int = 0
     pending: int = 0
     parked: dict[str, str] = field(default_factory=dict)  # document key -> why
+    reposted: list[str] = field(default_factory=list)  # lost from the ledger, put back in line
+    moved_aside: dict[str, str] = field(default_factory=dict)  # damaged ledger file -> why
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -58,6 +60,8 @@ class PushResult:
             "already_there": self.already_there,
             "pending": self.pending,
             "parked": dict(self.parked),
+            "reposted": list(self.reposted),
+            "moved_aside": dict(self.moved_aside),
         }
 
 
@@ -391,10 +395,14 @@ def push(
     target: AccountingTarget | None = None,
     checkpoint: Callable[[], None] = no_stop,
 ) -> PushResult:
-    """Deliver every outbox row the target has not received yet; ``checkpoint`` is called
-    between batches (it raises to stop there)."""
+    """Deliver every outbox row the target has not received yet, and to the ledger again what
+    it no longer holds (:mod:`connector.sync.ledger_heal`); ``checkpoint`` is called between
+    batches (it raises to stop there)."""
     target = target or make_target(settings, factory)
     result = PushResult(target.name)
+    if isinstance(target, Ledger):  # what the ledger lost since it was delivered goes again
+        healed = ledger_heal.heal(factory, target)
+        result.reposted, result.moved_aside = healed.reposted, healed.moved_aside
     after = 0  # rows left pending in this run wait for the next one
     while True:
         checkpoint()

@@ -7,6 +7,10 @@ Its balances are worked out by hand in ``test_ledger.py``.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import sysconfig
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import date
@@ -277,5 +281,47 @@ def identities(documents: Iterable[Document]) -> Counter[tuple[str, str]]:
 
 
 def batch_files(main: Path) -> list[Path]:
-    """The files the main file's include matches."""
-    return sorted(main.with_name(main.stem + ".d").glob("*/*.beancount"))
+    """The files the main file's include (``ledger.d/**/*.beancount``) matches."""
+    return sorted(main.with_name(main.stem + ".d").rglob("*.beancount"))
+
+
+PLAIN = r"""
+import importlib.util
+import sys
+
+assert importlib.util.find_spec("connector") is None, "the connector is importable"
+path, tool = sys.argv[1], sys.argv[2]
+if tool == "bean-check":
+    from beancount.scripts.check import main
+
+    sys.argv = ["bean-check", "--no-cache", path]
+    main()
+elif tool == "fava":
+    from fava.core import FavaLedger
+
+    ledger = FavaLedger(path)
+    for error in ledger.errors:
+        print(f"{error.source['filename']}:{error.source['lineno']}: {error.message}")
+    print(f"{len(ledger.all_entries)} entries")
+    sys.exit(1 if ledger.errors else 0)
+"""
+
+
+def plain_beancount(main: Path, tool: str) -> tuple[int, str]:
+    """Run ``bean-check`` or Fava's loader on ``main`` in a Python that cannot import the
+    connector (no site initialisation, so no editable install; the installed packages only):
+    its exit code and output."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", PLAIN, str(main), tool],
+        cwd=main.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr

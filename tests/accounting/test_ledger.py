@@ -1,35 +1,36 @@
 """The Beancount ledger target on real files, read back with Beancount's own loader.
 
-The main file is made once and never rewritten; batches go to ``ledger.d/YYYY-MM/``; a document
-already in the ledger is never written again, by the same or a new :class:`Ledger`; the
-project's plugin rejects a document written twice; balances come out exactly; and payments
-finance records by hand in the main file come back as :class:`ExternalPayment`.
+The main file is made once and never rewritten (but for the lines of an earlier version);
+batches go to ``ledger.d/YYYY/MM/`` by the month of their entries; a document already in the
+ledger is never written again, by the same or a new :class:`Ledger`; a document written twice is
+found (what ``connector ledger check`` runs); balances come out exactly; and payments finance
+records by hand in the main file come back as :class:`ExternalPayment`.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import subprocess
-import sys
 import time
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from beancount import loader
 from beancount.core import data, realization
+from beancount.parser import parser
 
 from connector.accounting import ledger as ledger_module
+from connector.accounting import ledger_files
 from connector.accounting.base import ExternalPayment, PostResult
-from connector.accounting.beancount_plugin import DuplicateDocumentError
+from connector.accounting.beancount_plugin import DuplicateDocumentError, unique_document_ids
 from connector.accounting.chart import Chart
 from connector.accounting.ledger import Ledger
-from connector.errors import ConfigError
+from connector.errors import LedgerFileError
 from tests.accounting.documents import (
     ALICE,
     ALICE_AR,
@@ -43,27 +44,35 @@ from tests.accounting.documents import (
     document_counts,
     identities,
     payment,
+    plain_beancount,
     scenario,
     transactions,
 )
 
 D = Decimal
 PLUGIN_LINE = 'plugin "connector.accounting.beancount_plugin"'
-INCLUDE_LINE = 'include "ledger.d/*/*.beancount"'
+RETIRED_PLUGIN_LINE = (
+    '; plugin "connector.accounting.beancount_plugin"  ; retired: connector ledger check finds '
+    "a document posted twice"
+)
+INCLUDE_LINE = 'include "ledger.d/**/*.beancount"'
+LEGACY_INCLUDE_LINE = 'include "ledger.d/*/*.beancount"'
+END = "\n; end of batch\n"
 
 MAIN_TEXT = f"""\
 ; The billing connector's ledger. Open it with: fava ledger.beancount
-; The connector writes its entries to ledger.d/ and never rewrites this file:
-; add your own entries (payments, adjustments) below.
+; The connector writes its entries to ledger.d/ (a folder per year and month) and never rewrites
+; this file: add your own entries (payments, adjustments) below.
+; Check it against the billing core with: connector ledger check
 
 option "title" "Billing"
 option "operating_currency" "USD"
-{PLUGIN_LINE}
 {INCLUDE_LINE}
 
 """
 
-CHART_OPENS = """\
+CHART_OPENS = (
+    """\
 2000-01-01 open Assets:Bank
 
 2000-01-01 open Assets:UnbilledReceivable
@@ -78,8 +87,11 @@ CHART_OPENS = """\
 
 2000-01-01 open Income:Services
 """
+    + END
+)
 
-ALICE_BATCH = """\
+ALICE_BATCH = (
+    """\
 2000-01-01 open Assets:AccountsReceivable:Alice-Inc-1
   customer_id: "1"
   name: "Alice Inc."
@@ -107,6 +119,8 @@ ALICE_BATCH = """\
   Liabilities:DeferredRevenue              400.00 USD
   Income:Subscriptions                    -400.00 USD
 """
+    + END
+)
 
 # Finance's own ledger, from before the connector: options, comments, an account, a transaction,
 # and no newline at the end.
@@ -126,21 +140,6 @@ option "operating_currency" "EUR"
 @pytest.fixture
 def main(tmp_path: Path) -> Path:
     return tmp_path / "ledger.beancount"
-
-
-@pytest.fixture
-def ticking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A clock that moves one second each time the ledger reads it, as when the connector is
-    restarted later: for tests of several instances that are not about batch file names (the
-    same second is ``test_two_ledgers_writing_in_the_same_second_lose_nothing``)."""
-    real = time.strftime
-    start = time.time()
-    ticks = itertools.count()
-
-    def strftime(fmt: str, *rest: time.struct_time) -> str:
-        return real(fmt, *rest) if rest else real(fmt, time.localtime(start + next(ticks)))
-
-    monkeypatch.setattr(time, "strftime", strftime)
 
 
 def _load(main: Path) -> tuple[list[Any], list[Any]]:
@@ -174,11 +173,12 @@ def _opened(entries: list[Any]) -> dict[str, date]:
 # -- the main file -------------------------------------------------------------------------
 
 
-def test_main_file_is_created_with_options_plugin_and_include(main: Path) -> None:
+def test_main_file_is_created_with_options_and_include(main: Path) -> None:
     Ledger(main, CHART)
     assert main.read_text(encoding="utf-8") == MAIN_TEXT
     [chart_batch] = batch_files(main)
-    assert chart_batch.parent.parent == main.parent / "ledger.d"
+    # accounts opened alone go to the month of their opening date (the chart's, 2000-01-01)
+    assert chart_batch.parent == main.parent / "ledger.d" / "2000" / "01"
     assert chart_batch.read_text(encoding="utf-8") == CHART_OPENS
     _, errors, options = loader.load_file(str(main))
     assert errors == []
@@ -194,7 +194,7 @@ def test_operating_currency_of_a_new_ledger(main: Path) -> None:
     assert options["operating_currency"] == ["JPY"]
 
 
-def test_main_file_is_never_rewritten(main: Path, ticking: None) -> None:
+def test_main_file_is_never_rewritten(main: Path) -> None:
     ledger = Ledger(main, CHART)
     stat = main.stat()
     ledger.post(scenario())
@@ -203,12 +203,10 @@ def test_main_file_is_never_rewritten(main: Path, ticking: None) -> None:
     assert (main.stat().st_ino, main.stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
 
 
-def test_existing_main_file_keeps_every_byte_and_gets_two_lines_once(
-    main: Path, ticking: None
-) -> None:
+def test_existing_main_file_keeps_every_byte_and_gets_the_include_once(main: Path) -> None:
     main.write_text(HAND_WRITTEN, encoding="utf-8")
     Ledger(main, CHART)
-    expected = HAND_WRITTEN + "\n" + PLUGIN_LINE + "\n" + INCLUDE_LINE + "\n"
+    expected = HAND_WRITTEN + "\n" + INCLUDE_LINE + "\n"
     assert main.read_text(encoding="utf-8") == expected
     Ledger(main, CHART).post(scenario())
     Ledger(main, CHART)
@@ -242,21 +240,33 @@ def test_existing_main_file_that_opens_the_whole_chart_passes_bean_check(main: P
     )
     main.write_text(opens, encoding="utf-8")
     Ledger(main, Chart())
-    assert (
-        main.read_text(encoding="utf-8") == opens + "\n" + PLUGIN_LINE + "\n" + INCLUDE_LINE + "\n"
-    )
+    assert main.read_text(encoding="utf-8") == opens + "\n" + INCLUDE_LINE + "\n"
     _load_clean(main)
 
 
-def test_existing_main_file_with_the_plugin_gets_only_the_include(main: Path) -> None:
-    text = HAND_WRITTEN.replace(
+def test_existing_main_file_with_the_plugin_has_it_turned_into_a_comment(main: Path) -> None:
+    """An earlier version added the plugin line to finance's own file: it becomes a comment in
+    place, every other byte stays, and the include is added once."""
+    before = HAND_WRITTEN.replace(
         'option "operating_currency" "EUR"\n', f'option "operating_currency" "EUR"\n{PLUGIN_LINE}\n'
     )
-    main.write_text(text + "\n", encoding="utf-8")
+    main.write_text(before + "\n", encoding="utf-8")
+    os.chmod(main, 0o640)
     Ledger(main, CHART)
-    assert main.read_text(encoding="utf-8") == text + "\n\n" + INCLUDE_LINE + "\n"
+    expected = (
+        HAND_WRITTEN.replace(
+            'option "operating_currency" "EUR"\n',
+            f'option "operating_currency" "EUR"\n{RETIRED_PLUGIN_LINE}\n',
+        )
+        + "\n\n"
+        + INCLUDE_LINE
+        + "\n"
+    )
+    assert main.read_text(encoding="utf-8") == expected
+    assert main.stat().st_mode & 0o777 == 0o640
     Ledger(main, CHART)
-    assert main.read_text(encoding="utf-8") == text + "\n\n" + INCLUDE_LINE + "\n"
+    assert main.read_text(encoding="utf-8") == expected
+    _load_clean(main)
 
 
 def test_chart_accounts_are_open_before_any_document(main: Path) -> None:
@@ -292,9 +302,7 @@ def test_chart_open_date_is_used(main: Path) -> None:
     assert set(_opened(_load_clean(main)).values()) == {date(2019, 7, 1)}
 
 
-def test_an_account_added_to_the_chart_is_opened_by_the_next_instance(
-    main: Path, ticking: None
-) -> None:
+def test_an_account_added_to_the_chart_is_opened_by_the_next_instance(main: Path) -> None:
     Ledger(main, Chart())
     Ledger(main, CHART)
     Ledger(main, CHART)
@@ -324,7 +332,7 @@ def test_post_writes_one_batch_file(main: Path) -> None:
     results = ledger.post(alice)
     [written] = [path for path in batch_files(main) if path not in before]
     assert written.read_text(encoding="utf-8") == ALICE_BATCH
-    assert written.parent.name == time.strftime("%Y-%m")
+    assert written.parent == main.parent / "ledger.d" / "2026" / "01"
     assert results == [PostResult(doc.key, True, external_id=str(written)) for doc in alice]
     assert [path.name for path in written.parent.iterdir() if path.name.startswith(".")] == []
     entries = _load_clean(main)
@@ -365,16 +373,20 @@ def test_posting_again_with_a_new_ledger_writes_nothing(main: Path) -> None:
     assert document_counts(_load_clean(main)) == identities(docs)
 
 
-def test_a_batch_of_old_and_new_documents_writes_only_the_new(main: Path, ticking: None) -> None:
+def test_a_batch_of_old_and_new_documents_writes_only_the_new(main: Path) -> None:
     docs = scenario()
     Ledger(main, CHART).post(docs[:6])
     ledger = Ledger(main, CHART)
     before = batch_files(main)
     results = ledger.post(docs)
-    [written] = [path for path in batch_files(main) if path not in before]
-    assert results == [
-        PostResult(doc.key, True, external_id="already in the ledger") for doc in docs[:6]
-    ] + [PostResult(doc.key, True, external_id=str(written)) for doc in docs[6:]]
+    # the rest of January (three journals) and February: a file for each month
+    january, february = [path for path in batch_files(main) if path not in before]
+    assert (january.parent.name, february.parent.name) == ("01", "02")
+    assert results == (
+        [PostResult(doc.key, True, external_id="already in the ledger") for doc in docs[:6]]
+        + [PostResult(doc.key, True, external_id=str(january)) for doc in docs[6:9]]
+        + [PostResult(doc.key, True, external_id=str(february)) for doc in docs[9:]]
+    )
     assert document_counts(_load_clean(main)) == identities(docs)
 
 
@@ -405,20 +417,26 @@ def test_another_version_of_a_document_in_the_ledger_is_not_written(main: Path) 
 def test_two_ledgers_writing_in_the_same_second_lose_nothing(
     main: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Batch files are named after the second, the process and a counter of the instance: an
-    instance made later in the same process and second (a scheduler's next cycle, a CLI command
-    run by the sync engine) must not replace the files of the one before."""
-    real = time.strftime
-    frozen = time.localtime()
-    monkeypatch.setattr(time, "strftime", lambda fmt, *_: real(fmt, frozen))
+    """Batch files are named after the second (UTC), the process and a counter of the instance:
+    an instance made later in the same process and second (a scheduler's next cycle, a CLI
+    command run by the sync engine) must not replace the files of the one before."""
+    frozen = time.time_ns()
+    monkeypatch.setattr(ledger_files, "time", SimpleNamespace(time_ns=lambda: frozen))
     docs = scenario()
     Ledger(main, CHART).post(docs[:6])  # the chart's accounts, then January's first documents
-    Ledger(main, CHART).post(docs[6:])  # more documents
+    Ledger(main, CHART).post(docs[6:])  # more of January's, and February's
     Ledger(main, CHART)  # the next cycle starts
     entries = _load_clean(main)
     assert document_counts(entries) == identities(docs)
     assert "Assets:Bank" in _opened(entries)
-    assert len(batch_files(main)) == 3
+    stamp = datetime.fromtimestamp(frozen / 1e9, UTC).strftime("%Y%m%dT%H%M%SZ")
+    pid = os.getpid()
+    assert [str(path.relative_to(main.parent)) for path in batch_files(main)] == [
+        f"ledger.d/2000/01/{stamp}-{pid}-000001.beancount",
+        f"ledger.d/2026/01/{stamp}-{pid}-000001.beancount",
+        f"ledger.d/2026/01/{stamp}-{pid}-000002.beancount",
+        f"ledger.d/2026/02/{stamp}-{pid}-000002.beancount",
+    ]
 
 
 def test_a_failed_write_can_be_retried_by_the_same_ledger(
@@ -450,6 +468,198 @@ def test_a_failed_write_can_be_retried_by_the_same_ledger(
     assert document_counts(entries) == identities(docs)
 
 
+# -- files by month ----------------------------------------------------------------------------
+
+
+def _dates_and_opens(path: Path) -> tuple[set[str], list[str]]:
+    """The months a batch file's transactions are dated in, and the accounts it opens."""
+    entries, errors, _ = parser.parse_file(str(path))
+    assert errors == []
+    months = {e.date.strftime("%Y-%m") for e in entries if isinstance(e, data.Transaction)}
+    return months, [e.account for e in entries if isinstance(e, data.Open)]
+
+
+def test_a_batch_of_two_months_is_a_file_per_month_the_accounts_in_the_first(main: Path) -> None:
+    ledger = Ledger(main, CHART)
+    before = batch_files(main)
+    docs = scenario()
+    results = ledger.post(docs)
+    january, february = [path for path in batch_files(main) if path not in before]
+    assert [str(path.parent.relative_to(main.parent)) for path in (january, february)] == [
+        "ledger.d/2026/01",
+        "ledger.d/2026/02",
+    ]
+    assert _dates_and_opens(january) == (
+        {"2026-01"},
+        [
+            ALICE_AR,
+            "Liabilities:SalesTax:7-25",
+            MULLER_AR,
+            "Liabilities:SalesTax:19",
+            "Liabilities:SalesTax:7",
+            TANAKA_AR,
+            "Liabilities:SalesTax:10",
+        ],
+    )
+    assert _dates_and_opens(february) == ({"2026-02"}, [])
+    assert february.read_text(encoding="utf-8").endswith("\n\n; end of batch\n")
+    assert [result.external_id for result in results] == [str(january)] * 9 + [str(february)] * 6
+    assert document_counts(_load_clean(main)) == identities(docs)
+
+
+def test_accounts_opened_alone_go_to_the_month_of_their_opening_date(main: Path) -> None:
+    ledger = Ledger(main, Chart(open_date=date(2019, 7, 1)))
+    ledger.upsert_customers([ALICE])
+    assert [str(path.relative_to(main.parent)).rsplit("/", 1)[0] for path in batch_files(main)] == [
+        "ledger.d/2019/07",  # the chart's accounts
+        "ledger.d/2019/07",  # Alice's receivable
+    ]
+
+
+def test_a_failed_write_of_the_second_month_keeps_the_first(
+    main: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk refuses February's file after January's was written: January's documents are
+    done, February's are tried again and written alone, with no account opened twice."""
+    ledger = Ledger(main, CHART)
+    docs = scenario()
+    real_fsync = os.fsync
+    calls = itertools.count(1)
+
+    def fsync(fd: int) -> None:
+        if next(calls) == 3:  # January: the file, its folder; then February's file
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    results = ledger.post(docs)
+    [january] = {result.external_id for result in results[:9]}
+    assert results[:9] == [PostResult(doc.key, True, external_id=january) for doc in docs[:9]]
+    assert results[9:] == [
+        PostResult(doc.key, False, error="[Errno 28] No space left on device", retriable=True)
+        for doc in docs[9:]
+    ]
+    assert document_counts(_load_clean(main)) == identities(docs[:9])
+    again = ledger.post(docs)
+    [february] = {result.external_id for result in again[9:]}
+    assert Path(february).parent.name == "02"
+    assert _dates_and_opens(Path(february)) == ({"2026-02"}, [])
+    assert document_counts(_load_clean(main)) == identities(docs)
+
+
+# -- lost and damaged files ------------------------------------------------------------------
+
+
+def _posted(main: Path) -> tuple[Ledger, Path, Path]:
+    """A ledger holding the scenario: its January and February files."""
+    ledger = Ledger(main, CHART)
+    results = ledger.post(scenario())
+    return ledger, Path(results[0].external_id or ""), Path(results[-1].external_id or "")
+
+
+def test_a_deleted_file_is_noticed_and_written_again_by_the_same_instance(main: Path) -> None:
+    ledger, january, _ = _posted(main)
+    january.unlink()
+    assert ledger.refresh() == []
+    docs = scenario()
+    assert ledger.documents == set(identities(docs[9:]))
+    results = ledger.post(docs)
+    [again] = {result.external_id for result in results[:9]}
+    assert again != str(january)
+    assert results[9:] == [
+        PostResult(doc.key, True, external_id="already in the ledger") for doc in docs[9:]
+    ]
+    entries = _load_clean(main)  # the receivables and tax accounts are open again, once
+    assert document_counts(entries) == identities(docs)
+    assert balances(entries) == FEB
+
+
+def test_a_deleted_chart_file_is_opened_again_by_heal(main: Path) -> None:
+    ledger, _, _ = _posted(main)
+    [chart_file] = [path for path in batch_files(main) if path.parent.name == "01"][:1]
+    assert chart_file.parent.parent.name == "2000"
+    chart_file.unlink()
+    assert ledger.heal() == {}
+    [again] = [path for path in batch_files(main) if path.parent.parent.name == "2000"]
+    assert again.read_text(encoding="utf-8") == CHART_OPENS
+    _load_clean(main)
+
+
+def _damage(path: Path, how: str) -> int:
+    """Spoil a batch file as a disk, a copy or a hand would; the line its problem is on."""
+    raw = path.read_bytes()
+    if how == "deleted half":
+        path.write_bytes(raw[: len(raw) // 2])
+        return raw[: len(raw) // 2].count(b"\n") + 1
+    if how == "non-UTF-8 byte":
+        at = raw.index(b"Alice Inc.")
+        path.write_bytes(raw[:at] + b"Alice Inc\xe9" + raw[at + len("Alice Inc.") :])
+        return raw[:at].count(b"\n") + 1
+    at = raw.index(b"1608.75 USD")  # a syntax error: the currency twice
+    path.write_bytes(raw[:at] + b"1608.75 USD USD" + raw[at + len("1608.75 USD") :])
+    return raw[:at].count(b"\n") + 1
+
+
+PROBLEMS = {
+    "deleted half": "cut short: the batch's last line (; end of batch) is missing",
+    "non-UTF-8 byte": "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9 in position 9: "
+    "unexpected end of data",
+    "syntax error": "syntax error, unexpected CURRENCY, expecting end of file or EOL or ATAT or AT",
+}
+
+
+@pytest.mark.parametrize("how", sorted(PROBLEMS))
+def test_a_damaged_file_of_ours_stops_writes_and_heal_moves_it_aside(main: Path, how: str) -> None:
+    ledger, january, _ = _posted(main)
+    line = _damage(january, how)
+    damaged = january.read_bytes()
+    problem = f"{january}:{line}: {PROBLEMS[how]}"
+
+    assert [str(found) for found in ledger.refresh()] == [problem]
+    with pytest.raises(LedgerFileError) as caught:
+        ledger.post(scenario())
+    assert str(caught.value) == problem
+    with pytest.raises(LedgerFileError):
+        ledger.payments(None)
+    assert [str(found) for found in Ledger(main, CHART).problems] == [problem]  # no traceback
+
+    aside = january.with_name(january.name + ".damaged")
+    assert ledger.heal() == {str(january): f"{problem}; moved aside to {aside.name}"}
+    assert not january.exists()
+    assert aside.read_bytes() == damaged  # nothing is lost: beside the file it was
+    assert ledger.problems == []
+    docs = scenario()
+    assert ledger.documents == set(identities(docs[9:]))  # January's are missing now
+    ledger.post(docs)
+    entries = _load_clean(main)
+    assert document_counts(entries) == identities(docs)
+    assert balances(entries) == FEB
+
+
+def test_a_file_finance_wrote_is_never_moved(main: Path) -> None:
+    """A file of finance's (the main file, or one of their own in the folder) that does not
+    load stops the ledger until a person fixes it: its entries are theirs alone."""
+    ledger, _, _ = _posted(main)
+    theirs = main.parent / "ledger.d" / "2026" / "01" / "adjustments.beancount"
+    theirs.write_text('2026-01-31 * "Rounding"\n  Assets:Bank  0.01 USD USD\n', encoding="utf-8")
+    problem = (
+        f"{theirs}:2: syntax error, unexpected CURRENCY, expecting end of file or EOL or ATAT or AT"
+    )
+    with pytest.raises(LedgerFileError) as caught:
+        ledger.heal()
+    assert str(caught.value) == problem
+    assert theirs.exists()
+    theirs.unlink()
+    main.write_bytes(main.read_bytes() + b'2026-02-01 note Assets:Bank "caf\xe9"\n')
+    with pytest.raises(LedgerFileError) as caught:
+        ledger.heal()
+    assert str(caught.value) == (
+        f"{main}:10: UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9 in position 3: "
+        "unexpected end of data"
+    )
+    assert main.read_bytes().endswith(b'"caf\xe9"\n')
+
+
 # -- upserting customers -------------------------------------------------------------------
 
 
@@ -470,7 +680,7 @@ def test_upsert_customers_opens_their_receivables_once(main: Path) -> None:
     assert opens[MULLER_AR]["name"] == "Bäckerei Müller GmbH"
 
 
-def test_a_renamed_customer_keeps_its_receivable(main: Path, ticking: None) -> None:
+def test_a_renamed_customer_keeps_its_receivable(main: Path) -> None:
     Ledger(main, CHART).post(scenario()[:1])
     renamed = replace(ALICE, name="Alice Holdings")
     late = payment(50, renamed, date(2026, 3, 1), "608.75", "INV-000001")
@@ -486,7 +696,7 @@ def test_a_renamed_customer_keeps_its_receivable(main: Path, ticking: None) -> N
     )
 
 
-# -- the plugin ------------------------------------------------------------------------------
+# -- a document posted twice --------------------------------------------------------------
 
 
 def _transaction_text(path: Path, document_id: str) -> str:
@@ -497,14 +707,18 @@ def _transaction_text(path: Path, document_id: str) -> str:
     raise AssertionError(f"no document {document_id} in {path}")
 
 
-def test_plugin_rejects_a_document_copied_by_hand(main: Path) -> None:
+def _duplicates(main: Path) -> list[Any]:
+    entries = _load_clean(main)  # Beancount itself has nothing to say
+    _, errors = unique_document_ids(entries, {})
+    return errors
+
+
+def test_a_document_copied_by_hand_is_found(main: Path) -> None:
     results = Ledger(main, CHART).post(scenario())
     written = Path(results[0].external_id or "")
     copy = _transaction_text(written, "1")
     line = _append(main, "\n" + copy)
-    _, errors = _load(main)
-    assert len(errors) == 1
-    [error] = errors
+    [error] = _duplicates(main)
     assert isinstance(error, DuplicateDocumentError)
     original_line = written.read_text(encoding="utf-8").split("\n").index(copy.splitlines()[0]) + 1
     places = {f"{written}:{original_line}", f"{main}:{line + 1}"}
@@ -513,7 +727,7 @@ def test_plugin_rejects_a_document_copied_by_hand(main: Path) -> None:
     assert error.message == f"invoice 1 is already in the ledger at {(places - {where}).pop()}"
 
 
-def test_plugin_rejects_a_document_written_twice_with_another_narration(main: Path) -> None:
+def test_a_document_written_twice_with_another_narration_is_found(main: Path) -> None:
     Ledger(main, CHART).post(scenario())
     _append(
         main,
@@ -523,13 +737,12 @@ def test_plugin_rejects_a_document_written_twice_with_another_narration(main: Pa
         "  Assets:Bank                            1.00 USD\n"
         f"  {ALICE_AR}         -1.00 USD\n",
     )
-    _, errors = _load(main)
-    assert [error.message.split(" at ")[0] for error in errors] == [
+    assert [error.message.split(" at ")[0] for error in _duplicates(main)] == [
         "payment 5 is already in the ledger"
     ]
 
 
-def test_plugin_accepts_the_same_id_for_different_document_types(main: Path) -> None:
+def test_the_same_id_for_different_document_types_is_no_duplicate(main: Path) -> None:
     Ledger(main, CHART).post(scenario())
     _append(
         main,
@@ -539,19 +752,84 @@ def test_plugin_accepts_the_same_id_for_different_document_types(main: Path) -> 
         "  Assets:Bank                            1.00 USD\n"
         "  Income:OneTime                        -1.00 USD\n",
     )
-    _load_clean(main)
+    assert _duplicates(main) == []
 
 
-def test_bean_check_passes_and_then_fails_on_a_duplicate(main: Path) -> None:
-    bean_check = shutil.which("bean-check", path=str(Path(sys.executable).parent))
-    assert bean_check is not None
-    results = Ledger(main, CHART).post(scenario())
-    ok = subprocess.run([bean_check, str(main)], capture_output=True, text=True, check=False)
-    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
-    _append(main, "\n" + _transaction_text(Path(results[0].external_id or ""), "8"))
-    bad = subprocess.run([bean_check, str(main)], capture_output=True, text=True, check=False)
-    assert bad.returncode == 1
-    assert "refund 8 is already in the ledger at " in bad.stdout + bad.stderr
+# -- a plain Beancount and Fava ----------------------------------------------------------------
+
+
+def test_bean_check_and_fava_without_the_connector_installed(main: Path) -> None:
+    """A Python that cannot import the connector loads the ledger: no plugin of ours."""
+    Ledger(main, CHART).post(scenario())
+    assert plain_beancount(main, "bean-check") == (0, "")
+    assert plain_beancount(main, "fava") == (0, f"{len(_load_clean(main))} entries\n")
+
+
+def test_the_main_file_of_an_earlier_version_fails_there_before_its_upgrade(main: Path) -> None:
+    """What finance met: the plugin line of an earlier version, in a plain Beancount."""
+    main.write_text(OLD_MAIN_TEXT, encoding="utf-8")
+    (main.parent / "ledger.d" / "2026-01").mkdir(parents=True)
+    (main.parent / "ledger.d" / "2026-01" / OLD_NAME).write_text(OLD_BATCH, encoding="utf-8")
+    code, output = plain_beancount(main, "bean-check")
+    assert code == 1
+    assert "ModuleNotFoundError: No module named 'connector'" in output
+
+
+# A ledger of an earlier version: the plugin line, the include of one folder per month of
+# writing, and a batch in it (named after the nanosecond, process and counter) holding the chart,
+# Alice's receivable and her invoice.
+OLD_MAIN_TEXT = f"""\
+; The billing connector's ledger. Open it with: fava ledger.beancount
+; The connector writes its entries to ledger.d/ and never rewrites this file:
+; add your own entries (payments, adjustments) below.
+
+option "title" "Billing"
+option "operating_currency" "USD"
+{PLUGIN_LINE}
+{LEGACY_INCLUDE_LINE}
+
+2026-01-20 * "Alice Inc." "Wire" ^INV-000001
+  Assets:Bank                              100.00 USD
+  {ALICE_AR}                   -100.00 USD
+"""
+OLD_NAME = "1768000000000000000-4242-000001.beancount"
+OLD_BATCH = CHART_OPENS.removesuffix(END) + "\n" + ALICE_BATCH.split("\n2026-01-15 ")[0]
+
+
+def test_a_ledger_of_an_earlier_version_is_upgraded_in_place(main: Path) -> None:
+    main.write_text(OLD_MAIN_TEXT, encoding="utf-8")
+    old = main.parent / "ledger.d" / "2026-01" / OLD_NAME
+    old.parent.mkdir(parents=True)
+    old.write_text(OLD_BATCH, encoding="utf-8")
+
+    ledger = Ledger(main, CHART)
+
+    # our two lines changed in place, every other byte as finance left it
+    assert main.read_text(encoding="utf-8") == OLD_MAIN_TEXT.replace(
+        PLUGIN_LINE, RETIRED_PLUGIN_LINE
+    ).replace(LEGACY_INCLUDE_LINE, INCLUDE_LINE)
+    assert old.read_text(encoding="utf-8") == OLD_BATCH  # the old files stay where they are
+    assert plain_beancount(main, "bean-check") == (0, "")
+    assert ledger.problems == []
+    # what the old files hold is known: only the new documents are written, in the new layout
+    docs = scenario()
+    results = ledger.post(docs)
+    assert results[0] == PostResult(docs[0].key, True, external_id="already in the ledger")
+    assert {Path(result.external_id or "").parent for result in results[1:]} == {
+        main.parent / "ledger.d" / "2026" / "01",
+        main.parent / "ledger.d" / "2026" / "02",
+    }
+    entries = _load_clean(main)
+    assert document_counts(entries) == identities(docs)
+    assert [e.meta["filename"] for e in entries if getattr(e, "account", "") == ALICE_AR] == [
+        str(old)
+    ]  # Alice's receivable is not opened twice
+    assert plain_beancount(main, "bean-check") == (0, "")
+    assert plain_beancount(main, "fava") == (0, f"{len(entries)} entries\n")
+    # and nothing changes the next time
+    before = _snapshot(main)
+    Ledger(main, CHART).post(docs)
+    assert _snapshot(main) == before
 
 
 # -- balances ----------------------------------------------------------------------------------
@@ -598,7 +876,7 @@ FEB = {
 
 
 @pytest.fixture
-def loaded(main: Path, ticking: None) -> list[Any]:
+def loaded(main: Path) -> list[Any]:
     docs = scenario()
     Ledger(main, CHART).post(docs[:9])  # January's documents
     Ledger(main, CHART).post(docs[9:])  # February's, by a new instance
@@ -841,7 +1119,7 @@ def test_a_hand_payment_with_the_receivable_amount_left_out(main: Path) -> None:
     )
 
 
-def test_a_syntax_error_in_the_main_file_is_a_config_error(main: Path) -> None:
+def test_a_syntax_error_in_the_main_file_is_named_with_its_line(main: Path) -> None:
     ledger = Ledger(main, CHART)
     ledger.post(scenario())
     line = _append(
@@ -850,7 +1128,7 @@ def test_a_syntax_error_in_the_main_file_is_a_config_error(main: Path) -> None:
         "  Assets:Bank                              20.00 USD USD\n"
         f"  {ALICE_AR}                    -20.00 USD\n",
     )
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(LedgerFileError) as caught:
         ledger.payments(None)
     message = str(caught.value)
     assert message.startswith(f"{main}:{line + 1}: ")

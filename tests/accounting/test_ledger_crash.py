@@ -130,13 +130,13 @@ sys.exit(3)  # the crash point was never reached
 
 MAIN_TEXT = """\
 ; The billing connector's ledger. Open it with: fava ledger.beancount
-; The connector writes its entries to ledger.d/ and never rewrites this file:
-; add your own entries (payments, adjustments) below.
+; The connector writes its entries to ledger.d/ (a folder per year and month) and never rewrites
+; this file: add your own entries (payments, adjustments) below.
+; Check it against the billing core with: connector ledger check
 
 option "title" "Billing"
 option "operating_currency" "USD"
-plugin "connector.accounting.beancount_plugin"
-include "ledger.d/*/*.beancount"
+include "ledger.d/**/*.beancount"
 
 """
 
@@ -211,7 +211,7 @@ def _check_after_crash(main: Path, target: int, step: str) -> list[str]:
     # removes it (or the next start does, after a crash).
     if step in ("write", "fsync", "rename") or (step == "dirsync" and target != MAIN):
         assert len(leftovers) == 1
-        assert leftovers[0].parent.parent == main.parent / "ledger.d"
+        assert leftovers[0].parent.parent.parent == main.parent / "ledger.d"  # ledger.d/YYYY/MM
     else:
         assert leftovers == []
     return [error.message for error in errors]

@@ -8,7 +8,7 @@ and their revenue closed at the month's end, giving N invoices and N revenue jou
 timed; kept under /tmp/connector-bench). Then, each in a fresh process:
 
 1. ``connector push`` logic posts the 2N documents from the outbox to a new ledger;
-2. ``bean-check`` loads the ledger with the project's plugin and validates it.
+2. ``bean-check`` (a plain Beancount) loads the ledger and validates it.
 
 Each reports its wall time and peak resident memory.
 """

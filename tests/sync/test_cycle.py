@@ -53,3 +53,33 @@ def test_a_cycle_bills_deals_and_writes_invoices_back(
     assert again.api_calls == 1
     assert again.stages["writeback"]["sent"] == {}
     assert again.stages["push"]["posted"] == 0
+
+
+@pytest.mark.sandbox(seed="demo")
+def test_a_ledger_file_that_does_not_load_fails_only_the_ledger_stages(
+    factory: sessionmaker[Session], cycle_settings: Settings
+) -> None:
+    """A byte that is not UTF-8 in finance's main file: the push and the payments read-back
+    fail with its file and line, every other stage runs, the cycle after the fix is whole."""
+    first = run_cycle(factory, cycle_settings, date(2026, 1, 31))
+    assert first.errors == {}
+    main = cycle_settings.ledger.path
+    text = main.read_bytes()
+    main.write_bytes(text + b'2026-02-01 note Assets:Bank "Caf\xe9"\n')
+    line = len(text.splitlines()) + 1
+    problem = (
+        f"{main}:{line}: UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9 in position "
+        "3: unexpected end of data"
+    )
+
+    second = run_cycle(factory, cycle_settings, date(2026, 2, 28))
+
+    assert second.errors == {"push": problem, "payments": problem}
+    assert set(second.stages) == {"pull", "bill", "revenue", "writeback"}
+    assert second.stages["bill"]["invoices"] > 0
+    assert not second.clean
+
+    main.write_bytes(text)  # fixed by a person
+    third = run_cycle(factory, cycle_settings, date(2026, 2, 28))
+    assert third.errors == {}
+    assert third.stages["push"]["posted"] > second.stages["bill"]["invoices"]

@@ -38,6 +38,7 @@ from beancount import loader
 from beancount.core import data
 from sqlalchemy import Engine, Executable, create_engine, func, select, text
 
+from connector.accounting.beancount_plugin import unique_document_ids
 from connector.db import tables
 from connector.db.engine import normalize_url
 from connector.sandbox.server import Sandbox
@@ -224,7 +225,8 @@ def _units(posting: data.Posting) -> tuple[Decimal, str]:
 def ledger_state(world: World, keys: Keys) -> Counter[tuple[Any, ...]]:
     """Every transaction and open directive, wherever it is, without file names and ids."""
     entries, errors, _ = loader.load_file(str(world.ledger))
-    assert errors == [], [error.message for error in errors]  # duplicates fail the plugin
+    _, duplicates = unique_document_ids(entries, {})  # what connector ledger check looks for
+    assert [*errors, *duplicates] == [], [error.message for error in [*errors, *duplicates]]
     found: Counter[tuple[Any, ...]] = Counter()
     for entry in entries:
         if isinstance(entry, data.Open):
@@ -428,7 +430,7 @@ def _started(world: World, stage: str, runs: int) -> Callable[[], bool]:
 
 
 def _batches(world: World) -> set[Path]:
-    return set(world.ledger.with_name(world.ledger.stem + ".d").glob("*/*.beancount"))
+    return set(world.ledger.with_name(world.ledger.stem + ".d").rglob("*.beancount"))
 
 
 def _effect(world: World, stage: str) -> Callable[[], bool]:

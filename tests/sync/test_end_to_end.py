@@ -6,7 +6,7 @@ the REST API (simple-salesforce, as a Salesforce user would), then runs the real
 ledger, payments read back from the ledger, write-back) at explicit as-of dates. What is
 checked, with amounts worked out by hand below:
 
-- the documents in the ledger (loaded with Beancount's own loader, the project's plugin on);
+- the documents in the ledger (loaded with Beancount's own loader, each document once);
 - what the write-back shows in Salesforce: ``Billing_Invoice__c``, ``Billing_Subscription__c``,
   ``Account.MRR__c`` / ``Billing_Status__c`` and ``Opportunity.Billing_Sync_Error__c``.
 
@@ -31,6 +31,7 @@ from simple_salesforce.api import SFType
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.accounting.beancount_plugin import unique_document_ids
 from connector.db import tables
 from connector.sandbox.server import Sandbox
 from connector.settings import SalesforceSettings, Settings
@@ -287,7 +288,8 @@ def subscription_row(
 # -- the ledger -------------------------------------------------------------------------------
 def ledger_entries(path: Path) -> list[Any]:
     entries, errors, _ = loader.load_file(str(path))
-    assert [error.message for error in errors] == []
+    _, duplicates = unique_document_ids(entries, {})  # what connector ledger check looks for
+    assert [error.message for error in [*errors, *duplicates]] == []
     return entries
 
 

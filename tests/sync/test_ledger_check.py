@@ -27,6 +27,7 @@ from connector.sync.ledger_check import CheckResult, check_ledger
 from connector.sync.push import make_target, push, read_payments
 from connector.sync.revenue_close import close_revenue
 from tests import builders
+from tests.accounting.documents import document_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "mappings" / "accounting.yaml"
@@ -73,7 +74,7 @@ def summary(result: CheckResult) -> tuple[list[str], int, int, int]:
 def locate(ledger: Ledger, document_type: str, document_id: int) -> tuple[Path, int]:
     """The batch file holding a document, and the line its transaction starts on."""
     marker = f'  document_type: "{document_type}"\n  document_id: "{document_id}"\n'
-    for file in sorted(ledger.directory.glob("*/*.beancount")):
+    for file in sorted(ledger.directory.rglob("*.beancount")):
         text = file.read_text()
         if marker in text:
             return file, text[: text.index(marker)].count("\n")
@@ -166,9 +167,7 @@ def test_a_hand_edited_amount_in_a_batch_file_is_a_document_total_mismatch(
     )
 
 
-def test_a_duplicated_document_is_a_plugin_error(
-    factory: sessionmaker[Session], ledger: Ledger
-) -> None:
+def test_a_duplicated_document_is_found(factory: sessionmaker[Session], ledger: Ledger) -> None:
     file, line = locate(ledger, "invoice", 3)
     copy_line = append(ledger.path, block(file, line))
     # Beancount orders a day's entries by line number, whatever their file: the later one is
@@ -251,6 +250,66 @@ def test_several_differences_are_all_reported(
         2,
         0,
     )
+
+
+def test_a_document_no_longer_in_the_ledger_is_named_by_its_number(
+    factory: sessionmaker[Session], ledger: Ledger
+) -> None:
+    file, _ = locate(ledger, "invoice", 4)
+    assert file.parent.name == "02"  # February's file: INV-000003 and INV-000004
+    file.unlink()
+
+    result = check(factory, ledger)
+
+    assert summary(result) == (
+        [
+            "INV-000003 is not in the ledger any more: connector push posts it again",
+            "INV-000004 is not in the ledger any more: connector push posts it again",
+            f"{US1}: the ledger's receivable is 0.00 USD, the billing core's 100.00 USD",
+            "customer 2: the ledger's receivable is 60.00 GBP, the billing core's 120.00 GBP",
+        ],
+        2,
+        2,
+        0,
+    )
+
+
+def test_a_stale_pickle_cache_is_never_read(
+    factory: sessionmaker[Session], ledger_settings: Settings, ledger: Ledger
+) -> None:
+    """``bean-check`` (Beancount's cached loader) leaves ``.ledger.beancount.picklecache``,
+    keyed on the files it loaded: it does not see batch files added since. The check loads the
+    ledger itself, so it sees March's documents, and a document copied into a new file."""
+    cache = ledger.path.with_name(f".{ledger.path.name}.picklecache")
+    cached_load = loader.pickle_cache_function(  # bean-check's loader, caching even a fast load
+        lambda name: str(Path(name).with_name(f".{Path(name).name}.picklecache")),
+        0,
+        loader._uncached_load_file,
+    )
+    cached_load(str(ledger.path), None, None, None)
+    assert cache.exists()
+    run_billing(factory, ledger_settings, date(2026, 3, 1))  # INV-000005 and INV-000006
+    push(factory, ledger_settings, ledger)
+    file, line = locate(ledger, "invoice", 5)
+    assert file.parent.name == "03"
+    copy = file.with_name("copied-by-hand.beancount")
+    copy.write_text(block(file, line))
+
+    stale, _, _ = cached_load(str(ledger.path), None, None, None)
+    result = check(factory, ledger)
+
+    assert len(document_counts(stale)) == 7  # the cache still answers as before March
+    assert summary(result) == (
+        [
+            f"{copy}:1: invoice 5 is already in the ledger at {file}:{line}",
+            f"{US1}: the ledger's receivable is 300.00 USD, the billing core's 200.00 USD",
+        ],
+        7,
+        2,
+        0,
+    )
+    copy.unlink()
+    assert summary(check(factory, ledger)) == ([], 6, 2, 0)
 
 
 # -- the command --------------------------------------------------------------------------------

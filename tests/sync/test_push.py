@@ -3,7 +3,7 @@
 Customers in USD, GBP, EUR and JPY are billed through January to March 2026 (an upgrade, a
 cancellation, a payment and a refund), their revenue is closed at each month end and the whole
 is pushed to a ledger in ``tmp_path``. The ledger is then loaded with Beancount's own loader
-(with the project's plugin) and its balances are compared with figures worked out by hand.
+and its balances are compared with figures worked out by hand.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from connector.accounting import ledger as ledger_module
+from connector.accounting import ledger_files as files_module
 from connector.accounting.ledger import Ledger
 from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind
@@ -236,7 +236,7 @@ class _AnotherProcess:
 
 
 def as_another_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ledger_module, "os", _AnotherProcess())
+    monkeypatch.setattr(files_module, "os", _AnotherProcess())
 
 
 def append(path: Path, text: str) -> int:
@@ -389,6 +389,8 @@ def test_a_second_push_posts_nothing(
             "already_there": 0,
             "pending": 0,
             "parked": {},
+            "reposted": [],
+            "moved_aside": {},
         }
     )
     assert ledger_files(ledger_settings.ledger.path) == files
@@ -567,12 +569,8 @@ def test_pushes_in_the_same_second_keep_every_document(
 ) -> None:
     """Two pushes of one process within one second (a scheduler's cycle, a retry, a test):
     each makes its own target; the batch files they write must not replace each other."""
-    now = time.localtime()
-    monkeypatch.setattr(
-        ledger_module,
-        "time",
-        SimpleNamespace(strftime=lambda fmt: time.strftime(fmt, now), time_ns=lambda: 0),
-    )
+    now = time.time_ns()
+    monkeypatch.setattr(files_module, "time", SimpleNamespace(time_ns=lambda: now))
     builders.simple_subscription(factory, start=date(2026, 1, 1))
     run_billing(factory, ledger_settings, date(2026, 1, 1))
     first = push(factory, ledger_settings)
