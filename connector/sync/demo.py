@@ -7,7 +7,11 @@ the Beancount ledger, read payments, write back to Salesforce. Deals appear in S
 they close and cancellations on their dates (a :class:`~connector.sandbox.timeline.Timeline`),
 so each pull finds only what sales did that month. After each cycle, finance records in the
 ledger the customers' payments of invoices issued at least 14 days before (one customer never
-pays), and the next cycle reads them back and shows them in Salesforce.
+pays, another pays its first invoice with 10% too much, which stays its credit until it pays
+the next ones), and the next cycle reads them back and shows them in Salesforce. Finance closes
+each month's books once the next month's cycle has run (``connector ledger close``): what is
+dated in a closed month afterwards (a late credit note, a late payment) is booked on the first
+open day.
 
 Everything lives in a throwaway directory (``var/demo`` by default, reset on each run): the
 billing database, the ledger and the sandbox's org.
@@ -33,20 +37,24 @@ from connector.billing.money import Totals
 from connector.billing.payments import InvoiceStatus, PaymentKind
 from connector.billing.periods import ONE_DAY, add_months
 from connector.db import tables
-from connector.db.engine import make_engine, session_factory
+from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import upgrade
 from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.sandbox.timeline import Timeline
 from connector.settings import Settings
+from connector.sync.closing import close_books
 from connector.sync.cycle import CycleResult, Runtime, run_cycle
 from connector.sync.reports import subscription_metrics
-from connector.sync.settlement import due_of
+from connector.sync.settlement import due_of, record_payment
 from connector.sync.status import waiting_records
 
 SAMPLE_TAX_RATES = {"JP": Decimal(10), "GB": Decimal(20), "DE": Decimal(19), "FR": Decimal(20)}
 DEMO_START = date(2026, 1, 1)  # the demo org's deals are served over 2026
 PAYMENT_DELAY = timedelta(days=14)
 LATE_PAYERS = 1  # the customer with the lowest id never pays, so the report shows money owed
+OVER_PAYER = 1  # the next one pays its first invoice with 10% too much: customer credit
+OVER_PAYMENT = Decimal("1.10")
+FINANCE = "finance (demo)"
 
 
 @dataclass
@@ -160,6 +168,8 @@ def _simulate(  # noqa: PLR0917 - the simulation's whole state
         won = [c for c in timeline.replay_through(last_day) if "StageName" in c.values]
         cycle = run_cycle(factory, settings, last_day, runtime=runtime)
         _note(report, cycle)
+        if number:  # the month before is closed once this month's cycle has run
+            close_books(factory, first_day - ONE_DAY, by=FINANCE, today=last_day)
         paid = _pay(factory, ledger, last_day)
         billed = cycle.stages.get("bill", {})
         invoices, credit_notes = billed.get("invoices", 0), billed.get("credit_notes", 0)
@@ -187,12 +197,16 @@ def _amounts(values: dict[str, str] | None) -> dict[str, Decimal]:
 
 def _pay(factory: sessionmaker[Session], ledger: Ledger, today: date) -> int:
     """Finance records in the ledger's main file the payments of open invoices issued by
-    ``today`` - 14 days (by every customer but the late payer); returns how many."""
+    ``today`` - 14 days (by every customer but the late payer); returns how many. The
+    over-payer's first payment is recorded in the billing core instead (as ``connector payment
+    record`` does): everything it owes, and 10% of the invoice more, kept as its credit."""
     issued_by = today - PAYMENT_DELAY
-    with factory() as session:
-        late = session.scalars(
-            select(tables.Customer.id).order_by(tables.Customer.id).limit(LATE_PAYERS)
+    with transaction(factory) as session:
+        first = session.scalars(
+            select(tables.Customer.id).order_by(tables.Customer.id).limit(LATE_PAYERS + OVER_PAYER)
         ).all()
+        late, over = first[:LATE_PAYERS], first[LATE_PAYERS:]
+        paid_before = set(session.scalars(select(tables.Payment.customer_id).distinct()))
         invoices = session.scalars(
             select(tables.Document)
             .where(
@@ -210,6 +224,20 @@ def _pay(factory: sessionmaker[Session], ledger: Ledger, today: date) -> int:
             if due <= 0 or account is None:  # not in the ledger yet: paid next month
                 continue
             paid_on = invoice.issue_date + PAYMENT_DELAY
+            if invoice.customer_id in over and invoice.customer_id not in paid_before:
+                owed = sum(
+                    (due_of(other) for other in _open_invoices(session, invoice.customer_id)),
+                    Decimal(0),
+                )
+                record_payment(
+                    session,
+                    amount=(owed + due * (OVER_PAYMENT - 1)).quantize(due),
+                    received_on=paid_on,
+                    invoice_number=invoice.number,
+                    reference=f"WIRE-{invoice.number}",
+                )
+                paid_before.add(invoice.customer_id)
+                continue
             entries.append(
                 f'{paid_on} * "Bank transfer" "Payment of {invoice.number}" ^{invoice.number}\n'
                 f"  {ledger.chart.accounts.bank}  {due} {invoice.currency}\n"
@@ -219,6 +247,18 @@ def _pay(factory: sessionmaker[Session], ledger: Ledger, today: date) -> int:
         with ledger.path.open("a", encoding="utf-8") as handle:
             handle.write("\n" + "\n".join(entries))
     return len(entries)
+
+
+def _open_invoices(session: Session, customer_id: int) -> list[tables.Document]:
+    return list(
+        session.scalars(
+            select(tables.Document).where(
+                tables.Document.customer_id == customer_id,
+                tables.Document.kind == DocumentKind.INVOICE.value,
+                tables.Document.status == InvoiceStatus.OPEN.value,
+            )
+        )
+    )
 
 
 def _summarize(

@@ -6,6 +6,9 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+from beancount import loader
+from beancount.core import data
+
 from connector.accounting.chart import load_chart
 from connector.accounting.ledger import Ledger
 from connector.db.engine import make_engine, session_factory
@@ -13,6 +16,7 @@ from connector.sandbox.schema import default_schema
 from connector.sandbox.seed import seed_org
 from connector.sandbox.store import Org
 from connector.settings import load_settings
+from connector.sync.closing import books_state
 from connector.sync.demo import run_demo
 from connector.sync.ledger_check import check_ledger
 
@@ -65,3 +69,34 @@ def test_a_simulated_quarter_bills_posts_and_writes_back_every_document(tmp_path
     assert checked.differences == []
     assert checked.documents >= report.invoices + report.credit_notes
     assert set(report.paid) == set(report.outstanding) == {"EUR", "GBP", "JPY", "USD"}
+
+    # The books as an accountant keeps them: each month closed once the next one's cycle ran;
+    # deferred revenue never a debit and the unbilled receivable never a credit at a month end;
+    # the over-payer's 10% kept as its credit, then applied to its next invoices.
+    engine = make_engine(f"sqlite:///{report.database}")
+    try:
+        with session_factory(engine)() as session:
+            assert books_state(session).closed_through == date(2026, 2, 28)
+    finally:
+        engine.dispose()
+    entries, errors, _ = loader.load_file(str(report.ledger))
+    assert errors == []
+    postings = [
+        (entry.date, posting.account, posting.units.currency, posting.units.number)
+        for entry in entries
+        if isinstance(entry, data.Transaction)
+        for posting in entry.postings
+    ]
+    for month in months:
+        for root, sign in (("Liabilities:DeferredRevenue", -1), ("Assets:UnbilledReceivable", 1)):
+            balances = Counter[str]()
+            for day, account, currency, number in postings:
+                if day <= month.last_day and account.startswith(root):
+                    balances[currency] += number
+            assert all(sign * amount >= 0 for amount in balances.values()), (month, root)
+    credit = sorted(
+        (day, number)
+        for day, account, _, number in postings
+        if account.startswith("Liabilities:CustomerCredit")
+    )
+    assert credit[0][1] < 0 and sum(number for _, number in credit) <= 0
