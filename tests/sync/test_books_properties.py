@@ -2,11 +2,13 @@
 billing, one-time charges, upgrades, downgrades, cancellations, payments short and over, billed,
 closed and pushed to a real ledger month after month, on a real database.
 
-Whatever happened, the ledger loads with Beancount and balances per currency; at every month
-end deferred revenue is never a debit, the unbilled receivable never a credit, no receivable
-below zero and no customer credit a debit; a cancelled subscription's revenue is exactly what was
-billed less what was credited, and nothing is recognized in any month after its service ended;
-the ledger's receivables and credits agree with the billing core.
+Finance closes the books now and then. Whatever happened, the ledger loads with a plain
+Beancount and balances per currency; nothing posted after a closing is dated in the closed
+period; at every month end deferred revenue is never a debit, the unbilled receivable never a
+credit, no receivable below zero and no customer credit a debit; a cancelled subscription's
+revenue is exactly what was billed less what was credited, and nothing is recognized in any
+month after its service ended; the ledger's receivables and credits agree with the billing
+core.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from connector.db.engine import make_engine, session_factory, transaction
 from connector.settings import load_settings
 from connector.sync import contracts, settlement
 from connector.sync.billing_run import run_billing
+from connector.sync.closing import close_books
 from connector.sync.ledger_check import check_ledger
 from connector.sync.push import make_target, push
 from connector.sync.revenue_close import close_revenue
@@ -77,15 +80,23 @@ EVENTS = st.builds(
     Event,
     cycle=st.integers(0, len(CYCLES) - 1),
     deal=st.integers(0, 2),
-    kind=st.sampled_from(["cancel", "amend", "pay", "pay"]),
+    kind=st.sampled_from(["cancel", "amend", "pay", "pay", "close"]),
     days=st.integers(0, 45),
     value=st.sampled_from([0, 1, 3, 6, 50, 100, 150]),
 )
 
 
 def _postings(entries: list[Any]) -> list[tuple[date, str, str, Decimal, frozenset[str]]]:
+    """Postings by the day their entry belongs to: its own, or the day of the closed period
+    it was moved out of (``original_date``)."""
     return [
-        (entry.date, posting.account, posting.units.currency, posting.units.number, entry.links)
+        (
+            entry.meta.get("original_date", entry.date),
+            posting.account,
+            posting.units.currency,
+            posting.units.number,
+            entry.links,
+        )
         for entry in entries
         if isinstance(entry, data.Transaction)
         for posting in entry.postings
@@ -169,9 +180,16 @@ def _run(
                 ).id
             )
     cancelled: dict[int, date] = {}
+    closed_through: date | None = None
+    seen: set[tuple[str, str]] = set()
     for index, day in enumerate(CYCLES):
+        if index and any(e.cycle == index and e.kind == "close" for e in events):
+            closed_through = CYCLES[index - 1]  # the month before, once this one is under way
+            close_books(factory, closed_through, by="finance", today=day)
         with transaction(factory) as session:
-            for event in (e for e in events if e.cycle == index and e.deal < len(deals)):
+            for event in (
+                e for e in events if e.cycle == index and e.deal < len(deals) and e.kind != "close"
+            ):
                 _apply(
                     session,
                     event,
@@ -184,6 +202,14 @@ def _run(
             run_billing(factory, config, day)
         close_revenue(factory, day)
         push(factory, config)
+        # Nothing posted after a closing is dated in the closed period.
+        entries, _, _ = loader.load_file(str(config.ledger.path))
+        for entry in entries:
+            if isinstance(entry, data.Transaction) and "document_type" in entry.meta:
+                key = (entry.meta["document_type"], entry.meta["document_id"])
+                if key not in seen:
+                    seen.add(key)
+                    assert closed_through is None or entry.date > closed_through, (key, entry)
 
     entries, errors, _ = loader.load_file(str(config.ledger.path))
     assert [error.message for error in errors] == []
@@ -284,7 +310,7 @@ def _check_cancelled_revenue(factory: Any, postings: list[Any], cancelled: dict[
             D(0),
         )
         income: dict[date, Decimal] = defaultdict(Decimal)
-        for when, account, _, amount, links in postings:
+        for when, account, _, amount, links in postings:  # by the day each belongs to
             if account.startswith("Income:") and any(
                 owner.get(link) == subscription_id for link in links
             ):
