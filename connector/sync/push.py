@@ -383,7 +383,7 @@ def read_payments(
         cursor = session.get(tables.SyncCursor, cursor_name)
         since = cursor.position - PAYMENTS_LOOKBACK if cursor and cursor.position else None
     try:
-        found, after = target.payments(since.strftime("%Y-%m-%dT%H:%M:%S") if since else None)
+        found, after = target.payments(since.isoformat(timespec="seconds") if since else None)
     except AccountingLimitError as error:
         result.stopped = str(error)
         return result
@@ -424,7 +424,8 @@ def read_payments(
             log.warning("payment at %s not recorded: %s", payment.where, error)
     if after and not result.refused:  # a refused payment is read again until it is fixed
         with transaction(factory) as session:
-            position = datetime.fromisoformat(after).replace(tzinfo=UTC)
+            read = datetime.fromisoformat(after)
+            position = read.astimezone(UTC) if read.tzinfo else read.replace(tzinfo=UTC)
             stored = session.get(tables.SyncCursor, cursor_name)
             if stored is None:
                 session.add(tables.SyncCursor(name=cursor_name, position=position))

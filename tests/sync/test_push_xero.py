@@ -4,7 +4,7 @@ applied to the billing core."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -168,8 +168,15 @@ def test_payments_entered_in_xero_are_applied_once(
     assert paid == {"INV-000001": D("60.00"), "INV-000002": D("96.00")}
     assert cursor is not None and cursor.position is not None
 
+    xero_sandbox.requests.clear()
     again = read_payments(factory, xero_settings, target)
     assert (again.recorded, again.refused) == (0, {})
+    # From the cursor less the 5 minutes' lookback, as an RFC 3339 date-time with its offset.
+    since = (cursor.position - timedelta(minutes=5)).isoformat(timespec="seconds")
+    assert since.endswith("+00:00")
+    assert [r.if_modified_since for r in xero_sandbox.requests if r.path.endswith("/Payments")] == [
+        since
+    ]
     assert push(factory, xero_settings, target).posted == 0  # not posted back to Xero
     assert len(xero_sandbox.store.payments) == 2
 

@@ -224,6 +224,14 @@ def parse_date(value: str) -> date:
     return date.fromisoformat(value[:10])
 
 
+def rfc3339(value: str) -> str:
+    """An ISO 8601 date-time (UTC when it has no offset) as Xero's ``If-Modified-Since`` takes
+    it: an RFC 3339 ``date-time`` in UTC, with its offset (``2026-03-01T10:00:00+00:00``)."""
+    moment = datetime.fromisoformat(value)
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="seconds")
+
+
 def parse_timestamp(value: str) -> datetime:
     """A Xero timestamp (``UpdatedDateUTC``) as an aware UTC datetime."""
     found = MS_DATE.match(value)

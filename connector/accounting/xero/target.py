@@ -476,21 +476,23 @@ class XeroTarget:
     # -- payments entered in Xero ----------------------------------------------------------
     def payments(self, since: str | None = None) -> tuple[list[ExternalPayment], str | None]:
         """Payments on invoices entered in Xero (by hand, bank feeds, batch payments), modified
-        after the cursor ``since`` (UpdatedDateUTC, ISO), with the next cursor. Payments the
-        connector posted itself carry its references and are left out."""
+        after the cursor ``since`` (UpdatedDateUTC, ISO 8601; UTC when it has no offset), with
+        the next cursor (RFC 3339, with its offset). Payments the connector posted itself carry
+        its references and are left out."""
         found: list[ExternalPayment] = []
-        cursor = since
+        modified_since = payloads.rfc3339(since) if since else ""  # with its UTC offset
+        cursor = modified_since or None
         page = 1
         while True:
             body = self.client.get(
                 "Payments",
                 {"page": str(page), "order": "UpdatedDateUTC ASC"},
-                modified_since=since or "",
+                modified_since=modified_since,
             )
             elements = body.get("Payments") or []
             for element in elements:
                 updated = payloads.parse_timestamp(str(element["UpdatedDateUTC"]))
-                stamp = updated.strftime("%Y-%m-%dT%H:%M:%S")
+                stamp = payloads.rfc3339(updated.isoformat())
                 cursor = max(cursor or stamp, stamp)
                 payment = _external_payment(element)
                 if payment is not None:
