@@ -62,6 +62,12 @@ class Runtime:
             self._target = push.make_target(self.settings, self.factory)
         return self._target
 
+    def check_target(self) -> None:
+        """Check the accounting target's configuration against the target itself (a Xero
+        TaxType the organisation lacks), so that a cycle stops before it does anything: a
+        configuration error is raised; a target out of reach is left to the push stage."""
+        push.check_target(self.target)
+
     def _calls(self) -> int:
         """API calls made so far: Salesforce's, and the accounting target's when remote."""
         crm = self._client.calls if self._client is not None else 0
@@ -223,6 +229,7 @@ def run_cycle(
     """Every stage in order, as of ``as_of``; a stop request ends the cycle after the batch in
     hand (the stage is recorded as interrupted and the later ones do not start)."""
     runtime = runtime or Runtime(factory, settings, _client=client, _target=target)
+    runtime.check_target()
     result = CycleResult(as_of)
     for name in STAGES:
         if runtime.stop.is_set():

@@ -31,7 +31,7 @@ from connector.billing.pricing import ChargeKind
 from connector.billing.revenue import RevenueSchedule
 from connector.db import outbox, tables
 from connector.db.engine import transaction
-from connector.errors import AccountingLimitError, ConfigError, ConnectorError
+from connector.errors import AccountingError, AccountingLimitError, ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
 from connector.sync import settlement
 from connector.sync.stopping import no_stop
@@ -77,6 +77,19 @@ def make_target(
             raise ConfigError(f"accounting.target = xero needs {', '.join(missing)}")
         return XeroTarget(settings, factory, chart.xero)
     raise ConfigError(f"accounting.target {settings.accounting.target!r} is not available")
+
+
+def check_target(target: AccountingTarget) -> None:
+    """Check the target's configuration against the target itself, when it offers such a
+    check (Xero: the mapping's TaxTypes against the organisation's tax rates): a configuration
+    error is raised before anything is sent; a target out of reach is left to the push."""
+    check = getattr(target, "check_configuration", None)
+    if check is None:
+        return
+    try:
+        check()
+    except AccountingError as error:
+        log.warning("%s: configuration not checked: %s", target.name, error)
 
 
 # -- documents from the billing core --------------------------------------------------------------
@@ -304,6 +317,7 @@ def push(
     """Deliver every outbox row the target has not received yet; ``checkpoint`` is called
     between batches (it raises to stop there)."""
     target = target or make_target(settings, factory)
+    check_target(target)
     result = PushResult(target.name)
     after = 0  # rows left pending in this run wait for the next one
     while True:

@@ -91,7 +91,7 @@ def test_invoices_and_revenue_reach_xero_with_our_totals(
     assert sorted(
         (item["AccountCode"], item["LineAmount"], item["TaxType"], item["TaxAmount"])
         for item in gb_invoice["LineItems"]
-    ) == [("260", D("30.00"), "OUTPUT2", D("6.00")), ("835", D("50.00"), "OUTPUT2", D("10.00"))]
+    ) == [("260", D("30.00"), "TAX002", D("6.00")), ("835", D("50.00"), "TAX002", D("10.00"))]
     [journal] = store.manual_journals.values()
     assert journal["Narration"].startswith("Revenue recognized 2026-01 (USD), billing connector")
     assert sorted(
@@ -102,6 +102,7 @@ def test_invoices_and_revenue_reach_xero_with_our_totals(
     ]
     calls = target.client.calls  # type: ignore[attr-defined]
     assert dict(calls) == {
+        "GET TaxRates": 1,
         "PUT Contacts": 1,
         "PUT Invoices": 1,
         "GET Organisation": 1,
@@ -186,19 +187,19 @@ def test_a_parked_document_is_sent_once_its_cause_is_fixed(
 ) -> None:
     mapping = Path(xero_settings.accounting.mapping_file)
     document = yaml.safe_load(mapping.read_text())
-    del document["xero"]["tax_types"]["20"]
+    del document["xero"]["tax_types"]["GB"]
     mapping.write_text(yaml.safe_dump(document))
     bill_january(factory, xero_settings)
     first = push(factory, xero_settings)
     assert first.parked["invoice:2:v1"] == (
-        "no Xero TaxType for tax rate 20%: add it under xero.tax_types in the accounting "
-        "mapping file"
+        "no Xero TaxType for tax rate 20% in GB: add it under xero.tax_types in the accounting "
+        "mapping file (GB: {20: …}, or 20: … for every country)"
     )
     assert sorted(i["InvoiceNumber"] for i in xero_sandbox.store.invoices.values()) == [
         "INV-000001"
     ]
 
-    document["xero"]["tax_types"]["20"] = "OUTPUT2"
+    document["xero"]["tax_types"]["GB"] = {"20": "TAX002"}
     mapping.write_text(yaml.safe_dump(document))
     with transaction(factory) as session:
         assert outbox.retry_parked(session, "xero") == 2  # the invoice and its revenue

@@ -3,8 +3,8 @@ allocations, payments, voids and manual journals. Pure functions, no I/O.
 
 - An invoice is an ACCREC invoice, AUTHORISED, numbered and referenced with our number; its
   recurring lines go to deferred revenue and its one-time lines to revenue (the chart's
-  ``xero`` codes), each with the TaxType of its rate and its share of the document's tax for that
-  rate, so that Xero's totals equal ours to the cent.
+  ``xero`` codes), each with the TaxType of its customer's country and rate and a TaxAmount
+  such that Xero's tax and total equal ours to the cent (:mod:`connector.accounting.xero.tax`).
 - A credit note is an ACCRECCREDIT credit note: the part of a recurring line whose days had
   passed comes back from revenue, the rest from deferred revenue.
 - Revenue journals of one month and currency become one manual journal: deferred revenue
@@ -25,8 +25,7 @@ import simplejson
 
 from connector.accounting.base import REFUND, Customer, Invoice, Line, Payment, RevenueJournal
 from connector.accounting.chart import XeroChart
-from connector.billing.money import currency as currency_of
-from connector.billing.money import split_proportionally
+from connector.accounting.xero.tax import line_taxes
 from connector.errors import ConnectorError
 
 ZERO = Decimal(0)
@@ -59,8 +58,8 @@ def payment_reference(payment: Payment) -> str:
 
 
 def _line_items(doc: Invoice, chart: XeroChart, *, credit: bool) -> list[dict[str, Any]]:
-    """Lines with account and tax type; each rate's tax spread over its lines by amount."""
-    money = currency_of(doc.currency)
+    """Lines with account, tax type and tax: Xero's own per line, the document's rounding
+    difference for each rate on that rate's largest line."""
     parts: list[tuple[Line, str, Decimal]] = []  # line, account code, amount
     for line in doc.lines:
         revenue = chart.revenue_account(line.recurring, line.product_code, line.product_family)
@@ -72,24 +71,26 @@ def _line_items(doc: Invoice, chart: XeroChart, *, credit: bool) -> list[dict[st
                 parts.append((line, chart.accounts.deferred_revenue, line.amount - line.recognized))
         else:
             parts.append((line, chart.accounts.deferred_revenue, line.amount))
-    taxes = {tax.rate.normalize(): tax.amount for tax in doc.taxes}
     tax_of_part = [ZERO] * len(parts)
-    for rate, amount in taxes.items():
-        members = [i for i, (line, _, _) in enumerate(parts) if line.tax_rate.normalize() == rate]
+    for by_rate in doc.taxes:
+        members = [i for i, (line, _, _) in enumerate(parts) if line.tax_rate == by_rate.rate]
         if not members:
-            if amount:
-                raise UnmappableError(f"tax at {rate}% has no line to go on")
+            if by_rate.amount:
+                raise UnmappableError(f"tax at {by_rate.rate.normalize():f}% has no line to go on")
             continue
-        shares = split_proportionally(amount, [parts[i][2] for i in members], money)
+        shares = line_taxes([parts[i][2] for i in members], by_rate.rate, by_rate.amount)
         for i, share in zip(members, shares, strict=True):
             tax_of_part[i] = share
+    country = doc.customer.country
     items = []
     for (line, account, amount), tax in zip(parts, tax_of_part, strict=True):
-        tax_type = chart.tax_type(line.tax_rate)
+        tax_type = chart.tax_type(line.tax_rate, country)
         if tax_type is None:
+            rate = f"{line.tax_rate.normalize():f}"
             raise UnmappableError(
-                f"no Xero TaxType for tax rate {line.tax_rate.normalize():f}%: add it under "
-                "xero.tax_types in the accounting mapping file"
+                f"no Xero TaxType for tax rate {rate}% in {country}: add it under xero.tax_types "
+                f"in the accounting mapping file ({country}: {{{rate}: …}}, or {rate}: … for "
+                "every country)"
             )
         items.append(
             {

@@ -43,7 +43,7 @@ from connector.accounting.base import (
     RevenueJournal,
 )
 from connector.accounting.chart import XeroChart
-from connector.accounting.xero import payloads
+from connector.accounting.xero import payloads, tax
 from connector.accounting.xero.auth import XeroAuth
 from connector.accounting.xero.batches import chunks, elements, where_any
 from connector.accounting.xero.client import XeroClient, error_text, validation_errors
@@ -52,7 +52,7 @@ from connector.accounting.xero.limits import CallLimiter
 from connector.db import outbox, tables
 from connector.db.engine import transaction
 from connector.errors import AccountingError
-from connector.settings import Settings
+from connector.settings import Settings, mapping_path
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ class XeroTarget:
         extra = {"sleep": sleep} if sleep else {}
         self.client = XeroClient(self.settings, self.auth, http, limiter, **extra)
         self.contacts = XeroContacts(self.client, factory, self.settings.contact_number_prefix)
+        self.mapping_file = mapping_path(settings.accounting.mapping_file)
+        self._tax_types_checked = False
         self._base_currency: str | None = None
         self._delivered: dict[tuple[str, str], str] = {}  # (type, number) -> Xero id
         self._found: dict[str, dict[str, Any]] = {}  # reference -> element found by a lookup
@@ -114,6 +116,17 @@ class XeroTarget:
     def calls(self) -> int:
         """Calls made to Xero's API (the token endpoint is not counted, as Xero does not)."""
         return self.client.total_calls
+
+    # -- configuration ---------------------------------------------------------------------
+    def check_configuration(self) -> None:
+        """Refuse, as a configuration error naming the mapping file, a TaxType of the mapping
+        that the organisation does not have (``GET /TaxRates``), cannot use on sales, or holds
+        at another rate. Checked once per target, before the first document is sent."""
+        if self._tax_types_checked:
+            return
+        rates = tax.organisation_tax_rates(self.client.get("TaxRates"))
+        tax.check_mapping(self.chart, rates, self.mapping_file)
+        self._tax_types_checked = True
 
     # -- contacts --------------------------------------------------------------------------
     def upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:
@@ -131,6 +144,7 @@ class XeroTarget:
     ) -> list[PostResult]:
         results: dict[str, PostResult] = {}
         try:
+            self.check_configuration()
             customers = {
                 doc.customer.id: doc.customer
                 for doc in documents
