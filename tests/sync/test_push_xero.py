@@ -12,13 +12,14 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.accounting.xero.tax import xero_line_tax
 from connector.billing.pricing import ChargeKind
 from connector.db import outbox, tables
 from connector.db.engine import transaction
 from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import Settings
+from connector.sync import contracts, writeback
 from connector.sync import status as sync_status
-from connector.sync import writeback
 from connector.sync.billing_run import run_billing
 from connector.sync.push import make_target, push, read_payments
 from connector.sync.revenue_close import close_revenue
@@ -208,4 +209,66 @@ def test_a_parked_document_is_sent_once_its_cause_is_fixed(
     assert sorted(i["InvoiceNumber"] for i in xero_sandbox.store.invoices.values()) == [
         "INV-000001",
         "INV-000002",
+    ]
+
+
+def test_every_documents_tax_and_total_in_xero_are_the_billing_cores_to_the_cent(
+    factory: sessionmaker[Session], xero_settings: Settings, xero_sandbox: XeroSandbox
+) -> None:
+    """Customers in four currencies billed for January and February, one cancelled: where
+    Xero's per-line rounding differs from the core's (43,329 JPY at 10 %: 4,332.90 against
+    4,333; 2 × 16.72 GBP at 20 %: 6.68 against 6.69), Xero still holds our tax and total."""
+    with transaction(factory) as session:
+        jp = builders.customer(session, "JP1", country="JP", currency="JPY")
+        yen = builders.price(session, "PRO-JPY", currency="JPY", unit_amount="43329")
+        builders.subscription(session, jp, [builders.spec(session, yen, 1)], start=date(2026, 1, 1))
+        gb = builders.customer(session, "GB1", country="GB", currency="GBP")
+        items = [
+            builders.spec(session, builders.price(session, code, currency="GBP", unit_amount=a))
+            for code, a in (("ANALYTICS-GBP", "16.72"), ("API-GBP", "16.72"))
+        ]
+        gb_sub = builders.subscription(session, gb, items, start=date(2026, 1, 1)).id
+        de = builders.customer(session, "DE1", country="DE", currency="EUR")
+        seats = builders.price(session, "SEATS-EUR", currency="EUR", unit_amount="11.11")
+        builders.subscription(
+            session, de, [builders.spec(session, seats, 3)], start=date(2026, 1, 1)
+        )
+        us = builders.customer(session, "US1", country="US", currency="USD")
+        dollars = builders.price(session, "SEATS-USD", unit_amount="9.99")
+        builders.subscription(
+            session, us, [builders.spec(session, dollars, 7)], start=date(2026, 1, 1)
+        )
+    run_billing(factory, xero_settings, date(2026, 2, 1))
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, gb_sub, cancel_date=date(2026, 2, 10))
+    run_billing(factory, xero_settings, date(2026, 2, 10))
+
+    result = push(factory, xero_settings)
+
+    assert (result.pending, result.parked) == (0, {})
+    store = xero_sandbox.store
+    in_xero = {i["InvoiceNumber"]: i for i in store.invoices.values()}
+    in_xero |= {n["CreditNoteNumber"]: n for n in store.credit_notes.values()}
+    with factory() as session:
+        ours = {
+            doc.number: (doc.currency, doc.tax_total, doc.total)
+            for doc in session.scalars(select(tables.Document))
+        }
+    assert len(ours) == 9  # 8 invoices and the credit note
+    assert {n: (d["CurrencyCode"], d["TotalTax"], d["Total"]) for n, d in in_xero.items()} == ours
+    jpy = next(d for d in in_xero.values() if d["CurrencyCode"] == "JPY")
+    gbp = next(d for d in in_xero.values() if d["CurrencyCode"] == "GBP")
+    assert (jpy["TotalTax"], gbp["TotalTax"]) == (D("4333.00"), D("6.69"))
+    rates = xero_sandbox.chart.tax_rates
+    adjusted = sorted(  # lines whose tax is not Xero's own: one per document and rate at most
+        (number, item["LineAmount"], item["TaxAmount"])
+        for number, doc in in_xero.items()
+        for item in doc["LineItems"]
+        if item["TaxAmount"] != xero_line_tax(item["LineAmount"], rates[item["TaxType"]].rate)
+    )
+    assert adjusted == [
+        ("INV-000001", D("43329.00"), D("4333.00")),  # JPY, January
+        ("INV-000002", D("43329.00"), D("4333.00")),  # JPY, February
+        ("INV-000003", D("16.72"), D("3.35")),  # GBP, January
+        ("INV-000004", D("16.72"), D("3.35")),  # GBP, February
     ]
