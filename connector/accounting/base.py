@@ -72,6 +72,9 @@ class Invoice:
     total: Decimal
     invoice_number: str | None = None  # the invoice a credit note credits
     applied: Decimal = Decimal(0)  # how much of a credit note the billing core applied to it
+    # A credit note: every invoice the billing core applied it to (its own, and others as
+    # customer credit), with the amount; empty for other documents.
+    applied_to: tuple[tuple[str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

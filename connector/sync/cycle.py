@@ -1,6 +1,8 @@
 """The stages of the connector, run one at a time (a scheduled job) or all in order (a cycle):
-pull from Salesforce, bill, close revenue, push to accounting, read the payments recorded
-there, write back to Salesforce.
+pull from Salesforce, read the payments recorded in accounting, bill, close revenue, push to
+accounting, write back to Salesforce. Payments are read before billing, so that a credit note
+on an invoice already paid in accounting is not applied to it here (it is the customer's credit
+there and here alike).
 
 A :class:`Runtime` holds what the stages share: the database, the settings, one Salesforce
 client (one session, one API budget) and the accounting target, each made when first needed.
@@ -36,7 +38,7 @@ from connector.sync.stopping import StopRequest
 log = logging.getLogger(__name__)
 job_log = logging.getLogger("connector.jobs")
 
-STAGES = ("pull", "bill", "revenue", "push", "payments", "writeback")
+STAGES = ("pull", "payments", "bill", "revenue", "push", "writeback")
 
 
 @dataclass

@@ -223,17 +223,19 @@ class _Loader:
                 )
             )
         taxes = tuple(base.Tax(tax.rate, tax.tax) for tax in self.taxes.get(doc.id, []))
-        applied = Decimal(0)
-        if row.document_type == base.CREDIT_NOTE and doc.invoice_id is not None:
-            applied = sum(  # in Python: amounts are exact decimals, not SQL numbers
-                self.session.scalars(
-                    select(tables.Allocation.amount).where(
-                        tables.Allocation.credit_note_id == doc.id,
-                        tables.Allocation.invoice_id == doc.invoice_id,
-                    )
-                ),
-                Decimal(0),
-            )
+        applied_to: dict[int, Decimal] = {}
+        if row.document_type == base.CREDIT_NOTE:
+            for invoice_id, amount in self.session.execute(
+                select(tables.Allocation.invoice_id, tables.Allocation.amount)
+                .where(
+                    tables.Allocation.credit_note_id == doc.id,
+                    tables.Allocation.invoice_id.is_not(None),
+                )
+                .order_by(tables.Allocation.id)
+            ):  # in Python: amounts are exact decimals, not SQL numbers
+                if invoice_id is not None:
+                    applied_to[invoice_id] = applied_to.get(invoice_id, Decimal(0)) + amount
+        applied = applied_to.get(doc.invoice_id or 0, Decimal(0))
         return base.Invoice(
             key=document_key(row.document_type, doc.id),
             document_type=row.document_type,
@@ -248,6 +250,11 @@ class _Loader:
             total=doc.total,
             invoice_number=self.number(doc.invoice_id),
             applied=applied,
+            applied_to=tuple(
+                (self.number(invoice_id) or "", amount)
+                for invoice_id, amount in applied_to.items()
+                if amount > 0
+            ),
         )
 
     def payment(self, row: tables.Outbox) -> base.Payment:
@@ -375,6 +382,7 @@ class PaymentsResult:
     known: int = 0
     refused: dict[str, str] = field(default_factory=dict)  # where -> why
     stopped: str | None = None  # the target's API limit ended the read; the next one resumes
+    reconciled: int = 0  # credit notes whose credit went back to the customer, as there
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -382,6 +390,7 @@ class PaymentsResult:
             "known": self.known,
             "refused": dict(self.refused),
             "stopped": self.stopped,
+            "reconciled": self.reconciled,
         }
 
 
@@ -392,6 +401,8 @@ def read_payments(
     delivered to that target so that they are not posted back to it."""
     target = target or make_target(settings, factory)
     result = PaymentsResult()
+    # A target that applies payments and credit notes to invoices itself (Xero) is followed.
+    settles = bool(getattr(target, "applies_to_invoices", False))
     cursor_name = f"accounting:{target.name}:payments"
     with transaction(factory) as session:
         cursor = session.get(tables.SyncCursor, cursor_name)
@@ -422,6 +433,15 @@ def read_payments(
                     raise ConnectorError(
                         f"paid in {payment.currency}, but {invoice.number} is in {invoice.currency}"
                     )
+                # Paid there before credit notes applied here reached it: the payment comes
+                # first, those credit notes' credit goes back to the customer (as there).
+                excess = payment.amount - settlement.due_of(invoice)
+                pending = _credit_notes_not_at(session, target.name, invoice) if settles else set()
+                if excess > 0 and pending:
+                    released = settlement.release_credit(
+                        session, invoice, excess, pending, payment.date
+                    )
+                    outbox.send_again(session, target.name, base.CREDIT_NOTE, released)
                 row = settlement.record_payment(
                     session,
                     amount=payment.amount,
@@ -436,6 +456,9 @@ def read_payments(
         except ConnectorError as error:
             result.refused[payment.where] = str(error)
             log.warning("payment at %s not recorded: %s", payment.where, error)
+    if settles:
+        with transaction(factory) as session:
+            result.reconciled = _pay_instead_of_credit(session, target.name)
     if after and not result.refused:  # a refused payment is read again until it is fixed
         with transaction(factory) as session:
             read = datetime.fromisoformat(after)
@@ -446,3 +469,58 @@ def read_payments(
             elif stored.position is None or position > stored.position:
                 stored.position = position
     return result
+
+
+def _credit_notes_not_at(session: Session, target: str, invoice: tables.Document) -> set[int]:
+    """Credit notes applied to ``invoice`` whose delivery to ``target`` is not done: the
+    target does not hold their application (yet)."""
+    applied = {
+        note
+        for note in session.scalars(
+            select(tables.Allocation.credit_note_id).where(
+                tables.Allocation.invoice_id == invoice.id,
+                tables.Allocation.credit_note_id.is_not(None),
+            )
+        )
+        if note is not None
+    }
+    done = outbox.states(session, target, base.CREDIT_NOTE, applied)
+    return {note for note in applied if done.get(note) != outbox.DONE}
+
+
+def _pay_instead_of_credit(session: Session, target: str) -> int:
+    """Where ``target`` holds a payment on an invoice in full but the billing core applied
+    part of it elsewhere because credit notes the target does not hold were applied to that
+    invoice first (a credit note issued on an invoice already paid there, from before the
+    payments were read back ahead of billing): apply the payment to its invoice instead and
+    keep those credit notes' credit as the customer's, as the target does. Returns how many
+    credit notes were released; those it had refused are sent again."""
+    candidates = session.scalars(
+        select(tables.Payment)
+        .join(
+            tables.Outbox,
+            (tables.Outbox.document_type == base.PAYMENT)
+            & (tables.Outbox.document_id == tables.Payment.id),
+        )
+        .join(tables.Delivery, tables.Delivery.outbox_id == tables.Outbox.id)
+        .where(
+            tables.Payment.kind == base.PAYMENT,
+            tables.Payment.unapplied.is_not(None),
+            tables.Payment.invoice_id.is_not(None),
+            tables.Delivery.target == target,
+            tables.Delivery.state == outbox.DONE,
+        )
+        .order_by(tables.Payment.id)
+    ).all()
+    released: set[int] = set()
+    for payment in candidates:
+        invoice = session.get_one(tables.Document, payment.invoice_id)
+        pending = _credit_notes_not_at(session, target, invoice)
+        if pending:
+            released.update(
+                settlement.pay_instead_of_credit(
+                    session, payment, invoice, pending, payment.received_on
+                )
+            )
+    outbox.send_again(session, target, base.CREDIT_NOTE, released)
+    return len(released)

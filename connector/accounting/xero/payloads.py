@@ -135,14 +135,16 @@ def credit_note(doc: Invoice, contact_id: str, chart: XeroChart) -> dict[str, An
     }
 
 
-def allocation(doc: Invoice, invoice_id: str) -> dict[str, Any]:
+def allocations(doc: Invoice, to: Sequence[tuple[str, Decimal]]) -> dict[str, Any]:
+    """A credit note applied to invoices: ``to`` holds (InvoiceID, amount) pairs."""
     return {
         "Allocations": [
             {
                 "Invoice": {"InvoiceID": invoice_id},
-                "Amount": doc.applied,
+                "Amount": amount,
                 "Date": doc.issue_date.isoformat(),
             }
+            for invoice_id, amount in to
         ]
     }
 

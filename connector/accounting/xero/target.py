@@ -88,6 +88,7 @@ def xero_auth(settings: Settings, factory: sessionmaker[Session]) -> XeroAuth:
 class XeroTarget:
     name = "xero"
     max_batch = 500
+    applies_to_invoices = True  # Xero holds payments and credit notes on invoices
 
     def __init__(
         self,
@@ -164,7 +165,7 @@ class XeroTarget:
             self._create(INVOICES, invoices, retried, results, contacts)
             credit_notes = by_type.get(base.CREDIT_NOTE, [])
             self._create(CREDIT_NOTES, credit_notes, retried, results, contacts)
-            self._allocate(credit_notes, retried, results)
+            self._allocate(credit_notes, results)
             payments = by_type.get(base.PAYMENT, []) + by_type.get(base.REFUND, [])
             self._create(PAYMENTS, payments, retried, results, contacts)
             self._void(by_type.get(base.VOID, []), retried, results)
@@ -277,30 +278,37 @@ class XeroTarget:
                     self._found[ref] = element
         return found
 
-    def _allocate(
-        self,
-        credit_notes: Sequence[Invoice],
-        retried: frozenset[str],
-        results: dict[str, PostResult],
-    ) -> None:
-        """Apply each new credit note to its invoice, as much as the billing core applied."""
+    def _allocate(self, credit_notes: Sequence[Invoice], results: dict[str, PostResult]) -> None:
+        """Apply each credit note to the invoices the billing core applied it to (its own, and
+        others as customer credit), for what Xero does not hold yet: a credit note found by a
+        lookup (an earlier attempt may have applied it) is compared with its allocations in
+        Xero. What the core did not apply stays the customer's credit, as it is in Xero."""
         for doc in credit_notes:
             result = results.get(doc.key)
-            if result is None or not result.ok or doc.applied <= 0 or not doc.invoice_number:
+            if result is None or not result.ok:
                 continue
-            found = self._found.get(doc.number) if doc.key in retried else None
-            if found is not None and _decimal(found.get("RemainingCredit")) < doc.total:
-                continue  # allocated by the attempt whose answer was lost
+            wanted = dict(doc.applied_to)
+            if not wanted and doc.applied > 0 and doc.invoice_number:
+                wanted = {doc.invoice_number: doc.applied}
+            held = _allocated(self._found.get(doc.number))  # found: sent before
+            missing = {
+                number: amount - held.get(number, Decimal(0))
+                for number, amount in wanted.items()
+                if amount > held.get(number, Decimal(0))
+            }
+            if not missing:
+                continue
             try:
-                invoice_id = self._xero_id(base.INVOICE, doc.invoice_number)
+                to = [(self._xero_id(base.INVOICE, n), amount) for n, amount in missing.items()]
             except _WaitingError as waiting:
                 results[doc.key] = PostResult(doc.key, False, error=str(waiting), retriable=True)
                 continue
-            request = payloads.allocation(doc, invoice_id)
+            numbers = ", ".join(missing)
+            request = payloads.allocations(doc, to)
             results[doc.key] = PostResult(  # until Xero confirms: the next push finishes it
                 doc.key,
                 False,
-                error=f"{doc.number} is in Xero, not yet applied to {doc.invoice_number}",
+                error=f"{doc.number} is in Xero, not yet applied to {numbers}",
                 retriable=True,
             )
             answer = self.client.write(
@@ -309,14 +317,15 @@ class XeroTarget:
                 request,
                 payloads.batch_key("allocation", [doc.key], request),
             )
-            errors = [m for e in elements(answer, "Allocations", 1) for m in validation_errors(e)]
+            errors = [
+                m for e in elements(answer, "Allocations", len(to)) for m in validation_errors(e)
+            ]
             if errors or answer.status != 200:
-                why = "; ".join(errors) or error_text(answer.body)
+                why = "; ".join(dict.fromkeys(errors)) or error_text(answer.body)
                 results[doc.key] = PostResult(
                     doc.key,
                     False,
-                    error=f"Xero holds {doc.number} but refused to apply it to "
-                    f"{doc.invoice_number}: {why}",
+                    error=f"Xero holds {doc.number} but refused to apply it to {numbers}: {why}",
                 )
             else:
                 results[doc.key] = result
@@ -524,6 +533,15 @@ def _reference_of(kind: _Kind) -> Callable[[Any], str]:
     if kind is PAYMENTS:
         return payloads.payment_reference
     return lambda doc: str(doc.number)
+
+
+def _allocated(credit_note: dict[str, Any] | None) -> dict[str, Decimal]:
+    """What a credit note found in Xero is applied to: invoice number -> amount."""
+    held: dict[str, Decimal] = {}
+    for allocation in (credit_note or {}).get("Allocations") or []:
+        number = str((allocation.get("Invoice") or {}).get("InvoiceNumber") or "")
+        held[number] = held.get(number, Decimal(0)) + _decimal(allocation.get("Amount"))
+    return held
 
 
 def _decimal(value: Any) -> Decimal:
