@@ -243,3 +243,9 @@ def test_xero_dates_and_timestamps_are_read_in_utc() -> None:
     assert payloads.parse_timestamp("2026-03-15T12:34:56") == datetime(
         2026, 3, 15, 12, 34, 56, tzinfo=UTC
     )
+
+
+def test_if_modified_since_is_an_rfc_3339_date_time_with_its_utc_offset() -> None:
+    assert payloads.rfc3339("2026-03-15T12:34:56") == "2026-03-15T12:34:56+00:00"
+    assert payloads.rfc3339("2026-03-15T12:34:56.789+00:00") == "2026-03-15T12:34:56+00:00"
+    assert payloads.rfc3339("2026-03-15T13:34:56+01:00") == "2026-03-15T12:34:56+00:00"
