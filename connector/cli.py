@@ -289,7 +289,7 @@ def push(
     state = _state(ctx)
     factory = state.database()
     target = sync_push.make_target(state.settings, factory)
-    sync_push.check_target(target)
+    sync_push.check_target(target)  # a configuration error stops it before anything is done
     if retry_parked:
         with transaction(factory) as session:
             again = outbox.retry_parked(session, target.name)

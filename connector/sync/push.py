@@ -324,7 +324,6 @@ def push(
     """Deliver every outbox row the target has not received yet; ``checkpoint`` is called
     between batches (it raises to stop there)."""
     target = target or make_target(settings, factory)
-    check_target(target)
     result = PushResult(target.name)
     after = 0  # rows left pending in this run wait for the next one
     while True:
@@ -335,6 +334,8 @@ def push(
             batch = [(row.id, loader.document(row)) for row in rows]
         if not batch:
             return result
+        if not after:
+            check_target(target)  # before the first write; an idle push costs nothing
         after = batch[-1][0]
         with transaction(factory) as session:  # before the write: a crash leaves it marked
             tried = outbox.begin_attempt(session, target.name, [row_id for row_id, _ in batch])
