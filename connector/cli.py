@@ -301,16 +301,17 @@ def push(
         ),
     ] = False,
 ) -> None:
-    """Post new documents to accounting, then read back payments recorded there."""
+    """Read back payments recorded in accounting, then post new documents there."""
     state = _state(ctx)
     factory = state.database()
     target = sync_push.make_target(state.settings, factory)
+    sync_push.check_target(target)  # a configuration error stops it before anything is done
     if retry_parked:
         with transaction(factory) as session:
             again = outbox.retry_parked(session, target.name)
         console.print(f"{again} parked documents back in line", highlight=False)
+    payments = sync_push.read_payments(factory, state.settings, target)  # before allocating
     posted = sync_push.push(factory, state.settings, target)
-    payments = sync_push.read_payments(factory, state.settings, target)
     if as_json:
         _print_json({"push": posted.to_dict(), "payments": payments.to_dict()})
     else:

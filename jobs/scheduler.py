@@ -28,12 +28,12 @@ from jobs.writeback import write_back
 log = logging.getLogger(__name__)
 
 Job = Callable[[Runtime, date | None], JobRun]
-JOBS: dict[str, Job] = {
+JOBS: dict[str, Job] = {  # in the order of a cycle
     "pull": pull,
+    "payments": read_payments,
     "bill": bill,
     "revenue": close_revenue,
     "push": push,
-    "payments": read_payments,
     "writeback": write_back,
 }
 

@@ -136,7 +136,13 @@ def ledger_settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
-XERO_TAX_TYPES = {"0": "NONE", "10": "OUTPUT", "19": "OUTPUT2", "20": "OUTPUT2", "7.25": "TAX001"}
+XERO_TAX_TYPES: dict[str, Any] = {  # the fake organisation's: connector.sandbox.xero.chart
+    "0": "NONE",
+    "7.25": "TAX001",
+    "GB": {"20": "TAX002"},
+    "DE": {"19": "TAX003"},
+    "JP": {"10": "TAX006"},
+}
 
 
 def xero_overrides(xero: Any, **extra: Any) -> dict[str, Any]:

@@ -85,6 +85,9 @@ class Invoice:
     applied: Decimal = Decimal(0)  # how much of a credit note the billing core applied to it
     credit: Decimal = Decimal(0)  # a credit note: what it left as the customer's credit
     booking_date: date | None = None  # booked on this day: its own is in a closed period
+    # A credit note: every invoice the billing core applied it to (its own, and others as
+    # customer credit), with the amount; empty for other documents.
+    applied_to: tuple[tuple[str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,8 @@ class Payment:
     the customer's credit: what a payment left over once it paid what it could (an
     over-payment), what a refund paid out of credit. ``credit_kept`` (a payment finance
     recorded in accounting: the over-payment to move to customer credit) and
-    ``credit_applied`` (credit held applied to the invoice ``invoice_number``) move credit only.
+    ``credit_applied`` (credit held applied to the invoice ``invoice_number``: ``amount`` now,
+    ``credit`` what its source has applied to that invoice in all) move credit only.
     """
 
     key: str

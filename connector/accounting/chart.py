@@ -6,11 +6,12 @@ import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 
 from connector.accounting.base import JOURNAL_INVOICED, JOURNAL_UNBILLED, RevenueAmount
+from connector.billing.tax import country_code
 from connector.errors import ConfigError, InvalidInputError
 from connector.yamlfile import load_yaml
 
@@ -61,30 +62,89 @@ class XeroAccounts(BaseModel):
     bank: AccountCode = "090"
 
 
+ANY_COUNTRY = "*"
+TaxTypeCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+DEFAULT_TAX_TYPES: dict[str, dict[Decimal, str]] = {  # the demo organisation's (the fake Xero)
+    ANY_COUNTRY: {Decimal(0): "NONE"},
+    "GB": {Decimal(20): "TAX002"},
+    "DE": {Decimal(19): "TAX003", Decimal(7): "TAX004"},
+    "FR": {Decimal(20): "TAX005"},
+    "JP": {Decimal(10): "TAX006", Decimal(8): "TAX007"},
+}
+
+
 class XeroChart(BaseModel):
-    """Where documents land in Xero: account codes, and the TaxType of each tax rate."""
+    """Where documents land in Xero: account codes, and the organisation's TaxType for each
+    country and tax rate.
+
+    ``tax_types`` maps a rate (percent) to a TaxType for every country (``0: NONE``), and a
+    country (ISO 3166 alpha-2) to its own rates (``DE: {19: TAX003, 7: TAX004}``); a country's
+    own entry wins over a rate alone. A rate's TaxType is never guessed from the organisation's
+    tax rates: two jurisdictions may share a rate (UK and French VAT at 20 %), and tax must be
+    reported in the jurisdiction it is owed to.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     accounts: XeroAccounts = XeroAccounts()
     revenue_by_product: dict[str, AccountCode] = {}
     revenue_by_family: dict[str, AccountCode] = {}
-    tax_types: dict[Decimal, str] = {
-        Decimal(0): "NONE",
-        Decimal(10): "OUTPUT",
-        Decimal(20): "OUTPUT2",
-    }
+    tax_types: dict[str, dict[Decimal, TaxTypeCode]] = DEFAULT_TAX_TYPES
 
     def revenue_account(self, recurring: bool, product: str | None, family: str | None) -> str:
         return _revenue(self, self.accounts, recurring, product, family)
 
-    def tax_type(self, rate: Decimal) -> str | None:
-        return self.tax_types.get(rate.normalize()) or self.tax_types.get(rate)
+    def tax_type(self, rate: Decimal, country: str | None = None) -> str | None:
+        """The TaxType of ``rate`` for a customer in ``country``: the country's own, else the
+        one for every country, else None."""
+        if country and (found := self.tax_types.get(country.upper(), {}).get(rate)):
+            return found
+        return self.tax_types.get(ANY_COUNTRY, {}).get(rate)
+
+    def tax_type_entries(self) -> list[tuple[str | None, Decimal, str]]:
+        """Every (country or None for every country, rate, TaxType) of the mapping."""
+        return [
+            (None if country == ANY_COUNTRY else country, rate, tax_type)
+            for country, rates in sorted(self.tax_types.items())
+            for rate, tax_type in sorted(rates.items())
+        ]
+
+    @field_validator("tax_types", mode="before")
+    @classmethod
+    def _by_country(cls, value: Any) -> Any:
+        """``{rate: code, COUNTRY: {rate: code}}`` as written, grouped by country."""
+        if not isinstance(value, dict):
+            return value
+        grouped: dict[str, dict[Any, Any]] = {}
+        for key, entry in value.items():
+            if isinstance(entry, dict):
+                grouped.setdefault(_country(key), {}).update(entry)
+            elif isinstance(key, str) and key.strip().isalpha():
+                raise ValueError(
+                    f"{key}: give the TaxType of each of its rates ({key}: {{19: TAX003}})"
+                )
+            else:
+                grouped.setdefault(ANY_COUNTRY, {})[key] = entry
+        return grouped
 
     @field_validator("tax_types")
     @classmethod
-    def _normalized(cls, value: dict[Decimal, str]) -> dict[Decimal, str]:
-        return {rate.normalize(): tax_type for rate, tax_type in value.items()}
+    def _percentages(cls, value: dict[str, dict[Decimal, str]]) -> dict[str, dict[Decimal, str]]:
+        for country, rates in value.items():
+            for rate in rates:
+                if not (rate.is_finite() and 0 <= rate <= 100):
+                    where = "" if country == ANY_COUNTRY else f"{country}: "
+                    raise ValueError(f"{where}tax rate {rate} is not a percentage from 0 to 100")
+        return value
+
+
+def _country(key: Any) -> str:
+    try:
+        return country_code(str(key))
+    except InvalidInputError:
+        raise ValueError(
+            f"{key!r} is neither a tax rate nor a country (ISO 3166 alpha-2, such as DE)"
+        ) from None
 
 
 class Chart(BaseModel):

@@ -213,6 +213,46 @@ def external_ids(
     return {document_id: external_id for document_id, external_id in rows if external_id}
 
 
+def states(
+    session: Session, target: str, document_type: str, document_ids: Iterable[int]
+) -> dict[int, str]:
+    """The delivery state at ``target`` of each of these documents that has one."""
+    rows = session.execute(
+        select(tables.Outbox.document_id, tables.Delivery.state)
+        .join(tables.Delivery, tables.Delivery.outbox_id == tables.Outbox.id)
+        .where(
+            tables.Delivery.target == target,
+            tables.Outbox.document_type == document_type,
+            tables.Outbox.document_id.in_(list(document_ids)),
+        )
+    ).all()
+    return {document_id: state for document_id, state in rows}
+
+
+def send_again(
+    session: Session, target: str, document_type: str, document_ids: Iterable[int]
+) -> int:
+    """Put these documents back in line for ``target`` when it refused them (their cause is
+    gone): the next push sends them again, looking each up first. Returns how many."""
+    ids = list(document_ids)
+    if not ids:
+        return 0
+    outbox_ids = select(tables.Outbox.id).where(
+        tables.Outbox.document_type == document_type, tables.Outbox.document_id.in_(ids)
+    )
+    parked = session.scalars(
+        select(tables.Delivery).where(
+            tables.Delivery.target == target,
+            tables.Delivery.state == PARKED,
+            tables.Delivery.outbox_id.in_(outbox_ids),
+        )
+    ).all()
+    for row in parked:
+        row.state = PENDING
+    session.flush()
+    return len(parked)
+
+
 def retry_parked(session: Session, target: str) -> int:
     """Put the documents ``target`` refused back in line (once their cause is fixed): the next
     push tries them again, looking first for any an earlier attempt delivered."""

@@ -1,6 +1,8 @@
 """The stages of the connector, run one at a time (a scheduled job) or all in order (a cycle):
-pull from Salesforce, bill, close revenue, push to accounting, read the payments recorded
-there, write back to Salesforce.
+pull from Salesforce, read the payments recorded in accounting, bill, close revenue, push to
+accounting, write back to Salesforce. Payments are read before billing, so that a credit note
+on an invoice already paid in accounting is not applied to it here (it is the customer's credit
+there and here alike).
 
 A :class:`Runtime` holds what the stages share: the database, the settings, one Salesforce
 client (one session, one API budget) and the accounting target, each made when first needed.
@@ -36,7 +38,7 @@ from connector.sync.stopping import StopRequest
 log = logging.getLogger(__name__)
 job_log = logging.getLogger("connector.jobs")
 
-STAGES = ("pull", "bill", "revenue", "push", "payments", "writeback")
+STAGES = ("pull", "payments", "bill", "revenue", "push", "writeback")
 
 
 @dataclass
@@ -61,6 +63,12 @@ class Runtime:
         if self._target is None:
             self._target = push.make_target(self.settings, self.factory)
         return self._target
+
+    def check_target(self) -> None:
+        """Check the accounting target's configuration against the target itself (a Xero
+        TaxType the organisation lacks), so that a cycle stops before it does anything: a
+        configuration error is raised; a target out of reach is left to the push stage."""
+        push.check_target(self.target)
 
     def _calls(self) -> int:
         """API calls made so far: Salesforce's, and the accounting target's when remote."""
@@ -224,6 +232,7 @@ def run_cycle(
     """Every stage in order, as of ``as_of``; a stop request ends the cycle after the batch in
     hand (the stage is recorded as interrupted and the later ones do not start)."""
     runtime = runtime or Runtime(factory, settings, _client=client, _target=target)
+    runtime.check_target()
     result = CycleResult(as_of)
     for name in STAGES:
         if runtime.stop.is_set():

@@ -35,7 +35,7 @@ from connector.billing.pricing import ChargeKind
 from connector.billing.revenue import CreditSchedule
 from connector.db import books, outbox, tables
 from connector.db.engine import transaction
-from connector.errors import AccountingLimitError, ConfigError, ConnectorError
+from connector.errors import AccountingError, AccountingLimitError, ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
 from connector.sync import ledger_heal, revenue_close, settlement
 from connector.sync.stopping import no_stop
@@ -85,6 +85,19 @@ def make_target(
             raise ConfigError(f"accounting.target = xero needs {', '.join(missing)}")
         return XeroTarget(settings, factory, chart.xero)
     raise ConfigError(f"accounting.target {settings.accounting.target!r} is not available")
+
+
+def check_target(target: AccountingTarget) -> None:
+    """Check the target's configuration against the target itself, when it offers such a
+    check (Xero: the mapping's TaxTypes against the organisation's tax rates): a configuration
+    error is raised before anything is sent; a target out of reach is left to the push."""
+    check = getattr(target, "check_configuration", None)
+    if check is None:
+        return
+    try:
+        check()
+    except AccountingError as error:
+        log.warning("%s: configuration not checked: %s", target.name, error)
 
 
 # -- documents from the billing core --------------------------------------------------------------
@@ -243,17 +256,19 @@ class _Loader:
                 )
             )
         taxes = tuple(base.Tax(tax.rate, tax.tax) for tax in self.taxes.get(doc.id, []))
-        applied = Decimal(0)
-        if row.document_type == base.CREDIT_NOTE and doc.invoice_id is not None:
-            applied = sum(  # in Python: amounts are exact decimals, not SQL numbers
-                self.session.scalars(
-                    select(tables.Allocation.amount).where(
-                        tables.Allocation.credit_note_id == doc.id,
-                        tables.Allocation.invoice_id == doc.invoice_id,
-                    )
-                ),
-                Decimal(0),
-            )
+        applied_to: dict[int, Decimal] = {}
+        if row.document_type == base.CREDIT_NOTE:
+            for invoice_id, amount in self.session.execute(
+                select(tables.Allocation.invoice_id, tables.Allocation.amount)
+                .where(
+                    tables.Allocation.credit_note_id == doc.id,
+                    tables.Allocation.invoice_id.is_not(None),
+                )
+                .order_by(tables.Allocation.id)
+            ):  # in Python: amounts are exact decimals, not SQL numbers
+                if invoice_id is not None:
+                    applied_to[invoice_id] = applied_to.get(invoice_id, Decimal(0)) + amount
+        applied = applied_to.get(doc.invoice_id or 0, Decimal(0))
         return base.Invoice(
             key=document_key(row.document_type, doc.id),
             document_type=row.document_type,
@@ -272,6 +287,11 @@ class _Loader:
                 (doc.credit_kept or Decimal(0))
                 if row.document_type == base.CREDIT_NOTE
                 else Decimal(0)
+            ),
+            applied_to=tuple(
+                (self.number(invoice_id) or "", amount)
+                for invoice_id, amount in applied_to.items()
+                if amount > 0
             ),
         )
 
@@ -322,6 +342,23 @@ class _Loader:
             reference = f"payment of {paid.received_on.isoformat()}" + (
                 f" {paid.reference}" if paid.reference else ""
             )
+        source_column = (
+            tables.Allocation.credit_note_id
+            if allocation.credit_note_id is not None
+            else tables.Allocation.payment_id
+        )
+        # What the source has applied to this invoice in all, through this allocation: a
+        # target compares it with what it holds, so that a retry applies nothing twice.
+        applied = sum(
+            self.session.scalars(
+                select(tables.Allocation.amount).where(
+                    source_column == (allocation.credit_note_id or allocation.payment_id),
+                    tables.Allocation.invoice_id == allocation.invoice_id,
+                    tables.Allocation.id <= allocation.id,
+                )
+            ),
+            Decimal(0),
+        )
         return base.Payment(
             key=document_key(row.document_type, allocation.id),
             document_type=row.document_type,
@@ -333,6 +370,7 @@ class _Loader:
             invoice_number=invoice.number,
             reference=reference,
             credit_note_number=source,
+            credit=applied,
         )
 
     def _refunded_credit_note(self, payment: tables.Payment) -> str | None:
@@ -417,6 +455,8 @@ def push(
             books.mark_in_flight(session, target.name, ids)
         if not batch:
             return result
+        if not after:
+            check_target(target)  # before the first write; an idle push costs nothing
         after = batch[-1][0]
         retried = frozenset(doc.key for row_id, doc in batch if row_id in tried)
         answers = target.post([doc for _, doc in batch], retried)
@@ -463,6 +503,7 @@ class PaymentsResult:
     known: int = 0
     refused: dict[str, str] = field(default_factory=dict)  # where -> why
     stopped: str | None = None  # the target's API limit ended the read; the next one resumes
+    reconciled: int = 0  # credit notes whose credit went back to the customer, as there
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -470,6 +511,7 @@ class PaymentsResult:
             "known": self.known,
             "refused": dict(self.refused),
             "stopped": self.stopped,
+            "reconciled": self.reconciled,
         }
 
 
@@ -480,12 +522,14 @@ def read_payments(
     delivered to that target so that they are not posted back to it."""
     target = target or make_target(settings, factory)
     result = PaymentsResult()
+    # A target that applies payments and credit notes to invoices itself (Xero) is followed.
+    settles = bool(getattr(target, "applies_to_invoices", False))
     cursor_name = f"accounting:{target.name}:payments"
     with transaction(factory) as session:
         cursor = session.get(tables.SyncCursor, cursor_name)
         since = cursor.position - PAYMENTS_LOOKBACK if cursor and cursor.position else None
     try:
-        found, after = target.payments(since.strftime("%Y-%m-%dT%H:%M:%S") if since else None)
+        found, after = target.payments(since.isoformat(timespec="seconds") if since else None)
     except AccountingLimitError as error:
         result.stopped = str(error)
         return result
@@ -496,46 +540,118 @@ def read_payments(
             continue
         try:
             with transaction(factory) as session:
-                known = session.scalar(
-                    select(tables.Payment.id).where(tables.Payment.reference == payment.reference)
-                )
-                if known is not None:
-                    result.known += 1
-                    continue
-                invoice = session.scalar(
-                    select(tables.Document).where(
-                        tables.Document.number == payment.invoice_number,
-                        tables.Document.kind == base.INVOICE,
-                    )
-                )
-                if invoice is None:
-                    raise ConnectorError(f"no invoice {payment.invoice_number}")
-                if invoice.currency != payment.currency:
-                    raise ConnectorError(
-                        f"paid in {payment.currency}, but {invoice.number} is in {invoice.currency}"
-                    )
-                row = settlement.record_payment(
-                    session,
-                    amount=payment.amount,
-                    received_on=payment.date,
-                    invoice_number=invoice.number,
-                    reference=payment.reference,
-                )
-                outbox.delivered_elsewhere(
-                    session, base.PAYMENT, row.id, target.name, payment.where
-                )
-                if row.credit_kept:  # an over-payment: to the customer's credit
-                    outbox.enqueue(session, base.CREDIT_KEPT, [row.id])
-                result.recorded += 1
+                recorded = _record_external(session, payment, target.name, settles)
+            result.recorded += recorded
+            result.known += not recorded
         except ConnectorError as error:
             result.refused[payment.where] = str(error)
             log.warning("payment at %s not recorded: %s", payment.where, error)
+    if settles:
+        with transaction(factory) as session:
+            result.reconciled = _pay_instead_of_credit(session, target.name)
     if after and not result.refused:  # a refused payment is read again until it is fixed
         with transaction(factory) as session:
-            position = datetime.fromisoformat(after).replace(tzinfo=UTC)
+            read = datetime.fromisoformat(after)
+            position = read.astimezone(UTC) if read.tzinfo else read.replace(tzinfo=UTC)
             stored = session.get(tables.SyncCursor, cursor_name)
             if stored is None:
                 session.add(tables.SyncCursor(name=cursor_name, position=position))
             elif stored.position is None or position > stored.position:
                 stored.position = position
     return result
+
+
+def _record_external(
+    session: Session, payment: base.ExternalPayment, target: str, settles: bool
+) -> bool:
+    """Apply one payment recorded in accounting; False when it was applied before."""
+    known = session.scalar(
+        select(tables.Payment.id).where(tables.Payment.reference == payment.reference)
+    )
+    if known is not None:
+        return False
+    invoice = session.scalar(
+        select(tables.Document).where(
+            tables.Document.number == payment.invoice_number,
+            tables.Document.kind == base.INVOICE,
+        )
+    )
+    if invoice is None:
+        raise ConnectorError(f"no invoice {payment.invoice_number}")
+    if invoice.currency != payment.currency:
+        raise ConnectorError(
+            f"paid in {payment.currency}, but {invoice.number} is in {invoice.currency}"
+        )
+    # Paid there before credit notes applied here reached it: the payment comes first, those
+    # credit notes' credit goes back to the customer (as there).
+    excess = payment.amount - settlement.due_of(invoice)
+    pending = _credit_notes_not_at(session, target, invoice) if settles else set()
+    if excess > 0 and pending:
+        released = settlement.release_credit(session, invoice, excess, pending, payment.date)
+        outbox.send_again(session, target, base.CREDIT_NOTE, released)
+    row = settlement.record_payment(
+        session,
+        amount=payment.amount,
+        received_on=payment.date,
+        invoice_number=invoice.number,
+        reference=payment.reference,
+    )
+    outbox.delivered_elsewhere(session, base.PAYMENT, row.id, target, payment.where)
+    if row.credit_kept:  # an over-payment: to the customer's credit
+        outbox.enqueue(session, base.CREDIT_KEPT, [row.id])
+    return True
+
+
+def _credit_notes_not_at(session: Session, target: str, invoice: tables.Document) -> set[int]:
+    """Credit notes applied to ``invoice`` whose delivery to ``target`` is not done: the
+    target does not hold their application (yet)."""
+    applied = {
+        note
+        for note in session.scalars(
+            select(tables.Allocation.credit_note_id).where(
+                tables.Allocation.invoice_id == invoice.id,
+                tables.Allocation.credit_note_id.is_not(None),
+            )
+        )
+        if note is not None
+    }
+    done = outbox.states(session, target, base.CREDIT_NOTE, applied)
+    return {note for note in applied if done.get(note) != outbox.DONE}
+
+
+def _pay_instead_of_credit(session: Session, target: str) -> int:
+    """Where ``target`` holds a payment on an invoice in full but the billing core applied
+    part of it elsewhere because credit notes the target does not hold were applied to that
+    invoice first (a credit note issued on an invoice already paid there, from before the
+    payments were read back ahead of billing): apply the payment to its invoice instead and
+    keep those credit notes' credit as the customer's, as the target does. Returns how many
+    credit notes were released; those it had refused are sent again."""
+    candidates = session.scalars(
+        select(tables.Payment)
+        .join(
+            tables.Outbox,
+            (tables.Outbox.document_type == base.PAYMENT)
+            & (tables.Outbox.document_id == tables.Payment.id),
+        )
+        .join(tables.Delivery, tables.Delivery.outbox_id == tables.Outbox.id)
+        .where(
+            tables.Payment.kind == base.PAYMENT,
+            tables.Payment.unapplied.is_not(None),
+            tables.Payment.invoice_id.is_not(None),
+            tables.Delivery.target == target,
+            tables.Delivery.state == outbox.DONE,
+        )
+        .order_by(tables.Payment.id)
+    ).all()
+    released: set[int] = set()
+    for payment in candidates:
+        invoice = session.get_one(tables.Document, payment.invoice_id)
+        pending = _credit_notes_not_at(session, target, invoice)
+        if pending:
+            released.update(
+                settlement.pay_instead_of_credit(
+                    session, payment, invoice, pending, payment.received_on
+                )
+            )
+    outbox.send_again(session, target, base.CREDIT_NOTE, released)
+    return len(released)

@@ -12,6 +12,7 @@ invoice (``from_credit``) and refunds paid out of it move it back.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -153,6 +154,82 @@ def apply_credit_note(
     credit_note.unapplied = credit_note.total
     if applied > 0:
         _apply(session, credit_note, invoice, applied, on)
+
+
+def credit_applied(
+    session: Session, invoice: tables.Document, credit_note_ids: Iterable[int]
+) -> dict[int, Decimal]:
+    """What each of these credit notes has applied to ``invoice``, net of releases."""
+    ids = list(credit_note_ids)
+    applied: dict[int, Decimal] = defaultdict(Decimal)
+    if not ids:
+        return applied
+    for credit_note_id, amount in session.execute(
+        select(tables.Allocation.credit_note_id, tables.Allocation.amount).where(
+            tables.Allocation.invoice_id == invoice.id,
+            tables.Allocation.credit_note_id.in_(ids),
+        )
+    ):
+        if credit_note_id is not None:
+            applied[credit_note_id] += amount  # exact decimals, summed in Python
+    return applied
+
+
+def release_credit(
+    session: Session,
+    invoice: tables.Document,
+    amount: Decimal,
+    credit_note_ids: Iterable[int],
+    on: date,
+) -> list[int]:
+    """Take up to ``amount`` of what these credit notes applied to ``invoice`` back off it,
+    the newest credit note first: the invoice owes it again and the credit notes hold it as the
+    customer's credit. Each release is an allocation row of the amount released, negative.
+    Returns the credit notes released from."""
+    applied = credit_applied(session, invoice, credit_note_ids)
+    released: list[int] = []
+    left = amount
+    for credit_note_id in sorted(applied, reverse=True):
+        take = min(left, applied[credit_note_id])
+        if take <= 0:
+            continue
+        note = session.get_one(tables.Document, credit_note_id)
+        session.add(
+            tables.Allocation(
+                credit_note_id=note.id, invoice_id=invoice.id, amount=-take, allocated_on=on
+            )
+        )
+        note.unapplied = (note.unapplied or ZERO) + take
+        invoice.amount_credited -= take
+        left -= take
+        released.append(note.id)
+    invoice.status = invoice_status(
+        invoice.total, invoice.amount_paid, invoice.amount_credited
+    ).value
+    session.flush()
+    return released
+
+
+def pay_instead_of_credit(
+    session: Session,
+    payment: tables.Payment,
+    invoice: tables.Document,
+    credit_note_ids: Iterable[int],
+    on: date,
+) -> list[int]:
+    """The accounting system holds ``payment`` on ``invoice`` in full, and not these credit
+    notes' application to it: release them from the invoice by as much of the payment as is
+    still unapplied, and apply the payment there instead. Returns the credit notes released
+    from (their credit is the customer's again)."""
+    left = payment.unapplied or ZERO
+    applied = credit_applied(session, invoice, credit_note_ids)
+    amount = min(left, sum(applied.values(), ZERO))
+    if amount <= 0:
+        return []
+    released = release_credit(session, invoice, amount, applied, on)
+    _apply(session, payment, invoice, amount, on)
+    session.flush()
+    return released
 
 
 def customers_with_credit(session: Session, customer_ids: list[int]) -> set[int]:

@@ -4,6 +4,7 @@ the file, the line and the key, and which revenue account a line lands on."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,46 @@ def test_revenue_account_uses_the_configured_defaults() -> None:
     )
     assert chart.revenue_account(True, "PRO", "Platform") == "Income:Recurring:SaaS"
     assert chart.revenue_account(False, "PRO", "Platform") == "Income:Fees"
+
+
+# -- Xero tax types by country and rate ---------------------------------------------------------
+def test_xero_tax_types_by_country_and_rate(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "xero:\n  tax_types:\n    0: NONE\n    7.25: TAX001\n    Germany: {19: TAX003}\n"
+        "    fr: {'20': TAX005, 0: TAX008}\n",
+    )
+    xero = load_chart(path).xero
+    assert xero.tax_types == {
+        "*": {Decimal(0): "NONE", Decimal("7.25"): "TAX001"},
+        "DE": {Decimal(19): "TAX003"},
+        "FR": {Decimal(20): "TAX005", Decimal(0): "TAX008"},
+    }
+    assert xero.tax_type(Decimal("19.00"), "DE") == "TAX003"
+    assert xero.tax_type(Decimal(0), "FR") == "TAX008"  # the country's own wins
+    assert xero.tax_type(Decimal(0), "US") == "NONE"
+    assert xero.tax_type(Decimal("7.25"), "DE") == "TAX001"
+    assert xero.tax_type(Decimal(19), "FR") is None
+
+
+def test_the_old_form_of_xero_tax_types_still_loads(tmp_path: Path) -> None:
+    path = _write(tmp_path, "xero:\n  tax_types:\n    0: NONE\n    20: OUTPUT2\n")
+    assert load_chart(path).xero.tax_type(Decimal(20), "GB") == "OUTPUT2"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "XX: {19: TAX003}",
+            "'XX' is neither a tax rate nor a country (ISO 3166 alpha-2, such as DE)",
+        ),
+        ("DE: TAX003", "DE: give the TaxType of each of its rates (DE: {19: TAX003})"),
+        ("120: TAX003", "tax rate 120 is not a percentage from 0 to 100"),
+    ],
+)
+def test_a_bad_xero_tax_type_entry_names_file_line_and_key(
+    tmp_path: Path, entry: str, message: str
+) -> None:
+    path = _write(tmp_path, f"xero:\n  tax_types:\n    0: NONE\n    {entry}\n")
+    assert _error(path) == f"{path}:2: xero.tax_types: {message}"

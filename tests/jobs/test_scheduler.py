@@ -27,7 +27,7 @@ from jobs.pull import pull
 from jobs.scheduler import JOBS, build_scheduler, schedule_of, trigger
 from jobs.writeback import write_back
 
-JOB_IDS = ["pull", "bill", "revenue", "push", "payments", "writeback"]
+JOB_IDS = ["pull", "payments", "bill", "revenue", "push", "writeback"]
 SATURDAY = datetime(2026, 11, 21, 8, 25, 30, tzinfo=UTC)
 
 

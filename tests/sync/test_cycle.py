@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
+from connector.errors import ConfigError
 from connector.sandbox.server import Sandbox
+from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import SalesforceSettings, Settings
 from connector.sync.cycle import STAGES, run_cycle
 
@@ -83,3 +87,21 @@ def test_a_ledger_file_that_does_not_load_fails_only_the_ledger_stages(
     third = run_cycle(factory, cycle_settings, date(2026, 2, 28))
     assert third.errors == {}
     assert third.stages["push"]["posted"] > second.stages["bill"]["invoices"]
+
+
+def test_a_tax_type_the_xero_organisation_lacks_stops_a_cycle_before_it_does_anything(
+    factory: sessionmaker[Session], xero_settings: Settings, xero_sandbox: XeroSandbox
+) -> None:
+    mapping = Path(xero_settings.accounting.mapping_file)
+    document = yaml.safe_load(mapping.read_text())
+    document["xero"]["tax_types"]["GB"] = {"20": "OUTPUT2"}  # a UK code; a US organisation
+    mapping.write_text(yaml.safe_dump(document))
+
+    with pytest.raises(ConfigError, match=r"GB 20% = OUTPUT2: the Xero organisation has no tax"):
+        run_cycle(factory, xero_settings, date(2026, 1, 31))
+
+    with factory() as session:  # no stage ran: nothing pulled, billed or recorded
+        assert session.scalar(select(func.count()).select_from(tables.JobRun)) == 0
+    assert [(r.method, r.path) for r in xero_sandbox.requests if "api.xro" in r.path] == [
+        ("GET", "/api.xro/2.0/TaxRates")
+    ]

@@ -706,6 +706,7 @@ def test_a_payment_recorded_in_the_ledger_marks_the_invoice_paid_in_salesforce(
             "known": known,
             "refused": {},
             "stopped": None,
+            "reconciled": 0,
         }
         due = MONTHLY - paid
         status = "Paid" if due == 0 else "Partially Paid"
@@ -723,6 +724,7 @@ def test_a_payment_recorded_in_the_ledger_marks_the_invoice_paid_in_salesforce(
         "known": len(payments),
         "refused": {},
         "stopped": None,
+        "reconciled": 0,
     }
     assert again.stages["writeback"]["sent"] == {}
     entries = ledger_entries(path)

@@ -210,3 +210,70 @@ def test_a_paid_invoice_cannot_be_voided(factory: sessionmaker[Session], billed:
         pytest.raises(BillingError, match="issue a credit note instead"),
     ):
         contracts.void_invoice(session, "INV-000001")
+
+
+def _credited(factory: sessionmaker[Session], settings: Settings, sub_id: int) -> None:
+    """Cancelled from Jan 16: CN-000001 (51.61, 16 of 31 days) applied to INV-000001."""
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, sub_id, cancel_date=date(2026, 1, 16))
+    run_billing(factory, settings, date(2026, 1, 16))
+
+
+def test_released_credit_goes_back_to_the_credit_note_and_the_invoice_owes_it_again(
+    factory: sessionmaker[Session], settings: Settings, billed: int
+) -> None:
+    _credited(factory, settings, billed)
+    with transaction(factory) as session:
+        invoice, note = _invoice(session, "INV-000001"), _invoice(session, "CN-000001")
+        assert (note.total, note.unapplied, invoice.amount_credited) == (
+            D("51.61"),
+            None,
+            D("51.61"),
+        )
+        released = settlement.release_credit(
+            session, invoice, D("20.00"), [note.id], date(2026, 1, 20)
+        )
+        assert released == [note.id]
+        assert (note.unapplied, invoice.amount_credited, settlement.due_of(invoice)) == (
+            D("20.00"),
+            D("31.61"),
+            D("68.39"),
+        )
+        assert settlement.credit_applied(session, invoice, [note.id]) == {note.id: D("31.61")}
+        # No more than was applied is ever released.
+        settlement.release_credit(session, invoice, D("100.00"), [note.id], date(2026, 1, 21))
+        assert (note.unapplied, invoice.amount_credited, invoice.status) == (
+            D("51.61"),
+            D("0.00"),
+            "open",
+        )
+
+
+def test_a_payment_held_in_full_elsewhere_takes_the_place_of_credit_applied_here(
+    factory: sessionmaker[Session], settings: Settings, billed: int
+) -> None:
+    _credited(factory, settings, billed)
+    with transaction(factory) as session:
+        payment = settlement.record_payment(
+            session, amount="100.00", received_on=date(2026, 1, 20), invoice_number="INV-000001"
+        )
+        invoice, note = _invoice(session, "INV-000001"), _invoice(session, "CN-000001")
+        assert (payment.unapplied, note.unapplied) == (D("51.61"), None)
+
+        released = settlement.pay_instead_of_credit(
+            session, payment, invoice, [note.id], date(2026, 1, 20)
+        )
+
+        assert released == [note.id]
+        assert (payment.unapplied, note.unapplied) == (None, D("51.61"))
+        assert (invoice.amount_paid, invoice.amount_credited, invoice.status) == (
+            D("100.00"),
+            D("0.00"),
+            "paid",
+        )
+        assert (
+            settlement.pay_instead_of_credit(
+                session, payment, invoice, [note.id], date(2026, 1, 20)
+            )
+            == []
+        )  # nothing left to move

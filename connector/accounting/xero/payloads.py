@@ -3,9 +3,9 @@ allocations, payments, voids and manual journals. Pure functions, no I/O.
 
 - An invoice is an ACCREC invoice, AUTHORISED, numbered and referenced with our number; its
   recurring lines (and one-time lines dated on another day than the invoice) go to deferred
-  revenue and its other one-time lines to revenue (the chart's
-  ``xero`` codes), each with the TaxType of its rate and its share of the document's tax for that
-  rate, so that Xero's totals equal ours to the cent.
+  revenue and its other one-time lines to revenue (the chart's ``xero`` codes), each with the
+  TaxType of its customer's country and rate and a TaxAmount such that Xero's tax and total
+  equal ours to the cent (:mod:`connector.accounting.xero.tax`).
 - A credit note is an ACCRECCREDIT credit note: the part of a recurring line whose days had
   passed comes back from revenue, the rest from deferred revenue.
 - Revenue journals of one month and currency become one manual journal: deferred revenue
@@ -39,8 +39,7 @@ from connector.accounting.base import (
 )
 from connector.accounting.chart import XeroChart, journal_accounts
 from connector.accounting.dating import booked_on
-from connector.billing.money import currency as currency_of
-from connector.billing.money import split_proportionally
+from connector.accounting.xero.tax import line_taxes
 from connector.errors import ConnectorError
 
 ZERO = Decimal(0)
@@ -73,8 +72,8 @@ def payment_reference(payment: Payment) -> str:
 
 
 def _line_items(doc: Invoice, chart: XeroChart, *, credit: bool) -> list[dict[str, Any]]:
-    """Lines with account and tax type; each rate's tax spread over its lines by amount."""
-    money = currency_of(doc.currency)
+    """Lines with account, tax type and tax: Xero's own per line, the document's rounding
+    difference for each rate on that rate's largest line."""
     parts: list[tuple[Line, str, Decimal]] = []  # line, account code, amount
     for line in doc.lines:
         revenue = chart.revenue_account(line.recurring, line.product_code, line.product_family)
@@ -86,24 +85,26 @@ def _line_items(doc: Invoice, chart: XeroChart, *, credit: bool) -> list[dict[st
                 parts.append((line, chart.accounts.deferred_revenue, line.amount - line.recognized))
         else:
             parts.append((line, chart.accounts.deferred_revenue, line.amount))
-    taxes = {tax.rate.normalize(): tax.amount for tax in doc.taxes}
     tax_of_part = [ZERO] * len(parts)
-    for rate, amount in taxes.items():
-        members = [i for i, (line, _, _) in enumerate(parts) if line.tax_rate.normalize() == rate]
+    for by_rate in doc.taxes:
+        members = [i for i, (line, _, _) in enumerate(parts) if line.tax_rate == by_rate.rate]
         if not members:
-            if amount:
-                raise UnmappableError(f"tax at {rate}% has no line to go on")
+            if by_rate.amount:
+                raise UnmappableError(f"tax at {by_rate.rate.normalize():f}% has no line to go on")
             continue
-        shares = split_proportionally(amount, [parts[i][2] for i in members], money)
+        shares = line_taxes([parts[i][2] for i in members], by_rate.rate, by_rate.amount)
         for i, share in zip(members, shares, strict=True):
             tax_of_part[i] = share
+    country = doc.customer.country
     items = []
     for (line, account, amount), tax in zip(parts, tax_of_part, strict=True):
-        tax_type = chart.tax_type(line.tax_rate)
+        tax_type = chart.tax_type(line.tax_rate, country)
         if tax_type is None:
+            rate = f"{line.tax_rate.normalize():f}"
             raise UnmappableError(
-                f"no Xero TaxType for tax rate {line.tax_rate.normalize():f}%: add it under "
-                "xero.tax_types in the accounting mapping file"
+                f"no Xero TaxType for tax rate {rate}% in {country}: add it under xero.tax_types "
+                f"in the accounting mapping file ({country}: {{{rate}: …}}, or {rate}: … for "
+                "every country)"
             )
         items.append(
             {
@@ -148,14 +149,17 @@ def credit_note(doc: Invoice, contact_id: str, chart: XeroChart) -> dict[str, An
     }
 
 
-def allocation(doc: Invoice, invoice_id: str) -> dict[str, Any]:
+def allocations(doc: Invoice | Payment, to: Sequence[tuple[str, Decimal]]) -> dict[str, Any]:
+    """A credit note applied to invoices (on its day, or the day ``doc`` applies credit held):
+    ``to`` holds (InvoiceID, amount) pairs."""
     return {
         "Allocations": [
             {
                 "Invoice": {"InvoiceID": invoice_id},
-                "Amount": doc.applied,
+                "Amount": amount,
                 "Date": booked_on(doc).isoformat(),
             }
+            for invoice_id, amount in to
         ]
     }
 
@@ -238,6 +242,14 @@ def parse_date(value: str) -> date:
     if value.startswith("/Date("):
         return parse_timestamp(value).date()
     return date.fromisoformat(value[:10])
+
+
+def rfc3339(value: str) -> str:
+    """An ISO 8601 date-time (UTC when it has no offset) as Xero's ``If-Modified-Since`` takes
+    it: an RFC 3339 ``date-time`` in UTC, with its offset (``2026-03-01T10:00:00+00:00``)."""
+    moment = datetime.fromisoformat(value)
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="seconds")
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -52,7 +52,7 @@ from connector.accounting.base import (
     RevenueJournal,
 )
 from connector.accounting.chart import XeroChart
-from connector.accounting.xero import payloads
+from connector.accounting.xero import payloads, tax
 from connector.accounting.xero.auth import XeroAuth
 from connector.accounting.xero.batches import chunks, elements, where_any
 from connector.accounting.xero.client import XeroClient, error_text, validation_errors
@@ -61,7 +61,7 @@ from connector.accounting.xero.limits import CallLimiter
 from connector.db import outbox, tables
 from connector.db.engine import transaction
 from connector.errors import AccountingError
-from connector.settings import Settings
+from connector.settings import Settings, mapping_path
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def xero_auth(settings: Settings, factory: sessionmaker[Session]) -> XeroAuth:
 class XeroTarget:
     name = "xero"
     max_batch = 500
+    applies_to_invoices = True  # Xero holds payments and credit notes on invoices
 
     def __init__(
         self,
@@ -118,6 +119,8 @@ class XeroTarget:
         self.client = XeroClient(self.settings, self.auth, http, limiter, **extra)
         self.contacts = XeroContacts(self.client, factory, self.settings.contact_number_prefix)
         self._organisation: dict[str, Any] | None = None
+        self.mapping_file = mapping_path(settings.accounting.mapping_file)
+        self._tax_types_checked = False
         self._delivered: dict[tuple[str, str], str] = {}  # (type, number) -> Xero id
         self._found: dict[str, dict[str, Any]] = {}  # reference -> element found by a lookup
 
@@ -125,6 +128,17 @@ class XeroTarget:
     def calls(self) -> int:
         """Calls made to Xero's API (the token endpoint is not counted, as Xero does not)."""
         return self.client.total_calls
+
+    # -- configuration ---------------------------------------------------------------------
+    def check_configuration(self) -> None:
+        """Refuse, as a configuration error naming the mapping file, a TaxType of the mapping
+        that the organisation does not have (``GET /TaxRates``), cannot use on sales, or holds
+        at another rate. Checked once per target, before the first document is sent."""
+        if self._tax_types_checked:
+            return
+        rates = tax.organisation_tax_rates(self.client.get("TaxRates"))
+        tax.check_mapping(self.chart, rates, self.mapping_file)
+        self._tax_types_checked = True
 
     # -- contacts --------------------------------------------------------------------------
     def upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:
@@ -142,6 +156,7 @@ class XeroTarget:
     ) -> list[PostResult]:
         results: dict[str, PostResult] = {}
         try:
+            self.check_configuration()
             lock = self.lock_date()
             documents = [dating.book(doc, lock) for doc in documents]
             customers = {
@@ -166,18 +181,14 @@ class XeroTarget:
                 [doc for doc in voids if doc.booking_date is not None], results
             )
             self._create(CREDIT_NOTES, credit_notes, retried, results, contacts)
-            self._allocate(credit_notes, retried, results)
+            self._allocate(credit_notes, results)
             payments = by_type.get(base.PAYMENT, []) + by_type.get(base.REFUND, [])
             self._create(PAYMENTS, payments, retried, results, contacts)
             self._void([doc for doc in voids if doc.booking_date is None], retried, results)
             self._journals(by_type.get(base.REVENUE, []), retried, results)
-            for doc in by_type.get(base.CREDIT_APPLIED, []) + by_type.get(base.CREDIT_KEPT, []):
-                results[doc.key] = PostResult(
-                    doc.key,
-                    False,
-                    error="customer credit moved in the billing core is not sent to Xero: "
-                    "allocate the customer's credit in Xero",
-                )
+            self._apply_credit(by_type.get(base.CREDIT_APPLIED, []), results)
+            for doc in by_type.get(base.CREDIT_KEPT, []):  # see _apply_credit
+                results[doc.key] = PostResult(doc.key, True, external_id=NOTHING_TO_MOVE)
         except AccountingError as error:
             log.warning("xero push stopped: %s", error)
             for doc in documents:
@@ -294,30 +305,37 @@ class XeroTarget:
                     self._found[ref] = element
         return found
 
-    def _allocate(
-        self,
-        credit_notes: Sequence[Invoice],
-        retried: frozenset[str],
-        results: dict[str, PostResult],
-    ) -> None:
-        """Apply each new credit note to its invoice, as much as the billing core applied."""
+    def _allocate(self, credit_notes: Sequence[Invoice], results: dict[str, PostResult]) -> None:
+        """Apply each credit note to the invoices the billing core applied it to (its own, and
+        others as customer credit), for what Xero does not hold yet: a credit note found by a
+        lookup (an earlier attempt may have applied it) is compared with its allocations in
+        Xero. What the core did not apply stays the customer's credit, as it is in Xero."""
         for doc in credit_notes:
             result = results.get(doc.key)
-            if result is None or not result.ok or doc.applied <= 0 or not doc.invoice_number:
+            if result is None or not result.ok:
                 continue
-            found = self._found.get(doc.number) if doc.key in retried else None
-            if found is not None and _decimal(found.get("RemainingCredit")) < doc.total:
-                continue  # allocated by the attempt whose answer was lost
+            wanted = dict(doc.applied_to)
+            if not wanted and doc.applied > 0 and doc.invoice_number:
+                wanted = {doc.invoice_number: doc.applied}
+            held = _allocated(self._found.get(doc.number))  # found: sent before
+            missing = {
+                number: amount - held.get(number, Decimal(0))
+                for number, amount in wanted.items()
+                if amount > held.get(number, Decimal(0))
+            }
+            if not missing:
+                continue
             try:
-                invoice_id = self._xero_id(base.INVOICE, doc.invoice_number)
+                to = [(self._xero_id(base.INVOICE, n), amount) for n, amount in missing.items()]
             except _WaitingError as waiting:
                 results[doc.key] = PostResult(doc.key, False, error=str(waiting), retriable=True)
                 continue
-            request = payloads.allocation(doc, invoice_id)
+            numbers = ", ".join(missing)
+            request = payloads.allocations(doc, to)
             results[doc.key] = PostResult(  # until Xero confirms: the next push finishes it
                 doc.key,
                 False,
-                error=f"{doc.number} is in Xero, not yet applied to {doc.invoice_number}",
+                error=f"{doc.number} is in Xero, not yet applied to {numbers}",
                 retriable=True,
             )
             answer = self.client.write(
@@ -326,17 +344,62 @@ class XeroTarget:
                 request,
                 payloads.batch_key("allocation", [doc.key], request),
             )
-            errors = [m for e in elements(answer, "Allocations", 1) for m in validation_errors(e)]
+            errors = [
+                m for e in elements(answer, "Allocations", len(to)) for m in validation_errors(e)
+            ]
             if errors or answer.status != 200:
-                why = "; ".join(errors) or error_text(answer.body)
+                why = "; ".join(dict.fromkeys(errors)) or error_text(answer.body)
                 results[doc.key] = PostResult(
                     doc.key,
                     False,
-                    error=f"Xero holds {doc.number} but refused to apply it to "
-                    f"{doc.invoice_number}: {why}",
+                    error=f"Xero holds {doc.number} but refused to apply it to {numbers}: {why}",
                 )
             else:
                 results[doc.key] = result
+
+    def _apply_credit(self, docs: Sequence[Payment], results: dict[str, PostResult]) -> None:
+        """Customer credit applied to a later invoice. A credit note's is allocated to that
+        invoice in Xero, for what Xero does not hold yet (the credit note is read first: the
+        credit note's own delivery, or an earlier attempt, may have applied it already).
+
+        A payment's excess has nothing to move in Xero: Xero takes a payment only up to what
+        its invoice owes, so a payment the connector recorded beyond that is refused with its
+        own document (parked, with Xero's reason), and a payment read from Xero never had any
+        (its excess in the billing core comes from credit Xero does not hold, which the
+        payments read-back gives back to the customer)."""
+        for doc in docs:
+            if not doc.credit_note_number or not doc.invoice_number:
+                results[doc.key] = PostResult(doc.key, True, external_id=NOTHING_TO_MOVE)
+                continue
+            try:
+                note_id = self._xero_id(base.CREDIT_NOTE, doc.credit_note_number)
+                invoice_id = self._xero_id(base.INVOICE, doc.invoice_number)
+            except _WaitingError as waiting:
+                results[doc.key] = PostResult(doc.key, False, error=str(waiting), retriable=True)
+                continue
+            found = self.client.get(f"CreditNotes/{note_id}").get("CreditNotes") or [{}]
+            missing = doc.credit - _allocated(found[0]).get(doc.invoice_number, Decimal(0))
+            if missing <= 0:
+                results[doc.key] = PostResult(doc.key, True, external_id=note_id)
+                continue
+            request = payloads.allocations(doc, [(invoice_id, min(missing, doc.amount))])
+            answer = self.client.write(
+                "PUT",
+                f"CreditNotes/{note_id}/Allocations",
+                request,
+                payloads.batch_key("allocation", [doc.key], request),
+            )
+            errors = [m for e in elements(answer, "Allocations", 1) for m in validation_errors(e)]
+            if errors or answer.status != 200:
+                why = "; ".join(dict.fromkeys(errors)) or error_text(answer.body)
+                results[doc.key] = PostResult(
+                    doc.key,
+                    False,
+                    error=f"Xero refused to apply {doc.credit_note_number} to "
+                    f"{doc.invoice_number}: {why}",
+                )
+            else:
+                results[doc.key] = PostResult(doc.key, True, external_id=note_id)
 
     def _credits_for_voids(
         self, voids: Sequence[Invoice], results: dict[str, PostResult]
@@ -538,21 +601,23 @@ class XeroTarget:
     # -- payments entered in Xero ----------------------------------------------------------
     def payments(self, since: str | None = None) -> tuple[list[ExternalPayment], str | None]:
         """Payments on invoices entered in Xero (by hand, bank feeds, batch payments), modified
-        after the cursor ``since`` (UpdatedDateUTC, ISO), with the next cursor. Payments the
-        connector posted itself carry its references and are left out."""
+        after the cursor ``since`` (UpdatedDateUTC, ISO 8601; UTC when it has no offset), with
+        the next cursor (RFC 3339, with its offset). Payments the connector posted itself carry
+        its references and are left out."""
         found: list[ExternalPayment] = []
-        cursor = since
+        modified_since = payloads.rfc3339(since) if since else ""  # with its UTC offset
+        cursor = modified_since or None
         page = 1
         while True:
             body = self.client.get(
                 "Payments",
                 {"page": str(page), "order": "UpdatedDateUTC ASC"},
-                modified_since=since or "",
+                modified_since=modified_since,
             )
             elements = body.get("Payments") or []
             for element in elements:
                 updated = payloads.parse_timestamp(str(element["UpdatedDateUTC"]))
-                stamp = updated.strftime("%Y-%m-%dT%H:%M:%S")
+                stamp = payloads.rfc3339(updated.isoformat())
                 cursor = max(cursor or stamp, stamp)
                 payment = _external_payment(element)
                 if payment is not None:
@@ -560,6 +625,9 @@ class XeroTarget:
             if len(elements) < 100:
                 return found, cursor
             page += 1
+
+
+NOTHING_TO_MOVE = "nothing to move in Xero"
 
 
 class _WaitingError(Exception):
@@ -570,6 +638,15 @@ def _reference_of(kind: _Kind) -> Callable[[Any], str]:
     if kind is PAYMENTS:
         return payloads.payment_reference
     return lambda doc: str(doc.number)
+
+
+def _allocated(credit_note: dict[str, Any] | None) -> dict[str, Decimal]:
+    """What a credit note found in Xero is applied to: invoice number -> amount."""
+    held: dict[str, Decimal] = {}
+    for allocation in (credit_note or {}).get("Allocations") or []:
+        number = str((allocation.get("Invoice") or {}).get("InvoiceNumber") or "")
+        held[number] = held.get(number, Decimal(0)) + _decimal(allocation.get("Amount"))
+    return held
 
 
 def _decimal(value: Any) -> Decimal:

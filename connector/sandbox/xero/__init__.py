@@ -4,5 +4,6 @@ Start it with :class:`connector.sandbox.xero.server.XeroSandbox` (or ``connector
 --xero``). It speaks OAuth 2.0 (client credentials, authorization code, rotating refresh
 tokens), checks every write body against the strict JSON Schemas in ``schemas/``, keeps an
 in-memory organisation (contacts, invoices, credit notes, allocations, payments, manual
-journals) under Xero's business rules, and enforces Xero's rate limits and idempotency keys.
+journals, its tax rates) under Xero's business rules (each line's tax computed from its TaxType
+as Xero computes it), and enforces Xero's rate limits and idempotency keys.
 """

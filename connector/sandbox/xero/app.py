@@ -50,6 +50,7 @@ class RecordedRequest:
     idempotency_key: str | None
     status: int | None
     dropped: bool = False
+    if_modified_since: str | None = None
 
 
 def too_many(problem: str, retry_after: int) -> ApiError:
@@ -110,6 +111,7 @@ class XeroApp:
                 request.headers.get("Idempotency-Key"),
                 status,
                 dropped,
+                request.headers.get("If-Modified-Since"),
             )
         )
         connection = environ.get("werkzeug.socket")

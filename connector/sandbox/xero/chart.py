@@ -26,26 +26,87 @@ DEFAULT_ACCOUNT_NAMES: dict[str, str] = {
     "820": "Sales Tax",
     "835": "Revenue Received in Advance",
 }
-DEFAULT_TAX_RATES: dict[str, Decimal] = {
-    "NONE": Decimal(0),
-    "TAX001": Decimal(0),
-    "OUTPUT": Decimal(10),
-    "OUTPUT2": Decimal(20),
-    "OUTPUT5": Decimal(5),
-    "RROUTPUT": Decimal(5),
-    "ZERORATEDOUTPUT": Decimal(0),
-    "EXEMPTOUTPUT": Decimal(0),
+
+
+@dataclass(frozen=True)
+class TaxRate:
+    """One of the organisation's tax rates (``GET /TaxRates``), as Xero describes it: a name, its
+    components (their rates add up to the effective rate; none is compound here), the report
+    type, and whether sales (revenue accounts) and purchases may use it."""
+
+    name: str
+    components: tuple[tuple[str, Decimal], ...]
+    report_tax_type: str = "OUTPUT"
+    revenue: bool = True
+    expenses: bool = False
+    status: str = "ACTIVE"
+
+    @property
+    def rate(self) -> Decimal:
+        """``EffectiveRate``: the percentage Xero computes a line's tax with."""
+        return sum((rate for _, rate in self.components), Decimal(0))
+
+    @classmethod
+    def plain(cls, tax_type: str, rate: Decimal | int | str) -> TaxRate:
+        return cls(tax_type, (("Tax", Decimal(rate)),))
+
+    def as_xero(self, tax_type: str) -> dict[str, Any]:
+        four = Decimal("0.0001")
+        return {
+            "Name": self.name,
+            "TaxType": tax_type,
+            "TaxComponents": [
+                {
+                    "Name": name,
+                    "Rate": rate.quantize(four),
+                    "IsCompound": False,
+                    "IsNonRecoverable": False,
+                }
+                for name, rate in self.components
+            ],
+            "Status": self.status,
+            "ReportTaxType": self.report_tax_type,
+            "CanApplyToAssets": True,
+            "CanApplyToEquity": True,
+            "CanApplyToExpenses": self.expenses,
+            "CanApplyToLiabilities": True,
+            "CanApplyToRevenue": self.revenue,
+            "DisplayTaxRate": self.rate.quantize(four),
+            "EffectiveRate": self.rate.quantize(four),
+        }
+
+
+def _components(*parts: tuple[str, str]) -> tuple[tuple[str, Decimal], ...]:
+    return tuple((name, Decimal(rate)) for name, rate in parts)
+
+
+# A US organisation (Xero's US edition: NONE, INPUT, OUTPUT and GSTONIMPORTS are its own tax
+# types) that sells software abroad and has added, as Xero numbers added rates (TAX001, ...),
+# the sales taxes it charges: California's, UK VAT, German and French VAT (EU OSS), and Japan's
+# consumption tax (national and local parts), with an EU reverse-charge rate at 0 %.
+DEFAULT_TAX_RATES: dict[str, TaxRate] = {
+    "NONE": TaxRate("Tax Exempt", _components(("Tax", "0")), "NONE", expenses=True),
+    "INPUT": TaxRate(
+        "Tax on Purchases", _components(("Tax", "0")), "INPUT", revenue=False, expenses=True
+    ),
+    "OUTPUT": TaxRate("Tax on Sales", _components(("Tax", "0"))),
+    "GSTONIMPORTS": TaxRate(
+        "Sales Tax on Imports", _components(("Tax", "0")), "GSTONIMPORTS", revenue=False
+    ),
+    "TAX001": TaxRate("California Sales Tax", _components(("State", "6"), ("Local", "1.25"))),
+    "TAX002": TaxRate("UK VAT 20%", _components(("VAT", "20"))),
+    "TAX003": TaxRate("Germany VAT 19%", _components(("USt", "19"))),
+    "TAX004": TaxRate("Germany VAT 7%", _components(("USt", "7"))),
+    "TAX005": TaxRate("France VAT 20%", _components(("TVA", "20"))),
+    "TAX006": TaxRate(
+        "Japan Consumption Tax 10%", _components(("National", "7.8"), ("Local", "2.2"))
+    ),
+    "TAX007": TaxRate(
+        "Japan Consumption Tax 8% (reduced)", _components(("National", "6.24"), ("Local", "1.76"))
+    ),
+    "TAX008": TaxRate("EU Reverse Charge", _components(("VAT", "0")), "NONE"),
 }
-DEFAULT_TAX_RATE_NAMES: dict[str, str] = {
-    "NONE": "No Tax",
-    "TAX001": "Tax Exempt",
-    "OUTPUT": "Sales Tax 10%",
-    "OUTPUT2": "Sales Tax 20%",
-    "OUTPUT5": "Sales Tax 5%",
-    "RROUTPUT": "Reduced Rate Sales Tax",
-    "ZERORATEDOUTPUT": "Zero Rated Sales",
-    "EXEMPTOUTPUT": "Exempt Sales",
-}
+
 DEFAULT_CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CAD", "AUD")
 ACCOUNT_CLASSES = {
     "BANK": "ASSET",
@@ -99,7 +160,7 @@ class Chart:
         tenant_id: str,
         accounts: Mapping[str, str],
         account_names: Mapping[str, str],
-        tax_rates: Mapping[str, Decimal | int | str],
+        tax_rates: Mapping[str, TaxRate | Decimal | int | str],
         currencies: Iterable[str],
         base_currency: str,
     ) -> None:
@@ -113,7 +174,10 @@ class Chart:
             )
             for code, kind in accounts.items()
         }
-        self.tax_rates = {name: Decimal(rate) for name, rate in tax_rates.items()}
+        self.tax_rates = {
+            tax_type: rate if isinstance(rate, TaxRate) else TaxRate.plain(tax_type, rate)
+            for tax_type, rate in tax_rates.items()
+        }
         self.currencies = tuple(currencies)
         self.base_currency = base_currency
         if base_currency not in self.currencies:
@@ -131,19 +195,13 @@ class Chart:
     def accounts_json(self) -> list[dict[str, Any]]:
         return [account.as_xero(self.base_currency) for account in self.accounts.values()]
 
+    def tax_rate(self, tax_type: str) -> TaxRate | None:
+        """An active tax rate of the organisation."""
+        found = self.tax_rates.get(tax_type)
+        return found if found is not None and found.status == "ACTIVE" else None
+
     def tax_rates_json(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "Name": DEFAULT_TAX_RATE_NAMES.get(tax_type, tax_type),
-                "TaxType": tax_type,
-                "Status": "ACTIVE",
-                "ReportTaxType": "OUTPUT" if rate else "NONE",
-                "CanApplyToRevenue": True,
-                "DisplayTaxRate": rate,
-                "EffectiveRate": rate,
-            }
-            for tax_type, rate in self.tax_rates.items()
-        ]
+        return [rate.as_xero(tax_type) for tax_type, rate in self.tax_rates.items()]
 
     def currencies_json(self) -> list[dict[str, str]]:
         return [{"Code": code, "Description": code} for code in self.currencies]

@@ -2,8 +2,11 @@
 
 Responses carry ``/Date(1773532800000+0000)/`` (milliseconds since the epoch, UTC) with a
 ``DateString`` of ``2026-03-15T00:00:00``; the envelope's ``DateTimeUTC`` has no offset.
-Requests send ``YYYY-MM-DD``; ``If-Modified-Since`` is ISO 8601 (UTC when no zone is given) or
-RFC 1123.
+Requests send ``YYYY-MM-DD``. ``If-Modified-Since`` is a ``date-time`` in Xero's official OpenAPI
+description (``parameters.ifModifiedSince``), that is RFC 3339 with its UTC offset
+(``2026-03-01T10:00:00Z``, ``2026-03-01T11:00:00+01:00``); a value without an offset names no
+instant and is refused. The HTTP date of RFC 9110 (``Sun, 01 Mar 2026 10:00:00 GMT``), which
+carries its zone, is read too.
 """
 
 from __future__ import annotations
@@ -13,6 +16,13 @@ from datetime import UTC, date, datetime, time
 from email.utils import parsedate_to_datetime
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+
+class NoOffsetError(ValueError):
+    """A date-time without its UTC offset: it names no instant."""
 
 
 def date_ms(day: date) -> int:
@@ -52,12 +62,18 @@ def parse_ms(text: str) -> int:
 
 
 def parse_if_modified_since(text: str) -> int:
-    """Milliseconds since the epoch for an ``If-Modified-Since`` header value."""
+    """Milliseconds since the epoch for an ``If-Modified-Since`` header value: an RFC 3339
+    date-time with its offset, or an HTTP date. Raises :class:`NoOffsetError` for a date-time
+    without an offset and ``ValueError`` for anything else unreadable."""
     text = text.strip()
     if text[:3].isalpha():
-        moment = parsedate_to_datetime(text)  # RFC 1123; raises ValueError when unreadable
-    else:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return datetime_ms(moment)
+        moment = parsedate_to_datetime(text)  # raises ValueError when unreadable
+        if moment.tzinfo is None:  # "-0000": the zone is unknown
+            raise NoOffsetError(text)
+        return datetime_ms(moment)
+    found = _RFC3339.match(text)
+    if found is None:
+        raise ValueError(text)
+    if found.group("offset") is None:
+        raise NoOffsetError(text)
+    return datetime_ms(datetime.fromisoformat(text.upper().replace("Z", "+00:00")))

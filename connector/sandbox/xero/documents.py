@@ -1,8 +1,10 @@
 """Invoices, credit notes and manual journals: creation under Xero's rules, and voiding.
 
-Line amounts are checked against quantity × unit amount (rounded half up to cents); tax is
-taken as given. Totals follow ``LineAmountTypes``: Exclusive adds tax to the lines, Inclusive
-has it inside them, NoTax has none. A document whose total is zero is PAID at once.
+Line amounts are checked against quantity × unit amount (rounded half up to cents). Each
+line's tax is computed from its TaxType as Xero computes it, and a given TaxAmount is taken only
+where Xero takes one (:mod:`connector.sandbox.xero.tax`). Totals follow ``LineAmountTypes``:
+Exclusive adds tax to the lines, Inclusive has it inside them, NoTax has none. A document
+whose total is zero is PAID at once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from connector.sandbox.xero.rules import (
     money,
     unique,
 )
+from connector.sandbox.xero.tax import computed_tax, line_tax
 
 if TYPE_CHECKING:
     from connector.sandbox.xero.store import Document, XeroStore
@@ -54,7 +57,8 @@ def _lines(
         quantity = amount(item["Quantity"], f"Line {number}: Quantity", 4, errors)
         unit = amount(item["UnitAmount"], f"Line {number}: UnitAmount", unit_places, errors)
         line_amount = money(item["LineAmount"], f"Line {number}: LineAmount", errors)
-        tax_amount = money(item["TaxAmount"], f"Line {number}: TaxAmount", errors)
+        given = item.get("TaxAmount")
+        given_tax = None if given is None else money(given, f"Line {number}: TaxAmount", errors)
         expected = (quantity * unit).quantize(CENT, ROUND_HALF_UP)
         if line_amount != expected:
             errors.append(
@@ -64,10 +68,14 @@ def _lines(
         account = chart.account(item["AccountCode"])
         if account is None or account.type in NON_DOCUMENT_ACCOUNTS:
             errors.append(invalid_account(item["AccountCode"]))
-        if item["TaxType"] not in chart.tax_rates:
+        tax_rate = chart.tax_rate(item["TaxType"])
+        if tax_rate is None or not tax_rate.revenue:  # these documents are sales
             errors.append(bad_tax_type(item["TaxType"]))
-        if element["LineAmountTypes"] == "NoTax" and tax_amount != 0:
-            errors.append(f"Line {number}: TaxAmount must be 0 when LineAmountTypes is NoTax.")
+        kind = element["LineAmountTypes"]
+        computed = computed_tax(line_amount, tax_rate.rate if tax_rate else ZERO, kind)
+        tax_amount, refused = line_tax(given_tax, computed, item["TaxType"], kind)
+        if refused:
+            errors.append(f"Line {number}: {refused}")
         line_total += line_amount
         tax_total += tax_amount
         lines.append(

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connector.sandbox.xero.dates import parse_if_modified_since, parse_ms
+from connector.sandbox.xero.dates import NoOffsetError, parse_if_modified_since, parse_ms
 from connector.sandbox.xero.errors import query_parse_error
 from connector.sandbox.xero.store import Document, XeroStore
 from connector.sandbox.xero.where import WhereError, parse_where
@@ -114,6 +114,11 @@ def list_documents(
     if modified_since:
         try:
             since = parse_if_modified_since(modified_since)
+        except NoOffsetError:
+            raise query_parse_error(
+                f"If-Modified-Since: {modified_since!r} has no UTC offset; send a date-time "
+                "with one (2026-03-01T10:00:00+00:00)"
+            ) from None
         except (ValueError, TypeError):
             raise query_parse_error(f"If-Modified-Since: cannot read {modified_since!r}") from None
     ids = _ids(args["IDs"]) if "IDs" in args else None

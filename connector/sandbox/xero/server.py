@@ -33,6 +33,7 @@ from connector.sandbox.xero.chart import (
     DEFAULT_CURRENCIES,
     DEFAULT_TAX_RATES,
     Chart,
+    TaxRate,
 )
 from connector.sandbox.xero.dates import datetime_ms, envelope_timestamp
 from connector.sandbox.xero.endpoints import XeroApi
@@ -69,7 +70,7 @@ class XeroConfig:
     currencies: tuple[str, ...] = DEFAULT_CURRENCIES
     accounts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACCOUNTS))
     account_names: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACCOUNT_NAMES))
-    tax_rates: Mapping[str, Decimal | int | str] = field(
+    tax_rates: Mapping[str, TaxRate | Decimal | int | str] = field(
         default_factory=lambda: dict(DEFAULT_TAX_RATES)
     )
     minute_limit: int = 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -16,11 +17,13 @@ D = Decimal
 CHART = XeroChart(
     revenue_by_product={"SETUP": "270"},
     revenue_by_family={"Services": "280"},
-    tax_types={D("7.25"): "TAX001", D("19"): "OUTPUT2", D("7"): "OUTPUT5", D("0"): "NONE"},
+    tax_types={D("7.25"): "TAX001", "DE": {D("19"): "TAX003", D("7"): "TAX004"}, D("0"): "NONE"},
 )
 
 
-def test_an_invoice_spreads_each_rate_over_its_lines_to_the_cent() -> None:
+def test_an_invoice_carries_xeros_own_line_tax_and_our_rounding_on_the_largest_line() -> None:
+    """Xero's tax per line is 2.42 each (7.26); ours, once for the rate, is 7.25: the largest
+    line (Setup, 33.34) carries the difference."""
     doc = invoice(
         21,
         "INV-000021",
@@ -63,7 +66,7 @@ def test_an_invoice_spreads_each_rate_over_its_lines_to_the_cent() -> None:
                 "LineAmount": D("33.33"),
                 "AccountCode": "835",
                 "TaxType": "TAX001",
-                "TaxAmount": D("2.41"),
+                "TaxAmount": D("2.42"),
             },
             {
                 "Description": "Setup",
@@ -72,7 +75,7 @@ def test_an_invoice_spreads_each_rate_over_its_lines_to_the_cent() -> None:
                 "LineAmount": D("33.34"),
                 "AccountCode": "270",
                 "TaxType": "TAX001",
-                "TaxAmount": D("2.42"),
+                "TaxAmount": D("2.41"),
             },
         ],
     }
@@ -101,9 +104,9 @@ def test_a_credit_note_takes_recognized_revenue_back_from_revenue_the_rest_from_
         (item["AccountCode"], item["LineAmount"], item["TaxType"], item["TaxAmount"])
         for item in body["LineItems"]
     ] == [
-        ("200", D("70.97"), "OUTPUT2", D("13.48")),
-        ("835", D("29.03"), "OUTPUT2", D("5.52")),
-        ("280", D("50.00"), "OUTPUT5", D("3.50")),
+        ("200", D("70.97"), "TAX003", D("13.48")),
+        ("835", D("29.03"), "TAX003", D("5.52")),
+        ("280", D("50.00"), "TAX004", D("3.50")),
     ]
 
 
@@ -117,8 +120,29 @@ def test_a_rate_without_a_tax_type_is_refused_with_the_fix() -> None:
         taxes=[Tax(D("8.875"), D("0.89"))],
         total="10.89",
     )
-    with pytest.raises(payloads.UnmappableError, match=r"no Xero TaxType for tax rate 8\.875%"):
+    with pytest.raises(payloads.UnmappableError) as refused:
         payloads.invoice(doc, "c-1", CHART)
+    assert str(refused.value) == (
+        "no Xero TaxType for tax rate 8.875% in US: add it under xero.tax_types in the "
+        "accounting mapping file (US: {8.875: …}, or 8.875: … for every country)"
+    )
+
+
+def test_a_countrys_own_tax_type_wins_over_the_rate_for_every_country() -> None:
+    chart = XeroChart(tax_types={"20": "TAX002", "FR": {"20": "TAX005"}})
+    lines = [Line("PRO", "Platform", True, D("10.00"), tax_rate=D("20"))]
+    for customer, tax_type in ((ALICE, "TAX002"), (replace(ALICE, country="FR"), "TAX005")):
+        doc = invoice(
+            23,
+            "INV-000023",
+            customer,
+            date(2026, 3, 1),
+            lines=lines,
+            taxes=[Tax(D("20"), D("2.00"))],
+            total="12.00",
+        )
+        [item] = payloads.invoice(doc, "c-1", chart)["LineItems"]
+        assert (item["TaxType"], item["TaxAmount"]) == (tax_type, D("2.00"))
 
 
 def test_payments_and_refunds_carry_the_reference_they_are_found_by() -> None:
@@ -219,3 +243,9 @@ def test_xero_dates_and_timestamps_are_read_in_utc() -> None:
     assert payloads.parse_timestamp("2026-03-15T12:34:56") == datetime(
         2026, 3, 15, 12, 34, 56, tzinfo=UTC
     )
+
+
+def test_if_modified_since_is_an_rfc_3339_date_time_with_its_utc_offset() -> None:
+    assert payloads.rfc3339("2026-03-15T12:34:56") == "2026-03-15T12:34:56+00:00"
+    assert payloads.rfc3339("2026-03-15T12:34:56.789+00:00") == "2026-03-15T12:34:56+00:00"
+    assert payloads.rfc3339("2026-03-15T13:34:56+01:00") == "2026-03-15T12:34:56+00:00"

@@ -69,6 +69,9 @@ def contact_body(number: int = 1, **fields: Any) -> dict[str, Any]:
     }
 
 
+TEN_PERCENT = "TAX006"  # Japan Consumption Tax 10% in the fake organisation
+
+
 def line(**fields: Any) -> dict[str, Any]:
     """2 × 50.00 = 100.00 of Sales with 10% tax (10.00)."""
     return {
@@ -77,7 +80,7 @@ def line(**fields: Any) -> dict[str, Any]:
         "UnitAmount": Decimal("50.00"),
         "LineAmount": Decimal("100.00"),
         "AccountCode": "200",
-        "TaxType": "OUTPUT",
+        "TaxType": TEN_PERCENT,
         "TaxAmount": Decimal("10.00"),
         **fields,
     }

@@ -265,8 +265,8 @@ def test_settings_lists(api: Api) -> None:
         ("835", "CURRLIAB", "Revenue Received in Advance"),
     ]
     rates = {r["TaxType"]: r["EffectiveRate"] for r in body(api.get("TaxRates"))["TaxRates"]}
-    assert rates["OUTPUT"] == 10
-    assert rates["TAX001"] == 0
+    assert rates["NONE"] == 0
+    assert rates["TAX006"] == 10
     currencies = [c["Code"] for c in body(api.get("Currencies"))["Currencies"]]
     assert currencies == ["USD", "EUR", "GBP", "JPY", "CAD", "AUD"]
 

@@ -248,3 +248,59 @@ def test_get_refuses_what_it_does_not_know(api: Api, params: dict[str, str], mes
     response = api.get("Invoices", params=params)
     assert response.status_code == 400
     assert response.json() == {"ErrorNumber": 16, "Type": "QueryParseException", "Message": message}
+
+
+def test_tax_is_computed_per_line_from_the_tax_types_rate_to_the_cent(
+    api: Api, contact_id: str
+) -> None:
+    """Xero's own tax: 43,329 JPY at 10 % is 4,332.90 (cents, whatever the currency); two
+    lines of 16.72 GBP at 20 % are 3.34 each. Sent as such, they are no adjustment."""
+    yen = line(Quantity=1, UnitAmount=43329, LineAmount=43329, TaxAmount=Decimal("4332.90"))
+    invoice = api.invoice(contact_id, "INV-JPY", CurrencyCode="JPY", LineItems=[yen])
+    assert (invoice["TotalTax"], invoice["Total"]) == (Decimal("4332.90"), Decimal("47661.90"))
+    pounds = line(
+        Quantity=1, UnitAmount=Decimal("16.72"), LineAmount=Decimal("16.72"), TaxType="TAX002"
+    )
+    invoice = api.invoice(
+        contact_id,
+        "INV-GBP",
+        CurrencyCode="GBP",
+        LineItems=[{**pounds, "TaxAmount": Decimal("3.34")}] * 2,
+    )
+    assert (invoice["TotalTax"], invoice["Total"]) == (Decimal("6.68"), Decimal("40.12"))
+
+
+def test_a_tax_exclusive_line_keeps_the_tax_it_is_given_as_an_adjustment(
+    api: Api, contact_id: str
+) -> None:
+    yen = line(Quantity=1, UnitAmount=43329, LineAmount=43329, TaxAmount=4333)
+    invoice = api.invoice(contact_id, CurrencyCode="JPY", LineItems=[yen])
+    assert [item["TaxAmount"] for item in invoice["LineItems"]] == [Decimal("4333.00")]
+    assert (invoice["TotalTax"], invoice["Total"]) == (Decimal("4333.00"), Decimal("47662.00"))
+    assert invoice["AmountDue"] == Decimal("47662.00")
+
+
+def test_an_inclusive_line_takes_no_tax_adjustment(api: Api, contact_id: str) -> None:
+    """Xero adjusts tax on tax-exclusive transactions only; 100.00 inclusive of 10 % holds
+    9.09 of tax."""
+    assert refused(
+        api,
+        invoice_body(
+            contact_id, LineAmountTypes="Inclusive", LineItems=[line(TaxAmount=Decimal("9.10"))]
+        ),
+        invoice_body(contact_id, LineAmountTypes="NoTax", LineItems=[line()]),
+    ) == [
+        ["Line 1: Tax amount 9.10 is incorrect for TAX006 tax type, should be 9.09"],
+        ["Line 1: TaxAmount must be 0 when LineAmountTypes is NoTax."],
+    ]
+
+
+def test_a_tax_type_for_purchases_or_one_the_organisation_lacks_is_refused(
+    api: Api, contact_id: str
+) -> None:
+    message = "The TaxType code '{}' does not exist or cannot be used for this type of transaction."
+    assert refused(
+        api,
+        invoice_body(contact_id, LineItems=[line(TaxType="INPUT", TaxAmount=0)]),
+        invoice_body(contact_id, "INV-2", LineItems=[line(TaxType="OUTPUT2")]),
+    ) == [[message.format("INPUT")], [message.format("OUTPUT2")]]

@@ -144,16 +144,34 @@ def test_if_modified_since(api: Api, contact_id: str, xero_sandbox: XeroSandbox)
         assert response.status_code == 200, response.text
         return [p["Reference"] for p in body(response)["Payments"]]
 
-    assert references("2099-03-01T10:00:00") == ["PAY-2", "PAY-3"]
-    assert references("2099-03-01T09:59:59.500") == ["PAY-1", "PAY-2", "PAY-3"]
+    assert references("2099-03-01T10:00:00+00:00") == ["PAY-2", "PAY-3"]
+    assert references("2099-03-01T09:59:59.500Z") == ["PAY-1", "PAY-2", "PAY-3"]
     assert references("2099-03-01T11:00:00+01:00") == ["PAY-2", "PAY-3"]
     assert references("2099-03-01T10:00:00Z") == ["PAY-2", "PAY-3"]
     assert references("Sun, 01 Mar 2099 10:00:00 GMT") == ["PAY-2", "PAY-3"]
-    assert references("2099-03-02T08:00:00") == []
-    assert references("2000-01-01T00:00:00") == ["PAY-0", "PAY-1", "PAY-2", "PAY-3"]
+    assert references("2099-03-02T08:00:00+00:00") == []
+    assert references("2000-01-01T00:00:00+00:00") == ["PAY-0", "PAY-1", "PAY-2", "PAY-3"]
     bad = api.get("Payments", headers={"If-Modified-Since": "yesterday"})
     assert bad.status_code == 400
     assert body(bad)["Message"] == "If-Modified-Since: cannot read 'yesterday'"
+
+
+@pytest.mark.parametrize(
+    "since", ["2099-03-01T10:00:00", "2099-03-01T10:00:00.250", "2099-03-01 10:00:00"]
+)
+def test_if_modified_since_without_an_offset_is_refused(
+    api: Api, contact_id: str, since: str
+) -> None:
+    """The official OpenAPI description declares If-Modified-Since a ``date-time`` (RFC 3339),
+    which must carry its UTC offset: a local time names no instant."""
+    refused = api.get("Payments", headers={"If-Modified-Since": since})
+    assert refused.status_code == 400
+    assert body(refused) == {
+        "ErrorNumber": 16,
+        "Type": "QueryParseException",
+        "Message": f"If-Modified-Since: {since!r} has no UTC offset; send a date-time with one "
+        "(2026-03-01T10:00:00+00:00)",
+    }
 
 
 def test_pages_of_payments_in_modification_order(
@@ -163,7 +181,7 @@ def test_pages_of_payments_in_modification_order(
     api.invoice(contact_id, LineItems=[cheap])
     for number in range(230):
         xero_sandbox.store.record_payment("INV-1", 1, "2026-03-02", f"P{number:03}")
-    since = {"If-Modified-Since": "2000-01-01T00:00:00"}
+    since = {"If-Modified-Since": "2000-01-01T00:00:00Z"}
     pages = [
         body(api.get("Payments", params={"page": str(page)}, headers=since))
         for page in (1, 2, 3, 4)
