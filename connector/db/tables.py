@@ -69,6 +69,7 @@ class Customer(Base):
     tax_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+    region: Mapped[str | None] = mapped_column(String(6))  # ISO 3166-2 (US-CA), if known
 
 
 class ExternalId(Base):
@@ -223,9 +224,13 @@ class Document(Base):
     unapplied: Mapped[Decimal | None]
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = _created()
+    tax_note: Mapped[str | None] = mapped_column(Text)  # the reverse-charge note, if any
 
 
 class DocumentTax(Base):
+    """Tax of one rate of a document, in the jurisdiction (``FR``, ``US-CA``) it is owed to;
+    ``reverse_charge``: rate 0, the customer accounts for the VAT."""
+
     __tablename__ = "document_taxes"
     __table_args__ = (UniqueConstraint("document_id", "rate"),)
 
@@ -234,6 +239,8 @@ class DocumentTax(Base):
     rate: Mapped[Decimal]
     taxable: Mapped[Decimal]
     tax: Mapped[Decimal]
+    jurisdiction: Mapped[str] = mapped_column(String(6))
+    reverse_charge: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Charge(Base):

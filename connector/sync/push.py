@@ -209,7 +209,10 @@ class _Loader:
                     description=line.description,
                 )
             )
-        taxes = tuple(base.Tax(tax.rate, tax.tax) for tax in self.taxes.get(doc.id, []))
+        taxes = tuple(
+            base.Tax(tax.rate, tax.tax, tax.jurisdiction, tax.reverse_charge)
+            for tax in self.taxes.get(doc.id, [])
+        )
         applied = Decimal(0)
         if row.document_type == base.CREDIT_NOTE and doc.invoice_id is not None:
             applied = sum(  # in Python: amounts are exact decimals, not SQL numbers
