@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stdnum.eu import vat as eu_vat
+from stdnum.util import clean
 
 NOTE = (
     "Reverse charge: VAT to be accounted for by the recipient "
@@ -46,7 +47,7 @@ def treatment(country: str, tax_id: str | None, home_country: str) -> TaxTreatme
     seller in ``home_country``."""
     if country not in EU_MEMBER_STATES or country == home_country or not (tax_id or "").strip():
         return TaxTreatment()
-    number = eu_vat.compact(tax_id or "")
+    number = clean(tax_id or "", " -./,").upper().strip()
     prefix = number[:2]
     state = VAT_PREFIXES.get(prefix, prefix)
     shown = tax_id.strip() if tax_id else ""
