@@ -162,10 +162,10 @@ class Ledger:
         with self._locked():
             self._refresh()
             opening: dict[str, str] = {}
-            for account in dict.fromkeys(fixed):
-                self._open(account, opening)
             for currency in sorted(banks):
                 self._open(self.chart.bank_account(currency), opening, currency=currency)
+            for account in dict.fromkeys(fixed):
+                self._open(account, opening)
             if opening:
                 self._write_batch("\n".join(opening.values()))
                 self.accounts.update(opening)
