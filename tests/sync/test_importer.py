@@ -137,3 +137,27 @@ def test_a_number_that_is_not_finite_names_its_line(
         InvalidInputError, match=rf"{path}:2: not valid YAML: .inf is not a finite number"
     ):
         _import(factory, path, date(2026, 1, 1))
+
+
+def test_customer_regions_are_imported_and_an_unknown_one_is_named(
+    factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = tmp_path / "regions.yaml"
+    path.write_text(
+        "customers:\n"
+        "  - {id: A, name: Alpha, country: US, region: California}\n"
+        "  - {id: B, name: Beta, country: Canada, region: 'ON'}\n"
+        "  - {id: C, name: Gamma, country: US, region: Calif.}\n"
+        "  - {id: D, name: Delta, country: DE}\n"
+    )
+    result = _import(factory, path, date(2026, 1, 1))
+    assert result.errors == [
+        f"{path}:4: customers[2]: unknown region 'Calif.' of US (expected an ISO 3166-2 code "
+        "such as US-XX, or its name)"
+    ]
+    with factory() as session:
+        rows = session.execute(
+            select(tables.Customer.name, tables.Customer.region).order_by(tables.Customer.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [("Alpha", "US-CA"), ("Beta", "CA-ON"), ("Delta", None)]
+    assert sample_file().read_text().count("region: CA") == 1
