@@ -11,6 +11,7 @@ the reason is reported (``connector status``) so that someone fixes the id.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from stdnum.eu import vat as eu_vat
@@ -42,6 +43,7 @@ class TaxTreatment:
         return NOTE if self.reverse_charge else None
 
 
+@functools.lru_cache(maxsize=4096)
 def treatment(country: str, tax_id: str | None, home_country: str) -> TaxTreatment:
     """The treatment of a customer in ``country`` (ISO code) with ``tax_id``, sold to by a
     seller in ``home_country``."""
