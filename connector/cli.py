@@ -557,7 +557,11 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     factory = state.database()
     with transaction(factory) as session:
         report = sync_status.status(
-            session, _today(), jobs=STAGES, targets=[state.settings.accounting.target]
+            session,
+            _today(),
+            jobs=STAGES,
+            targets=[state.settings.accounting.target],
+            home_country=state.settings.tax.home_country,
         )
     if as_json:
         _print_json(report.to_dict())

@@ -189,6 +189,13 @@ def status_report(report: Status) -> Group:
         for refusal in report.refused:
             refused.add_row(refusal.where, refusal.what, refusal.error)
         parts.append(refused)
+    if report.tax_ids:
+        tax_ids = Table(title="VAT ids not accepted for the reverse charge (taxed normally)")
+        for column in ("Customer", "Country", "VAT id", "Why"):
+            tax_ids.add_column(column, overflow="fold")
+        for warning in report.tax_ids:
+            tax_ids.add_row(warning.customer, warning.country, warning.tax_id, warning.warning)
+        parts.append(tax_ids)
     return Group(*parts)
 
 
@@ -379,13 +386,18 @@ def document_detail(view: DocumentView) -> Group:
     totals.add_column("amount", justify="right")
     totals.add_row("Subtotal", money(doc.subtotal))
     for tax in view.taxes:
-        totals.add_row(f"Tax {tax.rate.normalize():f}% on {money(tax.taxable)}", money(tax.tax))
+        what = "Reverse charge" if tax.reverse_charge else "Tax"
+        totals.add_row(
+            f"{what} {tax.jurisdiction} {tax.rate.normalize():f}% on {money(tax.taxable)}",
+            money(tax.tax),
+        )
     totals.add_row("Total", money(doc.total))
     if doc.kind == "invoice":
         totals.add_row("Paid", money(doc.amount_paid))
         totals.add_row("Credited", money(doc.amount_credited))
         totals.add_row("Due", money(due_of(doc)))
-    return Group(header, lines, totals)
+    note = Text(doc.tax_note) if doc.tax_note else Text("")
+    return Group(header, lines, totals, note)
 
 
 def demo_report(report: DemoReport, fava: str = "fava") -> Group:

@@ -26,7 +26,7 @@ from pydantic_settings import (
 )
 
 from connector.billing.money import Rounding, currency
-from connector.billing.tax import TaxTable
+from connector.billing.tax import TaxTable, country_code
 from connector.errors import ConfigError, InvalidInputError
 
 DEFAULT_CONFIG_FILE = Path("config/connector.toml")
@@ -302,15 +302,31 @@ class TaxSettings(_Section):
     )
     rates: dict[str, Decimal] = Field(
         default_factory=dict,
-        description="Standard rate in percent per customer country (ISO 3166 code).",
+        description="Standard rate in percent per jurisdiction: a customer country (ISO 3166 "
+        "code, DE) or a region (ISO 3166-2 code, US-CA), whose rate replaces its country's.",
     )
     code_rates: dict[str, dict[str, Decimal]] = Field(
         default_factory=dict,
-        description="Rates per product tax code, then per country, replacing the standard rate.",
+        description="Rates per product tax code, then per jurisdiction, replacing the standard "
+        "rate.",
+    )
+
+    home_country: str = Field(
+        default="US",
+        description="The seller's country (ISO 3166 code): EU business customers with a valid "
+        "VAT id of another member state are reverse-charged.",
     )
 
     def table(self) -> TaxTable:
         return TaxTable.build(self.rates, self.code_rates)
+
+    @field_validator("home_country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        try:
+            return country_code(value)
+        except InvalidInputError as error:
+            raise ValueError(str(error)) from None
 
     @field_validator("rates")
     @classmethod

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from connector.cli import app
 from connector.db.engine import transaction
 from connector.db.migrate import head_revision
+from connector.sync import contracts
 from tests import builders
 
 runner = CliRunner()
@@ -219,3 +220,64 @@ def test_import_refuses_an_implausible_contract_by_the_configured_limits(
     )
     assert allowed.exit_code == 0, allowed.output
     assert "contracts: 1 imported" in allowed.stdout
+
+
+def test_invoice_show_and_status_for_eu_vat_ids(
+    factory: sessionmaker[Session], env: dict[str, str]
+) -> None:
+    """A reverse-charged invoice shows its note; a VAT id not accepted shows in status."""
+    env = {**env, "CONNECTOR_TAX__RATES": '{"FR": "20"}', "CONNECTOR_TAX__HOME_COUNTRY": "DE"}
+    with transaction(factory) as session:
+        for ref, tax_id in (("FR1", "FR40303265045"), ("FR2", "FR40303265046")):
+            row = contracts.upsert_customer(
+                session,
+                name=f"Client {ref}",
+                country="FR",
+                currency="EUR",
+                tax_id=tax_id,
+                system="test",
+                external_id=ref,
+            )
+            price = builders.price(session, f"SEATS-{ref}", currency="EUR", unit_amount="100.00")
+            builders.subscription(
+                session, row, [builders.spec(session, price, 1)], start=date(2026, 1, 1)
+            )
+    assert invoke(env, "bill", "--as-of", "2026-01-01").exit_code == 0
+
+    shown = invoke(env, "invoice", "show", "INV-000001")
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())
+    assert "Reverse charge FR 0% on 100.00 │ 0.00" in text
+    assert "Total │ 100.00" in text
+    assert text.endswith(
+        "Reverse charge: VAT to be accounted for by the recipient (Article 196, Council "
+        "Directive 2006/112/EC)"
+    )
+    document = json.loads(invoke(env, "invoice", "show", "INV-000001", "--json").stdout)
+    assert document["tax_note"] == (
+        "Reverse charge: VAT to be accounted for by the recipient (Article 196, Council "
+        "Directive 2006/112/EC)"
+    )
+    assert [
+        (t["jurisdiction"], t["rate"], t["tax"], t["reverse_charge"]) for t in document["taxes"]
+    ] == [("FR", "0", "0.00", True)]
+    taxed = json.loads(invoke(env, "invoice", "show", "INV-000002", "--json").stdout)
+    assert (taxed["tax_note"], taxed["total"]) == (None, "120.00")
+    assert "Tax FR 20% on 100.00 │ 20.00" in " ".join(
+        invoke(env, "invoice", "show", "INV-000002").stdout.split()
+    )
+
+    report = json.loads(invoke(env, "status", "--json").stdout)
+    assert report["tax_ids"] == [
+        {
+            "customer_id": 2,
+            "customer": "Client FR2",
+            "country": "FR",
+            "tax_id": "FR40303265046",
+            "warning": "VAT id 'FR40303265046' is not a valid FR VAT number: taxed at the "
+            "normal rate",
+        }
+    ]
+    table = " ".join(invoke(env, "status").stdout.split())
+    assert "VAT ids not accepted for the reverse charge (taxed normally)" in table
+    assert "Client FR2" in table

@@ -145,3 +145,30 @@ def test_a_bad_ceiling_names_the_key(tmp_path: Path, ceilings: str, message: str
     with pytest.raises(ConfigError) as raised:
         load_settings(config)
     assert f"billing.max_amount (CONNECTOR_BILLING__MAX_AMOUNT): {message}" in str(raised.value)
+
+
+def test_tax_rates_per_region_and_the_sellers_country(tmp_path: Path) -> None:
+    config = tmp_path / "connector.toml"
+    config.write_text(
+        '[tax]\nrates = { DE = "19", US-CA = "7.25", "US-NY" = "4" }\nhome_country = "France"\n'
+    )
+    settings = load_settings(config)
+    assert settings.tax.rates == {"DE": Decimal(19), "US-CA": Decimal("7.25"), "US-NY": Decimal(4)}
+    assert settings.tax.home_country == "FR"
+    assert load_settings().tax.home_country == "US"
+
+
+def test_unknown_region_and_home_country_are_named(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[tax]\nrates = { US-ZZ = "5" }\nhome_country = "Atlantis"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    message = str(raised.value)
+    assert (
+        "tax.rates (CONNECTOR_TAX__RATES): unknown region 'ZZ' of US (expected an ISO 3166-2 "
+        "code such as US-XX, or its name)" in message
+    )
+    assert (
+        "tax.home_country (CONNECTOR_TAX__HOME_COUNTRY): unknown country 'Atlantis' (expected "
+        "ISO 3166 code)" in message
+    )

@@ -60,8 +60,14 @@ class Line:
 
 @dataclass(frozen=True, slots=True)
 class Tax:
+    """Tax of one rate of a document, owed in ``jurisdiction`` (a country, ``FR``, or a region,
+    ``US-CA``; empty: the customer's country). A reverse-charged tax has rate and amount 0: the
+    customer accounts for it."""
+
     rate: Decimal
     amount: Decimal
+    jurisdiction: str = ""
+    reverse_charge: bool = False
 
 
 @dataclass(frozen=True, slots=True)

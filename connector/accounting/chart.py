@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 
 from connector.accounting.base import JOURNAL_INVOICED, JOURNAL_UNBILLED, RevenueAmount
+from connector.billing.money import currency
 from connector.billing.tax import country_code
 from connector.errors import ConfigError, InvalidInputError
 from connector.yamlfile import load_yaml
@@ -155,9 +156,40 @@ class Chart(BaseModel):
     revenue_by_family: dict[str, AccountName] = {}
     open_date: date = date(2000, 1, 1)
     xero: XeroChart = XeroChart()
+    bank_by_currency: dict[str, AccountName] = {}
 
     def revenue_account(self, recurring: bool, product: str | None, family: str | None) -> str:
         return _revenue(self, self.accounts, recurring, product, family)
+
+    def bank_account(self, currency: str) -> str:
+        """Where payments in ``currency`` are received: its own account, ``Assets:Bank:USD``
+        unless ``bank_by_currency`` names another."""
+        return self.bank_by_currency.get(currency) or f"{self.accounts.bank}:{currency}"
+
+    def holds_one_currency(self, account: str) -> bool:
+        """Tax payable and bank accounts hold one currency each (their ``open`` says which)."""
+        return (
+            account.startswith((f"{self.accounts.sales_tax}:", f"{self.accounts.bank}:"))
+            or account in self.bank_by_currency.values()
+        )
+
+    @field_validator("bank_by_currency")
+    @classmethod
+    def _one_account_per_currency(cls, value: dict[str, str]) -> dict[str, str]:
+        checked: dict[str, str] = {}
+        for code, account in value.items():
+            try:
+                known = currency(code).code
+            except InvalidInputError as error:
+                raise ValueError(str(error)) from None
+            other = next((c for c, a in checked.items() if a == account), None)
+            if other is not None:
+                raise ValueError(
+                    f"{other} and {known} both name {account}: each currency needs its own "
+                    "bank account"
+                )
+            checked[known] = account
+        return checked
 
 
 def _revenue(

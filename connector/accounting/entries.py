@@ -27,12 +27,15 @@ metadata and a narration ending ``(for 2026-03, period closed)``.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
+
+from babel.numbers import get_territory_currencies
 
 from connector.accounting import dating
 from connector.accounting.base import (
@@ -48,12 +51,14 @@ from connector.accounting.base import (
     Invoice,
     Payment,
     RevenueJournal,
+    Tax,
 )
 from connector.accounting.chart import Chart, journal_accounts
 from connector.billing.money import currency as currency_of
 from connector.billing.money import round_money
 
 ZERO = Decimal(0)
+CURRENCIES_ON = date(2026, 2, 1)
 LINK_CHARS = re.compile(r"[^A-Za-z0-9\-_/.]")
 
 
@@ -71,9 +76,23 @@ def customer_component(customer: Customer) -> str:
     return f"{stem}-{customer.id}"
 
 
-def tax_account(chart: Chart, rate: Decimal) -> str:
-    text = format(rate.normalize(), "f").replace(".", "-")
-    return f"{chart.accounts.sales_tax}:{text}"
+def tax_account(chart: Chart, tax: Tax, currency: str, country: str = "") -> str:
+    """Tax payable per jurisdiction and rate, one currency to an account:
+    ``Liabilities:SalesTax:FR:20`` (and ``…:US-CA:7-25``) holds the tax in the jurisdiction's
+    own currency; tax billed in another currency has its own account below it,
+    ``Liabilities:SalesTax:FR:20:USD``. A tax without a jurisdiction is owed in ``country``."""
+    place = tax.jurisdiction or country
+    rate = format(tax.rate.normalize(), "f").replace(".", "-")
+    account = f"{chart.accounts.sales_tax}:{place}:{rate}"
+    return account if currency == local_currency(place) else f"{account}:{currency}"
+
+
+@functools.cache
+def local_currency(jurisdiction: str) -> str | None:
+    """The currency of a jurisdiction's country (CLDR's legal tender on a fixed day, so that an
+    account's name never changes when a country changes its currency)."""
+    found = get_territory_currencies(jurisdiction[:2], start_date=CURRENCIES_ON, tender=True)
+    return found[0] if found else None
 
 
 def credit_account(chart: Chart, receivable: str) -> str:
@@ -127,8 +146,9 @@ def _invoice(doc: Invoice, chart: Chart, receivable: str) -> str:
             postings[revenue] += sign * line.recognized
         else:
             postings[revenue] += sign * line.amount
-    for tax in doc.taxes:
-        postings[tax_account(chart, tax.rate)] += sign * tax.amount
+    for tax in doc.taxes:  # a reverse-charged tax (0) posts nothing
+        account = tax_account(chart, tax, doc.currency, doc.customer.country)
+        postings[account] += sign * tax.amount
     if doc.credit:  # a credit note's credit left over for the customer
         postings[credit_account(chart, receivable)] = -doc.credit
     postings[receivable] = -sum(postings.values(), ZERO)
@@ -158,7 +178,11 @@ def _payment(doc: Payment, chart: Chart, receivable: str) -> str:
     else:
         received = doc.amount if doc.document_type != REFUND else -doc.amount
         kept = doc.credit if doc.document_type != REFUND else -doc.credit
-        postings = {chart.accounts.bank: received, receivable: kept - received, credit: -kept}
+        postings = {
+            chart.bank_account(doc.currency): received,
+            receivable: kept - received,
+            credit: -kept,
+        }
     kind = {
         REFUND: "Refund",
         CREDIT_APPLIED: "Customer credit applied",
@@ -212,8 +236,11 @@ def entry(doc: Document, chart: Chart, receivable: str) -> str:
     return _revenue(doc, chart)
 
 
-def open_directive(day: date, account: str, customer: Customer | None = None) -> str:
-    text = f"{day.isoformat()} open {account}\n"
+def open_directive(
+    day: date, account: str, customer: Customer | None = None, currency: str | None = None
+) -> str:
+    """``open``; with ``currency``, the account may hold only that currency."""
+    text = f"{day.isoformat()} open {account}" + (f" {currency}\n" if currency else "\n")
     if customer is not None:
         text += f'  customer_id: "{customer.id}"\n  name: {quote(customer.name)}\n'
     return text

@@ -228,7 +228,6 @@ class Ledger:
         (a payment to the bank account) before the connector does."""
         accounts = self.chart.accounts
         fixed = [
-            accounts.bank,
             accounts.unbilled_receivable,
             accounts.deferred_revenue,
             accounts.recurring_revenue,
@@ -236,7 +235,10 @@ class Ledger:
             *self.chart.revenue_by_product.values(),
             *self.chart.revenue_by_family.values(),
         ]
+        banks = {self.operating_currency, *self.chart.bank_by_currency}
         opening: dict[str, str] = {}
+        for currency in sorted(banks):
+            self._open(self.chart.bank_account(currency), opening, currency=currency)
         for account in dict.fromkeys(fixed):
             self._open(account, opening)
         if opening:
@@ -251,20 +253,30 @@ class Ledger:
             f"{self.chart.accounts.receivable}:{entries.customer_component(customer)}"
         )
         self._open(account, opening, customer)
+        # the bank account of the customer's currency, so that finance can record its payments
+        bank = self.chart.bank_account(customer.currency)
+        self._open(bank, opening, currency=customer.currency)
         return account
 
     def _open(
-        self, account: str, opening: dict[str, str], customer: Customer | None = None
+        self,
+        account: str,
+        opening: dict[str, str],
+        customer: Customer | None = None,
+        currency: str | None = None,
     ) -> None:
-        """Queue an ``open`` directive; accounts count as open once their batch is on disk."""
+        """Queue an ``open`` directive (constrained to ``currency`` for the accounts that hold
+        one); accounts count as open once their batch is on disk."""
         if account not in self.accounts and account not in opening:
-            opening[account] = entries.open_directive(self.chart.open_date, account, customer)
+            only = currency if currency and self.chart.holds_one_currency(account) else None
+            opening[account] = entries.open_directive(self.chart.open_date, account, customer, only)
 
     def _accounts_of(self, text: str, opening: dict[str, str]) -> None:
         for line in text.splitlines()[3:]:
-            account = line.split()[0] if line.startswith("  ") and line.strip() else None
+            words = line.split() if line.startswith("  ") and line.strip() else []
+            account = words[0] if words else None
             if account and ":" in account and not account.endswith(":"):
-                self._open(account, opening)
+                self._open(account, opening, currency=words[2] if len(words) == 3 else None)
 
     # -- the interface ---------------------------------------------------------------------
     def upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:

@@ -3,8 +3,9 @@
 Positive charges go on invoices, one per subscription and billing period. Negative charges go on
 credit notes: each is allocated to the invoice lines it corrects (newest first, never more than
 a line still holds) and one credit note is drafted per credited invoice, at that invoice's tax
-rates. Tax is computed per document per rate and rounded once per rate. Numbers are given by
-storage, in the same transaction, from a gapless series.
+rates, in its jurisdiction and with its reverse charge. Tax is computed per document per rate
+and rounded once per rate. Numbers are given by storage, in the same transaction, from a
+gapless series.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from connector.billing.money import ZERO, Currency, Rounding
 from connector.billing.periods import Period
 from connector.billing.pricing import Product
 from connector.billing.tax import CreditedTax, TaxLine, credit_tax, tax_by_rate
+from connector.billing.vat import NOTE as REVERSE_CHARGE_NOTE
 from connector.errors import BillingError
 
 
@@ -50,6 +52,7 @@ class DocumentDraft:
     subtotal: Decimal = field(init=False)
     tax_total: Decimal = field(init=False)
     total: Decimal = field(init=False)
+    tax_note: str | None = None  # the legal note a reverse-charged document carries
 
     def __post_init__(self) -> None:
         subtotal = sum((line.amount for line in self.lines), ZERO)
@@ -83,15 +86,37 @@ def _draft(
     rounding: Rounding,
     credited_invoice_id: int | None = None,
     tax_history: Mapping[Decimal, CreditedTax] | None = None,
+    jurisdiction: str = "",
+    reverse_charge: bool = False,
 ) -> DocumentDraft:
     amounts = [(line.amount, line.tax_rate) for line in lines]
+    if tax_history:  # a credit note is taxed where, and as, its invoice was
+        past = next(iter(tax_history.values()))
+        jurisdiction, reverse_charge = past.jurisdiction or jurisdiction, past.reverse_charge
     taxes = (
-        credit_tax(amounts, tax_history, currency, rounding)
+        credit_tax(
+            amounts,
+            tax_history,
+            currency,
+            rounding,
+            jurisdiction=jurisdiction,
+            reverse_charge=reverse_charge,
+        )
         if tax_history
-        else tax_by_rate(amounts, currency, rounding)
+        else tax_by_rate(
+            amounts, currency, rounding, jurisdiction=jurisdiction, reverse_charge=reverse_charge
+        )
     )
     return DocumentDraft(
-        kind, currency, issue_date, due_date, period, tuple(lines), taxes, credited_invoice_id
+        kind,
+        currency,
+        issue_date,
+        due_date,
+        period,
+        tuple(lines),
+        taxes,
+        credited_invoice_id,
+        tax_note=REVERSE_CHARGE_NOTE if reverse_charge else None,
     )
 
 
@@ -103,8 +128,11 @@ def draft_invoices(
     issue_date: date,
     due_date: date,
     rounding: Rounding,
+    jurisdiction: str = "",
+    reverse_charge: bool = False,
 ) -> list[DocumentDraft]:
-    """One invoice per billing period for the positive charges. The invoice's period ends with
+    """One invoice per billing period for the positive charges, taxed in ``jurisdiction``
+    (reverse-charged: ``tax_rate`` gives 0 for every product). The invoice's period ends with
     the last day its lines serve: the last week of a term that ends mid-week ends on that day."""
     by_period: dict[Period, list[DraftLine]] = defaultdict(list)
     for charge in charges:
@@ -122,6 +150,8 @@ def draft_invoices(
                 period.start, min(period.end, max(line.charge.service.end for line in lines))
             ),
             rounding=rounding,
+            jurisdiction=jurisdiction,
+            reverse_charge=reverse_charge,
         )
         for period, lines in sorted(by_period.items(), key=lambda kv: kv[0].start)
     ]
@@ -135,9 +165,11 @@ def draft_credit_notes(
     issue_date: date,
     rounding: Rounding,
     tax_history: Mapping[int, Mapping[Decimal, CreditedTax]] | None = None,
+    jurisdiction: str = "",
 ) -> list[DocumentDraft]:
     """Credit notes for the negative charges, one per credited invoice. ``tax_history`` gives,
-    per invoice id and rate, the invoice's tax and what earlier credit notes took back of it."""
+    per invoice id and rate, the invoice's tax, jurisdiction and reverse charge, and what
+    earlier credit notes took back of it; ``jurisdiction`` serves an invoice without one."""
     lines_by_key: dict[tuple[str, date], list[InvoicedLine]] = defaultdict(list)
     for line in sorted(invoiced, key=lambda line: line.line_id, reverse=True):
         lines_by_key[(line.item_key, line.key_date)].append(line)
@@ -168,6 +200,7 @@ def draft_credit_notes(
             rounding=rounding,
             credited_invoice_id=invoice_id,
             tax_history=(tax_history or {}).get(invoice_id),
+            jurisdiction=jurisdiction,
         )
         for invoice_id, lines in sorted(by_invoice.items())
     ]

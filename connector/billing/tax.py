@@ -1,10 +1,11 @@
-"""Sales tax: a rate per customer country (and optionally per product tax code), computed per
-document per rate and rounded once per rate."""
+"""Sales tax: a rate per jurisdiction (a customer's country, or its region where the table has
+rates for the region) and optionally per product tax code, computed per document per rate and
+rounded once per rate. Every tax line names its jurisdiction, so that the books never guess."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import pycountry
@@ -24,6 +25,34 @@ def country_code(value: str) -> str:
         raise InvalidInputError(f"unknown country {value!r} (expected ISO 3166 code)") from None
 
 
+def region_code(country: str, value: str) -> str:
+    """An ISO 3166-2 code (``US-CA``) for a region of ``country`` given as a code (``CA``,
+    ``US-CA``) or an English name (``California``)."""
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInputError("region is empty")
+    code = text.upper() if "-" in text else f"{country}-{text.upper()}"
+    found = pycountry.subdivisions.get(code=code)
+    if found is not None and found.country_code == country:
+        return str(found.code)
+    for subdivision in pycountry.subdivisions.get(country_code=country) or ():
+        if subdivision.name.casefold() == text.casefold():
+            return str(subdivision.code)
+    raise InvalidInputError(
+        f"unknown region {value!r} of {country} (expected an ISO 3166-2 code such as "
+        f"{country}-XX, or its name)"
+    )
+
+
+def jurisdiction_code(value: str) -> str:
+    """A tax jurisdiction: a country (``DE``, ``Germany``) or a region (``US-CA``)."""
+    text = (value or "").strip()
+    if "-" in text[2:3]:
+        country, _, region = text.partition("-")
+        return region_code(country_code(country), region)
+    return country_code(text)
+
+
 def _percent(value: Decimal, where: str) -> Decimal:
     if not ZERO <= value <= HUNDRED:
         raise InvalidInputError(f"tax rate {value}% is not between 0 and 100", where=where)
@@ -32,9 +61,11 @@ def _percent(value: Decimal, where: str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class TaxTable:
-    """Rates in percent. ``rates`` maps a country to its standard rate; ``code_rates`` maps a
-    product tax code to rates per country that replace the standard one (a reduced rate, an
-    exemption at 0). A country without a rate is not taxed."""
+    """Rates in percent. ``rates`` maps a jurisdiction, a country (``DE``) or a region
+    (``US-CA``), to its standard rate; ``code_rates`` maps a product tax code to rates per
+    jurisdiction that replace the standard one (a reduced rate, an exemption at 0). A region
+    named anywhere in the table is a jurisdiction of its own, whose rates replace its
+    country's; a jurisdiction without a rate is not taxed."""
 
     rates: Mapping[str, Decimal] = field(default_factory=dict)
     code_rates: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
@@ -45,33 +76,58 @@ class TaxTable:
         rates: Mapping[str, Decimal],
         code_rates: Mapping[str, Mapping[str, Decimal]] | None = None,
     ) -> TaxTable:
-        """Validates countries and percentages, naming the entry at fault."""
+        """Validates jurisdictions and percentages, naming the entry at fault."""
         checked = {
-            country_code(country): _percent(rate, f"tax rate for {country}")
-            for country, rate in rates.items()
+            jurisdiction_code(place): _percent(rate, f"tax rate for {place}")
+            for place, rate in rates.items()
         }
         checked_codes = {
             code: {
-                country_code(country): _percent(rate, f"tax rate {code} for {country}")
-                for country, rate in by_country.items()
+                jurisdiction_code(place): _percent(rate, f"tax rate {code} for {place}")
+                for place, rate in by_place.items()
             }
-            for code, by_country in (code_rates or {}).items()
+            for code, by_place in (code_rates or {}).items()
         }
         return cls(checked, checked_codes)
 
-    def rate_for(self, country: str, tax_code: str | None = None) -> Decimal:
+    def _places(self) -> set[str]:
+        places = set(self.rates)
+        for by_place in self.code_rates.values():
+            places.update(by_place)
+        return places
+
+    def jurisdiction(self, country: str, region: str | None = None) -> str:
+        """Where a customer in ``country`` (and ``region``, an ISO 3166-2 code) is taxed: its
+        region when the table has rates for it, else its country. A customer without a region
+        in a country whose regions have rates cannot be taxed: that is an error."""
+        places = self._places()
+        if region and region in places:
+            return region
+        if not region and any(place.startswith(f"{country}-") for place in places):
+            raise InvalidInputError(
+                f"customer in {country} has no region (state or province), needed because "
+                f"tax rates are set for regions of {country}"
+            )
+        return country
+
+    def rate_for(self, jurisdiction: str, tax_code: str | None = None) -> Decimal:
         if tax_code is not None:
-            by_country = self.code_rates.get(tax_code)
-            if by_country is not None and country in by_country:
-                return by_country[country]
-        return self.rates.get(country, ZERO)
+            by_place = self.code_rates.get(tax_code)
+            if by_place is not None and jurisdiction in by_place:
+                return by_place[jurisdiction]
+        return self.rates.get(jurisdiction, ZERO)
 
 
 @dataclass(frozen=True, slots=True)
 class TaxLine:
+    """Tax of one rate of a document, in ``jurisdiction``; a reverse-charged line has rate 0
+    (the customer accounts for the tax)."""
+
     rate: Decimal
     taxable: Decimal
     tax: Decimal
+    jurisdiction: str = ""
+    reverse_charge: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +138,8 @@ class CreditedTax:
     invoice_tax: Decimal
     credited_taxable: Decimal = ZERO
     credited_tax: Decimal = ZERO
+    jurisdiction: str = ""
+    reverse_charge: bool = False
 
 
 def credit_tax(
@@ -89,11 +147,16 @@ def credit_tax(
     history: Mapping[Decimal, CreditedTax],
     currency: Currency,
     rounding: Rounding,
+    *,
+    jurisdiction: str = "",
+    reverse_charge: bool = False,
 ) -> tuple[TaxLine, ...]:
     """Tax of a credit note per rate, computed on everything credited so far against the invoice
     so that roundings never add up: once a line is fully credited, exactly its invoice's tax has
-    been taken back, and never more."""
-    lines = tax_by_rate(amounts, currency, rounding)
+    been taken back, and never more. The credit note is taxed where its invoice was."""
+    lines = tax_by_rate(
+        amounts, currency, rounding, jurisdiction=jurisdiction, reverse_charge=reverse_charge
+    )
     result = []
     for line in lines:
         past = history.get(line.rate)
@@ -104,12 +167,17 @@ def credit_tax(
             (past.credited_taxable + line.taxable) * line.rate / HUNDRED, currency, rounding
         )
         tax = min(cumulative, past.invoice_tax) - past.credited_tax
-        result.append(TaxLine(line.rate, line.taxable, max(tax, ZERO)))
+        result.append(replace(line, tax=max(tax, ZERO)))
     return tuple(result)
 
 
 def tax_by_rate(
-    amounts: Iterable[tuple[Decimal, Decimal]], currency: Currency, rounding: Rounding
+    amounts: Iterable[tuple[Decimal, Decimal]],
+    currency: Currency,
+    rounding: Rounding,
+    *,
+    jurisdiction: str = "",
+    reverse_charge: bool = False,
 ) -> tuple[TaxLine, ...]:
     """Tax per rate for ``(amount, rate)`` pairs: amounts of a rate are summed, then taxed and
     rounded once. Rates of 0 are listed too, so a document shows what was not taxed."""
@@ -117,6 +185,12 @@ def tax_by_rate(
     for amount, rate in amounts:
         taxable[rate] = taxable.get(rate, ZERO) + amount
     return tuple(
-        TaxLine(rate, base, round_money(base * rate / HUNDRED, currency, rounding))
+        TaxLine(
+            rate,
+            base,
+            round_money(base * rate / HUNDRED, currency, rounding),
+            jurisdiction,
+            reverse_charge,
+        )
         for rate, base in sorted(taxable.items())
     )

@@ -131,16 +131,21 @@ def load_billed(session: Session, since: dict[int, date]) -> dict[int, BilledSta
 def load_tax_history(
     session: Session, invoice_ids: Iterable[int]
 ) -> dict[int, dict[Decimal, CreditedTax]]:
-    """Per invoice and rate: what the invoice taxed and what its credit notes took back."""
+    """Per invoice and rate: what the invoice taxed, where and how, and what its credit notes
+    took back."""
     ids = sorted(set(invoice_ids))
     if not ids:
         return {}
     doc, tax = tables.Document, tables.DocumentTax
     history: dict[int, dict[Decimal, CreditedTax]] = defaultdict(dict)
-    for invoice_id, rate, taxable, amount in session.execute(
-        select(tax.document_id, tax.rate, tax.taxable, tax.tax).where(tax.document_id.in_(ids))
+    for invoice_id, rate, taxable, amount, jurisdiction, reverse_charge in session.execute(
+        select(
+            tax.document_id, tax.rate, tax.taxable, tax.tax, tax.jurisdiction, tax.reverse_charge
+        ).where(tax.document_id.in_(ids))
     ):
-        history[invoice_id][rate] = CreditedTax(taxable, amount)
+        history[invoice_id][rate] = CreditedTax(
+            taxable, amount, jurisdiction=jurisdiction, reverse_charge=reverse_charge
+        )
     credited = session.execute(
         select(doc.invoice_id, tax.rate, tax.taxable, tax.tax)
         .join(tax, tax.document_id == doc.id)
@@ -237,6 +242,7 @@ def insert_documents(
                 else CREDIT_NOTE_ISSUED,
                 "revenue_from": revenue_from.get(doc.draft.credited_invoice_id or 0),
                 "created_at": now,
+                "tax_note": doc.draft.tax_note,
             }
             for doc in issued
         ],
@@ -270,7 +276,14 @@ def insert_documents(
         session,
         tables.table_of(tables.DocumentTax),
         [
-            {"document_id": doc.id, "rate": tax.rate, "taxable": tax.taxable, "tax": tax.tax}
+            {
+                "document_id": doc.id,
+                "rate": tax.rate,
+                "taxable": tax.taxable,
+                "tax": tax.tax,
+                "jurisdiction": tax.jurisdiction,
+                "reverse_charge": tax.reverse_charge,
+            }
             for doc in issued
             for tax in doc.draft.taxes
         ],

@@ -69,6 +69,7 @@ class Customer(Base):
     tax_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+    region: Mapped[str | None] = mapped_column(String(6))  # ISO 3166-2 (US-CA), if known
 
 
 class ExternalId(Base):
@@ -230,9 +231,13 @@ class Document(Base):
     # what its invoice (and the customer's other open invoices) owed when it was issued.
     credit_kept: Mapped[Decimal | None]
     created_at: Mapped[datetime] = _created()
+    tax_note: Mapped[str | None] = mapped_column(Text)  # the reverse-charge note, if any
 
 
 class DocumentTax(Base):
+    """Tax of one rate of a document, in the jurisdiction (``FR``, ``US-CA``) it is owed to;
+    ``reverse_charge``: rate 0, the customer accounts for the VAT."""
+
     __tablename__ = "document_taxes"
     __table_args__ = (UniqueConstraint("document_id", "rate"),)
 
@@ -241,6 +246,8 @@ class DocumentTax(Base):
     rate: Mapped[Decimal]
     taxable: Mapped[Decimal]
     tax: Mapped[Decimal]
+    jurisdiction: Mapped[str] = mapped_column(String(6))
+    reverse_charge: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Charge(Base):

@@ -5,7 +5,10 @@ The org is a SaaS company's CRM, ready for a billing demo that runs month by mon
 - 50 accounts (42 ``Customer - Direct``, 8 ``Prospect``) in the United States and Canada (USD),
   the United Kingdom (GBP), Ireland, Germany, France, the Netherlands and Spain (EUR) and Japan
   (JPY). ``BillingCountry`` holds the name as users type it, on 4 accounts the ISO code ("DE");
-  most UK/EU accounts have a VAT-like ``Tax_Id__c``. One or two contacts per account.
+  US and Canadian accounts have a ``BillingState`` (a US state code, a province's name). Most
+  UK/EU accounts have a ``Tax_Id__c``: the EU ones a valid VAT id, but for the first customer in
+  Germany and the first in France, whose VAT id fails its check digits. One or two contacts per
+  account.
 - 8 active products: two editions, two add-ons and premium support (recurring, priced per seat
   per month) and three one-time services, each with an active standard price book entry in USD,
   EUR (~0.92x), GBP (~0.79x) and JPY (~150x), in whole units.
@@ -34,7 +37,11 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import product
+from string import ascii_uppercase, digits
 from typing import Any, TypeVar
+
+from stdnum.eu import vat as eu_vat
 
 from connector.billing.periods import ONE_DAY, add_months
 from connector.errors import ConfigError
@@ -98,6 +105,24 @@ LAST_NAMES = _words(
     "Bakker Jansen Garcia Lopez Tanaka Suzuki Sato Nguyen Patel Kim"
 )
 TITLES = ("CFO", "Controller", "VP Finance", "Head of Operations", "IT Director", "Procurement")
+# BillingState of the cities of the US and Canada: US state codes, Canadian province names
+STATES = {
+    "New York": "NY",
+    "Austin": "TX",
+    "Boston": "MA",
+    "Toronto": "Ontario",
+    "Vancouver": "British Columbia",
+}
+# Characters of each EU VAT id pattern that are changed to make it valid (the first set that
+# can), and what they may be; the last of the first set is changed to make it invalid
+VAT_CHECKS: dict[str, tuple[tuple[tuple[int, ...], ...], str]] = {
+    "IE": (((-1,),), ascii_uppercase),
+    "DE": (((-1,), (2, -1)), digits),  # a German VAT id never starts with 0
+    "FR": (((2, 3, -1),), digits),  # the key, and the SIREN's Luhn digit
+    "NL": (((10,), (9, 10)), digits),
+    "ES": (((-1,),), digits + ascii_uppercase),
+}
+INVALID_VAT = ("DE", "FR")  # the first customer in each has an invalid VAT id
 RATES = {"USD": ("1", 1), "EUR": ("0.92", 1), "GBP": ("0.79", 1), "JPY": ("150", 10)}
 SEATS = (5, 10, 10, 15, 20, 25, 25, 30, 40, 50, 50, 75, 100, 150, 250)
 TERMS = {12: 70, 24: 12, 36: 10, 1: 8}  # months: weight
@@ -188,6 +213,21 @@ def _pick(rng: random.Random, weights: dict[T, int]) -> T:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
+def _vat_with_checks(
+    number: str, positions: tuple[int, ...], alphabet: str, *, valid: bool
+) -> str | None:
+    """``number`` with the characters at ``positions`` changed (the first that fits) so that
+    it is a valid EU VAT id, or another, invalid one of the same form; None if none fits."""
+    for choice in product(alphabet, repeat=len(positions)):
+        chars = list(number)
+        for position, char in zip(positions, choice, strict=True):
+            chars[position] = char
+        candidate = "".join(chars)
+        if eu_vat.is_valid(candidate) == valid and (valid or candidate != number):
+            return candidate
+    return None
+
+
 def _month_start_from(day: date) -> date:
     return day if day.day == 1 else add_months(day.replace(day=1), 1)
 
@@ -272,6 +312,7 @@ class _Seeder:
                     "Tax_Id__c": tax_id,
                 }
             )
+            self.accounts[-1]["BillingState"] = STATES.get(self.accounts[-1]["BillingCity"])
             for first in rng.sample(FIRST_NAMES, 1 + (rng.random() < 0.6)):
                 last = rng.choice(LAST_NAMES)
                 email = f"{first}.{last}@{domain}".lower()
@@ -284,6 +325,27 @@ class _Seeder:
         others = [i for i in range(len(countries)) if i != self.no_country]
         for index in rng.sample(others, ISO_COUNTRIES):
             self.accounts[index]["BillingCountry"] = countries[index][1]
+        self._vat_ids([row[1] for row in countries])
+
+    def _vat_ids(self, codes: list[str]) -> None:
+        """Valid check characters for the EU VAT ids (drawn as random digits), then invalid
+        ones for the first customer of each country of :data:`INVALID_VAT`."""
+        spoiled: set[str] = set()
+        for account, code in zip(self.accounts, codes, strict=True):
+            number = account["Tax_Id__c"]
+            if not number or code not in VAT_CHECKS:
+                continue
+            tries, alphabet = VAT_CHECKS[code]
+            for positions in tries:
+                fixed = _vat_with_checks(number, positions, alphabet, valid=True)
+                if fixed is not None:
+                    number = fixed
+                    break
+            customer = account["Type"] != "Prospect" and account["BillingCountry"]
+            if customer and code in INVALID_VAT and code not in spoiled:
+                spoiled.add(code)
+                number = _vat_with_checks(number, tries[0][-1:], alphabet, valid=False) or number
+            account["Tax_Id__c"] = number
 
     def _plan_deals(self) -> None:
         rng, everyone = self.rng, range(len(self.accounts))

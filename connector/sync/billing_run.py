@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, bindparam, func, or_, select, update
@@ -28,10 +29,11 @@ from connector.billing.invoicing import (
     draft_credit_notes,
     draft_invoices,
 )
-from connector.billing.money import Totals
+from connector.billing.money import ZERO, Totals
 from connector.billing.pricing import Product
 from connector.billing.subscriptions import Subscription
 from connector.billing.tax import TaxTable
+from connector.billing.vat import treatment
 from connector.db import outbox, tables
 from connector.db.catalog import PriceCache
 from connector.db.documents import (
@@ -174,7 +176,12 @@ def _bill_next_batch(
     subscription = tables.Subscription
     rows = list(
         session.execute(
-            select(tables.table_of(subscription), tables.Customer.country.label("customer_country"))
+            select(
+                tables.table_of(subscription),
+                tables.Customer.country.label("customer_country"),
+                tables.Customer.region.label("customer_region"),
+                tables.Customer.tax_id.label("customer_tax_id"),
+            )
             .join(tables.Customer, tables.Customer.id == subscription.customer_id)
             .where(_due(context.as_of), subscription.id > after_id)
             .order_by(subscription.id)
@@ -223,20 +230,19 @@ def _bill_batch(
             reconcile_from=row.reconcile_from,
             billed=past.billed if past else {},
         )
-        country = row.customer_country
-
-        def rate(product: Product, country: str = country) -> Decimal:
-            return context.tax.rate_for(country, product.tax_code)
-
+        taxed = treatment(row.customer_country, row.customer_tax_id, settings.tax.home_country)
         try:
+            jurisdiction = context.tax.jurisdiction(row.customer_country, row.customer_region)
             plan = plan_billing(subscription, as_of, state)
             invoices = draft_invoices(
                 plan.charges,
                 currency=subscription.currency,
-                tax_rate=rate,
+                tax_rate=partial(_rate, context.tax, jurisdiction, taxed.reverse_charge),
                 issue_date=as_of,
                 due_date=due_date,
                 rounding=rounding,
+                jurisdiction=jurisdiction,
+                reverse_charge=taxed.reverse_charge,
             )
             credit_notes = draft_credit_notes(
                 plan.charges,
@@ -245,6 +251,7 @@ def _bill_batch(
                 issue_date=as_of,
                 rounding=rounding,
                 tax_history=tax_history,
+                jurisdiction=jurisdiction,
             )
         except ConnectorError as error:
             _fail(result, updates, row.id, str(error))
@@ -280,6 +287,11 @@ def _bill_batch(
     if updates:
         _save_states(session, updates)
     _tally(result, issued)
+
+
+def _rate(table: TaxTable, jurisdiction: str, reverse_charge: bool, product: Product) -> Decimal:
+    """A product's tax rate in ``jurisdiction``; 0 when the customer is reverse-charged."""
+    return ZERO if reverse_charge else table.rate_for(jurisdiction, product.tax_code)
 
 
 _STATE_COLUMNS = ("billed_until", "billed_as_of", "reconcile_from", "next_billing_date")

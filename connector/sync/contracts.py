@@ -23,7 +23,7 @@ from connector.billing.money import currency as currency_of
 from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import ONE_DAY, Frequency
 from connector.billing.pricing import ChargeKind
-from connector.billing.tax import country_code
+from connector.billing.tax import country_code, region_code
 from connector.db import outbox, tables
 from connector.db.catalog import PriceCache, find_by_external_id, link_external_id
 from connector.db.documents import find_document
@@ -40,14 +40,17 @@ def upsert_customer(
     tax_id: str | None = None,
     system: str | None = None,
     external_id: str | None = None,
+    region: str | None = None,
 ) -> tables.Customer:
-    """Create the customer, or update the one known under ``external_id`` in ``system``."""
+    """Create the customer, or update the one known under ``external_id`` in ``system``;
+    ``region`` is a state or province of ``country`` (an ISO 3166-2 code or a name)."""
     if not name or not name.strip():
         raise InvalidInputError(
             "a customer needs a name", where=f"customer {external_id or ''}".strip()
         )
     code = currency_of(currency).code
     iso_country = country_code(country)
+    iso_region = region_code(iso_country, region) if region else None
     row = None
     if system and external_id:
         row = find_by_external_id(session, tables.Customer, system, external_id)
@@ -61,13 +64,16 @@ def upsert_customer(
                 where=f"customer {name}",
             )
     if row is None:
-        row = tables.Customer(name=name, country=iso_country, currency=code, tax_id=tax_id)
+        row = tables.Customer(
+            name=name, country=iso_country, currency=code, tax_id=tax_id, region=iso_region
+        )
         session.add(row)
         session.flush()
         if system and external_id:
             link_external_id(session, row, system, external_id)
     else:
         row.name, row.country, row.currency, row.tax_id = name.strip(), iso_country, code, tax_id
+        row.region = iso_region
     session.flush()
     return row
 

@@ -97,6 +97,7 @@ def apply_account(session: Session, data: CustomerData) -> Outcome:
         tax_id=data.tax_id,
         system=SYSTEM,
         external_id=data.external_id,
+        region=data.region,
     )
     return Outcome(APPLIED)
 

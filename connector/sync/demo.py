@@ -48,7 +48,14 @@ from connector.sync.reports import subscription_metrics
 from connector.sync.settlement import due_of, record_payment
 from connector.sync.status import waiting_records
 
-SAMPLE_TAX_RATES = {"JP": Decimal(10), "GB": Decimal(20), "DE": Decimal(19), "FR": Decimal(20)}
+SAMPLE_TAX_RATES = {
+    "JP": Decimal(10),
+    "GB": Decimal(20),
+    "DE": Decimal(19),
+    "FR": Decimal(20),
+    "US-NY": Decimal(4),
+    "US-TX": Decimal("6.25"),
+}
 DEMO_START = date(2026, 1, 1)  # the demo org's deals are served over 2026
 PAYMENT_DELAY = timedelta(days=14)
 LATE_PAYERS = 1  # the customer with the lowest id never pays, so the report shows money owed
@@ -240,7 +247,7 @@ def _pay(factory: sessionmaker[Session], ledger: Ledger, today: date) -> int:
                 continue
             entries.append(
                 f'{paid_on} * "Bank transfer" "Payment of {invoice.number}" ^{invoice.number}\n'
-                f"  {ledger.chart.accounts.bank}  {due} {invoice.currency}\n"
+                f"  {ledger.chart.bank_account(invoice.currency)}  {due} {invoice.currency}\n"
                 f"  {account}\n"
             )
     if entries:

@@ -58,6 +58,7 @@ class CustomerRecord(_Record):
     country: str
     currency: str | None = None
     tax_id: str | None = None
+    region: str | None = None  # a state or province: ISO 3166-2 code (US-CA, CA) or name
 
 
 class ProductRecord(_Record):
@@ -231,6 +232,7 @@ class _Importer:
             tax_id=record.tax_id,
             system=SYSTEM,
             external_id=record.id,
+            region=record.region,
         )
         return True
 

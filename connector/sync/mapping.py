@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connector.billing.money import currency as currency_of
 from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind
+from connector.billing.tax import country_code, region_code
 from connector.errors import ConfigError, InvalidInputError
 from connector.yamlfile import YamlDocument, load_yaml
 
@@ -61,8 +62,9 @@ class CustomerMapping(_Model):
     country: str
     currency: str = ""
     tax_id: str = ""
+    region: str = ""
 
-    check_paths = field_validator("name", "country", "currency", "tax_id")(
+    check_paths = field_validator("name", "country", "currency", "tax_id", "region")(
         lambda cls, value: _path(value)
     )
 
@@ -205,6 +207,7 @@ class CustomerData:
     country: str
     currency: str
     tax_id: str | None
+    region: str | None = None  # ISO 3166-2 (US-CA), when the record names a known one
 
 
 @dataclass(frozen=True)
@@ -311,7 +314,22 @@ def map_customer(
         raise MappingError(f"account has no {mapping.country} (needed for tax)")
     code = _currency(value_at(record, mapping.currency), "account") or default_currency
     tax_id = value_at(record, mapping.tax_id) if mapping.tax_id else None
-    return CustomerData(str(record["Id"]), str(name), str(country), code, tax_id and str(tax_id))
+    region = _region(value_at(record, mapping.region) if mapping.region else None, country)
+    return CustomerData(
+        str(record["Id"]), str(name), str(country), code, tax_id and str(tax_id), region
+    )
+
+
+def _region(value: Any, country: Any) -> str | None:
+    """The ISO 3166-2 code of a state or province given as a code or a name; None for one that
+    is not a region of the country (free text), which matters only where the tax rates have
+    regions of that country, and then the billing run says the customer has none."""
+    if value is None:
+        return None
+    try:
+        return region_code(country_code(str(country)), str(value))
+    except InvalidInputError:
+        return None
 
 
 def _item(mapping: ItemsMapping, record: dict[str, Any], seen: dict[str, int]) -> ItemData:

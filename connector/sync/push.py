@@ -255,7 +255,10 @@ class _Loader:
                     ),
                 )
             )
-        taxes = tuple(base.Tax(tax.rate, tax.tax) for tax in self.taxes.get(doc.id, []))
+        taxes = tuple(
+            base.Tax(tax.rate, tax.tax, tax.jurisdiction, tax.reverse_charge)
+            for tax in self.taxes.get(doc.id, [])
+        )
         applied_to: dict[int, Decimal] = {}
         if row.document_type == base.CREDIT_NOTE:
             for invoice_id, amount in self.session.execute(

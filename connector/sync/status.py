@@ -1,7 +1,7 @@
 """What the connector knows about its own state: the last run of each job, cursors, staged
 records (quarantined and held ones with their reasons), the outbox per accounting target
-(waiting, parked, and why), write-backs Salesforce refused, API usage today, and the day the
-books are closed through."""
+(waiting, parked, and why), write-backs Salesforce refused, API usage today, the day the books
+are closed through, and customers whose VAT id was not accepted for the EU reverse charge."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.accounting import base
+from connector.billing.vat import EU_MEMBER_STATES, treatment
 from connector.db import outbox, staging, tables
 from connector.sync.closing import Books, books_state
 
@@ -72,6 +73,26 @@ class Refusal:
         return {"where": self.where, "what": self.what, "error": self.error}
 
 
+@dataclass(frozen=True)
+class TaxIdWarning:
+    """A customer in the EU whose VAT id was not accepted: taxed at the normal rate."""
+
+    customer_id: int
+    customer: str
+    country: str
+    tax_id: str
+    warning: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "customer": self.customer,
+            "country": self.country,
+            "tax_id": self.tax_id,
+            "warning": self.warning,
+        }
+
+
 @dataclass
 class Status:
     cursors: dict[str, datetime | None]
@@ -86,6 +107,7 @@ class Status:
     refused: list[Refusal] = field(default_factory=list)
     connections: dict[str, dict[str, Any]] = field(default_factory=dict)
     books: Books = field(default_factory=Books)
+    tax_ids: list[TaxIdWarning] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +131,7 @@ class Status:
                 "org_limit": self.org_limit,
             },
             "books": self.books.to_dict(),
+            "tax_ids": [warning.to_dict() for warning in self.tax_ids],
         }
 
 
@@ -200,11 +223,31 @@ def connections(session: Session) -> dict[str, dict[str, Any]]:
     }
 
 
+def tax_id_warnings(session: Session, home_country: str) -> list[TaxIdWarning]:
+    """Customers in the EU whose VAT id is not accepted for the reverse charge, with why."""
+    customer = tables.Customer
+    rows = session.execute(
+        select(customer.id, customer.name, customer.country, customer.tax_id)
+        .where(customer.country.in_(sorted(EU_MEMBER_STATES)), customer.tax_id.is_not(None))
+        .order_by(customer.id)
+    )
+    warnings = []
+    for row in rows:
+        warning = treatment(row.country, row.tax_id, home_country).warning
+        if warning:
+            warnings.append(TaxIdWarning(row.id, row.name, row.country, row.tax_id, warning))
+    return warnings
+
+
 def status(
-    session: Session, today: date, jobs: Sequence[str] = (), targets: Sequence[str] = ()
+    session: Session,
+    today: date,
+    jobs: Sequence[str] = (),
+    targets: Sequence[str] = (),
+    home_country: str | None = None,
 ) -> Status:
     """The state of everything; ``jobs`` and ``targets`` name what to report even before its
-    first run or delivery."""
+    first run or delivery; with the seller's ``home_country``, the VAT ids not accepted."""
     usage = session.get(tables.ApiUsage, (SYSTEM, today))
     known_targets = set(targets) | set(session.scalars(select(tables.Delivery.target).distinct()))
     return Status(
@@ -220,4 +263,5 @@ def status(
         refused=refusals(session),
         connections=connections(session),
         books=books_state(session),
+        tax_ids=tax_id_warnings(session, home_country) if home_country else [],
     )

@@ -167,7 +167,7 @@ def scenario() -> list[Document]:
         date(2026, 2, 28),
     )
     return [
-        # a quarter of the platform (400.00 a month) and a setup fee; 7.25 % sales tax
+        # a quarter of the platform (400.00 a month) and a setup fee; 7.25 % California sales tax
         invoice(
             1,
             "INV-000001",
@@ -177,7 +177,7 @@ def scenario() -> list[Document]:
                 Line("PRO", "Platform", True, D("1200.00"), tax_rate=D("7.25")),
                 Line("SETUP", None, False, D("300.00"), tax_rate=D("7.25")),
             ],
-            taxes=[Tax(D("7.25"), D("108.75"))],
+            taxes=[Tax(D("7.25"), D("108.75"), "US-CA")],
             total="1608.75",
             due=jan31,
         ),
@@ -191,7 +191,7 @@ def scenario() -> list[Document]:
                 Line("PRO", "Platform", True, D("100.00"), tax_rate=D("19")),
                 Line("TRAINING", "Services", False, D("50.00"), tax_rate=D("7")),
             ],
-            taxes=[Tax(D("19"), D("19.00")), Tax(D("7"), D("3.50"))],
+            taxes=[Tax(D("19"), D("19.00"), "DE"), Tax(D("7"), D("3.50"), "DE")],
             total="172.50",
             due=date(2026, 2, 9),
         ),
@@ -205,7 +205,7 @@ def scenario() -> list[Document]:
                 Line("PRO", "Platform", True, D("12000"), tax_rate=D("10")),
                 Line("SETUP", None, False, D("3000"), tax_rate=D("10")),
             ],
-            taxes=[Tax(D("10"), D("1500"))],
+            taxes=[Tax(D("10"), D("1500"), "JP")],
             total="16500",
             due=jan31,
         ),
@@ -226,7 +226,7 @@ def scenario() -> list[Document]:
             lines=[
                 Line("PRO", "Platform", True, D("100.00"), recognized=D("70.97"), tax_rate=D("19"))
             ],
-            taxes=[Tax(D("19"), D("19.00"))],
+            taxes=[Tax(D("19"), D("19.00"), "DE")],
             total="119.00",
         ),
         payment(8, MULLER, date(2026, 2, 5), "119.00", "INV-000002", refund=True),

@@ -287,3 +287,37 @@ def test_a_bad_xero_tax_type_entry_names_file_line_and_key(
 ) -> None:
     path = _write(tmp_path, f"xero:\n  tax_types:\n    0: NONE\n    {entry}\n")
     assert _error(path) == f"{path}:2: xero.tax_types: {message}"
+
+
+# -- bank accounts per currency --------------------------------------------------------------
+
+
+def test_bank_accounts_per_currency_from_the_file(tmp_path: Path) -> None:
+    chart = load_chart(
+        _write(
+            tmp_path, VALID + "bank_by_currency:\n  eur: Assets:Sparkasse\n  USD: Assets:Chase\n"
+        )
+    )
+    assert chart.bank_by_currency == {"EUR": "Assets:Sparkasse", "USD": "Assets:Chase"}
+    assert chart.bank_account("EUR") == "Assets:Sparkasse"
+    assert chart.bank_account("GBP") == "Assets:Bank:GBP"
+    assert chart.holds_one_currency("Assets:Sparkasse")
+    assert chart.holds_one_currency("Assets:Bank:GBP")
+    assert chart.holds_one_currency("Liabilities:SalesTax:FR:20")
+    assert not chart.holds_one_currency("Assets:Bank")
+    assert not chart.holds_one_currency("Income:Subscriptions")
+
+
+def test_two_currencies_in_one_bank_account_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID + "bank_by_currency:\n  EUR: Assets:Wise\n  USD: Assets:Wise\n")
+    assert _error(path) == (
+        f"{path}:13: bank_by_currency: EUR and USD both name Assets:Wise: each currency needs "
+        "its own bank account"
+    )
+
+
+def test_bank_account_of_an_unknown_currency_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID + "bank_by_currency:\n  XYZ: Assets:Bank:Xyz\n")
+    assert _error(path) == (
+        f"{path}:13: bank_by_currency: unknown currency 'XYZ' (not in ISO 4217)"
+    )

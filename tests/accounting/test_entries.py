@@ -43,7 +43,7 @@ INVOICE = invoice(
         Line("ONBOARD", None, False, D("50.00")),
         Line("SEATS", "Platform", True, D("20.00")),
     ],
-    taxes=[Tax(D("20"), D("30.00")), Tax(D("5.5"), D("2.75"))],
+    taxes=[Tax(D("20"), D("30.00"), "GB"), Tax(D("5.5"), D("2.75"), "GB")],
     total="202.75",
     due=date(2026, 2, 14),
 )
@@ -55,8 +55,8 @@ INVOICE_TEXT = """\
   Assets:AccountsReceivable:Acme-Corporation-7              202.75 GBP
   Liabilities:DeferredRevenue                              -120.00 GBP
   Income:OneTime                                            -50.00 GBP
-  Liabilities:SalesTax:20                                   -30.00 GBP
-  Liabilities:SalesTax:5-5                                   -2.75 GBP
+  Liabilities:SalesTax:GB:20                                -30.00 GBP
+  Liabilities:SalesTax:GB:5-5                                -2.75 GBP
 """
 
 # the same kind of invoice on a chart with revenue accounts per product and per family
@@ -83,7 +83,7 @@ CHART_INVOICE_TEXT = """\
   Liabilities:DeferredRevenue                              -100.00 GBP
   Income:Setup                                              -50.00 GBP
   Income:Services                                           -20.00 GBP
-  Liabilities:SalesTax:20                                   -34.00 GBP
+  Liabilities:SalesTax:GB:20                                -34.00 GBP
 """
 
 # credits the platform (16.13 of it recognized already) and the onboarding fee
@@ -108,8 +108,8 @@ CREDIT_NOTE_TEXT = """\
   Liabilities:DeferredRevenue                                83.87 GBP
   Income:Subscriptions                                       16.13 GBP
   Income:OneTime                                             50.00 GBP
-  Liabilities:SalesTax:20                                    20.00 GBP
-  Liabilities:SalesTax:5-5                                    2.75 GBP
+  Liabilities:SalesTax:GB:20                                 20.00 GBP
+  Liabilities:SalesTax:GB:5-5                                 2.75 GBP
 """
 
 PAYMENT = payment(13, ACME, date(2026, 2, 1), "202.75", "INV-000011", reference="wire 42")
@@ -117,7 +117,7 @@ PAYMENT_TEXT = """\
 2026-02-01 * "Acme Corporation" "Payment for INV-000011 (wire 42)" ^INV-000011
   document_type: "payment"
   document_id: "13"
-  Assets:Bank                                               202.75 GBP
+  Assets:Bank:GBP                                           202.75 GBP
   Assets:AccountsReceivable:Acme-Corporation-7             -202.75 GBP
 """
 
@@ -126,7 +126,7 @@ UNLINKED_PAYMENT_TEXT = """\
 2026-02-01 * "Acme Corporation" "Payment"
   document_type: "payment"
   document_id: "16"
-  Assets:Bank                                                 5.00 GBP
+  Assets:Bank:GBP                                             5.00 GBP
   Assets:AccountsReceivable:Acme-Corporation-7               -5.00 GBP
 """
 
@@ -135,7 +135,7 @@ REFUND_TEXT = """\
 2026-02-02 * "Acme Corporation" "Refund for INV-000011" ^INV-000011
   document_type: "refund"
   document_id: "14"
-  Assets:Bank                                               -10.00 GBP
+  Assets:Bank:GBP                                           -10.00 GBP
   Assets:AccountsReceivable:Acme-Corporation-7               10.00 GBP
 """
 
@@ -220,7 +220,7 @@ YEN_INVOICE = invoice(
     TANAKA,
     date(2026, 1, 1),
     lines=[Line("PRO", "Platform", True, D("12000")), Line("SETUP", None, False, D("3000"))],
-    taxes=[Tax(D("10"), D("1500"))],
+    taxes=[Tax(D("10"), D("1500"), "JP")],
     total="16500",
     due=date(2026, 1, 31),
 )
@@ -232,11 +232,119 @@ YEN_INVOICE_TEXT = """\
   Assets:AccountsReceivable:Tanaka-3               16500 JPY
   Liabilities:DeferredRevenue                     -12000 JPY
   Income:OneTime                                   -3000 JPY
-  Liabilities:SalesTax:10                          -1500 JPY
+  Liabilities:SalesTax:JP:10                       -1500 JPY
+"""
+
+DUPONT = Customer(31, "Dupont SAS", "FR", "EUR", tax_id="FR40303265045")
+DUPONT_AR = "Assets:AccountsReceivable:Dupont-SAS-31"
+FRENCH_INVOICE = invoice(
+    32,
+    "INV-000032",
+    DUPONT,
+    date(2026, 3, 1),
+    lines=[Line("SETUP", None, False, D("100.00"), tax_rate=D("20"))],
+    taxes=[Tax(D("20"), D("20.00"), "FR")],
+    total="120.00",
+)
+FRENCH_INVOICE_TEXT = """\
+2026-03-01 * "Dupont SAS" "Invoice INV-000032" ^INV-000032
+  document_type: "invoice"
+  document_id: "32"
+  due: 2026-03-01
+  Assets:AccountsReceivable:Dupont-SAS-31              120.00 EUR
+  Income:OneTime                                      -100.00 EUR
+  Liabilities:SalesTax:FR:20                           -20.00 EUR
+"""
+
+# French VAT on an invoice billed in US dollars: its own account, never mixed with the euros
+DUPONT_USD = Customer(33, "Dupont US", "FR", "USD")
+FRENCH_USD_INVOICE = invoice(
+    34,
+    "INV-000034",
+    DUPONT_USD,
+    date(2026, 3, 1),
+    lines=[Line("SETUP", None, False, D("100.00"), tax_rate=D("20"))],
+    taxes=[Tax(D("20"), D("20.00"), "FR")],
+    total="120.00",
+)
+FRENCH_USD_INVOICE_TEXT = """\
+2026-03-01 * "Dupont US" "Invoice INV-000034" ^INV-000034
+  document_type: "invoice"
+  document_id: "34"
+  due: 2026-03-01
+  Assets:AccountsReceivable:Dupont-US-33              120.00 USD
+  Income:OneTime                                     -100.00 USD
+  Liabilities:SalesTax:FR:20:USD                      -20.00 USD
+"""
+
+CALIFORNIA = Customer(35, "Golden Gate LLC", "US", "USD")
+CALIFORNIA_INVOICE = invoice(
+    36,
+    "INV-000036",
+    CALIFORNIA,
+    date(2026, 3, 1),
+    lines=[Line("SETUP", None, False, D("100.00"), tax_rate=D("7.25"))],
+    taxes=[Tax(D("7.25"), D("7.25"), "US-CA")],
+    total="107.25",
+)
+CALIFORNIA_INVOICE_TEXT = """\
+2026-03-01 * "Golden Gate LLC" "Invoice INV-000036" ^INV-000036
+  document_type: "invoice"
+  document_id: "36"
+  due: 2026-03-01
+  Assets:AccountsReceivable:Golden-Gate-LLC-35              107.25 USD
+  Income:OneTime                                           -100.00 USD
+  Liabilities:SalesTax:US-CA:7-25                            -7.25 USD
+"""
+
+# reverse-charged: no VAT, so no tax payable; the customer accounts for it
+REVERSE_CHARGED = invoice(
+    37,
+    "INV-000037",
+    DUPONT,
+    date(2026, 3, 1),
+    lines=[Line("SETUP", None, False, D("100.00"))],
+    taxes=[Tax(D("0"), D("0.00"), "FR", reverse_charge=True)],
+    total="100.00",
+)
+REVERSE_CHARGED_TEXT = """\
+2026-03-01 * "Dupont SAS" "Invoice INV-000037" ^INV-000037
+  document_type: "invoice"
+  document_id: "37"
+  due: 2026-03-01
+  Assets:AccountsReceivable:Dupont-SAS-31              100.00 EUR
+  Income:OneTime                                      -100.00 EUR
+"""
+
+BANKS = Chart(bank_by_currency={"EUR": "Assets:Bank:Sparkasse"})
+EURO_PAYMENT = payment(38, DUPONT, date(2026, 3, 20), "120.00", "INV-000032")
+EURO_PAYMENT_TEXT = """\
+2026-03-20 * "Dupont SAS" "Payment for INV-000032" ^INV-000032
+  document_type: "payment"
+  document_id: "38"
+  Assets:Bank:Sparkasse                                120.00 EUR
+  Assets:AccountsReceivable:Dupont-SAS-31             -120.00 EUR
 """
 
 # (name, document, chart, receivable, text)
 CASES: list[tuple[str, Document, Chart, str, str]] = [
+    ("invoice in France", FRENCH_INVOICE, DEFAULT, DUPONT_AR, FRENCH_INVOICE_TEXT),
+    (
+        "French tax billed in dollars",
+        FRENCH_USD_INVOICE,
+        DEFAULT,
+        "Assets:AccountsReceivable:Dupont-US-33",
+        FRENCH_USD_INVOICE_TEXT,
+    ),
+    (
+        "invoice in California",
+        CALIFORNIA_INVOICE,
+        DEFAULT,
+        "Assets:AccountsReceivable:Golden-Gate-LLC-35",
+        CALIFORNIA_INVOICE_TEXT,
+    ),
+    ("reverse-charged invoice", REVERSE_CHARGED, DEFAULT, DUPONT_AR, REVERSE_CHARGED_TEXT),
+    ("payment to a configured bank", EURO_PAYMENT, BANKS, DUPONT_AR, EURO_PAYMENT_TEXT),
     ("invoice", INVOICE, DEFAULT, AR, INVOICE_TEXT),
     ("invoice on a custom chart", CHART_INVOICE, CHART, AR, CHART_INVOICE_TEXT),
     ("credit note", CREDIT_NOTE, DEFAULT, AR, CREDIT_NOTE_TEXT),
@@ -380,22 +488,47 @@ def test_customer_component_is_always_a_valid_unique_component(name: str, custom
 
 
 @pytest.mark.parametrize(
-    ("rate", "account"),
+    ("rate", "jurisdiction", "currency", "account"),
     [
-        ("20", "Liabilities:SalesTax:20"),
-        ("19.00", "Liabilities:SalesTax:19"),
-        ("5.5", "Liabilities:SalesTax:5-5"),
-        ("5.50", "Liabilities:SalesTax:5-5"),
-        ("7.25", "Liabilities:SalesTax:7-25"),
-        ("8.875", "Liabilities:SalesTax:8-875"),
-        ("100", "Liabilities:SalesTax:100"),
-        ("0", "Liabilities:SalesTax:0"),
-        ("0.0", "Liabilities:SalesTax:0"),
+        ("20", "FR", "EUR", "Liabilities:SalesTax:FR:20"),
+        ("20", "GB", "GBP", "Liabilities:SalesTax:GB:20"),
+        ("19.00", "DE", "EUR", "Liabilities:SalesTax:DE:19"),
+        ("5.5", "FR", "EUR", "Liabilities:SalesTax:FR:5-5"),
+        ("5.50", "FR", "EUR", "Liabilities:SalesTax:FR:5-5"),
+        ("7.25", "US-CA", "USD", "Liabilities:SalesTax:US-CA:7-25"),
+        ("8.875", "US-NY", "USD", "Liabilities:SalesTax:US-NY:8-875"),
+        ("13", "CA-ON", "CAD", "Liabilities:SalesTax:CA-ON:13"),
+        ("10", "JP", "JPY", "Liabilities:SalesTax:JP:10"),
+        ("100", "DE", "EUR", "Liabilities:SalesTax:DE:100"),
+        ("0", "FR", "EUR", "Liabilities:SalesTax:FR:0"),
+        ("0.0", "FR", "EUR", "Liabilities:SalesTax:FR:0"),
+        # billed in another currency than the jurisdiction's: an account of its own
+        ("20", "FR", "USD", "Liabilities:SalesTax:FR:20:USD"),
+        ("20", "GB", "EUR", "Liabilities:SalesTax:GB:20:EUR"),
+        ("13", "CA-ON", "USD", "Liabilities:SalesTax:CA-ON:13:USD"),
+        ("20", "BG", "EUR", "Liabilities:SalesTax:BG:20"),  # Bulgaria pays in euros since 2026
+        ("20", "BG", "BGN", "Liabilities:SalesTax:BG:20:BGN"),
     ],
 )
-def test_tax_account_per_rate(rate: str, account: str) -> None:
-    assert entries.tax_account(DEFAULT, D(rate)) == account
+def test_tax_account_per_jurisdiction_rate_and_currency(
+    rate: str, jurisdiction: str, currency: str, account: str
+) -> None:
+    assert entries.tax_account(DEFAULT, Tax(D(rate), D(0), jurisdiction), currency) == account
     assert beancount_account.is_valid(account)
+
+
+def test_tax_without_jurisdiction_is_owed_in_the_customers_country() -> None:
+    assert entries.tax_account(DEFAULT, Tax(D("20"), D(0)), "EUR", "FR") == (
+        "Liabilities:SalesTax:FR:20"
+    )
+
+
+def test_bank_account_per_currency() -> None:
+    assert DEFAULT.bank_account("USD") == "Assets:Bank:USD"
+    assert DEFAULT.bank_account("JPY") == "Assets:Bank:JPY"
+    chart = Chart(bank_by_currency={"EUR": "Assets:Bank:Sparkasse"})
+    assert chart.bank_account("EUR") == "Assets:Bank:Sparkasse"
+    assert chart.bank_account("GBP") == "Assets:Bank:GBP"
 
 
 @pytest.mark.parametrize(
@@ -414,6 +547,9 @@ def test_link(number: str, text: str) -> None:
 def test_open_directive() -> None:
     assert (
         entries.open_directive(date(2000, 1, 1), "Assets:Bank") == "2000-01-01 open Assets:Bank\n"
+    )
+    assert entries.open_directive(date(2000, 1, 1), "Assets:Bank:EUR", currency="EUR") == (
+        "2000-01-01 open Assets:Bank:EUR EUR\n"
     )
     assert entries.open_directive(date(2000, 1, 1), AR, ACME) == (
         "2000-01-01 open Assets:AccountsReceivable:Acme-Corporation-7\n"

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -26,7 +29,7 @@ from beancount.parser import parser
 
 from connector.accounting import ledger as ledger_module
 from connector.accounting import ledger_files
-from connector.accounting.base import ExternalPayment, PostResult
+from connector.accounting.base import Customer, ExternalPayment, Invoice, Line, PostResult, Tax
 from connector.accounting.beancount_plugin import DuplicateDocumentError, unique_document_ids
 from connector.accounting.chart import Chart
 from connector.accounting.ledger import Ledger
@@ -43,6 +46,7 @@ from tests.accounting.documents import (
     batch_files,
     document_counts,
     identities,
+    invoice,
     payment,
     plain_beancount,
     scenario,
@@ -73,7 +77,7 @@ option "operating_currency" "USD"
 
 CHART_OPENS = (
     """\
-2000-01-01 open Assets:Bank
+2000-01-01 open Assets:Bank:USD USD
 
 2000-01-01 open Assets:UnbilledReceivable
 
@@ -96,7 +100,7 @@ ALICE_BATCH = (
   customer_id: "1"
   name: "Alice Inc."
 
-2000-01-01 open Liabilities:SalesTax:7-25
+2000-01-01 open Liabilities:SalesTax:US-CA:7-25 USD
 
 2026-01-01 * "Alice Inc." "Invoice INV-000001" ^INV-000001
   document_type: "invoice"
@@ -105,12 +109,12 @@ ALICE_BATCH = (
   Assets:AccountsReceivable:Alice-Inc-1             1608.75 USD
   Liabilities:DeferredRevenue                      -1200.00 USD
   Income:Setup                                      -300.00 USD
-  Liabilities:SalesTax:7-25                         -108.75 USD
+  Liabilities:SalesTax:US-CA:7-25                   -108.75 USD
 
 2026-01-15 * "Alice Inc." "Payment for INV-000001 (wire-1)" ^INV-000001
   document_type: "payment"
   document_id: "5"
-  Assets:Bank                                       1000.00 USD
+  Assets:Bank:USD                                   1000.00 USD
   Assets:AccountsReceivable:Alice-Inc-1            -1000.00 USD
 
 2026-01-31 * "Alice Inc." "Revenue of INV-000001, 2026-01-01 to 2026-01-31" ^INV-000001
@@ -213,16 +217,19 @@ def test_existing_main_file_keeps_every_byte_and_gets_the_include_once(main: Pat
     assert main.read_text(encoding="utf-8") == expected
 
     entries = _load_clean(main)
-    # finance's bank account is not opened a second time; the rest of the chart is
+    # finance's bank account is not opened a second time; the rest of the chart is, and a bank
+    # account per currency
     opened = _opened(entries)
     assert opened["Assets:Bank"] == date(2000, 1, 1)
     bank_opens = [e for e in entries if isinstance(e, data.Open) and e.account == "Assets:Bank"]
     assert [entry.meta["filename"] for entry in bank_opens] == [str(main)]
     assert "Income:Subscriptions" in opened
+    assert {"Assets:Bank:USD", "Assets:Bank:EUR", "Assets:Bank:JPY"} <= set(opened)
     [opening] = [entry for entry in transactions(entries) if entry.narration == "Opening balance"]
     assert opening.meta["filename"] == str(main)
     assert balances(entries)[("Equity:Opening-Balances", "EUR")] == D("-5000.00")
-    assert balances(entries)[("Assets:Bank", "EUR")] == D("5000.00") + D("172.50") - D("119.00")
+    assert balances(entries)[("Assets:Bank", "EUR")] == D("5000.00")
+    assert balances(entries)[("Assets:Bank:EUR", "EUR")] == D("172.50") - D("119.00")
 
 
 def test_existing_main_file_that_opens_the_whole_chart_passes_bean_check(main: Path) -> None:
@@ -274,12 +281,12 @@ def test_chart_accounts_are_open_before_any_document(main: Path) -> None:
     line = _append(
         main,
         '2026-01-02 * "Bank" "Interest"\n'
-        "  Assets:Bank       1.25 USD\n"
+        "  Assets:Bank:USD   1.25 USD\n"
         "  Income:OneTime   -1.25 USD\n",
     )
     entries = _load_clean(main)
     assert _opened(entries) == {
-        "Assets:Bank": date(2000, 1, 1),
+        "Assets:Bank:USD": date(2000, 1, 1),
         "Assets:UnbilledReceivable": date(2000, 1, 1),
         "Liabilities:DeferredRevenue": date(2000, 1, 1),
         "Income:Subscriptions": date(2000, 1, 1),
@@ -309,7 +316,7 @@ def test_an_account_added_to_the_chart_is_opened_by_the_next_instance(main: Path
     opened = _opened(_load_clean(main))
     assert sorted(opened) == sorted(
         [
-            "Assets:Bank",
+            "Assets:Bank:USD",
             "Assets:UnbilledReceivable",
             "Liabilities:DeferredRevenue",
             "Income:Subscriptions",
@@ -428,7 +435,7 @@ def test_two_ledgers_writing_in_the_same_second_lose_nothing(
     Ledger(main, CHART)  # the next cycle starts
     entries = _load_clean(main)
     assert document_counts(entries) == identities(docs)
-    assert "Assets:Bank" in _opened(entries)
+    assert "Assets:Bank:USD" in _opened(entries)
     stamp = datetime.fromtimestamp(frozen / 1e9, UTC).strftime("%Y%m%dT%H%M%SZ")
     pid = os.getpid()
     assert [str(path.relative_to(main.parent)) for path in batch_files(main)] == [
@@ -734,7 +741,7 @@ def test_a_document_written_twice_with_another_narration_is_found(main: Path) ->
         '2026-01-16 * "Alice" "typed again"\n'
         '  document_type: "payment"\n'
         '  document_id: "5"\n'
-        "  Assets:Bank                            1.00 USD\n"
+        "  Assets:Bank:USD                        1.00 USD\n"
         f"  {ALICE_AR}         -1.00 USD\n",
     )
     assert [error.message.split(" at ")[0] for error in _duplicates(main)] == [
@@ -749,7 +756,7 @@ def test_the_same_id_for_different_document_types_is_no_duplicate(main: Path) ->
         '2026-01-16 * "Alice" "an adjustment numbered like invoice 1"\n'
         '  document_type: "adjustment"\n'
         '  document_id: "1"\n'
-        "  Assets:Bank                            1.00 USD\n"
+        "  Assets:Bank:USD                        1.00 USD\n"
         "  Income:OneTime                        -1.00 USD\n",
     )
     assert _duplicates(main) == []
@@ -846,13 +853,13 @@ JAN = {
     ("Income:Setup", "USD"): D("-300.00"),
     ("Income:Setup", "JPY"): D("-3000"),
     ("Income:Services", "EUR"): D("-50.00"),
-    ("Liabilities:SalesTax:7-25", "USD"): D("-108.75"),
-    ("Liabilities:SalesTax:19", "EUR"): D("-19.00"),
-    ("Liabilities:SalesTax:7", "EUR"): D("-3.50"),
-    ("Liabilities:SalesTax:10", "JPY"): D("-1500"),
-    ("Assets:Bank", "USD"): D("1000.00"),
-    ("Assets:Bank", "EUR"): D("172.50"),
-    ("Assets:Bank", "JPY"): D("10000"),
+    ("Liabilities:SalesTax:US-CA:7-25", "USD"): D("-108.75"),
+    ("Liabilities:SalesTax:DE:19", "EUR"): D("-19.00"),
+    ("Liabilities:SalesTax:DE:7", "EUR"): D("-3.50"),
+    ("Liabilities:SalesTax:JP:10", "JPY"): D("-1500"),
+    ("Assets:Bank:USD", "USD"): D("1000.00"),
+    ("Assets:Bank:EUR", "EUR"): D("172.50"),
+    ("Assets:Bank:JPY", "JPY"): D("10000"),
 }
 # Müller's platform is credited in full: its receivable, deferred and recognized revenue and
 # its 19 % tax are back to zero; the refund leaves the bank
@@ -866,12 +873,12 @@ FEB = {
     ("Income:Setup", "USD"): D("-300.00"),
     ("Income:Setup", "JPY"): D("-3000"),
     ("Income:Services", "EUR"): D("-50.00"),
-    ("Liabilities:SalesTax:7-25", "USD"): D("-108.75"),
-    ("Liabilities:SalesTax:7", "EUR"): D("-3.50"),
-    ("Liabilities:SalesTax:10", "JPY"): D("-1500"),
-    ("Assets:Bank", "USD"): D("1000.00"),
-    ("Assets:Bank", "EUR"): D("53.50"),
-    ("Assets:Bank", "JPY"): D("10000"),
+    ("Liabilities:SalesTax:US-CA:7-25", "USD"): D("-108.75"),
+    ("Liabilities:SalesTax:DE:7", "EUR"): D("-3.50"),
+    ("Liabilities:SalesTax:JP:10", "JPY"): D("-1500"),
+    ("Assets:Bank:USD", "USD"): D("1000.00"),
+    ("Assets:Bank:EUR", "EUR"): D("53.50"),
+    ("Assets:Bank:JPY", "JPY"): D("10000"),
 }
 
 
@@ -935,13 +942,13 @@ def test_receivable_per_customer_with_beancount_realization(loaded: list[Any]) -
     }
     tax = realization.get(root, "Liabilities:SalesTax")
     assert {
-        name: {pos.units.currency: pos.units.number for pos in child.balance}
-        for name, child in tax.items()
+        child.account: {pos.units.currency: pos.units.number for pos in child.balance}
+        for child in realization.iter_children(tax, leaf_only=True)
     } == {
-        "7-25": {"USD": D("-108.75")},
-        "19": {},
-        "7": {"EUR": D("-3.50")},
-        "10": {"JPY": D("-1500")},
+        "Liabilities:SalesTax:US-CA:7-25": {"USD": D("-108.75")},
+        "Liabilities:SalesTax:DE:19": {},
+        "Liabilities:SalesTax:DE:7": {"EUR": D("-3.50")},
+        "Liabilities:SalesTax:JP:10": {"JPY": D("-1500")},
     }
 
 
@@ -988,7 +995,7 @@ def test_a_hand_payment_becomes_an_external_payment(main: Path) -> None:
         main,
         "\n"
         '2026-02-10 * "Alice Inc." "Wire from Alice" ^INV-000001\n'
-        "  Assets:Bank                              608.75 USD\n"
+        "  Assets:Bank:USD                          608.75 USD\n"
         f"  {ALICE_AR}                   -608.75 USD\n",
     )
     expected = [
@@ -1005,7 +1012,7 @@ def test_a_hand_payment_becomes_an_external_payment(main: Path) -> None:
     assert ledger.payments("cursor-1") == (expected, "cursor-1")
     assert Ledger(main, CHART).payments(None) == (expected, None)
     entries = _load_clean(main)
-    assert balances(entries)[("Assets:Bank", "USD")] == D("1608.75")
+    assert balances(entries)[("Assets:Bank:USD", "USD")] == D("1608.75")
     assert (ALICE_AR, "USD") not in balances(entries)
 
 
@@ -1015,7 +1022,7 @@ def test_a_hand_payment_in_yen(main: Path) -> None:
     line = _append(
         main,
         '2026-02-20 * "Tanaka" "Furikomi" ^INV-000003\n'
-        "  Assets:Bank                    6500 JPY\n"
+        "  Assets:Bank:JPY                6500 JPY\n"
         f"  {TANAKA_AR}     -6500 JPY\n",
     )
     assert ledger.payments(None) == (
@@ -1042,12 +1049,12 @@ def test_connector_documents_and_other_transactions_are_not_payments(main: Path)
         '2026-02-11 * "Alice Inc." "Payment for INV-000001" ^INV-000001\n'
         '  document_type: "payment"\n'
         '  document_id: "99"\n'
-        "  Assets:Bank                              10.00 USD\n"
+        "  Assets:Bank:USD                          10.00 USD\n"
         f"  {ALICE_AR}                   -10.00 USD\n"
         "\n"
         # no link: not applied, but listed for a person to link it
         '2026-02-12 * "Alice Inc." "Unlinked wire"\n'
-        "  Assets:Bank                              11.00 USD\n"
+        "  Assets:Bank:USD                          11.00 USD\n"
         f"  {ALICE_AR}                   -11.00 USD\n"
         "\n"
         # debits the receivable: an adjustment, not a payment
@@ -1057,7 +1064,7 @@ def test_connector_documents_and_other_transactions_are_not_payments(main: Path)
         "\n"
         # linked, but no receivable
         '2026-02-14 * "Bank" "Fees" ^INV-000001\n'
-        "  Assets:Bank                              -1.00 USD\n"
+        "  Assets:Bank:USD                          -1.00 USD\n"
         "  Income:OneTime                            1.00 USD\n",
     )
     _load_clean(main)
@@ -1073,7 +1080,7 @@ def test_two_identical_hand_payments_get_distinct_references(main: Path) -> None
     ledger.post(scenario())
     text = (
         '2026-02-10 * "Alice Inc." "Cheque" ^INV-000001\n'
-        "  Assets:Bank                              100.00 USD\n"
+        "  Assets:Bank:USD                          100.00 USD\n"
         f"  {ALICE_AR}                   -100.00 USD\n"
     )
     first = _append(main, text)
@@ -1100,7 +1107,7 @@ def test_a_hand_payment_with_the_receivable_amount_left_out(main: Path) -> None:
     line = _append(
         main,
         '2026-02-10 * "Alice Inc." "Wire" ^INV-000001\n'
-        "  Assets:Bank                              20.00 USD\n"
+        "  Assets:Bank:USD                          20.00 USD\n"
         f"  {ALICE_AR}\n",
     )
     _load_clean(main)
@@ -1140,3 +1147,134 @@ def test_ledger_module_names(main: Path) -> None:
     assert (ledger.name, ledger.max_batch) == ("ledger", 1000)
     assert ledger_module.PLUGIN == "connector.accounting.beancount_plugin"
     assert ledger.directory == main.parent / "ledger.d"
+
+
+# -- tax per jurisdiction and rate, a bank account per currency --------------------------------
+
+DUPONT = Customer(21, "Dupont SAS", "FR", "EUR", tax_id="FR40303265045")
+WINDSOR = Customer(22, "Windsor Ltd", "GB", "GBP")
+LAFAYETTE = Customer(23, "Lafayette Inc", "FR", "USD")
+DUPONT_AR = "Assets:AccountsReceivable:Dupont-SAS-21"
+WINDSOR_AR = "Assets:AccountsReceivable:Windsor-Ltd-22"
+LAFAYETTE_AR = "Assets:AccountsReceivable:Lafayette-Inc-23"
+
+
+def _at_20(document_id: int, customer: Customer, tax: Tax) -> Invoice:
+    return invoice(
+        document_id,
+        f"INV-{document_id:06d}",
+        customer,
+        date(2026, 3, 1),
+        lines=[Line("SETUP", None, False, D("100.00"), tax_rate=tax.rate)],
+        taxes=[tax],
+        total=str(D("100.00") + tax.amount),
+    )
+
+
+def test_french_and_british_tax_at_20_percent_never_share_an_account(main: Path) -> None:
+    """French TVA in euros, UK VAT in pounds, French TVA billed in dollars and a reverse charge:
+    each tax account holds one jurisdiction, rate and currency, and its ``open`` says which."""
+    ledger = Ledger(main, CHART)
+    ledger.post(
+        [
+            _at_20(41, DUPONT, Tax(D("20"), D("20.00"), "FR")),
+            _at_20(42, WINDSOR, Tax(D("20"), D("20.00"), "GB")),
+            _at_20(43, LAFAYETTE, Tax(D("20"), D("20.00"), "FR")),
+            _at_20(44, DUPONT, Tax(D("0"), D("0.00"), "FR", reverse_charge=True)),
+            payment(45, DUPONT, date(2026, 3, 20), "120.00", "INV-000041"),
+            payment(46, WINDSOR, date(2026, 3, 21), "120.00", "INV-000042"),
+        ]
+    )
+    entries = _load_clean(main)
+    assert {
+        key: value for key, value in balances(entries).items() if key[0].startswith("Liab")
+    } == {
+        ("Liabilities:SalesTax:FR:20", "EUR"): D("-20.00"),
+        ("Liabilities:SalesTax:GB:20", "GBP"): D("-20.00"),
+        ("Liabilities:SalesTax:FR:20:USD", "USD"): D("-20.00"),
+    }
+    assert balances(entries)[("Assets:Bank:EUR", "EUR")] == D("120.00")
+    assert balances(entries)[("Assets:Bank:GBP", "GBP")] == D("120.00")
+    assert balances(entries)[(DUPONT_AR, "EUR")] == D("100.00")  # the reverse-charged invoice
+    constraints = {
+        entry.account: entry.currencies
+        for entry in entries
+        if isinstance(entry, data.Open) and entry.account.startswith(("Liab", "Assets:Bank"))
+    }
+    assert constraints == {
+        "Assets:Bank:USD": ["USD"],  # the operating currency's, from the start
+        "Assets:Bank:EUR": ["EUR"],  # with the receivable of the first customer in euros
+        "Assets:Bank:GBP": ["GBP"],
+        "Liabilities:DeferredRevenue": None,
+        "Liabilities:SalesTax:FR:20": ["EUR"],
+        "Liabilities:SalesTax:GB:20": ["GBP"],
+        "Liabilities:SalesTax:FR:20:USD": ["USD"],
+    }
+    bean_check = shutil.which("bean-check", path=str(Path(sys.executable).parent))
+    assert bean_check is not None
+    checked = subprocess.run([bean_check, str(main)], capture_output=True, text=True, check=False)
+    assert (checked.returncode, checked.stdout, checked.stderr) == (0, "", "")
+
+
+def test_a_tax_account_refuses_another_currency(main: Path) -> None:
+    Ledger(main, CHART).post([_at_20(41, DUPONT, Tax(D("20"), D("20.00"), "FR"))])
+    _append(
+        main,
+        '2026-03-02 * "typed by hand in the wrong currency"\n'
+        "  Liabilities:SalesTax:FR:20     -1.00 USD\n"
+        "  Assets:Bank:USD                 1.00 USD\n",
+    )
+    _, errors = _load(main)
+    assert len(errors) == 1
+    assert "Invalid currency USD for account 'Liabilities:SalesTax:FR:20'" in errors[0].message
+
+
+def test_banks_named_in_the_chart_are_opened_at_start_with_their_currency(main: Path) -> None:
+    chart = Chart(bank_by_currency={"EUR": "Assets:Sparkasse:Giro", "USD": "Assets:Chase"})
+    ledger = Ledger(main, chart)
+    ledger.post([payment(45, DUPONT, date(2026, 3, 20), "120.00", None)])
+    entries = _load_clean(main)
+    assert {
+        entry.account: entry.currencies
+        for entry in entries
+        if isinstance(entry, data.Open)
+        and entry.account.startswith("Assets:")
+        and not entry.account.startswith("Assets:AccountsReceivable")
+    } == {"Assets:Chase": ["USD"], "Assets:Sparkasse:Giro": ["EUR"]}
+    assert balances(entries)[("Assets:Sparkasse:Giro", "EUR")] == D("120.00")
+
+
+@pytest.mark.parametrize(
+    ("chart", "bank", "opens"),
+    [
+        (Chart(), "Assets:Bank:EUR", ""),
+        (Chart(bank_by_currency={"EUR": "Assets:Sparkasse"}), "Assets:Sparkasse", ""),
+        (Chart(), "Assets:Bank", "2000-01-01 open Assets:Bank\n"),
+    ],
+    ids=["per currency", "named in the chart", "finance's own"],
+)
+def test_hand_payments_to_any_bank_account_are_read_back(
+    main: Path, chart: Chart, bank: str, opens: str
+) -> None:
+    ledger = Ledger(main, chart)
+    ledger.post([_at_20(41, DUPONT, Tax(D("20"), D("20.00"), "FR"))])
+    line = _append(
+        main,
+        opens + '2026-03-25 * "Dupont SAS" "Virement" ^INV-000041\n'
+        f"  {bank}   120.00 EUR\n"
+        f"  {DUPONT_AR}\n",
+    )
+    _load_clean(main)
+    assert ledger.payments(None) == (
+        [
+            ExternalPayment(
+                reference="ledger:2026-03-25:INV-000041:120.00:EUR:1",
+                invoice_number="INV-000041",
+                amount=D("120.00"),
+                currency="EUR",
+                date=date(2026, 3, 25),
+                where=f"{main}:{line + bool(opens)}",
+            )
+        ],
+        None,
+    )

@@ -16,7 +16,8 @@ from connector.billing.invoicing import (
 from connector.billing.money import Rounding
 from connector.billing.periods import Frequency, Period
 from connector.billing.pricing import Product
-from connector.billing.tax import TaxLine
+from connector.billing.tax import CreditedTax, TaxLine
+from connector.billing.vat import NOTE as REVERSE_CHARGE_NOTE
 from connector.errors import BillingError
 
 from .helpers import USD, Ledger, flat, per_unit, spec, subscribe
@@ -227,3 +228,95 @@ def test_allocate_credit_puts_a_leftover_on_the_first_line() -> None:
     assert [(p.line_id, a) for p, a in parts] == [(10, D("66.67")), (8, D("33.33"))]
     empty = [line(10, 9, "0.00")]
     assert [(p.line_id, a) for p, a in allocate_credit(D("0.01"), empty)] == [(10, D("0.01"))]
+
+
+def test_reverse_charged_invoice_has_one_line_at_zero_and_the_note() -> None:
+    subscription = subscribe(date(2025, 1, 1), Frequency.MONTHLY, [spec("a", PRO, "2")])
+    charges = plan_billing(subscription, date(2025, 1, 1), BillingState()).charges
+    (invoice,) = draft_invoices(
+        charges,
+        currency=USD,
+        tax_rate=lambda _product: D("0"),
+        issue_date=date(2025, 1, 1),
+        due_date=date(2025, 1, 31),
+        rounding=Rounding.HALF_UP,
+        jurisdiction="FR",
+        reverse_charge=True,
+    )
+    assert invoice.taxes == (TaxLine(D("0"), D("200.00"), D("0.00"), "FR", True),)
+    assert invoice.tax_note == REVERSE_CHARGE_NOTE
+    assert invoice.total == D("200.00")
+
+
+def test_taxed_invoice_names_its_jurisdiction_and_has_no_note() -> None:
+    subscription = subscribe(date(2025, 1, 1), Frequency.MONTHLY, [spec("a", PRO)])
+    charges = plan_billing(subscription, date(2025, 1, 1), BillingState()).charges
+    (invoice,) = draft_invoices(
+        charges,
+        currency=USD,
+        tax_rate=lambda _product: D("7.25"),
+        issue_date=date(2025, 1, 1),
+        due_date=date(2025, 1, 31),
+        rounding=Rounding.HALF_UP,
+        jurisdiction="US-CA",
+    )
+    assert invoice.taxes == (TaxLine(D("7.25"), D("100.00"), D("7.25"), "US-CA"),)
+    assert invoice.tax_note is None
+
+
+def test_credit_note_is_taxed_where_and_as_its_invoice_was() -> None:
+    """The customer moved, or its VAT id changed, since: the credit note still follows its
+    invoice (its jurisdiction, its reverse charge and note), not the customer's new state."""
+    subscription = subscribe(date(2025, 4, 1), Frequency.MONTHLY, [spec("a", PRO, "3")])
+    state = BillingState()
+    plan = plan_billing(subscription, date(2025, 4, 1), state)
+    billed = {(c.item.key, c.key_date): c.amount for c in plan.charges}
+    amended = subscription.with_items(date(2025, 4, 21), [spec("a", PRO, "1")])
+    later = plan_billing(
+        amended,
+        date(2025, 4, 21),
+        BillingState(
+            billed_until=plan.billed_until,
+            billed_as_of=date(2025, 4, 1),
+            reconcile_from=date(2025, 4, 21),
+            billed=billed,
+        ),
+    )
+    invoiced = [
+        InvoicedLine(
+            2,
+            1,
+            "a",
+            date(2025, 4, 1),
+            D("300.00"),
+            D("0"),
+            Period(date(2025, 4, 1), date(2025, 4, 30)),
+        )
+    ]
+    history = {
+        1: {D("0"): CreditedTax(D("300.00"), D("0.00"), jurisdiction="FR", reverse_charge=True)}
+    }
+    (note,) = draft_credit_notes(
+        later.charges,
+        invoiced,
+        currency=USD,
+        issue_date=date(2025, 4, 21),
+        rounding=Rounding.HALF_UP,
+        tax_history=history,
+        jurisdiction="DE",  # where the customer is now
+    )
+    assert note.taxes == (TaxLine(D("0"), D("66.67"), D("0.00"), "FR", True),)
+    assert note.tax_note == REVERSE_CHARGE_NOTE
+    # an invoice taxed normally: its credit note too, in its jurisdiction
+    taxed = {1: {D("0"): CreditedTax(D("300.00"), D("0.00"), jurisdiction="GB")}}
+    (plain,) = draft_credit_notes(
+        later.charges,
+        invoiced,
+        currency=USD,
+        issue_date=date(2025, 4, 21),
+        rounding=Rounding.HALF_UP,
+        tax_history=taxed,
+        jurisdiction="DE",
+    )
+    assert plain.taxes == (TaxLine(D("0"), D("66.67"), D("0.00"), "GB"),)
+    assert plain.tax_note is None

@@ -10,7 +10,7 @@ from connector.billing.invoicing import draft_invoices
 from connector.billing.money import Rounding
 from connector.billing.periods import Frequency
 from connector.billing.pricing import Product
-from connector.billing.tax import TaxLine, TaxTable, country_code, tax_by_rate
+from connector.billing.tax import TaxLine, TaxTable, country_code, region_code, tax_by_rate
 from connector.errors import InvalidInputError
 
 from .helpers import JPY, USD, per_unit, spec, subscribe
@@ -131,3 +131,82 @@ def test_invoice_with_two_rates_through_a_product_tax_code() -> None:
     assert invoice.subtotal == D("79.20")
     assert invoice.tax_total == D("13.55")
     assert invoice.total == D("92.75")
+
+
+# -- jurisdictions: countries and regions --------------------------------------------------------
+REGIONS = TaxTable.build(
+    {"DE": D("19"), "US-CA": D("7.25"), "us-ny": D("4"), "CA-Ontario": D("13")},
+    {"REDUCED": {"US-CA": D("0")}},
+)
+
+
+def test_rates_are_keyed_by_country_or_region() -> None:
+    assert REGIONS.rates == {
+        "DE": D("19"),
+        "US-CA": D("7.25"),
+        "US-NY": D("4"),
+        "CA-ON": D("13"),
+    }
+    assert REGIONS.rate_for("US-CA") == D("7.25")
+    assert REGIONS.rate_for("US-CA", "REDUCED") == D("0")
+    assert REGIONS.rate_for("US-NY", "REDUCED") == D("4")
+    assert REGIONS.rate_for("US") == D("0")
+
+
+@pytest.mark.parametrize(
+    ("country", "region", "jurisdiction"),
+    [
+        ("US", "US-CA", "US-CA"),  # a region with rates is its own jurisdiction
+        ("US", "US-OR", "US"),  # one without: its country
+        ("CA", "CA-ON", "CA-ON"),
+        ("DE", None, "DE"),
+        ("DE", "DE-BY", "DE"),
+        ("JP", None, "JP"),  # no rate at all: still where the customer is
+    ],
+)
+def test_jurisdiction_of_a_customer(country: str, region: str | None, jurisdiction: str) -> None:
+    assert REGIONS.jurisdiction(country, region) == jurisdiction
+
+
+def test_a_customer_without_region_where_regions_have_rates_cannot_be_taxed() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        REGIONS.jurisdiction("US", None)
+    assert str(caught.value) == (
+        "customer in US has no region (state or province), needed because tax rates are set "
+        "for regions of US"
+    )
+
+
+@pytest.mark.parametrize(
+    ("country", "value", "code"),
+    [
+        ("US", "CA", "US-CA"),
+        ("US", "us-ca", "US-CA"),
+        ("US", "California", "US-CA"),
+        ("CA", "ON", "CA-ON"),
+        ("CA", "british columbia", "CA-BC"),
+        ("DE", "Baden-Württemberg", "DE-BW"),
+    ],
+)
+def test_region_code(country: str, value: str, code: str) -> None:
+    assert region_code(country, value) == code
+
+
+def test_unknown_region_is_refused() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        region_code("US", "Calif.")
+    assert str(caught.value) == (
+        "unknown region 'Calif.' of US (expected an ISO 3166-2 code such as US-XX, or its name)"
+    )
+    with pytest.raises(InvalidInputError, match="unknown region 'CA-ON' of US"):
+        region_code("US", "CA-ON")  # a region of another country
+    with pytest.raises(InvalidInputError, match="unknown region 'XX' of US"):
+        TaxTable.build({"US-XX": D("5")})
+
+
+def test_tax_lines_name_their_jurisdiction() -> None:
+    lines = [(D("100.00"), D("7.25")), (D("10.00"), D("0"))]
+    assert tax_by_rate(lines, USD, Rounding.HALF_UP, jurisdiction="US-CA") == (
+        TaxLine(D("0"), D("10.00"), D("0.00"), "US-CA"),
+        TaxLine(D("7.25"), D("100.00"), D("7.25"), "US-CA"),
+    )

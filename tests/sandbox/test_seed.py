@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from stdnum.eu import vat as eu_vat
 
 from connector.billing.periods import add_months
 from connector.billing.tax import country_code
@@ -234,6 +235,67 @@ def test_accounts_span_countries_and_currencies(demo: Org) -> None:
     contacts = Counter(c["AccountId"] for c in rows(demo, 'SELECT AccountId FROM "Contact"'))
     assert set(contacts) == {a["Id"] for a in accounts}
     assert set(contacts.values()) <= {1, 2}
+
+
+def test_us_and_canadian_accounts_have_a_state_or_province(demo: Org) -> None:
+    accounts = rows(demo, 'SELECT * FROM "Account"')
+    states = {
+        (a["BillingCity"], a["BillingState"]) for a in accounts if a["CurrencyIsoCode"] == "USD"
+    }
+    assert states == {
+        ("New York", "NY"),
+        ("Austin", "TX"),
+        ("Boston", "MA"),
+        ("Toronto", "Ontario"),
+        ("Vancouver", "British Columbia"),
+    }
+    assert {a["BillingState"] for a in accounts if a["CurrencyIsoCode"] != "USD"} == {None}
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_eu_vat_ids_are_valid_but_two(spec: str) -> None:
+    """EU customers have valid VAT ids, but for the first customer in Germany and the first in
+    France, whose VAT id fails its check digits: a demo of the reverse charge and of an id it
+    does not accept."""
+    org, _ = seeded(spec)
+    eu = [
+        a
+        for a in rows(org, 'SELECT * FROM "Account" ORDER BY Id')
+        if a["Tax_Id__c"] and not a["Tax_Id__c"].startswith("GB")
+    ]
+    assert len(eu) >= 10
+    invalid = [a for a in eu if not eu_vat.is_valid(a["Tax_Id__c"])]
+    assert sorted(a["Tax_Id__c"][:2] for a in invalid) == ["DE", "FR"]
+    for bad in invalid:
+        assert bad["Type"] == "Customer - Direct" and bad["BillingCountry"]
+        first = next(
+            a
+            for a in eu
+            if a["Tax_Id__c"][:2] == bad["Tax_Id__c"][:2]
+            and a["Type"] == "Customer - Direct"
+            and a["BillingCountry"]
+        )
+        assert first is bad
+    patterns = {"IE": r"IE\d{7}[A-W]", "DE": r"DE[1-9]\d{8}", "FR": r"FR\d{11}"}
+    patterns |= {"NL": r"NL\d{9}B01", "ES": r"ESB\d{7}[0-9A-Z]"}
+    for account in eu:
+        assert re.fullmatch(patterns[account["Tax_Id__c"][:2]], account["Tax_Id__c"])
+
+
+def test_demo_vat_ids() -> None:
+    """The demo org's own: the two customers whose VAT id is refused, by name."""
+    org, _ = seeded("demo")
+    invalid = [
+        (a["Name"], a["Tax_Id__c"])
+        for a in rows(org, 'SELECT * FROM "Account" ORDER BY Id')
+        if a["Tax_Id__c"]
+        and not a["Tax_Id__c"].startswith("GB")
+        and not eu_vat.is_valid(a["Tax_Id__c"])
+    ]
+    assert invalid == [
+        ("Silverline Health AG", "DE836075980"),
+        ("Summit Textiles SA", "FR23101222830"),
+    ]
 
 
 def test_products_have_prices_in_every_currency(demo: Org) -> None:

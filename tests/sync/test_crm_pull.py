@@ -942,6 +942,51 @@ def test_deleted_line_item_leaves_the_item_set(
     ]
 
 
+def test_billing_state_becomes_the_customers_region_and_its_tax(
+    crm: Crm,
+    factory: sessionmaker[Session],
+    database_url: str,
+    salesforce_sandbox: Sandbox,
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        None,
+        database_url=database_url,
+        ledger={"path": tmp_path / "ledger.beancount"},
+        tax={"rates": {"US-CA": "7.25"}},
+        salesforce=salesforce_settings(salesforce_sandbox),
+    )
+    golden = crm.account("Golden Gate LLC", "United States", "USD", BillingState="California")
+    beaver = crm.account("Beaver Works", "US", "USD", BillingState="OR")
+    london = crm.account("Thames Ltd", "United Kingdom", "USD", BillingState="Greater London")
+    for account in (golden, beaver, london):
+        crm.deal(account, f"{account} - PRO", ("PRO", "1", "100.00"), close="2026-08-01")
+
+    pull(factory, settings)
+    run_billing(factory, settings, date(2026, 8, 1))
+
+    with factory() as session:
+        ids = external_ids(session, "customers")
+        regions = {ids[row.id]: row.region for row in session.scalars(select(tables.Customer))}
+        taxes = {
+            ids[customer_id]: (jurisdiction, rate, tax)
+            for customer_id, jurisdiction, rate, tax in session.execute(
+                select(
+                    tables.Document.customer_id,
+                    tables.DocumentTax.jurisdiction,
+                    tables.DocumentTax.rate,
+                    tables.DocumentTax.tax,
+                ).join(tables.Document, tables.Document.id == tables.DocumentTax.document_id)
+            )
+        }
+    assert regions == {golden: "US-CA", beaver: "US-OR", london: None}
+    assert taxes == {
+        golden: ("US-CA", D("7.25"), D("7.25")),
+        beaver: ("US", D("0"), D("0.00")),
+        london: ("GB", D("0"), D("0.00")),
+    }
+
+
 def test_withdrawn_deal_never_billed_is_dropped(
     crm: Crm, acme: str, factory: sessionmaker[Session], pull_settings: Settings
 ) -> None:

@@ -495,7 +495,7 @@ def record_payments(world: World) -> None:
         amount = (total * share).quantize(total)
         payments += (
             f'\n2026-02-10 * "Bank transfer" "Payment for {number}" ^{number}\n'
-            f"  Assets:Bank  {amount} {currency}\n"
+            f"  Assets:Bank:{currency}  {amount} {currency}\n"
             f"  {account}  {-amount} {currency}\n"
         )
     with world.ledger.open("a", encoding="utf-8") as handle:

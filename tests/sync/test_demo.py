@@ -8,9 +8,12 @@ from pathlib import Path
 
 from beancount import loader
 from beancount.core import data
+from sqlalchemy import func, select
 
 from connector.accounting.chart import load_chart
 from connector.accounting.ledger import Ledger
+from connector.billing.vat import NOTE
+from connector.db import tables
 from connector.db.engine import make_engine, session_factory
 from connector.sandbox.schema import default_schema
 from connector.sandbox.seed import seed_org
@@ -19,8 +22,21 @@ from connector.settings import load_settings
 from connector.sync.closing import books_state
 from connector.sync.demo import run_demo
 from connector.sync.ledger_check import check_ledger
+from connector.sync.status import tax_id_warnings
 
 MONTHS = 3
+TAX_AND_BANK_ACCOUNTS = {
+    "Assets:Bank:USD": ["USD"],
+    "Assets:Bank:EUR": ["EUR"],
+    "Assets:Bank:GBP": ["GBP"],
+    "Assets:Bank:JPY": ["JPY"],
+    "Liabilities:SalesTax:DE:19": ["EUR"],
+    "Liabilities:SalesTax:FR:20": ["EUR"],  # the French customer whose VAT id is invalid
+    "Liabilities:SalesTax:GB:20": ["GBP"],
+    "Liabilities:SalesTax:JP:10": ["JPY"],
+    "Liabilities:SalesTax:US-NY:4": ["USD"],
+    "Liabilities:SalesTax:US-TX:6-25": ["USD"],
+}
 
 
 def _won_by_month() -> Counter[str]:
@@ -64,6 +80,13 @@ def test_a_simulated_quarter_bills_posts_and_writes_back_every_document(tmp_path
         ledger = Ledger(report.ledger, load_chart(Path("mappings/accounting.yaml")))
         with session_factory(engine)() as session:
             checked = check_ledger(session, ledger)
+            reverse_charged = session.scalars(
+                select(func.count()).where(tables.DocumentTax.reverse_charge)
+            ).one()
+            noted = session.scalars(
+                select(func.count()).where(tables.Document.tax_note == NOTE)
+            ).one()
+            warned = [w.customer for w in tax_id_warnings(session, "US")]
     finally:
         engine.dispose()
     assert checked.differences == []
@@ -100,3 +123,15 @@ def test_a_simulated_quarter_bills_posts_and_writes_back_every_document(tmp_path
         if account.startswith("Liabilities:CustomerCredit")
     )
     assert credit[0][1] < 0 and sum(number for _, number in credit) <= 0
+    # Tax payable per jurisdiction and rate, one currency each; payments per currency.
+    entries, _, _ = loader.load_file(str(report.ledger))
+    assert {
+        entry.account: entry.currencies
+        for entry in entries
+        if isinstance(entry, data.Open)
+        and entry.account.startswith(("Liabilities:SalesTax", "Assets:Bank"))
+    } == TAX_AND_BANK_ACCOUNTS
+    # EU businesses with a valid VAT id are reverse-charged (the seller is in the US); the two
+    # customers whose VAT id is invalid are taxed, and listed by status.
+    assert reverse_charged == noted > 0
+    assert warned == ["Silverline Health AG", "Summit Textiles SA"]

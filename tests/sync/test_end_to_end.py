@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.accounting.beancount_plugin import unique_document_ids
+from connector.billing.tax import country_code
 from connector.db import tables
 from connector.sandbox.server import Sandbox
 from connector.settings import SalesforceSettings, Settings
@@ -71,6 +72,11 @@ class Market:
     country: str
     currency: str
     tax_rate: Decimal
+
+    @property
+    def tax_account(self) -> str:
+        """Where its tax is payable: its country's account for the rate."""
+        return f"Liabilities:SalesTax:{country_code(self.country)}:{self.tax_rate}"
 
 
 MARKETS = [
@@ -387,7 +393,7 @@ def test_a_won_deal_becomes_an_invoice_in_the_ledger_and_in_salesforce(
     assert invoice.meta["due"] == MARCH_START + timedelta(days=PAYMENT_TERMS)  # March 31
     expected = {RECEIVABLE: (total, currency), DEFERRED: (-MONTHLY, currency)}
     if tax:
-        expected[f"Liabilities:SalesTax:{tax_rate}"] = (-tax, currency)
+        expected[market.tax_account] = (-tax, currency)
     assert postings(invoice) == expected
 
     assert crm.invoices(deal) == {
@@ -482,7 +488,7 @@ def test_an_amendment_mid_period_is_prorated(
         assert upgrade.date == effective
         lines = {RECEIVABLE: (total, currency), DEFERRED: (-change, currency)}
         if tax:
-            lines[f"Liabilities:SalesTax:{tax_rate}"] = (-tax, currency)
+            lines[market.tax_account] = (-tax, currency)
         assert postings(upgrade) == lines
         expected = {
             "INV-000001": first,
@@ -506,7 +512,7 @@ def test_an_amendment_mid_period_is_prorated(
         lines = postings(note)
         assert lines[RECEIVABLE] == (-total, currency)
         if tax:
-            assert lines[f"Liabilities:SalesTax:{tax_rate}"] == (tax, currency)
+            assert lines[market.tax_account] == (tax, currency)
         assert sum((amount for amount, _ in lines.values()), D(0)) == 0
         expected = {
             # The credit note reduces what INV-000001 still owes.
@@ -603,7 +609,7 @@ def test_a_cancellation_mid_period_gives_a_prorated_credit_note(
     lines = postings(note)
     assert lines[RECEIVABLE] == (-credited, currency)
     if credit_tax:
-        assert lines[f"Liabilities:SalesTax:{tax_rate}"] == (credit_tax, currency)
+        assert lines[market.tax_account] == (credit_tax, currency)
     assert sum((amount for amount, _ in lines.values()), D(0)) == 0
     receivable = receivable_account(note)
     assert balance(entries, receivable) == owed
@@ -653,7 +659,7 @@ def test_a_cancellation_mid_period_gives_a_prorated_credit_note(
     assert balance(entries, DEFERRED) == 0
     assert balance(entries, receivable) == owed
     if tax:
-        assert balance(entries, f"Liabilities:SalesTax:{tax_rate}") == -(tax - credit_tax)
+        assert balance(entries, market.tax_account) == -(tax - credit_tax)
 
 
 # -- 4. a payment recorded in the ledger shows in Salesforce ---------------------------------
@@ -665,7 +671,7 @@ def pay(path: Path, day: date, amount: Decimal | None, receivable: str, what: st
     append(
         path,
         f'{day.isoformat()} * "Bank transfer" "Delta Freight pays {what}" ^INV-000001\n'
-        f"  Assets:Bank          {bank}\n"
+        f"  Assets:Bank:USD      {bank}\n"
         f"  {receivable}{credit}\n",
     )
 
@@ -729,9 +735,9 @@ def test_a_payment_recorded_in_the_ledger_marks_the_invoice_paid_in_salesforce(
     assert again.stages["writeback"]["sent"] == {}
     entries = ledger_entries(path)
     assert balance(entries, receivable) == 0
-    assert balance(entries, "Assets:Bank") == MONTHLY
+    assert balance(entries, "Assets:Bank:USD") == MONTHLY
     banked = [
-        t for t in transactions(entries) if any(p.account == "Assets:Bank" for p in t.postings)
+        t for t in transactions(entries) if any(p.account == "Assets:Bank:USD" for p in t.postings)
     ]
     assert [(t.date, "document_type" in t.meta) for t in banked] == [
         (day, False) for day, _ in payments

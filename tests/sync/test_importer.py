@@ -209,3 +209,27 @@ def test_implausible_contracts_and_amendments_are_refused_with_every_reason(
         again = import_file(session, path, as_of=date(2026, 6, 1), default_currency="USD")
     assert again.errors == []
     assert _count(factory, tables.Subscription) == 3
+
+
+def test_customer_regions_are_imported_and_an_unknown_one_is_named(
+    factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = tmp_path / "regions.yaml"
+    path.write_text(
+        "customers:\n"
+        "  - {id: A, name: Alpha, country: US, region: California}\n"
+        "  - {id: B, name: Beta, country: Canada, region: 'ON'}\n"
+        "  - {id: C, name: Gamma, country: US, region: Calif.}\n"
+        "  - {id: D, name: Delta, country: DE}\n"
+    )
+    result = _import(factory, path, date(2026, 1, 1))
+    assert result.errors == [
+        f"{path}:4: customers[2]: unknown region 'Calif.' of US (expected an ISO 3166-2 code "
+        "such as US-XX, or its name)"
+    ]
+    with factory() as session:
+        rows = session.execute(
+            select(tables.Customer.name, tables.Customer.region).order_by(tables.Customer.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [("Alpha", "US-CA"), ("Beta", "CA-ON"), ("Delta", None)]
+    assert sample_file().read_text().count("region: CA") == 1

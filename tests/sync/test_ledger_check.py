@@ -110,7 +110,7 @@ def hand_payment(ledger: Ledger, day: str = "2026-02-10", currency_twice: bool =
     tail = " USD" if currency_twice else ""
     return (
         f'{day} * "Bank transfer" "US1 pays INV-000003" ^INV-000003\n'
-        f"  Assets:Bank      100.00 USD\n"
+        f"  Assets:Bank:USD  100.00 USD\n"
         f"  {account}   -100.00 USD{tail}\n"
     )
 

@@ -170,6 +170,7 @@ def test_default_mapping_loads_with_the_documented_defaults(loaded: LoadedMappin
         "CurrencyIsoCode",
     )
     assert customer.tax_id == "Tax_Id__c"
+    assert customer.region == "BillingState"
     assert (contract.object, contract.account, contract.name, contract.won) == (
         "Opportunity",
         "AccountId",
@@ -211,6 +212,7 @@ def test_default_mapping_loads_with_the_documented_defaults(loaded: LoadedMappin
         "BillingCountry",
         "CurrencyIsoCode",
         "Tax_Id__c",
+        "BillingState",
     ]
     assert mapping.query_fields("contract") == [
         "AccountId",
@@ -463,6 +465,30 @@ def test_account_becomes_a_customer(loaded: LoadedMapping) -> None:
         account(Name="Berlin GmbH", BillingCountry="DE", CurrencyIsoCode="eur", Tax_Id__c="DE1"),
         "USD",
     ) == CustomerData(ACCOUNT_ID, "Berlin GmbH", "DE", "EUR", "DE1")
+
+
+@pytest.mark.parametrize(
+    ("country", "state", "region"),
+    [
+        ("United States", "CA", "US-CA"),
+        ("US", "California", "US-CA"),
+        ("United States", "us-ny", "US-NY"),
+        ("Canada", "Ontario", "CA-ON"),
+        ("CA", "BC", "CA-BC"),
+        ("Germany", "Bayern", "DE-BY"),
+        ("United Kingdom", "Greater London", None),  # free text, not an ISO 3166-2 region
+        ("United States", "Calif.", None),
+        ("Atlantis", "North", None),  # the country is refused later, with its own reason
+        ("United States", None, None),
+    ],
+)
+def test_account_region_from_its_billing_state(
+    loaded: LoadedMapping, country: str, state: str | None, region: str | None
+) -> None:
+    rule = loaded.mapping.customer
+    assert map_customer(rule, account(BillingCountry=country, BillingState=state), "USD") == (
+        CustomerData(ACCOUNT_ID, "Acme Inc.", country, "USD", None, region)
+    )
 
 
 def test_account_without_currency_takes_the_default_currency(loaded: LoadedMapping) -> None:

@@ -337,15 +337,15 @@ def test_push_posts_every_document_once_with_exact_balances(
     }
     assert monthly(entries, "Income:OneTime") == {("2026-01", "GBP"): D("-30.00")}
 
-    # Tax payable per rate and currency.
+    # Tax payable per jurisdiction, rate and currency.
     assert balances(entries, "Liabilities:SalesTax") == {
-        ("Liabilities:SalesTax:20", "GBP"): D("-29.23"),  # 16.00 + 10.00 + 10.00 - 6.77
-        ("Liabilities:SalesTax:19", "EUR"): D("-228.00"),
-        ("Liabilities:SalesTax:10", "JPY"): D("-900"),
+        ("Liabilities:SalesTax:GB:20", "GBP"): D("-29.23"),  # 16.00 + 10.00 + 10.00 - 6.77
+        ("Liabilities:SalesTax:DE:19", "EUR"): D("-228.00"),
+        ("Liabilities:SalesTax:JP:10", "JPY"): D("-900"),
     }
     assert balances(entries, "Assets:Bank") == {
-        ("Assets:Bank", "USD"): D("100.00"),
-        ("Assets:Bank", "GBP"): D("175.36"),  # 216.00 - 40.64
+        ("Assets:Bank:USD", "USD"): D("100.00"),
+        ("Assets:Bank:GBP", "GBP"): D("175.36"),  # 216.00 - 40.64
     }
 
     # The credit note, posting by posting, tied to its invoice.
@@ -355,7 +355,7 @@ def test_push_posts_every_document_once_with_exact_balances(
     assert {p.account: (p.units.number, p.units.currency) for p in note.postings} == {
         f"Liabilities:CustomerCredit:Customer-GB1-{scenario.gb}": (D("-40.64"), "GBP"),
         "Liabilities:DeferredRevenue": (D("33.87"), "GBP"),
-        "Liabilities:SalesTax:20": (D("6.77"), "GBP"),
+        "Liabilities:SalesTax:GB:20": (D("6.77"), "GBP"),
     }
     # Payments and revenue journals carry their invoice's link.
     assert {
@@ -408,11 +408,11 @@ def test_payments_recorded_in_the_ledger_are_read_back_once(
     append(
         path,
         f'2026-03-25 * "Bank transfer" "JP1 pays INV-000004" ^INV-000004\n'
-        f"  Assets:Bank                3300 JPY\n"
+        f"  Assets:Bank:JPY            3300 JPY\n"
         f"  {accounts[scenario.jp]}   -3300 JPY\n"
         f"\n"
         f'2026-03-26 * "Bank transfer" "DE1 pays part of INV-000003" ^INV-000003\n'
-        f"  Assets:Bank                500.00 EUR\n"
+        f"  Assets:Bank:EUR            500.00 EUR\n"
         f"  {accounts[scenario.de]}   -500.00 EUR\n",
     )
 
@@ -458,9 +458,7 @@ def test_payments_recorded_in_the_ledger_are_read_back_once(
     entries = load(path)
     assert len(transactions(entries)) == before + 2
     paying = [
-        t
-        for t in transactions(entries)
-        if any(p.account == "Assets:Bank" and p.units.currency == "JPY" for p in t.postings)
+        t for t in transactions(entries) if any(p.account == "Assets:Bank:JPY" for p in t.postings)
     ]
     assert [(t.date, t.links, "document_type" in t.meta) for t in paying] == [
         (date(2026, 3, 25), {"INV-000004"}, False)
@@ -481,13 +479,13 @@ def test_hand_payments_for_unknown_invoices_or_in_another_currency_are_refused(
     unknown = append(
         path,
         f'2026-03-25 * "Bank transfer" "a typo in the invoice number" ^INV-009999\n'
-        f"  Assets:Bank                100.00 USD\n"
+        f"  Assets:Bank:USD            100.00 USD\n"
         f"  {accounts[scenario.us]}   -100.00 USD\n",
     )
     wrong_currency = append(
         path,
         f'2026-03-26 * "Bank transfer" "paid in euros" ^INV-000005\n'
-        f"  Assets:Bank                100.00 EUR\n"
+        f"  Assets:Bank:EUR            100.00 EUR\n"
         f"  {accounts[scenario.us]}   -100.00 EUR\n",
     )
     with factory() as session:
