@@ -127,6 +127,43 @@ def test_invoices_and_revenue_reach_xero_with_our_totals(
     assert dict(target.client.calls) == dict(calls)  # nothing new, no call
 
 
+def test_revenue_earned_before_its_invoice_goes_through_the_unbilled_receivable_in_xero(
+    factory: sessionmaker[Session], xero_settings: Settings, xero_sandbox: XeroSandbox
+) -> None:
+    # 100.00 a month from Jan 1, first billed on Feb 10 (January's and February's invoices).
+    builders.simple_subscription(factory, start=date(2026, 1, 1))
+    close_revenue(factory, date(2026, 1, 31))
+    run_billing(factory, xero_settings, date(2026, 2, 10))
+    close_revenue(factory, date(2026, 2, 28))
+    result = push(factory, xero_settings, make_target(xero_settings, factory))
+
+    assert (result.posted, result.pending, result.parked) == (7, 0, {})
+    store = xero_sandbox.store
+    assert sorted(
+        (item["AccountCode"], item["LineAmount"])
+        for invoice in store.invoices.values()
+        for item in invoice["LineItems"]
+    ) == [("835", D("100.00")), ("835", D("100.00"))]
+    journals = {
+        j["Narration"].split(",")[0]: sorted(
+            (line["AccountCode"], line["LineAmount"]) for line in j["JournalLines"]
+        )
+        for j in store.manual_journals.values()
+    }
+    # January, all earned before its invoice: from the unbilled receivable (615). February:
+    # Feb 1..9 earned before (100.00 × 9 / 28 = 32.142... -> 32.14), both invoices clearing
+    # 132.14 of the receivable on Feb 10 from deferred revenue (835), and Feb 10..28 (67.86)
+    # from deferred revenue.
+    assert journals == {
+        "Revenue recognized 2026-01 (USD)": [("200", D("-100.00")), ("615", D("100.00"))],
+        "Revenue recognized 2026-02 (USD)": [
+            ("200", D("-100.00")),
+            ("615", D("-100.00")),
+            ("835", D("200.00")),
+        ],
+    }
+
+
 def test_a_refused_document_shows_on_its_deal_in_salesforce(
     factory: sessionmaker[Session], xero_settings: Settings
 ) -> None:
