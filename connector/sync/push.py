@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -316,18 +316,8 @@ class _Loader:
 
     def credit_kept(self, row: tables.Outbox) -> base.Payment:
         """An over-payment finance recorded in accounting: moved to the customer's credit."""
-        payment = self.payments[row.document_id]
-        return base.Payment(
-            key=document_key(row.document_type, payment.id),
-            document_type=row.document_type,
-            document_id=payment.id,
-            customer=self.customer(payment.customer_id),
-            paid_on=payment.received_on,
-            currency=payment.currency,
-            amount=payment.credit_kept or Decimal(0),
-            invoice_number=self.number(payment.invoice_id),
-            reference=payment.reference,
-        )
+        payment = self.payment(row)
+        return replace(payment, amount=payment.credit, credit=Decimal(0), credit_note_number=None)
 
     def credit_applied(self, row: tables.Outbox) -> base.Payment:
         """Customer credit held (an earlier over-payment or credit note) applied to an

@@ -233,11 +233,11 @@ def test_payments_finance_records_that_cannot_be_applied_are_listed_with_file_an
     lines = main.read_text(encoding="utf-8").count("\n")
     main.write_text(
         main.read_text(encoding="utf-8") + '2026-01-05 * "Customer C1" "Wire" ^INV-000099\n'
-        f"  Assets:Bank   40.00 USD\n  {receivable}\n\n"
+        f"  Assets:Bank:USD   40.00 USD\n  {receivable}\n\n"
         + '2026-01-06 * "Customer C1" "Wire, booked to the wrong account" ^INV-000001\n'
-        "  Assets:Bank   30.00 USD\n  Income:OneTime\n\n"
+        "  Assets:Bank:USD   30.00 USD\n  Income:OneTime\n\n"
         + '2026-01-07 * "Customer C1" "Wire, paying more than is due" ^INV-000001\n'
-        f"  Assets:Bank   130.00 USD\n  {receivable}\n",
+        f"  Assets:Bank:USD   130.00 USD\n  {receivable}\n",
         encoding="utf-8",
     )
 
