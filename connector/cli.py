@@ -35,7 +35,7 @@ from connector.db import outbox, tables
 from connector.db.documents import find_document
 from connector.db.engine import display_url, make_engine, session_factory, transaction
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
-from connector.errors import ConfigError, ConnectorError
+from connector.errors import ConfigError, ConnectorError, LedgerFileError
 from connector.render import (
     aging_dict,
     aging_report,
@@ -310,8 +310,13 @@ def push(
         with transaction(factory) as session:
             again = outbox.retry_parked(session, target.name)
         console.print(f"{again} parked documents back in line", highlight=False)
-    payments = sync_push.read_payments(factory, state.settings, target)  # before allocating
+    try:
+        payments = sync_push.read_payments(factory, state.settings, target)  # before allocating
+    except LedgerFileError:  # one of the connector's batch files: the push moves it aside
+        payments = None
     posted = sync_push.push(factory, state.settings, target)
+    if payments is None:  # the ledger loads again, or the error names finance's file
+        payments = sync_push.read_payments(factory, state.settings, target)
     if as_json:
         _print_json({"push": posted.to_dict(), "payments": payments.to_dict()})
     else:

@@ -139,7 +139,7 @@ def test_moved_payments_revenue_and_voids_carry_their_own_day(tmp_path: Path) ->
         f"2026-01-01 open {account}\n"
         for account in (
             ALICE_AR,
-            "Assets:Bank",
+            "Assets:Bank:USD",
             "Liabilities:DeferredRevenue",
             "Income:Subscriptions",
         )

@@ -193,10 +193,10 @@ def damage(path: Path, how: str) -> tuple[int, str]:
     """Spoil ``path`` as a disk, a copy or a hand would: the line of its problem, and what
     Beancount (or the connector) says of it."""
     raw = path.read_bytes()
-    if how == "half":
-        half = raw[: len(raw) // 2]
+    if how == "half":  # cut at the end of a line: what is left still parses
+        half = raw[: raw.rindex(b"\n", 0, len(raw) // 2) + 1]
         path.write_bytes(half)
-        return half.count(b"\n") + 1, "cut short: the batch's last line (; end of batch) is missing"
+        return half.count(b"\n"), "cut short: the batch's last line (; end of batch) is missing"
     if how == "non-UTF-8 byte":
         at = raw.index(b'"Customer US1"')
         path.write_bytes(raw[:at] + b'"Customer US\xb9"' + raw[at + len('"Customer US1"') :])
@@ -237,7 +237,7 @@ def test_a_damaged_file_stops_the_ledger_stages_until_the_push_moves_it_aside(
 
     # the push moves the file aside, beside itself, and posts its documents again
     pushed = runner.invoke(app, ["push", "--json"], env=cli_env)
-    assert pushed.exit_code == 1, pushed.output
+    assert pushed.exit_code == 1, pushed.output + pushed.stderr
     assert json.loads(pushed.stdout)["push"] == {
         "target": "ledger",
         "posted": 5,
