@@ -82,11 +82,17 @@ def load_uncached(path: Path) -> tuple[list[Any], list[Any], dict[str, Any]]:
 def check_ledger(session: Session, ledger: Ledger) -> CheckResult:
     result = CheckResult(waiting=outbox.depth(session, ledger.name)["waiting"])
     entries, errors, _ = load_uncached(ledger.path)
-    # The first of two copies is the earlier by date, then by file and line: Beancount keeps
-    # included files in the order the file system lists them.
+    # Of two copies, the one in a batch file the connector wrote is the original, then the
+    # earlier by date, file and line (Beancount keeps included files in the order the file
+    # system lists them): the other is named.
     ordered = sorted(
         entries,
-        key=lambda e: (e.date, str(e.meta.get("filename")), e.meta.get("lineno") or 0),
+        key=lambda e: (
+            not ledger_files.is_ours(Path(str(e.meta.get("filename")))),
+            e.date,
+            str(e.meta.get("filename")),
+            e.meta.get("lineno") or 0,
+        ),
     )
     _, duplicates = unique_document_ids(ordered, {})
     for error in [*errors, *duplicates]:
