@@ -1,9 +1,12 @@
-"""The sandbox as a WSGI application: logins, the REST API, Bulk API 2.0 and the admin API.
+"""The sandbox as a WSGI application: logins, the REST API, Bulk API 2.0 and 1.0 and the admin
+API.
 
 Every call under ``/services/data/vNN.0/`` needs a session, is counted against the daily API
 quota (a Composite call counts once) and answers ``Sforce-Limit-Info: api-usage=N/M``. Once the
-quota is spent, calls answer 403 REQUEST_LIMIT_EXCEEDED until the next UTC day. The admin API
-under ``/sandbox/`` (fault injection, quota, sessions) needs a session too but is not counted.
+quota is spent, calls answer 403 REQUEST_LIMIT_EXCEEDED until the next UTC day. Bulk API 1.0
+calls (``/services/async/NN.0/``) take the session in ``X-SFDC-Session``, are counted the same
+way and answer in that API's XML or JSON shapes. The admin API under ``/sandbox/`` (fault
+injection, quota, sessions) needs a session too but is not counted.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from werkzeug.wrappers import Request, Response
 from connector.sandbox import composite
 from connector.sandbox.auth import OAuthError, Sessions, expired_session
 from connector.sandbox.bulk import Bulk
+from connector.sandbox.bulk1 import Bulk1
+from connector.sandbox.bulk1_wire import async_error
 from connector.sandbox.calls import Call, Reply
 from connector.sandbox.errors import ApiError, bad_request, not_found
 from connector.sandbox.faults import FaultRule, Faults, Injected
@@ -99,6 +104,17 @@ FAULT_ERRORS = {
     "lock_row": ApiError(
         400, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"
     ),
+    "query_timeout": ApiError(400, "QUERY_TIMEOUT", "Your query request was running for too long."),
+}
+#: The same faults as Bulk API 1.0 answers them (exceptionCode, message).
+ASYNC_FAULT_ERRORS = {
+    "500": async_error("Unknown", "Exception with unknown cause occurred (sandbox-fault)", 500),
+    "503": async_error("ServerUnavailable", "Service temporarily unavailable", 503),
+    "request_limit": async_error("ExceededQuota", "TotalRequests Limit exceeded.", 403),
+    "expired_session": async_error("InvalidSessionId", "Invalid session id"),
+    "lock_row": async_error(
+        "TooManyLockFailure", "Too many lock failures: unable to obtain exclusive access"
+    ),
 }
 
 
@@ -121,6 +137,7 @@ class SandboxApp:
         self.queries = QueryService(org)
         self.rest = Rest(org, self.queries)
         self.bulk = Bulk(org, self.queries)
+        self.bulk1 = Bulk1(org, self.queries)
 
     # -- WSGI ------------------------------------------------------------------------------
     def __call__(
@@ -158,6 +175,8 @@ class SandboxApp:
                 return Reply(status, body, content_type="text/xml;charset=UTF-8")
             if parts[:2] == ["services", "data"]:
                 return self._api(request, parts[2:])
+            if parts[:2] == ["services", "async"] and len(parts) > 2:
+                return self._async(request, parts[2:])
             if parts[:1] == ["sandbox"]:
                 self.sessions.check(request.headers.get("Authorization"))
                 return self._admin(request, parts[1:])
@@ -211,7 +230,13 @@ class SandboxApp:
             instance_url=self.instance_url(request),
         )
         try:
-            fault = self.faults.pick(call.path, self._objects(call)) if self.faults.active else None
+            fault = (
+                self.faults.pick(
+                    call.path, self._objects(call), query=call.parts in (["query"], ["queryAll"])
+                )
+                if self.faults.active
+                else None
+            )
             if fault is not None and fault.when == "before":
                 injected = self._inject(fault, call)
                 if injected is not None:
@@ -223,6 +248,53 @@ class SandboxApp:
                 raise ConnectionDroppedError
         except ApiError as error:
             reply = Reply(error.status, error.body())
+        reply.headers["Sforce-Limit-Info"] = self.usage.header()
+        return reply
+
+    def _async(self, request: Request, parts: list[str]) -> Reply:
+        """A Bulk API 1.0 call: ``/services/async/NN.0/job...`` (see :mod:`.bulk1`)."""
+        version = parse_version(f"v{parts[0]}")
+        call = Call(
+            method=request.method,
+            parts=parts[1:],
+            args=dict(request.args),
+            body=request.get_data(),
+            headers={key.lower(): value for key, value in request.headers.items()},
+            version=version or parts[0],
+            instance_url=self.instance_url(request),
+        )
+        try:
+            if version is None:
+                raise async_error("InvalidUrl", f"Unsupported API version: {parts[0]}", 404)
+            if self.sessions.session(call.header("x-sfdc-session") or "") is None:
+                raise async_error("InvalidSessionId", "Invalid session id")
+            fault = (
+                self.faults.pick(
+                    "/".join(["async", *call.parts]),
+                    self.bulk1.objects(call),
+                    query=self.bulk1.runs_query(call),
+                )
+                if self.faults.active
+                else None
+            )
+            if fault is not None and fault.when == "before" and fault.kind != "query_timeout":
+                log.info("sandbox fault %s on %s async/%s", fault.kind, call.method, call.path)
+                if fault.kind == "drop":
+                    raise ConnectionDroppedError
+                if fault.kind != "slow":
+                    raise ASYNC_FAULT_ERRORS[fault.kind]
+                time.sleep(fault.delay)
+            try:
+                self.usage.spend()
+            except ApiError:
+                raise ASYNC_FAULT_ERRORS["request_limit"] from None
+            reply = self.bulk1.handle(
+                call, timed_out=fault is not None and fault.kind == "query_timeout"
+            )
+            if fault is not None and fault.kind == "drop":
+                raise ConnectionDroppedError
+        except ApiError as error:
+            reply = self.bulk1.error(call, error)
         reply.headers["Sforce-Limit-Info"] = self.usage.header()
         return reply
 
@@ -320,7 +392,10 @@ class SandboxApp:
         remaining = max(self.usage.limit - self.usage.used, 0)
         return {
             "DailyApiRequests": {"Max": self.usage.limit, "Remaining": remaining},
-            "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+            "DailyBulkApiBatches": {
+                "Max": 15000,
+                "Remaining": max(15000 - self.bulk1.batches_today(), 0),
+            },
             "DailyBulkV2QueryJobs": {
                 "Max": 10000,
                 "Remaining": 10000 - self.bulk.query_jobs_today(),

@@ -84,12 +84,19 @@ class Sessions:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() not in ("bearer", "oauth") or not token:
             raise expired_session()
+        found = self.session(token.strip())
+        if found is None:
+            raise expired_session()
+        return found
+
+    def session(self, token: str) -> Session | None:
+        """The live session with this id (its use keeps it alive), or None."""
         now = time.monotonic()
         with self._lock:
-            session = self._sessions.get(token.strip())
+            session = self._sessions.get(token)
             if session is None or now - session.last_used > self.ttl:
-                self._sessions.pop(token.strip(), None)
-                raise expired_session()
+                self._sessions.pop(token, None)
+                return None
             session.last_used = now
             return session
 

@@ -7,9 +7,14 @@ start (``--fault``) and changed at run time through ``/sandbox/faults``.
 
 Kinds: ``500`` and ``503`` (server errors), ``request_limit`` (403 REQUEST_LIMIT_EXCEEDED),
 ``expired_session`` (401 INVALID_SESSION_ID), ``lock_row`` (UNABLE_TO_LOCK_ROW: per record for
-sObject Collections, else a 400), ``slow`` (answers after ``delay`` seconds), and ``drop`` (the
-connection closes without an answer: ``when: before`` the call is applied, or ``after`` it,
-when the client cannot know whether its write happened).
+sObject Collections, else a 400), ``query_timeout`` (the next queries only: a REST query or
+queryAll answers 400 QUERY_TIMEOUT, a Bulk API 1.0 query batch ends Failed with it),
+``slow`` (answers after ``delay`` seconds), and ``drop`` (the connection closes without an
+answer: ``when: before`` the call is applied, or ``after`` it, when the client cannot know
+whether its write happened).
+
+Bulk API 1.0 calls (``/services/async/NN.0/...``) are matched by the path ``async/`` followed
+by their path under that prefix (``async/job``).
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connector.errors import ConfigError
 
-FaultKind = Literal["500", "503", "request_limit", "expired_session", "lock_row", "slow", "drop"]
+FaultKind = Literal[
+    "500", "503", "request_limit", "expired_session", "lock_row", "query_timeout", "slow", "drop"
+]
 
 
 class FaultRule(BaseModel):
@@ -65,18 +72,26 @@ class Injected:
         return asdict(self)
 
 
-def parse_rule(text: str) -> FaultRule:
-    """A rule from the command line: ``kind=503,count=3,path=query``."""
+RuleT = TypeVar("RuleT", bound=BaseModel)
+
+
+def parse_pairs(text: str, model: type[RuleT], option: str = "--fault") -> RuleT:
+    """A rule of ``model`` from the command line's ``key=value,key=value`` form."""
     values: dict[str, str] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep:
-            raise ConfigError(f"--fault {text}: expected key=value pairs, got {part!r}")
+            raise ConfigError(f"{option} {text}: expected key=value pairs, got {part!r}")
         values[key.strip()] = value.strip()
     try:
-        return FaultRule.model_validate(values)
+        return model.model_validate(values)
     except ValueError as error:
-        raise ConfigError(f"--fault {text}: {error}") from None
+        raise ConfigError(f"{option} {text}: {error}") from None
+
+
+def parse_rule(text: str) -> FaultRule:
+    """A rule from the command line: ``kind=503,count=3,path=query``."""
+    return parse_pairs(text, FaultRule)
 
 
 class Faults:
@@ -102,11 +117,12 @@ class Faults:
     def active(self) -> bool:
         return bool(self._rules)
 
-    def pick(self, path: str, sobjects: set[str]) -> Injected | None:
-        """The fault for this call, if a rule fires (a counted rule is used up as it fires)."""
+    def pick(self, path: str, sobjects: set[str], *, query: bool = False) -> Injected | None:
+        """The fault for this call, if a rule fires (a counted rule is used up as it fires).
+        A ``query_timeout`` rule fires on calls that run a query (``query``) only."""
         with self._lock:
             for rule in list(self._rules):
-                if not rule.matches(path, sobjects):
+                if not rule.matches(path, sobjects) or (rule.kind == "query_timeout" and not query):
                     continue
                 if rule.count is not None:
                     rule.count -= 1

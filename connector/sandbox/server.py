@@ -16,9 +16,10 @@ import os
 import ssl
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,13 @@ class _HandshakeInWorkerContext(ssl.SSLContext):
 class _Handler(WSGIRequestHandler):
     timeout = 300  # seconds an idle keep-alive connection is held open
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the server's own clock (the org's) when it has one."""
+        clock: Callable[[], datetime] | None = getattr(self.server, "clock", None)
+        if timestamp is None and clock is not None:
+            return format_datetime(clock().astimezone(UTC), usegmt=True)
+        return super().date_time_string(timestamp)
+
 
 def tls_context(state: Path, host: str) -> ssl.SSLContext:
     """A server context with a certificate from the CA in ``state`` for localhost and ``host``."""
@@ -135,10 +143,17 @@ def tls_context(state: Path, host: str) -> ssl.SSLContext:
     return context
 
 
-def https_server(host: str, port: int, app: Any, state: Path) -> BaseWSGIServer:
-    """A threaded HTTPS server for a WSGI app (not yet serving), trusted through ``state``'s CA."""
+def https_server(
+    host: str,
+    port: int,
+    app: Any,
+    state: Path,
+    clock: Callable[[], datetime] | None = None,
+) -> BaseWSGIServer:
+    """A threaded HTTPS server for a WSGI app (not yet serving), trusted through ``state``'s CA;
+    its answers' ``Date`` header tells ``clock``'s time (default: the system clock)."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    return make_server(
+    server = make_server(
         host,
         port,
         app,
@@ -146,6 +161,8 @@ def https_server(host: str, port: int, app: Any, state: Path) -> BaseWSGIServer:
         ssl_context=tls_context(state, host),
         request_handler=_Handler,
     )
+    server.clock = clock  # type: ignore[attr-defined]
+    return server
 
 
 def https_url(host: str, port: int) -> str:
@@ -193,7 +210,13 @@ class Sandbox:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Sandbox:
-        self._server = https_server(self.config.host, self.config.port, self.app, self.state_dir)
+        self._server = https_server(
+            self.config.host,
+            self.config.port,
+            self.app,
+            self.state_dir,
+            clock=self._org_time,
+        )
         self.session_id = self.sessions.open(self.credentials.username)
         server = self._server
         self._thread = threading.Thread(
@@ -203,6 +226,10 @@ class Sandbox:
         )
         self._thread.start()
         return self
+
+    def _org_time(self) -> datetime:
+        """The org's clock, read at each call (tests replace ``org.clock``)."""
+        return self.org.clock()
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (``connector sandbox serve``)."""
