@@ -230,9 +230,14 @@ class _RolledBackError(Exception):
         self.results = results
 
 
+def _id_keys(record: dict[str, Any]) -> list[str]:
+    """The keys that name the record's id: ``Id``, or ``id`` as clients also send it."""
+    return [key for key in record if key.lower() == "id"]
+
+
 def _create(org: Org, record: Any) -> dict[str, Any]:
     kind = _type_of(record)
-    if record.get("Id"):
+    if any(record[key] for key in _id_keys(record)):
         raise bad_request(
             "INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"]
         )
@@ -241,7 +246,8 @@ def _create(org: Org, record: Any) -> dict[str, Any]:
 
 def _update(org: Org, record: Any) -> dict[str, Any]:
     kind = _type_of(record)
-    given = record.get("Id")
+    keys = _id_keys(record)
+    given = next((record[key] for key in keys if record[key]), None)
     if not given:
         raise bad_request("MISSING_ARGUMENT", "Id not specified in an update call", ["Id"])
     obj = org.sobject(kind)
@@ -250,7 +256,7 @@ def _update(org: Org, record: Any) -> dict[str, Any]:
         raise bad_request(
             "MALFORMED_ID", f"{obj.name} ID: id value of incorrect type: {given}", ["Id"]
         )
-    org.update(kind, record_id, {key: value for key, value in record.items() if key != "Id"})
+    org.update(kind, record_id, {key: value for key, value in record.items() if key not in keys})
     return {"id": record_id}
 
 

@@ -104,7 +104,7 @@ def _field(schema: Schema, spec: Field) -> dict[str, Any]:
         "autoNumber": spec.spec.autonumber is not None,
         "defaultedOnCreate": spec.system or default is not None or spec.type == "boolean",
         "defaultValue": describe_value(default),
-        "filterable": True,
+        "filterable": not spec.long_text,
         "sortable": spec.type != "textarea",
         "referenceTo": [spec.spec.reference_to] if spec.spec.reference_to else [],
         "relationshipName": spec.spec.relationship_name,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.billing.periods import add_months
 from connector.sandbox.errors import bad_request
+from connector.sandbox.values import check_range
 
 if TYPE_CHECKING:
     from connector.sandbox.schema import SObject
@@ -146,9 +147,12 @@ def _line_item(org: Org, record: Record, old: Record | None) -> None:
         if record["UnitPrice"] is None:
             record["UnitPrice"] = entry["UnitPrice"]
     subtotal = _decimal(record["Quantity"]) * _decimal(record["UnitPrice"])
-    discount = _decimal(record["Discount"])
+    total = subtotal * (1 - _decimal(record["Discount"]) / 100)
+    fields = org.schema.objects["OpportunityLineItem"].fields
+    check_range(fields["TotalPrice"], total)
+    check_range(fields["Subtotal"], subtotal)
     record["Subtotal"] = _money(subtotal)
-    record["TotalPrice"] = _money(subtotal * (1 - discount / 100))
+    record["TotalPrice"] = _money(total)
 
 
 def _entry_for(org: Org, record: Record, opportunity: Record) -> Record:
@@ -215,7 +219,9 @@ def _roll_up(org: Org, opportunity_id: str) -> None:
     )
     record = {**old, "HasOpportunityLineItem": int(bool(items))}
     if items:
-        record["Amount"] = _money(sum((_decimal(item["TotalPrice"]) for item in items), Decimal(0)))
+        amount = sum((_decimal(item["TotalPrice"]) for item in items), Decimal(0))
+        check_range(opportunities.fields["Amount"], amount)
+        record["Amount"] = _money(amount)
         if not old["Pricebook2Id"]:
             entry = org.row(org.schema.objects["PricebookEntry"], items[0]["PricebookEntryId"])
             record["Pricebook2Id"] = entry["Pricebook2Id"] if entry else None

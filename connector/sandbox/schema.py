@@ -38,6 +38,7 @@ TEXT_TYPES = frozenset(
 )
 NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 DEFAULT_SCALE = {"currency": 2, "percent": 2, "double": 4, "int": 0}
+TEXT_AREA_LENGTH = 255  # longer text areas are Long Text Areas
 SCHEMA_FILE = Path(__file__).with_name("schema.yaml")
 
 
@@ -131,6 +132,12 @@ class Field:
     @property
     def is_number(self) -> bool:
         return self.type in NUMBER_TYPES
+
+    @property
+    def long_text(self) -> bool:
+        """A Long Text Area (a text area of more than 255 characters): it can be selected but
+        not filtered or sorted on."""
+        return self.type == "textarea" and self.length > TEXT_AREA_LENGTH
 
 
 @dataclass(frozen=True, slots=True)

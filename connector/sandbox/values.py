@@ -19,6 +19,7 @@ from connector.sandbox.schema import Field
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.{ms}+0000"
 TRUE_TEXT = frozenset({"true", "1", "yes"})
+MAX_NUMBER = Decimal(10) ** 18  # numbers have at most 18 digits
 FALSE_TEXT = frozenset({"false", "0", "no"})
 
 
@@ -49,6 +50,17 @@ def _type_error(spec: Field, value: Any) -> ApiError:
     )
 
 
+def check_range(spec: Field, number: Decimal) -> None:
+    """NUMBER_OUTSIDE_VALID_RANGE naming the field when ``number`` has more than 18 digits
+    before the point (a value sent, or one the org derives, such as a line's total)."""
+    if abs(number) >= MAX_NUMBER:
+        raise bad_request(
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            f"{spec.name}: value outside of valid range on numeric field: {float(number)!r}",
+            [spec.name],
+        )
+
+
 def _number(spec: Field, value: Any) -> int | float:
     if isinstance(value, bool):
         raise _type_error(spec, value)
@@ -58,11 +70,9 @@ def _number(spec: Field, value: Any) -> int | float:
         raise _type_error(spec, value) from None
     if not number.is_finite():
         raise _type_error(spec, value)
+    check_range(spec, number)
     rounded = number.quantize(Decimal(1).scaleb(-spec.scale), rounding=decimal.ROUND_HALF_UP)
-    if abs(rounded) >= Decimal(10) ** 18:
-        raise bad_request(
-            "NUMBER_OUTSIDE_VALID_RANGE", f"{spec.name}: value outside of valid range", [spec.name]
-        )
+    check_range(spec, rounded)
     if spec.type == "int":
         if rounded != number:
             raise _type_error(spec, value)

@@ -245,6 +245,48 @@ def test_update_with_a_15_character_id_answers_the_18_character_id(sf: Salesforc
     assert sf.Account.get(account_id)["Name"] == "Acme Corp"
 
 
+def test_update_takes_the_id_given_as_lowercase_id(sf: Salesforce) -> None:
+    first, second = ids_of(
+        create(sf, [record("Account", Name="Acme"), record("Account", Name="Globex")])
+    )
+
+    results = update(
+        sf,
+        [
+            {"attributes": {"type": "Account"}, "id": first, "Name": "Acme Corp"},
+            {"attributes": {"type": "Account"}, "id": second[:15], "Industry": "Banking"},
+        ],
+        all_or_none=True,
+    )
+
+    assert results == [ok(first), ok(second)]
+    assert (sf.Account.get(first)["Name"], sf.Account.get(second)["Industry"]) == (
+        "Acme Corp",
+        "Banking",
+    )
+    assert count(sf, "Account") == 2
+
+
+def test_create_refuses_an_id_given_as_lowercase_id(sf: Salesforce) -> None:
+    (existing,) = ids_of(create(sf, [record("Account", Name="Acme")]))
+
+    results = create(sf, [{"attributes": {"type": "Account"}, "id": existing, "Name": "Copy"}])
+
+    assert results == [
+        {
+            "success": False,
+            "errors": [
+                {
+                    "statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    "message": "cannot specify Id in an insert call",
+                    "fields": ["Id"],
+                }
+            ],
+        }
+    ]
+    assert count(sf, "Account") == 1
+
+
 def test_update_with_an_id_of_another_object_is_a_malformed_id(sf: Salesforce) -> None:
     account_id, contact_id = ids_of(
         create(sf, [record("Account", Name="Acme"), record("Contact", LastName="Smith")])

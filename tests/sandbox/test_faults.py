@@ -583,7 +583,7 @@ def test_parse_rule_refuses_malformed_text(text: str, message: str) -> None:
         (
             "kind=nope,count=1",
             "kind\n  Input should be '500', '503', 'request_limit', "
-            "'expired_session', 'lock_row', 'slow' or 'drop'",
+            "'expired_session', 'lock_row', 'query_timeout', 'slow' or 'drop'",
         ),
         ("kind=503,count=0", "count\n  Input should be greater than or equal to 1"),
         ("kind=503,count=x", "count\n  Input should be a valid integer"),

@@ -1127,3 +1127,56 @@ def test_query_errors_through_query_all(sf: Salesforce) -> None:
         400,
         errors("MALFORMED_QUERY", "GROUP BY is not supported by the sandbox"),
     )
+
+
+@pytest.mark.parametrize(
+    ("soql", "message"),
+    [
+        (
+            "SELECT Id FROM Account WHERE Description = 'x'",
+            "field 'Description' can not be filtered in query call",
+        ),
+        (
+            "SELECT Id FROM Account WHERE Description LIKE '%x%'",
+            "field 'Description' can not be filtered in query call",
+        ),
+        (
+            "SELECT Id FROM Opportunity WHERE Billing_Sync_Error__c != null",
+            "field 'Billing_Sync_Error__c' can not be filtered in query call",
+        ),
+        (
+            "SELECT Id FROM Opportunity WHERE Billing_Sync_Error__c IN ('a', 'b')",
+            "field 'Billing_Sync_Error__c' can not be filtered in query call",
+        ),
+        (
+            "SELECT Id FROM Opportunity WHERE Account.Description = 'x'",
+            "field 'Description' can not be filtered in query call",
+        ),
+        (
+            "SELECT Id, (SELECT Id FROM Opportunities WHERE Billing_Sync_Error__c = 'x') "
+            "FROM Account",
+            "field 'Billing_Sync_Error__c' can not be filtered in query call",
+        ),
+        (
+            "SELECT Id FROM Account ORDER BY Description",
+            "field 'Description' can not be sorted in a query call",
+        ),
+    ],
+)
+def test_a_long_text_area_cannot_be_filtered_or_sorted(
+    sf: Salesforce, soql: str, message: str
+) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.query(soql)
+
+    assert refusal(caught) == (400, errors("INVALID_FIELD", message))
+
+
+def test_a_long_text_area_can_be_selected_and_a_text_area_filtered(sf: Salesforce) -> None:
+    sf.Account.create({"Name": "Acme", "Description": "Long notes", "BillingStreet": "1 Main St"})
+
+    found = sf.query("SELECT Name, Description FROM Account WHERE BillingStreet = '1 Main St'")
+
+    assert [(record["Name"], record["Description"]) for record in found["records"]] == [
+        ("Acme", "Long notes")
+    ]

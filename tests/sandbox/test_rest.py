@@ -7,6 +7,7 @@ known value; the clock moves only when a test advances it.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -504,6 +505,68 @@ def test_line_items_roll_up_into_the_opportunity_amount(sf: Salesforce) -> None:
 
     sf.OpportunityLineItem.delete(first)
     assert sf.Opportunity.get(opportunity)["Amount"] == 200.0
+
+
+def test_a_line_total_past_the_range_of_numbers_is_number_outside_valid_range(
+    sf: Salesforce,
+) -> None:
+    _, seats = priced_product(sf, 100.0)
+    opportunity = create_opportunity(sf)
+    huge = {"OpportunityId": opportunity, "PricebookEntryId": seats}
+
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.OpportunityLineItem.create({**huge, "Quantity": 1e15, "UnitPrice": 1e15})
+
+    assert refusal(caught) == (
+        400,
+        errors(
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            "TotalPrice: value outside of valid range on numeric field: 1e+30",
+            ["TotalPrice"],
+        ),
+    )
+    item = sf.OpportunityLineItem.create({**huge, "Quantity": 2, "UnitPrice": 10})["id"]
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.OpportunityLineItem.update(item, {"Quantity": 1e15, "UnitPrice": 1e15})
+    assert refusal(caught)[1][0]["fields"] == ["TotalPrice"]
+    assert sf.OpportunityLineItem.get(item)["TotalPrice"] == 20.0
+    assert sf.Opportunity.get(opportunity)["Amount"] == 20.0
+
+
+def test_an_amount_rolled_up_past_the_range_is_number_outside_valid_range(
+    sf: Salesforce,
+) -> None:
+    _, seats = priced_product(sf, 100.0)
+    opportunity = create_opportunity(sf)
+    line = {"OpportunityId": opportunity, "PricebookEntryId": seats, "Quantity": 1}
+    sf.OpportunityLineItem.create({**line, "UnitPrice": 6e17})
+
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.OpportunityLineItem.create({**line, "UnitPrice": 5e17})
+
+    assert refusal(caught) == (
+        400,
+        errors(
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            "Amount: value outside of valid range on numeric field: 1.1e+18",
+            ["Amount"],
+        ),
+    )
+    assert sf.Opportunity.get(opportunity)["Amount"] == 6e17
+
+
+def test_a_number_sent_past_the_range_is_number_outside_valid_range(sf: Salesforce) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        create_account(sf, MRR__c=1e18)
+
+    assert refusal(caught) == (
+        400,
+        errors(
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            "MRR__c: value outside of valid range on numeric field: 1e+18",
+            ["MRR__c"],
+        ),
+    )
 
 
 def test_line_item_by_product_finds_the_entry_in_the_opportunity_pricebook(
@@ -1092,6 +1155,25 @@ def test_describe_field_types_and_access(
     )
 
 
+@pytest.mark.parametrize(
+    ("obj", "name", "filterable", "length"),
+    [
+        ("Account", "Description", False, 32768),
+        ("Opportunity", "Billing_Sync_Error__c", False, 1000),
+        ("Product2", "Description", False, 4000),
+        ("Account", "BillingStreet", True, 255),
+        ("Pricebook2", "Description", True, 255),
+        ("Account", "Name", True, 255),
+    ],
+)
+def test_long_text_areas_are_not_filterable(
+    sf: Salesforce, obj: str, name: str, filterable: bool, length: int
+) -> None:
+    field = describe_field(sf, obj, name)
+
+    assert (field["filterable"], field["length"]) == (filterable, length)
+
+
 def test_describe_lists_child_relationships(sf: Salesforce) -> None:
     children = sf.Opportunity.describe()["childRelationships"]
 
@@ -1252,3 +1334,20 @@ def test_unknown_path_is_not_found(salesforce_sandbox: Sandbox) -> None:
         404,
         errors("NOT_FOUND", "The requested resource does not exist"),
     )
+
+
+def test_every_answer_tells_the_org_time_in_its_date_header(
+    salesforce_sandbox: Sandbox, clock: Clock
+) -> None:
+    clock.advance(days=400, seconds=0.9)  # a clock-skewed org: a year ahead of the world
+    expected = format_datetime(clock.moment.replace(microsecond=0), usegmt=True)
+
+    answers = [
+        api(salesforce_sandbox, "GET", "/services/data/v59.0/limits"),
+        api(salesforce_sandbox, "GET", "/services/data/v59.0/sobjects/Nope"),
+        api(salesforce_sandbox, "GET", "/services/data/"),
+        api(salesforce_sandbox, "GET", "/services/async/61.0/job/x"),
+    ]
+
+    assert [answer.headers["Date"] for answer in answers] == [expected] * 4
+    assert [answer.raw.headers.getlist("Date") for answer in answers] == [[expected]] * 4

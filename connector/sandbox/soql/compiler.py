@@ -162,8 +162,17 @@ class Compiler:
             return self._semi_join(node)
         return self._comparison(node)
 
+    def filtered(self, ref: ast.FieldRef) -> tuple[Field, str]:
+        """A field used in a condition: a Long Text Area cannot be (INVALID_FIELD)."""
+        _, _, spec, column = self.resolve(ref)
+        if spec.long_text:
+            raise bad_request(
+                "INVALID_FIELD", f"field '{spec.name}' can not be filtered in query call"
+            )
+        return spec, column
+
     def _comparison(self, node: ast.Comparison) -> str:
-        _, _, spec, column = self.resolve(node.field)
+        spec, column = self.filtered(node.field)
         op, value = node.op, node.value
         if value is None:
             if op not in ("=", "!="):
@@ -215,7 +224,7 @@ class Compiler:
         return sql
 
     def _in_list(self, node: ast.InList) -> str:
-        _, _, spec, column = self.resolve(node.field)
+        spec, column = self.filtered(node.field)
         values = [self.literal(spec, value) for value in node.values if value is not None]
         has_null = any(value is None for value in node.values)
         self.params.extend(values)
@@ -228,7 +237,7 @@ class Compiler:
         return f"({column} IN ({marks})" + (f" OR {column} IS NULL)" if has_null else ")")
 
     def _semi_join(self, node: ast.SemiJoin) -> str:
-        _, _, spec, column = self.resolve(node.field)
+        spec, column = self.filtered(node.field)
         inner_obj = self.schema.get(node.query.sobject)
         if inner_obj is None:
             raise unknown_object(node.query.sobject)
@@ -298,7 +307,11 @@ class Compiler:
     def order_sql(self, items: tuple[ast.OrderItem, ...]) -> str:
         terms = []
         for item in items:
-            _, _, _, column = self.resolve(item.field)
+            _, _, spec, column = self.resolve(item.field)
+            if spec.long_text:
+                raise bad_request(
+                    "INVALID_FIELD", f"field '{spec.name}' can not be sorted in a query call"
+                )
             nulls_last = item.descending if item.nulls_last is None else item.nulls_last
             terms.append(
                 f"{column} {'DESC' if item.descending else 'ASC'} "
