@@ -5,6 +5,9 @@ retryable failures are tried again with exponential backoff and jitter (tenacity
 session gets a fresh login (at most ``max_relogins`` per call), REQUEST_LIMIT_EXCEEDED and a
 spent budget raise :class:`QuotaExhaustedError`, and anything else raises :class:`CrmError` with
 Salesforce's code and message.
+
+The org's current time is read from every answer's ``Date`` header (:attr:`org_time`): a cursor
+must never move past it, whatever stamps the records carry.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -83,6 +87,8 @@ class SalesforceClient:
         self.budget = budget or ApiBudget(settings.quota_share, today())
         self.today = today
         self.http = http_session(settings)
+        self.http.hooks["response"].append(self._note_date)
+        self.org_time: datetime | None = None  # the Date of Salesforce's latest answer
         self._sf: Salesforce | None = None
         self.calls = 0
         self.logins = 0
@@ -104,6 +110,22 @@ class SalesforceClient:
     @property
     def sf(self) -> Salesforce:
         return self._sf or self._connect()
+
+    def _note_date(self, response: requests.Response, *_: Any, **__: Any) -> None:
+        """Keep the org's time from an answer's ``Date`` header (RFC 9110, in GMT)."""
+        stamp = response.headers.get("Date")
+        if not stamp:
+            return
+        try:
+            moment = parsedate_to_datetime(stamp)
+        except (TypeError, ValueError):
+            log.debug("salesforce answered an unreadable Date header: %r", stamp)
+            return
+        self.org_time = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+    def org_now(self) -> datetime:
+        """The org's time at its latest answer (the connector's clock until one came)."""
+        return self.org_time or datetime.now(UTC)
 
     # -- calls -----------------------------------------------------------------------------
     def call(self, what: str, operation: Callable[[Salesforce], T]) -> T:

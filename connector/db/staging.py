@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from connector.db import tables
@@ -111,6 +111,29 @@ def move_cursor(session: Session, name: str, position: datetime | None) -> None:
     elif position is not None and (row.position is None or position > row.position):
         row.position = position
     session.flush()
+
+
+def rewind_cursors(
+    session: Session, prefix: str, limit: datetime, to: datetime
+) -> dict[str, datetime]:
+    """Put the cursors named ``prefix...`` that stand at or past ``limit`` back to ``to``; their
+    former positions, by name."""
+    ahead = {
+        row.name: row.position
+        for row in session.scalars(
+            select(tables.SyncCursor).where(
+                tables.SyncCursor.name.startswith(prefix), tables.SyncCursor.position >= limit
+            )
+        )
+        if row.position is not None
+    }
+    if ahead:
+        session.execute(
+            update(tables.SyncCursor).where(tables.SyncCursor.name.in_(ahead)).values(position=to),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        session.flush()
+    return ahead
 
 
 def cursors(session: Session, prefix: str) -> dict[str, datetime | None]:

@@ -7,6 +7,14 @@ database transaction together with the cursor's advance: a crash loses at most t
 hand, which the next run reads again, and a record whose payload did not change is not applied
 again. Line items changed without their deal are found through their own cursor.
 
+A cursor never moves past the org's current time, read from the ``Date`` header of the answer
+that carried the run's first pages (whole seconds: a stamp within that second is the org's
+present): a record stamped later (a clock-skewed org, or data loaded with future stamps) would
+otherwise carry the cursor past every change made until then. Such a
+record is read again by each run until the org's time passes its stamp (found unchanged), and a
+cursor an earlier version left in the future is put back to the org's time before the run
+reads.
+
 A record that cannot be applied is quarantined with its reason and never stops the rest; all
 quarantined records are tried again at the end of every run (what they wait for may have
 arrived) and whenever they change in Salesforce. REQUEST_LIMIT_EXCEEDED or a spent budget
@@ -50,6 +58,7 @@ CURSOR_PREFIX = f"{SYSTEM}:"
 ID_CHUNK = 200
 LINE_ITEM = "OpportunityLineItem"
 LINE_ITEM_CURSOR = f"{CURSOR_PREFIX}{LINE_ITEM}"
+DATE_RESOLUTION = timedelta(seconds=1)  # an HTTP Date header counts whole seconds
 SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 
 
@@ -198,6 +207,7 @@ class Pull:
         self.counted_quarantined: set[int] = set()  # staged rows counted as quarantined
         self.bulk_threshold = settings.salesforce.bulk_threshold
         self.since: dict[str, datetime | None] = {}
+        self.ceiling: datetime | None = None  # the org's time when the first pages were read
 
     # -- queries ---------------------------------------------------------------------------
     def _since(self, session: Session, obj: str) -> datetime | None:
@@ -264,23 +274,9 @@ class Pull:
         customer, contract = self.mapping.customer.object, self.mapping.contract.object
         calls_before = self.client.calls
         try:
-            with transaction(self.factory) as session:
-                item_cursor = staging.cursor(session, LINE_ITEM_CURSOR)
-                self.since = {name: self._since(session, name) for name in (customer, contract)}
-                queries = {
-                    customer: self._soql(
-                        customer, self.mapping.query_fields("customer"), self.since[customer]
-                    ),
-                    contract: self._deal_soql(self.since[contract]),
-                }
-            if item_cursor is not None:
-                queries[LINE_ITEM] = self._soql(
-                    LINE_ITEM, ["OpportunityId"], item_cursor - self.lookback
-                )
-            try:
-                first = self.client.first_pages(queries, include_deleted=True)
-            except CrmError as error:
-                raise self._explain(error, _object_of(error, queries)) from None
+            item_cursor, first = self._first_pages()
+            if self._rewind_future_cursors():
+                item_cursor, first = self._first_pages()
             self._read(customer, first[customer])
             self._read(contract, first[contract])
             self._changed_line_items(item_cursor, first.get(LINE_ITEM))
@@ -293,6 +289,60 @@ class Pull:
                 self._save_usage(session)
         self._retry_quarantined()
         return self.result
+
+    def _first_pages(self) -> tuple[datetime | None, dict[str, dict[str, Any]]]:
+        """The line items' cursor and the first page of each object's changes since its cursor
+        (one Composite call); notes the org's time of the answer."""
+        customer, contract = self.mapping.customer.object, self.mapping.contract.object
+        with transaction(self.factory) as session:
+            item_cursor = staging.cursor(session, LINE_ITEM_CURSOR)
+            self.since = {name: self._since(session, name) for name in (customer, contract)}
+            queries = {
+                customer: self._soql(
+                    customer, self.mapping.query_fields("customer"), self.since[customer]
+                ),
+                contract: self._deal_soql(self.since[contract]),
+            }
+        if item_cursor is not None:
+            queries[LINE_ITEM] = self._soql(
+                LINE_ITEM, ["OpportunityId"], item_cursor - self.lookback
+            )
+        try:
+            first = self.client.first_pages(queries, include_deleted=True)
+        except CrmError as error:
+            raise self._explain(error, _object_of(error, queries)) from None
+        self.ceiling = self.client.org_now()
+        return item_cursor, first
+
+    def _rewind_future_cursors(self) -> bool:
+        """Put cursors that stand past the org's time back to it; True when one was (its
+        queries started too late and are asked again)."""
+        assert self.ceiling is not None
+        with transaction(self.factory) as session:
+            ahead = staging.rewind_cursors(
+                session, CURSOR_PREFIX, self.ceiling + DATE_RESOLUTION, self.ceiling
+            )
+        for name, position in sorted(ahead.items()):
+            log.warning(
+                "cursor %s stood at %s, past the org's time %s; it reads from there again",
+                name,
+                position.isoformat(),
+                self.ceiling.isoformat(),
+            )
+        return bool(ahead)
+
+    def _capped(self, moment: datetime | None) -> datetime | None:
+        """``moment``, or the org's time when a record was stamped after it. The ``Date``
+        header counts whole seconds: a stamp within its second is the org's present."""
+        if moment is None or self.ceiling is None or moment < self.ceiling + DATE_RESOLUTION:
+            return moment
+        log.warning(
+            "a record is stamped %s, after the org's time %s (a clock-skewed org or data "
+            "loaded with future stamps): the cursor stops at the org's time",
+            moment.isoformat(),
+            self.ceiling.isoformat(),
+        )
+        return self.ceiling
 
     def _read(self, obj: str, first: dict[str, Any]) -> None:
         if not first["done"] and int(first["totalSize"]) > self.bulk_threshold:
@@ -336,7 +386,7 @@ class Pull:
             if self.on_page:
                 self.on_page(obj, len(records))
         with transaction(self.factory) as session:
-            staging.move_cursor(session, CURSOR_PREFIX + obj, newest)
+            staging.move_cursor(session, CURSOR_PREFIX + obj, self._capped(newest))
 
     def _bulk_deals(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
         """Deals and their live line items from two Bulk jobs (Bulk queries take no child
@@ -389,7 +439,7 @@ class Pull:
                 continue
             self._process(session, row)
         if move:
-            staging.move_cursor(session, CURSOR_PREFIX + obj, newest)
+            staging.move_cursor(session, CURSOR_PREFIX + obj, self._capped(newest))
         return newest
 
     def _changed_line_items(self, cursor: datetime | None, first: dict[str, Any] | None) -> None:
@@ -417,7 +467,7 @@ class Pull:
                     self._page(session, self.mapping.contract.object, records, move=False)
                     self._save_usage(session)
         with transaction(self.factory) as session:
-            staging.move_cursor(session, name, newest)
+            staging.move_cursor(session, name, self._capped(newest))
 
     # -- one record ------------------------------------------------------------------------
     def _process(self, session: Session, row: tables.CrmRecord, *, retry: bool = False) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -333,6 +333,22 @@ def test_query_pages_include_deleted(salesforce_sandbox: Sandbox) -> None:
     assert [len(page) for page in everything] == [200, 100]
     deleted = [record for page in everything for record in page if record["IsDeleted"]]
     assert len(deleted) == 250
+
+
+# -- the org's time ------------------------------------------------------------------------
+def test_the_org_time_is_the_date_header_of_the_latest_answer(salesforce_sandbox: Sandbox) -> None:
+    now = [datetime(2031, 5, 6, 7, 8, 9, 999_000, tzinfo=UTC)]
+    salesforce_sandbox.org.clock = lambda: now[0]
+    client = SalesforceClient(session_settings(salesforce_sandbox))
+    assert client.org_time is None
+
+    list(client.query_pages("SELECT Id FROM Account"))
+    first = client.org_time
+    now[0] = datetime(2031, 5, 6, 7, 9, 0, tzinfo=UTC)
+    client.call("limits", lambda sf: sf.limits())
+
+    assert first == datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)  # whole seconds
+    assert client.org_time == client.org_now() == datetime(2031, 5, 6, 7, 9, tzinfo=UTC)
 
 
 # -- values --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -1529,3 +1529,128 @@ def test_many_changed_rows_are_read_with_bulk_jobs_to_the_same_state(  # noqa: P
     assert [row[:-1] for row in billed["amendments"]] == [
         row[:-1] for row in expected["amendments"]
     ]
+
+
+# -- the cursor and the org's time ----------------------------------------------------------
+T0 = datetime(2026, 6, 30, 12, 0, 0, 250_000, tzinfo=UTC)
+
+
+class OrgClock:
+    """The sandbox org's clock, set by the test: what it stamps and what its answers' Date
+    headers say."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def at(self, **delta: float) -> None:
+        self.moment = T0 + timedelta(**delta)
+
+
+@pytest.fixture
+def org_clock(salesforce_sandbox: Sandbox) -> OrgClock:
+    """Request it before the fixtures that write to the org, so that they write on it."""
+    clock = OrgClock(T0)
+    salesforce_sandbox.org.clock = clock
+    return clock
+
+
+def positions(factory: sessionmaker[Session]) -> dict[str, datetime | None]:
+    with factory() as session:
+        return staging.cursors(session, f"{SYSTEM}:")
+
+
+def renewals(factory: sessionmaker[Session]) -> dict[str, bool]:
+    """Deal id: whether its subscription renews itself."""
+    return {deal: row[7] for deal, row in subscriptions(factory).items()}
+
+
+def test_records_stamped_after_the_org_time_never_carry_the_cursor_past_it(
+    org_clock: OrgClock,
+    crm: Crm,
+    acme: str,
+    factory: sessionmaker[Session],
+    pull_settings: Settings,
+) -> None:
+    base = crm.deal(acme, "Acme - Platform", ("PRO", "10", "30.00"))
+    org_clock.at(days=30)  # data loaded today with stamps a month ahead
+    ahead = crm.deal(acme, "Acme - Loaded ahead", ("SUP", "2", "9.00"))
+    org_clock.at(minutes=1)  # the org's time
+
+    first = pull(factory, pull_settings)
+
+    assert (first.applied, first.quarantined) == (3, 0)
+    org_time = datetime(2026, 6, 30, 12, 1, tzinfo=UTC)  # the Date header, to the second
+    assert positions(factory) == {
+        "Account": T0,
+        "Opportunity": org_time,
+        "OpportunityLineItem": org_time,
+    }
+
+    org_clock.at(minutes=5)
+    crm.org.update("Opportunity", base, {"Auto_Renew__c": False})
+    org_clock.at(minutes=6)
+    second = pull(factory, pull_settings)
+
+    # The change made after the load is found; the deal stamped ahead is read again, unchanged.
+    assert (second.applied, second.unchanged, second.quarantined) == (1, 2, 0)
+    assert renewals(factory) == {base: False, ahead: True}
+    assert positions(factory) == {
+        "Account": T0,
+        "Opportunity": datetime(2026, 6, 30, 12, 6, tzinfo=UTC),
+        "OpportunityLineItem": datetime(2026, 6, 30, 12, 6, tzinfo=UTC),
+    }
+
+
+def test_a_cursor_left_past_the_org_time_is_put_back_before_the_run_reads(  # noqa: PLR0917 - fixtures
+    org_clock: OrgClock,
+    crm: Crm,
+    acme: str,
+    factory: sessionmaker[Session],
+    pull_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deal = crm.deal(acme, "Acme - Platform", ("PRO", "10", "30.00"))
+    pull(factory, pull_settings)
+    with factory.begin() as session:  # where an earlier version left it
+        staging.move_cursor(session, f"{SYSTEM}:Opportunity", T0 + timedelta(days=30))
+    org_clock.at(minutes=5)
+    crm.org.update("Opportunity", deal, {"Auto_Renew__c": False})
+    org_clock.at(minutes=6)
+
+    with caplog.at_level("WARNING", logger="connector.sync.crm_pull"):
+        result = pull(factory, pull_settings)
+
+    # One Composite call found the cursor ahead; a second one read from the org's time.
+    assert (result.applied, result.api_calls) == (1, 2)
+    assert renewals(factory) == {deal: False}
+    org_time = datetime(2026, 6, 30, 12, 6, tzinfo=UTC)
+    assert positions(factory)["Opportunity"] == org_time
+    assert [record.getMessage() for record in caplog.records] == [
+        "cursor salesforce:Opportunity stood at 2026-07-30T12:00:00.250000+00:00, past the "
+        "org's time 2026-06-30T12:06:00+00:00; it reads from there again"
+    ]
+
+
+def test_an_org_whose_clock_runs_ahead_moves_the_cursor_by_its_own_time(
+    org_clock: OrgClock,
+    crm: Crm,
+    acme: str,
+    factory: sessionmaker[Session],
+    pull_settings: Settings,
+) -> None:
+    # The org's clock, its stamps and its Date headers are far ahead of the connector's clock.
+    skewed = datetime(2099, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
+    org_clock.moment = skewed
+    deal = crm.deal(acme, "Acme - Platform", ("PRO", "10", "30.00"))
+    org_clock.moment = skewed + timedelta(minutes=1)
+
+    pull(factory, pull_settings)
+
+    assert positions(factory)["Opportunity"] == skewed  # the deal's own stamp
+    org_clock.moment = skewed + timedelta(minutes=2)
+    crm.org.update("Opportunity", deal, {"Auto_Renew__c": False})
+    assert pull(factory, pull_settings).applied == 1
+    assert renewals(factory) == {deal: False}
