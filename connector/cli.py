@@ -53,6 +53,7 @@ from connector.render import (
 )
 from connector.sandbox.faults import parse_rule
 from connector.sandbox.server import Sandbox, SandboxConfig
+from connector.sandbox.xero.faults import parse_xero_rule
 from connector.sandbox.xero.server import XeroConfig, XeroSandbox
 from connector.settings import Settings, load_settings
 from connector.sync import aging as sync_aging
@@ -851,8 +852,18 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
             "--xero", help="Also serve a fake Xero Accounting API (a free port, the same CA)."
         ),
     ] = False,
+    xero_fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Inject faults into the fake Xero: kind=429,count=1[,retry_after=30]"
+            "[,method=PUT][,path=Invoices]."
+        ),
+    ] = None,
 ) -> None:
     """Serve a local HTTPS Salesforce org in the foreground (Ctrl-C stops it)."""
+    if xero_fault and not xero:
+        raise ConfigError("--xero-fault needs --xero (the fake Xero it injects faults into)")
+    xero_faults = [parse_xero_rule(rule) for rule in xero_fault or []]
     config = SandboxConfig(
         data=None if data == ":memory:" else Path(data),
         host=host,
@@ -872,7 +883,14 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
         signal.signal(signum, lambda *_: stop.set())
     try:
         if xero:
-            xero_org = XeroSandbox(XeroConfig(host=host, state_dir=sandbox.state_dir)).start()
+            xero_org = XeroSandbox(
+                XeroConfig(
+                    host=host,
+                    state_dir=sandbox.state_dir,
+                    faults=list(xero_faults),
+                    fault_seed=fault_seed,
+                )
+            ).start()
         if info_file is not None:
             sandbox.write_info(info_file, xero_org.info() if xero_org else None)
         console.print(

@@ -34,6 +34,7 @@ from connector.sandbox.xero.replies import Reply
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api.xro/2.0"
+FAULTS_PATH = "/sandbox/faults"
 TOKEN_PATH = "/connect/token"  # noqa: S105 - a URL path, not a secret
 AUTHORIZE_PATH = "/identity/connect/authorize"
 CONNECTIONS_PATH = "/connections"
@@ -132,6 +133,9 @@ class XeroApp:
             if path == CONNECTIONS_PATH and request.method == "GET":
                 self.tokens.check(request.headers.get("Authorization"))
                 return Reply(200, self.connections)
+            if path == FAULTS_PATH:
+                self.tokens.check(request.headers.get("Authorization"))
+                return self._faults(request)
             if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
                 parts = [part for part in path[len(API_PREFIX) :].split("/") if part]
                 return self._api(request, parts)
@@ -143,6 +147,26 @@ class XeroApp:
         except Exception:  # a bug in the fake answers like Xero's own failures, in JSON
             log.exception("xero sandbox failed on %s %s", request.method, request.path)
             return Reply(500, problem_body(500, "An error occurred", "Internal error"))
+
+    def _faults(self, request: Request) -> Reply:
+        """The fault rules at run time: POST adds (a rule or a list), GET lists, DELETE
+        clears. Not an API call: not counted, never faulted itself."""
+        if request.method == "GET":
+            return Reply(200, {"faults": self.faults.rules()})
+        if request.method == "DELETE":
+            self.faults.clear()
+            return Reply(204, None)
+        if request.method != "POST":
+            raise ApiError(405, problem_body(405, "Method Not Allowed", "use GET, POST or DELETE"))
+        body = request.get_json(silent=True)
+        rules = body if isinstance(body, list) else [body]
+        try:
+            parsed = [XeroFaultRule.model_validate(rule) for rule in rules]
+        except ValueError as error:
+            raise ApiError(400, problem_body(400, "Invalid fault rule", str(error))) from None
+        for rule in parsed:
+            self.faults.add(rule)
+        return Reply(201, {"faults": self.faults.rules()})
 
     # -- identity --------------------------------------------------------------------------
     def _token(self, request: Request) -> Reply:

@@ -6,6 +6,11 @@ calls with this ``method`` and whose path under ``/api.xro/2.0/`` starts with ``
 refusal with ``Retry-After: retry_after``, not counted as a call); ``slow`` (answers after
 ``delay`` seconds, holding its concurrency slot); ``drop`` (the connection closes without an
 answer: ``when: before`` nothing is applied, ``after`` the write is applied first).
+
+Rules come from :class:`~connector.sandbox.xero.server.XeroConfig` (``connector sandbox serve
+--xero-fault kind=503,count=3,method=PUT,path=Invoices``, repeatable) or, at run time, from
+``/sandbox/faults`` on the fake Xero with an access token: ``POST`` a rule or a list of rules,
+``GET`` lists them, ``DELETE`` clears them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from connector.sandbox.faults import parse_pairs
 
 XeroFaultKind = Literal["500", "503", "429", "slow", "drop"]
 
@@ -48,6 +55,11 @@ class XeroFaultRule(BaseModel):
             if path.lower().strip("/").split("/")[: len(wanted)] != wanted:
                 return False
         return True
+
+
+def parse_xero_rule(text: str) -> XeroFaultRule:
+    """A rule from the command line: ``kind=429,count=1,retry_after=30,path=Invoices``."""
+    return parse_pairs(text, XeroFaultRule, "--xero-fault")
 
 
 class XeroFaults:

@@ -8,7 +8,8 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from connector.sandbox.xero.faults import XeroFaultRule, XeroFaults
+from connector.errors import ConfigError
+from connector.sandbox.xero.faults import XeroFaultRule, XeroFaults, parse_xero_rule
 from connector.sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api, body, contact_body
 
@@ -110,3 +111,105 @@ def test_a_rule_is_copied(xero_sandbox: XeroSandbox) -> None:
 def test_bad_rules(rule: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         XeroFaults([rule])
+
+
+# -- at run time, through /sandbox/faults ---------------------------------------------------
+def faults_url(xero: XeroSandbox) -> str:
+    return f"{xero.url}/sandbox/faults"
+
+
+def test_the_admin_api_adds_lists_and_clears_rules(api: Api, xero_sandbox: XeroSandbox) -> None:
+    added = api.session.post(
+        faults_url(xero_sandbox),
+        json=[
+            {"kind": "429", "count": 1, "retry_after": 30, "path": "Contacts"},
+            {"kind": "drop", "when": "after", "count": 1, "method": "PUT"},
+        ],
+        timeout=10,
+    )
+
+    assert added.status_code == 201
+    rules = [
+        {
+            "kind": "429",
+            "count": 1,
+            "path": "Contacts",
+            "delay": 2.0,
+            "retry_after": 30,
+            "when": "before",
+        },
+        {
+            "kind": "drop",
+            "count": 1,
+            "method": "PUT",
+            "delay": 2.0,
+            "retry_after": 1,
+            "when": "after",
+        },
+    ]
+    assert added.json() == {"faults": rules}
+    assert api.session.get(faults_url(xero_sandbox), timeout=10).json() == {"faults": rules}
+    refused = api.get("Contacts")
+    assert (refused.status_code, refused.headers["Retry-After"]) == (429, "30")
+    with pytest.raises(requests.ConnectionError):
+        api.put("Contacts", {"Contacts": [contact_body(1)]})
+    assert len(xero_sandbox.store.contacts) == 1  # applied before the connection dropped
+    assert api.session.get(faults_url(xero_sandbox), timeout=10).json() == {"faults": []}
+
+    api.session.post(faults_url(xero_sandbox), json={"kind": "500", "rate": 1}, timeout=10)
+    assert api.get("Organisation").status_code == 500
+    cleared = api.session.delete(faults_url(xero_sandbox), timeout=10)
+    assert (cleared.status_code, cleared.text) == (204, "")
+    assert api.get("Organisation").status_code == 200
+
+
+def test_the_admin_api_needs_an_access_token(xero_sandbox: XeroSandbox) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(xero_sandbox.ca_file)
+
+    refused = session.post(faults_url(xero_sandbox), json={"kind": "503", "count": 1}, timeout=10)
+
+    assert refused.status_code == 401
+    assert xero_sandbox.faults.rules() == []
+
+
+def test_the_admin_api_refuses_an_invalid_rule(api: Api, xero_sandbox: XeroSandbox) -> None:
+    refused = api.session.post(faults_url(xero_sandbox), json={"kind": "503"}, timeout=10)
+
+    assert refused.status_code == 400
+    assert refused.json()["Title"] == "Invalid fault rule"
+    assert (
+        "give exactly one of count (the next N calls) or rate (a fraction)"
+        in (refused.json()["Detail"])
+    )
+    assert xero_sandbox.faults.rules() == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kind=503,count=3", XeroFaultRule(kind="503", count=3)),
+        (
+            "kind=429, count=1, retry_after=30, method=PUT, path=Invoices",
+            XeroFaultRule(kind="429", count=1, retry_after=30, method="PUT", path="Invoices"),
+        ),
+        ("kind=slow,rate=0.5,delay=0.25", XeroFaultRule(kind="slow", rate=0.5, delay=0.25)),
+        ("kind=drop,count=1,when=after", XeroFaultRule(kind="drop", count=1, when="after")),
+    ],
+)
+def test_parse_xero_rule(text: str, expected: XeroFaultRule) -> None:
+    assert parse_xero_rule(text) == expected
+
+
+def test_parse_xero_rule_refuses_malformed_and_invalid_rules() -> None:
+    with pytest.raises(ConfigError) as malformed:
+        parse_xero_rule("kind")
+    with pytest.raises(ConfigError) as invalid:
+        parse_xero_rule("kind=teapot,count=1")
+
+    assert str(malformed.value) == "--xero-fault kind: expected key=value pairs, got 'kind'"
+    assert str(invalid.value).startswith(
+        "--xero-fault kind=teapot,count=1: 1 validation error for XeroFaultRule\nkind\n"
+        "  Input should be '500', '503', '429', 'slow' or 'drop'"
+    )
