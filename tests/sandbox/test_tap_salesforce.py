@@ -132,9 +132,11 @@ def _select(catalog: dict[str, Any]) -> dict[str, Any]:
             top = next(item for item in stream["metadata"] if item["breadcrumb"] == [])
             assert top["metadata"]["valid-replication-keys"] == ["SystemModstamp"]
             top["metadata"].update(
-                selected=True,
-                **{"replication-method": "INCREMENTAL"},
-                **{"replication-key": "SystemModstamp"},
+                {
+                    "selected": True,
+                    "replication-method": "INCREMENTAL",
+                    "replication-key": "SystemModstamp",
+                }
             )
     return catalog
 
