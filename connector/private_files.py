@@ -38,11 +38,13 @@ def make_directories(path: Path) -> None:
         os.chmod(directory, DIRECTORY_MODE)
 
 
-def open_new(path: Path, flags: int = os.O_WRONLY) -> int:
-    """A descriptor of ``path`` created owner-only (truncated or kept as ``flags`` say)."""
-    descriptor = os.open(path, flags | os.O_CREAT, FILE_MODE)
+def opener(path: str | os.PathLike[str], flags: int) -> int:
+    """An ``opener`` for :func:`open`: a file it creates is owner-only
+    (``open(path, "wb", opener=opener)``)."""
+    descriptor = os.open(path, flags, FILE_MODE)
     try:
-        os.fchmod(descriptor, FILE_MODE)
+        if flags & os.O_CREAT:
+            os.fchmod(descriptor, FILE_MODE)
     except BaseException:
         os.close(descriptor)
         raise
@@ -90,7 +92,7 @@ def _temporary_copy(path: Path, data: bytes) -> Iterator[Path]:
     make_directories(path.parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(open_new(temporary, os.O_WRONLY | os.O_TRUNC), "wb") as handle:
+        with open(temporary, "wb", opener=opener) as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -166,7 +166,7 @@ class Ledger:
     def _locked(self) -> Iterator[None]:
         """One writer at a time: a lock file beside the ledger, held while a batch is
         checked against what is on disk and written."""
-        with os.fdopen(private_files.open_new(self.directory / ".lock"), "wb") as handle:
+        with open(self.directory / ".lock", "a", opener=private_files.opener) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -156,13 +156,18 @@ def write_atomically(
     place (``replace`` off: linked, so that an existing file is never overwritten). The file
     is owner-only (0600) unless ``mode`` is given (an existing file's, kept)."""
     temporary = path.with_name(f".{path.name}.tmp")
-    raw = text if isinstance(text, bytes) else text.encode("utf-8")
+    owner_only = private_files.opener
     try:
-        descriptor = private_files.open_new(temporary, os.O_WRONLY | os.O_TRUNC)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
+        if isinstance(text, bytes):
+            with open(temporary, "wb", opener=owner_only) as binary:
+                binary.write(text)
+                binary.flush()
+                os.fsync(binary.fileno())
+        else:
+            with open(temporary, "w", encoding="utf-8", opener=owner_only) as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(temporary, mode)
         if replace:
