@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import truststore
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
@@ -22,10 +23,11 @@ from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import upgrade
 from connector.encryption import PREFIX, TokenCipher
-from connector.errors import AccountingAuthError, ConfigError
+from connector.errors import AccountingAuthError, AccountingError, ConfigError
 from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import Settings, load_settings
 from connector.sync.status import connections
+from connector.tls import TrustAdapter
 from tests.conftest import tree_modes, xero_overrides
 
 REDIRECT = "http://localhost:8765/xero/callback"
@@ -375,3 +377,28 @@ def test_a_rotated_key_reads_the_old_keys_tokens_and_encrypts_them_anew(
     assert before.refresh_token
     assert only_new.open(after.refresh_token) == TokenCipher([old_key]).open(before.refresh_token)
     assert xero_auth(with_keys(new_key), factory).access_token() == token
+
+
+# -- TLS trust ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_xero_is_trusted_through_the_ca_file_or_the_system_store_never_the_environment(
+    xero_settings: Settings,
+    factory: sessionmaker[Session],
+    xero_sandbox: XeroSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+) -> None:
+    monkeypatch.setenv(variable, str(xero_sandbox.ca_file))
+    system = xero_settings.model_copy(
+        update={"xero": xero_settings.xero.model_copy(update={"ca_file": ""})}
+    )
+    auth = xero_auth(system, factory)
+    adapter = auth.http.get_adapter(xero_sandbox.token_url)
+    assert isinstance(adapter, TrustAdapter)
+    assert type(adapter.context) is truststore.SSLContext
+    with pytest.raises(AccountingError) as caught:
+        auth.access_token()
+    assert str(caught.value).startswith("Xero's token endpoint could not be reached: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+
+    assert xero_auth(xero_settings, factory).access_token()  # xero.ca_file: the sandbox's CA
