@@ -4,6 +4,7 @@ sealing again; a value no key opens is a SecretKeyError, never a crash."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from connector.errors import ConfigError, SecretKeyError
 from connector.settings import load_settings
 from tests.conftest import tree_modes
 
-KEY = Fernet.generate_key().decode()
-OLD_KEY = Fernet.generate_key().decode()
+KEY = base64.urlsafe_b64encode(b"the current key of 32 bytes ....").decode()
+OLD_KEY = base64.urlsafe_b64encode(b"an older key, also of 32 bytes..").decode()
 
 
 def cipher_with_file(path: Path) -> TokenCipher:
