@@ -85,3 +85,8 @@ class AccountingLimitError(AccountingError):
 class LedgerFileError(AccountingError):
     """A file of the Beancount ledger does not load (not UTF-8, a syntax error, cut short):
     the message names it with its line. The ledger's stages wait until it is fixed."""
+
+
+class SecretKeyError(ConnectorError):
+    """Stored secrets cannot be decrypted with the configured key (the key was lost, replaced
+    or not found): whatever they unlocked must be connected again."""

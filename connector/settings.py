@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from apscheduler.triggers.cron import CronTrigger
+from cryptography.fernet import Fernet
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -430,6 +431,54 @@ class SalesforceSettings(_Section):
         return value
 
 
+def fernet_keys(value: str) -> list[str]:
+    """Fernet keys written one after another (commas, spaces or lines between them)."""
+    return [key for key in re.split(r"[\s,]+", value.strip()) if key]
+
+
+def _check_fernet_keys(value: SecretStr) -> SecretStr:
+    for number, key in enumerate(fernet_keys(value.get_secret_value()), start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"key {number} is not a Fernet key (32 bytes in URL-safe base64, 44 characters)"
+            ) from None
+    return value
+
+
+class SecretsSettings(_Section):
+    """The key that encrypts OAuth tokens stored in the database (Fernet)."""
+
+    key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Fernet key that encrypts stored tokens (empty: the key file's).",
+    )
+    old_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Earlier keys, comma-separated: tokens sealed with them are still read, "
+        "and sealed again with the current key when next used.",
+    )
+    key_file: str = Field(
+        default="",
+        description="File holding the key when `key` is empty, made owner-only on first use; "
+        "empty: <database>.key beside a SQLite database, else secrets.key in the user's "
+        "config folder.",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _one_key(cls, value: SecretStr) -> SecretStr:
+        if len(fernet_keys(value.get_secret_value())) > 1:
+            raise ValueError("give one key; earlier keys go in secrets.old_keys")
+        return _check_fernet_keys(value)
+
+    @field_validator("old_keys")
+    @classmethod
+    def _valid_keys(cls, value: SecretStr) -> SecretStr:
+        return _check_fernet_keys(value)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CONNECTOR_",
@@ -456,6 +505,7 @@ class Settings(BaseSettings):
     tax: TaxSettings = Field(default_factory=TaxSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

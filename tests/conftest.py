@@ -47,6 +47,43 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", backends, scope="session")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The user's config folder (where a key file goes by default when the database is not a
+    SQLite file) is a temporary one: tests never write to the home directory."""
+    folder = tmp_path_factory.mktemp("config-home")
+    before = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = before
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """The test runs with umask 000: files and folders get exactly the mode the code asks for."""
+    before = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+def tree_modes(root: Path) -> dict[str, int]:
+    """The permission bits of ``root`` and of everything below it, by path relative to root's
+    parent (``root`` itself included)."""
+    paths = [root, *root.rglob("*")]
+    return {str(path.relative_to(root.parent)): path.stat().st_mode & 0o7777 for path in paths}
+
+
+def owner_only(modes: dict[str, int], base: Path) -> dict[str, int]:
+    """``modes`` (of paths relative to ``base``) as they would be if every folder were 0700
+    and every file 0600."""
+    return {name: 0o700 if (base / name).is_dir() else 0o600 for name in modes}
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "connector.db"

@@ -8,7 +8,8 @@ it (but once, to bring a main file of an earlier version up to date: see
 adjustments, comments) stays. The connector's own entries go to new files under ``<name>.d/``, in
 a folder per year and month of the entries (:mod:`connector.accounting.ledger_files`), each file
 written whole to a temporary file, flushed to disk and renamed into place: a crash leaves either
-the whole file or none of it, never half a file.
+the whole file or none of it, never half a file. Every file and folder the connector creates
+is its owner's alone (0600 and 0700, whatever the umask).
 
 What the ledger holds is read from its files with Beancount's parser (the ``document_type`` and
 ``document_id`` metadata of each transaction, the accounts opened), again whenever a file
@@ -33,6 +34,7 @@ from pathlib import Path
 from beancount.core import data
 from beancount.parser import parser
 
+from connector import private_files
 from connector.accounting import entries, ledger_files
 from connector.accounting.base import (
     Customer,
@@ -67,7 +69,7 @@ class Ledger:
         # The connector's files first, the main file last: the main file's include then
         # always matches at least one file, even after a crash in between. Nothing is written
         # while a file does not load (its accounts and documents are unknown).
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_files.make_directories(self.directory)
         with self._locked():
             for stale in self.directory.rglob(".*.tmp"):  # a file a crash cut short
                 stale.unlink()
@@ -79,7 +81,7 @@ class Ledger:
 
     # -- files -----------------------------------------------------------------------------
     def _ensure_main_file(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_files.make_directories(self.path.parent)
         if not self.path.exists():
             text = ledger_files.new_main_file(self.path, self.directory, self.operating_currency)
             ledger_files.write_atomically(self.path, text)
@@ -164,7 +166,7 @@ class Ledger:
     def _locked(self) -> Iterator[None]:
         """One writer at a time: a lock file beside the ledger, held while a batch is
         checked against what is on disk and written."""
-        with (self.directory / ".lock").open("a") as handle:
+        with open(self.directory / ".lock", "a", opener=private_files.opener) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -181,7 +183,7 @@ class Ledger:
         """One new batch file in ``folder`` (``YYYY/MM``), ending with the end line; never over
         an existing one. What it holds is known at once."""
         directory = self.directory / folder
-        directory.mkdir(parents=True, exist_ok=True)
+        private_files.make_directories(directory)
         while True:
             self._sequence += 1
             final = directory / ledger_files.batch_name(self._sequence)

@@ -31,6 +31,8 @@ from pathlib import Path
 from beancount.core import data
 from beancount.parser import parser
 
+from connector import private_files
+
 END = "; end of batch"
 PLUGIN = "connector.accounting.beancount_plugin"
 RETIRED = "  ; retired: connector ledger check finds a document posted twice"
@@ -151,16 +153,18 @@ def write_atomically(
     path: Path, text: str | bytes, *, replace: bool = True, mode: int | None = None
 ) -> None:
     """Write the whole file or nothing: a temporary file, flushed to disk, then moved into
-    place (``replace`` off: linked, so that an existing file is never overwritten)."""
+    place (``replace`` off: linked, so that an existing file is never overwritten). The file
+    is owner-only (0600) unless ``mode`` is given (an existing file's, kept)."""
     temporary = path.with_name(f".{path.name}.tmp")
+    owner_only = private_files.opener
     try:
         if isinstance(text, bytes):
-            with temporary.open("wb") as binary:
+            with open(temporary, "wb", opener=owner_only) as binary:
                 binary.write(text)
                 binary.flush()
                 os.fsync(binary.fileno())
         else:
-            with temporary.open("w", encoding="utf-8") as handle:
+            with open(temporary, "w", encoding="utf-8", opener=owner_only) as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())

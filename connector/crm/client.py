@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import requests
-from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 from tenacity import (
@@ -41,6 +40,7 @@ from connector.crm.login import SalesforceSession, login
 from connector.crm.policy import Action, classify, error_code, error_message
 from connector.errors import CrmError, QuotaExhaustedError
 from connector.settings import SalesforceSettings
+from connector.tls import https_session
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,27 +48,9 @@ MAX_COMPOSITE_QUERIES = 5
 MAX_COLLECTION = 200
 
 
-class _TrustAdapter(HTTPAdapter):
-    """Every request with our CA file (when set) and a timeout, whatever the environment says:
-    requests lets REQUESTS_CA_BUNDLE override ``Session.verify``, but not an adapter's."""
-
-    def __init__(self, ca_file: str, timeout: float) -> None:
-        super().__init__()
-        self.ca_file = ca_file
-        self.timeout = timeout
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if self.ca_file:
-            kwargs["verify"] = self.ca_file
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
-
-
 def http_session(settings: SalesforceSettings) -> requests.Session:
-    session = requests.Session()
-    session.mount("https://", _TrustAdapter(settings.ca_file, settings.timeout_seconds))
-    return session
+    """Requests trust ``salesforce.ca_file``, else the system's store; never the environment."""
+    return https_session(settings.ca_file, "salesforce.ca_file", settings.timeout_seconds)
 
 
 def _today() -> date:

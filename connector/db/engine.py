@@ -1,8 +1,10 @@
 """Database engines and sessions: SQLite by default, PostgreSQL by URL (psycopg 3).
 
 SQLite runs in WAL mode with foreign keys on; every transaction starts with ``BEGIN IMMEDIATE``
-so that two writers queue on the busy timeout instead of failing half-way. PostgreSQL URLs may
-be written ``postgresql://``; they are driven by psycopg 3.
+so that two writers queue on the busy timeout instead of failing half-way. A database file the
+connector creates (and so its ``-wal`` and ``-journal`` files) is its owner's alone (0600, in
+folders of 0700). PostgreSQL URLs may be written ``postgresql://``; they are driven by
+psycopg 3.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector import private_files
 from connector.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -56,7 +59,8 @@ def make_engine(raw_url: str, **options: Any) -> Engine:
 def _sqlite_engine(url: URL, **options: Any) -> Engine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # made owner-only before SQLite opens it: its -wal and -journal files take its mode
+        private_files.create_empty(Path(database).expanduser())
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options)
 
     @event.listens_for(engine, "connect")

@@ -1,7 +1,8 @@
 """Run the sandbox: TLS material kept with the data, a threaded HTTPS server, the info file.
 
 The first start makes a local certificate authority (``ca.pem``) in the state directory beside
-the data file (``<data>.d/``, or a temporary directory for an in-memory org); every start issues
+the data file (``<data>.d/``, or a temporary directory for an in-memory org); the data file,
+the state directory and every file in it are their owner's alone (0600, 0700); every start issues
 a server certificate for localhost, 127.0.0.1, ::1 and the host it binds. Clients trust
 ``ca.pem``; verification is never turned off. The JWT bearer grant checks assertions against
 ``jwt-public.pem`` (made with its private key ``jwt-private.pem`` unless one is configured).
@@ -12,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import ssl
 import tempfile
 import threading
@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from connector.private_files import create_empty, make_directories, write_private
 from connector.sandbox.app import SandboxApp, Usage
 from connector.sandbox.auth import Credentials, Sessions
 from connector.sandbox.faults import FaultRule, Faults
@@ -70,20 +71,13 @@ class SandboxConfig:
     schema: Schema | None = None
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a key readable by its owner only."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-
-
 def load_ca(state: Path) -> trustme.CA:
     ca_file, key_file = state / "ca.pem", state / "ca-key.pem"
     if ca_file.exists() and key_file.exists():
         return trustme.CA.from_pem(ca_file.read_bytes(), key_file.read_bytes())
     ca = trustme.CA(organization_name="Billing connector sandbox")
-    _write_private(key_file, ca.private_key_pem.bytes())
-    ca_file.write_bytes(ca.cert_pem.bytes())
+    write_private(key_file, ca.private_key_pem.bytes())
+    write_private(ca_file, ca.cert_pem.bytes())
     return ca
 
 
@@ -105,8 +99,8 @@ def ensure_jwt_keys(state: Path) -> Path:
     public, private = state / "jwt-public.pem", state / "jwt-private.pem"
     if not (public.exists() and private.exists()):
         private_pem, public_pem = _jwt_key_pair()
-        _write_private(private, private_pem)
-        public.write_bytes(public_pem)
+        write_private(private, private_pem)
+        write_private(public, public_pem)
     return public
 
 
@@ -185,9 +179,9 @@ class Sandbox:
             self.state_dir = Path(self._temporary.name)
         else:
             self.state_dir = self.config.data.with_name(self.config.data.name + ".d")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        if self.config.data is not None:
-            self.config.data.parent.mkdir(parents=True, exist_ok=True)
+        make_directories(self.state_dir)
+        if self.config.data is not None:  # SQLite gives its -wal and -shm files this mode
+            create_empty(self.config.data)
         self.ca_file = self.state_dir / "ca.pem"
         self.jwt_private_key_file = self.state_dir / "jwt-private.pem"
         public_key = self.config.jwt_public_key_file or ensure_jwt_keys(self.state_dir)
@@ -285,8 +279,5 @@ class Sandbox:
     def write_info(self, path: Path, extra: Mapping[str, Any] | None = None) -> None:
         """Write the info file atomically, readable by its owner only (it holds a session);
         ``extra`` adds keys (``connector sandbox serve --xero`` adds the fake Xero's)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
         info = {**self.info(), **(extra or {})}
-        _write_private(temporary, json.dumps(info, indent=2).encode() + b"\n")
-        temporary.replace(path)
+        write_private(path, json.dumps(info, indent=2).encode() + b"\n")

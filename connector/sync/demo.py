@@ -14,7 +14,8 @@ dated in a closed month afterwards (a late credit note, a late payment) is booke
 open day.
 
 Everything lives in a throwaway directory (``var/demo`` by default, reset on each run): the
-billing database, the ledger and the sandbox's org.
+billing database, the ledger and the sandbox's org, all of them their owner's alone (0700 and
+0600).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from connector.billing.periods import ONE_DAY, add_months
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import upgrade
+from connector.private_files import make_directories
 from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.sandbox.timeline import Timeline
 from connector.settings import Settings
@@ -135,7 +137,7 @@ def run_demo(
     """Simulate ``months`` months from ``start`` (see the module's description)."""
     if directory.exists():
         shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    make_directories(directory)
     report = DemoReport(
         directory,
         database=directory / "connector.db",

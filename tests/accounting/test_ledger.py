@@ -52,6 +52,7 @@ from tests.accounting.documents import (
     scenario,
     transactions,
 )
+from tests.conftest import owner_only, tree_modes
 
 D = Decimal
 PLUGIN_LINE = 'plugin "connector.accounting.beancount_plugin"'
@@ -189,6 +190,37 @@ def test_main_file_is_created_with_options_and_include(main: Path) -> None:
     assert options["title"] == "Billing"
     assert options["operating_currency"] == ["USD"]
     assert options["include"] == [str(main), str(chart_batch)]
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_every_file_and_folder_the_ledger_creates_is_owner_only(tmp_path: Path) -> None:
+    main = tmp_path / "books" / "ledger.beancount"
+    ledger = Ledger(main, CHART)
+    assert all(result.ok for result in ledger.post(scenario()))
+    modes = tree_modes(tmp_path / "books")
+    assert set(modes) >= {
+        "books",
+        "books/ledger.beancount",
+        "books/ledger.d",
+        "books/ledger.d/.lock",
+        "books/ledger.d/2000",
+        "books/ledger.d/2000/01",
+        "books/ledger.d/2026",
+        "books/ledger.d/2026/01",
+        "books/ledger.d/2026/02",
+    }
+    assert len([name for name in modes if name.endswith(".beancount")]) == 4  # main, 3 batches
+    assert modes == owner_only(modes, tmp_path)
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_a_main_file_of_an_earlier_version_keeps_its_mode_when_brought_up_to_date(
+    main: Path,
+) -> None:
+    main.write_text(f'option "title" "Ours"\n{PLUGIN_LINE}\n', encoding="utf-8")
+    os.chmod(main, 0o664)
+    Ledger(main, CHART)
+    assert main.stat().st_mode & 0o777 == 0o664
 
 
 def test_operating_currency_of_a_new_ledger(main: Path) -> None:

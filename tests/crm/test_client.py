@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 import trustme
+import truststore
 from simple_salesforce import Salesforce
 
 from connector.crm.client import SalesforceClient
@@ -18,6 +19,8 @@ from connector.errors import CrmError, LoginError, QuotaExhaustedError
 from connector.sandbox.faults import FaultRule
 from connector.sandbox.server import Sandbox
 from connector.sandbox.testing import connect
+from connector.settings import SalesforceSettings
+from connector.tls import TrustAdapter
 from tests.crm.helpers import (
     expire_sessions,
     jwt_settings,
@@ -424,6 +427,43 @@ def test_without_a_ca_file_a_token_login_fails_on_the_certificate(
     )
     assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
     assert counters(client) == (0, 0, 0)
+
+
+@pytest.mark.sandbox(seed="demo")
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+@pytest.mark.parametrize("make", [oauth_password_settings, session_settings])
+def test_a_ca_bundle_in_the_environment_is_not_trusted_without_a_ca_file(
+    salesforce_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, variable: str, make: Any
+) -> None:
+    """The environment names the sandbox's own CA: the client still trusts only the system's
+    store, which does not hold it."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv(variable, str(salesforce_sandbox.ca_file))
+    plain = requests.Session()  # the environment does make a plain session trust it
+    assert plain.get(f"{salesforce_sandbox.instance_url}/services/data", timeout=10).ok
+
+    client = SalesforceClient(make(salesforce_sandbox, ca_file="", max_attempts=1))
+    with pytest.raises(CrmError) as caught:  # LoginError for a token login
+        client.call("query", query())
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert salesforce_sandbox.usage.used == 0  # no request reached the org
+
+    trusting = SalesforceClient(make(salesforce_sandbox, max_attempts=1))  # with its ca_file
+    assert trusting.call("query", query())["totalSize"] == 1
+
+
+def test_without_a_ca_file_the_client_verifies_with_the_system_trust_store() -> None:
+    client = SalesforceClient(session_settings_without_sandbox())
+    adapter = client.http.get_adapter("https://example.my.salesforce.com")
+    assert isinstance(adapter, TrustAdapter)
+    assert type(adapter.context) is truststore.SSLContext
+
+
+def session_settings_without_sandbox() -> SalesforceSettings:
+    return SalesforceSettings(
+        auth="session", instance_url="https://example.my.salesforce.com", session_id="x"
+    )
 
 
 @pytest.mark.sandbox(seed="demo")

@@ -21,6 +21,8 @@ from simple_salesforce.exceptions import SalesforceExpiredSession, SalesforceGen
 
 from connector.sandbox.server import INFO_KEYS, Sandbox, SandboxConfig
 from connector.sandbox.testing import connect, running_sandbox
+from connector.sandbox.xero.server import XeroConfig, XeroSandbox
+from tests.conftest import owner_only, tree_modes
 
 INVALID_SESSION = [
     {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID", "fields": []}
@@ -343,3 +345,43 @@ def test_serve_refuses_an_unknown_seed(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("configuration error: unknown seed 'bogus'")
     assert not info_file.exists()
+
+
+# -- files, owner-only -------------------------------------------------------------------------
+@pytest.mark.usefixtures("open_umask")
+def test_every_file_and_folder_the_sandboxes_create_is_owner_only(tmp_path: Path) -> None:
+    data = tmp_path / "var" / "org" / "sandbox.db"
+    with running_sandbox(data=data) as sandbox:
+        sf = connect(sandbox)
+        sf.Account.create({"Name": "Written"})  # the org's WAL files exist
+        with XeroSandbox(XeroConfig(state_dir=sandbox.state_dir)):
+            pass
+        sandbox.write_info(tmp_path / "run" / "sandbox.json")
+        modes = tree_modes(tmp_path / "var") | tree_modes(tmp_path / "run")
+    assert set(modes) >= {
+        "var",
+        "var/org",
+        "var/org/sandbox.db",
+        "var/org/sandbox.db-wal",
+        "var/org/sandbox.db.d",
+        "var/org/sandbox.db.d/ca.pem",
+        "var/org/sandbox.db.d/ca-key.pem",
+        "var/org/sandbox.db.d/jwt-private.pem",
+        "var/org/sandbox.db.d/jwt-public.pem",
+        "run",
+        "run/sandbox.json",
+    }
+    assert modes == owner_only(modes, tmp_path)
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_the_fake_xero_state_folder_is_owner_only(tmp_path: Path) -> None:
+    with XeroSandbox(XeroConfig(state_dir=tmp_path / "xero" / "state")) as xero:
+        assert xero.ca_file.exists()
+        modes = tree_modes(tmp_path / "xero")
+    assert modes == {
+        "xero": 0o700,
+        "xero/state": 0o700,
+        "xero/state/ca-key.pem": 0o600,
+        "xero/state/ca.pem": 0o600,
+    }

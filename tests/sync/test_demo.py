@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import pytest
 from beancount import loader
 from beancount.core import data
 from sqlalchemy import func, select
@@ -23,6 +24,7 @@ from connector.sync.closing import books_state
 from connector.sync.demo import run_demo
 from connector.sync.ledger_check import check_ledger
 from connector.sync.status import tax_id_warnings
+from tests.conftest import owner_only, tree_modes
 
 MONTHS = 3
 TAX_AND_BANK_ACCOUNTS = {
@@ -135,3 +137,22 @@ def test_a_simulated_quarter_bills_posts_and_writes_back_every_document(tmp_path
     # customers whose VAT id is invalid are taxed, and listed by status.
     assert reverse_charged == noted > 0
     assert warned == ["Silverline Health AG", "Summit Textiles SA"]
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_every_file_and_folder_of_the_demo_is_owner_only(tmp_path: Path) -> None:
+    report = run_demo(load_settings(), tmp_path / "var" / "demo", months=1)
+    assert report.errors == []
+    modes = tree_modes(tmp_path / "var")
+    assert set(modes) >= {
+        "var",
+        "var/demo",
+        "var/demo/connector.db",
+        "var/demo/ledger.beancount",
+        "var/demo/ledger.d/.lock",
+        "var/demo/ledger.d/2026/01",
+        "var/demo/salesforce.db",
+        "var/demo/salesforce.db.d/ca.pem",
+        "var/demo/salesforce.db.d/jwt-public.pem",
+    }
+    assert modes == owner_only(modes, tmp_path)

@@ -9,7 +9,11 @@
   connection is marked ``reconnect`` with Xero's reason: ``connector status`` shows it and every
   push stops with the same clear message until someone connects again.
 
-Tokens never reach a log or an error message.
+Tokens never reach a log or an error message, and are stored encrypted
+(:mod:`connector.encryption`); tokens stored in plain text by an earlier version, or with an
+older key, are encrypted again with the current key when next used. Tokens no key decrypts (the
+key was lost or replaced) mark the connection ``reconnect`` like a refused refresh token; the
+connection comes back by itself once the right key is found again.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
 from connector.db.engine import transaction
-from connector.errors import AccountingAuthError, AccountingError
+from connector.encryption import TokenCipher
+from connector.errors import AccountingAuthError, AccountingError, SecretKeyError
 from connector.settings import XeroSettings
 
 log = logging.getLogger(__name__)
@@ -47,11 +52,18 @@ class AccessToken:
         return now + EARLY < self.expires_at
 
 
+UNREADABLE = "Xero's stored tokens cannot be decrypted: "
+
+
 def reconnect_message(reason: str) -> str:
     return (
         f"Xero refused the stored refresh token ({reason}): reconnect Xero with "
         "`connector xero connect`"
     )
+
+
+def unreadable_message(error: SecretKeyError) -> str:
+    return f"{UNREADABLE}{error}; reconnect Xero with `connector xero connect`"
 
 
 class XeroAuth:
@@ -60,10 +72,12 @@ class XeroAuth:
         settings: XeroSettings,
         factory: sessionmaker[Session],
         http: requests.Session,
+        cipher: TokenCipher,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.http = http
+        self.cipher = cipher
         self._token: AccessToken | None = None
 
     @property
@@ -93,6 +107,7 @@ class XeroAuth:
 
     def _refreshed(self, now: datetime) -> AccessToken:
         refused: AccountingAuthError | None = None
+        token: AccessToken | None = None
         with transaction(self.factory) as session:
             row = session.scalar(
                 select(tables.AccountingConnection)
@@ -103,29 +118,64 @@ class XeroAuth:
                 raise AccountingAuthError(
                     "Xero is not connected: run `connector xero connect` (authorization_code)"
                 )
-            if row.state == RECONNECT:
+            key_was_lost = (row.error or "").startswith(UNREADABLE)
+            if row.state == RECONNECT and not key_was_lost:
                 raise AccountingAuthError(row.error or reconnect_message("refused"))
-            if row.access_token and row.access_expires_at:
-                stored = AccessToken(row.access_token, row.access_expires_at)
-                if stored.fresh(now):  # another process refreshed a moment ago
-                    return stored
             try:
-                answer = self._token_call(
-                    {"grant_type": "refresh_token", "refresh_token": row.refresh_token}
-                )
-            except AccountingAuthError as error:  # committed, then raised
-                row.state, row.error = RECONNECT, str(error)
-                row.access_token = row.access_expires_at = None
-                log.error("%s", error)
-                refused = error
+                refresh_token = self.cipher.open(row.refresh_token)
+                access_token = self.cipher.open(row.access_token) if row.access_token else None
+            except SecretKeyError as error:  # committed, then raised
+                refused = AccountingAuthError(unreadable_message(error))
+                row.state, row.error = RECONNECT, str(refused)
+                log.error("%s", refused)
             else:
-                token = _access(answer)
-                row.refresh_token = str(answer.get("refresh_token") or row.refresh_token)
-                row.access_token, row.access_expires_at = token.value, token.expires_at
-                row.state, row.error = CONNECTED, None
+                if key_was_lost:  # the right key is back
+                    row.state, row.error = CONNECTED, None
+                if access_token and row.access_expires_at:
+                    stored = AccessToken(access_token, row.access_expires_at)
+                    if stored.fresh(now):  # another process refreshed a moment ago
+                        self._reseal(row, refresh_token, access_token)
+                        return stored
+                token, refused = self._refresh(row, refresh_token)
         if refused is not None:
             raise refused
+        assert token is not None
         return token
+
+    def _refresh(
+        self, row: tables.AccountingConnection, refresh_token: str
+    ) -> tuple[AccessToken | None, AccountingAuthError | None]:
+        """Spend the refresh token and store the new ones (encrypted) in ``row``; Xero's
+        refusal marks the connection ``reconnect`` and is returned, to raise after commit."""
+        self.cipher.prepare()  # the new tokens can be stored once Xero has rotated them
+        try:
+            answer = self._token_call(
+                {"grant_type": "refresh_token", "refresh_token": refresh_token}
+            )
+        except AccountingAuthError as error:
+            row.state, row.error = RECONNECT, str(error)
+            row.access_token = row.access_expires_at = None
+            log.error("%s", error)
+            return None, error
+        token = _access(answer)
+        self._store(row, str(answer.get("refresh_token") or refresh_token), token)
+        return token, None
+
+    def _store(
+        self, row: tables.AccountingConnection, refresh_token: str, token: AccessToken
+    ) -> None:
+        row.refresh_token = self.cipher.seal(refresh_token)
+        row.access_token, row.access_expires_at = self.cipher.seal(token.value), token.expires_at
+        row.state, row.error = CONNECTED, None
+
+    def _reseal(
+        self, row: tables.AccountingConnection, refresh_token: str, access_token: str
+    ) -> None:
+        """Tokens in plain text (an earlier version's) or under an old key: encrypted anew."""
+        if row.refresh_token and self.cipher.stale(row.refresh_token):
+            row.refresh_token = self.cipher.seal(refresh_token)
+        if row.access_token and self.cipher.stale(row.access_token):
+            row.access_token = self.cipher.seal(access_token)
 
     def _token_call(self, form: dict[str, str]) -> dict[str, Any]:
         try:
@@ -175,6 +225,7 @@ class XeroAuth:
     def connect(self, code: str) -> None:
         """Trade an authorization code for tokens and store them (the connection is usable
         from then on, and any ``reconnect`` state is cleared)."""
+        self.cipher.prepare()
         answer = self._token_call(
             {
                 "grant_type": "authorization_code",
@@ -192,9 +243,7 @@ class XeroAuth:
             if row is None:
                 row = tables.AccountingConnection(target=TARGET, state=CONNECTED)
                 session.add(row)
-            row.refresh_token = str(answer["refresh_token"])
-            row.access_token, row.access_expires_at = token.value, token.expires_at
-            row.state, row.error = CONNECTED, None
+            self._store(row, str(answer["refresh_token"]), token)
         self._token = token
 
     def tenants(self) -> list[dict[str, Any]]:

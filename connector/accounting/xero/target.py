@@ -60,8 +60,10 @@ from connector.accounting.xero.contacts import XeroContacts
 from connector.accounting.xero.limits import CallLimiter
 from connector.db import outbox, tables
 from connector.db.engine import transaction
+from connector.encryption import TokenCipher
 from connector.errors import AccountingError
 from connector.settings import Settings, mapping_path
+from connector.tls import https_session
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +86,17 @@ PAYMENTS = _Kind("Payments", "PaymentID")
 
 
 def make_http(ca_file: str) -> requests.Session:
-    """A session that verifies TLS against ``ca_file`` (or the system's store)."""
-    http = requests.Session()
+    """A session that verifies TLS against ``ca_file`` (or the system's store), whatever the
+    environment says."""
+    http = https_session(ca_file, "xero.ca_file")
     http.trust_env = False
-    http.verify = ca_file or True
     return http
 
 
 def xero_auth(settings: Settings, factory: sessionmaker[Session]) -> XeroAuth:
     """Sign-in alone (``connector xero connect``)."""
-    return XeroAuth(settings.xero, factory, make_http(settings.xero.ca_file))
+    cipher = TokenCipher.from_settings(settings.secrets, settings.database_url.get_secret_value())
+    return XeroAuth(settings.xero, factory, make_http(settings.xero.ca_file), cipher)
 
 
 class XeroTarget:

@@ -18,6 +18,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer
 
+from connector.private_files import make_directories
 from connector.sandbox.server import https_server, https_url
 from connector.sandbox.xero.app import (
     API_PREFIX,
@@ -144,7 +145,7 @@ class XeroSandbox:
             self.state_dir = Path(self._temporary.name)
         else:
             self.state_dir = config.state_dir
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            make_directories(self.state_dir)
         self.ca_file = self.state_dir / "ca.pem"
         created = datetime.now(UTC)
         self.chart = Chart(
