@@ -36,7 +36,7 @@ from connector.crm.budget import ApiBudget
 from connector.crm.login import SalesforceSession, login
 from connector.crm.policy import Action, classify, error_code, error_message
 from connector.errors import CrmError, QuotaExhaustedError
-from connector.settings import SalesforceSettings
+from connector.settings import SalesforceSettings, ca_file_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,8 +62,9 @@ class _TrustAdapter(HTTPAdapter):
 
 
 def http_session(settings: SalesforceSettings) -> requests.Session:
+    ca_file = ca_file_path(settings.ca_file, "salesforce.ca_file")
     session = requests.Session()
-    session.mount("https://", _TrustAdapter(settings.ca_file, settings.timeout_seconds))
+    session.mount("https://", _TrustAdapter(ca_file, settings.timeout_seconds))
     return session
 
 

@@ -60,8 +60,8 @@ from connector.accounting.xero.contacts import XeroContacts
 from connector.accounting.xero.limits import CallLimiter
 from connector.db import outbox, tables
 from connector.db.engine import transaction
-from connector.errors import AccountingError
-from connector.settings import Settings, mapping_path
+from connector.errors import AccountingError, ConfigError
+from connector.settings import Settings, ca_file_path, mapping_path
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,22 @@ def make_http(ca_file: str) -> requests.Session:
     """A session that verifies TLS against ``ca_file`` (or the system's store)."""
     http = requests.Session()
     http.trust_env = False
-    http.verify = ca_file or True
+    http.verify = ca_file_path(ca_file, "xero.ca_file") or True
     return http
 
 
 def xero_auth(settings: Settings, factory: sessionmaker[Session]) -> XeroAuth:
-    """Sign-in alone (``connector xero connect``)."""
+    """Sign-in alone (``connector xero connect``); the app's id and secret must be set."""
+    missing = [
+        f"xero.{key} (CONNECTOR_XERO__{key.upper()})"
+        for key, value in (
+            ("client_id", settings.xero.client_id),
+            ("client_secret", settings.xero.client_secret.get_secret_value()),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(f"Xero is not configured: set {' and '.join(missing)}")
     return XeroAuth(settings.xero, factory, make_http(settings.xero.ca_file))
 
 
