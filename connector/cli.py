@@ -69,7 +69,7 @@ from connector.sync import review as sync_review
 from connector.sync import status as sync_status
 from connector.sync.billing_run import due_count, run_billing
 from connector.sync.cycle import STAGES, run_cycle
-from connector.sync.demo import DemoMonth, run_demo
+from connector.sync.demo import DemoMonth, reset_directory, run_demo
 from connector.sync.importer import import_file
 from connector.sync.ledger_check import check_ledger
 from connector.sync.limits import plausibility_limits
@@ -806,7 +806,7 @@ def invoice_list(
     if as_json:
         _print_json([{"customer": name, **_document_dict(doc)} for doc, name in rows])
     else:
-        console.print(document_table(rows))
+        console.print(document_table(rows, console.width))
 
 
 @invoice_app.command("show")
@@ -897,11 +897,11 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
         )
         return
     console.print(
-        f"{doc.number}: paid {money(doc.amount_paid)} {doc.currency}, "
-        f"due {money(due)}, {doc.status}"
+        f"{doc.number}: paid {money(doc.amount_paid, doc.currency)}, "
+        f"due {money(due, doc.currency)}, {doc.status}"
     )
     if kept:
-        console.print(f"{money(kept)} {doc.currency} kept as credit for {customer}")
+        console.print(f"{money(kept, doc.currency)} kept as credit for {customer}")
 
 
 @app.command()
@@ -919,6 +919,7 @@ def demo(
     """Start the Salesforce sandbox with demo deals and run a simulated year of monthly
     cycles: pull, bill, close revenue, post to the ledger, read payments, write back."""
     settings = _state(ctx).settings
+    reset_directory(directory)  # refused before anything starts when it is not the demo's
     if settings.log_level != "DEBUG":  # the report says what the job lines would
         logging.getLogger("connector").setLevel(logging.ERROR)
     with _progress() as progress:
@@ -928,19 +929,26 @@ def demo(
             progress.update(task, advance=1, description=f"cycle as of {month.last_day}")
 
         report = run_demo(settings, directory, months=months, on_month=advance)
-    console.print(demo_report(report, fava=_fava_command()), soft_wrap=True)
+    console.print(
+        demo_report(report, fava=_command("fava"), connector=_command("connector")),
+        soft_wrap=True,
+    )
 
 
-def _fava_command() -> str:
-    """How to start Fava: the one installed beside this interpreter, as a relative path when it
-    is under the working directory (.venv/bin/fava)."""
-    fava = Path(sys.executable).parent / "fava"
-    if not fava.exists():
-        return "fava"
+def _command(name: str) -> str:
+    """How to run ``name`` (connector, fava), installed beside this interpreter, from this
+    shell: its name when the PATH finds that one (an activated virtual environment), else its
+    path, relative when under the working directory (.venv/bin/fava)."""
+    installed = Path(sys.executable).parent / name
+    if not installed.exists():
+        return name
+    found = shutil.which(name)
+    if found is not None and Path(found).resolve() == installed.resolve():
+        return name
     try:
-        return str(fava.relative_to(Path.cwd()))
+        return str(installed.relative_to(Path.cwd()))
     except ValueError:
-        return str(fava)
+        return str(installed)
 
 
 @sandbox_app.command("serve")

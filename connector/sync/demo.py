@@ -14,7 +14,9 @@ dated in a closed month afterwards (a late credit note, a late payment) is booke
 open day.
 
 Everything lives in a throwaway directory (``var/demo`` by default, reset on each run): the
-billing database, the ledger and the sandbox's org.
+billing database, the ledger and the sandbox's org. The demo marks the directory it makes
+(:data:`MARKER`) and deletes only such a directory: a directory that holds anything else, or a
+file, is refused, never emptied.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from connector.billing.periods import ONE_DAY, add_months
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import upgrade
+from connector.errors import ConfigError
 from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.sandbox.timeline import Timeline
 from connector.settings import Settings
@@ -62,6 +65,7 @@ LATE_PAYERS = 1  # the customer with the lowest id never pays, so the report sho
 OVER_PAYER = 1  # the next one pays its first invoice with 10% too much: customer credit
 OVER_PAYMENT = Decimal("1.10")
 FINANCE = "finance (demo)"
+MARKER = ".connector-demo"  # in a directory the demo made, and so may delete
 
 
 @dataclass
@@ -102,6 +106,28 @@ class DemoReport:
     metrics: list[Metrics] = field(default_factory=list)
 
 
+def reset_directory(directory: Path) -> None:
+    """Make ``directory`` the demo's, empty and marked: a new or empty directory, or one an
+    earlier demo made (marked), which is deleted first. Anything else is refused."""
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise ConfigError(
+            f"--dir {directory} is not a directory: give the demo a new or empty directory"
+        )
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / MARKER).is_file():
+            raise ConfigError(
+                f"--dir {directory} holds files the demo did not make (it marks its own with "
+                f"{MARKER}), and the demo deletes its directory on each run: give it a new or "
+                "empty directory, or delete this one yourself"
+            )
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text(
+        "Made by `connector demo`, which deletes this directory when it runs again.\n",
+        encoding="utf-8",
+    )
+
+
 def demo_settings(settings: Settings, directory: Path, sandbox: Sandbox) -> Settings:
     """The user's settings, pointed at the demo's database, ledger and sandbox; sample tax
     rates apply when none are configured."""
@@ -133,9 +159,7 @@ def run_demo(
     on_month: Callable[[DemoMonth], None] | None = None,
 ) -> DemoReport:
     """Simulate ``months`` months from ``start`` (see the module's description)."""
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    reset_directory(directory)
     report = DemoReport(
         directory,
         database=directory / "connector.db",
