@@ -84,7 +84,6 @@ console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
 
-
 def _config_first(args: list[str]) -> list[str]:
     """``args`` with every ``--config FILE`` moved to the front, where the root command reads
     it: the option may be given before or after the command."""
@@ -214,7 +213,6 @@ class CliState:
                 "`connector db upgrade`"
             )
         return make_engine(url, lock_timeout=self.settings.database_lock_timeout_seconds)
-
 
 
 def _state(ctx: typer.Context) -> CliState:

@@ -21,8 +21,8 @@ from connector.billing.aging import CurrencyAging
 from connector.billing.metrics import Metrics
 from connector.billing.money import Currency, round_money
 from connector.billing.money import currency as currency_of
-from connector.errors import InvalidInputError
 from connector.db import tables
+from connector.errors import InvalidInputError
 from connector.sync.billing_run import BillingRunResult
 from connector.sync.crm_pull import PullResult
 from connector.sync.demo import DemoReport
@@ -354,9 +354,7 @@ def _books_line(report: Status) -> str:
 NARROW_CUSTOMER = 12  # the least room a customer's name gets before documents go in blocks
 
 
-def document_table(
-    rows: Sequence[tuple[tables.Document, str]], width: int = 80
-) -> Table | Group:
+def document_table(rows: Sequence[tuple[tables.Document, str]], width: int = 80) -> Table | Group:
     """The documents, one a row, in ``width`` columns: every column when each row fits on a
     line; else without kind and period (``connector invoice show`` has them) and with names
     wrapped; else one block per document. A number, a date or an amount is never cut."""

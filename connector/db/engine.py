@@ -121,9 +121,7 @@ def patiently(step: Callable[[], T], name: str, timeout: float) -> T:
             if not is_locked(error) or left <= 0:
                 raise
             if not warned:
-                log.warning(
-                    "%s is locked by another connection; waiting up to %g s", name, timeout
-                )
+                log.warning("%s is locked by another connection; waiting up to %g s", name, timeout)
                 warned = True
             time.sleep(min(left, delay * random.uniform(0.5, 1.0)))  # noqa: S311 - jitter
             delay = min(delay * 2, BACKOFF_MAX_SECONDS)
