@@ -317,7 +317,9 @@ def db_upgrade(ctx: typer.Context) -> None:
     upgrade(engine)
     after = current_revision(engine)
     message = "already at" if before == after else f"upgraded from {before or 'empty'} to"
-    console.print(f"{display_url(url)}: {message} revision {after}", highlight=False)
+    console.print(
+        f"{display_url(url)}: {message} revision {after}", highlight=False, soft_wrap=True
+    )
 
 
 @db_app.command("current")
@@ -330,6 +332,7 @@ def db_current(ctx: typer.Context) -> None:
     console.print(
         f"{display_url(url)}: revision {current or 'none'} (latest {head_revision()})",
         highlight=False,
+        soft_wrap=True,
     )
 
 
