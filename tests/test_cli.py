@@ -263,7 +263,7 @@ def test_invoice_show_and_status_for_eu_vat_ids(
     ] == [("FR", "0", "0.00", True)]
     taxed = json.loads(invoke(env, "invoice", "show", "INV-000002", "--json").stdout)
     assert (taxed["tax_note"], taxed["total"]) == (None, "120.00")
-    assert "Tax FR 20% on 100.00 │ 20.00" in " ".join(
+    assert "Tax FR 20% on 100.00 EUR │ 20.00 EUR" in " ".join(
         invoke(env, "invoice", "show", "INV-000002").stdout.split()
     )
 
