@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -415,11 +416,11 @@ def _document_blocks(rows: Sequence[tuple[tables.Document, str]]) -> Group:
     parts: list[Any] = [Text("Documents", style="italic")]
     for doc, customer in rows:
         cells = _document_cells(doc)
-        due = f", due {cells['due']}" if cells["due"] else ""
         parts.append(Text(f"{doc.number}  {cells['kind']}  {cells['date']}  {doc.status}"))
-        parts.append(Text(f"  {customer}", overflow="fold"))
-        parts.append(Text(f"  period {cells['period']}"))
-        parts.append(Text(f"  total {cells['total']}{due}"))
+        details = [customer, f"period {cells['period']}", f"total {cells['total']}"]
+        if cells["due"]:
+            details.append(f"due {cells['due']}")
+        parts.append(Padding(Text("\n".join(details), overflow="fold"), (0, 0, 0, 2)))
     return Group(*parts)
 
 

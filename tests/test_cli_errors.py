@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+from connector import __version__
 from connector.cli import app
 
 runner = CliRunner()
@@ -49,7 +50,7 @@ def sqlite_copy(sqlite_template: Path, tmp_path: Path) -> Path:
     return path
 
 
-def invoke(env: dict[str, str], *args: str):  # noqa: ANN201 - click's Result
+def invoke(env: dict[str, str], *args: str):
     return runner.invoke(app, list(args), env=env)
 
 
@@ -410,7 +411,7 @@ def test_a_database_on_a_full_disk_is_refused_and_keeps_nothing(
             cwd=tmp_path,
             capture_output=True,
             text=True,
-            preexec_fn=full_disk,  # noqa: PLW1509 - limits of the child alone, set before exec
+            preexec_fn=full_disk,  # the child's limits alone, set before it runs Python
             check=False,
         )
         assert result.returncode == 1, result.stderr
@@ -517,7 +518,5 @@ def test_config_is_read_before_or_after_the_command(
 
 
 def test_version_is_an_option_and_a_command(clean: dict[str, str]) -> None:
-    from connector import __version__
-
     assert invoke({}, "--version").stdout.strip() == __version__
     assert invoke({}, "version").stdout.strip() == __version__
