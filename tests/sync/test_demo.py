@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import pytest
 from beancount import loader
 from beancount.core import data
 from sqlalchemy import func, select
@@ -15,12 +16,13 @@ from connector.accounting.ledger import Ledger
 from connector.billing.vat import NOTE
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory
+from connector.errors import ConfigError
 from connector.sandbox.schema import default_schema
 from connector.sandbox.seed import seed_org
 from connector.sandbox.store import Org
 from connector.settings import load_settings
 from connector.sync.closing import books_state
-from connector.sync.demo import run_demo
+from connector.sync.demo import MARKER, reset_directory, run_demo
 from connector.sync.ledger_check import check_ledger
 from connector.sync.status import tax_id_warnings
 
@@ -135,3 +137,29 @@ def test_a_simulated_quarter_bills_posts_and_writes_back_every_document(tmp_path
     # customers whose VAT id is invalid are taxed, and listed by status.
     assert reverse_charged == noted > 0
     assert warned == ["Silverline Health AG", "Summit Textiles SA"]
+
+
+def test_the_demo_resets_only_a_directory_it_made(tmp_path: Path) -> None:
+    made = tmp_path / "demo"
+    reset_directory(made)  # new: made and marked
+    assert [p.name for p in made.iterdir()] == [MARKER]
+    (made / "connector.db").write_bytes(b"last run")
+    reset_directory(made)  # its own: emptied and marked again
+    assert [p.name for p in made.iterdir()] == [MARKER]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    reset_directory(empty)
+    assert [p.name for p in empty.iterdir()] == [MARKER]
+
+    foreign = tmp_path / "books"
+    foreign.mkdir()
+    (foreign / "ledger.beancount").write_text("; finance's own\n")
+    with pytest.raises(ConfigError, match="holds files the demo did not make"):
+        reset_directory(foreign)
+    assert [p.name for p in foreign.iterdir()] == ["ledger.beancount"]
+    link = tmp_path / "link"
+    link.symlink_to(made)
+    with pytest.raises(ConfigError, match="is not a directory"):
+        reset_directory(link)
+    assert (made / MARKER).is_file()
