@@ -6,25 +6,31 @@ configuration error.
 
 from __future__ import annotations
 
+import calendar
 import functools
 import getpass
 import json
 import logging
+import re
+import shutil
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from typer.core import TyperGroup
 
 from connector import __version__, logs
 from connector.accounting.ledger import Ledger
@@ -33,7 +39,8 @@ from connector.billing.money import currency as currency_of
 from connector.billing.money import round_money, to_decimal
 from connector.db import outbox, tables
 from connector.db.documents import find_document
-from connector.db.engine import display_url, make_engine, session_factory, transaction
+from connector.db.engine import display_url, make_engine, session_factory, sqlite_file, transaction
+from connector.db.failures import database_failure
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
 from connector.errors import ConfigError, ConnectorError, LedgerFileError
 from connector.render import (
@@ -63,7 +70,7 @@ from connector.sync import review as sync_review
 from connector.sync import status as sync_status
 from connector.sync.billing_run import due_count, run_billing
 from connector.sync.cycle import STAGES, run_cycle
-from connector.sync.demo import DemoMonth, run_demo
+from connector.sync.demo import DemoMonth, reset_directory, run_demo
 from connector.sync.importer import import_file
 from connector.sync.ledger_check import check_ledger
 from connector.sync.limits import plausibility_limits
@@ -77,7 +84,65 @@ R = TypeVar("R")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
+
+def _config_first(args: list[str]) -> list[str]:
+    """``args`` with every ``--config FILE`` moved to the front, where the root command reads
+    it: the option may be given before or after the command."""
+    moved: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":  # what follows is arguments, whatever it looks like
+            rest.extend(args[index:])
+            break
+        if arg == "--config" and index + 1 < len(args):
+            moved.extend(args[index : index + 2])
+            index += 2
+            continue
+        (moved if arg.startswith("--config=") else rest).append(arg)
+        index += 1
+    return moved + rest
+
+
+class _RootGroup(TyperGroup):
+    """The ``connector`` command, whose ``--config`` may follow the subcommand."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _config_first(args))
+
+
+def _day_option(value: Any) -> datetime:
+    """An option's day (YYYY-MM-DD), refused with why when the calendar has no such day."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.combine(parse_day(str(value)), time())
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def parse_day(text: str) -> date:
+    """The day ``text`` (YYYY-MM-DD) names; ValueError saying why when it names none."""
+    found = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text.strip())
+    if found is None:
+        raise ValueError(f"{text!r} is not a date: write it YYYY-MM-DD")
+    year, month, day = (int(part) for part in found.groups())
+    if year < 1 or not 1 <= month <= 12:
+        raise ValueError(f"{text} does not exist: there is no month {month} of year {year}")
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        raise ValueError(
+            f"{text} does not exist: {calendar.month_name[month]} {year} has {last} days"
+        )
+    return date(year, month, day)
+
+
+DocumentStatus = Literal["open", "paid", "void", "issued"]
+DocumentKind = Literal["invoice", "credit_note"]
+
 app = typer.Typer(
+    cls=_RootGroup,
     help="Bills won Salesforce deals automatically and keeps accounting in sync.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -109,7 +174,12 @@ app.add_typer(review_app, name="review")
 
 DateOption = Annotated[
     datetime | None,
-    typer.Option("--as-of", formats=["%Y-%m-%d"], help="Business date (default: today, UTC)."),
+    typer.Option(
+        "--as-of",
+        parser=_day_option,
+        metavar="YYYY-MM-DD",
+        help="Business date (default: today, UTC).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -126,11 +196,24 @@ class CliState:
             logs.configure(self._settings.log_level, self._settings.log_format)
         return self._settings
 
-    def database(self) -> sessionmaker[Session]:
-        """Sessions on the configured database, with pending migrations applied."""
-        engine = make_engine(self.settings.database_url.get_secret_value())
+    def database(self, *, create: bool = True) -> sessionmaker[Session]:
+        """Sessions on the configured database, with pending migrations applied. A SQLite file
+        that does not exist is created, unless ``create`` is False (commands that only read):
+        then it is a configuration error."""
+        engine = self.engine(create=create)
         ensure_schema(engine)
         return session_factory(engine)
+
+    def engine(self, *, create: bool = True) -> Engine:
+        url = self.settings.database_url.get_secret_value()
+        path = sqlite_file(url)
+        if not create and path is not None and not path.is_file():
+            raise ConfigError(
+                f"the database {display_url(url)} does not exist: set database_url "
+                "(CONNECTOR_DATABASE_URL) to the connector's database, or create it with "
+                "`connector db upgrade`"
+            )
+        return make_engine(url, lock_timeout=self.settings.database_lock_timeout_seconds)
 
 
 def _state(ctx: typer.Context) -> CliState:
@@ -145,7 +228,15 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return command(*args, **kwargs)
+            try:
+                return command(*args, **kwargs)
+            except (SQLAlchemyError, OSError) as error:
+                ctx = kwargs.get("ctx")
+                state = ctx.find_root().obj if hasattr(ctx, "find_root") else None
+                failure = _failure(error, state if isinstance(state, CliState) else None)
+                if failure is None:  # a bug: its traceback is the report
+                    raise
+                raise failure from error
         except ConfigError as error:
             errors.print(f"configuration error: {error}", markup=False, highlight=False)
             raise typer.Exit(2) from None
@@ -154,6 +245,21 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _failure(error: SQLAlchemyError | OSError, state: CliState | None) -> ConnectorError | None:
+    """Our error for a refusal of the database or the file system, naming what and where."""
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return ConnectorError(f"{where}{error.strerror or error}")
+    settings = state._settings if state is not None else None
+    if settings is None:
+        return database_failure(error, "in use", lock_timeout=0)
+    return database_failure(
+        error,
+        display_url(settings.database_url.get_secret_value()),
+        lock_timeout=settings.database_lock_timeout_seconds,
+    )
 
 
 def _today() -> date:
@@ -168,6 +274,12 @@ def _print_json(data: Any) -> None:
     console.print_json(json.dumps(data, default=json_default))
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     ctx: typer.Context,
@@ -175,9 +287,16 @@ def options(
         Path | None,
         typer.Option(
             "--config",
-            help="TOML settings file (default: $CONNECTOR_CONFIG_FILE or config/connector.toml).",
+            help="TOML settings file, before or after the command (default: "
+            "$CONNECTOR_CONFIG_FILE or config/connector.toml).",
         ),
     ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = CliState(config)
 
@@ -192,24 +311,29 @@ def version() -> None:
 @handles_errors
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply pending schema migrations."""
-    url = _state(ctx).settings.database_url.get_secret_value()
-    engine = make_engine(url)
+    state = _state(ctx)
+    url = state.settings.database_url.get_secret_value()
+    engine = state.engine()
     before = current_revision(engine)
     upgrade(engine)
     after = current_revision(engine)
     message = "already at" if before == after else f"upgraded from {before or 'empty'} to"
-    console.print(f"{display_url(url)}: {message} revision {after}", highlight=False)
+    console.print(
+        f"{display_url(url)}: {message} revision {after}", highlight=False, soft_wrap=True
+    )
 
 
 @db_app.command("current")
 @handles_errors
 def db_current(ctx: typer.Context) -> None:
     """Show the schema revision of the database and the latest one."""
-    url = _state(ctx).settings.database_url.get_secret_value()
-    current = current_revision(make_engine(url))
+    state = _state(ctx)
+    url = state.settings.database_url.get_secret_value()
+    current = current_revision(state.engine(create=False))
     console.print(
         f"{display_url(url)}: revision {current or 'none'} (latest {head_revision()})",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -469,11 +593,9 @@ def ledger_close(  # noqa: PLR0917 - one parameter per option
     revenue caught up, a void) are booked on the first open day instead."""
     state = _state(ctx)
     try:
-        day = datetime.strptime(through, "%Y-%m-%d").replace(tzinfo=UTC).date()
-    except ValueError:
-        errors.print(
-            f"error: --through {through!r} is not a day (YYYY-MM-DD)", markup=False, highlight=False
-        )
+        day = parse_day(through)
+    except ValueError as error:
+        errors.print(f"error: --through: {error}", markup=False, highlight=False)
         raise typer.Exit(2) from None
     try:
         result = closing.close_books(
@@ -560,7 +682,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Last run of each job, cursors, records waiting with their reasons, the outbox of each
     accounting target, refused write-backs, and API usage today."""
     state = _state(ctx)
-    factory = state.database()
+    factory = state.database(create=False)
     with transaction(factory) as session:
         report = sync_status.status(
             session,
@@ -583,13 +705,15 @@ def report_mrr(
     since: Annotated[
         datetime | None,
         typer.Option(
-            formats=["%Y-%m-%d"], help="Start of the movement window (default: a month earlier)."
+            parser=_day_option,
+            metavar="YYYY-MM-DD",
+            help="Start of the movement window (default: a month earlier).",
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """MRR, ARR, ARPU, customers, MRR movements, churn, LTV and retention per currency."""
-    factory = _state(ctx).database()
+    factory = _state(ctx).database(create=False)
     metrics = subscription_metrics(factory, _day(as_of), since.date() if since else None)
     if as_json:
         _print_json([metrics_dict(m) for m in metrics])
@@ -606,7 +730,7 @@ def report_aging(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOpti
     """Aged receivables per customer and currency: not yet due, 1–30, 31–60, 61–90 and over
     90 days past due, totals per currency, and unapplied credit (never netted)."""
     day = _day(as_of)
-    with _state(ctx).database()() as session:
+    with _state(ctx).database(create=False)() as session:
         report = sync_aging.aged_receivables(session, day)
     if as_json:
         _print_json(aging_dict(report, day))
@@ -618,7 +742,7 @@ def report_aging(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOpti
 @handles_errors
 def review_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Records held for review with the reason, and the latest approvals."""
-    with _state(ctx).database()() as session:
+    with _state(ctx).database(create=False)() as session:
         report = sync_review.review(session)
     if as_json:
         _print_json(report.to_dict())
@@ -669,19 +793,22 @@ def review_approve(
 @handles_errors
 def invoice_list(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option(help="open, paid, void or issued.")] = None,
-    kind: Annotated[str | None, typer.Option(help="invoice or credit_note.")] = None,
-    limit: Annotated[int, typer.Option(help="Most recent N documents.")] = 50,
+    status: Annotated[
+        DocumentStatus | None,
+        typer.Option(help="Invoices open, paid or void; credit notes issued."),
+    ] = None,
+    kind: Annotated[DocumentKind | None, typer.Option(help="Only this kind.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most recent N documents.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List the most recent invoices and credit notes."""
-    factory = _state(ctx).database()
+    factory = _state(ctx).database(create=False)
     with factory() as session:
         rows = list_documents(session, status=status, kind=kind, limit=limit)
     if as_json:
         _print_json([{"customer": name, **_document_dict(doc)} for doc, name in rows])
     else:
-        console.print(document_table(rows))
+        console.print(document_table(rows, console.width))
 
 
 @invoice_app.command("show")
@@ -692,7 +819,7 @@ def invoice_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one invoice or credit note with its lines and taxes."""
-    factory = _state(ctx).database()
+    factory = _state(ctx).database(create=False)
     with factory() as session:
         view = document_view(session, find_document(session, number))
     if as_json:
@@ -731,7 +858,12 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
     amount: Annotated[str, typer.Argument(help="Amount received, in the invoice's currency.")],
     on: Annotated[
         datetime | None,
-        typer.Option("--date", formats=["%Y-%m-%d"], help="Day received (default: today, UTC)."),
+        typer.Option(
+            "--date",
+            parser=_day_option,
+            metavar="YYYY-MM-DD",
+            help="Day received (default: today, UTC).",
+        ),
     ] = None,
     reference: Annotated[
         str | None, typer.Option(help="Bank reference; recording it twice changes nothing.")
@@ -767,11 +899,11 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
         )
         return
     console.print(
-        f"{doc.number}: paid {money(doc.amount_paid)} {doc.currency}, "
-        f"due {money(due)}, {doc.status}"
+        f"{doc.number}: paid {money(doc.amount_paid, doc.currency)}, "
+        f"due {money(due, doc.currency)}, {doc.status}"
     )
     if kept:
-        console.print(f"{money(kept)} {doc.currency} kept as credit for {customer}")
+        console.print(f"{money(kept, doc.currency)} kept as credit for {customer}")
 
 
 @app.command()
@@ -789,6 +921,7 @@ def demo(
     """Start the Salesforce sandbox with demo deals and run a simulated year of monthly
     cycles: pull, bill, close revenue, post to the ledger, read payments, write back."""
     settings = _state(ctx).settings
+    reset_directory(directory)  # refused before anything starts when it is not the demo's
     if settings.log_level != "DEBUG":  # the report says what the job lines would
         logging.getLogger("connector").setLevel(logging.ERROR)
     with _progress() as progress:
@@ -798,19 +931,26 @@ def demo(
             progress.update(task, advance=1, description=f"cycle as of {month.last_day}")
 
         report = run_demo(settings, directory, months=months, on_month=advance)
-    console.print(demo_report(report, fava=_fava_command()), soft_wrap=True)
+    console.print(
+        demo_report(report, fava=_command("fava"), connector=_command("connector")),
+        soft_wrap=True,
+    )
 
 
-def _fava_command() -> str:
-    """How to start Fava: the one installed beside this interpreter, as a relative path when it
-    is under the working directory (.venv/bin/fava)."""
-    fava = Path(sys.executable).parent / "fava"
-    if not fava.exists():
-        return "fava"
+def _command(name: str) -> str:
+    """How to run ``name`` (connector, fava), installed beside this interpreter, from this
+    shell: its name when the PATH finds that one (an activated virtual environment), else its
+    path, relative when under the working directory (.venv/bin/fava)."""
+    installed = Path(sys.executable).parent / name
+    if not installed.exists():
+        return name
+    found = shutil.which(name)
+    if found is not None and Path(found).resolve() == installed.resolve():
+        return name
     try:
-        return str(fava.relative_to(Path.cwd()))
+        return str(installed.relative_to(Path.cwd()))
     except ValueError:
-        return str(fava)
+        return str(installed)
 
 
 @sandbox_app.command("serve")

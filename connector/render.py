@@ -6,7 +6,7 @@ import dataclasses
 import io
 from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
 from typing import Any
 
@@ -14,13 +14,16 @@ from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from connector.billing.aging import CurrencyAging
 from connector.billing.metrics import Metrics
-from connector.billing.money import Currency
+from connector.billing.money import Currency, round_money
+from connector.billing.money import currency as currency_of
 from connector.db import tables
+from connector.errors import InvalidInputError
 from connector.sync.billing_run import BillingRunResult
 from connector.sync.crm_pull import PullResult
 from connector.sync.demo import DemoReport
@@ -48,9 +51,22 @@ def _percent(value: Decimal | None) -> str:
     return "—" if value is None else f"{value * 100:.2f}%"
 
 
-def money(value: Decimal | None) -> str:
-    """An amount as it is printed everywhere: grouped thousands, its own minor digits."""
-    return "—" if value is None else f"{value:,f}"
+def money(
+    value: Decimal | None, currency: str | Currency | None = None, *, code: bool = True
+) -> str:
+    """An amount as it is printed everywhere: grouped thousands and, given its currency, the
+    currency's minor digits followed by its code (``1,234.50 EUR``, ``43,329 JPY``); ``code``
+    False leaves the code out where a heading names the currency."""
+    if value is None:
+        return "—"
+    if currency is None:
+        return f"{value:,f}"
+    try:
+        unit = currency if isinstance(currency, Currency) else currency_of(currency)
+    except InvalidInputError:  # a code the billing core never made: shown as stored
+        return f"{value:,f} {currency}" if code else f"{value:,f}"
+    shown = f"{round_money(value, unit):,f}"
+    return f"{shown} {unit.code}" if code else shown
 
 
 def metrics_dict(metrics: Metrics) -> dict[str, Any]:
@@ -75,22 +91,26 @@ def metrics_tables(all_metrics: Sequence[Metrics]) -> list[Table]:
         table.add_column("metric")
         table.add_column("value", justify="right")
         moves = m.movements
+
+        def amount(value: Decimal | None, unit: Currency = m.currency) -> str:
+            return money(value, unit, code=False)  # the title names the currency
+
         rows = [
-            ("MRR", money(m.mrr)),
-            ("ARR", money(m.arr)),
+            ("MRR", amount(m.mrr)),
+            ("ARR", amount(m.arr)),
             ("Active customers", str(m.active_customers)),
-            ("ARPU", money(m.arpu)),
-            ("MRR at start", money(m.mrr_at_start)),
-            ("  new", money(moves.new)),
-            ("  expansion", money(moves.expansion)),
-            ("  reactivation", money(moves.reactivation)),
-            ("  contraction", money(moves.contraction)),
-            ("  churn", money(moves.churn)),
-            ("  net movement", money(moves.net)),
+            ("ARPU", amount(m.arpu)),
+            ("MRR at start", amount(m.mrr_at_start)),
+            ("  new", amount(moves.new)),
+            ("  expansion", amount(moves.expansion)),
+            ("  reactivation", amount(moves.reactivation)),
+            ("  contraction", amount(moves.contraction)),
+            ("  churn", amount(moves.churn)),
+            ("  net movement", amount(moves.net)),
             ("Logo churn", _percent(m.logo_churn)),
             ("Revenue churn", _percent(m.revenue_churn)),
             ("Net revenue retention", _percent(m.net_revenue_retention)),
-            ("LTV", money(m.ltv)),
+            ("LTV", amount(m.ltv)),
         ]
         for name, value in rows:
             table.add_row(name, value)
@@ -99,7 +119,8 @@ def metrics_tables(all_metrics: Sequence[Metrics]) -> list[Table]:
 
 
 def _totals(counter: dict[str, Decimal]) -> str:
-    return ", ".join(f"{money(v)} {k}" for k, v in sorted(counter.items())) or "—"
+    """Amounts per currency, one a line, so that none is split from its currency."""
+    return "\n".join(money(v, k) for k, v in sorted(counter.items())) or "—"
 
 
 def billing_summary(result: BillingRunResult) -> Table:
@@ -178,14 +199,14 @@ def status_report(report: Status) -> Group:
     if report.waiting:
         waiting = Table(title="Waiting for a fix or a review")
         for column in ("State", "Object", "Id", "Name", "Reason"):
-            waiting.add_column(column, overflow="fold")
+            waiting.add_column(column, overflow="fold", no_wrap=column == "Id")
         for row in report.waiting:
             waiting.add_row(row.state, row.object, row.record_id, row.name or "", row.reason or "")
         parts.append(waiting)
     if report.refused:
         refused = Table(title="Refused, waiting for a fix")
         for column in ("Where", "What", "Error"):
-            refused.add_column(column, overflow="fold")
+            refused.add_column(column, overflow="fold", no_wrap=column == "What")
         for refusal in report.refused:
             refused.add_row(refusal.where, refusal.what, refusal.error)
         parts.append(refused)
@@ -206,14 +227,14 @@ def review_report(report: Review) -> Group:
     else:
         held = Table(title="Held for review")
         for column in ("Object", "Id", "Name", "Reason"):
-            held.add_column(column, overflow="fold")
+            held.add_column(column, overflow="fold", no_wrap=column == "Id")
         for row in report.held:
             held.add_row(row.object, row.record_id, row.name or "", row.reason or "")
         parts.append(held)
     if report.approved:
         approved = Table(title="Approved (latest first)")
         for column in ("Id", "By", "At", "What was held"):
-            approved.add_column(column, overflow="fold")
+            approved.add_column(column, overflow="fold", no_wrap=column in {"Id", "At"})
         for approval in report.approved:
             approved.add_row(
                 approval.record_id,
@@ -258,8 +279,8 @@ def aging_dict(report: Sequence[CurrencyAging], as_of: date) -> dict[str, Any]:
     }
 
 
-def _aged(amount: Decimal) -> str:
-    return money(amount) if amount else "—"
+def _aged(amount: Decimal, currency: str) -> str:
+    return money(amount, currency, code=False) if amount else "—"  # the title names it
 
 
 def _aging_table(section: CurrencyAging, as_of: date) -> Table:
@@ -274,11 +295,12 @@ def _aging_table(section: CurrencyAging, as_of: date) -> Table:
         show_footer=True,
     )
     table.add_column("Customer", "Total", no_wrap=True)
+    code = section.currency
     for header, key in AGING_COLUMNS:
-        table.add_column(header, _aged(totals[key]), justify="right", no_wrap=True)
+        table.add_column(header, _aged(totals[key], code), justify="right", no_wrap=True)
     for line in section.customers:
         amounts = line.amounts.to_dict()
-        table.add_row(line.name, *(_aged(amounts[key]) for _, key in AGING_COLUMNS))
+        table.add_row(line.name, *(_aged(amounts[key], code) for _, key in AGING_COLUMNS))
     return table
 
 
@@ -292,7 +314,7 @@ def _aging_stacked(section: CurrencyAging, as_of: date) -> Group:
         table.add_column("bucket", no_wrap=True)
         table.add_column("amount", justify="right", no_wrap=True)
         for header, key in AGING_COLUMNS:
-            table.add_row(f"  {header}", _aged(figures[key]))
+            table.add_row(f"  {header}", _aged(figures[key], section.currency))
         parts.extend([Text(name, style="bold", overflow="fold"), table])
     return Group(*parts)
 
@@ -330,32 +352,76 @@ def _books_line(report: Status) -> str:
     return line
 
 
-def document_table(rows: Sequence[tuple[tables.Document, str]]) -> Table:
-    table = Table(title="Documents")
-    for column, justify in (
-        ("number", "left"),
-        ("kind", "left"),
-        ("customer", "left"),
-        ("date", "left"),
-        ("period", "left"),
-        ("total", "right"),
-        ("due", "right"),
-        ("status", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+NARROW_CUSTOMER = 12  # the least room a customer's name gets before documents go in blocks
+
+
+def document_table(rows: Sequence[tuple[tables.Document, str]], width: int = 80) -> Table | Group:
+    """The documents, one a row, in ``width`` columns: every column when each row fits on a
+    line; else without kind and period (``connector invoice show`` has them) and with names
+    wrapped; else one block per document. A number, a date or an amount is never cut."""
+    wide = _documents(rows, narrow=False)
+    if _natural_width(wide) <= width:
+        return wide
+    if _natural_width(_documents(rows, narrow=True, customer_width=NARROW_CUSTOMER)) <= width:
+        return _documents(rows, narrow=True)
+    return _document_blocks(rows)
+
+
+def _documents(
+    rows: Sequence[tuple[tables.Document, str]],
+    *,
+    narrow: bool,
+    customer_width: int | None = None,
+) -> Table:
+    table = Table(
+        title="Documents",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        caption="kind and period: connector invoice show NUMBER" if narrow else None,
+    )
+    table.add_column("number", no_wrap=True)
+    if not narrow:
+        table.add_column("kind", no_wrap=True)
+    table.add_column("customer", no_wrap=not narrow, overflow="fold", max_width=customer_width)
+    table.add_column("date", no_wrap=True)
+    if not narrow:
+        table.add_column("period", no_wrap=True)
+    for column in ("total", "due"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for doc, customer in rows:
-        due = money(due_of(doc)) if doc.kind == "invoice" else ""
-        table.add_row(
-            doc.number,
-            doc.kind.replace("_", " "),
-            customer,
-            doc.issue_date.isoformat(),
-            f"{doc.period_start} … {doc.period_end}",
-            f"{money(doc.total)} {doc.currency}",
-            due,
-            doc.status,
-        )
+        cells = _document_cells(doc)
+        if narrow:
+            del cells["kind"], cells["period"]
+        table.add_row(*(customer if key == "customer" else cell for key, cell in cells.items()))
     return table
+
+
+def _document_cells(doc: tables.Document) -> dict[str, str]:
+    return {
+        "number": doc.number,
+        "kind": doc.kind.replace("_", " "),
+        "customer": "",
+        "date": doc.issue_date.isoformat(),
+        "period": f"{doc.period_start} … {doc.period_end}",
+        "total": money(doc.total, doc.currency),
+        "due": money(due_of(doc), doc.currency) if doc.kind == "invoice" else "",
+        "status": doc.status,
+    }
+
+
+def _document_blocks(rows: Sequence[tuple[tables.Document, str]]) -> Group:
+    parts: list[Any] = [Text("Documents", style="italic")]
+    for doc, customer in rows:
+        cells = _document_cells(doc)
+        parts.append(Text(f"{doc.number}  {cells['kind']}  {cells['date']}  {doc.status}"))
+        details = [customer, f"period {cells['period']}", f"total {cells['total']}"]
+        if cells["due"]:
+            details.append(f"due {cells['due']}")
+        parts.append(Padding(Text("\n".join(details), overflow="fold"), (0, 0, 0, 2)))
+    return Group(*parts)
 
 
 def document_detail(view: DocumentView) -> Group:
@@ -372,35 +438,42 @@ def document_detail(view: DocumentView) -> Group:
     lines.add_column("service")
     lines.add_column("qty", justify="right")
     lines.add_column("tax", justify="right")
-    lines.add_column(f"amount ({doc.currency})", justify="right")
+    lines.add_column(f"amount ({doc.currency})", justify="right", no_wrap=True)
     for line in view.lines:
         lines.add_row(
             line.description,
             f"{line.service_start} … {line.service_end}",
             f"{line.quantity.normalize():f}",
             f"{line.tax_rate.normalize():f}%",
-            money(line.amount),
+            money(line.amount, doc.currency, code=False),
         )
     totals = Table(show_header=False, show_edge=False)
     totals.add_column("what")
-    totals.add_column("amount", justify="right")
-    totals.add_row("Subtotal", money(doc.subtotal))
+    totals.add_column("amount", justify="right", no_wrap=True)
+    totals.add_row("Subtotal", money(doc.subtotal, doc.currency))
     for tax in view.taxes:
         what = "Reverse charge" if tax.reverse_charge else "Tax"
         totals.add_row(
-            f"{what} {tax.jurisdiction} {tax.rate.normalize():f}% on {money(tax.taxable)}",
-            money(tax.tax),
+            f"{what} {tax.jurisdiction} {tax.rate.normalize():f}% on "
+            f"{money(tax.taxable, doc.currency)}",
+            money(tax.tax, doc.currency),
         )
-    totals.add_row("Total", money(doc.total))
+    totals.add_row("Total", money(doc.total, doc.currency))
     if doc.kind == "invoice":
-        totals.add_row("Paid", money(doc.amount_paid))
-        totals.add_row("Credited", money(doc.amount_credited))
-        totals.add_row("Due", money(due_of(doc)))
+        totals.add_row("Paid", money(doc.amount_paid, doc.currency))
+        totals.add_row("Credited", money(doc.amount_credited, doc.currency))
+        totals.add_row("Due", money(due_of(doc), doc.currency))
     note = Text(doc.tax_note) if doc.tax_note else Text("")
     return Group(header, lines, totals, note)
 
 
-def demo_report(report: DemoReport, fava: str = "fava") -> Group:
+def _whole(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+
+
+def demo_report(report: DemoReport, fava: str = "fava", connector: str = "connector") -> Group:
+    """What the demo did; the commands it prints start with ``fava`` and ``connector`` as
+    the person's shell finds them."""
     currencies = sorted({code for month in report.months for code in month.mrr})
     by_month = Table(
         title="One cycle a month: deals won, invoices, credit notes, payments, MRR at month end",
@@ -417,14 +490,16 @@ def demo_report(report: DemoReport, fava: str = "fava") -> Group:
             str(month.invoices),
             str(month.credit_notes),
             str(month.payments),
-            *(f"{month.mrr.get(code, 0):,.0f}" for code in currencies),
+            *(money(_whole(month.mrr.get(code, Decimal(0)))) for code in currencies),
         )
     summary = Table(title="Demo summary", show_header=False)
     summary.add_column("what")
-    summary.add_column("value")
+    summary.add_column("value", justify="right")
     summary.add_row("Deals billed", str(report.deals_billed))
-    summary.add_row("Invoices", f"{report.invoices} ({_totals(report.invoiced)})")
-    summary.add_row("Credit notes", f"{report.credit_notes} ({_totals(report.credited)})")
+    summary.add_row("Invoices", str(report.invoices))
+    summary.add_row("Invoiced", _totals(report.invoiced))
+    summary.add_row("Credit notes", str(report.credit_notes))
+    summary.add_row("Credited", _totals(report.credited))
     summary.add_row("Payments received", _totals(report.paid))
     summary.add_row("Still owed", _totals(report.outstanding))
     summary.add_row("Billing_Invoice__c in Salesforce", str(report.written_back))
@@ -446,9 +521,9 @@ def demo_report(report: DemoReport, fava: str = "fava") -> Group:
             "Open the ledger in Fava (then http://127.0.0.1:5000):\n"
             f"  {fava} {report.ledger}\n"
             "Explore the billing core, or browse the demo's Salesforce org:\n"
-            f"  {env} connector invoice list\n"
-            f"  {env} connector report mrr --as-of {report.months[-1].last_day}\n"
-            f"  connector sandbox serve --data {report.salesforce}",
+            f"  {env} {connector} invoice list\n"
+            f"  {env} {connector} report mrr --as-of {report.months[-1].last_day}\n"
+            f"  {connector} sandbox serve --data {report.salesforce}",
         )
     )
     return Group(*parts)

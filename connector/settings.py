@@ -9,12 +9,13 @@ Secrets are ``SecretStr``: they print as ``**********`` and are never logged.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_origin
 
 from apscheduler.triggers.cron import CronTrigger
 from cryptography.fernet import Fernet
@@ -23,6 +24,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -505,6 +507,11 @@ class Settings(BaseSettings):
     tax: TaxSettings = Field(default_factory=TaxSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    database_lock_timeout_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=30.0,
+        description="How long a command waits, with backoff, for a SQLite database another "
+        "connection or process holds locked, before it gives up.",
+    )
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
 
     @field_validator("log_level", mode="before")
@@ -560,8 +567,55 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         return source(**overrides)
     except ValidationError as error:
         raise ConfigError(_describe(error, toml)) from None
+    except SettingsError as error:  # an environment variable's JSON does not parse
+        raise ConfigError(_environment_problem(error)) from None
     except (OSError, ValueError) as error:  # unreadable or malformed TOML
-        raise ConfigError(f"cannot read configuration file {toml}: {error}") from None
+        where = f"configuration file {toml}" if toml else "CONNECTOR_* environment variables"
+        raise ConfigError(f"cannot read {where}: {error}") from None
+
+
+def _environment_problem(error: SettingsError) -> str:
+    """Which ``CONNECTOR_*`` variable holds a value that is not the JSON its setting needs."""
+    found = re.search(r'field "([^"]+)"', str(error))
+    section = found.group(1) if found else ""
+    for name, value in sorted(os.environ.items()):
+        path = name.upper().removeprefix("CONNECTOR_").lower().split("__")
+        if not name.upper().startswith("CONNECTOR_") or path[0] != section:
+            continue
+        if not _takes_json(path):
+            continue
+        try:
+            json.loads(value)
+        except ValueError as problem:
+            return f"{'.'.join(path)} ({name}): not valid JSON: {problem}"
+    return f"a CONNECTOR_{section.upper()}… environment variable is not valid: {error.__cause__}"
+
+
+def _takes_json(path: list[str]) -> bool:
+    """True when the setting at ``path`` is a section, a mapping or a list: its environment
+    variable holds JSON."""
+    model: type[BaseModel] | None = Settings
+    annotation: Any = None
+    for part in path:
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return False
+        annotation = field.annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    return model is not None or get_origin(annotation) in (dict, list, set, tuple)
+
+
+def ca_file_path(value: str, key: str) -> str:
+    """``value``, the CA bundle the setting ``key`` names, once it is known to be a file: a
+    configuration error naming the key and its environment variable otherwise."""
+    if value and not Path(value).is_file():
+        env = "CONNECTOR_" + key.replace(".", "__").upper()
+        raise ConfigError(f"{key} ({env}): the CA file {value} does not exist")
+    return value
 
 
 def _describe(error: ValidationError, toml: Path | None) -> str:

@@ -33,7 +33,10 @@ EXIT_OK, EXIT_CONFIG = 0, 2
 
 def serve(settings: Settings, stop: StopRequest) -> int:
     """Stand by, act while holding the lock, and return the exit code once ``stop`` is set."""
-    engine = make_engine(settings.database_url.get_secret_value())
+    engine = make_engine(
+        settings.database_url.get_secret_value(),
+        lock_timeout=settings.database_lock_timeout_seconds,
+    )
     try:
         ensure_schema(engine)
         factory = session_factory(engine)

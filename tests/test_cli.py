@@ -70,7 +70,7 @@ def test_invoice_show_and_payment_record(
 
     paid = invoke(env, "payment", "record", "INV-000001", "50.00", "--date", "2026-01-10")
     assert paid.exit_code == 0, paid.output
-    assert paid.stdout.strip() == "INV-000001: paid 50.00 GBP, due 70.00, open"
+    assert paid.stdout.strip() == "INV-000001: paid 50.00 GBP, due 70.00 GBP, open"
 
 
 def test_an_over_payment_is_kept_as_the_customers_credit(
@@ -88,7 +88,7 @@ def test_an_over_payment_is_kept_as_the_customers_credit(
 
     assert paid.exit_code == 0, paid.output
     assert paid.stdout.splitlines() == [
-        "INV-000001: paid 100.00 USD, due 0.00, paid",
+        "INV-000001: paid 100.00 USD, due 0.00 USD, paid",
         "998,564.00 USD kept as credit for Acme",
     ]
     again = invoke(
@@ -247,8 +247,8 @@ def test_invoice_show_and_status_for_eu_vat_ids(
     shown = invoke(env, "invoice", "show", "INV-000001")
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.stdout.split())
-    assert "Reverse charge FR 0% on 100.00 │ 0.00" in text
-    assert "Total │ 100.00" in text
+    assert "Reverse charge FR 0% on 100.00 EUR │ 0.00 EUR" in text
+    assert "Total │ 100.00 EUR" in text
     assert text.endswith(
         "Reverse charge: VAT to be accounted for by the recipient (Article 196, Council "
         "Directive 2006/112/EC)"
@@ -263,7 +263,7 @@ def test_invoice_show_and_status_for_eu_vat_ids(
     ] == [("FR", "0", "0.00", True)]
     taxed = json.loads(invoke(env, "invoice", "show", "INV-000002", "--json").stdout)
     assert (taxed["tax_note"], taxed["total"]) == (None, "120.00")
-    assert "Tax FR 20% on 100.00 │ 20.00" in " ".join(
+    assert "Tax FR 20% on 100.00 EUR │ 20.00 EUR" in " ".join(
         invoke(env, "invoice", "show", "INV-000002").stdout.split()
     )
 

@@ -76,8 +76,8 @@ def test_status_says_when_the_books_were_never_closed(env: dict[str, str]) -> No
 @pytest.mark.parametrize(
     ("through", "message"),
     [
-        ("2026-02-30", "error: --through '2026-02-30' is not a day (YYYY-MM-DD)"),
-        ("31/03/2026", "error: --through '31/03/2026' is not a day (YYYY-MM-DD)"),
+        ("2026-02-30", "error: --through: 2026-02-30 does not exist: February 2026 has 28 days"),
+        ("31/03/2026", "error: --through: '31/03/2026' is not a date: write it YYYY-MM-DD"),
         (
             "2026-04-02",
             "error: 2026-04-02 has not ended yet (today is 2026-04-02): close a day before today",

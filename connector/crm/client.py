@@ -39,7 +39,7 @@ from connector.crm.budget import ApiBudget
 from connector.crm.login import SalesforceSession, login
 from connector.crm.policy import Action, classify, error_code, error_message
 from connector.errors import CrmError, QuotaExhaustedError
-from connector.settings import SalesforceSettings
+from connector.settings import SalesforceSettings, ca_file_path
 from connector.tls import https_session
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ MAX_COLLECTION = 200
 
 def http_session(settings: SalesforceSettings) -> requests.Session:
     """Requests trust ``salesforce.ca_file``, else the system's store; never the environment."""
-    return https_session(settings.ca_file, "salesforce.ca_file", settings.timeout_seconds)
+    ca_file = ca_file_path(settings.ca_file, "salesforce.ca_file")
+    return https_session(ca_file, "salesforce.ca_file", settings.timeout_seconds)
 
 
 def _today() -> date:

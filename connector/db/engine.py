@@ -1,18 +1,23 @@
 """Database engines and sessions: SQLite by default, PostgreSQL by URL (psycopg 3).
 
 SQLite runs in WAL mode with foreign keys on; every transaction starts with ``BEGIN IMMEDIATE``
-so that two writers queue on the busy timeout instead of failing half-way. A database file the
-connector creates (and so its ``-wal`` and ``-journal`` files) is its owner's alone (0600, in
-folders of 0700). PostgreSQL URLs may be written ``postgresql://``; they are driven by
-psycopg 3.
+so that two writers queue instead of failing half-way. A database another connection holds
+locked is waited for, up to ``lock_timeout`` seconds: by SQLite's busy handler, and with
+exponential backoff where SQLite gives up at once (switching a database in rollback-journal
+mode to WAL while another connection writes to it). A database file the connector creates (and
+so its ``-wal`` and ``-journal`` files) is its owner's alone (0600, in folders of 0700).
+PostgreSQL URLs may be written ``postgresql://``; they are driven by psycopg 3.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -22,7 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector import private_files
 from connector.errors import ConfigError
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_LOCK_TIMEOUT_SECONDS = 30.0
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # primary result codes: the database is locked
+BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS = 0.05, 2.0
 
 
 def normalize_url(raw: str) -> URL:
@@ -49,19 +59,31 @@ def display_url(raw: str) -> str:
         return "<invalid database URL>"
 
 
-def make_engine(raw_url: str, **options: Any) -> Engine:
+def make_engine(
+    raw_url: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS, **options: Any
+) -> Engine:
+    """An engine on ``raw_url``; on SQLite, a locked database is waited for up to
+    ``lock_timeout`` seconds."""
     url = normalize_url(raw_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, **options)
+        return _sqlite_engine(url, lock_timeout, **options)
     return create_engine(url, pool_pre_ping=True, **options)
 
 
-def _sqlite_engine(url: URL, **options: Any) -> Engine:
+def _sqlite_engine(url: URL, lock_timeout: float, **options: Any) -> Engine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        # made owner-only before SQLite opens it: its -wal and -journal files take its mode
-        private_files.create_empty(Path(database).expanduser())
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options)
+        path = Path(database).expanduser()
+        try:
+            # made owner-only before SQLite opens it: its -wal and -journal files take its mode
+            private_files.create_empty(path)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot create {path.parent}, the directory of the database "
+                f"{url.render_as_string()}: {error.strerror or error}"
+            ) from None
+    engine = create_engine(url, connect_args={"timeout": lock_timeout}, **options)
+    name = f"the database {url.render_as_string()}"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -69,17 +91,54 @@ def _sqlite_engine(url: URL, **options: Any) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         if database and database != ":memory:":
-            cursor.execute("PRAGMA journal_mode=WAL")
+            patiently(lambda: cursor.execute("PRAGMA journal_mode=WAL"), name, lock_timeout)
             cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        patiently(lambda: connection.exec_driver_sql("BEGIN IMMEDIATE"), name, lock_timeout)
 
     return engine
+
+
+def is_locked(error: BaseException) -> bool:
+    """True when SQLite refused because another connection holds the database locked."""
+    code = getattr(getattr(error, "orig", error), "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+def patiently(step: Callable[[], T], name: str, timeout: float) -> T:
+    """``step()``, tried again while the database is locked, with exponential backoff and
+    jitter, until ``timeout`` seconds have passed since the first try; then the refusal."""
+    deadline = time.monotonic() + timeout
+    delay = BACKOFF_FIRST_SECONDS
+    warned = False
+    while True:
+        try:
+            return step()
+        except Exception as error:
+            left = deadline - time.monotonic()
+            if not is_locked(error) or left <= 0:
+                raise
+            if not warned:
+                log.warning("%s is locked by another connection; waiting up to %g s", name, timeout)
+                warned = True
+            time.sleep(min(left, delay * random.uniform(0.5, 1.0)))  # noqa: S311 - jitter
+            delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+
+
+def sqlite_file(raw_url: str) -> Path | None:
+    """The file of a SQLite database URL; None for PostgreSQL and in-memory databases."""
+    url = normalize_url(raw_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return Path(database.removeprefix("file:").split("?", 1)[0])
+    return Path(database).expanduser()
 
 
 def is_unique_violation(error: IntegrityError) -> bool:

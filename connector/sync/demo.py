@@ -15,11 +15,13 @@ open day.
 
 Everything lives in a throwaway directory (``var/demo`` by default, reset on each run): the
 billing database, the ledger and the sandbox's org, all of them their owner's alone (0700 and
-0600).
+0600). The demo marks the directory it makes (:data:`MARKER`) and deletes only such a
+directory: a directory that holds anything else, or a file, is refused, never emptied.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ from connector.billing.periods import ONE_DAY, add_months
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import upgrade
+from connector.errors import ConfigError
 from connector.private_files import make_directories
 from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.sandbox.timeline import Timeline
@@ -64,6 +67,7 @@ LATE_PAYERS = 1  # the customer with the lowest id never pays, so the report sho
 OVER_PAYER = 1  # the next one pays its first invoice with 10% too much: customer credit
 OVER_PAYMENT = Decimal("1.10")
 FINANCE = "finance (demo)"
+MARKER = ".connector-demo"  # in a directory the demo made, and so may delete
 
 
 @dataclass
@@ -104,6 +108,30 @@ class DemoReport:
     metrics: list[Metrics] = field(default_factory=list)
 
 
+def reset_directory(directory: Path) -> None:
+    """Make ``directory`` the demo's, empty and marked: a new or empty directory, or one an
+    earlier demo made (marked), which is deleted first. Anything else is refused."""
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise ConfigError(
+            f"--dir {directory} is not a directory: give the demo a new or empty directory"
+        )
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / MARKER).is_file():
+            raise ConfigError(
+                f"--dir {directory} holds files the demo did not make (it marks its own with "
+                f"{MARKER}), and the demo deletes its directory on each run: give it a new or "
+                "empty directory, or delete this one yourself"
+            )
+        shutil.rmtree(directory)
+    make_directories(directory)
+    os.chmod(directory, 0o700)  # an empty directory of the user's becomes the demo's own
+    (directory / MARKER).write_text(
+        "Made by `connector demo`, which deletes this directory when it runs again.\n",
+        encoding="utf-8",
+    )
+    os.chmod(directory / MARKER, 0o600)
+
+
 def demo_settings(settings: Settings, directory: Path, sandbox: Sandbox) -> Settings:
     """The user's settings, pointed at the demo's database, ledger and sandbox; sample tax
     rates apply when none are configured."""
@@ -138,6 +166,7 @@ def run_demo(
     if directory.exists():
         shutil.rmtree(directory)
     make_directories(directory)
+    reset_directory(directory)
     report = DemoReport(
         directory,
         database=directory / "connector.db",

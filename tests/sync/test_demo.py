@@ -16,12 +16,13 @@ from connector.accounting.ledger import Ledger
 from connector.billing.vat import NOTE
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory
+from connector.errors import ConfigError
 from connector.sandbox.schema import default_schema
 from connector.sandbox.seed import seed_org
 from connector.sandbox.store import Org
 from connector.settings import load_settings
 from connector.sync.closing import books_state
-from connector.sync.demo import run_demo
+from connector.sync.demo import MARKER, reset_directory, run_demo
 from connector.sync.ledger_check import check_ledger
 from connector.sync.status import tax_id_warnings
 from tests.conftest import owner_only, tree_modes
@@ -156,3 +157,29 @@ def test_every_file_and_folder_of_the_demo_is_owner_only(tmp_path: Path) -> None
         "var/demo/salesforce.db.d/jwt-public.pem",
     }
     assert modes == owner_only(modes, tmp_path)
+
+
+def test_the_demo_resets_only_a_directory_it_made(tmp_path: Path) -> None:
+    made = tmp_path / "demo"
+    reset_directory(made)  # new: made and marked
+    assert [p.name for p in made.iterdir()] == [MARKER]
+    (made / "connector.db").write_bytes(b"last run")
+    reset_directory(made)  # its own: emptied and marked again
+    assert [p.name for p in made.iterdir()] == [MARKER]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    reset_directory(empty)
+    assert [p.name for p in empty.iterdir()] == [MARKER]
+
+    foreign = tmp_path / "books"
+    foreign.mkdir()
+    (foreign / "ledger.beancount").write_text("; finance's own\n")
+    with pytest.raises(ConfigError, match="holds files the demo did not make"):
+        reset_directory(foreign)
+    assert [p.name for p in foreign.iterdir()] == ["ledger.beancount"]
+    link = tmp_path / "link"
+    link.symlink_to(made)
+    with pytest.raises(ConfigError, match="is not a directory"):
+        reset_directory(link)
+    assert (made / MARKER).is_file()

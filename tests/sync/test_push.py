@@ -707,7 +707,7 @@ def test_cli_close_record_and_push(
     assert (closed.stdout.replace(" ", "").replace("\n", "")) == (
         '{"as_of":"2026-01-20","documents":1,"journals":1}'
     )
-    assert paid.stdout.strip() == "INV-000001: paid 50.00 GBP, due 70.00, open"
+    assert paid.stdout.strip() == "INV-000001: paid 50.00 GBP, due 70.00 GBP, open"
     assert '"posted": 3' in pushed.stdout
     entries = load(ledger_settings.ledger.path)
     assert sorted(document_counts(entries)) == [

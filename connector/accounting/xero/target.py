@@ -61,8 +61,8 @@ from connector.accounting.xero.limits import CallLimiter
 from connector.db import outbox, tables
 from connector.db.engine import transaction
 from connector.encryption import TokenCipher
-from connector.errors import AccountingError
-from connector.settings import Settings, mapping_path
+from connector.errors import AccountingError, ConfigError
+from connector.settings import Settings, ca_file_path, mapping_path
 from connector.tls import https_session
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,23 @@ PAYMENTS = _Kind("Payments", "PaymentID")
 def make_http(ca_file: str) -> requests.Session:
     """A session that verifies TLS against ``ca_file`` (or the system's store), whatever the
     environment says."""
-    http = https_session(ca_file, "xero.ca_file")
+    http = https_session(ca_file_path(ca_file, "xero.ca_file"), "xero.ca_file")
     http.trust_env = False
     return http
 
 
 def xero_auth(settings: Settings, factory: sessionmaker[Session]) -> XeroAuth:
-    """Sign-in alone (``connector xero connect``)."""
+    """Sign-in alone (``connector xero connect``); the app's id and secret must be set."""
+    missing = [
+        f"xero.{key} (CONNECTOR_XERO__{key.upper()})"
+        for key, value in (
+            ("client_id", settings.xero.client_id),
+            ("client_secret", settings.xero.client_secret.get_secret_value()),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(f"Xero is not configured: set {' and '.join(missing)}")
     cipher = TokenCipher.from_settings(settings.secrets, settings.database_url.get_secret_value())
     return XeroAuth(settings.xero, factory, make_http(settings.xero.ca_file), cipher)
 
