@@ -557,7 +557,8 @@ def run(ctx: typer.Context) -> None:
 @handles_errors
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Last run of each job, cursors, records waiting with their reasons, the outbox of each
-    accounting target, refused write-backs, and API usage today."""
+    accounting target, refused write-backs, and API usage today. Exit 1 while anything waits
+    for a person (a record, a parked document, a failed run), 0 when all is well."""
     state = _state(ctx)
     factory = state.database()
     with transaction(factory) as session:
@@ -572,6 +573,11 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _print_json(report.to_dict())
     else:
         console.print(status_report(report))
+    attention = report.attention()
+    for line in attention:  # exit 1 while anything waits for a person: monitoring can trust it
+        errors.print(f"attention: {line}", markup=False, highlight=False, soft_wrap=True)
+    if attention:
+        raise typer.Exit(1)
 
 
 @report_app.command("mrr")
