@@ -32,6 +32,7 @@ from connector.accounting.xero.target import xero_auth
 from connector.billing.money import currency as currency_of
 from connector.billing.money import round_money, to_decimal
 from connector.db import outbox, tables
+from connector.db.actor_lock import actor_lock
 from connector.db.documents import find_document
 from connector.db.engine import display_url, make_engine, session_factory, transaction
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
@@ -72,6 +73,10 @@ from jobs.service import serve, stop_on_signals
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# Another instance holds the database's actor lock: nothing was done, nothing failed, nothing
+# waits; try again later (EX_TEMPFAIL of sysexits.h), distinct from 1 (something waits or
+# failed) and 2 (configuration).
+EXIT_INSTANCE_ACTIVE = 75
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -117,6 +122,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 class CliState:
     config: Path | None
     _settings: Settings | None = None
+    context: typer.Context | None = None  # the command line's, closed when the command ends
 
     @property
     def settings(self) -> Settings:
@@ -125,9 +131,26 @@ class CliState:
             logs.configure(self._settings.log_level, self._settings.log_format)
         return self._settings
 
-    def database(self) -> sessionmaker[Session]:
-        """Sessions on the configured database, with pending migrations applied."""
+    def database(self, *, alone: bool = False) -> sessionmaker[Session]:
+        """Sessions on the configured database, with pending migrations applied. ``alone``:
+        a cycle or a stage, which acts as ``connector run`` does, holding the database's actor
+        lock until the command ends; when another instance holds it, nothing is done and the
+        command exits with EXIT_INSTANCE_ACTIVE."""
         engine = make_engine(self.settings.database_url.get_secret_value())
+        if alone:
+            lock = actor_lock(engine)
+            if not lock.try_acquire():
+                errors.print(
+                    f"error: another instance of the connector is active on this database (it "
+                    f"holds the {lock.description}): nothing was done; run this again once it "
+                    "has finished",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                raise typer.Exit(EXIT_INSTANCE_ACTIVE)
+            if self.context is not None:  # released when the command ends, however it ends
+                self.context.call_on_close(lock.release)
         ensure_schema(engine)
         return session_factory(engine)
 
@@ -178,7 +201,7 @@ def options(
         ),
     ] = None,
 ) -> None:
-    ctx.obj = CliState(config)
+    ctx.obj = CliState(config, context=ctx)
 
 
 @app.command()
@@ -251,7 +274,7 @@ def import_command(
 def bill(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
     """Invoice every period started by the as-of date and not yet invoiced."""
     state = _state(ctx)
-    factory = state.database()
+    factory = state.database(alone=True)
     day = _day(as_of)
     total = due_count(factory, day)
     if as_json or not console.is_terminal or total < state.settings.billing.batch_size:
@@ -277,7 +300,7 @@ def bill(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = Fal
 def pull(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
     """Pull accounts and won deals changed in Salesforce into the billing core."""
     state = _state(ctx)
-    factory = state.database()
+    factory = state.database(alone=True)
     result = crm_pull.pull(factory, state.settings, as_of=_day(as_of))
     if as_json:
         _print_json(result.to_dict())
@@ -303,7 +326,7 @@ def push(
 ) -> None:
     """Read back payments recorded in accounting, then post new documents there."""
     state = _state(ctx)
-    factory = state.database()
+    factory = state.database(alone=True)
     target = sync_push.make_target(state.settings, factory)
     sync_push.check_target(target)  # a configuration error stops it before anything is done
     if retry_parked:
@@ -349,7 +372,7 @@ def revenue_close(
     ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False
 ) -> None:
     """Journal the revenue recognized through the as-of date (each day once)."""
-    result = close_revenue(_state(ctx).database(), _day(as_of))
+    result = close_revenue(_state(ctx).database(alone=True), _day(as_of))
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -530,7 +553,7 @@ def sync(
     if not once:
         raise ConfigError("sync runs one cycle: give --once (connector run schedules cycles)")
     state = _state(ctx)
-    result = run_cycle(state.database(), state.settings, _day(as_of))
+    result = run_cycle(state.database(alone=True), state.settings, _day(as_of))
     if as_json:
         _print_json(result.to_dict())
     else:

@@ -85,3 +85,8 @@ class AccountingLimitError(AccountingError):
 class LedgerFileError(AccountingError):
     """A file of the Beancount ledger does not load (not UTF-8, a syntax error, cut short):
     the message names it with its line. The ledger's stages wait until it is fixed."""
+
+
+class InstanceActiveError(ConnectorError):
+    """Another instance of the connector (``connector run``, or a one-off cycle or stage) holds
+    the database's actor lock: nothing was done, and running again once it is done is safe."""
