@@ -13,7 +13,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -36,7 +37,7 @@ from connector.db.actor_lock import actor_lock
 from connector.db.documents import find_document
 from connector.db.engine import display_url, make_engine, session_factory, transaction
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
-from connector.errors import ConfigError, ConnectorError, LedgerFileError
+from connector.errors import ConfigError, ConnectorError, InvalidInputError, LedgerFileError
 from connector.render import (
     aging_dict,
     aging_report,
@@ -57,7 +58,7 @@ from connector.sandbox.server import Sandbox, SandboxConfig
 from connector.sandbox.xero.server import XeroConfig, XeroSandbox
 from connector.settings import Settings, load_settings
 from connector.sync import aging as sync_aging
-from connector.sync import closing, contracts, crm_pull, settlement
+from connector.sync import closing, contracts, corrections, crm_pull, settlement
 from connector.sync import push as sync_push
 from connector.sync import review as sync_review
 from connector.sync import status as sync_status
@@ -765,16 +766,25 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
         str | None, typer.Option(help="Bank reference; recording it twice changes nothing.")
     ] = None,
     as_json: JsonOption = False,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Another payment of the same amount, day and invoice, recorded without a "
+            "reference (refused otherwise, as the same payment recorded twice).",
+        ),
+    ] = False,
 ) -> None:
     """Record a payment for an invoice; any excess pays other open invoices or stays as credit."""
     factory = _state(ctx).database()
-    with transaction(factory) as session:
+    with _refusing_duplicates(), transaction(factory) as session:
         payment = settlement.record_payment(
             session,
             amount=to_decimal(amount, what="amount"),
             received_on=_day(on),
             invoice_number=invoice,
             reference=reference,
+            again=again,
         )
         doc = find_document(session, invoice)
         customer = session.get_one(tables.Customer, doc.customer_id).name
@@ -800,6 +810,180 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
     )
     if kept:
         console.print(f"{money(kept)} {doc.currency} kept as credit for {customer}")
+
+
+@contextmanager
+def _refusing_duplicates() -> Iterator[None]:
+    """The same payment or refund recorded twice: say how to record another one."""
+    try:
+        yield
+    except settlement.DuplicatePaymentError as error:
+        errors.print(
+            f"error: {error}; if it is another one, record it with --again (or give each its "
+            "--reference)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+@payment_app.command("refund")
+@handles_errors
+def payment_refund(  # noqa: PLR0917 - one parameter per option
+    ctx: typer.Context,
+    number: Annotated[
+        str,
+        typer.Argument(
+            help="An invoice or credit note of the customer: the refund is paid out of the "
+            "customer's credit in its currency."
+        ),
+    ],
+    amount: Annotated[str, typer.Argument(help="Amount paid back, in that currency.")],
+    on: Annotated[
+        datetime | None,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="Day refunded (default: today, UTC)."),
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Bank reference; recording it twice changes nothing.")
+    ] = None,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Another refund of the same amount and day to the customer, without a "
+            "reference (refused otherwise, as the same refund recorded twice).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Pay a customer's credit back (a credit note on a paid invoice, an over-payment)."""
+    factory = _state(ctx).database()
+    with _refusing_duplicates(), transaction(factory) as session:
+        done = corrections.refund(
+            session,
+            number,
+            amount=to_decimal(amount, what="amount"),
+            on=_day(on),
+            reference=reference,
+            again=again,
+        )
+    refund = done.refund
+    if as_json:
+        _print_json(
+            {
+                "refund_id": refund.id,
+                "customer": done.customer,
+                "currency": refund.currency,
+                "amount": refund.amount,
+                "refunded_on": refund.received_on,
+                "reference": refund.reference,
+                "credit_left": done.credit_left,
+            }
+        )
+        return
+    console.print(
+        f"refunded {money(refund.amount)} {refund.currency} to {done.customer} on "
+        f"{refund.received_on}; credit left {money(done.credit_left)} {refund.currency}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _line_credits(text: str) -> dict[int, str | None]:
+    """``1,3=20.00``: line 1 in full, 20.00 of line 3."""
+    credits: dict[int, str | None] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        position, equals, value = part.partition("=")
+        if not position.strip().isdigit() or (equals and not value.strip()):
+            raise InvalidInputError(
+                f"--lines {text!r}: give line numbers, each optionally =amount (1,3=20.00)"
+            )
+        credits[int(position)] = value.strip() or None
+    if not credits:
+        raise InvalidInputError("--lines names no line")
+    return credits
+
+
+@invoice_app.command("credit")
+@handles_errors
+def invoice_credit(  # noqa: PLR0917 - one parameter per option
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why it is credited (kept, and on its lines).")
+    ],
+    amount: Annotated[
+        str | None,
+        typer.Option(
+            help="Amount before tax, spread over the invoice's lines in proportion to what "
+            "each still holds (default: all it still holds)."
+        ),
+    ] = None,
+    lines: Annotated[
+        str | None,
+        typer.Option(
+            "--lines",
+            help="Lines to credit, numbered as `invoice show` lists them: 1,3 (all they "
+            "still hold) or 1=20.00,3 (amounts before tax).",
+        ),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="The correction's reference: issuing it again changes nothing (default: the "
+            "invoice and the reason)."
+        ),
+    ] = None,
+    as_of: DateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a credit note on an invoice, paid or not: it reduces what the invoice still owes,
+    and what is left is the customer's credit (refund it with `payment refund`)."""
+    state = _state(ctx)
+    done = corrections.credit_invoice(
+        state.database(),
+        state.settings,
+        number,
+        reason=reason,
+        on=_day(as_of),
+        amount=None if amount is None else to_decimal(amount, what="amount"),
+        lines=None if lines is None else _line_credits(lines),
+        reference=reference,
+    )
+    note, invoice = done.credit_note, done.invoice
+    kept = round_money(note.credit_kept or Decimal(0), currency_of(note.currency))
+    if as_json:
+        _print_json(
+            {
+                "credit_note": note.number,
+                "invoice": invoice.number,
+                "issued": done.issued,
+                "customer": done.customer,
+                "currency": note.currency,
+                "subtotal": note.subtotal,
+                "tax": note.tax_total,
+                "total": note.total,
+                "credit_kept": kept,
+                "reference": note.reference,
+                "reason": note.reason,
+            }
+        )
+        return
+    verb = "credits" if done.issued else "was already issued for this correction, crediting"
+    console.print(
+        f"{note.number} {verb} {invoice.number}: {money(note.subtotal)} + tax "
+        f"{money(note.tax_total)} = {money(note.total)} {note.currency}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    if kept:
+        console.print(
+            f"{money(kept)} {note.currency} kept as credit for {done.customer}",
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command()
