@@ -6,6 +6,7 @@ Every test runs on SQLite and, when configured, PostgreSQL. A GB customer is bil
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -204,7 +205,9 @@ def test_issuing_the_same_correction_again_finds_the_credit_note_issued(
         first.credit_note.id
     }
     assert count(factory, tables.Document) == 2  # the invoice and one credit note
-    with pytest.raises(InvalidInputError, match=r"already credited by CN-000001 \(subtotal 30.00"):
+    with pytest.raises(
+        InvalidInputError, match=re.escape("already credited by CN-000001 (subtotal 30.00")
+    ):
         credit(factory, settings, amount=D("40.00"))
 
     # Another reason, or another reference, is another correction; a reference names one.
@@ -285,14 +288,16 @@ def test_an_amount_is_spread_over_the_lines_in_proportion_to_what_each_holds(
         D("167.99"),
     )
     with pytest.raises(
-        BillingError, match=r"has 139.99 GBP left to credit \(before tax\), not 140"
+        BillingError, match=re.escape("has 139.99 GBP left to credit (before tax), not 140")
     ):
         credit(factory, settings, amount=D("140"), reason="too much")
-    with pytest.raises(BillingError, match=r"line 2 of INV-000001 has 46.66 GBP left"):
+    with pytest.raises(BillingError, match=re.escape("line 2 of INV-000001 has 46.66 GBP left")):
         credit(factory, settings, lines={2: "50"}, reason="too much")
     with pytest.raises(InvalidInputError, match="INV-000001 has no line 3"):
         credit(factory, settings, lines={3: None}, reason="no such line")
-    with pytest.raises(InvalidInputError, match="amount 1.001 has more decimals than GBP allows"):
+    with pytest.raises(
+        InvalidInputError, match=re.escape("amount 1.001 has more decimals than GBP allows")
+    ):
         credit(factory, settings, amount="1.001", reason="cents")
     with pytest.raises(InvalidInputError, match="a credit note needs a reason"):
         credit(factory, settings, reason="  ")
@@ -381,7 +386,9 @@ def test_a_refund_is_recorded_once(
         )
 
     first = corrections_refund(factory, "INV-000001", "30.00")
-    with pytest.raises(settlement.DuplicatePaymentError, match="a refund of 30.00 GBP on"):
+    with pytest.raises(
+        settlement.DuplicatePaymentError, match=re.escape("a refund of 30.00 GBP on")
+    ):
         corrections_refund(factory, "INV-000001", "30.00")
     second = corrections_refund(factory, "INV-000001", "30.00", again=True)
     by_reference = corrections_refund(factory, "INV-000001", "20.00", reference="BACS-1")
@@ -394,7 +401,9 @@ def test_a_refund_is_recorded_once(
     )
     assert same.refund.id == by_reference.refund.id
     assert count(factory, tables.Payment) == 4  # the payment and three refunds
-    with pytest.raises(BillingError, match="holds 0.00 GBP of credit; cannot refund 0.01"):
+    with pytest.raises(
+        BillingError, match=re.escape("holds 0.00 GBP of credit; cannot refund 0.01")
+    ):
         corrections_refund(factory, "INV-000001", "0.01")
 
 
