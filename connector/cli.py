@@ -1,7 +1,8 @@
 """The ``connector`` command line: parse, call a service, print.
 
 Exit codes: 0 success, 1 when some records failed or a request was refused, 2 on a
-configuration error.
+configuration error, 75 (EXIT_INSTANCE_ACTIVE) when a cycle or stage did nothing because another
+instance is active on the database.
 """
 
 from __future__ import annotations
