@@ -172,3 +172,29 @@ def test_every_mapping_and_target_is_checked_before_a_cycle_does_anything(
             assert session.scalar(select(func.count()).select_from(table)) == 0, table
     assert salesforce_sandbox.usage.used == calls
     assert not settings.ledger.path.exists()
+
+
+@pytest.mark.sandbox(seed="demo")
+def test_records_waiting_since_an_earlier_cycle_keep_the_cycle_from_being_clean(
+    factory: sessionmaker[Session], cycle_settings: Settings, salesforce_sandbox: Sandbox
+) -> None:
+    """Without lookback, a later pull reads only what changed since (the deal changed, what
+    the write-back touched): the demo org's three records waiting for a fix are not all read
+    again, and all still count (sync --once exits 1)."""
+    salesforce = cycle_settings.salesforce.model_copy(update={"lookback_minutes": 0})
+    settings = cycle_settings.model_copy(update={"salesforce": salesforce})
+    first = run_cycle(factory, settings, date(2026, 1, 31))
+    assert (first.errors, first.stages["pull"]["quarantined"], first.clean) == ({}, 3, False)
+    with factory() as session:
+        deal = session.scalars(
+            select(tables.CrmRecord.record_id).where(
+                tables.CrmRecord.object == "Opportunity", tables.CrmRecord.state == "applied"
+            )
+        ).first()
+    assert deal is not None
+    salesforce_sandbox.org.update("Opportunity", deal, {"Description": "read again"})
+    run_cycle(factory, settings, date(2026, 1, 31))  # its cursor moves past the others
+
+    third = run_cycle(factory, settings, date(2026, 1, 31))
+
+    assert (third.errors, third.stages["pull"]["quarantined"], third.clean) == ({}, 3, False)
