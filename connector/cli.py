@@ -34,11 +34,17 @@ from connector.accounting.xero.target import xero_auth
 from connector.billing.money import currency as currency_of
 from connector.billing.money import round_money, to_decimal
 from connector.db import outbox, tables
-from connector.db.actor_lock import actor_lock
+from connector.db.actor_lock import acting_alone
 from connector.db.documents import find_document
 from connector.db.engine import display_url, make_engine, session_factory, transaction
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
-from connector.errors import ConfigError, ConnectorError, InvalidInputError, LedgerFileError
+from connector.errors import (
+    ConfigError,
+    ConnectorError,
+    InstanceActiveError,
+    InvalidInputError,
+    LedgerFileError,
+)
 from connector.render import (
     aging_dict,
     aging_report,
@@ -139,20 +145,12 @@ class CliState:
         lock until the command ends; when another instance holds it, nothing is done and the
         command exits with EXIT_INSTANCE_ACTIVE."""
         engine = make_engine(self.settings.database_url.get_secret_value())
-        if alone:
-            lock = actor_lock(engine)
-            if not lock.try_acquire():
-                errors.print(
-                    f"error: another instance of the connector is active on this database (it "
-                    f"holds the {lock.description}): nothing was done; run this again once it "
-                    "has finished",
-                    markup=False,
-                    highlight=False,
-                    soft_wrap=True,
-                )
-                raise typer.Exit(EXIT_INSTANCE_ACTIVE)
-            if self.context is not None:  # released when the command ends, however it ends
-                self.context.call_on_close(lock.release)
+        if alone and self.context is not None:
+            try:  # held until the command ends, however it ends
+                self.context.with_resource(acting_alone(engine))
+            except InstanceActiveError as error:
+                errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_INSTANCE_ACTIVE) from None
         ensure_schema(engine)
         return session_factory(engine)
 
