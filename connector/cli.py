@@ -1,7 +1,8 @@
 """The ``connector`` command line: parse, call a service, print.
 
 Exit codes: 0 success, 1 when some records failed or a request was refused, 2 on a
-configuration error.
+configuration error, 75 (EXIT_INSTANCE_ACTIVE) when a cycle or stage did nothing because another
+instance is active on the database.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -38,11 +40,18 @@ from connector.accounting.xero.target import xero_auth
 from connector.billing.money import currency as currency_of
 from connector.billing.money import round_money, to_decimal
 from connector.db import outbox, tables
+from connector.db.actor_lock import acting_alone
 from connector.db.documents import find_document
 from connector.db.engine import display_url, make_engine, session_factory, sqlite_file, transaction
 from connector.db.failures import database_failure
 from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
-from connector.errors import ConfigError, ConnectorError, LedgerFileError
+from connector.errors import (
+    ConfigError,
+    ConnectorError,
+    InstanceActiveError,
+    InvalidInputError,
+    LedgerFileError,
+)
 from connector.render import (
     aging_dict,
     aging_report,
@@ -64,7 +73,7 @@ from connector.sandbox.xero.faults import parse_xero_rule
 from connector.sandbox.xero.server import XeroConfig, XeroSandbox
 from connector.settings import Settings, load_settings
 from connector.sync import aging as sync_aging
-from connector.sync import closing, contracts, crm_pull, settlement
+from connector.sync import closing, contracts, corrections, crm_pull, settlement
 from connector.sync import push as sync_push
 from connector.sync import review as sync_review
 from connector.sync import status as sync_status
@@ -80,6 +89,10 @@ from jobs.service import serve, stop_on_signals
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# Another instance holds the database's actor lock: nothing was done, nothing failed, nothing
+# waits; try again later (EX_TEMPFAIL of sysexits.h), distinct from 1 (something waits or
+# failed) and 2 (configuration).
+EXIT_INSTANCE_ACTIVE = 75
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -188,6 +201,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 class CliState:
     config: Path | None
     _settings: Settings | None = None
+    context: typer.Context | None = None  # the command line's, closed when the command ends
 
     @property
     def settings(self) -> Settings:
@@ -196,11 +210,20 @@ class CliState:
             logs.configure(self._settings.log_level, self._settings.log_format)
         return self._settings
 
-    def database(self, *, create: bool = True) -> sessionmaker[Session]:
+    def database(self, *, create: bool = True, alone: bool = False) -> sessionmaker[Session]:
         """Sessions on the configured database, with pending migrations applied. A SQLite file
         that does not exist is created, unless ``create`` is False (commands that only read):
-        then it is a configuration error."""
+        then it is a configuration error. ``alone``: a cycle or a stage, which acts as
+        ``connector run`` does, holding the database's actor lock until the command ends; when
+        another instance holds it, nothing is done and the command exits with
+        EXIT_INSTANCE_ACTIVE."""
         engine = self.engine(create=create)
+        if alone and self.context is not None:
+            try:  # held until the command ends, however it ends
+                self.context.with_resource(acting_alone(engine))
+            except InstanceActiveError as error:
+                errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_INSTANCE_ACTIVE) from None
         ensure_schema(engine)
         return session_factory(engine)
 
@@ -298,7 +321,7 @@ def options(
         ),
     ] = False,
 ) -> None:
-    ctx.obj = CliState(config)
+    ctx.obj = CliState(config, context=ctx)
 
 
 @app.command()
@@ -376,7 +399,7 @@ def import_command(
 def bill(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
     """Invoice every period started by the as-of date and not yet invoiced."""
     state = _state(ctx)
-    factory = state.database()
+    factory = state.database(alone=True)
     day = _day(as_of)
     total = due_count(factory, day)
     if as_json or not console.is_terminal or total < state.settings.billing.batch_size:
@@ -402,7 +425,7 @@ def bill(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = Fal
 def pull(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
     """Pull accounts and won deals changed in Salesforce into the billing core."""
     state = _state(ctx)
-    factory = state.database()
+    factory = state.database(alone=True)
     result = crm_pull.pull(factory, state.settings, as_of=_day(as_of))
     if as_json:
         _print_json(result.to_dict())
@@ -428,7 +451,7 @@ def push(
 ) -> None:
     """Read back payments recorded in accounting, then post new documents there."""
     state = _state(ctx)
-    factory = state.database()
+    factory = state.database(alone=True)
     target = sync_push.make_target(state.settings, factory)
     sync_push.check_target(target)  # a configuration error stops it before anything is done
     if retry_parked:
@@ -474,7 +497,7 @@ def revenue_close(
     ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False
 ) -> None:
     """Journal the revenue recognized through the as-of date (each day once)."""
-    result = close_revenue(_state(ctx).database(), _day(as_of))
+    result = close_revenue(_state(ctx).database(alone=True), _day(as_of))
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -653,7 +676,7 @@ def sync(
     if not once:
         raise ConfigError("sync runs one cycle: give --once (connector run schedules cycles)")
     state = _state(ctx)
-    result = run_cycle(state.database(), state.settings, _day(as_of))
+    result = run_cycle(state.database(alone=True), state.settings, _day(as_of))
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -680,7 +703,8 @@ def run(ctx: typer.Context) -> None:
 @handles_errors
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Last run of each job, cursors, records waiting with their reasons, the outbox of each
-    accounting target, refused write-backs, and API usage today."""
+    accounting target, refused write-backs, and API usage today. Exit 1 while anything waits
+    for a person (a record, a parked document, a failed run), 0 when all is well."""
     state = _state(ctx)
     factory = state.database(create=False)
     with transaction(factory) as session:
@@ -695,6 +719,11 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _print_json(report.to_dict())
     else:
         console.print(status_report(report))
+    attention = report.attention()
+    for line in attention:  # exit 1 while anything waits for a person: monitoring can trust it
+        errors.print(f"attention: {line}", markup=False, highlight=False, soft_wrap=True)
+    if attention:
+        raise typer.Exit(1)
 
 
 @report_app.command("mrr")
@@ -869,16 +898,25 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
         str | None, typer.Option(help="Bank reference; recording it twice changes nothing.")
     ] = None,
     as_json: JsonOption = False,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Another payment of the same amount, day and invoice, recorded without a "
+            "reference (refused otherwise, as the same payment recorded twice).",
+        ),
+    ] = False,
 ) -> None:
     """Record a payment for an invoice; any excess pays other open invoices or stays as credit."""
     factory = _state(ctx).database()
-    with transaction(factory) as session:
+    with _refusing_duplicates(), transaction(factory) as session:
         payment = settlement.record_payment(
             session,
             amount=to_decimal(amount, what="amount"),
             received_on=_day(on),
             invoice_number=invoice,
             reference=reference,
+            again=again,
         )
         doc = find_document(session, invoice)
         customer = session.get_one(tables.Customer, doc.customer_id).name
@@ -904,6 +942,185 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
     )
     if kept:
         console.print(f"{money(kept, doc.currency)} kept as credit for {customer}")
+
+
+@contextmanager
+def _refusing_duplicates() -> Iterator[None]:
+    """The same payment or refund recorded twice: say how to record another one."""
+    try:
+        yield
+    except settlement.DuplicatePaymentError as error:
+        errors.print(
+            f"error: {error}; if it is another one, record it with --again (or give each its "
+            "--reference)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+@payment_app.command("refund")
+@handles_errors
+def payment_refund(  # noqa: PLR0917 - one parameter per option
+    ctx: typer.Context,
+    number: Annotated[
+        str,
+        typer.Argument(
+            help="An invoice or credit note of the customer: the refund is paid out of the "
+            "customer's credit in its currency."
+        ),
+    ],
+    amount: Annotated[str, typer.Argument(help="Amount paid back, in that currency.")],
+    on: Annotated[
+        datetime | None,
+        typer.Option(
+            "--date",
+            parser=_day_option,
+            metavar="YYYY-MM-DD",
+            help="Day refunded (default: today, UTC).",
+        ),
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Bank reference; recording it twice changes nothing.")
+    ] = None,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Another refund of the same amount and day to the customer, without a "
+            "reference (refused otherwise, as the same refund recorded twice).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Pay a customer's credit back (a credit note on a paid invoice, an over-payment)."""
+    factory = _state(ctx).database()
+    with _refusing_duplicates(), transaction(factory) as session:
+        done = corrections.refund(
+            session,
+            number,
+            amount=to_decimal(amount, what="amount"),
+            on=_day(on),
+            reference=reference,
+            again=again,
+        )
+    refund = done.refund
+    if as_json:
+        _print_json(
+            {
+                "refund_id": refund.id,
+                "customer": done.customer,
+                "currency": refund.currency,
+                "amount": refund.amount,
+                "refunded_on": refund.received_on,
+                "reference": refund.reference,
+                "credit_left": done.credit_left,
+            }
+        )
+        return
+    console.print(
+        f"refunded {money(refund.amount)} {refund.currency} to {done.customer} on "
+        f"{refund.received_on}; credit left {money(done.credit_left)} {refund.currency}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _line_credits(text: str) -> dict[int, str | None]:
+    """``1,3=20.00``: line 1 in full, 20.00 of line 3."""
+    credits: dict[int, str | None] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        position, equals, value = part.partition("=")
+        if not position.strip().isdigit() or (equals and not value.strip()):
+            raise InvalidInputError(
+                f"--lines {text!r}: give line numbers, each optionally =amount (1,3=20.00)"
+            )
+        credits[int(position)] = value.strip() or None
+    if not credits:
+        raise InvalidInputError("--lines names no line")
+    return credits
+
+
+@invoice_app.command("credit")
+@handles_errors
+def invoice_credit(  # noqa: PLR0917 - one parameter per option
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why it is credited (kept, and on its lines).")
+    ],
+    amount: Annotated[
+        str | None,
+        typer.Option(
+            help="Amount before tax, spread over the invoice's lines in proportion to what "
+            "each still holds (default: all it still holds)."
+        ),
+    ] = None,
+    lines: Annotated[
+        str | None,
+        typer.Option(
+            "--lines",
+            help="Lines to credit, numbered as `invoice show` lists them: 1,3 (all they "
+            "still hold) or 1=20.00,3 (amounts before tax).",
+        ),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="The correction's reference: issuing it again changes nothing (default: the "
+            "invoice and the reason)."
+        ),
+    ] = None,
+    as_of: DateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a credit note on an invoice, paid or not: it reduces what the invoice still owes,
+    and what is left is the customer's credit (refund it with `payment refund`)."""
+    state = _state(ctx)
+    done = corrections.credit_invoice(
+        state.database(),
+        state.settings,
+        number,
+        reason=reason,
+        on=_day(as_of),
+        amount=None if amount is None else to_decimal(amount, what="amount"),
+        lines=None if lines is None else _line_credits(lines),
+        reference=reference,
+    )
+    note, invoice = done.credit_note, done.invoice
+    kept = round_money(note.credit_kept or Decimal(0), currency_of(note.currency))
+    if as_json:
+        _print_json(
+            {
+                "credit_note": note.number,
+                "invoice": invoice.number,
+                "issued": done.issued,
+                "customer": done.customer,
+                "currency": note.currency,
+                "subtotal": note.subtotal,
+                "tax": note.tax_total,
+                "total": note.total,
+                "credit_kept": kept,
+                "reference": note.reference,
+                "reason": note.reason,
+            }
+        )
+        return
+    verb = "credits" if done.issued else "was already issued for this correction, crediting"
+    console.print(
+        f"{note.number} {verb} {invoice.number}: {money(note.subtotal)} + tax "
+        f"{money(note.tax_total)} = {money(note.total)} {note.currency}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    if kept:
+        console.print(
+            f"{money(kept)} {note.currency} kept as credit for {done.customer}",
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command()

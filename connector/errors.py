@@ -90,3 +90,8 @@ class LedgerFileError(AccountingError):
 class SecretKeyError(ConnectorError):
     """Stored secrets cannot be decrypted with the configured key (the key was lost, replaced
     or not found): whatever they unlocked must be connected again."""
+
+
+class InstanceActiveError(ConnectorError):
+    """Another instance of the connector (``connector run``, or a one-off cycle or stage) holds
+    the database's actor lock: nothing was done, and running again once it is done is safe."""

@@ -431,16 +431,19 @@ def document_detail(view: DocumentView) -> Group:
         f"{title} {doc.number} — {view.customer}\n"
         f"Date {doc.issue_date}, due {doc.due_date}, period {doc.period_start} … {doc.period_end}"
         + (f"\nCredits invoice {view.credited_invoice}" if view.credited_invoice else "")
+        + (f"\nReason {doc.reason}" if doc.reason else "")
         + f"\nStatus {doc.status}",
     )
     lines = Table(show_edge=False)
+    lines.add_column("#", justify="right")  # what `invoice credit --lines` names
     lines.add_column("description")
     lines.add_column("service")
     lines.add_column("qty", justify="right")
     lines.add_column("tax", justify="right")
     lines.add_column(f"amount ({doc.currency})", justify="right", no_wrap=True)
-    for line in view.lines:
+    for position, line in enumerate(view.lines, start=1):
         lines.add_row(
+            str(position),
             line.description,
             f"{line.service_start} … {line.service_end}",
             f"{line.quantity.normalize():f}",

@@ -37,6 +37,7 @@ class DraftLine:
     amount: Decimal  # positive on invoices and on credit notes alike
     tax_rate: Decimal
     credited_line_id: int | None = None
+    description: str | None = None  # a credit note issued by hand: what it says (else the charge's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,20 +191,47 @@ def draft_credit_notes(
             )
             periods[target.invoice_id] = target.period
     return [
-        _draft(
-            DocumentKind.CREDIT_NOTE,
+        draft_credit_note(
             lines,
+            invoice_id=invoice_id,
+            period=periods[invoice_id],
             currency=currency,
             issue_date=issue_date,
-            due_date=issue_date,
-            period=periods[invoice_id],
             rounding=rounding,
-            credited_invoice_id=invoice_id,
             tax_history=(tax_history or {}).get(invoice_id),
             jurisdiction=jurisdiction,
         )
         for invoice_id, lines in sorted(by_invoice.items())
     ]
+
+
+def draft_credit_note(
+    lines: Sequence[DraftLine],
+    *,
+    invoice_id: int,
+    period: Period,
+    currency: Currency,
+    issue_date: date,
+    rounding: Rounding,
+    tax_history: Mapping[Decimal, CreditedTax] | None = None,
+    jurisdiction: str = "",
+) -> DocumentDraft:
+    """One credit note of ``lines`` (each crediting a line of the invoice ``invoice_id``, for
+    its billing ``period``), due on its issue date, taxed where and as the invoice was on
+    everything credited against it so far (``tax_history``: the invoice's tax per rate and what
+    earlier credit notes took back of it)."""
+    return _draft(
+        DocumentKind.CREDIT_NOTE,
+        lines,
+        currency=currency,
+        issue_date=issue_date,
+        due_date=issue_date,
+        period=period,
+        rounding=rounding,
+        credited_invoice_id=invoice_id,
+        tax_history=tax_history,
+        jurisdiction=jurisdiction,
+    )
 
 
 def allocate_credit(

@@ -60,6 +60,24 @@ def auth_kind(settings: SalesforceSettings) -> str:
     )
 
 
+# The settings each login needs.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "session": ("instance_url", "session_id"),
+    "jwt": ("username", "client_id", "private_key_file"),
+    "password": ("username", "password"),
+    "client_credentials": ("client_id", "client_secret"),
+}
+
+
+def check_settings(settings: SalesforceSettings) -> None:
+    """Raise the configuration error a login would, without logging in: a login is chosen,
+    it has what it needs, and a JWT bearer's private key signs."""
+    kind = auth_kind(settings)
+    _require(settings, kind, *REQUIRED[kind])
+    if kind == "jwt":
+        _assertion(settings)
+
+
 def _require(settings: SalesforceSettings, kind: str, *names: str) -> None:
     missing = []
     for name in names:
@@ -85,10 +103,10 @@ def jwt_audience(settings: SalesforceSettings) -> str:
 def login(settings: SalesforceSettings, http: requests.Session) -> SalesforceSession:
     kind = auth_kind(settings)
     if kind == "session":
-        _require(settings, "session", "instance_url", "session_id")
+        _require(settings, "session", *REQUIRED["session"])
         return SalesforceSession(settings.instance_url, settings.session_id.get_secret_value())
     if kind == "jwt":
-        _require(settings, "jwt", "username", "client_id", "private_key_file")
+        _require(settings, "jwt", *REQUIRED["jwt"])
         return _token(
             settings,
             http,
@@ -98,7 +116,7 @@ def login(settings: SalesforceSettings, http: requests.Session) -> SalesforceSes
             },
         )
     if kind == "password":
-        _require(settings, "password", "username", "password")
+        _require(settings, "password", *REQUIRED["password"])
         secret = settings.password.get_secret_value() + settings.security_token.get_secret_value()
         if settings.client_id and settings.client_secret.get_secret_value():
             return _token(
@@ -113,7 +131,7 @@ def login(settings: SalesforceSettings, http: requests.Session) -> SalesforceSes
                 },
             )
         return _soap(settings, http, secret)
-    _require(settings, "client_credentials", "client_id", "client_secret")
+    _require(settings, "client_credentials", *REQUIRED["client_credentials"])
     return _token(
         settings,
         http,

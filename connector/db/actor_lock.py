@@ -1,7 +1,9 @@
 """One active scheduler per database.
 
 ``connector run`` acts only while it holds this lock; a second instance on the same database
-stands by and tries again every few seconds. The lock dies with its holder, however it dies
+stands by and tries again every few seconds. A one-off cycle or stage (``connector sync --once``,
+``pull``, ``bill``, ``revenue close``, ``push``) takes it too, and stops at once when it is
+held (:func:`acting_alone`). The lock dies with its holder, however it dies
 (exit, crash, SIGKILL), so a standby takes over without anyone cleaning up:
 
 - PostgreSQL: a session advisory lock, held by one dedicated connection (in autocommit, so it
@@ -17,13 +19,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.errors import StorageError
+from connector.errors import InstanceActiveError, StorageError
 
 LOCK_NAME = "connector.scheduler"
 # Advisory locks are keyed by a bigint: a stable one derived from the name.
@@ -167,3 +170,20 @@ def actor_lock(engine: Engine) -> ActorLock:
         path = Path(database).expanduser().resolve()
         return FileLock(path.with_name(path.name + ".lock"))
     raise StorageError(f"no scheduler lock for {backend} databases (use PostgreSQL or SQLite)")
+
+
+@contextlib.contextmanager
+def acting_alone(engine: Engine) -> Iterator[ActorLock]:
+    """Hold ``engine``'s actor lock while the block runs (a one-off cycle or stage acts on the
+    database as ``connector run`` does: alone); raise :class:`InstanceActiveError` at once,
+    having done nothing, when another instance holds it."""
+    lock = actor_lock(engine)
+    if not lock.try_acquire():
+        raise InstanceActiveError(
+            f"another instance of the connector is active on this database (it holds the "
+            f"{lock.description}): nothing was done; run this again once it has finished"
+        )
+    try:
+        yield lock
+    finally:
+        lock.release()

@@ -172,7 +172,7 @@ class IssuedDocument:
     number: str
     draft: DocumentDraft
     customer_id: int
-    subscription_id: int
+    subscription_id: int | None
 
 
 def insert_charges(session: Session, charges: Sequence[tuple[Charge, int]]) -> dict[int, int]:
@@ -200,10 +200,12 @@ def insert_charges(session: Session, charges: Sequence[tuple[Charge, int]]) -> d
 
 def insert_documents(
     session: Session,
-    documents: Sequence[tuple[DocumentDraft, int, int, str]],
+    documents: Sequence[tuple[DocumentDraft, int, int | None, str]],
     charge_ids: dict[int, int],
 ) -> list[IssuedDocument]:
-    """Insert ``(draft, customer id, subscription id, number)`` with lines and taxes."""
+    """Insert ``(draft, customer id, subscription id, number)`` with lines and taxes. A line
+    whose charge has no row in ``charge_ids`` (a credit note issued by hand: no billing run
+    decided it, so reconciliation leaves it be) has no charge id."""
     if not documents:
         return []
     doc_table = tables.table_of(tables.Document)
@@ -253,11 +255,11 @@ def insert_documents(
         [
             {
                 "document_id": doc.id,
-                "charge_id": charge_ids[id(line.charge)],
+                "charge_id": charge_ids.get(id(line.charge)),
                 "subscription_item_id": line.charge.item.id,
                 "product_id": line.charge.item.product.id,
                 "kind": line.charge.item.kind.value,
-                "description": line.charge.description[:500],
+                "description": (line.description or line.charge.description)[:500],
                 "quantity": line.charge.quantity,
                 "discount_percent": line.charge.discount_percent,
                 "service_start": line.charge.service.start,

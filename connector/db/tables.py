@@ -202,7 +202,10 @@ class Document(Base):
     """An invoice or a credit note."""
 
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("kind", "number"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "number"),
+        Index(None, "kind", "reference", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
@@ -232,6 +235,10 @@ class Document(Base):
     credit_kept: Mapped[Decimal | None]
     created_at: Mapped[datetime] = _created()
     tax_note: Mapped[str | None] = mapped_column(Text)  # the reverse-charge note, if any
+    # Credit notes issued by hand: the correction's reference (given, or made of the invoice
+    # and the reason), so that issuing it again finds it; and the reason given.
+    reference: Mapped[str | None]
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class DocumentTax(Base):

@@ -10,7 +10,6 @@ keeps its error, visible in ``billing_error``, and the rest of the batch goes on
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -24,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.charges import BillingState, Charge, plan_billing
 from connector.billing.invoicing import (
-    DocumentDraft,
     DocumentKind,
     draft_credit_notes,
     draft_invoices,
@@ -34,30 +32,15 @@ from connector.billing.pricing import Product
 from connector.billing.subscriptions import Subscription
 from connector.billing.tax import TaxTable
 from connector.billing.vat import treatment
-from connector.db import outbox, tables
+from connector.db import tables
 from connector.db.catalog import PriceCache
-from connector.db.documents import (
-    IssuedDocument,
-    allocate_numbers,
-    format_number,
-    insert_charges,
-    insert_documents,
-    last_issue_date,
-    load_billed,
-    load_tax_history,
-    record_credited_lines,
-)
+from connector.db.documents import IssuedDocument, insert_charges, load_billed, load_tax_history
 from connector.db.engine import is_unique_violation, transaction
 from connector.db.subscriptions import load_subscriptions
 from connector.db.types import utc_now
 from connector.errors import BillingError, ConnectorError, StorageError
 from connector.settings import Settings
-from connector.sync.settlement import (
-    apply_credit_note,
-    customers_with_credit,
-    keep_credit,
-    settle_customer,
-)
+from connector.sync.issuing import Unnumbered, check_issue_date, issue
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +104,7 @@ def run_billing(
 ) -> BillingRunResult:
     """Bill everything due by ``as_of``. Safe to run again, or after a crash at any point."""
     with factory() as session:
-        last = last_issue_date(session)
-    if last is not None and as_of < last:
-        raise BillingError(
-            f"as-of date {as_of} is before the last issued document ({last}); document dates "
-            "must not go backwards within a numbering series"
-        )
+        check_issue_date(session, as_of)
     try:
         as_of + timedelta(days=settings.billing.payment_terms_days)
     except OverflowError:
@@ -216,7 +194,7 @@ def _bill_batch(
     rounding = settings.tax.rounding
 
     charges: list[tuple[Charge, int]] = []
-    documents: list[tuple[DocumentDraft, int, int]] = []
+    documents: list[Unnumbered] = []
     updates: list[dict[str, object]] = []
     for row in rows:
         if row.id in failures:
@@ -270,20 +248,7 @@ def _bill_batch(
         )
 
     charge_ids = insert_charges(session, charges)
-    issued = insert_documents(session, _numbered(session, settings, documents), charge_ids)
-    for kind in DocumentKind:  # in the same transaction as the documents
-        outbox.enqueue(session, kind.value, (d.id for d in issued if d.draft.kind is kind))
-    credit_notes_issued = [d for d in issued if d.draft.kind is DocumentKind.CREDIT_NOTE]
-    record_credited_lines(session, credit_notes_issued)
-    for doc in credit_notes_issued:
-        note = session.get_one(tables.Document, doc.id)
-        invoice = session.get_one(tables.Document, doc.draft.credited_invoice_id)
-        apply_credit_note(session, note, invoice, as_of)
-    session.flush()
-    for customer_id in customers_with_credit(session, sorted({d.customer_id for d in issued})):
-        settle_customer(session, customer_id, as_of)
-    for doc in credit_notes_issued:
-        keep_credit(session.get_one(tables.Document, doc.id))
+    issued = issue(session, settings.billing, documents, charge_ids, as_of)
     if updates:
         _save_states(session, updates)
     _tally(result, issued)
@@ -340,33 +305,6 @@ def _reconcile_start(row: Row[Any], subscription: Subscription) -> date:
     day = max(row.reconcile_from, terms.billing_start)
     start = terms.schedule.period(terms.schedule.index_of(day)).start
     return min(start, row.reconcile_from)
-
-
-def _numbered(
-    session: Session, settings: Settings, documents: list[tuple[DocumentDraft, int, int]]
-) -> list[tuple[DocumentDraft, int, int, str]]:
-    billing = settings.billing
-    prefixes = {
-        DocumentKind.INVOICE: billing.invoice_prefix,
-        DocumentKind.CREDIT_NOTE: billing.credit_note_prefix,
-    }
-    by_kind: dict[DocumentKind, list[tuple[DocumentDraft, int, int]]] = defaultdict(list)
-    for entry in documents:
-        by_kind[entry[0].kind].append(entry)
-    numbered: list[tuple[DocumentDraft, int, int, str]] = []
-    for kind, entries in by_kind.items():
-        prefix = prefixes[kind]
-        first = allocate_numbers(session, f"{kind.value}:{prefix}", len(entries))
-        numbered.extend(
-            (
-                draft,
-                customer,
-                subscription,
-                format_number(prefix, first + offset, billing.number_digits),
-            )
-            for offset, (draft, customer, subscription) in enumerate(entries)
-        )
-    return numbered
 
 
 def _tally(result: BillingRunResult, issued: list[IssuedDocument]) -> None:

@@ -23,6 +23,7 @@ ends the run early with everything so far saved; the next run resumes from the c
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.plausibility import Limits
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 SYSTEM = deals.SYSTEM
 CURSOR_PREFIX = f"{SYSTEM}:"
 ID_CHUNK = 200
+WAITING_STATES = frozenset({staging.QUARANTINED, staging.HELD})
 LINE_ITEM = "OpportunityLineItem"
 LINE_ITEM_CURSOR = f"{CURSOR_PREFIX}{LINE_ITEM}"
 DATE_RESOLUTION = timedelta(seconds=1)  # an HTTP Date header counts whole seconds
@@ -64,6 +67,10 @@ SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 
 @dataclass
 class PullResult:
+    """What a pull did: records fetched, applied, unchanged and ignored by this run; and, at its
+    end, every record waiting for a fix (``quarantined``) or a review (``held``), whenever it
+    arrived, so that a pull exits 1 while anything waits."""
+
     fetched: dict[str, int] = field(default_factory=dict)
     applied: int = 0
     unchanged: int = 0
@@ -74,14 +81,16 @@ class PullResult:
     stopped: str | None = None
 
     def count(self, state: str) -> None:
+        """Count a record applied or ignored by this run (what waits is counted at its end)."""
         if state == staging.APPLIED:
             self.applied += 1
-        elif state == staging.QUARANTINED:
-            self.quarantined += 1
-        elif state == staging.HELD:
-            self.held += 1
-        else:
+        elif state == staging.IGNORED:
             self.ignored += 1
+
+    @property
+    def waiting(self) -> int:
+        """Records waiting for a fix (quarantined) or a review (held), whenever they came."""
+        return self.quarantined + self.held
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -204,7 +213,7 @@ class Pull:
             plausibility_limits(settings),
         )
         self.catalog = self.applier.catalog
-        self.counted_quarantined: set[int] = set()  # staged rows counted as quarantined
+        self.changed_waiting = 0  # records whose waiting state or reason changed this run
         self.bulk_threshold = settings.salesforce.bulk_threshold
         self.since: dict[str, datetime | None] = {}
         self.ceiling: datetime | None = None  # the org's time when the first pages were read
@@ -288,6 +297,7 @@ class Pull:
             with transaction(self.factory) as session:
                 self._save_usage(session)
         self._retry_quarantined()
+        self._count_waiting()
         return self.result
 
     def _first_pages(self) -> tuple[datetime | None, dict[str, dict[str, Any]]]:
@@ -470,34 +480,74 @@ class Pull:
             staging.move_cursor(session, name, self._capped(newest))
 
     # -- one record ------------------------------------------------------------------------
-    def _process(self, session: Session, row: tables.CrmRecord, *, retry: bool = False) -> None:
+    def _process(self, session: Session, row: tables.CrmRecord) -> None:
         """Apply one staged record in its own savepoint: a failure quarantines it alone. A
-        retried record that stays quarantined is not counted again."""
+        record that starts or stops waiting, or waits for another reason, is logged once."""
+        before = waiting_state(row)
         outcome = self.applier.settle(session, row)
-        if retry and outcome.state == staging.QUARANTINED:
-            return
         session.flush()
-        if row.id in self.counted_quarantined and outcome.state != staging.QUARANTINED:
-            self.counted_quarantined.discard(row.id)  # it was counted as quarantined this run
-            self.result.quarantined -= 1
-        elif outcome.state == staging.QUARANTINED:
-            self.counted_quarantined.add(row.id)
         self.result.count(outcome.state)
-        if outcome.state in (staging.QUARANTINED, staging.HELD):
-            log.warning("%s %s %s: %s", row.object, row.record_id, outcome.state, outcome.reason)
+        if waiting_state(row) != before:
+            self.changed_waiting += 1
+            log_waiting(row)
 
     def _retry_quarantined(self) -> None:
         """Accounts first, then deals (what a deal waits for may have arrived this run)."""
         self.catalog.clear()
         with transaction(self.factory) as session:
             for row in staging.in_state(session, SYSTEM, staging.QUARANTINED):
-                self._process(session, row, retry=True)
+                self._process(session, row)
+
+    def _count_waiting(self) -> None:
+        """Every record waiting, whenever it arrived, and one log line that counts them."""
+        with transaction(self.factory) as session:
+            counts = staging.state_counts(session, SYSTEM)
+        self.result.quarantined = counts.get(staging.QUARANTINED, 0)
+        self.result.held = counts.get(staging.HELD, 0)
+        fields = {
+            "waiting": self.result.waiting,
+            "quarantined": self.result.quarantined,
+            "held": self.result.held,
+            "changed": self.changed_waiting,
+        }
+        log.log(
+            logging.WARNING if self.result.waiting else logging.INFO,
+            "%s",
+            json.dumps(fields),
+            extra={"fields": fields},
+        )
 
     def _save_usage(self, session: Session) -> None:
         budget = self.client.budget
         staging.save_usage(
             session, SYSTEM, budget.day, budget.spent, (budget.org_used, budget.org_limit)
         )
+
+
+def waiting_state(row: tables.CrmRecord) -> tuple[str, str | None] | None:
+    """``(state, reason)`` of a staged record waiting for a fix or a review; None otherwise,
+    and for a record staged for the first time (not settled yet)."""
+    if not inspect(row).persistent or row.state not in WAITING_STATES:
+        return None
+    return row.state, row.reason
+
+
+def log_waiting(row: tables.CrmRecord) -> None:
+    """One structured line for a record that starts waiting or waits for another reason
+    (warning), or no longer waits (info: its new state, no reason)."""
+    waiting = row.state in WAITING_STATES
+    fields = {
+        "object": row.object,
+        "record_id": row.record_id,
+        "state": row.state,
+        "reason": row.reason if waiting else None,
+    }
+    log.log(
+        logging.WARNING if waiting else logging.INFO,
+        "%s",
+        json.dumps(fields),
+        extra={"fields": fields},
+    )
 
 
 def nest(row: dict[str, str]) -> dict[str, Any]:

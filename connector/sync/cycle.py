@@ -25,13 +25,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.accounting.base import AccountingTarget
 from connector.crm.client import SalesforceClient
+from connector.crm.login import check_settings
 from connector.db import staging, tables
 from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.errors import ConfigError, ConnectorError
-from connector.settings import Settings
+from connector.settings import Settings, mapping_path
 from connector.sync import crm_pull, push, writeback
 from connector.sync.billing_run import run_billing
+from connector.sync.mapping import load_mapping
 from connector.sync.revenue_close import close_revenue
 from connector.sync.stopping import StopRequest
 
@@ -69,6 +71,17 @@ class Runtime:
         TaxType the organisation lacks), so that a cycle stops before it does anything: a
         configuration error is raised; a target out of reach is left to the push stage."""
         push.check_target(self.target)
+
+    def check(self) -> None:
+        """Check every mapping file and every target's settings, so that a cycle (and
+        ``connector run``) stops with a configuration error before any stage does anything:
+        the Salesforce mapping and login settings, then the chart of accounts and the
+        accounting target's settings (against the target itself: Xero's tax rates). Nothing is
+        sent anywhere but the target's own check (a read)."""
+        load_mapping(mapping_path(self.settings.salesforce.mapping_file))
+        if self._client is None:
+            check_settings(self.settings.salesforce)
+        self.check_target()
 
     def _calls(self) -> int:
         """API calls made so far: Salesforce's, and the accounting target's when remote."""
@@ -232,7 +245,7 @@ def run_cycle(
     """Every stage in order, as of ``as_of``; a stop request ends the cycle after the batch in
     hand (the stage is recorded as interrupted and the later ones do not start)."""
     runtime = runtime or Runtime(factory, settings, _client=client, _target=target)
-    runtime.check_target()
+    runtime.check()
     result = CycleResult(as_of)
     for name in STAGES:
         if runtime.stop.is_set():

@@ -126,6 +126,14 @@ def _credits(session: Session, customer_id: int) -> list[Source]:
     return sorted(sources, key=lambda s: (_source_date(s), s.id))
 
 
+def credit_held(session: Session, customer_id: int, code: str) -> Decimal:
+    """The credit the customer holds in currency ``code``: what its payments and credit notes
+    have not applied or refunded yet."""
+    return sum(
+        (s.unapplied or ZERO for s in _credits(session, customer_id) if s.currency == code), ZERO
+    )
+
+
 def _source_date(source: Source) -> date:
     return source.received_on if isinstance(source, tables.Payment) else source.issue_date
 
@@ -275,10 +283,13 @@ def record_payment(
     invoice_number: str | None = None,
     customer_id: int | None = None,
     reference: str | None = None,
+    again: bool = False,
 ) -> tables.Payment:
     """Record money received, for an invoice or for a customer. It pays the named invoice first,
     then the customer's other open invoices, oldest first; anything left is customer credit.
-    With a reference, recording the same payment again changes nothing."""
+    With a reference, recording the same payment again changes nothing; without one, a payment
+    of the same amount on the same day for the same invoice (or customer) is refused as a
+    duplicate unless ``again`` says it is another payment."""
     invoice = None
     if invoice_number is not None:
         invoice = find_document(session, invoice_number, DocumentKind.INVOICE)
@@ -293,10 +304,21 @@ def record_payment(
     if customer is None:
         raise NotFoundError(f"unknown customer {customer_id}")
     code = invoice.currency if invoice is not None else customer.currency
-    value = _positive_amount(amount, code)
+    value = positive_amount(amount, code)
     existing = _existing(session, customer_id, PaymentKind.PAYMENT, reference, value)
     if existing is not None:
         return existing
+    if reference is None and not again:
+        _refuse_duplicate(
+            session,
+            PaymentKind.PAYMENT,
+            customer_id,
+            invoice.number if invoice is not None else f"customer {customer_id}",
+            value,
+            code,
+            received_on,
+            invoice_id=invoice.id if invoice is not None else None,
+        )
     payment = tables.Payment(
         customer_id=customer_id,
         kind=PaymentKind.PAYMENT.value,
@@ -326,22 +348,31 @@ def record_refund(
     refunded_on: date,
     currency_code: str | None = None,
     reference: str | None = None,
+    again: bool = False,
 ) -> tables.Payment:
     """Return money to a customer out of its credit (over-payments, credit notes on paid
-    invoices), oldest credit first. More than the credit held is refused."""
+    invoices), oldest credit first. More than the credit held is refused. With a reference,
+    recording the same refund again changes nothing; without one, a refund of the same amount
+    and currency on the same day to the same customer is refused as a duplicate unless
+    ``again`` says it is another refund."""
     customer = session.get(tables.Customer, customer_id)
     if customer is None:
         raise NotFoundError(f"unknown customer {customer_id}")
     code = currency(currency_code or customer.currency).code
-    value = _positive_amount(amount, code)
+    value = positive_amount(amount, code)
     existing = _existing(session, customer_id, PaymentKind.REFUND, reference, value)
     if existing is not None:
         return existing
+    if reference is None and not again:
+        _refuse_duplicate(
+            session, PaymentKind.REFUND, customer_id, customer.name, value, code, refunded_on
+        )
     sources = [s for s in _credits(session, customer_id) if s.currency == code]
     available = sum((s.unapplied or ZERO for s in sources), ZERO)
     if value > available:
+        held = round_money(available, currency(code))
         raise BillingError(
-            f"customer {customer_id} holds {available} {code} of credit; cannot refund {value}"
+            f"customer {customer_id} holds {held} {code} of credit; cannot refund {value}"
         )
     refund = tables.Payment(
         customer_id=customer_id,
@@ -370,7 +401,50 @@ def record_refund(
     return refund
 
 
-def _positive_amount(amount: Decimal | str, code: str) -> Decimal:
+class DuplicatePaymentError(BillingError):
+    """The same payment (or refund) seems to be recorded twice: same amount, day and invoice
+    (or customer), and no reference to tell them apart."""
+
+
+def _refuse_duplicate(  # noqa: PLR0917 - what identifies a payment without a reference
+    session: Session,
+    kind: PaymentKind,
+    customer_id: int,
+    what: str,
+    amount: Decimal,
+    code: str,
+    on: date,
+    *,
+    invoice_id: int | None = None,
+) -> None:
+    """Refuse a payment or refund without a reference when one of the same amount, currency and
+    day is recorded for the same invoice (payments) or customer (refunds), whatever its
+    reference: most likely the same money recorded twice."""
+    query = select(tables.Payment).where(
+        tables.Payment.customer_id == customer_id,
+        tables.Payment.kind == kind.value,
+        tables.Payment.currency == code,
+        tables.Payment.received_on == on,
+    )
+    if kind is PaymentKind.PAYMENT:
+        query = query.where(
+            tables.Payment.invoice_id == invoice_id
+            if invoice_id is not None
+            else tables.Payment.invoice_id.is_(None)
+        )
+    same = [
+        row for row in session.scalars(query.order_by(tables.Payment.id)) if row.amount == amount
+    ]
+    if same:
+        seen = f" (reference {same[0].reference})" if same[0].reference else ""
+        raise DuplicatePaymentError(
+            f"a {kind} of {amount} {code} on {on} for {what} is already recorded{seen}: "
+            "not recorded twice"
+        )
+
+
+def positive_amount(amount: Decimal | str, code: str) -> Decimal:
+    """An amount given by a person: a positive number with no more decimals than ``code``."""
     value = to_decimal(amount, what="amount")
     money = currency(code)
     if value <= 0:

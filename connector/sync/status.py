@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector.accounting import base
@@ -108,6 +108,34 @@ class Status:
     connections: dict[str, dict[str, Any]] = field(default_factory=dict)
     books: Books = field(default_factory=Books)
     tax_ids: list[TaxIdWarning] = field(default_factory=list)
+    unbilled: int = 0  # subscriptions the last billing run could not bill (billing_error)
+
+    def attention(self) -> list[str]:
+        """What waits for a person, one line each: records waiting for a fix or a review,
+        documents parked and other refusals, subscriptions that cannot be billed, a stage whose
+        last run failed, an accounting connection to renew. Empty when all is well (VAT ids not
+        accepted are billed, taxed normally: listed, not waiting)."""
+        lines = []
+        for state, what in ((staging.QUARANTINED, "waiting for a fix"), (staging.HELD, "held")):
+            count = sum(1 for record in self.waiting if record.state == state)
+            if count:
+                lines.append(f"{count} records {state} ({what})")
+        parked = {target: depth.get("parked", 0) for target, depth in self.outbox.items()}
+        for target, count in parked.items():
+            if count:
+                lines.append(f"{target}: {count} documents parked")
+        others = [r for r in self.refused if r.where not in parked]
+        if others:
+            lines.append(f"{len(others)} refused by Salesforce or accounting (see refused)")
+        if self.unbilled:
+            lines.append(f"{self.unbilled} subscriptions cannot be billed")
+        for job, run in self.jobs.items():
+            if run is not None and not run.ok:
+                lines.append(f"the last {job} run failed: {run.error}")
+        for target, connection in self.connections.items():
+            if connection.get("state") != "connected":
+                lines.append(f"{target}: {connection.get('state')} ({connection.get('error')})")
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -264,4 +292,10 @@ def status(
         connections=connections(session),
         books=books_state(session),
         tax_ids=tax_id_warnings(session, home_country) if home_country else [],
+        unbilled=session.scalar(
+            select(func.count())
+            .select_from(tables.Subscription)
+            .where(tables.Subscription.billing_error.is_not(None))
+        )
+        or 0,
     )

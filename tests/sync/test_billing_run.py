@@ -15,7 +15,7 @@ from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.errors import BillingError
 from connector.settings import Settings, load_settings
-from connector.sync import billing_run, contracts
+from connector.sync import billing_run, contracts, issuing
 from connector.sync.billing_run import run_billing
 from connector.sync.settlement import record_payment
 from tests import builders
@@ -397,7 +397,8 @@ def test_a_crash_at_any_step_leaves_no_duplicate_and_no_gap(
         )
 
     calls = {"n": 0}
-    original = getattr(billing_run, fault)
+    module = billing_run if hasattr(billing_run, fault) else issuing  # where the run calls it
+    original = getattr(module, fault)
 
     def crash(*args, **kwargs):
         calls["n"] += 1
@@ -405,10 +406,10 @@ def test_a_crash_at_any_step_leaves_no_duplicate_and_no_gap(
             raise RuntimeError("simulated crash")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(billing_run, fault, crash)
+    monkeypatch.setattr(module, fault, crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_billing(factory, settings, date(2026, 2, 1))
-    monkeypatch.setattr(billing_run, fault, original)
+    monkeypatch.setattr(module, fault, original)
     run_billing(factory, settings, date(2026, 2, 1))
 
     numbers = [doc[0] for doc in documents(factory)]

@@ -11,6 +11,7 @@ period``, rounded once to the currency's minor unit.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -1059,11 +1060,12 @@ def test_withdrawn_deal_already_billed_is_held_and_its_invoices_kept(
     with factory() as session:
         assert session.scalars(select(tables.Document.status)).all() == ["open", "open"]
 
-    # A held record stays held while it does not change; won again, it is applied again.
-    assert pull(factory, pull_settings).held == 0
+    # A held record stays held (and counted) while it does not change; won again, it is
+    # applied again.
+    assert pull(factory, pull_settings).held == 2
     crm.org.update("Opportunity", reopened, {"StageName": WON})
     again = pull(factory, pull_settings)
-    assert (again.applied, again.held) == (1, 0)
+    assert (again.applied, again.held) == (1, 1)
     assert staged(factory)[reopened] == ("applied", None)
     assert subscriptions(factory) == before
 
@@ -1275,7 +1277,7 @@ def test_status_lists_quarantined_and_held_records_with_reasons_and_the_cursors(
 
     code, report = cli(cli_env, "status", "--json")
 
-    assert code == 0
+    assert code == 1  # records wait for a fix and a review
     assert report["records"] == {"applied": 1, "quarantined": 1, "held": 1}
     assert [
         {key: entry[key] for key in ("object", "record_id", "name", "state", "reason")}
@@ -1321,6 +1323,94 @@ def test_status_lists_quarantined_and_held_records_with_reasons_and_the_cursors(
         salesforce_sandbox.usage.used,
         15_000,
     )
+
+
+def test_records_waiting_from_earlier_pulls_are_counted_and_keep_the_exit_code_1(
+    crm: Crm, acme: str, cli_env: dict[str, str]
+) -> None:
+    """A deal quarantined an hour ago and one held since then are outside the next pull's
+    window (its cursor less the lookback): they are still counted, and the pull exits 1."""
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    crm.org.clock = lambda: an_hour_ago
+    billed = crm.deal(acme, "Acme - Billed", ("PRO", "10", "30.00"), close="2026-01-01")
+    empty = crm.deal(acme, "Acme - Empty", close="2026-01-01")
+    code, first = cli(cli_env, "pull", "--as-of", "2026-01-01", "--json")
+    assert (code, first["applied"], first["quarantined"], first["held"]) == (1, 2, 1, 0)
+    assert cli(cli_env, "bill", "--as-of", "2026-01-01", "--json")[0] == 0
+    crm.org.update("Opportunity", billed, {"StageName": REOPENED})
+    code, second = cli(cli_env, "pull", "--as-of", "2026-01-02", "--json")
+    assert (code, second["applied"], second["quarantined"], second["held"]) == (1, 0, 1, 1)
+
+    crm.org.clock = lambda: datetime.now(UTC)  # a new deal moves the cursor past the two
+    crm.deal(acme, "Acme - New", ("SUP", "1", "8.00"), close="2026-01-02")
+    assert cli(cli_env, "pull", "--as-of", "2026-01-02", "--json")[1]["applied"] == 1
+
+    code, fourth = cli(cli_env, "pull", "--as-of", "2026-01-02", "--json")
+
+    assert fourth["fetched"] == {"Account": 1, "Opportunity": 1}  # the two are not read again
+    assert (code, fourth["applied"], fourth["quarantined"], fourth["held"]) == (1, 0, 1, 1)
+    code, report = cli(cli_env, "status", "--json")
+    assert report["records"] == {"applied": 2, "quarantined": 1, "held": 1}
+    assert [entry["record_id"] for entry in report["quarantined"] + report["held"]] == [
+        empty,
+        billed,
+    ]
+
+
+def test_a_waiting_record_is_logged_once_per_change_with_its_fields(
+    crm: Crm,
+    acme: str,
+    factory: sessionmaker[Session],
+    pull_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Read again by every pull (it is inside the lookback window), a quarantined deal is
+    logged when it is quarantined and when its reason changes, not at every pull; each pull
+    logs one line counting what waits."""
+    caplog.set_level(logging.INFO, logger="connector.sync.crm_pull")
+    empty = crm.deal(acme, "Acme - Empty", close="2026-01-01")
+
+    def lines() -> list[tuple[str, dict[str, Any]]]:
+        found = [
+            (record.levelname, record.fields)  # type: ignore[attr-defined]
+            for record in caplog.records
+            if record.name == "connector.sync.crm_pull"
+        ]
+        caplog.clear()
+        return found
+
+    pull(factory, pull_settings)
+    pull(factory, pull_settings)
+    pull(factory, pull_settings)
+    waiting = {
+        "object": "Opportunity",
+        "record_id": empty,
+        "state": "quarantined",
+        "reason": "won deal has no line items",
+    }
+    count = {"waiting": 1, "quarantined": 1, "held": 0}
+    assert lines() == [
+        ("WARNING", waiting),
+        ("WARNING", {**count, "changed": 1}),
+        ("WARNING", {**count, "changed": 0}),
+        ("WARNING", {**count, "changed": 0}),
+    ]
+
+    line = crm.line(empty, "PRO", "-3", "30.00", currency="USD")
+    pull(factory, pull_settings)
+    pull(factory, pull_settings)
+    assert lines() == [
+        ("WARNING", {**waiting, "reason": f"line item {line} quantity -3.0 must be positive"}),
+        ("WARNING", {**count, "changed": 1}),
+        ("WARNING", {**count, "changed": 0}),
+    ]
+
+    crm.org.update("OpportunityLineItem", line, {"Quantity": 3})
+    pull(factory, pull_settings)
+    assert lines() == [
+        ("INFO", {**waiting, "state": "applied", "reason": None}),
+        ("INFO", {"waiting": 0, "quarantined": 0, "held": 0, "changed": 1}),
+    ]
 
 
 # -- the API limit and faults --------------------------------------------------------------------

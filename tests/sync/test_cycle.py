@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -92,6 +93,8 @@ def test_a_ledger_file_that_does_not_load_fails_only_the_ledger_stages(
 def test_a_tax_type_the_xero_organisation_lacks_stops_a_cycle_before_it_does_anything(
     factory: sessionmaker[Session], xero_settings: Settings, xero_sandbox: XeroSandbox
 ) -> None:
+    salesforce = SalesforceSettings(instance_url="https://org.invalid", session_id="unused")
+    xero_settings = xero_settings.model_copy(update={"salesforce": salesforce})
     mapping = Path(xero_settings.accounting.mapping_file)
     document = yaml.safe_load(mapping.read_text())
     document["xero"]["tax_types"]["GB"] = {"20": "OUTPUT2"}  # a UK code; a US organisation
@@ -105,3 +108,93 @@ def test_a_tax_type_the_xero_organisation_lacks_stops_a_cycle_before_it_does_any
     assert [(r.method, r.path) for r in xero_sandbox.requests if "api.xro" in r.path] == [
         ("GET", "/api.xro/2.0/TaxRates")
     ]
+
+
+ACCOUNTING_MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "accounting.yaml"
+SALESFORCE_MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "salesforce.yaml"
+
+
+def _broken_accounting(folder: Path) -> tuple[dict[str, object], str]:
+    path = folder / "accounting.yaml"
+    text = ACCOUNTING_MAPPING.read_text()
+    assert "  deferred_revenue: Liabilities:DeferredRevenue " in text
+    path.write_text(text.replace("deferred_revenue: Liabilities:", "deferred_revenue: Debts:"))
+    line = text[: text.index("deferred_revenue:")].count("\n") + 1
+    return {"accounting": {"mapping_file": str(path)}}, f"{path}:{line}"
+
+
+def _broken_salesforce(folder: Path) -> tuple[dict[str, object], str]:
+    path = folder / "salesforce.yaml"
+    text = SALESFORCE_MAPPING.read_text()
+    assert "  object: Account\n" in text
+    path.write_text(text.replace("  object: Account\n", "  object: Account\n  colour: blue\n"))
+    line = text[: text.index("  object: Account\n")].count("\n") + 2
+    return {"salesforce_mapping_file": str(path)}, f"{path}:{line}"
+
+
+def _no_salesforce_login(folder: Path) -> tuple[dict[str, object], str]:
+    return {"salesforce": SalesforceSettings()}, "no Salesforce login is configured"
+
+
+BROKEN = {
+    "a bad account in mappings/accounting.yaml": _broken_accounting,
+    "an unknown key in mappings/salesforce.yaml": _broken_salesforce,
+    "no Salesforce login": _no_salesforce_login,
+}
+
+
+@pytest.mark.sandbox(seed="demo")
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_every_mapping_and_target_is_checked_before_a_cycle_does_anything(
+    case: str,
+    factory: sessionmaker[Session],
+    cycle_settings: Settings,
+    salesforce_sandbox: Sandbox,
+    tmp_path: Path,
+) -> None:
+    """A broken mapping or target setting stops the cycle with a configuration error naming
+    it before the first stage: nothing pulled, billed, posted or recorded as run."""
+    update, problem = BROKEN[case](tmp_path)
+    mapping_file = update.pop("salesforce_mapping_file", None)
+    if mapping_file is not None:
+        salesforce = cycle_settings.salesforce.model_copy(update={"mapping_file": mapping_file})
+        update["salesforce"] = salesforce
+    if "accounting" in update:
+        update["accounting"] = cycle_settings.accounting.model_copy(update=update["accounting"])
+    settings = cycle_settings.model_copy(update=update)
+    calls = salesforce_sandbox.usage.used
+
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        run_cycle(factory, settings, date(2026, 1, 31))
+
+    with factory() as session:
+        for table in (tables.JobRun, tables.CrmRecord, tables.Document, tables.Outbox):
+            assert session.scalar(select(func.count()).select_from(table)) == 0, table
+    assert salesforce_sandbox.usage.used == calls
+    assert not settings.ledger.path.exists()
+
+
+@pytest.mark.sandbox(seed="demo")
+def test_records_waiting_since_an_earlier_cycle_keep_the_cycle_from_being_clean(
+    factory: sessionmaker[Session], cycle_settings: Settings, salesforce_sandbox: Sandbox
+) -> None:
+    """Without lookback, a later pull reads only what changed since (the deal changed, what
+    the write-back touched): the demo org's three records waiting for a fix are not all read
+    again, and all still count (sync --once exits 1)."""
+    salesforce = cycle_settings.salesforce.model_copy(update={"lookback_minutes": 0})
+    settings = cycle_settings.model_copy(update={"salesforce": salesforce})
+    first = run_cycle(factory, settings, date(2026, 1, 31))
+    assert (first.errors, first.stages["pull"]["quarantined"], first.clean) == ({}, 3, False)
+    with factory() as session:
+        deal = session.scalars(
+            select(tables.CrmRecord.record_id).where(
+                tables.CrmRecord.object == "Opportunity", tables.CrmRecord.state == "applied"
+            )
+        ).first()
+    assert deal is not None
+    salesforce_sandbox.org.update("Opportunity", deal, {"Description": "read again"})
+    run_cycle(factory, settings, date(2026, 1, 31))  # its cursor moves past the others
+
+    third = run_cycle(factory, settings, date(2026, 1, 31))
+
+    assert (third.errors, third.stages["pull"]["quarantined"], third.clean) == ({}, 3, False)

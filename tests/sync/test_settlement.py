@@ -5,6 +5,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from beancount import loader
+from beancount.core import data
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -12,7 +14,7 @@ from connector.db import tables
 from connector.db.engine import transaction
 from connector.errors import BillingError, InvalidInputError, NotFoundError
 from connector.settings import Settings
-from connector.sync import contracts, settlement
+from connector.sync import contracts, push, settlement
 from connector.sync.billing_run import run_billing
 from tests import builders
 
@@ -277,3 +279,80 @@ def test_a_payment_held_in_full_elsewhere_takes_the_place_of_credit_applied_here
             )
             == []
         )  # nothing left to move
+
+
+def test_the_same_payment_without_a_reference_is_refused_unless_it_is_another(
+    factory: sessionmaker[Session], billed: int
+) -> None:
+    def pay(amount: str, day: int, **options: object) -> tables.Payment:
+        with transaction(factory) as session:
+            return settlement.record_payment(
+                session,
+                amount=amount,
+                received_on=date(2026, 1, day),
+                invoice_number="INV-000001",
+                **options,  # type: ignore[arg-type]
+            )
+
+    first = pay("40.00", 10)
+    with pytest.raises(
+        settlement.DuplicatePaymentError,
+        match=re.escape(
+            "a payment of 40.00 USD on 2026-01-10 for INV-000001 is already recorded: "
+            "not recorded twice"
+        ),
+    ):
+        pay("40.00", 10)
+    pay("10.00", 11, reference="WIRE-1")  # the same money without its reference: refused
+    with pytest.raises(settlement.DuplicatePaymentError, match=re.escape("(reference WIRE-1)")):
+        pay("10.00", 11)
+    another = pay("40.00", 10, again=True)
+    other_day = pay("5.00", 12)
+    other_amount = pay("5.01", 12)
+    by_reference = pay("5.00", 12, reference="WIRE-2")
+
+    assert pay("5.00", 12, reference="WIRE-2").id == by_reference.id  # the same, once
+    assert len({first.id, another.id, other_day.id, other_amount.id, by_reference.id}) == 5
+    with factory() as session:
+        invoice = _invoice(session, "INV-000001")
+        # 40 + 10 + 40 + 5 + 5.01 + 5 = 105.01 paid on an invoice of 100.00.
+        assert invoice.amount_paid == D("100.00")
+        assert settlement.credit_held(session, invoice.customer_id, "USD") == D("5.01")
+
+
+def test_payments_read_back_from_accounting_never_collide_with_one_recorded_here(
+    factory: sessionmaker[Session], settings: Settings, billed: int
+) -> None:
+    """Finance records in the ledger a payment of the same amount, day and invoice as one
+    recorded with the connector: it is read back (it has its own reference), not refused."""
+    target = push.make_target(settings, factory)
+    push.push(factory, settings, target)
+    with transaction(factory) as session:
+        settlement.record_payment(
+            session, amount="60.00", received_on=date(2026, 1, 10), invoice_number="INV-000001"
+        )
+    path = settings.ledger.path
+    entries, problems, _ = loader.load_file(str(path))
+    assert problems == []
+    receivable = next(
+        entry.account
+        for entry in entries
+        if isinstance(entry, data.Open) and "customer_id" in entry.meta
+    )
+    path.write_text(
+        path.read_text() + '\n2026-01-10 * "Bank transfer" "pays INV-000001" ^INV-000001\n'
+        f"  Assets:Bank:USD   60.00 USD\n  {receivable}  -60.00 USD\n"
+    )
+
+    read = push.read_payments(factory, settings, target)
+
+    assert read.to_dict() == {
+        "recorded": 1,
+        "known": 0,
+        "refused": {},
+        "stopped": None,
+        "reconciled": 0,
+    }
+    with factory() as session:
+        invoice = _invoice(session, "INV-000001")
+        assert (invoice.amount_paid, invoice.status) == (D("100.00"), "paid")
