@@ -10,6 +10,7 @@ helpers set the exact mode after creating. Files and folders that already exist 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,9 @@ def make_directories(path: Path) -> None:
         except FileExistsError:
             if directory.is_dir():  # made meanwhile by another process
                 continue
-            raise
+            raise NotADirectoryError(
+                errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory)
+            ) from None
         os.chmod(directory, DIRECTORY_MODE)
 
 

@@ -149,7 +149,10 @@ def test_payment_record_refuses_the_same_payment_twice_unless_again(
     twice = invoke(env, *command)
     again = invoke(env, *command, "--again")
 
-    assert (first.exit_code, first.stdout) == (0, "INV-000001: paid 50.00 GBP, due 70.00, open\n")
+    assert (first.exit_code, first.stdout) == (
+        0,
+        "INV-000001: paid 50.00 GBP, due 70.00 GBP, open\n",
+    )
     assert (twice.exit_code, twice.stdout, twice.stderr) == (
         1,
         "",
@@ -157,4 +160,7 @@ def test_payment_record_refuses_the_same_payment_twice_unless_again(
         "recorded twice; if it is another one, record it with --again (or give each its "
         "--reference)\n",
     )
-    assert (again.exit_code, again.stdout) == (0, "INV-000001: paid 100.00 GBP, due 20.00, open\n")
+    assert (again.exit_code, again.stdout) == (
+        0,
+        "INV-000001: paid 100.00 GBP, due 20.00 GBP, open\n",
+    )

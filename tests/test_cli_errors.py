@@ -437,7 +437,7 @@ def test_a_file_the_file_system_refuses_is_named(
     result = invoke(env, "ledger", "check")
 
     assert result.exit_code == 1
-    assert one_line(result.stderr) == f"error: {tmp_path / 'books' / 'ledger.d'}: Not a directory"
+    assert one_line(result.stderr) == f"error: {tmp_path / 'books'}: Not a directory"
 
 
 # -- arguments ---------------------------------------------------------------------------------

@@ -36,10 +36,11 @@ def test_new_folders_and_their_new_parents_are_0700_existing_ones_keep_theirs(
     }
 
 
-def test_a_folder_in_the_way_of_a_file_is_refused(tmp_path: Path) -> None:
+def test_a_file_in_the_way_of_a_folder_is_named(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("a file")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(NotADirectoryError) as refused:
         make_directories(tmp_path / "taken" / "below")
+    assert refused.value.filename == str(tmp_path / "taken")
 
 
 def test_write_private_replaces_a_readable_file_with_an_owner_only_one(tmp_path: Path) -> None:
