@@ -917,6 +917,7 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
             invoice_number=invoice,
             reference=reference,
             again=again,
+            max_amount=_state(ctx).settings.billing.max_amount,
         )
         doc = find_document(session, invoice)
         customer = session.get_one(tables.Customer, doc.customer_id).name

@@ -270,7 +270,8 @@ class BillingSettings(_Section):
         default_factory=lambda: dict(DEFAULT_MAX_AMOUNT),
         description="Ceiling of one line item's amount for one billing period (a one-time "
         "item: its amount), per currency code, with `default` for every other currency; an "
-        "item above it holds its deal for review.",
+        "item above it holds its deal for review; a payment recorded by hand of more than the "
+        "customer owes plus this ceiling is refused.",
     )
 
     @field_validator("default_currency")

@@ -6,10 +6,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from connector.cli import app
+from connector.db import tables
 from connector.db.engine import transaction
 from connector.db.migrate import head_revision
 from connector.sync import contracts
@@ -132,8 +134,43 @@ def test_out_of_range_dates_are_refused_clearly(env: dict[str, str]) -> None:
         1,
         "error: the movement window must start before 2026-01-15, not on 2026-03-01",
     )
-    too_big = invoke(env, "payment", "record", "INV-000001", "1e30")
-    assert too_big.exit_code == 1
+
+
+def test_implausible_payments_on_a_real_invoice_are_refused_and_change_nothing(
+    factory: sessionmaker[Session], env: dict[str, str]
+) -> None:
+    builders.simple_subscription(factory, start=date(2026, 1, 1), currency="GBP", country="GB")
+    assert invoke(env, "bill", "--as-of", "2026-01-01").exit_code == 0
+    before = json.loads(invoke(env, "invoice", "show", "INV-000001", "--json").stdout)
+    assert (before["total"], before["status"]) == ("120.00", "open")
+
+    refused = {
+        amount: invoke(env, "payment", "record", "INV-000001", amount)
+        for amount in ("1e30", "1000120.01", "1e15")
+    }
+
+    assert {amount: (r.exit_code, r.stderr.strip()) for amount, r in refused.items()} == {
+        "1e30": (1, "error: amount 1E+30 is too large to bill in GBP"),
+        "1000120.01": (
+            1,
+            "error: amount 1,000,120.01 GBP is more than Customer C1 owes (120.00 GBP) plus "
+            "billing.max_amount (1,000,000.00 GBP): check the amount, or raise "
+            "billing.max_amount to record it",
+        ),
+        "1e15": (
+            1,
+            "error: amount 1,000,000,000,000,000.00 GBP is more than Customer C1 owes "
+            "(120.00 GBP) plus billing.max_amount (1,000,000.00 GBP): check the amount, or raise "
+            "billing.max_amount to record it",
+        ),
+    }
+    assert json.loads(invoke(env, "invoice", "show", "INV-000001", "--json").stdout) == before
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(tables.Payment)) == 0
+
+    largest = invoke(env, "payment", "record", "INV-000001", "1000120.00", "--json")
+    assert largest.exit_code == 0, largest.output
+    assert json.loads(largest.stdout)["credit_kept"] == "1000000.00"
 
 
 def test_report_mrr_json(factory: sessionmaker[Session], env: dict[str, str]) -> None:

@@ -35,7 +35,12 @@ class Limits:
     open_date_source: str = "the chart of accounts"  # where open_date is set, for messages
 
     def ceiling(self, code: str) -> Decimal | None:
-        return self.max_amount.get(code, self.max_amount.get(DEFAULT))
+        return ceiling_of(self.max_amount, code)
+
+
+def ceiling_of(max_amount: Mapping[str, Decimal], code: str) -> Decimal | None:
+    """``billing.max_amount`` for ``code``: its own ceiling, else the ``default`` one."""
+    return max_amount.get(code, max_amount.get(DEFAULT))
 
 
 @dataclass(frozen=True)

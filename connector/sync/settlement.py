@@ -12,7 +12,7 @@ invoice (``from_credit``) and refunds paid out of it move it back.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -30,6 +30,7 @@ from connector.billing.payments import (
     customer_balance,
     invoice_status,
 )
+from connector.billing.plausibility import ceiling_of
 from connector.db import outbox, tables
 from connector.db.documents import CREDIT_NOTE_ISSUED, find_document
 from connector.errors import BillingError, InvalidInputError, NotFoundError
@@ -284,12 +285,15 @@ def record_payment(
     customer_id: int | None = None,
     reference: str | None = None,
     again: bool = False,
+    max_amount: Mapping[str, Decimal] | None = None,
 ) -> tables.Payment:
     """Record money received, for an invoice or for a customer. It pays the named invoice first,
     then the customer's other open invoices, oldest first; anything left is customer credit.
     With a reference, recording the same payment again changes nothing; without one, a payment
     of the same amount on the same day for the same invoice (or customer) is refused as a
-    duplicate unless ``again`` says it is another payment."""
+    duplicate unless ``again`` says it is another payment. With ``max_amount``
+    (``billing.max_amount``), a payment of more than the customer owes plus the ceiling of its
+    currency is refused as implausible (a mistyped amount), before anything is recorded."""
     invoice = None
     if invoice_number is not None:
         invoice = find_document(session, invoice_number, DocumentKind.INVOICE)
@@ -308,6 +312,8 @@ def record_payment(
     existing = _existing(session, customer_id, PaymentKind.PAYMENT, reference, value)
     if existing is not None:
         return existing
+    if max_amount is not None:
+        _refuse_implausible(session, customer, value, code, max_amount)
     if reference is None and not again:
         _refuse_duplicate(
             session,
@@ -440,6 +446,34 @@ def _refuse_duplicate(  # noqa: PLR0917 - what identifies a payment without a re
         raise DuplicatePaymentError(
             f"a {kind} of {amount} {code} on {on} for {what} is already recorded{seen}: "
             "not recorded twice"
+        )
+
+
+def _refuse_implausible(
+    session: Session,
+    customer: tables.Customer,
+    value: Decimal,
+    code: str,
+    max_amount: Mapping[str, Decimal],
+) -> None:
+    """A payment above what the customer owes in ``code`` plus ``billing.max_amount``."""
+    ceiling = ceiling_of(max_amount, code)
+    if ceiling is None:
+        return
+    owed = max(
+        (b.balance for b in balances(session, customer.id) if b.currency == code), default=ZERO
+    )
+    owed = max(owed, ZERO)
+    if value > owed + ceiling:
+        unit = currency(code)
+        shown = {
+            name: f"{round_money(v, unit):,f} {code}"
+            for name, v in (("value", value), ("owed", owed), ("ceiling", ceiling))
+        }
+        raise InvalidInputError(
+            f"amount {shown['value']} is more than {customer.name} owes ({shown['owed']}) plus "
+            f"billing.max_amount ({shown['ceiling']}): check the amount, or raise "
+            "billing.max_amount to record it"
         )
 
 
