@@ -1,10 +1,13 @@
-"""Fast multi-row INSERT for the billing run's hot path.
+"""Set-based writes: a fast multi-row INSERT for hot paths, and an upsert of many rows.
 
 SQLAlchemy's executemany spends most of its time building parameters row by row; the billing run
 writes four rows or more per invoice, so it hands plain tuples to the driver's executemany
 instead. Values are stored exactly as the ORM types store them (checked by a test): on SQLite,
 decimals as text, dates as ISO text, datetimes in UTC as ``YYYY-MM-DD HH:MM:SS.ffffff``; on
-PostgreSQL, psycopg adapts them natively.
+PostgreSQL, psycopg adapts them natively. JSON values go through the dialect's own serializer.
+
+:func:`upsert` writes rows that may already exist (bookkeeping keyed on its primary key) in one
+``INSERT … ON CONFLICT DO UPDATE`` executemany, on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from datetime import UTC, date, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Table, insert
+from sqlalchemy import JSON, Boolean, Date, Dialect, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -38,11 +42,21 @@ def _sqlite_converter(column_type: TypeEngine[Any]) -> Callable[[Any], Any] | No
     return None
 
 
+def _json_converter(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How the dialect sends a JSON column's values (None: not a JSON column)."""
+    if not isinstance(column_type, JSON):
+        return None
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
+
+
 def _sqlite_rows(
-    table: Table, order: Sequence[str], rows: Sequence[Mapping[str, Any]]
+    table: Table, order: Sequence[str], rows: Sequence[Mapping[str, Any]], dialect: Dialect
 ) -> list[tuple[Any, ...]]:
     values_of = itemgetter(*order)
-    converters = [_sqlite_converter(table.c[name].type) for name in order]
+    converters = [
+        _json_converter(table.c[name].type, dialect) or _sqlite_converter(table.c[name].type)
+        for name in order
+    ]
     if len(order) == 1:
         return (
             [(row[order[0]],) for row in rows]
@@ -67,8 +81,37 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     columns = list(rows[0])
     connection = session.connection()
     compiled = insert(table).compile(dialect=connection.dialect, column_keys=columns)
+    dialect = connection.dialect
     if compiled.positiontup is not None:  # SQLite: qmark placeholders, in this order
-        values: list[Any] = _sqlite_rows(table, compiled.positiontup, rows)
+        values: list[Any] = _sqlite_rows(table, compiled.positiontup, rows, dialect)
     else:  # psycopg: named placeholders; it adapts decimals and dates itself
         values = [dict(row) for row in rows]
+        for name in columns:
+            convert = _json_converter(table.c[name].type, dialect)
+            if convert is not None:
+                for row in values:
+                    row[name] = convert(row[name])
     connection.exec_driver_sql(compiled.string, values)
+
+
+def upsert(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    changes: Sequence[str] | Callable[[Any], Mapping[str, Any]],
+) -> None:
+    """Insert ``rows`` (dicts with the same keys, each ``keys`` once at most), and where a row
+    with the same ``keys`` exists, update it instead: with the new row's value of each column
+    named in ``changes``, or with what ``changes(excluded)`` maps columns to (``excluded`` is the
+    row that was refused; the table's columns are the stored row). Python-side ``onupdate``
+    defaults are not applied: give them in ``changes``."""
+    if not rows:
+        return
+    dialect = session.connection().dialect.name
+    statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+    excluded = statement.excluded
+    set_ = (
+        dict(changes(excluded)) if callable(changes) else {name: excluded[name] for name in changes}
+    )
+    session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=set_), rows)

@@ -15,6 +15,8 @@ from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from connector.db import tables
+from connector.db.bulk import bulk_insert
+from connector.db.types import utc_now
 
 DONE = "done"
 PENDING = "pending"
@@ -41,6 +43,20 @@ def enqueue(session: Session, document_type: str, document_ids: Iterable[int]) -
     ]
     if rows:
         session.execute(insert(tables.Outbox), rows)
+
+
+def add(session: Session, document_type: str, document_ids: Sequence[int]) -> None:
+    """Add outbox rows for documents just made (never queued before: no check), in one
+    statement."""
+    now = utc_now()
+    bulk_insert(
+        session,
+        tables.table_of(tables.Outbox),
+        [
+            {"document_type": document_type, "document_id": doc_id, "created_at": now}
+            for doc_id in document_ids
+        ],
+    )
 
 
 def delivered_elsewhere(
