@@ -35,10 +35,10 @@ from connector.cli import app
 from connector.db import outbox, tables
 from connector.db.engine import transaction
 from connector.settings import Settings
-from connector.sync import contracts, settlement
+from connector.sync import contracts, push_batch, settlement
 from connector.sync.billing_run import run_billing
 from connector.sync.ledger_check import check_ledger
-from connector.sync.push import _Loader, make_target, push, read_payments
+from connector.sync.push import make_target, push, read_payments
 from connector.sync.revenue_close import close_revenue
 from tests import builders
 
@@ -517,8 +517,8 @@ def test_a_crash_between_the_write_and_its_record_ends_with_each_document_once(
     scenario = bill_four_currencies(factory, ledger_settings, push_at_end=False)
     path = ledger_settings.ledger.path
     with transaction(factory) as session:
-        rows = outbox.undelivered(session, "ledger", 1000)
-        loader_ = _Loader(session, rows)
+        rows = push_batch.read_rows(session, "ledger", 1000)
+        loader_ = push_batch.Loader(session, rows)
         documents = [loader_.document(row) for row in rows]
     assert len(documents) == 18
     # The writer posts the first ten and dies before recording anything.
