@@ -264,6 +264,36 @@ def external_ids(
     return {document_id: external_id for document_id, external_id in rows if external_id}
 
 
+def held_as(
+    session: Session, target: str, numbers: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Per ``(document type, number)`` of an invoice or credit note delivered to ``target``
+    (``done``), its id there; one query for all."""
+    wanted = set(numbers)
+    if not wanted:
+        return {}
+    doc, delivery = tables.Document, tables.Delivery
+    rows = session.execute(
+        select(doc.kind, doc.number, delivery.external_id)
+        .join(
+            tables.Outbox,
+            and_(tables.Outbox.document_type == doc.kind, tables.Outbox.document_id == doc.id),
+        )
+        .join(delivery, delivery.outbox_id == tables.Outbox.id)
+        .where(
+            delivery.target == target,
+            delivery.state == DONE,
+            delivery.external_id.is_not(None),
+            doc.number.in_({number for _, number in wanted}),
+        )
+    )
+    return {
+        (kind, number): external_id
+        for kind, number, external_id in rows
+        if external_id and (kind, number) in wanted
+    }
+
+
 def states(
     session: Session, target: str, document_type: str, document_ids: Iterable[int]
 ) -> dict[int, str]:
