@@ -8,8 +8,8 @@ A batch costs a handful of queries whatever its size, read as plain rows (no ORM
   invoices that payments pay and that credit notes credit, with their customers and taxes;
 - the lines of the invoices, credit notes and voids, with their products;
 - only when the batch has them: the products of its journals not seen yet in this push, the
-  schedules of its credit notes' lines, the allocations of its credit notes, refunds and
-  credit applied.
+  schedules of its credit notes' lines, the allocations of its credit notes and refunds (one
+  query), those of its credit applied.
 
 Each document is booked on the first open day when its own date is on or before the day the
 books are closed through (:func:`connector.accounting.dating.book`).
@@ -179,14 +179,14 @@ class Loader:
                 for key in row.journal_amounts or {}
             ),
         )
-        self._read_credit_notes([row.document_id for row in by_type[base.CREDIT_NOTE]])
-        self._read_refunds(
+        self._read_allocations(
+            [row.document_id for row in by_type[base.CREDIT_NOTE]],
             [
                 row.payment_id
                 for kind in PAYMENT_TYPES
                 for row in by_type[kind]
                 if row.payment_kind == base.REFUND
-            ]
+            ],
         )
         self._read_applied([row.document_id for row in by_type[base.CREDIT_APPLIED]])
 
@@ -294,41 +294,47 @@ class Loader:
             ],
         )
 
-    def _read_credit_notes(self, ids: Sequence[int]) -> None:
-        """Per credit note, the invoices the billing core applied it to, with the amount (in
-        Python: amounts are exact decimals, not SQL numbers); their numbers are kept."""
-        if not ids:
+    def _read_allocations(self, credit_notes: Sequence[int], refunds: Sequence[int]) -> None:
+        """One query: per credit note, the invoices the billing core applied it to, with the
+        amount (in Python: amounts are exact decimals, not SQL numbers); per refund, the
+        credit note it pays out (the first, when it draws on several); their numbers."""
+        if not credit_notes and not refunds:
             return
-        allocation, invoice = _allocation, _document.alias("applied_invoice")
-        self.applied_to = {doc_id: {} for doc_id in ids}
+        allocation = _allocation
+        invoice, note = _document.alias("applied_invoice"), _document.alias("credit_note")
+        self.applied_to = {doc_id: {} for doc_id in credit_notes}
         for row in self.session.execute(
             select(
                 allocation.c.credit_note_id,
                 allocation.c.invoice_id,
+                allocation.c.refund_id,
                 allocation.c.amount,
-                invoice.c.number,
+                invoice.c.number.label("invoice_number"),
+                note.c.number.label("credit_note_number"),
             )
-            .join(invoice, invoice.c.id == allocation.c.invoice_id)
-            .where(allocation.c.credit_note_id.in_(ids), allocation.c.invoice_id.is_not(None))
+            .outerjoin(invoice, invoice.c.id == allocation.c.invoice_id)
+            .outerjoin(note, note.c.id == allocation.c.credit_note_id)
+            .where(
+                or_(
+                    and_(
+                        allocation.c.credit_note_id.in_(credit_notes),
+                        allocation.c.invoice_id.is_not(None),
+                    ),
+                    and_(
+                        allocation.c.refund_id.in_(refunds),
+                        allocation.c.credit_note_id.is_not(None),
+                    ),
+                )
+            )
             .order_by(allocation.c.id)
         ):
-            self.numbers[row.invoice_id] = row.number
-            totals = self.applied_to[row.credit_note_id]
-            totals[row.invoice_id] = totals.get(row.invoice_id, ZERO) + row.amount
-
-    def _read_refunds(self, ids: Sequence[int]) -> None:
-        """Per refund, the credit note it pays out (the first, when it draws on several)."""
-        if not ids:
-            return
-        allocation, note = _allocation, _document.alias("refunded_note")
-        for row in self.session.execute(
-            select(allocation.c.refund_id, allocation.c.credit_note_id, note.c.number)
-            .join(note, note.c.id == allocation.c.credit_note_id)
-            .where(allocation.c.refund_id.in_(ids))
-            .order_by(allocation.c.id)
-        ):
-            self.refunded.setdefault(row.refund_id, row.credit_note_id)
-            self.numbers[row.credit_note_id] = row.number
+            if row.credit_note_id in self.applied_to and row.invoice_id is not None:
+                self.numbers[row.invoice_id] = row.invoice_number
+                totals = self.applied_to[row.credit_note_id]
+                totals[row.invoice_id] = totals.get(row.invoice_id, ZERO) + row.amount
+            if row.refund_id is not None and row.credit_note_id is not None:
+                self.refunded.setdefault(row.refund_id, row.credit_note_id)
+                self.numbers[row.credit_note_id] = row.credit_note_number
 
     def _read_applied(self, ids: Sequence[int]) -> None:
         """The credit applied of the batch, with every allocation to the same invoices (what
