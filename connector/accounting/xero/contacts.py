@@ -45,6 +45,8 @@ class XeroContacts:
         """ContactID per customer (created or updated as needed), and why Xero refused the
         others."""
         wanted = {customer.id: customer for customer in customers}
+        if not wanted:
+            return {}, {}
         hashes = {cid: _hash(payloads.contact(c, self.prefix)) for cid, c in wanted.items()}
         with transaction(self.factory) as session:
             contact = tables.AccountingContact
