@@ -156,7 +156,6 @@ class Loader:
         self.session = session
         self.closed_through = closed_through
         self.products = products if products is not None else Products()
-        self.rows = {row.id: row for row in rows}
         self.customers: dict[int, base.Customer] = {}
         self.documents: dict[int, AnyRow] = {}
         self.numbers: dict[int, str] = {}  # of documents read with allocations
