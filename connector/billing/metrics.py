@@ -174,7 +174,7 @@ def metrics_from(
         else:
             contraction += before - after
 
-    mrr = to_money(exact_mrr * 2, currency)
+    mrr = to_money(exact_mrr, currency)
     mrr_at_start = to_money(exact_at_start, currency)
     movements = _movements(
         (new, expansion, contraction, churn, reactivation), mrr - mrr_at_start, currency
