@@ -23,17 +23,38 @@ from connector.errors import ConnectorError, NotFoundError
 class StoredSubscription(Protocol):
     """A subscription as storage holds it: an ORM object or a plain row of its columns."""
 
-    id: int
-    customer_id: int
-    currency: str
-    frequency: str
-    start_date: date
-    term_months: int
-    auto_renew: bool
-    term_count: int
-    trial_days: int
-    cancel_date: date | None
-    revision: int
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def customer_id(self) -> int: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def frequency(self) -> str: ...
+
+    @property
+    def start_date(self) -> date: ...
+
+    @property
+    def term_months(self) -> int: ...
+
+    @property
+    def auto_renew(self) -> bool: ...
+
+    @property
+    def term_count(self) -> int: ...
+
+    @property
+    def trial_days(self) -> int: ...
+
+    @property
+    def cancel_date(self) -> date | None: ...
+
+    @property
+    def revision(self) -> int: ...
 
 
 def terms_from_row(row: StoredSubscription) -> domain.SubscriptionTerms:

@@ -207,10 +207,17 @@ def _find_amendment(
 class ChangedRow(Protocol):
     """The billing state of a subscription a change moves (an ORM row or a plain one)."""
 
-    revision: int
-    reconcile_from: date | None
-    billed_until: date | None
-    billed_as_of: date | None
+    @property
+    def revision(self) -> int: ...
+
+    @property
+    def reconcile_from(self) -> date | None: ...
+
+    @property
+    def billed_until(self) -> date | None: ...
+
+    @property
+    def billed_as_of(self) -> date | None: ...
 
 
 def change_values(
