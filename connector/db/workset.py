@@ -21,7 +21,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from connector.billing import pricing
@@ -150,9 +150,8 @@ class Workset:
         # what is read only when a record needs it, for every stored row of the batch at once
         self._amended: set[int] = set()  # subscriptions whose amendments are read
         self._documents: dict[int, str] = {}  # subscription id: its first document's number
-        self._documented: set[int] = set()
         self._charged: set[int] = set()  # subscriptions with charges
-        self._charges_read: set[int] = set()
+        self._billing_read: set[int] = set()
         self._billed: set[int] = set()  # customers with documents
         self._billed_read: set[int] = set()
         self._customer_subscriptions: dict[int, set[int]] = {}
@@ -438,41 +437,41 @@ class Workset:
 
     def first_document(self, subscription_id: int) -> str | None:
         """The number of the first document issued for the subscription, if any."""
-        if subscription_id < 0:
-            return None
-        if subscription_id not in self._documented:
-            wanted = {subscription_id, *self._initial_subscriptions} - self._documented
-            self._documented |= wanted
-            doc = tables.Document
-            first = (
-                select(func.min(doc.id))
-                .where(doc.subscription_id.in_(sorted(wanted)))
-                .group_by(doc.subscription_id)
-            )
-            for owner, number in self.session.execute(
-                select(doc.subscription_id, doc.number).where(doc.id.in_(first.scalar_subquery()))
-            ):
-                if owner is not None:
-                    self._documents[owner] = number
+        self._read_billing(subscription_id)
         return self._documents.get(subscription_id)
 
     def charged(self, subscription_id: int) -> bool:
         """Whether a billing run charged any item of the subscription."""
-        if subscription_id < 0:
-            return False
-        if subscription_id not in self._charges_read:
-            wanted = {subscription_id, *self._initial_subscriptions} - self._charges_read
-            self._charges_read |= wanted
-            item = tables.SubscriptionItem
-            self._charged.update(
-                self.session.scalars(
-                    select(item.subscription_id)
-                    .distinct()
-                    .join(tables.Charge, tables.Charge.subscription_item_id == item.id)
-                    .where(item.subscription_id.in_(sorted(wanted)))
-                )
-            )
+        self._read_billing(subscription_id)
         return subscription_id in self._charged
+
+    def _read_billing(self, subscription_id: int) -> None:
+        """What was billed of the stored subscriptions of the batch (one query): the first
+        document of each, and whether any of its items was charged."""
+        if subscription_id < 0 or subscription_id in self._billing_read:
+            return
+        wanted = {subscription_id, *self._initial_subscriptions} - self._billing_read
+        self._billing_read |= wanted
+        sub, doc, item = tables.Subscription, tables.Document, tables.SubscriptionItem
+        first_document = (
+            select(doc.number)
+            .where(doc.subscription_id == sub.id)
+            .order_by(doc.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        charged = exists(
+            select(tables.Charge.id)
+            .join(item, item.id == tables.Charge.subscription_item_id)
+            .where(item.subscription_id == sub.id)
+        )
+        for found, number, was_charged in self.session.execute(
+            select(sub.id, first_document, charged).where(sub.id.in_(sorted(wanted)))
+        ):
+            if number is not None:
+                self._documents[found] = number
+            if was_charged:
+                self._charged.add(found)
 
     def add_subscription(
         self,

@@ -147,12 +147,9 @@ class Pull:
         self.bulk_threshold = settings.salesforce.bulk_threshold
         self.since: dict[str, datetime | None] = {}
         self.ceiling: datetime | None = None  # the org's time when the first pages were read
+        self.positions: dict[str, datetime | None] = {}  # the cursors, when the run began
 
     # -- queries ---------------------------------------------------------------------------
-    def _since(self, session: Session, obj: str) -> datetime | None:
-        position = staging.cursor(session, CURSOR_PREFIX + obj)
-        return None if position is None else position - self.lookback
-
     def _soql(
         self,
         obj: str,
@@ -226,8 +223,9 @@ class Pull:
             self.result.api_calls = self.client.calls - calls_before
             with transaction(self.factory) as session:
                 self._save_usage(session)
-        self._retry_quarantined()
-        self._count_waiting()
+        with transaction(self.factory) as session:
+            self._retry_quarantined(session)
+            self._count_waiting(session)
         return self.result
 
     def _first_pages(self) -> tuple[datetime | None, dict[str, dict[str, Any]]]:
@@ -235,14 +233,19 @@ class Pull:
         (one Composite call); notes the org's time of the answer."""
         customer, contract = self.mapping.customer.object, self.mapping.contract.object
         with transaction(self.factory) as session:
-            item_cursor = staging.cursor(session, LINE_ITEM_CURSOR)
-            self.since = {name: self._since(session, name) for name in (customer, contract)}
-            queries = {
-                customer: self._soql(
-                    customer, self.mapping.query_fields("customer"), self.since[customer]
-                ),
-                contract: self._deal_soql(self.since[contract]),
-            }
+            self.positions = staging.cursors(session, CURSOR_PREFIX)
+        item_cursor = self.positions.get(LINE_ITEM)
+        self.since = {
+            name: None if position is None else position - self.lookback
+            for name in (customer, contract)
+            for position in [self.positions.get(name)]
+        }
+        queries = {
+            customer: self._soql(
+                customer, self.mapping.query_fields("customer"), self.since[customer]
+            ),
+            contract: self._deal_soql(self.since[contract]),
+        }
         if item_cursor is not None:
             queries[LINE_ITEM] = self._soql(
                 LINE_ITEM, ["OpportunityId"], item_cursor - self.lookback
@@ -258,10 +261,11 @@ class Pull:
         """Put cursors that stand past the org's time back to it; True when one was (its
         queries started too late and are asked again)."""
         assert self.ceiling is not None
+        limit = self.ceiling + DATE_RESOLUTION
+        if all(position is None or position < limit for position in self.positions.values()):
+            return False
         with transaction(self.factory) as session:
-            ahead = staging.rewind_cursors(
-                session, CURSOR_PREFIX, self.ceiling + DATE_RESOLUTION, self.ceiling
-            )
+            ahead = staging.rewind_cursors(session, CURSOR_PREFIX, limit, self.ceiling)
         for name, position in sorted(ahead.items()):
             log.warning(
                 "cursor %s stood at %s, past the org's time %s; it reads from there again",
@@ -423,17 +427,15 @@ class Pull:
                 log_waiting(row)
         staging.save_staged(session, SYSTEM, rows)
 
-    def _retry_quarantined(self) -> None:
+    def _retry_quarantined(self, session: Session) -> None:
         """Accounts first, then deals (what a deal waits for may have arrived this run)."""
-        with transaction(self.factory) as session:
-            rows = staging.waiting(session, SYSTEM, staging.QUARANTINED)
-            for start in range(0, len(rows), APPLY_CHUNK):
-                self._settle(session, rows[start : start + APPLY_CHUNK])
+        rows = staging.waiting(session, SYSTEM, staging.QUARANTINED)
+        for start in range(0, len(rows), APPLY_CHUNK):
+            self._settle(session, rows[start : start + APPLY_CHUNK])
 
-    def _count_waiting(self) -> None:
+    def _count_waiting(self, session: Session) -> None:
         """Every record waiting, whenever it arrived, and one log line that counts them."""
-        with transaction(self.factory) as session:
-            counts = staging.state_counts(session, SYSTEM)
+        counts = staging.state_counts(session, SYSTEM)
         self.result.quarantined = counts.get(staging.QUARANTINED, 0)
         self.result.held = counts.get(staging.HELD, 0)
         fields = {
