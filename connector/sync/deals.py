@@ -31,7 +31,8 @@ from connector.billing.money import currency as currency_of
 from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind, PricingModel
 from connector.db.staging import APPLIED, HELD, IGNORED
-from connector.db.workset import AmendmentRow, CustomerRow, SubscriptionRow, Workset
+from connector.db.workset import Workset
+from connector.db.workset_rows import AmendmentRow, CustomerRow, SubscriptionRow
 from connector.errors import BillingError
 from connector.sync import contracts
 from connector.sync.mapping import CustomerData, DealData, ItemData, MappingError
