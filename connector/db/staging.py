@@ -220,16 +220,6 @@ def waiting(session: Session, system: str, state: str) -> list[Staged]:
     ]
 
 
-def staged(session: Session, system: str, obj: str, record_id: str) -> tables.CrmRecord | None:
-    return session.scalar(
-        select(tables.CrmRecord).where(
-            tables.CrmRecord.system == system,
-            tables.CrmRecord.object == obj,
-            tables.CrmRecord.record_id == record_id,
-        )
-    )
-
-
 def in_state(session: Session, system: str, state: str) -> Sequence[tables.CrmRecord]:
     return session.scalars(
         select(tables.CrmRecord)

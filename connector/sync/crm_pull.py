@@ -3,7 +3,8 @@
 For each object a cursor on SystemModstamp says how far the pull has read; each run asks
 (``queryAll``, so deletions come too) for what changed since the cursor minus a lookback
 window, ordered by SystemModstamp. Each page of records is staged, mapped and applied in one
-database transaction together with the cursor's advance: a crash loses at most the page in
+database transaction together with the cursor's advance, set-based (a handful of statements a
+page, whatever it holds: :mod:`connector.sync.applier`): a crash loses at most the page in
 hand, which the next run reads again, and a record whose payload did not change is not applied
 again. Line items changed without their deal are found through their own cursor.
 
