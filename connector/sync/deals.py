@@ -21,20 +21,19 @@ workset undoes what it had changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 from connector.billing import plausibility, pricing
 from connector.billing import subscriptions as domain
 from connector.billing.money import currency as currency_of
-from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind, PricingModel
 from connector.db.staging import APPLIED, HELD, IGNORED
 from connector.db.workset import Workset
 from connector.db.workset_rows import AmendmentRow, CustomerRow, SubscriptionRow
 from connector.errors import BillingError
-from connector.sync import contracts
+from connector.sync import contracts, subscription_changes
 from connector.sync.mapping import CustomerData, DealData, ItemData, MappingError
 
 SYSTEM = "salesforce"
@@ -102,20 +101,13 @@ def withdraw_deal(work: Workset, deal_id: str, why: str, previous: DealData | No
         return Outcome(IGNORED, why)
     document = work.first_document(row.id)
     if document is None:
-        _discard(work, row.id)
+        subscription_changes.discard(work, row.id)
         return Outcome(IGNORED, f"{why}; its subscription was dropped before any billing")
     return Outcome(
         HELD,
         f"deal {why} after {document} was issued; cancel its subscription in the connector or "
         "win the deal again",
     )
-
-
-def _discard(work: Workset, subscription_id: int) -> None:
-    """Remove a subscription never billed (see :func:`contracts.discard_subscription`)."""
-    if work.first_document(subscription_id) is not None or work.charged(subscription_id):
-        raise BillingError(f"subscription {subscription_id} has been billed; cancel it instead")
-    work.discard(subscription_id)
 
 
 def _customer(
@@ -301,7 +293,7 @@ def _apply_amendment(
             return Outcome(
                 HELD, "upgrade or downgrade changed after a later one was applied; review"
             )
-    _amend(
+    subscription_changes.amend(
         work,
         target.id,
         effective=data.start,
@@ -323,75 +315,6 @@ def _items_amended_elsewhere(
         and amendment.reference is not None
         and not amendment.reference.startswith(own)
     ]
-
-
-# -- changes to a subscription, as connector.sync.contracts makes them ---------------------------
-def _applied(work: Workset, subscription_id: int, reference: str | None) -> bool:
-    return reference is not None and any(
-        row.reference == reference for row in work.amendments(subscription_id)
-    )
-
-
-def _record_change(  # noqa: PLR0917 - the change and how it is recorded
-    work: Workset,
-    subscription_id: int,
-    after: domain.Subscription,
-    kind: str,
-    effective: date,
-    reconcile_from: date | None,
-    reference: str | None,
-) -> None:
-    values = contracts.change_values(work.row(subscription_id), after, reconcile_from)
-    work.change_subscription(subscription_id, after, values, (kind, effective, reference))
-
-
-def _amend(
-    work: Workset,
-    subscription_id: int,
-    *,
-    effective: date,
-    items: Sequence[domain.ItemSpec],
-    reference: str,
-) -> None:
-    if _applied(work, subscription_id, reference):
-        return
-    after, reconcile_from = contracts.amended(work.loaded(subscription_id), effective, items)
-    _record_change(work, subscription_id, after, "items", effective, reconcile_from, reference)
-
-
-def _change_terms(
-    work: Workset,
-    subscription_id: int,
-    *,
-    kind: str,
-    reference: str,
-    effective: date | None,
-    **changes: object,
-) -> None:
-    if _applied(work, subscription_id, reference):
-        return
-    change = contracts.terms_change(work.loaded(subscription_id), effective, **changes)
-    if change is not None:
-        after, effective_date, reconcile_from = change
-        _record_change(
-            work, subscription_id, after, kind, effective_date, reconcile_from, reference
-        )
-
-
-def _reschedule(
-    work: Workset, subscription_id: int, *, start_date: date, frequency: str, trial_days: int
-) -> None:
-    before = work.loaded(subscription_id)
-    row = work.row(subscription_id)
-    new = (start_date, Frequency.parse(frequency).value, trial_days)
-    if new == (row.start_date, row.frequency, row.trial_days):
-        return
-    if work.first_document(subscription_id) is not None:
-        contracts.refuse_billed_reschedule(subscription_id)
-    after = before.moved_to(
-        start_date=start_date, frequency=Frequency(new[1]), trial_days=trial_days
-    )
-    work.change_subscription(subscription_id, after, contracts.rescheduled_values(row, after))
 
 
 def _reference(deal_id: str, revision: str) -> str:
@@ -428,7 +351,7 @@ def _apply_changes(
     schedule = (data.start, data.frequency.value, data.trial_days)
     if schedule != (row.start_date, row.frequency, row.trial_days):
         try:
-            _reschedule(
+            subscription_changes.reschedule(
                 work,
                 row.id,
                 start_date=data.start,
@@ -442,9 +365,11 @@ def _apply_changes(
             return Outcome(
                 HELD, "line items changed after an upgrade or downgrade was applied; review"
             )
-        _amend(work, row.id, effective=data.start, items=specs, reference=reference)
+        subscription_changes.amend(
+            work, row.id, effective=data.start, items=specs, reference=reference
+        )
     if data.cancel_date != work.row(row.id).cancel_date:
-        _change_terms(
+        subscription_changes.change_terms(
             work,
             row.id,
             kind="cancel",
@@ -460,7 +385,7 @@ def _apply_changes(
             term_months=data.term_months,
             auto_renew=data.auto_renew,
         )
-        _change_terms(
+        subscription_changes.change_terms(
             work, row.id, kind="terms", reference=f"{reference}:terms", effective=None, **changes
         )
     return Outcome(APPLIED)
