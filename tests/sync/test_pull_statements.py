@@ -397,3 +397,28 @@ def test_a_page_the_database_refuses_is_applied_record_by_record(
     *others, refused_page, retry = result.pages
     assert max(others) <= PER_PAGE < refused_page <= 15 * (DEALS + 1 - PAGE), result.pages
     assert retry <= PER_PAGE
+
+
+def test_a_bulk_page_is_applied_two_thousand_records_at_a_time(
+    org: Org, engine: Engine, factory: sessionmaker[Session], pull_settings: Settings
+) -> None:
+    bulk = pull_settings.model_copy(
+        update={
+            "salesforce": pull_settings.salesforce.model_copy(
+                update={"bulk_threshold": 100, "bulk_poll_seconds": 0.01}
+            )
+        }
+    )
+
+    result = pull(engine, factory, bulk)
+
+    assert (result.result.applied, result.result.quarantined) == (ACCOUNTS + DEALS, 0)
+    assert count(factory, tables.ItemVersion) == 3 * DEALS
+    # The accounts' page; then the deals, one page of Bulk results applied in one transaction,
+    # as two batches of up to 2,000 records, each as cheap as a page.
+    accounts, deals = result.pages
+    assert accounts <= PER_PAGE and deals <= 2 * PER_PAGE, result.pages
+    staged_batches = [
+        sql for sql in result.statements.sql if sql.startswith("INSERT INTO crm_records")
+    ]
+    assert len(staged_batches) == 3
