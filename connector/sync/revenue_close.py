@@ -44,8 +44,7 @@ from connector.billing.revenue import (
     month_end,
 )
 from connector.db import outbox, tables
-from connector.db.bulk import bulk_insert, upsert
-from connector.db.documents import reserve_ids
+from connector.db.bulk import bulk_insert, reserve_ids, upsert
 from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.sync.stopping import no_stop
