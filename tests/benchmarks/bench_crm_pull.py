@@ -50,8 +50,11 @@ CACHE = Path(tempfile.gettempdir()) / "connector-bench"
 def generate(path: Path, deals: int) -> None:
 
     # Records stamped a second apart, ending well before the pulls: the second pull's lookback
-    # window then holds only the newest ones, as in an org whose deals change over time.
-    moment = [datetime.now(UTC) - timedelta(seconds=deals * 5 + 3600)]
+    # window then holds only the newest ones, as in an org whose deals change over time. Each
+    # deal takes fewer than 10 stamps (the deal, its items, their roll-ups); the org is checked
+    # to end in the past, as an org's stamps always do.
+    started = datetime.now(UTC)
+    moment = [started - timedelta(seconds=deals * 10 + 3600)]
 
     def clock() -> datetime:
         moment[0] += timedelta(seconds=1)
@@ -108,6 +111,8 @@ def generate(path: Path, deals: int) -> None:
                     },
                 )
     org.db.close()
+    if moment[0] >= started:
+        raise SystemExit(f"the generated org is stamped up to {moment[0]}, after {started}")
 
 
 def child(info_file: Path, database: Path) -> None:
