@@ -23,28 +23,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 from typer.core import TyperGroup
 
 from connector import __version__, logs
-from connector.accounting.ledger import Ledger
-from connector.accounting.xero.target import xero_auth
-from connector.billing.money import currency as currency_of
-from connector.billing.money import round_money, to_decimal
-from connector.db import outbox, tables
-from connector.db.actor_lock import acting_alone
-from connector.db.documents import find_document
-from connector.db.engine import display_url, make_engine, session_factory, sqlite_file, transaction
-from connector.db.failures import database_failure
-from connector.db.migrate import current_revision, ensure_schema, head_revision, upgrade
 from connector.errors import (
     ConfigError,
     ConnectorError,
@@ -52,40 +38,18 @@ from connector.errors import (
     InvalidInputError,
     LedgerFileError,
 )
-from connector.render import (
-    aging_dict,
-    aging_report,
-    billing_summary,
-    demo_report,
-    document_detail,
-    document_table,
-    json_default,
-    metrics_dict,
-    metrics_tables,
-    money,
-    pull_summary,
-    review_report,
-    status_report,
-)
-from connector.sandbox.faults import parse_rule
-from connector.sandbox.server import Sandbox, SandboxConfig
-from connector.sandbox.xero.faults import parse_xero_rule
-from connector.sandbox.xero.server import XeroConfig, XeroSandbox
-from connector.settings import Settings, load_settings
-from connector.sync import aging as sync_aging
-from connector.sync import closing, contracts, corrections, crm_pull, settlement
-from connector.sync import push as sync_push
-from connector.sync import review as sync_review
-from connector.sync import status as sync_status
-from connector.sync.billing_run import due_count, run_billing
-from connector.sync.cycle import STAGES, run_cycle
-from connector.sync.demo import DemoMonth, reset_directory, run_demo
-from connector.sync.importer import import_file
-from connector.sync.ledger_check import check_ledger
-from connector.sync.limits import plausibility_limits
-from connector.sync.reports import document_view, list_documents, subscription_metrics
-from connector.sync.revenue_close import close_revenue
-from jobs.service import serve, stop_on_signals
+
+# Each command imports the services it uses when it runs: `connector --help` and every command
+# start without loading what they do not use (the database, the settings, the scheduler, the
+# ledger, the emulators, the demo).
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from connector.settings import Settings
+    from connector.sync.demo import DemoMonth
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -205,6 +169,8 @@ class CliState:
 
     @property
     def settings(self) -> Settings:
+        from connector.settings import load_settings
+
         if self._settings is None:
             self._settings = load_settings(self.config)
             logs.configure(self._settings.log_level, self._settings.log_format)
@@ -217,6 +183,10 @@ class CliState:
         ``connector run`` does, holding the database's actor lock until the command ends; when
         another instance holds it, nothing is done and the command exits with
         EXIT_INSTANCE_ACTIVE."""
+        from connector.db.actor_lock import acting_alone
+        from connector.db.engine import session_factory
+        from connector.db.migrate import ensure_schema
+
         engine = self.engine(create=create)
         if alone and self.context is not None:
             try:  # held until the command ends, however it ends
@@ -228,6 +198,8 @@ class CliState:
         return session_factory(engine)
 
     def engine(self, *, create: bool = True) -> Engine:
+        from connector.db.engine import display_url, make_engine, sqlite_file
+
         url = self.settings.database_url.get_secret_value()
         path = sqlite_file(url)
         if not create and path is not None and not path.is_file():
@@ -250,6 +222,8 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             try:
                 return command(*args, **kwargs)
@@ -272,6 +246,9 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 def _failure(error: SQLAlchemyError | OSError, state: CliState | None) -> ConnectorError | None:
     """Our error for a refusal of the database or the file system, naming what and where."""
+    from connector.db.engine import display_url
+    from connector.db.failures import database_failure
+
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename else ""
         return ConnectorError(f"{where}{error.strerror or error}")
@@ -294,6 +271,8 @@ def _day(value: datetime | None) -> date:
 
 
 def _print_json(data: Any) -> None:
+    from connector.render import json_default
+
     console.print_json(json.dumps(data, default=json_default))
 
 
@@ -334,6 +313,9 @@ def version() -> None:
 @handles_errors
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply pending schema migrations."""
+    from connector.db.engine import display_url
+    from connector.db.migrate import current_revision, upgrade
+
     state = _state(ctx)
     url = state.settings.database_url.get_secret_value()
     engine = state.engine()
@@ -350,6 +332,9 @@ def db_upgrade(ctx: typer.Context) -> None:
 @handles_errors
 def db_current(ctx: typer.Context) -> None:
     """Show the schema revision of the database and the latest one."""
+    from connector.db.engine import display_url
+    from connector.db.migrate import current_revision, head_revision
+
     state = _state(ctx)
     url = state.settings.database_url.get_secret_value()
     current = current_revision(state.engine(create=False))
@@ -371,6 +356,10 @@ def import_command(
     as_json: JsonOption = False,
 ) -> None:
     """Import customers, products, prices, contracts and events from a YAML file."""
+    from connector.db.engine import transaction
+    from connector.sync.importer import import_file
+    from connector.sync.limits import plausibility_limits
+
     state = _state(ctx)
     factory = state.database()
     with transaction(factory) as session:
@@ -398,6 +387,9 @@ def import_command(
 @handles_errors
 def bill(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
     """Invoice every period started by the as-of date and not yet invoiced."""
+    from connector.render import billing_summary
+    from connector.sync.billing_run import due_count, run_billing
+
     state = _state(ctx)
     factory = state.database(alone=True)
     day = _day(as_of)
@@ -424,6 +416,9 @@ def bill(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = Fal
 @handles_errors
 def pull(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
     """Pull accounts and won deals changed in Salesforce into the billing core."""
+    from connector.render import pull_summary
+    from connector.sync import crm_pull
+
     state = _state(ctx)
     factory = state.database(alone=True)
     result = crm_pull.pull(factory, state.settings, as_of=_day(as_of))
@@ -450,6 +445,10 @@ def push(
     ] = False,
 ) -> None:
     """Read back payments recorded in accounting, then post new documents there."""
+    from connector.db import outbox
+    from connector.db.engine import transaction
+    from connector.sync import push as sync_push
+
     state = _state(ctx)
     factory = state.database(alone=True)
     target = sync_push.make_target(state.settings, factory)
@@ -497,6 +496,8 @@ def revenue_close(
     ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False
 ) -> None:
     """Journal the revenue recognized through the as-of date (each day once)."""
+    from connector.sync.revenue_close import close_revenue
+
     result = close_revenue(_state(ctx).database(alone=True), _day(as_of))
     if as_json:
         _print_json(result.to_dict())
@@ -519,6 +520,8 @@ def xero_connect(
 ) -> None:
     """Connect Xero (authorization_code): without --code, print the consent URL; with it,
     store the tokens and list the organisations they reach."""
+    from connector.accounting.xero.target import xero_auth
+
     state = _state(ctx)
     auth = xero_auth(state.settings, state.database())
     if url and not code:
@@ -547,6 +550,8 @@ def xero_connect(
 @handles_errors
 def xero_tenants(ctx: typer.Context) -> None:
     """List the organisations the connection reaches (set one as xero.tenant_id)."""
+    from connector.accounting.xero.target import xero_auth
+
     state = _state(ctx)
     _print_tenants(
         xero_auth(state.settings, state.database()).tenants(), state.settings.xero.tenant_id
@@ -567,6 +572,11 @@ def _print_tenants(tenants: list[dict[str, Any]], chosen: str) -> None:
 @handles_errors
 def ledger_check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Check the ledger (bean-check) and reconcile it with the billing core."""
+    from connector.accounting.ledger import Ledger
+    from connector.db.engine import transaction
+    from connector.sync import push as sync_push
+    from connector.sync.ledger_check import check_ledger
+
     state = _state(ctx)
     factory = state.database()
     target = sync_push.make_target(state.settings, factory)
@@ -614,6 +624,8 @@ def ledger_close(  # noqa: PLR0917 - one parameter per option
 ) -> None:
     """Close the books through a day: later entries dated on or before it (a late credit note,
     revenue caught up, a void) are booked on the first open day instead."""
+    from connector.sync import closing
+
     state = _state(ctx)
     try:
         day = parse_day(through)
@@ -673,6 +685,9 @@ def sync(
 ) -> None:
     """One full cycle: pull, bill, close revenue, push to accounting, read payments, write
     back. Exit 0 when everything synced, 1 when something is quarantined or failed."""
+    from connector.render import json_default
+    from connector.sync.cycle import run_cycle
+
     if not once:
         raise ConfigError("sync runs one cycle: give --once (connector run schedules cycles)")
     state = _state(ctx)
@@ -693,6 +708,8 @@ def sync(
 def run(ctx: typer.Context) -> None:
     """Run the scheduled jobs in the foreground. A second instance on the same database stands
     by and takes over when the first stops; SIGTERM or Ctrl-C ends after the batch in hand."""
+    from jobs.service import serve, stop_on_signals
+
     settings = _state(ctx).settings
     with stop_on_signals() as stop:
         code = serve(settings, stop)
@@ -705,6 +722,11 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Last run of each job, cursors, records waiting with their reasons, the outbox of each
     accounting target, refused write-backs, and API usage today. Exit 1 while anything waits
     for a person (a record, a parked document, a failed run), 0 when all is well."""
+    from connector.db.engine import transaction
+    from connector.render import status_report
+    from connector.sync import status as sync_status
+    from connector.sync.cycle import STAGES
+
     state = _state(ctx)
     factory = state.database(create=False)
     with transaction(factory) as session:
@@ -742,6 +764,9 @@ def report_mrr(
     as_json: JsonOption = False,
 ) -> None:
     """MRR, ARR, ARPU, customers, MRR movements, churn, LTV and retention per currency."""
+    from connector.render import metrics_dict, metrics_tables
+    from connector.sync.reports import subscription_metrics
+
     factory = _state(ctx).database(create=False)
     metrics = subscription_metrics(factory, _day(as_of), since.date() if since else None)
     if as_json:
@@ -758,6 +783,9 @@ def report_mrr(
 def report_aging(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
     """Aged receivables per customer and currency: not yet due, 1–30, 31–60, 61–90 and over
     90 days past due, totals per currency, and unapplied credit (never netted)."""
+    from connector.render import aging_dict, aging_report
+    from connector.sync import aging as sync_aging
+
     day = _day(as_of)
     with _state(ctx).database(create=False)() as session:
         report = sync_aging.aged_receivables(session, day)
@@ -771,6 +799,9 @@ def report_aging(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOpti
 @handles_errors
 def review_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Records held for review with the reason, and the latest approvals."""
+    from connector.render import review_report
+    from connector.sync import review as sync_review
+
     with _state(ctx).database(create=False)() as session:
         report = sync_review.review(session)
     if as_json:
@@ -800,6 +831,8 @@ def review_approve(
 ) -> None:
     """Apply a record held for an implausible date or amount as it is; the approval is
     recorded with who and when, for this version of the record."""
+    from connector.sync import review as sync_review
+
     state = _state(ctx)
     who = by if by is not None else _os_user()
     done = sync_review.approve(
@@ -831,6 +864,9 @@ def invoice_list(
     as_json: JsonOption = False,
 ) -> None:
     """List the most recent invoices and credit notes."""
+    from connector.render import document_table
+    from connector.sync.reports import list_documents
+
     factory = _state(ctx).database(create=False)
     with factory() as session:
         rows = list_documents(session, status=status, kind=kind, limit=limit)
@@ -848,6 +884,10 @@ def invoice_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one invoice or credit note with its lines and taxes."""
+    from connector.db.documents import find_document
+    from connector.render import document_detail
+    from connector.sync.reports import document_view
+
     factory = _state(ctx).database(create=False)
     with factory() as session:
         view = document_view(session, find_document(session, number))
@@ -873,6 +913,9 @@ def invoice_void(
     reason: Annotated[str | None, typer.Option(help="Why it is voided.")] = None,
 ) -> None:
     """Void an invoice issued in error; the next billing run bills its period again."""
+    from connector.db.engine import transaction
+    from connector.sync import contracts
+
     factory = _state(ctx).database()
     with transaction(factory) as session:
         invoice = contracts.void_invoice(session, number, reason)
@@ -908,6 +951,14 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
     ] = False,
 ) -> None:
     """Record a payment for an invoice; any excess pays other open invoices or stays as credit."""
+    from connector.billing.money import currency as currency_of
+    from connector.billing.money import round_money, to_decimal
+    from connector.db import tables
+    from connector.db.documents import find_document
+    from connector.db.engine import transaction
+    from connector.render import money
+    from connector.sync import settlement
+
     factory = _state(ctx).database()
     with _refusing_duplicates(), transaction(factory) as session:
         payment = settlement.record_payment(
@@ -948,6 +999,8 @@ def payment_record(  # noqa: PLR0917 - one parameter per option
 @contextmanager
 def _refusing_duplicates() -> Iterator[None]:
     """The same payment or refund recorded twice: say how to record another one."""
+    from connector.sync import settlement
+
     try:
         yield
     except settlement.DuplicatePaymentError as error:
@@ -996,6 +1049,11 @@ def payment_refund(  # noqa: PLR0917 - one parameter per option
     as_json: JsonOption = False,
 ) -> None:
     """Pay a customer's credit back (a credit note on a paid invoice, an over-payment)."""
+    from connector.billing.money import to_decimal
+    from connector.db.engine import transaction
+    from connector.render import money
+    from connector.sync import corrections
+
     factory = _state(ctx).database()
     with _refusing_duplicates(), transaction(factory) as session:
         done = corrections.refund(
@@ -1078,6 +1136,11 @@ def invoice_credit(  # noqa: PLR0917 - one parameter per option
 ) -> None:
     """Issue a credit note on an invoice, paid or not: it reduces what the invoice still owes,
     and what is left is the customer's credit (refund it with `payment refund`)."""
+    from connector.billing.money import currency as currency_of
+    from connector.billing.money import round_money, to_decimal
+    from connector.render import money
+    from connector.sync import corrections
+
     state = _state(ctx)
     done = corrections.credit_invoice(
         state.database(),
@@ -1138,6 +1201,9 @@ def demo(
 ) -> None:
     """Start the Salesforce sandbox with demo deals and run a simulated year of monthly
     cycles: pull, bill, close revenue, post to the ledger, read payments, write back."""
+    from connector.render import demo_report
+    from connector.sync.demo import reset_directory, run_demo
+
     settings = _state(ctx).settings
     reset_directory(directory)  # refused before anything starts when it is not the demo's
     if settings.log_level != "DEBUG":  # the report says what the job lines would
@@ -1219,6 +1285,11 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
     ] = None,
 ) -> None:
     """Serve a local HTTPS Salesforce org in the foreground (Ctrl-C stops it)."""
+    from connector.sandbox.faults import parse_rule
+    from connector.sandbox.server import Sandbox, SandboxConfig
+    from connector.sandbox.xero.faults import parse_xero_rule
+    from connector.sandbox.xero.server import XeroConfig, XeroSandbox
+
     if xero_fault and not xero:
         raise ConfigError("--xero-fault needs --xero (the fake Xero it injects faults into)")
     xero_faults = [parse_xero_rule(rule) for rule in xero_fault or []]
@@ -1278,6 +1349,14 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
 
 
 def _progress() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group
@@ -18,19 +18,20 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from connector.billing.aging import CurrencyAging
-from connector.billing.metrics import Metrics
 from connector.billing.money import Currency, round_money
 from connector.billing.money import currency as currency_of
-from connector.db import tables
 from connector.errors import InvalidInputError
-from connector.sync.billing_run import BillingRunResult
-from connector.sync.crm_pull import PullResult
-from connector.sync.demo import DemoReport
-from connector.sync.reports import DocumentView
-from connector.sync.review import Review
-from connector.sync.settlement import due_of
-from connector.sync.status import Status
+
+if TYPE_CHECKING:  # the command line imports this module for every command: only what it shows
+    from connector.billing.aging import CurrencyAging
+    from connector.billing.metrics import Metrics
+    from connector.db import tables
+    from connector.sync.billing_run import BillingRunResult
+    from connector.sync.crm_pull import PullResult
+    from connector.sync.demo import DemoReport
+    from connector.sync.reports import DocumentView
+    from connector.sync.review import Review
+    from connector.sync.status import Status
 
 
 def json_default(value: Any) -> Any:
@@ -400,6 +401,8 @@ def _documents(
 
 
 def _document_cells(doc: tables.Document) -> dict[str, str]:
+    from connector.sync.settlement import due_of
+
     return {
         "number": doc.number,
         "kind": doc.kind.replace("_", " "),
@@ -425,6 +428,8 @@ def _document_blocks(rows: Sequence[tuple[tables.Document, str]]) -> Group:
 
 
 def document_detail(view: DocumentView) -> Group:
+    from connector.sync.settlement import due_of
+
     doc = view.document
     title = "Credit note" if doc.kind == "credit_note" else "Invoice"
     header = Text(
