@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from connector.db import tables
+from connector.db import tables, writeback_queue
 
 DONE = "done"
 PENDING = "pending"
@@ -130,6 +130,14 @@ def record(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
         )
     }
     fresh = []
+    writeback_queue.mark_refused(  # a deal's sync error names what accounting refused
+        session,
+        [
+            outcome.outbox_id
+            for outcome in outcomes
+            if PARKED in (outcome.state, getattr(existing.get(outcome.outbox_id), "state", None))
+        ],
+    )
     for outcome in outcomes:
         row = existing.get(outcome.outbox_id)
         if row is None:
@@ -249,6 +257,7 @@ def send_again(
     ).all()
     for row in parked:
         row.state = PENDING
+    writeback_queue.mark_refused(session, [row.outbox_id for row in parked])
     session.flush()
     return len(parked)
 
@@ -263,5 +272,6 @@ def retry_parked(session: Session, target: str) -> int:
     ).all()
     for row in parked:
         row.state = PENDING
+    writeback_queue.mark_refused(session, [row.outbox_id for row in parked])
     session.flush()
     return len(parked)

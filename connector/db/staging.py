@@ -9,9 +9,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from connector.db import tables
+from connector.db import tables, writeback_queue
 
 APPLIED = "applied"
 QUARANTINED = "quarantined"
@@ -65,7 +65,11 @@ def stage(
 
 
 def settle(row: tables.CrmRecord, state: str, reason: str | None = None) -> None:
-    """Record what became of a staged record."""
+    """Record what became of a staged record; a deal that starts or stops waiting, or waits
+    for another reason, is queued for the write-back (its sync error)."""
+    session = object_session(row)
+    if row.object == "Opportunity" and (row.state, row.reason) != (state, reason) and session:
+        writeback_queue.mark(session, writeback_queue.DEAL, [row.record_id])
     row.state, row.reason = state, reason
     if state in (APPLIED, IGNORED):
         row.applied_hash, row.applied_payload = row.payload_hash, row.payload

@@ -25,6 +25,7 @@ from connector.billing.periods import ONE_DAY, Frequency
 from connector.billing.pricing import ChargeKind
 from connector.billing.tax import country_code, region_code
 from connector.db import outbox, tables
+from connector.db import writeback_queue as writeback
 from connector.db.catalog import PriceCache, find_by_external_id, link_external_id
 from connector.db.documents import find_document
 from connector.db.subscriptions import earliest, get_subscription, load_subscriptions, save_items
@@ -71,6 +72,7 @@ def upsert_customer(
         session.flush()
         if system and external_id:
             link_external_id(session, row, system, external_id)
+            writeback.mark(session, writeback.CUSTOMER, [row.id])  # its account shows now
     else:
         row.name, row.country, row.currency, row.tax_id = name.strip(), iso_country, code, tax_id
         row.region = iso_region
@@ -138,6 +140,7 @@ def create_subscription(
     save_items(session, row, None, subscription, None)
     if system and external_id:
         link_external_id(session, row, system, external_id)
+    writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
     return row
 
 
@@ -196,6 +199,7 @@ def _record_change(
     )
     row.reconcile_from = earliest(row.reconcile_from, reconcile_from)
     row.next_billing_date = next_billing_date(after, row.billed_until, row.billed_as_of)
+    writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
     session.flush()
     return amendment
 
@@ -346,6 +350,7 @@ def reschedule_subscription(
     row.billed_until = row.billed_as_of = None
     row.revision += 1
     row.next_billing_date = next_billing_date(after, None, None)
+    writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
 
 
 def void_invoice(session: Session, number: str, reason: str | None = None) -> tables.Document:
@@ -361,6 +366,7 @@ def void_invoice(session: Session, number: str, reason: str | None = None) -> ta
         )
     invoice.status = InvoiceStatus.VOID.value
     outbox.enqueue(session, "void", [invoice.id])  # accounting reverses it
+    writeback.mark(session, writeback.DOCUMENT, [invoice.id])
     if invoice.subscription_id is not None:
         loaded = _load(session, invoice.subscription_id)
         _record_change(
@@ -403,6 +409,7 @@ def discard_subscription(session: Session, subscription_id: int) -> None:
         )
     )
     contract_id = row.contract_id
+    writeback.mark(session, writeback.CUSTOMER, [row.customer_id])  # its MRR without it
     session.delete(row)
     session.flush()
     session.execute(delete(tables.Contract).where(tables.Contract.id == contract_id))
