@@ -47,6 +47,7 @@ class WritebackResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "built": self.built,
             "sent": dict(self.sent),
             "unchanged": self.unchanged,
             "failed": dict(self.failed),
