@@ -97,8 +97,8 @@ def _changed(session: Session, as_of: date, result: WritebackResult) -> Pending:
     if not due:
         return {}
     builder = Builder(session, as_of)
-    customers = {int(key) for entity, key in due if entity == queue.CUSTOMER and key.isdigit()}
-    touched = builder.customers_touched(due) - customers
+    customers = {key for entity, key in due if entity == queue.CUSTOMER}
+    touched = {i for i in builder.customers_touched(due) if str(i) not in customers}
     if touched:
         queue.mark(session, queue.CUSTOMER, sorted(touched))
         queue.write_marks(session)

@@ -93,8 +93,12 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + CHUNK]
 
 
+def _is_id(key: str) -> bool:
+    return key.isdigit() and str(int(key)) == key
+
+
 def _ids(keys: Iterable[str]) -> list[int]:
-    return sorted(int(key) for key in keys if key.isdigit())
+    return sorted(int(key) for key in keys if _is_id(key))
 
 
 def _after(day: date) -> date | None:
@@ -415,7 +419,7 @@ def _by_entity(queued: Iterable[Queued]) -> dict[str, list[str]]:
 
 def _unreadable(entity: str, keys: Iterable[str]) -> list[Built]:
     """Queued keys that name no entity of ours (nothing to show, nothing to keep)."""
-    return [Built(entity, key, None) for key in keys if not key.isdigit()]
+    return [Built(entity, key, None) for key in keys if not _is_id(key)]
 
 
 def refused_in_accounting(session: Session, deals: dict[int, str]) -> dict[str, str]:
