@@ -13,10 +13,12 @@ import hashlib
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import ScalarSelect, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from connector.db import tables
+from connector.db.bulk import upsert
+from connector.db.types import utc_now
 
 LOCK_NAME = "connector:books"
 BOOKS_LOCK_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
@@ -35,9 +37,15 @@ def latest(session: Session) -> tables.ClosedPeriod | None:
     ).first()
 
 
+def closed_through_query() -> ScalarSelect[date]:
+    """The day the books are closed through (NULL: never closed), as a column a reader can add
+    to its own query."""
+    closing = tables.ClosedPeriod
+    return select(closing.closed_through).order_by(closing.id.desc()).limit(1).scalar_subquery()
+
+
 def closed_through(session: Session) -> date | None:
-    closing = latest(session)
-    return closing.closed_through if closing else None
+    return session.scalar(select(closed_through_query()))
 
 
 def history(session: Session) -> Sequence[tables.ClosedPeriod]:
@@ -57,17 +65,13 @@ def record(
 
 def mark_in_flight(session: Session, target: str, outbox_ids: Sequence[int]) -> None:
     """These rows are about to be sent to ``target``, dated by the closing now in force."""
-    if not outbox_ids:
-        return
-    session.execute(
-        delete(tables.PostingInFlight).where(
-            tables.PostingInFlight.target == target,
-            tables.PostingInFlight.outbox_id.in_(outbox_ids),
-        )
-    )
-    session.execute(
-        insert(tables.PostingInFlight),
-        [{"outbox_id": outbox_id, "target": target} for outbox_id in outbox_ids],
+    now = utc_now()
+    upsert(
+        session,
+        tables.table_of(tables.PostingInFlight),
+        [{"outbox_id": outbox_id, "target": target, "started_at": now} for outbox_id in outbox_ids],
+        keys=["outbox_id", "target"],
+        changes=["started_at"],
     )
 
 

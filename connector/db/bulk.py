@@ -1,32 +1,67 @@
-"""Fast multi-row INSERT for the billing run's hot path.
+"""Set-based writes: many rows in one statement, with primary keys reserved beforehand.
 
 SQLAlchemy's executemany spends most of its time building parameters row by row; the billing run
-writes four rows or more per invoice, so it hands plain tuples to the driver's executemany
-instead. Values are stored exactly as the ORM types store them (checked by a test): on SQLite,
-decimals as text, dates as ISO text, datetimes in UTC as ``YYYY-MM-DD HH:MM:SS.ffffff``; on
-PostgreSQL, psycopg adapts them natively.
+writes four rows or more per invoice and the pull five per deal, so they hand plain tuples to
+the driver's executemany instead (one statement for the whole batch). Values are stored exactly
+as the ORM types store them (checked by a test): on SQLite, decimals as text, dates as ISO text,
+datetimes in UTC as ``YYYY-MM-DD HH:MM:SS.ffffff``, JSON as its text; on PostgreSQL, psycopg
+adapts them natively (JSON goes as its text, cast by the statement).
+
+:func:`upsert` writes rows that may already exist (bookkeeping keyed on its primary key or a
+unique constraint) in one ``INSERT … ON CONFLICT DO UPDATE`` executemany, on SQLite and
+PostgreSQL alike.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Table, insert
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+)
+from sqlalchemy import update as sql_update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 from connector.db.types import ExactDecimal, UTCDateTime
 
+KEY, VALUE = "k_", "v_"  # bound names of an UPDATE's keys and values
 
+
+@lru_cache(maxsize=64)  # a batch stamps its rows with one moment
 def _utc_text(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _sqlite_converter(column_type: TypeEngine[Any]) -> Callable[[Any], Any] | None:
-    """How SQLite stores a column's values (None: as they are)."""
+def _json_text(value: Any) -> str:
+    return json.dumps(value)
+
+
+def _converter(dialect: str, column_type: TypeEngine[Any]) -> Callable[[Any], Any] | None:
+    """How a column's values are handed to the driver (None: as they are)."""
+    if isinstance(column_type, JSON):
+        return _json_text
+    if dialect != "sqlite":
+        return None
     if isinstance(column_type, ExactDecimal):
         return str
     if isinstance(column_type, UTCDateTime):
@@ -38,37 +73,179 @@ def _sqlite_converter(column_type: TypeEngine[Any]) -> Callable[[Any], Any] | No
     return None
 
 
-def _sqlite_rows(
-    table: Table, order: Sequence[str], rows: Sequence[Mapping[str, Any]]
-) -> list[tuple[Any, ...]]:
-    values_of = itemgetter(*order)
-    converters = [_sqlite_converter(table.c[name].type) for name in order]
-    if len(order) == 1:
-        return (
-            [(row[order[0]],) for row in rows]
-            if converters[0] is None
-            else [(converters[0](row[order[0]]),) for row in rows]
-        )
-    return [
-        tuple(
-            [
-                value if convert is None or value is None else convert(value)
-                for value, convert in zip(values_of(row), converters, strict=True)
-            ]
-        )
-        for row in rows
+def _column(name: str) -> str:
+    """The column a bound name stands for (an UPDATE binds ``k_id``, ``v_revision``)."""
+    for prefix in (KEY, VALUE):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def _execute_many(
+    session: Session, statement: ClauseElement, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run ``statement`` once for each of ``rows`` (dicts by bound name), as one executemany."""
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    assert isinstance(compiled, SQLCompiler)
+    if compiled.positiontup is not None:  # SQLite: qmark placeholders, in this order
+        order = list(compiled.positiontup)
+    else:  # psycopg: named placeholders
+        order = list(compiled.params)
+    # Values the statement holds itself (a literal in an ON CONFLICT clause), as stored.
+    fixed: dict[str, Any] = {}
+    for name in order:
+        if name in rows[0]:
+            continue
+        if _column(name) in table.c:
+            raise ValueError(f"{table.name}.{_column(name)} is not given (no default is applied)")
+        value = compiled.params[name]
+        convert = _converter(dialect.name, compiled.binds[name].type)
+        fixed[name] = value if convert is None or value is None else convert(value)
+    if fixed:
+        rows = [{**fixed, **row} for row in rows]
+    converters = [
+        None if name in fixed else _converter(dialect.name, table.c[_column(name)].type)
+        for name in order
     ]
+    values_of = itemgetter(*order)
+    if len(order) == 1:
+        tuples: list[tuple[Any, ...]] = [(values_of(row),) for row in rows]
+    else:
+        tuples = [values_of(row) for row in rows]
+    if any(converters):
+        tuples = [
+            tuple(
+                [
+                    value if convert is None or value is None else convert(value)
+                    for value, convert in zip(found, converters, strict=True)
+                ]
+            )
+            for found in tuples
+        ]
+    values: list[Any] = (
+        tuples
+        if compiled.positiontup is not None
+        else [dict(zip(order, found, strict=True)) for found in tuples]
+    )
+    connection.exec_driver_sql(compiled.string, values)
 
 
 def bulk_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys, every column given) into ``table``."""
+    """Insert ``rows`` (dicts with the same keys, every column with a default given) into
+    ``table``."""
+    if rows:
+        _execute_many(session, insert(table).inline(), table, rows)
+
+
+def upsert(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    changes: Sequence[str] | Callable[[Any], Mapping[str, Any]],
+) -> None:
+    """Insert ``rows`` (dicts with the same keys, every column given but the primary key when
+    the database makes it; each ``keys`` once at most), and where a row with the same ``keys``
+    exists, update it instead: with the new row's value of each column named in ``changes``,
+    or with what ``changes(excluded)`` maps columns to (``excluded`` is the row that was
+    refused; the table's columns are the stored row). Python-side ``onupdate`` defaults are not
+    applied: give them in ``changes``."""
     if not rows:
         return
-    columns = list(rows[0])
-    connection = session.connection()
-    compiled = insert(table).compile(dialect=connection.dialect, column_keys=columns)
-    if compiled.positiontup is not None:  # SQLite: qmark placeholders, in this order
-        values: list[Any] = _sqlite_rows(table, compiled.positiontup, rows)
-    else:  # psycopg: named placeholders; it adapts decimals and dates itself
-        values = [dict(row) for row in rows]
-    connection.exec_driver_sql(compiled.string, values)
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(table).inline()
+    excluded = statement.excluded
+    set_ = (
+        dict(changes(excluded)) if callable(changes) else {name: excluded[name] for name in changes}
+    )
+    _execute_many(
+        session,
+        statement.on_conflict_do_update(index_elements=list(keys), set_=set_),
+        table,
+        rows,
+    )
+
+
+def bulk_upsert(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    keys: Sequence[str],
+    insert_only: Sequence[str] = (),
+) -> None:
+    """Insert ``rows``, or update the row with the same ``keys`` (a unique constraint) with
+    every other value but ``insert_only``'s."""
+    if rows:
+        kept = set(keys) | set(insert_only)
+        upsert(session, table, rows, keys, [name for name in rows[0] if name not in kept])
+
+
+def bulk_update(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, keys: Sequence[str]
+) -> None:
+    """Set the values of ``rows`` (dicts with the same keys) on the rows they name by ``keys``."""
+    if not rows:
+        return
+    statement = (
+        sql_update(table)
+        .where(and_(*(table.c[name] == bindparam(KEY + name) for name in keys)))
+        .values({name: bindparam(VALUE + name) for name in rows[0] if name not in keys})
+    )
+    bound = [
+        {(KEY if name in keys else VALUE) + name: value for name, value in row.items()}
+        for row in rows
+    ]
+    _execute_many(session, statement, table, bound)
+
+
+def bulk_delete(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Delete the rows named by the values of ``rows`` (dicts with the same keys)."""
+    if not rows:
+        return
+    statement = delete(table).where(
+        and_(*(table.c[name] == bindparam(KEY + name) for name in rows[0]))
+    )
+    bound = [{KEY + name: value for name, value in row.items()} for row in rows]
+    _execute_many(session, statement, table, bound)
+
+
+def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
+    """``count`` new primary keys for ``table`` (see :func:`reserve_many`)."""
+    return reserve_many(session, {table: count}).get(table, [])
+
+
+def reserve_many(session: Session, counts: Mapping[Table, int]) -> dict[Table, list[int]]:
+    """New primary keys for several tables in one statement, so that rows (and rows that refer
+    to them) can be inserted in one fast executemany without asking the database for each id
+    back. SQLite runs one writer at a time (transactions begin IMMEDIATE), so the next ids
+    follow the largest; PostgreSQL takes them from each table's sequence."""
+    wanted = [(table, count) for table, count in counts.items() if count > 0]
+    if not wanted:
+        return {}
+    if session.get_bind().dialect.name == "postgresql":
+        parts = [
+            select(
+                literal(index),
+                func.nextval(func.pg_get_serial_sequence(table.name, "id")),
+            ).select_from(func.generate_series(1, count))
+            for index, (table, count) in enumerate(wanted)
+        ]
+        found: dict[Table, list[int]] = {table: [] for table, _ in wanted}
+        for index, value in session.execute(union_all(*parts)):
+            found[wanted[index][0]].append(value)
+        return {table: sorted(ids) for table, ids in found.items()}
+    last = session.execute(
+        select(
+            *(
+                select(func.coalesce(func.max(table.c.id), 0)).scalar_subquery()
+                for table, _ in wanted
+            )
+        )
+    ).one()
+    return {
+        table: list(range(top + 1, top + 1 + count))
+        for (table, count), top in zip(wanted, last, strict=True)
+    }

@@ -129,7 +129,7 @@ def upsert_product(
     return row
 
 
-def _price_signature(price: pricing.Price) -> tuple[Any, ...]:
+def price_signature(price: pricing.Price) -> tuple[Any, ...]:
     return (
         price.product.code,
         price.currency.code,
@@ -168,9 +168,7 @@ def upsert_price(
         row = session.scalar(select(tables.Price).where(tables.Price.lookup_key == lookup_key))
         if row is not None:
             existing = price_from_row(row, product_from_row(product))
-            if row.product_id != product.id or _price_signature(existing) != _price_signature(
-                price
-            ):
+            if row.product_id != product.id or price_signature(existing) != price_signature(price):
                 raise InvalidInputError(
                     "a price with this key already exists with other terms; prices never change "
                     "once created, so give the new terms a new key",
@@ -188,7 +186,7 @@ def upsert_price(
             )
         )
         for row in candidates:
-            if _price_signature(price_from_row(row, price.product)) == _price_signature(price):
+            if price_signature(price_from_row(row, price.product)) == price_signature(price):
                 return row
     row = tables.Price(
         product_id=product.id,

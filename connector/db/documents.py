@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,7 @@ from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import ONE_DAY, Period
 from connector.billing.tax import CreditedTax
 from connector.db import tables
-from connector.db.bulk import bulk_insert
+from connector.db.bulk import bulk_insert, reserve_ids
 from connector.db.types import utc_now
 from connector.errors import NotFoundError
 
@@ -45,25 +45,6 @@ def allocate_numbers(session: Session, series: str, count: int) -> int:
         .returning(table.c.next_value)
     ).scalar_one()
     return after - count
-
-
-def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
-    """``count`` new primary keys for ``table``, so that rows can be inserted in one fast
-    executemany without asking the database for each id back. SQLite runs one writer at a time
-    (transactions begin IMMEDIATE), so the next ids follow the largest; PostgreSQL takes them
-    from the table's sequence."""
-    if count == 0:
-        return []
-    if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
-            ),
-            {"table": table.name, "n": count},
-        )
-        return [row[0] for row in rows]
-    last = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
-    return list(range(last + 1, last + 1 + count))
 
 
 @dataclass

@@ -11,10 +11,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from connector.db import tables, writeback_queue
+from connector.db.bulk import bulk_insert, upsert
+from connector.db.types import utc_now
 
 DONE = "done"
 PENDING = "pending"
@@ -43,6 +58,20 @@ def enqueue(session: Session, document_type: str, document_ids: Iterable[int]) -
         session.execute(insert(tables.Outbox), rows)
 
 
+def add(session: Session, document_type: str, document_ids: Sequence[int]) -> None:
+    """Add outbox rows for documents just made (never queued before: no check), in one
+    statement."""
+    now = utc_now()
+    bulk_insert(
+        session,
+        tables.table_of(tables.Outbox),
+        [
+            {"document_type": document_type, "document_id": doc_id, "created_at": now}
+            for doc_id in document_ids
+        ],
+    )
+
+
 def delivered_elsewhere(
     session: Session, document_type: str, document_id: int, target: str, external_id: str
 ) -> None:
@@ -61,13 +90,18 @@ def delivered_elsewhere(
         session.flush()
 
 
-def undelivered(
-    session: Session, target: str, limit: int, after: int = 0
-) -> Sequence[tables.Outbox]:
-    """The oldest rows ``target`` has not received yet, from the row after ``after`` on."""
+def pending_query(target: str, limit: int, after: int = 0) -> Select[int, str, int, bool]:
+    """The oldest rows ``target`` has not received yet (no delivery, or one still pending),
+    from the row after ``after`` on: their ``id``, ``document_type``, ``document_id``, and
+    ``tried`` (an earlier attempt sent them). A reader may join more to it."""
     delivery = tables.Delivery
-    return session.scalars(
-        select(tables.Outbox)
+    return (
+        select(
+            tables.Outbox.id,
+            tables.Outbox.document_type,
+            tables.Outbox.document_id,
+            delivery.outbox_id.is_not(None).label("tried"),
+        )
         .outerjoin(
             delivery,
             and_(delivery.outbox_id == tables.Outbox.id, delivery.target == target),
@@ -78,7 +112,14 @@ def undelivered(
         )
         .order_by(tables.Outbox.id)
         .limit(limit)
-    ).all()
+    )
+
+
+def undelivered(
+    session: Session, target: str, limit: int, after: int = 0
+) -> Sequence[Row[int, str, int, bool]]:
+    """The rows of :func:`pending_query`."""
+    return session.execute(pending_query(target, limit, after)).all()
 
 
 @dataclass(frozen=True)
@@ -92,75 +133,84 @@ class Outcome:
 IN_FLIGHT = "sent; the answer has not come back yet"
 
 
-def begin_attempt(session: Session, target: str, outbox_ids: Sequence[int]) -> set[int]:
-    """Mark these rows as being sent to ``target``, before the write, and return those an
-    earlier attempt already sent: that attempt may have reached the target, whose answer was
-    lost (a timeout, a crash), so the target must look for them before sending them again."""
-    existing = {
-        row.outbox_id: row
-        for row in session.scalars(
-            select(tables.Delivery).where(
-                tables.Delivery.target == target, tables.Delivery.outbox_id.in_(outbox_ids)
-            )
-        )
-    }
-    fresh = [
-        {"outbox_id": outbox_id, "target": target, "state": PENDING, "attempts": 1}
-        for outbox_id in outbox_ids
-        if outbox_id not in existing
-    ]
-    for row in existing.values():
-        row.attempts += 1
-        row.error = row.error or IN_FLIGHT
-    if fresh:
-        session.execute(insert(tables.Delivery), [{**row, "error": IN_FLIGHT} for row in fresh])
-    session.flush()
-    return set(existing)
+def _deliveries() -> Table:
+    return tables.table_of(tables.Delivery)
+
+
+def begin_attempt(session: Session, target: str, outbox_ids: Sequence[int]) -> None:
+    """Mark these rows as being sent to ``target``, before the write, in one statement: a row
+    never sent gets a pending delivery, a row sent before one attempt more. Those an earlier
+    attempt sent (``tried`` in :func:`pending_query`) may have reached the target, whose
+    answer was lost (a timeout, a crash), so the target must look for them before sending
+    them again."""
+    table, now = _deliveries(), utc_now()
+    upsert(
+        session,
+        table,
+        [
+            {
+                "outbox_id": outbox_id,
+                "target": target,
+                "state": PENDING,
+                "attempts": 1,
+                "error": IN_FLIGHT,
+                "updated_at": now,
+            }
+            for outbox_id in outbox_ids
+        ],
+        keys=["outbox_id", "target"],
+        changes=lambda new: {
+            "attempts": table.c.attempts + 1,
+            "error": func.coalesce(func.nullif(table.c.error, ""), new.error),
+            "updated_at": new.updated_at,
+        },
+    )
 
 
 def record(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
-    """Store each row's outcome at ``target`` (one insert for rows never marked as sent)."""
+    """Store each row's outcome at ``target``, in one statement (a row never marked as sent
+    gets its delivery). A pending outcome without an id keeps the name noted before the
+    write. The deals of rows refused there, or refused before, are queued for the write-back
+    (their sync error names what accounting refused; one query, before the write)."""
+    if not outcomes:
+        return
+    table, now = _deliveries(), utc_now()
     ids = [outcome.outbox_id for outcome in outcomes]
-    existing = {
-        row.outbox_id: row
-        for row in session.scalars(
-            select(tables.Delivery).where(
-                tables.Delivery.target == target, tables.Delivery.outbox_id.in_(ids)
-            )
+    parked = [outcome.outbox_id for outcome in outcomes if outcome.state == PARKED]
+    was_parked = tables.Outbox.id.in_(
+        select(table.c.outbox_id).where(
+            table.c.target == target, table.c.state == PARKED, table.c.outbox_id.in_(ids)
         )
-    }
-    fresh = []
-    writeback_queue.mark_refused(  # a deal's sync error names what accounting refused
-        session,
-        [
-            outcome.outbox_id
-            for outcome in outcomes
-            if PARKED in (outcome.state, getattr(existing.get(outcome.outbox_id), "state", None))
-        ],
     )
-    for outcome in outcomes:
-        row = existing.get(outcome.outbox_id)
-        if row is None:
-            fresh.append(
-                {
-                    "outbox_id": outcome.outbox_id,
-                    "target": target,
-                    "state": outcome.state,
-                    "attempts": 1,
-                    "external_id": outcome.external_id,
-                    "error": outcome.error,
-                }
-            )
-        else:
-            kept = row.external_id if outcome.state == PENDING else None  # a noted name
-            row.state, row.external_id, row.error = (
-                outcome.state,
-                outcome.external_id or kept,
-                outcome.error,
-            )
-    if fresh:
-        session.execute(insert(tables.Delivery), fresh)
-    session.flush()
+    writeback_queue.mark_refused(
+        session, or_(tables.Outbox.id.in_(parked), was_parked) if parked else was_parked
+    )
+    upsert(
+        session,
+        table,
+        [
+            {
+                "outbox_id": outcome.outbox_id,
+                "target": target,
+                "state": outcome.state,
+                "attempts": 1,
+                "external_id": outcome.external_id,
+                "error": outcome.error,
+                "updated_at": now,
+            }
+            for outcome in outcomes
+        ],
+        keys=["outbox_id", "target"],
+        changes=lambda new: {
+            "state": new.state,
+            "external_id": func.coalesce(
+                func.nullif(new.external_id, ""),
+                case((new.state == PENDING, table.c.external_id)),
+            ),
+            "error": new.error,
+            "updated_at": new.updated_at,
+        },
+    )
 
 
 def depth(session: Session, target: str) -> dict[str, int]:
@@ -186,20 +236,26 @@ def note_sent_as(
     session: Session, target: str, document_type: str, sent_as: dict[int, str]
 ) -> None:
     """Before a write, store under which name the target will hold these documents (a manual
-    journal's narration), so that an attempt whose answer was lost is found again."""
-    rows = session.execute(
-        select(tables.Delivery)
-        .join(tables.Outbox, tables.Outbox.id == tables.Delivery.outbox_id)
+    journal's narration), so that an attempt whose answer was lost is found again; one
+    statement."""
+    if not sent_as:
+        return
+    table = _deliveries()
+    session.execute(
+        update(table)
         .where(
-            tables.Delivery.target == target,
-            tables.Outbox.document_type == document_type,
-            tables.Outbox.document_id.in_(sent_as),
+            table.c.target == target,
+            table.c.outbox_id
+            == select(tables.Outbox.id)
+            .where(
+                tables.Outbox.document_type == document_type,
+                tables.Outbox.document_id == bindparam("b_document"),
+            )
+            .scalar_subquery(),
         )
-        .add_columns(tables.Outbox.document_id)
-    ).all()
-    for delivery, document_id in rows:
-        delivery.external_id = sent_as[document_id]
-    session.flush()
+        .values(external_id=bindparam("b_name"), updated_at=utc_now()),
+        [{"b_document": document_id, "b_name": name} for document_id, name in sent_as.items()],
+    )
 
 
 def external_ids(
@@ -219,6 +275,36 @@ def external_ids(
         )
     ).all()
     return {document_id: external_id for document_id, external_id in rows if external_id}
+
+
+def held_as(
+    session: Session, target: str, numbers: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Per ``(document type, number)`` of an invoice or credit note delivered to ``target``
+    (``done``), its id there; one query for all."""
+    wanted = set(numbers)
+    if not wanted:
+        return {}
+    doc, delivery = tables.Document, tables.Delivery
+    rows = session.execute(
+        select(doc.kind, doc.number, delivery.external_id)
+        .join(
+            tables.Outbox,
+            and_(tables.Outbox.document_type == doc.kind, tables.Outbox.document_id == doc.id),
+        )
+        .join(delivery, delivery.outbox_id == tables.Outbox.id)
+        .where(
+            delivery.target == target,
+            delivery.state == DONE,
+            delivery.external_id.is_not(None),
+            doc.number.in_({number for _, number in wanted}),
+        )
+    )
+    return {
+        (kind, number): external_id
+        for kind, number, external_id in rows
+        if external_id and (kind, number) in wanted
+    }
 
 
 def states(
@@ -248,30 +334,30 @@ def send_again(
     outbox_ids = select(tables.Outbox.id).where(
         tables.Outbox.document_type == document_type, tables.Outbox.document_id.in_(ids)
     )
-    parked = session.scalars(
-        select(tables.Delivery).where(
-            tables.Delivery.target == target,
-            tables.Delivery.state == PARKED,
-            tables.Delivery.outbox_id.in_(outbox_ids),
-        )
-    ).all()
-    for row in parked:
-        row.state = PENDING
-    writeback_queue.mark_refused(session, [row.outbox_id for row in parked])
-    session.flush()
-    return len(parked)
+    return _unpark(session, target, _deliveries().c.outbox_id.in_(outbox_ids))
 
 
 def retry_parked(session: Session, target: str) -> int:
     """Put the documents ``target`` refused back in line (once their cause is fixed): the next
     push tries them again, looking first for any an earlier attempt delivered."""
-    parked = session.scalars(
-        select(tables.Delivery).where(
-            tables.Delivery.target == target, tables.Delivery.state == PARKED
-        )
-    ).all()
-    for row in parked:
-        row.state = PENDING
-    writeback_queue.mark_refused(session, [row.outbox_id for row in parked])
-    session.flush()
-    return len(parked)
+    return _unpark(session, target)
+
+
+def _unpark(session: Session, target: str, *where: ColumnElement[bool]) -> int:
+    """Put ``target``'s parked deliveries (those ``where`` chooses) back in line, in one
+    statement; their deals are queued for the write-back first (one query)."""
+    table = _deliveries()
+    writeback_queue.mark_refused(
+        session,
+        tables.Outbox.id.in_(
+            select(table.c.outbox_id).where(
+                table.c.target == target, table.c.state == PARKED, *where
+            )
+        ),
+    )
+    result = session.execute(
+        update(table)
+        .where(table.c.target == target, table.c.state == PARKED, *where)
+        .values(state=PENDING, updated_at=utc_now())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -59,3 +59,20 @@ def approvals(session: Session, system: str, limit: int = 50) -> Sequence[tables
         .order_by(tables.ReviewApproval.approved_at.desc(), tables.ReviewApproval.id.desc())
         .limit(limit)
     ).all()
+
+
+def approved_versions(
+    session: Session, system: str, record_ids: Collection[str]
+) -> set[tuple[str, str]]:
+    """``(record id, payload hash)`` of every approved version of the records (one query)."""
+    if not record_ids:
+        return set()
+    row = tables.ReviewApproval
+    return {
+        (record_id, payload_hash)
+        for record_id, payload_hash in session.execute(
+            select(row.record_id, row.payload_hash).where(
+                row.system == system, row.record_id.in_(sorted(record_ids))
+            )
+        )
+    }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import Row, delete, select
@@ -23,17 +23,38 @@ from connector.errors import ConnectorError, NotFoundError
 class StoredSubscription(Protocol):
     """A subscription as storage holds it: an ORM object or a plain row of its columns."""
 
-    id: int
-    customer_id: int
-    currency: str
-    frequency: str
-    start_date: date
-    term_months: int
-    auto_renew: bool
-    term_count: int
-    trial_days: int
-    cancel_date: date | None
-    revision: int
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def customer_id(self) -> int: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def frequency(self) -> str: ...
+
+    @property
+    def start_date(self) -> date: ...
+
+    @property
+    def term_months(self) -> int: ...
+
+    @property
+    def auto_renew(self) -> bool: ...
+
+    @property
+    def term_count(self) -> int: ...
+
+    @property
+    def trial_days(self) -> int: ...
+
+    @property
+    def cancel_date(self) -> date | None: ...
+
+    @property
+    def revision(self) -> int: ...
 
 
 def terms_from_row(row: StoredSubscription) -> domain.SubscriptionTerms:
@@ -59,9 +80,25 @@ def load_subscriptions(
     A subscription whose stored records break a rule of the core raises, or, when ``failures``
     is given, is left out and its reason put there, so that one bad record cannot stop others.
     """
-    ids = [row.id for row in rows]
-    if not ids:
+    if not rows:
         return {}
+    stored = load_items(session, [row.id for row in rows])
+    return build_subscriptions(session, rows, stored, cache, failures)
+
+
+@dataclass(frozen=True)
+class StoredItems:
+    """The item rows of some subscriptions (by subscription id, in id order) and their version
+    rows (by item id, in date order)."""
+
+    items: dict[int, list[Any]]
+    versions: dict[int, list[Any]]
+
+
+def load_items(session: Session, ids: Sequence[int]) -> StoredItems:
+    """The items and item versions of the subscriptions ``ids`` (two queries)."""
+    if not ids:
+        return StoredItems({}, {})
     item_rows = session.execute(
         select(
             tables.SubscriptionItem.id,
@@ -81,24 +118,40 @@ def load_subscriptions(
             tables.ItemVersion.price_id,
             tables.ItemVersion.quantity,
             tables.ItemVersion.discount_percent,
+            tables.ItemVersion.amendment_id,
         )
         .join(tables.SubscriptionItem, tables.SubscriptionItem.id == tables.ItemVersion.item_id)
         .where(tables.SubscriptionItem.subscription_id.in_(ids))
         .order_by(tables.ItemVersion.item_id, tables.ItemVersion.effective_date)
     ).all()
-    cache.load_prices(session, {v.price_id for v in version_rows})
-    cache.load_products(session, {i.product_id for i in item_rows})
-
-    versions: dict[int, list[tuple[date, int, Decimal, Decimal]]] = defaultdict(list)
-    for v in version_rows:
-        versions[v.item_id].append((v.effective_date, v.price_id, v.quantity, v.discount_percent))
     items: dict[int, list[Any]] = defaultdict(list)
     for i in item_rows:
         items[i.subscription_id].append(i)
+    versions: dict[int, list[Any]] = defaultdict(list)
+    for v in version_rows:
+        versions[v.item_id].append(v)
+    return StoredItems(dict(items), dict(versions))
+
+
+def build_subscriptions(
+    session: Session,
+    rows: Sequence[StoredSubscription],
+    stored: StoredItems,
+    cache: PriceCache,
+    failures: dict[int, str] | None = None,
+) -> dict[int, domain.Subscription]:
+    """Domain subscriptions of ``rows`` from their loaded items (prices and products missing
+    from ``cache`` are loaded); see :func:`load_subscriptions` for ``failures``."""
+    cache.load_prices(
+        session, {v.price_id for versions in stored.versions.values() for v in versions}
+    )
+    cache.load_products(session, {i.product_id for items in stored.items.values() for i in items})
     loaded = {}
     for row in rows:
         try:
-            loaded[row.id] = _subscription(row, items[row.id], versions, cache)
+            loaded[row.id] = _subscription(
+                row, stored.items.get(row.id, []), stored.versions, cache
+            )
         except ConnectorError as error:
             if failures is None:
                 raise
@@ -109,7 +162,7 @@ def load_subscriptions(
 def _subscription(
     row: StoredSubscription,
     item_rows: list[Row[Any]],
-    versions: dict[int, list[tuple[date, int, Decimal, Decimal]]],
+    versions: dict[int, list[Row[Any]]],
     cache: PriceCache,
 ) -> domain.Subscription:
     items = tuple(
@@ -118,8 +171,10 @@ def _subscription(
             product=cache.products[i.product_id],
             kind=ChargeKind(i.kind),
             versions=tuple(
-                domain.ItemVersion(day, cache.price(price_id), quantity, discount)
-                for day, price_id, quantity, discount in versions[i.id]
+                domain.ItemVersion(
+                    v.effective_date, cache.price(v.price_id), v.quantity, v.discount_percent
+                )
+                for v in versions.get(i.id, ())
             ),
             service_date=i.service_date,
             id=i.id,
@@ -148,23 +203,22 @@ def get_subscription(
     return row
 
 
-def save_items(
-    session: Session,
-    row: tables.Subscription,
-    before: domain.Subscription | None,
-    after: domain.Subscription,
-    amendment_id: int | None,
-) -> None:
-    """Write the item versions of ``after`` that differ from ``before``."""
+@dataclass(frozen=True)
+class ItemChange:
+    """What saving an item of a changed subscription writes: the item (its row made when new,
+    its service date set otherwise), its versions dated ``stale`` deleted, ``added`` inserted."""
+
+    item: domain.SubscriptionItem
+    stale: frozenset[date]
+    added: tuple[domain.ItemVersion, ...]
+
+
+def item_changes(
+    before: domain.Subscription | None, after: domain.Subscription
+) -> list[ItemChange]:
+    """The items of ``after`` whose versions or service date differ from ``before``'s."""
     existing = {} if before is None else {item.key: item for item in before.items}
-    item_ids: dict[str, int] = {
-        key: item_id
-        for key, item_id in session.execute(
-            select(tables.SubscriptionItem.item_key, tables.SubscriptionItem.id).where(
-                tables.SubscriptionItem.subscription_id == row.id
-            )
-        )
-    }
+    changes = []
     for item in after.items:
         old = existing.get(item.key)
         if (
@@ -173,6 +227,36 @@ def save_items(
             and old.service_date == item.service_date
         ):
             continue
+        old_versions = set(old.versions) if old is not None else set()
+        new_versions = set(item.versions)
+        changes.append(
+            ItemChange(
+                item,
+                frozenset(v.effective_date for v in old_versions - new_versions),
+                tuple(sorted(new_versions - old_versions, key=lambda v: v.effective_date)),
+            )
+        )
+    return changes
+
+
+def save_items(
+    session: Session,
+    row: tables.Subscription,
+    before: domain.Subscription | None,
+    after: domain.Subscription,
+    amendment_id: int | None,
+) -> None:
+    """Write the item versions of ``after`` that differ from ``before``."""
+    item_ids: dict[str, int] = {
+        key: item_id
+        for key, item_id in session.execute(
+            select(tables.SubscriptionItem.item_key, tables.SubscriptionItem.id).where(
+                tables.SubscriptionItem.subscription_id == row.id
+            )
+        )
+    }
+    for change in item_changes(before, after):
+        item = change.item
         item_id = item_ids.get(item.key)
         if item_id is None:
             item_row = tables.SubscriptionItem(
@@ -187,14 +271,11 @@ def save_items(
             item_id = item_row.id
         else:
             session.get_one(tables.SubscriptionItem, item_id).service_date = item.service_date
-        old_versions = set(old.versions) if old is not None else set()
-        new_versions = set(item.versions)
-        stale = {v.effective_date for v in old_versions - new_versions}
-        if stale:
+        if change.stale:
             session.execute(
                 delete(tables.ItemVersion).where(
                     tables.ItemVersion.item_id == item_id,
-                    tables.ItemVersion.effective_date.in_(stale),
+                    tables.ItemVersion.effective_date.in_(change.stale),
                 )
             )
         session.add_all(
@@ -206,7 +287,7 @@ def save_items(
                 discount_percent=v.discount_percent,
                 amendment_id=amendment_id,
             )
-            for v in sorted(new_versions - old_versions, key=lambda v: v.effective_date)
+            for v in change.added
         )
     session.flush()
 

@@ -19,7 +19,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time
 
-from sqlalchemy import Table, and_, bindparam, cast, delete, event, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    event,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import Insert
@@ -90,15 +101,19 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
         session.info.pop(_MARKS, None)
 
 
-def mark_refused(session: Session, outbox_ids: Iterable[int]) -> None:
-    """Queue the deals whose documents these outbox rows carry: an accounting target refused
-    one of them, or is given one it refused again (the deal's sync error names the first)."""
-    ids = list(outbox_ids)
-    if not ids:
-        return
+def mark_refused(session: Session, outbox_ids: Iterable[int] | ColumnElement[bool]) -> None:
+    """Queue the deals whose documents these outbox rows carry (their ids, or a condition on
+    the outbox that chooses them; one query): an accounting target refused one of them, or is
+    given one it refused again (the deal's sync error names the first)."""
     outbox, document, link = tables.Outbox, tables.Document, tables.ExternalId
     payment, journal = tables.Payment, tables.RevenueJournal
-    ours = outbox.id.in_(ids)
+    if isinstance(outbox_ids, ColumnElement):
+        ours = outbox_ids
+    else:
+        ids = list(outbox_ids)
+        if not ids:
+            return
+        ours = outbox.id.in_(ids)
     carried = (
         select(outbox.document_id.label("document_id"))
         .where(ours, outbox.document_type.in_(("invoice", "credit_note", "void")))

@@ -8,10 +8,11 @@ note. Changes named by a reference (a CRM deal id, an import event id) apply onc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -32,6 +33,28 @@ from connector.db.subscriptions import earliest, get_subscription, load_subscrip
 from connector.errors import BillingError, InvalidInputError
 
 
+def customer_codes(
+    *, name: str, country: str, currency: str, region: str | None, external_id: str | None
+) -> tuple[str, str, str | None]:
+    """The currency, country and region codes of a customer's fields; refuses a customer
+    without a name."""
+    if not name or not name.strip():
+        raise InvalidInputError(
+            "a customer needs a name", where=f"customer {external_id or ''}".strip()
+        )
+    code = currency_of(currency).code
+    iso_country = country_code(country)
+    iso_region = region_code(iso_country, region) if region else None
+    return code, iso_country, iso_region
+
+
+def refuse_billed_currency_change(name: str, before: str, after: str) -> NoReturn:
+    raise InvalidInputError(
+        f"currency cannot change from {before} to {after} once the customer is billed",
+        where=f"customer {name}",
+    )
+
+
 def upsert_customer(
     session: Session,
     *,
@@ -45,13 +68,9 @@ def upsert_customer(
 ) -> tables.Customer:
     """Create the customer, or update the one known under ``external_id`` in ``system``;
     ``region`` is a state or province of ``country`` (an ISO 3166-2 code or a name)."""
-    if not name or not name.strip():
-        raise InvalidInputError(
-            "a customer needs a name", where=f"customer {external_id or ''}".strip()
-        )
-    code = currency_of(currency).code
-    iso_country = country_code(country)
-    iso_region = region_code(iso_country, region) if region else None
+    code, iso_country, iso_region = customer_codes(
+        name=name, country=country, currency=currency, region=region, external_id=external_id
+    )
     row = None
     if system and external_id:
         row = find_by_external_id(session, tables.Customer, system, external_id)
@@ -60,10 +79,7 @@ def upsert_customer(
             select(tables.Document.id).where(tables.Document.customer_id == row.id).limit(1)
         )
         if billed is not None:
-            raise InvalidInputError(
-                f"currency cannot change from {row.currency} to {code} once the customer is billed",
-                where=f"customer {name}",
-            )
+            refuse_billed_currency_change(name, row.currency, code)
     if row is None:
         row = tables.Customer(
             name=name, country=iso_country, currency=code, tax_id=tax_id, region=iso_region
@@ -97,6 +113,42 @@ def item_spec(
     )
 
 
+def new_subscription(
+    currency: str,
+    name: str,
+    terms: domain.SubscriptionTerms,
+    items: Sequence[domain.ItemSpec],
+) -> domain.Subscription:
+    """A new subscription in ``currency`` with ``items`` from its start; refuses one without
+    items."""
+    subscription = domain.Subscription(currency_of(currency), terms).with_items(
+        terms.start_date, items
+    )
+    if not subscription.items:
+        raise InvalidInputError("a subscription needs at least one item", where=f"contract {name}")
+    return subscription
+
+
+def new_subscription_values(currency: str, subscription: domain.Subscription) -> dict[str, Any]:
+    """The columns of a new subscription's row, but its ids."""
+    terms = subscription.terms
+    return {
+        "currency": currency,
+        "frequency": terms.frequency.value,
+        "start_date": terms.start_date,
+        "trial_days": terms.trial_days,
+        "term_months": terms.term_months,
+        "auto_renew": terms.auto_renew,
+        "term_count": terms.term_count,
+        "cancel_date": terms.cancel_date,
+        "revision": 0,
+        "billed_until": None,
+        "billed_as_of": None,
+        "reconcile_from": None,
+        "next_billing_date": next_billing_date(subscription, None, None),
+    }
+
+
 def create_subscription(
     session: Session,
     *,
@@ -113,27 +165,14 @@ def create_subscription(
         existing = find_by_external_id(session, tables.Subscription, system, external_id)
         if existing is not None:
             return existing
-    subscription = domain.Subscription(currency_of(customer.currency), terms).with_items(
-        terms.start_date, items
-    )
-    if not subscription.items:
-        raise InvalidInputError("a subscription needs at least one item", where=f"contract {name}")
+    subscription = new_subscription(customer.currency, name, terms, items)
     contract = tables.Contract(customer_id=customer.id, name=name)
     session.add(contract)
     session.flush()
     row = tables.Subscription(
         contract_id=contract.id,
         customer_id=customer.id,
-        currency=customer.currency,
-        frequency=terms.frequency.value,
-        start_date=terms.start_date,
-        trial_days=terms.trial_days,
-        term_months=terms.term_months,
-        auto_renew=terms.auto_renew,
-        term_count=terms.term_count,
-        cancel_date=terms.cancel_date,
-        revision=0,
-        next_billing_date=next_billing_date(subscription, None, None),
+        **new_subscription_values(customer.currency, subscription),
     )
     session.add(row)
     session.flush()
@@ -168,6 +207,39 @@ def _find_amendment(
     )
 
 
+class ChangedRow(Protocol):
+    """The billing state of a subscription a change moves (an ORM row or a plain one)."""
+
+    @property
+    def revision(self) -> int: ...
+
+    @property
+    def reconcile_from(self) -> date | None: ...
+
+    @property
+    def billed_until(self) -> date | None: ...
+
+    @property
+    def billed_as_of(self) -> date | None: ...
+
+
+def change_values(
+    row: ChangedRow, after: domain.Subscription, reconcile_from: date | None
+) -> dict[str, Any]:
+    """The columns a change to ``after`` sets on the subscription's row: a new revision, the
+    terms, where reconciliation starts and the next billing date."""
+    terms = after.terms
+    return {
+        "revision": row.revision + 1,
+        "cancel_date": terms.cancel_date,
+        "term_months": terms.term_months,
+        "auto_renew": terms.auto_renew,
+        "term_count": terms.term_count,
+        "reconcile_from": earliest(row.reconcile_from, reconcile_from),
+        "next_billing_date": next_billing_date(after, row.billed_until, row.billed_as_of),
+    }
+
+
 def _record_change(
     session: Session,
     loaded: _Loaded,
@@ -179,7 +251,8 @@ def _record_change(
     reference: str | None,
 ) -> tables.Amendment:
     row = loaded.row
-    row.revision += 1
+    values = change_values(row, after, reconcile_from)
+    row.revision = values.pop("revision")
     amendment = tables.Amendment(
         subscription_id=row.id,
         kind=kind,
@@ -190,15 +263,8 @@ def _record_change(
     session.add(amendment)
     session.flush()
     save_items(session, row, loaded.subscription, after, amendment.id)
-    terms = after.terms
-    row.cancel_date, row.term_months, row.auto_renew, row.term_count = (
-        terms.cancel_date,
-        terms.term_months,
-        terms.auto_renew,
-        terms.term_count,
-    )
-    row.reconcile_from = earliest(row.reconcile_from, reconcile_from)
-    row.next_billing_date = next_billing_date(after, row.billed_until, row.billed_as_of)
+    for name, value in values.items():
+        setattr(row, name, value)
     writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
     session.flush()
     return amendment
@@ -218,25 +284,34 @@ def amend_subscription(
     if _find_amendment(session, subscription_id, reference) is not None:
         return None
     loaded = _load(session, subscription_id)
-    after = loaded.subscription.with_items(effective, items)
-    # A one-time charge whose date moves is settled from the earlier of its two dates.
-    moved = [
-        day
-        for old in loaded.subscription.items
-        if old.kind is ChargeKind.ONE_TIME
-        for new in after.items
-        if new.key == old.key and new.charge_date != old.charge_date
-        for day in (old.charge_date, new.charge_date)
-    ]
+    after, reconcile_from = amended(loaded.subscription, effective, items)
     return _record_change(
         session,
         loaded,
         after,
         kind="items",
         effective=effective,
-        reconcile_from=earliest(effective, *moved),
+        reconcile_from=reconcile_from,
         reference=reference,
     )
+
+
+def amended(
+    before: domain.Subscription, effective: date, items: Sequence[domain.ItemSpec]
+) -> tuple[domain.Subscription, date | None]:
+    """``before`` with ``items`` as its item set from ``effective``, and the day from which
+    the change is settled."""
+    after = before.with_items(effective, items)
+    # A one-time charge whose date moves is settled from the earlier of its two dates.
+    moved = [
+        day
+        for old in before.items
+        if old.kind is ChargeKind.ONE_TIME
+        for new in after.items
+        if new.key == old.key and new.charge_date != old.charge_date
+        for day in (old.charge_date, new.charge_date)
+    ]
+    return after, earliest(effective, *moved)
 
 
 def _end_day(terms: domain.SubscriptionTerms) -> date | None:
@@ -258,20 +333,32 @@ def _change_terms(
     if _find_amendment(session, subscription_id, reference) is not None:
         return None
     loaded = _load(session, subscription_id)
-    before = loaded.subscription
-    after = before.with_terms(**changes)
-    if after.terms == before.terms:
+    change = terms_change(loaded.subscription, effective, **changes)
+    if change is None:
         return None
-    changed_from = earliest(_end_day(before.terms), _end_day(after.terms))
+    after, effective_date, reconcile_from = change
     return _record_change(
         session,
         loaded,
         after,
         kind=kind,
-        effective=effective or changed_from or before.terms.start_date,
-        reconcile_from=changed_from,
+        effective=effective_date,
+        reconcile_from=reconcile_from,
         reference=reference,
     )
+
+
+def terms_change(
+    before: domain.Subscription, effective: date | None, **changes: object
+) -> tuple[domain.Subscription, date, date | None] | None:
+    """``before`` with new terms, the change's effective date and the day from which it is
+    settled (the days between the old service end and the new one); None when the terms
+    stay."""
+    after = before.with_terms(**changes)
+    if after.terms == before.terms:
+        return None
+    changed_from = earliest(_end_day(before.terms), _end_day(after.terms))
+    return after, effective or changed_from or before.terms.start_date, changed_from
 
 
 def cancel_subscription(
@@ -305,18 +392,41 @@ def change_terms(
 ) -> tables.Amendment | None:
     """Change the term length or renewal on ``as_of``; the service end moves and the next run
     settles it. Renewal turned off ends service with the term that contains ``as_of``."""
+    changes = renewal_changes(
+        lambda: _load(session, subscription_id).subscription.terms,
+        as_of=as_of,
+        term_months=term_months,
+        auto_renew=auto_renew,
+    )
+    return _change_terms(
+        session, subscription_id, kind="terms", reference=reference, effective=None, **changes
+    )
+
+
+def renewal_changes(
+    terms: Callable[[], domain.SubscriptionTerms],
+    *,
+    as_of: date,
+    term_months: int | None,
+    auto_renew: bool | None,
+) -> dict[str, object]:
+    """The terms a change of term length or renewal on ``as_of`` sets; renewal turned off
+    ends service with the term that contains ``as_of`` (``terms``: the current terms, read
+    only then)."""
     changes: dict[str, object] = {}
     if term_months is not None:
         changes["term_months"] = term_months
     if auto_renew is not None:
         changes["auto_renew"] = auto_renew
         if not auto_renew:
-            terms = _load(session, subscription_id).subscription.terms
-            current = terms.term_index(as_of) if terms.auto_renew else terms.term_count - 1
+            current_terms = terms()
+            current = (
+                current_terms.term_index(as_of)
+                if current_terms.auto_renew
+                else current_terms.term_count - 1
+            )
             changes["term_count"] = current + 1
-    return _change_terms(
-        session, subscription_id, kind="terms", reference=reference, effective=None, **changes
-    )
+    return changes
 
 
 def reschedule_subscription(
@@ -338,19 +448,35 @@ def reschedule_subscription(
         select(tables.Document.id).where(tables.Document.subscription_id == row.id).limit(1)
     )
     if billed is not None:
-        raise BillingError(
-            f"subscription {row.id} has been invoiced: its start date, frequency and trial "
-            "cannot change; cancel it and create a new one"
-        )
+        refuse_billed_reschedule(row.id)
     after = loaded.subscription.moved_to(
         start_date=start_date, frequency=Frequency(new[1]), trial_days=trial_days
     )
     save_items(session, row, loaded.subscription, after, None)
-    row.start_date, row.frequency, row.trial_days = new
-    row.billed_until = row.billed_as_of = None
-    row.revision += 1
-    row.next_billing_date = next_billing_date(after, None, None)
+    for name, value in rescheduled_values(row, after).items():
+        setattr(row, name, value)
     writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
+
+
+def refuse_billed_reschedule(subscription_id: int) -> NoReturn:
+    raise BillingError(
+        f"subscription {subscription_id} has been invoiced: its start date, frequency and "
+        "trial cannot change; cancel it and create a new one"
+    )
+
+
+def rescheduled_values(row: ChangedRow, after: domain.Subscription) -> dict[str, Any]:
+    """The columns a new start, frequency or trial sets on a subscription never invoiced."""
+    terms = after.terms
+    return {
+        "start_date": terms.start_date,
+        "frequency": terms.frequency.value,
+        "trial_days": terms.trial_days,
+        "billed_until": None,
+        "billed_as_of": None,
+        "revision": row.revision + 1,
+        "next_billing_date": next_billing_date(after, None, None),
+    }
 
 
 def void_invoice(session: Session, number: str, reason: str | None = None) -> tables.Document:

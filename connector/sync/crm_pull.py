@@ -3,7 +3,8 @@
 For each object a cursor on SystemModstamp says how far the pull has read; each run asks
 (``queryAll``, so deletions come too) for what changed since the cursor minus a lookback
 window, ordered by SystemModstamp. Each page of records is staged, mapped and applied in one
-database transaction together with the cursor's advance: a crash loses at most the page in
+database transaction together with the cursor's advance, set-based (a handful of statements a
+page, whatever it holds: :mod:`connector.sync.applier`): a crash loses at most the page in
 hand, which the next run reads again, and a record whose payload did not change is not applied
 again. Line items changed without their deal are found through their own cursor.
 
@@ -31,26 +32,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.plausibility import Limits
 from connector.crm.budget import ApiBudget
 from connector.crm.client import SalesforceClient
-from connector.db import staging, tables
+from connector.db import staging
 from connector.db.engine import transaction
-from connector.errors import ConnectorError, CrmError, InvalidInputError, QuotaExhaustedError
+from connector.errors import CrmError, QuotaExhaustedError
 from connector.settings import Settings, mapping_path
 from connector.sync import deals
+from connector.sync.applier import Applier
 from connector.sync.limits import plausibility_limits
 from connector.sync.mapping import (
-    DealData,
     LoadedMapping,
-    MappingError,
-    SalesforceMapping,
     load_mapping,
-    map_customer,
-    map_deal,
     truthy,
 )
 
@@ -58,6 +53,7 @@ log = logging.getLogger(__name__)
 SYSTEM = deals.SYSTEM
 CURSOR_PREFIX = f"{SYSTEM}:"
 ID_CHUNK = 200
+APPLY_CHUNK = 2000  # records applied together: a Bulk page holds up to 50,000
 WAITING_STATES = frozenset({staging.QUARANTINED, staging.HELD})
 LINE_ITEM = "OpportunityLineItem"
 LINE_ITEM_CURSOR = f"{CURSOR_PREFIX}{LINE_ITEM}"
@@ -119,70 +115,6 @@ def parse_modstamp(value: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-@dataclass
-class Applier:
-    """Applies staged records to the billing core: accounts as customers, deals as
-    subscriptions (or their changes), each in its own savepoint so that a failure quarantines
-    that record alone. Deals are held for review when implausible (``limits``)."""
-
-    mapping: SalesforceMapping
-    default_currency: str
-    as_of: date
-    limits: Limits | None
-    catalog: deals.Catalog = field(default_factory=deals.Catalog)
-
-    def settle(self, session: Session, row: tables.CrmRecord) -> deals.Outcome:
-        """Apply ``row`` and record what became of it."""
-        try:
-            with session.begin_nested():
-                outcome = self.apply(session, row)
-        except (MappingError, InvalidInputError, ConnectorError) as error:
-            self.catalog.clear()  # the savepoint may have made products or prices
-            outcome = deals.Outcome(staging.QUARANTINED, str(error))
-        staging.settle(row, outcome.state, outcome.reason)
-        return outcome
-
-    def apply(self, session: Session, row: tables.CrmRecord) -> deals.Outcome:
-        if row.object == self.mapping.customer.object:
-            if row.deleted:
-                return deals.withdraw_account(session, row.record_id)
-            data = map_customer(self.mapping.customer, row.payload, self.default_currency)
-            return deals.apply_account(session, data)
-        previous = self._previous(row)
-        if row.deleted:
-            return deals.withdraw_deal(
-                session, row.record_id, "was deleted in Salesforce", previous
-            )
-        deal = map_deal(self.mapping, row.payload)
-        if not deal.won:
-            return deals.withdraw_deal(session, row.record_id, "is not won", previous)
-        return deals.apply_deal(
-            session,
-            deal,
-            revision=row.payload_hash,
-            previous=previous,
-            account_state=self._account_state(session, deal.account_id),
-            as_of=self.as_of,
-            known=self.catalog,
-            limits=self.limits,
-        )
-
-    def _previous(self, row: tables.CrmRecord) -> DealData | None:
-        if not row.applied_payload or row.applied_hash == row.payload_hash:
-            return None
-        try:
-            previous = map_deal(self.mapping, row.applied_payload)
-        except MappingError:
-            return None
-        return previous if previous.won else None
-
-    def _account_state(self, session: Session, account_id: str) -> str | None:
-        row = staging.staged(session, SYSTEM, self.mapping.customer.object, account_id)
-        if row is None:
-            return None
-        return f"{row.state}: {row.reason}" if row.reason else row.state
-
-
 class Pull:
     """One pull run (see the module's description)."""
 
@@ -212,17 +144,13 @@ class Pull:
             as_of,
             plausibility_limits(settings),
         )
-        self.catalog = self.applier.catalog
         self.changed_waiting = 0  # records whose waiting state or reason changed this run
         self.bulk_threshold = settings.salesforce.bulk_threshold
         self.since: dict[str, datetime | None] = {}
         self.ceiling: datetime | None = None  # the org's time when the first pages were read
+        self.positions: dict[str, datetime | None] = {}  # the cursors, when the run began
 
     # -- queries ---------------------------------------------------------------------------
-    def _since(self, session: Session, obj: str) -> datetime | None:
-        position = staging.cursor(session, CURSOR_PREFIX + obj)
-        return None if position is None else position - self.lookback
-
     def _soql(
         self,
         obj: str,
@@ -296,8 +224,9 @@ class Pull:
             self.result.api_calls = self.client.calls - calls_before
             with transaction(self.factory) as session:
                 self._save_usage(session)
-        self._retry_quarantined()
-        self._count_waiting()
+        with transaction(self.factory) as session:
+            self._retry_quarantined(session)
+            self._count_waiting(session)
         return self.result
 
     def _first_pages(self) -> tuple[datetime | None, dict[str, dict[str, Any]]]:
@@ -305,14 +234,19 @@ class Pull:
         (one Composite call); notes the org's time of the answer."""
         customer, contract = self.mapping.customer.object, self.mapping.contract.object
         with transaction(self.factory) as session:
-            item_cursor = staging.cursor(session, LINE_ITEM_CURSOR)
-            self.since = {name: self._since(session, name) for name in (customer, contract)}
-            queries = {
-                customer: self._soql(
-                    customer, self.mapping.query_fields("customer"), self.since[customer]
-                ),
-                contract: self._deal_soql(self.since[contract]),
-            }
+            self.positions = staging.cursors(session, CURSOR_PREFIX)
+        item_cursor = self.positions.get(LINE_ITEM)
+        self.since = {
+            name: None if position is None else position - self.lookback
+            for name in (customer, contract)
+            for position in [self.positions.get(name)]
+        }
+        queries = {
+            customer: self._soql(
+                customer, self.mapping.query_fields("customer"), self.since[customer]
+            ),
+            contract: self._deal_soql(self.since[contract]),
+        }
         if item_cursor is not None:
             queries[LINE_ITEM] = self._soql(
                 LINE_ITEM, ["OpportunityId"], item_cursor - self.lookback
@@ -328,10 +262,11 @@ class Pull:
         """Put cursors that stand past the org's time back to it; True when one was (its
         queries started too late and are asked again)."""
         assert self.ceiling is not None
+        limit = self.ceiling + DATE_RESOLUTION
+        if all(position is None or position < limit for position in self.positions.values()):
+            return False
         with transaction(self.factory) as session:
-            ahead = staging.rewind_cursors(
-                session, CURSOR_PREFIX, self.ceiling + DATE_RESOLUTION, self.ceiling
-            )
+            ahead = staging.rewind_cursors(session, CURSOR_PREFIX, limit, self.ceiling)
         for name, position in sorted(ahead.items()):
             log.warning(
                 "cursor %s stood at %s, past the org's time %s; it reads from there again",
@@ -366,7 +301,6 @@ class Pull:
                 return
             except CrmError as error:
                 raise self._explain(error, obj) from None
-            self.catalog.clear()  # what a failed page made is gone
             with transaction(self.factory) as session:
                 self._page(session, obj, records)
                 self._save_usage(session)
@@ -388,7 +322,6 @@ class Pull:
             rows = self._bulk_deals(since)
         newest: datetime | None = None
         for records in rows:
-            self.catalog.clear()
             with transaction(self.factory) as session:
                 page_newest = self._page(session, obj, records, move=False)
                 newest = max(filter(None, (newest, page_newest)), default=None)
@@ -430,24 +363,24 @@ class Pull:
         """Stage and apply a page; move the object's cursor to its newest record (unless
         ``move`` is off) and return that record's SystemModstamp."""
         self.result.fetched[obj] = self.result.fetched.get(obj, 0) + len(records)
-        newest: datetime | None = None
-        for record in records:
-            modstamp = parse_modstamp(record.get("SystemModstamp"))
-            newest = max(filter(None, (newest, modstamp)), default=None)
-            if obj == self.mapping.contract.object:
-                self.fetched_deals.add(str(record["Id"]))
-            row = staging.stage(
+        modstamps = [parse_modstamp(record.get("SystemModstamp")) for record in records]
+        newest = max(filter(None, modstamps), default=None)
+        if obj == self.mapping.contract.object:
+            self.fetched_deals.update(str(record["Id"]) for record in records)
+        for start in range(0, len(records), APPLY_CHUNK):
+            rows, unchanged = staging.stage(
                 session,
                 SYSTEM,
                 obj,
-                record,
-                modstamp=modstamp,
-                deleted=truthy(record.get("IsDeleted")),
+                records[start : start + APPLY_CHUNK],
+                modstamps=modstamps[start : start + APPLY_CHUNK],
+                deleted=[
+                    truthy(record.get("IsDeleted"))
+                    for record in records[start : start + APPLY_CHUNK]
+                ],
             )
-            if row is None:
-                self.result.unchanged += 1
-                continue
-            self._process(session, row)
+            self.result.unchanged += unchanged
+            self._settle(session, rows)
         if move:
             staging.move_cursor(session, CURSOR_PREFIX + obj, self._capped(newest))
         return newest
@@ -471,7 +404,6 @@ class Pull:
         for start in range(0, len(ordered), ID_CHUNK):
             soql = self._deal_soql(None, ids=ordered[start : start + ID_CHUNK])
             for records in self.client.query_pages(soql, include_deleted=True):
-                self.catalog.clear()
                 with transaction(self.factory) as session:
                     # the deals' own cursor stays where their own query left it
                     self._page(session, self.mapping.contract.object, records, move=False)
@@ -479,29 +411,32 @@ class Pull:
         with transaction(self.factory) as session:
             staging.move_cursor(session, name, self._capped(newest))
 
-    # -- one record ------------------------------------------------------------------------
-    def _process(self, session: Session, row: tables.CrmRecord) -> None:
-        """Apply one staged record in its own savepoint: a failure quarantines it alone. A
-        record that starts or stops waiting, or waits for another reason, is logged once."""
-        before = waiting_state(row)
-        outcome = self.applier.settle(session, row)
-        session.flush()
-        self.result.count(outcome.state)
-        if waiting_state(row) != before:
-            self.changed_waiting += 1
-            log_waiting(row)
+    # -- what becomes of the records -------------------------------------------------------
+    def _settle(self, session: Session, rows: list[staging.Staged]) -> None:
+        """Apply staged records (set-based: a failure quarantines its record alone) and store
+        what became of them. A record that starts or stops waiting, or waits for another
+        reason, is logged once."""
+        if not rows:
+            return
+        before = [waiting_state(row) if row.stored else None for row in rows]
+        outcomes = self.applier.apply(session, rows)
+        for row, outcome, was in zip(rows, outcomes, before, strict=True):
+            staging.settle(row, outcome.state, outcome.reason, session=session)
+            self.result.count(outcome.state)
+            if waiting_state(row) != was:
+                self.changed_waiting += 1
+                log_waiting(row)
+        staging.save_staged(session, SYSTEM, rows)
 
-    def _retry_quarantined(self) -> None:
+    def _retry_quarantined(self, session: Session) -> None:
         """Accounts first, then deals (what a deal waits for may have arrived this run)."""
-        self.catalog.clear()
-        with transaction(self.factory) as session:
-            for row in staging.in_state(session, SYSTEM, staging.QUARANTINED):
-                self._process(session, row)
+        rows = staging.waiting(session, SYSTEM, staging.QUARANTINED)
+        for start in range(0, len(rows), APPLY_CHUNK):
+            self._settle(session, rows[start : start + APPLY_CHUNK])
 
-    def _count_waiting(self) -> None:
+    def _count_waiting(self, session: Session) -> None:
         """Every record waiting, whenever it arrived, and one log line that counts them."""
-        with transaction(self.factory) as session:
-            counts = staging.state_counts(session, SYSTEM)
+        counts = staging.state_counts(session, SYSTEM)
         self.result.quarantined = counts.get(staging.QUARANTINED, 0)
         self.result.held = counts.get(staging.HELD, 0)
         fields = {
@@ -524,15 +459,14 @@ class Pull:
         )
 
 
-def waiting_state(row: tables.CrmRecord) -> tuple[str, str | None] | None:
-    """``(state, reason)`` of a staged record waiting for a fix or a review; None otherwise,
-    and for a record staged for the first time (not settled yet)."""
-    if not inspect(row).persistent or row.state not in WAITING_STATES:
+def waiting_state(row: staging.Staged) -> tuple[str, str | None] | None:
+    """``(state, reason)`` of a staged record waiting for a fix or a review; None otherwise."""
+    if row.state not in WAITING_STATES:
         return None
     return row.state, row.reason
 
 
-def log_waiting(row: tables.CrmRecord) -> None:
+def log_waiting(row: staging.Staged) -> None:
     """One structured line for a record that starts waiting or waits for another reason
     (warning), or no longer waits (info: its new state, no reason)."""
     waiting = row.state in WAITING_STATES

@@ -12,74 +12,32 @@ held for review with every reason, unless a person approved that very version of
 version keeps from the version applied before it (its start, an item's terms) is not checked
 again.
 
-Each function returns an :class:`Outcome`; a record that cannot be applied raises
-:class:`~connector.sync.mapping.MappingError` with the reason it waits in quarantine.
+Each function works on a :class:`~connector.db.workset.Workset` (what a page of records
+touches, read at once and written back at once) and returns an :class:`Outcome`; a record that
+cannot be applied raises :class:`~connector.sync.mapping.MappingError` (or another
+:class:`~connector.errors.ConnectorError`) with the reason it waits in quarantine, and the
+workset undoes what it had changed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from connector.billing import plausibility
+from connector.billing import plausibility, pricing
 from connector.billing import subscriptions as domain
+from connector.billing.money import currency as currency_of
 from connector.billing.pricing import ChargeKind, PricingModel
-from connector.db import catalog, reviews, tables
-from connector.db.catalog import PriceCache, find_by_external_id
 from connector.db.staging import APPLIED, HELD, IGNORED
+from connector.db.workset import Workset
+from connector.db.workset_rows import AmendmentRow, CustomerRow, SubscriptionRow
 from connector.errors import BillingError
-from connector.sync import contracts
+from connector.sync import contracts, subscription_changes
 from connector.sync.mapping import CustomerData, DealData, ItemData, MappingError
 
 SYSTEM = "salesforce"
-
-
-@dataclass
-class Catalog:
-    """Products and prices already found or made in this transaction, so that ten thousand
-    deals on three products cost three product and three price lookups, not thirty thousand.
-    Forget it whenever a transaction or savepoint that may have made them rolls back."""
-
-    products: dict[str, tuple[int, str, str | None]] = field(default_factory=dict)
-    prices: dict[tuple[object, ...], int] = field(default_factory=dict)
-    cache: PriceCache = field(default_factory=PriceCache)
-
-    def clear(self) -> None:
-        self.products.clear()
-        self.prices.clear()
-        self.cache = PriceCache()
-
-    def product_id(self, session: Session, item: ItemData) -> int:
-        known = self.products.get(item.product_code)
-        if known is not None and known[1:] == (item.product_name, item.product_family):
-            return known[0]
-        row = catalog.upsert_product(
-            session, item.product_code, item.product_name, item.product_family
-        )
-        self.products[item.product_code] = (row.id, item.product_name, item.product_family)
-        return row.id
-
-    def price_id(self, session: Session, item: ItemData, currency: str) -> int:
-        product_id = self.product_id(session, item)
-        signature = (product_id, currency, item.kind, item.unit_price)
-        found = self.prices.get(signature)
-        if found is None:
-            product = session.get(tables.Product, product_id)
-            assert product is not None
-            found = catalog.upsert_price(
-                session,
-                product,
-                currency=currency,
-                kind=item.kind,
-                model=PricingModel.PER_UNIT,
-                unit_amount=item.unit_price,
-            ).id
-            self.prices[signature] = found
-        self.cache.load_prices(session, [found])
-        return found
+Approved = Callable[[str, str], bool]  # (deal id, version): approved for review?
 
 
 @dataclass(frozen=True)
@@ -88,44 +46,49 @@ class Outcome:
     reason: str | None = None
 
 
-def apply_account(session: Session, data: CustomerData) -> Outcome:
-    contracts.upsert_customer(
-        session,
+def apply_account(work: Workset, data: CustomerData) -> Outcome:
+    """Create the customer, or update the one known under the account's id."""
+    code, country, region = contracts.customer_codes(
         name=data.name,
         country=data.country,
         currency=data.currency,
-        tax_id=data.tax_id,
-        system=SYSTEM,
-        external_id=data.external_id,
         region=data.region,
+        external_id=data.external_id,
+    )
+    row = work.customer(data.external_id)
+    if row is None:
+        work.add_customer(
+            data.external_id,
+            name=data.name,
+            country=country,
+            currency=code,
+            tax_id=data.tax_id,
+            region=region,
+        )
+        return Outcome(APPLIED)
+    if row.currency != code and work.customer_billed(row.id):
+        contracts.refuse_billed_currency_change(data.name, row.currency, code)
+    work.update_customer(
+        row.id,
+        name=data.name.strip(),
+        country=country,
+        currency=code,
+        tax_id=data.tax_id,
+        region=region,
     )
     return Outcome(APPLIED)
 
 
-def withdraw_account(session: Session, account_id: str) -> Outcome:
-    customer = find_by_external_id(session, tables.Customer, SYSTEM, account_id)
+def withdraw_account(work: Workset, account_id: str) -> Outcome:
+    customer = work.customer(account_id)
     if customer is None:
         return Outcome(IGNORED, "deleted in Salesforce before it was billed")
-    active = session.scalar(
-        select(tables.Subscription.id)
-        .where(tables.Subscription.customer_id == customer.id)
-        .limit(1)
-    )
-    if active is None:
+    if not work.customer_has_subscriptions(customer.id):
         return Outcome(IGNORED, "deleted in Salesforce; no subscriptions")
     return Outcome(HELD, "account deleted in Salesforce while it has subscriptions; review them")
 
 
-def _invoiced(session: Session, subscription_id: int) -> str | None:
-    return session.scalar(
-        select(tables.Document.number)
-        .where(tables.Document.subscription_id == subscription_id)
-        .order_by(tables.Document.id)
-        .limit(1)
-    )
-
-
-def withdraw_deal(session: Session, deal_id: str, why: str, previous: DealData | None) -> Outcome:
+def withdraw_deal(work: Workset, deal_id: str, why: str, previous: DealData | None) -> Outcome:
     """The deal was deleted or is no longer won."""
     if previous is not None and previous.amends:
         return Outcome(
@@ -133,12 +96,12 @@ def withdraw_deal(session: Session, deal_id: str, why: str, previous: DealData |
             f"amendment {why} after it was applied to the subscription of deal "
             f"{previous.amends}; review that subscription",
         )
-    row = find_by_external_id(session, tables.Subscription, SYSTEM, deal_id)
+    row = work.subscription(deal_id)
     if row is None:
         return Outcome(IGNORED, why)
-    document = _invoiced(session, row.id)
+    document = work.first_document(row.id)
     if document is None:
-        contracts.discard_subscription(session, row.id)
+        subscription_changes.discard(work, row.id)
         return Outcome(IGNORED, f"{why}; its subscription was dropped before any billing")
     return Outcome(
         HELD,
@@ -147,23 +110,41 @@ def withdraw_deal(session: Session, deal_id: str, why: str, previous: DealData |
     )
 
 
-def _customer(session: Session, data: DealData, account_state: str | None) -> tables.Customer:
-    customer = find_by_external_id(session, tables.Customer, SYSTEM, data.account_id)
+def _customer(
+    work: Workset, data: DealData, account_state: Callable[[], str | None]
+) -> CustomerRow:
+    customer = work.customer(data.account_id) if data.account_id else None
     if customer is not None:
         return customer
     if not data.account_id:
         raise MappingError("deal has no account")
-    if account_state is None:
+    state = account_state()
+    if state is None:
         raise MappingError(f"account {data.account_id} has not been pulled yet")
-    raise MappingError(f"account {data.account_id} is {account_state}")
+    raise MappingError(f"account {data.account_id} is {state}")
 
 
-def _specs(
-    session: Session, data: DealData, currency: str, known: Catalog
-) -> list[domain.ItemSpec]:
+def _price(work: Workset, item: ItemData, currency: str) -> pricing.Price:
+    """The product of the line item (made, or its name and family updated) and its per-unit
+    price in ``currency`` (found, or made)."""
+    product = work.save_product(
+        pricing.Product(item.product_code.strip(), item.product_name.strip(), item.product_family)
+    )
+    return work.price(
+        pricing.Price(
+            product.domain(),
+            currency_of(currency),
+            item.kind,
+            PricingModel.PER_UNIT,
+            unit_amount=item.unit_price,
+        )
+    )
+
+
+def _specs(work: Workset, data: DealData, currency: str) -> list[domain.ItemSpec]:
     specs = []
     for item in data.items:
-        price = known.cache.price(known.price_id(session, item, currency))
+        price = _price(work, item, currency)
         one_time = item.kind is ChargeKind.ONE_TIME
         specs.append(
             domain.ItemSpec(
@@ -189,45 +170,45 @@ def _terms(data: DealData) -> domain.SubscriptionTerms:
 
 
 def apply_deal(
-    session: Session,
+    work: Workset,
     data: DealData,
     *,
     revision: str,
     previous: DealData | None,
-    account_state: str | None,
+    account_state: Callable[[], str | None],
     as_of: date,
-    known: Catalog | None = None,
     limits: plausibility.Limits | None = None,
+    approved: Approved = lambda deal_id, revision: False,
 ) -> Outcome:
     """Make the billing core reflect a won deal. ``revision`` (the payload's hash) names this
     version of the deal, so that each version is applied once; ``previous`` is the version
-    applied before, if any. With ``limits``, an implausible version is held for review."""
-    customer = _customer(session, data, account_state)
+    applied before, if any. With ``limits``, an implausible version is held for review unless
+    ``approved``. ``account_state`` says why the deal's account is missing, if it is."""
+    customer = _customer(work, data, account_state)
     if data.currency is not None and data.currency != customer.currency:
         raise MappingError(
             f"deal currency {data.currency} differs from the account's {customer.currency}"
         )
-    specs = _specs(session, data, customer.currency, known or Catalog())
+    specs = _specs(work, data, customer.currency)
     if limits is not None:
-        held = _implausible(session, data, specs, previous, revision, limits, as_of)
+        held = _implausible(data, specs, previous, revision, limits, as_of, approved)
         if held is not None:
             return held
     if data.amends:
-        return _apply_amendment(session, data, specs, revision, previous)
-    row = find_by_external_id(session, tables.Subscription, SYSTEM, data.external_id)
+        return _apply_amendment(work, data, specs, revision, previous)
+    row = work.subscription(data.external_id)
     if row is None:
-        contracts.create_subscription(
-            session,
-            customer=customer,
+        subscription = contracts.new_subscription(customer.currency, data.name, _terms(data), specs)
+        work.add_subscription(
+            data.external_id,
+            customer_id=customer.id,
             name=data.name,
-            terms=_terms(data),
-            items=specs,
-            system=SYSTEM,
-            external_id=data.external_id,
+            subscription=subscription,
+            values=contracts.new_subscription_values(customer.currency, subscription),
         )
         return Outcome(APPLIED)
     return _apply_changes(
-        session,
+        work,
         row,
         data=data,
         previous=previous,
@@ -238,13 +219,13 @@ def apply_deal(
 
 
 def _implausible(  # noqa: PLR0917 - the deal, its version, and what it is checked against
-    session: Session,
     data: DealData,
     specs: list[domain.ItemSpec],
     previous: DealData | None,
     revision: str,
     limits: plausibility.Limits,
     as_of: date,
+    approved: Approved,
 ) -> Outcome | None:
     """Held for review when what this version adds or changes is implausible and nobody
     approved it; None to go on."""
@@ -273,9 +254,7 @@ def _implausible(  # noqa: PLR0917 - the deal, its version, and what it is check
     )
     if not found:
         return None
-    if all(p.approvable for p in found) and reviews.approved(
-        session, SYSTEM, data.external_id, revision
-    ):
+    if all(p.approvable for p in found) and approved(data.external_id, revision):
         return None
     return Outcome(
         HELD,
@@ -293,7 +272,7 @@ def _amendment_terms(data: DealData) -> tuple[object, ...]:
 
 
 def _apply_amendment(
-    session: Session,
+    work: Workset,
     data: DealData,
     specs: list[domain.ItemSpec],
     revision: str,
@@ -305,32 +284,37 @@ def _apply_amendment(
     waits for review, since applying it again would undo the later one."""
     if previous is not None and _amendment_terms(previous) == _amendment_terms(data):
         return Outcome(APPLIED)
-    target = find_by_external_id(session, tables.Subscription, SYSTEM, data.amends or "")
+    target = work.subscription(data.amends or "")
     if target is None:
         raise MappingError(f"amends deal {data.amends}, which has no subscription (yet)")
     if previous is not None:
-        later = session.scalar(
-            select(tables.Amendment.id)
-            .where(
-                tables.Amendment.subscription_id == target.id,
-                tables.Amendment.kind == "items",
-                tables.Amendment.effective_date > min(data.start, previous.start),
-                ~tables.Amendment.reference.startswith(_reference(data.external_id, "")),
-            )
-            .limit(1)
-        )
-        if later is not None:
+        since = min(data.start, previous.start)
+        if any(row.effective_date > since for row in _items_amended_elsewhere(work, target, data)):
             return Outcome(
                 HELD, "upgrade or downgrade changed after a later one was applied; review"
             )
-    contracts.amend_subscription(
-        session,
+    subscription_changes.amend(
+        work,
         target.id,
         effective=data.start,
         items=specs,
         reference=_reference(data.external_id, revision),
     )
     return Outcome(APPLIED)
+
+
+def _items_amended_elsewhere(
+    work: Workset, row: SubscriptionRow, data: DealData
+) -> list[AmendmentRow]:
+    """The item amendments of the subscription made by other deals (or by hand, named)."""
+    own = _reference(data.external_id, "")
+    return [
+        amendment
+        for amendment in work.amendments(row.id)
+        if amendment.kind == "items"
+        and amendment.reference is not None
+        and not amendment.reference.startswith(own)
+    ]
 
 
 def _reference(deal_id: str, revision: str) -> str:
@@ -354,8 +338,8 @@ def _item_terms(data: DealData) -> list[tuple[object, ...]]:
 
 
 def _apply_changes(
-    session: Session,
-    row: tables.Subscription,
+    work: Workset,
+    row: SubscriptionRow,
     *,
     data: DealData,
     previous: DealData | None,
@@ -367,8 +351,8 @@ def _apply_changes(
     schedule = (data.start, data.frequency.value, data.trial_days)
     if schedule != (row.start_date, row.frequency, row.trial_days):
         try:
-            contracts.reschedule_subscription(
-                session,
+            subscription_changes.reschedule(
+                work,
                 row.id,
                 start_date=data.start,
                 frequency=data.frequency.value,
@@ -377,33 +361,31 @@ def _apply_changes(
         except BillingError as error:
             return Outcome(HELD, f"service start, frequency or trial changed: {error}")
     if previous is None or _item_terms(previous) != _item_terms(data):
-        amended_elsewhere = session.scalar(
-            select(tables.Amendment.id)
-            .where(
-                tables.Amendment.subscription_id == row.id,
-                tables.Amendment.kind == "items",
-                ~tables.Amendment.reference.startswith(_reference(data.external_id, "")),
-            )
-            .limit(1)
-        )
-        if amended_elsewhere is not None:
+        if _items_amended_elsewhere(work, row, data):
             return Outcome(
                 HELD, "line items changed after an upgrade or downgrade was applied; review"
             )
-        contracts.amend_subscription(
-            session, row.id, effective=data.start, items=specs, reference=reference
+        subscription_changes.amend(
+            work, row.id, effective=data.start, items=specs, reference=reference
         )
-    if data.cancel_date != row.cancel_date:
-        contracts.cancel_subscription(
-            session, row.id, cancel_date=data.cancel_date, reference=f"{reference}:cancel"
-        )
-    if (data.term_months, data.auto_renew) != (row.term_months, row.auto_renew):
-        contracts.change_terms(
-            session,
+    if data.cancel_date != work.row(row.id).cancel_date:
+        subscription_changes.change_terms(
+            work,
             row.id,
+            kind="cancel",
+            reference=f"{reference}:cancel",
+            effective=data.cancel_date,
+            cancel_date=data.cancel_date,
+        )
+    current = work.row(row.id)
+    if (data.term_months, data.auto_renew) != (current.term_months, current.auto_renew):
+        changes = contracts.renewal_changes(
+            lambda: work.loaded(row.id).terms,
             as_of=as_of,
             term_months=data.term_months,
             auto_renew=data.auto_renew,
-            reference=f"{reference}:terms",
+        )
+        subscription_changes.change_terms(
+            work, row.id, kind="terms", reference=f"{reference}:terms", effective=None, **changes
         )
     return Outcome(APPLIED)

@@ -247,9 +247,11 @@ def value_at(record: dict[str, Any] | None, path: str) -> Any:
     for part in path.split(".") if path else ():
         if not isinstance(current, dict):
             return None
-        current = next(
-            (value for key, value in current.items() if key.lower() == part.lower()), None
-        )
+        if part in current:  # as Salesforce spells it, most often: no need to look further
+            current = current[part]
+            continue
+        lowered = part.lower()
+        current = next((value for key, value in current.items() if key.lower() == lowered), None)
     return None if current == "" else current
 
 

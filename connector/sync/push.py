@@ -17,27 +17,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.accounting import base, dating
-from connector.accounting.base import AccountingTarget, document_key
+from connector.accounting import base
+from connector.accounting.base import AccountingTarget
 from connector.accounting.chart import load_chart
 from connector.accounting.ledger import Ledger
 from connector.accounting.xero.target import XeroTarget
-from connector.billing.money import currency as currency_of
-from connector.billing.periods import Period
-from connector.billing.pricing import ChargeKind
-from connector.billing.revenue import CreditSchedule
 from connector.db import books, outbox, tables
 from connector.db.engine import transaction
 from connector.errors import AccountingError, AccountingLimitError, ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
-from connector.sync import ledger_heal, revenue_close, settlement
+from connector.sync import ledger_heal, push_batch, settlement
 from connector.sync.stopping import no_stop
 
 log = logging.getLogger(__name__)
@@ -100,326 +95,6 @@ def check_target(target: AccountingTarget) -> None:
         log.warning("%s: configuration not checked: %s", target.name, error)
 
 
-# -- documents from the billing core --------------------------------------------------------------
-class _Loader:
-    """Builds the documents of a batch of outbox rows, reading each table once per batch, each
-    booked on the first open day when its own date is on or before ``closed_through``."""
-
-    def __init__(
-        self,
-        session: Session,
-        rows: Sequence[tables.Outbox],
-        closed_through: date | None = None,
-    ) -> None:
-        self.session = session
-        self.closed_through = closed_through
-        self.customers: dict[int, base.Customer] = {}
-        self.products: dict[int, tuple[str, str | None]] = {}
-        self.documents: dict[int, tables.Document] = {}
-        self.lines: dict[int, list[tables.DocumentLine]] = {}
-        self.taxes: dict[int, list[tables.DocumentTax]] = {}
-        self.payments: dict[int, tables.Payment] = {}
-        self.journals: dict[int, tables.RevenueJournal] = {}
-        self._schedules: dict[int, CreditSchedule] | None = None
-        self._prefetch(rows)
-
-    def _prefetch(self, rows: Sequence[tables.Outbox]) -> None:
-        session = self.session
-        by_type: dict[str, list[int]] = {}
-        for row in rows:
-            by_type.setdefault(row.document_type, []).append(row.document_id)
-        journal_ids = by_type.get(base.REVENUE, [])
-        self.journals = {
-            row.id: row
-            for row in session.scalars(
-                select(tables.RevenueJournal).where(tables.RevenueJournal.id.in_(journal_ids))
-            )
-        }
-        payment_ids = (
-            by_type.get(base.PAYMENT, [])
-            + by_type.get(base.REFUND, [])
-            + by_type.get(base.CREDIT_KEPT, [])
-        )
-        self.payments = {
-            row.id: row
-            for row in session.scalars(
-                select(tables.Payment).where(tables.Payment.id.in_(payment_ids))
-            )
-        }
-        doc_ids = set(
-            by_type.get(base.INVOICE, [])
-            + by_type.get(base.CREDIT_NOTE, [])
-            + by_type.get(base.VOID, [])
-        )
-        doc_ids |= {journal.document_id for journal in self.journals.values()}
-        self._load_documents(doc_ids)
-        linked = {doc.invoice_id for doc in self.documents.values() if doc.invoice_id}
-        linked |= {p.invoice_id for p in self.payments.values() if p.invoice_id}
-        self._load_documents(linked - self.documents.keys())
-        for line in session.scalars(
-            select(tables.DocumentLine)
-            .where(tables.DocumentLine.document_id.in_(doc_ids))
-            .order_by(tables.DocumentLine.id)
-        ):
-            self.lines.setdefault(line.document_id, []).append(line)
-        for tax in session.scalars(
-            select(tables.DocumentTax)
-            .where(tables.DocumentTax.document_id.in_(doc_ids))
-            .order_by(tables.DocumentTax.rate)
-        ):
-            self.taxes.setdefault(tax.document_id, []).append(tax)
-        customer_ids = {doc.customer_id for doc in self.documents.values()}
-        customer_ids |= {payment.customer_id for payment in self.payments.values()}
-        for customer in session.scalars(
-            select(tables.Customer).where(tables.Customer.id.in_(customer_ids))
-        ):
-            self.customers[customer.id] = base.Customer(
-                customer.id, customer.name, customer.country, customer.currency, customer.tax_id
-            )
-        for product in session.scalars(select(tables.Product)):
-            self.products[product.id] = (product.code, product.family)
-
-    def _load_documents(self, ids: set[int]) -> None:
-        for doc in self.session.scalars(select(tables.Document).where(tables.Document.id.in_(ids))):
-            self.documents[doc.id] = doc
-
-    def _credit_schedules(self) -> dict[int, CreditSchedule]:
-        """The schedules of the batch's credit note lines, per line id, loaded at once."""
-        if self._schedules is None:
-            self._schedules = revenue_close.credit_schedules(
-                self.session,
-                [
-                    revenue_close.CreditLine(
-                        line.id,
-                        line.credited_line_id,
-                        line.amount,
-                        Period(line.service_start, line.service_end),
-                        currency_of(self.documents[doc_id].currency),
-                    )
-                    for doc_id, lines in self.lines.items()
-                    if self.documents[doc_id].kind == base.CREDIT_NOTE
-                    for line in lines
-                    if line.credited_line_id is not None and line.kind == ChargeKind.RECURRING.value
-                ],
-            )
-        return self._schedules
-
-    def _document(self, document_id: int) -> tables.Document:
-        if document_id not in self.documents:
-            self.documents[document_id] = self.session.get_one(tables.Document, document_id)
-        return self.documents[document_id]
-
-    def customer(self, customer_id: int) -> base.Customer:
-        if customer_id not in self.customers:
-            row = self.session.get_one(tables.Customer, customer_id)
-            self.customers[customer_id] = base.Customer(
-                row.id, row.name, row.country, row.currency, row.tax_id
-            )
-        return self.customers[customer_id]
-
-    def product(self, product_id: int) -> tuple[str, str | None]:
-        if product_id not in self.products:
-            row = self.session.get_one(tables.Product, product_id)
-            self.products[product_id] = (row.code, row.family)
-        return self.products[product_id]
-
-    def number(self, document_id: int | None) -> str | None:
-        return None if document_id is None else self._document(document_id).number
-
-    def invoice(self, row: tables.Outbox) -> base.Invoice:
-        doc = self._document(row.document_id)
-        lines = []
-        for line in self.lines.get(doc.id, []):
-            code, family = self.product(line.product_id)
-            recurring = line.kind == ChargeKind.RECURRING.value
-            recognized = Decimal(0)
-            if row.document_type == base.VOID:
-                recognized = line.recognized  # the revenue journaled for it
-            elif line.id in self._credit_schedules():
-                taken = revenue_close.taken_back_at_issue(
-                    self._credit_schedules()[line.id], doc.revenue_from
-                )
-                recognized = -taken
-            lines.append(
-                base.Line(
-                    code,
-                    family,
-                    recurring,
-                    line.amount,
-                    recognized,
-                    tax_rate=line.tax_rate,
-                    description=line.description,
-                    scheduled=not recurring
-                    and revenue_close.scheduled(
-                        line.kind, doc.kind, line.service_start, doc.issue_date
-                    ),
-                )
-            )
-        taxes = tuple(
-            base.Tax(tax.rate, tax.tax, tax.jurisdiction, tax.reverse_charge)
-            for tax in self.taxes.get(doc.id, [])
-        )
-        applied_to: dict[int, Decimal] = {}
-        if row.document_type == base.CREDIT_NOTE:
-            for invoice_id, amount in self.session.execute(
-                select(tables.Allocation.invoice_id, tables.Allocation.amount)
-                .where(
-                    tables.Allocation.credit_note_id == doc.id,
-                    tables.Allocation.invoice_id.is_not(None),
-                )
-                .order_by(tables.Allocation.id)
-            ):  # in Python: amounts are exact decimals, not SQL numbers
-                if invoice_id is not None:
-                    applied_to[invoice_id] = applied_to.get(invoice_id, Decimal(0)) + amount
-        applied = applied_to.get(doc.invoice_id or 0, Decimal(0))
-        return base.Invoice(
-            key=document_key(row.document_type, doc.id),
-            document_type=row.document_type,
-            document_id=doc.id,
-            number=doc.number,
-            customer=self.customer(doc.customer_id),
-            issue_date=doc.issue_date,
-            due_date=doc.due_date,
-            currency=doc.currency,
-            lines=tuple(lines),
-            taxes=taxes,
-            total=doc.total,
-            invoice_number=self.number(doc.invoice_id),
-            applied=applied,
-            credit=(
-                (doc.credit_kept or Decimal(0))
-                if row.document_type == base.CREDIT_NOTE
-                else Decimal(0)
-            ),
-            applied_to=tuple(
-                (self.number(invoice_id) or "", amount)
-                for invoice_id, amount in applied_to.items()
-                if amount > 0
-            ),
-        )
-
-    def payment(self, row: tables.Outbox) -> base.Payment:
-        payment = self.payments[row.document_id]
-        return base.Payment(
-            key=document_key(row.document_type, payment.id),
-            document_type=row.document_type,
-            document_id=payment.id,
-            customer=self.customer(payment.customer_id),
-            paid_on=payment.received_on,
-            currency=payment.currency,
-            amount=payment.amount,
-            invoice_number=self.number(payment.invoice_id),
-            reference=payment.reference,
-            credit_note_number=self._refunded_credit_note(payment),
-            credit=payment.credit_kept or Decimal(0),
-        )
-
-    def credit_kept(self, row: tables.Outbox) -> base.Payment:
-        """An over-payment finance recorded in accounting: moved to the customer's credit."""
-        payment = self.payment(row)
-        return replace(payment, amount=payment.credit, credit=Decimal(0), credit_note_number=None)
-
-    def credit_applied(self, row: tables.Outbox) -> base.Payment:
-        """Customer credit held (an earlier over-payment or credit note) applied to an
-        invoice."""
-        allocation = self.session.get_one(tables.Allocation, row.document_id)
-        invoice = self._document(allocation.invoice_id or 0)
-        source = (
-            self.number(allocation.credit_note_id)
-            if allocation.credit_note_id is not None
-            else None
-        )
-        reference = None
-        if allocation.payment_id is not None:
-            paid = self.session.get_one(tables.Payment, allocation.payment_id)
-            reference = f"payment of {paid.received_on.isoformat()}" + (
-                f" {paid.reference}" if paid.reference else ""
-            )
-        source_column = (
-            tables.Allocation.credit_note_id
-            if allocation.credit_note_id is not None
-            else tables.Allocation.payment_id
-        )
-        # What the source has applied to this invoice in all, through this allocation: a
-        # target compares it with what it holds, so that a retry applies nothing twice.
-        applied = sum(
-            self.session.scalars(
-                select(tables.Allocation.amount).where(
-                    source_column == (allocation.credit_note_id or allocation.payment_id),
-                    tables.Allocation.invoice_id == allocation.invoice_id,
-                    tables.Allocation.id <= allocation.id,
-                )
-            ),
-            Decimal(0),
-        )
-        return base.Payment(
-            key=document_key(row.document_type, allocation.id),
-            document_type=row.document_type,
-            document_id=allocation.id,
-            customer=self.customer(invoice.customer_id),
-            paid_on=allocation.allocated_on,
-            currency=invoice.currency,
-            amount=allocation.amount,
-            invoice_number=invoice.number,
-            reference=reference,
-            credit_note_number=source,
-            credit=applied,
-        )
-
-    def _refunded_credit_note(self, payment: tables.Payment) -> str | None:
-        """The credit note a refund pays out (the first, when it draws on several)."""
-        if payment.kind != base.REFUND:
-            return None
-        credit_note_id = self.session.scalar(
-            select(tables.Allocation.credit_note_id)
-            .where(
-                tables.Allocation.refund_id == payment.id,
-                tables.Allocation.credit_note_id.is_not(None),
-            )
-            .order_by(tables.Allocation.id)
-            .limit(1)
-        )
-        return self.number(credit_note_id)
-
-    def revenue(self, row: tables.Outbox) -> base.RevenueJournal:
-        journal = self.journals[row.document_id]
-        source = self._document(journal.document_id)
-        amounts = []
-        parts = sorted(
-            (revenue_close.parse_amount_key(key), amount) for key, amount in journal.amounts.items()
-        )
-        for (product_id, recurring), amount in parts:
-            code, family = self.product(product_id)
-            amounts.append(base.RevenueAmount(code, family, Decimal(amount), recurring))
-        return base.RevenueJournal(
-            key=document_key(base.REVENUE, journal.id),
-            document_id=journal.id,
-            journal_date=journal.journal_date,
-            period_start=journal.period_start,
-            period_end=journal.period_end,
-            customer=self.customer(source.customer_id),
-            currency=journal.currency,
-            source_number=source.number,
-            invoice_number=self.number(source.invoice_id),
-            amounts=tuple(amounts),
-            kind=journal.kind,
-        )
-
-    def document(self, row: tables.Outbox) -> base.Document:
-        doc: base.Document
-        if row.document_type in (base.INVOICE, base.CREDIT_NOTE, base.VOID):
-            doc = self.invoice(row)
-        elif row.document_type in (base.PAYMENT, base.REFUND):
-            doc = self.payment(row)
-        elif row.document_type == base.CREDIT_KEPT:
-            doc = self.credit_kept(row)
-        elif row.document_type == base.CREDIT_APPLIED:
-            doc = self.credit_applied(row)
-        else:
-            doc = self.revenue(row)
-        return dating.book(doc, self.closed_through)
-
-
 def push(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -435,22 +110,24 @@ def push(
         healed = ledger_heal.heal(factory, target)
         result.reposted, result.moved_aside = healed.reposted, healed.moved_aside
     after = 0  # rows left pending in this run wait for the next one
+    products = push_batch.Products()
     while True:
         checkpoint()
         with transaction(factory) as session:
             books.lock(session)  # the batch is dated by the closing in force; none crosses it
-            rows = outbox.undelivered(session, target.name, target.max_batch, after)
-            loader = _Loader(session, rows, books.closed_through(session))
+            rows = push_batch.read_rows(session, target.name, target.max_batch, after)
+            if not rows:
+                return result
+            loader = push_batch.Loader(session, rows, rows[0].closed_through, products)
             batch = [(row.id, loader.document(row)) for row in rows]
-            ids = [row_id for row_id, _ in batch]
+            ids = [row.id for row in rows]
             # Before the write: a crash leaves the rows marked as sent, and in flight.
-            tried = outbox.begin_attempt(session, target.name, ids) if ids else set()
+            outbox.begin_attempt(session, target.name, ids)
             books.mark_in_flight(session, target.name, ids)
-        if not batch:
-            return result
         if not after:
             check_target(target)  # before the first write; an idle push costs nothing
-        after = batch[-1][0]
+        after = ids[-1]
+        tried = {row.id for row in rows if row.tried}
         retried = frozenset(doc.key for row_id, doc in batch if row_id in tried)
         answers = target.post([doc for _, doc in batch], retried)
         outcomes = _outcomes(batch, answers, result)

@@ -28,7 +28,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.invoicing import DocumentKind
@@ -44,7 +44,9 @@ from connector.billing.revenue import (
     month_end,
 )
 from connector.db import outbox, tables
+from connector.db.bulk import bulk_insert, reserve_ids, upsert
 from connector.db.engine import transaction
+from connector.db.types import utc_now
 from connector.sync.stopping import no_stop
 
 BATCH = 500
@@ -88,27 +90,30 @@ def parse_amount_key(key: str) -> tuple[int, bool]:
     return int(key), True
 
 
-def _candidates(session: Session, as_of: date, after: int) -> Sequence[int]:
+def _candidates(session: Session, as_of: date) -> list[int]:
+    """The documents with revenue to journal through ``as_of``, in id order: read once per
+    close, then closed in batches."""
     line, progress, doc = tables.DocumentLine, tables.RevenueProgress, tables.Document
     is_scheduled = or_(
         line.kind == ChargeKind.RECURRING.value,
         and_(doc.kind == DocumentKind.INVOICE.value, line.service_start != doc.issue_date),
     )
-    return session.scalars(
-        select(doc.id)
-        .join(line, line.document_id == doc.id)
-        .outerjoin(progress, progress.document_id == doc.id)
-        .where(is_scheduled, doc.status != InvoiceStatus.VOID.value, doc.id > after)
-        .group_by(doc.id)
-        .having(
-            func.min(line.service_start) <= as_of,
-            func.coalesce(func.max(progress.recognized_through), date.min)
-            < func.max(line.service_end),
-            func.coalesce(func.max(progress.recognized_through), date.min) < as_of,
+    return list(
+        session.scalars(
+            select(doc.id)
+            .join(line, line.document_id == doc.id)
+            .outerjoin(progress, progress.document_id == doc.id)
+            .where(is_scheduled, doc.status != InvoiceStatus.VOID.value)
+            .group_by(doc.id)
+            .having(
+                func.min(line.service_start) <= as_of,
+                func.coalesce(func.max(progress.recognized_through), date.min)
+                < func.max(line.service_end),
+                func.coalesce(func.max(progress.recognized_through), date.min) < as_of,
+            )
+            .order_by(doc.id)
         )
-        .order_by(doc.id)
-        .limit(BATCH)
-    ).all()
+    )
 
 
 @dataclass
@@ -128,7 +133,21 @@ class _Document:
     currency: Currency
     issue_date: date
     revenue_from: date | None
+    void: bool
+    recognized_through: date | None  # the last day journaled so far
     lines: list[_Line] = field(default_factory=list)
+
+    def due(self, as_of: date) -> bool:
+        """Whether revenue is left to journal through ``as_of`` (as :func:`_candidates` reads
+        it: the batch checks again what it locked)."""
+        if self.void or not self.lines:
+            return False
+        through = self.recognized_through or date.min
+        return (
+            min(line.service.start for line in self.lines) <= as_of
+            and through < max(line.service.end for line in self.lines)
+            and through < as_of
+        )
 
 
 def _chunks(start: date, end: date, cuts: set[date]) -> list[tuple[date, date]]:
@@ -148,19 +167,34 @@ def _chunks(start: date, end: date, cuts: set[date]) -> list[tuple[date, date]]:
 
 
 def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
-    """The batch's documents, locked, with their scheduled lines and those lines' schedules:
-    one read of documents, one of lines, one of the credited invoice lines and their
-    credits."""
-    doc, line = tables.Document, tables.DocumentLine
+    """The batch's documents, locked, with their progress, their scheduled lines and those
+    lines' schedules: one read of documents and progress, one of lines, and for credit notes
+    one of the credited invoice lines and their credits."""
+    doc, line, progress = tables.Document, tables.DocumentLine, tables.RevenueProgress
     documents = {
         row.id: _Document(
-            row.id, row.kind, currency_of(row.currency), row.issue_date, row.revenue_from
+            row.id,
+            row.kind,
+            currency_of(row.currency),
+            row.issue_date,
+            row.revenue_from,
+            row.status == InvoiceStatus.VOID.value,
+            row.recognized_through,
         )
         for row in session.execute(
-            select(doc.id, doc.kind, doc.currency, doc.issue_date, doc.revenue_from)
+            select(
+                doc.id,
+                doc.kind,
+                doc.currency,
+                doc.issue_date,
+                doc.revenue_from,
+                doc.status,
+                progress.recognized_through,
+            )
+            .outerjoin(progress, progress.document_id == doc.id)
             .where(doc.id.in_(ids))
             .order_by(doc.id)
-            .with_for_update()
+            .with_for_update(of=doc)
         )
     }
     rows = [
@@ -377,26 +411,26 @@ def _journal(
 
 
 def _close_batch(session: Session, ids: Sequence[int], as_of: date) -> tuple[int, int]:
-    documents = _load(session, ids)
-    progress_table = tables.table_of(tables.RevenueProgress)
-    progress = dict(
-        session.execute(
-            select(progress_table.c.document_id, progress_table.c.recognized_through).where(
-                progress_table.c.document_id.in_(ids)
-            )
-        ).all()
-    )
+    """Close these documents: read them with their lines and progress, then write their
+    journals, the journals' outbox rows, the lines' and the documents' progress, one statement
+    each."""
+    documents = [document for document in _load(session, ids) if document.due(as_of)]
     writes = _Writes()
     for document in documents:
-        _close_document(document, progress.get(document.id), as_of, writes)
+        _close_document(document, document.recognized_through, as_of, writes)
     if writes.journals:
-        journal_ids = session.scalars(
-            insert(tables.RevenueJournal).returning(
-                tables.RevenueJournal.id, sort_by_parameter_order=True
-            ),
-            writes.journals,
-        ).all()
-        outbox.enqueue(session, "revenue", journal_ids)
+        journal_table = tables.table_of(tables.RevenueJournal)
+        journal_ids = reserve_ids(session, journal_table, len(writes.journals))
+        now = utc_now()
+        bulk_insert(
+            session,
+            journal_table,
+            [
+                {"id": journal_id, **journal, "created_at": now}
+                for journal_id, journal in zip(journal_ids, writes.journals, strict=True)
+            ],
+        )
+        outbox.add(session, "revenue", journal_ids)
     if writes.lines:
         line_table = tables.table_of(tables.DocumentLine)
         session.execute(
@@ -405,25 +439,18 @@ def _close_batch(session: Session, ids: Sequence[int], as_of: date) -> tuple[int
             .values(recognized=bindparam("b_recognized")),
             writes.lines,
         )
-    fresh = [
-        {"document_id": doc_id, "recognized_through": day}
-        for doc_id, day in writes.progress.items()
-        if doc_id not in progress
-    ]
-    moved = [
-        {"b_id": doc_id, "b_through": day}
-        for doc_id, day in writes.progress.items()
-        if doc_id in progress and progress[doc_id] != day
-    ]
-    if fresh:
-        session.execute(insert(progress_table), fresh)
-    if moved:
-        session.execute(
-            update(progress_table)
-            .where(progress_table.c.document_id == bindparam("b_id"))
-            .values(recognized_through=bindparam("b_through")),
-            moved,
-        )
+    known = {document.id: document.recognized_through for document in documents}
+    upsert(
+        session,
+        tables.table_of(tables.RevenueProgress),
+        [
+            {"document_id": doc_id, "recognized_through": day}
+            for doc_id, day in writes.progress.items()
+            if known.get(doc_id) != day
+        ],
+        keys=["document_id"],
+        changes=["recognized_through"],
+    )
     return len(documents), len(writes.journals)
 
 
@@ -433,14 +460,14 @@ def close_revenue(
     """Journal the revenue recognized through ``as_of`` that no journal holds yet;
     ``checkpoint`` is called between batches (it raises to stop there)."""
     result = CloseResult(as_of)
-    after = 0
-    while True:
-        checkpoint()
+    checkpoint()
+    with transaction(factory) as session:
+        candidates = _candidates(session, as_of)
+    for start in range(0, len(candidates), BATCH):
+        if start:
+            checkpoint()
         with transaction(factory) as session:
-            ids = _candidates(session, as_of, after)
-            if not ids:
-                return result
-            documents, journals = _close_batch(session, ids, as_of)
-            result.documents += documents
-            result.journals += journals
-            after = ids[-1]
+            documents, journals = _close_batch(session, candidates[start : start + BATCH], as_of)
+        result.documents += documents
+        result.journals += journals
+    return result

@@ -26,7 +26,7 @@ from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.errors import InvalidInputError, NotFoundError
 from connector.settings import Settings, mapping_path
-from connector.sync.crm_pull import SYSTEM, Applier
+from connector.sync.applier import SYSTEM, Applier
 from connector.sync.limits import plausibility_limits
 from connector.sync.mapping import load_mapping
 from connector.sync.status import WaitingRecord, waiting_records

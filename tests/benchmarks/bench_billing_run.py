@@ -5,16 +5,19 @@
 For each N, a database with N customers, each with one monthly subscription of two items (a
 per-unit price and a tiered price), is generated once (not timed). Then a fresh process copies
 it and runs ``connector bill`` logic for the first period of every subscription; it reports the
-wall time, invoices per second and its peak resident memory. A second run at the same as-of
-date measures the idle pass (nothing due). Memory that does not grow with N shows that the run
-streams in batches.
+wall time, invoices per second and its own peak resident memory (its high-water mark, see
+peak_memory.py: not that of this process, which generated the data). A second run at the same
+as-of date measures the idle pass (nothing due). Memory that does not grow with N shows that the
+run streams in batches.
+
+The first run must bill every subscription (N invoices stored, no failure, none left due) and
+the idle pass nothing; otherwise the benchmark exits 1 after printing its figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -23,8 +26,10 @@ import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import insert
+from peak_memory import peak_rss_mib
+from sqlalchemy import func, insert, select
 
 from connector.billing.pricing import ChargeKind, PricingModel, Tier
 from connector.db import catalog, tables
@@ -137,19 +142,56 @@ def measure(path: Path) -> dict[str, float]:
     began = time.perf_counter()
     result = run_billing(factory, settings, START)
     elapsed = time.perf_counter() - began
-    billing_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    billing_rss = peak_rss_mib()
     began = time.perf_counter()
     idle = run_billing(factory, settings, START)
     idle_elapsed = time.perf_counter() - began
+    idle_rss = peak_rss_mib()
+    with transaction(factory) as session:  # what the runs left in the database (not timed)
+        stored = session.scalar(
+            select(func.count())
+            .select_from(tables.Document)
+            .where(tables.Document.kind == "invoice")
+        )
+        still_due = session.scalar(
+            select(func.count())
+            .select_from(tables.Subscription)
+            .where(tables.Subscription.next_billing_date <= START)
+        )
+    engine.dispose()
     return {
+        "subscriptions": result.subscriptions,
         "invoices": result.invoices,
+        "failed": len(result.failed),
         "seconds": elapsed,
         "invoices_per_second": result.invoices / elapsed,
         "idle_invoices": idle.invoices,
+        "idle_failed": len(idle.failed),
         "idle_seconds": idle_elapsed,
+        "invoices_stored": stored or 0,
+        "subscriptions_still_due": still_due or 0,
         "peak_rss_mib": billing_rss,
-        "peak_rss_after_idle_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_after_idle_mib": idle_rss,
     }
+
+
+def checks(count: int, figures: dict[str, Any]) -> list[str]:
+    """What went wrong: the first run bills each of the N subscriptions once, the idle pass
+    nothing."""
+    expected = {
+        "subscriptions billed": (figures["subscriptions"], count),
+        "invoices": (figures["invoices"], count),
+        "billing failures": (figures["failed"], 0),
+        "invoices stored": (figures["invoices_stored"], count),
+        "subscriptions still due": (figures["subscriptions_still_due"], 0),
+        "idle pass invoices": (figures["idle_invoices"], 0),
+        "idle pass failures": (figures["idle_failed"], 0),
+    }
+    return [
+        f"{count:,} subscriptions: {what}: {got}, expected {wanted}"
+        for what, (got, wanted) in expected.items()
+        if got != wanted
+    ]
 
 
 def main() -> None:
@@ -168,6 +210,7 @@ def main() -> None:
         f"{'subscriptions':>13} {'invoices':>9} {'seconds':>8} {'invoices/s':>11} "
         f"{'idle s':>7} {'peak RSS MiB':>13}"
     )
+    problems = []
     for count in args.subscriptions:
         template = args.workdir / f"template-{head_revision()}-{count}.db"
         if not template.exists():
@@ -176,18 +219,28 @@ def main() -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         shutil.copy(template, target)
-        output = subprocess.run(
+        child = subprocess.run(
             [sys.executable, __file__, "--child", str(target)],
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout
-        figures = json.loads(output.strip().splitlines()[-1])
+            check=False,
+        )
+        if child.returncode != 0:
+            print(f"{count:>13,} exit {child.returncode}")
+            problems.append(f"{count:,} subscriptions: the billing run exited {child.returncode}")
+            print(child.stderr.strip()[-3000:], file=sys.stderr)
+            continue
+        figures = json.loads(child.stdout.strip().splitlines()[-1])
         print(
             f"{count:>13,} {figures['invoices']:>9,} {figures['seconds']:>8.2f} "
             f"{figures['invoices_per_second']:>11,.0f} {figures['idle_seconds']:>7.3f} "
             f"{figures['peak_rss_mib']:>13.1f}"
         )
+        problems += checks(count, figures)
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

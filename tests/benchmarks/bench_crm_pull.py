@@ -9,7 +9,12 @@ serves a copy of it in its own process. Then, each in a fresh process on one SQL
 1. the first pull (everything is new): staged, mapped and applied;
 2. a pull with nothing changed since (the cursors and the lookback window find nothing new).
 
-Each reports its wall time, its peak resident memory and the API calls it spent.
+Each reports its wall time, its own peak resident memory (its high-water mark, see
+peak_memory.py: not that of this process, which generated the org) and the API calls it spent.
+
+The first pull must apply every deal and account (none quarantined or held, one subscription
+per deal in the database) and the second apply nothing; otherwise the benchmark exits 1 after
+printing its figures.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -26,7 +30,12 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from peak_memory import peak_rss_mib
+from sqlalchemy import func, select
+
+from connector.db import tables
 from connector.db.engine import make_engine, session_factory
 from connector.db.migrate import upgrade
 from connector.sandbox import rules
@@ -115,21 +124,54 @@ def child(info_file: Path, database: Path) -> None:
     engine = make_engine(f"sqlite:///{database}")
     upgrade(engine)
     started = time.perf_counter()
-    result = pull(session_factory(engine), settings, as_of=date(2026, 3, 1))
+    factory = session_factory(engine)
+    result = pull(factory, settings, as_of=date(2026, 3, 1))
     elapsed = time.perf_counter() - started
+    peak = peak_rss_mib()
+    with factory() as session:  # what the pulls left in the database (not timed)
+        subscriptions = session.scalar(select(func.count()).select_from(tables.Subscription))
+    engine.dispose()
     print(
         json.dumps(
             {
                 "seconds": round(elapsed, 2),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_rss_mb": round(peak),
                 "api_calls": result.api_calls,
                 "applied": result.applied,
                 "unchanged": result.unchanged,
                 "quarantined": result.quarantined,
+                "held": result.held,
+                "stopped": result.stopped,
                 "fetched": result.fetched,
+                "subscriptions": subscriptions,
             }
         )
     )
+
+
+def checks(report: dict[str, Any]) -> list[str]:
+    """What went wrong: the first pull applies every deal and account, the second nothing."""
+    deals = report["deals"]
+    accounts = max(deals // 10, 1)
+    first, second = report["first_pull"], report["nothing_changed"]
+    expected = {
+        "first pull fetched": (first["fetched"], {"Account": accounts, "Opportunity": deals}),
+        "first pull applied": (first["applied"], deals + accounts),
+        "first pull quarantined": (first["quarantined"], 0),
+        "first pull held": (first["held"], 0),
+        "first pull stopped": (first["stopped"], None),
+        "subscriptions after the first pull": (first["subscriptions"], deals),
+        "second pull applied": (second["applied"], 0),
+        "second pull quarantined": (second["quarantined"], 0),
+        "second pull held": (second["held"], 0),
+        "second pull stopped": (second["stopped"], None),
+        "subscriptions after the second pull": (second["subscriptions"], deals),
+    }
+    return [
+        f"{what}: {got}, expected {wanted}"
+        for what, (got, wanted) in expected.items()
+        if got != wanted
+    ]
 
 
 def run(deals: int) -> dict[str, object]:
@@ -159,18 +201,22 @@ def run(deals: int) -> dict[str, object]:
     )
     try:
         for _ in range(600):
-            if info.exists():
+            if info.exists() or server.poll() is not None:
                 break
             time.sleep(0.1)
+        if not info.exists():
+            raise SystemExit(f"the sandbox did not start (exit {server.poll()})")
         runs = {}
         for name in ("first_pull", "nothing_changed"):
             output = subprocess.run(
                 [sys.executable, __file__, "--child", str(info), str(work / "billing.db")],
-                check=True,
+                check=False,
                 capture_output=True,
                 text=True,
                 env={**os.environ, "PYTHONWARNINGS": "ignore"},
             )
+            if output.returncode != 0:
+                raise SystemExit(f"{name}: exit {output.returncode}\n{output.stderr[-3000:]}")
             runs[name] = json.loads(output.stdout.strip().splitlines()[-1])
         return {"deals": deals, "line_items": deals * 3, **runs}
     finally:
@@ -187,7 +233,13 @@ def main() -> None:
     if options.child:
         child(*options.child)
         return
-    print(json.dumps(run(options.deals), indent=2))
+    report = run(options.deals)
+    print(json.dumps(report, indent=2))
+    problems = checks(report)
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

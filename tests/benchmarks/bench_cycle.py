@@ -14,10 +14,11 @@ SQLite database and ledger:
 2. a cycle with nothing changed since: nothing to bill, post or write back.
 
 Each reports its wall time (the whole process: start-up, migrations and the six stages), its
-peak resident memory (``ru_maxrss`` of that process, from ``wait4``), the API calls it spent (by
-stage) and what it did, and each stage's time (from ``job_runs``). The first cycle must bill
-every deal and write everything back, the second must find nothing to do; otherwise the
-benchmark exits 1 after printing its figures.
+own peak resident memory (``ru_maxrss`` of exactly that process, from ``wait4`` in a small
+launcher: see peak_memory.py), the API calls it spent (by stage) and what it did, and each
+stage's time (from ``job_runs``). The first cycle must bill every deal and write everything
+back, the second must find nothing to do; otherwise the benchmark exits 1 after printing its
+figures.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from bench_crm_pull import CACHE, generate
+from peak_memory import run_measured
 from sqlalchemy import select
 
 from connector.db import tables
@@ -136,39 +137,28 @@ def cycle(
 ) -> dict[str, Any]:
     """One ``connector sync --once`` in a fresh process: its figures and its JSON summary."""
     out, err = work / f"{name}.out", work / f"{name}.err"
+    command = [str(BIN / "connector"), "sync", "--once", "--as-of", as_of.isoformat(), "--json"]
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        began = time.perf_counter()
-        process = subprocess.Popen(
-            [str(BIN / "connector"), "sync", "--once", "--as-of", as_of.isoformat(), "--json"],
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-            cwd=work,
-        )
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
         try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
-        seconds = time.perf_counter() - began
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    text = out.read_text()
+            run = run_measured(
+                command, stdout=stdout, stderr=stderr, env=env, cwd=work, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            run = None
+    tail = "\n".join(err.read_text().strip().splitlines()[-20:])
+    if run is None:
+        raise SystemExit(f"{name}: killed: over --timeout ({timeout:g} s)\n{tail}")
     try:
-        summary: dict[str, Any] = json.loads(text)
+        summary: dict[str, Any] = json.loads(out.read_text())
     except json.JSONDecodeError:
-        tail = err.read_text().strip().splitlines()[-20:]
         raise SystemExit(
-            f"{name}: exit {process.returncode} after {seconds:.0f} s, no JSON summary"
-            + (" (killed: over --timeout)" if process.returncode == -signal.SIGKILL else "")
-            + "\n"
-            + "\n".join(tail)
+            f"{name}: exit {run.exit} after {run.seconds:.0f} s, no JSON summary\n{tail}"
         ) from None
     return {
-        "exit": process.returncode,
-        "seconds": round(seconds, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),  # kilobytes on Linux
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "exit": run.exit,
+        "seconds": round(run.seconds, 2),
+        "peak_rss_mb": round(run.peak_rss_mib),
+        "cpu_seconds": round(run.cpu_seconds, 2),
         "summary": summary,
     }
 

@@ -10,14 +10,17 @@ timed; kept under /tmp/connector-bench). Then, each in a fresh process:
 1. ``connector push`` logic posts the 2N documents from the outbox to a new ledger;
 2. ``bean-check`` (a plain Beancount) loads the ledger and validates it.
 
-Each reports its wall time and peak resident memory.
+Each reports its wall time and its own peak resident memory (see peak_memory.py: the push
+process reads its own high-water mark; ``bean-check`` is measured by ``wait4`` on exactly its
+process, started by a small launcher rather than by this one). The outbox must hold N invoices
+and N revenue journals, the push must post all 2N (none pending or parked) and ``bean-check``
+must find the ledger valid; otherwise the benchmark exits 1 after printing its figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,10 +28,14 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from bench_billing_run import START, generate
+from peak_memory import peak_rss_mib, run_measured
+from sqlalchemy import func, select
 
-from connector.db.engine import make_engine, session_factory
+from connector.db import tables
+from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import head_revision
 from connector.settings import Settings, load_settings
 from connector.sync.billing_run import run_billing
@@ -72,17 +79,39 @@ def prepare(count: int) -> Path:
 
 def post(database: Path, ledger: Path) -> None:
     factory = session_factory(make_engine(f"sqlite:///{database}"))
+    with transaction(factory) as session:
+        rows = session.execute(
+            select(tables.Outbox.document_type, func.count()).group_by(tables.Outbox.document_type)
+        ).all()
+    outbox = {kind: count for kind, count in rows}
     began = time.perf_counter()
     result = push(factory, settings_for(database, ledger))
     print(
         json.dumps(
             {
+                "outbox": outbox,
                 "documents": result.posted,
+                "pending": result.pending,
+                "parked": len(result.parked),
                 "seconds": round(time.perf_counter() - began, 2),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_rss_mb": round(peak_rss_mib()),
             }
         )
     )
+
+
+def bean_check(ledger: Path, output: Path) -> dict[str, Any]:
+    """``bean-check`` on ``ledger`` (its output to ``output``): exit code, first lines of its
+    output, wall time and its own peak resident memory."""
+    command = [str(Path(sys.executable).with_name("bean-check")), str(ledger)]
+    with output.open("wb") as sink:
+        run = run_measured(command, stdout=sink, stderr=subprocess.STDOUT)
+    return {
+        "exit": run.exit,
+        "errors": output.read_text().strip().splitlines()[:3],
+        "seconds": round(run.seconds, 2),
+        "peak_rss_mb": round(run.peak_rss_mib),
+    }
 
 
 def run(count: int) -> dict[str, object]:
@@ -95,35 +124,41 @@ def run(count: int) -> dict[str, object]:
     try:
         output = subprocess.run(
             [sys.executable, __file__, "--post", str(database), str(ledger)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        posted = json.loads(output.stdout.strip().splitlines()[-1])
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        began = time.perf_counter()
-        checked = subprocess.run(
-            [str(Path(sys.executable).with_name("bean-check")), str(ledger)],
-            capture_output=True,
-            text=True,
             check=False,
+            capture_output=True,
+            text=True,
         )
-        seconds = time.perf_counter() - began
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if output.returncode != 0:
+            raise SystemExit(f"the push exited {output.returncode}:\n{output.stderr[-3000:]}")
+        posted = json.loads(output.stdout.strip().splitlines()[-1])
+        checked = bean_check(ledger, work / "bean-check.out")
         size = sum(f.stat().st_size for f in work.rglob("*.beancount"))
         return {
             "invoices": count,
             "post": posted,
-            "bean_check": {
-                "exit": checked.returncode,
-                "errors": checked.stderr.strip().splitlines()[:3],
-                "seconds": round(seconds, 2),
-                "peak_rss_mb": round(max(peak, before) / 1024),
-            },
+            "bean_check": checked,
             "ledger_mb": round(size / 1_000_000, 1),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def checks(report: dict[str, Any]) -> list[str]:
+    """What went wrong: N invoices and N journals all posted, and a ledger bean-check accepts."""
+    count, posted, checked = report["invoices"], report["post"], report["bean_check"]
+    expected = {
+        "documents in the outbox": (posted["outbox"], {"invoice": count, "revenue": count}),
+        "documents posted": (posted["documents"], 2 * count),
+        "documents pending": (posted["pending"], 0),
+        "documents parked": (posted["parked"], 0),
+        "bean-check exit code": (checked["exit"], 0),
+        "bean-check output": (checked["errors"], []),
+    }
+    return [
+        f"{what}: {got}, expected {wanted}"
+        for what, (got, wanted) in expected.items()
+        if got != wanted
+    ]
 
 
 def main() -> None:
@@ -134,7 +169,13 @@ def main() -> None:
     if options.post:
         post(*options.post)
         return
-    print(json.dumps(run(options.invoices), indent=2))
+    report = run(options.invoices)
+    print(json.dumps(report, indent=2))
+    problems = checks(report)
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

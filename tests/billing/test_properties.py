@@ -1,6 +1,9 @@
 """Property tests: billing, reconciliation, revenue and metrics invariants."""
 
 import calendar
+import math
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -11,8 +14,9 @@ from hypothesis import strategies as st
 from connector.billing.metrics import compute_metrics
 from connector.billing.money import Currency
 from connector.billing.periods import Frequency, Period, add_months
+from connector.billing.pricing import ChargeKind
 from connector.billing.revenue import RevenueSchedule
-from connector.billing.subscriptions import Subscription
+from connector.billing.subscriptions import ItemSpec, Subscription
 
 from .helpers import BHD, JPY, USD, Ledger, flat, per_unit, spec, subscribe
 
@@ -67,6 +71,7 @@ def test_full_term_bills_the_contracted_value(
     discount: Decimal,
 ) -> None:
     unit = data.draw(amounts_in(cur, 1, 500_000), label="unit")
+    assert frequency.months is not None
     term_months = periods * frequency.months
     subscription = subscribe(
         start,
@@ -242,85 +247,189 @@ def test_revenue_schedule_sums_to_its_line(
         previous = recognized
 
 
-MONTHS_PER_PERIOD = {
-    Frequency.WEEKLY: Fraction(52, 12),
-    Frequency.BIWEEKLY: Fraction(26, 12),
-    Frequency.MONTHLY: Fraction(1),
-    Frequency.QUARTERLY: Fraction(1, 3),
-    Frequency.SEMI_ANNUAL: Fraction(1, 6),
-    Frequency.ANNUAL: Fraction(1, 12),
+PERIODS_PER_YEAR = {
+    Frequency.WEEKLY: 52,
+    Frequency.BIWEEKLY: 26,
+    Frequency.MONTHLY: 12,
+    Frequency.QUARTERLY: 4,
+    Frequency.SEMI_ANNUAL: 2,
+    Frequency.ANNUAL: 1,
 }
+MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation")
 
 
-def round_half_up(value: Fraction) -> Decimal:
-    return (D(value.numerator) / D(value.denominator)).quantize(D("0.01"), ROUND_HALF_UP)
+def half_up(value: Fraction, cur: Currency) -> Decimal:
+    """``value`` rounded to the currency's minor unit, half away from zero, in exact arithmetic."""
+    units = value * 10**cur.exponent
+    whole = math.floor(abs(units) + Fraction(1, 2))
+    return D(whole if units >= 0 else -whole).scaleb(-cur.exponent)
 
 
-SUBSCRIPTIONS = st.tuples(
-    st.integers(1, 4),  # customer
-    st.sampled_from(list(Frequency)),
-    start_dates(),
-    st.decimals("0.01", "2000.00", places=2),
-    st.integers(0, 3),  # quantity
-    st.integers(0, 30),  # trial days
-    st.one_of(st.none(), st.integers(0, 700)),  # cancelled after so many days
-    st.one_of(st.none(), st.tuples(st.integers(0, 700), st.integers(0, 4))),  # amendment
-)
+def months_later(day: date, months: int) -> date:
+    """The same day of the month ``months`` later, or that month's last day."""
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
-@SETTINGS
-@given(
-    books=st.lists(SUBSCRIPTIONS, max_size=8),
-    as_of=start_dates(),
-    window=st.integers(1, 400),
-)
-def test_mrr_movements_add_up(books: list[tuple], as_of: date, window: int) -> None:
-    subscriptions: list[Subscription] = []
-    exact: dict[date, Fraction] = {as_of: Fraction(0), as_of - timedelta(days=window): Fraction(0)}
-    for customer, frequency, start, unit, quantity, trial, cancel, change in books:
-        price = per_unit(str(unit))
+@dataclass(frozen=True)
+class Deal:
+    """A subscription as sales sold it: seats at a unit price with a discount, maybe a flat
+    add-on and a one-time setup fee, maybe a change of seats and a cancellation."""
+
+    customer: int
+    cur: Currency
+    frequency: Frequency
+    start: date
+    trial: int
+    renews: bool
+    term_months: int
+    unit: int  # minor units per seat
+    seats: int
+    discount: Decimal
+    addon: int  # minor units per period (0: no add-on)
+    setup: bool
+    change: tuple[int, int] | None  # (days after the start, seats from then on)
+    cancel: int | None  # the first day without service, in days after the start
+
+    def money(self, units: int) -> str:
+        return str(D(units).scaleb(-self.cur.exponent))
+
+    def specs(self, seats: int) -> list[ItemSpec]:
+        specs = [
+            spec("seats", per_unit(self.money(self.unit), self.cur), str(seats), str(self.discount))
+        ]
+        if self.addon:
+            specs.append(spec("addon", flat(self.money(self.addon), self.cur, code="ADDON")))
+        if self.setup:
+            fee = per_unit("250", self.cur, code="SETUP", kind=ChargeKind.ONE_TIME)
+            specs.append(spec("setup", fee))
+        return specs
+
+    def subscription(self) -> Subscription:
         subscription = subscribe(
-            start,
-            frequency,
-            [spec("a", price, str(quantity))],
-            trial_days=trial,
-            customer_id=customer,
+            self.start,
+            self.frequency,
+            self.specs(self.seats),
+            cur=self.cur,
+            term_months=self.term_months,
+            auto_renew=self.renews,
+            trial_days=self.trial,
+            customer_id=self.customer,
         )
-        if change is not None:
-            subscription = subscription.with_items(
-                start + timedelta(days=change[0]), [spec("a", price, str(change[1]))]
+        if self.change is not None:
+            effective = self.start + timedelta(days=self.change[0])
+            subscription = subscription.with_items(effective, self.specs(self.change[1]))
+        if self.cancel is not None:
+            subscription = subscription.with_terms(
+                cancel_date=self.start + timedelta(days=self.cancel)
             )
-        if cancel is not None:
-            subscription = subscription.with_terms(cancel_date=start + timedelta(days=cancel))
-        subscriptions.append(subscription)
-        # The same figure, worked out here from the deal's own numbers: the period amount
-        # (unit × quantity) as a month's worth while service runs, past the trial.
-        for day in exact:
-            billing = start + timedelta(days=trial)
-            cancelled = cancel is not None and day >= start + timedelta(days=cancel)
-            if day < billing or cancelled:
-                continue
-            units = quantity
-            if change is not None and day >= start + timedelta(days=change[0]):
-                units = change[1]
-            exact[day] += Fraction(unit * units) * MONTHS_PER_PERIOD[frequency]
-    since = as_of - timedelta(days=window)
-    metrics = compute_metrics(subscriptions, USD, as_of, since)
-    movements = metrics.movements
-    # Summed exactly, rounded once: never a sum of rounded customers (nor 12 × a rounded MRR).
-    assert metrics.mrr == round_half_up(exact[as_of])
-    assert metrics.mrr_at_start == round_half_up(exact[since])
-    assert metrics.arr == round_half_up(12 * exact[as_of])
-    assert metrics.mrr - metrics.mrr_at_start == movements.net
-    assert all(
-        value >= 0
-        for value in (
-            movements.new,
-            movements.expansion,
-            movements.contraction,
-            movements.churn,
-            movements.reactivation,
-        )
+        return subscription
+
+    @property
+    def billing_start(self) -> date:
+        return self.start + timedelta(days=self.trial)
+
+    def mrr(self, day: date) -> Fraction:
+        """Monthly value on ``day``: the period amount (seats at the unit price less the
+        discount, a percentage of that subtotal rounded to the minor unit, plus the add-on)
+        times periods per year over 12, while service runs past the trial."""
+        if day < self.billing_start:
+            return Fraction(0)
+        if self.cancel is not None and day >= self.start + timedelta(days=self.cancel):
+            return Fraction(0)
+        if not self.renews and day >= months_later(self.billing_start, self.term_months):
+            return Fraction(0)
+        seats = self.seats
+        if self.change is not None and day >= self.start + timedelta(days=self.change[0]):
+            seats = self.change[1]
+        minor = Fraction(1, 10**self.cur.exponent)
+        gross = self.unit * seats * minor
+        discount = Fraction(half_up(gross * Fraction(self.discount) / 100, self.cur))
+        period_amount = gross - discount + self.addon * minor
+        return period_amount * PERIODS_PER_YEAR[self.frequency] / 12
+
+    def first_revenue(self) -> date | None:
+        """The first day with a monthly value: the value only starts on the first billed day
+        or on the change of seats."""
+        days = [self.billing_start]
+        if self.change is not None:
+            days.append(max(self.billing_start, self.start + timedelta(days=self.change[0])))
+        return min((day for day in days if self.mrr(day) > 0), default=None)
+
+
+@st.composite
+def deals(draw: st.DrawFn) -> Deal:
+    cur = draw(st.sampled_from(CURRENCIES))
+    top = 500 * 10**cur.exponent  # up to 500 whole units
+    return Deal(
+        customer=draw(st.integers(1, 4), label="customer"),
+        cur=cur,
+        frequency=draw(st.sampled_from(list(Frequency))),
+        start=draw(start_dates()),
+        trial=draw(st.sampled_from([0, 0, 14, 30])),
+        renews=draw(st.booleans()),
+        term_months=draw(st.integers(1, 24)),
+        unit=draw(st.integers(1, top), label="unit"),
+        seats=draw(st.integers(0, 7), label="seats"),
+        discount=D(draw(st.sampled_from(["0", "0", "10", "12.5", "33.33"]))),
+        addon=draw(st.one_of(st.just(0), st.integers(1, top)), label="addon"),
+        setup=draw(st.booleans()),
+        change=draw(st.none() | st.tuples(st.integers(0, 700), st.integers(0, 7))),
+        cancel=draw(st.none() | st.integers(0, 700)),
     )
-    assert metrics.churned_customers <= metrics.customers_at_start
-    assert metrics.active_customers <= len({b[0] for b in books})
+
+
+@settings(max_examples=150, deadline=None)
+@given(books=st.lists(deals(), max_size=10), as_of=start_dates(), window=st.integers(1, 400))
+def test_mrr_is_the_exact_monthly_value_of_active_deals_rounded_once(
+    books: list[Deal], as_of: date, window: int
+) -> None:
+    """MRR, ARR, ARPU and movements per currency against the deals' own numbers: each deal's
+    monthly value summed exactly per currency over every customer, rounded once half up to
+    the minor unit (ARR: 12 × the exact sum, rounded once)."""
+    since = as_of - timedelta(days=window)
+    subscriptions = [deal.subscription() for deal in books]  # all currencies, every time
+    for cur in CURRENCIES:
+        at_start: dict[int, Fraction] = defaultdict(Fraction)
+        at_end: dict[int, Fraction] = defaultdict(Fraction)
+        first: dict[int, date] = {}
+        for deal in books:
+            if deal.cur != cur:
+                continue
+            at_start[deal.customer] += deal.mrr(since)
+            at_end[deal.customer] += deal.mrr(as_of)
+            day = deal.first_revenue()
+            if day is not None:
+                first[deal.customer] = min(day, first.get(deal.customer, day))
+        exact: dict[str, Fraction] = dict.fromkeys(MOVEMENTS, Fraction(0))
+        churned = 0
+        for customer, before in at_start.items():
+            after = at_end[customer]
+            if not before and after:
+                exact["new" if first[customer] > since else "reactivation"] += after
+            elif before and not after:
+                exact["churn"] += before
+                churned += 1
+            elif after > before:
+                exact["expansion"] += after - before
+            else:
+                exact["contraction"] += before - after
+        mrr = sum(at_end.values(), Fraction(0))
+        active = sum(1 for value in at_end.values() if value)
+
+        metrics = compute_metrics(subscriptions, cur, as_of, since)
+
+        assert metrics.mrr == half_up(mrr, cur)
+        assert metrics.arr == half_up(12 * mrr, cur)
+        assert metrics.mrr_at_start == half_up(sum(at_start.values(), Fraction(0)), cur)
+        assert metrics.active_customers == active
+        assert metrics.customers_at_start == sum(1 for value in at_start.values() if value)
+        assert metrics.arpu == (half_up(mrr / active, cur) if active else None)
+        assert metrics.churned_customers == churned
+        # Each movement summed exactly and rounded so that they add up to the change of the
+        # rounded MRR: every one within less than a minor unit of its exact value.
+        assert metrics.movements.net == metrics.mrr - metrics.mrr_at_start
+        for name in MOVEMENTS:
+            assert abs(Fraction(getattr(metrics.movements, name)) - exact[name]) < Fraction(
+                cur.quantum
+            ), name

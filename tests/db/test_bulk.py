@@ -2,14 +2,23 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
-from connector.db.bulk import bulk_insert
+from connector.db.bulk import (
+    bulk_delete,
+    bulk_insert,
+    bulk_update,
+    bulk_upsert,
+    reserve_ids,
+    reserve_many,
+)
 from connector.db.engine import transaction
 from tests import builders
+from tests.statements import counting
 
 
 def test_bulk_rows_read_back_exactly_like_orm_rows(factory: sessionmaker[Session]) -> None:
@@ -49,3 +58,124 @@ def test_bulk_rows_read_back_exactly_like_orm_rows(factory: sessionmaker[Session
         orm_charge.amount,
     )
     assert str(bulk_charge.amount) == "-51.610"
+
+
+def test_upsert_update_and_delete_each_cost_one_statement_and_read_back_like_orm_rows(
+    factory: sessionmaker[Session], engine: Engine
+) -> None:
+    table = tables.table_of(tables.CrmRecord)
+    first, later = (
+        datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=UTC),
+        datetime(2026, 3, 2, 8, 0, tzinfo=UTC),
+    )
+
+    def record(record_id: str, state: str, payload: dict[str, Any], moment: datetime) -> Any:
+        return {
+            "system": "salesforce",
+            "object": "Opportunity",
+            "record_id": record_id,
+            "payload": payload,
+            "payload_hash": f"hash-{record_id}-{state}",
+            "modstamp": moment,
+            "deleted": False,
+            "state": state,
+            "reason": None,
+            "applied_hash": None,
+            "applied_payload": None,
+            "first_seen": moment,
+            "updated_at": moment,
+        }
+
+    nested = {"Id": "006A", "Amount": "12.50", "Lines": {"records": [{"Quantity": 2}]}}
+    with transaction(factory) as session, counting(engine) as seen:
+        bulk_upsert(
+            session,
+            table,
+            [record("006A", "quarantined", nested, first), record("006B", "applied", {}, first)],
+            keys=["system", "object", "record_id"],
+            insert_only=["first_seen"],
+        )
+        bulk_upsert(
+            session,
+            table,
+            [record("006A", "applied", {**nested, "Name": "Renamed"}, later)],
+            keys=["system", "object", "record_id"],
+            insert_only=["first_seen"],
+        )
+    assert len(seen.touching("crm_records")) == 2
+    with factory() as session:
+        rows = {row.record_id: row for row in session.scalars(select(tables.CrmRecord))}
+    assert set(rows) == {"006A", "006B"}
+    changed = rows["006A"]
+    assert (changed.state, changed.payload, changed.modstamp) == (
+        "applied",
+        {**nested, "Name": "Renamed"},
+        later,
+    )
+    assert (changed.first_seen, changed.updated_at, changed.applied_payload) == (
+        first,
+        later,
+        None,
+    )
+
+    customers = tables.table_of(tables.Customer)
+    moment = datetime(2026, 3, 1, tzinfo=UTC)
+    with transaction(factory) as session:
+        ids = reserve_many(session, {customers: 3})[customers]
+        bulk_insert(
+            session,
+            customers,
+            [
+                {
+                    "id": customer_id,
+                    "name": f"Customer {customer_id}",
+                    "country": "DE",
+                    "currency": "EUR",
+                    "tax_id": None,
+                    "region": None,
+                    "created_at": moment,
+                    "updated_at": moment,
+                }
+                for customer_id in ids
+            ],
+        )
+    with transaction(factory) as session, counting(engine) as seen:
+        bulk_update(
+            session,
+            customers,
+            [
+                {"id": ids[0], "name": "First", "tax_id": "DE1", "updated_at": later},
+                {"id": ids[1], "name": "Second", "tax_id": None, "updated_at": later},
+            ],
+            keys=["id"],
+        )
+        bulk_delete(session, customers, [{"id": ids[2]}])
+    assert seen.rows[-2:] == [2, 1] and len(seen.touching("customers")) == 2
+    with factory() as session:
+        found = session.execute(
+            select(tables.Customer.name, tables.Customer.tax_id, tables.Customer.updated_at)
+            .where(tables.Customer.id.in_(ids))
+            .order_by(tables.Customer.id)
+        ).all()
+    assert [tuple(row) for row in found] == [("First", "DE1", later), ("Second", None, later)]
+
+
+def test_ids_of_several_tables_are_reserved_in_one_statement(
+    factory: sessionmaker[Session], engine: Engine
+) -> None:
+    builders.simple_subscription(factory, start=date(2026, 1, 1))
+    contracts, items = tables.table_of(tables.Contract), tables.table_of(tables.SubscriptionItem)
+    with transaction(factory) as session:
+        highest = {
+            table: session.scalar(select(func.max(table.c.id))) for table in (contracts, items)
+        }
+        with counting(engine) as seen:
+            reserved = reserve_many(
+                session, {contracts: 2, items: 3, tables.table_of(tables.Price): 0}
+            )
+    assert len(seen) == 1
+    assert set(reserved) == {contracts, items}
+    for table, count in ((contracts, 2), (items, 3)):
+        ids = reserved[table]
+        assert len(set(ids)) == count and min(ids) > (highest[table] or 0)
+    assert reserve_ids(factory(), contracts, 0) == []

@@ -1,19 +1,22 @@
-"""Kill the billing run (SIGKILL) at random moments, run it again, and compare with a run that
-was never interrupted: the same documents, numbers and charges, nothing twice, no gap."""
+"""Kill the billing run (SIGKILL) again and again while it writes, run it again, and compare with
+a run that was never interrupted: the same documents, numbers and charges, nothing twice, no gap.
+
+The run commits a batch of two subscriptions at a time; each kill waits until the documents
+committed (counted over a connection of the test's own) reach a target drawn at random strictly
+between the count the process started from and the count the whole run ends at, so every kill
+lands after the process has committed some batches and before it has committed the last."""
 
 from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.periods import Frequency
@@ -24,11 +27,13 @@ from connector.settings import load_settings
 from connector.sync import contracts
 from connector.sync.billing_run import run_billing
 from tests import builders
+from tests.kills import Progress, empty, kill_repeatedly, rows_of
 
 AS_OF = "2026-03-01"
 SUBSCRIPTIONS = 150
 BATCH_SIZE = 2
-KILLS = 8
+KILLS = 5
+ATTEMPTS = 10  # processes at most: a kill that does not land mid-run is tried again
 
 
 def _scenario(factory: sessionmaker[Session]) -> None:
@@ -74,11 +79,6 @@ def _state(factory: sessionmaker[Session]) -> tuple[list[tuple], list[tuple]]:
     return [tuple(d) for d in docs], [tuple(c) for c in charges]
 
 
-def _count(factory: sessionmaker[Session]) -> int:
-    with factory() as session:
-        return session.scalar(select(func.count()).select_from(tables.Document)) or 0
-
-
 def _bill_command(database_url: str) -> tuple[list[str], dict[str, str]]:
     env = {
         **os.environ,
@@ -103,23 +103,33 @@ def test_killed_billing_runs_end_exactly_like_an_uninterrupted_run(
     expected = _state(reference)
     reference_engine.dispose()
 
-    _scenario(factory)
     command, env = _bill_command(database_url)
-    rng = random.Random(20261121)
-    killed = 0
-    for _ in range(6):
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+
+    def set_up() -> None:
+        empty(database_url)
+        _scenario(factory)
+
+    def launch() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    with rows_of(database_url, tables.Document) as count:
+        kills = kill_repeatedly(
+            launch,
+            Progress(count, total=len(expected[0])),
+            set_up,
+            kills=KILLS,
+            attempts=ATTEMPTS,
+            rng=random.Random(20261121),
         )
-        time.sleep(rng.uniform(0.3, 2.0))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            killed += 1
-        process.wait()
     finished = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
+    # Every kill landed mid-run: the process had committed batches, and not the last one.
+    assert len(kills) == KILLS
+    for kill in kills:
+        assert kill.start < kill.before <= kill.after < len(expected[0]), kill
+    # What a killed process committed stays: the next one starts from it.
+    assert [k.start for k in kills[1:]] == [k.after for k in kills[:-1]]
     assert finished.returncode == 0, finished.stderr
-    assert killed >= 1
     documents, charges = _state(factory)
     assert documents == expected[0]
     assert charges == expected[1]

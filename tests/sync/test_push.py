@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from beancount import loader
 from beancount.core import data
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -35,12 +35,13 @@ from connector.cli import app
 from connector.db import outbox, tables
 from connector.db.engine import transaction
 from connector.settings import Settings
-from connector.sync import contracts, settlement
+from connector.sync import contracts, push_batch, settlement
 from connector.sync.billing_run import run_billing
 from connector.sync.ledger_check import check_ledger
-from connector.sync.push import _Loader, make_target, push, read_payments
+from connector.sync.push import make_target, push, read_payments
 from connector.sync.revenue_close import close_revenue
 from tests import builders
+from tests.statements import Statements, counting
 
 D = Decimal
 ROOT = Path(__file__).resolve().parents[2]
@@ -517,8 +518,8 @@ def test_a_crash_between_the_write_and_its_record_ends_with_each_document_once(
     scenario = bill_four_currencies(factory, ledger_settings, push_at_end=False)
     path = ledger_settings.ledger.path
     with transaction(factory) as session:
-        rows = outbox.undelivered(session, "ledger", 1000)
-        loader_ = _Loader(session, rows)
+        rows = push_batch.read_rows(session, "ledger", 1000)
+        loader_ = push_batch.Loader(session, rows)
         documents = [loader_.document(row) for row in rows]
     assert len(documents) == 18
     # The writer posts the first ten and dies before recording anything.
@@ -751,3 +752,66 @@ def test_customer_names_that_are_no_account_names_still_make_a_valid_ledger(
         (account, "USD"): D(10 * n) for n, account in accounts.items()
     }
     assert sorted(t.payee for t in transactions(entries)) == sorted(names)
+
+
+# -- statements ---------------------------------------------------------------------------------
+BATCH_READ = "FROM outbox LEFT OUTER JOIN deliveries"
+
+
+def per_batch(seen: Statements) -> list[list[str]]:
+    """The statements sent from each batch's read of the outbox to the next one's (the last:
+    the read that found nothing left)."""
+    starts = [n for n, sql in enumerate(seen.sql) if BATCH_READ in sql]
+    return [seen.sql[a:b] for a, b in zip(starts, [*starts[1:], len(seen.sql)], strict=True)]
+
+
+def test_a_push_costs_a_handful_of_statements_per_batch(
+    factory: sessionmaker[Session], ledger_settings: Settings, engine: Engine
+) -> None:
+    """Seven customers billed on Jan 1 and Feb 1, their revenue closed at each month end: 28
+    documents pushed five at a time. A batch reads its outbox rows (with their journals and
+    the closing in force), its documents (with customers and taxes) and, for invoices, their
+    lines (with products); it marks them sent and in flight, then records the answers, one
+    statement each, whatever the number of documents in it."""
+    for n in range(7):
+        builders.simple_subscription(factory, start=date(2026, 1, 1), ref=f"C{n}")
+    run_billing(factory, ledger_settings, date(2026, 1, 1))
+    close_revenue(factory, date(2026, 1, 31))
+    run_billing(factory, ledger_settings, date(2026, 2, 1))
+    close_revenue(factory, date(2026, 2, 28))
+    target = make_target(ledger_settings)
+    target.max_batch = 5
+
+    with counting(engine) as seen:
+        result = push(factory, ledger_settings, target)
+
+    assert (result.posted, result.pending, result.parked) == (28, 0, {})
+    batches = per_batch(seen)
+    assert [sum(BATCH_READ in sql for sql in batch) for batch in batches] == [1] * 7
+    sizes = [len(batch) for batch in batches[:-1]]
+    assert max(sizes) <= 10, sizes
+    assert len(batches[-1]) == 1  # nothing left: the read alone
+    verbs = seen.by_verb()
+    # Sent and in flight (two upserts), then the answers (an upsert) and in flight no more.
+    assert (verbs["INSERT"], verbs["DELETE"], verbs["UPDATE"]) == (3 * 6, 6, 0)
+    assert queued(factory) == document_counts(load(ledger_settings.ledger.path))
+
+
+def test_a_batch_of_every_kind_of_document_costs_a_bounded_number_of_statements(
+    factory: sessionmaker[Session], ledger_settings: Settings, engine: Engine
+) -> None:
+    """Invoices, a credit note, payments, a refund and journals in batches of four: what a
+    kind of document needs beyond its row, its document and lines is read once per batch."""
+    bill_four_currencies(factory, ledger_settings, push_at_end=False)
+    target = make_target(ledger_settings)
+    target.max_batch = 4
+
+    with counting(engine) as seen:
+        result = push(factory, ledger_settings, target)
+
+    assert (result.posted, result.pending, result.parked) == (18, 0, {})
+    sizes = [len(batch) for batch in per_batch(seen)]
+    assert len(sizes) == 6, sizes  # 18 documents in 5 batches, and the read that ends it
+    # The batch of the credit note, its refund and a payment: two reads more (the schedule of
+    # the credit note's line; the allocations of the credit note and of the refund).
+    assert max(sizes) <= 11, sizes

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -29,6 +30,7 @@ from connector.sync.cycle import STAGES, Runtime
 from connector.sync.push import make_target, push, read_payments
 from connector.sync.revenue_close import close_revenue
 from tests import builders
+from tests.statements import counting
 
 D = Decimal
 
@@ -547,3 +549,40 @@ def test_a_credit_note_the_core_applies_to_another_open_invoice_is_applied_there
         CREDIT,
         D("60.00") - CREDIT,
     )
+
+
+def test_the_push_to_xero_keeps_its_bookkeeping_to_a_few_statements_per_batch(
+    factory: sessionmaker[Session], xero_settings: Settings, engine: Engine
+) -> None:
+    """Eight customers billed Jan 1, each invoice paid by hand, their revenue closed Jan 31:
+    24 documents pushed eight at a time. Contacts, the Xero ids of the invoices the payments
+    pay and the journals' narrations are read and stored once per batch, not per document."""
+    for n in range(8):
+        builders.simple_subscription(factory, start=date(2026, 1, 1), ref=f"US{n}")
+    run_billing(factory, xero_settings, date(2026, 1, 1))
+    with transaction(factory) as session:
+        for n in range(8):
+            settlement.record_payment(
+                session,
+                amount="100.00",
+                received_on=date(2026, 1, 10),
+                invoice_number=f"INV-{n + 1:06d}",
+            )
+    close_revenue(factory, date(2026, 1, 31))
+    target = make_target(xero_settings, factory)
+    target.max_batch = 8
+
+    with counting(engine) as seen:
+        result = push(factory, xero_settings, target)
+
+    assert (result.posted, result.pending, result.parked) == (24, 0, {})
+    starts = [
+        n for n, sql in enumerate(seen.sql) if "FROM outbox LEFT OUTER JOIN deliveries" in sql
+    ]
+    sizes = [b - a for a, b in pairwise([*starts, len(seen.sql)])]
+    assert len(sizes) == 4  # invoices, payments, journals, and the read that ends it
+    # Rows and documents read, marked sent and in flight, answers recorded; the invoices'
+    # contacts read and stored (before and after they are created); the payments' invoices
+    # read; the journals' narrations noted.
+    assert sizes[0] <= 15, sizes
+    assert max(sizes[1:]) <= 10, sizes

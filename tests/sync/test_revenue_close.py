@@ -13,7 +13,7 @@ from decimal import Decimal
 from itertools import pairwise
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.periods import Frequency
@@ -21,11 +21,12 @@ from connector.billing.pricing import ChargeKind
 from connector.db import tables
 from connector.db.engine import transaction
 from connector.settings import Settings
-from connector.sync import contracts
+from connector.sync import contracts, revenue_close
 from connector.sync.billing_run import run_billing
 from connector.sync.revenue_close import close_revenue
 from tests import builders
 from tests.builders import documents, lines
+from tests.statements import counting
 
 D = Decimal
 Journal = tuple[str, date, date, date, Decimal, dict[str, str]]
@@ -532,3 +533,44 @@ def test_jpy_journals_have_no_minor_unit(
             select(tables.RevenueJournal.amount).order_by(tables.RevenueJournal.id)
         ).all()
     assert [format(a, "f") for a in amounts] == ["1645", "1355", "3000", "1500", "1500"]
+
+
+def test_a_close_costs_a_handful_of_statements_per_batch_of_documents(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seven monthly subscriptions from Jan 1, one cancelled from Jan 11 (a credit note issued
+    Jan 21): eight documents, closed three at a time. The candidates are read once; a batch
+    reads its documents with their progress, their lines and (credit notes) their schedules,
+    and writes its journals, their outbox rows, the lines' and the documents' progress with
+    one statement each, whatever the number of documents in it."""
+    subscriptions = [
+        builders.simple_subscription(factory, start=date(2026, 1, 1), ref=f"C{n}") for n in range(7)
+    ]
+    run_billing(factory, settings, date(2026, 1, 1))
+    monkeypatch.setattr(revenue_close, "BATCH", 3)
+    assert closed(close_revenue(factory, date(2026, 1, 15))) == (7, 7)
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, subscriptions[0], cancel_date=date(2026, 1, 11))
+    run_billing(factory, settings, date(2026, 1, 21))
+
+    with counting(engine) as seen:
+        result = close_revenue(factory, date(2026, 1, 31))
+
+    assert closed(result) == (8, 8)  # each invoice Jan 16..31, the credit note Jan 16..31
+    batches = 3  # 3 + 3 + 2 documents
+    assert len(seen.touching("GROUP BY")) == 1  # the candidates, read once
+    verbs = seen.by_verb()
+    # Journals, their outbox rows, the documents' progress (an upsert); the lines' progress.
+    assert (verbs["INSERT"], verbs["UPDATE"]) == (3 * batches, batches)
+    # A transaction to read the candidates, then per batch: documents, lines, the journals'
+    # ids, the writes above, and once the credit note's schedule; BEGIN on SQLite only.
+    begins = verbs["BEGIN"]
+    assert begins in (0, 1 + batches)
+    assert len(seen) == begins + 1 + 7 * batches + 1
+    assert len(seen) <= 2 + 10 * batches
+    inserts = [rows for sql, rows in zip(seen.sql, seen.rows, strict=True) if "INSERT" in sql]
+    assert sum(inserts) == 8 + 8 + 8  # journals, outbox rows, progress: one row each per document
+    assert revenue_outbox(factory) == journal_ids(factory)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.accounting.base import Customer
@@ -22,7 +22,9 @@ from connector.accounting.xero import payloads
 from connector.accounting.xero.batches import chunks, elements, where_any
 from connector.accounting.xero.client import XeroClient, error_text, validation_errors
 from connector.db import tables
+from connector.db.bulk import upsert
 from connector.db.engine import transaction
+from connector.db.types import utc_now
 
 TARGET = "xero"
 SENDING = "sending"
@@ -43,15 +45,17 @@ class XeroContacts:
         """ContactID per customer (created or updated as needed), and why Xero refused the
         others."""
         wanted = {customer.id: customer for customer in customers}
+        if not wanted:
+            return {}, {}
         hashes = {cid: _hash(payloads.contact(c, self.prefix)) for cid, c in wanted.items()}
         with transaction(self.factory) as session:
+            contact = tables.AccountingContact
             rows = {
                 row.customer_id: (row.external_id, row.sent_hash, row.state)
-                for row in session.scalars(
-                    select(tables.AccountingContact).where(
-                        tables.AccountingContact.target == TARGET,
-                        tables.AccountingContact.customer_id.in_(wanted),
-                    )
+                for row in session.execute(
+                    select(
+                        contact.customer_id, contact.external_id, contact.sent_hash, contact.state
+                    ).where(contact.target == TARGET, contact.customer_id.in_(wanted))
                 )
             }
         known: dict[int, str] = {}
@@ -139,14 +143,32 @@ class XeroContacts:
     def _store(self, states: dict[int, State]) -> None:
         if not states:
             return
+        table, now = tables.table_of(tables.AccountingContact), utc_now()
         with transaction(self.factory) as session:
-            for cid, (external_id, sent_hash, state, error) in states.items():
-                row = session.get(tables.AccountingContact, (TARGET, cid))
-                if row is None:
-                    row = tables.AccountingContact(target=TARGET, customer_id=cid)
-                    session.add(row)
-                row.external_id = external_id or row.external_id
-                row.sent_hash, row.state, row.error = sent_hash, state, error
+            upsert(  # an id once known is kept
+                session,
+                table,
+                [
+                    {
+                        "target": TARGET,
+                        "customer_id": cid,
+                        "external_id": external_id or None,
+                        "sent_hash": sent_hash,
+                        "state": state,
+                        "error": error,
+                        "updated_at": now,
+                    }
+                    for cid, (external_id, sent_hash, state, error) in states.items()
+                ],
+                keys=["target", "customer_id"],
+                changes=lambda new: {
+                    "external_id": func.coalesce(new.external_id, table.c.external_id),
+                    "sent_hash": new.sent_hash,
+                    "state": new.state,
+                    "error": new.error,
+                    "updated_at": new.updated_at,
+                },
+            )
 
 
 def _hash(body: dict[str, Any]) -> str:

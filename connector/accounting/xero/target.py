@@ -135,6 +135,7 @@ class XeroTarget:
         self.mapping_file = mapping_path(settings.accounting.mapping_file)
         self._tax_types_checked = False
         self._delivered: dict[tuple[str, str], str] = {}  # (type, number) -> Xero id
+        self._not_delivered: set[tuple[str, str]] = set()  # read as not in Xero for this batch
         self._found: dict[str, dict[str, Any]] = {}  # reference -> element found by a lookup
 
     @property
@@ -172,6 +173,7 @@ class XeroTarget:
             self.check_configuration()
             lock = self.lock_date()
             documents = [dating.book(doc, lock) for doc in documents]
+            self._read_delivered(documents)
             customers = {
                 doc.customer.id: doc.customer
                 for doc in documents
@@ -237,10 +239,38 @@ class XeroTarget:
             raise payloads.UnmappableError("a payment applied to no invoice")
         return {"InvoiceID": self._xero_id(base.INVOICE, doc.invoice_number)}
 
+    def _read_delivered(self, documents: Sequence[Document]) -> None:
+        """Read at once the Xero ids of the invoices and credit notes these documents refer
+        to (paid, refunded, credited, applied, voided) that Xero holds: those not found wait
+        for theirs, unless this batch delivers them first."""
+        wanted: set[tuple[str, str]] = set()
+        for doc in documents:
+            if isinstance(doc, Payment):
+                if doc.invoice_number:
+                    wanted.add((base.INVOICE, doc.invoice_number))
+                if doc.credit_note_number:
+                    wanted.add((base.CREDIT_NOTE, doc.credit_note_number))
+            elif isinstance(doc, Invoice):
+                if doc.document_type == base.VOID:
+                    wanted.add((base.INVOICE, doc.number))
+                elif doc.document_type == base.CREDIT_NOTE:
+                    numbers = [number for number, _ in doc.applied_to]
+                    numbers += [doc.invoice_number] if doc.invoice_number else []
+                    wanted.update((base.INVOICE, number) for number in numbers)
+        wanted -= self._delivered.keys()
+        self._not_delivered = set()
+        if not wanted:
+            return
+        with transaction(self.factory) as session:
+            self._delivered.update(outbox.held_as(session, self.name, wanted))
+        self._not_delivered = wanted - self._delivered.keys()
+
     def _xero_id(self, kind: str, number: str) -> str:
         found = self._delivered.get((kind, number))
         if found:
             return found
+        if (kind, number) in self._not_delivered:
+            raise _WaitingError(f"waiting for {number} to reach Xero")
         with transaction(self.factory) as session:
             document_id = session.scalar(
                 select(tables.Document.id).where(

@@ -14,6 +14,11 @@ March 2026, half of them paying, two cancellations (a credit note on a paid invo
 and one applied to its unpaid invoice), revenue closed for January and February. 603 rows:
 batch 1 is everything up to the first 44 March invoices, batch 2 the other 54 March invoices
 and the 49 March payments (on invoices batch 1 delivered).
+
+Pushes killed again and again are killed at counts of invoices Xero holds (the fake is in the
+test process, so the test reads them itself): each kill waits for a count drawn at random
+strictly between the count the push started from and all 298, so it lands while the push posts
+invoices, after some and before the last.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -47,6 +53,7 @@ from connector.sync.revenue_close import close_revenue
 from tests import builders
 from tests.accounting.xero.test_xero_faults import deliveries, depth
 from tests.conftest import xero_mapping, xero_overrides
+from tests.kills import Progress, empty, kill_repeatedly
 
 pytestmark = pytest.mark.xero(minute_limit=10_000)  # several pushes a minute: not the point
 
@@ -55,6 +62,8 @@ CUSTOMERS = 100
 COUNTRIES = ("US", "GB", "DE", "JP")  # 0%, 20%, 19%, 10%
 ROWS = 603
 BATCH = 500
+INVOICES = 298
+PUSH_KILLS = 4
 STALL = 0.5  # seconds a held write waits at the fake before it is applied
 
 
@@ -92,11 +101,11 @@ def bill_a_hundred_customers(factory: sessionmaker[Session], settings: Settings)
     # applied to INV-000106.
     run_billing(factory, settings, date(2026, 2, 15))
     with transaction(factory) as session:
-        customer = session.scalars(
+        credited = session.scalars(
             select(tables.Document.customer_id).where(tables.Document.number == "CN-000001")
         ).one()
         settlement.record_refund(
-            session, customer_id=customer, amount="25.00", refunded_on=date(2026, 2, 20)
+            session, customer_id=credited, amount="25.00", refunded_on=date(2026, 2, 20)
         )
     close_revenue(factory, date(2026, 2, 28))  # 102 journals
     run_billing(factory, settings, date(2026, 3, 1))  # INV-000201..298
@@ -142,19 +151,15 @@ class Push:
             process.send_signal(signal.SIGKILL)
             assert process.wait() == -signal.SIGKILL
 
-    def kill_after(self, seconds: float) -> bool:
-        """Start a push and SIGKILL it after ``seconds``; False when it ended first."""
-        with self.log.open("w") as log:
-            process = subprocess.Popen(
-                self.command, env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL, stderr=log
-            )
-            try:
-                process.wait(timeout=seconds)
-            except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
-                return True
-        return False
+    def start(self) -> subprocess.Popen[bytes]:
+        """Start a push (its errors readable once it has ended)."""
+        return subprocess.Popen(
+            self.command,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
     def complete(self) -> dict[str, Any]:
         """Run a push to its end; its JSON report."""
@@ -342,7 +347,7 @@ def test_killed_between_batches_then_the_next_push_completes_exactly_once(
     xero_sandbox.faults.add(
         {"kind": "slow", "delay": 0.3, "count": 1, "method": "PUT", "path": "ManualJournals"}
     )
-    stage = []
+    stage: list[str] = []
 
     def second_batch_writing() -> bool:
         if not stage and not xero_sandbox.faults.rules():
@@ -361,23 +366,40 @@ def test_killed_between_batches_then_the_next_push_completes_exactly_once(
     recover_and_check(push, factory, xero_sandbox)
 
 
-def test_pushes_killed_again_and_again_end_with_each_document_once(
+def test_pushes_killed_while_posting_invoices_end_with_each_document_once(
     factory: sessionmaker[Session],
     xero_settings: Settings,
     database_url: str,
     tmp_path: Path,
     xero_sandbox: XeroSandbox,
 ) -> None:
-    """Kills at random moments (a Xero slow on a third of its calls, so that they land
-    inside the push), each next push resuming what the last one left."""
-    bill_a_hundred_customers(factory, xero_settings)
-    push = connector_push(database_url, tmp_path, xero_sandbox)
-    xero_sandbox.faults.add({"kind": "slow", "delay": 0.15, "rate": 0.3})
-    rng = random.Random(20260301)
-    killed = 0
-    for _ in range(3):
-        killed += push.kill_after(rng.uniform(1.6, 2.6))
-        wait_until_idle(xero_sandbox)
+    """Four pushes, each killed at a count of invoices in Xero drawn at random (seeded), each
+    next push resuming what the last one left; then a push completes. Should a push post every
+    invoice before its kill lands, the scenario is set up again on a fresh organisation."""
+    fakes: list[XeroSandbox] = []
+    with ExitStack() as stack:
 
-    assert killed >= 1
-    recover_and_check(push, factory, xero_sandbox)
+        def set_up() -> None:
+            fake = stack.enter_context(XeroSandbox(xero_sandbox.config)) if fakes else xero_sandbox
+            fakes.append(fake)
+            empty(database_url)
+            bill_a_hundred_customers(factory, xero_settings)  # billing does not call Xero
+
+        kills = kill_repeatedly(
+            lambda: connector_push(database_url, tmp_path, fakes[-1]).start(),
+            Progress(
+                lambda: len(fakes[-1].store.invoices),
+                total=INVOICES,
+                settle=lambda: wait_until_idle(fakes[-1]),
+            ),
+            set_up,
+            kills=PUSH_KILLS,
+            attempts=2 * PUSH_KILLS,  # a kill that does not land mid-run is tried again
+            rng=random.Random(20260301),
+        )
+
+        # Every kill landed while invoices were being posted: Xero held some, not all.
+        assert len(kills) == PUSH_KILLS
+        for kill in kills:
+            assert 0 <= kill.start < kill.before <= kill.after < INVOICES, kill
+        recover_and_check(connector_push(database_url, tmp_path, fakes[-1]), factory, fakes[-1])

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ SCHEMA_DIR = ROOT / "connector" / "sandbox" / "xero" / "schemas"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 NUMBER_FORMATS = (None, "double", "float", "decimal")
+
 
 @functools.cache
 def official() -> dict[str, Any]:
@@ -162,6 +165,17 @@ def compare(name: str, schema: dict[str, Any]) -> list[str]:
             comparison.problem("$", f"{method.upper()} {path} takes {taken}, not {component}")
     comparison.walk(schema, {"$ref": f"#/components/schemas/{component}"}, "$")
     return comparison.problems
+
+
+def test_the_vendored_description_is_the_recorded_one() -> None:
+    """official/README.md records the SHA-256 of each file copied from Xero's repository."""
+    readme = (OFFICIAL.parent / "README.md").read_text("utf-8")
+    recorded = {
+        name: digest for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", readme, re.M)
+    }
+    assert recorded.keys() == {"xero_accounting.yaml", "LICENSE"}
+    for name, digest in recorded.items():
+        assert hashlib.sha256((OFFICIAL.parent / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_every_schema_file_is_used() -> None:
