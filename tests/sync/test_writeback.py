@@ -271,17 +271,22 @@ def test_a_cancellation_to_come_is_sent_on_its_day(
     in_step(factory, client, cancel)
 
 
+def settle_deal(session: Session, deal: str, state: str, reason: str | None = None) -> None:
+    """Stage the deal (as the pull does), settle it in ``state`` and store it."""
+    [row], _ = staging.stage(
+        session, SYSTEM, "Opportunity", [{"Id": deal}], modstamps=[None], deleted=[False]
+    )
+    staging.settle(row, state, reason, session=session)
+    staging.save_staged(session, SYSTEM, [row])
+
+
 def test_a_deal_error_marks_its_opportunity_alone(
     factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce]
 ) -> None:
     _, client = three
     deal = deal_id(1)
     with transaction(factory) as session:
-        row = staging.stage(
-            session, SYSTEM, "Opportunity", {"Id": deal}, modstamp=None, deleted=False
-        )
-        assert row is not None
-        staging.settle(row, staging.QUARANTINED, "won deal has no line items")
+        settle_deal(session, deal, staging.QUARANTINED, "won deal has no line items")
     assert marked(factory) == {(queue.DEAL, deal)}
 
     assert write(factory, client, FIRST).sent == {"Opportunity": 1}
@@ -290,15 +295,11 @@ def test_a_deal_error_marks_its_opportunity_alone(
     }
 
     with transaction(factory) as session:  # the same reason again: nothing to mark
-        row = staging.staged(session, SYSTEM, "Opportunity", deal)
-        assert row is not None
-        staging.settle(row, staging.QUARANTINED, "won deal has no line items")
+        settle_deal(session, deal, staging.QUARANTINED, "won deal has no line items")
     assert marked(factory) == set()
 
     with transaction(factory) as session:  # fixed: the error is cleared
-        row = staging.staged(session, SYSTEM, "Opportunity", deal)
-        assert row is not None
-        staging.settle(row, staging.APPLIED)
+        settle_deal(session, deal, staging.APPLIED)
     assert marked(factory) == {(queue.DEAL, deal)}
     assert write(factory, client, FIRST).sent == {"Opportunity": 1}
     assert client.org[("Opportunity", deal)] == {"Billing_Sync_Error__c": None}
@@ -531,16 +532,7 @@ def test_the_upgrade_queues_every_record_salesforce_shows_once(
     ids = open_deals(factory, 2)
     with transaction(factory) as session:  # a deal waiting, one withdrawn, a customer of ours
         for number, state in ((7, staging.QUARANTINED), (8, staging.IGNORED)):
-            row = staging.stage(
-                session,
-                SYSTEM,
-                "Opportunity",
-                {"Id": deal_id(number)},
-                modstamp=None,
-                deleted=False,
-            )
-            assert row is not None
-            staging.settle(row, state, "waits")
+            settle_deal(session, deal_id(number), state, "waits")
         builders.subscription(
             session,
             builders.customer(session, "IMPORTED"),
