@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from connector.db import tables
+from connector.db import tables, writeback_queue
 from connector.db.bulk import bulk_insert, upsert
 from connector.db.types import utc_now
 
@@ -170,8 +170,21 @@ def begin_attempt(session: Session, target: str, outbox_ids: Sequence[int]) -> N
 def record(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
     """Store each row's outcome at ``target``, in one statement (a row never marked as sent
     gets its delivery). A pending outcome without an id keeps the name noted before the
-    write."""
+    write. The deals of rows refused there, or refused before, are queued for the write-back
+    (their sync error names what accounting refused; one query, before the write)."""
+    if not outcomes:
+        return
     table, now = _deliveries(), utc_now()
+    ids = [outcome.outbox_id for outcome in outcomes]
+    parked = [outcome.outbox_id for outcome in outcomes if outcome.state == PARKED]
+    was_parked = tables.Outbox.id.in_(
+        select(table.c.outbox_id).where(
+            table.c.target == target, table.c.state == PARKED, table.c.outbox_id.in_(ids)
+        )
+    )
+    writeback_queue.mark_refused(
+        session, or_(tables.Outbox.id.in_(parked), was_parked) if parked else was_parked
+    )
     upsert(
         session,
         table,
@@ -331,7 +344,17 @@ def retry_parked(session: Session, target: str) -> int:
 
 
 def _unpark(session: Session, target: str, *where: ColumnElement[bool]) -> int:
+    """Put ``target``'s parked deliveries (those ``where`` chooses) back in line, in one
+    statement; their deals are queued for the write-back first (one query)."""
     table = _deliveries()
+    writeback_queue.mark_refused(
+        session,
+        tables.Outbox.id.in_(
+            select(table.c.outbox_id).where(
+                table.c.target == target, table.c.state == PARKED, *where
+            )
+        ),
+    )
     result = session.execute(
         update(table)
         .where(table.c.target == target, table.c.state == PARKED, *where)

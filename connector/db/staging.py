@@ -13,7 +13,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connector.db import tables
+from connector.db import tables, writeback_queue
 from connector.db.bulk import bulk_upsert
 from connector.db.types import utc_now
 
@@ -21,6 +21,7 @@ APPLIED = "applied"
 QUARANTINED = "quarantined"
 HELD = "held"
 IGNORED = "ignored"
+OPPORTUNITY = "Opportunity"  # a deal: its sync error shows in Salesforce
 FINAL_STATES = frozenset({APPLIED, IGNORED, HELD})
 
 
@@ -164,6 +165,8 @@ def save_staged(session: Session, system: str, rows: Sequence[Staged]) -> None:
 
 
 class Settled(Protocol):
+    object: str
+    record_id: str
     state: str
     reason: str | None
     payload_hash: str
@@ -172,8 +175,21 @@ class Settled(Protocol):
     applied_payload: dict[str, Any] | None
 
 
-def settle(row: Settled, state: str, reason: str | None = None) -> None:
-    """Record what became of a staged record."""
+def settle(
+    row: Settled, state: str, reason: str | None = None, *, session: Session | None = None
+) -> None:
+    """Record what became of a staged record; with ``session``, a deal that starts or stops
+    waiting, or waits for another reason, is queued for the write-back (its sync error)."""
+    if (
+        session is not None
+        and row.object == OPPORTUNITY
+        and (row.state, row.reason)
+        != (
+            state,
+            reason,
+        )
+    ):
+        writeback_queue.mark(session, writeback_queue.DEAL, [row.record_id])
     row.state, row.reason = state, reason
     if state in (APPLIED, IGNORED):
         row.applied_hash, row.applied_payload = row.payload_hash, row.payload

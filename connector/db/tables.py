@@ -475,6 +475,21 @@ class WritebackState(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
 
 
+class WritebackQueue(Base):
+    """A record the write-back must build again, by the local entity it shows (``subscription``,
+    ``document`` and ``customer`` ids; ``deal``: the CRM's opportunity id): marked in the same
+    transaction as the change, due at once (``due_on`` the earliest date), or due on the day its
+    fields change with the date (a status, an MRR, an invoice falling due). ``generation``
+    counts the marks, so that a record marked again while it was being sent stays queued."""
+
+    __tablename__ = "writeback_queue"
+
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    due_on: Mapped[date] = mapped_column(index=True)
+    generation: Mapped[int] = mapped_column(default=0)
+
+
 class JobRun(Base):
     """One run of a job (or a stage of a cycle): when, how long, what it did."""
 

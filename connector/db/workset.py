@@ -50,6 +50,7 @@ class Workset(Stored):
         super().__init__(session, system)
         self.contracts: dict[int, tuple[int, str]] = {}  # new ones: customer id, name
         self.new_prices: dict[int, pricing.Price] = {}
+        self.discarded: dict[int, int] = {}  # subscription id: its customer's
         self._next_id = 0
         self._journal: list[tuple[MutableMapping[Any, Any], Any, Any]] | None = None
 
@@ -253,7 +254,8 @@ class Workset(Stored):
 
     def discard(self, subscription_id: int) -> None:
         """Remove the subscription with its contract, items, versions, amendments and links."""
-        self._held(subscription_id)
+        held = self._held(subscription_id)
+        self._put(self.discarded, subscription_id, held.row.customer_id)
         self._put(self.subscriptions, subscription_id, None)
         for external_id, found in list(self.subscription_ids.items()):
             if found == subscription_id:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
-from connector.db import tables
+from connector.db import tables, writeback_queue
 from connector.db.bulk import bulk_delete, bulk_insert, bulk_update, reserve_many
 from connector.db.types import utc_now
 from connector.db.workset_rows import (
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 CUSTOMERS = tables.Customer.__tablename__
 SUBSCRIPTIONS = tables.Subscription.__tablename__
 Real = Callable[[int | None], int | None]
+Alive = dict[int, Held]
 
 
 def write(work: Workset) -> None:
@@ -108,6 +109,36 @@ def write(work: Workset) -> None:
             }
             for entity, external_id, entity_id in links
         ],
+    )
+    _mark(work, real, new_customers, alive)
+
+
+def _mark(work: Workset, real: Real, new_customers: list[CustomerRow], alive: Alive) -> None:
+    """Queue for the write-back what the batch made or changed, as the changes made one by
+    one in storage queue it (:mod:`connector.sync.contracts`): a new customer (its account), a
+    subscription made or changed (its record), the customer of one discarded (its MRR)."""
+
+    def key(provisional: int) -> int:
+        found = real(provisional)
+        assert found is not None
+        return found
+
+    writeback_queue.mark(
+        work.session, writeback_queue.CUSTOMER, [key(row.id) for row in new_customers]
+    )
+    writeback_queue.mark(
+        work.session,
+        writeback_queue.SUBSCRIPTION,
+        [
+            key(i)
+            for i, held in alive.items()
+            if i < 0 or held.row != work.stored_subscriptions[i].row
+        ],
+    )
+    writeback_queue.mark(
+        work.session,
+        writeback_queue.CUSTOMER,
+        [key(customer_id) for customer_id in work.discarded.values()],
     )
 
 

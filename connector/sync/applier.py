@@ -56,7 +56,7 @@ class Applier:
     def settle(self, session: Session, row: tables.CrmRecord) -> Outcome:
         """Apply the staged record ``row`` and record on it what became of it."""
         [outcome] = self.apply(session, [Staged.of(row)])
-        staging.settle(row, outcome.state, outcome.reason)
+        staging.settle(row, outcome.state, outcome.reason, session=session)
         return outcome
 
     def apply(self, session: Session, rows: Sequence[Staged]) -> list[Outcome]:

@@ -33,6 +33,7 @@ from connector.billing.subscriptions import Subscription
 from connector.billing.tax import TaxTable
 from connector.billing.vat import treatment
 from connector.db import tables
+from connector.db import writeback_queue as writeback
 from connector.db.catalog import PriceCache
 from connector.db.documents import IssuedDocument, insert_charges, load_billed, load_tax_history
 from connector.db.engine import is_unique_violation, transaction
@@ -196,6 +197,7 @@ def _bill_batch(
     charges: list[tuple[Charge, int]] = []
     documents: list[Unnumbered] = []
     updates: list[dict[str, object]] = []
+    moved: list[int] = []  # subscriptions whose next billing date moves
     for row in rows:
         if row.id in failures:
             _fail(result, updates, row.id, failures[row.id])
@@ -236,6 +238,8 @@ def _bill_batch(
             continue
         charges.extend((charge, row.revision) for charge in plan.charges)
         documents.extend((draft, row.customer_id, row.id) for draft in (*invoices, *credit_notes))
+        if plan.next_billing_date != row.next_billing_date:
+            moved.append(row.id)
         updates.append(
             {
                 "id": row.id,
@@ -251,6 +255,7 @@ def _bill_batch(
     issued = issue(session, settings.billing, documents, charge_ids, as_of)
     if updates:
         _save_states(session, updates)
+    writeback.mark(session, writeback.SUBSCRIPTION, moved)  # the next invoice date shows
     _tally(result, issued)
 
 

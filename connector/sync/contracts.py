@@ -26,6 +26,7 @@ from connector.billing.periods import ONE_DAY, Frequency
 from connector.billing.pricing import ChargeKind
 from connector.billing.tax import country_code, region_code
 from connector.db import outbox, tables
+from connector.db import writeback_queue as writeback
 from connector.db.catalog import PriceCache, find_by_external_id, link_external_id
 from connector.db.documents import find_document
 from connector.db.subscriptions import earliest, get_subscription, load_subscriptions, save_items
@@ -87,6 +88,7 @@ def upsert_customer(
         session.flush()
         if system and external_id:
             link_external_id(session, row, system, external_id)
+            writeback.mark(session, writeback.CUSTOMER, [row.id])  # its account shows now
     else:
         row.name, row.country, row.currency, row.tax_id = name.strip(), iso_country, code, tax_id
         row.region = iso_region
@@ -177,6 +179,7 @@ def create_subscription(
     save_items(session, row, None, subscription, None)
     if system and external_id:
         link_external_id(session, row, system, external_id)
+    writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
     return row
 
 
@@ -262,6 +265,7 @@ def _record_change(
     save_items(session, row, loaded.subscription, after, amendment.id)
     for name, value in values.items():
         setattr(row, name, value)
+    writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
     session.flush()
     return amendment
 
@@ -451,6 +455,7 @@ def reschedule_subscription(
     save_items(session, row, loaded.subscription, after, None)
     for name, value in rescheduled_values(row, after).items():
         setattr(row, name, value)
+    writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
 
 
 def refuse_billed_reschedule(subscription_id: int) -> NoReturn:
@@ -487,6 +492,7 @@ def void_invoice(session: Session, number: str, reason: str | None = None) -> ta
         )
     invoice.status = InvoiceStatus.VOID.value
     outbox.enqueue(session, "void", [invoice.id])  # accounting reverses it
+    writeback.mark(session, writeback.DOCUMENT, [invoice.id])
     if invoice.subscription_id is not None:
         loaded = _load(session, invoice.subscription_id)
         _record_change(
@@ -529,6 +535,7 @@ def discard_subscription(session: Session, subscription_id: int) -> None:
         )
     )
     contract_id = row.contract_id
+    writeback.mark(session, writeback.CUSTOMER, [row.customer_id])  # its MRR without it
     session.delete(row)
     session.flush()
     session.execute(delete(tables.Contract).where(tables.Contract.id == contract_id))

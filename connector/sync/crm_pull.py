@@ -421,7 +421,7 @@ class Pull:
         before = [waiting_state(row) if row.stored else None for row in rows]
         outcomes = self.applier.apply(session, rows)
         for row, outcome, was in zip(rows, outcomes, before, strict=True):
-            staging.settle(row, outcome.state, outcome.reason)
+            staging.settle(row, outcome.state, outcome.reason, session=session)
             self.result.count(outcome.state)
             if waiting_state(row) != was:
                 self.changed_waiting += 1

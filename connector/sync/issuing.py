@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from connector.billing.invoicing import DocumentDraft, DocumentKind
 from connector.db import outbox, tables
+from connector.db import writeback_queue as writeback
 from connector.db.documents import (
     IssuedDocument,
     allocate_numbers,
@@ -88,6 +89,7 @@ def issue(
     issued = insert_documents(session, number_documents(session, billing, documents), charge_ids)
     for kind in DocumentKind:  # in the same transaction as the documents
         outbox.enqueue(session, kind.value, (d.id for d in issued if d.draft.kind is kind))
+    writeback.mark(session, writeback.DOCUMENT, (d.id for d in issued))
     credit_notes = [d for d in issued if d.draft.kind is DocumentKind.CREDIT_NOTE]
     record_credited_lines(session, credit_notes)
     for doc in credit_notes:

@@ -32,6 +32,7 @@ from connector.billing.payments import (
 )
 from connector.billing.plausibility import ceiling_of
 from connector.db import outbox, tables
+from connector.db import writeback_queue as writeback
 from connector.db.documents import CREDIT_NOTE_ISSUED, find_document
 from connector.errors import BillingError, InvalidInputError, NotFoundError
 
@@ -89,6 +90,7 @@ def _apply(
     invoice.status = invoice_status(
         invoice.total, invoice.amount_paid, invoice.amount_credited
     ).value
+    writeback.mark(session, writeback.DOCUMENT, [invoice.id])
 
 
 def _open_invoices(session: Session, customer_id: int, currency_code: str) -> list[tables.Document]:
@@ -215,6 +217,7 @@ def release_credit(
     invoice.status = invoice_status(
         invoice.total, invoice.amount_paid, invoice.amount_credited
     ).value
+    writeback.mark(session, writeback.DOCUMENT, [invoice.id])
     session.flush()
     return released
 

@@ -1,67 +1,53 @@
-"""Write-back: what was billed and paid, shown in Salesforce where sales work.
+"""Write-back: what was billed and paid, shown in Salesforce where sales work
+(:mod:`connector.sync.writeback_records` says what each record shows).
 
-- ``Billing_Subscription__c`` per subscription of a deal (external id ``Subscription_Id__c``):
-  the deal, the account, its status, MRR and next invoice date.
-- ``Billing_Invoice__c`` per invoice or credit note (external id ``Document_Number__c``): type,
-  deal, account, dates, period, total, balance due, status and currency.
-- On the Account: ``MRR__c`` and ``Billing_Status__c``.
-- On the Opportunity: ``Billing_Sync_Error__c``, the reason a deal waits in quarantine or is
-  held for review, or why the accounting system refused one of its documents (cleared once
-  the cause is gone).
+Only the records the queue (:mod:`connector.db.writeback_queue`) names are built: those whose
+data changed since the last write-back, and those whose fields change with the date on a day
+that has come. A cycle in which nothing changed reads one queue query and builds nothing.
 
 Each record's fields are hashed; only records whose hash differs from what Salesforce last
 accepted are sent, 200 to a call (sObject Collections, upserts by external id, so a retry after
-any failure writes nothing twice). Nothing changed, no call. A record Salesforce refuses is kept
-with its error and sent again when it changes; a retryable refusal is sent again next cycle.
+any failure writes nothing twice). Nothing changed, no call. Each call's answers are recorded in
+one transaction (one upsert), which also takes their records off the queue: a crash before it
+sends them again. A record Salesforce refuses is kept with its error and sent again when it
+changes; a retryable refusal is sent again next cycle.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.accounting import base
-from connector.billing.metrics import to_money
-from connector.billing.money import currency as currency_of
-from connector.billing.payments import InvoiceStatus
-from connector.billing.subscriptions import SubscriptionStatus
 from connector.crm.client import MAX_COLLECTION, SalesforceClient
 from connector.crm.policy import RETRY_CODES
-from connector.db import outbox, staging, tables
-from connector.db.catalog import PriceCache
+from connector.db import staging, tables
+from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
-from connector.db.subscriptions import load_subscriptions
-from connector.sync.settlement import due_of
+from connector.db.types import utc_now
 from connector.sync.stopping import no_stop
+from connector.sync.writeback_records import CHUNK, Builder, Built, Record, records
 
-SYSTEM = "salesforce"
-SUBSCRIPTION = ("Billing_Subscription__c", "Subscription_Id__c")
-INVOICE = ("Billing_Invoice__c", "Document_Number__c")
-STATUS = {
-    SubscriptionStatus.PENDING: "Active",
-    SubscriptionStatus.TRIALING: "Trial",
-    SubscriptionStatus.ACTIVE: "Active",
-    SubscriptionStatus.CANCELED: "Cancelled",
-    SubscriptionStatus.ENDED: "Ended",
-}
+__all__ = ["WritebackResult", "records", "write_back"]
 
 
 @dataclass
 class WritebackResult:
     sent: dict[str, int] = field(default_factory=dict)
-    unchanged: int = 0
+    unchanged: int = 0  # records built again and found as Salesforce holds them
     failed: dict[str, str] = field(default_factory=dict)  # object/key -> error
     api_calls: int = 0
+    built: int = 0  # records built (the queue's due entities that show anything)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "built": self.built,
             "sent": dict(self.sent),
             "unchanged": self.unchanged,
             "failed": dict(self.failed),
@@ -69,191 +55,78 @@ class WritebackResult:
         }
 
 
-def _number(value: Decimal) -> float:
-    return float(value)
+@dataclass(frozen=True)
+class _Pending:
+    """A record to send, with the queue row its answer settles."""
+
+    record: Record
+    digest: str
+    built: Built
+    generation: int
+
+    def settled(self) -> tuple[str, str, int, date | None]:
+        return self.built.entity, self.built.key, self.generation, self.built.again
 
 
-def _links(session: Session, entity: str) -> dict[int, str]:
-    return dict(
-        session.execute(
-            select(tables.ExternalId.entity_id, tables.ExternalId.external_id).where(
-                tables.ExternalId.system == SYSTEM, tables.ExternalId.entity == entity
-            )
-        ).all()
-    )
+Pending = dict[tuple[str, str], list[_Pending]]  # (object, key field) -> records
 
 
-def _document_status(doc: tables.Document) -> str:
-    if doc.kind == "credit_note":
-        return "Applied"
-    if doc.status == InvoiceStatus.VOID.value:
-        return "Void"
-    if doc.status == InvoiceStatus.PAID.value:
-        return "Paid"
-    return "Partially Paid" if doc.amount_paid or doc.amount_credited else "Open"
-
-
-def records(session: Session, as_of: date) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
-    """Every record the CRM should show: (object, key field, key, fields)."""
-    deals = _links(session, tables.Subscription.__tablename__)
-    accounts = _links(session, tables.Customer.__tablename__)
-    rows = session.scalars(
-        select(tables.Subscription).where(tables.Subscription.id.in_(list(deals)))
-    ).all()
-    subscriptions = load_subscriptions(session, rows, PriceCache(), failures={})
-    account_mrr: dict[int, Decimal] = defaultdict(Decimal)
-    account_states: dict[int, set[str]] = defaultdict(set)
-    for row in rows:
-        domain = subscriptions.get(row.id)
-        if domain is None:
-            continue
-        money = currency_of(row.currency)
-        mrr = to_money(domain.monthly_recurring_revenue(as_of), money)
-        status = STATUS[domain.terms.status_on(as_of)]
-        account_mrr[row.customer_id] += mrr
-        account_states[row.customer_id].add(status)
-        yield (
-            *SUBSCRIPTION,
-            f"SUB-{row.id}",
-            {
-                "Opportunity__c": deals[row.id],
-                "Account__c": accounts.get(row.customer_id),
-                "Status__c": status,
-                "MRR__c": _number(mrr),
-                "Next_Invoice_Date__c": row.next_billing_date.isoformat()
-                if row.next_billing_date
-                else None,
-                "CurrencyIsoCode": row.currency,
-            },
-        )
-    overdue: set[int] = set()
-    for doc in session.scalars(
-        select(tables.Document)
-        .where(tables.Document.subscription_id.in_(list(deals)))
-        .order_by(tables.Document.id)
-    ):
-        due = due_of(doc) if doc.kind == "invoice" and doc.status != "void" else Decimal(0)
-        if due and doc.due_date < as_of:
-            overdue.add(doc.customer_id)
-        yield (
-            *INVOICE,
-            doc.number,
-            {
-                "Type__c": "Invoice" if doc.kind == "invoice" else "Credit Note",
-                "Opportunity__c": deals.get(doc.subscription_id or 0),
-                "Account__c": accounts.get(doc.customer_id),
-                "Document_Date__c": doc.issue_date.isoformat(),
-                "Period_Start__c": doc.period_start.isoformat(),
-                "Period_End__c": doc.period_end.isoformat(),
-                "Total__c": _number(doc.total),
-                "Balance_Due__c": _number(due),
-                "Status__c": _document_status(doc),
-                "Currency__c": doc.currency,
-                "CurrencyIsoCode": doc.currency,
-            },
-        )
-    for customer_id, account_id in accounts.items():
-        states = account_states.get(customer_id, set())
-        status = (
-            "Past Due"
-            if customer_id in overdue
-            else "Active"
-            if "Active" in states
-            else "Trial"
-            if "Trial" in states
-            else "Cancelled"
-            if states
-            else "Not Billed"
-        )
-        yield (
-            "Account",
-            "Id",
-            account_id,
-            {
-                "MRR__c": _number(account_mrr.get(customer_id, Decimal(0))),
-                "Billing_Status__c": status,
-            },
-        )
-    waiting: dict[str, str | None] = dict(
-        session.execute(  # ids and reasons only: payloads stay on disk
-            select(tables.CrmRecord.record_id, tables.CrmRecord.reason).where(
-                tables.CrmRecord.system == SYSTEM,
-                tables.CrmRecord.object == "Opportunity",
-                tables.CrmRecord.state.in_([staging.QUARANTINED, staging.HELD]),
-            )
-        ).all()
-    )
-    applied = set(
-        session.scalars(
-            select(tables.CrmRecord.record_id).where(
-                tables.CrmRecord.system == SYSTEM,
-                tables.CrmRecord.object == "Opportunity",
-                tables.CrmRecord.state == staging.APPLIED,
+def _states(session: Session, built: Sequence[Record]) -> dict[tuple[str, str], set[str | None]]:
+    """The hashes Salesforce last accepted or refused for these records."""
+    state = tables.WritebackState
+    keys = [(record.obj, record.key) for record in built]
+    found: dict[tuple[str, str], set[str | None]] = {}
+    for start in range(0, len(keys), CHUNK):
+        rows = session.execute(
+            select(state.object, state.key, state.sent_hash, state.error_hash).where(
+                tuple_(state.object, state.key).in_(keys[start : start + CHUNK])
             )
         )
-    )
-    refused = _refused_in_accounting(session, deals)
-    for deal_id in sorted(waiting.keys() | applied | set(deals.values())):
-        reason = waiting.get(deal_id) or refused.get(deal_id)
-        yield (
-            "Opportunity",
-            "Id",
-            deal_id,
-            {"Billing_Sync_Error__c": reason[:1000] if reason else None},
-        )
-
-
-def _refused_in_accounting(session: Session, deals: dict[int, str]) -> dict[str, str]:
-    """Per deal, the first of its documents an accounting target parked, with the target's
-    message: invoices, credit notes and voids, their payments and their revenue journals."""
-    document = tables.Document
-    found: dict[str, str] = {}
-    for kind in (
-        base.INVOICE,
-        base.CREDIT_NOTE,
-        base.VOID,
-        base.PAYMENT,
-        base.REFUND,
-        base.REVENUE,
-    ):
-        query = (
-            select(tables.Delivery.target, document.number, document.subscription_id)
-            .add_columns(tables.Delivery.error)
-            .join(tables.Outbox, tables.Outbox.id == tables.Delivery.outbox_id)
-            .where(tables.Outbox.document_type == kind, tables.Delivery.state == outbox.PARKED)
-            .order_by(tables.Delivery.outbox_id)
-        )
-        if kind in (base.PAYMENT, base.REFUND):
-            query = query.join(tables.Payment, tables.Payment.id == tables.Outbox.document_id)
-            query = query.join(document, document.id == tables.Payment.invoice_id)
-        elif kind == base.REVENUE:
-            journal = tables.RevenueJournal
-            query = query.join(journal, journal.id == tables.Outbox.document_id)
-            query = query.join(document, document.id == journal.document_id)
-        else:
-            query = query.join(document, document.id == tables.Outbox.document_id)
-        for target, number, subscription_id, error in session.execute(query):
-            deal_id = deals.get(subscription_id)
-            if deal_id and deal_id not in found:
-                found[deal_id] = f"{target} refused {number}: {error}"
+        for obj, key, sent_hash, error_hash in rows:
+            found[(obj, key)] = {sent_hash, error_hash}
     return found
 
 
-def _changed(
-    session: Session, as_of: date, result: WritebackResult
-) -> dict[tuple[str, str], list[tuple[str, dict[str, Any], str]]]:
-    state = {(row.object, row.key): row for row in session.scalars(select(tables.WritebackState))}
-    pending: dict[tuple[str, str], list[tuple[str, dict[str, Any], str]]] = defaultdict(list)
-    for obj, key_field, key, fields in records(session, as_of):
-        digest = staging.payload_hash(fields)
-        known = state.get((obj, key))
-        if known is not None and digest in (known.sent_hash, known.error_hash):
+def _changed(session: Session, as_of: date, result: WritebackResult) -> Pending:
+    """Build the records due by ``as_of``; settle those Salesforce holds as they are, and
+    return the others to send. The accounts of due subscriptions and documents are queued
+    first (their MRR and status may follow), before anything is sent: a crash cannot lose
+    them."""
+    queue.follow_date(session, as_of)
+    due = queue.due(session, as_of)
+    if not due:
+        return {}
+    builder = Builder(session, as_of)
+    customers = {key for entity, key in due if entity == queue.CUSTOMER}
+    touched = {i for i in builder.customers_touched(due) if str(i) not in customers}
+    if touched:
+        queue.mark(session, queue.CUSTOMER, sorted(touched))
+        queue.write_marks(session)
+        due = queue.due(session, as_of)
+    built = builder.build(due)
+    shown = [b.record for b in built if b.record is not None]
+    result.built = len(shown)
+    states = _states(session, shown)
+    pending: Pending = defaultdict(list)
+    settled: list[tuple[str, str, int, date | None]] = []
+    for item in built:
+        generation = due[(item.entity, item.key)]
+        record = item.record
+        if record is None:
+            settled.append((item.entity, item.key, generation, None))
+            continue
+        digest = staging.payload_hash(record.fields)
+        known = states.get((record.obj, record.key))
+        if (known is not None and digest in known) or (
+            known is None
+            and record.obj == "Opportunity"
+            and record.fields["Billing_Sync_Error__c"] is None  # nothing to clear
+        ):
             result.unchanged += 1
+            settled.append((item.entity, item.key, generation, item.again))
             continue
-        if known is None and obj == "Opportunity" and fields["Billing_Sync_Error__c"] is None:
-            result.unchanged += 1  # nothing to clear on a deal never marked
-            continue
-        pending[(obj, key_field)].append((key, fields, digest))
+        pending[(record.obj, record.key_field)].append(_Pending(record, digest, item, generation))
+    queue.settle(session, settled)
     return pending
 
 
@@ -273,41 +146,75 @@ def write_back(
         for start in range(0, len(items), MAX_COLLECTION):
             checkpoint()
             chunk = items[start : start + MAX_COLLECTION]
+            values = [{key_field: item.record.key, **item.record.fields} for item in chunk]
             if key_field == "Id":
-                answers = client.update_records(
-                    obj, [{"Id": key, **fields} for key, fields, _ in chunk]
-                )
+                answers = client.update_records(obj, values)
             else:
-                answers = client.upsert_records(
-                    obj, key_field, [{key_field: key, **fields} for key, fields, _ in chunk]
-                )
+                answers = client.upsert_records(obj, key_field, values)
             with transaction(factory) as session:
-                for (key, _, digest), answer in zip(chunk, answers, strict=True):
-                    _record(session, obj, key, digest, answer, result)
+                _record(session, obj, chunk, answers, result)
     result.api_calls = client.calls - calls_before
     return result
 
 
-def _record(  # noqa: PLR0917 - one answer and where it goes
+def _record(
     session: Session,
     obj: str,
-    key: str,
-    digest: str,
-    answer: dict[str, Any],
+    chunk: Sequence[_Pending],
+    answers: Sequence[dict[str, Any]],
     result: WritebackResult,
 ) -> None:
-    row = session.get(tables.WritebackState, (obj, key))
-    if row is None:
-        row = tables.WritebackState(object=obj, key=key)
-        session.add(row)
-    if answer.get("success"):
-        row.sent_hash, row.error, row.error_hash = digest, None, None
-        result.sent[obj] = result.sent.get(obj, 0) + 1
+    """Store a call's answers (one upsert) and take what is done off the queue."""
+    now = utc_now()
+    rows: list[dict[str, Any]] = []
+    settled = []
+    for item, answer in zip(chunk, answers, strict=True):
+        key = item.record.key
+        if answer.get("success"):
+            rows.append(_state(obj, key, now, sent_hash=item.digest))
+            result.sent[obj] = result.sent.get(obj, 0) + 1
+            settled.append(item.settled())
+            continue
+        errors = answer.get("errors") or [{}]
+        code = str(errors[0].get("statusCode", ""))
+        message = f"{code}: {errors[0].get('message', '')}"
+        result.failed[f"{obj} {key}"] = message
+        # A refusal that may pass later is tried again next cycle; others wait for a change.
+        retry = code in RETRY_CODES
+        rows.append(_state(obj, key, now, error=message, error_hash=None if retry else item.digest))
+        if not retry:
+            settled.append(item.settled())
+    _save_states(session, rows)
+    queue.settle(session, settled)
+
+
+def _state(obj: str, key: str, now: Any, **values: str | None) -> dict[str, Any]:
+    return {
+        "object": obj,
+        "key": key,
+        "sent_hash": None,
+        "error": None,
+        "error_hash": None,
+        "updated_at": now,
+        **values,
+    }
+
+
+def _save_states(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One upsert: an accepted record's hash, or a refusal's error (the hash Salesforce last
+    accepted stays)."""
+    if not rows:
         return
-    errors = answer.get("errors") or [{}]
-    code = str(errors[0].get("statusCode", ""))
-    message = f"{code}: {errors[0].get('message', '')}"
-    result.failed[f"{obj} {key}"] = message
-    row.error = message
-    # A refusal that may pass later is tried again next cycle; others wait for a change.
-    row.error_hash = None if code in RETRY_CODES else digest
+    table = tables.table_of(tables.WritebackState)
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.object, table.c.key],
+        set_={
+            "sent_hash": func.coalesce(statement.excluded.sent_hash, table.c.sent_hash),
+            "error": statement.excluded.error,
+            "error_hash": statement.excluded.error_hash,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    session.execute(statement, rows)

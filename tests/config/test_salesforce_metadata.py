@@ -29,7 +29,7 @@ from connector.sandbox.describe import describe_object
 from connector.sandbox.schema import Field, SObject, default_schema
 from connector.sandbox.server import Sandbox
 from connector.settings import SalesforceSettings, Settings
-from connector.sync import writeback
+from connector.sync import writeback, writeback_records
 from connector.sync.cycle import run_cycle
 from connector.sync.mapping import load_mapping
 
@@ -191,38 +191,57 @@ def _constant(node: ast.expr) -> str:
     return node.value
 
 
-def written_by_writeback() -> dict[tuple[str, str], set[str]]:
-    """(object, key field) → the fields ``writeback.records`` yields for it, read from its source.
+def _dict_literals(function: ast.AST) -> dict[str, ast.Dict]:
+    """The names a function assigns a dict literal to (``fields = {...}``)."""
+    found = {}
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = node.value
+    return found
 
-    Every record it yields is a tuple ``(object, key field, key, {field: value, ...})``, the
-    first two given either as string literals or as one of the module's (object, key field)
-    constants (``*SUBSCRIPTION``). The key field is written too (the upsert's external id)
-    unless it is ``Id``.
+
+def written_by_writeback() -> dict[tuple[str, str], set[str]]:
+    """(object, key field) → the fields the write-back sends for it, read from the source of
+    the module that builds its records.
+
+    Every record is built as ``Record(object, key field, key, fields)``, the first two given
+    either as string literals or as one of the module's (object, key field) constants
+    (``*SUBSCRIPTION_RECORD``), the fields as a dict literal or a name the same function
+    assigns one to. The key field is written too (the upsert's external id) unless it is
+    ``Id``.
     """
-    tree = ast.parse(inspect.getsource(writeback.records))
+    tree = ast.parse(inspect.getsource(writeback_records))
     written: dict[tuple[str, str], set[str]] = {}
-    for node in ast.walk(tree):
-        assert not isinstance(node, ast.YieldFrom), (
-            "writeback.records delegates; update this reader"
-        )
-        if not isinstance(node, ast.Yield):
-            continue
-        shape = f"writeback.records yields {ast.unparse(node)[:80]!r}"
-        assert isinstance(node.value, ast.Tuple), f"{shape}: not a tuple; update this reader"
-        items = node.value.elts
-        if isinstance(items[0], ast.Starred):
-            assert isinstance(items[0].value, ast.Name), shape
-            obj, key_field = getattr(writeback, items[0].value.id)
-            rest = items[1:]
-        else:
-            obj, key_field = _constant(items[0]), _constant(items[1])
-            rest = items[2:]
-        fields = rest[-1]
-        assert isinstance(fields, ast.Dict), f"{shape}: fields not a dict literal"
-        names = {_constant(key) for key in fields.keys if key is not None}
-        if key_field != "Id":
-            names.add(key_field)
-        written.setdefault((obj, key_field), set()).update(names)
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    for function in functions:
+        literals = _dict_literals(function)
+        for node in ast.walk(function):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Record"
+            ):
+                continue
+            shape = f"the write-back builds {ast.unparse(node)[:80]!r}"
+            items = node.args
+            if isinstance(items[0], ast.Starred):
+                assert isinstance(items[0].value, ast.Name), shape
+                obj, key_field = getattr(writeback_records, items[0].value.id)
+                rest = items[1:]
+            else:
+                obj, key_field = _constant(items[0]), _constant(items[1])
+                rest = items[2:]
+            fields = rest[-1]
+            if isinstance(fields, ast.Name):
+                assert fields.id in literals, f"{shape}: fields not a dict literal"
+                fields = literals[fields.id]
+            assert isinstance(fields, ast.Dict), f"{shape}: fields not a dict literal"
+            names = {_constant(key) for key in fields.keys if key is not None}
+            if key_field != "Id":
+                names.add(key_field)
+            written.setdefault((obj, key_field), set()).update(names)
     return written
 
 

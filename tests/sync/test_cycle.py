@@ -57,6 +57,7 @@ def test_a_cycle_bills_deals_and_writes_invoices_back(
     # Nothing changed: one call (the pull's Composite query), nothing written back.
     assert again.api_calls == 1
     assert again.stages["writeback"]["sent"] == {}
+    assert again.stages["writeback"]["built"] == 0  # nothing changed: no record built
     assert again.stages["push"]["posted"] == 0
 
 

@@ -1,0 +1,211 @@
+"""The write-back's queue: which CRM records must be built again, and when.
+
+Whatever changes what the write-back shows marks the local entity behind it, in the same
+transaction as the change (as the outbox does): a subscription (its record, and through it its
+customer's account), a document (its invoice record, and its customer's account), a customer
+(its account), a deal (its opportunity's sync error). Marks are gathered as the transaction
+goes and written in one statement when it commits; a transaction that rolls back marks nothing.
+
+A record whose fields change with the date (a subscription's status and MRR, an account's
+status once an invoice falls due) stays queued, due on the day they change; the write-back
+follows the as-of date (:func:`follow_date`) and builds nothing else. A queue row is removed
+(or put off to that day) only in the transaction that records Salesforce's answer, and only
+if it was not marked again meanwhile (``generation``): a crash between a mark and the answer
+loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    event,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import Date, Integer, String
+
+from connector.db import tables
+
+SYSTEM = "salesforce"
+SUBSCRIPTION = "subscription"
+DOCUMENT = "document"
+CUSTOMER = "customer"
+DEAL = "deal"
+CHANGED = date.min  # due at once, whatever the as-of date
+AS_OF_CURSOR = "writeback:as_of"  # the as-of date of the last write-back
+DATED = ((SUBSCRIPTION, "subscriptions"), (CUSTOMER, "customers"))  # entity, linked table
+_MARKS = "writeback_marks"
+_COLUMNS = ("entity", "key", "due_on", "generation")
+
+Queued = tuple[str, str]  # (entity, key)
+
+
+def _table() -> Table:
+    return tables.table_of(tables.WritebackQueue)
+
+
+def mark(session: Session, entity: str, keys: Iterable[int | str]) -> None:
+    """Queue these entities' records, with the transaction in hand (written when it
+    commits)."""
+    marks: set[Queued] = session.info.setdefault(_MARKS, set())
+    marks.update((entity, str(key)) for key in keys)
+
+
+def write_marks(session: Session) -> None:
+    """Write the marks gathered so far, in one statement: due at once, one generation on."""
+    marks: set[Queued] | None = session.info.pop(_MARKS, None)
+    if not marks:
+        return
+    rows = [
+        {"entity": entity, "key": key, "due_on": CHANGED, "generation": 0}
+        for entity, key in sorted(marks)  # one order: concurrent writers wait, never deadlock
+    ]
+    session.execute(_marking(session, _insert(session)), rows)
+
+
+def _insert(session: Session) -> Insert:
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    return dialect.insert(_table())
+
+
+def _marking(session: Session, statement: Insert) -> Insert:
+    table = _table()
+    assert isinstance(statement, sqlite.Insert | postgresql.Insert)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.entity, table.c.key],
+        set_={"due_on": CHANGED, "generation": table.c.generation + 1},
+    )
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if not session.in_nested_transaction():  # savepoints leave their marks to the end
+        write_marks(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (written) or rolled back (forgotten)
+        session.info.pop(_MARKS, None)
+
+
+def mark_refused(session: Session, outbox_ids: Iterable[int] | ColumnElement[bool]) -> None:
+    """Queue the deals whose documents these outbox rows carry (their ids, or a condition on
+    the outbox that chooses them; one query): an accounting target refused one of them, or is
+    given one it refused again (the deal's sync error names the first)."""
+    outbox, document, link = tables.Outbox, tables.Document, tables.ExternalId
+    payment, journal = tables.Payment, tables.RevenueJournal
+    if isinstance(outbox_ids, ColumnElement):
+        ours = outbox_ids
+    else:
+        ids = list(outbox_ids)
+        if not ids:
+            return
+        ours = outbox.id.in_(ids)
+    carried = (
+        select(outbox.document_id.label("document_id"))
+        .where(ours, outbox.document_type.in_(("invoice", "credit_note", "void")))
+        .union_all(
+            select(payment.invoice_id)
+            .select_from(outbox)
+            .join(payment, payment.id == outbox.document_id)
+            .where(ours, outbox.document_type.in_(("payment", "refund"))),
+            select(journal.document_id)
+            .select_from(outbox)
+            .join(journal, journal.id == outbox.document_id)
+            .where(ours, outbox.document_type == "revenue"),
+        )
+        .subquery()
+    )
+    deals = session.scalars(
+        select(link.external_id)
+        .select_from(carried)
+        .join(document, document.id == carried.c.document_id)
+        .join(
+            link,
+            and_(
+                link.entity_id == document.subscription_id,
+                link.entity == tables.Subscription.__tablename__,
+                link.system == SYSTEM,
+            ),
+        )
+    ).all()
+    mark(session, DEAL, deals)
+
+
+def due(session: Session, as_of: date) -> dict[Queued, int]:
+    """The queued records due by ``as_of``, with the generation of their mark."""
+    table = _table()
+    rows = session.execute(
+        select(table.c.entity, table.c.key, table.c.generation).where(table.c.due_on <= as_of)
+    )
+    return {(entity, key): generation for entity, key, generation in rows}
+
+
+def settle(session: Session, done: Sequence[tuple[str, str, int, date | None]]) -> None:
+    """Records built and answered (or found unchanged): ``(entity, key, generation, again)``,
+    ``again`` the day their fields change with the date (None: only a change does). A row
+    marked again since (another generation) stays due."""
+    table = _table()
+    same = and_(
+        table.c.entity == bindparam("q_entity"),
+        table.c.key == bindparam("q_key"),
+        table.c.generation == bindparam("q_generation"),
+    )
+    gone = [
+        {"q_entity": entity, "q_key": key, "q_generation": generation}
+        for entity, key, generation, again in done
+        if again is None
+    ]
+    later = [
+        {"q_entity": entity, "q_key": key, "q_generation": generation, "q_due": again}
+        for entity, key, generation, again in done
+        if again is not None
+    ]
+    if gone:
+        session.execute(delete(table).where(same), gone)
+    if later:
+        session.execute(update(table).where(same).values(due_on=bindparam("q_due")), later)
+
+
+def follow_date(session: Session, as_of: date) -> None:
+    """Note the write-back's as-of date. Records queued for a day are due once it comes;
+    a date earlier than the last one queues every record that changes with the date, as it
+    was built for a later day."""
+    moment = datetime.combine(as_of, time(), UTC)
+    row = session.get(tables.SyncCursor, AS_OF_CURSOR)
+    if row is None:
+        session.add(tables.SyncCursor(name=AS_OF_CURSOR, position=moment))
+        session.flush()
+        return
+    if row.position is not None and row.position > moment:
+        _queue_dated(session)
+    if row.position != moment:
+        row.position = moment
+        session.flush()
+
+
+def _queue_dated(session: Session) -> None:
+    """Every subscription and customer shown in Salesforce, due at once (one statement
+    each)."""
+    link = tables.ExternalId
+    for entity, linked in DATED:
+        chosen = select(
+            literal(entity, String).label("entity"),
+            cast(link.entity_id, String(120)).label("key"),
+            literal(CHANGED, Date).label("due_on"),
+            literal(0, Integer).label("generation"),
+        ).where(link.system == SYSTEM, link.entity == linked)
+        session.execute(_marking(session, _insert(session).from_select(_COLUMNS, chosen)))

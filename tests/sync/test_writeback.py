@@ -1,0 +1,586 @@
+"""The write-back builds and sends only what changed: marks made with each change, records due
+again on the day a date-driven field changes, one upsert per call's answers, nothing lost to a
+crash. Salesforce is a fake that keeps what it accepted, so that every test can check the
+invariant that matters: after a write-back, Salesforce holds every record exactly as a full
+rebuild (:func:`connector.sync.writeback.records`) shows it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.billing.periods import Frequency
+from connector.billing.subscriptions import SubscriptionTerms
+from connector.crm.client import SalesforceClient
+from connector.db import outbox, staging, tables
+from connector.db import writeback_queue as queue
+from connector.db.engine import make_engine, session_factory, transaction
+from connector.db.migrate import alembic_config, upgrade
+from connector.sandbox.server import Sandbox
+from connector.settings import SalesforceSettings, Settings
+from connector.sync import contracts, settlement, writeback
+from connector.sync.billing_run import run_billing
+from connector.sync.cycle import STAGES, Runtime, run_cycle
+from tests import builders
+from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.statements import counting
+
+SYSTEM = "salesforce"
+FIRST = date(2026, 1, 1)  # deals start, are billed and written back
+DUE = FIRST + timedelta(days=30)  # the first invoices' due date (30 days' terms)
+
+
+def deal_id(number: int) -> str:
+    return f"006{number:015d}"
+
+
+def account_id(number: int) -> str:
+    return f"001{number:015d}"
+
+
+class LostAnswerError(Exception):
+    """The connection died after Salesforce took the call: its answer is lost."""
+
+
+@dataclass
+class FakeSalesforce:
+    """Takes sObject Collections calls as the org does: each record accepted (kept in
+    ``org``) unless ``refuse`` names its key with a status code; ``crash_on`` loses the
+    answer of that call after the org took it."""
+
+    org: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    refuse: dict[str, str] = field(default_factory=dict)
+    crash_on: int | None = None
+    on_call: Callable[[], None] = lambda: None
+    calls: int = 0
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    def _take(self, obj: str, key_field: str, records: list[dict[str, Any]]) -> list[Any]:
+        self.on_call()
+        self.calls += 1
+        answers: list[dict[str, Any]] = []
+        for record in records:
+            key = str(record[key_field])
+            self.sent.append((obj, key))
+            code = self.refuse.get(key)
+            if code:
+                answers.append({"success": False, "errors": [{"statusCode": code}]})
+                continue
+            fields = {name: value for name, value in record.items() if name != key_field}
+            self.org[(obj, key)] = fields
+            answers.append({"success": True})
+        if self.calls == self.crash_on:
+            raise LostAnswerError
+        return answers
+
+    def upsert_records(self, obj: str, key_field: str, records: list[dict[str, Any]]) -> Any:
+        return self._take(obj, key_field, records)
+
+    def update_records(self, obj: str, records: list[dict[str, Any]]) -> Any:
+        return self._take(obj, "Id", records)
+
+    def sent_of(self, obj: str) -> list[str]:
+        return [key for sent_obj, key in self.sent if sent_obj == obj]
+
+
+def write(
+    factory: sessionmaker[Session], client: FakeSalesforce, as_of: date
+) -> writeback.WritebackResult:
+    return writeback.write_back(factory, cast(SalesforceClient, client), as_of)
+
+
+def in_step(factory: sessionmaker[Session], client: FakeSalesforce, as_of: date) -> None:
+    """Salesforce holds every record as a full rebuild shows it (an opportunity never marked
+    stays unwritten)."""
+    with factory() as session:
+        for obj, _, key, fields in writeback.records(session, as_of):
+            if obj == "Opportunity" and fields["Billing_Sync_Error__c"] is None:
+                assert client.org.get((obj, key), fields) == fields, key
+            else:
+                assert client.org.get((obj, key)) == fields, (obj, key)
+
+
+def marked(factory: sessionmaker[Session]) -> set[tuple[str, str]]:
+    """What the queue holds as due at once (a change was marked)."""
+    table = tables.WritebackQueue
+    with factory() as session:
+        rows = session.execute(select(table.entity, table.key).where(table.due_on == queue.CHANGED))
+        return {(entity, key) for entity, key in rows}
+
+
+def open_deals(factory: sessionmaker[Session], count: int) -> list[int]:
+    """``count`` accounts with a won deal each (ten seats at 10.00 a month from ``FIRST``), as
+    the pull makes them; returns the subscription ids."""
+    with transaction(factory) as session:
+        seats = builders.price(session)
+        ids = []
+        for number in range(count):
+            customer = contracts.upsert_customer(
+                session,
+                name=f"Customer {number}",
+                country="US",
+                currency="USD",
+                system=SYSTEM,
+                external_id=account_id(number),
+            )
+            row = contracts.create_subscription(
+                session,
+                customer=customer,
+                name=f"Deal {number}",
+                terms=SubscriptionTerms(FIRST, Frequency.MONTHLY),
+                items=[builders.spec(session, seats, 10)],
+                system=SYSTEM,
+                external_id=deal_id(number),
+            )
+            ids.append(row.id)
+    return ids
+
+
+def invoice_of(factory: sessionmaker[Session], subscription_id: int) -> tables.Document:
+    with factory() as session:
+        return session.scalars(
+            select(tables.Document)
+            .where(tables.Document.subscription_id == subscription_id)
+            .order_by(tables.Document.id)
+        ).first() or pytest.fail(f"subscription {subscription_id} has no invoice")
+
+
+@pytest.fixture
+def three(factory: sessionmaker[Session], settings: Settings) -> tuple[list[int], FakeSalesforce]:
+    """Three deals billed on ``FIRST`` and written back that day."""
+    ids = open_deals(factory, 3)
+    run_billing(factory, settings, FIRST)
+    client = FakeSalesforce()
+    first = write(factory, client, FIRST)
+    assert first.sent == {"Billing_Subscription__c": 3, "Billing_Invoice__c": 3, "Account": 3}
+    assert marked(factory) == set()
+    return ids, client
+
+
+# -- statements ---------------------------------------------------------------------------------
+def test_the_first_write_back_records_each_call_in_one_upsert(
+    factory: sessionmaker[Session], settings: Settings, engine: Engine
+) -> None:
+    open_deals(factory, 450)
+    run_billing(factory, settings, FIRST)
+    client = FakeSalesforce()
+    with counting(engine) as seen:
+        before_call: list[int] = []
+        client.on_call = lambda: before_call.append(len(seen))
+        result = write(factory, client, FIRST)
+        ends = [*before_call, len(seen)]
+
+    assert result.sent == {
+        "Billing_Subscription__c": 450,
+        "Billing_Invoice__c": 450,
+        "Account": 450,
+    }
+    assert result.built == 450 * 3
+    assert client.calls == 9  # three objects, three calls of up to 200 each
+    # Reading and building every record: a handful of queries, not one per record.
+    assert ends[0] <= 30
+    # Each call's answers: at most five statements (one upsert, the queue rows done).
+    per_call = [after - before for before, after in pairwise(ends)]
+    assert len(per_call) == 9 and max(per_call) <= 5, per_call
+    upserts = [sql for sql in seen.touching("writeback_state") if sql.lstrip().startswith("INSERT")]
+    assert len(upserts) == 9
+    in_step(factory, client, FIRST)
+
+
+def test_a_write_back_with_nothing_changed_builds_nothing(
+    factory: sessionmaker[Session], engine: Engine, three: tuple[list[int], FakeSalesforce]
+) -> None:
+    _, client = three
+    calls = client.calls
+    for as_of in (FIRST, FIRST + timedelta(days=1), DUE):  # no date that changes anything
+        with counting(engine) as seen:
+            result = write(factory, client, as_of)
+        assert (result.built, result.sent, client.calls) == (0, {}, calls)
+        # Sqlite's BEGIN, the as-of date, the queue; and the new date once when it moves.
+        assert len(seen) <= 4, seen.sql
+        assert not seen.touching("documents") and not seen.touching("subscriptions")
+    in_step(factory, client, DUE)
+
+
+# -- marks: each change queues exactly the records it affects -----------------------------------
+def test_a_payment_marks_its_invoice_alone(
+    factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce]
+) -> None:
+    ids, client = three
+    invoice = invoice_of(factory, ids[1])
+    with transaction(factory) as session:
+        settlement.record_payment(
+            session,
+            amount=invoice.total,
+            received_on=FIRST + timedelta(days=5),
+            invoice_number=invoice.number,
+        )
+    assert marked(factory) == {(queue.DOCUMENT, str(invoice.id))}
+
+    result = write(factory, client, FIRST + timedelta(days=5))
+
+    assert result.built == 2  # the invoice, and its account (still active, not sent)
+    assert result.sent == {"Billing_Invoice__c": 1}
+    assert client.org[("Billing_Invoice__c", invoice.number)]["Status__c"] == "Paid"
+    assert marked(factory) == set()
+    in_step(factory, client, FIRST + timedelta(days=5))
+
+
+def test_a_cancellation_marks_its_subscription_alone(
+    factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce]
+) -> None:
+    ids, client = three
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, ids[2], cancel_date=FIRST + timedelta(days=10))
+    assert marked(factory) == {(queue.SUBSCRIPTION, str(ids[2]))}
+
+    result = write(factory, client, FIRST + timedelta(days=15))
+
+    assert result.sent == {"Billing_Subscription__c": 1, "Account": 1}
+    assert client.org[("Billing_Subscription__c", f"SUB-{ids[2]}")]["Status__c"] == "Cancelled"
+    assert client.org[("Account", account_id(2))] == {
+        "MRR__c": 0.0,
+        "Billing_Status__c": "Cancelled",
+    }
+    in_step(factory, client, FIRST + timedelta(days=15))
+
+
+def test_a_cancellation_to_come_is_sent_on_its_day(
+    factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce]
+) -> None:
+    ids, client = three
+    cancel = FIRST + timedelta(days=20)
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, ids[0], cancel_date=cancel)
+    write(factory, client, FIRST + timedelta(days=1))  # still active: nothing to send
+    assert write(factory, client, cancel - timedelta(days=1)).built == 0
+
+    result = write(factory, client, cancel)
+
+    assert result.sent == {"Billing_Subscription__c": 1, "Account": 1}
+    in_step(factory, client, cancel)
+
+
+def settle_deal(session: Session, deal: str, state: str, reason: str | None = None) -> None:
+    """Stage the deal (as the pull does), settle it in ``state`` and store it."""
+    [row], _ = staging.stage(
+        session, SYSTEM, "Opportunity", [{"Id": deal}], modstamps=[None], deleted=[False]
+    )
+    staging.settle(row, state, reason, session=session)
+    staging.save_staged(session, SYSTEM, [row])
+
+
+def test_a_deal_error_marks_its_opportunity_alone(
+    factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce]
+) -> None:
+    _, client = three
+    deal = deal_id(1)
+    with transaction(factory) as session:
+        settle_deal(session, deal, staging.QUARANTINED, "won deal has no line items")
+    assert marked(factory) == {(queue.DEAL, deal)}
+
+    assert write(factory, client, FIRST).sent == {"Opportunity": 1}
+    assert client.org[("Opportunity", deal)] == {
+        "Billing_Sync_Error__c": "won deal has no line items"
+    }
+
+    with transaction(factory) as session:  # the same reason again: nothing to mark
+        settle_deal(session, deal, staging.QUARANTINED, "won deal has no line items")
+    assert marked(factory) == set()
+
+    with transaction(factory) as session:  # fixed: the error is cleared
+        settle_deal(session, deal, staging.APPLIED)
+    assert marked(factory) == {(queue.DEAL, deal)}
+    assert write(factory, client, FIRST).sent == {"Opportunity": 1}
+    assert client.org[("Opportunity", deal)] == {"Billing_Sync_Error__c": None}
+    in_step(factory, client, FIRST)
+
+
+def test_a_document_accounting_refused_marks_its_deal(
+    factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce]
+) -> None:
+    ids, client = three
+    invoice = invoice_of(factory, ids[0])
+    with transaction(factory) as session:
+        outbox_id = session.scalar(
+            select(tables.Outbox.id).where(
+                tables.Outbox.document_type == "invoice", tables.Outbox.document_id == invoice.id
+            )
+        )
+        assert outbox_id is not None
+        outbox.record(session, "ledger", [outbox.Outcome(outbox_id, outbox.PARKED, error="no")])
+    assert marked(factory) == {(queue.DEAL, deal_id(0))}
+
+    assert write(factory, client, FIRST).sent == {"Opportunity": 1}
+    assert client.org[("Opportunity", deal_id(0))] == {
+        "Billing_Sync_Error__c": f"ledger refused {invoice.number}: no"
+    }
+
+    with transaction(factory) as session:  # fixed in accounting, put back in line
+        assert outbox.retry_parked(session, "ledger") == 1
+    assert marked(factory) == {(queue.DEAL, deal_id(0))}
+    assert write(factory, client, FIRST).sent == {"Opportunity": 1}
+    assert client.org[("Opportunity", deal_id(0))] == {"Billing_Sync_Error__c": None}
+    in_step(factory, client, FIRST)
+
+
+def test_the_billing_run_marks_what_it_issues_and_the_next_invoice_dates(
+    factory: sessionmaker[Session], settings: Settings, three: tuple[list[int], FakeSalesforce]
+) -> None:
+    ids, client = three
+    february = date(2026, 2, 1)
+    run_billing(factory, settings, february)
+    with factory() as session:
+        issued = session.scalars(
+            select(tables.Document.id).where(tables.Document.issue_date == february)
+        ).all()
+    assert marked(factory) == {(queue.SUBSCRIPTION, str(i)) for i in ids} | {
+        (queue.DOCUMENT, str(i)) for i in issued
+    }
+
+    result = write(factory, client, february)
+
+    # New invoices, next invoice dates, and the accounts whose January invoice fell due.
+    assert result.sent == {"Billing_Subscription__c": 3, "Billing_Invoice__c": 3, "Account": 3}
+    in_step(factory, client, february)
+
+
+# -- the date ---------------------------------------------------------------------------------
+def test_an_invoice_falling_due_sends_its_account_as_past_due(
+    factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce]
+) -> None:
+    ids, client = three
+    assert write(factory, client, DUE).built == 0  # due that day, not overdue yet
+
+    result = write(factory, client, DUE + timedelta(days=1))
+
+    assert result.built == 3 and result.sent == {"Account": 3}
+    assert {client.org[("Account", account_id(n))]["Billing_Status__c"] for n in range(3)} == {
+        "Past Due"
+    }
+    in_step(factory, client, DUE + timedelta(days=1))
+
+    invoice = invoice_of(factory, ids[0])  # paid late: the account is active again
+    with transaction(factory) as session:
+        settlement.record_payment(
+            session, amount=invoice.total, received_on=DUE, invoice_number=invoice.number
+        )
+    result = write(factory, client, DUE + timedelta(days=2))
+    assert result.sent == {"Billing_Invoice__c": 1, "Account": 1}
+    assert client.org[("Account", account_id(0))]["Billing_Status__c"] == "Active"
+    in_step(factory, client, DUE + timedelta(days=2))
+
+
+def test_an_earlier_as_of_date_builds_again_what_changes_with_the_date(
+    factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce]
+) -> None:
+    _, client = three
+    write(factory, client, DUE + timedelta(days=1))
+    assert client.org[("Account", account_id(0))]["Billing_Status__c"] == "Past Due"
+
+    result = write(factory, client, FIRST)
+
+    assert result.sent == {"Account": 3}
+    assert client.org[("Account", account_id(0))]["Billing_Status__c"] == "Active"
+    in_step(factory, client, FIRST)
+
+
+# -- failures -------------------------------------------------------------------------------------
+def test_a_crash_after_salesforce_took_a_call_loses_nothing_and_sends_nothing_twice(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    open_deals(factory, 250)
+    run_billing(factory, settings, FIRST)
+    crashing = FakeSalesforce(crash_on=2)  # the second call of subscriptions
+
+    with pytest.raises(LostAnswerError):
+        write(factory, crashing, FIRST)
+
+    again = FakeSalesforce(org=crashing.org)
+    result = write(factory, again, FIRST)
+
+    # The first call was recorded; the second, whose answer was lost, goes again.
+    assert len(again.sent_of("Billing_Subscription__c")) == 50
+    assert result.sent == {"Billing_Subscription__c": 50, "Billing_Invoice__c": 250, "Account": 250}
+    assert marked(factory) == set()
+    in_step(factory, again, FIRST)
+
+
+def test_a_change_made_while_the_write_back_is_away_stays_queued(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    """A record marked again between its build and its answer (another generation) is built
+    again by the next write-back, with the change."""
+    ids = open_deals(factory, 1)
+    run_billing(factory, settings, FIRST)
+    invoice = invoice_of(factory, ids[0])
+
+    def pay() -> None:
+        if client.calls == 1:  # the invoices' call: paid as it goes out
+            with transaction(factory) as session:
+                settlement.record_payment(
+                    session, amount=invoice.total, received_on=FIRST, invoice_number=invoice.number
+                )
+
+    client = FakeSalesforce()
+    client.on_call = pay
+    write(factory, client, FIRST)
+    assert client.org[("Billing_Invoice__c", invoice.number)]["Status__c"] == "Open"
+    assert marked(factory) == {(queue.DOCUMENT, str(invoice.id))}
+
+    assert write(factory, client, FIRST).sent == {"Billing_Invoice__c": 1}
+    assert client.org[("Billing_Invoice__c", invoice.number)]["Status__c"] == "Paid"
+    in_step(factory, client, FIRST)
+
+
+def test_a_retryable_refusal_goes_again_and_a_final_one_waits_for_a_change(
+    factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce], settings: Settings
+) -> None:
+    ids, client = three
+    invoice = invoice_of(factory, ids[0])
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, ids[1], cancel_date=FIRST)
+        settlement.record_payment(
+            session, amount=Decimal("1.00"), received_on=FIRST, invoice_number=invoice.number
+        )
+    client.refuse = {f"SUB-{ids[1]}": "UNABLE_TO_LOCK_ROW", invoice.number: "INVALID_FIELD"}
+
+    first = write(factory, client, FIRST)
+    assert set(first.failed) == {
+        f"Billing_Subscription__c SUB-{ids[1]}",
+        f"Billing_Invoice__c {invoice.number}",
+    }
+    client.refuse = {}
+    again = write(factory, client, FIRST)
+    assert again.sent == {"Billing_Subscription__c": 1}  # the lock is gone; the other waits
+    assert write(factory, client, FIRST).built == 0
+
+    with transaction(factory) as session:  # the refused invoice changes: it goes again
+        settlement.record_payment(
+            session, amount=Decimal("2.00"), received_on=FIRST, invoice_number=invoice.number
+        )
+    assert write(factory, client, FIRST).sent == {"Billing_Invoice__c": 1}
+    in_step(factory, client, FIRST)
+
+
+# -- in a cycle -------------------------------------------------------------------------------
+@pytest.mark.sandbox(seed="demo")
+def test_a_cycle_with_nothing_changed_writes_back_in_a_few_statements(
+    factory: sessionmaker[Session],
+    engine: Engine,
+    ledger_settings: Settings,
+    salesforce_sandbox: Sandbox,
+) -> None:
+    salesforce = SalesforceSettings(
+        instance_url=salesforce_sandbox.instance_url,
+        session_id=salesforce_sandbox.session_id,
+        ca_file=str(salesforce_sandbox.ca_file),
+        backoff_initial_seconds=0.001,
+    )
+    runtime = Runtime(factory, ledger_settings.model_copy(update={"salesforce": salesforce}))
+    as_of = date(2026, 1, 31)
+    first = run_cycle(factory, runtime.settings, as_of, runtime=runtime)
+    assert first.errors == {} and first.stages["writeback"]["sent"]
+    for stage in STAGES[:-1]:  # a cycle in which nothing changed, up to the write-back
+        runtime.run(stage, as_of)
+
+    with counting(engine) as seen:
+        run = runtime.run("writeback", as_of)
+
+    assert run.ok and run.api_calls == 0
+    assert run.summary() == {
+        "built": 0,
+        "sent": {},
+        "unchanged": 0,
+        "failed": {},
+        "api_calls": 0,
+    }
+    # The write-back's own three (BEGIN, the as-of date, the queue), then the run's record.
+    assert len(seen) <= 6, seen.sql
+    assert not seen.touching("documents") and not seen.touching("writeback_state")
+
+
+# -- the upgrade ------------------------------------------------------------------------------
+@pytest.fixture
+def own_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the test's backend for this test alone (migrated up and down)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'upgraded.db'}"
+        return
+    admin = request.config.getoption("--postgres-url")
+    url = create_postgres_database(admin)
+    yield url
+    drop_postgres_database(admin, url)
+
+
+def test_the_upgrade_queues_every_record_salesforce_shows_once(
+    own_database: str, settings: Settings
+) -> None:
+    engine = make_engine(own_database)
+    upgrade(engine)
+    factory = session_factory(engine)
+    ids = open_deals(factory, 2)
+    with transaction(factory) as session:  # a deal waiting, one withdrawn, a customer of ours
+        for number, state in ((7, staging.QUARANTINED), (8, staging.IGNORED)):
+            settle_deal(session, deal_id(number), state, "waits")
+        builders.subscription(
+            session,
+            builders.customer(session, "IMPORTED"),
+            [builders.spec(session, builders.price(session, "OTHER"))],
+            start=FIRST,
+        )
+    run_billing(factory, settings.model_copy(update={"database_url": own_database}), FIRST)
+    with transaction(factory) as session:  # as a database before the queue holds it
+        session.execute(delete(tables.WritebackQueue))
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0010")
+
+    upgrade(engine)
+
+    with factory() as session:
+        rows = session.execute(
+            select(
+                tables.WritebackQueue.entity,
+                tables.WritebackQueue.key,
+                tables.WritebackQueue.due_on,
+                tables.WritebackQueue.generation,
+            )
+        ).all()
+        invoices = session.scalars(
+            select(tables.Document.id).where(tables.Document.subscription_id.in_(ids))
+        ).all()
+        customers = {
+            customer_id
+            for customer_id in session.scalars(
+                select(tables.ExternalId.entity_id).where(
+                    tables.ExternalId.system == SYSTEM, tables.ExternalId.entity == "customers"
+                )
+            )
+        }
+    assert {(entity, key) for entity, key, _, _ in rows} == (
+        {(queue.SUBSCRIPTION, str(i)) for i in ids}
+        | {(queue.DOCUMENT, str(i)) for i in invoices}
+        | {(queue.CUSTOMER, str(i)) for i in customers}
+        | {(queue.DEAL, deal_id(n)) for n in (0, 1, 7)}
+    )
+    assert {(due_on, generation) for _, _, due_on, generation in rows} == {(queue.CHANGED, 0)}
+    client = FakeSalesforce()
+    result = write(factory, client, FIRST)
+    assert result.sent == {
+        "Billing_Subscription__c": 2,
+        "Billing_Invoice__c": 2,
+        "Account": 2,
+        "Opportunity": 1,
+    }
+    in_step(factory, client, FIRST)
+    engine.dispose()
