@@ -101,10 +101,18 @@ class RevenueSchedule(_Recognition):
 class LineGroup(_Recognition):
     """An invoice line and the credit lines that correct it, as ``(signed amount, service)``
     pairs: the invoice line first (positive), its credits after it in the order they were
-    issued (negative)."""
+    issued (negative).
+
+    One credit may be spread over several invoice lines of the same charge (an upgrade billed
+    on its own invoice, then a cancellation credited newest line first): each line's share of
+    the credit is then not what that line has left to serve, and only together do they take
+    back the service exactly. Those other invoice lines are ``others``: each is recognized as
+    on its invoice (rounded on its own), and they count in the group's value, so that the
+    group's revenue stops with the service of all of them."""
 
     lines: tuple[tuple[Decimal, Period], ...]
     currency: Currency
+    others: tuple[tuple[Decimal, Period], ...] = ()
     _last: date = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -112,20 +120,20 @@ class LineGroup(_Recognition):
 
     @property
     def amount(self) -> Decimal:  # type: ignore[override]
-        return sum((amount for amount, _ in self.lines), ZERO)
+        return sum((amount for amount, _ in (*self.lines, *self.others)), ZERO)
 
     @property
     def start(self) -> date:  # type: ignore[override]
-        return min(service.start for _, service in self.lines)
+        return min(service.start for _, service in (*self.lines, *self.others))
 
     @property
     def end(self) -> date:  # type: ignore[override]
-        return max(service.end for _, service in self.lines)
+        return max(service.end for _, service in (*self.lines, *self.others))
 
-    def _exact_through(self, day: date) -> Fraction:
-        """The exact value of the group's days through ``day``."""
+    def _exact_through(self, day: date, lines: Sequence[tuple[Decimal, Period]]) -> Fraction:
+        """The exact value of ``lines``' days through ``day``."""
         total = Fraction(0)
-        for amount, service in self.lines:
+        for amount, service in lines:
             if day < service.start:
                 continue
             served = min((day - service.start).days + 1, service.days)
@@ -140,12 +148,13 @@ class LineGroup(_Recognition):
         which less than a minor unit per line is left (only rounding's leftovers), else the
         group's last day."""
         exact_total = Fraction(self.amount)
-        noise = Fraction(self.currency.quantum) * len(self.lines)
+        every = (*self.lines, *self.others)
+        noise = Fraction(self.currency.quantum) * len(every)
         last = self.end
         for amount, service in self.lines[1:]:
             if amount >= 0:
                 continue
-            left = exact_total - self._exact_through(service.start - ONE_DAY)
+            left = exact_total - self._exact_through(service.start - ONE_DAY, every)
             if abs(left) < noise:
                 last = min(last, service.start - ONE_DAY)
         return max(last, self.start)
@@ -153,13 +162,20 @@ class LineGroup(_Recognition):
     def recognized_through(self, day: date) -> Decimal:
         if day < self.start:
             return ZERO
+        apart = sum(
+            (
+                RevenueSchedule(amount, self.currency, service).recognized_through(day)
+                for amount, service in self.others
+            ),
+            ZERO,
+        )
         if len(self.lines) == 1:
             amount, service = self.lines[0]
-            return RevenueSchedule(amount, self.currency, service).recognized_through(day)
+            return apart + RevenueSchedule(amount, self.currency, service).recognized_through(day)
         total = self.amount
         if day >= self.last_day_of_service():
             return total
-        recognized = _round(self._exact_through(day), self.currency)
+        recognized = apart + _round(self._exact_through(day, self.lines), self.currency)
         low, high = min(total, ZERO), max(total, ZERO)
         return min(max(recognized, low), high)
 
@@ -186,7 +202,7 @@ class CreditSchedule(_Recognition):
 
     @property
     def before(self) -> LineGroup:
-        return LineGroup(self.group.lines[:-1], self.group.currency)
+        return LineGroup(self.group.lines[:-1], self.group.currency, self.group.others)
 
     def recognized_through(self, day: date) -> Decimal:
         return self.group.recognized_through(day) - self.before.recognized_through(day)
@@ -196,9 +212,12 @@ def credit_schedule(
     invoice_line: tuple[Decimal, Period],
     credits: Sequence[tuple[Decimal, Period]],
     currency: Currency,
+    others: Sequence[tuple[Decimal, Period]] = (),
 ) -> CreditSchedule:
     """The schedule of the last of ``credits`` (amounts positive, as documents hold them) on
-    ``invoice_line``, the earlier ones issued before it."""
+    ``invoice_line``, the earlier ones issued before it. When the credits were spread over
+    several invoice lines (parts of one credit charge), ``invoice_line`` is the first of them,
+    ``others`` the rest, and ``credits`` those on any of them."""
     amount, service = invoice_line
     lines = ((amount, service), *((-credit, period) for credit, period in credits))
-    return CreditSchedule(LineGroup(lines, currency))
+    return CreditSchedule(LineGroup(lines, currency, tuple(others)))

@@ -271,40 +271,90 @@ class CreditLine:
 
 def credit_schedules(session: Session, lines: Sequence[CreditLine]) -> dict[int, CreditSchedule]:
     """Per credit line id, its schedule: built on the invoice line it credits and the credits
-    issued on that line before it, read in one query."""
+    issued on that line before it, read in one query. A credit charge spread over several
+    invoice lines (newest first, each up to what it holds) ties them: their credits' schedules
+    are built on all of them together, so that together they take back exactly the service
+    left."""
     if not lines:
         return {}
     credited = {line.credited_line_id for line in lines}
     line = tables.DocumentLine
+    charges = select(line.charge_id).where(
+        line.credited_line_id.in_(credited), line.charge_id.is_not(None)
+    )
+    tied = select(line.credited_line_id).where(
+        line.charge_id.in_(charges), line.credited_line_id.is_not(None)
+    )
     rows = session.execute(
-        select(line.id, line.amount, line.service_start, line.service_end, line.credited_line_id)
-        .where(or_(line.id.in_(credited), line.credited_line_id.in_(credited)))
+        select(
+            line.id,
+            line.amount,
+            line.service_start,
+            line.service_end,
+            line.credited_line_id,
+            line.charge_id,
+        )
+        .where(
+            or_(
+                line.id.in_(credited),
+                line.id.in_(tied),
+                line.credited_line_id.in_(credited),
+                line.credited_line_id.in_(tied),
+            )
+        )
         .order_by(line.id)
     ).all()
     invoice_lines = {
         row.id: (row.amount, Period(row.service_start, row.service_end))
         for row in rows
-        if row.id in credited
+        if row.credited_line_id is None
     }
-    credits: dict[int, list[tuple[int, Decimal, Period]]] = defaultdict(list)
+    # Invoice lines tied by the parts of one credit charge: each line's first-tied line.
+    root = {line_id: line_id for line_id in invoice_lines}
+
+    def find(line_id: int) -> int:
+        while root[line_id] != line_id:
+            line_id = root[line_id]
+        return line_id
+
+    by_charge: dict[int, list[int]] = defaultdict(list)
+    credits: list[tuple[int, int, Decimal, Period]] = []
     for row in rows:
         if row.credited_line_id in invoice_lines:
-            credits[row.credited_line_id].append(
-                (row.id, row.amount, Period(row.service_start, row.service_end))
+            credits.append(
+                (
+                    row.id,
+                    row.credited_line_id,
+                    row.amount,
+                    Period(row.service_start, row.service_end),
+                )
             )
-    return {
-        credit.id: credit_schedule(
-            invoice_lines[credit.credited_line_id],
+            if row.charge_id is not None:
+                by_charge[row.charge_id].append(row.credited_line_id)
+    for tied_lines in by_charge.values():
+        first = find(tied_lines[0])
+        for line_id in tied_lines[1:]:
+            other = find(line_id)
+            if other != first:
+                root[max(first, other)] = min(first, other)
+                first = min(first, other)
+    schedules = {}
+    for credit in lines:
+        if credit.credited_line_id not in invoice_lines:
+            continue
+        group = find(credit.credited_line_id)
+        members = sorted(line_id for line_id in invoice_lines if find(line_id) == group)
+        schedules[credit.id] = credit_schedule(
+            invoice_lines[members[0]],
             [
                 (amount, period)
-                for line_id, amount, period in credits[credit.credited_line_id]
-                if line_id <= credit.id
+                for line_id, credited_id, amount, period in credits
+                if find(credited_id) == group and line_id <= credit.id
             ],
             credit.currency,
+            [invoice_lines[member] for member in members[1:]],
         )
-        for credit in lines
-        if credit.credited_line_id in invoice_lines
-    }
+    return schedules
 
 
 def taken_back_at_issue(schedule: Any, revenue_from: date | None) -> Decimal:
