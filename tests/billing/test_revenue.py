@@ -181,3 +181,49 @@ def test_month_end() -> None:
     assert month_end(date(2024, 2, 10)) == date(2024, 2, 29)
     assert month_end(date(2025, 2, 1)) == date(2025, 2, 28)
     assert month_end(date(2025, 12, 31)) == date(2025, 12, 31)
+
+
+def test_a_cancellation_credited_over_an_upgrade_and_its_plan_stops_revenue_with_the_service() -> (
+    None
+):
+    # An annual plan of 291 JPY from Jan 6, one more seat from Mar 31 billed on its own invoice
+    # (224 JPY), cancelled from Apr 30. The cancellation's credit, 400 JPY for two seats, is
+    # taken newest line first: all 224 of the upgrade (whose first 30 days were served) and
+    # 176 of the plan (which has 200.1 left). Line by line, the upgrade would take back its
+    # served days and the plan recognize 24 JPY after the cancellation; together they stop.
+    year = Period(date(2026, 1, 6), date(2027, 1, 5))
+    upgrade = Period(date(2026, 3, 31), date(2027, 1, 5))
+    cancelled = Period(date(2026, 4, 30), date(2027, 1, 5))
+    plan_line, upgrade_line = (D(291), year), (D(224), upgrade)
+    schedules = [
+        RevenueSchedule(D(291), JPY, year),
+        RevenueSchedule(D(224), JPY, upgrade),
+        credit_schedule(plan_line, [(D(176), cancelled)], JPY, [upgrade_line]),
+        credit_schedule(plan_line, [(D(176), cancelled), (D(224), cancelled)], JPY, [upgrade_line]),
+    ]
+
+    def net(day: date) -> Decimal:
+        return sum((s.recognized_through(day) for s in schedules), D(0))
+
+    last_day = date(2026, 4, 29)
+    assert [s.amount for s in schedules] == [D(291), D(224), D(-176), D(-224)]
+    assert net(last_day) == D(291) + D(224) - D(176) - D(224) == D(115)
+    assert net(date(2026, 3, 30)) == D(67)  # 291 × 84 / 365 = 66.97: the plan alone
+    day = last_day
+    while day <= date(2027, 1, 31):
+        day += ONE_DAY
+        assert net(day) == D(115), day  # nothing after the last day of service
+    # The credits take back nothing before the cancellation.
+    assert schedules[2].recognized_through(last_day) == D(0)
+    assert schedules[3].recognized_through(last_day) == D(0)
+    # By month: the plan's and the upgrade's April, nothing from May on.
+    months: dict[date, Decimal] = {}
+    for s in schedules:
+        for end, amount in s.by_month():
+            months[end] = months.get(end, D(0)) + amount
+    assert {end: amount for end, amount in months.items() if amount} == {
+        date(2026, 1, 31): D(21),
+        date(2026, 2, 28): D(22),
+        date(2026, 3, 31): D(26),
+        date(2026, 4, 30): D(46),
+    }
