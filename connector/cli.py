@@ -1285,10 +1285,10 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
     ] = None,
 ) -> None:
     """Serve a local HTTPS Salesforce org in the foreground (Ctrl-C stops it)."""
-    from connector.sandbox.faults import parse_rule
-    from connector.sandbox.server import Sandbox, SandboxConfig
-    from connector.sandbox.xero.faults import parse_xero_rule
-    from connector.sandbox.xero.server import XeroConfig, XeroSandbox
+    from sandbox.salesforce.faults import parse_rule
+    from sandbox.salesforce.server import Sandbox, SandboxConfig
+    from sandbox.xero.faults import parse_xero_rule
+    from sandbox.xero.server import XeroConfig, XeroSandbox
 
     if xero_fault and not xero:
         raise ConfigError("--xero-fault needs --xero (the fake Xero it injects faults into)")

@@ -173,7 +173,7 @@ def ledger_settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
-XERO_TAX_TYPES: dict[str, Any] = {  # the fake organisation's: connector.sandbox.xero.chart
+XERO_TAX_TYPES: dict[str, Any] = {  # the fake organisation's: sandbox.xero.chart
     "0": "NONE",
     "7.25": "TAX001",
     "GB": {"20": "TAX002"},

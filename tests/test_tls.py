@@ -12,8 +12,8 @@ import trustme
 import truststore
 
 from connector.errors import ConfigError
-from connector.sandbox.server import Sandbox
 from connector.tls import TrustAdapter, https_session, trust_context
+from sandbox.salesforce.server import Sandbox
 
 BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 

@@ -4,7 +4,7 @@
 products, won deals, upgrades, downgrades, cancellations and two deals that cannot bill), then
 runs one full cycle per month, as of each month's last day: pull, bill, close revenue, push to
 the Beancount ledger, read payments, write back to Salesforce. Deals appear in Salesforce when
-they close and cancellations on their dates (a :class:`~connector.sandbox.timeline.Timeline`),
+they close and cancellations on their dates (a :class:`~sandbox.salesforce.timeline.Timeline`),
 so each pull finds only what sales did that month. After each cycle, finance records in the
 ledger the customers' payments of invoices issued at least 14 days before (one customer never
 pays, another pays its first invoice with 10% too much, which stays its credit until it pays
@@ -44,14 +44,14 @@ from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import upgrade
 from connector.errors import ConfigError
 from connector.private_files import make_directories
-from connector.sandbox.server import Sandbox, SandboxConfig
-from connector.sandbox.timeline import Timeline
 from connector.settings import Settings
 from connector.sync.closing import close_books
 from connector.sync.cycle import CycleResult, Runtime, run_cycle
 from connector.sync.reports import subscription_metrics
 from connector.sync.settlement import due_of, record_payment
 from connector.sync.status import waiting_records
+from sandbox.salesforce.server import Sandbox, SandboxConfig
+from sandbox.salesforce.timeline import Timeline
 
 SAMPLE_TAX_RATES = {
     "JP": Decimal(10),

@@ -27,7 +27,6 @@ from connector.accounting import base
 from connector.accounting.base import AccountingTarget
 from connector.accounting.chart import load_chart
 from connector.accounting.ledger import Ledger
-from connector.accounting.xero.target import XeroTarget
 from connector.db import books, outbox, tables
 from connector.db.engine import transaction
 from connector.errors import AccountingError, AccountingLimitError, ConfigError, ConnectorError
@@ -78,6 +77,9 @@ def make_target(
             missing.append("xero.client_secret")
         if missing:
             raise ConfigError(f"accounting.target = xero needs {', '.join(missing)}")
+        # Loaded only when chosen: a cycle that keeps the ledger never imports the Xero client.
+        from connector.accounting.xero.target import XeroTarget  # noqa: PLC0415
+
         return XeroTarget(settings, factory, chart.xero)
     raise ConfigError(f"accounting.target {settings.accounting.target!r} is not available")
 

@@ -38,11 +38,11 @@ from sqlalchemy import func, select
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory
 from connector.db.migrate import upgrade
-from connector.sandbox import rules
-from connector.sandbox.schema import default_schema
-from connector.sandbox.store import Org
 from connector.settings import load_settings
 from connector.sync.crm_pull import pull
+from sandbox.salesforce import rules
+from sandbox.salesforce.schema import default_schema
+from sandbox.salesforce.store import Org
 
 CACHE = Path(tempfile.gettempdir()) / "connector-bench"
 

@@ -30,8 +30,8 @@ from typing import Any, cast
 from peak_memory import peak_rss_mib
 from simple_salesforce import Salesforce
 
-from connector.sandbox.server import Sandbox
-from connector.sandbox.testing import salesforce_sandbox
+from sandbox.salesforce.server import Sandbox
+from sandbox.salesforce.testing import salesforce_sandbox
 
 FIELDS = "Id, Name, BillingCountry, CurrencyIsoCode, Type, CreatedDate"
 COUNTRIES = ("United States", "Germany", "Japan", "United Kingdom")

@@ -61,12 +61,12 @@ from connector.accounting.xero.target import XeroTarget
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import head_revision
-from connector.sandbox.xero.app import API_PREFIX
-from connector.sandbox.xero.server import XeroConfig, XeroSandbox
 from connector.settings import Settings, load_settings
 from connector.sync.billing_run import run_billing
 from connector.sync.push import push
 from connector.sync.revenue_close import close_revenue
+from sandbox.xero.app import API_PREFIX
+from sandbox.xero.server import XeroConfig, XeroSandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "mappings" / "accounting.yaml"

@@ -1,7 +1,7 @@
 """The Salesforce metadata in ``config/salesforce`` agrees with the sandbox org's schema.
 
 An admin deploys ``config/salesforce`` to a real org; the connector is tested against the local
-sandbox, whose objects and fields ``connector/sandbox/schema.yaml`` declares. These tests hold
+sandbox, whose objects and fields ``sandbox/salesforce/schema.yaml`` declares. These tests hold
 the two together: every custom object and custom field (name ending in ``__c``) of the schema has
 a metadata file and every metadata file an object or field in the schema, with the same label,
 type, length, precision, scale, picklist values (in order), restriction, external id,
@@ -25,13 +25,13 @@ from defusedxml import ElementTree
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.sandbox.describe import describe_object
-from connector.sandbox.schema import Field, SObject, default_schema
-from connector.sandbox.server import Sandbox
 from connector.settings import SalesforceSettings, Settings
 from connector.sync import writeback, writeback_records
 from connector.sync.cycle import run_cycle
 from connector.sync.mapping import load_mapping
+from sandbox.salesforce.describe import describe_object
+from sandbox.salesforce.schema import Field, SObject, default_schema
+from sandbox.salesforce.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SALESFORCE = ROOT / "config" / "salesforce"
@@ -343,7 +343,7 @@ def test_the_schema_declares_the_connectors_custom_objects_and_fields() -> None:
 
 def test_every_custom_object_has_metadata_and_no_other() -> None:
     assert metadata_objects() == set(CUSTOM_OBJECTS), (
-        f"custom objects in connector/sandbox/schema.yaml without metadata: "
+        f"custom objects in sandbox/salesforce/schema.yaml without metadata: "
         f"{sorted(set(CUSTOM_OBJECTS) - metadata_objects())}; metadata without a custom object "
         f"in the schema: {sorted(metadata_objects() - set(CUSTOM_OBJECTS))}; {FIX}"
     )
@@ -351,7 +351,7 @@ def test_every_custom_object_has_metadata_and_no_other() -> None:
 
 def test_every_custom_field_has_metadata_and_no_other() -> None:
     assert metadata_fields() == set(CUSTOM_FIELDS), (
-        f"custom fields in connector/sandbox/schema.yaml without metadata: "
+        f"custom fields in sandbox/salesforce/schema.yaml without metadata: "
         f"{sorted(set(CUSTOM_FIELDS) - metadata_fields())}; metadata without a custom field "
         f"in the schema: {sorted(metadata_fields() - set(CUSTOM_FIELDS))}; {FIX}"
     )
@@ -402,7 +402,9 @@ def test_custom_object(name: str) -> None:
 def test_custom_field(name: str) -> None:
     obj, spec = custom_fields()[name]
     path = field_path(obj.name, spec.name)
-    assert path.exists(), f"{name} is in connector/sandbox/schema.yaml but {path} is missing; {FIX}"
+    assert path.exists(), (
+        f"{name} is in sandbox/salesforce/schema.yaml but {path} is missing; {FIX}"
+    )
     root = parse(path)
     kind = metadata_type(spec)
     described = next(
@@ -606,5 +608,5 @@ def test_the_readme_lists_every_object_and_field() -> None:
         expected.setdefault(obj, set()).add(field_name)
     assert listed == expected, (
         f"{README.relative_to(ROOT)} should have a section per object (### `Object`) with a row "
-        "per custom field (| `Field__c` | ...), as connector/sandbox/schema.yaml declares them"
+        "per custom field (| `Field__c` | ...), as sandbox/salesforce/schema.yaml declares them"
     )

@@ -7,9 +7,9 @@ from typing import Any
 
 import requests
 
-from connector.sandbox.server import Sandbox
-from connector.sandbox.testing import trusting_session
 from connector.settings import SalesforceSettings
+from sandbox.salesforce.server import Sandbox
+from sandbox.salesforce.testing import trusting_session
 
 USERNAME = "admin@sandbox.example.com"
 PASSWORD = "sandbox-password"

@@ -16,11 +16,11 @@ from simple_salesforce import Salesforce
 
 from connector.crm.client import SalesforceClient
 from connector.errors import CrmError, LoginError, QuotaExhaustedError
-from connector.sandbox.faults import FaultRule
-from connector.sandbox.server import Sandbox
-from connector.sandbox.testing import connect
 from connector.settings import SalesforceSettings
 from connector.tls import TrustAdapter
+from sandbox.salesforce.faults import FaultRule
+from sandbox.salesforce.server import Sandbox
+from sandbox.salesforce.testing import connect
 from tests.crm.helpers import (
     expire_sessions,
     jwt_settings,

@@ -25,10 +25,10 @@ from connector.crm.login import (
     login,
 )
 from connector.errors import ConfigError, CrmError, LoginError
-from connector.sandbox.auth import Credentials
-from connector.sandbox.server import Sandbox
-from connector.sandbox.testing import connect
 from connector.settings import SalesforceSettings, load_settings
+from sandbox.salesforce.auth import Credentials
+from sandbox.salesforce.server import Sandbox
+from sandbox.salesforce.testing import connect
 from tests.crm.helpers import (
     CLIENT_ID,
     CLIENT_SECRET,

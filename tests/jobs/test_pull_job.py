@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.sandbox.server import Sandbox
 from connector.settings import SalesforceSettings, Settings
 from connector.sync.cycle import Runtime
 from jobs.pull import pull
+from sandbox.salesforce.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select, text
 from connector.db import tables
 from connector.db.actor_lock import ADVISORY_KEY
 from connector.db.engine import make_engine, session_factory
-from connector.sandbox.server import Sandbox
+from sandbox.salesforce.server import Sandbox
 from tests.conftest import TEST_TAX_RATES
 
 ROOT = Path(__file__).resolve().parents[2]

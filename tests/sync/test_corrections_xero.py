@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import outbox
 from connector.db.engine import transaction
-from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import Settings
 from connector.sync import corrections, settlement
 from connector.sync.cycle import Runtime
+from sandbox.xero.server import XeroSandbox
 from tests.sync.test_push_xero import CREDIT, SETTLED_APART, sides, stages, subscribe_gb1
 
 D = Decimal

@@ -31,14 +31,14 @@ from connector.crm.client import SalesforceClient
 from connector.db import staging, tables
 from connector.db.engine import make_engine, session_factory
 from connector.errors import CrmError
-from connector.sandbox.faults import FaultRule
-from connector.sandbox.rules import standard_pricebook
-from connector.sandbox.server import Sandbox
 from connector.settings import Settings, load_settings
 from connector.sync import crm_pull
 from connector.sync.billing_run import run_billing
 from connector.sync.crm_pull import PullResult
 from connector.sync.status import status
+from sandbox.salesforce.faults import FaultRule
+from sandbox.salesforce.rules import standard_pricebook
+from sandbox.salesforce.server import Sandbox
 from tests.conftest import TEST_TAX_RATES
 
 D = Decimal

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
 from connector.errors import ConfigError
-from connector.sandbox.server import Sandbox
-from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import SalesforceSettings, Settings
 from connector.sync.cycle import STAGES, run_cycle
+from sandbox.salesforce.server import Sandbox
+from sandbox.xero.server import XeroSandbox
 
 
 @pytest.fixture

@@ -41,9 +41,9 @@ from sqlalchemy import Engine, Executable, create_engine, func, select, text
 from connector.accounting.beancount_plugin import unique_document_ids
 from connector.db import tables
 from connector.db.engine import normalize_url
-from connector.sandbox.server import Sandbox
-from connector.sandbox.testing import running_sandbox
-from connector.sandbox.values import parse_datetime
+from sandbox.salesforce.server import Sandbox
+from sandbox.salesforce.testing import running_sandbox
+from sandbox.salesforce.values import parse_datetime
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("pull", "bill", "revenue", "push", "payments", "writeback")

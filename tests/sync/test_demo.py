@@ -17,14 +17,14 @@ from connector.billing.vat import NOTE
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory
 from connector.errors import ConfigError
-from connector.sandbox.schema import default_schema
-from connector.sandbox.seed import seed_org
-from connector.sandbox.store import Org
 from connector.settings import load_settings
 from connector.sync.closing import books_state
 from connector.sync.demo import MARKER, reset_directory, run_demo
 from connector.sync.ledger_check import check_ledger
 from connector.sync.status import tax_id_warnings
+from sandbox.salesforce.schema import default_schema
+from sandbox.salesforce.seed import seed_org
+from sandbox.salesforce.store import Org
 from tests.conftest import owner_only, tree_modes
 
 MONTHS = 3

@@ -34,9 +34,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.accounting.beancount_plugin import unique_document_ids
 from connector.billing.tax import country_code
 from connector.db import tables
-from connector.sandbox.server import Sandbox
 from connector.settings import SalesforceSettings, Settings
 from connector.sync.cycle import STAGES, CycleResult, run_cycle
+from sandbox.salesforce.server import Sandbox
 
 D = Decimal
 CENT = D("0.01")

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.db import tables
 from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
-from connector.sandbox.server import Sandbox
 from connector.settings import Settings, load_settings
 from connector.sync import crm_pull
+from sandbox.salesforce.server import Sandbox
 from tests.conftest import TEST_TAX_RATES
 from tests.sync.test_pull_statements import MAPPING_FILE, Org
 

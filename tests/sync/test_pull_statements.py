@@ -22,11 +22,11 @@ from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
-from connector.sandbox.rules import standard_pricebook
-from connector.sandbox.server import Sandbox
 from connector.settings import Settings, load_settings
 from connector.sync import crm_pull
 from connector.sync.crm_pull import PullResult
+from sandbox.salesforce.rules import standard_pricebook
+from sandbox.salesforce.server import Sandbox
 from tests.conftest import TEST_TAX_RATES
 from tests.statements import Statements, counting
 

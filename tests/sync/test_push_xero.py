@@ -21,7 +21,6 @@ from connector.billing.pricing import ChargeKind
 from connector.cli import app
 from connector.db import outbox, tables
 from connector.db.engine import transaction
-from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import Settings
 from connector.sync import contracts, settlement, writeback
 from connector.sync import status as sync_status
@@ -29,6 +28,7 @@ from connector.sync.billing_run import run_billing
 from connector.sync.cycle import STAGES, Runtime
 from connector.sync.push import make_target, push, read_payments
 from connector.sync.revenue_close import close_revenue
+from sandbox.xero.server import XeroSandbox
 from tests import builders
 from tests.statements import counting
 

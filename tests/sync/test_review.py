@@ -26,9 +26,9 @@ from typer.testing import CliRunner
 from connector.cli import app
 from connector.crm.client import SalesforceClient
 from connector.db import tables
-from connector.sandbox.server import Sandbox
 from connector.settings import load_settings
 from connector.sync import crm_pull, writeback
+from sandbox.salesforce.server import Sandbox
 from tests.conftest import ACCOUNTING_MAPPING
 
 AS_OF = "2026-06-30"

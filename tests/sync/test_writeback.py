@@ -26,11 +26,11 @@ from connector.db import outbox, staging, tables
 from connector.db import writeback_queue as queue
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import alembic_config, upgrade
-from connector.sandbox.server import Sandbox
 from connector.settings import SalesforceSettings, Settings
 from connector.sync import contracts, settlement, writeback
 from connector.sync.billing_run import run_billing
 from connector.sync.cycle import STAGES, Runtime, run_cycle
+from sandbox.salesforce.server import Sandbox
 from tests import builders
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.statements import counting

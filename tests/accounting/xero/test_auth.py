@@ -24,10 +24,10 @@ from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import upgrade
 from connector.encryption import PREFIX, TokenCipher
 from connector.errors import AccountingAuthError, AccountingError, ConfigError
-from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import Settings, load_settings
 from connector.sync.status import connections
 from connector.tls import TrustAdapter
+from sandbox.xero.server import XeroSandbox
 from tests.conftest import tree_modes, xero_overrides
 
 REDIRECT = "http://localhost:8765/xero/callback"

@@ -14,14 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import outbox, tables
 from connector.db.engine import transaction
-from connector.sandbox.xero.locks import date_of
-from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import Settings
 from connector.sync import contracts, settlement
 from connector.sync.billing_run import run_billing
 from connector.sync.closing import close_books
 from connector.sync.push import make_target, push
 from connector.sync.revenue_close import close_revenue
+from sandbox.xero.locks import date_of
+from sandbox.xero.server import XeroSandbox
 from tests import builders
 
 D = Decimal

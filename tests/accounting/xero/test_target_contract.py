@@ -26,8 +26,8 @@ from connector.accounting.xero.payloads import payment_reference
 from connector.accounting.xero.target import XeroTarget
 from connector.db import tables
 from connector.db.engine import transaction
-from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import Settings
+from sandbox.xero.server import XeroSandbox
 from tests.accounting.contract import AccountingTargetContract
 from tests.accounting.documents import ALICE
 

@@ -30,11 +30,11 @@ from connector.billing.money import Rounding, currency
 from connector.billing.tax import tax_by_rate
 from connector.cli import app
 from connector.errors import ConfigError
-from connector.sandbox.xero import contacts, documents
-from connector.sandbox.xero.chart import DEFAULT_TAX_RATES, Chart
-from connector.sandbox.xero.server import XeroSandbox
-from connector.sandbox.xero.store import XeroStore
 from connector.sync.push import push
+from sandbox.xero import contacts, documents
+from sandbox.xero.chart import DEFAULT_TAX_RATES, Chart
+from sandbox.xero.server import XeroSandbox
+from sandbox.xero.store import XeroStore
 from tests.accounting.documents import credit_note, invoice
 from tests.accounting.xero.test_xero_faults import (
     ROWS,

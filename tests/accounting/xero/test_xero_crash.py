@@ -45,11 +45,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
 from connector.db.engine import transaction
-from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import Settings
 from connector.sync import contracts, settlement
 from connector.sync.billing_run import run_billing
 from connector.sync.revenue_close import close_revenue
+from sandbox.xero.server import XeroSandbox
 from tests import builders
 from tests.accounting.xero.test_xero_faults import deliveries, depth
 from tests.conftest import xero_mapping, xero_overrides

@@ -40,14 +40,14 @@ from connector.accounting.xero.target import XeroTarget
 from connector.billing.pricing import ChargeKind
 from connector.db import outbox, tables
 from connector.db.engine import transaction
-from connector.sandbox.xero.chart import DEFAULT_TAX_RATES
-from connector.sandbox.xero.server import XeroSandbox
 from connector.settings import Settings, load_settings
 from connector.sync import contracts, settlement
 from connector.sync.billing_run import run_billing
 from connector.sync.push import PushResult, push, read_payments
 from connector.sync.revenue_close import close_revenue
 from connector.sync.status import Refusal, status
+from sandbox.xero.chart import DEFAULT_TAX_RATES
+from sandbox.xero.server import XeroSandbox
 from tests import builders
 from tests.conftest import TEST_TAX_RATES, xero_mapping, xero_overrides
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from connector.sandbox.xero.server import XeroSandbox
-from connector.sandbox.xero.testing import api_session
+from sandbox.xero.server import XeroSandbox
+from sandbox.xero.testing import api_session
 
 
 class Api:

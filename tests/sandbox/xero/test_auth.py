@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from connector.sandbox.xero.auth import DEFAULT_SCOPE
-from connector.sandbox.xero.server import DEFAULT_TENANT_ID, XeroSandbox
-from connector.sandbox.xero.testing import trusting_session
+from sandbox.xero.auth import DEFAULT_SCOPE
+from sandbox.xero.server import DEFAULT_TENANT_ID, XeroSandbox
+from sandbox.xero.testing import trusting_session
 from tests.sandbox.xero.conftest import Api, body
 
 CLIENT = ("fake-xero-client", "fake-xero-secret")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api, body, contact_body, invoice_body, line
 
 NAME_TAKEN = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api, body, contact_body, messages
 
 NAME_TAKEN = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api, body, credit_note_body, messages
 
 NOT_FOUND = "The document with the supplied id was not found for this endpoint."

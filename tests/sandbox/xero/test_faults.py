@@ -9,8 +9,8 @@ import requests
 from pydantic import ValidationError
 
 from connector.errors import ConfigError
-from connector.sandbox.xero.faults import XeroFaultRule, XeroFaults, parse_xero_rule
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.faults import XeroFaultRule, XeroFaults, parse_xero_rule
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api, body, contact_body
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api, body, contact_body
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api, body, invoice_body, line, messages, payment_body
 
 NOT_FOUND = "The document with the supplied id was not found for this endpoint."

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api
 
 

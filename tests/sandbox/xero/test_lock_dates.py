@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from connector.sandbox.xero.errors import ElementError
-from connector.sandbox.xero.locks import xero_day
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.errors import ElementError
+from sandbox.xero.locks import xero_day
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import (
     Api,
     body,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api, body, messages
 
 

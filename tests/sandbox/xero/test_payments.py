@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from connector.sandbox.xero.dates import parse_ms
-from connector.sandbox.xero.errors import ElementError
-from connector.sandbox.xero.server import XeroSandbox
+from sandbox.xero.dates import parse_ms
+from sandbox.xero.errors import ElementError
+from sandbox.xero.server import XeroSandbox
 from tests.sandbox.xero.conftest import Api, body, line, messages, payment_body
 
 

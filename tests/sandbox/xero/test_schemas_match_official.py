@@ -1,6 +1,6 @@
 """Our request schemas against Xero's official OpenAPI description (xero_accounting.yaml).
 
-For each schema in connector/sandbox/xero/schemas/: the path and method it names exist and
+For each schema in sandbox/xero/schemas/: the path and method it names exist and
 take the component it names as their body; walking our schema alongside that component
 ($ref resolved, allOf merged), every property we allow exists there and is not read-only,
 types agree (number ↔ number/double, our YYYY-MM-DD string ↔ a date or MS-date string, our
@@ -23,11 +23,11 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from connector.sandbox.xero.validation import SCHEMAS
+from sandbox.xero.validation import SCHEMAS
 
 ROOT = Path(__file__).resolve().parents[3]
 OFFICIAL = Path(__file__).resolve().parent / "official" / "xero_accounting.yaml"
-SCHEMA_DIR = ROOT / "connector" / "sandbox" / "xero" / "schemas"
+SCHEMA_DIR = ROOT / "sandbox" / "xero" / "schemas"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 NUMBER_FORMATS = (None, "double", "float", "decimal")

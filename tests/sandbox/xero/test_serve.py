@@ -16,8 +16,8 @@ import requests
 from typer.testing import CliRunner
 
 from connector.cli import app
-from connector.sandbox.server import INFO_KEYS
-from connector.sandbox.xero.server import INFO_KEYS as XERO_INFO_KEYS
+from sandbox.salesforce.server import INFO_KEYS
+from sandbox.xero.server import INFO_KEYS as XERO_INFO_KEYS
 
 START_TIMEOUT = 30.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sandbox.xero.where import WhereError, parse_where
+from sandbox.xero.where import WhereError, parse_where
 from tests.sandbox.xero.conftest import Api
 
 

@@ -1,0 +1,143 @@
+"""Describe results (global and per object) in the shapes of the REST API."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sandbox.salesforce.schema import Field, Schema, SObject, describe_value
+
+SOAP_TYPES = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "int": "xsd:int",
+    "double": "xsd:double",
+    "currency": "xsd:double",
+    "percent": "xsd:double",
+    "date": "xsd:date",
+    "datetime": "xsd:dateTime",
+}
+REST_TYPES = {"datetime": "datetime", "int": "int"}
+
+
+def label_of(name: str) -> str:
+    """``Service_Start_Date__c`` → ``Service Start Date``; ``CloseDate`` → ``Close Date``."""
+    base = name.removesuffix("__c").replace("_", " ")
+    label = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", base).strip()
+    return label[:-2] + "ID" if label.endswith(" Id") else label
+
+
+def plural(label: str) -> str:
+    """``Opportunity`` → ``Opportunities``; ``Billing Invoice`` → ``Billing Invoices``."""
+    if label.endswith("y") and label[-2:-1] not in tuple("aeiou"):
+        return label[:-1] + "ies"
+    if label.endswith(("s", "x", "ch", "sh")):
+        return label + "es"
+    return label + "s"
+
+
+def urls(version: str, obj: SObject) -> dict[str, str]:
+    base = f"/services/data/v{version}/sobjects/{obj.name}"
+    return {
+        "sobject": base,
+        "describe": f"{base}/describe",
+        "rowTemplate": f"{base}/{{ID}}",
+    }
+
+
+def object_summary(version: str, obj: SObject) -> dict[str, Any]:
+    return {
+        "name": obj.name,
+        "label": obj.label,
+        "labelPlural": plural(obj.label),
+        "keyPrefix": obj.key_prefix,
+        "custom": obj.custom,
+        "createable": True,
+        "updateable": True,
+        "deletable": True,
+        "queryable": True,
+        "retrieveable": True,
+        "searchable": True,
+        "layoutable": True,
+        "replicateable": True,
+        "triggerable": True,
+        "undeletable": True,
+        "urls": urls(version, obj),
+    }
+
+
+def global_describe(version: str, schema: Schema) -> dict[str, Any]:
+    return {
+        "encoding": "UTF-8",
+        "maxBatchSize": 200,
+        "sobjects": [object_summary(version, obj) for obj in schema.objects.values()],
+    }
+
+
+def _length(spec: Field) -> int:
+    if spec.type in ("id", "reference"):
+        return 18
+    return spec.length if spec.is_text else 0
+
+
+def _field(schema: Schema, spec: Field) -> dict[str, Any]:
+    values = schema.picklist_values(spec) if spec.type == "picklist" else ()
+    default = spec.spec.default
+    return {
+        "name": spec.name,
+        "label": "Record ID" if spec.name == "Id" else label_of(spec.name),
+        "type": REST_TYPES.get(spec.type, spec.type),
+        "soapType": SOAP_TYPES.get(spec.type, "xsd:string"),
+        "length": _length(spec),
+        "precision": 18 if spec.is_number and spec.type != "int" else 0,
+        "scale": spec.scale if spec.is_number else 0,
+        "digits": 9 if spec.type == "int" else 0,
+        "nillable": not spec.spec.required and spec.type != "boolean" and spec.name != "Id",
+        "createable": spec.writable,
+        "updateable": spec.updateable,
+        "unique": spec.spec.unique,
+        "externalId": spec.spec.external_id,
+        "idLookup": spec.name == "Id" or spec.spec.external_id,
+        "custom": spec.name.endswith("__c"),
+        "calculated": spec.spec.derived,
+        "autoNumber": spec.spec.autonumber is not None,
+        "defaultedOnCreate": spec.system or default is not None or spec.type == "boolean",
+        "defaultValue": describe_value(default),
+        "filterable": not spec.long_text,
+        "sortable": spec.type != "textarea",
+        "referenceTo": [spec.spec.reference_to] if spec.spec.reference_to else [],
+        "relationshipName": spec.spec.relationship_name,
+        "cascadeDelete": spec.spec.cascade_delete,
+        "restrictedPicklist": spec.type == "picklist"
+        and (spec.spec.restricted or spec.spec.currency or spec.spec.stages),
+        "picklistValues": [
+            {
+                "value": value,
+                "label": value,
+                "active": True,
+                "defaultValue": value == default,
+                "validFor": None,
+            }
+            for value in values
+        ],
+    }
+
+
+def describe_object(version: str, schema: Schema, obj: SObject) -> dict[str, Any]:
+    children = [
+        {
+            "childSObject": relation.child,
+            "field": relation.field,
+            "relationshipName": relation.name,
+            "cascadeDelete": relation.cascade_delete,
+            "deprecatedAndHidden": False,
+        }
+        for relation in obj.children.values()
+    ]
+    return {
+        **object_summary(version, obj),
+        "fields": [_field(schema, spec) for spec in obj.fields.values()],
+        "childRelationships": children,
+        "recordTypeInfos": [],
+    }
