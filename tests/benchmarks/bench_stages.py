@@ -1,7 +1,8 @@
 """Benchmark: each stage of the first sync cycle against the cheapest way of doing its work,
 side by side in one run, as a ratio.
 
-    python tests/benchmarks/bench_stages.py --deals 10000 [--as-of 2026-02-28] [--profile STAGE ...]
+    python tests/benchmarks/bench_stages.py --deals 10000 [--as-of 2026-02-28]
+        [--profile STAGE ... idle:STAGE ...]
 
 The org of the CRM-pull benchmark (N won deals of 3 line items each on N/10 accounts) is
 generated once and kept under /tmp/connector-bench (not timed); ``connector sandbox serve``
@@ -35,8 +36,9 @@ ratio = stage CPU ÷ limit CPU. The ratios are a measurement, not a test: each i
 whether it is within 3×. Then a second cycle runs with nothing changed (its CPU, statements and
 API calls by stage). The first cycle must bill every deal, the second bill, post and write back
 nothing, and every replay must succeed; otherwise the benchmark exits 1 after printing its
-figures. ``--profile`` runs cProfile over the named stages of the first cycle (their CPU then
-includes the profiler's cost) and prints the top functions to stderr.
+figures. ``--profile`` runs cProfile over the named stages of the first cycle (``idle:STAGE``:
+of the second), only while each runs (their CPU then includes the profiler's cost), and prints
+their top functions to stderr.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ import shutil
 import signal
 import sqlite3
 import sys
+import sysconfig
 import tempfile
 import time
 from collections import Counter
@@ -458,15 +461,23 @@ class Bench:
         self.profiles: dict[str, str] = {}
 
     def cycle(self, as_of: date, *, limits: bool) -> list[Measured]:
+        """The stages of one cycle; ``limits``: each followed by its cheapest way (the first
+        cycle), else not (the second, ``idle:`` in ``profile``)."""
         runtime = Runtime(session_factory(self.engine), self.settings)
-        return [self.stage(runtime, stage, as_of, limits=limits) for stage in STAGES]
+        prefix = "" if limits else "idle:"
+        return [
+            self.stage(runtime, stage, as_of, limits=limits, named=prefix + stage)
+            for stage in STAGES
+        ]
 
-    def stage(self, runtime: Runtime, stage: str, as_of: date, *, limits: bool) -> Measured:
+    def stage(
+        self, runtime: Runtime, stage: str, as_of: date, *, limits: bool, named: str
+    ) -> Measured:
         before = self.work / "before.db"
         if limits:  # not timed
             copy_database(self.database, before)
         files_before = signatures(self.ledger)
-        profiler = cProfile.Profile() if limits and stage in self.profile else None
+        profiler = cProfile.Profile() if named in self.profile else None
         with self.recorder.listening() as capture, sending(capture), hashing(capture):
             cpu, wall = time.process_time(), time.perf_counter()
             if profiler is not None:
@@ -481,7 +492,7 @@ class Bench:
         measured.writes, measured.rows_sent = len(capture.writes), capture.rows_sent
         measured.http_requests, measured.hashed = len(capture.requests), len(capture.hashed)
         if profiler is not None:
-            self.profiles[stage] = top_functions(profiler)
+            self.profiles[named] = top_functions(profiler)
         if limits:
             limit = Limit()
             replay_sql(before, capture.writes, limit)
@@ -510,7 +521,10 @@ def top_functions(profiler: cProfile.Profile, count: int = 25) -> str:
     for order in ("cumulative", "tottime"):
         out.write(f"--- top {count} by {order}\n")
         stats.sort_stats(order).print_stats(count)
-    return out.getvalue()
+    text = out.getvalue()
+    for folder in (sysconfig.get_path("purelib"), sysconfig.get_path("stdlib"), str(ROOT)):
+        text = text.replace(folder + os.sep, "")  # paths as the package or repository names them
+    return text
 
 
 def run(deals: int, as_of: date, profile: set[str]) -> dict[str, Any]:
@@ -679,10 +693,11 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         nargs="+",
-        choices=STAGES,
+        choices=[*STAGES, *(f"idle:{stage}" for stage in STAGES)],
         default=[],
         metavar="STAGE",
-        help="profile these stages of the first cycle (cProfile; top functions on stderr)",
+        help="profile these stages of the first cycle, idle:STAGE of the second (cProfile; "
+        "top functions on stderr)",
     )
     options = parser.parse_args()
     for key in [key for key in os.environ if key.startswith("CONNECTOR_")]:
