@@ -32,6 +32,11 @@ b. HTTP: the same requests, in order, through a plain ``requests.Session`` to th
 c. files: the same bytes written to the same number of files (each flushed and fsynced);
 d. hashing: ``json.dumps`` (sorted keys) and SHA-256 of the same payloads.
 
+The replayed database must then hold exactly the rows of the stage's (every table compared, not
+timed): the replay did the same writes. "rows written" is what the replay changed (SQLite's
+``total_changes``). The limit leaves out, by design, what has no cheaper twin here: reading
+and deciding (SELECTs, billing, rendering the ledger's text).
+
 ratio = stage CPU ÷ limit CPU. The ratios are a measurement, not a test: each is printed with
 whether it is within 3×. Then a second cycle runs with nothing changed (its CPU, statements and
 API calls by stage). The first cycle must bill every deal, the second bill, post and write back
