@@ -73,6 +73,7 @@ from typing import Any
 
 import requests
 from bench_cycle import serve, template
+from peak_memory import peak_rss_mib
 from sqlalchemy import Engine, event
 
 from connector.db import staging
@@ -558,6 +559,7 @@ def run(deals: int, as_of: date, profile: set[str]) -> dict[str, Any]:
             "first_cycle": {m.stage: m.to_dict() for m in first},
             "nothing_changed": {m.stage: m.to_dict() for m in idle},
             "totals": totals(first, idle),
+            "peak_rss_mb": round(peak_rss_mib()),  # this process's: the stages and replays
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -636,6 +638,7 @@ def table(report: dict[str, Any]) -> str:
         f"{'':<17}{'total':<10}{cycle['statements']:>11,}{cycle['api_calls']:>10,}"
         f"{cycle['cpu_seconds']:>8.2f}"
     )
+    lines.append(f"peak RSS of the benchmark's process: {report['peak_rss_mb']} MB")
     return "\n".join(lines)
 
 
