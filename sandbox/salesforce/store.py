@@ -44,6 +44,23 @@ def quote(name: str) -> str:
     return f'"{name}"'
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that tells ``on_statement`` of every statement it is sent (an
+    ``executemany`` is one statement), so tests can count the org's own SQL."""
+
+    on_statement: Callable[[str], None] | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if self.on_statement is not None:
+            self.on_statement(sql)
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        if self.on_statement is not None:
+            self.on_statement(sql)
+        return super().executemany(sql, parameters)
+
+
 class Org:
     """A Salesforce org's data: thread-safe, one SQLite connection guarded by a lock."""
 
@@ -56,8 +73,11 @@ class Org:
         self.schema = schema
         self.clock = clock or (lambda: datetime.now(UTC))
         self.lock = threading.RLock()
-        self.db = sqlite3.connect(
-            str(path) if path else ":memory:", check_same_thread=False, isolation_level=None
+        self.db: _Connection = sqlite3.connect(
+            str(path) if path else ":memory:",
+            check_same_thread=False,
+            isolation_level=None,
+            factory=_Connection,
         )
         self._depth = 0
         self._counters: dict[str, int] = {}
