@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +20,13 @@ from sandbox.salesforce import rules, text
 from sandbox.salesforce.errors import ApiError, bad_request, not_found
 from sandbox.salesforce.ids import make_id, normalize_id
 from sandbox.salesforce.schema import Field, Schema, SObject
+from sandbox.salesforce.staging import Staged, match_key
 from sandbox.salesforce.values import format_datetime, to_storage
 
 Record = dict[str, Any]
 SKIPPED_KEYS = frozenset({"attributes"})
+# Values bound in one IN (...) list (SQLite allows 32,766 variables).
+IN_CHUNK = 500
 
 
 def _column_type(spec: Field) -> str:
@@ -81,6 +84,7 @@ class Org:
         )
         self._depth = 0
         self._counters: dict[str, int] = {}
+        self._staged: Staged | None = None
         self.db.create_collation("SF_NOCASE", text.compare)
         self.db.create_function("sf_like", 2, text.like, deterministic=True)
         if path:
@@ -124,6 +128,15 @@ class Org:
         """One atomic unit; nested calls become savepoints, so an inner failure can roll back
         alone (per-record results) while the outer unit goes on."""
         with self.lock:
+            staged = self._staged
+            if staged is not None:  # in a batch nothing is written yet: undo staged writes
+                mark = staged.mark()
+                try:
+                    yield
+                except BaseException:
+                    staged.rollback(mark)
+                    raise
+                return
             name = f"sp{self._depth}"
             self.db.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
             self._depth += 1
@@ -140,10 +153,86 @@ class Org:
             self._depth -= 1
             self.db.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One atomic unit whose writes are staged in memory and written when it ends: its
+        inserts with one statement per object, its updates with another. Inside it the org
+        reads its own staged writes, and nested :meth:`transaction` calls roll back only
+        theirs, as savepoints do. A batch inside a batch is a savepoint of the outer one."""
+        with self.lock:
+            if self._staged is not None:
+                with self.transaction():
+                    yield
+                return
+            with self.transaction():
+                staged = self._staged = Staged()
+                try:
+                    yield
+                finally:
+                    self._staged = None
+                self._flush(staged)
+
+    def _flush(self, staged: Staged) -> None:
+        for name, table in staged.rows.items():
+            columns = list(self.schema.objects[name].fields)
+            inserted = [
+                [record.get(column) for column in columns]
+                for record_id, record in table.items()
+                if (name, record_id) in staged.created
+            ]
+            if inserted:
+                self.db.executemany(
+                    f"INSERT INTO {quote(name)} ({', '.join(map(quote, columns))}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})",
+                    inserted,
+                )
+            changed = {
+                record_id: record
+                for record_id, record in table.items()
+                if (name, record_id) not in staged.created
+            }
+            # One statement sets every column that any of the records changed.
+            kept = [
+                column
+                for column in columns
+                if column != "Id"
+                and any(
+                    (original := staged.read.get((name, record_id))) is None
+                    or original.get(column) != record.get(column)
+                    for record_id, record in changed.items()
+                )
+            ]
+            updated = [
+                [*(record.get(column) for column in kept), record_id]
+                for record_id, record in changed.items()
+            ]
+            if updated and kept:
+                self.db.executemany(
+                    f"UPDATE {quote(name)} SET {', '.join(f'{quote(c)} = ?' for c in kept)} "
+                    "WHERE Id = ?",
+                    updated,
+                )
+        if staged.numbered:
+            self.db.executemany(
+                "INSERT INTO _counter (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                list(staged.numbered.items()),
+            )
+
     def next_number(self, name: str) -> int:
         """The next number of a series (ids, auto-numbers). Never reused, even when the write
         that took it is rolled back: Salesforce never hands out an id twice."""
         with self.lock:
+            staged = self._staged
+            if staged is not None:
+                if staged.counters is None:
+                    staged.counters = {
+                        str(key): int(value)
+                        for key, value in self.db.execute("SELECT name, value FROM _counter")
+                    }
+                number = max(self._counters.get(name, 0), staged.counters.get(name, 0)) + 1
+                self._counters[name] = staged.numbered[name] = number
+                return number
             row = self.db.execute("SELECT value FROM _counter WHERE name = ?", (name,)).fetchone()
             number = max(self._counters.get(name, 0), int(row[0]) if row else 0) + 1
             self._counters[name] = number
@@ -180,6 +269,18 @@ class Org:
         return obj
 
     def row(self, obj: SObject, record_id: str) -> Record | None:
+        staged = self._staged
+        if staged is not None:
+            found = staged.staged(obj.name, record_id)
+            if found is None:
+                key = (obj.name, record_id)
+                if key not in staged.read:
+                    staged.read[key] = self._select_row(obj, record_id)
+                found = staged.read[key]
+            return None if found is None else dict(found)
+        return self._select_row(obj, record_id)
+
+    def _select_row(self, obj: SObject, record_id: str) -> Record | None:
         cursor = self.db.execute(f"SELECT * FROM {quote(obj.name)} WHERE Id = ?", (record_id,))
         values = cursor.fetchone()
         if values is None:
@@ -201,6 +302,8 @@ class Org:
         return found
 
     def ids_where(self, obj: SObject, field_name: str, value: Any) -> list[str]:
+        if self._staged is not None:
+            return [str(row["Id"]) for row in self._staged_where(obj, field_name, value)]
         rows = self.db.execute(
             f"SELECT Id FROM {quote(obj.name)} WHERE {quote(field_name)} = ? AND IsDeleted = 0 "
             "ORDER BY Id",
@@ -209,6 +312,8 @@ class Org:
         return [row[0] for row in rows]
 
     def rows_where(self, obj: SObject, field_name: str, value: Any) -> list[Record]:
+        if self._staged is not None:
+            return [dict(row) for row in self._staged_where(obj, field_name, value)]
         cursor = self.db.execute(
             f"SELECT * FROM {quote(obj.name)} WHERE {quote(field_name)} = ? AND IsDeleted = 0 "
             "ORDER BY Id",
@@ -216,6 +321,126 @@ class Org:
         )
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, values, strict=True)) for values in cursor]
+
+    def _staged_where(self, obj: SObject, field_name: str, value: Any) -> list[Record]:
+        """The live rows whose ``field_name`` is ``value``, in a batch: the stored ones (read
+        once per value) as the batch has left them, and those it created."""
+        staged = self._staged
+        assert staged is not None
+        if value is None:
+            return []
+        key = match_key(obj.fields[field_name], value)
+        if (obj.name, field_name, key) not in staged.where:
+            self._read_where(obj, field_name, [value])
+        table = staged.table(obj.name)
+        found = {
+            row["Id"]: row
+            for row in staged.where[obj.name, field_name, key]
+            if row["Id"] not in table
+        }
+        for row in staged.matching(obj, field_name, key):
+            if not row["IsDeleted"]:
+                found[row["Id"]] = row
+        return [found[record_id] for record_id in sorted(found)]
+
+    # -- reading ahead in a batch ------------------------------------------------------------
+    def preload_ids(self, obj: SObject, ids: Iterable[str]) -> None:
+        """In a batch, read the rows of ``ids`` with one query (per 500 ids)."""
+        staged = self._staged
+        if staged is None:
+            return
+        wanted = list(
+            dict.fromkeys(
+                record_id
+                for record_id in ids
+                if (obj.name, record_id) not in staged.read
+                and staged.staged(obj.name, record_id) is None
+            )
+        )
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
+            cursor = self.db.execute(
+                f"SELECT * FROM {quote(obj.name)} WHERE Id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            )
+            names = [column[0] for column in cursor.description]
+            rows = (dict(zip(names, values, strict=True)) for values in cursor)
+            found = {row["Id"]: row for row in rows}
+            for record_id in chunk:
+                staged.read[obj.name, record_id] = found.get(record_id)
+
+    def preload_where(self, obj: SObject, field_name: str, values: Iterable[Any]) -> None:
+        """In a batch, read the live rows whose ``field_name`` is one of ``values`` (stored
+        form) with one query (per 500 values)."""
+        staged = self._staged
+        if staged is None:
+            return
+        spec = obj.fields[field_name]
+        wanted: dict[Any, Any] = {}
+        for value in values:
+            if value is not None:
+                key = match_key(spec, value)
+                if (obj.name, field_name, key) not in staged.where:
+                    wanted.setdefault(key, value)
+        if wanted:
+            self._read_where(obj, field_name, list(wanted.values()))
+
+    def _read_where(self, obj: SObject, field_name: str, values: list[Any]) -> None:
+        staged = self._staged
+        assert staged is not None
+        spec = obj.fields[field_name]
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = values[start : start + IN_CHUNK]
+            for value in chunk:
+                staged.where[obj.name, field_name, match_key(spec, value)] = []
+            cursor = self.db.execute(
+                f"SELECT * FROM {quote(obj.name)} WHERE {quote(field_name)} "
+                f"IN ({', '.join('?' for _ in chunk)}) AND IsDeleted = 0 ORDER BY Id",
+                chunk,
+            )
+            names = [column[0] for column in cursor.description]
+            for values_row in cursor:
+                row = dict(zip(names, values_row, strict=True))
+                staged.read.setdefault((obj.name, row["Id"]), row)
+                key = match_key(spec, row[field_name])
+                staged.where.setdefault((obj.name, field_name, key), []).append(row)
+
+    def preload_records(self, obj: SObject, records: Iterable[Any]) -> None:
+        """In a batch, read with one query per object what checking ``records`` (as sent)
+        will look up: the records their lookups name, and the holders of their unique values.
+        Fields are found by their exact names (others are simply read when checked)."""
+        if self._staged is None:
+            return
+        looked_up = [
+            spec
+            for spec in obj.fields.values()
+            if (spec.type == "reference" and spec.spec.reference_to) or spec.spec.unique
+        ]
+        references: dict[str, list[str]] = {}
+        unique: dict[str, list[Any]] = {}
+        for record in records:
+            if not isinstance(record, Mapping):
+                continue
+            for spec in looked_up:
+                value = record.get(spec.name)
+                if value is None:
+                    continue
+                try:
+                    converted = to_storage(spec, value)
+                except ApiError:
+                    continue
+                if converted is None:
+                    continue
+                if spec.type == "reference":
+                    references.setdefault(str(spec.spec.reference_to), []).append(converted)
+                if spec.spec.unique:
+                    unique.setdefault(spec.name, []).append(converted)
+        for target, ids in references.items():
+            target_obj = self.schema.objects.get(target)
+            if target_obj is not None:
+                self.preload_ids(target_obj, ids)
+        for field_name, values in unique.items():
+            self.preload_where(obj, field_name, values)
 
     # -- writes ----------------------------------------------------------------------------
     def _convert(self, obj: SObject, values: Mapping[str, Any], *, creating: bool) -> Record:
@@ -328,12 +553,15 @@ class Org:
                     )
             rules.before_write(self, obj, record, None)
             self._check(obj, record, changed)
-            columns = list(record)
-            self.db.execute(
-                f"INSERT INTO {quote(obj.name)} ({', '.join(map(quote, columns))}) "
-                f"VALUES ({', '.join('?' for _ in columns)})",
-                [record[column] for column in columns],
-            )
+            if self._staged is not None:
+                self._staged.put(obj, record, created=True)
+            else:
+                columns = list(record)
+                self.db.execute(
+                    f"INSERT INTO {quote(obj.name)} ({', '.join(map(quote, columns))}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})",
+                    [record[column] for column in columns],
+                )
             rules.after_write(self, obj, record, None)
             return str(record["Id"])
 
@@ -355,6 +583,11 @@ class Org:
         record["LastModifiedDate"] = record["SystemModstamp"] = stamp
         changes = {key: value for key, value in record.items() if old.get(key) != value}
         changes.update(LastModifiedDate=stamp, SystemModstamp=stamp)
+        if self._staged is not None:
+            # As the UPDATE below: only the changed columns, over what the record is now.
+            current = self.row(obj, record["Id"])
+            self._staged.put(obj, {**(current or record), **changes}, created=False)
+            return
         self.db.execute(
             f"UPDATE {quote(obj.name)} SET {', '.join(f'{quote(key)} = ?' for key in changes)} "
             "WHERE Id = ?",
