@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,37 @@ def _column_type(spec: Field) -> str:
 
 def quote(name: str) -> str:
     return f'"{name}"'
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What every write of one object needs of its schema, worked out once."""
+
+    blank: Record  # every column, null
+    defaults: tuple[tuple[str, Any], ...]  # (field, stored value) given on create when not sent
+    autonumbers: tuple[tuple[str, str], ...]  # (field, display format)
+    required: tuple[str, ...]
+
+    @classmethod
+    def of(cls, schema: Schema, obj: SObject) -> _Shape:
+        defaults: list[tuple[str, Any]] = []
+        for name, spec in obj.fields.items():
+            if spec.spec.default is not None:
+                defaults.append((name, to_storage(spec, spec.spec.default)))
+            elif spec.type == "boolean" and spec.writable:
+                defaults.append((name, 0))
+            elif spec.spec.currency and not spec.spec.derived:
+                defaults.append((name, schema.corporate_currency))
+        return cls(
+            blank=dict.fromkeys(obj.fields),
+            defaults=tuple(defaults),
+            autonumbers=tuple(
+                (name, spec.spec.autonumber)
+                for name, spec in obj.fields.items()
+                if spec.spec.autonumber
+            ),
+            required=tuple(name for name, spec in obj.fields.items() if spec.spec.required),
+        )
 
 
 class _Connection(sqlite3.Connection):
@@ -85,6 +117,7 @@ class Org:
         self._depth = 0
         self._counters: dict[str, int] = {}
         self._staged: Staged | None = None
+        self._shapes: dict[str, _Shape] = {}
         self.db.create_collation("SF_NOCASE", text.compare)
         self.db.create_function("sf_like", 2, text.like, deterministic=True)
         if path:
@@ -269,16 +302,23 @@ class Org:
         return obj
 
     def row(self, obj: SObject, record_id: str) -> Record | None:
-        staged = self._staged
-        if staged is not None:
-            found = staged.staged(obj.name, record_id)
-            if found is None:
-                key = (obj.name, record_id)
-                if key not in staged.read:
-                    staged.read[key] = self._select_row(obj, record_id)
-                found = staged.read[key]
+        if self._staged is not None:
+            found = self._peek(obj, record_id)
             return None if found is None else dict(found)
         return self._select_row(obj, record_id)
+
+    def _peek(self, obj: SObject, record_id: str) -> Record | None:
+        """The row, to read only: in a batch, the batch's own copy (not to be changed)."""
+        staged = self._staged
+        if staged is None:
+            return self._select_row(obj, record_id)
+        found = staged.staged(obj.name, record_id)
+        if found is None:
+            key = (obj.name, record_id)
+            if key not in staged.read:
+                staged.read[key] = self._select_row(obj, record_id)
+            found = staged.read[key]
+        return found
 
     def _select_row(self, obj: SObject, record_id: str) -> Record | None:
         cursor = self.db.execute(f"SELECT * FROM {quote(obj.name)} WHERE Id = ?", (record_id,))
@@ -480,12 +520,14 @@ class Org:
             )
         return value
 
+    def _shape(self, obj: SObject) -> _Shape:
+        shape = self._shapes.get(obj.name)
+        if shape is None:
+            shape = self._shapes[obj.name] = _Shape.of(self.schema, obj)
+        return shape
+
     def _check(self, obj: SObject, record: Record, changed: Record) -> None:
-        missing = [
-            name
-            for name, spec in obj.fields.items()
-            if spec.spec.required and record.get(name) is None
-        ]
+        missing = [name for name in self._shape(obj).required if record.get(name) is None]
         if missing:
             raise bad_request(
                 "REQUIRED_FIELD_MISSING",
@@ -518,7 +560,7 @@ class Org:
                 f"{spec.name}: id value of incorrect type: {value}",
                 [spec.name],
             )
-        found = self.row(target, value)
+        found = self._peek(target, value)
         if found is None:
             raise bad_request(
                 "INVALID_CROSS_REFERENCE_KEY",
@@ -532,25 +574,21 @@ class Org:
         obj = self.sobject(name)
         with self.transaction():
             changed = self._convert(obj, values, creating=True)
-            record: Record = {field_name: None for field_name in obj.fields}
-            for field_name, spec in obj.fields.items():
-                if field_name not in changed and spec.spec.default is not None:
-                    changed[field_name] = to_storage(spec, spec.spec.default)
-                elif field_name not in changed and spec.type == "boolean" and spec.writable:
-                    changed[field_name] = 0
-                elif field_name not in changed and spec.spec.currency and not spec.spec.derived:
-                    changed[field_name] = self.schema.corporate_currency
+            shape = self._shape(obj)
+            record: Record = dict(shape.blank)
+            for field_name, default in shape.defaults:
+                if field_name not in changed:
+                    changed[field_name] = default
             record.update(changed)
             record["Id"] = make_id(obj.key_prefix, self.next_number(obj.key_prefix))
             stamp = self.stamp()
             record.update(
                 IsDeleted=0, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp
             )
-            for field_name, spec in obj.fields.items():
-                if spec.spec.autonumber:
-                    record[field_name] = _autonumber(
-                        spec.spec.autonumber, self.next_number(f"{obj.name}.{field_name}")
-                    )
+            for field_name, display_format in shape.autonumbers:
+                record[field_name] = _autonumber(
+                    display_format, self.next_number(f"{obj.name}.{field_name}")
+                )
             rules.before_write(self, obj, record, None)
             self._check(obj, record, changed)
             if self._staged is not None:
