@@ -4,6 +4,11 @@ Every write goes through :class:`Org`, which checks it as Salesforce does (unkno
 fields, types, lengths, required fields, restricted picklists, lookups, unique external ids),
 fills the system fields and lets :mod:`sandbox.salesforce.rules` derive what Salesforce derives.
 Deleted records stay in their table with ``IsDeleted`` set, for ``queryAll`` and getDeleted.
+
+Calls that write many records at once (sObject Collections, Bulk API ingest) run as one
+:meth:`Org.batch`: each record is checked and derived one by one exactly as a single write is,
+with what the records look up read ahead in one query per object, and their inserts and updates
+stored at the end with one ``executemany`` per object (see :mod:`sandbox.salesforce.staging`).
 """
 
 from __future__ import annotations
@@ -116,7 +121,7 @@ class Org:
         )
         self._depth = 0
         self._counters: dict[str, int] = {}
-        self._staged: Staged | None = None
+        self._batch: tuple[int, Staged] | None = None  # the thread running a batch, its writes
         self._shapes: dict[str, _Shape] = {}
         self.db.create_collation("SF_NOCASE", text.compare)
         self.db.create_function("sf_like", 2, text.like, deterministic=True)
@@ -198,12 +203,21 @@ class Org:
                     yield
                 return
             with self.transaction():
-                staged = self._staged = Staged()
+                staged = Staged()
+                self._batch = (threading.get_ident(), staged)
                 try:
                     yield
                 finally:
-                    self._staged = None
+                    self._batch = None
                 self._flush(staged)
+
+    @property
+    def _staged(self) -> Staged | None:
+        """The running batch's writes, seen only by the thread running it."""
+        batch = self._batch
+        if batch is None or batch[0] != threading.get_ident():
+            return None
+        return batch[1]
 
     def _flush(self, staged: Staged) -> None:
         for name, table in staged.rows.items():
