@@ -22,11 +22,12 @@ from typing import Any
 
 from sandbox.salesforce.calls import Call, Reply
 from sandbox.salesforce.errors import ApiError, bad_request, not_found
-from sandbox.salesforce.ids import make_id
+from sandbox.salesforce.ids import make_id, normalize_id
 from sandbox.salesforce.queries import QueryService
+from sandbox.salesforce.schema import SObject
 from sandbox.salesforce.soql.compiler import Plan
 from sandbox.salesforce.store import Org
-from sandbox.salesforce.values import to_csv
+from sandbox.salesforce.values import to_csv, to_storage
 
 DELIMITERS = {
     "COMMA": ",",
@@ -40,6 +41,8 @@ LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 DEFAULT_MAX_RECORDS = 50_000
 CSV_TYPE = "text/csv;charset=UTF-8"
+# Rows applied as one batch of the org (its writes stored together).
+BATCH_ROWS = 2_000
 
 
 @dataclass
@@ -328,16 +331,52 @@ class Bulk:
                 job.error = f"InvalidBatch : Field name not found : {external}"
                 job.unprocessed.extend(rows)
                 return
-            for row in rows:
-                values = dict(zip(header, row, strict=False))
+            for start in range(0, len(rows), BATCH_ROWS):
+                self._run_batch(job, obj, header, rows[start : start + BATCH_ROWS])
+        job.state = "JobComplete"
+
+    def _run_batch(self, job: Job, obj: SObject, header: list[str], rows: list[list[str]]) -> None:
+        """Apply ``rows`` as one batch of the org: each row succeeds or fails on its own, and
+        the rows' writes are stored together when the batch ends."""
+        successes: list[list[str]] = []
+        failures: list[list[str]] = []
+        records = [dict(zip(header, row, strict=False)) for row in rows]
+        with self.org.batch():
+            self._preload(job, obj, records)
+            for row, values in zip(rows, records, strict=True):
                 try:
                     with self.org.transaction():
                         record_id, created = self._apply(job, values)
-                    job.successes.append([record_id, str(created).lower(), *row])
+                    successes.append([record_id, str(created).lower(), *row])
                 except ApiError as error:
                     message = f"{error.code}:{error.message}:{','.join(error.fields)} --"
-                    job.failures.append([values.get("Id", ""), message, *row])
-        job.state = "JobComplete"
+                    failures.append([values.get("Id", ""), message, *row])
+        job.successes.extend(successes)
+        job.failures.extend(failures)
+
+    def _preload(self, job: Job, obj: SObject, records: list[dict[str, str]]) -> None:
+        """Read ahead, with one query per object, what the rows will look up."""
+        if job.operation in ("update", "delete", "hardDelete"):
+            ids = (normalize_id(values.get("Id", "").strip()) for values in records)
+            self.org.preload_ids(obj, [record_id for record_id in ids if record_id])
+        elif job.operation == "upsert":
+            spec = obj.field(str(job.external_id))
+            if spec is not None and spec.name == "Id":
+                ids = (normalize_id(values.get(spec.name, "")) for values in records)
+                self.org.preload_ids(obj, [record_id for record_id in ids if record_id])
+            elif spec is not None:
+                stored = []
+                for values in records:
+                    sent = next(
+                        (v for k, v in values.items() if k.lower() == spec.name.lower()), ""
+                    )
+                    try:
+                        stored.append(to_storage(spec, sent))
+                    except ApiError:
+                        continue
+                self.org.preload_where(obj, spec.name, stored)
+        if job.operation in ("insert", "update", "upsert"):
+            self.org.preload_records(obj, records)
 
     def _apply(self, job: Job, values: dict[str, str]) -> tuple[str, bool]:
         record = {

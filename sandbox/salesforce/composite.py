@@ -18,7 +18,9 @@ from sandbox.salesforce.calls import Call, Reply
 from sandbox.salesforce.errors import ApiError, bad_request
 from sandbox.salesforce.ids import normalize_id
 from sandbox.salesforce.rest import render_record, selected_fields
+from sandbox.salesforce.schema import SObject
 from sandbox.salesforce.store import Org
+from sandbox.salesforce.values import to_storage
 
 MAX_SUBREQUESTS = 25
 MAX_QUERIES = 5
@@ -205,12 +207,19 @@ def _failure(error: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply(
-    org: Org, items: list[Any], all_or_none: bool, action: Callable[[Any], dict[str, Any]]
+    org: Org,
+    items: list[Any],
+    all_or_none: bool,
+    action: Callable[[Any], dict[str, Any]],
+    preload: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``action`` on each item in its own savepoint; with ``all_or_none`` one failure
-    rolls back every item."""
+    rolls back every item. The items are one batch of the org: ``preload`` reads ahead what
+    they will look up, and their writes are stored together at the end."""
     results: list[dict[str, Any]] = []
-    with org.transaction():
+    with org.batch():
+        if preload is not None:
+            preload()
         for item in items:
             try:
                 with org.transaction():
@@ -228,6 +237,70 @@ class _RolledBackError(Exception):
     def __init__(self, results: list[dict[str, Any]]) -> None:
         super().__init__("rolled back")
         self.results = results
+
+
+def _by_type(org: Org, records: list[Any]) -> list[tuple[SObject, list[dict[str, Any]]]]:
+    """The records of each known object type, for reading ahead (bad records are left to
+    fail on their own)."""
+    groups: dict[str, tuple[SObject, list[dict[str, Any]]]] = {}
+    for record in records:
+        if not isinstance(record, dict) or not isinstance(record.get("attributes"), dict):
+            continue
+        obj = org.schema.get(str(record["attributes"].get("type") or ""))
+        if obj is not None:
+            groups.setdefault(obj.name, (obj, []))[1].append(record)
+    return list(groups.values())
+
+
+def _preload_creates(org: Org, records: list[Any]) -> None:
+    for obj, group in _by_type(org, records):
+        org.preload_records(obj, group)
+
+
+def _preload_updates(org: Org, records: list[Any]) -> None:
+    for obj, group in _by_type(org, records):
+        given = (
+            next((record[key] for key in _id_keys(record) if record[key]), None) for record in group
+        )
+        org.preload_ids(
+            obj,
+            [normalized for value in given if value and (normalized := normalize_id(str(value)))],
+        )
+        org.preload_records(obj, group)
+
+
+def _preload_deletes(org: Org, ids: list[str]) -> None:
+    by_object: dict[str, list[str]] = {}
+    for record_id in ids:
+        normalized = normalize_id(record_id)
+        obj = org.schema.by_prefix(record_id[:3]) if normalized else None
+        if obj is not None and normalized is not None:
+            by_object.setdefault(obj.name, []).append(normalized)
+    for name, object_ids in by_object.items():
+        org.preload_ids(org.schema.objects[name], object_ids)
+
+
+def _preload_upserts(org: Org, name: str, field_name: str, records: list[Any]) -> None:
+    obj = org.schema.get(name)
+    spec = obj.field(field_name) if obj is not None else None
+    if obj is None or spec is None or not (spec.spec.external_id or spec.name == "Id"):
+        return
+    values = [
+        str(value) for record in records if (value := _external_id(record, field_name)) is not None
+    ]
+    if spec.name == "Id":
+        org.preload_ids(
+            obj, [normalized for value in values if (normalized := normalize_id(value))]
+        )
+    else:
+        stored = []
+        for value in values:
+            try:
+                stored.append(to_storage(spec, value))
+            except ApiError:
+                continue
+        org.preload_where(obj, spec.name, stored)
+    org.preload_records(obj, [record for record in records if isinstance(record, dict)])
 
 
 def _id_keys(record: dict[str, Any]) -> list[str]:
@@ -271,15 +344,33 @@ def _collections(call: Call, org: Org, parts: list[str]) -> list[Any]:
     method = call.method
     if not parts and method == "POST":
         records, all_or_none = _records(call)
-        return _apply(org, records, all_or_none, lambda record: _create(org, record))
+        return _apply(
+            org,
+            records,
+            all_or_none,
+            lambda record: _create(org, record),
+            lambda: _preload_creates(org, records),
+        )
     if not parts and method == "PATCH":
         records, all_or_none = _records(call)
-        return _apply(org, records, all_or_none, lambda record: _update(org, record))
+        return _apply(
+            org,
+            records,
+            all_or_none,
+            lambda record: _update(org, record),
+            lambda: _preload_updates(org, records),
+        )
     if not parts and method == "DELETE":
         all_or_none = call.args.get("allOrNone", "false").lower() == "true"
         ids = _ids(call)
         try:
-            results = _apply(org, ids, all_or_none, lambda record_id: _delete(org, record_id))
+            results = _apply(
+                org,
+                ids,
+                all_or_none,
+                lambda record_id: _delete(org, record_id),
+                lambda: _preload_deletes(org, ids),
+            )
         except _RolledBackError as rolled:
             rolled.results = _named(ids, rolled.results)
             raise
@@ -292,6 +383,7 @@ def _collections(call: Call, org: Org, parts: list[str]) -> list[Any]:
             records,
             all_or_none,
             lambda record: _upsert(org, parts[0], parts[1], record, repeated),
+            lambda: _preload_upserts(org, parts[0], parts[1], records),
         )
     if len(parts) == 1 and method in ("GET", "POST"):
         return _retrieve(call, org, parts[0])

@@ -7,6 +7,7 @@ encodes which of five id characters are upper case.
 
 from __future__ import annotations
 
+import functools
 import string
 
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase  # base 62
@@ -35,6 +36,7 @@ def make_id(prefix: str, number: int) -> str:
     return body + checksum(body)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_id(value: str) -> str | None:
     """The 18-character form of a 15- or 18-character id, or None when it is not a valid id."""
     if len(value) not in (15, 18) or not all(char in ALPHABET for char in value):

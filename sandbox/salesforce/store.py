@@ -4,14 +4,20 @@ Every write goes through :class:`Org`, which checks it as Salesforce does (unkno
 fields, types, lengths, required fields, restricted picklists, lookups, unique external ids),
 fills the system fields and lets :mod:`sandbox.salesforce.rules` derive what Salesforce derives.
 Deleted records stay in their table with ``IsDeleted`` set, for ``queryAll`` and getDeleted.
+
+Calls that write many records at once (sObject Collections, Bulk API ingest) run as one
+:meth:`Org.batch`: each record is checked and derived one by one exactly as a single write is,
+with what the records look up read ahead in one query per object, and their inserts and updates
+stored at the end with one ``executemany`` per object (see :mod:`sandbox.salesforce.staging`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +26,13 @@ from sandbox.salesforce import rules, text
 from sandbox.salesforce.errors import ApiError, bad_request, not_found
 from sandbox.salesforce.ids import make_id, normalize_id
 from sandbox.salesforce.schema import Field, Schema, SObject
+from sandbox.salesforce.staging import Staged, match_key
 from sandbox.salesforce.values import format_datetime, to_storage
 
 Record = dict[str, Any]
 SKIPPED_KEYS = frozenset({"attributes"})
+# Values bound in one IN (...) list (SQLite allows 32,766 variables).
+IN_CHUNK = 500
 
 
 def _column_type(spec: Field) -> str:
@@ -44,6 +53,54 @@ def quote(name: str) -> str:
     return f'"{name}"'
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What every write of one object needs of its schema, worked out once."""
+
+    blank: Record  # every column, null
+    defaults: tuple[tuple[str, Any], ...]  # (field, stored value) given on create when not sent
+    autonumbers: tuple[tuple[str, str], ...]  # (field, display format)
+    required: tuple[str, ...]
+
+    @classmethod
+    def of(cls, schema: Schema, obj: SObject) -> _Shape:
+        defaults: list[tuple[str, Any]] = []
+        for name, spec in obj.fields.items():
+            if spec.spec.default is not None:
+                defaults.append((name, to_storage(spec, spec.spec.default)))
+            elif spec.type == "boolean" and spec.writable:
+                defaults.append((name, 0))
+            elif spec.spec.currency and not spec.spec.derived:
+                defaults.append((name, schema.corporate_currency))
+        return cls(
+            blank=dict.fromkeys(obj.fields),
+            defaults=tuple(defaults),
+            autonumbers=tuple(
+                (name, spec.spec.autonumber)
+                for name, spec in obj.fields.items()
+                if spec.spec.autonumber
+            ),
+            required=tuple(name for name, spec in obj.fields.items() if spec.spec.required),
+        )
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that tells ``on_statement`` of every statement it is sent (an
+    ``executemany`` is one statement), so tests can count the org's own SQL."""
+
+    on_statement: Callable[[str], None] | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if self.on_statement is not None:
+            self.on_statement(sql)
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        if self.on_statement is not None:
+            self.on_statement(sql)
+        return super().executemany(sql, parameters)
+
+
 class Org:
     """A Salesforce org's data: thread-safe, one SQLite connection guarded by a lock."""
 
@@ -56,11 +113,16 @@ class Org:
         self.schema = schema
         self.clock = clock or (lambda: datetime.now(UTC))
         self.lock = threading.RLock()
-        self.db = sqlite3.connect(
-            str(path) if path else ":memory:", check_same_thread=False, isolation_level=None
+        self.db: _Connection = sqlite3.connect(
+            str(path) if path else ":memory:",
+            check_same_thread=False,
+            isolation_level=None,
+            factory=_Connection,
         )
         self._depth = 0
         self._counters: dict[str, int] = {}
+        self._batch: tuple[int, Staged] | None = None  # the thread running a batch, its writes
+        self._shapes: dict[str, _Shape] = {}
         self.db.create_collation("SF_NOCASE", text.compare)
         self.db.create_function("sf_like", 2, text.like, deterministic=True)
         if path:
@@ -104,6 +166,15 @@ class Org:
         """One atomic unit; nested calls become savepoints, so an inner failure can roll back
         alone (per-record results) while the outer unit goes on."""
         with self.lock:
+            staged = self._staged
+            if staged is not None:  # in a batch nothing is written yet: undo staged writes
+                mark = staged.mark()
+                try:
+                    yield
+                except BaseException:
+                    staged.rollback(mark)
+                    raise
+                return
             name = f"sp{self._depth}"
             self.db.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
             self._depth += 1
@@ -120,10 +191,95 @@ class Org:
             self._depth -= 1
             self.db.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One atomic unit whose writes are staged in memory and written when it ends: its
+        inserts with one statement per object, its updates with another. Inside it the org
+        reads its own staged writes, and nested :meth:`transaction` calls roll back only
+        theirs, as savepoints do. A batch inside a batch is a savepoint of the outer one."""
+        with self.lock:
+            if self._staged is not None:
+                with self.transaction():
+                    yield
+                return
+            with self.transaction():
+                staged = Staged()
+                self._batch = (threading.get_ident(), staged)
+                try:
+                    yield
+                finally:
+                    self._batch = None
+                self._flush(staged)
+
+    @property
+    def _staged(self) -> Staged | None:
+        """The running batch's writes, seen only by the thread running it."""
+        batch = self._batch
+        if batch is None or batch[0] != threading.get_ident():
+            return None
+        return batch[1]
+
+    def _flush(self, staged: Staged) -> None:
+        for name, table in staged.rows.items():
+            columns = list(self.schema.objects[name].fields)
+            inserted = [
+                [record.get(column) for column in columns]
+                for record_id, record in table.items()
+                if (name, record_id) in staged.created
+            ]
+            if inserted:
+                self.db.executemany(
+                    f"INSERT INTO {quote(name)} ({', '.join(map(quote, columns))}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})",
+                    inserted,
+                )
+            changed = {
+                record_id: record
+                for record_id, record in table.items()
+                if (name, record_id) not in staged.created
+            }
+            # One statement sets every column that any of the records changed.
+            kept = [
+                column
+                for column in columns
+                if column != "Id"
+                and any(
+                    (original := staged.read.get((name, record_id))) is None
+                    or original.get(column) != record.get(column)
+                    for record_id, record in changed.items()
+                )
+            ]
+            updated = [
+                [*(record.get(column) for column in kept), record_id]
+                for record_id, record in changed.items()
+            ]
+            if updated and kept:
+                self.db.executemany(
+                    f"UPDATE {quote(name)} SET {', '.join(f'{quote(c)} = ?' for c in kept)} "
+                    "WHERE Id = ?",
+                    updated,
+                )
+        if staged.numbered:
+            self.db.executemany(
+                "INSERT INTO _counter (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                list(staged.numbered.items()),
+            )
+
     def next_number(self, name: str) -> int:
         """The next number of a series (ids, auto-numbers). Never reused, even when the write
         that took it is rolled back: Salesforce never hands out an id twice."""
         with self.lock:
+            staged = self._staged
+            if staged is not None:
+                if staged.counters is None:
+                    staged.counters = {
+                        str(key): int(value)
+                        for key, value in self.db.execute("SELECT name, value FROM _counter")
+                    }
+                number = max(self._counters.get(name, 0), staged.counters.get(name, 0)) + 1
+                self._counters[name] = staged.numbered[name] = number
+                return number
             row = self.db.execute("SELECT value FROM _counter WHERE name = ?", (name,)).fetchone()
             number = max(self._counters.get(name, 0), int(row[0]) if row else 0) + 1
             self._counters[name] = number
@@ -160,6 +316,25 @@ class Org:
         return obj
 
     def row(self, obj: SObject, record_id: str) -> Record | None:
+        if self._staged is not None:
+            found = self._peek(obj, record_id)
+            return None if found is None else dict(found)
+        return self._select_row(obj, record_id)
+
+    def _peek(self, obj: SObject, record_id: str) -> Record | None:
+        """The row, to read only: in a batch, the batch's own copy (not to be changed)."""
+        staged = self._staged
+        if staged is None:
+            return self._select_row(obj, record_id)
+        found = staged.staged(obj.name, record_id)
+        if found is None:
+            key = (obj.name, record_id)
+            if key not in staged.read:
+                staged.read[key] = self._select_row(obj, record_id)
+            found = staged.read[key]
+        return found
+
+    def _select_row(self, obj: SObject, record_id: str) -> Record | None:
         cursor = self.db.execute(f"SELECT * FROM {quote(obj.name)} WHERE Id = ?", (record_id,))
         values = cursor.fetchone()
         if values is None:
@@ -181,6 +356,8 @@ class Org:
         return found
 
     def ids_where(self, obj: SObject, field_name: str, value: Any) -> list[str]:
+        if self._staged is not None:
+            return [str(row["Id"]) for row in self._staged_where(obj, field_name, value)]
         rows = self.db.execute(
             f"SELECT Id FROM {quote(obj.name)} WHERE {quote(field_name)} = ? AND IsDeleted = 0 "
             "ORDER BY Id",
@@ -189,6 +366,8 @@ class Org:
         return [row[0] for row in rows]
 
     def rows_where(self, obj: SObject, field_name: str, value: Any) -> list[Record]:
+        if self._staged is not None:
+            return [dict(row) for row in self._staged_where(obj, field_name, value)]
         cursor = self.db.execute(
             f"SELECT * FROM {quote(obj.name)} WHERE {quote(field_name)} = ? AND IsDeleted = 0 "
             "ORDER BY Id",
@@ -196,6 +375,126 @@ class Org:
         )
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, values, strict=True)) for values in cursor]
+
+    def _staged_where(self, obj: SObject, field_name: str, value: Any) -> list[Record]:
+        """The live rows whose ``field_name`` is ``value``, in a batch: the stored ones (read
+        once per value) as the batch has left them, and those it created."""
+        staged = self._staged
+        assert staged is not None
+        if value is None:
+            return []
+        key = match_key(obj.fields[field_name], value)
+        if (obj.name, field_name, key) not in staged.where:
+            self._read_where(obj, field_name, [value])
+        table = staged.table(obj.name)
+        found = {
+            row["Id"]: row
+            for row in staged.where[obj.name, field_name, key]
+            if row["Id"] not in table
+        }
+        for row in staged.matching(obj, field_name, key):
+            if not row["IsDeleted"]:
+                found[row["Id"]] = row
+        return [found[record_id] for record_id in sorted(found)]
+
+    # -- reading ahead in a batch ------------------------------------------------------------
+    def preload_ids(self, obj: SObject, ids: Iterable[str]) -> None:
+        """In a batch, read the rows of ``ids`` with one query (per 500 ids)."""
+        staged = self._staged
+        if staged is None:
+            return
+        wanted = list(
+            dict.fromkeys(
+                record_id
+                for record_id in ids
+                if (obj.name, record_id) not in staged.read
+                and staged.staged(obj.name, record_id) is None
+            )
+        )
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
+            cursor = self.db.execute(
+                f"SELECT * FROM {quote(obj.name)} WHERE Id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            )
+            names = [column[0] for column in cursor.description]
+            rows = (dict(zip(names, values, strict=True)) for values in cursor)
+            found = {row["Id"]: row for row in rows}
+            for record_id in chunk:
+                staged.read[obj.name, record_id] = found.get(record_id)
+
+    def preload_where(self, obj: SObject, field_name: str, values: Iterable[Any]) -> None:
+        """In a batch, read the live rows whose ``field_name`` is one of ``values`` (stored
+        form) with one query (per 500 values)."""
+        staged = self._staged
+        if staged is None:
+            return
+        spec = obj.fields[field_name]
+        wanted: dict[Any, Any] = {}
+        for value in values:
+            if value is not None:
+                key = match_key(spec, value)
+                if (obj.name, field_name, key) not in staged.where:
+                    wanted.setdefault(key, value)
+        if wanted:
+            self._read_where(obj, field_name, list(wanted.values()))
+
+    def _read_where(self, obj: SObject, field_name: str, values: list[Any]) -> None:
+        staged = self._staged
+        assert staged is not None
+        spec = obj.fields[field_name]
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = values[start : start + IN_CHUNK]
+            for value in chunk:
+                staged.where[obj.name, field_name, match_key(spec, value)] = []
+            cursor = self.db.execute(
+                f"SELECT * FROM {quote(obj.name)} WHERE {quote(field_name)} "
+                f"IN ({', '.join('?' for _ in chunk)}) AND IsDeleted = 0 ORDER BY Id",
+                chunk,
+            )
+            names = [column[0] for column in cursor.description]
+            for values_row in cursor:
+                row = dict(zip(names, values_row, strict=True))
+                staged.read.setdefault((obj.name, row["Id"]), row)
+                key = match_key(spec, row[field_name])
+                staged.where.setdefault((obj.name, field_name, key), []).append(row)
+
+    def preload_records(self, obj: SObject, records: Iterable[Any]) -> None:
+        """In a batch, read with one query per object what checking ``records`` (as sent)
+        will look up: the records their lookups name, and the holders of their unique values.
+        Fields are found by their exact names (others are simply read when checked)."""
+        if self._staged is None:
+            return
+        looked_up = [
+            spec
+            for spec in obj.fields.values()
+            if (spec.type == "reference" and spec.spec.reference_to) or spec.spec.unique
+        ]
+        references: dict[str, list[str]] = {}
+        unique: dict[str, list[Any]] = {}
+        for record in records:
+            if not isinstance(record, Mapping):
+                continue
+            for spec in looked_up:
+                value = record.get(spec.name)
+                if value is None:
+                    continue
+                try:
+                    converted = to_storage(spec, value)
+                except ApiError:
+                    continue
+                if converted is None:
+                    continue
+                if spec.type == "reference":
+                    references.setdefault(str(spec.spec.reference_to), []).append(converted)
+                if spec.spec.unique:
+                    unique.setdefault(spec.name, []).append(converted)
+        for target, ids in references.items():
+            target_obj = self.schema.objects.get(target)
+            if target_obj is not None:
+                self.preload_ids(target_obj, ids)
+        for field_name, values in unique.items():
+            self.preload_where(obj, field_name, values)
 
     # -- writes ----------------------------------------------------------------------------
     def _convert(self, obj: SObject, values: Mapping[str, Any], *, creating: bool) -> Record:
@@ -235,12 +534,14 @@ class Org:
             )
         return value
 
+    def _shape(self, obj: SObject) -> _Shape:
+        shape = self._shapes.get(obj.name)
+        if shape is None:
+            shape = self._shapes[obj.name] = _Shape.of(self.schema, obj)
+        return shape
+
     def _check(self, obj: SObject, record: Record, changed: Record) -> None:
-        missing = [
-            name
-            for name, spec in obj.fields.items()
-            if spec.spec.required and record.get(name) is None
-        ]
+        missing = [name for name in self._shape(obj).required if record.get(name) is None]
         if missing:
             raise bad_request(
                 "REQUIRED_FIELD_MISSING",
@@ -273,7 +574,7 @@ class Org:
                 f"{spec.name}: id value of incorrect type: {value}",
                 [spec.name],
             )
-        found = self.row(target, value)
+        found = self._peek(target, value)
         if found is None:
             raise bad_request(
                 "INVALID_CROSS_REFERENCE_KEY",
@@ -287,33 +588,32 @@ class Org:
         obj = self.sobject(name)
         with self.transaction():
             changed = self._convert(obj, values, creating=True)
-            record: Record = {field_name: None for field_name in obj.fields}
-            for field_name, spec in obj.fields.items():
-                if field_name not in changed and spec.spec.default is not None:
-                    changed[field_name] = to_storage(spec, spec.spec.default)
-                elif field_name not in changed and spec.type == "boolean" and spec.writable:
-                    changed[field_name] = 0
-                elif field_name not in changed and spec.spec.currency and not spec.spec.derived:
-                    changed[field_name] = self.schema.corporate_currency
+            shape = self._shape(obj)
+            record: Record = dict(shape.blank)
+            for field_name, default in shape.defaults:
+                if field_name not in changed:
+                    changed[field_name] = default
             record.update(changed)
             record["Id"] = make_id(obj.key_prefix, self.next_number(obj.key_prefix))
             stamp = self.stamp()
             record.update(
                 IsDeleted=0, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp
             )
-            for field_name, spec in obj.fields.items():
-                if spec.spec.autonumber:
-                    record[field_name] = _autonumber(
-                        spec.spec.autonumber, self.next_number(f"{obj.name}.{field_name}")
-                    )
+            for field_name, display_format in shape.autonumbers:
+                record[field_name] = _autonumber(
+                    display_format, self.next_number(f"{obj.name}.{field_name}")
+                )
             rules.before_write(self, obj, record, None)
             self._check(obj, record, changed)
-            columns = list(record)
-            self.db.execute(
-                f"INSERT INTO {quote(obj.name)} ({', '.join(map(quote, columns))}) "
-                f"VALUES ({', '.join('?' for _ in columns)})",
-                [record[column] for column in columns],
-            )
+            if self._staged is not None:
+                self._staged.put(obj, record, created=True)
+            else:
+                columns = list(record)
+                self.db.execute(
+                    f"INSERT INTO {quote(obj.name)} ({', '.join(map(quote, columns))}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})",
+                    [record[column] for column in columns],
+                )
             rules.after_write(self, obj, record, None)
             return str(record["Id"])
 
@@ -335,6 +635,11 @@ class Org:
         record["LastModifiedDate"] = record["SystemModstamp"] = stamp
         changes = {key: value for key, value in record.items() if old.get(key) != value}
         changes.update(LastModifiedDate=stamp, SystemModstamp=stamp)
+        if self._staged is not None:
+            # As the UPDATE below: only the changed columns, over what the record is now.
+            current = self.row(obj, record["Id"])
+            self._staged.put(obj, {**(current or record), **changes}, created=False)
+            return
         self.db.execute(
             f"UPDATE {quote(obj.name)} SET {', '.join(f'{quote(key)} = ?' for key in changes)} "
             "WHERE Id = ?",

@@ -14,6 +14,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from sandbox.salesforce.ids import normalize_id
+from sandbox.salesforce.server import Sandbox
 
 BASE = "/services/data/v59.0"
 ROLLED_BACK = {
@@ -404,6 +405,77 @@ def test_delete_with_one_bad_id(sf: Salesforce) -> None:
         None,
     ]
     assert count(sf, "Account") == 1
+
+
+def test_deleting_an_account_clears_the_amendments_of_its_deals(sf: Salesforce) -> None:
+    (customer,) = ids_of(create(sf, [record("Account", Name="Customer")]))
+    deal = {"StageName": "Closed Won", "CloseDate": "2024-01-31", "AccountId": customer}
+    (original,) = ids_of(create(sf, [record("Opportunity", Name="Original", **deal)]))
+    (upgrade,) = ids_of(
+        create(
+            sf,
+            [record("Opportunity", Name="Upgrade", Amends_Opportunity__c=original, **deal)],
+        )
+    )
+
+    assert sf.restful(f"composite/sobjects?ids={customer}", method="DELETE") == [ok(customer)]
+
+    # The cascade deletes both deals; deleting the original first cleared the upgrade's lookup,
+    # and deleting the upgrade afterwards keeps that.
+    rows = sf.query_all(
+        "SELECT Id, IsDeleted, Amends_Opportunity__c FROM Opportunity ORDER BY Id",
+        include_deleted=True,
+    )["records"]
+    assert [(row["Id"], row["IsDeleted"], row["Amends_Opportunity__c"]) for row in rows] == [
+        (original, True, None),
+        (upgrade, True, None),
+    ]
+
+
+def test_line_items_of_one_call_roll_up_one_by_one(
+    sf: Salesforce, salesforce_sandbox: Sandbox
+) -> None:
+    org = salesforce_sandbox.org
+    product = org.create("Product2", {"Name": "Seat", "ProductCode": "SEAT", "IsActive": True})
+    book = org.meta("standard_pricebook")
+    entry = org.create(
+        "PricebookEntry",
+        {"Pricebook2Id": book, "Product2Id": product, "UnitPrice": 1_000_000, "IsActive": True},
+    )
+    deal = org.create(
+        "Opportunity", {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2024-01-31"}
+    )
+    line = {"OpportunityId": deal, "PricebookEntryId": entry}
+
+    # Each item alone is within range; the second one takes the opportunity's Amount past it,
+    # so it alone fails, and the third one adds to the first.
+    results = create(
+        sf,
+        [
+            record("OpportunityLineItem", Quantity=600_000_000_000, **line),
+            record("OpportunityLineItem", Quantity=600_000_000_000, **line),
+            record("OpportunityLineItem", Quantity=2, **line),
+        ],
+    )
+
+    assert results == [
+        ok(results[0]["id"]),
+        {
+            "success": False,
+            "errors": [
+                {
+                    "statusCode": "NUMBER_OUTSIDE_VALID_RANGE",
+                    "message": "Amount: value outside of valid range on numeric field: 1.2e+18",
+                    "fields": ["Amount"],
+                }
+            ],
+        },
+        ok(results[2]["id"]),
+    ]
+    stored = sf.restful(f"sobjects/Opportunity/{deal}")
+    assert isinstance(stored, dict)
+    assert (stored["Amount"], stored["HasOpportunityLineItem"]) == (6.00000000002e17, True)
+    assert count(sf, "OpportunityLineItem") == 2
 
 
 def test_retrieve_answers_null_for_unknown_and_deleted_ids(sf: Salesforce) -> None:
