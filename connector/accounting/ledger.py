@@ -13,7 +13,10 @@ is its owner's alone (0600 and 0700, whatever the umask).
 
 What the ledger holds is read from its files with Beancount's parser (the ``document_type`` and
 ``document_id`` metadata of each transaction, the accounts opened), again whenever a file
-appears, changes or disappears; posting a document that is already there is a no-op. A file
+appears, changes or disappears; posting a document that is already there is a no-op. What each
+file held when last parsed is kept in the ledger's index (:mod:`ledger_index`), so that a new
+process parses only the files that are new or changed, and reads what the others hold only
+when an operation needs it (posting does; reading payments does not). A file
 that does not parse or was cut short stops every write until :meth:`Ledger.heal` moves it aside
 (the connector's own files) or a person fixes it (any other). Payments finance records in the
 main file (a transaction linked ``^INV-…`` that credits a receivable account) are read back by
