@@ -13,7 +13,10 @@ is its owner's alone (0600 and 0700, whatever the umask).
 
 What the ledger holds is read from its files with Beancount's parser (the ``document_type`` and
 ``document_id`` metadata of each transaction, the accounts opened), again whenever a file
-appears, changes or disappears; posting a document that is already there is a no-op. A file
+appears, changes or disappears; posting a document that is already there is a no-op. What each
+file held when last parsed is kept in the ledger's index (:mod:`ledger_index`), so that a new
+process parses only the files that are new or changed, and reads what the others hold only
+when an operation needs it (posting does; reading payments does not). A file
 that does not parse or was cut short stops every write until :meth:`Ledger.heal` moves it aside
 (the connector's own files) or a person fixes it (any other). Payments finance records in the
 main file (a transaction linked ``^INV-…`` that credits a receivable account) are read back by
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import logging
 import os
 import re
 from collections import Counter
@@ -35,7 +40,7 @@ from beancount.core import data
 from beancount.parser import parser
 
 from connector import private_files
-from connector.accounting import entries, ledger_files
+from connector.accounting import entries, ledger_files, ledger_index
 from connector.accounting.base import (
     Customer,
     Document,
@@ -51,6 +56,8 @@ PLUGIN = ledger_files.PLUGIN  # named by the main files of earlier versions; no 
 CUSTOMER = re.compile(r'^\d{4}-\d{2}-\d{2} open (\S+)\n  customer_id: "(\d+)"$', re.MULTILINE)
 ALREADY = "already in the ledger"
 
+log = logging.getLogger(__name__)
+
 
 class Ledger:
     name = "ledger"
@@ -61,10 +68,18 @@ class Ledger:
         self.chart = chart
         self.directory = path.with_name(path.stem + ".d")
         self.operating_currency = operating_currency
-        self.documents: set[tuple[str, str]] = set()
-        self.accounts: set[str] = set()
-        self.customer_accounts: dict[int, str] = {}
+        self._documents: set[tuple[str, str]] = set()
+        self._accounts: set[str] = set()
+        self._customer_accounts: dict[int, str] = {}
+        self._loaded = False  # what the files hold is read when first needed
         self._held: dict[Path, Held] = {}
+        self._index = ledger_index.Index(path.parent, self.directory)
+        self._listing: ledger_index.Listing | None = None  # as read while locked
+        # The chart whose accounts the files named are known to open (from the index, or
+        # since this ledger opened them): the accounts are not read to learn it.
+        self._chart_opened: str | None = None
+        self._chart_files: frozenset[str] = frozenset()
+        self._unsaved = False  # what the index may lack: saved before the lock is let go
         self._sequence = 0
         # The connector's files first, the main file last: the main file's include then
         # always matches at least one file, even after a crash in between. Nothing is written
@@ -77,15 +92,36 @@ class Ledger:
             if not self.problems:
                 self._open_chart()
                 self._ensure_a_batch()
-            self._ensure_main_file()
+            if self._ensure_main_file():
+                self._refresh()  # so that the index lists it as written
+
+    # -- what the files hold ----------------------------------------------------------------
+    @property
+    def documents(self) -> set[tuple[str, str]]:
+        """The documents in the ledger: (``document_type``, ``document_id``)."""
+        self._load()
+        return self._documents
+
+    @property
+    def accounts(self) -> set[str]:
+        """The accounts opened."""
+        self._load()
+        return self._accounts
+
+    @property
+    def customer_accounts(self) -> dict[int, str]:
+        """Each customer's receivable, by customer id."""
+        self._load()
+        return self._customer_accounts
 
     # -- files -----------------------------------------------------------------------------
-    def _ensure_main_file(self) -> None:
+    def _ensure_main_file(self) -> bool:
+        """Make the main file, or bring it up to date; True when it was written."""
         private_files.make_directories(self.path.parent)
         if not self.path.exists():
             text = ledger_files.new_main_file(self.path, self.directory, self.operating_currency)
             ledger_files.write_atomically(self.path, text)
-            return
+            return True
         real = self.path.resolve()
         raw = real.read_bytes()
         upgraded, changed = ledger_files.upgraded_main_file(raw, self.directory)
@@ -96,6 +132,7 @@ class Ledger:
                 handle.write(upgraded[len(raw) :])
                 handle.flush()
                 os.fsync(handle.fileno())
+        return upgraded != raw
 
     def _ensure_a_batch(self) -> None:
         """The include must match a file, even when finance's main file opens every account."""
@@ -123,38 +160,136 @@ class Ledger:
         return self.problems
 
     def _refresh(self) -> None:
-        """Read what changed on disk since the last look (by another process, or a person)."""
+        """Read what changed on disk since the last look (by another process, or a person):
+        a file listed in the index with its signature is not parsed, and what it holds is read
+        only when needed (:meth:`_load`)."""
         files = [self.path, *ledger_files.batch_files(self.directory)]
         present = set(files)
-        rebuild = any(path not in present for path in self._held)
-        for gone in [path for path in self._held if path not in present]:
+        changed = {path for path in self._held if path not in present}
+        for gone in changed:
             del self._held[gone]
-        added: list[Held] = []
+        added: list[Path] = []
         for file in files:
             known = self._held.get(file)
-            if known is not None and known.signature == ledger_files.signature(file):
+            stamp = ledger_files.signature(file)
+            if known is not None and known.signature == stamp:
                 continue
-            held = ledger_files.inspect(file, self.chart.accounts.receivable)
-            rebuild = rebuild or known is not None
+            if known is not None:
+                changed.add(file)
+            held = self._from_index(file, stamp) or ledger_files.inspect(
+                file, self.chart.accounts.receivable
+            )
             if held is None:
                 self._held.pop(file, None)
                 continue
             self._held[file] = held
-            added.append(held)
-        if rebuild:
-            self.documents, self.accounts, self.customer_accounts = set(), set(), {}
-            added = [self._held[path] for path in sorted(self._held)]
+            added.append(file)
+        self._unsaved = self._unsaved or bool(added or changed)
+        if any(self._index.key(path) in self._chart_files for path in changed):
+            self._chart_opened = None  # an account of the chart may be gone with it
+        if added and self._chart_opened is None:
+            self._chart_from_index()
+        if not self._loaded:
+            return
+        if changed:
+            self._rebuild()
+            return
+        for path in added:
+            self._fill(path)
+        self._take_all([self._held[path] for path in added if path in self._held])
+
+    def _from_index(self, path: Path, stamp: tuple[int, int, int] | None) -> Held | None:
+        """The file as the index lists it, when its signature is the one listed."""
+        if stamp is None:
+            return None
+        if self._read_listing().files.get(self._index.key(path)) != stamp:
+            return None
+        return Held(stamp, indexed=True, loaded=False)
+
+    def _read_listing(self) -> ledger_index.Listing:
+        if self._listing is None:
+            self._listing = self._index.read()
+        return self._listing
+
+    def _chart_from_index(self) -> None:
+        """The index knows the chart's accounts open while the files that open them are as
+        it lists them."""
+        listing = self._read_listing()
+        if listing.chart is None:
+            return
+        for key in listing.chart_files:
+            held = self._held.get(self._index.root / key)
+            if held is None or held.signature != listing.files.get(key):
+                return
+        self._chart_opened, self._chart_files = listing.chart, listing.chart_files
+
+    def _fill(self, path: Path) -> None:
+        """What a file known from the index holds: from its entry, else parsed."""
+        held = self._held.get(path)
+        if held is None or held.loaded:
+            return
+        found = self._index.read_held(self._index.key(path), held.signature)
+        if found is None:
+            found = ledger_files.inspect(path, self.chart.accounts.receivable)
+            self._unsaved = True
+            if found is None or found.signature != held.signature:
+                self._chart_opened = None
+        if found is None:
+            del self._held[path]
+        else:
+            self._held[path] = found
+
+    def _load(self) -> None:
+        """Read what every file holds (from the index, or parsed) when first needed."""
+        if not self._loaded:
+            self._loaded = True
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        for path in sorted(self._held):
+            self._fill(path)
+        self._documents, self._accounts, self._customer_accounts = set(), set(), {}
+        self._take_all([self._held[path] for path in sorted(self._held)])
+
+    def _take_all(self, added: list[Held]) -> None:
         for held in added:
             self._take(held)
         for held in added:  # a receivable's name tells its customer when its open is gone
             for customer_id, account in held.used_receivables.items():
-                self.customer_accounts.setdefault(customer_id, account)
+                self._customer_accounts.setdefault(customer_id, account)
 
     def _take(self, held: Held) -> None:
-        self.documents.update(held.documents)
-        self.accounts.update(held.opened)
+        self._documents.update(held.documents)
+        self._accounts.update(held.opened)
         for customer_id, account in held.customers.items():
-            self.customer_accounts.setdefault(customer_id, account)
+            self._customer_accounts.setdefault(customer_id, account)
+
+    def _save_index(self) -> None:
+        """List every file that loads without a problem, with what it holds, in the index
+        (nothing is written when the index already lists them so)."""
+        if not self._unsaved:
+            return
+        listing = self._read_listing()
+        clean = {
+            path: held
+            for path, held in sorted(self._held.items())
+            if held.problem is None and held.signature != (0, 0, 0)
+        }
+        chart_files = self._chart_files if self._chart_opened is not None else frozenset()
+        wanted = ledger_index.Listing(
+            {self._index.key(path): held.signature for path, held in clean.items()},
+            self._chart_opened,
+            chart_files,
+        )
+        if wanted != listing or not all(held.indexed for held in clean.values()):
+            for path, held in clean.items():
+                if not held.indexed:
+                    self._index.write_held(self._index.key(path), held)
+                    held.indexed = True
+            self._index.write(wanted)
+            self._listing = wanted
+            self._index.prune(set(wanted.files))
+        self._unsaved = False
 
     def _check(self) -> None:
         """Refuse to go on while a file does not load: its documents and accounts are unknown."""
@@ -162,16 +297,30 @@ class Ledger:
         if problems:
             raise LedgerFileError(str(problems[0]))
 
+    def _ready(self) -> None:
+        """Refuse to go on while a file does not load; else read what every file holds (a
+        file the index listed may be parsed again, and have a problem after all)."""
+        self._check()
+        self._load()
+        self._check()
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """One writer at a time: a lock file beside the ledger, held while a batch is
-        checked against what is on disk and written."""
+        checked against what is on disk and written, and the index brought up to date."""
         with open(self.directory / ".lock", "a", opener=private_files.opener) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            self._listing = None  # another process may have written it meanwhile
             try:
                 yield
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                try:
+                    self._save_index()
+                except OSError as error:  # a cache: the next run parses what it lacks
+                    log.warning("%s: the ledger's index was not written: %s", self.path, error)
+                finally:
+                    self._listing = None
+                    fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _write_batch(
         self,
@@ -198,8 +347,11 @@ class Ledger:
             found = CUSTOMER.search(directive)
             if found:
                 held.customers[int(found.group(2))] = account
+        held.used_receivables = ledger_files.receivables_used(text, self.chart.accounts.receivable)
         self._held[final] = held
-        self._take(held)
+        self._unsaved = True
+        if self._loaded:
+            self._take(held)
         return final
 
     # -- healing -------------------------------------------------------------------------------
@@ -225,9 +377,8 @@ class Ledger:
         return moved
 
     # -- accounts --------------------------------------------------------------------------
-    def _open_chart(self) -> None:
-        """The chart's own accounts exist from the start, so that finance can post to them
-        (a payment to the bank account) before the connector does."""
+    def _chart_accounts(self) -> dict[str, str | None]:
+        """The chart's own accounts, each with the one currency it may hold (banks)."""
         accounts = self.chart.accounts
         fixed = [
             accounts.unbilled_receivable,
@@ -238,17 +389,36 @@ class Ledger:
             *self.chart.revenue_by_family.values(),
         ]
         banks = {self.operating_currency, *self.chart.bank_by_currency}
-        opening: dict[str, str] = {}
+        found: dict[str, str | None] = {}
         for currency in sorted(banks):
-            self._open(self.chart.bank_account(currency), opening, currency=currency)
-        for account in dict.fromkeys(fixed):
-            self._open(account, opening)
+            found.setdefault(self.chart.bank_account(currency), currency)
+        for account in fixed:
+            found.setdefault(account, None)
+        return found
+
+    def _open_chart(self) -> None:
+        """The chart's own accounts exist from the start, so that finance can post to them
+        (a payment to the bank account) before the connector does. Known open (the index
+        says so, and the files that open them are as it lists them): nothing is read."""
+        wanted = self._chart_accounts()
+        digest = hashlib.sha256("\n".join(sorted(wanted)).encode("utf-8")).hexdigest()
+        if self._chart_opened == digest:
+            return
+        opening: dict[str, str] = {}
+        for account, currency in wanted.items():
+            self._open(account, opening, currency=currency)
         if opening:
             self._write_batch(
                 "\n".join(opening.values()),
                 self._accounts_folder,
                 opening=opening,
             )
+        self._chart_opened, self._unsaved = digest, True
+        self._chart_files = frozenset(
+            self._index.key(path)
+            for path, held in self._held.items()
+            if not held.opened.isdisjoint(wanted)
+        )
 
     def receivable(self, customer: Customer, opening: dict[str, str]) -> str:
         account = self.customer_accounts.get(customer.id) or (
@@ -284,7 +454,7 @@ class Ledger:
     def upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:
         with self._locked():
             self._refresh()
-            self._check()
+            self._ready()
             return self._upsert_customers(customers)
 
     def _upsert_customers(self, customers: Sequence[Customer]) -> list[PostResult]:
@@ -313,7 +483,7 @@ class Ledger:
         """Every document is checked against the files on disk, retried or not."""
         with self._locked():
             self._refresh()
-            self._check()
+            self._ready()
             return self._post(documents)
 
     def _post(self, documents: Sequence[Document]) -> list[PostResult]:

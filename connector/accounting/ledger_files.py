@@ -64,6 +64,8 @@ class Held:
     customers: dict[int, str] = field(default_factory=dict)
     used_receivables: dict[int, str] = field(default_factory=dict)
     problem: FileProblem | None = None
+    indexed: bool = False  # what it holds is in the ledger's index (ledger_index), as it is
+    loaded: bool = True  # False: known from the index, what it holds not read yet
 
 
 def include_line(directory: Path) -> str:
@@ -146,6 +148,20 @@ def inspect(path: Path, receivable: str) -> Held | None:
                 if suffix and posting.account.startswith(receivable + ":"):
                     held.used_receivables.setdefault(int(suffix.group(1)), posting.account)
     return held
+
+
+def receivables_used(text: str, receivable: str) -> dict[int, str]:
+    """The customers' receivables the postings of ``text`` move (entries as the connector
+    writes them), by the id their names end with: what :func:`inspect` finds in its file."""
+    used: dict[int, str] = {}
+    prefix = receivable + ":"
+    for line in text.splitlines():
+        if line.startswith("  " + prefix):
+            account = line.split(maxsplit=1)[0]
+            suffix = SUFFIX_ID.search(account)
+            if suffix:
+                used.setdefault(int(suffix.group(1)), account)
+    return used
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 
 from beancount.core import data
 
+from connector.accounting import ledger_files, ledger_index
 from connector.accounting.base import (
     CREDIT_NOTE,
     INVOICE,
@@ -283,6 +284,36 @@ def identities(documents: Iterable[Document]) -> Counter[tuple[str, str]]:
 def batch_files(main: Path) -> list[Path]:
     """The files the main file's include (``ledger.d/**/*.beancount``) matches."""
     return sorted(main.with_name(main.stem + ".d").rglob("*.beancount"))
+
+
+def index_differences(main: Path) -> list[str]:
+    """Where the ledger's index does not describe its files as a parse finds them: a file
+    listed with another signature, or what it holds other than what Beancount's parser finds
+    in it (files with a problem are never listed)."""
+    index = ledger_index.Index(main.parent, main.with_name(main.stem + ".d"))
+    listing = index.read()
+    differences = []
+    for path in [main, *batch_files(main)]:
+        key = index.key(path)
+        parsed = ledger_files.inspect(path, CHART.accounts.receivable)
+        assert parsed is not None
+        if parsed.problem is not None:
+            if key in listing.files:
+                differences.append(f"{key}: listed, but {parsed.problem}")
+            continue
+        if listing.files.get(key) != parsed.signature:
+            differences.append(f"{key}: listed as {listing.files.get(key)}")
+            continue
+        held = index.read_held(key, parsed.signature)
+        if held is None:
+            differences.append(f"{key}: what it holds is not in the index")
+            continue
+        for name in ("documents", "opened", "customers", "used_receivables"):
+            if getattr(held, name) != getattr(parsed, name):
+                differences.append(f"{key}: {name} {getattr(held, name)}")
+    keys = {index.key(path) for path in [main, *batch_files(main)]}
+    differences += [f"{key}: listed, not there" for key in sorted(set(listing.files) - keys)]
+    return differences
 
 
 PLAIN = r"""

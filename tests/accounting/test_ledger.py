@@ -168,7 +168,14 @@ def _append(main: Path, text: str) -> int:
 
 
 def _snapshot(main: Path) -> dict[Path, bytes]:
-    return {path: path.read_bytes() for path in main.parent.rglob("*") if path.is_file()}
+    """Every file of the ledger but its index (what the files hold: written when a file of
+    the ledger is new or changed; see test_ledger_index)."""
+    index = main.parent / f"{main.stem}.d" / ".index"
+    return {
+        path: path.read_bytes()
+        for path in main.parent.rglob("*")
+        if path.is_file() and index not in path.parents
+    }
 
 
 def _opened(entries: list[Any]) -> dict[str, date]:

@@ -4,11 +4,16 @@ and the temporary files a crash leaves behind are removed.
 
 The writer runs in a subprocess (``sys.executable``) that builds a :class:`Ledger` and posts the
 scenario in two batches (January, then February), with one step of its file writes replaced by
-``os._exit(9)``: the process dies on the spot, no ``finally``, no buffers flushed. Writes are
-counted in the order they happen: 1 the chart's accounts, 2 the main file (written last at
-start, so that its include always finds a file), 3 January's batch, 4 February's. A batch file
-is moved into place with a hard link (never over an existing file), the main file with a
-rename; both count as the "rename" step.
+``os._exit(9)``: the process dies on the spot, no ``finally``, no buffers flushed. Writes of the
+ledger's files are counted in the order they happen: 1 the chart's accounts, 2 the main file
+(written last at start, so that its include always finds a file), 3 January's batch, 4
+February's. A batch file is moved into place with a hard link (never over an existing file), the
+main file with a rename; both count as the "rename" step.
+
+Writes of the ledger's index (``ledger.d/.index``) are counted apart: after the main file, 1 what
+the main file holds, 2 what the chart's batch holds, 3 the list of files; after January's batch,
+4 what it holds, 5 the list; after February's, 6 and 7. A crash there costs the next cycle a
+parse of the files the index lacks, never a document.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from tests.accounting.documents import (
     batch_files,
     document_counts,
     identities,
+    index_differences,
     scenario,
 )
 
@@ -48,7 +54,7 @@ from pathlib import Path
 from connector.accounting.ledger import Ledger
 from tests.accounting.documents import CHART, scenario
 
-main, target, step = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+main, target, step, kind = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 real_open, real_fsync, real_replace, real_link = io.open, os.fsync, os.replace, os.link
 writes = 0
 armed = False
@@ -82,7 +88,8 @@ class HalfWriter:
 def open_(file, mode="r", *args, **kwargs):
     global writes, armed
     handle = real_open(file, mode, *args, **kwargs)
-    if str(file).endswith(".tmp") and "w" in mode:
+    index = "/.index/" in str(file)  # counted apart from the ledger's own files
+    if str(file).endswith(".tmp") and "w" in mode and index == (kind == "index"):
         writes += 1
         armed = writes == target
         if armed and step == "write":
@@ -143,16 +150,19 @@ include "ledger.d/**/*.beancount"
 STEPS = ("write", "fsync", "rename", "dirsync")
 POINTS = [(target, step) for target in (CHART_WRITE, MAIN, JANUARY, FEBRUARY) for step in STEPS]
 POINTS += [(JANUARY, "after"), (FEBRUARY, "after")]
+# the index: what the chart's batch holds, the first list, January's entry and list, the last list
+INDEX_POINTS = [(target, step) for target in (2, 3, 4, 5, 7) for step in STEPS]
 
 
-def _crash(main: Path, target: int, step: str) -> None:
-    """Run the writer until it dies at ``step`` of write number ``target``."""
+def _crash(main: Path, target: int, step: str, kind: str = "ledger") -> None:
+    """Run the writer until it dies at ``step`` of write number ``target`` (of the ledger's
+    files, or of its index)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     result = subprocess.run(
-        [sys.executable, "-c", WRITER, str(main), str(target), step],
+        [sys.executable, "-c", WRITER, str(main), str(target), step, kind],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -235,6 +245,7 @@ def _recover_and_check(main: Path, reference: dict[tuple[str, str], object]) -> 
     ]
     after = {path: path.read_bytes() for path in main.parent.rglob("*") if path.is_file()}
     assert after == before
+    assert index_differences(main) == []
 
 
 @pytest.mark.parametrize(("target", "step"), POINTS, ids=[f"{t}-{s}" for t, s in POINTS])
@@ -244,6 +255,27 @@ def test_crash_then_next_cycle(tmp_path: Path, target: int, step: str) -> None:
     left = _check_after_crash(main, target, step)
     _recover_and_check(main, _reference(tmp_path))
     assert left == [], "the ledger as the crash left it does not pass bean-check"
+
+
+@pytest.mark.parametrize(
+    ("target", "step"), INDEX_POINTS, ids=[f"{t}-{s}" for t, s in INDEX_POINTS]
+)
+def test_crash_while_indexing_then_next_cycle(tmp_path: Path, target: int, step: str) -> None:
+    """The ledger's files are whole and pass bean-check; the next cycle posts nothing twice."""
+    main = tmp_path / "books" / "ledger.beancount"
+    _crash(main, target, step, "index")
+    assert main.read_text(encoding="utf-8") == MAIN_TEXT
+    entries, errors, _ = loader.load_file(str(main))
+    assert [error.message for error in errors] == []
+    written = 0 if target <= 3 else SPLIT if target <= 5 else len(scenario())
+    assert document_counts(entries) == identities(scenario()[:written])
+    leftovers = _temporaries(main.parent)
+    if step == "dirsync":  # renamed over the list, or into place beside it
+        assert leftovers == []
+    else:
+        [leftover] = leftovers
+        assert ".index" in leftover.parts
+    _recover_and_check(main, _reference(tmp_path))
 
 
 def test_half_written_batch_is_never_included(tmp_path: Path) -> None:
