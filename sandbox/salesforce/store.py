@@ -301,6 +301,8 @@ class Org:
             record.update(
                 IsDeleted=0, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp
             )
+            if obj.text_name and record.get("Name") is None:
+                record["Name"] = record["Id"]  # as Salesforce names a record sent without one
             for field_name, spec in obj.fields.items():
                 if spec.spec.autonumber:
                     record[field_name] = _autonumber(
