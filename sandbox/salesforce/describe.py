@@ -81,7 +81,7 @@ def _length(spec: Field) -> int:
     return spec.length if spec.is_text else 0
 
 
-def _field(schema: Schema, spec: Field) -> dict[str, Any]:
+def _field(schema: Schema, obj: SObject, spec: Field) -> dict[str, Any]:
     values = schema.picklist_values(spec) if spec.type == "picklist" else ()
     default = spec.spec.default
     return {
@@ -100,9 +100,13 @@ def _field(schema: Schema, spec: Field) -> dict[str, Any]:
         "externalId": spec.spec.external_id,
         "idLookup": spec.name == "Id" or spec.spec.external_id,
         "custom": spec.name.endswith("__c"),
-        "calculated": spec.spec.derived,
+        "calculated": spec.calculated,
+        "calculatedFormula": spec.spec.formula,
         "autoNumber": spec.spec.autonumber is not None,
-        "defaultedOnCreate": spec.system or default is not None or spec.type == "boolean",
+        "defaultedOnCreate": spec.system
+        or default is not None
+        or spec.type == "boolean"
+        or (obj.text_name and spec.name == "Name"),
         "defaultValue": describe_value(default),
         "filterable": not spec.long_text,
         "sortable": spec.type != "textarea",
@@ -137,7 +141,7 @@ def describe_object(version: str, schema: Schema, obj: SObject) -> dict[str, Any
     ]
     return {
         **object_summary(version, obj),
-        "fields": [_field(schema, spec) for spec in obj.fields.values()],
+        "fields": [_field(schema, obj, spec) for spec in obj.fields.values()],
         "childRelationships": children,
         "recordTypeInfos": [],
     }

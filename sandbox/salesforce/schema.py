@@ -62,7 +62,9 @@ class FieldSpec(BaseModel):
     cascade_delete: bool = False
     create_only: bool = False
     derived: bool = False
+    formula: str | None = None
     autonumber: str | None = None
+    track_history: bool = False
 
     @model_validator(mode="after")
     def _lookup_complete(self) -> FieldSpec:
@@ -118,8 +120,13 @@ class Field:
         return DEFAULT_SCALE.get(self.type, 0)
 
     @property
+    def calculated(self) -> bool:
+        """Computed by the org: a formula field or a derived standard field."""
+        return self.spec.derived or self.spec.formula is not None
+
+    @property
     def writable(self) -> bool:
-        return not (self.system or self.spec.derived or self.spec.autonumber)
+        return not (self.system or self.calculated or self.spec.autonumber)
 
     @property
     def updateable(self) -> bool:
@@ -175,6 +182,13 @@ class SObject:
 
     def child(self, relationship: str) -> ChildRelationship | None:
         return self.children.get(relationship.lower())
+
+    @property
+    def text_name(self) -> bool:
+        """A custom object whose record name is text: a record created without one is named
+        after its Id."""
+        name = self.fields.get("Name")
+        return self.custom and name is not None and name.writable
 
     @property
     def unique_fields(self) -> list[Field]:

@@ -599,6 +599,8 @@ class Org:
             record.update(
                 IsDeleted=0, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp
             )
+            if obj.text_name and record.get("Name") is None:
+                record["Name"] = record["Id"]  # as Salesforce names a record sent without one
             for field_name, display_format in shape.autonumbers:
                 record[field_name] = _autonumber(
                     display_format, self.next_number(f"{obj.name}.{field_name}")

@@ -5,9 +5,12 @@ sandbox, whose objects and fields ``sandbox/salesforce/schema.yaml`` declares. T
 the two together: every custom object and custom field (name ending in ``__c``) of the schema has
 a metadata file and every metadata file an object or field in the schema, with the same label,
 type, length, precision, scale, picklist values (in order), restriction, external id,
-uniqueness and lookup target as the sandbox's describe. The permission set lets the integration
-user edit every field the write-back writes and read every custom field; the README lists every
-field.
+uniqueness, lookup target, formula and history tracking as the sandbox's describe and schema.
+The integration user's permission set lets it edit every field the write-back writes and read
+every custom field; the people's permission sets let them read and never edit what the
+connector writes. The layouts and record pages show the billing fields and related lists; the
+README lists every field. (``test_salesforce_metadata_xml.py`` checks every file against the
+Metadata API's types and every name it uses.)
 """
 
 from __future__ import annotations
@@ -32,19 +35,47 @@ from connector.sync.mapping import load_mapping
 from sandbox.salesforce.describe import describe_object
 from sandbox.salesforce.schema import Field, SObject, default_schema
 from sandbox.salesforce.server import Sandbox
+from tests.config.test_salesforce_metadata_xml import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SALESFORCE = ROOT / "config" / "salesforce"
 SOURCE = SALESFORCE / "force-app" / "main" / "default"
 OBJECTS = SOURCE / "objects"
 PERMISSION_SET_NAME = "Billing_Connector_Integration"
-PERMISSION_SET = SOURCE / "permissionsets" / f"{PERMISSION_SET_NAME}.permissionset-meta.xml"
+PERMISSION_SETS = SOURCE / "permissionsets"
+PERMISSION_SET = PERMISSION_SETS / f"{PERMISSION_SET_NAME}.permissionset-meta.xml"
+PEOPLE = ("Billing_Viewer", "Billing_Finance", "Billing_Deal_Terms")
 PACKAGE = SALESFORCE / "manifest" / "package.xml"
 README = SALESFORCE / "README.md"
 MAPPING = ROOT / "mappings" / "salesforce.yaml"
 NS = "http://soap.sforce.com/2006/04/metadata"
 Q = f"{{{NS}}}"
-SUFFIXES = (".object-meta.xml", ".field-meta.xml", ".permissionset-meta.xml")
+SUFFIXES = tuple(suffix for suffix in KINDS if suffix.startswith("."))
+# Where each kind of file lives: objects/<Object>/ for the object's own parts, else a folder
+# of the package directory.
+FOLDERS = {
+    ".object-meta.xml": "objects/*",
+    ".field-meta.xml": "objects/*/fields",
+    ".listView-meta.xml": "objects/*/listViews",
+    ".compactLayout-meta.xml": "objects/*/compactLayouts",
+    ".layout-meta.xml": "layouts",
+    ".flexipage-meta.xml": "flexipages",
+    ".tab-meta.xml": "tabs",
+    ".reportType-meta.xml": "reportTypes",
+    ".permissionset-meta.xml": "permissionsets",
+}
+# Fields deployed for the write-back that it may not send yet: the integration user can edit
+# them already, so the write-back can start writing them without another deploy.
+WRITTEN_NEXT = {
+    "Account.Balance_Due__c",
+    "Account.Overdue_Amount__c",
+    "Account.Next_Invoice_Date__c",
+    "Billing_Invoice__c.Due_Date__c",
+    "Billing_Invoice__c.Amount_Paid__c",
+    "Billing_Invoice__c.Paid_Date__c",
+    "Billing_Invoice__c.Tax__c",
+    "Opportunity.Billing_Sync_Status__c",
+}
 API_VERSION = "59.0"  # any; describe answers the same for every version
 FIX = "add or fix it under config/salesforce (see config/salesforce/README.md)"
 
@@ -84,7 +115,21 @@ def object_path(object_name: str) -> Path:
 
 
 def metadata_objects() -> set[str]:
-    return {path.parent.name for path in OBJECTS.glob("*/*.object-meta.xml")}
+    """The custom objects the metadata defines."""
+    return {
+        path.parent.name
+        for path in OBJECTS.glob("*/*.object-meta.xml")
+        if path.parent.name.endswith("__c")
+    }
+
+
+def standard_object_files() -> set[str]:
+    """The standard objects whose object settings the metadata changes."""
+    return {
+        path.parent.name
+        for path in OBJECTS.glob("*/*.object-meta.xml")
+        if not path.parent.name.endswith("__c")
+    }
 
 
 def metadata_fields() -> set[str]:
@@ -113,7 +158,8 @@ CUSTOM_FIELDS = sorted(custom_fields())
 
 
 def metadata_type(spec: Field) -> str:
-    """The Metadata API type of a custom field the sandbox declares."""
+    """The Metadata API type of a custom field the sandbox declares (of a formula field, the
+    type of its result)."""
     if spec.spec.autonumber:
         return "AutoNumber"
     if spec.type == "reference":
@@ -173,6 +219,7 @@ TYPE_TAGS = {
     "Phone": set(),
     "Url": set(),
     "Lookup": {"referenceTo", "relationshipName", "relationshipLabel", "deleteConstraint"},
+    "Formula": {"formula", "formulaTreatBlanksAs", "precision", "scale", "unique"},
     "MasterDetail": {
         "referenceTo",
         "relationshipName",
@@ -288,13 +335,7 @@ def test_xml_is_well_formed_metadata(path: Path) -> None:
     root = parse(path)
     for element in root.iter():
         assert element.tag.startswith(Q), f"{path}: <{element.tag}> is not in {NS}"
-    kinds = {
-        ".object-meta.xml": "CustomObject",
-        ".field-meta.xml": "CustomField",
-        ".permissionset-meta.xml": "PermissionSet",
-        "package.xml": "Package",
-    }
-    kind = next(kind for suffix, kind in kinds.items() if path.name.endswith(suffix))
+    kind = next(kind for suffix, kind in KINDS.items() if path.name.endswith(suffix))
     assert root.tag == Q + kind
 
 
@@ -307,9 +348,12 @@ def test_the_source_holds_only_known_kinds_of_files() -> None:
     assert stray == []
     misplaced = [
         str(path.relative_to(SALESFORCE))
-        for path in OBJECTS.rglob("*.xml")
-        if path != object_path(path.parent.name)
-        and path != field_path(path.parent.parent.name, path.name.split(".")[0])
+        for path in SOURCE.rglob("*.xml")
+        if not any(
+            path.name.endswith(suffix) and path.parent.match(str(SOURCE / folder))
+            for suffix, folder in FOLDERS.items()
+        )
+        or (path.name.endswith(".object-meta.xml") and path != object_path(path.parent.name))
     ]
     assert misplaced == []
 
@@ -321,17 +365,40 @@ def test_the_project_file() -> None:
     assert text(parse(PACKAGE), "version") == project["sourceApiVersion"]
 
 
-def test_the_manifest_names_every_component() -> None:
+def manifest() -> dict[str, list[str]]:
     members: dict[str, list[str]] = {}
     for types in parse(PACKAGE).iter(Q + "types"):
         name = text(types, "name")
         assert name is not None
+        assert name not in members, f"{name} is listed twice"
         members[name] = [item.text or "" for item in types.iter(Q + "members")]
-    assert members == {
+    return members
+
+
+def shipped(folder: str, suffix: str, *, in_object: bool = False) -> list[str]:
+    """The names of the components of one kind: ``Object.Name`` for an object's parts."""
+    if in_object:
+        return sorted(
+            f"{path.parent.parent.name}.{path.name.removesuffix(suffix)}"
+            for path in OBJECTS.glob(f"*/{folder}/*{suffix}")
+        )
+    return sorted(path.name.removesuffix(suffix) for path in (SOURCE / folder).glob(f"*{suffix}"))
+
+
+def test_the_manifest_names_every_component() -> None:
+    assert manifest() == {
+        "CompactLayout": shipped("compactLayouts", ".compactLayout-meta.xml", in_object=True),
         "CustomField": sorted(metadata_fields()),
-        "CustomObject": sorted(metadata_objects()),
-        "PermissionSet": [PERMISSION_SET_NAME],
+        "CustomObject": sorted(metadata_objects() | standard_object_files()),
+        "CustomTab": shipped("tabs", ".tab-meta.xml"),
+        "FlexiPage": shipped("flexipages", ".flexipage-meta.xml"),
+        "Layout": shipped("layouts", ".layout-meta.xml"),
+        "ListView": shipped("listViews", ".listView-meta.xml", in_object=True),
+        "PermissionSet": shipped("permissionsets", ".permissionset-meta.xml"),
+        "ReportType": shipped("reportTypes", ".reportType-meta.xml"),
     }
+    for kind, members in manifest().items():
+        assert members == sorted(members), f"{kind}: members out of order"
 
 
 # -- the same objects and fields -------------------------------------------------------------
@@ -375,7 +442,17 @@ def test_custom_object(name: str) -> None:
         for spec in obj.fields.values()
         if spec.type == "reference" and spec.spec.cascade_delete
     ]
-    assert text(root, "sharingModel") == ("ControlledByParent" if masters else "ReadWrite")
+    # Read Only for people: only the integration user (the owner of every record) edits.
+    assert text(root, "sharingModel") == ("ControlledByParent" if masters else "Read")
+    tracked = any(spec.spec.track_history for spec in obj.fields.values())
+    assert flag(root, "enableHistory") is tracked
+    # Its compact layout, and its record page as the org default on desktop.
+    assert text(root, "compactLayoutAssignment")
+    overrides = [
+        (text(item, "actionName"), text(item, "type"), text(item, "formFactor"))
+        for item in root.iter(Q + "actionOverrides")
+    ]
+    assert overrides == [("View", "Flexipage", "Large")]
 
     name_field = child(root, "nameField")
     assert name_field is not None
@@ -387,6 +464,9 @@ def test_custom_object(name: str) -> None:
     else:
         assert text(name_field, "type") == "Text"
         assert child(name_field, "displayFormat") is None
+        described_name = next(f for f in described["fields"] if f["name"] == "Name")
+        assert (described_name["createable"], described_name["updateable"]) == (True, True)
+        assert (described_name["type"], described_name["length"]) == ("string", 80)
 
     # The standard fields of a custom object are the system fields, Name and (multi-currency)
     # CurrencyIsoCode; anything else the schema declares there has to be a custom field.
@@ -398,6 +478,40 @@ def test_custom_object(name: str) -> None:
     assert standard <= {"Name", "CurrencyIsoCode"}
 
 
+def test_the_invoice_is_named_by_its_document_number() -> None:
+    """Not a BI-000007 auto number beside INV-000007: the record name is text the write-back
+    sets, labelled as the invoice's number."""
+    name_field = child(parse(object_path("Billing_Invoice__c")), "nameField")
+    assert name_field is not None
+    assert (text(name_field, "type"), text(name_field, "label")) == ("Text", "Invoice Number")
+
+
+def test_standard_objects_get_history_tracking_and_nothing_else() -> None:
+    """A standard object's file turns on field history where the schema tracks one of its
+    fields, and sets nothing more: the org keeps its own settings of Account and Opportunity."""
+    schema = default_schema()
+    tracked = {
+        obj.name
+        for obj in schema.objects.values()
+        if not obj.custom and any(spec.spec.track_history for spec in obj.fields.values())
+    }
+    assert tracked == {"Account", "Opportunity"}
+    assert standard_object_files() == tracked
+    for name in sorted(tracked):
+        root = parse(object_path(name))
+        assert tags(root) == ["enableHistory"] and flag(root, "enableHistory"), name
+
+
+def test_history_is_tracked_on_the_status_fields() -> None:
+    tracked = {name for name, (_, spec) in custom_fields().items() if spec.spec.track_history}
+    assert tracked == {
+        "Account.Billing_Status__c",
+        "Billing_Invoice__c.Status__c",
+        "Billing_Subscription__c.Status__c",
+        "Opportunity.Billing_Sync_Status__c",
+    }
+
+
 @pytest.mark.parametrize("name", CUSTOM_FIELDS)
 def test_custom_field(name: str) -> None:
     obj, spec = custom_fields()[name]
@@ -407,6 +521,7 @@ def test_custom_field(name: str) -> None:
     )
     root = parse(path)
     kind = metadata_type(spec)
+    formula = spec.spec.formula
     described = next(
         item
         for item in describe_object(API_VERSION, default_schema(), obj)["fields"]
@@ -418,8 +533,19 @@ def test_custom_field(name: str) -> None:
     assert text(root, "label") == described["label"]
     assert text(root, "description"), f"{name}: say what the connector does with it"
     assert text(root, "inlineHelpText")
-    unknown = set(tags(root)) - COMMON_TAGS - TYPE_TAGS[kind]
+    allowed = TYPE_TAGS["Formula"] if formula else TYPE_TAGS[kind]
+    unknown = set(tags(root)) - COMMON_TAGS - allowed
     assert not unknown, f"{name}: {sorted(unknown)} do not belong on a {kind} field"
+
+    assert flag(root, "trackHistory") is spec.spec.track_history
+    assert text(root, "formula") == formula
+    assert described["calculated"] is (formula is not None)
+    assert described["calculatedFormula"] == formula
+    if formula is not None:
+        # Salesforce computes it: nobody writes it, and blank inputs count as zero.
+        assert (described["createable"], described["updateable"]) == (False, False)
+        assert text(root, "formulaTreatBlanksAs") == "BlankAsZero"
+        assert not flag(root, "trackHistory")
 
     assert flag(root, "required") is spec.spec.required
     assert flag(root, "externalId") is spec.spec.external_id
@@ -471,19 +597,23 @@ def test_custom_field(name: str) -> None:
 
 
 # -- the permission set ----------------------------------------------------------------------
-def field_permissions() -> dict[str, tuple[bool, bool]]:
+def permission_set_path(name: str) -> Path:
+    return PERMISSION_SETS / f"{name}.permissionset-meta.xml"
+
+
+def field_permissions(name: str = PERMISSION_SET_NAME) -> dict[str, tuple[bool, bool]]:
     """field → (readable, editable)."""
     found: dict[str, tuple[bool, bool]] = {}
-    for item in parse(PERMISSION_SET).iter(Q + "fieldPermissions"):
+    for item in parse(permission_set_path(name)).iter(Q + "fieldPermissions"):
         name = text(item, "field") or ""
         assert name not in found, f"{name} is listed twice"
         found[name] = (flag(item, "readable"), flag(item, "editable"))
     return found
 
 
-def object_permissions() -> dict[str, dict[str, bool]]:
+def object_permissions(name: str = PERMISSION_SET_NAME) -> dict[str, dict[str, bool]]:
     found: dict[str, dict[str, bool]] = {}
-    for item in parse(PERMISSION_SET).iter(Q + "objectPermissions"):
+    for item in parse(permission_set_path(name)).iter(Q + "objectPermissions"):
         name = text(item, "object") or ""
         assert name not in found, f"{name} is listed twice"
         found[name] = {key: flag(item, key) for key in tags(item) if key != "object"}
@@ -519,11 +649,18 @@ def test_the_permission_set_covers_every_custom_field() -> None:
     assert unreadable == []
 
 
+def formula_fields() -> set[str]:
+    return {name for name, (_, spec) in custom_fields().items() if spec.spec.formula}
+
+
 def test_the_integration_user_can_edit_exactly_the_fields_the_writeback_writes() -> None:
     written = {name for name in written_fields() if name.split(".")[1].endswith("__c")}
     editable = {name for name, (_, can_edit) in field_permissions().items() if can_edit}
     assert written - editable == set(), f"written but not editable: {sorted(written - editable)}"
-    assert editable - written == set(), f"editable, never written: {sorted(editable - written)}"
+    extra = editable - written - WRITTEN_NEXT
+    assert extra == set(), f"editable, never written: {sorted(extra)}"
+    assert set(custom_fields()) - formula_fields() >= WRITTEN_NEXT
+    assert formula_fields() and not formula_fields() & editable
 
 
 def test_the_integration_user_can_read_every_mapped_field() -> None:
@@ -547,7 +684,9 @@ def test_object_permissions() -> None:
             "allowEdit": obj in upserted | updated,
             "allowRead": True,
             "modifyAllRecords": False,
-            "viewAllRecords": obj in upserted,
+            # Every record it reads, whoever owns it and however the org shares it (the line
+            # items it queries take their access from Opportunity).
+            "viewAllRecords": True,
         }
     assert object_permissions() == expected
     assert sorted(expected) == [
@@ -559,6 +698,66 @@ def test_object_permissions() -> None:
     ]
 
 
+def tab_settings(name: str) -> dict[str, str]:
+    root = parse(permission_set_path(name))
+    return {
+        text(item, "tab") or "": text(item, "visibility") or ""
+        for item in root.iter(Q + "tabSettings")
+    }
+
+
+def user_permissions(name: str) -> dict[str | None, bool]:
+    root = parse(permission_set_path(name))
+    return {text(item, "name"): flag(item, "enabled") for item in root.iter(Q + "userPermissions")}
+
+
+def test_the_permission_sets_are_the_integration_users_and_the_peoples() -> None:
+    shipped_sets = {
+        p.name.removesuffix(".permissionset-meta.xml") for p in PERMISSION_SETS.iterdir()
+    }
+    assert shipped_sets == {PERMISSION_SET_NAME, *PEOPLE}
+    for name in PEOPLE:
+        assert text(parse(permission_set_path(name)), "label") == name.replace("_", " ")
+
+
+@pytest.mark.parametrize("name", ["Billing_Viewer", "Billing_Finance"])
+def test_sales_and_finance_read_all_billing_and_edit_nothing(name: str) -> None:
+    permissions = field_permissions(name)
+    assert set(permissions) == {
+        n for n, (_, spec) in custom_fields().items() if not spec.spec.required
+    }
+    assert all(readable and not editable for readable, editable in permissions.values())
+    read_only = {
+        "allowCreate": False,
+        "allowDelete": False,
+        "allowEdit": False,
+        "allowRead": True,
+        "modifyAllRecords": False,
+        "viewAllRecords": False,
+    }
+    assert object_permissions(name) == {obj: read_only for obj in CUSTOM_OBJECTS}
+    assert tab_settings(name) == {obj: "Visible" for obj in CUSTOM_OBJECTS}
+    reports = {"RunReports": True, "ExportReport": True}
+    assert user_permissions(name) == (reports if name == "Billing_Finance" else {})
+
+
+def test_the_deal_terms_set_edits_what_the_mapping_reads_and_nothing_written() -> None:
+    """Whoever enters deals edits the terms the connector reads (the Opportunity's, the
+    Account's tax id, the Product's billing type); their profile gives the object access."""
+    permissions = field_permissions("Billing_Deal_Terms")
+    assert set(permissions) == mapped_custom_fields()
+    assert all(readable and editable for readable, editable in permissions.values())
+    assert not set(permissions) & written_fields()
+    assert object_permissions("Billing_Deal_Terms") == {}
+    assert user_permissions("Billing_Deal_Terms") == {}
+
+
+def test_no_permission_set_makes_a_formula_editable() -> None:
+    for name in (PERMISSION_SET_NAME, *PEOPLE):
+        editable = {field for field, (_, can_edit) in field_permissions(name).items() if can_edit}
+        assert not editable & formula_fields(), name
+
+
 def test_the_permission_set_grants_api_access() -> None:
     root = parse(PERMISSION_SET)
     assert text(root, "label") == "Billing Connector Integration"
@@ -566,6 +765,158 @@ def test_the_permission_set_grants_api_access() -> None:
         text(item, "name"): flag(item, "enabled") for item in root.iter(Q + "userPermissions")
     }
     assert granted == {"ApiEnabled": True}
+
+
+# -- what people see ---------------------------------------------------------------------------
+LAYOUTS = SOURCE / "layouts"
+PAGES = SOURCE / "flexipages"
+INVOICE_COLUMNS = [
+    "NAME",
+    "Type__c",
+    "Document_Date__c",
+    "Due_Date__c",
+    "Total__c",
+    "Balance_Due__c",
+    "Status__c",
+]
+
+
+def layout(obj: str, name: str) -> Element:
+    return parse(LAYOUTS / f"{obj}-{name}.layout-meta.xml")
+
+
+def sections(root: Element) -> dict[str | None, dict[str | None, str | None]]:
+    """Section label → field → behavior."""
+    return {
+        text(section, "label"): {
+            text(item, "field"): text(item, "behavior") for item in section.iter(Q + "layoutItems")
+        }
+        for section in root.iter(Q + "layoutSections")
+    }
+
+
+def related_lists(root: Element) -> dict[str | None, list[str]]:
+    return {
+        text(item, "relatedList"): [column.text or "" for column in item.iter(Q + "fields")]
+        for item in root.iter(Q + "relatedLists")
+    }
+
+
+def fields_on(obj: str, names: set[str]) -> set[str]:
+    return {name.split(".")[1] for name in names if name.split(".")[0] == obj}
+
+
+@pytest.mark.parametrize(
+    ("obj", "lookup"), [("Account", "Account__c"), ("Opportunity", "Opportunity__c")]
+)
+def test_account_and_opportunity_layouts_show_billing(obj: str, lookup: str) -> None:
+    """A Billing section with what the connector writes (read only) and the terms it reads
+    (editable), and the object's Billing Subscriptions and Billing Invoices."""
+    root = layout(obj, f"{obj} Layout")
+    billing = sections(root)["Billing"]
+    written = fields_on(obj, written_fields() | WRITTEN_NEXT)
+    read = fields_on(obj, mapped_custom_fields())
+    assert set(billing) == written | read
+    assert {name: billing[name] for name in written} == dict.fromkeys(written, "Readonly")
+    assert {name: billing[name] for name in read} == dict.fromkeys(read, "Edit")
+    lists = related_lists(root)
+    assert lists[f"Billing_Invoice__c.{lookup}"] == INVOICE_COLUMNS
+    assert lists[f"Billing_Subscription__c.{lookup}"][0] == "NAME"
+
+
+@pytest.mark.parametrize("name", CUSTOM_OBJECTS)
+def test_billing_object_layouts_show_every_field_read_only(name: str) -> None:
+    obj = custom_objects()[name]
+    fields = {
+        field
+        for section in sections(layout(name, obj.label + " Layout")).values()
+        for field in section.items()
+    }
+    custom = {spec.name for spec in obj.fields.values() if spec.name.endswith("__c")}
+    assert {field for field, _ in fields} >= custom | {"Name"}
+    name_behavior = "Readonly" if obj.fields["Name"].spec.autonumber else "Required"
+    expected = {(field, "Readonly") for field in custom} | {("Name", name_behavior)}
+    assert expected <= fields
+
+
+@pytest.mark.parametrize("obj", ["Account", "Opportunity", *CUSTOM_OBJECTS])
+def test_a_record_page_shows_the_record_and_its_related_lists(obj: str) -> None:
+    found = [
+        root
+        for path in sorted(PAGES.glob("*.flexipage-meta.xml"))
+        if text(root := parse(path), "sobjectType") == obj
+    ]
+    assert len(found) == 1, f"{obj}: {len(found)} record pages"
+    page = found[0]
+    assert text(page, "type") == "RecordPage"
+    template = child(page, "template")
+    assert template is not None
+    assert text(template, "name") == "flexipage:recordHomeTemplateDesktop"
+    assert {text(region, "name") for region in page.iter(Q + "flexiPageRegions")} == {
+        "header",
+        "main",
+        "sidebar",
+    }
+    components = [text(item, "componentName") for item in page.iter(Q + "componentInstance")]
+    assert {"force:highlightsPanel", "force:detailPanel", "force:relatedListContainer"} <= set(
+        components
+    )
+    if not obj.endswith("__c"):
+        related = {
+            text(item, "value")
+            for item in page.iter(Q + "componentInstanceProperties")
+            if text(item, "name") == "relatedListApiName"
+        }
+        assert related == {"Billing_Invoices__r", "Billing_Subscriptions__r"}
+
+
+def list_view(obj: str, name: str) -> tuple[str | None, list[tuple[str | None, ...]]]:
+    root = parse(OBJECTS / obj / "listViews" / f"{name}.listView-meta.xml")
+    filters = [
+        (text(item, "field"), text(item, "operation"), text(item, "value"))
+        for item in root.iter(Q + "filters")
+    ]
+    assert text(root, "filterScope") == "Everything"
+    return text(root, "label"), filters
+
+
+def test_the_list_views() -> None:
+    assert list_view("Billing_Invoice__c", "Overdue_invoices") == (
+        "Overdue invoices",
+        [("Days_Overdue__c", "greaterThan", "0")],
+    )
+    assert list_view("Billing_Invoice__c", "Open_invoices") == (
+        "Open invoices",
+        [("Balance_Due__c", "greaterThan", "0")],
+    )
+    assert list_view("Opportunity", "Deals_waiting_for_billing") == (
+        "Deals waiting for billing",
+        [("Billing_Sync_Status__c", "equals", "Waiting,Error")],
+    )
+
+
+def test_the_report_type_has_invoices_with_their_opportunity_and_account() -> None:
+    root = parse(
+        SOURCE / "reportTypes" / "Billing_Invoices_with_Opportunity_and_Account.reportType-meta.xml"
+    )
+    assert (text(root, "baseObject"), flag(root, "deployed")) == ("Billing_Invoice__c", True)
+    columns = {text(item, "field") for item in root.iter(Q + "columns")}
+    invoice = custom_objects()["Billing_Invoice__c"]
+    assert {spec.name for spec in invoice.fields.values() if spec.name.endswith("__c")} - {
+        "Account__c",
+        "Opportunity__c",
+    } <= columns
+    assert {"Name", "Opportunity__c.Name", "Account__c.Name"} <= columns
+
+
+def test_every_billing_object_has_a_tab_and_a_compact_layout() -> None:
+    tabs = {path.name.removesuffix(".tab-meta.xml") for path in (SOURCE / "tabs").iterdir()}
+    assert tabs == set(CUSTOM_OBJECTS)
+    for name in CUSTOM_OBJECTS:
+        assignment = text(parse(object_path(name)), "compactLayoutAssignment")
+        compact = parse(OBJECTS / name / "compactLayouts" / f"{assignment}.compactLayout-meta.xml")
+        fields = [item.text for item in compact.iter(Q + "fields")]
+        assert fields[:2] == ["Name", "Type__c" if name == "Billing_Invoice__c" else "Status__c"]
 
 
 @pytest.fixture

@@ -182,6 +182,9 @@ def test_get_returns_attributes_and_every_field(sf: Salesforce, clock: Clock) ->
         "Tax_Id__c": None,
         "MRR__c": 1250.5,
         "Billing_Status__c": None,
+        "Balance_Due__c": None,
+        "Overdue_Amount__c": None,
+        "Next_Invoice_Date__c": None,
     }
 
 
@@ -321,7 +324,7 @@ def test_upsert_by_external_id_creates_then_updates(sf: Salesforce) -> None:
         "Document_Number__c": "INV-0001",
         "Total__c": 120.5,
         "Status__c": "Paid",
-        "Name": "BI-000001",
+        "Name": invoice,
     }
     count = sf.query("SELECT COUNT() FROM Billing_Invoice__c")
     assert count == {"totalSize": 1, "done": True, "records": []}
@@ -1037,6 +1040,7 @@ def test_describe_lists_the_fields_of_the_object(sf: Salesforce) -> None:
         "Cancellation_Date__c",
         "Amends_Opportunity__c",
         "Billing_Sync_Error__c",
+        "Billing_Sync_Status__c",
     ]
 
 
@@ -1063,6 +1067,7 @@ def test_describe_of_a_lookup(sf: Salesforce) -> None:
         "idLookup": False,
         "custom": False,
         "calculated": False,
+        "calculatedFormula": None,
         "autoNumber": False,
         "defaultedOnCreate": False,
         "defaultValue": None,
@@ -1143,6 +1148,9 @@ def test_describe_of_the_stage_picklist_lists_every_stage(sf: Salesforce) -> Non
         ("OpportunityLineItem", "OpportunityId", ("reference", True, False, False)),
         ("Contract", "ContractNumber", ("string", False, False, False)),
         ("OpportunityLineItem", "SortOrder", ("int", True, True, False)),
+        ("Billing_Invoice__c", "Name", ("string", True, True, False)),
+        ("Billing_Subscription__c", "Name", ("string", False, False, False)),
+        ("Billing_Invoice__c", "Days_Overdue__c", ("double", False, False, True)),
     ],
 )
 def test_describe_field_types_and_access(
@@ -1153,6 +1161,28 @@ def test_describe_field_types_and_access(
     assert (field["type"], field["createable"], field["updateable"], field["calculated"]) == (
         expected
     )
+
+
+def test_describe_of_a_formula_field(sf: Salesforce) -> None:
+    field = describe_field(sf, "Billing_Invoice__c", "Days_Overdue__c")
+
+    assert (field["calculated"], field["createable"], field["updateable"]) == (True, False, False)
+    assert (field["precision"], field["scale"]) == (18, 0)
+    formula = field["calculatedFormula"]
+    assert formula.startswith("IF(AND(Balance_Due__c > 0, NOT(ISBLANK(Due_Date__c))")
+    assert formula.endswith("TODAY() - Due_Date__c, 0)")
+    assert describe_field(sf, "Billing_Invoice__c", "Total__c")["calculatedFormula"] is None
+
+
+def test_an_invoice_is_named_by_what_is_sent_or_else_after_its_id(sf: Salesforce) -> None:
+    named = sf.Billing_Invoice__c.create({"Name": "INV-000007", "Document_Number__c": "INV-7"})
+    unnamed = sf.Billing_Invoice__c.create({"Document_Number__c": "INV-8"})
+    sf.Billing_Invoice__c.update(named["id"], {"Name": "INV-000007 (void)"})
+
+    assert sf.Billing_Invoice__c.get(named["id"])["Name"] == "INV-000007 (void)"
+    assert sf.Billing_Invoice__c.get(unnamed["id"])["Name"] == unnamed["id"]
+    assert describe_field(sf, "Billing_Invoice__c", "Name")["defaultedOnCreate"] is True
+    assert describe_field(sf, "Billing_Invoice__c", "Name")["length"] == 80
 
 
 @pytest.mark.parametrize(
