@@ -264,6 +264,13 @@ class SalesforceClient:
             pages[name] = content
         return pages
 
+    def field_names(self, obj: str) -> frozenset[str]:
+        """The fields of ``obj`` the integration user sees (one describe call)."""
+        answer = self.call(f"describe {obj}", lambda sf: sf.restful(f"sobjects/{obj}/describe"))
+        if not isinstance(answer, dict):
+            raise CrmError(f"describe {obj}: Salesforce answered {answer!r:.200}")
+        return frozenset(field["name"] for field in answer.get("fields", ()))
+
     # -- writes ----------------------------------------------------------------------------
     def upsert_records(
         self, obj: str, external_id_field: str, records: list[dict[str, Any]]

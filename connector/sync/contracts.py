@@ -179,6 +179,8 @@ def create_subscription(
     save_items(session, row, None, subscription, None)
     if system and external_id:
         link_external_id(session, row, system, external_id)
+        if system == writeback.SYSTEM:  # the deal shows as billed
+            writeback.mark(session, writeback.DEAL, [external_id])
     writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
     return row
 

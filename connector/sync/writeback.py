@@ -33,6 +33,7 @@ from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.sync.stopping import no_stop
 from connector.sync.writeback_records import CHUNK, Builder, Built, Record, records
+from connector.sync.writeback_shape import as_sent, prepare
 
 __all__ = ["WritebackResult", "records", "write_back"]
 
@@ -60,6 +61,7 @@ class _Pending:
     """A record to send, with the queue row its answer settles."""
 
     record: Record
+    fields: dict[str, Any]  # as sent to this org
     digest: str
     built: Built
     generation: int
@@ -87,7 +89,7 @@ def _states(session: Session, built: Sequence[Record]) -> dict[tuple[str, str], 
     return found
 
 
-def _changed(session: Session, as_of: date, result: WritebackResult) -> Pending:
+def _changed(session: Session, as_of: date, result: WritebackResult, multi: bool) -> Pending:
     """Build the records due by ``as_of``; settle those Salesforce holds as they are, and
     return the others to send. The accounts of due subscriptions and documents are queued
     first (their MRR and status may follow), before anything is sent: a crash cannot lose
@@ -115,17 +117,16 @@ def _changed(session: Session, as_of: date, result: WritebackResult) -> Pending:
         if record is None:
             settled.append((item.entity, item.key, generation, None))
             continue
-        digest = staging.payload_hash(record.fields)
+        fields = as_sent(record.fields, multi)
+        digest = staging.payload_hash(fields)
         known = states.get((record.obj, record.key))
-        if (known is not None and digest in known) or (
-            known is None
-            and record.obj == "Opportunity"
-            and record.fields["Billing_Sync_Error__c"] is None  # nothing to clear
-        ):
+        if known is not None and digest in known:
             result.unchanged += 1
             settled.append((item.entity, item.key, generation, item.again))
             continue
-        pending[(record.obj, record.key_field)].append(_Pending(record, digest, item, generation))
+        pending[(record.obj, record.key_field)].append(
+            _Pending(record, fields, digest, item, generation)
+        )
     queue.settle(session, settled)
     return pending
 
@@ -141,12 +142,13 @@ def write_back(
     result = WritebackResult()
     calls_before = client.calls
     with transaction(factory) as session:
-        pending = _changed(session, as_of, result)
+        multi = prepare(session, client)
+        pending = _changed(session, as_of, result, multi)
     for (obj, key_field), items in pending.items():
         for start in range(0, len(items), MAX_COLLECTION):
             checkpoint()
             chunk = items[start : start + MAX_COLLECTION]
-            values = [{key_field: item.record.key, **item.record.fields} for item in chunk]
+            values = [{key_field: item.record.key, **item.fields} for item in chunk]
             if key_field == "Id":
                 answers = client.update_records(obj, values)
             else:

@@ -3,12 +3,17 @@
 - ``Billing_Subscription__c`` per subscription of a deal (external id ``Subscription_Id__c``):
   the deal, the account, its status, MRR and next invoice date.
 - ``Billing_Invoice__c`` per invoice or credit note of such a subscription (external id
-  ``Document_Number__c``): type, deal, account, dates, period, total, balance due, status and
-  currency.
-- On the Account: ``MRR__c`` and ``Billing_Status__c`` (``Past Due`` once an invoice of its
-  deals is due and unpaid after its due date).
-- On the Opportunity: ``Billing_Sync_Error__c``, the reason a deal waits in quarantine or is
-  held for review, or why the accounting system refused one of its documents.
+  ``Document_Number__c``, shown as its ``Name``): type, deal, account, dates, due date, period,
+  tax, total, amount paid and the day it was paid in full, balance due, status and currency.
+- On the Account: ``MRR__c``, ``Billing_Status__c`` (``Past Due`` once an invoice of its deals
+  is due and unpaid after its due date), ``Balance_Due__c``, ``Overdue_Amount__c`` and
+  ``Next_Invoice_Date__c``.
+- On the Opportunity: ``Billing_Sync_Status__c`` (``Synced``, ``Waiting`` for a review, or
+  ``Error``) and ``Billing_Sync_Error__c``, the reason a deal waits in quarantine or is held
+  for review, or why the accounting system refused one of its documents.
+
+``SHAPE`` names what the records hold: when it changes (a field added or computed otherwise),
+the write-back builds every record once more (see :mod:`connector.sync.writeback`).
 
 Each entity is read with a handful of queries per two thousand, whatever their number. A
 subscription's or an account's fields change with the date on known days (the start, the end
@@ -25,7 +30,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, select
+from sqlalchemy import Row, and_, func, select
 from sqlalchemy.orm import Session
 
 from connector.accounting import base
@@ -51,6 +56,9 @@ STATUS = {
 SHOWN_DEALS = (staging.QUARANTINED, staging.HELD, staging.APPLIED)
 WAITING = (staging.QUARANTINED, staging.HELD)
 CHUNK = 2000  # ids per query
+# What the records hold; a new value makes the write-back build every record once more.
+SHAPE = "2"
+SYNCED, WAITING_FOR_REVIEW, IN_ERROR = "Synced", "Waiting", "Error"
 ONE_DAY = timedelta(days=1)
 
 
@@ -158,6 +166,7 @@ class Builder:
         self.accounts: dict[int, str | None] = {}  # customer id -> Account id
         self.deals: dict[int, str | None] = {}  # subscription id -> Opportunity id
         self.documents: dict[int, Row[Any] | None] = {}
+        self.paid_on: dict[int, date] = {}  # invoice id -> day it was settled in full
 
     def _next(self, days: Iterable[date]) -> date | None:
         return min((day for day in days if day > self.as_of), default=None)
@@ -203,6 +212,25 @@ class Builder:
                 self.documents[row.id] = row
             for document_id in chunk:
                 self.documents.setdefault(document_id, None)
+
+    def _paid_dates(self, docs: Sequence[Row[Any]]) -> None:
+        """The day each paid invoice received its last allocation (payment or credit)."""
+        paid = sorted(
+            doc.id
+            for doc in docs
+            if doc.status == InvoiceStatus.PAID.value and doc.id not in self.paid_on
+        )
+        allocation = tables.Allocation
+        for chunk in _chunks(paid):
+            self.paid_on.update(
+                (invoice_id, day)
+                for invoice_id, day in self.session.execute(
+                    select(allocation.invoice_id, func.max(allocation.allocated_on))
+                    .where(allocation.invoice_id.in_(chunk))
+                    .group_by(allocation.invoice_id)
+                )
+                if invoice_id is not None
+            )
 
     def _links(self, entity: str, ids: Iterable[int], known: dict[int, str | None]) -> None:
         missing = sorted({i for i in ids if i not in known})
@@ -275,6 +303,7 @@ class Builder:
             self.deals,
         )
         self._links(tables.Customer.__tablename__, (doc.customer_id for doc in docs), self.accounts)
+        self._paid_dates(docs)
         built = _unreadable(DOCUMENT, keys)
         for document_id in ids:
             doc = self.documents[document_id]
@@ -282,14 +311,21 @@ class Builder:
             if doc is None or deal is None:
                 built.append(Built(DOCUMENT, str(document_id), None))
                 continue
+            invoice = doc.kind == "invoice"
+            paid_on = self.paid_on.get(doc.id)
             fields = {
-                "Type__c": "Invoice" if doc.kind == "invoice" else "Credit Note",
+                "Name": doc.number,
+                "Type__c": "Invoice" if invoice else "Credit Note",
                 "Opportunity__c": deal,
                 "Account__c": self.accounts.get(doc.customer_id),
                 "Document_Date__c": doc.issue_date.isoformat(),
+                "Due_Date__c": doc.due_date.isoformat() if invoice else None,
                 "Period_Start__c": doc.period_start.isoformat(),
                 "Period_End__c": doc.period_end.isoformat(),
+                "Tax__c": _number(doc.tax_total),
                 "Total__c": _number(doc.total),
+                "Amount_Paid__c": _number(doc.amount_paid) if invoice else None,
+                "Paid_Date__c": paid_on.isoformat() if paid_on else None,
                 "Balance_Due__c": _number(_due(doc)),
                 "Status__c": _document_status(doc),
                 "Currency__c": doc.currency,
@@ -300,11 +336,12 @@ class Builder:
             )
         return built
 
-    def _overdue_days(self, customer_ids: Sequence[int]) -> dict[int, list[date]]:
-        """Per customer, the due dates of its deals' invoices that still owe something."""
+    def _dues(self, customer_ids: Sequence[int]) -> dict[int, list[tuple[date, Decimal]]]:
+        """Per customer, the due date and amount due of each invoice of its deals that still
+        owes something."""
         document = tables.table_of(tables.Document)
         link = tables.ExternalId
-        found: dict[int, list[date]] = defaultdict(list)
+        found: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
         rows = self.session.execute(
             select(
                 document.c.customer_id,
@@ -330,21 +367,21 @@ class Builder:
             )
         )
         for row in rows:
-            if _due(row):
-                found[row.customer_id].append(row.due_date)
+            if due := _due(row):
+                found[row.customer_id].append((row.due_date, due))
         return found
 
     def account_records(self, ids: list[int], keys: Iterable[str] = ()) -> list[Built]:
         self._links(tables.Customer.__tablename__, ids, self.accounts)
         linked = [i for i in ids if self.accounts.get(i)]
         of_customer: dict[int, list[int]] = defaultdict(list)
-        overdue: dict[int, list[date]] = {}
+        dues: dict[int, list[tuple[date, Decimal]]] = {}
         for chunk in _chunks(linked):
             rows = self._subscriptions(tables.Subscription.customer_id.in_(chunk))
             self._show(rows)
             for row in rows:
                 of_customer[row.customer_id].append(row.id)
-            overdue.update(self._overdue_days(chunk))
+            dues.update(self._dues(chunk))
         built = _unreadable(CUSTOMER, keys)
         for customer_id in ids:
             account = self.accounts.get(customer_id)
@@ -353,10 +390,17 @@ class Builder:
                 continue
             shown = [s for i in of_customer[customer_id] if (s := self.shown[i]) is not None]
             states = {s.status for s in shown}
-            due_days = overdue.get(customer_id, [])
+            owed = dues.get(customer_id, [])
+            due_days = [day for day, _ in owed]
+            overdue = [amount for day, amount in owed if day < self.as_of]
+            upcoming = [
+                s.row.next_billing_date
+                for s in shown
+                if s.status in ("Active", "Trial") and s.row.next_billing_date
+            ]
             status = (
                 "Past Due"
-                if any(day < self.as_of for day in due_days)
+                if overdue
                 else "Active"
                 if "Active" in states
                 else "Trial"
@@ -368,6 +412,9 @@ class Builder:
             fields = {
                 "MRR__c": _number(sum((s.mrr for s in shown), Decimal(0))),
                 "Billing_Status__c": status,
+                "Balance_Due__c": _number(sum((amount for _, amount in owed), Decimal(0))),
+                "Overdue_Amount__c": _number(sum(overdue, Decimal(0))),
+                "Next_Invoice_Date__c": min(upcoming).isoformat() if upcoming else None,
             }
             turns = {day for s in shown for day in s.turns}
             turns.update(after for day in due_days if (after := _after(day)) is not None)
@@ -405,7 +452,11 @@ class Builder:
                 continue
             waiting = reason if state in WAITING else None
             why = waiting or refused.get(deal)
-            fields = {"Billing_Sync_Error__c": why[:1000] if why else None}
+            status = WAITING_FOR_REVIEW if state == staging.HELD else IN_ERROR if why else SYNCED
+            fields = {
+                "Billing_Sync_Status__c": status,
+                "Billing_Sync_Error__c": why[:1000] if why else None,
+            }
             built.append(Built(DEAL, deal, Record("Opportunity", "Id", deal, fields)))
         return built
 

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.periods import Frequency
@@ -26,8 +26,10 @@ from connector.db import outbox, staging, tables
 from connector.db import writeback_queue as queue
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import alembic_config, upgrade
+from connector.db.types import utc_now
 from connector.settings import SalesforceSettings, Settings
 from connector.sync import contracts, settlement, writeback
+from connector.sync import writeback_shape as shapes
 from connector.sync.billing_run import run_billing
 from connector.sync.cycle import STAGES, Runtime, run_cycle
 from sandbox.salesforce.server import Sandbox
@@ -64,6 +66,8 @@ class FakeSalesforce:
     on_call: Callable[[], None] = lambda: None
     calls: int = 0
     sent: list[tuple[str, str]] = field(default_factory=list)
+    multi_currency: bool = True
+    described: int = 0
 
     def _take(self, obj: str, key_field: str, records: list[dict[str, Any]]) -> list[Any]:
         self.on_call()
@@ -89,6 +93,11 @@ class FakeSalesforce:
     def update_records(self, obj: str, records: list[dict[str, Any]]) -> Any:
         return self._take(obj, "Id", records)
 
+    def field_names(self, obj: str) -> frozenset[str]:
+        self.calls += 1
+        self.described += 1
+        return frozenset({"Id", "Name", *(["CurrencyIsoCode"] if self.multi_currency else [])})
+
     def sent_of(self, obj: str) -> list[str]:
         return [key for sent_obj, key in self.sent if sent_obj == obj]
 
@@ -100,14 +109,10 @@ def write(
 
 
 def in_step(factory: sessionmaker[Session], client: FakeSalesforce, as_of: date) -> None:
-    """Salesforce holds every record as a full rebuild shows it (an opportunity never marked
-    stays unwritten)."""
+    """Salesforce holds every record as a full rebuild shows it."""
     with factory() as session:
         for obj, _, key, fields in writeback.records(session, as_of):
-            if obj == "Opportunity" and fields["Billing_Sync_Error__c"] is None:
-                assert client.org.get((obj, key), fields) == fields, key
-            else:
-                assert client.org.get((obj, key)) == fields, (obj, key)
+            assert client.org.get((obj, key)) == fields, (obj, key)
 
 
 def marked(factory: sessionmaker[Session]) -> set[tuple[str, str]]:
@@ -162,7 +167,12 @@ def three(factory: sessionmaker[Session], settings: Settings) -> tuple[list[int]
     run_billing(factory, settings, FIRST)
     client = FakeSalesforce()
     first = write(factory, client, FIRST)
-    assert first.sent == {"Billing_Subscription__c": 3, "Billing_Invoice__c": 3, "Account": 3}
+    assert first.sent == {
+        "Billing_Subscription__c": 3,
+        "Billing_Invoice__c": 3,
+        "Account": 3,
+        "Opportunity": 3,
+    }
     assert marked(factory) == set()
     return ids, client
 
@@ -184,16 +194,18 @@ def test_the_first_write_back_records_each_call_in_one_upsert(
         "Billing_Subscription__c": 450,
         "Billing_Invoice__c": 450,
         "Account": 450,
+        "Opportunity": 450,
     }
-    assert result.built == 450 * 3
-    assert client.calls == 9  # three objects, three calls of up to 200 each
+    assert result.built == 450 * 4
+    # One describe (multi-currency?), then four objects, three calls of up to 200 each.
+    assert (client.described, client.calls) == (1, 13)
     # Reading and building every record: a handful of queries, not one per record.
     assert ends[0] <= 30
     # Each call's answers: at most five statements (one upsert, the queue rows done).
     per_call = [after - before for before, after in pairwise(ends)]
-    assert len(per_call) == 9 and max(per_call) <= 5, per_call
+    assert len(per_call) == 12 and max(per_call) <= 5, per_call
     upserts = [sql for sql in seen.touching("writeback_state") if sql.lstrip().startswith("INSERT")]
-    assert len(upserts) == 9
+    assert len(upserts) == 12
     in_step(factory, client, FIRST)
 
 
@@ -229,9 +241,15 @@ def test_a_payment_marks_its_invoice_alone(
 
     result = write(factory, client, FIRST + timedelta(days=5))
 
-    assert result.built == 2  # the invoice, and its account (still active, not sent)
-    assert result.sent == {"Billing_Invoice__c": 1}
-    assert client.org[("Billing_Invoice__c", invoice.number)]["Status__c"] == "Paid"
+    assert result.built == 2  # the invoice, and its account (nothing due any more)
+    assert result.sent == {"Billing_Invoice__c": 1, "Account": 1}
+    paid = client.org[("Billing_Invoice__c", invoice.number)]
+    assert (paid["Status__c"], paid["Amount_Paid__c"], paid["Paid_Date__c"]) == (
+        "Paid",
+        100.0,
+        (FIRST + timedelta(days=5)).isoformat(),
+    )
+    assert client.org[("Account", account_id(1))]["Balance_Due__c"] == 0.0
     assert marked(factory) == set()
     in_step(factory, client, FIRST + timedelta(days=5))
 
@@ -251,6 +269,9 @@ def test_a_cancellation_marks_its_subscription_alone(
     assert client.org[("Account", account_id(2))] == {
         "MRR__c": 0.0,
         "Billing_Status__c": "Cancelled",
+        "Balance_Due__c": 100.0,  # its first month, due on DUE
+        "Overdue_Amount__c": 0.0,
+        "Next_Invoice_Date__c": None,
     }
     in_step(factory, client, FIRST + timedelta(days=15))
 
@@ -291,7 +312,8 @@ def test_a_deal_error_marks_its_opportunity_alone(
 
     assert write(factory, client, FIRST).sent == {"Opportunity": 1}
     assert client.org[("Opportunity", deal)] == {
-        "Billing_Sync_Error__c": "won deal has no line items"
+        "Billing_Sync_Status__c": "Error",
+        "Billing_Sync_Error__c": "won deal has no line items",
     }
 
     with transaction(factory) as session:  # the same reason again: nothing to mark
@@ -302,7 +324,10 @@ def test_a_deal_error_marks_its_opportunity_alone(
         settle_deal(session, deal, staging.APPLIED)
     assert marked(factory) == {(queue.DEAL, deal)}
     assert write(factory, client, FIRST).sent == {"Opportunity": 1}
-    assert client.org[("Opportunity", deal)] == {"Billing_Sync_Error__c": None}
+    assert client.org[("Opportunity", deal)] == {
+        "Billing_Sync_Status__c": "Synced",
+        "Billing_Sync_Error__c": None,
+    }
     in_step(factory, client, FIRST)
 
 
@@ -323,14 +348,18 @@ def test_a_document_accounting_refused_marks_its_deal(
 
     assert write(factory, client, FIRST).sent == {"Opportunity": 1}
     assert client.org[("Opportunity", deal_id(0))] == {
-        "Billing_Sync_Error__c": f"ledger refused {invoice.number}: no"
+        "Billing_Sync_Status__c": "Error",
+        "Billing_Sync_Error__c": f"ledger refused {invoice.number}: no",
     }
 
     with transaction(factory) as session:  # fixed in accounting, put back in line
         assert outbox.retry_parked(session, "ledger") == 1
     assert marked(factory) == {(queue.DEAL, deal_id(0))}
     assert write(factory, client, FIRST).sent == {"Opportunity": 1}
-    assert client.org[("Opportunity", deal_id(0))] == {"Billing_Sync_Error__c": None}
+    assert client.org[("Opportunity", deal_id(0))] == {
+        "Billing_Sync_Status__c": "Synced",
+        "Billing_Sync_Error__c": None,
+    }
     in_step(factory, client, FIRST)
 
 
@@ -352,6 +381,18 @@ def test_the_billing_run_marks_what_it_issues_and_the_next_invoice_dates(
 
     # New invoices, next invoice dates, and the accounts whose January invoice fell due.
     assert result.sent == {"Billing_Subscription__c": 3, "Billing_Invoice__c": 3, "Account": 3}
+    account = client.org[("Account", account_id(0))]
+    assert (
+        account["Balance_Due__c"],
+        account["Overdue_Amount__c"],
+        account["Next_Invoice_Date__c"],
+    ) == (200.0, 100.0, "2026-03-01")
+    invoice = client.org[("Billing_Invoice__c", invoice_of(factory, ids[0]).number)]
+    assert {name: invoice[name] for name in ("Name", "Due_Date__c", "Tax__c")} == {
+        "Name": invoice_of(factory, ids[0]).number,
+        "Due_Date__c": DUE.isoformat(),
+        "Tax__c": 0.0,
+    }
     in_step(factory, client, february)
 
 
@@ -365,9 +406,11 @@ def test_an_invoice_falling_due_sends_its_account_as_past_due(
     result = write(factory, client, DUE + timedelta(days=1))
 
     assert result.built == 3 and result.sent == {"Account": 3}
-    assert {client.org[("Account", account_id(n))]["Billing_Status__c"] for n in range(3)} == {
-        "Past Due"
-    }
+    assert {
+        (account["Billing_Status__c"], account["Balance_Due__c"], account["Overdue_Amount__c"])
+        for n in range(3)
+        if (account := client.org[("Account", account_id(n))])
+    } == {("Past Due", 100.0, 100.0)}
     in_step(factory, client, DUE + timedelta(days=1))
 
     invoice = invoice_of(factory, ids[0])  # paid late: the account is active again
@@ -401,7 +444,7 @@ def test_a_crash_after_salesforce_took_a_call_loses_nothing_and_sends_nothing_tw
 ) -> None:
     open_deals(factory, 250)
     run_billing(factory, settings, FIRST)
-    crashing = FakeSalesforce(crash_on=2)  # the second call of subscriptions
+    crashing = FakeSalesforce(crash_on=3)  # the describe, then the second call of subscriptions
 
     with pytest.raises(LostAnswerError):
         write(factory, crashing, FIRST)
@@ -411,7 +454,13 @@ def test_a_crash_after_salesforce_took_a_call_loses_nothing_and_sends_nothing_tw
 
     # The first call was recorded; the second, whose answer was lost, goes again.
     assert len(again.sent_of("Billing_Subscription__c")) == 50
-    assert result.sent == {"Billing_Subscription__c": 50, "Billing_Invoice__c": 250, "Account": 250}
+    assert result.sent == {
+        "Billing_Subscription__c": 50,
+        "Billing_Invoice__c": 250,
+        "Account": 250,
+        "Opportunity": 250,
+    }
+    assert again.described == 0  # the org's currencies were noted by the first
     assert marked(factory) == set()
     in_step(factory, again, FIRST)
 
@@ -426,7 +475,7 @@ def test_a_change_made_while_the_write_back_is_away_stays_queued(
     invoice = invoice_of(factory, ids[0])
 
     def pay() -> None:
-        if client.calls == 1:  # the invoices' call: paid as it goes out
+        if client.calls == 2:  # the describe, the subscriptions, then the invoices' call
             with transaction(factory) as session:
                 settlement.record_payment(
                     session, amount=invoice.total, received_on=FIRST, invoice_number=invoice.number
@@ -438,7 +487,7 @@ def test_a_change_made_while_the_write_back_is_away_stays_queued(
     assert client.org[("Billing_Invoice__c", invoice.number)]["Status__c"] == "Open"
     assert marked(factory) == {(queue.DOCUMENT, str(invoice.id))}
 
-    assert write(factory, client, FIRST).sent == {"Billing_Invoice__c": 1}
+    assert write(factory, client, FIRST).sent == {"Billing_Invoice__c": 1, "Account": 1}
     assert client.org[("Billing_Invoice__c", invoice.number)]["Status__c"] == "Paid"
     in_step(factory, client, FIRST)
 
@@ -469,7 +518,7 @@ def test_a_retryable_refusal_goes_again_and_a_final_one_waits_for_a_change(
         settlement.record_payment(
             session, amount=Decimal("2.00"), received_on=FIRST, invoice_number=invoice.number
         )
-    assert write(factory, client, FIRST).sent == {"Billing_Invoice__c": 1}
+    assert write(factory, client, FIRST).sent == {"Billing_Invoice__c": 1, "Account": 1}
     in_step(factory, client, FIRST)
 
 
@@ -580,7 +629,75 @@ def test_the_upgrade_queues_every_record_salesforce_shows_once(
         "Billing_Subscription__c": 2,
         "Billing_Invoice__c": 2,
         "Account": 2,
-        "Opportunity": 1,
+        "Opportunity": 3,  # the two billed deals and the one waiting
     }
     in_step(factory, client, FIRST)
     engine.dispose()
+
+
+# -- what the org takes -----------------------------------------------------------------------
+def test_a_single_currency_org_gets_no_currency_code_and_is_described_once_a_day(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    open_deals(factory, 2)
+    run_billing(factory, settings, FIRST)
+    client = FakeSalesforce(multi_currency=False)
+
+    first = write(factory, client, FIRST)
+
+    assert first.failed == {} and client.described == 1
+    sent = [fields for (obj, _), fields in client.org.items() if obj != "Opportunity"]
+    assert len(sent) == 6 and not [f for f in sent if "CurrencyIsoCode" in f]
+    assert [f["Currency__c"] for f in sent if "Currency__c" in f] == ["USD", "USD"]
+
+    assert write(factory, client, DUE + timedelta(days=1)).sent == {"Account": 2}
+    assert client.described == 1  # noted for a day
+
+    with transaction(factory) as session:  # a day later, the admin turned multi-currency on
+        session.execute(
+            update(tables.SyncCursor)
+            .where(tables.SyncCursor.name == shapes.SINGLE_CURRENCY)
+            .values(position=utc_now() - timedelta(days=1, seconds=1))
+        )
+    client.multi_currency = True
+
+    again = write(factory, client, DUE + timedelta(days=1))
+
+    assert client.described == 2
+    # Every record is built again and sent with its currency (the deals carry none).
+    assert again.sent == {"Billing_Subscription__c": 2, "Billing_Invoice__c": 2}
+    assert {fields.get("CurrencyIsoCode") for (obj, _), fields in client.org.items()} == {
+        "USD",
+        None,
+    }
+    assert write(factory, client, DUE + timedelta(days=1)).built == 0
+    assert client.described == 2  # multi-currency cannot be turned off: never asked again
+    in_step(factory, client, DUE + timedelta(days=1))
+
+
+@pytest.mark.parametrize("before", ["another shape", "no shape noted"])
+def test_records_of_another_shape_are_all_built_again_and_only_differences_sent(
+    factory: sessionmaker[Session], three: tuple[list[int], FakeSalesforce], before: str
+) -> None:
+    _, client = three
+    invoice_key = next(key for obj, key in client.org if obj == "Billing_Invoice__c")
+    del client.org[("Billing_Invoice__c", invoice_key)]["Due_Date__c"]  # as an older version
+    with transaction(factory) as session:
+        shape = tables.SyncCursor.name.like(f"{shapes.SHAPE_CURSOR}%")
+        if before == "another shape":
+            session.execute(update(tables.SyncCursor).where(shape).values(name="writeback:shape:1"))
+        else:
+            session.execute(delete(tables.SyncCursor).where(shape))
+        with session.no_autoflush:  # what that version sent is what it hashed
+            state = session.get(tables.WritebackState, ("Billing_Invoice__c", invoice_key))
+            assert state is not None
+            fields = client.org[("Billing_Invoice__c", invoice_key)]
+            state.sent_hash = staging.payload_hash(fields)
+
+    result = write(factory, client, FIRST)
+
+    assert result.built == 12 and result.unchanged == 11
+    assert result.sent == {"Billing_Invoice__c": 1}
+    assert client.org[("Billing_Invoice__c", invoice_key)]["Due_Date__c"] == DUE.isoformat()
+    assert write(factory, client, FIRST).built == 0
+    in_step(factory, client, FIRST)
