@@ -64,18 +64,6 @@ FOLDERS = {
     ".reportType-meta.xml": "reportTypes",
     ".permissionset-meta.xml": "permissionsets",
 }
-# Fields deployed for the write-back that it may not send yet: the integration user can edit
-# them already, so the write-back can start writing them without another deploy.
-WRITTEN_NEXT = {
-    "Account.Balance_Due__c",
-    "Account.Overdue_Amount__c",
-    "Account.Next_Invoice_Date__c",
-    "Billing_Invoice__c.Due_Date__c",
-    "Billing_Invoice__c.Amount_Paid__c",
-    "Billing_Invoice__c.Paid_Date__c",
-    "Billing_Invoice__c.Tax__c",
-    "Opportunity.Billing_Sync_Status__c",
-}
 API_VERSION = "59.0"  # any; describe answers the same for every version
 FIX = "add or fix it under config/salesforce (see config/salesforce/README.md)"
 
@@ -657,9 +645,8 @@ def test_the_integration_user_can_edit_exactly_the_fields_the_writeback_writes()
     written = {name for name in written_fields() if name.split(".")[1].endswith("__c")}
     editable = {name for name, (_, can_edit) in field_permissions().items() if can_edit}
     assert written - editable == set(), f"written but not editable: {sorted(written - editable)}"
-    extra = editable - written - WRITTEN_NEXT
+    extra = editable - written
     assert extra == set(), f"editable, never written: {sorted(extra)}"
-    assert set(custom_fields()) - formula_fields() >= WRITTEN_NEXT
     assert formula_fields() and not formula_fields() & editable
 
 
@@ -814,7 +801,7 @@ def test_account_and_opportunity_layouts_show_billing(obj: str, lookup: str) -> 
     (editable), and the object's Billing Subscriptions and Billing Invoices."""
     root = layout(obj, f"{obj} Layout")
     billing = sections(root)["Billing"]
-    written = fields_on(obj, written_fields() | WRITTEN_NEXT)
+    written = fields_on(obj, written_fields())
     read = fields_on(obj, mapped_custom_fields())
     assert set(billing) == written | read
     assert {name: billing[name] for name in written} == dict.fromkeys(written, "Readonly")
