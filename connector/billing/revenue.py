@@ -14,6 +14,14 @@ value of its lines' days, rounded once. When the credits leave nothing of value 
 (a cancellation: what is left is only what rounding left over), that day is the group's last day
 of service: the group's net amount is complete on it, so the rounding residue lands inside the
 service actually delivered and net revenue is zero on every later day.
+
+A billing run may net several changes of one billing period into one line: an upgrade and a
+cancellation billed together are one amount (a credit, or an invoice line) over the days from
+the upgrade to the period's end, and its amount alone does not say where service stopped. The
+newest line of a period billed once the last day of service was known says it: when the
+period's lines would still recognize revenue after that day, the line's schedule
+(:func:`ending_schedule`) is the difference it makes to an :class:`EndedPeriod`, whose revenue
+is complete on the last day of service.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ def _round(value: Fraction, currency: Currency) -> Decimal:
     return round_money(exact, currency) if exact.is_finite() else ZERO
 
 
-class _Recognition:
+class Schedule:
     """Queries shared by every schedule: subclasses say what is recognized through a day."""
 
     amount: Decimal
@@ -72,7 +80,7 @@ class _Recognition:
 
 
 @dataclass(frozen=True, slots=True)
-class RevenueSchedule(_Recognition):
+class RevenueSchedule(Schedule):
     """One line on its own: ``amount`` (signed) over ``service``."""
 
     amount: Decimal
@@ -98,7 +106,7 @@ class RevenueSchedule(_Recognition):
 
 
 @dataclass(frozen=True, slots=True)
-class LineGroup(_Recognition):
+class LineGroup(Schedule):
     """An invoice line and the credit lines that correct it, as ``(signed amount, service)``
     pairs: the invoice line first (positive), its credits after it in the order they were
     issued (negative).
@@ -181,7 +189,7 @@ class LineGroup(_Recognition):
 
 
 @dataclass(frozen=True, slots=True)
-class CreditSchedule(_Recognition):
+class CreditSchedule(Schedule):
     """What one credit line takes back, day by day: the difference it makes to its group's
     recognized revenue (negative). ``group`` holds the invoice line, the credits issued before
     this one, and this one last."""
@@ -221,3 +229,108 @@ def credit_schedule(
     amount, service = invoice_line
     lines = ((amount, service), *((-credit, period) for credit, period in credits))
     return CreditSchedule(LineGroup(lines, currency, tuple(others)))
+
+
+@dataclass(frozen=True, slots=True)
+class Together(Schedule):
+    """Schedules side by side: what they recognize together."""
+
+    parts: tuple[Schedule, ...]
+
+    @property
+    def amount(self) -> Decimal:  # type: ignore[override]
+        return sum((part.amount for part in self.parts), ZERO)
+
+    @property
+    def start(self) -> date:  # type: ignore[override]
+        return min(part.start for part in self.parts)
+
+    @property
+    def end(self) -> date:  # type: ignore[override]
+        return max(part.end for part in self.parts)
+
+    def recognized_through(self, day: date) -> Decimal:
+        return sum((part.recognized_through(day) for part in self.parts), ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class EndedPeriod(Schedule):
+    """The lines of one billing period of an item, the newest of them billed once the last day
+    of service (``last_day``, inside the period) was known: ``before`` is what the earlier lines
+    recognize together, ``line`` the newest one, as ``(signed amount, service)``.
+
+    Their revenue is complete on the last day of service. Before the line's first day it is
+    what the earlier lines recognize; from that day (or the last day of service, when the line
+    begins after it) what is left of the period's total is recognized evenly through the last
+    day, rounded once; nothing after."""
+
+    before: Schedule
+    line: tuple[Decimal, Period]
+    last_day: date
+    currency: Currency
+
+    @property
+    def amount(self) -> Decimal:  # type: ignore[override]
+        return self.before.amount + self.line[0]
+
+    @property
+    def start(self) -> date:  # type: ignore[override]
+        return min(self.before.start, self.line[1].start)
+
+    @property
+    def end(self) -> date:  # type: ignore[override]
+        return max(self.before.end, self.line[1].end)
+
+    def recognized_through(self, day: date) -> Decimal:
+        if day >= self.last_day:
+            return self.amount
+        first = min(self.line[1].start, self.last_day)
+        if day < first:
+            return self.before.recognized_through(day)
+        base = self.before.recognized_through(first - ONE_DAY)
+        served = (day - first).days + 1
+        days = (self.last_day - first).days + 1
+        return base + _round(Fraction(self.amount - base) * served / days, self.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class EndingLine(Schedule):
+    """What the newest line of an :class:`EndedPeriod` recognizes, day by day: the difference
+    it makes to the period's revenue. Nothing before its first day (or the last day of
+    service); after the last day of service it takes back what the earlier lines still
+    recognize."""
+
+    period: EndedPeriod
+
+    @property
+    def amount(self) -> Decimal:  # type: ignore[override]
+        return self.period.line[0]
+
+    @property
+    def start(self) -> date:  # type: ignore[override]
+        return self.period.start
+
+    @property
+    def end(self) -> date:  # type: ignore[override]
+        return self.period.end
+
+    def recognized_through(self, day: date) -> Decimal:
+        return self.period.recognized_through(day) - self.period.before.recognized_through(day)
+
+
+def ending_schedule(
+    before: Schedule,
+    ordinary: Schedule,
+    line: tuple[Decimal, Period],
+    last_day: date,
+    currency: Currency,
+) -> Schedule:
+    """The schedule of ``line`` (signed amount, service), the newest line of its billing period,
+    billed once the service's last day ``last_day`` was known; ``before`` is what the period's
+    earlier lines recognize together. ``ordinary``, the line's schedule as any line's, when
+    with ``before`` it recognizes the whole period through the last day of service (a
+    cancellation credited on its own); else its share of the :class:`EndedPeriod`."""
+    total = before.amount + ordinary.amount
+    if before.recognized_through(last_day) + ordinary.recognized_through(last_day) == total:
+        return ordinary
+    return EndingLine(EndedPeriod(before, line, last_day, currency))

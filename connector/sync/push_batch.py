@@ -32,7 +32,7 @@ from connector.accounting.base import document_key
 from connector.billing.money import currency as currency_of
 from connector.billing.periods import Period
 from connector.billing.pricing import ChargeKind
-from connector.billing.revenue import CreditSchedule
+from connector.billing.revenue import Schedule
 from connector.db import books, outbox, tables
 from connector.sync import revenue_close
 
@@ -164,7 +164,7 @@ class Loader:
         self.applied_to: dict[int, dict[int, Decimal]] = {}  # credit note -> invoice -> amount
         self.refunded: dict[int, int] = {}  # refund -> the first credit note it pays out
         self.applied: dict[int, _Applied] = {}
-        self.schedules: dict[int, CreditSchedule] = {}
+        self.schedules: dict[int, Schedule] = {}
         by_type: dict[str, list[AnyRow]] = defaultdict(list)
         for row in rows:
             by_type[row.document_type].append(row)

@@ -28,21 +28,25 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connector.billing.invoicing import DocumentKind
 from connector.billing.money import Currency
 from connector.billing.money import currency as currency_of
 from connector.billing.payments import InvoiceStatus
-from connector.billing.periods import ONE_DAY, Period
+from connector.billing.periods import ONE_DAY, Frequency, Period
 from connector.billing.pricing import ChargeKind
 from connector.billing.revenue import (
     CreditSchedule,
     RevenueSchedule,
+    Schedule,
+    Together,
     credit_schedule,
+    ending_schedule,
     month_end,
 )
+from connector.billing.subscriptions import SubscriptionTerms
 from connector.db import outbox, tables
 from connector.db.bulk import bulk_insert, reserve_ids, upsert
 from connector.db.engine import transaction
@@ -123,7 +127,7 @@ class _Line:
     recurring: bool
     service: Period
     recognized: Decimal
-    schedule: Any  # RevenueSchedule | CreditSchedule
+    schedule: Schedule
 
 
 @dataclass
@@ -197,6 +201,31 @@ def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
             .with_for_update(of=doc)
         )
     }
+    sub, charge = tables.Subscription, tables.Charge
+    earlier, earlier_charge, earlier_document = (
+        aliased(tables.DocumentLine),
+        aliased(tables.Charge),
+        aliased(tables.Document),
+    )
+    # Whether an invoice line changes a billing period billed before (an earlier line of a
+    # billing run, on an invoice not void, has the same item and period); asked only of
+    # subscriptions with a last day of service.
+    adjusts = case(
+        (
+            or_(sub.cancel_date.is_not(None), sub.auto_renew.is_(False)),
+            select(earlier.id)
+            .join(earlier_charge, earlier_charge.id == earlier.charge_id)
+            .join(earlier_document, earlier_document.id == earlier.document_id)
+            .where(
+                earlier_charge.subscription_item_id == charge.subscription_item_id,
+                earlier_charge.period_start == charge.period_start,
+                earlier.id < line.id,
+                earlier_document.status != InvoiceStatus.VOID.value,
+            )
+            .exists(),
+        ),
+        else_=False,
+    )
     rows = [
         row
         for row in session.execute(
@@ -210,7 +239,14 @@ def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
                 line.amount,
                 line.recognized,
                 line.credited_line_id,
+                line.charge_id,
+                sub.reconcile_from,
+                *(getattr(sub, name) for name in _END_TERMS),
+                adjusts.label("adjusts"),
             )
+            .join(doc, doc.id == line.document_id)
+            .outerjoin(sub, sub.id == doc.subscription_id)
+            .outerjoin(charge, charge.id == line.charge_id)
             .where(line.document_id.in_(ids))
             .order_by(line.id)
         )
@@ -235,11 +271,18 @@ def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
             if row.credited_line_id is not None
             and documents[row.document_id].kind == DocumentKind.CREDIT_NOTE.value
         ],
+        [
+            row.id
+            for row in rows
+            if row.adjusts
+            and documents[row.document_id].kind == DocumentKind.INVOICE.value
+            and _ends_service(row) is not None
+        ],
     )
     for row in rows:
         document = documents[row.document_id]
         service = Period(row.service_start, row.service_end)
-        schedule: Any
+        schedule: Schedule
         if row.id in schedules:
             schedule = schedules[row.id]
         else:
@@ -269,41 +312,187 @@ class CreditLine:
     currency: Currency
 
 
-def credit_schedules(session: Session, lines: Sequence[CreditLine]) -> dict[int, CreditSchedule]:
+_END_TERMS = (
+    "start_date",
+    "frequency",
+    "term_months",
+    "auto_renew",
+    "trial_days",
+    "cancel_date",
+    "term_count",
+)
+
+
+def _last_day_of_service(row: Any) -> date | None:
+    """The last day of service of the subscription of a line's row (its terms' columns), None
+    while it renews without end or when the line has no subscription."""
+    if row.start_date is None:
+        return None
+    return SubscriptionTerms(
+        start_date=row.start_date,
+        frequency=Frequency(row.frequency),
+        term_months=row.term_months,
+        auto_renew=row.auto_renew,
+        trial_days=row.trial_days,
+        cancel_date=row.cancel_date,
+        term_count=row.term_count,
+    ).service_end
+
+
+def _ends_service(row: Any) -> date | None:
+    """The last day of service when the line of ``row`` may be the one that ended its billing
+    period's service: a recurring line of a billing run (it has a charge) whose days run past
+    the subscription's last day of service and begin by the day after it, the subscription's
+    billing settled for the line's days (no change waiting to be billed there). None
+    otherwise."""
+    if row.kind != ChargeKind.RECURRING.value or row.charge_id is None:
+        return None
+    if row.reconcile_from is not None and row.reconcile_from <= row.service_end:
+        return None
+    last = _last_day_of_service(row)
+    if last is None or not row.service_start <= last + ONE_DAY <= row.service_end:
+        return None
+    return last
+
+
+def credit_schedules(
+    session: Session, lines: Sequence[CreditLine], adjustments: Sequence[int] = ()
+) -> dict[int, Schedule]:
     """Per credit line id, its schedule: built on the invoice line it credits and the credits
     issued on that line before it, read in one query. A credit charge spread over several
     invoice lines (newest first, each up to what it holds) ties them: their credits' schedules
     are built on all of them together, so that together they take back exactly the service
-    left."""
-    if not lines:
+    left.
+
+    The newest line of a billing period, billed once the subscription's last day of service
+    inside that period was known, completes the period's revenue on that day
+    (:func:`~connector.billing.revenue.ending_schedule`): a credit of ``lines``, or an invoice
+    line of ``adjustments`` (ids of invoice lines that change a period billed before), whose
+    schedule is then given too. The same query reads the earlier lines of such a period."""
+    if not lines and not adjustments:
         return {}
     credited = {line.credited_line_id for line in lines}
-    line = tables.DocumentLine
+    wanted = {line.id for line in lines} | set(adjustments)
+    line, doc, charge, sub = (
+        tables.DocumentLine,
+        tables.Document,
+        tables.Charge,
+        tables.Subscription,
+    )
     charges = select(line.charge_id).where(
         line.credited_line_id.in_(credited), line.charge_id.is_not(None)
     )
     tied = select(line.credited_line_id).where(
         line.charge_id.in_(charges), line.credited_line_id.is_not(None)
     )
+    # The charges of the billing periods of the wanted lines: the periods' lines.
+    wanted_line, wanted_charge, period_charge = (
+        aliased(tables.DocumentLine),
+        aliased(tables.Charge),
+        aliased(tables.Charge),
+    )
+    period_charges = (
+        select(period_charge.id)
+        .join(
+            wanted_charge,
+            and_(
+                wanted_charge.subscription_item_id == period_charge.subscription_item_id,
+                wanted_charge.period_start == period_charge.period_start,
+            ),
+        )
+        .join(wanted_line, wanted_line.charge_id == wanted_charge.id)
+        .where(wanted_line.id.in_(wanted))
+    )
+    period_line = aliased(tables.DocumentLine)
+    period_lines = select(period_line.id).where(period_line.charge_id.in_(period_charges))
     rows = session.execute(
         select(
             line.id,
+            line.kind,
             line.amount,
             line.service_start,
             line.service_end,
             line.credited_line_id,
             line.charge_id,
+            doc.kind.label("document_kind"),
+            doc.status,
+            doc.currency,
+            charge.subscription_item_id,
+            charge.period_start,
+            sub.reconcile_from,
+            *(getattr(sub, name) for name in _END_TERMS),
         )
+        .join(doc, doc.id == line.document_id)
+        .outerjoin(charge, charge.id == line.charge_id)
+        .outerjoin(sub, sub.id == doc.subscription_id)
         .where(
             or_(
                 line.id.in_(credited),
                 line.id.in_(tied),
                 line.credited_line_id.in_(credited),
                 line.credited_line_id.in_(tied),
+                line.charge_id.in_(period_charges),
+                line.credited_line_id.in_(period_lines),
             )
         )
         .order_by(line.id)
     ).all()
+    by_id = {row.id: row for row in rows}
+    # Each billing period's lines, in the order they were issued (void invoices left out).
+    periods: dict[tuple[int, date], list[Any]] = defaultdict(list)
+    for row in rows:
+        if row.charge_id is not None and row.status != InvoiceStatus.VOID.value:
+            periods[(row.subscription_item_id, row.period_start)].append(row)
+    ending: dict[int, tuple[list[Any], date]] = {}  # line id: (the period's earlier lines, end)
+    for period in periods.values():
+        newest = period[-1]
+        last = _ends_service(newest) if newest.id in wanted and len(period) > 1 else None
+        if last is not None:
+            ending[newest.id] = (period[:-1], last)
+            credited |= {row.credited_line_id for row in period if row.credited_line_id}
+    ordinary = _credit_groups(rows, credited)
+
+    def schedule_of(row: Any) -> Schedule:
+        money = currency_of(row.currency)
+        service = Period(row.service_start, row.service_end)
+        if row.document_kind != DocumentKind.CREDIT_NOTE.value:
+            return RevenueSchedule(row.amount, money, service)
+        return ordinary(row.id, row.credited_line_id, row.amount, money) or RevenueSchedule(
+            -row.amount, money, service
+        )
+
+    schedules: dict[int, Schedule] = {}
+    for credit in lines:
+        found = ordinary(credit.id, credit.credited_line_id, credit.amount, credit.currency)
+        if found is not None:
+            schedules[credit.id] = found
+    for line_id, (earlier, last) in ending.items():
+        row = by_id[line_id]
+        sign = -1 if row.document_kind == DocumentKind.CREDIT_NOTE.value else 1
+        schedules[line_id] = ending_schedule(
+            Together(tuple(schedule_of(other) for other in earlier)),
+            schedules.get(line_id) or schedule_of(row),
+            (sign * row.amount, Period(row.service_start, row.service_end)),
+            last,
+            currency_of(row.currency),
+        )
+    return schedules
+
+
+def _credit_groups(
+    rows: Sequence[Any], credited: set[int]
+) -> Callable[[int, int, Decimal, Currency], CreditSchedule | None]:
+    """How each credit of the invoice lines ``credited`` is scheduled: on the invoice line it
+    credits and the credits on it up to this one, with the invoice lines a credit charge spread
+    over tied to it (``rows``: those lines, their credits, and maybe more)."""
+    charges = {
+        row.charge_id
+        for row in rows
+        if row.credited_line_id in credited and row.charge_id is not None
+    }
+    tied = {row.credited_line_id for row in rows if row.charge_id in charges} - {None}
+    held = credited | tied
+    rows = [row for row in rows if row.id in held or row.credited_line_id in held]
     invoice_lines = {
         row.id: (row.amount, Period(row.service_start, row.service_end))
         for row in rows
@@ -338,23 +527,26 @@ def credit_schedules(session: Session, lines: Sequence[CreditLine]) -> dict[int,
             if other != first:
                 root[max(first, other)] = min(first, other)
                 first = min(first, other)
-    schedules = {}
-    for credit in lines:
-        if credit.credited_line_id not in invoice_lines:
-            continue
-        group = find(credit.credited_line_id)
+
+    def schedule(
+        credit_id: int, credited_line_id: int, amount: Decimal, money: Currency
+    ) -> CreditSchedule | None:
+        if credited_line_id not in invoice_lines:
+            return None
+        group = find(credited_line_id)
         members = sorted(line_id for line_id in invoice_lines if find(line_id) == group)
-        schedules[credit.id] = credit_schedule(
+        return credit_schedule(
             invoice_lines[members[0]],
             [
-                (amount, period)
-                for line_id, credited_id, amount, period in credits
-                if find(credited_id) == group and line_id <= credit.id
+                (credit_amount, period)
+                for line_id, credited_id, credit_amount, period in credits
+                if find(credited_id) == group and line_id <= credit_id
             ],
-            credit.currency,
+            money,
             [invoice_lines[member] for member in members[1:]],
         )
-    return schedules
+
+    return schedule
 
 
 def taken_back_at_issue(schedule: Any, revenue_from: date | None) -> Decimal:
