@@ -5,9 +5,17 @@ from datetime import date
 from decimal import Decimal
 
 from connector.billing.periods import ONE_DAY, Period
-from connector.billing.revenue import CreditSchedule, RevenueSchedule, credit_schedule, month_end
+from connector.billing.revenue import (
+    CreditSchedule,
+    EndingLine,
+    RevenueSchedule,
+    Schedule,
+    credit_schedule,
+    ending_schedule,
+    month_end,
+)
 
-from .helpers import BHD, JPY, USD
+from .helpers import BHD, EUR, JPY, USD
 
 D = Decimal
 
@@ -227,3 +235,90 @@ def test_a_cancellation_credited_over_an_upgrade_and_its_plan_stops_revenue_with
         date(2026, 3, 31): D(26),
         date(2026, 4, 30): D(46),
     }
+
+
+def _by_month(*schedules: Schedule) -> dict[date, Decimal]:
+    months: dict[date, Decimal] = {}
+    for s in schedules:
+        for end, amount in s.by_month():
+            months[end] = months.get(end, D(0)) + amount
+    return months
+
+
+# 350.00 EUR a quarter from Jun 23, 2026: Jun 23..Sep 22, 92 days.
+QUARTER = Period(date(2026, 6, 23), date(2026, 9, 22))
+FROM_JUL_31 = Period(date(2026, 7, 31), QUARTER.end)
+
+
+def test_an_upgrade_and_a_cancellation_credited_as_one_line_stop_revenue_with_the_service() -> None:
+    # Two seats from Jul 31 (+350 × 54 / 92 = 205.43) and none from Aug 24 (-700 × 30 / 92 =
+    # -228.26), billed together: one credit of 22.83 over Jul 31..Sep 22. Its amount alone
+    # does not say where service stopped: on its own, the credit would take back 22.83 evenly
+    # over its days and the invoice go on recognizing through Sep 22.
+    invoice = RevenueSchedule(D("350.00"), EUR, QUARTER)
+    ordinary = credit_schedule((D("350.00"), QUARTER), [(D("22.83"), FROM_JUL_31)], EUR)
+    assert _by_month(invoice, ordinary)[date(2026, 9, 30)] == D("74.39")
+    last_day = date(2026, 8, 23)
+    credit = ending_schedule(invoice, ordinary, (D("-22.83"), FROM_JUL_31), last_day, EUR)
+    assert isinstance(credit, EndingLine)
+    assert credit.amount == D("-22.83")
+
+    def net(day: date) -> Decimal:
+        return invoice.recognized_through(day) + credit.recognized_through(day)
+
+    # Through Jul 30 the invoice alone: 350 × 38 / 92 = 144.565... -> 144.57. From Jul 31 the
+    # 182.60 left of the quarter's 327.17 over the 24 days to Aug 23, 7.608... a day (two
+    # seats: 700 / 92 = 7.608...).
+    assert net(date(2026, 7, 30)) == D("144.57")
+    assert credit.recognized_through(date(2026, 7, 30)) == D("0.00")
+    assert net(date(2026, 7, 31)) == D("152.18")  # 144.57 + 182.60 / 24
+    assert net(date(2026, 8, 11)) == D("235.87")  # 12 days of 24: 144.57 + 182.60 / 2
+    assert net(last_day) == D("327.17") == D("350.00") - D("22.83")
+    day = last_day
+    while day <= date(2026, 12, 31):  # nothing after the last day of service
+        assert net(day) == D("327.17"), day
+        day += ONE_DAY
+    assert list(credit.by_month()) == [
+        (date(2026, 7, 31), D("3.81")),  # 152.18 - the invoice's 148.37 (39 days)
+        (date(2026, 8, 31), D("57.06")),  # 327.17 - 266.30 (70 days), less July's 3.81
+        (date(2026, 9, 30), D("-83.70")),  # the invoice's September, taken back
+    ]
+    assert _by_month(invoice, credit) == {
+        date(2026, 6, 30): D("30.43"),
+        date(2026, 7, 31): D("121.75"),
+        date(2026, 8, 31): D("174.99"),
+        date(2026, 9, 30): D("0.00"),
+    }
+
+
+def test_an_upgrade_and_a_cancellation_invoiced_as_one_line_stop_revenue_with_the_service() -> None:
+    # Three seats from Jul 31 (+700 × 54 / 92 = 410.87), none from Sep 1 (-1,050 × 22 / 92 =
+    # -251.09): one invoice line of 159.78 over Jul 31..Sep 22. The line completes the
+    # quarter's 509.78 by Aug 31 and then takes back the first invoice's September.
+    invoice = RevenueSchedule(D("350.00"), EUR, QUARTER)
+    alone = RevenueSchedule(D("159.78"), EUR, FROM_JUL_31)
+    assert _by_month(invoice, alone)[date(2026, 9, 30)] == D("148.80")
+    last_day = date(2026, 8, 31)
+    line = ending_schedule(invoice, alone, (D("159.78"), FROM_JUL_31), last_day, EUR)
+    assert isinstance(line, EndingLine)
+    # 144.57 through Jul 30, then the 365.21 left over 32 days: 11.412... a day (three seats:
+    # 1,050 / 92 = 11.413...).
+    assert list(line.by_month()) == [
+        (date(2026, 7, 31), D("7.61")),  # 155.98 - 148.37
+        (date(2026, 8, 31), D("235.87")),  # 509.78 - 266.30, less July's 7.61
+        (date(2026, 9, 30), D("-83.70")),
+    ]
+    assert _by_month(invoice, line) == {
+        date(2026, 6, 30): D("30.43"),
+        date(2026, 7, 31): D("125.55"),
+        date(2026, 8, 31): D("353.80"),
+        date(2026, 9, 30): D("0.00"),
+    }
+    assert line.recognized_through(QUARTER.end) == D("159.78")
+
+
+def test_a_cancellation_credited_on_its_own_keeps_its_schedule() -> None:
+    # The credit of the days after the last one already stops the invoice's revenue there.
+    invoice, credit = _cancelled_annual()
+    line = (D("-1003.28"), Period(date(2028, 3, 1), date(2028, 12, 31)))
+    assert ending_schedule(invoice, credit, line, date(2028, 2, 29), USD) is credit

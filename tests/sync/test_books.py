@@ -14,6 +14,7 @@ from typing import Any
 
 from beancount import loader
 from beancount.core import data
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.periods import Frequency
@@ -116,6 +117,88 @@ def test_revenue_of_a_cancelled_annual_plan_stops_on_its_last_day_of_service(
     assert balance_on(income, date(2028, 12, 31)) == D("-196.72")
     assert balance_on(by_date(entries, DEFERRED), date(2029, 1, 31)) == 0
     assert_contract_balances_hold(entries, date(2028, 1, 1), date(2029, 1, 31))
+
+
+def _upgraded_and_cancelled_together(
+    factory: sessionmaker[Session], settings: Settings, seats: int, cancel_date: date
+) -> None:
+    """350.00 a quarter from 2026-06-23 (Jun 23..Sep 22, 92 days), closed and pushed through
+    June; on Jul 31 upgraded to ``seats`` seats from that day and cancelled from
+    ``cancel_date``, both billed by the same run as one line; closed and pushed to the end of
+    October."""
+    sub = builders.simple_subscription(
+        factory,
+        start=date(2026, 6, 23),
+        frequency=Frequency.QUARTERLY,
+        quantity=1,
+        unit_amount="350.00",
+    )
+    run_billing(factory, settings, date(2026, 6, 23))
+    close_and_push(factory, settings, date(2026, 6, 1), date(2026, 6, 30))
+    with transaction(factory) as session:
+        price = session.scalars(select(tables.Price)).one()
+        contracts.amend_subscription(
+            session, sub, effective=date(2026, 7, 31), items=[builders.spec(session, price, seats)]
+        )
+        contracts.cancel_subscription(session, sub, cancel_date=cancel_date)
+    run_billing(factory, settings, date(2026, 7, 31))
+    close_and_push(factory, settings, date(2026, 7, 1), date(2026, 10, 31))
+
+
+def test_an_upgrade_and_a_cancellation_credited_as_one_line_stop_revenue_with_the_service(
+    factory: sessionmaker[Session], ledger_settings: Settings
+) -> None:
+    # Two seats from Jul 31 (+350 × 54 / 92 = 205.43), none from Aug 24 (-700 × 30 / 92 =
+    # -228.26): one credit of 22.83 over Jul 31..Sep 22, the days from the first change. The
+    # quarter is worth 350.00 - 22.83 = 327.17: 38 days of one seat, 24 of two, nothing after
+    # Aug 23.
+    _upgraded_and_cancelled_together(factory, ledger_settings, 2, date(2026, 8, 24))
+    assert [line[1:] for line in builders.lines(factory, "CN-000001")] == [
+        (date(2026, 7, 31), date(2026, 9, 22), D("22.83"))
+    ]
+
+    entries = ledger(ledger_settings)
+    income = by_date(entries, INCOME)
+    assert income == {
+        date(2026, 6, 30): D("-30.43"),  # 350 × 8 / 92 = 30.434...
+        # Through Jul 30, 350 × 38 / 92 = 144.565... -> 144.57; from Jul 31 the 182.60 left
+        # of the quarter over the 24 days to Aug 23: 144.57 + 182.60 / 24 = 152.178... ->
+        # 152.18 through Jul 31, less June's 30.43.
+        date(2026, 7, 31): D("-121.75"),
+        date(2026, 8, 31): D("-174.99"),  # 327.17 - 152.18
+        # The invoice's September (83.70) is the credit note's to take back: nothing is left.
+        date(2026, 9, 30): D("0.00"),
+    }
+    assert balance_on(income, date(2026, 10, 31)) == D("-327.17")
+    assert balance_on(by_date(entries, DEFERRED), date(2026, 10, 31)) == 0
+    assert_contract_balances_hold(entries, date(2026, 6, 23), date(2026, 10, 31))
+
+
+def test_an_upgrade_and_a_cancellation_invoiced_as_one_line_stop_revenue_with_the_service(
+    factory: sessionmaker[Session], ledger_settings: Settings
+) -> None:
+    # Three seats from Jul 31 (+700 × 54 / 92 = 410.87), none from Sep 1 (-1,050 × 22 / 92 =
+    # -251.09): one invoice line of 159.78 over Jul 31..Sep 22. The quarter is worth 509.78:
+    # 38 days of one seat, 32 of three, nothing after Aug 31.
+    _upgraded_and_cancelled_together(factory, ledger_settings, 3, date(2026, 9, 1))
+    assert [line[1:] for line in builders.lines(factory, "INV-000002")] == [
+        (date(2026, 7, 31), date(2026, 9, 22), D("159.78"))
+    ]
+
+    entries = ledger(ledger_settings)
+    income = by_date(entries, INCOME)
+    assert income == {
+        date(2026, 6, 30): D("-30.43"),
+        # 144.57 through Jul 30, then the 365.21 left over the 32 days to Aug 31: 155.98
+        # through Jul 31 (144.57 + 11.412...), less June's 30.43.
+        date(2026, 7, 31): D("-125.55"),
+        date(2026, 8, 31): D("-353.80"),  # 509.78 - 155.98
+        # The new invoice line takes back the first invoice's September (83.70).
+        date(2026, 9, 30): D("0.00"),
+    }
+    assert balance_on(income, date(2026, 10, 31)) == D("-509.78")
+    assert balance_on(by_date(entries, DEFERRED), date(2026, 10, 31)) == 0
+    assert_contract_balances_hold(entries, date(2026, 6, 23), date(2026, 10, 31))
 
 
 def test_revenue_earned_before_the_first_invoice_sits_on_the_unbilled_receivable(
