@@ -2,11 +2,13 @@
 
 Each invoice's recurring lines, and its one-time lines dated on another day than the invoice,
 are recognized over their service (:mod:`connector.billing.revenue`); a credit note takes back
-from the schedule of the invoice line it corrects, so that revenue stops with the service. The
-close writes, per document, one journal per calendar month dated the month's last day, and for
-the running month one up to the as-of date; each line's ``recognized`` amount and the
-document's ``revenue_progress`` say how far it got, so each day is recognized once and a later
-close carries on from there.
+from the schedule of the invoice line it corrects, so that revenue stops with the service; the
+newest line of a billing period, billed once the subscription's last day of service inside it
+was known, completes the period's revenue on that day (an upgrade and a cancellation billed as
+one line, say). The close writes, per document, one journal per calendar month dated the
+month's last day, and for the running month one up to the as-of date; each line's
+``recognized`` amount and the document's ``revenue_progress`` say how far it got, so each day is
+recognized once and a later close carries on from there.
 
 Revenue earned before its invoice was issued (service that began before the first billing run,
 a one-time charge billed late) is journaled from the unbilled receivable (kind ``unbilled``),
