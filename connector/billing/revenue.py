@@ -18,10 +18,10 @@ service actually delivered and net revenue is zero on every later day.
 A billing run may net several changes of one billing period into one line: an upgrade and a
 cancellation billed together are one amount (a credit, or an invoice line) over the days from
 the upgrade to the period's end, and its amount alone does not say where service stopped. The
-newest line of a period billed once the last day of service was known says it: when the
-period's lines would still recognize revenue after that day, the line's schedule
-(:func:`ending_schedule`) is the difference it makes to an :class:`EndedPeriod`, whose revenue
-is complete on the last day of service.
+subscription's last day of service says it: once billing is settled, the lines of a period add
+up to what its service through that day is worth. When they would still recognize revenue
+after it, the newest line's schedule (:func:`ending_schedule`) is the difference it makes to an
+:class:`EndedPeriod`, whose revenue is complete on the last day of service.
 """
 
 from __future__ import annotations
@@ -255,9 +255,10 @@ class Together(Schedule):
 
 @dataclass(frozen=True, slots=True)
 class EndedPeriod(Schedule):
-    """The lines of one billing period of an item, the newest of them billed once the last day
-    of service (``last_day``, inside the period) was known: ``before`` is what the earlier lines
-    recognize together, ``line`` the newest one, as ``(signed amount, service)``.
+    """The lines of one billing period of an item whose service ends inside it, on
+    ``last_day``, once billing is settled (they add up to what the service through that day is
+    worth): ``before`` is what the earlier lines recognize together, ``line`` the newest one, as
+    ``(signed amount, service)``.
 
     Their revenue is complete on the last day of service. Before the line's first day it is
     what the earlier lines recognize; from that day (or the last day of service, when the line
@@ -326,10 +327,11 @@ def ending_schedule(
     currency: Currency,
 ) -> Schedule:
     """The schedule of ``line`` (signed amount, service), the newest line of its billing period,
-    billed once the service's last day ``last_day`` was known; ``before`` is what the period's
-    earlier lines recognize together. ``ordinary``, the line's schedule as any line's, when
-    with ``before`` it recognizes the whole period through the last day of service (a
-    cancellation credited on its own); else its share of the :class:`EndedPeriod`."""
+    whose lines add up to what the service through its last day ``last_day`` is worth;
+    ``before`` is what the period's earlier lines recognize together (nothing, when it is the
+    only one). ``ordinary``, the line's schedule as any line's, when with ``before`` it
+    recognizes the whole period through the last day of service (a cancellation credited on
+    its own); else its share of the :class:`EndedPeriod`."""
     total = before.amount + ordinary.amount
     if before.recognized_through(last_day) + ordinary.recognized_through(last_day) == total:
         return ordinary

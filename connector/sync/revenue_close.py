@@ -204,25 +204,25 @@ def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
         )
     }
     sub, charge = tables.Subscription, tables.Charge
-    earlier, earlier_charge, earlier_document = (
+    later, later_charge, later_document = (
         aliased(tables.DocumentLine),
         aliased(tables.Charge),
         aliased(tables.Document),
     )
-    # Whether an invoice line changes a billing period billed before (an earlier line of a
-    # billing run, on an invoice not void, has the same item and period); asked only of
-    # subscriptions with a last day of service.
-    adjusts = case(
+    # Whether a line is the newest of its billing period (no later line of a billing run, on a
+    # document not void, has the same item and period); asked only of subscriptions with a last
+    # day of service.
+    newest = case(
         (
             or_(sub.cancel_date.is_not(None), sub.auto_renew.is_(False)),
-            select(earlier.id)
-            .join(earlier_charge, earlier_charge.id == earlier.charge_id)
-            .join(earlier_document, earlier_document.id == earlier.document_id)
+            ~select(later.id)
+            .join(later_charge, later_charge.id == later.charge_id)
+            .join(later_document, later_document.id == later.document_id)
             .where(
-                earlier_charge.subscription_item_id == charge.subscription_item_id,
-                earlier_charge.period_start == charge.period_start,
-                earlier.id < line.id,
-                earlier_document.status != InvoiceStatus.VOID.value,
+                later_charge.subscription_item_id == charge.subscription_item_id,
+                later_charge.period_start == charge.period_start,
+                later.id > line.id,
+                later_document.status != InvoiceStatus.VOID.value,
             )
             .exists(),
         ),
@@ -244,7 +244,7 @@ def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
                 line.charge_id,
                 sub.reconcile_from,
                 *(getattr(sub, name) for name in _END_TERMS),
-                adjusts.label("adjusts"),
+                newest.label("newest"),
             )
             .join(doc, doc.id == line.document_id)
             .outerjoin(sub, sub.id == doc.subscription_id)
@@ -276,7 +276,7 @@ def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
         [
             row.id
             for row in rows
-            if row.adjusts
+            if row.newest
             and documents[row.document_id].kind == DocumentKind.INVOICE.value
             and _ends_service(row) is not None
         ],
@@ -342,11 +342,11 @@ def _last_day_of_service(row: Any) -> date | None:
 
 
 def _ends_service(row: Any) -> date | None:
-    """The last day of service when the line of ``row`` may be the one that ended its billing
-    period's service: a recurring line of a billing run (it has a charge) whose days run past
-    the subscription's last day of service and begin by the day after it, the subscription's
-    billing settled for the line's days (no change waiting to be billed there). None
-    otherwise."""
+    """The subscription's last day of service when the line of ``row`` is to complete its
+    billing period's revenue on it (if it is the period's newest): a recurring line of a
+    billing run (it has a charge) whose days run past the last day of service and begin by the
+    day after it, the subscription's billing settled for the line's days (no change waiting to
+    be billed there). None otherwise."""
     if row.kind != ChargeKind.RECURRING.value or row.charge_id is None:
         return None
     if row.reconcile_from is not None and row.reconcile_from <= row.service_end:
@@ -358,7 +358,7 @@ def _ends_service(row: Any) -> date | None:
 
 
 def credit_schedules(
-    session: Session, lines: Sequence[CreditLine], adjustments: Sequence[int] = ()
+    session: Session, lines: Sequence[CreditLine], invoice_lines: Sequence[int] = ()
 ) -> dict[int, Schedule]:
     """Per credit line id, its schedule: built on the invoice line it credits and the credits
     issued on that line before it, read in one query. A credit charge spread over several
@@ -366,15 +366,17 @@ def credit_schedules(
     are built on all of them together, so that together they take back exactly the service
     left.
 
-    The newest line of a billing period, billed once the subscription's last day of service
-    inside that period was known, completes the period's revenue on that day
-    (:func:`~connector.billing.revenue.ending_schedule`): a credit of ``lines``, or an invoice
-    line of ``adjustments`` (ids of invoice lines that change a period billed before), whose
-    schedule is then given too. The same query reads the earlier lines of such a period."""
-    if not lines and not adjustments:
+    The newest line of a billing period whose days run past the subscription's last day of
+    service completes the period's revenue on that day, once billing is settled for the period
+    (what its lines add up to is then what the service through that day is worth):
+    :func:`~connector.billing.revenue.ending_schedule`. That line may be a credit of ``lines``
+    or one of ``invoice_lines`` (ids of invoice lines that may be the newest of their period),
+    whose schedule is then given too. The same query reads the earlier lines of such a
+    period."""
+    if not lines and not invoice_lines:
         return {}
     credited = {line.credited_line_id for line in lines}
-    wanted = {line.id for line in lines} | set(adjustments)
+    wanted = {line.id for line in lines} | set(invoice_lines)
     line, doc, charge, sub = (
         tables.DocumentLine,
         tables.Document,
@@ -448,7 +450,7 @@ def credit_schedules(
     ending: dict[int, tuple[list[Any], date]] = {}  # line id: (the period's earlier lines, end)
     for period in periods.values():
         newest = period[-1]
-        last = _ends_service(newest) if newest.id in wanted and len(period) > 1 else None
+        last = _ends_service(newest) if newest.id in wanted else None
         if last is not None:
             ending[newest.id] = (period[:-1], last)
             credited |= {row.credited_line_id for row in period if row.credited_line_id}
@@ -471,12 +473,18 @@ def credit_schedules(
     for line_id, (earlier, last) in ending.items():
         row = by_id[line_id]
         sign = -1 if row.document_kind == DocumentKind.CREDIT_NOTE.value else 1
+        money, service = currency_of(row.currency), Period(row.service_start, row.service_end)
+        before: Schedule = (
+            Together(tuple(schedule_of(other) for other in earlier))
+            if earlier
+            else RevenueSchedule(ZERO, money, service)  # the period's only line: nothing before
+        )
         schedules[line_id] = ending_schedule(
-            Together(tuple(schedule_of(other) for other in earlier)),
+            before,
             schedules.get(line_id) or schedule_of(row),
-            (sign * row.amount, Period(row.service_start, row.service_end)),
+            (sign * row.amount, service),
             last,
-            currency_of(row.currency),
+            money,
         )
     return schedules
 
