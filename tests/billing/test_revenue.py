@@ -322,3 +322,24 @@ def test_a_cancellation_credited_on_its_own_keeps_its_schedule() -> None:
     invoice, credit = _cancelled_annual()
     line = (D("-1003.28"), Period(date(2028, 3, 1), date(2028, 12, 31)))
     assert ending_schedule(invoice, credit, line, date(2028, 2, 29), USD) is credit
+
+
+def test_the_only_line_of_a_period_completes_it_on_the_last_day_of_service() -> None:
+    # 193.97 billed over 2026 (a plan emptied from Mar 1 before its first invoice), then
+    # cancelled from Jun 1: nothing else was billed, so nothing comes before it. Its 193.97 is
+    # recognized evenly from Jan 1 through May 31 (151 days).
+    year = Period(date(2026, 1, 1), date(2026, 12, 31))
+    alone = RevenueSchedule(D("193.97"), USD, year)
+    nothing = RevenueSchedule(D(0), USD, year)
+    line = ending_schedule(nothing, alone, (D("193.97"), year), date(2026, 5, 31), USD)
+    assert isinstance(line, EndingLine)
+    assert line.recognized_through(date(2026, 1, 31)) == D("39.82")  # 193.97 × 31 / 151
+    assert line.recognized_through(date(2026, 5, 30)) == D("192.69")  # 193.97 × 150 / 151
+    assert [end for end, _ in line.by_month()] == [
+        date(2026, 1, 31),
+        date(2026, 2, 28),
+        date(2026, 3, 31),
+        date(2026, 4, 30),
+        date(2026, 5, 31),
+    ]
+    assert line.recognized_through(date(2026, 5, 31)) == D("193.97")

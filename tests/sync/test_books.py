@@ -201,6 +201,54 @@ def test_an_upgrade_and_a_cancellation_invoiced_as_one_line_stop_revenue_with_th
     assert_contract_balances_hold(entries, date(2026, 6, 23), date(2026, 10, 31))
 
 
+def test_a_plan_emptied_before_its_first_invoice_stops_revenue_when_it_is_cancelled(
+    factory: sessionmaker[Session], ledger_settings: Settings
+) -> None:
+    # 1,200.00 a year from 2026-01-01 (365 days), its seat removed from Mar 1 before the first
+    # billing run on Mar 31: one invoice of 1,200 - 1,200 × 306 / 365 = 193.97 over the whole
+    # year. Cancelled from Jun 1, which changes nothing owed: no new document. The invoice is
+    # then the newest line of its period, and its revenue is complete on May 31.
+    sub = builders.simple_subscription(
+        factory,
+        start=date(2026, 1, 1),
+        frequency=Frequency.ANNUAL,
+        quantity=1,
+        unit_amount="1200.00",
+    )
+    with transaction(factory) as session:
+        price = session.scalars(select(tables.Price)).one()
+        contracts.amend_subscription(
+            session, sub, effective=date(2026, 3, 1), items=[builders.spec(session, price, 0)]
+        )
+    run_billing(factory, ledger_settings, date(2026, 3, 31))
+    assert [line[1:] for line in builders.lines(factory, "INV-000001")] == [
+        (date(2026, 1, 1), date(2026, 12, 31), D("193.97"))
+    ]
+    close_and_push(factory, ledger_settings, date(2026, 1, 1), date(2026, 4, 30))
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, sub, cancel_date=date(2026, 6, 1))
+    run_billing(factory, ledger_settings, date(2026, 5, 31))
+    assert len(builders.documents(factory)) == 1
+    close_and_push(factory, ledger_settings, date(2026, 5, 1), date(2026, 12, 31))
+
+    entries = ledger(ledger_settings)
+    income = by_date(entries, INCOME)
+    assert income == {
+        # Through Apr 30 the invoice over its year: 193.97 × 31 / 365 = 16.474... -> 16.47;
+        # 59 days 31.35; 89 days 47.30 (earned before the invoice, through Mar 30); 90 days
+        # 47.83; 120 days 63.77.
+        date(2026, 1, 31): D("-16.47"),
+        date(2026, 2, 28): D("-14.88"),
+        date(2026, 3, 30): D("-15.95"),
+        date(2026, 3, 31): D("-0.53"),
+        date(2026, 4, 30): D("-15.94"),
+        date(2026, 5, 31): D("-130.20"),  # the rest, by the last day of service
+    }  # and nothing after
+    assert balance_on(income, date(2026, 12, 31)) == D("-193.97")
+    assert balance_on(by_date(entries, DEFERRED), date(2026, 12, 31)) == 0
+    assert_contract_balances_hold(entries, date(2026, 1, 1), date(2026, 12, 31))
+
+
 def test_revenue_earned_before_the_first_invoice_sits_on_the_unbilled_receivable(
     factory: sessionmaker[Session], ledger_settings: Settings
 ) -> None:
