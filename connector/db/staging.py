@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import JSON, case, func, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,43 @@ FINAL_STATES = frozenset({APPLIED, IGNORED, HELD})
 
 
 VOLATILE = frozenset({"attributes", "SystemModstamp", "LastModifiedDate"})
+API_METADATA = "attributes"  # a REST record's type and URL (with the API version): not content
+UTC_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+
+
+def staged_form(record: dict[str, Any]) -> dict[str, Any]:
+    """A CRM record as it is staged and hashed, the same whichever API read it: a REST query's
+    JSON or a Bulk API job's CSV row (nested as REST nests it). Every field's value is text,
+    as a Bulk CSV writes it: ``true``/``false`` for a checkbox, a number as Salesforce wrote
+    it (``12``, ``3.0``: a fraction keeps its exact text), a date as it is, a datetime in UTC
+    as REST writes it (``...+0000``, where a CSV writes ``...Z``), null for an empty value.
+    The API's ``attributes`` are left out at every level; a parent whose fields are all null
+    is null (a CSV row cannot tell it from no parent); child records come in Id order
+    (neither API promises one)."""
+    return {key: _staged_value(value) for key, value in record.items() if key != API_METADATA}
+
+
+def _staged_value(value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"{value[:-1]}+0000" if value[-1] == "Z" and UTC_Z.fullmatch(value) else value
+    if isinstance(value, list):
+        return [_staged_value(item) for item in value]
+    if isinstance(value, dict):
+        children = value.get("records")
+        if isinstance(children, list):  # a child relationship: {"totalSize", "done", "records"}
+            records = sorted((staged_form(child) for child in children), key=_record_id)
+            return {**value, "records": records}
+        parent = staged_form(value)
+        return parent if any(field is not None for field in parent.values()) else None
+    return str(value)  # a number: int, or Decimal (its exact text), or float
+
+
+def _record_id(record: dict[str, Any]) -> str:
+    return str(record.get("Id") or "")
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
@@ -81,12 +119,16 @@ def stage(
     modstamps: Sequence[datetime | None],
     deleted: Sequence[bool],
 ) -> tuple[list[Staged], int]:
-    """The records of a page (one query reads what was staged of them), each as it came, but
-    those whose identical payload was already handled; and how many those were. Numbers with
-    a fraction are kept as their exact text. A record the page holds twice is applied once, as
-    it came last."""
+    """The records of a page (one query reads what was staged of them), each in its
+    :func:`staged_form`, but those whose identical payload was already handled; and how many
+    those were. A record the page holds twice is applied once, as it came last.
+
+    A payload staged by an earlier version in another form (JSON values, ``attributes``) is
+    the same when its staged form is: such a record is unchanged, and keeps its row as it was
+    until it changes."""
     ids = [str(record["Id"]) for record in records]
     columns = tables.table_of(tables.CrmRecord).c
+    differs = or_(columns.applied_hash.is_(None), columns.applied_hash != columns.payload_hash)
     known = {
         row.record_id: row
         for row in session.execute(
@@ -97,6 +139,8 @@ def stage(
                 columns.reason,
                 columns.applied_hash,
                 columns.applied_payload,
+                # the payload, where it is not the one applied (which is read already)
+                type_coerce(case((differs, columns.payload)), JSON).label("payload"),
             ).where(
                 columns.system == system,
                 columns.object == obj,
@@ -107,14 +151,16 @@ def stage(
     staged: dict[str, Staged] = {}
     unchanged = 0
     for record, record_id, modstamp, gone in zip(records, ids, modstamps, deleted, strict=True):
-        payload = json.loads(json.dumps(record, default=str))
+        payload = staged_form(record)
         digest = payload_hash(payload)
         row = known.get(record_id)
         if staged.pop(record_id, None) is not None:
             unchanged += 1
         if row is None:
             staged[record_id] = Staged(obj, record_id, payload, digest, modstamp, gone)
-        elif row.payload_hash == digest and row.state in FINAL_STATES:
+        elif row.state in FINAL_STATES and (
+            row.payload_hash == digest or _staged_hash(row) == digest
+        ):
             unchanged += 1
         else:
             staged[record_id] = Staged(
@@ -131,6 +177,13 @@ def stage(
                 stored=True,
             )
     return list(staged.values()), unchanged
+
+
+def _staged_hash(row: Any) -> str | None:
+    """The hash of a stored payload's :func:`staged_form` (it may have been staged in another
+    form by an earlier version)."""
+    stored = row.applied_payload if row.payload is None else row.payload
+    return payload_hash(staged_form(stored)) if isinstance(stored, dict) else None
 
 
 def save_staged(session: Session, system: str, rows: Sequence[Staged]) -> None:

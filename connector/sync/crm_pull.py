@@ -336,15 +336,16 @@ class Pull:
         subqueries), joined here into the shape a REST query answers."""
         items = self.mapping.items
         contract = self.mapping.contract
-        item_fields = ", ".join(
-            dict.fromkeys(["Id", "OpportunityId", *self.mapping.query_fields("items")])
-        )
+        read = ["Id", *self.mapping.query_fields("items")]
+        item_fields = ", ".join(dict.fromkeys(["Id", "OpportunityId", *read]))
         where = f" AND Opportunity.SystemModstamp >= {soql_datetime(since)}" if since else ""
         item_soql = f"SELECT {item_fields} FROM {LINE_ITEM} WHERE IsDeleted = false{where}"
+        joined_only = "OpportunityId" not in read  # a REST subquery would not hold it
         by_deal: dict[str, list[dict[str, Any]]] = {}
         for page in self.client.bulk_query(LINE_ITEM, item_soql):
             for row in page:
-                by_deal.setdefault(row["OpportunityId"], []).append(nest(row))
+                deal_id = row.pop("OpportunityId") if joined_only else row["OpportunityId"]
+                by_deal.setdefault(deal_id, []).append(nest(row))
         deal_soql = self._deal_soql(since, child=False)
         for page in self.client.bulk_query(contract.object, deal_soql, include_deleted=True):
             records = []
@@ -485,7 +486,8 @@ def log_waiting(row: staging.Staged) -> None:
 
 
 def nest(row: dict[str, str]) -> dict[str, Any]:
-    """A Bulk CSV row as a REST record: ``Product2.Name`` columns nested, empty text as null."""
+    """A Bulk CSV row in the shape of a REST record: ``Product2.Name`` columns nested, empty
+    text as null (:func:`staging.staged_form` then stages both alike)."""
     record: dict[str, Any] = {}
     for column, text in row.items():
         value: Any = text if text != "" else None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -1610,15 +1610,202 @@ def test_many_changed_rows_are_read_with_bulk_jobs_to_the_same_state(  # noqa: P
         assert run_billing(database, paged, date(2026, 3, 31)).failed == {}
     billed, expected = billing_state(factory), billing_state(clean_factory)
     assert len(expected["documents"]) > 400
-    # Everything billing decided is the same. Only the staged payloads' shapes differ (CSV text
-    # against JSON), and with them the hashes that name each applied version of a deal in its
-    # amendments' references.
-    tables_compared = ("customers", "products", "prices", "subscriptions", "items")
-    for table in (*tables_compared, "item_versions", "charges", "documents", "document_lines"):
-        assert billed[table] == expected[table], table
-    assert [row[:-1] for row in billed["amendments"]] == [
-        row[:-1] for row in expected["amendments"]
+    # Everything billing decided is the same, down to the hashes of the staged payloads that
+    # name each applied version of a deal in its amendments' references.
+    assert billed == expected
+
+
+# A record staged from a Bulk API 2.0 job (CSV text) and the same record staged from a REST
+# query (JSON) are the same payload with the same hash: a pull that read everything in bulk and
+# then reads some records again through REST (the look-back window at the end of the run, or a
+# deal the write-back touched) finds them unchanged.
+def staged_payloads(factory: sessionmaker[Session]) -> dict[tuple[str, str], tuple[Any, str]]:
+    """(object, record id): (payload, payload hash) of every staged record."""
+    row = tables.CrmRecord
+    with factory() as session:
+        return {
+            (obj, record_id): (payload, digest)
+            for obj, record_id, payload, digest in session.execute(
+                select(row.object, row.record_id, row.payload, row.payload_hash)
+            )
+        }
+
+
+def read_again(factory: sessionmaker[Session]) -> None:
+    """The next pull reads every record again (as one that a write-back touched)."""
+    with factory.begin() as session:
+        session.execute(delete(tables.SyncCursor))
+
+
+def bulk_settings(database_url: str, sandbox: Sandbox, tmp_path: Path) -> Settings:
+    return make_settings(
+        database_url,
+        sandbox,
+        tmp_path,
+        page_size=200,
+        bulk_threshold=100,
+        bulk_poll_seconds=0.01,
+        bulk_page_size=1000,
+    )
+
+
+def every_kind_of_value(crm: Crm, acme: str, berlin: str, tokyo: str) -> list[str]:
+    """Accounts, deals and line items with values of every kind the pull reads: decimals with
+    and without a fraction, whole numbers, dates, booleans both ways, nulls, picklists,
+    currencies, lookups (set, empty, and a parent with empty fields), a deal without items and
+    a deleted one; enough accounts (with the demo org's) to be read in bulk too."""
+    for number in range(150):
+        crm.account(
+            f"Bulk account {number}",
+            ("United States", "DE", "Japan")[number % 3],
+            ("USD", "EUR", "JPY")[number % 3],
+            BillingState="CA" if number % 3 == 0 and number % 2 else None,
+            Tax_Id__c=f"DE{100000000 + number}" if number % 3 == 1 else None,
+        )
+    bare = crm.org.create(
+        "Product2", {"Name": "Bare", "ProductCode": None, "IsActive": False, "Family": None}
+    )
+    for currency, price in {"USD": "0.5", "EUR": "0.45", "JPY": "75"}.items():
+        crm.entries[("Bare", currency)] = crm.org.create(
+            "PricebookEntry",
+            {
+                "Pricebook2Id": crm.book,
+                "Product2Id": bare,
+                "UnitPrice": price,
+                "IsActive": True,
+                "CurrencyIsoCode": currency,
+            },
+        )
+    base = crm.deal(
+        acme,
+        "Acme - Base",
+        ("PRO", "10", "30.00"),
+        ("SUP", "2.5", "9.99", "12.5", "2026-02-01"),
+        ("ONBOARD", "1", "2500", "0", None),
+        ("Bare", "3", "0.10"),
+        Service_Start_Date__c="2026-01-01",
+        Term_Months__c=24,
+        Billing_Frequency__c="Quarterly",
+        Auto_Renew__c=False,
+        Trial_Days__c=14,
+        Cancellation_Date__c="2027-06-30",
+    )
+    made = [
+        base,
+        crm.deal(
+            acme,
+            "Acme - Upgrade",
+            ("PRO", "12", "30.00", "5"),
+            close="2026-03-15",
+            Type=UPGRADE,
+            Amends_Opportunity__c=base,
+            Service_Start_Date__c="2026-04-01",
+            Auto_Renew__c=True,
+        ),
+        crm.deal(berlin, "Berlin - Annual", ("PRO", "100", "42.00", "33.3333"), stage="Closed Won"),
+        crm.deal(tokyo, "Tokyo - Yen", ("PRO", "7", "6750"), ("ONBOARD", "1", "375000")),
+        crm.deal(acme, "Acme - Open", ("PRO", "1", "45.00"), stage="Prospecting"),
+        crm.deal(acme, "Acme - No items", Billing_Frequency__c="Monthly"),
+        crm.deal(acme, "Acme - Big", ("PRO", "123456", "1234567.89", "0.01")),
     ]
+    gone = crm.deal(acme, "Acme - Deleted", ("PRO", "1", "45.00"))
+    crm.org.delete("Opportunity", gone)
+    return [*made, gone]
+
+
+@pytest.mark.sandbox(seed="demo")
+def test_bulk_and_rest_stage_the_same_payloads(  # noqa: PLR0917 - fixtures
+    crm: Crm,
+    acme: str,
+    berlin: str,
+    tokyo: str,
+    factory: sessionmaker[Session],
+    clean_factory: sessionmaker[Session],
+    database_url: str,
+    salesforce_sandbox: Sandbox,
+    tmp_path: Path,
+) -> None:
+    deals = every_kind_of_value(crm, acme, berlin, tokyo)
+    paged = make_settings(database_url, salesforce_sandbox, tmp_path, page_size=200)
+    bulk = bulk_settings(database_url, salesforce_sandbox, tmp_path)
+
+    by_bulk = pull(factory, bulk)
+    by_pages = pull(clean_factory, paged)
+
+    jobs = {job.object for job in salesforce_sandbox.app.bulk.jobs.values()}
+    assert jobs == {"Account", "Opportunity", "OpportunityLineItem"}
+    assert by_bulk.fetched == by_pages.fetched
+    from_bulk, from_rest = staged_payloads(factory), staged_payloads(clean_factory)
+    assert set(from_bulk) == set(from_rest)
+    assert {("Opportunity", deal) for deal in deals} <= set(from_bulk)
+    differing = sorted(key for key in from_rest if from_bulk[key] != from_rest[key])
+    assert differing == [], (
+        f"{len(differing)} records differ, e.g. {differing[0]}: "
+        f"bulk {from_bulk[differing[0]][0]} rest {from_rest[differing[0]][0]}"
+        if differing
+        else ""
+    )
+
+    # The same database read again from the start through REST finds every record unchanged
+    # (those waiting for a fix are tried again).
+    read_again(factory)
+    again = pull(factory, paged)
+    assert again.fetched == by_bulk.fetched
+    assert (again.applied, again.quarantined) == (0, by_bulk.quarantined)
+    assert again.unchanged == sum(by_bulk.fetched.values()) - by_bulk.quarantined
+    assert staged_payloads(factory) == from_bulk
+
+
+def waiting_ids(factory: sessionmaker[Session]) -> list[str]:
+    with factory() as session:
+        return [row.record_id for row in staging.in_state(session, SYSTEM, staging.QUARANTINED)]
+
+
+def staged_before(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as earlier versions staged it: as it came, REST's JSON or Bulk's CSV text."""
+    staged: dict[str, Any] = json.loads(json.dumps(record, default=str))
+    return staged
+
+
+@pytest.mark.sandbox(seed="demo")
+def test_records_staged_in_an_earlier_form_are_unchanged(  # noqa: PLR0917 - fixtures
+    crm: Crm,
+    acme: str,
+    berlin: str,
+    tokyo: str,
+    factory: sessionmaker[Session],
+    clean_factory: sessionmaker[Session],
+    database_url: str,
+    salesforce_sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    every_kind_of_value(crm, acme, berlin, tokyo)
+    paged = make_settings(database_url, salesforce_sandbox, tmp_path, page_size=200)
+    bulk = bulk_settings(database_url, salesforce_sandbox, tmp_path)
+    with monkeypatch.context() as earlier:
+        earlier.setattr(staging, "staged_form", staged_before)
+        by_rest = pull(factory, paged)
+        by_bulk = pull(clean_factory, bulk)
+    before = {database: staged_payloads(database) for database in (factory, clean_factory)}
+    assert any(payload.get("attributes") for payload, _ in before[factory].values())
+    assert all(
+        "attributes" not in payload and payload["IsDeleted"] in ("true", "false")
+        for payload, _ in before[clean_factory].values()
+    )
+
+    # Read again through either API after the upgrade: nothing is applied again, and only the
+    # records waiting for a fix (tried again on every read) are staged anew; the others keep
+    # their earlier form until they change.
+    for database, first in ((factory, by_rest), (clean_factory, by_bulk)):
+        for settings in (paged, bulk):
+            read_again(database)
+            again = pull(database, settings)
+            assert (again.applied, again.quarantined) == (0, first.quarantined)
+            assert again.unchanged == sum(first.fetched.values()) - first.quarantined
+        stored = staged_payloads(database)
+        restaged = {key[1] for key, row in stored.items() if before[database][key] != row}
+        assert restaged == set(waiting_ids(database))
 
 
 # -- the cursor and the org's time ----------------------------------------------------------
