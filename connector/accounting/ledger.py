@@ -159,6 +159,14 @@ class Ledger:
             self._refresh()
         return self.problems
 
+    def fingerprint(self) -> str:
+        """The files as last read, each by its path and signature (inode, size, modification
+        time): equal fingerprints, the same files, holding the same documents."""
+        digest = hashlib.sha256()
+        for path, held in sorted(self._held.items()):
+            digest.update(f"{path}\0{held.signature}\n".encode())
+        return digest.hexdigest()
+
     def _refresh(self) -> None:
         """Read what changed on disk since the last look (by another process, or a person):
         a file listed in the index with its signature is not parsed, and what it holds is read

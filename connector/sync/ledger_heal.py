@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.accounting import base
 from connector.accounting.ledger import Ledger
 from connector.db import outbox, tables
 from connector.db.engine import transaction
+from connector.db.types import utc_now
 
 Identity = tuple[str, str]  # (document_type, document_id) as the ledger's metadata has them
 LOST = "no longer in the ledger: posted again"
@@ -117,9 +118,13 @@ def names(session: Session, identities: Iterable[Identity]) -> dict[Identity, st
 def heal(factory: sessionmaker[Session], ledger: Ledger) -> HealResult:
     """Move the ledger's damaged files aside and put what it lost back in line (one update);
     raises :class:`~connector.errors.LedgerFileError` while a file that is not the
-    connector's does not load."""
+    connector's does not load. When the ledger's files are those a complete push left
+    (:func:`note_whole`), nothing can be missing and nothing is read."""
     result = HealResult(moved_aside=ledger.heal())
+    state = ledger.fingerprint()
     with transaction(factory) as session:
+        if _whole(session, ledger.name) == state:
+            return result
         lost = missing(session, ledger.name, ledger.documents)
         if lost:
             session.execute(
@@ -133,3 +138,30 @@ def heal(factory: sessionmaker[Session], ledger: Ledger) -> HealResult:
             named = names(session, lost)
             result.reposted = [named[identity] for identity in lost]
     return result
+
+
+def _cursor_prefix(target: str) -> str:
+    return f"accounting:{target}:whole:"
+
+
+def _whole(session: Session, target: str) -> str | None:
+    """The fingerprint of the ledger's files when a push last ended with everything in it."""
+    prefix = _cursor_prefix(target)
+    name = session.scalar(
+        select(tables.SyncCursor.name).where(tables.SyncCursor.name.like(f"{prefix}%")).limit(1)
+    )
+    return name[len(prefix) :] if name else None
+
+
+def note_whole(factory: sessionmaker[Session], ledger: Ledger) -> None:
+    """Note that the ledger's files, as they are now, hold every document delivered to it: a
+    push ended with nothing left to post. A file changed, added or gone since makes the next
+    push look for what was lost."""
+    ledger.refresh()
+    state = ledger.fingerprint()
+    prefix = _cursor_prefix(ledger.name)
+    with transaction(factory) as session:
+        if _whole(session, ledger.name) == state:
+            return
+        session.execute(delete(tables.SyncCursor).where(tables.SyncCursor.name.like(f"{prefix}%")))
+        session.add(tables.SyncCursor(name=prefix + state, position=utc_now()))

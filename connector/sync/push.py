@@ -119,7 +119,7 @@ def push(
             books.lock(session)  # the batch is dated by the closing in force; none crosses it
             rows = push_batch.read_rows(session, target.name, target.max_batch, after)
             if not rows:
-                return result
+                break
             loader = push_batch.Loader(session, rows, rows[0].closed_through, products)
             batch = [(row.id, loader.document(row)) for row in rows]
             ids = [row.id for row in rows]
@@ -137,7 +137,10 @@ def push(
             outbox.record(session, target.name, outcomes)
             books.landed(session, target.name, ids)
         if all(outcome.state == outbox.PENDING for outcome in outcomes):
-            return result  # the target is not taking anything now; the next push tries again
+            break  # the target is not taking anything now; the next push tries again
+    if isinstance(target, Ledger):  # what it holds now is all that was delivered to it
+        ledger_heal.note_whole(factory, target)
+    return result
 
 
 def _outcomes(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from beancount.core import data
 from beancount.parser import parser
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -32,6 +33,7 @@ from connector.sync.push import make_target, push, read_payments
 from connector.sync.revenue_close import close_revenue
 from tests import builders
 from tests.accounting.documents import document_counts, plain_beancount
+from tests.statements import counting
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "mappings" / "accounting.yaml"
@@ -120,6 +122,29 @@ def missing(names: list[str]) -> list[str]:
     return [
         f"{name} is not in the ledger any more: connector push posts it again" for name in names
     ]
+
+
+# -- nothing changed ----------------------------------------------------------------------------
+def test_a_push_after_a_complete_one_reads_neither_deliveries_nor_what_the_files_hold(
+    factory: sessionmaker[Session], ledger_settings: Settings, ledger: Ledger, engine: Engine
+) -> None:
+    """The files are those the last push left: nothing can be missing. A new process's ledger
+    reads neither what its files hold nor the deliveries the connector made."""
+    fresh = make_target(ledger_settings)
+    assert isinstance(fresh, Ledger)
+
+    with counting(engine) as seen:
+        result = push(factory, ledger_settings, fresh)
+
+    assert (result.posted, result.reposted, result.moved_aside) == (0, [], {})
+    assert not [sql for sql in seen.sql if "deliveries.attempts" in sql]
+    assert fresh._loaded is False
+
+    os.utime(month_file(fresh, "02"))  # a file touched: looked at again, nothing missing
+    with counting(engine) as seen:
+        assert push(factory, ledger_settings, fresh).reposted == []
+    assert len([sql for sql in seen.sql if "deliveries.attempts" in sql]) == 1
+    assert_whole(factory, fresh)
 
 
 # -- a deleted file -----------------------------------------------------------------------------
