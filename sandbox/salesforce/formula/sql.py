@@ -30,39 +30,29 @@ from typing import TYPE_CHECKING
 
 from sandbox.salesforce.formula import ast
 from sandbox.salesforce.formula.parser import FormulaError, parse
+from sandbox.salesforce.formula.values import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    NULL,
+    NUMBER,
+    PICKLIST,
+    TEXT,
+    Env,
+    Expr,
+    Render,
+    UntranslatableError,
+    arithmetic,
+    comparison,
+    literal,
+    operator_type,
+    parameter_type,
+    same,
+    text_literal,
+)
 
 if TYPE_CHECKING:
     from sandbox.salesforce.schema import Field, SObject
-
-# Kinds of values, named as Salesforce's messages name them.
-NUMBER, TEXT, PICKLIST, DATE, DATETIME, BOOLEAN, NULL = (
-    "Number",
-    "Text",
-    "Picklist",
-    "Date",
-    "DateTime",
-    "Boolean",
-    "Null",
-)
-_DATETIME_FORMAT = "'%Y-%m-%dT%H:%M:%f+0000'"  # the stored form of a datetime (UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Env:
-    """Where a formula is computed: ``column`` gives the SQL of one of the record's stored
-    fields, ``today`` is the SQL literal of ``TODAY()``."""
-
-    column: Callable[[str], str]
-    today: str
-
-
-Render = Callable[[Env], str]
-
-
-@dataclass(frozen=True, slots=True)
-class Expr:
-    kind: str
-    render: Render
 
 
 @dataclass(frozen=True)
@@ -77,10 +67,6 @@ class Formula:
     def sql(self, column: Callable[[str], str], today: date) -> str:
         """The field's value for the row whose fields ``column`` names, on ``today``."""
         return self.render(Env(column, text_literal(today.isoformat())))
-
-
-def text_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def kind_of(spec: Field) -> str:
@@ -106,7 +92,7 @@ def compile_formulas(obj: SObject) -> dict[str, Formula]:
         busy.append(spec.name)
         try:
             done[spec.name] = _Translator(obj, spec, compile_field).formula()
-        except _UntranslatableError as refused:
+        except UntranslatableError as refused:
             raise FormulaError(f"{obj.name}.{spec.name}: {refused}") from None
         finally:
             busy.pop()
@@ -116,23 +102,6 @@ def compile_formulas(obj: SObject) -> dict[str, Formula]:
         if spec.spec.formula is not None:
             compile_field(spec)
     return done
-
-
-class _UntranslatableError(Exception):
-    """Why a formula cannot be translated (FormulaError once its field is named)."""
-
-
-def _parameter_type(function: str, expected: str, received: str) -> _UntranslatableError:
-    return _UntranslatableError(
-        f"Incorrect parameter type for function '{function}()'. "
-        f"Expected {expected}, received {received}"
-    )
-
-
-def _operator_type(op: str, expected: str, received: str) -> _UntranslatableError:
-    return _UntranslatableError(
-        f"Incorrect parameter type for operator '{op}'. Expected {expected}, received {received}"
-    )
 
 
 class _Translator:
@@ -161,13 +130,13 @@ class _Translator:
         try:
             tree = parse(text)
         except FormulaError as error:
-            raise _UntranslatableError(str(error)) from None
+            raise UntranslatableError(str(error)) from None
         expected = kind_of(self.spec)
         if expected == PICKLIST or self.spec.type in ("id", "reference"):
-            raise _UntranslatableError(f"a formula field cannot be of type {self.spec.type}")
+            raise UntranslatableError(f"a formula field cannot be of type {self.spec.type}")
         result = self.value(tree)
         if result.kind not in (expected, NULL):
-            raise _UntranslatableError(
+            raise UntranslatableError(
                 f"Formula result is data type ({result.kind}), incompatible with expected data "
                 f"type ({expected})."
             )
@@ -190,7 +159,7 @@ class _Translator:
         expr = self.expr(node)
         if expr.kind == PICKLIST:
             name = node.text if isinstance(node, ast.Name) else "?"
-            raise _UntranslatableError(
+            raise UntranslatableError(
                 f"Field {name} is a picklist field. Picklist fields are only supported in "
                 "certain functions."
             )
@@ -198,31 +167,31 @@ class _Translator:
 
     def expr(self, node: ast.Node) -> Expr:
         if isinstance(node, ast.Literal):
-            return _literal(node.value)
+            return literal(node.value)
         if isinstance(node, ast.Name):
             return self._field(node)
         if isinstance(node, ast.Call):
             function = self.functions.get(node.name.upper())
             if function is None:
-                raise _UntranslatableError(f"Unknown function {node.name.upper()}. Check spelling.")
+                raise UntranslatableError(f"Unknown function {node.name.upper()}. Check spelling.")
             return function(node.name.upper(), node.args)
         if isinstance(node, ast.Negate):
             operand = self.value(node.operand)
             if operand.kind != NUMBER:
-                raise _operator_type("-", NUMBER, operand.kind)
+                raise operator_type("-", NUMBER, operand.kind)
             return Expr(NUMBER, lambda env: f"(-{operand.render(env)})")
         if node.op in ("+", "-", "*", "/"):
-            return _arithmetic(node.op, self.value(node.left), self.value(node.right))
-        return _comparison(node.op, self.value(node.left), self.value(node.right))
+            return arithmetic(node.op, self.value(node.left), self.value(node.right))
+        return comparison(node.op, self.value(node.left), self.value(node.right))
 
     def _field(self, node: ast.Name) -> Expr:
         if len(node.path) > 1:
-            raise _UntranslatableError(
+            raise UntranslatableError(
                 f"Field {node.text}: fields of other objects are not supported by the sandbox"
             )
         spec = self.obj.field(node.path[0])
         if spec is None:
-            raise _UntranslatableError(f"Field {node.text} does not exist. Check spelling.")
+            raise UntranslatableError(f"Field {node.text} does not exist. Check spelling.")
         if spec.spec.formula is not None:
             formula = self.compile_field(spec)
             return Expr(formula.kind, formula.render)
@@ -235,7 +204,7 @@ class _Translator:
     @staticmethod
     def _count(function: str, args: tuple[ast.Node, ...], expected: int) -> None:
         if len(args) != expected:
-            raise _UntranslatableError(
+            raise UntranslatableError(
                 f"Incorrect number of parameters for function '{function}()'. "
                 f"Expected {expected}, received {len(args)}"
             )
@@ -243,7 +212,7 @@ class _Translator:
     def _boolean(self, function: str, node: ast.Node) -> Expr:
         expr = self.value(node)
         if expr.kind != BOOLEAN:
-            raise _parameter_type(function, BOOLEAN, expr.kind)
+            raise parameter_type(function, BOOLEAN, expr.kind)
         return expr
 
     def _if(self, function: str, args: tuple[ast.Node, ...]) -> Expr:
@@ -251,7 +220,7 @@ class _Translator:
         test = self._boolean(function, args[0])
         then, otherwise = self.value(args[1]), self.value(args[2])
         return Expr(
-            _same(function, then, otherwise),
+            same(function, then, otherwise),
             lambda env: (
                 f"(CASE WHEN {test.render(env)} THEN {then.render(env)} "
                 f"ELSE {otherwise.render(env)} END)"
@@ -260,7 +229,7 @@ class _Translator:
 
     def _logical(self, function: str, args: tuple[ast.Node, ...]) -> Expr:
         if not args:
-            raise _UntranslatableError(
+            raise UntranslatableError(
                 f"Incorrect number of parameters for function '{function}()'. "
                 "Expected 1 or more, received 0"
             )
@@ -282,10 +251,10 @@ class _Translator:
         self._count(function, args, 2)
         field, value = self.expr(args[0]), args[1]
         if field.kind != PICKLIST:
-            raise _parameter_type(function, PICKLIST, field.kind)
+            raise parameter_type(function, PICKLIST, field.kind)
         if not isinstance(value, ast.Literal) or not isinstance(value.value, str):
             received = self.expr(value).kind if not isinstance(value, ast.Literal) else "literal"
-            raise _parameter_type(function, "Text literal", received)
+            raise parameter_type(function, "Text literal", received)
         text = text_literal(value.value)
         return Expr(
             BOOLEAN, lambda env: f"COALESCE({field.render(env)} = {text} COLLATE BINARY, 0)"
@@ -295,92 +264,10 @@ class _Translator:
         self._count(function, args, 2)
         item, substitute = self.value(args[0]), self.value(args[1])
         return Expr(
-            _same(function, item, substitute),
+            same(function, item, substitute),
             lambda env: f"COALESCE({item.render(env)}, {substitute.render(env)})",
         )
 
     def _today(self, function: str, args: tuple[ast.Node, ...]) -> Expr:
         self._count(function, args, 0)
         return Expr(DATE, lambda env: env.today)
-
-
-def _literal(value: object) -> Expr:
-    if value is None:
-        return Expr(NULL, lambda env: "NULL")
-    if isinstance(value, bool):
-        sql = "1" if value else "0"
-        return Expr(BOOLEAN, lambda env: sql)
-    if isinstance(value, str):
-        sql = text_literal(value)
-        return Expr(TEXT, lambda env: sql)
-    sql = str(value)
-    return Expr(NUMBER, lambda env: sql)
-
-
-def _same(function: str, first: Expr, second: Expr) -> str:
-    """The kind of a value that is one of ``first`` and ``second``."""
-    if first.kind == NULL:
-        return second.kind
-    if second.kind in (NULL, first.kind):
-        return first.kind
-    raise _parameter_type(function, first.kind, second.kind)
-
-
-def _comparison(op: str, left: Expr, right: Expr) -> Expr:
-    if NULL in (left.kind, right.kind):
-        if op not in ("=", "!="):
-            raise _operator_type(op, "a value", NULL)
-        other = right if left.kind == NULL else left
-        test = "IS NOT NULL" if op == "!=" else "IS NULL"
-        return Expr(BOOLEAN, lambda env: f"({other.render(env)} {test})")
-    if left.kind != right.kind:
-        raise _operator_type(op, left.kind, right.kind)
-    if left.kind == BOOLEAN and op not in ("=", "!="):
-        raise _operator_type(op, f"{NUMBER}, {TEXT}, {DATE}, {DATETIME}", BOOLEAN)
-    collate = " COLLATE BINARY" if left.kind == TEXT else ""
-    return Expr(
-        BOOLEAN,
-        lambda env: f"COALESCE({left.render(env)} {op} {right.render(env)}{collate}, 0)",
-    )
-
-
-def _julian(expr: Expr, env: Env) -> str:
-    """The Julian day of a date or a stored datetime (``2024-01-31T10:00:00.000+0000``)."""
-    sql = expr.render(env)
-    return f"julianday(substr({sql}, 1, 23))" if expr.kind == DATETIME else f"julianday({sql})"
-
-
-def _arithmetic(op: str, left: Expr, right: Expr) -> Expr:
-    kinds = (left.kind, right.kind)
-    if kinds == (NUMBER, NUMBER):
-        if op == "/":
-            return Expr(
-                NUMBER, lambda env: f"(CAST({left.render(env)} AS REAL) / {right.render(env)})"
-            )
-        return Expr(NUMBER, lambda env: f"({left.render(env)} {op} {right.render(env)})")
-    if op == "+" and kinds in ((NUMBER, DATE), (NUMBER, DATETIME)):
-        left, right = right, left
-        kinds = (left.kind, right.kind)
-    if op in ("+", "-") and kinds in ((DATE, NUMBER), (DATETIME, NUMBER)):
-        moment = left
-        if moment.kind == DATE:
-            return Expr(
-                DATE, lambda env: f"date({_julian(moment, env)} {op} ({right.render(env)}))"
-            )
-        return Expr(
-            DATETIME,
-            lambda env: (
-                f"strftime({_DATETIME_FORMAT}, {_julian(moment, env)} {op} ({right.render(env)}))"
-            ),
-        )
-    if op == "-" and kinds in ((DATE, DATE), (DATETIME, DATETIME)):
-        return Expr(NUMBER, lambda env: f"({_julian(left, env)} - {_julian(right, env)})")
-    if op in ("*", "/"):
-        raise _operator_type(op, NUMBER, (left if left.kind != NUMBER else right).kind)
-    if left.kind in (DATE, DATETIME):
-        expected = NUMBER if op == "+" else f"{NUMBER}, {left.kind}"
-        raise _operator_type(op, expected, right.kind)
-    if left.kind == NUMBER:
-        expected = f"{NUMBER}, {DATE}, {DATETIME}" if op == "+" else NUMBER
-        raise _operator_type(op, expected, right.kind)
-    raise _operator_type(op, f"{NUMBER}, {DATE}, {DATETIME}", left.kind)
