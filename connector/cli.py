@@ -1270,6 +1270,13 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
     jwt_public_key: Annotated[
         Path | None, typer.Option(help="PEM public key that JWT bearer assertions must match.")
     ] = None,
+    single_currency: Annotated[
+        bool,
+        typer.Option(
+            "--single-currency",
+            help="An org without multi-currency: no CurrencyIsoCode field, every record in USD.",
+        ),
+    ] = False,
     xero: Annotated[
         bool,
         typer.Option(
@@ -1304,6 +1311,7 @@ def sandbox_serve(  # noqa: PLR0917 - one parameter per option
         faults=[parse_rule(rule) for rule in fault or []],
         fault_seed=fault_seed,
         jwt_public_key_file=jwt_public_key,
+        multi_currency=not single_currency,
     )
     sandbox = Sandbox(config).start()
     xero_org: XeroSandbox | None = None

@@ -242,9 +242,12 @@ class DealData:
 
 
 def value_at(record: dict[str, Any] | None, path: str) -> Any:
-    """The value at ``Parent.Field`` in a REST record (None when a parent is null)."""
+    """The value at ``Parent.Field`` in a REST record (None when a parent is null, and for an
+    empty path: a setting left empty maps no field)."""
+    if not path:
+        return None
     current: Any = record
-    for part in path.split(".") if path else ():
+    for part in path.split("."):
         if not isinstance(current, dict):
             return None
         if part in current:  # as Salesforce spells it, most often: no need to look further

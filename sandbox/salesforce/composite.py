@@ -453,7 +453,11 @@ def _retrieve(call: Call, org: Org, name: str) -> list[Any]:
     with org.lock:
         for record_id in ids:
             try:
-                answer.append(render_record(call.version, obj, org.live_row(obj, record_id), names))
+                answer.append(
+                    render_record(
+                        call.version, obj, org.live_row(obj, record_id, computed=True), names
+                    )
+                )
             except ApiError:
                 answer.append(None)
     return answer

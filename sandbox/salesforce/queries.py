@@ -68,9 +68,7 @@ class QueryService:
 
     def plan(self, text: str, include_deleted: bool) -> Plan:
         query = parse_soql(text)
-        return compile_query(
-            self.org.schema, query, self.org.clock().date(), include_deleted, root=None
-        )
+        return compile_query(self.org.schema, query, self.org.today(), include_deleted, root=None)
 
     def matching_ids(self, plan: Plan) -> list[str]:
         sql = plan.ids_sql

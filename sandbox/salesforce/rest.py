@@ -69,7 +69,7 @@ class Rest:
     def retrieve(self, call: Call, name: str, record_id: str) -> Reply:
         obj = self.sobject(name)
         with self.org.lock:
-            row = self.org.live_row(obj, record_id)
+            row = self.org.live_row(obj, record_id, computed=True)
         return Reply(
             body=render_record(
                 call.version, obj, row, selected_fields(obj, call.args.get("fields"))
@@ -122,7 +122,7 @@ class Rest:
             if call.method == "DELETE":
                 self.org.delete(obj.name, ids[0])
                 return Reply(204)
-            row = self.org.live_row(obj, ids[0])
+            row = self.org.live_row(obj, ids[0], computed=True)
         return Reply(
             body=render_record(
                 call.version, obj, row, selected_fields(obj, call.args.get("fields"))

@@ -9,6 +9,9 @@
   price book, product and currency.
 - Contact.Name, Contract.EndDate, Pricebook2.IsStandard (the standard price book exists from the
   start).
+
+In a single-currency org no record has a ``CurrencyIsoCode``: every record is in the corporate
+currency, so currencies always match.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from sandbox.salesforce.store import Org, Record
 
 CENT = Decimal("0.01")
+CURRENCY = "CurrencyIsoCode"
 
 
 def _money(value: Decimal) -> float:
@@ -91,7 +95,7 @@ def _opportunity(org: Org, record: Record, old: Record | None) -> None:
     elif old["StageName"] != record["StageName"] and old["Probability"] == record["Probability"]:
         record["Probability"] = float(stage.probability)
     if old is not None and old["HasOpportunityLineItem"]:
-        if record["CurrencyIsoCode"] != old["CurrencyIsoCode"]:
+        if record.get(CURRENCY) != old.get(CURRENCY):
             raise bad_request(
                 "FIELD_INTEGRITY_EXCEPTION",
                 "CurrencyIsoCode: cannot change the currency of an opportunity with products",
@@ -112,7 +116,7 @@ def _pricebook_entry(org: Org, record: Record, old: Record | None) -> None:
     same = [
         row
         for row in org.rows_where(entries, "Product2Id", record["Product2Id"])
-        if row["CurrencyIsoCode"] == record["CurrencyIsoCode"]
+        if row.get(CURRENCY) == record.get(CURRENCY)
     ]
     if any(row["Pricebook2Id"] == record["Pricebook2Id"] for row in same):
         raise bad_request(
@@ -141,7 +145,8 @@ def _line_item(org: Org, record: Record, old: Record | None) -> None:
         record["Product2Id"] = entry["Product2Id"]
         record["ProductCode"] = entry["ProductCode"]
         record["ListPrice"] = entry["UnitPrice"]
-        record["CurrencyIsoCode"] = opportunity["CurrencyIsoCode"]
+        if CURRENCY in record:
+            record[CURRENCY] = opportunity.get(CURRENCY)
         product_name = entry["Name"] or ""
         record["Name"] = f"{opportunity['Name']} {product_name}".strip()
         if record["UnitPrice"] is None:
@@ -172,8 +177,7 @@ def _entry_for(org: Org, record: Record, opportunity: Record) -> Record:
             (
                 row
                 for row in org.rows_where(entries, "Product2Id", record["Product2Id"])
-                if row["Pricebook2Id"] == book
-                and row["CurrencyIsoCode"] == opportunity["CurrencyIsoCode"]
+                if row["Pricebook2Id"] == book and row.get(CURRENCY) == opportunity.get(CURRENCY)
             ),
             None,
         )
@@ -193,7 +197,7 @@ def _entry_for(org: Org, record: Record, opportunity: Record) -> Record:
     problems = []
     if not entry["IsActive"]:
         problems.append("pricebook entry is inactive")
-    if entry["CurrencyIsoCode"] != opportunity["CurrencyIsoCode"]:
+    if entry.get(CURRENCY) != opportunity.get(CURRENCY):
         problems.append("pricebook entry currency code does not match opportunity currency code")
     if book and entry["Pricebook2Id"] != book:
         problems.append(

@@ -2,6 +2,9 @@
 
 Names are resolved case-insensitively, as Salesforce resolves them, and every object gets the
 system fields Salesforce adds (Id, IsDeleted, CreatedDate, LastModifiedDate, SystemModstamp).
+Formula fields are translated to SQL when the schema loads (:mod:`sandbox.salesforce.formula`):
+a formula the sandbox cannot compute stops it loading. A single-currency org's schema is the
+same without any ``CurrencyIsoCode`` field (the fields marked ``currency: true``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from connector.yamlfile import load_yaml
+from sandbox.salesforce.formula.parser import FormulaError
+from sandbox.salesforce.formula.sql import Formula, compile_formulas
 
 FieldType = Literal[
     "id",
@@ -63,6 +68,7 @@ class FieldSpec(BaseModel):
     create_only: bool = False
     derived: bool = False
     formula: str | None = None
+    blanks: Literal["zero", "blank"] | None = None  # a formula's blank number fields
     autonumber: str | None = None
     track_history: bool = False
 
@@ -70,6 +76,8 @@ class FieldSpec(BaseModel):
     def _lookup_complete(self) -> FieldSpec:
         if self.type == "reference" and not (self.reference_to and self.relationship_name):
             raise ValueError("a reference needs reference_to and relationship_name")
+        if self.blanks is not None and self.formula is None:
+            raise ValueError("blanks is a setting of formula fields")
         return self
 
 
@@ -120,6 +128,11 @@ class Field:
         return DEFAULT_SCALE.get(self.type, 0)
 
     @property
+    def stored(self) -> bool:
+        """Kept in the org's table (a formula is computed on every read instead)."""
+        return self.spec.formula is None
+
+    @property
     def calculated(self) -> bool:
         """Computed by the org: a formula field or a derived standard field."""
         return self.spec.derived or self.spec.formula is not None
@@ -165,6 +178,7 @@ class SObject:
     _by_lower: dict[str, Field] = field(default_factory=dict, repr=False)
     parents: dict[str, Field] = field(default_factory=dict, repr=False)
     children: dict[str, ChildRelationship] = field(default_factory=dict, repr=False)
+    formulas: dict[str, Formula] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_lower = {name.lower(): spec for name, spec in self.fields.items()}
@@ -191,6 +205,11 @@ class SObject:
         return self.custom and name is not None and name.writable
 
     @property
+    def stored_fields(self) -> list[str]:
+        """The names of the fields kept in the object's table, in schema order."""
+        return [name for name, spec in self.fields.items() if spec.stored]
+
+    @property
     def unique_fields(self) -> list[Field]:
         return [spec for spec in self.fields.values() if spec.spec.unique]
 
@@ -214,6 +233,8 @@ class Schema:
     currencies: tuple[str, ...]
     corporate_currency: str
     stages: dict[str, StageSpec]
+    source: SchemaFile
+    multi_currency: bool = True
 
     def __post_init__(self) -> None:
         self._by_lower = {name.lower(): obj for name, obj in self.objects.items()}
@@ -225,6 +246,10 @@ class Schema:
     def by_prefix(self, prefix: str) -> SObject | None:
         return self._by_prefix.get(prefix)
 
+    def single_currency(self) -> Schema:
+        """The same org without multi-currency: no CurrencyIsoCode field on any object."""
+        return self if not self.multi_currency else _build(self.source, multi_currency=False)
+
     def picklist_values(self, spec: Field) -> tuple[str, ...]:
         if spec.spec.currency:
             return self.currencies
@@ -233,11 +258,17 @@ class Schema:
         return spec.spec.values
 
 
-def _build(data: SchemaFile) -> Schema:
+def _build(data: SchemaFile, *, multi_currency: bool = True) -> Schema:
     objects: dict[str, SObject] = {}
     for name, spec in data.objects.items():
         fields = _system_fields()
-        fields.update({key: Field(key, value.type, value) for key, value in spec.fields.items()})
+        fields.update(
+            {
+                key: Field(key, value.type, value)
+                for key, value in spec.fields.items()
+                if multi_currency or not value.currency
+            }
+        )
         objects[name] = SObject(name, spec.key_prefix, spec.label or name, spec.custom, fields)
     for name, obj in objects.items():
         for lookup in obj.fields.values():
@@ -253,22 +284,29 @@ def _build(data: SchemaFile) -> Schema:
                 objects[target].children[relation.lower()] = ChildRelationship(
                     relation, name, lookup.name, lookup.spec.cascade_delete
                 )
+    for obj in objects.values():
+        try:
+            obj.formulas = compile_formulas(obj)
+        except FormulaError as error:
+            raise ValueError(f"formula of {error}") from None
     return Schema(
         objects,
-        data.currencies,
+        data.currencies if multi_currency else (data.corporate_currency,),
         data.corporate_currency,
         {stage.name: stage for stage in data.opportunity_stages},
+        data,
+        multi_currency,
     )
 
 
-def load_schema(path: Path = SCHEMA_FILE) -> Schema:
+def load_schema(path: Path = SCHEMA_FILE, *, multi_currency: bool = True) -> Schema:
     document = load_yaml(path)
-    return _build(document.validate(SchemaFile))
+    return _build(document.validate(SchemaFile), multi_currency=multi_currency)
 
 
 @functools.cache
-def default_schema() -> Schema:
-    return load_schema()
+def default_schema(multi_currency: bool = True) -> Schema:
+    return load_schema(multi_currency=multi_currency)
 
 
 def describe_value(value: Any) -> Any:

@@ -25,6 +25,9 @@ The org is a SaaS company's CRM, ready for a billing demo that runs month by mon
   ``SeedSummary.imperfect``: one with an Amount but no products, one on an account without
   BillingCountry.
 
+In a single-currency org every account, deal and price is in the corporate currency (USD), with
+one standard price per product; the records are otherwise the same.
+
 The data depends only on N (``random.Random(N)``): the same N gives the same records and ids.
 Seeding is idempotent: the summary is kept in the org's meta ``seed``; a seeded org is left alone.
 """
@@ -261,6 +264,19 @@ class _Seeder:
         self.lost = next(stage.name for stage in stages if stage.closed and not stage.won)
         self.open = [stage.name for stage in stages if not stage.closed]
         self.no_country = 0
+        self.multi_currency = org.schema.multi_currency
+        corporate = org.schema.corporate_currency
+        self.currencies = [code for code in RATES if self.multi_currency or code == corporate]
+
+    def _currency(self, currency: str) -> str:
+        """The currency a record of ``currency`` is in, in this org."""
+        return currency if self.multi_currency else self.org.schema.corporate_currency
+
+    def _in_org(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` as this org takes them (no CurrencyIsoCode without multi-currency)."""
+        if self.multi_currency:
+            return values
+        return {key: value for key, value in values.items() if key != "CurrencyIsoCode"}
 
     def _values(self, obj: str, name: str) -> tuple[str, ...]:
         return self.org.schema.objects[obj].fields[name].spec.values
@@ -276,7 +292,7 @@ class _Seeder:
             accounts=len(self.accounts),
             contacts=len(self.contacts),
             products=len(PRODUCTS),
-            pricebook_entries=len(PRODUCTS) * len(RATES),
+            pricebook_entries=len(PRODUCTS) * len(self.currencies),
             opportunities=len(self.deals),
             won=sum(deal.stage == self.won for deal in self.deals),
             line_items=sum(len(deal.items) for deal in self.deals),
@@ -291,7 +307,8 @@ class _Seeder:
         countries = [row for row in COUNTRIES for _ in range(int(row[5]))]
         rng.shuffle(countries)
         prospects = set(rng.sample(range(len(countries)), PROSPECTS))
-        for index, (country, _, currency, tld, vat, _, forms, cities) in enumerate(countries):
+        for index, (country, _, local, tld, vat, _, forms, cities) in enumerate(countries):
+            currency = self._currency(local)
             base = ""
             while not base or base in used:
                 base = f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_NOUNS)}"
@@ -490,18 +507,19 @@ class _Seeder:
                 {"Name": name, "ProductCode": code, "Family": family, "IsActive": True}
                 | {"Billing_Type__c": billing, "Description": about},
             )
-            for currency, price in PRICES[code].items():
+            for currency in self.currencies:
+                price = PRICES[code][currency]
                 entry = {"Pricebook2Id": book, "Product2Id": product, "UnitPrice": price}
                 entry |= {"IsActive": True, "CurrencyIsoCode": currency}
-                entries[code, currency] = org.create("PricebookEntry", entry)
-        accounts = [org.create("Account", values) for values in self.accounts]
+                entries[code, currency] = org.create("PricebookEntry", self._in_org(entry))
+        accounts = [org.create("Account", self._in_org(values)) for values in self.accounts]
         for index, contact in self.contacts:
-            org.create("Contact", {**contact, "AccountId": accounts[index]})
+            org.create("Contact", self._in_org({**contact, "AccountId": accounts[index]}))
         for deal in self.deals:
             values = {**deal.values, "AccountId": accounts[deal.account], "Pricebook2Id": book}
             if deal.amends is not None:
                 values["Amends_Opportunity__c"] = deal.amends.id
-            deal.id = org.create("Opportunity", values)
+            deal.id = org.create("Opportunity", self._in_org(values))
             for order, item in enumerate(deal.items, start=1):
                 line = {key: value for key, value in item.items() if key != "code"}
                 entry_id = entries[item["code"], values["CurrencyIsoCode"]]

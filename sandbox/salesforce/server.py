@@ -69,6 +69,9 @@ class SandboxConfig:
     credentials: Credentials = field(default_factory=Credentials)
     jwt_public_key_file: Path | None = None
     schema: Schema | None = None
+    # False: an org without multi-currency, whose objects have no CurrencyIsoCode field and
+    # whose records are all in the corporate currency.
+    multi_currency: bool = True
 
 
 def load_ca(state: Path) -> trustme.CA:
@@ -191,7 +194,10 @@ class Sandbox:
                 **{**credentials.__dict__, "jwt_public_key": public_key.read_bytes()}
             )
         self.credentials = credentials
-        self.org = Org(self.config.schema or default_schema(), self.config.data)
+        schema = self.config.schema or default_schema()
+        if not self.config.multi_currency:
+            schema = schema.single_currency()
+        self.org = Org(schema, self.config.data)
         if self.config.seed:
             seed_org(self.org, self.config.seed)
         self.sessions = Sessions(credentials, self.config.session_ttl)

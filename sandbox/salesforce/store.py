@@ -4,6 +4,8 @@ Every write goes through :class:`Org`, which checks it as Salesforce does (unkno
 fields, types, lengths, required fields, restricted picklists, lookups, unique external ids),
 fills the system fields and lets :mod:`sandbox.salesforce.rules` derive what Salesforce derives.
 Deleted records stay in their table with ``IsDeleted`` set, for ``queryAll`` and getDeleted.
+Formula fields have no column: they are computed where a record is read (a query, a REST get),
+on the org's date (:meth:`Org.today`, from its clock).
 
 Calls that write many records at once (sObject Collections, Bulk API ingest) run as one
 :meth:`Org.batch`: each record is checked and derived one by one exactly as a single write is,
@@ -18,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,7 @@ def quote(name: str) -> str:
 class _Shape:
     """What every write of one object needs of its schema, worked out once."""
 
-    blank: Record  # every column, null
+    blank: Record  # every stored field, null
     defaults: tuple[tuple[str, Any], ...]  # (field, stored value) given on create when not sent
     autonumbers: tuple[tuple[str, str], ...]  # (field, display format)
     required: tuple[str, ...]
@@ -73,7 +75,7 @@ class _Shape:
             elif spec.spec.currency and not spec.spec.derived:
                 defaults.append((name, schema.corporate_currency))
         return cls(
-            blank=dict.fromkeys(obj.fields),
+            blank=dict.fromkeys(obj.stored_fields),
             defaults=tuple(defaults),
             autonumbers=tuple(
                 (name, spec.spec.autonumber)
@@ -140,12 +142,11 @@ class Org:
             self.db.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
             for obj in self.schema.objects.values():
                 table = quote(obj.name)
-                columns = ", ".join(
-                    f"{quote(name)} {_column_type(spec)}" for name, spec in obj.fields.items()
-                )
+                stored = [(name, obj.fields[name]) for name in obj.stored_fields]
+                columns = ", ".join(f"{quote(name)} {_column_type(spec)}" for name, spec in stored)
                 self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
                 existing = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
-                for name, spec in obj.fields.items():
+                for name, spec in stored:
                     if name not in existing:
                         self.db.execute(
                             f"ALTER TABLE {table} ADD COLUMN {quote(name)} {_column_type(spec)}"
@@ -154,7 +155,7 @@ class Org:
                     f"CREATE INDEX IF NOT EXISTS {quote('ix_' + obj.name + '_modstamp')} "
                     f'ON {table} ("SystemModstamp")'
                 )
-                for name, spec in obj.fields.items():
+                for name, spec in stored:
                     if spec.type == "reference" or spec.spec.external_id:
                         self.db.execute(
                             f"CREATE INDEX IF NOT EXISTS {quote(f'ix_{obj.name}_{name}')} "
@@ -221,7 +222,7 @@ class Org:
 
     def _flush(self, staged: Staged) -> None:
         for name, table in staged.rows.items():
-            columns = list(self.schema.objects[name].fields)
+            columns = self.schema.objects[name].stored_fields
             inserted = [
                 [record.get(column) for column in columns]
                 for record_id, record in table.items()
@@ -304,6 +305,10 @@ class Org:
     def stamp(self) -> str:
         return format_datetime(self.clock())
 
+    def today(self) -> date:
+        """The org's date (UTC): TODAY in a query, ``TODAY()`` in a formula."""
+        return self.clock().date()
+
     # -- lookups ---------------------------------------------------------------------------
     def sobject(self, name: str) -> SObject:
         obj = self.schema.get(name)
@@ -334,21 +339,34 @@ class Org:
             found = staged.read[key]
         return found
 
-    def _select_row(self, obj: SObject, record_id: str) -> Record | None:
-        cursor = self.db.execute(f"SELECT * FROM {quote(obj.name)} WHERE Id = ?", (record_id,))
+    def _select_row(self, obj: SObject, record_id: str, *, computed: bool = False) -> Record | None:
+        sql = f"SELECT * FROM {quote(obj.name)} WHERE Id = ?"
+        if computed and obj.formulas:
+            today = self.today()
+            formulas = ", ".join(
+                f"{formula.sql(lambda name: f't0.{quote(name)}', today)} AS {quote(field)}"
+                for field, formula in obj.formulas.items()
+            )
+            sql = f"SELECT t0.*, {formulas} FROM {quote(obj.name)} AS t0 WHERE t0.Id = ?"
+        cursor = self.db.execute(sql, (record_id,))
         values = cursor.fetchone()
         if values is None:
             return None
         return dict(zip((column[0] for column in cursor.description), values, strict=True))
 
-    def live_row(self, obj: SObject, record_id: str) -> Record:
-        """The record, or NOT_FOUND / ENTITY_IS_DELETED as Salesforce answers for an id."""
+    def live_row(self, obj: SObject, record_id: str, *, computed: bool = False) -> Record:
+        """The record, or NOT_FOUND / ENTITY_IS_DELETED as Salesforce answers for an id. With
+        ``computed``, as a client reads it: with its formula fields (outside a batch)."""
         normalized = normalize_id(record_id)
         if normalized is None or not normalized.startswith(obj.key_prefix):
             raise not_found(
                 f"Provided external ID field does not exist or is not accessible: {record_id}"
             )
-        found = self.row(obj, normalized)
+        if computed:
+            assert self._staged is None, "a batch reads records without their formulas"
+            found = self._select_row(obj, normalized, computed=True)
+        else:
+            found = self.row(obj, normalized)
         if found is None:
             raise not_found()
         if found["IsDeleted"]:
@@ -498,23 +516,33 @@ class Org:
 
     # -- writes ----------------------------------------------------------------------------
     def _convert(self, obj: SObject, values: Mapping[str, Any], *, creating: bool) -> Record:
-        converted: Record = {}
+        """The values sent, checked and in their stored form. A field the object does not have
+        is INVALID_FIELD; fields the client may not set (system, derived, formula and
+        auto-number fields, and create-only ones on update) are refused together, in one
+        INVALID_FIELD_FOR_INSERT_UPDATE naming them all, as Salesforce refuses them."""
+        fields: list[tuple[Field, Any]] = []
+        read_only: list[str] = []
         for key, value in values.items():
             if key in SKIPPED_KEYS:
                 continue
             spec = obj.field(key)
             if spec is None:
                 raise bad_request(
-                    "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key]
+                    "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}"
                 )
             if not (spec.writable if creating else spec.updateable):
-                raise bad_request(
-                    "INVALID_FIELD_FOR_INSERT_UPDATE",
-                    f"Unable to create/update fields: {spec.name}. Please check the security "
-                    "settings of this field and verify that it is read/write for your profile "
-                    "or permission set.",
-                    [spec.name],
-                )
+                read_only.append(spec.name)
+            fields.append((spec, value))
+        if read_only:
+            raise bad_request(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {', '.join(read_only)}. Please check the "
+                "security settings of this field and verify that it is read/write for your "
+                "profile or permission set.",
+                read_only,
+            )
+        converted: Record = {}
+        for spec, value in fields:
             stored = to_storage(spec, value)
             if stored is not None and spec.type == "picklist":
                 stored = self._picklist_value(spec, stored)

@@ -530,9 +530,11 @@ def test_custom_field(name: str) -> None:
     assert described["calculated"] is (formula is not None)
     assert described["calculatedFormula"] == formula
     if formula is not None:
-        # Salesforce computes it: nobody writes it, and blank inputs count as zero.
+        # Salesforce computes it: nobody writes it, and blank inputs count as zero (and the
+        # sandbox computes it so too).
         assert (described["createable"], described["updateable"]) == (False, False)
         assert text(root, "formulaTreatBlanksAs") == "BlankAsZero"
+        assert (spec.spec.blanks or "zero") == "zero"
         assert not flag(root, "trackHistory")
 
     assert flag(root, "required") is spec.spec.required

@@ -500,6 +500,19 @@ def test_account_without_currency_takes_the_default_currency(loaded: LoadedMappi
     assert map_customer(rule, without_field, "USD").currency == "USD"
 
 
+def test_an_empty_currency_setting_takes_the_default_currency(loaded: LoadedMapping) -> None:
+    # An org without multi-currency: `currency:` left empty in both sections.
+    customer = loaded.mapping.customer.model_copy(update={"currency": ""})
+    contract = loaded.mapping.contract.model_copy(update={"currency": ""})
+    mapping = loaded.mapping.model_copy(update={"customer": customer, "contract": contract})
+    record = account()
+    del record["CurrencyIsoCode"]
+    assert map_customer(mapping.customer, record, "USD").currency == "USD"
+    sold = deal(line(1))
+    sold.pop("CurrencyIsoCode", None)
+    assert map_deal(mapping, sold).currency is None  # the account's currency applies
+
+
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [

@@ -1,6 +1,7 @@
 """Turn a parsed SOQL query into SQL over the org's tables.
 
-Names resolve against the schema, case-insensitively; parent paths become LEFT JOINs; literals
+Names resolve against the schema, case-insensitively; parent paths become LEFT JOINs; formula
+fields become their SQL (:mod:`sandbox.salesforce.formula`) on the query's TODAY; literals
 are checked against the field's type with Salesforce's messages; relative date literals become
 day ranges (UTC). Nulls sort first ascending and last descending; the record id breaks ties so
 that paging is stable.
@@ -8,6 +9,7 @@ that paging is stable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -146,6 +148,9 @@ class Compiler:
                 "to use a custom field, be sure to append the '__c' after the custom field name. "
                 "Please reference your WSDL or the describe call for the appropriate names.",
             )
+        formula = current.formulas.get(spec.name)
+        if formula is not None:  # computed from the row's other fields, on the org's date
+            return names, objects, spec, formula.sql(_columns_of(alias), self.today)
         return names, objects, spec, f"{alias}.{quote(spec.name)}"
 
     # -- conditions ------------------------------------------------------------------------
@@ -319,6 +324,10 @@ class Compiler:
             )
         terms.append(f"{self.joins[()][0]}.Id")
         return ", ".join(terms)
+
+
+def _columns_of(alias: str) -> Callable[[str], str]:
+    return lambda name: f"{alias}.{quote(name)}"
 
 
 def unknown_object(name: str) -> ApiError:

@@ -17,7 +17,11 @@ from typing import Any
 import pytest
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceExpiredSession, SalesforceGeneralError
+from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+)
 
 from sandbox.salesforce.server import INFO_KEYS, Sandbox, SandboxConfig
 from sandbox.salesforce.testing import connect, running_sandbox
@@ -270,6 +274,20 @@ def test_serve_with_a_fault(serve: Any) -> None:
     assert failed.value.status == 503
     assert failed.value.content[0]["errorCode"] == "SERVER_UNAVAILABLE"
     assert sf.query("SELECT Id FROM Account") == EMPTY
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+def test_serve_a_single_currency_org(serve: Any) -> None:
+    process, _, info = serve("--single-currency", "--seed", "demo")
+    sf = client_from_info(info)
+    described = {field["name"] for field in sf.Opportunity.describe()["fields"]}
+    assert "CurrencyIsoCode" not in described
+    assert sf.query("SELECT COUNT() FROM Opportunity")["totalSize"] == 200
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.Account.create({"Name": "Euro GmbH", "CurrencyIsoCode": "EUR"})
+    assert refused.value.content[0]["errorCode"] == "INVALID_FIELD"
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
     assert process.returncode == 0
