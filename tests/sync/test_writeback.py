@@ -197,6 +197,60 @@ def test_the_first_write_back_records_each_call_in_one_upsert(
     in_step(factory, client, FIRST)
 
 
+def test_a_long_queue_is_built_a_window_at_a_time_and_sent_in_full_calls(
+    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_deals(factory, 450)
+    run_billing(factory, settings, FIRST)
+    monkeypatch.setattr(writeback, "CHUNK", 120)  # queue rows built together
+    built: list[int] = []  # queue rows of each build
+    build = writeback.Builder.build
+
+    def counted(builder: writeback.Builder, queued: dict[tuple[str, str], int]) -> Any:
+        built.append(len(queued))
+        return build(builder, queued)
+
+    monkeypatch.setattr(writeback.Builder, "build", counted)
+    client = FakeSalesforce()
+
+    result = write(factory, client, FIRST)
+
+    assert result.sent == {
+        "Billing_Subscription__c": 450,
+        "Billing_Invoice__c": 450,
+        "Account": 450,
+    }
+    assert result.built == 450 * 3 and max(built) == 120
+    assert client.calls == 9  # each object's records still go 200 to a call
+    assert marked(factory) == set()
+    in_step(factory, client, FIRST)
+
+
+def test_a_crash_between_windows_loses_nothing_and_sends_nothing_twice(
+    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_deals(factory, 450)
+    run_billing(factory, settings, FIRST)
+    monkeypatch.setattr(writeback, "CHUNK", 120)
+    crashing = FakeSalesforce(crash_on=4)  # the second call of invoices
+
+    with pytest.raises(LostAnswerError):
+        write(factory, crashing, FIRST)
+
+    again = FakeSalesforce(org=crashing.org)
+    result = write(factory, again, FIRST)
+
+    # Three calls were recorded (two of subscriptions, one of invoices); the fourth, whose
+    # answer was lost, goes again with everything not sent yet.
+    assert result.sent == {
+        "Billing_Subscription__c": 50,
+        "Billing_Invoice__c": 250,
+        "Account": 450,
+    }
+    assert marked(factory) == set()
+    in_step(factory, again, FIRST)
+
+
 def test_a_write_back_with_nothing_changed_builds_nothing(
     factory: sessionmaker[Session], engine: Engine, three: tuple[list[int], FakeSalesforce]
 ) -> None:
