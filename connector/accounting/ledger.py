@@ -44,7 +44,7 @@ from connector.accounting.base import (
     RevenueJournal,
 )
 from connector.accounting.chart import Chart
-from connector.accounting.ledger_files import FileProblem, Held
+from connector.accounting.ledger_files import FileProblem, Held, Identities
 from connector.errors import LedgerFileError
 
 PLUGIN = ledger_files.PLUGIN  # named by the main files of earlier versions; no longer loaded
@@ -61,7 +61,7 @@ class Ledger:
         self.chart = chart
         self.directory = path.with_name(path.stem + ".d")
         self.operating_currency = operating_currency
-        self.documents: set[tuple[str, str]] = set()
+        self.documents = Identities()
         self.accounts: set[str] = set()
         self.customer_accounts: dict[int, str] = {}
         self._held: dict[Path, Held] = {}
@@ -142,7 +142,7 @@ class Ledger:
             self._held[file] = held
             added.append(held)
         if rebuild:
-            self.documents, self.accounts, self.customer_accounts = set(), set(), {}
+            self.documents, self.accounts, self.customer_accounts = Identities(), set(), {}
             added = [self._held[path] for path in sorted(self._held)]
         for held in added:
             self._take(held)
@@ -193,7 +193,7 @@ class Ledger:
                 continue
             break
         stamp = ledger_files.signature(final)
-        held = Held(stamp or (0, 0, 0), set(documents or ()), set(opening or ()))
+        held = Held(stamp or (0, 0, 0), Identities(documents or ()), set(opening or ()))
         for account, directive in (opening or {}).items():
             found = CUSTOMER.search(directive)
             if found:

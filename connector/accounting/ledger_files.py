@@ -23,7 +23,10 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 import time
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -53,13 +56,67 @@ class FileProblem:
         return f"{self.path}:{self.line}: {self.message}"
 
 
+class Identities(AbstractSet[tuple[str, str]]):
+    """The documents a ledger holds, as ``(document_type, document_id)`` pairs: a set, kept as
+    small as ids (per type, the ids that are numbers as integers; any other id as its pair),
+    so that a ledger of many documents costs a few dozen bytes each."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._numbers: dict[str, set[int]] = {}
+        self._others: set[tuple[str, str]] = set()
+        self.update(pairs)
+
+    @staticmethod
+    def _number(document_id: str) -> int | None:
+        if document_id.isascii() and document_id.isdigit() and str(int(document_id)) == document_id:
+            return int(document_id)
+        return None
+
+    def add(self, pair: tuple[str, str]) -> None:
+        document_type, document_id = pair
+        number = self._number(document_id)
+        if number is None:
+            self._others.add((document_type, document_id))
+        else:
+            self._numbers.setdefault(sys.intern(document_type), set()).add(number)
+
+    def update(self, pairs: Iterable[tuple[str, str]]) -> None:
+        if isinstance(pairs, Identities):
+            for document_type, numbers in pairs._numbers.items():
+                self._numbers.setdefault(document_type, set()).update(numbers)
+            self._others.update(pairs._others)
+            return
+        for pair in pairs:
+            self.add(pair)
+
+    def __contains__(self, pair: object) -> bool:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            return False
+        document_type, document_id = pair
+        if not isinstance(document_id, str):
+            return False
+        number = self._number(document_id)
+        if number is None:
+            return pair in self._others
+        return number in self._numbers.get(document_type, ())
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for document_type, numbers in self._numbers.items():
+            for number in numbers:
+                yield document_type, str(number)
+        yield from self._others
+
+    def __len__(self) -> int:
+        return sum(map(len, self._numbers.values())) + len(self._others)
+
+
 @dataclass
 class Held:
     """What one file holds: its documents, the accounts it opens, the customers' receivables
     (from ``customer_id`` metadata, or the ``-<id>`` their names end with), and its problem."""
 
     signature: tuple[int, int, int]
-    documents: set[tuple[str, str]] = field(default_factory=set)
+    documents: Identities = field(default_factory=Identities)
     opened: set[str] = field(default_factory=set)
     customers: dict[int, str] = field(default_factory=dict)
     used_receivables: dict[int, str] = field(default_factory=dict)
