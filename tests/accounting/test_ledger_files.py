@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
+from connector.accounting import ledger_files
 from connector.accounting.ledger_files import (
     Identities,
     entry_folder,
@@ -93,3 +96,17 @@ def test_the_documents_held_are_a_set_of_pairs_whatever_their_ids() -> None:
     assert ("payment", "7") not in held and ("payment", "007") in held
     assert ("credit_note", "42") not in held and ("invoice", "43") not in held
     assert ("invoice", 1) not in held and "invoice" not in held
+
+
+def test_the_documents_held_keep_ids_however_far_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_files._Bits, "SPAN", 64)  # a bitmap covers 64 ids at most
+    numbers = [40, 41, 3, 47, 100, 0, 90, 7, 1_000_000, 102]  # down, up, and far beyond
+    one_file = Identities(("invoice", str(number)) for number in numbers[:5])
+    other_file = Identities(("invoice", str(number)) for number in numbers[5:])
+    held = Identities()
+    for part in (one_file, other_file, one_file):
+        held.update(part)
+
+    assert held == {("invoice", str(number)) for number in numbers}
+    assert len(held) == len(numbers)
+    assert all(("invoice", str(number)) not in held for number in (1, 8, 48, 99, 101, 999_999))
