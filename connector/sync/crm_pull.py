@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.crm.budget import ApiBudget
 from connector.crm.client import SalesforceClient
 from connector.db import staging
+from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
 from connector.errors import CrmError, QuotaExhaustedError
 from connector.settings import Settings, mapping_path
@@ -337,6 +338,7 @@ class Pull:
                     newest = max(filter(None, (newest, page_newest)), default=None)
                     count += len(records)
                     del records
+                    queue.write_marks(session)  # the write-back's marks of a batch, in hand
                 self._save_usage(session)
             if self.on_page:
                 self.on_page(obj, count)
@@ -369,7 +371,8 @@ class Pull:
         self.result.fetched[obj] = self.result.fetched.get(obj, 0) + len(records)
         modstamps = [parse_modstamp(record.get("SystemModstamp")) for record in records]
         newest = max(filter(None, modstamps), default=None)
-        if obj == self.mapping.contract.object:
+        if obj == self.mapping.contract.object and self.positions.get(LINE_ITEM) is not None:
+            # for the line items changed without their deal (the first pull reads them all)
             self.fetched_deals.update(str(record["Id"]) for record in records)
         for start in range(0, len(records), APPLY_CHUNK):
             rows, unchanged = staging.stage(
