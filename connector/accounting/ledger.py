@@ -49,7 +49,7 @@ from connector.accounting.base import (
     RevenueJournal,
 )
 from connector.accounting.chart import Chart
-from connector.accounting.ledger_files import FileProblem, Held
+from connector.accounting.ledger_files import FileProblem, Held, Identities
 from connector.errors import LedgerFileError
 
 PLUGIN = ledger_files.PLUGIN  # named by the main files of earlier versions; no longer loaded
@@ -68,7 +68,7 @@ class Ledger:
         self.chart = chart
         self.directory = path.with_name(path.stem + ".d")
         self.operating_currency = operating_currency
-        self._documents: set[tuple[str, str]] = set()
+        self._documents = Identities()
         self._accounts: set[str] = set()
         self._customer_accounts: dict[int, str] = {}
         self._loaded = False  # what the files hold is read when first needed
@@ -97,7 +97,7 @@ class Ledger:
 
     # -- what the files hold ----------------------------------------------------------------
     @property
-    def documents(self) -> set[tuple[str, str]]:
+    def documents(self) -> Identities:
         """The documents in the ledger: (``document_type``, ``document_id``)."""
         self._load()
         return self._documents
@@ -256,7 +256,7 @@ class Ledger:
     def _rebuild(self) -> None:
         for path in sorted(self._held):
             self._fill(path)
-        self._documents, self._accounts, self._customer_accounts = set(), set(), {}
+        self._documents, self._accounts, self._customer_accounts = Identities(), set(), {}
         self._take_all([self._held[path] for path in sorted(self._held)])
 
     def _take_all(self, added: list[Held]) -> None:
@@ -350,7 +350,7 @@ class Ledger:
                 continue
             break
         stamp = ledger_files.signature(final)
-        held = Held(stamp or (0, 0, 0), set(documents or ()), set(opening or ()))
+        held = Held(stamp or (0, 0, 0), Identities(documents or ()), set(opening or ()))
         for account, directive in (opening or {}).items():
             found = CUSTOMER.search(directive)
             if found:

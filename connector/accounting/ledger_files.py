@@ -23,7 +23,10 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 import time
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -53,13 +56,135 @@ class FileProblem:
         return f"{self.path}:{self.line}: {self.message}"
 
 
+class _Bits:
+    """A set of whole numbers as a bitmap from ``base`` (a multiple of eight) on, at most
+    ``SPAN`` wide: a number it cannot hold is refused (:meth:`add` returns False)."""
+
+    SPAN = 1 << 27  # numbers (16 MiB) a bitmap covers at most
+
+    def __init__(self, number: int) -> None:
+        self.base = number - number % 8
+        self.bits = bytearray(1)
+        self.count = 0
+
+    def __contains__(self, number: int) -> bool:
+        offset = number - self.base
+        return 0 <= offset < len(self.bits) * 8 and bool(self.bits[offset >> 3] >> (offset & 7) & 1)
+
+    def _cover(self, low: int, high: int) -> bool:
+        """Widen the bitmap to hold ``low`` to ``high`` (``low`` a multiple of eight), unless
+        that makes it wider than ``SPAN``."""
+        start = min(low, self.base)
+        end = max(high + 1, self.base + len(self.bits) * 8)
+        if end - start > self.SPAN:
+            return False
+        if start < self.base:
+            self.bits[0:0] = bytes((self.base - start) >> 3)
+            self.base = start
+        if end > self.base + len(self.bits) * 8:
+            self.bits.extend(bytes((end - self.base + 7 >> 3) - len(self.bits)))
+        return True
+
+    def add(self, number: int) -> bool:
+        if not self._cover(number - number % 8, number):
+            return False
+        offset = number - self.base
+        mask = 1 << (offset & 7)
+        if not self.bits[offset >> 3] & mask:
+            self.bits[offset >> 3] |= mask
+            self.count += 1
+        return True
+
+    def update(self, other: _Bits) -> bool:
+        """Add every number of ``other`` (False, adding none, when they do not fit)."""
+        if not self._cover(other.base, other.base + len(other.bits) * 8 - 1):
+            return False
+        shift = (other.base - self.base) >> 3
+        for index, byte in enumerate(other.bits):
+            if byte:
+                old = self.bits[shift + index]
+                self.count += (byte & ~old).bit_count()
+                self.bits[shift + index] = old | byte
+        return True
+
+    def __iter__(self) -> Iterator[int]:
+        for index, byte in enumerate(self.bits):
+            if byte:
+                for bit in range(8):
+                    if byte >> bit & 1:
+                        yield self.base + index * 8 + bit
+
+
+class Identities(AbstractSet[tuple[str, str]]):
+    """The documents a ledger holds, as ``(document_type, document_id)`` pairs: a set, kept as
+    small as can be (per type, a bitmap of the ids that are numbers, as the connector writes
+    them; any other id as its pair), so that a ledger of many documents costs a bit or so
+    each."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._numbers: dict[str, _Bits] = {}
+        self._others: set[tuple[str, str]] = set()
+        self.update(pairs)
+
+    @staticmethod
+    def _number(document_id: str) -> int | None:
+        if document_id.isascii() and document_id.isdigit() and str(int(document_id)) == document_id:
+            return int(document_id)
+        return None
+
+    def add(self, pair: tuple[str, str]) -> None:
+        document_type, document_id = pair
+        number = self._number(document_id)
+        if number is not None:
+            bits = self._numbers.get(document_type)
+            if bits is None:
+                bits = self._numbers[sys.intern(document_type)] = _Bits(number)
+            if bits.add(number):
+                return
+        self._others.add((document_type, document_id))
+
+    def update(self, pairs: Iterable[tuple[str, str]]) -> None:
+        if not isinstance(pairs, Identities):
+            for pair in pairs:
+                self.add(pair)
+            return
+        for document_type, numbers in pairs._numbers.items():
+            bits = self._numbers.get(document_type)
+            if bits is None:
+                bits = self._numbers[document_type] = _Bits(numbers.base)
+            if not bits.update(numbers):
+                self.update((document_type, str(number)) for number in numbers)
+        self.update(pairs._others)
+
+    def __contains__(self, pair: object) -> bool:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            return False
+        document_type, document_id = pair
+        if not isinstance(document_id, str):
+            return False
+        number = self._number(document_id)
+        bits = self._numbers.get(document_type)
+        if number is not None and bits is not None and number in bits:
+            return True
+        return pair in self._others
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for document_type, numbers in self._numbers.items():
+            for number in numbers:
+                yield document_type, str(number)
+        yield from self._others
+
+    def __len__(self) -> int:
+        return sum(bits.count for bits in self._numbers.values()) + len(self._others)
+
+
 @dataclass
 class Held:
     """What one file holds: its documents, the accounts it opens, the customers' receivables
     (from ``customer_id`` metadata, or the ``-<id>`` their names end with), and its problem."""
 
     signature: tuple[int, int, int]
-    documents: set[tuple[str, str]] = field(default_factory=set)
+    documents: Identities = field(default_factory=Identities)
     opened: set[str] = field(default_factory=set)
     customers: dict[int, str] = field(default_factory=dict)
     used_receivables: dict[int, str] = field(default_factory=dict)

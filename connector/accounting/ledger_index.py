@@ -37,7 +37,7 @@ from typing import Any
 
 from connector import private_files
 from connector.accounting import ledger_files
-from connector.accounting.ledger_files import Held
+from connector.accounting.ledger_files import Held, Identities
 
 VERSION = 1
 FOLDER = ".index"
@@ -106,11 +106,11 @@ class Index:
             raw = json.loads(self._held_path(key).read_bytes())
             if _field(raw, "file", str) != key or _signature(raw.get("signature")) != signature:
                 return None
-            documents = {
+            documents = Identities(
                 (str(kind), number)
                 for kind, numbers in _field(raw, "documents", dict).items()
                 for number in _strings(numbers)
-            }
+            )
             return Held(
                 signature,
                 documents,

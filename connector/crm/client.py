@@ -13,7 +13,6 @@ must never move past it, whatever stamps the records carry.
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -205,11 +204,17 @@ class SalesforceClient:
         return self.pages_from(page, include_deleted=include_deleted)
 
     def pages_from(self, page: dict[str, Any], *, include_deleted: bool) -> Iterator[list[dict]]:
-        """A query's records from its first page on, reading each further page (one call)."""
+        """A query's records from its first page on, reading each further page (one call)
+        once the caller is done with the page before: one page is held at a time."""
         headers = self._query_headers
-        yield list(page["records"])
-        while not page["done"]:
-            url: str = page["nextRecordsUrl"]
+        while True:
+            records, done = list(page["records"]), page["done"]
+            url: str = "" if done else page["nextRecordsUrl"]
+            del page
+            yield records
+            del records
+            if done:
+                return
 
             def more(sf: Salesforce, url: str = url) -> Any:
                 return sf.query_more(
@@ -217,7 +222,6 @@ class SalesforceClient:
                 )
 
             page = self.call("query_more", more)
-            yield list(page["records"])
 
     def first_pages(
         self, queries: dict[str, str], *, include_deleted: bool = False
@@ -313,9 +317,11 @@ class SalesforceClient:
 
     def bulk_query(
         self, obj: str, soql: str, *, include_deleted: bool = False
-    ) -> Iterator[list[dict[str, str]]]:
-        """Rows of a Bulk API 2.0 query job, as CSV text, one results page (one call) at a
-        time. Creating the job and each check of its state are calls too."""
+    ) -> Iterator[Iterator[dict[str, str]]]:
+        """Rows of a Bulk API 2.0 query job, one results page (one call) at a time, each row
+        read from the page's CSV text as it is asked for (a page holds up to
+        ``bulk_page_size`` rows): read a page's rows before asking for the next page. Creating
+        the job and each check of its state are calls too."""
         operation = "queryAll" if include_deleted else "query"
         job = self.call(
             "bulk query job",
@@ -343,10 +349,21 @@ class SalesforceClient:
                 )
 
             page = self.call("bulk results", results)
-            yield list(csv.DictReader(io.StringIO(page["records"])))
             locator = page["locator"]
+            yield csv.DictReader(_lines(page.pop("records")))  # the text goes with its rows
             if not locator:
                 return
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` with their ends, one at a time, as a file opened with
+    ``newline=""`` gives them to :mod:`csv`."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        end = size if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def _describe(error: BaseException | None) -> str:

@@ -48,6 +48,7 @@ AS_OF_CURSOR = "writeback:as_of"  # the as-of date of the last write-back
 DATED = ((SUBSCRIPTION, "subscriptions"), (CUSTOMER, "customers"))  # entity, linked table
 _MARKS = "writeback_marks"
 _COLUMNS = ("entity", "key", "due_on", "generation")
+_KEYS = 2000  # keys per query
 
 Queued = tuple[str, str]  # (entity, key)
 
@@ -152,6 +153,41 @@ def due(session: Session, as_of: date) -> dict[Queued, int]:
         select(table.c.entity, table.c.key, table.c.generation).where(table.c.due_on <= as_of)
     )
     return {(entity, key): generation for entity, key, generation in rows}
+
+
+def due_entities(session: Session, as_of: date) -> set[str]:
+    """The kinds of entity with records due by ``as_of`` (one query)."""
+    table = _table()
+    return set(session.scalars(select(table.c.entity).where(table.c.due_on <= as_of).distinct()))
+
+
+def due_of(session: Session, entity: str, as_of: date) -> list[tuple[str, int]]:
+    """The keys of ``entity`` due by ``as_of``, with the generation of their mark."""
+    table = _table()
+    rows = session.execute(
+        select(table.c.key, table.c.generation).where(
+            table.c.entity == entity, table.c.due_on <= as_of
+        )
+    )
+    return [(key, generation) for key, generation in rows]
+
+
+def due_among(session: Session, entity: str, keys: Iterable[str], as_of: date) -> set[str]:
+    """Which of these keys of ``entity`` are due by ``as_of``."""
+    table = _table()
+    wanted = sorted(set(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _KEYS):
+        found.update(
+            session.scalars(
+                select(table.c.key).where(
+                    table.c.entity == entity,
+                    table.c.key.in_(wanted[start : start + _KEYS]),
+                    table.c.due_on <= as_of,
+                )
+            )
+        )
+    return found
 
 
 def settle(session: Session, done: Sequence[tuple[str, str, int, date | None]]) -> None:

@@ -24,10 +24,12 @@ ends the run early with everything so far saved; the next run resumes from the c
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -37,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.crm.budget import ApiBudget
 from connector.crm.client import SalesforceClient
 from connector.db import staging
+from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
 from connector.errors import CrmError, QuotaExhaustedError
 from connector.settings import Settings, mapping_path
@@ -214,9 +217,10 @@ class Pull:
             item_cursor, first = self._first_pages()
             if self._rewind_future_cursors():
                 item_cursor, first = self._first_pages()
-            self._read(customer, first[customer])
-            self._read(contract, first[contract])
-            self._changed_line_items(item_cursor, first.get(LINE_ITEM))
+            # each first page is let go once read (one page of an object is held at a time)
+            self._read(customer, first.pop(customer))
+            self._read(contract, first.pop(contract))
+            self._changed_line_items(item_cursor, first.pop(LINE_ITEM, None))
         except QuotaExhaustedError as error:
             self.result.stopped = str(error)
             log.warning("pull stopped: %s", error)
@@ -290,10 +294,12 @@ class Pull:
         return self.ceiling
 
     def _read(self, obj: str, first: dict[str, Any]) -> None:
-        if not first["done"] and int(first["totalSize"]) > self.bulk_threshold:
+        bulk = not first["done"] and int(first["totalSize"]) > self.bulk_threshold
+        pages = None if bulk else self.client.pages_from(first, include_deleted=True)
+        del first  # a page is held while it is applied only
+        if pages is None:
             self._read_bulk(obj)
             return
-        pages = self.client.pages_from(first, include_deleted=True)
         while True:
             try:
                 records = next(pages)
@@ -306,57 +312,56 @@ class Pull:
                 self._save_usage(session)
             if self.on_page:
                 self.on_page(obj, len(records))
+            del records  # before the next page is read
 
     def _read_bulk(self, obj: str) -> None:
         """Many changed rows: Bulk API 2.0 jobs, whose results come in no guaranteed order, so
-        the cursor moves once every page is applied (a page read again is found unchanged)."""
+        the cursor moves once every page is applied (a page read again is found unchanged).
+        Each results page is applied in one transaction, read and applied ``APPLY_CHUNK``
+        records at a time."""
         since = self.since[obj]
         if obj == self.mapping.customer.object:
             fields = self.mapping.query_fields("customer")
             soql = self._soql(obj, fields, since, ordered=False)
-            rows: Iterator[list[dict[str, Any]]] = (
-                [nest(row) for row in page]
+            pages: Iterator[Iterator[list[dict[str, Any]]]] = (
+                _batches(nest(row) for row in page)
                 for page in self.client.bulk_query(obj, soql, include_deleted=True)
             )
         else:
-            rows = self._bulk_deals(since)
+            pages = self._bulk_deals(since)
         newest: datetime | None = None
-        for records in rows:
+        for page in pages:
+            count = 0
             with transaction(self.factory) as session:
-                page_newest = self._page(session, obj, records, move=False)
-                newest = max(filter(None, (newest, page_newest)), default=None)
+                for records in page:
+                    page_newest = self._page(session, obj, records, move=False)
+                    newest = max(filter(None, (newest, page_newest)), default=None)
+                    count += len(records)
+                    del records
+                    queue.write_marks(session)  # the write-back's marks of a batch, in hand
                 self._save_usage(session)
             if self.on_page:
-                self.on_page(obj, len(records))
+                self.on_page(obj, count)
         with transaction(self.factory) as session:
             staging.move_cursor(session, CURSOR_PREFIX + obj, self._capped(newest))
 
-    def _bulk_deals(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    def _bulk_deals(self, since: datetime | None) -> Iterator[Iterator[list[dict[str, Any]]]]:
         """Deals and their live line items from two Bulk jobs (Bulk queries take no child
-        subqueries), joined here into the shape a REST query answers."""
-        items = self.mapping.items
+        subqueries), joined here into the shape a REST query answers: the line items wait in
+        a temporary file (:class:`ItemsByDeal`) until their deals' page is read."""
+        relationship = self.mapping.items.relationship
         contract = self.mapping.contract
         read = ["Id", *self.mapping.query_fields("items")]
         item_fields = ", ".join(dict.fromkeys(["Id", "OpportunityId", *read]))
         where = f" AND Opportunity.SystemModstamp >= {soql_datetime(since)}" if since else ""
         item_soql = f"SELECT {item_fields} FROM {LINE_ITEM} WHERE IsDeleted = false{where}"
         joined_only = "OpportunityId" not in read  # a REST subquery would not hold it
-        by_deal: dict[str, list[dict[str, Any]]] = {}
-        for page in self.client.bulk_query(LINE_ITEM, item_soql):
-            for row in page:
-                deal_id = row.pop("OpportunityId") if joined_only else row["OpportunityId"]
-                by_deal.setdefault(deal_id, []).append(nest(row))
-        deal_soql = self._deal_soql(since, child=False)
-        for page in self.client.bulk_query(contract.object, deal_soql, include_deleted=True):
-            records = []
-            for row in page:
-                record = nest(row)
-                lines = by_deal.get(str(record["Id"]), [])
-                record[items.relationship] = (
-                    {"totalSize": len(lines), "done": True, "records": lines} if lines else None
-                )
-                records.append(record)
-            yield records
+        with ItemsByDeal() as items:
+            for page in self.client.bulk_query(LINE_ITEM, item_soql):
+                items.add((nest(row) for row in page), keep_deal=not joined_only)
+            deal_soql = self._deal_soql(since, child=False)
+            for page in self.client.bulk_query(contract.object, deal_soql, include_deleted=True):
+                yield items.attach((nest(row) for row in page), relationship)
 
     def _page(
         self, session: Session, obj: str, records: list[dict[str, Any]], *, move: bool = True
@@ -366,7 +371,8 @@ class Pull:
         self.result.fetched[obj] = self.result.fetched.get(obj, 0) + len(records)
         modstamps = [parse_modstamp(record.get("SystemModstamp")) for record in records]
         newest = max(filter(None, modstamps), default=None)
-        if obj == self.mapping.contract.object:
+        if obj == self.mapping.contract.object and self.positions.get(LINE_ITEM) is not None:
+            # for the line items changed without their deal (the first pull reads them all)
             self.fetched_deals.update(str(record["Id"]) for record in records)
         for start in range(0, len(records), APPLY_CHUNK):
             rows, unchanged = staging.stage(
@@ -483,6 +489,69 @@ def log_waiting(row: staging.Staged) -> None:
         json.dumps(fields),
         extra={"fields": fields},
     )
+
+
+def _batches(records: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """``records`` in lists of ``APPLY_CHUNK``."""
+    iterator = iter(records)
+    while batch := list(itertools.islice(iterator, APPLY_CHUNK)):
+        yield batch
+
+
+class ItemsByDeal:
+    """The line items of a Bulk job, by deal, in a temporary SQLite file (deleted when closed)
+    rather than in memory: a pull of many deals holds one batch of them at a time."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("")  # a private temporary file
+        self.db.execute("CREATE TABLE item (deal TEXT NOT NULL, record TEXT NOT NULL)")
+        self.db.execute("CREATE INDEX item_deal ON item (deal)")
+
+    def __enter__(self) -> ItemsByDeal:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.db.close()
+
+    def add(self, items: Iterable[dict[str, Any]], *, keep_deal: bool = True) -> None:
+        """Keep these line items, in the order they come, by their ``OpportunityId`` (which
+        each keeps only with ``keep_deal``: a REST subquery holds it only when mapped)."""
+
+        def rows() -> Iterator[tuple[str, str]]:
+            for item in items:
+                deal = item["OpportunityId"] if keep_deal else item.pop("OpportunityId")
+                yield str(deal), json.dumps(item)
+
+        with self.db:
+            self.db.executemany("INSERT INTO item (deal, record) VALUES (?, ?)", rows())
+
+    def of(self, deals: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The line items of these deals, each deal's in the order they came."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(deals), ID_CHUNK):
+            chunk = deals[start : start + ID_CHUNK]
+            rows = self.db.execute(
+                f"SELECT deal, record FROM item WHERE deal IN ({', '.join('?' * len(chunk))})"
+                " ORDER BY rowid",
+                chunk,
+            )
+            for deal, record in rows:
+                found.setdefault(deal, []).append(json.loads(record))
+        return found
+
+    def attach(
+        self, deals: Iterable[dict[str, Any]], relationship: str
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Deals in lists of ``APPLY_CHUNK``, each with its line items under ``relationship``
+        as a REST query nests them (None without any)."""
+        for records in _batches(deals):
+            items = self.of(list(dict.fromkeys(str(record["Id"]) for record in records)))
+            for record in records:
+                lines = items.get(str(record["Id"]), [])
+                record[relationship] = (
+                    {"totalSize": len(lines), "done": True, "records": lines} if lines else None
+                )
+            yield records
 
 
 def nest(row: dict[str, str]) -> dict[str, Any]:

@@ -13,7 +13,8 @@ connector, ``attempts`` 0): they live in finance's own entries and are not looke
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select, update
@@ -27,6 +28,7 @@ from connector.db.types import utc_now
 
 Identity = tuple[str, str]  # (document_type, document_id) as the ledger's metadata has them
 LOST = "no longer in the ledger: posted again"
+PAGE = 2000  # delivered rows read at a time
 
 
 @dataclass
@@ -35,8 +37,9 @@ class HealResult:
     reposted: list[str] = field(default_factory=list)  # documents put back in line, by name
 
 
-def delivered(session: Session, target: str) -> dict[Identity, int]:
-    """The documents the connector delivered to ``target`` (done), with their outbox ids."""
+def delivered(session: Session, target: str) -> Iterator[tuple[Identity, int]]:
+    """The documents the connector delivered to ``target`` (done), with their outbox ids, in
+    the order they were made (read a page at a time)."""
     rows = session.execute(
         select(tables.Outbox.document_type, tables.Outbox.document_id, tables.Outbox.id)
         .join(tables.Delivery, tables.Delivery.outbox_id == tables.Outbox.id)
@@ -46,15 +49,17 @@ def delivered(session: Session, target: str) -> dict[Identity, int]:
             tables.Delivery.attempts > 0,
         )
         .order_by(tables.Outbox.id)
+        .execution_options(yield_per=PAGE)
     )
-    return {(kind, str(number)): outbox_id for kind, number, outbox_id in rows}
+    for kind, number, outbox_id in rows:
+        yield (kind, str(number)), outbox_id
 
 
-def missing(session: Session, target: str, held: set[Identity]) -> dict[Identity, int]:
+def missing(session: Session, target: str, held: AbstractSet[Identity]) -> dict[Identity, int]:
     """Documents delivered to ``target`` that ``held`` lacks, in the order they were made."""
     return {
         identity: outbox_id
-        for identity, outbox_id in delivered(session, target).items()
+        for identity, outbox_id in delivered(session, target)
         if identity not in held
     }
 

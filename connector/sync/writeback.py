@@ -33,7 +33,12 @@ from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.sync.stopping import no_stop
 from connector.sync.writeback_records import CHUNK, Builder, Built, Record, records
-from connector.sync.writeback_shape import as_sent, prepare
+from connector.sync.writeback_shape import (
+    as_sent,
+    describe_currency_mode,
+    known_currency_mode,
+    note_shape,
+)
 
 __all__ = ["WritebackResult", "records", "write_back"]
 
@@ -89,30 +94,80 @@ def _states(session: Session, built: Sequence[Record]) -> dict[tuple[str, str], 
     return found
 
 
-def _changed(session: Session, as_of: date, result: WritebackResult, multi: bool) -> Pending:
-    """Build the records due by ``as_of``; settle those Salesforce holds as they are, and
-    return the others to send. The accounts of due subscriptions and documents are queued
-    first (their MRR and status may follow), before anything is sent: a crash cannot lose
-    them."""
-    queue.follow_date(session, as_of)
-    due = queue.due(session, as_of)
-    if not due:
-        return {}
+class _Due:
+    """The queue's due records in the order they are built (subscriptions, documents,
+    customers, deals; ids in order), each kind listed when reached: the customers once every
+    due subscription and document has queued its account."""
+
+    ORDER = (queue.SUBSCRIPTION, queue.DOCUMENT, queue.CUSTOMER, queue.DEAL)
+
+    def __init__(self, entities: set[str]) -> None:
+        if entities & {queue.SUBSCRIPTION, queue.DOCUMENT}:
+            entities = entities | {queue.CUSTOMER}
+        self.entities = [entity for entity in self.ORDER if entity in entities]
+        self.listed: list[tuple[str, int]] | None = None  # the current kind's, when listed
+        self.position = 0
+
+    @property
+    def done(self) -> bool:
+        return not self.entities
+
+    def take(
+        self, session: Session, as_of: date, limit: int, before: str | None = None
+    ) -> dict[queue.Queued, int]:
+        """Up to ``limit`` due records (with their generations), kind after kind, stopping
+        at the kind ``before``."""
+        taken: dict[queue.Queued, int] = {}
+        while self.entities and self.entities[0] != before and len(taken) < limit:
+            entity = self.entities[0]
+            if self.listed is None:
+                self.listed = sorted(queue.due_of(session, entity, as_of), key=_order(entity))
+                self.position = 0
+            end = self.position + limit - len(taken)
+            taken.update(((entity, key), gen) for key, gen in self.listed[self.position : end])
+            self.position = min(end, len(self.listed))
+            if self.position == len(self.listed):
+                self.entities.pop(0)
+                self.listed = None
+        return taken
+
+
+def _order(entity: str) -> Callable[[tuple[str, int]], Any]:
+    """Ids in numeric order (keys that are no id first); deals by their CRM id."""
+    if entity == queue.DEAL:
+        return lambda row: row[0]
+    return lambda row: (row[0].isdigit(), int(row[0]) if row[0].isdigit() else 0, row[0])
+
+
+def _changed(
+    session: Session,
+    as_of: date,
+    due: _Due,
+    result: WritebackResult,
+    pending: Pending,
+    *,
+    multi: bool,
+) -> None:
+    """Build the next ``CHUNK`` records due by ``as_of``; settle those Salesforce holds as they
+    are, and add the others to ``pending``. The accounts of the due subscriptions and
+    documents taken are queued first (their MRR and status may follow), before any of them is
+    sent: a crash cannot lose them."""
     builder = Builder(session, as_of)
-    customers = {key for entity, key in due if entity == queue.CUSTOMER}
-    touched = {i for i in builder.customers_touched(due) if str(i) not in customers}
-    if touched:
-        queue.mark(session, queue.CUSTOMER, sorted(touched))
-        queue.write_marks(session)
-        due = queue.due(session, as_of)
-    built = builder.build(due)
+    window = due.take(session, as_of, CHUNK, before=queue.CUSTOMER)
+    if window:
+        touched = {str(i) for i in builder.customers_touched(window)}
+        touched -= queue.due_among(session, queue.CUSTOMER, touched, as_of)
+        if touched:
+            queue.mark(session, queue.CUSTOMER, sorted(int(key) for key in touched))
+            queue.write_marks(session)
+    window.update(due.take(session, as_of, CHUNK - len(window)))
+    built = builder.build(window)
     shown = [b.record for b in built if b.record is not None]
-    result.built = len(shown)
+    result.built += len(shown)
     states = _states(session, shown)
-    pending: Pending = defaultdict(list)
     settled: list[tuple[str, str, int, date | None]] = []
     for item in built:
-        generation = due[(item.entity, item.key)]
+        generation = window[(item.entity, item.key)]
         record = item.record
         if record is None:
             settled.append((item.entity, item.key, generation, None))
@@ -128,7 +183,13 @@ def _changed(session: Session, as_of: date, result: WritebackResult, multi: bool
             _Pending(record, fields, digest, item, generation)
         )
     queue.settle(session, settled)
-    return pending
+
+
+def _start(session: Session, as_of: date, *, multi: bool) -> _Due:
+    """The records due, once those of a new shape are queued again."""
+    note_shape(session, multi)
+    queue.follow_date(session, as_of)
+    return _Due(queue.due_entities(session, as_of))
 
 
 def write_back(
@@ -138,23 +199,38 @@ def write_back(
     checkpoint: Callable[[], None] = no_stop,
 ) -> WritebackResult:
     """Send what changed since Salesforce last accepted it; ``checkpoint`` is called between
-    calls (it raises to stop there)."""
+    calls (it raises to stop there). The queue is built ``CHUNK`` records at a time, each
+    object's records sent as soon as they fill a call (the rest once everything is built)."""
     result = WritebackResult()
     calls_before = client.calls
     with transaction(factory) as session:
-        multi = prepare(session, client)
-        pending = _changed(session, as_of, result, multi)
-    for (obj, key_field), items in pending.items():
-        for start in range(0, len(items), MAX_COLLECTION):
+        multi = known_currency_mode(session)
+        if multi is not None:
+            due = _start(session, as_of, multi=multi)
+    if multi is None:  # asked while no transaction is open
+        multi = describe_currency_mode(factory, client)
+        with transaction(factory) as session:
+            due = _start(session, as_of, multi=multi)
+    pending: Pending = defaultdict(list)
+    first = True
+    while not due.done:
+        if not first:  # between two builds too
             checkpoint()
-            chunk = items[start : start + MAX_COLLECTION]
-            values = [{key_field: item.record.key, **item.fields} for item in chunk]
-            if key_field == "Id":
-                answers = client.update_records(obj, values)
-            else:
-                answers = client.upsert_records(obj, key_field, values)
-            with transaction(factory) as session:
-                _record(session, obj, chunk, answers, result)
+        first = False
+        with transaction(factory) as session:
+            _changed(session, as_of, due, result, pending, multi=multi)
+        for (obj, key_field), items in pending.items():
+            while len(items) >= MAX_COLLECTION or (due.done and items):
+                checkpoint()
+                chunk = items[:MAX_COLLECTION]
+                del items[:MAX_COLLECTION]
+                values = [{key_field: item.record.key, **item.fields} for item in chunk]
+                if key_field == "Id":
+                    answers = client.update_records(obj, values)
+                else:
+                    answers = client.upsert_records(obj, key_field, values)
+                with transaction(factory) as session:
+                    _record(session, obj, chunk, answers, result)
     result.api_calls = client.calls - calls_before
     return result
 

@@ -174,16 +174,18 @@ class Builder:
     # -- reading ---------------------------------------------------------------------------
     def _show(self, rows: Sequence[Row[Any]]) -> None:
         fresh = [row for row in rows if self.shown.get(row.id) is None]
-        loaded = load_subscriptions(self.session, fresh, self.cache, failures={})
-        for row in fresh:
-            domain = loaded.get(row.id)
-            if domain is None:  # breaks a rule of the core: shown nowhere until fixed
-                self.shown[row.id] = None
-                continue
-            mrr = to_money(domain.monthly_recurring_revenue(self.as_of), currency_of(row.currency))
-            status = STATUS[domain.terms.status_on(self.as_of)]
-            self.shown[row.id] = _Shown(row, row.deal, mrr, status, _turns(domain))
-            self.deals[row.id] = row.deal
+        for part in _chunks(fresh):  # loaded CHUNK at a time, however many an account has
+            loaded = load_subscriptions(self.session, part, self.cache, failures={})
+            for row in part:
+                domain = loaded.get(row.id)
+                if domain is None:  # breaks a rule of the core: shown nowhere until fixed
+                    self.shown[row.id] = None
+                    continue
+                mrr = domain.monthly_recurring_revenue(self.as_of)
+                money = to_money(mrr, currency_of(row.currency))
+                status = STATUS[domain.terms.status_on(self.as_of)]
+                self.shown[row.id] = _Shown(row, row.deal, money, status, _turns(domain))
+                self.deals[row.id] = row.deal
 
     def _subscriptions(self, where: Any) -> list[Row[Any]]:
         """Subscriptions of deals (with their deal) that match ``where``."""

@@ -19,11 +19,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from connector.crm.client import SalesforceClient
 from connector.db import tables
 from connector.db import writeback_queue as queue
+from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.sync.writeback_records import INVOICE_RECORD, SHAPE, every_record
 
@@ -36,44 +37,52 @@ _HELD = "writeback_cursors"
 
 
 def _cursors(session: Session) -> dict[str, Any]:
-    """The cursors this module keeps and the write-back's as-of date, in one query (the
-    as-of date's row is then in the session: noting the date reads nothing more)."""
-    cursor = tables.SyncCursor
-    rows = session.scalars(
-        select(cursor).where(
-            or_(
-                cursor.name.in_((MULTI_CURRENCY, SINGLE_CURRENCY, queue.AS_OF_CURSOR)),
-                cursor.name.like(f"{SHAPE_CURSOR}%"),
+    """The cursors this module keeps and the write-back's as-of date, in one query per
+    session (the as-of date's row is then in the session: noting the date reads nothing
+    more)."""
+    rows = session.info.get(_HELD)
+    if rows is None:
+        cursor = tables.SyncCursor
+        rows = session.scalars(
+            select(cursor).where(
+                or_(
+                    cursor.name.in_((MULTI_CURRENCY, SINGLE_CURRENCY, queue.AS_OF_CURSOR)),
+                    cursor.name.like(f"{SHAPE_CURSOR}%"),
+                )
             )
-        )
-    ).all()
-    session.info[_HELD] = rows  # the session keeps only weak references of its own
+        ).all()
+        session.info[_HELD] = rows  # the session keeps only weak references of its own
     return {row.name: row.position for row in rows}
 
 
-def prepare(session: Session, client: SalesforceClient) -> bool:
-    """Whether the org has multi-currency; every record is queued again if the shape the
-    write-back builds changed since it last ran."""
+def known_currency_mode(session: Session) -> bool | None:
+    """Whether the org has multi-currency, as last seen: for good once seen, for a day when
+    not; None when it must be asked (:func:`describe_currency_mode`)."""
     seen = _cursors(session)
-    multi = _multi_currency(session, client, seen)
-    _requeue_on_new_shape(session, shape(multi), [n for n in seen if n.startswith(SHAPE_CURSOR)])
-    return multi
-
-
-def _multi_currency(session: Session, client: SalesforceClient, seen: dict[str, Any]) -> bool:
-    """From what was last seen, or one describe call."""
     if MULTI_CURRENCY in seen:
         return True
-    now = utc_now()
     checked = seen.get(SINGLE_CURRENCY)
-    if checked is not None and now - checked < RECHECK:
+    if checked is not None and utc_now() - checked < RECHECK:
         return False
+    return None
+
+
+def describe_currency_mode(factory: sessionmaker[Session], client: SalesforceClient) -> bool:
+    """Whether the org has multi-currency, from one describe call (to be made while no
+    transaction is open: SQLite's write lock is not held across it), noted."""
     enabled = CURRENCY_FIELD in client.field_names(INVOICE_RECORD[0])
     cursor = tables.SyncCursor
-    session.execute(delete(cursor).where(cursor.name == SINGLE_CURRENCY))
-    session.add(cursor(name=MULTI_CURRENCY if enabled else SINGLE_CURRENCY, position=now))
-    session.flush()
+    with transaction(factory) as session:
+        session.execute(delete(cursor).where(cursor.name == SINGLE_CURRENCY))
+        session.add(cursor(name=MULTI_CURRENCY if enabled else SINGLE_CURRENCY, position=utc_now()))
     return enabled
+
+
+def note_shape(session: Session, multi: bool) -> None:
+    """Queue every record again if the shape the write-back builds (in this currency mode)
+    changed since it last ran."""
+    seen = _cursors(session)
+    _requeue_on_new_shape(session, shape(multi), [n for n in seen if n.startswith(SHAPE_CURSOR)])
 
 
 def shape(multi: bool) -> str:

@@ -1,12 +1,16 @@
 """The ledger's files: the main file of an earlier version brought up to date byte by byte,
-the folder of an entry, the names of batch files."""
+the folder of an entry, the names of batch files, the set of documents a ledger holds."""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
 
+import pytest
+
+from connector.accounting import ledger_files
 from connector.accounting.ledger_files import (
+    Identities,
     entry_folder,
     is_ours,
     month_folder,
@@ -73,3 +77,36 @@ def test_batch_files_of_this_and_earlier_versions_are_ours_and_no_other() -> Non
     assert is_ours(Path("1768000000000000000-4242-000001.beancount"))  # ledger.d/YYYY-MM/
     assert not is_ours(Path("adjustments.beancount"))
     assert not is_ours(Path("20260331T235900Z-4242-000001.beancount.damaged"))
+
+
+def test_the_documents_held_are_a_set_of_pairs_whatever_their_ids() -> None:
+    pairs = {
+        ("invoice", "1"),
+        ("invoice", "42"),
+        ("revenue", "42"),
+        ("payment", "007"),  # not a number as the connector writes one: kept as it is
+        ("payment", "P-7"),
+        ("void", "\u00b2"),  # a digit, but no number
+    }
+    held = Identities([("invoice", "1")])
+    held.update(Identities(pairs - {("invoice", "1")}))
+
+    assert held == pairs and pairs == held
+    assert len(held) == len(pairs) and set(held) == pairs
+    assert ("payment", "7") not in held and ("payment", "007") in held
+    assert ("credit_note", "42") not in held and ("invoice", "43") not in held
+    assert ("invoice", 1) not in held and "invoice" not in held
+
+
+def test_the_documents_held_keep_ids_however_far_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_files._Bits, "SPAN", 64)  # a bitmap covers 64 ids at most
+    numbers = [40, 41, 3, 47, 100, 0, 90, 7, 1_000_000, 102]  # down, up, and far beyond
+    one_file = Identities(("invoice", str(number)) for number in numbers[:5])
+    other_file = Identities(("invoice", str(number)) for number in numbers[5:])
+    held = Identities()
+    for part in (one_file, other_file, one_file):
+        held.update(part)
+
+    assert held == {("invoice", str(number)) for number in numbers}
+    assert len(held) == len(numbers)
+    assert all(("invoice", str(number)) not in held for number in (1, 8, 48, 99, 101, 999_999))

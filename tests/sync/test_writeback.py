@@ -199,14 +199,73 @@ def test_the_first_write_back_records_each_call_in_one_upsert(
     assert result.built == 450 * 4
     # One describe (multi-currency?), then four objects, three calls of up to 200 each.
     assert (client.described, client.calls) == (1, 13)
-    # Reading and building every record: a handful of queries, not one per record.
-    assert ends[0] <= 30
+    # The describe and the shape noted (8), then reading and building every record of four
+    # kinds: a handful of queries per kind, not one per record.
+    assert ends[0] <= 40, "\n".join(s[:120].replace("\n", " ") for s in seen.sql[: ends[0]])
     # Each call's answers: at most five statements (one upsert, the queue rows done).
     per_call = [after - before for before, after in pairwise(ends)]
     assert len(per_call) == 12 and max(per_call) <= 5, per_call
     upserts = [sql for sql in seen.touching("writeback_state") if sql.lstrip().startswith("INSERT")]
     assert len(upserts) == 12
     in_step(factory, client, FIRST)
+
+
+def test_a_long_queue_is_built_a_window_at_a_time_and_sent_in_full_calls(
+    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_deals(factory, 450)
+    run_billing(factory, settings, FIRST)
+    monkeypatch.setattr(writeback, "CHUNK", 120)  # queue rows built together
+    built: list[int] = []  # queue rows of each build
+    build = writeback.Builder.build
+
+    def counted(builder: writeback.Builder, queued: dict[tuple[str, str], int]) -> Any:
+        built.append(len(queued))
+        return build(builder, queued)
+
+    monkeypatch.setattr(writeback.Builder, "build", counted)
+    client = FakeSalesforce()
+
+    result = write(factory, client, FIRST)
+
+    assert result.sent == {
+        "Billing_Subscription__c": 450,
+        "Billing_Invoice__c": 450,
+        "Account": 450,
+        "Opportunity": 450,
+    }
+    assert result.built == 450 * 4 and max(built) == 120
+    # One describe, and each object's records still go 200 to a call.
+    assert (client.described, client.calls) == (1, 13)
+    assert marked(factory) == set()
+    in_step(factory, client, FIRST)
+
+
+def test_a_crash_between_windows_loses_nothing_and_sends_nothing_twice(
+    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_deals(factory, 450)
+    run_billing(factory, settings, FIRST)
+    monkeypatch.setattr(writeback, "CHUNK", 120)
+    crashing = FakeSalesforce(crash_on=5)  # after the describe, the second call of invoices
+
+    with pytest.raises(LostAnswerError):
+        write(factory, crashing, FIRST)
+
+    again = FakeSalesforce(org=crashing.org)
+    result = write(factory, again, FIRST)
+
+    # Three calls were recorded (two of subscriptions, one of invoices); the fourth, whose
+    # answer was lost, goes again with everything not sent yet.
+    assert result.sent == {
+        "Billing_Subscription__c": 50,
+        "Billing_Invoice__c": 250,
+        "Account": 450,
+        "Opportunity": 450,
+    }
+    assert again.described == 0  # what the org has was noted before the crash
+    assert marked(factory) == set()
+    in_step(factory, again, FIRST)
 
 
 def test_a_write_back_with_nothing_changed_builds_nothing(
@@ -673,6 +732,25 @@ def test_a_single_currency_org_gets_no_currency_code_and_is_described_once_a_day
     assert write(factory, client, DUE + timedelta(days=1)).built == 0
     assert client.described == 2  # multi-currency cannot be turned off: never asked again
     in_step(factory, client, DUE + timedelta(days=1))
+
+
+def test_the_org_is_described_while_no_transaction_holds_the_database(
+    factory: sessionmaker[Session], engine: Engine, settings: Settings
+) -> None:
+    open_deals(factory, 1)
+    run_billing(factory, settings, FIRST)
+    held: list[int] = []
+
+    class Watching(FakeSalesforce):
+        def field_names(self, obj: str) -> frozenset[str]:
+            held.append(engine.pool.checkedout())  # a transaction open holds a connection
+            return super().field_names(obj)
+
+    client = Watching(multi_currency=False)
+    writeback.write_back(factory, cast(SalesforceClient, client), FIRST)
+
+    assert held == [0]
+    assert client.org and client.described == 1
 
 
 @pytest.mark.parametrize("before", ["another shape", "no shape noted"])
