@@ -14,8 +14,9 @@ PostgreSQL alike.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from operator import itemgetter
@@ -103,27 +104,19 @@ def _execute_many(
         value = compiled.params[name]
         convert = _converter(dialect.name, compiled.binds[name].type)
         fixed[name] = value if convert is None or value is None else convert(value)
-    if fixed:
-        rows = [{**fixed, **row} for row in rows]
-    converters = [
-        None if name in fixed else _converter(dialect.name, table.c[_column(name)].type)
-        for name in order
-    ]
-    values_of = itemgetter(*order)
-    if len(order) == 1:
-        tuples: list[tuple[Any, ...]] = [(values_of(row),) for row in rows]
-    else:
-        tuples = [values_of(row) for row in rows]
-    if any(converters):
-        tuples = [
-            tuple(
-                [
-                    value if convert is None or value is None else convert(value)
-                    for value, convert in zip(found, converters, strict=True)
-                ]
-            )
-            for found in tuples
-        ]
+    # Column by column (one conversion function over a column is much cheaper than a
+    # zip of converters over each row), then zipped into the rows the driver takes.
+    columns: list[Iterable[Any]] = []
+    for name in order:
+        if name in fixed:
+            columns.append(itertools.repeat(fixed[name], len(rows)))
+            continue
+        found = list(map(itemgetter(name), rows))
+        convert = _converter(dialect.name, table.c[_column(name)].type)
+        if convert is not None:
+            found = [value if value is None else convert(value) for value in found]
+        columns.append(found)
+    tuples = list(zip(*columns, strict=True))
     values: list[Any] = (
         tuples
         if compiled.positiontup is not None
