@@ -6,7 +6,11 @@ window, ordered by SystemModstamp. Each page of records is staged, mapped and ap
 database transaction together with the cursor's advance, set-based (a handful of statements a
 page, whatever it holds: :mod:`connector.sync.applier`): a crash loses at most the page in
 hand, which the next run reads again, and a record whose payload did not change is not applied
-again. Line items changed without their deal are found through their own cursor.
+again. Line items changed without their deal are found through their own cursor. Once an
+object's query is read to its end, its cursor moves to the org's time when the query was
+answered (everything stamped a lookback before it was committed then, and read): a quiet org,
+whose last changes were a burst (the write-back touches every record it shows), is read again
+only until a pull a lookback after the burst, not at every run.
 
 A cursor never moves past the org's current time, read from the ``Date`` header of the answer
 that carried the run's first pages (whole seconds: a stamp within that second is the org's
@@ -213,6 +217,7 @@ class Pull:
         org costs one call), then each object's further pages, objects in order."""
         customer, contract = self.mapping.customer.object, self.mapping.contract.object
         calls_before = self.client.calls
+        read_through: datetime | None = None
         try:
             item_cursor, first = self._first_pages()
             if self._rewind_future_cursors():
@@ -220,13 +225,17 @@ class Pull:
             # each first page is let go once read (one page of an object is held at a time)
             self._read(customer, first.pop(customer))
             self._read(contract, first.pop(contract))
-            self._changed_line_items(item_cursor, first.pop(LINE_ITEM, None))
+            newest_item = self._changed_line_items(item_cursor, first.pop(LINE_ITEM, None))
+            read_through = self._read_through(newest_item)
         except QuotaExhaustedError as error:
             self.result.stopped = str(error)
             log.warning("pull stopped: %s", error)
         finally:
             self.result.api_calls = self.client.calls - calls_before
             with transaction(self.factory) as session:
+                if read_through is not None:  # every change the queries found is applied
+                    for name in (customer, contract, LINE_ITEM):
+                        staging.move_cursor(session, CURSOR_PREFIX + name, read_through)
                 self._save_usage(session)
         with transaction(self.factory) as session:
             self._retry_quarantined(session)
@@ -279,6 +288,15 @@ class Pull:
                 self.ceiling.isoformat(),
             )
         return bool(ahead)
+
+    def _read_through(self, newest: datetime | None) -> datetime | None:
+        """Where the cursors stand once every change the queries found is applied: the org's
+        time when the queries were answered (else ``newest``, capped). Everything stamped a
+        lookback before it was committed when the queries ran, and was read: the next pull's
+        window starts a lookback before this pull, not before the newest change, so a quiet
+        org whose last changes were a burst (the write-back touches every record it shows)
+        is not read again at every run."""
+        return self.ceiling if self.ceiling is not None else self._capped(newest)
 
     def _capped(self, moment: datetime | None) -> datetime | None:
         """``moment``, or the org's time when a record was stamped after it. The ``Date``
@@ -392,14 +410,13 @@ class Pull:
             staging.move_cursor(session, CURSOR_PREFIX + obj, self._capped(newest))
         return newest
 
-    def _changed_line_items(self, cursor: datetime | None, first: dict[str, Any] | None) -> None:
-        """Deals whose line items changed without the deal itself changing."""
-        name = LINE_ITEM_CURSOR
-        if cursor is None or first is None:  # the first pull read every deal with its items
-            with transaction(self.factory) as session:
-                deals_read = staging.cursor(session, CURSOR_PREFIX + self.mapping.contract.object)
-                staging.move_cursor(session, name, deals_read)
-            return
+    def _changed_line_items(
+        self, cursor: datetime | None, first: dict[str, Any] | None
+    ) -> datetime | None:
+        """Deals whose line items changed without the deal itself changing; the newest line
+        item's stamp read (None on the first pull, which read every deal with its items)."""
+        if cursor is None or first is None:
+            return None
         stale: set[str] = set()
         newest = cursor
         for page in self.client.pages_from(first, include_deleted=True):
@@ -415,8 +432,7 @@ class Pull:
                     # the deals' own cursor stays where their own query left it
                     self._page(session, self.mapping.contract.object, records, move=False)
                     self._save_usage(session)
-        with transaction(self.factory) as session:
-            staging.move_cursor(session, name, self._capped(newest))
+        return newest
 
     # -- what becomes of the records -------------------------------------------------------
     def _settle(self, session: Session, rows: list[staging.Staged]) -> None:

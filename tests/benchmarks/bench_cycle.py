@@ -6,19 +6,26 @@ write back to Salesforce) over N won deals, as ``connector sync --once`` runs it
 The org of the CRM-pull benchmark (N won deals of 3 line items each on N/10 accounts, service
 from 2026-02-01, billed monthly) is generated once and kept under /tmp/connector-bench (not
 timed). ``connector sandbox serve`` serves a copy of it in its own process. Then
-``connector sync --once --as-of D --json`` runs twice, each in a fresh process, on one new
-SQLite database and ledger:
+``connector sync --once --as-of D --json`` runs three times, each in a fresh process, on one
+new SQLite database and ledger.
 
-1. the first cycle (everything is new): every deal pulled, billed for its first month, its
-   revenue closed, both posted to the ledger and written back to Salesforce;
-2. a cycle with nothing changed since: nothing to bill, post or write back.
+In between, the org has to become quiet: the first cycle's write-back updated every account and
+deal (their ``SystemModstamp`` moved), so the next pull reads them all again and finds them
+unchanged; a pull reads again what is stamped within ``lookback_minutes`` of the org's time of
+its last read. The benchmark runs with a lookback of one minute (``--lookback-minutes``) and
+waits that long after the first cycle, so there are three runs:
+
+1. the first cycle;
+2. "write-back read back": the accounts and deals the first cycle wrote back come back changed
+   and are found unchanged; nothing else is done;
+3. "nothing changed": an org quiet for a lookback: nothing is read, billed, posted or written.
 
 Each reports its wall time (the whole process: start-up, migrations and the six stages), its
 own peak resident memory (``ru_maxrss`` of exactly that process, from ``wait4`` in a small
 launcher: see peak_memory.py), the API calls it spent (by stage) and what it did, and each
 stage's time (from ``job_runs``). The first cycle must bill every deal and write everything
-back, the second must find nothing to do; otherwise the benchmark exits 1 after printing its
-figures.
+back, the second find nothing to do, the third read nothing; otherwise the benchmark exits 1
+after printing its figures.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from connector.sync.cycle import STAGES
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 AS_OF = date(2026, 2, 28)  # the deals' first month (from 2026-02-01) is billed and closed
-CYCLES = ("first_cycle", "nothing_changed")
+CYCLES = ("first_cycle", "read_back", "nothing_changed")
 SUBSCRIPTION = "Billing_Subscription__c"
 INVOICE = "Billing_Invoice__c"
 BATCH = 200  # records per sObject Collections call
@@ -97,7 +104,7 @@ def serve(org: Path, info: Path) -> subprocess.Popen[bytes]:
     return server
 
 
-def environment(info: dict[str, Any], work: Path) -> dict[str, str]:
+def environment(info: dict[str, Any], work: Path, lookback: int = 10) -> dict[str, str]:
     """The settings of ``connector sync``: only these, whatever the caller's environment."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CONNECTOR_")}
     return {
@@ -111,6 +118,7 @@ def environment(info: dict[str, Any], work: Path) -> dict[str, str]:
         "CONNECTOR_SALESFORCE__SESSION_ID": info["session_id"],
         "CONNECTOR_SALESFORCE__CA_FILE": info["ca_file"],
         "CONNECTOR_LOG_LEVEL": "INFO",
+        "CONNECTOR_SALESFORCE__LOOKBACK_MINUTES": str(lookback),
     }
 
 
@@ -218,8 +226,11 @@ def figures(run: dict[str, Any], stage_time: dict[str, float]) -> dict[str, Any]
     }
 
 
-def checks(deals: int, first: dict[str, Any], second: dict[str, Any]) -> list[str]:
-    """What went wrong: cycle 1 bills and writes back every deal, cycle 2 finds nothing."""
+def checks(
+    deals: int, first: dict[str, Any], second: dict[str, Any], third: dict[str, Any]
+) -> list[str]:
+    """What went wrong: cycle 1 bills and writes back every deal; cycle 2 reads the accounts
+    and deals written back and finds nothing to do; cycle 3 reads nothing."""
     problems = []
     accounts = max(deals // 10, 1)
     billed, sent = first["billed"], first["written_back"]["sent"]
@@ -248,6 +259,13 @@ def checks(deals: int, first: dict[str, Any], second: dict[str, Any]) -> list[st
         "cycle 2 ledger entries posted": (second["ledger"]["posted"], 0),
         "cycle 2 records written back": (second["written_back"]["sent"], {}),
         "cycle 2 write-back calls": (second["api_calls"]["writeback"], 0),
+        "cycle 3 exit code": (third["exit"], 0),
+        "cycle 3 stage errors": (third["errors"], {}),
+        "cycle 3 records read": (sum(third["pulled"]["fetched"].values()), 0),
+        "cycle 3 invoices": (third["billed"]["invoices"], 0),
+        "cycle 3 ledger entries posted": (third["ledger"]["posted"], 0),
+        "cycle 3 records written back": (third["written_back"]["sent"], {}),
+        "cycle 3 API calls": (third["api_calls"]["total"], 1),
     }
     for what, (got, wanted) in expected.items():
         if got != wanted:
@@ -255,7 +273,7 @@ def checks(deals: int, first: dict[str, Any], second: dict[str, Any]) -> list[st
     return problems
 
 
-def run(deals: int, as_of: date, timeout: float) -> dict[str, Any]:
+def run(deals: int, as_of: date, timeout: float, lookback: int) -> dict[str, Any]:
     org = template(deals)
     work = Path(tempfile.mkdtemp(prefix="bench-cycle-"))
     try:
@@ -263,10 +281,12 @@ def run(deals: int, as_of: date, timeout: float) -> dict[str, Any]:
         info_file = work / "info.json"
         server = serve(work / "org.db", info_file)
         try:
-            env = environment(json.loads(info_file.read_text()), work)
+            env = environment(json.loads(info_file.read_text()), work, lookback)
             results: dict[str, Any] = {}
             last_run = 0
             for name in CYCLES:
+                if name == "read_back":  # the write-back's updates are a lookback old
+                    time.sleep(lookback * 60 + 1)
                 outcome = cycle(name, as_of, env, work, timeout)
                 stage_time, last_run = stage_seconds(work / "billing.db", last_run)
                 results[name] = figures(outcome, stage_time)
@@ -292,10 +312,11 @@ def expected_writeback_calls(sent: dict[str, int]) -> int:
 
 
 def table(report: dict[str, Any]) -> str:
-    first, second = (report[name] for name in CYCLES)
+    cycles = [report[name] for name in CYCLES]
 
     def row(label: str, value: Any) -> str:
-        return f"{label:<34}{value(first)!s:>16}{value(second)!s:>18}"
+        first, second, third = (value(c) for c in cycles)
+        return f"{label:<34}{first!s:>16}{second!s:>18}{third!s:>18}"
 
     def sent(obj: str) -> Any:
         return lambda c: c["written_back"]["sent"].get(obj, 0)
@@ -303,7 +324,7 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         f"sync cycle: {report['deals']} won deals ({report['line_items']} line items, "
         f"{report['accounts']} accounts), as of {report['as_of']}",
-        f"{'':<34}{'first cycle':>16}{'nothing changed':>18}",
+        f"{'':<34}{'first cycle':>16}{'read back':>18}{'nothing changed':>18}",
         row("exit code", lambda c: c["exit"]),
         row("wall time (s)", lambda c: c["seconds"]),
         row("CPU time (s)", lambda c: c["cpu_seconds"]),
@@ -349,11 +370,17 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=3600, help="seconds before a cycle is killed"
     )
+    parser.add_argument(
+        "--lookback-minutes",
+        type=int,
+        default=1,
+        help="the pulls' lookback; the benchmark waits this long after the first cycle",
+    )
     options = parser.parse_args()
-    report = run(options.deals, options.as_of, options.timeout)
+    report = run(options.deals, options.as_of, options.timeout, options.lookback_minutes)
     print(table(report))
     print(json.dumps(report))
-    problems = checks(options.deals, report["first_cycle"], report["nothing_changed"])
+    problems = checks(options.deals, *(report[name] for name in CYCLES))
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     if problems:

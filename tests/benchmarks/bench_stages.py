@@ -2,7 +2,7 @@
 side by side in one run, as a ratio.
 
     python tests/benchmarks/bench_stages.py --deals 10000 [--as-of 2026-02-28]
-        [--profile STAGE ... idle:STAGE ...]
+        [--lookback-minutes 1] [--profile STAGE ... readback:STAGE ... idle:STAGE ...]
 
 The org of the CRM-pull benchmark (N won deals of 3 line items each on N/10 accounts) is
 generated once and kept under /tmp/connector-bench (not timed); ``connector sandbox serve``
@@ -38,12 +38,16 @@ timed): the replay did the same writes. "rows written" is what the replay change
 and deciding (SELECTs, billing, rendering the ledger's text).
 
 ratio = stage CPU ÷ limit CPU. The ratios are a measurement, not a test: each is printed with
-whether it is within 3×. Then a second cycle runs with nothing changed (its CPU, statements and
-API calls by stage). The first cycle must bill every deal, the second bill, post and write back
+whether it is within 3×. Two more cycles follow, as the scheduler would run them in one
+process (their CPU, statements and API calls by stage), with the pulls' lookback at one minute
+(``--lookback-minutes``) and that long a wait after the first cycle: "read back", whose pull
+reads again the accounts and deals the first cycle's write-back updated (their stamps moved)
+and finds them unchanged, and "nothing changed", in an org quiet for a lookback. The first
+cycle must bill every deal, the others bill, post and write back nothing, the last read
 nothing, and every replay must succeed; otherwise the benchmark exits 1 after printing its
-figures. ``--profile`` runs cProfile over the named stages of the first cycle (``idle:STAGE``:
-of the second), only while each runs (their CPU then includes the profiler's cost), and prints
-their top functions to stderr.
+figures. ``--profile`` runs cProfile over the named stages of the first cycle
+(``readback:STAGE``, ``idle:STAGE``: of the others), only while each runs (their CPU then
+includes the profiler's cost), and prints their top functions to stderr.
 """
 
 from __future__ import annotations
@@ -441,7 +445,7 @@ class Measured:
 
 
 class Bench:
-    def __init__(self, work: Path, info: dict[str, Any], profile: set[str]) -> None:
+    def __init__(self, work: Path, info: dict[str, Any], profile: set[str], lookback: int) -> None:
         self.work = work
         self.info = info
         self.profile = profile
@@ -457,6 +461,7 @@ class Bench:
                 "session_id": info["session_id"],
                 "ca_file": info["ca_file"],
                 "mapping_file": str(ROOT / "mappings" / "salesforce.yaml"),
+                "lookback_minutes": lookback,
             },
             accounting={"mapping_file": str(ROOT / "mappings" / "accounting.yaml")},
             ledger={"path": self.ledger / "ledger.beancount"},
@@ -466,11 +471,10 @@ class Bench:
         self.recorder = Recorder(self.engine)
         self.profiles: dict[str, str] = {}
 
-    def cycle(self, as_of: date, *, limits: bool) -> list[Measured]:
+    def cycle(self, as_of: date, *, limits: bool, prefix: str = "") -> list[Measured]:
         """The stages of one cycle; ``limits``: each followed by its cheapest way (the first
-        cycle), else not (the second, ``idle:`` in ``profile``)."""
+        cycle), else not (the others, named in ``profile`` with their ``prefix``)."""
         runtime = Runtime(session_factory(self.engine), self.settings)
-        prefix = "" if limits else "idle:"
         return [
             self.stage(runtime, stage, as_of, limits=limits, named=prefix + stage)
             for stage in STAGES
@@ -533,7 +537,7 @@ def top_functions(profiler: cProfile.Profile, count: int = 25) -> str:
     return text
 
 
-def run(deals: int, as_of: date, profile: set[str]) -> dict[str, Any]:
+def run(deals: int, as_of: date, profile: set[str], lookback: int) -> dict[str, Any]:
     org = template(deals)
     work = Path(tempfile.mkdtemp(prefix="bench-stages-"))
     try:
@@ -541,9 +545,11 @@ def run(deals: int, as_of: date, profile: set[str]) -> dict[str, Any]:
         info_file = work / "info.json"
         server = serve(work / "org.db", info_file)
         try:
-            bench = Bench(work, json.loads(info_file.read_text()), profile)
+            bench = Bench(work, json.loads(info_file.read_text()), profile, lookback)
             first = bench.cycle(as_of, limits=True)
-            idle = bench.cycle(as_of, limits=False)
+            time.sleep(lookback * 60 + 1)  # the write-back's updates are a lookback old
+            read_back = bench.cycle(as_of, limits=False, prefix="readback:")
+            idle = bench.cycle(as_of, limits=False, prefix="idle:")
             bench.engine.dispose()
         finally:
             server.send_signal(signal.SIGTERM)
@@ -557,15 +563,27 @@ def run(deals: int, as_of: date, profile: set[str]) -> dict[str, Any]:
             "as_of": as_of.isoformat(),
             "profiled": sorted(profile),
             "first_cycle": {m.stage: m.to_dict() for m in first},
+            "read_back": {m.stage: m.to_dict() for m in read_back},
             "nothing_changed": {m.stage: m.to_dict() for m in idle},
-            "totals": totals(first, idle),
+            "totals": totals(first, read_back, idle),
             "peak_rss_mb": round(peak_rss_mib()),  # this process's: the stages and replays
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def totals(first: list[Measured], idle: list[Measured]) -> dict[str, Any]:
+def _cycle_totals(cycle: list[Measured]) -> dict[str, Any]:
+    return {
+        "cpu_seconds": round(sum(m.cpu for m in cycle), 3),
+        "wall_seconds": round(sum(m.wall for m in cycle), 3),
+        "statements": sum(m.capture.statements for m in cycle),
+        "api_calls": sum(m.api_calls for m in cycle),
+    }
+
+
+def totals(
+    first: list[Measured], read_back: list[Measured], idle: list[Measured]
+) -> dict[str, Any]:
     limit = sum(m.limit.cpu for m in first if m.limit is not None)
     cpu = sum(m.cpu for m in first)
     return {
@@ -578,12 +596,8 @@ def totals(first: list[Measured], idle: list[Measured]) -> dict[str, Any]:
             "limit_cpu_seconds": round(limit, 3),
             "ratio": round(cpu / limit, 2) if limit > 0 else None,
         },
-        "nothing_changed": {
-            "cpu_seconds": round(sum(m.cpu for m in idle), 3),
-            "wall_seconds": round(sum(m.wall for m in idle), 3),
-            "statements": sum(m.capture.statements for m in idle),
-            "api_calls": sum(m.api_calls for m in idle),
-        },
+        "read_back": _cycle_totals(read_back),
+        "nothing_changed": _cycle_totals(idle),
     }
 
 
@@ -591,7 +605,7 @@ def totals(first: list[Measured], idle: list[Measured]) -> dict[str, Any]:
 
 
 def table(report: dict[str, Any]) -> str:
-    first, idle, total = report["first_cycle"], report["nothing_changed"], report["totals"]
+    first, total = report["first_cycle"], report["totals"]
     header = (
         f"{'stage':<10}{'statements':>11}{'writes':>8}{'rows written':>13}{'API calls':>10}"
         f"{'CPU s':>8}{'wall s':>8}{'limit CPU s':>12}  {'(sql + http + files + hash)':<30}"
@@ -625,19 +639,20 @@ def table(report: dict[str, Any]) -> str:
         f"{cycle['wall_seconds']:>8.2f}{cycle['limit_cpu_seconds']:>12.2f}  {'':<30}"
         + ("-" if ratio is None else f"{ratio:.1f}x").rjust(7)
     )
-    lines.append("")
-    lines.append(f"nothing changed: {'stage':<10}{'statements':>11}{'API calls':>10}{'CPU s':>8}")
-    for stage in STAGES:
-        figures = idle[stage]
+    for title, name in (("read back", "read_back"), ("nothing changed", "nothing_changed")):
+        lines.append("")
+        lines.append(f"{title:<17}{'stage':<10}{'statements':>11}{'API calls':>10}{'CPU s':>8}")
+        for stage in STAGES:
+            figures = report[name][stage]
+            lines.append(
+                f"{'':<17}{stage:<10}{figures['statements']:>11,}{figures['api_calls']:>10,}"
+                f"{figures['cpu_seconds']:>8.2f}"
+            )
+        cycle = total[name]
         lines.append(
-            f"{'':<17}{stage:<10}{figures['statements']:>11,}{figures['api_calls']:>10,}"
-            f"{figures['cpu_seconds']:>8.2f}"
+            f"{'':<17}{'total':<10}{cycle['statements']:>11,}{cycle['api_calls']:>10,}"
+            f"{cycle['cpu_seconds']:>8.2f}"
         )
-    cycle = total["nothing_changed"]
-    lines.append(
-        f"{'':<17}{'total':<10}{cycle['statements']:>11,}{cycle['api_calls']:>10,}"
-        f"{cycle['cpu_seconds']:>8.2f}"
-    )
     lines.append(f"peak RSS of the benchmark's process: {report['peak_rss_mb']} MB")
     return "\n".join(lines)
 
@@ -646,10 +661,18 @@ def checks(report: dict[str, Any]) -> list[str]:
     """What went wrong: the first cycle bills and writes back every deal, the replays succeed,
     the second cycle finds nothing to bill, post or write back."""
     deals = report["deals"]
-    first, idle = report["first_cycle"], report["nothing_changed"]
+    first, read_back, idle = (
+        report["first_cycle"],
+        report["read_back"],
+        report["nothing_changed"],
+    )
     problems = [
         f"{name} {stage}: {figures['error']}"
-        for name, cycle in (("first cycle", first), ("nothing changed", idle))
+        for name, cycle in (
+            ("first cycle", first),
+            ("read back", read_back),
+            ("nothing changed", idle),
+        )
         for stage, figures in cycle.items()
         if figures["error"]
     ]
@@ -673,12 +696,20 @@ def checks(report: dict[str, Any]) -> list[str]:
             deals,
         ),
         "first cycle write-back failures": (result(first, "writeback").get("failed"), {}),
-        "second cycle subscriptions billed": (result(idle, "bill").get("subscriptions"), 0),
-        "second cycle invoices": (result(idle, "bill").get("invoices"), 0),
-        "second cycle revenue journals": (result(idle, "revenue").get("journals"), 0),
-        "second cycle entries posted": (result(idle, "push").get("posted"), 0),
-        "second cycle written back": (result(idle, "writeback").get("sent"), {}),
+        "read back records applied": (result(read_back, "pull").get("applied"), 0),
+        "nothing changed records read": (
+            sum(result(idle, "pull").get("fetched", {}).values()),
+            0,
+        ),
     }
+    for name, cycle in (("read back", read_back), ("nothing changed", idle)):
+        expected |= {
+            f"{name} subscriptions billed": (result(cycle, "bill").get("subscriptions"), 0),
+            f"{name} invoices": (result(cycle, "bill").get("invoices"), 0),
+            f"{name} revenue journals": (result(cycle, "revenue").get("journals"), 0),
+            f"{name} entries posted": (result(cycle, "push").get("posted"), 0),
+            f"{name} written back": (result(cycle, "writeback").get("sent"), {}),
+        }
     problems += [
         f"{what}: {got}, expected {wanted}"
         for what, (got, wanted) in expected.items()
@@ -701,16 +732,25 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         nargs="+",
-        choices=[*STAGES, *(f"idle:{stage}" for stage in STAGES)],
+        choices=[
+            *STAGES,
+            *(f"{cycle}:{stage}" for cycle in ("readback", "idle") for stage in STAGES),
+        ],
         default=[],
         metavar="STAGE",
-        help="profile these stages of the first cycle, idle:STAGE of the second (cProfile; "
-        "top functions on stderr)",
+        help="profile these stages of the first cycle, readback:STAGE and idle:STAGE of the "
+        "others (cProfile; top functions on stderr)",
+    )
+    parser.add_argument(
+        "--lookback-minutes",
+        type=int,
+        default=1,
+        help="the pulls' lookback; the benchmark waits this long after the first cycle",
     )
     options = parser.parse_args()
     for key in [key for key in os.environ if key.startswith("CONNECTOR_")]:
         del os.environ[key]  # the settings are this benchmark's alone
-    report = run(options.deals, options.as_of, set(options.profile))
+    report = run(options.deals, options.as_of, set(options.profile), options.lookback_minutes)
     print(table(report))
     print(json.dumps(report, default=str))
     problems = checks(report)

@@ -498,7 +498,8 @@ def billing_state(factory: sessionmaker[Session]) -> dict[str, Any]:
                 )
                 for row in session.scalars(select(tables.CrmRecord))
             ),
-            "cursors": staging.cursors(session, f"{SYSTEM}:"),
+            # Where each cursor stands depends on when the pull ran (the org's time then).
+            "cursors": sorted(staging.cursors(session, f"{SYSTEM}:")),
         }
 
 
@@ -1304,10 +1305,15 @@ def test_status_lists_quarantined_and_held_records_with_reasons_and_the_cursors(
             "reason": f"deal is not won after INV-000001 was issued; {HELD_HINT}",
         }
     ]
-    assert report["cursors"]["Account"] == modstamp(crm, "Account", acme)
-    assert report["cursors"]["Opportunity"] == modstamp(crm, "Opportunity", billed, empty)
-    assert set(report["cursors"]) == {"Account", "Opportunity", "OpportunityLineItem"}
-    assert report["cursors"]["OpportunityLineItem"] <= report["cursors"]["Opportunity"]
+    # Each cursor stands where the pull read through: at or past the newest change it read
+    # (the org's time when it read), and never past the org's time now.
+    cursors = {name: datetime.fromisoformat(at) for name, at in report["cursors"].items()}
+    org_now = crm.org.clock()
+    assert datetime.fromisoformat(modstamp(crm, "Account", acme)) <= cursors["Account"] <= org_now
+    newest_deal = datetime.fromisoformat(modstamp(crm, "Opportunity", billed, empty))
+    assert newest_deal <= cursors["Opportunity"] <= org_now
+    assert set(cursors) == {"Account", "Opportunity", "OpportunityLineItem"}
+    assert cursors["OpportunityLineItem"] <= cursors["Opportunity"]
     # The same through the function the command calls.
     with factory() as session:
         found = status(session, datetime.now(UTC).date())
@@ -1859,9 +1865,11 @@ def test_records_stamped_after_the_org_time_never_carry_the_cursor_past_it(
     first = pull(factory, pull_settings)
 
     assert (first.applied, first.quarantined) == (3, 0)
-    org_time = datetime(2026, 6, 30, 12, 1, tzinfo=UTC)  # the Date header, to the second
+    # Each object read through the org's time (its Date header, to the second), the deal
+    # stamped ahead included.
+    org_time = datetime(2026, 6, 30, 12, 1, tzinfo=UTC)
     assert positions(factory) == {
-        "Account": T0,
+        "Account": org_time,
         "Opportunity": org_time,
         "OpportunityLineItem": org_time,
     }
@@ -1874,11 +1882,9 @@ def test_records_stamped_after_the_org_time_never_carry_the_cursor_past_it(
     # The change made after the load is found; the deal stamped ahead is read again, unchanged.
     assert (second.applied, second.unchanged, second.quarantined) == (1, 2, 0)
     assert renewals(factory) == {base: False, ahead: True}
-    assert positions(factory) == {
-        "Account": T0,
-        "Opportunity": datetime(2026, 6, 30, 12, 6, tzinfo=UTC),
-        "OpportunityLineItem": datetime(2026, 6, 30, 12, 6, tzinfo=UTC),
-    }
+    assert positions(factory) == dict.fromkeys(
+        ("Account", "Opportunity", "OpportunityLineItem"), datetime(2026, 6, 30, 12, 6, tzinfo=UTC)
+    )
 
 
 def test_a_cursor_left_past_the_org_time_is_put_back_before_the_run_reads(  # noqa: PLR0917 - fixtures
@@ -1927,8 +1933,52 @@ def test_an_org_whose_clock_runs_ahead_moves_the_cursor_by_its_own_time(
 
     pull(factory, pull_settings)
 
-    assert positions(factory)["Opportunity"] == skewed  # the deal's own stamp
+    # The org's time when it answered (its Date header, to the second), not the connector's.
+    assert positions(factory)["Opportunity"] == datetime(2099, 1, 1, 0, 1, tzinfo=UTC)
     org_clock.moment = skewed + timedelta(minutes=2)
     crm.org.update("Opportunity", deal, {"Auto_Renew__c": False})
     assert pull(factory, pull_settings).applied == 1
     assert renewals(factory) == {deal: False}
+
+
+def test_a_quiet_org_is_read_again_only_within_the_lookback_of_the_last_read(
+    org_clock: OrgClock,
+    crm: Crm,
+    acme: str,
+    factory: sessionmaker[Session],
+    pull_settings: Settings,
+) -> None:
+    """A pull that read everything moves its cursors to the org's time, and the next reads
+    start a lookback (10 minutes) before that time, not before the newest change: after a
+    burst of changes (the write-back touches every record) a quiet org is read again until
+    one pull has read it a lookback after the burst, then not at all."""
+    for number in range(3):
+        crm.deal(acme, f"Acme - {number}", ("PRO", "1", "30.00"))
+    org_clock.at(minutes=1)
+    assert pull(factory, pull_settings).applied == 4  # the account and its three deals
+
+    org_clock.at(minutes=12)  # from 11:51, the last read's time less the lookback
+    again = pull(factory, pull_settings)
+    assert (again.fetched, again.unchanged, again.applied) == (
+        {"Account": 1, "Opportunity": 3},
+        4,
+        0,
+    )
+
+    org_clock.at(minutes=13)  # from 12:02: nothing is stamped since
+    quiet = pull(factory, pull_settings)
+    assert (quiet.fetched, quiet.unchanged, quiet.api_calls) == (
+        {"Account": 0, "Opportunity": 0},
+        0,
+        1,
+    )
+    assert positions(factory) == dict.fromkeys(
+        ("Account", "Opportunity", "OpportunityLineItem"), datetime(2026, 6, 30, 12, 13, tzinfo=UTC)
+    )
+
+    deal = min(renewals(factory))
+    org_clock.at(minutes=14)
+    crm.org.update("Opportunity", deal, {"Auto_Renew__c": False})
+    org_clock.at(minutes=15)
+    assert pull(factory, pull_settings).applied == 1  # a change is found as ever
+    assert renewals(factory)[deal] is False

@@ -217,14 +217,20 @@ def test_a_first_pull_costs_a_few_statements_a_page_and_an_idle_pull_a_few_in_al
     assert abs(first.pages[1] - first.pages[2]) <= 2, first.pages
     assert len(first.statements) <= PER_PAGE * 3 + IDLE
 
-    org.wait(hours=1)  # nothing changed since: what the lookback window holds is read again
+    # Nothing changed since: what is stamped a lookback before the first pull's time is read
+    # again, unchanged; a pull after that reads nothing.
+    org.wait(hours=1)
     idle = pull(engine, factory, pull_settings)
     assert idle.result.applied == 0
     assert 0 < idle.result.unchanged < PAGE
     assert len(idle.statements) <= IDLE, idle.statements.by_verb()
     assert idle.statements.touching("subscriptions") == []
+    org.wait(hours=1)
+    quiet = pull(engine, factory, pull_settings)
+    assert quiet.result.fetched == {"Account": 0, "Opportunity": 0}
+    assert len(quiet.statements) < len(idle.statements)
 
-    # The org grows by half; an idle pull after it costs the same.
+    # The org grows by half; a quiet pull after it costs the same.
     with org.org.transaction():
         for n in range(DEALS // 2):
             org.deal(org.accounts[n % ACCOUNTS], f"More {n:05d}", 3, 1, 1)
@@ -233,7 +239,7 @@ def test_a_first_pull_costs_a_few_statements_a_page_and_an_idle_pull_a_few_in_al
     assert grown.result.applied == DEALS // 2
     assert max(grown.pages) <= PER_PAGE
     org.wait(hours=1)
-    assert len(pull(engine, factory, pull_settings).statements) == len(idle.statements)
+    assert len(pull(engine, factory, pull_settings).statements) == len(quiet.statements)
 
 
 CHANGES: list[dict[str, Any]] = [
@@ -285,9 +291,9 @@ def test_a_page_of_changes_to_existing_deals_costs_a_few_statements(
 
     changed = pull(engine, factory, pull_settings)
 
-    # The accounts of the lookback window are read again, unchanged.
-    assert changed.result.fetched == {"Account": ACCOUNTS, "Opportunity": DEALS + len(upgrades)}
-    assert changed.result.unchanged == ACCOUNTS
+    # The accounts, read through an hour ago, are not read again.
+    assert changed.result.fetched == {"Account": 0, "Opportunity": DEALS + len(upgrades)}
+    assert changed.result.unchanged == 0
     assert (changed.result.applied, changed.result.ignored) == (
         DEALS - len(withdrawn) + len(upgrades),
         len(withdrawn),
