@@ -274,7 +274,7 @@ def _preload_deletes(org: Org, ids: list[str]) -> None:
     for record_id in ids:
         normalized = normalize_id(record_id)
         obj = org.schema.by_prefix(record_id[:3]) if normalized else None
-        if obj is not None and normalized is not None:
+        if obj is not None and obj.history_of is None and normalized is not None:
             by_object.setdefault(obj.name, []).append(normalized)
     for name, object_ids in by_object.items():
         org.preload_ids(org.schema.objects[name], object_ids)
@@ -403,6 +403,8 @@ def _delete(org: Org, record_id: str) -> dict[str, Any]:
     obj = org.schema.by_prefix(record_id[:3]) if normalized else None
     if obj is None:
         raise bad_request("MALFORMED_ID", f"malformed id {record_id}")
+    if obj.history_of is not None and normalized is not None:  # the history objects share 017
+        obj = org.history_holding(normalized) or obj
     org.delete(obj.name, record_id)
     return {"id": normalized}
 

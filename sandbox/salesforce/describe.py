@@ -17,8 +17,11 @@ SOAP_TYPES = {
     "percent": "xsd:double",
     "date": "xsd:date",
     "datetime": "xsd:dateTime",
+    "anyType": "xsd:anyType",
 }
 REST_TYPES = {"datetime": "datetime", "int": "int"}
+# Labels Salesforce gives fields of a field history object.
+HISTORY_LABELS = {"Field": "Changed Field", "DataType": "Data Type", "ParentId": "Parent ID"}
 
 
 def label_of(name: str) -> str:
@@ -47,22 +50,23 @@ def urls(version: str, obj: SObject) -> dict[str, str]:
 
 
 def object_summary(version: str, obj: SObject) -> dict[str, Any]:
+    record = obj.history_of is None  # a field history object is only read
     return {
         "name": obj.name,
         "label": obj.label,
-        "labelPlural": plural(obj.label),
+        "labelPlural": obj.label_plural or plural(obj.label),
         "keyPrefix": obj.key_prefix,
         "custom": obj.custom,
-        "createable": True,
-        "updateable": True,
-        "deletable": True,
+        "createable": record,
+        "updateable": record,
+        "deletable": record,
         "queryable": True,
         "retrieveable": True,
-        "searchable": True,
-        "layoutable": True,
+        "searchable": record,
+        "layoutable": record,
         "replicateable": True,
-        "triggerable": True,
-        "undeletable": True,
+        "triggerable": record,
+        "undeletable": record,
         "urls": urls(version, obj),
     }
 
@@ -78,7 +82,15 @@ def global_describe(version: str, schema: Schema) -> dict[str, Any]:
 def _length(spec: Field) -> int:
     if spec.type in ("id", "reference"):
         return 18
-    return spec.length if spec.is_text else 0
+    return spec.length if spec.is_text or spec.type == "anyType" else 0
+
+
+def _label(obj: SObject, spec: Field) -> str:
+    if spec.name == "Id":
+        return f"{obj.label} ID" if obj.history_of else "Record ID"
+    if obj.history_of and spec.name in HISTORY_LABELS:
+        return HISTORY_LABELS[spec.name]
+    return label_of(spec.name)
 
 
 def _field(schema: Schema, obj: SObject, spec: Field) -> dict[str, Any]:
@@ -86,7 +98,7 @@ def _field(schema: Schema, obj: SObject, spec: Field) -> dict[str, Any]:
     default = spec.spec.default
     return {
         "name": spec.name,
-        "label": "Record ID" if spec.name == "Id" else label_of(spec.name),
+        "label": _label(obj, spec),
         "type": REST_TYPES.get(spec.type, spec.type),
         "soapType": SOAP_TYPES.get(spec.type, "xsd:string"),
         "length": _length(spec),
@@ -108,7 +120,7 @@ def _field(schema: Schema, obj: SObject, spec: Field) -> dict[str, Any]:
         or spec.type == "boolean"
         or (obj.text_name and spec.name == "Name"),
         "defaultValue": describe_value(default),
-        "filterable": not spec.long_text,
+        "filterable": not spec.long_text and spec.type != "anyType",
         "sortable": spec.type != "textarea",
         "referenceTo": [spec.spec.reference_to] if spec.spec.reference_to else [],
         "relationshipName": spec.spec.relationship_name,

@@ -36,6 +36,14 @@ def make_id(prefix: str, number: int) -> str:
     return body + checksum(body)
 
 
+def number_of(record_id: str) -> int:
+    """The number ``make_id`` made ``record_id`` from."""
+    number = 0
+    for char in record_id[5:15]:
+        number = number * 62 + ALPHABET.index(char)
+    return number
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def normalize_id(value: str) -> str | None:
     """The 18-character form of a 15- or 18-character id, or None when it is not a valid id."""

@@ -8,6 +8,7 @@ answers ``done: false`` with a ``nextRecordsUrl`` of the form
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -175,14 +176,19 @@ class QueryService:
         return result
 
 
+_KINDS = {"boolean": 1, "anyType": 2}
+
+
 class Renderer:
     """Turns a row of a plan into a REST record, with nested parents and attributes."""
 
     def __init__(self, plan: Plan, version: str) -> None:
         self.plan = plan
         self.base = f"/services/data/v{version}/sobjects/"
+        # (name, index, kind): kind 1 a checkbox (0/1 read as false/true), 2 an anyType value
+        # (a history's OldValue and NewValue, kept as JSON text), 0 anything else.
         self.flat = [
-            (column.field.name, column.index, column.field.type == "boolean")
+            (column.field.name, column.index, _KINDS.get(column.field.type, 0))
             for column in plan.columns
             if not column.relationships
         ]
@@ -193,9 +199,11 @@ class Renderer:
         record: dict[str, Any] = {
             "attributes": {"type": self.type_name, "url": f"{self.base}{self.type_name}/{row[0]}"}
         }
-        for name, index, is_boolean in self.flat:
+        for name, index, kind in self.flat:
             value = row[index]
-            record[name] = bool(value) if is_boolean and value is not None else value
+            if kind and value is not None:
+                value = bool(value) if kind == 1 else json.loads(value)
+            record[name] = value
         if self.nested:
             self._nest(record, row)
         return record

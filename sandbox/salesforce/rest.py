@@ -187,9 +187,10 @@ class Rest:
         obj = self.sobject(name)
         start, end = self._window(call, UPDATED_DAYS)
         with self.org.lock:
+            stamp = quote(obj.modstamp)  # a history row's CreatedDate: it never changes
             rows = self.org.db.execute(
-                f"SELECT Id FROM {quote(obj.name)} WHERE IsDeleted = 0 AND SystemModstamp >= ? "
-                "AND SystemModstamp < ? ORDER BY SystemModstamp, Id",
+                f"SELECT Id FROM {quote(obj.name)} WHERE IsDeleted = 0 AND {stamp} >= ? "
+                f"AND {stamp} < ? ORDER BY {stamp}, Id",
                 (format_datetime(start), format_datetime(end)),
             ).fetchall()
         return Reply(
@@ -200,9 +201,10 @@ class Rest:
         obj = self.sobject(name)
         start, end = self._window(call, DELETED_DAYS)
         with self.org.lock:
+            stamp = quote(obj.modstamp)
             rows = self.org.db.execute(
-                f"SELECT Id, SystemModstamp FROM {quote(obj.name)} WHERE IsDeleted = 1 "
-                "AND SystemModstamp >= ? AND SystemModstamp < ? ORDER BY SystemModstamp, Id",
+                f"SELECT Id, {stamp} FROM {quote(obj.name)} WHERE IsDeleted = 1 "
+                f"AND {stamp} >= ? AND {stamp} < ? ORDER BY {stamp}, Id",
                 (format_datetime(start), format_datetime(end)),
             ).fetchall()
         earliest = self.org.clock() - timedelta(days=DELETED_DAYS)

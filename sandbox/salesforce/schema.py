@@ -2,6 +2,8 @@
 
 Names are resolved case-insensitively, as Salesforce resolves them, and every object gets the
 system fields Salesforce adds (Id, IsDeleted, CreatedDate, LastModifiedDate, SystemModstamp).
+An object with a field marked ``track_history`` gets its field history object, as Salesforce
+names and shapes it (:func:`history_name`): read only, one row per change of a tracked field.
 Formula fields are translated to SQL when the schema loads (:mod:`sandbox.salesforce.formula`):
 a formula the sandbox cannot compute stops it loading. A single-currency org's schema is the
 same without any ``CurrencyIsoCode`` field (the fields marked ``currency: true``).
@@ -37,6 +39,7 @@ FieldType = Literal[
     "email",
     "phone",
     "url",
+    "anyType",
 ]
 TEXT_TYPES = frozenset(
     {"id", "reference", "string", "textarea", "picklist", "email", "phone", "url"}
@@ -45,6 +48,26 @@ NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 DEFAULT_SCALE = {"currency": 2, "percent": 2, "double": 4, "int": 0}
 TEXT_AREA_LENGTH = 255  # longer text areas are Long Text Areas
 SCHEMA_FILE = Path(__file__).with_name("schema.yaml")
+HISTORY_PREFIX = "017"  # every field history object's key prefix
+HISTORY_CREATED = "created"  # the Field of the row recorded when a record is created
+#: What a history row's DataType says of the changed field, by the field's type.
+HISTORY_DATA_TYPES: dict[str, str] = {
+    "id": "EntityId",
+    "reference": "EntityId",
+    "string": "Text",
+    "textarea": "TextArea",
+    "picklist": "DynamicEnum",
+    "boolean": "Boolean",
+    "int": "Double",
+    "double": "Double",
+    "currency": "Currency",
+    "percent": "Percent",
+    "date": "DateOnly",
+    "datetime": "DateTime",
+    "email": "Email",
+    "phone": "Phone",
+    "url": "Url",
+}
 
 
 class FieldSpec(BaseModel):
@@ -175,6 +198,9 @@ class SObject:
     label: str
     custom: bool
     fields: dict[str, Field]
+    label_plural: str | None = None
+    history: str | None = None  # the name of the object's field history object
+    history_of: str | None = None  # of a field history object, the object it tracks
     _by_lower: dict[str, Field] = field(default_factory=dict, repr=False)
     parents: dict[str, Field] = field(default_factory=dict, repr=False)
     children: dict[str, ChildRelationship] = field(default_factory=dict, repr=False)
@@ -213,6 +239,22 @@ class SObject:
     def unique_fields(self) -> list[Field]:
         return [spec for spec in self.fields.values() if spec.spec.unique]
 
+    @property
+    def tracked_fields(self) -> list[Field]:
+        """The fields whose changes the object's field history records (stored ones only: a
+        formula changes without a write, and Salesforce does not track it)."""
+        return [spec for spec in self.fields.values() if spec.spec.track_history and spec.stored]
+
+    @property
+    def parent_field(self) -> Field:
+        """Of a field history object, its lookup to the record it tracks."""
+        return next(spec for spec in self.fields.values() if spec.spec.reference_to)
+
+    @property
+    def modstamp(self) -> str:
+        """The field that tells when a record last changed (a history row never changes)."""
+        return "SystemModstamp" if "SystemModstamp" in self.fields else "CreatedDate"
+
 
 def _system_fields() -> dict[str, Field]:
     def system(name: str, kind: FieldType) -> Field:
@@ -238,13 +280,24 @@ class Schema:
 
     def __post_init__(self) -> None:
         self._by_lower = {name.lower(): obj for name, obj in self.objects.items()}
-        self._by_prefix = {obj.key_prefix: obj for obj in self.objects.values()}
+        self._by_prefix: dict[str, SObject] = {}
+        for obj in self.objects.values():  # the history objects share theirs: the first
+            self._by_prefix.setdefault(obj.key_prefix, obj)
 
     def get(self, name: str) -> SObject | None:
         return self._by_lower.get(name.lower())
 
     def by_prefix(self, prefix: str) -> SObject | None:
         return self._by_prefix.get(prefix)
+
+    @property
+    def histories(self) -> list[SObject]:
+        """The field history objects."""
+        return [obj for obj in self.objects.values() if obj.history_of is not None]
+
+    def history_of(self, obj: SObject) -> SObject | None:
+        """The field history object of ``obj``, if it tracks any field."""
+        return None if obj.history is None else self.objects[obj.history]
 
     def single_currency(self) -> Schema:
         """The same org without multi-currency: no CurrencyIsoCode field on any object."""
@@ -256,6 +309,74 @@ class Schema:
         if spec.spec.stages:
             return tuple(self.stages)
         return spec.spec.values
+
+
+def history_name(obj: SObject) -> str:
+    """The field history object of ``obj``: ``Billing_Invoice__History`` for a custom object,
+    ``OpportunityFieldHistory`` for Opportunity (``OpportunityHistory`` is its stage history),
+    ``AccountHistory`` for other standard objects."""
+    if obj.custom:
+        return obj.name.removesuffix("__c") + "__History"
+    if obj.name == "Opportunity":
+        return "OpportunityFieldHistory"
+    return f"{obj.name}History"
+
+
+def _history_object(obj: SObject) -> SObject:
+    """The field history object of ``obj``, as Salesforce shapes it: the record it tracks
+    (``ParentId`` of a custom object, ``AccountId`` of an account, ...), who made the change
+    and when, the field (``created`` when the record was created), its data type and its old
+    and new values (``anyType``)."""
+    parent_field, relationship = (
+        ("ParentId", "Parent") if obj.custom else (f"{obj.name}Id", obj.name)
+    )
+
+    def system(name: str, **spec: Any) -> Field:
+        return Field(name, spec["type"], FieldSpec(**spec), system=True)
+
+    tracked = tuple(spec.name for spec in obj.tracked_fields)
+    data_types = {HISTORY_DATA_TYPES[spec.type] for spec in obj.tracked_fields}
+    fields = [
+        system("Id", type="id"),
+        system("IsDeleted", type="boolean"),
+        system(
+            parent_field,
+            type="reference",
+            reference_to=obj.name,
+            relationship_name=relationship,
+            child_relationship="Histories",
+            cascade_delete=True,
+            required=True,
+        ),
+        system("CreatedById", type="reference", reference_to="User", relationship_name="CreatedBy"),
+        system("CreatedDate", type="datetime"),
+        system(
+            "Field",
+            type="picklist",
+            values=(HISTORY_CREATED, *tracked),
+            restricted=True,
+            required=True,
+        ),
+        system(
+            "DataType",
+            type="picklist",
+            length=40,
+            values=tuple(sorted({"Text", *data_types})),  # a created row's is Text
+            restricted=True,
+        ),
+        system("OldValue", type="anyType", length=255),
+        system("NewValue", type="anyType", length=255),
+    ]
+    label = f"{obj.label} Field History" if obj.name == "Opportunity" else f"{obj.label} History"
+    return SObject(
+        history_name(obj),
+        HISTORY_PREFIX,
+        label,
+        obj.custom,
+        {spec.name: spec for spec in fields},
+        label_plural=label,
+        history_of=obj.name,
+    )
 
 
 def _build(data: SchemaFile, *, multi_currency: bool = True) -> Schema:
@@ -270,12 +391,19 @@ def _build(data: SchemaFile, *, multi_currency: bool = True) -> Schema:
             }
         )
         objects[name] = SObject(name, spec.key_prefix, spec.label or name, spec.custom, fields)
+    for obj in list(objects.values()):
+        if obj.tracked_fields:
+            history = _history_object(obj)
+            obj.history = history.name
+            objects[history.name] = history
     for name, obj in objects.items():
         for lookup in obj.fields.values():
             target = lookup.spec.reference_to
             if target is None:
                 continue
             if target not in objects:
+                if lookup.system:  # a history's CreatedById: the org has no User object
+                    continue
                 raise ValueError(
                     f"{name}.{lookup.name}: reference_to names unknown object {target}"
                 )

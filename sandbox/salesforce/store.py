@@ -11,6 +11,14 @@ Calls that write many records at once (sObject Collections, Bulk API ingest) run
 :meth:`Org.batch`: each record is checked and derived one by one exactly as a single write is,
 with what the records look up read ahead in one query per object, and their inserts and updates
 stored at the end with one ``executemany`` per object (see :mod:`sandbox.salesforce.staging`).
+
+Field history: every write of an object that tracks fields records, as Salesforce does, one row
+in its history object per tracked field whose value changed (a ``created`` row for a new
+record), whatever the write (a client's, or one the org derives, such as an opportunity's
+amount); formula fields change without a write and are not tracked. The rows are written with
+the record: in a batch, with one more ``executemany`` per history object. A history object
+refuses writes (CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY), and its rows go with their record when
+it is deleted (``IsDeleted``, seen by ``queryAll``).
 """
 
 from __future__ import annotations
@@ -25,11 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.salesforce import rules, text
+from sandbox.salesforce.auth import USER_ID
 from sandbox.salesforce.errors import ApiError, bad_request, not_found
-from sandbox.salesforce.ids import make_id, normalize_id
-from sandbox.salesforce.schema import Field, Schema, SObject
+from sandbox.salesforce.ids import make_id, normalize_id, number_of
+from sandbox.salesforce.schema import (
+    HISTORY_CREATED,
+    HISTORY_DATA_TYPES,
+    HISTORY_PREFIX,
+    Field,
+    Schema,
+    SObject,
+)
 from sandbox.salesforce.staging import Staged, match_key
-from sandbox.salesforce.values import format_datetime, to_storage
+from sandbox.salesforce.values import format_datetime, to_history, to_storage
 
 Record = dict[str, Any]
 SKIPPED_KEYS = frozenset({"attributes"})
@@ -125,6 +141,7 @@ class Org:
         self._counters: dict[str, int] = {}
         self._batch: tuple[int, Staged] | None = None  # the thread running a batch, its writes
         self._shapes: dict[str, _Shape] = {}
+        self._history_number = 0  # the number of the last history row's id
         self.db.create_collation("SF_NOCASE", text.compare)
         self.db.create_function("sf_like", 2, text.like, deterministic=True)
         if path:
@@ -153,7 +170,7 @@ class Org:
                         )
                 self.db.execute(
                     f"CREATE INDEX IF NOT EXISTS {quote('ix_' + obj.name + '_modstamp')} "
-                    f'ON {table} ("SystemModstamp")'
+                    f"ON {table} ({quote(obj.modstamp)})"
                 )
                 for name, spec in stored:
                     if spec.type == "reference" or spec.spec.external_id:
@@ -161,6 +178,13 @@ class Org:
                             f"CREATE INDEX IF NOT EXISTS {quote(f'ix_{obj.name}_{name}')} "
                             f"ON {table} ({quote(name)})"
                         )
+            # History rows take their ids from one series, in memory: the rows of a write
+            # go with it in one statement, with no counter to read or store. The ids are
+            # fixed-width base 62 in ASCII order, so the largest is the last.
+            for history in self.schema.histories:
+                (last,) = self.db.execute(f"SELECT MAX(Id) FROM {quote(history.name)}").fetchone()
+                if last:
+                    self._history_number = max(self._history_number, number_of(last))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -260,6 +284,18 @@ class Org:
                     "WHERE Id = ?",
                     updated,
                 )
+        for name, table in list(staged.rows.items()):
+            history = self.schema.history_of(self.schema.objects[name])
+            if history is None:
+                continue
+            deleted = [
+                record_id
+                for record_id, record in table.items()
+                if record.get("IsDeleted")
+                and not (staged.read.get((name, record_id)) or {}).get("IsDeleted")
+            ]
+            for start in range(0, len(deleted), IN_CHUNK):
+                self._delete_history(history, deleted[start : start + IN_CHUNK])
         if staged.numbered:
             self.db.executemany(
                 "INSERT INTO _counter (name, value) VALUES (?, ?) "
@@ -612,8 +648,16 @@ class Org:
         if found["IsDeleted"]:
             raise bad_request("ENTITY_IS_DELETED", f"{spec.name}: entity is deleted", [spec.name])
 
+    def _refuse_history(self, obj: SObject, done: str) -> None:
+        """A field history object is written only by the org."""
+        if obj.history_of is not None:
+            raise bad_request(
+                "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", f"entity type cannot be {done}: {obj.label}"
+            )
+
     def create(self, name: str, values: Mapping[str, Any]) -> str:
         obj = self.sobject(name)
+        self._refuse_history(obj, "inserted")
         with self.transaction():
             changed = self._convert(obj, values, creating=True)
             shape = self._shape(obj)
@@ -644,11 +688,13 @@ class Org:
                     f"VALUES ({', '.join('?' for _ in columns)})",
                     [record[column] for column in columns],
                 )
+            self._record_history(obj, record, None)
             rules.after_write(self, obj, record, None)
             return str(record["Id"])
 
     def update(self, name: str, record_id: str, values: Mapping[str, Any]) -> None:
         obj = self.sobject(name)
+        self._refuse_history(obj, "updated")
         with self.transaction():
             old = self.live_row(obj, record_id)
             changed = self._convert(obj, values, creating=False)
@@ -669,12 +715,84 @@ class Org:
             # As the UPDATE below: only the changed columns, over what the record is now.
             current = self.row(obj, record["Id"])
             self._staged.put(obj, {**(current or record), **changes}, created=False)
+        else:
+            self.db.execute(
+                f"UPDATE {quote(obj.name)} "
+                f"SET {', '.join(f'{quote(key)} = ?' for key in changes)} WHERE Id = ?",
+                [*changes.values(), record["Id"]],
+            )
+        self._record_history(obj, record, old)
+
+    def _record_history(self, obj: SObject, record: Record, old: Record | None) -> None:
+        """The field history of a write of ``record`` (``old``: the record before it, None for
+        a new one): a ``created`` row, or a row per tracked field whose value changed, stamped
+        as the record. In a batch they are staged with its other writes; otherwise inserted
+        at once, with one statement."""
+        history = self.schema.history_of(obj)
+        if history is None:
             return
-        self.db.execute(
-            f"UPDATE {quote(obj.name)} SET {', '.join(f'{quote(key)} = ?' for key in changes)} "
-            "WHERE Id = ?",
-            [*changes.values(), record["Id"]],
+        changes: list[tuple[str, str, str | None, str | None]]
+        if old is None:
+            changes = [(HISTORY_CREATED, "Text", None, None)]
+        else:
+            changes = [
+                (
+                    spec.name,
+                    HISTORY_DATA_TYPES[spec.type],
+                    to_history(spec, old.get(spec.name)),
+                    to_history(spec, record.get(spec.name)),
+                )
+                for spec in obj.tracked_fields
+                if old.get(spec.name) != record.get(spec.name)
+            ]
+        if not changes:
+            return
+        parent = history.parent_field.name
+        rows: list[Record] = []
+        for field_name, data_type, old_value, new_value in changes:
+            self._history_number += 1
+            rows.append(
+                {
+                    "Id": make_id(HISTORY_PREFIX, self._history_number),
+                    "IsDeleted": 0,
+                    parent: record["Id"],
+                    "CreatedById": USER_ID,
+                    "CreatedDate": record["SystemModstamp"],
+                    "Field": field_name,
+                    "DataType": data_type,
+                    "OldValue": old_value,
+                    "NewValue": new_value,
+                }
+            )
+        staged = self._staged
+        if staged is not None:
+            for row in rows:
+                staged.put(history, row, created=True)
+            return
+        columns = history.stored_fields
+        self.db.executemany(
+            f"INSERT INTO {quote(history.name)} ({', '.join(map(quote, columns))}) "
+            f"VALUES ({', '.join('?' for _ in columns)})",
+            [[row[column] for column in columns] for row in rows],
         )
+
+    def _delete_history(self, history: SObject, parent_ids: list[str]) -> None:
+        """Mark deleted the history rows of deleted records, as Salesforce deletes them."""
+        self.db.execute(
+            f"UPDATE {quote(history.name)} SET IsDeleted = 1 "
+            f"WHERE {quote(history.parent_field.name)} IN ({', '.join('?' for _ in parent_ids)})",
+            parent_ids,
+        )
+
+    def history_holding(self, record_id: str) -> SObject | None:
+        """The field history object that holds the row ``record_id`` (they share a prefix)."""
+        for history in self.schema.histories:
+            found = self.db.execute(
+                f"SELECT 1 FROM {quote(history.name)} WHERE Id = ?", (record_id,)
+            ).fetchone()
+            if found:
+                return history
+        return None
 
     def upsert(
         self, name: str, field_name: str, value: str, values: Mapping[str, Any]
@@ -712,14 +830,20 @@ class Org:
 
     def delete(self, name: str, record_id: str) -> None:
         obj = self.sobject(name)
+        self._refuse_history(obj, "deleted")
         with self.transaction():
             record = self.live_row(obj, record_id)
             self._soft_delete(obj, record)
 
     def _soft_delete(self, obj: SObject, record: Record) -> None:
         self.save(obj, {**record, "IsDeleted": 1}, record)
+        history = self.schema.history_of(obj)
+        if history is not None and self._staged is None:  # a batch does it when it ends
+            self._delete_history(history, [record["Id"]])
         for relation in obj.children.values():
             child = self.schema.objects[relation.child]
+            if child.history_of is not None:
+                continue
             for row in self.rows_where(child, relation.field, record["Id"]):
                 if relation.cascade_delete:
                     self._soft_delete(child, row)

@@ -3,12 +3,14 @@
 Storage keeps text for text, dates (``2024-01-31``) and datetimes (always
 ``2024-01-31T10:00:00.000+0000``, UTC, so that text order is time order), 0/1 for booleans,
 integers for int fields and floats rounded to the field's scale for other numbers. Salesforce
-does not tell an empty text from null, so neither do we.
+does not tell an empty text from null, so neither do we. An ``anyType`` value (a field history's
+OldValue and NewValue) is kept as JSON text, so that it reads back as the type it was.
 """
 
 from __future__ import annotations
 
 import decimal
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,6 +22,7 @@ from sandbox.salesforce.schema import Field
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.{ms}+0000"
 TRUE_TEXT = frozenset({"true", "1", "yes"})
 MAX_NUMBER = Decimal(10) ** 18  # numbers have at most 18 digits
+HISTORY_TEXT = 255  # a field history keeps the first 255 characters of a text
 FALSE_TEXT = frozenset({"false", "0", "no"})
 
 
@@ -126,10 +129,24 @@ def to_storage(spec: Field, value: Any) -> Any:
     return text
 
 
+def to_history(spec: Field, stored: Any) -> str | None:
+    """A stored value of ``spec`` as a field history keeps it (an ``anyType`` value): its JSON
+    value, a text cut to 255 characters; nothing of a Long Text Area, whose changes Salesforce
+    records without their values."""
+    value = to_json(spec, stored)
+    if value is None or spec.long_text:
+        return None
+    if isinstance(value, str):
+        value = value[:HISTORY_TEXT]
+    return json.dumps(value)
+
+
 def to_json(spec: Field, stored: Any) -> Any:
     """The JSON value of a stored value, as the REST API answers it."""
     if stored is None:
         return None
+    if spec.type == "anyType":
+        return json.loads(stored)
     if spec.type == "boolean":
         return bool(stored)
     if spec.type == "int":
@@ -143,6 +160,11 @@ def to_csv(spec: Field, stored: Any) -> str:
     """The text of a stored value in a Bulk API CSV (empty for null)."""
     if stored is None:
         return ""
+    if spec.type == "anyType":
+        value = json.loads(stored)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return repr(value) if isinstance(value, float) else str(value)
     if spec.type == "boolean":
         return "true" if stored else "false"
     if spec.type == "int":

@@ -129,7 +129,13 @@ def metadata_fields() -> set[str]:
 
 # -- what the sandbox says -------------------------------------------------------------------
 def custom_objects() -> dict[str, SObject]:
-    return {name: obj for name, obj in default_schema().objects.items() if obj.custom}
+    """The custom objects the schema declares (not the field history objects Salesforce makes
+    of those that track a field: their metadata is the tracked object's ``enableHistory``)."""
+    return {
+        name: obj
+        for name, obj in default_schema().objects.items()
+        if obj.custom and obj.history_of is None
+    }
 
 
 def custom_fields() -> dict[str, tuple[SObject, Field]]:

@@ -1,6 +1,7 @@
 """What people see in Salesforce after a cycle, read the way they read it: the invoice records'
-fields, the formula ``Days_Overdue__c`` as the org computes it, the shipped list views' filters,
-the deals' sync status; and a single-currency org taking every record the write-back sends.
+fields and their status history, the formula ``Days_Overdue__c`` as the org computes it, the
+shipped list views' filters, the deals' sync status; and a single-currency org taking every
+record the write-back sends.
 
 Each test fills an empty sandbox org through the REST API, runs the real cycle
 (:func:`connector.sync.cycle.run_cycle`) and compares what Salesforce shows with what the
@@ -255,6 +256,15 @@ def test_what_salesforce_shows_of_invoices_payments_and_deals(
         )
     assert paid["Paid_Date__c"] == received.isoformat() == MARCH_PAID.isoformat()
     assert (number(paid["Balance_Due__c"]), paid["Status__c"]) == (0, "Paid")
+    # The invoice's history (its tracked status) shows the write-back marking it paid.
+    history = crm.query(
+        "SELECT Field, OldValue, NewValue FROM Billing_Invoice__History "
+        f"WHERE ParentId = '{paid['Id']}' ORDER BY CreatedDate"
+    )
+    assert history == [
+        {"Field": "created", "OldValue": None, "NewValue": None},
+        {"Field": "Status__c", "OldValue": "Open", "NewValue": "Paid"},
+    ]
     assert number(unpaid["Amount_Paid__c"]) == billed[late_number].amount_paid == 0
     assert unpaid["Paid_Date__c"] is None
     for name, row in shown.items():

@@ -122,14 +122,14 @@ class Compiler:
         alias, current = self.joins[()]
         for relationship in path[:-1]:
             lookup = current.parent(relationship)
-            if lookup is None:
+            if lookup is None or lookup.spec.reference_to not in self.schema.objects:
                 raise bad_request(
                     "INVALID_FIELD",
                     f"Didn't understand relationship '{relationship}' in field path. If you are "
                     "attempting to use a custom relationship, be sure to append the '__r' after "
                     "the custom relationship name.",
                 )
-            parent = self.schema.objects[lookup.spec.reference_to or ""]
+            parent = self.schema.objects[str(lookup.spec.reference_to)]
             names = (*names, lookup.spec.relationship_name or relationship)
             objects = (*objects, parent)
             if names not in self.joins:
@@ -168,9 +168,10 @@ class Compiler:
         return self._comparison(node)
 
     def filtered(self, ref: ast.FieldRef) -> tuple[Field, str]:
-        """A field used in a condition: a Long Text Area cannot be (INVALID_FIELD)."""
+        """A field used in a condition: a Long Text Area or an ``anyType`` field (a history's
+        OldValue and NewValue) cannot be (INVALID_FIELD)."""
         _, _, spec, column = self.resolve(ref)
-        if spec.long_text:
+        if spec.long_text or spec.type == "anyType":
             raise bad_request(
                 "INVALID_FIELD", f"field '{spec.name}' can not be filtered in query call"
             )

@@ -39,6 +39,11 @@ SCHEMA_OBJECTS = [
     "Contract",
     "Billing_Subscription__c",
     "Billing_Invoice__c",
+    # the field history objects of those with a tracked field
+    "AccountHistory",
+    "OpportunityFieldHistory",
+    "Billing_Subscription__History",
+    "Billing_Invoice__History",
 ]
 SYSTEM_FIELDS = ["Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp"]
 
@@ -1225,6 +1230,7 @@ def test_describe_lists_child_relationships(sf: Salesforce) -> None:
         ("Billing_Subscriptions__r", "Billing_Subscription__c", "Account__c", False),
         ("Contacts", "Contact", "AccountId", True),
         ("Contracts", "Contract", "AccountId", True),
+        ("Histories", "AccountHistory", "AccountId", True),
         ("Opportunities", "Opportunity", "AccountId", True),
     ]
 

@@ -3,7 +3,8 @@ records (up to 200 in a collections call, 2,000 rows of an ingest job per batch)
 
 A call's records are checked one by one as Salesforce checks them (same per-record results,
 errors, ids and stamps), but what they look up is read with one query per object and what they
-write is stored with one ``executemany`` per object.
+write is stored with one ``executemany`` per object; their field history (a ``created`` row per
+new record of an object that tracks fields, a row per tracked value changed) with one more.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ def test_an_upsert_call_is_a_fixed_handful_of_statements_with_the_same_results(
         "SELECT Account",
         "SELECT _counter",
         "INSERT Billing_Invoice__c",
+        "INSERT Billing_Invoice__History",  # a created row per invoice
         "INSERT _counter",
         "COMMIT",
     ]
@@ -154,6 +156,7 @@ def test_an_upsert_call_is_a_fixed_handful_of_statements_with_the_same_results(
         "SELECT _counter",
         "INSERT Billing_Invoice__c",
         "UPDATE Billing_Invoice__c",
+        "INSERT Billing_Invoice__History",  # the new invoices' (no status changed)
         "INSERT _counter",
         "COMMIT",
     ]
@@ -249,6 +252,7 @@ def test_collection_create_and_update_are_a_fixed_handful_of_statements(
         "SELECT Account",
         "SELECT _counter",
         "INSERT Opportunity",
+        "INSERT OpportunityFieldHistory",
         "INSERT _counter",
         "COMMIT",
     ]
@@ -303,7 +307,9 @@ def test_an_ingest_upsert_is_a_fixed_handful_of_statements(
 
     info, sent = run([f"INV-{n:04d},{n},{opportunities[n % 2]}" for n in range(0, 1000, 2)])
     assert (info["numberRecordsProcessed"], info["numberRecordsFailed"]) == (500, 0)
-    assert len(sent) == 7  # BEGIN, 3 reads (external ids, opportunities, counters), 2 writes
+    # BEGIN, 3 reads (external ids, opportunities, counters), 3 writes (invoices, their
+    # created history rows, counters), COMMIT
+    assert len(sent) == 8
 
     info, sent = run([f"INV-{n:04d},{n + 1},{opportunities[n % 2]}" for n in range(1000)])
     assert (info["numberRecordsProcessed"], info["numberRecordsFailed"]) == (1000, 0)
@@ -315,6 +321,7 @@ def test_an_ingest_upsert_is_a_fixed_handful_of_statements(
         "SELECT _counter",
         "INSERT Billing_Invoice__c",
         "UPDATE Billing_Invoice__c",
+        "INSERT Billing_Invoice__History",
         "INSERT _counter",
         "COMMIT",
     ]
