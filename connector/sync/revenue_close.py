@@ -37,7 +37,7 @@ from connector.billing.invoicing import DocumentKind
 from connector.billing.money import Currency
 from connector.billing.money import currency as currency_of
 from connector.billing.payments import InvoiceStatus
-from connector.billing.periods import ONE_DAY, Frequency, Period
+from connector.billing.periods import ONE_DAY, Period
 from connector.billing.pricing import ChargeKind
 from connector.billing.revenue import (
     CreditSchedule,
@@ -48,10 +48,10 @@ from connector.billing.revenue import (
     ending_schedule,
     month_end,
 )
-from connector.billing.subscriptions import SubscriptionTerms
 from connector.db import outbox, tables
 from connector.db.bulk import bulk_insert, reserve_ids, upsert
 from connector.db.engine import transaction
+from connector.db.subscriptions import terms_from_row
 from connector.db.types import utc_now
 from connector.sync.stopping import no_stop
 
@@ -330,15 +330,7 @@ def _last_day_of_service(row: Any) -> date | None:
     while it renews without end or when the line has no subscription."""
     if row.start_date is None:
         return None
-    return SubscriptionTerms(
-        start_date=row.start_date,
-        frequency=Frequency(row.frequency),
-        term_months=row.term_months,
-        auto_renew=row.auto_renew,
-        trial_days=row.trial_days,
-        cancel_date=row.cancel_date,
-        term_count=row.term_count,
-    ).service_end
+    return terms_from_row(row).service_end
 
 
 def _ends_service(row: Any) -> date | None:
