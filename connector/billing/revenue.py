@@ -32,8 +32,19 @@ from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
+from connector.billing.invoicing import DocumentKind
 from connector.billing.money import ZERO, Currency, round_money
 from connector.billing.periods import ONE_DAY, Period, add_months
+from connector.billing.pricing import ChargeKind
+
+
+def scheduled(kind: str, document_kind: str, service_start: date, issue_date: date) -> bool:
+    """Whether a line is recognized by the revenue close rather than when its document is
+    issued: recurring lines, and one-time lines of invoices dated on another day than the
+    invoice."""
+    if kind == ChargeKind.RECURRING.value:
+        return True
+    return document_kind == DocumentKind.INVOICE.value and service_start != issue_date
 
 
 def month_end(day: date) -> date:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import (
     ColumnElement,
@@ -93,7 +94,8 @@ def delivered_elsewhere(
 def pending_query(target: str, limit: int, after: int = 0) -> Select[int, str, int, bool]:
     """The oldest rows ``target`` has not received yet (no delivery, or one still pending),
     from the row after ``after`` on: their ``id``, ``document_type``, ``document_id``, and
-    ``tried`` (an earlier attempt sent them). A reader may join more to it."""
+    ``tried`` (an earlier attempt sent them). A reader may join more to it. Every row through
+    :func:`received_through` was received: a reader starts after it."""
     delivery = tables.Delivery
     return (
         select(
@@ -119,7 +121,58 @@ def undelivered(
     session: Session, target: str, limit: int, after: int = 0
 ) -> Sequence[Row[int, str, int, bool]]:
     """The rows of :func:`pending_query`."""
+    after = max(after, received_through(session, target))
     return session.execute(pending_query(target, limit, after)).all()
+
+
+# On PostgreSQL an id is drawn before its transaction commits: a row may appear below ids
+# already seen. The floor stays below every row made in the last hour, far longer than any
+# transaction of ours lasts. On SQLite writers take turns: ids appear in order.
+FLOOR_LAG = timedelta(hours=1)
+
+
+def received_through(session: Session, target: str) -> int:
+    """The outbox id through which ``target`` has every row, done or parked: the floor kept
+    by :func:`raise_floor`, or below the oldest row still pending there. Two reads of an index
+    each, whatever the size of the outbox."""
+    floor = session.scalar(
+        select(tables.OutboxFloor.delivered_through).where(tables.OutboxFloor.target == target)
+    )
+    first_pending = session.scalar(
+        select(func.min(tables.Delivery.outbox_id)).where(
+            tables.Delivery.target == target, tables.Delivery.state == PENDING
+        )
+    )
+    through = floor or 0
+    return through if first_pending is None else min(through, first_pending - 1)
+
+
+def raise_floor(session: Session, target: str) -> None:
+    """Move ``target``'s floor up to the row before the first one it has no delivery for (or
+    to the last row): one read of the rows above the floor, and an upsert when it moves."""
+    floors = tables.table_of(tables.OutboxFloor)
+    floor = session.scalar(select(floors.c.delivered_through).where(floors.c.target == target)) or 0
+    outbox_row, delivery = tables.Outbox, tables.Delivery
+    above = outbox_row.id > floor
+    if session.get_bind().dialect.name != "sqlite":
+        above = and_(above, outbox_row.created_at < utc_now() - FLOOR_LAG)
+    first_missing, last = session.execute(
+        select(
+            func.min(case((delivery.outbox_id.is_(None), outbox_row.id))),
+            func.max(outbox_row.id),
+        )
+        .outerjoin(delivery, and_(delivery.outbox_id == outbox_row.id, delivery.target == target))
+        .where(above)
+    ).one()
+    through = last if first_missing is None else first_missing - 1
+    if through is not None and through > floor:
+        upsert(
+            session,
+            floors,
+            [{"target": target, "delivered_through": through}],
+            keys=["target"],
+            changes=["delivered_through"],
+        )
 
 
 @dataclass(frozen=True)
@@ -222,7 +275,10 @@ def depth(session: Session, target: str) -> dict[str, int]:
             tables.Delivery,
             and_(tables.Delivery.outbox_id == tables.Outbox.id, tables.Delivery.target == target),
         )
-        .where(or_(tables.Delivery.outbox_id.is_(None), tables.Delivery.state == PENDING))
+        .where(
+            tables.Outbox.id > received_through(session, target),
+            or_(tables.Delivery.outbox_id.is_(None), tables.Delivery.state == PENDING),
+        )
     )
     parked = session.scalar(
         select(func.count())

@@ -306,6 +306,17 @@ def state_counts(session: Session, system: str) -> dict[str, int]:
     return {state: count for state, count in rows}
 
 
+def waiting_counts(session: Session, system: str) -> dict[str, int]:
+    """The records waiting (quarantined or held), by state: read from the index on system
+    and state, never the records applied."""
+    rows = session.execute(
+        select(tables.CrmRecord.state, func.count())
+        .where(tables.CrmRecord.system == system, tables.CrmRecord.state.in_([QUARANTINED, HELD]))
+        .group_by(tables.CrmRecord.state)
+    )
+    return {state: count for state, count in rows}
+
+
 def cursor(session: Session, name: str) -> datetime | None:
     row = session.get(tables.SyncCursor, name)
     return None if row is None else row.position

@@ -341,7 +341,10 @@ class CrmRecord(Base):
     or ``ignored`` (nothing to bill, such as an open deal)."""
 
     __tablename__ = "crm_records"
-    __table_args__ = (UniqueConstraint("system", "object", "record_id"),)
+    __table_args__ = (
+        UniqueConstraint("system", "object", "record_id"),
+        Index(None, "system", "state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     system: Mapped[str] = mapped_column(String(32))
@@ -351,7 +354,7 @@ class CrmRecord(Base):
     payload_hash: Mapped[str] = mapped_column(String(64))
     modstamp: Mapped[datetime | None]
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     applied_hash: Mapped[str | None] = mapped_column(String(64))
     applied_payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -459,6 +462,27 @@ class RevenueProgress(Base):
 
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
     recognized_through: Mapped[date]
+
+
+class RevenueDue(Base):
+    """A document with revenue the close has yet to journal, and the first as-of date on which
+    it has some: the close reads only the documents due, never the whole history. Written when
+    the document is issued, moved on (or removed once its revenue is complete) by the close."""
+
+    __tablename__ = "revenue_due"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    due_on: Mapped[date] = mapped_column(index=True)
+
+
+class OutboxFloor(Base):
+    """Per target, the outbox id through which every row has a delivery to that target (done,
+    parked or pending): rows never tried are looked for only above it."""
+
+    __tablename__ = "outbox_floors"
+
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    delivered_through: Mapped[int]
 
 
 class WritebackState(Base):

@@ -459,7 +459,7 @@ class Pull:
 
     def _count_waiting(self, session: Session) -> None:
         """Every record waiting, whenever it arrived, and one log line that counts them."""
-        counts = staging.state_counts(session, SYSTEM)
+        counts = staging.waiting_counts(session, SYSTEM)
         self.result.quarantined = counts.get(staging.QUARANTINED, 0)
         self.result.held = counts.get(staging.HELD, 0)
         fields = {

@@ -17,7 +17,7 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from connector.billing.invoicing import DocumentDraft, DocumentKind
-from connector.db import outbox, tables
+from connector.db import outbox, revenue_due, tables
 from connector.db import writeback_queue as writeback
 from connector.db.documents import (
     IssuedDocument,
@@ -87,6 +87,7 @@ def issue(
     """Number and write ``documents`` with their outbox rows, and settle them as of ``on``
     (see the module's description)."""
     issued = insert_documents(session, number_documents(session, billing, documents), charge_ids)
+    revenue_due.add_issued(session, issued)
     for kind in DocumentKind:  # in the same transaction as the documents
         outbox.enqueue(session, kind.value, (d.id for d in issued if d.draft.kind is kind))
     writeback.mark(session, writeback.DOCUMENT, (d.id for d in issued))

@@ -111,14 +111,19 @@ def push(
     if isinstance(target, Ledger):  # what the ledger lost since it was delivered goes again
         healed = ledger_heal.heal(factory, target)
         result.reposted, result.moved_aside = healed.reposted, healed.moved_aside
-    after = 0  # rows left pending in this run wait for the next one
+    with transaction(factory) as session:
+        after = outbox.received_through(session, target.name)
+    first = True
     products = push_batch.Products()
     while True:
         checkpoint()
         with transaction(factory) as session:
             books.lock(session)  # the batch is dated by the closing in force; none crosses it
+            # Rows left pending in this run wait for the next one: each read starts after the
+            # last batch.
             rows = push_batch.read_rows(session, target.name, target.max_batch, after)
             if not rows:
+                outbox.raise_floor(session, target.name)
                 break
             loader = push_batch.Loader(session, rows, rows[0].closed_through, products)
             batch = [(row.id, loader.document(row)) for row in rows]
@@ -126,8 +131,9 @@ def push(
             # Before the write: a crash leaves the rows marked as sent, and in flight.
             outbox.begin_attempt(session, target.name, ids)
             books.mark_in_flight(session, target.name, ids)
-        if not after:
+        if first:
             check_target(target)  # before the first write; an idle push costs nothing
+            first = False
         after = ids[-1]
         tried = {row.id for row in rows if row.tried}
         retried = frozenset(doc.key for row_id, doc in batch if row_id in tried)

@@ -32,7 +32,7 @@ from connector.accounting.base import document_key
 from connector.billing.money import currency as currency_of
 from connector.billing.periods import Period
 from connector.billing.pricing import ChargeKind
-from connector.billing.revenue import Schedule
+from connector.billing.revenue import Schedule, scheduled
 from connector.db import books, outbox, tables
 from connector.sync import revenue_close
 
@@ -438,9 +438,7 @@ class Loader:
                     tax_rate=line.tax_rate,
                     description=line.description,
                     scheduled=not recurring
-                    and revenue_close.scheduled(
-                        line.kind, doc.kind, line.service_start, doc.issue_date
-                    ),
+                    and scheduled(line.kind, doc.kind, line.service_start, doc.issue_date),
                 )
             )
         applied_to = (

@@ -30,7 +30,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connector.billing.invoicing import DocumentKind
@@ -47,8 +47,9 @@ from connector.billing.revenue import (
     credit_schedule,
     ending_schedule,
     month_end,
+    scheduled,
 )
-from connector.db import outbox, tables
+from connector.db import outbox, revenue_due, tables
 from connector.db.bulk import bulk_insert, reserve_ids, upsert
 from connector.db.engine import transaction
 from connector.db.subscriptions import terms_from_row
@@ -77,14 +78,6 @@ class CloseResult:
         }
 
 
-def scheduled(kind: str, document_kind: str, service_start: date, issue_date: date) -> bool:
-    """Whether a line is recognized by the close rather than when its document is issued:
-    recurring lines, and one-time lines of invoices dated on another day than the invoice."""
-    if kind == ChargeKind.RECURRING.value:
-        return True
-    return document_kind == DocumentKind.INVOICE.value and service_start != issue_date
-
-
 def amount_key(product_id: int, recurring: bool) -> str:
     return str(product_id) if recurring else f"{product_id}{ONE_TIME_SUFFIX}"
 
@@ -94,32 +87,6 @@ def parse_amount_key(key: str) -> tuple[int, bool]:
     if key.endswith(ONE_TIME_SUFFIX):
         return int(key[: -len(ONE_TIME_SUFFIX)]), False
     return int(key), True
-
-
-def _candidates(session: Session, as_of: date) -> list[int]:
-    """The documents with revenue to journal through ``as_of``, in id order: read once per
-    close, then closed in batches."""
-    line, progress, doc = tables.DocumentLine, tables.RevenueProgress, tables.Document
-    is_scheduled = or_(
-        line.kind == ChargeKind.RECURRING.value,
-        and_(doc.kind == DocumentKind.INVOICE.value, line.service_start != doc.issue_date),
-    )
-    return list(
-        session.scalars(
-            select(doc.id)
-            .join(line, line.document_id == doc.id)
-            .outerjoin(progress, progress.document_id == doc.id)
-            .where(is_scheduled, doc.status != InvoiceStatus.VOID.value)
-            .group_by(doc.id)
-            .having(
-                func.min(line.service_start) <= as_of,
-                func.coalesce(func.max(progress.recognized_through), date.min)
-                < func.max(line.service_end),
-                func.coalesce(func.max(progress.recognized_through), date.min) < as_of,
-            )
-            .order_by(doc.id)
-        )
-    )
 
 
 @dataclass
@@ -143,8 +110,18 @@ class _Document:
     recognized_through: date | None  # the last day journaled so far
     lines: list[_Line] = field(default_factory=list)
 
+    def next_due(self, through: date | None) -> date | None:
+        """The first as-of date on which revenue is left to journal once it is journaled
+        through ``through``; ``None`` when none is left."""
+        if self.void or not self.lines:
+            return None
+        journaled = through or date.min
+        if journaled >= max(line.service.end for line in self.lines):
+            return None
+        return max(min(line.service.start for line in self.lines), journaled + ONE_DAY)
+
     def due(self, as_of: date) -> bool:
-        """Whether revenue is left to journal through ``as_of`` (as :func:`_candidates` reads
+        """Whether revenue is left to journal through ``as_of`` (as :mod:`revenue_due` keeps
         it: the batch checks again what it locked)."""
         if self.void or not self.lines:
             return False
@@ -658,10 +635,23 @@ def _close_batch(session: Session, ids: Sequence[int], as_of: date) -> tuple[int
     """Close these documents: read them with their lines and progress, then write their
     journals, the journals' outbox rows, the lines' and the documents' progress, one statement
     each."""
-    documents = [document for document in _load(session, ids) if document.due(as_of)]
+    loaded = _load(session, ids)
+    documents = [document for document in loaded if document.due(as_of)]
     writes = _Writes()
     for document in documents:
         _close_document(document, document.recognized_through, as_of, writes)
+    revenue_due.settle(
+        session,
+        {
+            **dict.fromkeys(ids),
+            **{
+                document.id: document.next_due(
+                    writes.progress.get(document.id, document.recognized_through)
+                )
+                for document in loaded
+            },
+        },
+    )
     if writes.journals:
         journal_table = tables.table_of(tables.RevenueJournal)
         journal_ids = reserve_ids(session, journal_table, len(writes.journals))
@@ -706,7 +696,7 @@ def close_revenue(
     result = CloseResult(as_of)
     checkpoint()
     with transaction(factory) as session:
-        candidates = _candidates(session, as_of)
+        candidates = revenue_due.due(session, as_of)
     for start in range(0, len(candidates), BATCH):
         if start:
             checkpoint()

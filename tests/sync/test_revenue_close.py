@@ -13,6 +13,7 @@ from decimal import Decimal
 from itertools import pairwise
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +21,7 @@ from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind
 from connector.db import tables
 from connector.db.engine import transaction
+from connector.db.migrate import alembic_config, upgrade
 from connector.settings import Settings
 from connector.sync import contracts, revenue_close
 from connector.sync.billing_run import run_billing
@@ -88,6 +90,18 @@ def revenue_outbox(factory: sessionmaker[Session]) -> list[int]:
                 .where(tables.Outbox.document_type == "revenue")
                 .order_by(tables.Outbox.document_id)
             )
+        )
+
+
+def due_dates(factory: sessionmaker[Session]) -> dict[str, date]:
+    """The date from which each document still has revenue to journal, by number."""
+    with factory() as session:
+        return dict(
+            session.execute(
+                select(tables.Document.number, tables.RevenueDue.due_on).join(
+                    tables.RevenueDue, tables.RevenueDue.document_id == tables.Document.id
+                )
+            ).all()
         )
 
 
@@ -179,6 +193,7 @@ def test_monthly_subscription_closed_at_month_ends(
     assert raw is not None and raw[str(seats_id)] == "54.84"  # keyed by product id
     # Every journal is queued for accounting, in the same transaction as the journal.
     assert revenue_outbox(factory) == journal_ids(factory)
+    assert due_dates(factory) == {"INV-000003": date(2026, 4, 1)}  # through Apr 14
     assert len(revenue_outbox(factory)) == 5
 
 
@@ -561,16 +576,76 @@ def test_a_close_costs_a_handful_of_statements_per_batch_of_documents(
 
     assert closed(result) == (8, 8)  # each invoice Jan 16..31, the credit note Jan 16..31
     batches = 3  # 3 + 3 + 2 documents
-    assert len(seen.touching("GROUP BY")) == 1  # the candidates, read once
+    assert len(seen.touching("SELECT revenue_due.document_id")) == 1  # the candidates, read once
     verbs = seen.by_verb()
-    # Journals, their outbox rows, the documents' progress (an upsert); the lines' progress.
-    assert (verbs["INSERT"], verbs["UPDATE"]) == (3 * batches, batches)
+    # Journals, their outbox rows, the documents' progress (an upsert); the lines' progress;
+    # the documents done with, out of revenue_due (every one: their service ends Jan 31).
+    assert (verbs["INSERT"], verbs["UPDATE"], verbs["DELETE"]) == (
+        3 * batches,
+        batches,
+        batches,
+    )
     # A transaction to read the candidates, then per batch: documents, lines, the journals'
     # ids, the writes above, and once the credit note's schedule; BEGIN on SQLite only.
     begins = verbs["BEGIN"]
     assert begins in (0, 1 + batches)
-    assert len(seen) == begins + 1 + 7 * batches + 1
+    assert len(seen) == begins + 1 + 8 * batches + 1
     assert len(seen) <= 2 + 10 * batches
     inserts = [rows for sql, rows in zip(seen.sql, seen.rows, strict=True) if "INSERT" in sql]
     assert sum(inserts) == 8 + 8 + 8  # journals, outbox rows, progress: one row each per document
     assert revenue_outbox(factory) == journal_ids(factory)
+    assert due_dates(factory) == {}
+
+
+def test_a_close_reads_only_the_documents_due(
+    factory: sessionmaker[Session], settings: Settings, engine: Engine
+) -> None:
+    """A document is due from its first day of service, then from the day after its last
+    journal; a close on a day that journaled everything already reads the due dates and
+    nothing else, however many documents there are, and one after the service ended drops
+    the document for good."""
+    builders.simple_subscription(factory, start=date(2026, 1, 10), ref="C1")
+    builders.simple_subscription(factory, start=date(2026, 1, 20), ref="C2")
+    run_billing(factory, settings, date(2026, 1, 20))
+    numbers = sorted(due_dates(factory))
+    assert due_dates(factory) == {numbers[0]: date(2026, 1, 10), numbers[1]: date(2026, 1, 20)}
+
+    assert closed(close_revenue(factory, date(2026, 1, 15))) == (1, 1)
+    assert due_dates(factory) == {numbers[0]: date(2026, 1, 16), numbers[1]: date(2026, 1, 20)}
+
+    with counting(engine) as seen:
+        assert closed(close_revenue(factory, date(2026, 1, 15))) == (0, 0)
+    assert [sql for sql in seen.sql if not sql.startswith("BEGIN")] == [
+        sql for sql in seen.sql if "SELECT revenue_due.document_id" in sql
+    ]
+    assert len(seen.touching("SELECT revenue_due.document_id")) == 1
+
+    # The first: Jan 16..19 earned before its invoice of Jan 20, the invoice clearing Jan
+    # 10..19, then Jan 20..31 and Feb 1..9; the second: Jan 20..31 and Feb 1..19.
+    assert closed(close_revenue(factory, date(2026, 3, 31))) == (2, 6)
+    assert due_dates(factory) == {}  # both periods ended in February: nothing left to journal
+
+
+def test_the_upgrade_enters_every_document_with_revenue_left(
+    factory: sessionmaker[Session], settings: Settings, engine: Engine
+) -> None:
+    """A database from before ``revenue_due``: each document with revenue left is entered, due
+    from the day after its last journal, or from its first day of service."""
+    builders.simple_subscription(factory, start=date(2026, 1, 1), ref="C1")
+    builders.simple_subscription(factory, start=date(2026, 1, 10), ref="C2")
+    builders.simple_subscription(factory, start=date(2025, 12, 1), ref="C3")
+    run_billing(factory, settings, date(2026, 1, 10))
+    close_revenue(factory, date(2026, 1, 5))
+    expected = {
+        "INV-000001": date(2026, 1, 6),  # C1, Jan 1..31: Jan 1..5 journaled
+        "INV-000002": date(2026, 1, 10),  # C2, from Jan 10: nothing journaled yet
+        # C3's December (INV-000003) is journaled whole; its January as C1's.
+        "INV-000004": date(2026, 1, 6),
+    }
+    assert due_dates(factory) == expected
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0011")
+
+    upgrade(engine)
+
+    assert due_dates(factory) == expected
