@@ -343,7 +343,7 @@ class CrmRecord(Base):
     __tablename__ = "crm_records"
     __table_args__ = (
         UniqueConstraint("system", "object", "record_id"),
-        Index(None, "system", "state"),
+        Index(None, "system", "state", "object", "modstamp"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

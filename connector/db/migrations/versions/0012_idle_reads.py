@@ -2,7 +2,7 @@
 journal in ``revenue_due`` (every document of an existing database with revenue left is
 entered, due from the day after its last journal), the push keeps per target the outbox id
 below which every row has a delivery (``outbox_floors``), and waiting CRM records are found
-by system and state.
+by system and state, in the order they are retried.
 
 Revision ID: 0012
 Revises: 0011
@@ -97,14 +97,16 @@ def upgrade() -> None:
     with op.batch_alter_table("crm_records", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_crm_records_state"))
         batch_op.create_index(
-            batch_op.f("ix_crm_records_system_state"), ["system", "state"], unique=False
+            batch_op.f("ix_crm_records_system_state_object_modstamp"),
+            ["system", "state", "object", "modstamp"],
+            unique=False,
         )
     _enter_documents_due()
 
 
 def downgrade() -> None:
     with op.batch_alter_table("crm_records", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_crm_records_system_state"))
+        batch_op.drop_index(batch_op.f("ix_crm_records_system_state_object_modstamp"))
         batch_op.create_index(batch_op.f("ix_crm_records_state"), ["state"], unique=False)
     op.drop_table("outbox_floors")
     op.drop_index(op.f("ix_revenue_due_due_on"), table_name="revenue_due")
