@@ -35,6 +35,7 @@ from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
 from connector.settings import DunningSettings
 from connector.sync.stopping import no_stop
+from connector.sync.writeback_dunning import task_key
 
 BATCH = 2000
 Document = tables.Document
@@ -55,11 +56,6 @@ class DunningResult:
             "taken": dict(self.taken),
             "skipped": self.skipped,
         }
-
-
-def task_key(number: str, step: str) -> str:
-    """The write-back's key of the Task a step creates: the invoice number and the step."""
-    return f"{number}:{step}"
 
 
 def _latest_unrecorded(schedule: Schedule, as_of: date) -> Any:

@@ -38,6 +38,44 @@ Document = tables.Document
 Dispute = tables.Dispute
 
 
+# What these records send (besides what writeback_records builds): for the metadata's checks.
+WRITTEN = {
+    INVOICE_OBJECT: (
+        "Dunning_Step__c",
+        "Last_Reminder_Date__c",
+        "Disputed__c",
+        "Dispute_Reason__c",
+    ),
+    TASK_RECORD[0]: (
+        "WhatId",
+        "Type",
+        "Subject",
+        "ActivityDate",
+        "Status",
+        "Priority",
+        "Description",
+        "OwnerId",
+        TASK_RECORD[1],
+    ),
+}
+
+
+def task_key(number: str, step: str) -> str:
+    """The write-back's key of the Task a step creates: the invoice number and the step."""
+    return f"{number}:{step}"
+
+
+def taken_tasks(session: Session) -> list[str]:
+    """The keys of every Task the steps taken show (for a write-back of everything)."""
+    rows = session.execute(
+        select(Document.number, Step.step)
+        .join(Document, Document.id == Step.document_id)
+        .where(Step.state == StepState.TAKEN.value)
+        .order_by(Step.id)
+    )
+    return [task_key(number, step) for number, step in rows]
+
+
 @dataclass(frozen=True)
 class TaskOptions:
     """How escalation Tasks are made: their priority, the days they are due after the step,
@@ -207,4 +245,13 @@ def _task(row: Any, what: str, owner: str | None, options: TaskOptions) -> dict[
     return fields
 
 
-__all__ = ["TASK", "TASK_RECORD", "TaskOptions", "escalated", "invoice_fields", "task_records"]
+__all__ = [
+    "TASK",
+    "TASK_RECORD",
+    "TaskOptions",
+    "escalated",
+    "invoice_fields",
+    "taken_tasks",
+    "task_key",
+    "task_records",
+]

@@ -59,6 +59,7 @@ from connector.sync.writeback_dunning import (
     TaskOptions,
     escalated,
     invoice_fields,
+    taken_tasks,
     task_records,
 )
 
@@ -588,6 +589,7 @@ def every_record(session: Session) -> list[Queued]:
         )
     )
     queued.extend((DEAL, deal) for deal in sorted(deals))
+    queued.extend((TASK, key) for key in taken_tasks(session))
     return queued
 
 
