@@ -922,6 +922,48 @@ def invoice_void(
     console.print(f"{invoice.number} is void")
 
 
+@invoice_app.command("dispute")
+@handles_errors
+def invoice_dispute(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    reason: Annotated[
+        str | None, typer.Option(help="Why the customer disputes it (opens the dispute).")
+    ] = None,
+    resolve: Annotated[
+        bool, typer.Option("--resolve", help="Resolve the open dispute (collections resume).")
+    ] = False,
+) -> None:
+    """Open a dispute of an invoice (no reminder goes out while it is open), or resolve it."""
+    from connector.db.engine import transaction
+    from connector.sync import disputes
+
+    if resolve == (reason is not None):
+        errors.print("error: give either --reason TEXT or --resolve", markup=False)
+        raise typer.Exit(1)
+    factory = _state(ctx).database()
+    with transaction(factory) as session:
+        if reason is not None:
+            view = disputes.open_dispute(session, number, reason)
+        else:
+            view = disputes.resolve_dispute(session, number)
+    if view.resolved_at is None:
+        console.print(
+            f"{view.number} disputed since {view.opened_at.isoformat(timespec='seconds')}: "
+            f"{view.reason}; no reminder goes out until it is resolved",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"{view.number}: dispute resolved at {view.resolved_at.isoformat(timespec='seconds')}"
+            "; collections resume",
+            markup=False,
+            highlight=False,
+        )
+
+
 @payment_app.command("record")
 @handles_errors
 def payment_record(  # noqa: PLR0917 - one parameter per option

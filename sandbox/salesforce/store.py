@@ -540,9 +540,9 @@ class Org:
                 if converted is None:
                     continue
                 if spec.type == "reference":
-                    target = self._target(spec, str(converted))
-                    if target is not None:
-                        references.setdefault(target.name, []).append(converted)
+                    named = self._target(spec, str(converted))
+                    if named is not None:
+                        references.setdefault(named.name, []).append(converted)
                 if spec.spec.unique:
                     unique.setdefault(spec.name, []).append(converted)
         for target, ids in references.items():
