@@ -139,15 +139,7 @@ def test_the_dunning_schedule_over_a_quarter(
             numbers = {
                 name: _invoice_of(factory, ids["account"]).number for name, ids in crm.items()
             }
-        events = {
-            D(2026, 1, 20): lambda: _pay(factory, numbers["Delta"], D(2026, 1, 20)),
-            D(2026, 2, 2): lambda: _dispute(factory, numbers["Cargo"]),
-            D(2026, 2, 5): lambda: _pay(factory, numbers["Bravo"], D(2026, 2, 5)),
-            D(2026, 3, 10): lambda: _resolve(factory, numbers["Cargo"]),
-            D(2026, 3, 20): lambda: _pay(factory, numbers["Cargo"], D(2026, 3, 20)),
-        }
-        if day in events:
-            events[day]()
+        _happen(factory, day, numbers)
         result = run_cycle(factory, settings, day)
         assert result.errors == {}, (day, result.errors)
         assert result.stages["writeback"]["failed"] == {}, day
@@ -197,9 +189,8 @@ def test_the_dunning_schedule_over_a_quarter(
     )
     ann, bob = crm["Acme"]["owner"], crm["Bravo"]["owner"]
 
-    def task(
-        number: str, step: str, subject: str, on: str, owner: str, account: str, escalation: bool
-    ) -> dict[str, Any]:
+    def task(row: tuple[str, str, str, str, str, str, bool]) -> dict[str, Any]:
+        number, step, subject, on, owner, account, escalation = row
         return {
             "Connector_Key__c": f"{number}:{step}",
             "Subject": subject,
@@ -212,110 +203,20 @@ def test_the_dunning_schedule_over_a_quarter(
             "Type": "Other" if escalation else "Email",
         }
 
-    assert tasks == sorted(
-        [
-            task(
-                acme,
-                "collections",
-                f"Collections: {acme} 30 days overdue",
-                "2026-03-05",
-                ann,
-                "Acme",
-                True,
-            ),
-            task(
-                acme,
-                "final_notice",
-                f"Reminder: {acme} 30 days overdue",
-                "2026-03-02",
-                ann,
-                "Acme",
-                False,
-            ),
-            task(
-                acme,
-                "friendly",
-                f"Reminder: {acme} due in 3 days",
-                "2026-01-28",
-                ann,
-                "Acme",
-                False,
-            ),
-            task(
-                acme,
-                "past_due",
-                f"Collections: {acme} 10 days overdue",
-                "2026-02-13",
-                ann,
-                "Acme",
-                True,
-            ),
-            task(
-                acme,
-                "reminder_1",
-                f"Reminder: {acme} 3 days overdue",
-                "2026-02-03",
-                ann,
-                "Acme",
-                False,
-            ),
-            task(
-                acme,
-                "reminder_2",
-                f"Reminder: {acme} 10 days overdue",
-                "2026-02-10",
-                ann,
-                "Acme",
-                False,
-            ),
-            task(
-                bravo,
-                "friendly",
-                f"Reminder: {bravo} due in 3 days",
-                "2026-01-28",
-                bob,
-                "Bravo",
-                False,
-            ),
-            task(
-                bravo,
-                "reminder_1",
-                f"Reminder: {bravo} 3 days overdue",
-                "2026-02-03",
-                bob,
-                "Bravo",
-                False,
-            ),
-            task(
-                cargo,
-                "collections",
-                f"Collections: {cargo} 38 days overdue",
-                "2026-03-13",
-                ann,
-                "Cargo",
-                True,
-            ),
-            task(
-                cargo,
-                "final_notice",
-                f"Reminder: {cargo} 38 days overdue",
-                "2026-03-10",
-                ann,
-                "Cargo",
-                False,
-            ),
-            task(
-                cargo,
-                "friendly",
-                f"Reminder: {cargo} due in 3 days",
-                "2026-01-28",
-                ann,
-                "Cargo",
-                False,
-            ),
-        ],
-        key=lambda row: row["Connector_Key__c"],
-    )
+    expected = [
+        (acme, "collections", f"Collections: {acme} 30 days overdue", "2026-03-05", ann, "Acme", True),
+        (acme, "final_notice", f"Reminder: {acme} 30 days overdue", "2026-03-02", ann, "Acme", False),
+        (acme, "friendly", f"Reminder: {acme} due in 3 days", "2026-01-28", ann, "Acme", False),
+        (acme, "past_due", f"Collections: {acme} 10 days overdue", "2026-02-13", ann, "Acme", True),
+        (acme, "reminder_1", f"Reminder: {acme} 3 days overdue", "2026-02-03", ann, "Acme", False),
+        (acme, "reminder_2", f"Reminder: {acme} 10 days overdue", "2026-02-10", ann, "Acme", False),
+        (bravo, "friendly", f"Reminder: {bravo} due in 3 days", "2026-01-28", bob, "Bravo", False),
+        (bravo, "reminder_1", f"Reminder: {bravo} 3 days overdue", "2026-02-03", bob, "Bravo", False),
+        (cargo, "collections", f"Collections: {cargo} 38 days overdue", "2026-03-13", ann, "Cargo", True),
+        (cargo, "final_notice", f"Reminder: {cargo} 38 days overdue", "2026-03-10", ann, "Cargo", False),
+        (cargo, "friendly", f"Reminder: {cargo} due in 3 days", "2026-01-28", ann, "Cargo", False),
+    ]  # fmt: skip
+    assert tasks == sorted(map(task, expected), key=lambda row: row["Connector_Key__c"])
 
     # Every change of the accounts' billing status, on the day it was written.
     history = _query(
@@ -358,6 +259,17 @@ def test_the_dunning_schedule_over_a_quarter(
         delta: (None, None),
     }
     assert {(r["Disputed__c"], r["Dispute_Reason__c"]) for r in shown.values()} == {(False, None)}
+
+
+def _happen(factory: sessionmaker[Session], day: date, numbers: dict[str, str]) -> None:
+    """What the customers do on ``day``, before that day's cycle."""
+    if day in (D(2026, 1, 20), D(2026, 2, 5), D(2026, 3, 20)):
+        payer = {D(2026, 1, 20): "Delta", D(2026, 2, 5): "Bravo", D(2026, 3, 20): "Cargo"}[day]
+        _pay(factory, numbers[payer], day)
+    elif day == D(2026, 2, 2):
+        _dispute(factory, numbers["Cargo"])
+    elif day == D(2026, 3, 10):
+        _resolve(factory, numbers["Cargo"])
 
 
 def _dispute(factory: sessionmaker[Session], number: str) -> None:
