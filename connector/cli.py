@@ -782,17 +782,22 @@ def report_mrr(
 @handles_errors
 def report_aging(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
     """Aged receivables per customer and currency: not yet due, 1–30, 31–60, 61–90 and over
-    90 days past due, totals per currency, and unapplied credit (never netted)."""
+    90 days past due, totals per currency, and unapplied credit (never netted); then each
+    past-due invoice with the collections (dunning) step it reached and any open dispute."""
     from connector.render import aging_dict, aging_report
+    from connector.render_collections import collections_dict, collections_table
     from connector.sync import aging as sync_aging
 
     day = _day(as_of)
     with _state(ctx).database(create=False)() as session:
         report = sync_aging.aged_receivables(session, day)
+        invoices = sync_aging.past_due_invoices(session, day)
     if as_json:
-        _print_json(aging_dict(report, day))
-    else:
-        console.print(aging_report(report, day, console.width))
+        _print_json({**aging_dict(report, day), "invoices": collections_dict(invoices)})
+        return
+    console.print(aging_report(report, day, console.width))
+    if invoices:
+        console.print(collections_table(invoices, day))
 
 
 @review_app.command("list")
