@@ -97,6 +97,8 @@ def invoice_fields(session: Session, ids: Sequence[int]) -> dict[int, dict[str, 
         }
         for i in ids
     }
+    if not fields:
+        return fields
     rows = session.execute(
         select(Step.document_id, Step.step, Step.action, Step.reached_on)
         .where(Step.document_id.in_(ids), Step.state == StepState.TAKEN.value)
@@ -120,6 +122,8 @@ def escalated(session: Session, customer_ids: Sequence[int]) -> dict[int, str]:
     and not disputed (one query)."""
     disputed = exists().where(Dispute.document_id == Document.id, Dispute.resolved_at.is_(None))
     found: dict[int, list[str | None]] = {}
+    if not customer_ids:
+        return {}
     for customer_id, status in session.execute(
         select(Document.customer_id, Step.account_status)
         .join(Document, Document.id == Step.document_id)
@@ -169,6 +173,8 @@ def task_records(
     """Per queued Task key: (key, its record's fields or None, the day to try again or
     None). A Task whose invoice record Salesforce does not hold yet is tried again the next
     day."""
+    if not keys:
+        return []
     numbers = sorted({key.rpartition(":")[0] for key in keys})
     rows = {
         (row.number, row.step): row
