@@ -1,7 +1,7 @@
 """The collections schedule over a simulated quarter, end to end against the sandbox org.
 
 Four customers, each with an annual deal starting on January 1st (one invoice, due January
-31st). The real cycle runs every day from January 1st to April 1st (91 cycles), the org's clock
+31st). The real cycle runs every day from January 1st to April 2nd (92 cycles), the org's clock
 moving with it. Delta pays before the due date; Bravo pays after the first reminder; Cargo
 disputes its invoice after the friendly note, the dispute is resolved on March 10th and Cargo
 pays on March 20th; Acme never pays. The test checks the exact steps on the exact days (none
@@ -26,7 +26,7 @@ from connector.sync import disputes, settlement
 from connector.sync.cycle import run_cycle
 from sandbox.salesforce.server import Sandbox
 
-START, END = date(2026, 1, 1), date(2026, 4, 1)
+START, END = date(2026, 1, 1), date(2026, 4, 2)  # a quarter: 92 days, a cycle each
 D = date
 
 
