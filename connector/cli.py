@@ -782,17 +782,22 @@ def report_mrr(
 @handles_errors
 def report_aging(ctx: typer.Context, as_of: DateOption = None, as_json: JsonOption = False) -> None:
     """Aged receivables per customer and currency: not yet due, 1–30, 31–60, 61–90 and over
-    90 days past due, totals per currency, and unapplied credit (never netted)."""
+    90 days past due, totals per currency, and unapplied credit (never netted); then each
+    past-due invoice with the collections (dunning) step it reached and any open dispute."""
     from connector.render import aging_dict, aging_report
+    from connector.render_collections import collections_dict, collections_table
     from connector.sync import aging as sync_aging
 
     day = _day(as_of)
     with _state(ctx).database(create=False)() as session:
         report = sync_aging.aged_receivables(session, day)
+        invoices = sync_aging.past_due_invoices(session, day)
     if as_json:
-        _print_json(aging_dict(report, day))
-    else:
-        console.print(aging_report(report, day, console.width))
+        _print_json({**aging_dict(report, day), "invoices": collections_dict(invoices)})
+        return
+    console.print(aging_report(report, day, console.width))
+    if invoices:
+        console.print(collections_table(invoices, day))
 
 
 @review_app.command("list")
@@ -920,6 +925,48 @@ def invoice_void(
     with transaction(factory) as session:
         invoice = contracts.void_invoice(session, number, reason)
     console.print(f"{invoice.number} is void")
+
+
+@invoice_app.command("dispute")
+@handles_errors
+def invoice_dispute(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    reason: Annotated[
+        str | None, typer.Option(help="Why the customer disputes it (opens the dispute).")
+    ] = None,
+    resolve: Annotated[
+        bool, typer.Option("--resolve", help="Resolve the open dispute (collections resume).")
+    ] = False,
+) -> None:
+    """Open a dispute of an invoice (no reminder goes out while it is open), or resolve it."""
+    from connector.db.engine import transaction
+    from connector.sync import disputes
+
+    if resolve == (reason is not None):
+        errors.print("error: give either --reason TEXT or --resolve", markup=False)
+        raise typer.Exit(1)
+    factory = _state(ctx).database()
+    with transaction(factory) as session:
+        if reason is not None:
+            view = disputes.open_dispute(session, number, reason)
+        else:
+            view = disputes.resolve_dispute(session, number)
+    if view.resolved_at is None:
+        console.print(
+            f"{view.number} disputed since {view.opened_at.isoformat(timespec='seconds')}: "
+            f"{view.reason}; no reminder goes out until it is resolved",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"{view.number}: dispute resolved at {view.resolved_at.isoformat(timespec='seconds')}"
+            "; collections resume",
+            markup=False,
+            highlight=False,
+        )
 
 
 @payment_app.command("record")

@@ -28,6 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from connector.billing.dunning import Action, Schedule, Step
 from connector.billing.money import Rounding, currency
 from connector.billing.tax import TaxTable, country_code
 from connector.errors import ConfigError, InvalidInputError
@@ -204,6 +205,7 @@ class ScheduleSettings(_Section):
     push: str = Field(default="15m", description="Post documents to accounting.")
     payments: str = Field(default="15m", description="Read payments recorded in accounting.")
     writeback: str = Field(default="15m", description="Write billing status to Salesforce.")
+    dunning: str = Field(default="1h", description="Record the dunning steps invoices reach.")
     revenue: str = Field(default="10 0 * * *", description="Close revenue (daily, 00:10 UTC).")
     misfire_grace_seconds: Annotated[int, Field(ge=1, le=86_400)] = Field(
         default=300, description="A run that could not start this late is skipped, not run late."
@@ -214,7 +216,7 @@ class ScheduleSettings(_Section):
         "it still holds the lock).",
     )
 
-    @field_validator("pull", "bill", "push", "payments", "writeback", "revenue")
+    @field_validator("pull", "bill", "push", "payments", "writeback", "revenue", "dunning")
     @classmethod
     def _interval_or_cron(cls, value: str) -> str:
         interval = parse_interval(value)
@@ -233,6 +235,100 @@ class ScheduleSettings(_Section):
         except ValueError as error:
             raise ValueError(f"{value!r} is not a valid crontab line: {error}") from None
         return " ".join(fields)
+
+
+class DunningStepSettings(_Section):
+    """One step of the collections schedule."""
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    offset_days: Annotated[int, Field(ge=-365, le=365)] = Field(
+        description="Days from the due date (negative: before it)."
+    )
+    action: Action = Field(description="email (a reminder) or escalate (a Task, a status).")
+    template: str = Field(default="", max_length=80, description="email: the template.")
+    tone: str = Field(default="", max_length=40, description="email: friendly, firm, final.")
+    account_status: str = Field(
+        default="", description="escalate: Account Billing_Status__c (Past Due, Collections)."
+    )
+
+    def step(self) -> Step:
+        return Step(
+            self.name,
+            self.offset_days,
+            self.action,
+            self.template or None,
+            self.tone or None,
+            self.account_status or None,
+        )
+
+
+DEFAULT_DUNNING_STEPS = (
+    DunningStepSettings(
+        name="friendly",
+        offset_days=-3,
+        action=Action.EMAIL,
+        template="reminder_friendly",
+        tone="friendly",
+    ),
+    DunningStepSettings(
+        name="reminder_1",
+        offset_days=3,
+        action=Action.EMAIL,
+        template="reminder_first",
+        tone="polite",
+    ),
+    DunningStepSettings(
+        name="reminder_2",
+        offset_days=10,
+        action=Action.EMAIL,
+        template="reminder_second",
+        tone="firm",
+    ),
+    DunningStepSettings(
+        name="past_due", offset_days=10, action=Action.ESCALATE, account_status="Past Due"
+    ),
+    DunningStepSettings(
+        name="final_notice",
+        offset_days=30,
+        action=Action.EMAIL,
+        template="reminder_final",
+        tone="final",
+    ),
+    DunningStepSettings(
+        name="collections", offset_days=30, action=Action.ESCALATE, account_status="Collections"
+    ),
+)
+
+
+class DunningSettings(_Section):
+    """Collections: reminders before and after the due date, then escalation to the account
+    owner. Reminders are recorded in the database each day they fall due; e-mail sends them."""
+
+    enabled: bool = Field(default=True, description="Follow the schedule for open invoices.")
+    steps: tuple[DunningStepSettings, ...] = Field(
+        default=DEFAULT_DUNNING_STEPS,
+        description="The steps, each dated by its offset in days from the due date.",
+    )
+    task_priority: Literal["High", "Normal", "Low"] = Field(
+        default="High", description="Priority of the Tasks escalations create."
+    )
+    task_due_days: Annotated[int, Field(ge=0, le=90)] = Field(
+        default=3, description="An escalation's Task is due this many days after the step."
+    )
+
+    def schedule(self) -> Schedule:
+        return Schedule.of(step.step() for step in self.steps)
+
+    @field_validator("steps")
+    @classmethod
+    def _valid_schedule(
+        cls, value: tuple[DunningStepSettings, ...]
+    ) -> tuple[DunningStepSettings, ...]:
+        try:
+            Schedule.of(step.step() for step in value)
+        except InvalidInputError as error:
+            raise ValueError(str(error)) from None
+        return value
 
 
 # Roughly a million US dollars in each currency; `default` for the others.
@@ -508,6 +604,7 @@ class Settings(BaseSettings):
     tax: TaxSettings = Field(default_factory=TaxSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    dunning: DunningSettings = Field(default_factory=DunningSettings)
     database_lock_timeout_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
         default=30.0,
         description="How long a command waits, with backoff, for a SQLite database another "

@@ -22,6 +22,7 @@ from connector.settings import ScheduleSettings, crontab_trigger, parse_interval
 from connector.sync.cycle import JobRun, Runtime
 from jobs.accounting import push, read_payments
 from jobs.billing import bill, close_revenue
+from jobs.dunning import dunning
 from jobs.pull import pull
 from jobs.writeback import write_back
 
@@ -34,6 +35,7 @@ JOBS: dict[str, Job] = {  # in the order of a cycle
     "bill": bill,
     "revenue": close_revenue,
     "push": push,
+    "dunning": dunning,
     "writeback": write_back,
 }
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -205,6 +206,7 @@ class Document(Base):
     __table_args__ = (
         UniqueConstraint("kind", "number"),
         Index(None, "kind", "reference", unique=True),
+        Index(None, "status", "due_date"),  # open invoices by due date: dunning
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -497,6 +499,48 @@ class WritebackState(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_hash: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+    record_id: Mapped[str | None] = mapped_column(String(18))  # the CRM's id, once accepted
+
+
+class DunningStep(Base):
+    """A step of the collections schedule an invoice reached, recorded once (``state``:
+    ``taken`` when acted on, ``skipped`` when a later step of the same action was taken
+    instead); ``template`` for a reminder, ``account_status`` for an escalation."""
+
+    __tablename__ = "dunning_steps"
+    __table_args__ = (UniqueConstraint("document_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    step: Mapped[str] = mapped_column(String(40))
+    reached_on: Mapped[date]
+    action: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str | None] = mapped_column(String(80))
+    account_status: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = _created()
+
+
+class Dispute(Base):
+    """A customer's dispute of an invoice: no reminder goes out while it is open
+    (``resolved_at`` empty); at most one open dispute per invoice."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (
+        Index(
+            "ix_disputes_open_document",
+            "document_id",
+            unique=True,
+            sqlite_where=text("resolved_at IS NULL"),
+            postgresql_where=text("resolved_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = _created()
+    resolved_at: Mapped[datetime | None]
 
 
 class WritebackQueue(Base):

@@ -6,12 +6,16 @@ then had not yet been applied or refunded. Void invoices are left out (an invoic
 only while nothing was paid or credited on it). The figures come from the billing core alone,
 so they are the same whatever the accounting target. A handful of queries, whatever the
 number of invoices: documents, then allocations, then payments, then customer names.
+
+:func:`past_due_invoices` lists the invoices themselves with the collections step each had
+reached by the as-of date (:mod:`connector.sync.dunning`) and whether a dispute was open then.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -47,8 +51,15 @@ def _allocated(
 
 
 def _open_invoices(session: Session, as_of: date) -> list[OpenInvoice]:
-    """Invoices issued by ``as_of`` that may have owed something then: open now, or settled
-    by an allocation dated after it."""
+    return [
+        OpenInvoice(row.customer_id, row.currency, row.due_date, owed)
+        for row, owed in _owing(session, as_of)
+    ]
+
+
+def _owing(session: Session, as_of: date) -> list[tuple[Any, Decimal]]:
+    """Invoices issued by ``as_of`` that may have owed something then (open now, or settled
+    by an allocation dated after it), with what they owed then."""
     settled_later = exists().where(
         Allocation.invoice_id == Document.id, Allocation.allocated_on > as_of
     )
@@ -59,14 +70,11 @@ def _open_invoices(session: Session, as_of: date) -> list[OpenInvoice]:
         or_(Document.status == InvoiceStatus.OPEN.value, settled_later),
     )
     columns = (Document.customer_id, Document.currency, Document.due_date, Document.total)
-    rows = session.execute(select(Document.id, *columns).where(*conditions)).all()
+    rows = session.execute(select(Document.id, Document.number, *columns).where(*conditions))
     applied = _allocated(
         session, Allocation.invoice_id, select(Document.id).where(*conditions), as_of
     )
-    return [
-        OpenInvoice(row.customer_id, row.currency, row.due_date, row.total - applied[row.id])
-        for row in rows
-    ]
+    return [(row, row.total - applied[row.id]) for row in rows.all()]
 
 
 def _credits(session: Session, as_of: date) -> list[Credit]:
@@ -121,3 +129,66 @@ def aged_receivables(session: Session, as_of: date) -> list[CurrencyAging]:
         if customer_id in owing
     }
     return age(invoices, credits, names, as_of)
+
+
+@dataclass(frozen=True)
+class PastDueInvoice:
+    """An invoice that owed something on the as-of date and was past due or had reached a
+    collections step by then."""
+
+    number: str
+    customer: str
+    currency: str
+    due_date: date
+    days_past_due: int
+    owed: Decimal
+    step: str | None  # the latest collections step taken by the as-of date
+    disputed: bool  # a dispute was open at the end of the as-of date
+
+
+def past_due_invoices(session: Session, as_of: date) -> list[PastDueInvoice]:
+    """The invoices owing on ``as_of`` that were past due or had reached a collections step,
+    most overdue first (a handful of queries)."""
+    owing = [(row, owed) for row, owed in _owing(session, as_of) if owed > 0]
+    ids = [row.id for row, _ in owing]
+    steps: dict[int, str] = {}
+    step = tables.DunningStep
+    for document_id, name in session.execute(
+        select(step.document_id, step.step)
+        .where(step.document_id.in_(ids), step.state == "taken", step.reached_on <= as_of)
+        .order_by(step.reached_on, step.id)
+    ):
+        steps[document_id] = name
+    day_end = datetime.combine(as_of + timedelta(days=1), time(), UTC)
+    dispute = tables.Dispute
+    disputed = set(
+        session.scalars(
+            select(dispute.document_id).where(
+                dispute.document_id.in_(ids),
+                dispute.opened_at < day_end,
+                or_(dispute.resolved_at.is_(None), dispute.resolved_at >= day_end),
+            )
+        )
+    )
+    names = dict(
+        session.execute(
+            select(tables.Customer.id, tables.Customer.name).where(
+                tables.Customer.id.in_({row.customer_id for row, _ in owing})
+            )
+        ).all()
+    )
+    lines = [
+        PastDueInvoice(
+            row.number,
+            names.get(row.customer_id, f"customer {row.customer_id}"),
+            row.currency,
+            row.due_date,
+            (as_of - row.due_date).days,
+            owed,
+            steps.get(row.id),
+            row.id in disputed,
+        )
+        for row, owed in owing
+        if row.due_date < as_of or row.id in steps or row.id in disputed
+    ]
+    return sorted(lines, key=lambda line: (-line.days_past_due, line.number))

@@ -1,6 +1,7 @@
 """The stages of the connector, run one at a time (a scheduled job) or all in order (a cycle):
 pull from Salesforce, read the payments recorded in accounting, bill, close revenue, push to
-accounting, write back to Salesforce. Payments are read before billing, so that a credit note
+accounting, record the collections steps open invoices reach (dunning), write back to
+Salesforce. Payments are read before billing, so that a credit note
 on an invoice already paid in accounting is not applied to it here (it is the customer's credit
 there and here alike).
 
@@ -33,14 +34,16 @@ from connector.errors import ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
 from connector.sync import crm_pull, push, writeback
 from connector.sync.billing_run import run_billing
+from connector.sync.dunning import run_dunning
 from connector.sync.mapping import load_mapping
 from connector.sync.revenue_close import close_revenue
 from connector.sync.stopping import StopRequest
+from connector.sync.writeback_dunning import TaskOptions
 
 log = logging.getLogger(__name__)
 job_log = logging.getLogger("connector.jobs")
 
-STAGES = ("pull", "payments", "bill", "revenue", "push", "writeback")
+STAGES = ("pull", "payments", "bill", "revenue", "push", "dunning", "writeback")
 
 
 @dataclass
@@ -82,6 +85,12 @@ class Runtime:
         if self._client is None:
             check_settings(self.settings.salesforce)
         self.check_target()
+
+    def task_options(self) -> TaskOptions:
+        """How the write-back makes the Tasks of collections steps."""
+        dunning = self.settings.dunning
+        mapping = load_mapping(mapping_path(self.settings.salesforce.mapping_file)).mapping
+        return TaskOptions(dunning.task_priority, dunning.task_due_days, mapping.customer.owner)
 
     def _calls(self) -> int:
         """API calls made so far: Salesforce's, and the accounting target's when remote."""
@@ -188,8 +197,11 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
     "revenue": lambda rt, as_of: close_revenue(rt.factory, as_of, rt.stop.checkpoint),
     "push": lambda rt, _: push.push(rt.factory, rt.settings, rt.target, rt.stop.checkpoint),
     "payments": lambda rt, _: push.read_payments(rt.factory, rt.settings, rt.target),
+    "dunning": lambda rt, as_of: run_dunning(
+        rt.factory, rt.settings.dunning, as_of, rt.stop.checkpoint
+    ),
     "writeback": lambda rt, as_of: writeback.write_back(
-        rt.factory, rt.client, as_of, rt.stop.checkpoint
+        rt.factory, rt.client, as_of, rt.stop.checkpoint, tasks=rt.task_options()
     ),
 }
 assert set(_WORK) == set(STAGES)

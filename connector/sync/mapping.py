@@ -63,8 +63,9 @@ class CustomerMapping(_Model):
     currency: str = ""
     tax_id: str = ""
     region: str = ""
+    owner: str = ""  # the account owner: collections Tasks are assigned to them
 
-    check_paths = field_validator("name", "country", "currency", "tax_id", "region")(
+    check_paths = field_validator("name", "country", "currency", "tax_id", "region", "owner")(
         lambda cls, value: _path(value)
     )
 

@@ -32,6 +32,7 @@ from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.sync.stopping import no_stop
+from connector.sync.writeback_dunning import TaskOptions
 from connector.sync.writeback_records import CHUNK, Builder, Built, Record, records
 from connector.sync.writeback_shape import (
     as_sent,
@@ -99,7 +100,7 @@ class _Due:
     customers, deals; ids in order), each kind listed when reached: the customers once every
     due subscription and document has queued its account."""
 
-    ORDER = (queue.SUBSCRIPTION, queue.DOCUMENT, queue.CUSTOMER, queue.DEAL)
+    ORDER = (queue.SUBSCRIPTION, queue.DOCUMENT, queue.CUSTOMER, queue.DEAL, queue.TASK)
 
     def __init__(self, entities: set[str]) -> None:
         if entities & {queue.SUBSCRIPTION, queue.DOCUMENT}:
@@ -147,12 +148,13 @@ def _changed(
     pending: Pending,
     *,
     multi: bool,
+    tasks: TaskOptions | None = None,
 ) -> None:
     """Build the next ``CHUNK`` records due by ``as_of``; settle those Salesforce holds as they
     are, and add the others to ``pending``. The accounts of the due subscriptions and
     documents taken are queued first (their MRR and status may follow), before any of them is
     sent: a crash cannot lose them."""
-    builder = Builder(session, as_of)
+    builder = Builder(session, as_of, tasks)
     window = due.take(session, as_of, CHUNK, before=queue.CUSTOMER)
     if window:
         touched = {str(i) for i in builder.customers_touched(window)}
@@ -169,8 +171,8 @@ def _changed(
     for item in built:
         generation = window[(item.entity, item.key)]
         record = item.record
-        if record is None:
-            settled.append((item.entity, item.key, generation, None))
+        if record is None:  # shows nothing, or not yet (a Task waiting for its invoice)
+            settled.append((item.entity, item.key, generation, item.again))
             continue
         fields = as_sent(record.fields, multi)
         digest = staging.payload_hash(fields)
@@ -197,6 +199,8 @@ def write_back(
     client: SalesforceClient,
     as_of: date,
     checkpoint: Callable[[], None] = no_stop,
+    *,
+    tasks: TaskOptions | None = None,
 ) -> WritebackResult:
     """Send what changed since Salesforce last accepted it; ``checkpoint`` is called between
     calls (it raises to stop there). The queue is built ``CHUNK`` records at a time, each
@@ -218,7 +222,7 @@ def write_back(
             checkpoint()
         first = False
         with transaction(factory) as session:
-            _changed(session, as_of, due, result, pending, multi=multi)
+            _changed(session, as_of, due, result, pending, multi=multi, tasks=tasks)
         for (obj, key_field), items in pending.items():
             while len(items) >= MAX_COLLECTION or (due.done and items):
                 checkpoint()
@@ -249,7 +253,7 @@ def _record(
     for item, answer in zip(chunk, answers, strict=True):
         key = item.record.key
         if answer.get("success"):
-            rows.append(_state(obj, key, now, sent_hash=item.digest))
+            rows.append(_state(obj, key, now, sent_hash=item.digest, record_id=answer.get("id")))
             result.sent[obj] = result.sent.get(obj, 0) + 1
             settled.append(item.settled())
             continue
@@ -274,6 +278,7 @@ def _state(obj: str, key: str, now: Any, **values: str | None) -> dict[str, Any]
         "error": None,
         "error_hash": None,
         "updated_at": now,
+        "record_id": None,
         **values,
     }
 
@@ -293,6 +298,7 @@ def _save_states(session: Session, rows: list[dict[str, Any]]) -> None:
             "error": statement.excluded.error,
             "error_hash": statement.excluded.error_hash,
             "updated_at": statement.excluded.updated_at,
+            "record_id": func.coalesce(statement.excluded.record_id, table.c.record_id),
         },
     )
     session.execute(statement, rows)

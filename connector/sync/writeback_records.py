@@ -6,8 +6,10 @@
   ``Document_Number__c``, shown as its ``Name``): type, deal, account, dates, due date, period,
   tax, total, amount paid and the day it was paid in full, balance due, status and currency.
 - On the Account: ``MRR__c``, ``Billing_Status__c`` (``Past Due`` once an invoice of its deals
-  is due and unpaid after its due date), ``Balance_Due__c``, ``Overdue_Amount__c`` and
-  ``Next_Invoice_Date__c``.
+  is due and unpaid after its due date; the status a collections escalation set when stronger),
+  ``Balance_Due__c``, ``Overdue_Amount__c`` and ``Next_Invoice_Date__c``.
+- Collections: an invoice's dunning step and dispute, and a ``Task`` per step taken
+  (:mod:`connector.sync.writeback_dunning`).
 - On the Opportunity: ``Billing_Sync_Status__c`` (``Synced``, ``Waiting`` for a review, or
   ``Error``) and ``Billing_Sync_Error__c``, the reason a deal waits in quarantine or is held
   for review, or why the accounting system refused one of its documents.
@@ -34,6 +36,7 @@ from sqlalchemy import Row, and_, func, select
 from sqlalchemy.orm import Session
 
 from connector.accounting import base
+from connector.billing.dunning import stronger_status
 from connector.billing.metrics import to_money
 from connector.billing.money import currency as currency_of
 from connector.billing.payments import InvoiceStatus, amount_due
@@ -42,7 +45,23 @@ from connector.billing.subscriptions import Subscription, SubscriptionStatus
 from connector.db import outbox, staging, tables
 from connector.db.catalog import PriceCache
 from connector.db.subscriptions import load_subscriptions
-from connector.db.writeback_queue import CUSTOMER, DEAL, DOCUMENT, SUBSCRIPTION, SYSTEM, Queued
+from connector.db.writeback_queue import (
+    CUSTOMER,
+    DEAL,
+    DOCUMENT,
+    SUBSCRIPTION,
+    SYSTEM,
+    TASK,
+    Queued,
+)
+from connector.sync.writeback_dunning import (
+    TASK_RECORD,
+    TaskOptions,
+    escalated,
+    invoice_fields,
+    taken_tasks,
+    task_records,
+)
 
 SUBSCRIPTION_RECORD = ("Billing_Subscription__c", "Subscription_Id__c")
 INVOICE_RECORD = ("Billing_Invoice__c", "Document_Number__c")
@@ -57,7 +76,7 @@ SHOWN_DEALS = (staging.QUARANTINED, staging.HELD, staging.APPLIED)
 WAITING = (staging.QUARANTINED, staging.HELD)
 CHUNK = 2000  # ids per query
 # What the records hold; a new value makes the write-back build every record once more.
-SHAPE = "2"
+SHAPE = "3"
 SYNCED, WAITING_FOR_REVIEW, IN_ERROR = "Synced", "Waiting", "Error"
 ONE_DAY = timedelta(days=1)
 
@@ -158,9 +177,10 @@ class Builder:
     """Builds the records of queued entities as of a date, each read once however many
     records need it (a subscription shows on its own record and on its account's)."""
 
-    def __init__(self, session: Session, as_of: date) -> None:
+    def __init__(self, session: Session, as_of: date, tasks: TaskOptions | None = None) -> None:
         self.session = session
         self.as_of = as_of
+        self.tasks = tasks or TaskOptions()
         self.cache = PriceCache()
         self.shown: dict[int, _Shown | None] = {}  # subscription id -> how it shows
         self.accounts: dict[int, str | None] = {}  # customer id -> Account id
@@ -266,6 +286,13 @@ class Builder:
             *self.invoice_records(_ids(by_entity[DOCUMENT]), by_entity[DOCUMENT]),
             *self.account_records(_ids(by_entity[CUSTOMER]), by_entity[CUSTOMER]),
             *self.opportunity_records(sorted(by_entity[DEAL])),
+            *self.task_records(sorted(by_entity[TASK])),
+        ]
+
+    def task_records(self, keys: list[str]) -> list[Built]:
+        return [
+            Built(TASK, key, Record(*TASK_RECORD, key, fields) if fields else None, again)
+            for key, fields, again in task_records(self.session, keys, self.as_of, self.tasks)
         ]
 
     def subscription_records(self, ids: list[int], keys: Iterable[str] = ()) -> list[Built]:
@@ -306,6 +333,7 @@ class Builder:
         )
         self._links(tables.Customer.__tablename__, (doc.customer_id for doc in docs), self.accounts)
         self._paid_dates(docs)
+        collections = invoice_fields(self.session, [doc.id for doc in docs])
         built = _unreadable(DOCUMENT, keys)
         for document_id in ids:
             doc = self.documents[document_id]
@@ -332,6 +360,7 @@ class Builder:
                 "Status__c": _document_status(doc),
                 "Currency__c": doc.currency,
                 "CurrencyIsoCode": doc.currency,
+                **collections[doc.id],
             }
             built.append(
                 Built(DOCUMENT, str(document_id), Record(*INVOICE_RECORD, doc.number, fields))
@@ -378,12 +407,14 @@ class Builder:
         linked = [i for i in ids if self.accounts.get(i)]
         of_customer: dict[int, list[int]] = defaultdict(list)
         dues: dict[int, list[tuple[date, Decimal]]] = {}
+        escalations: dict[int, str] = {}
         for chunk in _chunks(linked):
             rows = self._subscriptions(tables.Subscription.customer_id.in_(chunk))
             self._show(rows)
             for row in rows:
                 of_customer[row.customer_id].append(row.id)
             dues.update(self._dues(chunk))
+            escalations.update(escalated(self.session, chunk))
         built = _unreadable(CUSTOMER, keys)
         for customer_id in ids:
             account = self.accounts.get(customer_id)
@@ -413,7 +444,7 @@ class Builder:
             )
             fields = {
                 "MRR__c": _number(sum((s.mrr for s in shown), Decimal(0))),
-                "Billing_Status__c": status,
+                "Billing_Status__c": stronger_status(status, escalations.get(customer_id)),
                 "Balance_Due__c": _number(sum((amount for _, amount in owed), Decimal(0))),
                 "Overdue_Amount__c": _number(sum(overdue, Decimal(0))),
                 "Next_Invoice_Date__c": min(upcoming).isoformat() if upcoming else None,
@@ -558,6 +589,7 @@ def every_record(session: Session) -> list[Queued]:
         )
     )
     queued.extend((DEAL, deal) for deal in sorted(deals))
+    queued.extend((TASK, key) for key in taken_tasks(session))
     return queued
 
 

@@ -122,7 +122,8 @@ def _field(schema: Schema, obj: SObject, spec: Field) -> dict[str, Any]:
         "defaultValue": describe_value(default),
         "filterable": not spec.long_text and spec.type != "anyType",
         "sortable": spec.type != "textarea",
-        "referenceTo": [spec.spec.reference_to] if spec.spec.reference_to else [],
+        "referenceTo": list(spec.spec.targets),
+        "polymorphicForeignKey": len(spec.spec.targets) > 1,
         "relationshipName": spec.spec.relationship_name,
         "cascadeDelete": spec.spec.cascade_delete,
         "restrictedPicklist": spec.type == "picklist"

@@ -9,6 +9,7 @@
   price book, product and currency.
 - Contact.Name, Contract.EndDate, Pricebook2.IsStandard (the standard price book exists from the
   start).
+- Users, owners and Tasks: :mod:`sandbox.salesforce.activities`.
 
 In a single-currency org no record has a ``CurrencyIsoCode``: every record is in the corporate
 currency, so currencies always match.
@@ -21,6 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from connector.billing.periods import add_months
+from sandbox.salesforce import activities
 from sandbox.salesforce.errors import bad_request
 from sandbox.salesforce.values import check_range
 
@@ -47,6 +49,7 @@ def initialize(org: Org) -> None:
             book = org.create("Pricebook2", {"Name": "Standard Price Book", "IsActive": True})
             org.db.execute('UPDATE "Pricebook2" SET "IsStandard" = 1 WHERE Id = ?', (book,))
             org.set_meta("standard_pricebook", book)
+        activities.initialize(org)
 
 
 def standard_pricebook(org: Org) -> str:
@@ -238,4 +241,5 @@ _BEFORE = {
     "Opportunity": _opportunity,
     "PricebookEntry": _pricebook_entry,
     "OpportunityLineItem": _line_item,
+    **activities.RULES,
 }

@@ -84,7 +84,7 @@ class FieldSpec(BaseModel):
     currency: bool = False
     stages: bool = False
     default: str | bool | int | Decimal | None = None
-    reference_to: str | None = None
+    reference_to: str | tuple[str, ...] | None = None  # several: a polymorphic lookup
     relationship_name: str | None = None
     child_relationship: str | None = None
     cascade_delete: bool = False
@@ -94,6 +94,13 @@ class FieldSpec(BaseModel):
     blanks: Literal["zero", "blank"] | None = None  # a formula's blank number fields
     autonumber: str | None = None
     track_history: bool = False
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The objects a lookup may name (several for a polymorphic one: Task.WhatId)."""
+        if self.reference_to is None:
+            return ()
+        return (self.reference_to,) if isinstance(self.reference_to, str) else self.reference_to
 
     @model_validator(mode="after")
     def _lookup_complete(self) -> FieldSpec:
@@ -398,20 +405,18 @@ def _build(data: SchemaFile, *, multi_currency: bool = True) -> Schema:
             objects[history.name] = history
     for name, obj in objects.items():
         for lookup in obj.fields.values():
-            target = lookup.spec.reference_to
-            if target is None:
-                continue
-            if target not in objects:
-                if lookup.system:  # a history's CreatedById: the org has no User object
-                    continue
-                raise ValueError(
-                    f"{name}.{lookup.name}: reference_to names unknown object {target}"
-                )
-            relation = lookup.spec.child_relationship
-            if relation:
-                objects[target].children[relation.lower()] = ChildRelationship(
-                    relation, name, lookup.name, lookup.spec.cascade_delete
-                )
+            for target in lookup.spec.targets:
+                if target not in objects:
+                    if lookup.system:  # a history's CreatedById, in a schema without User
+                        continue
+                    raise ValueError(
+                        f"{name}.{lookup.name}: reference_to names unknown object {target}"
+                    )
+                relation = lookup.spec.child_relationship
+                if relation:
+                    objects[target].children[relation.lower()] = ChildRelationship(
+                        relation, name, lookup.name, lookup.spec.cascade_delete
+                    )
     for obj in objects.values():
         try:
             obj.formulas = compile_formulas(obj)

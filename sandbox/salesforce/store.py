@@ -540,7 +540,9 @@ class Org:
                 if converted is None:
                     continue
                 if spec.type == "reference":
-                    references.setdefault(str(spec.spec.reference_to), []).append(converted)
+                    named = self._target(spec, str(converted))
+                    if named is not None:
+                        references.setdefault(named.name, []).append(converted)
                 if spec.spec.unique:
                     unique.setdefault(spec.name, []).append(converted)
         for target, ids in references.items():
@@ -630,9 +632,17 @@ class Org:
                         [name],
                     )
 
+    def _target(self, spec: Field, value: str) -> SObject | None:
+        """The object a lookup's id names: by its key prefix among the lookup's targets."""
+        for name in spec.spec.targets:
+            target = self.schema.objects.get(name)
+            if target is not None and value.startswith(target.key_prefix):
+                return target
+        return None
+
     def _check_reference(self, spec: Field, value: str) -> None:
-        target = self.schema.objects[spec.spec.reference_to or ""]
-        if not value.startswith(target.key_prefix):
+        target = self._target(spec, value)
+        if target is None:
             raise bad_request(
                 "FIELD_INTEGRITY_EXCEPTION",
                 f"{spec.name}: id value of incorrect type: {value}",

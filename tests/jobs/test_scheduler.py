@@ -1,4 +1,4 @@
-"""The scheduler of ``connector run``: six jobs on the triggers of ``[schedule]``, one at a time,
+"""The scheduler of ``connector run``: seven jobs on the triggers of ``[schedule]``, one at a time,
 and the validation of the schedule settings."""
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from connector.settings import ScheduleSettings, load_settings, parse_interval
 from connector.sync.cycle import JobRun, Runtime
 from jobs.accounting import push, read_payments
 from jobs.billing import bill, close_revenue
+from jobs.dunning import dunning
 from jobs.pull import pull
 from jobs.scheduler import JOBS, build_scheduler, schedule_of, trigger
 from jobs.writeback import write_back
 
-JOB_IDS = ["pull", "payments", "bill", "revenue", "push", "writeback"]
+JOB_IDS = ["pull", "payments", "bill", "revenue", "push", "dunning", "writeback"]
 SATURDAY = datetime(2026, 11, 21, 8, 25, 30, tzinfo=UTC)
 
 
@@ -59,7 +60,7 @@ def _next_ten_past_midnight(now: datetime) -> datetime:
     return today if today > now else today + timedelta(days=1)
 
 
-def test_the_scheduler_has_the_six_jobs_on_their_triggers(
+def test_the_scheduler_has_the_seven_jobs_on_their_triggers(
     started: list[BackgroundScheduler],
 ) -> None:
     runtime = _runtime(
@@ -69,6 +70,7 @@ def test_the_scheduler_has_the_six_jobs_on_their_triggers(
         payments="1d",
         writeback="15m",
         revenue="10 0 * * *",
+        dunning="2h",
         misfire_grace_seconds=120,
     )
     errors: list[ConfigError] = []
@@ -82,7 +84,7 @@ def test_the_scheduler_has_the_six_jobs_on_their_triggers(
 
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert sorted(jobs) == sorted(JOB_IDS)
-    assert len(scheduler.get_jobs()) == 6
+    assert len(scheduler.get_jobs()) == 7
     expected_work = {
         "pull": pull,
         "bill": bill,
@@ -90,6 +92,7 @@ def test_the_scheduler_has_the_six_jobs_on_their_triggers(
         "push": push,
         "payments": read_payments,
         "writeback": write_back,
+        "dunning": dunning,
     }
     intervals = {
         "pull": timedelta(seconds=30),
@@ -97,6 +100,7 @@ def test_the_scheduler_has_the_six_jobs_on_their_triggers(
         "push": timedelta(hours=1),
         "payments": timedelta(days=1),
         "writeback": timedelta(minutes=15),
+        "dunning": timedelta(hours=2),
     }
     for name, job in jobs.items():
         assert job.name == name
@@ -141,6 +145,7 @@ def test_the_default_schedule(started: list[BackgroundScheduler]) -> None:
         "push": "15m",
         "payments": "15m",
         "writeback": "15m",
+        "dunning": "1h",
     }
     assert list(JOBS) == JOB_IDS
     assert runtime.settings.schedule.misfire_grace_seconds == 300

@@ -362,4 +362,6 @@ def test_names_and_amounts_too_wide_for_a_row_are_shown_one_block_per_customer(
         ["Total", "86,419,752.37"],
         ["31–60", "86,419,752.37"],
         ["Total", "86,419,752.37"],
+        # the invoice in the collections table (no dunning: the schedule never ran)
+        ["INV-000001", "Wayne", "Enterprises", "2026-01-31", "43", "86,419,752.37", "USD", "—"],
     ]

@@ -46,9 +46,9 @@ from sandbox.salesforce.testing import running_sandbox
 from sandbox.salesforce.values import parse_datetime
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("pull", "bill", "revenue", "push", "payments", "writeback")
+STAGES = ("pull", "bill", "revenue", "push", "payments", "dunning", "writeback")
 AS_OF_DATES = ("2026-01-31", "2026-03-31")
-KILLS = 8  # per as-of date
+KILLS = 9  # per as-of date: once in each stage, and after the push and write-back effects
 BATCH_SIZE = 5  # subscriptions per billing transaction: a kill can land between batches
 TAX_RATES = '{"JP": "10", "GB": "20", "DE": "19"}'
 RECEIVABLE = "Assets:AccountsReceivable:"
@@ -254,9 +254,11 @@ def ledger_state(world: World, keys: Keys) -> Counter[tuple[Any, ...]]:
 
 def salesforce_state(world: World, keys: Keys) -> dict[str, dict[str, dict[str, Any]]]:
     """Every record of every object, without the system timestamps; the connector's own
-    objects keyed by their external id (their Id and auto-number depend on creation order)."""
+    objects keyed by their external id (their Id and auto-number depend on creation order),
+    and a lookup to one of them (a Task's WhatId) given as that key."""
     org = world.sandbox.org
     state: dict[str, dict[str, dict[str, Any]]] = {}
+    keyed: dict[str, str] = {}  # Id -> "Object key" of the records keyed by external id
     with org.lock:
         for name, obj in org.schema.objects.items():
             external = next((f for f, s in obj.fields.items() if s.spec.external_id), None)
@@ -269,12 +271,15 @@ def salesforce_state(world: World, keys: Keys) -> dict[str, dict[str, dict[str, 
                     key = str(row["Id"])
                 else:
                     key = str(row.pop(external))
-                    del row["Id"], row["Name"]
+                    keyed[str(row.pop("Id"))] = f"{name} {key}"
+                    row.pop("Name", None)  # a Task has none
                     subscription = re.fullmatch(r"SUB-(\d+)", key)
                     if subscription:
                         key = "SUB " + keys.subscriptions.get(int(subscription[1]), key)
                 assert key not in records, f"{name} {key} twice"
-                records[key] = row
+                records[key] = {
+                    c: keyed.get(v, v) if isinstance(v, str) else v for c, v in row.items()
+                }
             state[name] = records
     return state
 

@@ -213,6 +213,7 @@ def test_default_mapping_loads_with_the_documented_defaults(loaded: LoadedMappin
         "CurrencyIsoCode",
         "Tax_Id__c",
         "BillingState",
+        "OwnerId",  # the account owner: collections Tasks are theirs
     ]
     assert mapping.query_fields("contract") == [
         "AccountId",

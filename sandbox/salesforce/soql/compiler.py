@@ -122,14 +122,16 @@ class Compiler:
         alias, current = self.joins[()]
         for relationship in path[:-1]:
             lookup = current.parent(relationship)
-            if lookup is None or lookup.spec.reference_to not in self.schema.objects:
+            targets = lookup.spec.targets if lookup is not None else ()
+            # A polymorphic lookup (Task.What) is not followed: the sandbox has no TYPEOF.
+            if lookup is None or len(targets) != 1 or targets[0] not in self.schema.objects:
                 raise bad_request(
                     "INVALID_FIELD",
                     f"Didn't understand relationship '{relationship}' in field path. If you are "
                     "attempting to use a custom relationship, be sure to append the '__r' after "
                     "the custom relationship name.",
                 )
-            parent = self.schema.objects[str(lookup.spec.reference_to)]
+            parent = self.schema.objects[targets[0]]
             names = (*names, lookup.spec.relationship_name or relationship)
             objects = (*objects, parent)
             if names not in self.joins:

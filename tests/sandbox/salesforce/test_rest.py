@@ -21,6 +21,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.util import Usage
 
+from sandbox.salesforce.auth import USER_ID
 from sandbox.salesforce.ids import make_id, normalize_id
 from sandbox.salesforce.server import Sandbox
 from sandbox.salesforce.testing import connect, trusting_session
@@ -39,6 +40,8 @@ SCHEMA_OBJECTS = [
     "Contract",
     "Billing_Subscription__c",
     "Billing_Invoice__c",
+    "Task",
+    "User",
     # the field history objects of those with a tracked field
     "AccountHistory",
     "OpportunityFieldHistory",
@@ -173,6 +176,7 @@ def test_get_returns_attributes_and_every_field(sf: Salesforce, clock: Clock) ->
         "LastModifiedDate": STAMP,
         "SystemModstamp": STAMP,
         "Name": "Acme",
+        "OwnerId": USER_ID,  # the user who created it
         "Type": None,
         "Industry": "Banking",
         "BillingStreet": None,
@@ -1081,6 +1085,7 @@ def test_describe_of_a_lookup(sf: Salesforce) -> None:
         "filterable": True,
         "sortable": True,
         "referenceTo": ["Account"],
+        "polymorphicForeignKey": False,
         "relationshipName": "Account",
         "cascadeDelete": True,
         "restrictedPicklist": False,
@@ -1232,6 +1237,7 @@ def test_describe_lists_child_relationships(sf: Salesforce) -> None:
         ("Contracts", "Contract", "AccountId", True),
         ("Histories", "AccountHistory", "AccountId", True),
         ("Opportunities", "Opportunity", "AccountId", True),
+        ("Tasks", "Task", "WhatId", True),
     ]
 
 
