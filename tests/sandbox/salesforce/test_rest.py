@@ -39,6 +39,9 @@ SCHEMA_OBJECTS = [
     "Contract",
     "Billing_Subscription__c",
     "Billing_Invoice__c",
+    "ContentDocument",
+    "ContentVersion",
+    "ContentDocumentLink",
     # the field history objects of those with a tracked field
     "AccountHistory",
     "OpportunityFieldHistory",
