@@ -80,7 +80,7 @@ def test_base64_insert_creates_the_file_and_links_it(sf: Salesforce) -> None:
         "Id": answer["id"],
         "Title": "INV-000001",
         "PathOnClient": "INV-000001.pdf",
-        "Checksum": hashlib.md5(PDF).hexdigest(),  # noqa: S324
+        "Checksum": hashlib.md5(PDF).hexdigest(),
         "ContentSize": len(PDF),
         "FileExtension": "pdf",
         "FileType": "PDF",
@@ -123,7 +123,7 @@ def test_multipart_insert_and_the_bytes_read_back(
     assert (version["Title"], version["ContentSize"], version["Checksum"]) == (
         "Invoice",
         len(PDF),
-        hashlib.md5(PDF).hexdigest(),  # noqa: S324
+        hashlib.md5(PDF).hexdigest(),
     )
     data = _http(salesforce_sandbox).get(
         f"{salesforce_sandbox.instance_url}{BASE}/sobjects/ContentVersion/{version_id}/VersionData"
