@@ -43,6 +43,7 @@ SUBSCRIPTION = "subscription"
 DOCUMENT = "document"
 CUSTOMER = "customer"
 DEAL = "deal"
+FILE = "file"  # a document's PDF as a Salesforce File on its invoice record
 CHANGED = date.min  # due at once, whatever the as-of date
 AS_OF_CURSOR = "writeback:as_of"  # the as-of date of the last write-back
 DATED = ((SUBSCRIPTION, "subscriptions"), (CUSTOMER, "customers"))  # entity, linked table

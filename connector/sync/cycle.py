@@ -189,7 +189,11 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
     "push": lambda rt, _: push.push(rt.factory, rt.settings, rt.target, rt.stop.checkpoint),
     "payments": lambda rt, _: push.read_payments(rt.factory, rt.settings, rt.target),
     "writeback": lambda rt, as_of: writeback.write_back(
-        rt.factory, rt.client, as_of, rt.stop.checkpoint
+        rt.factory,
+        rt.client,
+        as_of,
+        rt.stop.checkpoint,
+        attach_documents=rt.settings.salesforce.attach_documents,
     ),
 }
 assert set(_WORK) == set(STAGES)
