@@ -248,7 +248,8 @@ def write_back(
                     _record(session, obj, chunk, answers, result)
     if due.files or result.files:
         checkpoint()
-        result.files = attach_files(factory, client, as_of, checkpoint, enabled=attach_documents)
+        done = attach_files(factory, client, as_of, checkpoint, enabled=attach_documents)
+        result.files = {**result.files, **done}
     result.api_calls = client.calls - calls_before
     return result
 
