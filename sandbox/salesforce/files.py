@@ -60,10 +60,6 @@ def too_large(limit: int) -> ApiError:
     )
 
 
-def _ensure_table(org: Org) -> None:
-    org.db.execute("CREATE TABLE IF NOT EXISTS _content_body (Id TEXT PRIMARY KEY, data BLOB)")
-
-
 def _json_part(call: Call) -> tuple[dict[str, Any], bytes]:
     """The fields and the bytes of a JSON insert (base64 ``VersionData``)."""
     if len(call.body) > JSON_BODY_LIMIT:
@@ -134,7 +130,6 @@ def create_version(org: Org, fields: dict[str, Any], data: bytes) -> str:
     """Store a version and what Salesforce derives from it; its id."""
     versions, documents = org.sobject(VERSION), org.sobject(DOCUMENT)
     with org.transaction():
-        _ensure_table(org)
         values = dict(fields)
         path = str(values.get("PathOnClient") or "")
         if path and not values.get("Title"):
@@ -217,7 +212,6 @@ def version_data(org: Org, record_id: str) -> Reply:
     """``GET /sobjects/ContentVersion/{id}/VersionData``: the version's bytes."""
     with org.lock:
         row = org.live_row(org.sobject(VERSION), record_id)
-        _ensure_table(org)
         found = org.db.execute("SELECT data FROM _content_body WHERE Id = ?", (row["Id"],))
         body = found.fetchone()
     if body is None:
