@@ -55,7 +55,6 @@ def test_killed_uploads_leave_one_file_per_document_version(
     ledger_settings: Settings,
     salesforce_sandbox: Sandbox,
     sf: Salesforce,
-    tmp_path: Path,
 ) -> None:
     settings = settings_for(ledger_settings, salesforce_sandbox)
     off = settings.model_copy(
@@ -94,7 +93,7 @@ def test_killed_uploads_leave_one_file_per_document_version(
         return subprocess.Popen(
             command,
             env=_env(settings, database_url, salesforce_sandbox),
-            cwd=tmp_path,
+            cwd=Path(settings.ledger.path).parent,  # no config/connector.toml there
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
