@@ -520,6 +520,11 @@ class SalesforceSettings(_Section):
     mapping_file: str = Field(
         default="mappings/salesforce.yaml", description="How Salesforce records map to billing."
     )
+    attach_documents: bool = Field(
+        default=True,
+        description="The write-back attaches each document's PDF to its Billing_Invoice__c "
+        "record as a Salesforce File (a new version of the file when the document changes).",
+    )
 
     @field_validator("login_url", "instance_url")
     @classmethod

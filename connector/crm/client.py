@@ -110,11 +110,15 @@ class SalesforceClient:
         return self.org_time or datetime.now(UTC)
 
     # -- calls -----------------------------------------------------------------------------
-    def call(self, what: str, operation: Callable[[Salesforce], T]) -> T:
-        """Run ``operation`` with the retry policy; ``what`` names it in errors and logs."""
+    def call(self, what: str, operation: Callable[[Salesforce], T], *, retry: bool = True) -> T:
+        """Run ``operation`` with the retry policy; ``what`` names it in errors and logs.
+        Without ``retry`` it is tried once (and again only after a fresh login): a write that
+        is not idempotent, which a retry after an unknown outcome could do twice."""
         relogins = 0
         while True:
             try:
+                if not retry:
+                    return self._attempt(operation)
                 return self._with_retries(what, operation)
             except SalesforceError as error:
                 action = classify(error)

@@ -543,6 +543,26 @@ class Dispute(Base):
     resolved_at: Mapped[datetime | None]
 
 
+class SalesforceFile(Base):
+    """A document's PDF as a Salesforce File on its invoice record: the file
+    (``content_document_id``), the document version and content last uploaded to it and that
+    upload's ContentVersion. ``attempt_version`` and ``attempt_sha256`` name an upload sent
+    whose answer is not recorded yet (Salesforce may hold it: it is looked for before any
+    upload again)."""
+
+    __tablename__ = "salesforce_files"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    content_document_id: Mapped[str | None] = mapped_column(String(18))
+    version: Mapped[int | None]
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    content_version_id: Mapped[str | None] = mapped_column(String(18))
+    attempt_version: Mapped[int | None]
+    attempt_sha256: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
 class WritebackQueue(Base):
     """A record the write-back must build again, by the local entity it shows (``subscription``,
     ``document`` and ``customer`` ids; ``deal``: the CRM's opportunity id): marked in the same

@@ -44,6 +44,7 @@ DOCUMENT = "document"
 CUSTOMER = "customer"
 DEAL = "deal"
 TASK = "task"  # a Task of a collections step: "<invoice number>:<step>"
+FILE = "file"  # a document's PDF as a Salesforce File on its invoice record
 CHANGED = date.min  # due at once, whatever the as-of date
 AS_OF_CURSOR = "writeback:as_of"  # the as-of date of the last write-back
 DATED = ((SUBSCRIPTION, "subscriptions"), (CUSTOMER, "customers"))  # entity, linked table

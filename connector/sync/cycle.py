@@ -201,7 +201,12 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
         rt.factory, rt.settings.dunning, as_of, rt.stop.checkpoint
     ),
     "writeback": lambda rt, as_of: writeback.write_back(
-        rt.factory, rt.client, as_of, rt.stop.checkpoint, tasks=rt.task_options()
+        rt.factory,
+        rt.client,
+        as_of,
+        rt.stop.checkpoint,
+        tasks=rt.task_options(),
+        attach_documents=rt.settings.salesforce.attach_documents,
     ),
 }
 assert set(_WORK) == set(STAGES)

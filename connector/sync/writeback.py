@@ -33,7 +33,15 @@ from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.sync.stopping import no_stop
 from connector.sync.writeback_dunning import TaskOptions
-from connector.sync.writeback_records import CHUNK, Builder, Built, Record, records
+from connector.sync.writeback_files import attach_files, mark_files
+from connector.sync.writeback_records import (
+    CHUNK,
+    INVOICE_RECORD,
+    Builder,
+    Built,
+    Record,
+    records,
+)
 from connector.sync.writeback_shape import (
     as_sent,
     describe_currency_mode,
@@ -51,6 +59,7 @@ class WritebackResult:
     failed: dict[str, str] = field(default_factory=dict)  # object/key -> error
     api_calls: int = 0
     built: int = 0  # records built (the queue's due entities that show anything)
+    files: dict[str, int] = field(default_factory=dict)  # documents' PDFs as Salesforce Files
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +68,7 @@ class WritebackResult:
             "unchanged": self.unchanged,
             "failed": dict(self.failed),
             "api_calls": self.api_calls,
+            **({"files": dict(self.files)} if self.files else {}),
         }
 
 
@@ -103,6 +113,7 @@ class _Due:
     ORDER = (queue.SUBSCRIPTION, queue.DOCUMENT, queue.CUSTOMER, queue.DEAL, queue.TASK)
 
     def __init__(self, entities: set[str]) -> None:
+        self.files = queue.FILE in entities  # built apart, once the records are sent
         if entities & {queue.SUBSCRIPTION, queue.DOCUMENT}:
             entities = entities | {queue.CUSTOMER}
         self.entities = [entity for entity in self.ORDER if entity in entities]
@@ -201,10 +212,13 @@ def write_back(
     checkpoint: Callable[[], None] = no_stop,
     *,
     tasks: TaskOptions | None = None,
+    attach_documents: bool = True,
 ) -> WritebackResult:
     """Send what changed since Salesforce last accepted it; ``checkpoint`` is called between
     calls (it raises to stop there). The queue is built ``CHUNK`` records at a time, each
-    object's records sent as soon as they fill a call (the rest once everything is built)."""
+    object's records sent as soon as they fill a call (the rest once everything is built).
+    Then the documents' PDFs queued are attached to their invoice records as Salesforce Files
+    (:mod:`connector.sync.writeback_files`), once the records exist."""
     result = WritebackResult()
     calls_before = client.calls
     with transaction(factory) as session:
@@ -235,6 +249,10 @@ def write_back(
                     answers = client.upsert_records(obj, key_field, values)
                 with transaction(factory) as session:
                     _record(session, obj, chunk, answers, result)
+    if due.files or result.files:
+        checkpoint()
+        done = attach_files(factory, client, as_of, checkpoint, enabled=attach_documents)
+        result.files = {**result.files, **done}
     result.api_calls = client.calls - calls_before
     return result
 
@@ -254,6 +272,10 @@ def _record(
         key = item.record.key
         if answer.get("success"):
             rows.append(_state(obj, key, now, sent_hash=item.digest, record_id=answer.get("id")))
+            if obj == INVOICE_RECORD[0] and answer.get("created"):
+                mark_files(session, [int(item.built.key)])
+                result.files.setdefault("marked", 0)
+                result.files["marked"] += 1
             result.sent[obj] = result.sent.get(obj, 0) + 1
             settled.append(item.settled())
             continue
@@ -295,10 +317,10 @@ def _save_states(session: Session, rows: list[dict[str, Any]]) -> None:
         index_elements=[table.c.object, table.c.key],
         set_={
             "sent_hash": func.coalesce(statement.excluded.sent_hash, table.c.sent_hash),
+            "record_id": func.coalesce(statement.excluded.record_id, table.c.record_id),
             "error": statement.excluded.error,
             "error_hash": statement.excluded.error_hash,
             "updated_at": statement.excluded.updated_at,
-            "record_id": func.coalesce(statement.excluded.record_id, table.c.record_id),
         },
     )
     session.execute(statement, rows)

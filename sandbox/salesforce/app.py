@@ -21,7 +21,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from sandbox.salesforce import composite
+from sandbox.salesforce import composite, files
 from sandbox.salesforce.auth import OAuthError, Sessions, expired_session
 from sandbox.salesforce.bulk import Bulk
 from sandbox.salesforce.bulk1 import Bulk1
@@ -367,6 +367,10 @@ class SandboxApp:
                 return rest.update(call, name, record_id)
             case ["sobjects", name, record_id] if method == "DELETE":
                 return rest.delete(call, name, record_id)
+            case ["sobjects", name, record_id, "VersionData"] if (
+                method == "GET" and name.lower() == files.VERSION.lower()
+            ):
+                return files.version_data(self.org, record_id)
             case ["sobjects", name, field_name, value] if method in (
                 "GET",
                 "PATCH",

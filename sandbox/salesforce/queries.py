@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.salesforce.errors import bad_request
+from sandbox.salesforce.files import check_link_query
 from sandbox.salesforce.ids import make_id
 from sandbox.salesforce.soql import ast
 from sandbox.salesforce.soql.compiler import ChildPlan, Plan, compile_query
@@ -69,6 +70,7 @@ class QueryService:
 
     def plan(self, text: str, include_deleted: bool) -> Plan:
         query = parse_soql(text)
+        check_link_query(query)
         return compile_query(self.org.schema, query, self.org.today(), include_deleted, root=None)
 
     def matching_ids(self, plan: Plan) -> list[str]:

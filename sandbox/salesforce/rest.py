@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.salesforce import describe
+from sandbox.salesforce import describe, files
 from sandbox.salesforce.calls import Call, Reply
 from sandbox.salesforce.errors import ApiError, bad_request, not_found
 from sandbox.salesforce.queries import QueryService, batch_size
@@ -60,6 +60,10 @@ class Rest:
     # -- records ---------------------------------------------------------------------------
     def create(self, call: Call, name: str) -> Reply:
         obj = self.sobject(name)
+        if obj.name == files.VERSION:
+            return files.insert_version(self.org, call)
+        if obj.name == files.DOCUMENT:
+            raise files.refuse_document_insert()
         body = call.json()
         if not isinstance(body, dict):
             raise bad_request("JSON_PARSER_ERROR", "The request body must be a JSON object")

@@ -157,6 +157,10 @@ class Org:
                 "CREATE TABLE IF NOT EXISTS _counter (name TEXT PRIMARY KEY, value INTEGER)"
             )
             self.db.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
+            # The bytes of each ContentVersion (sandbox/salesforce/files.py).
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS _content_body (Id TEXT PRIMARY KEY, data BLOB)"
+            )
             for obj in self.schema.objects.values():
                 table = quote(obj.name)
                 stored = [(name, obj.fields[name]) for name in obj.stored_fields]

@@ -966,3 +966,9 @@ def test_the_readme_lists_every_object_and_field() -> None:
         f"{README.relative_to(ROOT)} should have a section per object (### `Object`) with a row "
         "per custom field (| `Field__c` | ...), as sandbox/salesforce/schema.yaml declares them"
     )
+
+
+def test_the_invoice_layout_lists_its_files_first() -> None:
+    """The PDF the write-back attaches (a Salesforce File) opens from the invoice record."""
+    root = layout("Billing_Invoice__c", "Billing Invoice Layout")
+    assert list(related_lists(root)) == ["RelatedFileList", "RelatedEntityHistoryList"]

@@ -738,6 +738,7 @@ STANDARD_RELATED_LISTS = {
     },
     "RelatedNoteList": set(),
     "RelatedEntityHistoryList": set(),
+    "RelatedFileList": set(),  # Files: the ContentDocuments linked to the record
     "RelatedContactList": {"FULL_NAME", "CONTACT.TITLE", "CONTACT.EMAIL", "CONTACT.PHONE1"},
     "RelatedOpportunityList": {
         "OPPORTUNITY.NAME",

@@ -42,6 +42,9 @@ SCHEMA_OBJECTS = [
     "Billing_Invoice__c",
     "Task",
     "User",
+    "ContentDocument",
+    "ContentVersion",
+    "ContentDocumentLink",
     # the field history objects of those with a tracked field
     "AccountHistory",
     "OpportunityFieldHistory",
