@@ -1,8 +1,8 @@
 """The stages of the connector, run one at a time (a scheduled job) or all in order (a cycle):
 pull from Salesforce, read the payments recorded in accounting, bill, close revenue, push to
-accounting, write back to Salesforce. Payments are read before billing, so that a credit note
-on an invoice already paid in accounting is not applied to it here (it is the customer's credit
-there and here alike).
+accounting, render new documents as PDF (send), write back to Salesforce. Payments are read
+before billing, so that a credit note on an invoice already paid in accounting is not applied
+to it here (it is the customer's credit there and here alike).
 
 A :class:`Runtime` holds what the stages share: the database, the settings, one Salesforce
 client (one session, one API budget) and the accounting target, each made when first needed.
@@ -31,7 +31,7 @@ from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.errors import ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
-from connector.sync import crm_pull, push, writeback
+from connector.sync import crm_pull, push, rendering, writeback
 from connector.sync.billing_run import run_billing
 from connector.sync.mapping import load_mapping
 from connector.sync.revenue_close import close_revenue
@@ -40,7 +40,7 @@ from connector.sync.stopping import StopRequest
 log = logging.getLogger(__name__)
 job_log = logging.getLogger("connector.jobs")
 
-STAGES = ("pull", "payments", "bill", "revenue", "push", "writeback")
+STAGES = ("pull", "payments", "bill", "revenue", "push", "send", "writeback")
 
 
 @dataclass
@@ -188,6 +188,7 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
     "revenue": lambda rt, as_of: close_revenue(rt.factory, as_of, rt.stop.checkpoint),
     "push": lambda rt, _: push.push(rt.factory, rt.settings, rt.target, rt.stop.checkpoint),
     "payments": lambda rt, _: push.read_payments(rt.factory, rt.settings, rt.target),
+    "send": lambda rt, _: rendering.render_new(rt),
     "writeback": lambda rt, as_of: writeback.write_back(
         rt.factory, rt.client, as_of, rt.stop.checkpoint
     ),

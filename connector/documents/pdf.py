@@ -1,0 +1,52 @@
+"""Documents to PDFs: each in its customer's language, with the seller of ``[seller]`` and the
+templates of ``[documents]``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from connector.documents import layout, templates
+from connector.documents.content import DocumentContent, load_contents
+from connector.documents.store import RenderedPdf
+from connector.settings import DocumentSettings, SellerSettings, Settings
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def seller_of(settings: SellerSettings) -> layout.Seller:
+    return layout.Seller(
+        name=settings.name,
+        address=_lines(settings.address),
+        tax_id=settings.tax_id,
+        registration_number=settings.registration_number,
+        bank_details=_lines(settings.bank_details),
+        logo=settings.logo,
+    )
+
+
+def language_of(content: DocumentContent, settings: DocumentSettings) -> str:
+    return templates.choose_language(
+        content.buyer.language,
+        content.buyer.country,
+        settings.default_language,
+        templates.languages(settings.templates),
+    )
+
+
+def render_content(content: DocumentContent, settings: Settings) -> RenderedPdf:
+    language = language_of(content, settings.documents)
+    labels = templates.labels(language, settings.documents.templates)
+    data = layout.render(content, labels, seller_of(settings.seller), settings.documents.font_cache)
+    return RenderedPdf(content.id, content.version, content.filename, language, data)
+
+
+def render_documents(
+    session: Session, document_ids: Sequence[int], settings: Settings
+) -> list[RenderedPdf]:
+    """The PDF of each document's current version (four queries for all of them)."""
+    contents = load_contents(session, document_ids)
+    return [render_content(contents[key], settings) for key in sorted(contents)]
