@@ -31,7 +31,8 @@ class Party:
 
 @dataclass(frozen=True)
 class Line:
-    description: str
+    product: str  # the product's name
+    detail: str | None  # the billing core's description, when it says more than the columns
     service_start: date
     service_end: date
     quantity: Decimal
@@ -39,7 +40,7 @@ class Line:
     amount: Decimal  # after discount, as billed
     tax_rate: Decimal
     gross: Decimal  # before discount, in the currency's minor unit
-    unit_price: Decimal  # gross / quantity (unrounded beyond 4 places when not exact)
+    unit_price: Decimal | None  # gross / quantity, when a whole number of minor units
 
     @property
     def discount(self) -> Decimal:
@@ -92,11 +93,21 @@ class DocumentContent:
             *self.buyer.address,
             self.buyer.tax_id or "",
             self.reason or "",
-            *(line.description for line in self.lines),
+            *(line.product for line in self.lines),
+            *(line.detail or "" for line in self.lines),
         ]
 
 
-def _line(row: tables.DocumentLine, code: str) -> Line:
+def _detail(row: tables.DocumentLine, product: str) -> str | None:
+    """The line's description unless it only repeats the product, quantity, service period
+    and discount that the document shows in their own columns."""
+    plain = row.description.split(" (discount ")[0]
+    service = f"{row.service_start.isoformat()}..{row.service_end.isoformat()}"
+    quantity = f"{product} × {row.quantity:f}"
+    return None if plain in {quantity, f"{quantity}, {service}"} else row.description
+
+
+def _line(row: tables.DocumentLine, product: str, code: str) -> Line:
     unit = currency(code)
     amount = row.amount
     if row.discount_percent and row.discount_percent < HUNDRED:
@@ -105,9 +116,10 @@ def _line(row: tables.DocumentLine, code: str) -> Line:
         gross = amount
     price = gross / row.quantity if row.quantity else gross
     exact = round_money(price, unit)
-    unit_price = exact if exact == price else price.quantize(Decimal("0.0001")).normalize()
+    unit_price = exact if exact == price else None  # a prorated or partly credited line
     return Line(
-        row.description,
+        product,
+        _detail(row, product),
         row.service_start,
         row.service_end,
         row.quantity,
@@ -119,13 +131,25 @@ def _line(row: tables.DocumentLine, code: str) -> Line:
     )
 
 
+def _join(*parts: str | None, between: str = " ") -> str:
+    return between.join(part for part in parts if part)
+
+
 def _address(customer: tables.Customer) -> tuple[str, ...]:
+    """The billing address in the order of the customer's country (the country's name is
+    added by the layout, in the document's language)."""
     street = [part.strip() for part in (customer.address_street or "").splitlines()]
-    return tuple(part for part in street if part) + tuple(
-        part
-        for part in (customer.address_city, customer.address_state, customer.address_postal_code)
-        if part
-    )
+    street = [part for part in street if part]
+    city, state, code = customer.address_city, customer.address_state, customer.address_postal_code
+    if customer.country == "JP":  # 〒100-6690, then prefecture, city, street
+        lines = [f"〒{code}" if code else "", _join(state, city, between=""), *street]
+    elif customer.country in {"US", "CA", "AU"}:  # New York, NY 10110
+        lines = [*street, _join(_join(city, state, between=", "), code)]
+    elif customer.country in {"GB", "IE"}:
+        lines = [*street, city or "", state or "", code or ""]
+    else:  # 10117 Berlin
+        lines = [*street, _join(code, city), state or ""]
+    return tuple(line for line in lines if line)
 
 
 def load_contents(session: Session, document_ids: Sequence[int]) -> dict[int, DocumentContent]:
@@ -141,18 +165,19 @@ def load_contents(session: Session, document_ids: Sequence[int]) -> dict[int, Do
         .outerjoin(corrected, corrected.id == doc.invoice_id)
         .where(doc.id.in_(ids))
     ).all()
-    lines: dict[int, list[tables.DocumentLine]] = defaultdict(list)
-    for line in session.scalars(
-        select(tables.DocumentLine)
+    lines: dict[int, list[tuple[tables.DocumentLine, str]]] = defaultdict(list)
+    for line, product in session.execute(
+        select(tables.DocumentLine, tables.Product.name)
+        .join(tables.Product, tables.Product.id == tables.DocumentLine.product_id)
         .where(tables.DocumentLine.document_id.in_(ids))
         .order_by(tables.DocumentLine.document_id, tables.DocumentLine.id)
     ):
-        lines[line.document_id].append(line)
+        lines[line.document_id].append((line, product))
     taxes: dict[int, list[TaxRate]] = defaultdict(list)
     for tax in session.scalars(
         select(tables.DocumentTax)
         .where(tables.DocumentTax.document_id.in_(ids))
-        .order_by(tables.DocumentTax.document_id, tables.DocumentTax.rate.desc())
+        .order_by(tables.DocumentTax.document_id, tables.DocumentTax.id)
     ):
         taxes[tax.document_id].append(
             TaxRate(tax.rate, tax.taxable, tax.tax, tax.jurisdiction, tax.reverse_charge)
@@ -169,8 +194,10 @@ def load_contents(session: Session, document_ids: Sequence[int]) -> dict[int, Do
             issue_date=document.issue_date,
             due_date=document.due_date,
             buyer=Party(buyer.name, _address(buyer), buyer.country, buyer.tax_id, buyer.language),
-            lines=tuple(_line(row, document.currency) for row in lines[document.id]),
-            taxes=tuple(taxes[document.id]),
+            lines=tuple(
+                _line(row, product, document.currency) for row, product in lines[document.id]
+            ),
+            taxes=tuple(sorted(taxes[document.id], key=lambda tax: -tax.rate)),
             subtotal=document.subtotal,
             tax_total=document.tax_total,
             total=document.total,

@@ -1,7 +1,6 @@
 """Amounts, dates, rates, quantities and countries as a document writes them in its locale,
 with babel. An amount is shown with its currency's minor unit (ISO 4217: two digits for EUR,
-none for JPY), never more or fewer; a unit price that is not a whole number of minor units
-(a prorated line) keeps the digits it has."""
+none for JPY), never more or fewer."""
 
 from __future__ import annotations
 
@@ -39,11 +38,6 @@ class Formats:
             currency_digits=False,
         )
         return ("−" if amount < 0 else "") + text.replace("\xa0", " ")
-
-    def price(self, amount: Decimal) -> str:
-        """A unit price: the currency's digits, or more when it has more."""
-        digits = max(currency(self.currency).exponent, -int(amount.as_tuple().exponent))
-        return self._money(amount, digits)
 
     def date(self, day: date) -> str:
         return format_date(day, self.date_pattern, locale=self.locale)

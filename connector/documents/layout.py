@@ -222,7 +222,8 @@ def _describe(line: Line, labels: Labels, formats: Formats) -> str:
         start=formats.date(line.service_start),
         end=formats.date(line.service_end),
     )
-    return f"{line.description}{mark}\n{period}"
+    detail = f"\n{line.detail}" if line.detail else ""
+    return f"{line.product}{mark}{detail}\n{period}"
 
 
 def _lines(
@@ -258,7 +259,7 @@ def _lines(
             row = table.row()
             row.cell(_describe(line, labels, formats))
             row.cell(formats.number(line.quantity))
-            row.cell(formats.price(line.unit_price))
+            row.cell("" if line.unit_price is None else formats.money(line.unit_price))
             if discounted:
                 row.cell(f"{formats.percent(line.discount_percent)}%" if line.discount else "")
             row.cell(f"{formats.percent(line.tax_rate)}%")

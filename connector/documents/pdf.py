@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from connector.db.documents import find_document
+from connector.db.engine import transaction
 from connector.documents import layout, templates
 from connector.documents.content import DocumentContent, load_contents
-from connector.documents.store import RenderedPdf
+from connector.documents.store import RenderedPdf, StoredPdf, current_pdf, keep
 from connector.settings import DocumentSettings, SellerSettings, Settings
 
 
@@ -50,3 +52,16 @@ def render_documents(
     """The PDF of each document's current version (four queries for all of them)."""
     contents = load_contents(session, document_ids)
     return [render_content(contents[key], settings) for key in sorted(contents)]
+
+
+def document_pdf(factory: sessionmaker[Session], settings: Settings, number: str) -> StoredPdf:
+    """The PDF of the invoice or credit note ``number``'s current version: the kept one, else
+    rendered now and kept (the same bytes the send stage would keep)."""
+    with transaction(factory) as session:
+        document = find_document(session, number)
+        kept = current_pdf(session, document.id)
+        if kept is not None:
+            return kept
+        [pdf] = render_documents(session, [document.id], settings)
+        keep(session, [pdf])
+        return StoredPdf(pdf.document_id, pdf.version, pdf.filename, pdf.sha256, pdf.content)

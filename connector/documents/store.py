@@ -82,7 +82,7 @@ def unrendered(session: Session, limit: int) -> list[int]:
     )
 
 
-def _insert(session: Session, table: type[tables.Base]):  # type: ignore[no-untyped-def]
+def _insert(session: Session, table: type[tables.Base]) -> sqlite.Insert | postgresql.Insert:
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     return dialect.insert(tables.table_of(table))
 

@@ -356,8 +356,10 @@ def map_customer(
     tax_id = value_at(record, mapping.tax_id) if mapping.tax_id else None
     region = _region(value_at(record, mapping.region) if mapping.region else None, country)
     address = Address(
-        *(_text(record, path) for path in (mapping.street, mapping.city, mapping.state))
-        + (_text(record, mapping.postal_code),)
+        _text(record, mapping.street),
+        _text(record, mapping.city),
+        _text(record, mapping.state),
+        _text(record, mapping.postal_code),
     )
     return CustomerData(
         str(record["Id"]),

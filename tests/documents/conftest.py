@@ -89,7 +89,9 @@ CUSTOMERS = (
         (
             ("CLOUD", "クラウド利用料", "48000", 1, 0, None),
             ("SEATS_JP", "ユーザーライセンス", "1980", 15, 0, None),
-            ("CATERING", "会議用軽食（飲食料品）", "3241", 3, 0, "food"),
+            # 8 % of each line would round down (241.2, 40.4), 8 % of both rounds up (281.6).
+            ("CATERING", "会議用軽食（飲食料品）", "1005", 3, 0, "food"),
+            ("DRINKS", "お茶・飲料", "505", 1, 0, "food"),
         ),
     ),
 )
@@ -168,7 +170,7 @@ def bill_samples(factory: sessionmaker[Session], settings: Settings) -> dict[str
             )
             .where(tables.ExternalId.entity == "customers")
         )
-        return dict(rows.tuples().all())
+        return {ref: number for ref, number in rows}
 
 
 @pytest.fixture
