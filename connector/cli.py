@@ -928,6 +928,7 @@ def invoice_pdf(
         f"{path}: {pdf.filename}, version {pdf.version}, {len(pdf.content):,} bytes",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -10,6 +10,7 @@ file identifier is derived from its number and version, never from the clock.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
@@ -32,6 +33,10 @@ INK = (25, 25, 25)
 RULE = (205, 205, 205)
 REDUCED_RATES = frozenset({Decimal(8)})  # Japan's reduced consumption tax rate
 VAT_COUNTRIES = EU_MEMBER_STATES | {"GB", "NO", "CH"}
+
+# fontTools reports every table it subsets at INFO: not news for whoever reads our logs.
+for _noisy in ("fontTools", "fpdf"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
