@@ -403,6 +403,7 @@ class DocumentSettings(_Section):
     )
     default_language: str = Field(
         default="en",
+        pattern=r"^[a-z]{2}$",
         description="Language of documents for customers whose language is not known or has no "
         "templates (customers in Japan: ja).",
     )

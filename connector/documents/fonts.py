@@ -33,13 +33,9 @@ CACHE_ENV = "XDG_CACHE_HOME"
 
 
 def latin_files() -> dict[str, Path]:
-    """Source Sans Pro: the style ("" regular, "B" bold, "I" italic) -> its TTF file."""
+    """Source Sans Pro: the style ("" regular, "B" bold) -> its TTF file."""
     folder = Path(str(resources.files("font_source_sans_pro").joinpath("files")))
-    return {
-        "": folder / "SourceSansPro-Regular.ttf",
-        "B": folder / "SourceSansPro-Semibold.ttf",
-        "I": folder / "SourceSansPro-It.ttf",
-    }
+    return {"": folder / "SourceSansPro-Regular.ttf", "B": folder / "SourceSansPro-Semibold.ttf"}
 
 
 def japanese_source() -> Path:

@@ -251,7 +251,7 @@ def _lines(
         width=BODY,
         text_align=align,
         line_height=4.6,
-        padding=(1.6, 1.2),
+        padding=(1.1, 1.2),
         borders_layout="HORIZONTAL_LINES",
         first_row_as_headings=True,
         headings_style=_heading_style(accent),
