@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -30,12 +31,49 @@ LATIN = "sourcesans"
 JAPANESE = "notosansjp"
 JAPANESE_WEIGHT = 400
 CACHE_ENV = "XDG_CACHE_HOME"
+# fpdf2 places glyphs one after another (no text shaping), so the OpenType layout tables only
+# cost time when each PDF's subset is made: the fonts kept in the cache go without them.
+UNUSED_TABLES = ("GSUB", "GPOS", "GDEF", "BASE", "JSTF", "MATH", "STAT")
 
 
-def latin_files() -> dict[str, Path]:
-    """Source Sans Pro: the style ("" regular, "B" bold) -> its TTF file."""
+def latin_sources() -> dict[str, Path]:
+    """Source Sans Pro as installed: the style ("" regular, "B" bold) -> its TTF file."""
     folder = Path(str(resources.files("font_source_sans_pro").joinpath("files")))
     return {"": folder / "SourceSansPro-Regular.ttf", "B": folder / "SourceSansPro-Semibold.ttf"}
+
+
+def latin_files(configured_cache: str = "") -> dict[str, Path]:
+    """Source Sans Pro without its layout tables, made and kept on first use."""
+    return {
+        style: _cached(source, "", configured_cache, _without_layout)
+        for style, source in latin_sources().items()
+    }
+
+
+def _without_layout(source: Path) -> bytes:
+    font = TTFont(source, recalcTimestamp=False)
+    for table in UNUSED_TABLES:
+        if table in font:
+            del font[table]
+    buffer = io.BytesIO()
+    font.save(buffer)
+    return buffer.getvalue()
+
+
+def _cached(
+    source: Path, variant: str, configured_cache: str, make: Callable[[Path], bytes]
+) -> Path:
+    """The font ``make`` makes of ``source``, kept in the cache folder under a name that changes
+    with the source file, fontTools and ``variant``."""
+    stat = source.stat()
+    key = hashlib.sha256(
+        f"{source.name}:{stat.st_size}:{fontTools.version}:{variant}:{UNUSED_TABLES}".encode()
+    ).hexdigest()[:16]
+    path = cache_folder(configured_cache) / f"{source.stem}{variant}-{key}.ttf"
+    if not path.is_file():
+        make_directories(path.parent)
+        write_private(path, make(source))
+    return path
 
 
 def japanese_source() -> Path:
@@ -50,7 +88,7 @@ def japanese_source() -> Path:
 @cache
 def latin_characters() -> frozenset[int]:
     """The characters Source Sans Pro draws (text with others needs the Japanese font)."""
-    font = TTFont(latin_files()[""], lazy=True)
+    font = TTFont(latin_sources()[""], lazy=True)
     return frozenset(font.getBestCmap())
 
 
@@ -69,16 +107,7 @@ def cache_folder(configured: str) -> Path:
 def japanese_file(configured_cache: str = "") -> Path:
     """The regular Noto Sans JP made from the installed variable font, made and kept on first
     use."""
-    source = japanese_source()
-    stat = source.stat()
-    key = hashlib.sha256(
-        f"{source.name}:{stat.st_size}:{fontTools.version}:{JAPANESE_WEIGHT}".encode()
-    ).hexdigest()[:16]
-    path = cache_folder(configured_cache) / f"NotoSansJP-{JAPANESE_WEIGHT}-{key}.ttf"
-    if not path.is_file():
-        make_directories(path.parent)
-        write_private(path, build_japanese(source))
-    return path
+    return _cached(japanese_source(), f"-{JAPANESE_WEIGHT}", configured_cache, build_japanese)
 
 
 def _japanese_text(code: int) -> bool:
@@ -95,10 +124,11 @@ def _japanese_text(code: int) -> bool:
 
 def build_japanese(source: Path) -> bytes:
     """A static regular instance of the variable font, cut to the characters of Japanese
-    text (the same bytes for the same font and fontTools)."""
+    text, without layout tables (the same bytes for the same font and fontTools)."""
     font = TTFont(source, recalcTimestamp=False)
     options = subset.Options()
-    options.layout_features = ["*"]
+    options.layout_features = []
+    options.drop_tables += list(UNUSED_TABLES)
     options.name_IDs = ["*"]
     options.notdef_outline = True
     options.recalc_timestamp = False

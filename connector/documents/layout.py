@@ -99,7 +99,7 @@ def _setup(content: DocumentContent, labels: Labels, seller: Seller, font_cache:
         pdf.set_font(fonts.JAPANESE, size=9)
         pdf.fake_bold = True
     else:
-        for style, path in fonts.latin_files().items():
+        for style, path in fonts.latin_files(font_cache).items():
             pdf.add_font(fonts.LATIN, style, str(path))
         if fonts.JAPANESE in pdf.fonts:
             pdf.set_fallback_fonts([fonts.JAPANESE], exact_match=False)

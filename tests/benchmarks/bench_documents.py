@@ -133,7 +133,7 @@ def baseline(document: DocumentContent, words: templates.Labels, font_cache: str
     if words.language == "ja":
         pdf.add_font("body", "", str(fonts.japanese_file(font_cache)))
     else:
-        pdf.add_font("body", "", str(fonts.latin_files()[""]))
+        pdf.add_font("body", "", str(fonts.latin_files(font_cache)[""]))
     pdf.set_font("body", size=9)
     pdf.add_page()
     for text in plain_text(document, words):
