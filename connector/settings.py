@@ -408,7 +408,7 @@ class DocumentSettings(_Section):
         "templates (customers in Japan: ja).",
     )
     batch_size: Annotated[int, Field(ge=1, le=5000)] = Field(
-        default=200, description="Documents rendered per database transaction."
+        default=100, description="Documents rendered per database transaction."
     )
     font_cache: str = Field(
         default="",

@@ -3,7 +3,7 @@ templates of ``[documents]``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,8 +50,16 @@ def render_documents(
     session: Session, document_ids: Sequence[int], settings: Settings
 ) -> list[RenderedPdf]:
     """The PDF of each document's current version (four queries for all of them)."""
+    return list(render_each(session, document_ids, settings))
+
+
+def render_each(
+    session: Session, document_ids: Sequence[int], settings: Settings
+) -> Iterator[RenderedPdf]:
+    """The same, one document after another, in the order of their ids."""
     contents = load_contents(session, document_ids)
-    return [render_content(contents[key], settings) for key in sorted(contents)]
+    for key in sorted(contents):
+        yield render_content(contents[key], settings)
 
 
 def document_pdf(factory: sessionmaker[Session], settings: Settings, number: str) -> StoredPdf:

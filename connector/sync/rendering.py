@@ -1,7 +1,8 @@
 """The send stage's rendering: every document whose current version has no PDF yet (a new
 invoice or credit note, or one whose payments, credits or void changed what it shows) is
 rendered once and kept, ``documents.batch_size`` at a time, each batch in one transaction: a
-crash loses at most the batch in hand, which the next run renders again (the same bytes)."""
+crash loses at most the batch in hand, which the next run renders again (the same bytes). A stop
+request (SIGTERM) keeps what the batch in hand has rendered so far, then ends the stage."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from connector.db.engine import transaction
 from connector.documents import store
-from connector.documents.pdf import render_documents as render_pdfs
+from connector.documents.pdf import render_each
 
 if TYPE_CHECKING:
     from connector.sync.cycle import Runtime
@@ -39,7 +40,11 @@ def render_new(runtime: Runtime) -> RenderResult:
             ids = store.unrendered(session, size)
             if not ids:
                 break
-            pdfs = render_pdfs(session, ids, runtime.settings)
+            pdfs: list[store.RenderedPdf] = []
+            for pdf in render_each(session, ids, runtime.settings):
+                pdfs.append(pdf)
+                if runtime.stop.is_set():
+                    break
             kept = store.keep(session, pdfs)
         result.rendered += len(pdfs)
         result.stored += len(kept)

@@ -280,13 +280,15 @@ def test_run_logs_each_job_run_and_stops_on_sigterm(
     def scheduled(lines: list[Line]) -> list[Line]:
         return [line for line in lines if line.job is not None][len(STAGES) :]
 
-    # The startup cycle, then every interval job on its own schedule (pull at least twice).
+    # The startup cycle (which renders the PDF of each of the org's 634 invoices), then every
+    # interval job on its own schedule (pull at least twice).
     service.wait_for(
         "the scheduled runs",
         lambda lines: (
             _count(scheduled(lines), "pull") >= 2
             and all(_count(scheduled(lines), name) >= 1 for name in interval)
         ),
+        timeout=WAIT * 4,
     )
     sent = time.monotonic()
     code = service.stop(signal.SIGTERM)
