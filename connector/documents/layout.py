@@ -42,14 +42,14 @@ def _setup(content: DocumentContent, labels: Labels, seller: Seller, font_cache:
     pdf.set_auto_page_break(True, margin=20)
     texts = [*content.texts(), seller.name, *seller.address, *seller.bank_details]
     if labels.language == "ja" or fonts.needs_japanese(texts + list(labels.words.values())):
-        japanese = str(fonts.japanese_file(font_cache))
-        pdf.add_font(fonts.JAPANESE, "", japanese)
+        japanese = fonts.japanese_file(font_cache)
+        pdf.add_kept_font(fonts.JAPANESE, "", japanese)
     if labels.language == "ja":
         pdf.set_font(fonts.JAPANESE, size=9)
         pdf.fake_bold = True
     else:
         for style, path in fonts.latin_files(font_cache).items():
-            pdf.add_font(fonts.LATIN, style, str(path))
+            pdf.add_kept_font(fonts.LATIN, style, path)
         if fonts.JAPANESE in pdf.fonts:
             pdf.set_fallback_fonts([fonts.JAPANESE], exact_match=False)
         pdf.set_font(fonts.LATIN, size=9)

@@ -4,11 +4,16 @@ font (drawn with an outline)."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
+from functools import cache
+from pathlib import Path
 
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import TextMode
+from fpdf.fonts import SubsetMap, TTFFont
 
 WIDTH, MARGIN = 210.0, 18.0
 BODY = WIDTH - 2 * MARGIN
@@ -19,6 +24,12 @@ RULE = (205, 205, 205)
 # fontTools reports every table it subsets at INFO: not news for whoever reads our logs.
 for _noisy in ("fontTools", "fpdf"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
+
+
+@cache
+def _parsed(path: Path, fontkey: str, style: str) -> TTFFont:
+    """fpdf2's reading of a font file (its character widths and glyph ids), once a process."""
+    return TTFFont(FPDF(), path, fontkey, style)
 
 
 def hex_color(color: str) -> tuple[int, int, int]:
@@ -56,3 +67,14 @@ class Page(FPDF):
         else:
             self.set_font(style="B" if bold else "", size=size)
         self.set_text_color(*color)
+
+    def add_kept_font(self, family: str, style: str, path: Path) -> None:
+        """``add_font``, reading the file once a process: each document gets a copy of the
+        parsed font with a font file of its own, which the PDF's subset is cut from (the same
+        bytes as ``add_font`` gives)."""
+        fontkey = f"{family.lower()}{style}"
+        font = copy.deepcopy(_parsed(path, fontkey, style))
+        font.i = len(self.fonts) + 1
+        font.ttfont = TTFont(path, recalcTimestamp=False, lazy=True)
+        font.subset = SubsetMap(font)
+        self.fonts[fontkey] = font

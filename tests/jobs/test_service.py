@@ -33,7 +33,9 @@ JOB_KEYS = {"time", "level", "logger", "job", "as_of", "ok", "seconds", "api_cal
 JOB_KEYS |= {"counts", "error"}
 STANDBY_SECONDS = 0.5
 TAKEOVER_CONTRACT_SECONDS = 60  # "a standby takes over within a minute"
-WAIT = 60  # generous: each wait ends as soon as what it waits for is there
+# Generous: each wait ends as soon as what it waits for is there. A first cycle renders the PDF
+# of each of the demo org's 634 invoices: a minute or two on a busy machine.
+WAIT = 240
 
 
 @dataclass
@@ -288,7 +290,6 @@ def test_run_logs_each_job_run_and_stops_on_sigterm(
             _count(scheduled(lines), "pull") >= 2
             and all(_count(scheduled(lines), name) >= 1 for name in interval)
         ),
-        timeout=WAIT * 4,
     )
     sent = time.monotonic()
     code = service.stop(signal.SIGTERM)
@@ -368,9 +369,7 @@ def _active(service: Service) -> bool:
 
 def _check_cycle(service: Service, today: set[str]) -> None:
     """The service's first seven job lines: a full cycle, every run ok."""
-    service.wait_for(  # the first renders the PDF of each of the org's invoices
-        "a full cycle", lambda lines: sum(1 for x in lines if x.job) >= len(STAGES), WAIT * 4
-    )
+    service.wait_for("a full cycle", lambda lines: sum(1 for x in lines if x.job) >= len(STAGES))
     cycle = service.jobs()[: len(STAGES)]
     assert [line.job for line in cycle] == STAGES
     for line in cycle:
