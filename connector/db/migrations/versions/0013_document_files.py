@@ -64,14 +64,14 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_document_files_sha256"), table_name="document_files")
     op.drop_table("document_files")
     op.drop_table("pdf_contents")
-    with op.batch_alter_table("customers") as batch:
-        for column in (
-            "language",
-            "address_postal_code",
-            "address_state",
-            "address_city",
-            "address_street",
-        ):
-            batch.drop_column(column)
-    with op.batch_alter_table("documents") as batch:
-        batch.drop_column("version")
+    # ALTER TABLE … DROP COLUMN on both databases (SQLite 3.35 and later): a batch would copy
+    # the customers table, which the documents refer to.
+    for column in (
+        "language",
+        "address_postal_code",
+        "address_state",
+        "address_city",
+        "address_street",
+    ):
+        op.execute(f"ALTER TABLE customers DROP COLUMN {column}")
+    op.execute("ALTER TABLE documents DROP COLUMN version")
