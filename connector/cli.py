@@ -910,6 +910,33 @@ def invoice_show(
         console.print(document_detail(view))
 
 
+@invoice_app.command("pdf")
+@handles_errors
+def invoice_pdf(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Invoice or credit note number.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="File to write (default: NUMBER.pdf here), owner-only."),
+    ] = None,
+) -> None:
+    """Write an invoice or credit note as PDF: the file kept for its current version (rendered
+    and kept now if the cycle has not rendered it yet)."""
+    from connector.documents.pdf import document_pdf
+    from connector.private_files import write_private
+
+    state = _state(ctx)
+    pdf = document_pdf(state.database(create=False), state.settings, number)
+    path = out or Path(pdf.filename)
+    write_private(path, pdf.content)
+    console.print(
+        f"{path}: {pdf.filename}, version {pdf.version}, {len(pdf.content):,} bytes",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @invoice_app.command("void")
 @handles_errors
 def invoice_void(

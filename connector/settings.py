@@ -31,6 +31,7 @@ from pydantic_settings import (
 from connector.billing.dunning import Action, Schedule, Step
 from connector.billing.money import Rounding, currency
 from connector.billing.tax import TaxTable, country_code
+from connector.documents.registration import registration_number
 from connector.errors import ConfigError, InvalidInputError
 
 DEFAULT_CONFIG_FILE = Path("config/connector.toml")
@@ -204,6 +205,9 @@ class ScheduleSettings(_Section):
     bill: str = Field(default="15m", description="Bill everything due.")
     push: str = Field(default="15m", description="Post documents to accounting.")
     payments: str = Field(default="15m", description="Read payments recorded in accounting.")
+    send: str = Field(
+        default="15m", description="Render new invoices and credit notes (and their new versions)."
+    )
     writeback: str = Field(default="15m", description="Write billing status to Salesforce.")
     dunning: str = Field(default="1h", description="Record the dunning steps invoices reach.")
     revenue: str = Field(default="10 0 * * *", description="Close revenue (daily, 00:10 UTC).")
@@ -216,7 +220,7 @@ class ScheduleSettings(_Section):
         "it still holds the lock).",
     )
 
-    @field_validator("pull", "bill", "push", "payments", "writeback", "revenue", "dunning")
+    @field_validator("pull", "bill", "push", "payments", "dunning", "send", "writeback", "revenue")
     @classmethod
     def _interval_or_cron(cls, value: str) -> str:
         interval = parse_interval(value)
@@ -445,6 +449,70 @@ class TaxSettings(_Section):
             raise ValueError(str(error)) from None
 
 
+class SellerSettings(_Section):
+    """Who issues the documents: shown at the top of every invoice and credit note."""
+
+    name: str = Field(default="", description="The seller's legal name.")
+    address: str = Field(
+        default="", description="The seller's address, lines separated by new lines."
+    )
+    tax_id: str = Field(
+        default="", description="The seller's VAT or tax id (shown on every document)."
+    )
+    registration_number: str = Field(
+        default="",
+        description="Japan's qualified invoice issuer registration number (T and 13 digits, "
+        "checked): shown on documents to Japanese customers, which are qualified invoices.",
+    )
+    bank_details: str = Field(
+        default="",
+        description="Payment instructions: bank, account, IBAN/SWIFT; lines separated by new "
+        "lines.",
+    )
+    logo: str = Field(
+        default="", description="A PNG or JPEG file shown at the top left of documents."
+    )
+
+    @field_validator("registration_number")
+    @classmethod
+    def _registration_number(cls, value: str) -> str:
+        try:
+            return registration_number(value) if value.strip() else ""
+        except InvalidInputError as error:
+            raise ValueError(str(error)) from None
+
+    @field_validator("logo")
+    @classmethod
+    def _logo_file(cls, value: str) -> str:
+        if value and not Path(value).expanduser().is_file():
+            raise ValueError(f"the logo file {value} does not exist")
+        return value
+
+
+class DocumentSettings(_Section):
+    """How invoices and credit notes are rendered as PDF."""
+
+    templates: str = Field(
+        default="",
+        description="A folder of templates that replace the shipped ones: <language>.yaml "
+        "(labels and texts, merged over the shipped file of that language).",
+    )
+    default_language: str = Field(
+        default="en",
+        pattern=r"^[a-z]{2}$",
+        description="Language of documents for customers whose language is not known or has no "
+        "templates (customers in Japan: ja).",
+    )
+    batch_size: Annotated[int, Field(ge=1, le=5000)] = Field(
+        default=100, description="Documents rendered per database transaction."
+    )
+    font_cache: str = Field(
+        default="",
+        description="Folder where the Japanese font, made once from the installed Noto Sans JP, "
+        "is kept (empty: crm-billing-connector/fonts in the user's cache folder).",
+    )
+
+
 AuthKind = Literal["auto", "jwt", "password", "client_credentials", "session"]
 
 
@@ -608,6 +676,8 @@ class Settings(BaseSettings):
     billing: BillingSettings = Field(default_factory=BillingSettings)
     tax: TaxSettings = Field(default_factory=TaxSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
+    seller: SellerSettings = Field(default_factory=SellerSettings)
+    documents: DocumentSettings = Field(default_factory=DocumentSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     dunning: DunningSettings = Field(default_factory=DunningSettings)
     database_lock_timeout_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(

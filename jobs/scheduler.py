@@ -24,6 +24,7 @@ from jobs.accounting import push, read_payments
 from jobs.billing import bill, close_revenue
 from jobs.dunning import dunning
 from jobs.pull import pull
+from jobs.send import send
 from jobs.writeback import write_back
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ JOBS: dict[str, Job] = {  # in the order of a cycle
     "revenue": close_revenue,
     "push": push,
     "dunning": dunning,
+    "send": send,
     "writeback": write_back,
 }
 

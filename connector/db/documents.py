@@ -226,6 +226,7 @@ def insert_documents(
                 "revenue_from": revenue_from.get(doc.draft.credited_invoice_id or 0),
                 "created_at": now,
                 "tax_note": doc.draft.tax_note,
+                "version": 1,
             }
             for doc in issued
         ],

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -71,6 +72,13 @@ class Customer(Base):
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
     region: Mapped[str | None] = mapped_column(String(6))  # ISO 3166-2 (US-CA), if known
+    # The billing address as the CRM holds it (shown on documents), and the language documents
+    # are written in (None: from the country).
+    address_street: Mapped[str | None] = mapped_column(Text)
+    address_city: Mapped[str | None] = mapped_column(String(80))
+    address_state: Mapped[str | None] = mapped_column(String(80))
+    address_postal_code: Mapped[str | None] = mapped_column(String(20))
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class ExternalId(Base):
@@ -241,6 +249,9 @@ class Document(Base):
     # and the reason), so that issuing it again finds it; and the reason given.
     reference: Mapped[str | None]
     reason: Mapped[str | None] = mapped_column(Text)
+    # Raised whenever what the document shows changes after it is issued (a payment, a credit
+    # note applied or released, a void): each version is rendered once and kept.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class DocumentTax(Base):
@@ -649,3 +660,28 @@ class PostingInFlight(Base):
     outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True)
     target: Mapped[str] = mapped_column(String(32), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class PdfContent(Base):
+    """A rendered PDF, kept once by the SHA-256 of its bytes (content-addressed)."""
+
+    __tablename__ = "pdf_contents"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int]
+    created_at: Mapped[datetime] = _created()
+
+
+class DocumentFile(Base):
+    """The PDF of one version of a document: rendered once, by the cycle's send stage (or the
+    first ``connector invoice pdf`` that asks for it)."""
+
+    __tablename__ = "document_files"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("pdf_contents.sha256"), index=True)
+    filename: Mapped[str] = mapped_column(String(80))
+    language: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = _created()

@@ -90,7 +90,17 @@ class Stored:
                 )
             ):
                 customer = CustomerRow(
-                    row.id, row.name, row.country, row.currency, row.tax_id, row.region
+                    row.id,
+                    row.name,
+                    row.country,
+                    row.currency,
+                    row.tax_id,
+                    row.region,
+                    row.address_street,
+                    row.address_city,
+                    row.address_state,
+                    row.address_postal_code,
+                    row.language,
                 )
                 self.customer_ids[row.external_id] = customer.id
                 self.customers[customer.id] = self.stored_customers[customer.id] = customer

@@ -20,6 +20,11 @@ class CustomerRow:
     currency: str
     tax_id: str | None
     region: str | None
+    address_street: str | None = None
+    address_city: str | None = None
+    address_state: str | None = None
+    address_postal_code: str | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
-"""PROVISIONAL: the PDF of each document's current version, as the e-mail needs it.
+"""The kept PDFs: one file per document version (``document_files``), its bytes kept once by
+their SHA-256 (``pdf_contents``), so that the same bytes are never stored twice.
 
-This module stands in for the document store (rendering and keeping each document's PDF) with
-exactly its interface: no table, and each PDF is a small one built in memory from the
-document's number and version, the same inputs giving the same bytes. It is replaced as a whole
-by the rendering store; nothing else is built on it.
+``current_pdf`` / ``current_pdfs`` give the PDF of a document's current version (None until the
+send stage, or ``connector invoice pdf``, renders it); :func:`keep` stores rendered PDFs set-based
+(one statement per table however many), ignoring a version already kept, and calls the
+:func:`_stored` hook with the documents whose PDF is new, in the same transaction.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connector.db import tables
-
-VERSION = 1  # every document's version until documents carry one
+from connector.db import tables, writeback_queue
+from connector.db.types import utc_now
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,19 @@ class StoredPdf:
     content: bytes
 
 
+@dataclass(frozen=True)
+class RenderedPdf:
+    document_id: int
+    version: int
+    filename: str
+    language: str
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
 def current_pdf(session: Session, document_id: int) -> StoredPdf | None:
     """The kept PDF of the document's current version, or None while it is not rendered yet."""
     return current_pdfs(session, [document_id]).get(document_id)
@@ -36,52 +50,83 @@ def current_pdf(session: Session, document_id: int) -> StoredPdf | None:
 
 def current_pdfs(session: Session, document_ids: Sequence[int]) -> dict[int, StoredPdf]:
     """The same for many documents, one query."""
-    if not document_ids:
+    ids = sorted(set(document_ids))
+    if not ids:
         return {}
+    doc, file, content = tables.Document, tables.DocumentFile, tables.PdfContent
     rows = session.execute(
-        select(tables.Document.id, tables.Document.number).where(
-            tables.Document.id.in_(sorted(set(document_ids)))
+        select(file.document_id, file.version, file.filename, file.sha256, content.content)
+        .join(doc, and_(doc.id == file.document_id, doc.version == file.version))
+        .join(content, content.sha256 == file.sha256)
+        .where(file.document_id.in_(ids))
+    )
+    return {
+        row.document_id: StoredPdf(
+            row.document_id, row.version, row.filename, row.sha256, bytes(row.content)
+        )
+        for row in rows
+    }
+
+
+def unrendered(session: Session, limit: int) -> list[int]:
+    """Up to ``limit`` documents whose current version has no PDF yet, oldest first."""
+    doc, file = tables.Document, tables.DocumentFile
+    return list(
+        session.scalars(
+            select(doc.id)
+            .outerjoin(file, and_(file.document_id == doc.id, file.version == doc.version))
+            .where(file.document_id.is_(None))
+            .order_by(doc.id)
+            .limit(limit)
         )
     )
-    found = {}
-    for document_id, number in rows:
-        content = _pdf(number, VERSION)
-        found[document_id] = StoredPdf(
-            document_id,
-            VERSION,
-            f"{number}.pdf",
-            hashlib.sha256(content).hexdigest(),
-            content,
+
+
+def _insert(session: Session, table: type[tables.Base]) -> sqlite.Insert | postgresql.Insert:
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    return dialect.insert(tables.table_of(table))
+
+
+def keep(session: Session, pdfs: Sequence[RenderedPdf]) -> list[int]:
+    """Store ``pdfs`` (a version already kept is left as it is); the ids of the documents whose
+    PDF is new. Two statements."""
+    if not pdfs:
+        return []
+    now = utc_now()
+    contents = {pdf.sha256: pdf.content for pdf in pdfs}
+    session.execute(
+        _insert(session, tables.PdfContent).on_conflict_do_nothing(),
+        [
+            {"sha256": sha, "content": data, "size": len(data), "created_at": now}
+            for sha, data in sorted(contents.items())
+        ],
+    )
+    files = tables.table_of(tables.DocumentFile)
+    new = session.scalars(
+        _insert(session, tables.DocumentFile)
+        .values(
+            [
+                {
+                    "document_id": pdf.document_id,
+                    "version": pdf.version,
+                    "sha256": pdf.sha256,
+                    "filename": pdf.filename,
+                    "language": pdf.language,
+                    "created_at": now,
+                }
+                for pdf in pdfs
+            ]
         )
-    return found
+        .on_conflict_do_nothing()
+        .returning(files.c.document_id)
+    ).all()
+    stored = sorted(new)
+    _stored(session, stored)
+    return stored
 
 
 def _stored(session: Session, document_ids: Sequence[int]) -> None:
-    """Called once a PDF is kept for these documents' versions (nothing to do here)."""
-
-
-def _pdf(number: str, version: int) -> bytes:
-    """A one-page PDF showing the document's number and version (deterministic bytes)."""
-    text = f"{number} version {version}".replace("\\", "").replace("(", "").replace(")", "")
-    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode("ascii", "replace")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number_, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number_, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+    """Called in the transaction that keeps a new PDF of each of these documents: the next
+    write-back attaches it to the document's invoice record in Salesforce (a new version of
+    its file)."""
+    writeback_queue.mark(session, writeback_queue.FILE, document_ids)

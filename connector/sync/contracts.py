@@ -31,6 +31,7 @@ from connector.db.catalog import PriceCache, find_by_external_id, link_external_
 from connector.db.documents import find_document
 from connector.db.subscriptions import earliest, get_subscription, load_subscriptions, save_items
 from connector.errors import BillingError, InvalidInputError
+from connector.sync.mapping import Address, language_code
 
 
 def customer_codes(
@@ -65,9 +66,12 @@ def upsert_customer(
     system: str | None = None,
     external_id: str | None = None,
     region: str | None = None,
+    address: Address | None = None,
+    language: str | None = None,
 ) -> tables.Customer:
     """Create the customer, or update the one known under ``external_id`` in ``system``;
-    ``region`` is a state or province of ``country`` (an ISO 3166-2 code or a name)."""
+    ``region`` is a state or province of ``country`` (an ISO 3166-2 code or a name);
+    ``address`` the billing address and ``language`` the language of its documents."""
     code, iso_country, iso_region = customer_codes(
         name=name, country=country, currency=currency, region=region, external_id=external_id
     )
@@ -92,6 +96,9 @@ def upsert_customer(
     else:
         row.name, row.country, row.currency, row.tax_id = name.strip(), iso_country, code, tax_id
         row.region = iso_region
+    for column, value in (address or Address()).columns().items():
+        setattr(row, column, value)
+    row.language = language_code(language)
     session.flush()
     return row
 
@@ -493,6 +500,7 @@ def void_invoice(session: Session, number: str, reason: str | None = None) -> ta
             f"invoice {number} has payments or credit notes applied; issue a credit note instead"
         )
     invoice.status = InvoiceStatus.VOID.value
+    invoice.version += 1  # its PDF shows it void
     outbox.enqueue(session, "void", [invoice.id])  # accounting reverses it
     writeback.mark(session, writeback.DOCUMENT, [invoice.id])
     if invoice.subscription_id is not None:

@@ -1,9 +1,9 @@
 """The stages of the connector, run one at a time (a scheduled job) or all in order (a cycle):
 pull from Salesforce, read the payments recorded in accounting, bill, close revenue, push to
-accounting, record the collections steps open invoices reach (dunning), write back to
-Salesforce. Payments are read before billing, so that a credit note
-on an invoice already paid in accounting is not applied to it here (it is the customer's credit
-there and here alike).
+accounting, record the collections steps open invoices reach (dunning), render new documents
+as PDF (send), write back to Salesforce. Payments are read before billing, so that a credit
+note on an invoice already paid in accounting is not applied to it here (it is the customer's
+credit there and here alike).
 
 A :class:`Runtime` holds what the stages share: the database, the settings, one Salesforce
 client (one session, one API budget) and the accounting target, each made when first needed.
@@ -32,7 +32,7 @@ from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.errors import ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
-from connector.sync import crm_pull, push, writeback
+from connector.sync import crm_pull, push, rendering, writeback
 from connector.sync.billing_run import run_billing
 from connector.sync.dunning import run_dunning
 from connector.sync.mapping import load_mapping
@@ -43,7 +43,7 @@ from connector.sync.writeback_dunning import TaskOptions
 log = logging.getLogger(__name__)
 job_log = logging.getLogger("connector.jobs")
 
-STAGES = ("pull", "payments", "bill", "revenue", "push", "dunning", "writeback")
+STAGES = ("pull", "payments", "bill", "revenue", "push", "dunning", "send", "writeback")
 
 
 @dataclass
@@ -200,6 +200,7 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
     "dunning": lambda rt, as_of: run_dunning(
         rt.factory, rt.settings.dunning, as_of, rt.stop.checkpoint
     ),
+    "send": lambda rt, _: rendering.render_new(rt),
     "writeback": lambda rt, as_of: writeback.write_back(
         rt.factory,
         rt.client,

@@ -64,6 +64,8 @@ def apply_account(work: Workset, data: CustomerData) -> Outcome:
             currency=code,
             tax_id=data.tax_id,
             region=region,
+            language=data.language,
+            **data.address.columns(),
         )
         return Outcome(APPLIED)
     if row.currency != code and work.customer_billed(row.id):
@@ -75,6 +77,8 @@ def apply_account(work: Workset, data: CustomerData) -> Outcome:
         currency=code,
         tax_id=data.tax_id,
         region=region,
+        language=data.language,
+        **data.address.columns(),
     )
     return Outcome(APPLIED)
 

@@ -35,6 +35,7 @@ from connector.billing.subscriptions import ItemSpec, SubscriptionTerms
 from connector.db import catalog, tables
 from connector.errors import ConnectorError, InvalidInputError, NotFoundError
 from connector.sync import contracts, settlement
+from connector.sync.mapping import Address
 from connector.yamlfile import Location, YamlDocument, format_location, load_yaml
 
 SYSTEM = "import"
@@ -59,6 +60,11 @@ class CustomerRecord(_Record):
     currency: str | None = None
     tax_id: str | None = None
     region: str | None = None  # a state or province: ISO 3166-2 code (US-CA, CA) or name
+    street: str | None = None  # the billing address, shown on documents
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    language: str | None = None  # of its documents (en, ja); default: from the country
 
 
 class ProductRecord(_Record):
@@ -233,6 +239,8 @@ class _Importer:
             system=SYSTEM,
             external_id=record.id,
             region=record.region,
+            address=Address(record.street, record.city, record.state, record.postal_code),
+            language=record.language,
         )
         return True
 

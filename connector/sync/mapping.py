@@ -64,10 +64,25 @@ class CustomerMapping(_Model):
     tax_id: str = ""
     region: str = ""
     owner: str = ""  # the account owner: collections Tasks are assigned to them
+    street: str = ""
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    language: str = ""
 
-    check_paths = field_validator("name", "country", "currency", "tax_id", "region", "owner")(
-        lambda cls, value: _path(value)
-    )
+    check_paths = field_validator(
+        "name",
+        "country",
+        "currency",
+        "tax_id",
+        "region",
+        "owner",
+        "street",
+        "city",
+        "state",
+        "postal_code",
+        "language",
+    )(lambda cls, value: _path(value))
 
 
 class AmendmentMapping(_Model):
@@ -202,6 +217,25 @@ def load_mapping(path: Path) -> LoadedMapping:
 
 # -- applying the mapping (pure) ---------------------------------------------------------------
 @dataclass(frozen=True)
+class Address:
+    """A billing address as the CRM holds it, shown on documents."""
+
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+
+    def columns(self) -> dict[str, str | None]:
+        """The customer's columns that hold it."""
+        return {
+            "address_street": self.street,
+            "address_city": self.city,
+            "address_state": self.state,
+            "address_postal_code": self.postal_code,
+        }
+
+
+@dataclass(frozen=True)
 class CustomerData:
     external_id: str
     name: str
@@ -209,6 +243,8 @@ class CustomerData:
     currency: str
     tax_id: str | None
     region: str | None = None  # ISO 3166-2 (US-CA), when the record names a known one
+    address: Address = Address()
+    language: str | None = None  # an ISO 639-1 code (ja), when the record names one
 
 
 @dataclass(frozen=True)
@@ -321,9 +357,36 @@ def map_customer(
     code = _currency(value_at(record, mapping.currency), "account") or default_currency
     tax_id = value_at(record, mapping.tax_id) if mapping.tax_id else None
     region = _region(value_at(record, mapping.region) if mapping.region else None, country)
-    return CustomerData(
-        str(record["Id"]), str(name), str(country), code, tax_id and str(tax_id), region
+    address = Address(
+        _text(record, mapping.street),
+        _text(record, mapping.city),
+        _text(record, mapping.state),
+        _text(record, mapping.postal_code),
     )
+    return CustomerData(
+        str(record["Id"]),
+        str(name),
+        str(country),
+        code,
+        tax_id and str(tax_id),
+        region,
+        address,
+        language_code(_text(record, mapping.language)),
+    )
+
+
+def _text(record: dict[str, Any], path: str) -> str | None:
+    value = value_at(record, path)
+    return None if value is None else str(value).strip() or None
+
+
+def language_code(value: str | None) -> str | None:
+    """The ISO 639-1 code of a language given as a code or a locale (ja, ja_JP, en-GB); None
+    for anything else (the country decides)."""
+    if not value:
+        return None
+    code = value.strip().replace("-", "_").split("_")[0].lower()
+    return code if len(code) == 2 and code.isalpha() else None
 
 
 def _region(value: Any, country: Any) -> str | None:

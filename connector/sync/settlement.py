@@ -90,6 +90,7 @@ def _apply(
     invoice.status = invoice_status(
         invoice.total, invoice.amount_paid, invoice.amount_credited
     ).value
+    invoice.version += 1  # what it shows changed: its PDF is rendered again
     writeback.mark(session, writeback.DOCUMENT, [invoice.id])
 
 
@@ -217,6 +218,7 @@ def release_credit(
     invoice.status = invoice_status(
         invoice.total, invoice.amount_paid, invoice.amount_credited
     ).value
+    invoice.version += 1  # what it shows changed: its PDF is rendered again
     writeback.mark(session, writeback.DOCUMENT, [invoice.id])
     session.flush()
     return released

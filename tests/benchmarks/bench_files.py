@@ -5,7 +5,8 @@ org over HTTPS on loopback, on SQLite.
 
 N deals are billed once (one invoice each, its Billing_Invoice__c record written back, no
 file). Then the write-back attaches the N PDFs (first versions: ContentVersion with
-FirstPublishLocationId), then their next versions (a new version of each file), then runs once
+FirstPublishLocationId), then, after a payment on each invoice, their next versions (a new
+version of each file), then runs once
 more with nothing to do. For each run it prints the seconds, the API calls and the calls per
 file. It exits 1 unless every file is in the org once per version and the idle run made no
 call.
@@ -31,10 +32,10 @@ from connector.crm.client import SalesforceClient  # noqa: E402
 from connector.db import tables  # noqa: E402
 from connector.db.engine import make_engine, session_factory, transaction  # noqa: E402
 from connector.db.migrate import upgrade  # noqa: E402
-from connector.documents import store  # noqa: E402
 from connector.settings import load_settings  # noqa: E402
-from connector.sync import writeback  # noqa: E402
-from connector.sync.cycle import run_cycle  # noqa: E402
+from connector.sync import settlement, writeback  # noqa: E402
+from connector.sync.cycle import Runtime, run_cycle  # noqa: E402
+from connector.sync.rendering import render_new  # noqa: E402
 from connector.sync.writeback_files import mark_files  # noqa: E402
 from sandbox.salesforce.testing import connect, running_sandbox  # noqa: E402
 from tests.sync.test_salesforce_view import MARCH_START, Crm, settings_for  # noqa: E402
@@ -84,11 +85,16 @@ def main() -> int:
                 "uploaded": result.files.get("uploaded", 0),
             }
 
-        for version, name in ((1, "first versions"), (2, "next versions")):
-            store.VERSION = version
-            with transaction(factory) as session:
-                mark_files(session, list(session.scalars(select(tables.Document.id))))
-            attach(name)
+        with transaction(factory) as session:
+            mark_files(session, list(session.scalars(select(tables.Document.id))))
+        attach("first versions")
+        with transaction(factory) as session:  # a payment: each invoice's next version
+            for number in session.scalars(select(tables.Document.number)):
+                settlement.record_payment(
+                    session, amount="1.00", received_on=MARCH_START, invoice_number=number
+                )
+        render_new(Runtime(factory, settings))  # keeps the new PDFs and queues their files
+        attach("next versions")
         attach("idle")
         held = sf.query_all("SELECT PathOnClient, VersionNumber FROM ContentVersion")["records"]
     for name, values in figures.items():

@@ -31,6 +31,7 @@ SMALL: dict[str, dict[str, list[str]]] = {
     "bench_sandbox.py": {"small": ["--rows", "5000", "--writes", "1000"]},
     "bench_crm_pull.py": {"small": ["--deals", "200"]},
     "bench_ledger.py": {"small": ["--invoices", "500"]},
+    "bench_documents.py": {"small": ["--repeat", "5"]},
     "bench_cycle.py": {"small": ["--deals", "200", "--timeout", "600"]},
     "bench_files.py": {"small": ["--files", "100"]},
     "bench_stages.py": {"small": ["--deals", "200"]},

@@ -26,9 +26,10 @@ from jobs.billing import bill, close_revenue
 from jobs.dunning import dunning
 from jobs.pull import pull
 from jobs.scheduler import JOBS, build_scheduler, schedule_of, trigger
+from jobs.send import send
 from jobs.writeback import write_back
 
-JOB_IDS = ["pull", "payments", "bill", "revenue", "push", "dunning", "writeback"]
+JOB_IDS = ["pull", "payments", "bill", "revenue", "push", "dunning", "send", "writeback"]
 SATURDAY = datetime(2026, 11, 21, 8, 25, 30, tzinfo=UTC)
 
 
@@ -60,7 +61,7 @@ def _next_ten_past_midnight(now: datetime) -> datetime:
     return today if today > now else today + timedelta(days=1)
 
 
-def test_the_scheduler_has_the_seven_jobs_on_their_triggers(
+def test_the_scheduler_has_the_eight_jobs_on_their_triggers(
     started: list[BackgroundScheduler],
 ) -> None:
     runtime = _runtime(
@@ -84,13 +85,14 @@ def test_the_scheduler_has_the_seven_jobs_on_their_triggers(
 
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert sorted(jobs) == sorted(JOB_IDS)
-    assert len(scheduler.get_jobs()) == 7
+    assert len(scheduler.get_jobs()) == 8
     expected_work = {
         "pull": pull,
         "bill": bill,
         "revenue": close_revenue,
         "push": push,
         "payments": read_payments,
+        "send": send,
         "writeback": write_back,
         "dunning": dunning,
     }
@@ -144,6 +146,7 @@ def test_the_default_schedule(started: list[BackgroundScheduler]) -> None:
         "revenue": "10 0 * * *",
         "push": "15m",
         "payments": "15m",
+        "send": "15m",
         "writeback": "15m",
         "dunning": "1h",
     }

@@ -989,6 +989,38 @@ def test_billing_state_becomes_the_customers_region_and_its_tax(
     }
 
 
+def test_the_billing_address_is_pulled_for_documents(
+    crm: Crm, factory: sessionmaker[Session], pull_settings: Settings
+) -> None:
+    tokyo = crm.account(
+        "Tokyo K.K.",
+        "JP",
+        "JPY",
+        BillingStreet="丸の内1-9-2\nグラントウキョウ 12F",
+        BillingCity="千代田区",
+        BillingState="東京都",
+        BillingPostalCode="100-6690",
+    )
+    bare = crm.account("Acme Inc.", "United States", "USD")
+    pull(factory, pull_settings)
+    with factory() as session:
+        ids = external_ids(session, "customers")
+        rows = {
+            ids[row.id]: (
+                row.address_street,
+                row.address_city,
+                row.address_state,
+                row.address_postal_code,
+                row.language,
+            )
+            for row in session.scalars(select(tables.Customer))
+        }
+    assert rows == {
+        tokyo: ("丸の内1-9-2\nグラントウキョウ 12F", "千代田区", "東京都", "100-6690", None),
+        bare: (None, None, None, None, None),
+    }
+
+
 def test_withdrawn_deal_never_billed_is_dropped(
     crm: Crm, acme: str, factory: sessionmaker[Session], pull_settings: Settings
 ) -> None:

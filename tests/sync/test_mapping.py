@@ -19,11 +19,13 @@ from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind
 from connector.errors import ConfigError
 from connector.sync.mapping import (
+    Address,
     CustomerData,
     DealData,
     ItemData,
     LoadedMapping,
     MappingError,
+    language_code,
     load_mapping,
     map_customer,
     map_deal,
@@ -214,7 +216,17 @@ def test_default_mapping_loads_with_the_documented_defaults(loaded: LoadedMappin
         "Tax_Id__c",
         "BillingState",
         "OwnerId",  # the account owner: collections Tasks are theirs
+        "BillingStreet",
+        "BillingCity",
+        "BillingPostalCode",
     ]
+    assert (customer.street, customer.city, customer.state, customer.postal_code) == (
+        "BillingStreet",
+        "BillingCity",
+        "BillingState",
+        "BillingPostalCode",
+    )
+    assert customer.language == ""
     assert mapping.query_fields("contract") == [
         "AccountId",
         "Name",
@@ -468,6 +480,40 @@ def test_account_becomes_a_customer(loaded: LoadedMapping) -> None:
     ) == CustomerData(ACCOUNT_ID, "Berlin GmbH", "DE", "EUR", "DE1")
 
 
+def test_account_billing_address_and_language(loaded: LoadedMapping) -> None:
+    rule = loaded.mapping.customer
+    mapped = map_customer(
+        rule,
+        account(
+            BillingStreet=" 500 Fifth Avenue\nSuite 12 ",
+            BillingCity="New York",
+            BillingState="NY",
+            BillingPostalCode="",
+        ),
+        "USD",
+    )
+    assert mapped.address == Address("500 Fifth Avenue\nSuite 12", "New York", "NY", None)
+    assert mapped.language is None  # the shipped mapping reads no language field
+    spoken = rule.model_copy(update={"language": "Language__c"})
+    assert map_customer(spoken, account(Language__c="ja_JP"), "USD").language == "ja"
+    assert map_customer(spoken, account(Language__c="English"), "USD").language is None
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("ja", "ja"),
+        ("ja_JP", "ja"),
+        ("en-GB", "en"),
+        ("EN", "en"),
+        ("Japanese", None),
+        (None, None),
+    ],
+)
+def test_language_codes(value: str | None, code: str | None) -> None:
+    assert language_code(value) == code
+
+
 @pytest.mark.parametrize(
     ("country", "state", "region"),
     [
@@ -488,7 +534,7 @@ def test_account_region_from_its_billing_state(
 ) -> None:
     rule = loaded.mapping.customer
     assert map_customer(rule, account(BillingCountry=country, BillingState=state), "USD") == (
-        CustomerData(ACCOUNT_ID, "Acme Inc.", country, "USD", None, region)
+        CustomerData(ACCOUNT_ID, "Acme Inc.", country, "USD", None, region, Address(state=state))
     )
 
 

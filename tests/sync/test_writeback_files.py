@@ -21,7 +21,9 @@ from connector.db.engine import transaction
 from connector.documents import store
 from connector.errors import CrmError
 from connector.settings import Settings
-from connector.sync import writeback
+from connector.sync import settlement, writeback
+from connector.sync.cycle import Runtime
+from connector.sync.rendering import render_new
 from connector.sync.writeback_files import mark_files
 from sandbox.salesforce.faults import FaultRule
 from sandbox.salesforce.server import Sandbox
@@ -83,6 +85,17 @@ def write(
     return writeback.write_back(factory, client, as_of), client
 
 
+def next_versions(factory: sessionmaker[Session], settings: Settings) -> None:
+    """A payment on every invoice: each document's next version, rendered by the send stage
+    (which queues its file)."""
+    with transaction(factory) as session:
+        for number in session.scalars(select(tables.Document.number)):
+            settlement.record_payment(
+                session, amount="1.00", received_on=MARCH_START, invoice_number=number
+            )
+    render_new(Runtime(factory, settings))
+
+
 def remark_all(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
         mark_files(session, list(session.scalars(select(tables.Document.id))))
@@ -142,20 +155,19 @@ def test_a_new_document_version_is_a_new_version_of_the_same_file(
     ledger_settings: Settings,
     salesforce_sandbox: Sandbox,
     sf: Salesforce,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = settings_for(ledger_settings, salesforce_sandbox)
     billed(sf, factory, settings)
     first = {row["PathOnClient"]: row for row in versions(sf)}
-    monkeypatch.setattr(store, "VERSION", 2)  # every document's next version
-    remark_all(factory)
+    next_versions(factory, settings)
     used = salesforce_sandbox.usage.used
 
     result, _ = write(factory, settings)
 
     # One call per file, and one query for the files' ids (a first upload records only its
-    # ContentVersion's).
-    assert salesforce_sandbox.usage.used - used == result.api_calls == DEALS + 1
+    # ContentVersion's); the invoice records and the account show the payments (two calls).
+    assert result.sent == {"Billing_Invoice__c": DEALS, "Account": 1}
+    assert salesforce_sandbox.usage.used - used == result.api_calls == DEALS + 1 + 2
     assert result.files == {
         "uploaded": DEALS,
         "found": 0,
@@ -188,12 +200,10 @@ def test_an_answer_lost_after_salesforce_took_the_upload_leaves_one_file_per_ver
     ledger_settings: Settings,
     salesforce_sandbox: Sandbox,
     sf: Salesforce,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = settings_for(ledger_settings, salesforce_sandbox)
     billed(sf, factory, settings)
-    monkeypatch.setattr(store, "VERSION", 2)
-    remark_all(factory)
+    next_versions(factory, settings)
     # The second upload is taken by the org, then its connection dropped: the answer is lost.
     upload = "sobjects/ContentVersion"
     salesforce_sandbox.faults.add(FaultRule(kind="slow", count=1, delay=0, path=upload))
