@@ -673,6 +673,16 @@ class PdfContent(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class RenderQueue(Base):
+    """A document whose current version has no PDF yet: marked when it is issued and whenever
+    its version is raised, in the same transaction; removed once the PDF is kept. The send
+    stage reads only this queue."""
+
+    __tablename__ = "render_queue"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+
+
 class DocumentFile(Base):
     """The PDF of one version of a document: rendered once, by the cycle's send stage (or the
     first ``connector invoice pdf`` that asks for it)."""

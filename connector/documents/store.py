@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -68,15 +68,27 @@ def current_pdfs(session: Session, document_ids: Sequence[int]) -> dict[int, Sto
     }
 
 
+def queue_renders(session: Session, document_ids: Sequence[int]) -> None:
+    """Mark these documents for rendering (just issued, or their version raised), in the
+    transaction of the change: one statement."""
+    if document_ids:
+        session.execute(
+            _insert(session, tables.RenderQueue).on_conflict_do_nothing(),
+            [{"document_id": document_id} for document_id in sorted(set(document_ids))],
+        )
+
+
 def unrendered(session: Session, limit: int) -> list[int]:
-    """Up to ``limit`` documents whose current version has no PDF yet, oldest first."""
-    doc, file = tables.Document, tables.DocumentFile
+    """Up to ``limit`` documents whose current version has no PDF yet, oldest first: read from
+    the render queue, never from the whole history."""
+    queued, doc, file = tables.RenderQueue, tables.Document, tables.DocumentFile
     return list(
         session.scalars(
-            select(doc.id)
+            select(queued.document_id)
+            .join(doc, doc.id == queued.document_id)
             .outerjoin(file, and_(file.document_id == doc.id, file.version == doc.version))
             .where(file.document_id.is_(None))
-            .order_by(doc.id)
+            .order_by(queued.document_id)
             .limit(limit)
         )
     )
@@ -88,8 +100,8 @@ def _insert(session: Session, table: type[tables.Base]) -> sqlite.Insert | postg
 
 
 def keep(session: Session, pdfs: Sequence[RenderedPdf]) -> list[int]:
-    """Store ``pdfs`` (a version already kept is left as it is); the ids of the documents whose
-    PDF is new. Two statements."""
+    """Store ``pdfs`` (a version already kept is left as it is) and take their documents off
+    the render queue; the ids of the documents whose PDF is new. Three statements."""
     if not pdfs:
         return []
     now = utc_now()
@@ -120,6 +132,21 @@ def keep(session: Session, pdfs: Sequence[RenderedPdf]) -> list[int]:
         .on_conflict_do_nothing()
         .returning(files.c.document_id)
     ).all()
+    # Out of the queue: the documents whose current version is kept now (a version raised
+    # while this one was rendered stays).
+    queued, doc = tables.table_of(tables.RenderQueue), tables.Document
+    session.execute(
+        delete(queued).where(
+            queued.c.document_id.in_(
+                select(doc.id)
+                .join(
+                    files,
+                    and_(files.c.document_id == doc.id, files.c.version == doc.version),
+                )
+                .where(doc.id.in_(sorted({pdf.document_id for pdf in pdfs})))
+            )
+        )
+    )
     stored = sorted(new)
     _stored(session, stored)
     return stored

@@ -30,6 +30,7 @@ from connector.db import writeback_queue as writeback
 from connector.db.catalog import PriceCache, find_by_external_id, link_external_id
 from connector.db.documents import find_document
 from connector.db.subscriptions import earliest, get_subscription, load_subscriptions, save_items
+from connector.documents import store
 from connector.errors import BillingError, InvalidInputError
 from connector.sync.mapping import Address, language_code
 
@@ -501,6 +502,7 @@ def void_invoice(session: Session, number: str, reason: str | None = None) -> ta
         )
     invoice.status = InvoiceStatus.VOID.value
     invoice.version += 1  # its PDF shows it void
+    store.queue_renders(session, [invoice.id])
     outbox.enqueue(session, "void", [invoice.id])  # accounting reverses it
     writeback.mark(session, writeback.DOCUMENT, [invoice.id])
     if invoice.subscription_id is not None:

@@ -27,6 +27,7 @@ from connector.db.documents import (
     last_issue_date,
     record_credited_lines,
 )
+from connector.documents import store
 from connector.errors import BillingError
 from connector.settings import BillingSettings
 from connector.sync.settlement import (
@@ -88,6 +89,7 @@ def issue(
     (see the module's description)."""
     issued = insert_documents(session, number_documents(session, billing, documents), charge_ids)
     revenue_due.add_issued(session, issued)
+    store.queue_renders(session, [document.id for document in issued])
     for kind in DocumentKind:  # in the same transaction as the documents
         outbox.enqueue(session, kind.value, (d.id for d in issued if d.draft.kind is kind))
     writeback.mark(session, writeback.DOCUMENT, (d.id for d in issued))

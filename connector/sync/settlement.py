@@ -34,6 +34,7 @@ from connector.billing.plausibility import ceiling_of
 from connector.db import outbox, tables
 from connector.db import writeback_queue as writeback
 from connector.db.documents import CREDIT_NOTE_ISSUED, find_document
+from connector.documents import store
 from connector.errors import BillingError, InvalidInputError, NotFoundError
 
 Source = tables.Payment | tables.Document
@@ -91,6 +92,7 @@ def _apply(
         invoice.total, invoice.amount_paid, invoice.amount_credited
     ).value
     invoice.version += 1  # what it shows changed: its PDF is rendered again
+    store.queue_renders(session, [invoice.id])
     writeback.mark(session, writeback.DOCUMENT, [invoice.id])
 
 
@@ -219,6 +221,7 @@ def release_credit(
         invoice.total, invoice.amount_paid, invoice.amount_credited
     ).value
     invoice.version += 1  # what it shows changed: its PDF is rendered again
+    store.queue_renders(session, [invoice.id])
     writeback.mark(session, writeback.DOCUMENT, [invoice.id])
     session.flush()
     return released

@@ -71,23 +71,36 @@ def test_each_new_version_is_rendered_once(
     work = [sql for sql in statements.sql if "job_runs" not in sql and "api_usage" not in sql]
     by_table = {
         table: len([sql for sql in work if table in sql])
-        for table in ("document_files", "pdf_contents", "document_lines", "document_taxes")
+        for table in (
+            "render_queue",
+            "document_files",
+            "pdf_contents",
+            "document_lines",
+            "document_taxes",
+        )
     }
-    # One batch: the documents without a PDF, their content (documents and customers, lines,
-    # taxes), then the PDFs' bytes and files: one statement each, whatever the batch's size.
+    # One batch: the queued documents without a PDF, their content (documents and customers,
+    # lines, taxes), then the PDFs' bytes and files, and the documents off the queue: one
+    # statement each, whatever the batch's size.
     assert by_table == {
-        "document_files": 2,
+        "render_queue": 2,
+        "document_files": 3,
         "pdf_contents": 1,
         "document_lines": 1,
         "document_taxes": 1,
     }
-    assert statements.by_verb()["INSERT"] == 3  # pdf_contents, document_files, job_runs
+    # pdf_contents, document_files, the files to attach in Salesforce (the write-back's
+    # queue), job_runs
+    assert statements.by_verb()["INSERT"] == 4
+    assert statements.by_verb()["DELETE"] == 1  # off the queue
     assert files(factory) == [(id_, 1) for id_, _ in versions(factory)]
 
     with counting(engine) as again:
         second = runtime.run("send")
     assert second.summary() == {"rendered": 0, "stored": 0, "bytes": 0}
-    assert len([sql for sql in again.sql if "document_files" in sql]) == 1
+    # Nothing new: one read of the (empty) render queue, whatever the number of documents.
+    reads = [sql for sql in again.sql if "document_files" in sql]
+    assert len(reads) == 1 and "FROM render_queue" in reads[0]
 
     with transaction(factory) as session:  # a payment changes what the invoice shows
         record_payment(

@@ -58,9 +58,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("document_id", "version", name=op.f("pk_document_files")),
     )
     op.create_index(op.f("ix_document_files_sha256"), "document_files", ["sha256"], unique=False)
+    op.create_table(
+        "render_queue",
+        sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["document_id"], ["documents.id"], name=op.f("fk_render_queue_document_id_documents")
+        ),
+        sa.PrimaryKeyConstraint("document_id", name=op.f("pk_render_queue")),
+    )
+    op.execute("INSERT INTO render_queue (document_id) SELECT id FROM documents")
 
 
 def downgrade() -> None:
+    op.drop_table("render_queue")
     op.drop_index(op.f("ix_document_files_sha256"), table_name="document_files")
     op.drop_table("document_files")
     op.drop_table("pdf_contents")
