@@ -524,6 +524,16 @@ def demo_report(report: DemoReport, fava: str = "fava", connector: str = "connec
     if report.errors:
         parts.append(Text("\n".join(report.errors), style="red"))
     env = f"CONNECTOR_DATABASE_URL=sqlite:///{report.database}"
+    if report.documents is not None and report.pdfs:
+        first = report.pdfs[0].removesuffix(".pdf")
+        parts.append(
+            Text(
+                f"Invoices and credit notes as the customers get them: {len(report.pdfs)} PDFs "
+                f"in {report.documents}/ (e.g. {report.documents / report.pdfs[0]}); one "
+                f"again, from the billing core:\n"
+                f"  {env} {connector} invoice pdf {first} --out {report.directory / 'copy.pdf'}"
+            )
+        )
     parts.append(
         Text(
             "Open the ledger in Fava (then http://127.0.0.1:5000):\n"

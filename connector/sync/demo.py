@@ -42,8 +42,9 @@ from connector.billing.periods import ONE_DAY, add_months
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import upgrade
+from connector.documents import store
 from connector.errors import ConfigError
-from connector.private_files import make_directories
+from connector.private_files import make_directories, write_private
 from connector.settings import Settings
 from connector.sync.closing import close_books
 from connector.sync.cycle import CycleResult, Runtime, run_cycle
@@ -67,6 +68,7 @@ LATE_PAYERS = 1  # the customer with the lowest id never pays, so the report sho
 OVER_PAYER = 1  # the next one pays its first invoice with 10% too much: customer credit
 OVER_PAYMENT = Decimal("1.10")
 FINANCE = "finance (demo)"
+PDF_BATCH = 200  # PDFs read at a time
 MARKER = ".connector-demo"  # in a directory the demo made, and so may delete
 
 
@@ -102,6 +104,8 @@ class DemoReport:
     paid: Totals = field(default_factory=Totals)
     outstanding: Totals = field(default_factory=Totals)
     written_back: int = 0  # Billing_Invoice__c records in Salesforce
+    documents: Path | None = None  # where the documents' PDFs were written
+    pdfs: list[str] = field(default_factory=list)  # their file names, in document order
     api_calls: int = 0
     waiting: list[tuple[str, str]] = field(default_factory=list)  # (record, reason)
     errors: list[str] = field(default_factory=list)
@@ -182,6 +186,7 @@ def run_demo(
         try:
             _simulate(factory, settings, sandbox, report, start, months, on_month)
             _summarize(factory, sandbox, report, add_months(start, months) - ONE_DAY)
+            _write_pdfs(factory, report)
         finally:
             engine.dispose()
     return report
@@ -325,3 +330,16 @@ def _summarize(
         "SELECT COUNT(*) FROM Billing_Invoice__c WHERE IsDeleted = 0"
     ).fetchone()
     report.written_back = int(written)
+
+
+def _write_pdfs(factory: sessionmaker[Session], report: DemoReport) -> None:
+    """Every document's PDF, as the cycles' send stage rendered and kept it (its current
+    version), written to ``documents/`` in the demo's directory, owner-only."""
+    report.documents = report.directory / "documents"
+    make_directories(report.documents)
+    with factory() as session:
+        ids = list(session.scalars(select(tables.Document.id).order_by(tables.Document.id)))
+        for start in range(0, len(ids), PDF_BATCH):
+            for pdf in store.current_pdfs(session, ids[start : start + PDF_BATCH]).values():
+                write_private(report.documents / pdf.filename, pdf.content)
+                report.pdfs.append(pdf.filename)
