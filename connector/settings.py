@@ -492,6 +492,12 @@ class SellerSettings(_Section):
 class DocumentSettings(_Section):
     """How invoices and credit notes are rendered as PDF."""
 
+    render: bool = Field(
+        default=True,
+        description="Render each new document version as PDF in the send stage. false: the "
+        "cycle renders none (they wait, queued; nothing is e-mailed or attached to Salesforce "
+        "without its PDF); `connector invoice pdf` still renders one on demand.",
+    )
     templates: str = Field(
         default="",
         description="A folder of templates that replace the shipped ones: <language>.yaml "

@@ -38,6 +38,8 @@ def render_documents(runtime: Runtime) -> dict[str, int]:
 
 def render_new(runtime: Runtime) -> RenderResult:
     result = RenderResult()
+    if not runtime.settings.documents.render:
+        return result  # queued until rendering is on
     size = runtime.settings.documents.batch_size
     while True:
         with transaction(runtime.factory) as session:  # short: no lock held while rendering

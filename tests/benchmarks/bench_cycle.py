@@ -118,6 +118,7 @@ def environment(info: dict[str, Any], work: Path, lookback: int = 10) -> dict[st
         "CONNECTOR_SALESFORCE__SESSION_ID": info["session_id"],
         "CONNECTOR_SALESFORCE__CA_FILE": info["ca_file"],
         "CONNECTOR_LOG_LEVEL": "INFO",
+        "CONNECTOR_DOCUMENTS__RENDER": "false",  # rendering: bench_documents.py
         "CONNECTOR_SALESFORCE__LOOKBACK_MINUTES": str(lookback),
     }
 

@@ -117,6 +117,7 @@ def settings_for(work: Path) -> Settings:
         },
         accounting={"mapping_file": str(ROOT / "mappings" / "accounting.yaml")},
         ledger={"path": work / "ledger.beancount"},
+        documents={"render": False},  # rendering: bench_documents.py
     )
 
 

@@ -465,6 +465,7 @@ class Bench:
             },
             accounting={"mapping_file": str(ROOT / "mappings" / "accounting.yaml")},
             ledger={"path": self.ledger / "ledger.beancount"},
+            documents={"render": False},  # rendering: bench_documents.py
         )
         self.engine = make_engine(url)
         upgrade(self.engine)
