@@ -179,3 +179,19 @@ def test_killed_while_rendering_then_run_again(
         shas = session.scalar(select(func.count()).select_from(tables.PdfContent))
         used = session.scalar(select(func.count(tables.DocumentFile.sha256.distinct())))
     assert shas == used == total  # no bytes kept without their file
+
+
+def test_with_rendering_off_the_cycle_renders_nothing_and_keeps_the_queue(
+    factory: sessionmaker[Session], doc_settings: Settings
+) -> None:
+    bill_samples(factory, doc_settings)
+    off = doc_settings.model_copy(
+        update={"documents": doc_settings.documents.model_copy(update={"render": False})}
+    )
+    assert Runtime(factory, off).run("send").summary() == {"rendered": 0, "stored": 0, "bytes": 0}
+    assert files(factory) == []
+    with factory() as session:
+        queued = session.scalars(select(tables.RenderQueue.document_id)).all()
+    assert sorted(queued) == [id_ for id_, _ in versions(factory)]
+
+    assert Runtime(factory, doc_settings).run("send").summary()["stored"] == 4  # type: ignore[index]
