@@ -23,6 +23,7 @@ from connector.sync.cycle import JobRun, Runtime
 from jobs.accounting import push, read_payments
 from jobs.billing import bill, close_revenue
 from jobs.pull import pull
+from jobs.send import send
 from jobs.writeback import write_back
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ JOBS: dict[str, Job] = {  # in the order of a cycle
     "bill": bill,
     "revenue": close_revenue,
     "push": push,
+    "send": send,
     "writeback": write_back,
 }
 

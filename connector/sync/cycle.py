@@ -1,8 +1,8 @@
 """The stages of the connector, run one at a time (a scheduled job) or all in order (a cycle):
 pull from Salesforce, read the payments recorded in accounting, bill, close revenue, push to
-accounting, write back to Salesforce. Payments are read before billing, so that a credit note
-on an invoice already paid in accounting is not applied to it here (it is the customer's credit
-there and here alike).
+accounting, e-mail new documents to customers, write back to Salesforce. Payments are read
+before billing, so that a credit note on an invoice already paid in accounting is not applied
+to it here (it is the customer's credit there and here alike).
 
 A :class:`Runtime` holds what the stages share: the database, the settings, one Salesforce
 client (one session, one API budget) and the accounting target, each made when first needed.
@@ -35,12 +35,13 @@ from connector.sync import crm_pull, push, writeback
 from connector.sync.billing_run import run_billing
 from connector.sync.mapping import load_mapping
 from connector.sync.revenue_close import close_revenue
+from connector.sync.sending import send_messages
 from connector.sync.stopping import StopRequest
 
 log = logging.getLogger(__name__)
 job_log = logging.getLogger("connector.jobs")
 
-STAGES = ("pull", "payments", "bill", "revenue", "push", "writeback")
+STAGES = ("pull", "payments", "bill", "revenue", "push", "send", "writeback")
 
 
 @dataclass
@@ -188,6 +189,7 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
     "revenue": lambda rt, as_of: close_revenue(rt.factory, as_of, rt.stop.checkpoint),
     "push": lambda rt, _: push.push(rt.factory, rt.settings, rt.target, rt.stop.checkpoint),
     "payments": lambda rt, _: push.read_payments(rt.factory, rt.settings, rt.target),
+    "send": lambda rt, _: send_messages(rt.factory, rt.settings, rt.stop.checkpoint),
     "writeback": lambda rt, as_of: writeback.write_back(
         rt.factory, rt.client, as_of, rt.stop.checkpoint
     ),
@@ -211,6 +213,7 @@ class CycleResult:
         billed = self.stages.get("bill", {})
         pushed = self.stages.get("push", {})
         written = self.stages.get("writeback", {})
+        sent = self.stages.get("send", {})
         return not (
             pulled.get("quarantined")
             or pulled.get("held")
@@ -221,6 +224,7 @@ class CycleResult:
             or pushed.get("moved_aside")
             or self.stages.get("payments", {}).get("refused")
             or written.get("failed")
+            or sent.get("parked")
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Invoice and credit-note documents: their PDFs."""
