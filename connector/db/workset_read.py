@@ -90,7 +90,13 @@ class Stored:
                 )
             ):
                 customer = CustomerRow(
-                    row.id, row.name, row.country, row.currency, row.tax_id, row.region
+                    row.id,
+                    row.name,
+                    row.country,
+                    row.currency,
+                    row.tax_id,
+                    row.region,
+                    row.billing_email,
                 )
                 self.customer_ids[row.external_id] = customer.id
                 self.customers[customer.id] = self.stored_customers[customer.id] = customer

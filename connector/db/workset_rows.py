@@ -20,6 +20,7 @@ class CustomerRow:
     currency: str
     tax_id: str | None
     region: str | None
+    billing_email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

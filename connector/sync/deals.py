@@ -64,6 +64,7 @@ def apply_account(work: Workset, data: CustomerData) -> Outcome:
             currency=code,
             tax_id=data.tax_id,
             region=region,
+            billing_email=data.billing_email,
         )
         return Outcome(APPLIED)
     if row.currency != code and work.customer_billed(row.id):
@@ -75,6 +76,7 @@ def apply_account(work: Workset, data: CustomerData) -> Outcome:
         currency=code,
         tax_id=data.tax_id,
         region=region,
+        billing_email=data.billing_email,
     )
     return Outcome(APPLIED)
 

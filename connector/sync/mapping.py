@@ -63,10 +63,11 @@ class CustomerMapping(_Model):
     currency: str = ""
     tax_id: str = ""
     region: str = ""
+    billing_email: str = ""
 
-    check_paths = field_validator("name", "country", "currency", "tax_id", "region")(
-        lambda cls, value: _path(value)
-    )
+    check_paths = field_validator(
+        "name", "country", "currency", "tax_id", "region", "billing_email"
+    )(lambda cls, value: _path(value))
 
 
 class AmendmentMapping(_Model):
@@ -208,6 +209,7 @@ class CustomerData:
     currency: str
     tax_id: str | None
     region: str | None = None  # ISO 3166-2 (US-CA), when the record names a known one
+    billing_email: str | None = None  # where its documents are e-mailed
 
 
 @dataclass(frozen=True)
@@ -320,9 +322,22 @@ def map_customer(
     code = _currency(value_at(record, mapping.currency), "account") or default_currency
     tax_id = value_at(record, mapping.tax_id) if mapping.tax_id else None
     region = _region(value_at(record, mapping.region) if mapping.region else None, country)
+    email = value_at(record, mapping.billing_email) if mapping.billing_email else None
     return CustomerData(
-        str(record["Id"]), str(name), str(country), code, tax_id and str(tax_id), region
+        str(record["Id"]),
+        str(name),
+        str(country),
+        code,
+        tax_id and str(tax_id),
+        region,
+        _email(email),
     )
+
+
+def _email(value: Any) -> str | None:
+    """An address (``someone@example.com``), or None for anything that is none."""
+    text = str(value).strip() if value else ""
+    return text if "@" in text and " " not in text else None
 
 
 def _region(value: Any, country: Any) -> str | None:
