@@ -229,20 +229,19 @@ def _begin(factory: sessionmaker[Session], rows: Sequence[Row[Any]], ids: dict[i
     """Note, before the server sees them, that these messages are being sent (one
     statement): a crash from here on leaves their outcome unknown, and they are sent again
     with the same Message-ID."""
-    now = utc_now()
+    now, table = utc_now(), tables.table_of(tables.EmailMessage)
     with transaction(factory) as session:
         session.execute(
-            update(_message)
-            .where(_message.id == bindparam("b_id"))
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
             .values(
                 state=queue.PENDING,
                 recipients=bindparam("b_to"),
                 message_id=bindparam("b_message"),
-                attempts=_message.attempts + 1,
+                attempts=table.c.attempts + 1,
                 attempt_started_at=now,
                 updated_at=now,
-            )
-            .execution_options(synchronize_session=False),
+            ),
             [{"b_id": row.id, "b_to": row.billing_email, "b_message": ids[row.id]} for row in rows],
         )
 

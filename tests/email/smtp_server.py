@@ -1,0 +1,114 @@
+"""A real SMTP server for the tests (aiosmtpd, on a free port of 127.0.0.1), recording every
+message it accepts with its envelope. It can refuse or defer chosen addresses at RCPT, and run
+a hook at a step of the conversation (MAIL, RCPT, DATA before its answer, DATA just after it)
+so that a test can kill the client there."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+Hook = Callable[[str, int], None]  # (step, number of the message in the conversation)
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = BytesParser(policy=policy.default).parsebytes(self.data)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class Recorder:
+    """The server's handler: what it accepted, what it answers to whom."""
+
+    received: list[Received] = field(default_factory=list)
+    answers: dict[str, str] = field(default_factory=dict)  # address -> RCPT answer
+    hook: Hook | None = None
+    logins: list[tuple[str, str]] = field(default_factory=list)
+    mails: int = 0  # MAIL commands seen
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _step(self, step: str) -> None:
+        if self.hook is not None:
+            self.hook(step, self.mails)
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        self.mails += 1
+        self._step("mail")
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        self._step("rcpt")
+        if address in self.answers:
+            return self.answers[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self._step("data")
+        with self.lock:
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+            )
+        asyncio.get_running_loop().call_soon(self._step, "accepted")  # once 250 is written
+        return "250 2.0.0 Ok: queued"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login = (data.login.decode(), data.password.decode())
+        self.logins.append(login)
+        return AuthResult(success=login == ("billing", "s3cret pass"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def smtp_server(
+    recorder: Recorder | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[Recorder, int]]:
+    """A running server and its port; with ``tls``, STARTTLS is required and logins taken."""
+    recorder = recorder or Recorder()
+    extra: dict[str, Any] = {}
+    if tls is not None:
+        extra = {
+            "tls_context": tls,
+            "require_starttls": True,
+            "authenticator": recorder.authenticate,
+        }
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), **extra)
+    controller.start()
+    try:
+        yield recorder, controller.port
+    finally:
+        controller.stop()
