@@ -1,6 +1,7 @@
 """A real SMTP server for the tests (aiosmtpd, on a free port of 127.0.0.1), recording every
 message it accepts with its envelope. It can refuse or defer chosen addresses at RCPT, and run
-a hook at a step of the conversation (MAIL, RCPT, DATA before its answer, DATA just after it)
+a hook at a step of the conversation (EHLO, MAIL, RCPT, DATA before and after the message is
+kept, just after the 250)
 so that a test can kill the client there."""
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-Hook = Callable[[str, int], None]  # (step, number of the message in the conversation)
+# (step, number of the message in the conversation) -> whether it killed the client
+Hook = Callable[[str, int], bool]
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,8 @@ class Recorder:
     mails: int = 0  # MAIL commands seen
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _step(self, step: str) -> None:
-        if self.hook is not None:
-            self.hook(step, self.mails)
+    def _step(self, step: str) -> bool:
+        return self.hook is not None and self.hook(step, self.mails)
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -68,13 +69,26 @@ class Recorder:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self._step("ehlo")
+        session.host_name = hostname
+        return responses
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self._step("data")
+        """Steps: ``data`` (the message came, not kept yet), ``stored`` (kept, not answered
+        yet: for the client, an acceptance whose answer was lost), ``accepted`` (just after
+        the 250)."""
+        if self._step("data"):  # the client is gone: nothing kept
+            return "421 4.3.0 closing"
         with self.lock:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
             )
-        asyncio.get_running_loop().call_soon(self._step, "accepted")  # once 250 is written
+        self._step("stored")
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self._step, "accepted")  # once the 250 is written
         return "250 2.0.0 Ok: queued"
 
     def authenticate(
