@@ -63,20 +63,24 @@ def _counts(factory: sessionmaker[Session]) -> tuple[int, int, set[str]]:
             .select_from(message)
             .where(message.state == "pending", message.attempt_started_at.is_not(None))
         )
-        not_sent = set(
-            session.scalars(
+        not_sent = {
+            message_id
+            for message_id in session.scalars(
                 select(message.message_id).where(
                     message.state != "sent", message.message_id.is_not(None)
                 )
             )
-        )
+            if message_id
+        }
     return int(sent or 0), int(flight or 0), not_sent
 
 
 def test_a_killed_send_never_sends_a_document_twice_but_across_an_unknown_outcome(
     factory: sessionmaker[Session], database_url: str
 ) -> None:
-    customers = {f"C{n:02d}": ("US", f"c{n:02d}@customer.example") for n in range(DOCUMENTS)}
+    customers: dict[str, tuple[str, str | None]] = {
+        f"C{n:02d}": ("US", f"c{n:02d}@customer.example") for n in range(DOCUMENTS)
+    }
     issue(factory, customers)
     with smtp_server() as (recorder, port):
         env = {
