@@ -98,7 +98,8 @@ class Recorder:
             return AuthResult(success=False, handled=False)
         login = (data.login.decode(), data.password.decode())
         self.logins.append(login)
-        return AuthResult(success=login == ("billing", "s3cret pass"))
+        ok = login == ("billing", "s3cret pass")
+        return AuthResult(success=ok, handled=ok)  # a failure: the server answers 535
 
 
 def free_port() -> int:
@@ -119,6 +120,7 @@ def smtp_server(
             "tls_context": tls,
             "require_starttls": True,
             "authenticator": recorder.authenticate,
+            "auth_exclude_mechanism": ["LOGIN"],  # PLAIN only: one answer per login
         }
     controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), **extra)
     controller.start()

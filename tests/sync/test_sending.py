@@ -31,9 +31,12 @@ SENDER = "billing@seller.example"
 BCC = "archive@seller.example"
 
 
-def mail_settings(database_url: str, port: int, **email: Any) -> Settings:
+def mail_settings(
+    database_url: str, port: int, secrets: dict[str, str] | None = None, **email: Any
+) -> Settings:
     return load_settings(
         database_url=database_url,
+        secrets=secrets or {},
         tax={"rates": {"US": "7.25", "JP": "10"}},
         email={
             "enabled": True,
