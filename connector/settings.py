@@ -494,7 +494,9 @@ class EmailSettings(_Section):
         default=21_600.0, description="Longest wait between tries."
     )
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
 
 
 def fernet_keys(value: str) -> list[str]:

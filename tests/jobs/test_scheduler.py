@@ -1,4 +1,4 @@
-"""The scheduler of ``connector run``: six jobs on the triggers of ``[schedule]``, one at a time,
+"""The scheduler of ``connector run``: seven jobs on the triggers of ``[schedule]``, one at a time,
 and the validation of the schedule settings."""
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from jobs.accounting import push, read_payments
 from jobs.billing import bill, close_revenue
 from jobs.pull import pull
 from jobs.scheduler import JOBS, build_scheduler, schedule_of, trigger
+from jobs.send import send
 from jobs.writeback import write_back
 
-JOB_IDS = ["pull", "payments", "bill", "revenue", "push", "writeback"]
+JOB_IDS = ["pull", "payments", "bill", "revenue", "push", "send", "writeback"]
 SATURDAY = datetime(2026, 11, 21, 8, 25, 30, tzinfo=UTC)
 
 
@@ -59,7 +60,7 @@ def _next_ten_past_midnight(now: datetime) -> datetime:
     return today if today > now else today + timedelta(days=1)
 
 
-def test_the_scheduler_has_the_six_jobs_on_their_triggers(
+def test_the_scheduler_has_the_seven_jobs_on_their_triggers(
     started: list[BackgroundScheduler],
 ) -> None:
     runtime = _runtime(
@@ -67,6 +68,7 @@ def test_the_scheduler_has_the_six_jobs_on_their_triggers(
         bill="5m",
         push="1h",
         payments="1d",
+        send="2h",
         writeback="15m",
         revenue="10 0 * * *",
         misfire_grace_seconds=120,
@@ -82,13 +84,14 @@ def test_the_scheduler_has_the_six_jobs_on_their_triggers(
 
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert sorted(jobs) == sorted(JOB_IDS)
-    assert len(scheduler.get_jobs()) == 6
+    assert len(scheduler.get_jobs()) == 7
     expected_work = {
         "pull": pull,
         "bill": bill,
         "revenue": close_revenue,
         "push": push,
         "payments": read_payments,
+        "send": send,
         "writeback": write_back,
     }
     intervals = {
@@ -96,6 +99,7 @@ def test_the_scheduler_has_the_six_jobs_on_their_triggers(
         "bill": timedelta(minutes=5),
         "push": timedelta(hours=1),
         "payments": timedelta(days=1),
+        "send": timedelta(hours=2),
         "writeback": timedelta(minutes=15),
     }
     for name, job in jobs.items():
@@ -140,6 +144,7 @@ def test_the_default_schedule(started: list[BackgroundScheduler]) -> None:
         "revenue": "10 0 * * *",
         "push": "15m",
         "payments": "15m",
+        "send": "15m",
         "writeback": "15m",
     }
     assert list(JOBS) == JOB_IDS

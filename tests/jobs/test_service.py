@@ -28,7 +28,7 @@ from sandbox.salesforce.server import Sandbox
 from tests.conftest import TEST_TAX_RATES
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ["pull", "payments", "bill", "revenue", "push", "writeback"]
+STAGES = ["pull", "payments", "bill", "revenue", "push", "send", "writeback"]
 JOB_KEYS = {"time", "level", "logger", "job", "as_of", "ok", "seconds", "api_calls"}
 JOB_KEYS |= {"counts", "error"}
 STANDBY_SECONDS = 0.5
@@ -221,7 +221,7 @@ def _check_job_line(line: Line, today: set[str]) -> None:
 
 
 def _check_startup_cycle(cycle: list[Line], today: set[str]) -> None:
-    """The six lines of the first cycle on a fresh database and a fresh demo org."""
+    """The seven lines of the first cycle on a fresh database and a fresh demo org."""
     assert [line.job for line in cycle] == STAGES
     for line in cycle:
         _check_job_line(line, today)
@@ -365,7 +365,7 @@ def _active(service: Service) -> bool:
 
 
 def _check_cycle(service: Service, today: set[str]) -> None:
-    """The service's first six job lines: a full cycle, every run ok."""
+    """The service's first seven job lines: a full cycle, every run ok."""
     service.wait_for("a full cycle", lambda lines: sum(1 for x in lines if x.job) >= len(STAGES))
     cycle = service.jobs()[: len(STAGES)]
     assert [line.job for line in cycle] == STAGES
