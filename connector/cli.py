@@ -528,6 +528,7 @@ def send(
             f"{result.sent} sent, {result.deferred} deferred, {len(result.parked)} parked, "
             f"{result.waiting} waiting for a billing address, {result.no_pdf} without a PDF yet",
             highlight=False,
+            soft_wrap=True,
         )
     for what, answer in result.parked.items():
         errors.print(f"error: {what}: {answer}", markup=False, highlight=False)

@@ -202,15 +202,18 @@ def _send_batch(
     email = settings.email
     letters = {row.id: _letter(row, pdfs[row.document_id]) for row in rows}
     ids = {row.id: row.message_id or message_id(letters[row.id], email) for row in rows}
+    composed = {  # a template that does not render stops the stage before anything is noted
+        row.id: compose(
+            letters[row.id], row.billing_email, pdfs[row.document_id], email, ids[row.id]
+        )
+        for row in rows
+    }
     with Mailer(settings) as mailer:
         _begin(factory, rows, ids)
         done: set[int] = set()
         try:
             for row in rows:
-                message = compose(
-                    letters[row.id], row.billing_email, pdfs[row.document_id], email, ids[row.id]
-                )
-                answer = mailer.send(message, row.billing_email, bcc_addresses(email))
+                answer = mailer.send(composed[row.id], row.billing_email, bcc_addresses(email))
                 done.add(row.id)
                 with transaction(factory) as session:
                     _record(session, settings, row, answer, result)
