@@ -29,6 +29,7 @@ from connector.crm.login import check_settings
 from connector.db import staging, tables
 from connector.db.engine import transaction
 from connector.db.types import utc_now
+from connector.email.smtp import check as check_mail
 from connector.errors import ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
 from connector.sync import crm_pull, push, writeback
@@ -77,12 +78,15 @@ class Runtime:
         """Check every mapping file and every target's settings, so that a cycle (and
         ``connector run``) stops with a configuration error before any stage does anything:
         the Salesforce mapping and login settings, then the chart of accounts and the
-        accounting target's settings (against the target itself: Xero's tax rates). Nothing is
-        sent anywhere but the target's own check (a read)."""
+        accounting target's settings (against the target itself: Xero's tax rates), and the
+        e-mail settings when sending is enabled. Nothing is sent anywhere but the target's own
+        check (a read)."""
         load_mapping(mapping_path(self.settings.salesforce.mapping_file))
         if self._client is None:
             check_settings(self.settings.salesforce)
         self.check_target()
+        if self.settings.email.enabled:
+            check_mail(self.settings.email)
 
     def _calls(self) -> int:
         """API calls made so far: Salesforce's, and the accounting target's when remote."""
@@ -225,6 +229,8 @@ class CycleResult:
             or self.stages.get("payments", {}).get("refused")
             or written.get("failed")
             or sent.get("parked")
+            or sent.get("deferred")
+            or sent.get("waiting")
         )
 
     def to_dict(self) -> dict[str, Any]:
