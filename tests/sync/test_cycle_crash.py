@@ -46,9 +46,11 @@ from sandbox.salesforce.testing import running_sandbox
 from sandbox.salesforce.values import parse_datetime
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("pull", "bill", "revenue", "push", "payments", "writeback")
+STAGES = ("pull", "bill", "revenue", "push", "payments", "send", "writeback")
 AS_OF_DATES = ("2026-01-31", "2026-03-31")
-KILLS = 8  # per as-of date
+KILLS = (
+    len(STAGES) + 2
+)  # per as-of date: in each stage, and after the push's and write-back's effect
 BATCH_SIZE = 5  # subscriptions per billing transaction: a kill can land between batches
 TAX_RATES = '{"JP": "10", "GB": "20", "DE": "19"}'
 RECEIVABLE = "Assets:AccountsReceivable:"
