@@ -136,6 +136,7 @@ ledger_app = typer.Typer(
 )
 xero_app = typer.Typer(help="The Xero connection.", no_args_is_help=True)
 review_app = typer.Typer(help="Records held for review.", no_args_is_help=True)
+email_app = typer.Typer(help="E-mail to customers.", no_args_is_help=True)
 sandbox_app = typer.Typer(
     help="A local Salesforce org for dry runs and tests.", no_args_is_help=True
 )
@@ -148,6 +149,7 @@ app.add_typer(revenue_app, name="revenue")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(xero_app, name="xero")
 app.add_typer(review_app, name="review")
+app.add_typer(email_app, name="email")
 
 DateOption = Annotated[
     datetime | None,
@@ -490,6 +492,70 @@ def push(
         raise typer.Exit(1)
 
 
+@app.command()
+@handles_errors
+def send(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    retry_parked: Annotated[
+        bool,
+        typer.Option(
+            "--retry-parked", help="Try the messages the mail server refused again (cause fixed)."
+        ),
+    ] = False,
+) -> None:
+    """The send stage once: render new documents as PDF, then e-mail new documents and the
+    reminders due to their customers (each message once). Exit 1 while a message waits:
+    refused, deferred by the server, or for its customer's billing address."""
+    from connector.db.engine import transaction
+    from connector.sync import sending
+    from connector.sync.cycle import Runtime
+    from connector.sync.rendering import render_new
+
+    state = _state(ctx)
+    factory = state.database(alone=True)
+    if retry_parked:
+        with transaction(factory) as session:
+            again = sending.retry_parked(session)
+        console.print(f"{again} parked messages back in line", highlight=False)
+    render_new(Runtime(factory, state.settings))  # the PDFs the messages carry
+    result = sending.send_messages(factory, state.settings)
+    if as_json:
+        _print_json(result.to_dict())
+    elif not state.settings.email.enabled:
+        console.print(
+            f"e-mail is disabled (email.enabled): {result.not_sent} messages not sent",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"{result.sent} sent, {result.deferred} deferred, {len(result.parked)} parked, "
+            f"{result.waiting} waiting for a billing address, {result.no_pdf} without a PDF yet",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for what, answer in result.parked.items():
+        errors.print(f"error: {what}: {answer}", markup=False, highlight=False)
+    if result.parked or result.deferred or result.waiting or result.no_pdf:
+        raise typer.Exit(1)
+
+
+@email_app.command("seal-password")
+@handles_errors
+def email_seal_password(ctx: typer.Context) -> None:
+    """Read the SMTP password from the terminal (or standard input) and print it sealed with
+    the secrets key, for email.password: the configuration then holds no clear password."""
+    from connector.encryption import TokenCipher
+
+    settings = _state(ctx).settings
+    plain = getpass.getpass("SMTP password: ") if sys.stdin.isatty() else sys.stdin.readline()
+    plain = plain.rstrip("\r\n")
+    if not plain:
+        raise InvalidInputError("no password given")
+    cipher = TokenCipher.from_settings(settings.secrets, settings.database_url.get_secret_value())
+    print(cipher.seal(plain))
+
+
 @revenue_app.command("close")
 @handles_errors
 def revenue_close(
@@ -736,6 +802,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
             jobs=STAGES,
             targets=[state.settings.accounting.target],
             home_country=state.settings.tax.home_country,
+            email_enabled=state.settings.email.enabled,
         )
     if as_json:
         _print_json(report.to_dict())

@@ -95,3 +95,8 @@ class SecretKeyError(ConnectorError):
 class InstanceActiveError(ConnectorError):
     """Another instance of the connector (``connector run``, or a one-off cycle or stage) holds
     the database's actor lock: nothing was done, and running again once it is done is safe."""
+
+
+class EmailError(ConnectorError):
+    """The SMTP server could not be reached, or refused the login: nothing more is sent until
+    the next run (messages already sent stay sent; the others wait)."""

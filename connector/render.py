@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the command line imports this module for every command: onl
     from connector.sync.billing_run import BillingRunResult
     from connector.sync.crm_pull import PullResult
     from connector.sync.demo import DemoReport
+    from connector.sync.email_status import EmailState
     from connector.sync.reports import DocumentView
     from connector.sync.review import Review
     from connector.sync.status import Status
@@ -153,6 +154,27 @@ def pull_summary(result: PullResult) -> Table:
     return table
 
 
+def _email_part(email: EmailState) -> list[Any]:
+    counts = email.counts
+    line = (
+        f"E-mail{'' if email.enabled else ' (disabled: nothing is sent)'}: "
+        f"{counts.get('pending', 0)} pending ({counts.get('in_flight', 0)} in flight), "
+        f"{counts.get('sent', 0)} sent, {counts.get('parked', 0)} parked, "
+        f"{counts.get('waiting', 0)} waiting for an address"
+    )
+    parts: list[Any] = [escape(line)]
+    if email.messages:
+        table = Table(title="E-mail waiting for a fix")
+        for column in ("State", "Document", "Kind", "Customer", "Answer"):
+            table.add_column(column, overflow="fold", no_wrap=column == "Document")
+        for message in email.messages:
+            table.add_row(
+                message.state, message.number, message.kind, message.customer, message.answer
+            )
+        parts.append(table)
+    return parts
+
+
 def status_report(report: Status) -> Group:
     parts: list[Any] = []
     if report.jobs:
@@ -197,6 +219,8 @@ def status_report(report: Status) -> Group:
         for target, counts in report.outbox.items():
             depth.add_row(target, str(counts.get("waiting", 0)), str(counts.get("parked", 0)))
         parts.append(depth)
+    if report.email is not None:
+        parts.extend(_email_part(report.email))
     if report.waiting:
         waiting = Table(title="Waiting for a fix or a review")
         for column in ("State", "Object", "Id", "Name", "Reason"):

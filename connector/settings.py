@@ -206,7 +206,9 @@ class ScheduleSettings(_Section):
     push: str = Field(default="15m", description="Post documents to accounting.")
     payments: str = Field(default="15m", description="Read payments recorded in accounting.")
     send: str = Field(
-        default="15m", description="Render new invoices and credit notes (and their new versions)."
+        default="15m",
+        description="Render new invoices and credit notes (and their new versions) as PDF, and "
+        "e-mail new documents and reminders to customers.",
     )
     writeback: str = Field(default="15m", description="Write billing status to Salesforce.")
     dunning: str = Field(default="1h", description="Record the dunning steps invoices reach.")
@@ -609,6 +611,70 @@ class SalesforceSettings(_Section):
         return value
 
 
+class EmailSettings(_Section):
+    """Sending documents to customers by SMTP (see connector/email)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Send e-mail; false (the default until configured): messages are queued "
+        "and shown as not sent, nothing is sent.",
+    )
+    smtp_host: str = Field(default="", description="The SMTP server (the submission host).")
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=587, description="Its port (587: submission with STARTTLS)."
+    )
+    starttls: bool = Field(
+        default=True,
+        description="Upgrade the connection with STARTTLS before logging in; the server's "
+        "certificate is always verified (the system's trust store, or email.ca_file).",
+    )
+    ca_file: str = Field(
+        default="", description="PEM bundle of CAs to trust (empty: the system's trust store)."
+    )
+    username: str = Field(default="", description="Login (empty: no login).")
+    password: SecretStr = Field(
+        default=SecretStr(""),
+        description="Password of the login; may be given sealed (fernet:..., from "
+        "`connector email seal-password`) with the secrets key.",
+    )
+    from_: str = Field(
+        default="",
+        alias="from",
+        description='The sender, an address or "Name <address>".',
+    )
+    reply_to: str = Field(default="", description="Where replies go (empty: the sender).")
+    bcc: str = Field(
+        default="",
+        description="Addresses (comma-separated) that receive a blind copy of every message: "
+        "in the envelope only, never in the headers.",
+    )
+    templates_dir: str = Field(
+        default="",
+        description="A folder of templates (<language>/<template>.txt) that replace the "
+        "shipped ones of the same name.",
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=60.0, description="Seconds to wait for each answer of the server."
+    )
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=100, description="Messages read per batch (one connection a batch)."
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=10,
+        description="Tries of a message the server defers (4xx) before it is parked.",
+    )
+    retry_initial_seconds: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=300.0, description="Wait before the second try; doubles each try."
+    )
+    retry_max_seconds: Annotated[float, Field(ge=0, le=604_800)] = Field(
+        default=21_600.0, description="Longest wait between tries."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+
 def fernet_keys(value: str) -> list[str]:
     """Fernet keys written one after another (commas, spaces or lines between them)."""
     return [key for key in re.split(r"[\s,]+", value.strip()) if key]
@@ -692,6 +758,7 @@ class Settings(BaseSettings):
         "connection or process holds locked, before it gives up.",
     )
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""Send: render each new invoice and credit note (and each new version of one) as PDF."""
+"""Send: render each new invoice and credit note (and each new version of one) as PDF, and
+e-mail new documents and the reminders due to their customers."""
 
 from __future__ import annotations
 

@@ -79,6 +79,7 @@ class Customer(Base):
     address_state: Mapped[str | None] = mapped_column(String(80))
     address_postal_code: Mapped[str | None] = mapped_column(String(20))
     language: Mapped[str | None] = mapped_column(String(8))
+    billing_email: Mapped[str | None]  # where documents are e-mailed (from the mapping)
 
 
 class ExternalId(Base):
@@ -695,3 +696,32 @@ class DocumentFile(Base):
     filename: Mapped[str] = mapped_column(String(80))
     language: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = _created()
+
+
+class EmailMessage(Base):
+    """One e-mail to a customer: a document's version sent as ``kind`` (``document`` for a new
+    invoice or credit note, ``reminder:<step>``), rendered from ``template``. ``state`` is
+    ``pending`` (to send; ``attempt_started_at`` set while an attempt's outcome is unknown),
+    ``sent`` (the server accepted it), ``parked`` (refused: ``answer`` is the server's) or
+    ``waiting`` (the customer has no billing address). ``message_id`` is derived from the
+    document, its version and the kind, so a resend after an unknown outcome carries the
+    same one."""
+
+    __tablename__ = "email_messages"
+    __table_args__ = (UniqueConstraint("document_id", "document_version", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    document_version: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(40))
+    template: Mapped[str] = mapped_column(String(80))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    recipients: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None]
+    answer: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    attempt_started_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)

@@ -101,6 +101,7 @@ class Stored:
                     row.address_state,
                     row.address_postal_code,
                     row.language,
+                    row.billing_email,
                 )
                 self.customer_ids[row.external_id] = customer.id
                 self.customers[customer.id] = self.stored_customers[customer.id] = customer

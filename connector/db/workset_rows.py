@@ -25,6 +25,7 @@ class CustomerRow:
     address_state: str | None = None
     address_postal_code: str | None = None
     language: str | None = None
+    billing_email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,10 +69,12 @@ def upsert_customer(
     region: str | None = None,
     address: Address | None = None,
     language: str | None = None,
+    billing_email: str | None = None,
 ) -> tables.Customer:
     """Create the customer, or update the one known under ``external_id`` in ``system``;
     ``region`` is a state or province of ``country`` (an ISO 3166-2 code or a name);
-    ``address`` the billing address and ``language`` the language of its documents."""
+    ``address`` the billing address and ``language`` the language of its documents;
+    ``billing_email``, where its documents are e-mailed, is kept when not given."""
     code, iso_country, iso_region = customer_codes(
         name=name, country=country, currency=currency, region=region, external_id=external_id
     )
@@ -87,7 +89,12 @@ def upsert_customer(
             refuse_billed_currency_change(name, row.currency, code)
     if row is None:
         row = tables.Customer(
-            name=name, country=iso_country, currency=code, tax_id=tax_id, region=iso_region
+            name=name,
+            country=iso_country,
+            currency=code,
+            tax_id=tax_id,
+            region=iso_region,
+            billing_email=billing_email,
         )
         session.add(row)
         session.flush()
@@ -97,6 +104,8 @@ def upsert_customer(
     else:
         row.name, row.country, row.currency, row.tax_id = name.strip(), iso_country, code, tax_id
         row.region = iso_region
+        if billing_email is not None:
+            row.billing_email = billing_email
     for column, value in (address or Address()).columns().items():
         setattr(row, column, value)
     row.language = language_code(language)

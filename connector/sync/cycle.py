@@ -1,9 +1,9 @@
 """The stages of the connector, run one at a time (a scheduled job) or all in order (a cycle):
 pull from Salesforce, read the payments recorded in accounting, bill, close revenue, push to
 accounting, record the collections steps open invoices reach (dunning), render new documents
-as PDF (send), write back to Salesforce. Payments are read before billing, so that a credit
-note on an invoice already paid in accounting is not applied to it here (it is the customer's
-credit there and here alike).
+as PDF and e-mail them and the reminders due to customers (send), write back to Salesforce.
+Payments are read before billing, so that a credit note on an invoice already paid in
+accounting is not applied to it here (it is the customer's credit there and here alike).
 
 A :class:`Runtime` holds what the stages share: the database, the settings, one Salesforce
 client (one session, one API budget) and the accounting target, each made when first needed.
@@ -30,6 +30,7 @@ from connector.crm.login import check_settings
 from connector.db import staging, tables
 from connector.db.engine import transaction
 from connector.db.types import utc_now
+from connector.email.smtp import check as check_mail
 from connector.errors import ConfigError, ConnectorError
 from connector.settings import Settings, mapping_path
 from connector.sync import crm_pull, push, rendering, writeback
@@ -37,6 +38,7 @@ from connector.sync.billing_run import run_billing
 from connector.sync.dunning import run_dunning
 from connector.sync.mapping import load_mapping
 from connector.sync.revenue_close import close_revenue
+from connector.sync.sending import send_messages
 from connector.sync.stopping import StopRequest
 from connector.sync.writeback_dunning import TaskOptions
 
@@ -79,12 +81,15 @@ class Runtime:
         """Check every mapping file and every target's settings, so that a cycle (and
         ``connector run``) stops with a configuration error before any stage does anything:
         the Salesforce mapping and login settings, then the chart of accounts and the
-        accounting target's settings (against the target itself: Xero's tax rates). Nothing is
-        sent anywhere but the target's own check (a read)."""
+        accounting target's settings (against the target itself: Xero's tax rates), and the
+        e-mail settings when sending is enabled. Nothing is sent anywhere but the target's own
+        check (a read)."""
         load_mapping(mapping_path(self.settings.salesforce.mapping_file))
         if self._client is None:
             check_settings(self.settings.salesforce)
         self.check_target()
+        if self.settings.email.enabled:
+            check_mail(self.settings.email)
 
     def task_options(self) -> TaskOptions:
         """How the write-back makes the Tasks of collections steps."""
@@ -183,6 +188,14 @@ class JobRun:
         }
 
 
+def _render_and_send(runtime: Runtime) -> dict[str, Any]:
+    """The send stage: render the new document versions as PDF, then e-mail the messages due
+    (with their PDFs); the counts of both."""
+    rendered = rendering.render_new(runtime).to_dict()
+    sent = send_messages(runtime.factory, runtime.settings, runtime.stop.checkpoint).to_dict()
+    return {**rendered, **sent}
+
+
 _WORK: dict[str, Callable[[Runtime, date], Any]] = {
     "pull": lambda rt, as_of: crm_pull.pull(
         rt.factory,
@@ -200,7 +213,7 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
     "dunning": lambda rt, as_of: run_dunning(
         rt.factory, rt.settings.dunning, as_of, rt.stop.checkpoint
     ),
-    "send": lambda rt, _: rendering.render_new(rt),
+    "send": lambda rt, _: _render_and_send(rt),
     "writeback": lambda rt, as_of: writeback.write_back(
         rt.factory,
         rt.client,
@@ -229,6 +242,7 @@ class CycleResult:
         billed = self.stages.get("bill", {})
         pushed = self.stages.get("push", {})
         written = self.stages.get("writeback", {})
+        sent = self.stages.get("send", {})
         return not (
             pulled.get("quarantined")
             or pulled.get("held")
@@ -239,6 +253,9 @@ class CycleResult:
             or pushed.get("moved_aside")
             or self.stages.get("payments", {}).get("refused")
             or written.get("failed")
+            or sent.get("parked")
+            or sent.get("deferred")
+            or sent.get("waiting")
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -66,6 +66,7 @@ def apply_account(work: Workset, data: CustomerData) -> Outcome:
             region=region,
             language=data.language,
             **data.address.columns(),
+            billing_email=data.billing_email,
         )
         return Outcome(APPLIED)
     if row.currency != code and work.customer_billed(row.id):
@@ -79,6 +80,7 @@ def apply_account(work: Workset, data: CustomerData) -> Outcome:
         region=region,
         language=data.language,
         **data.address.columns(),
+        billing_email=data.billing_email,
     )
     return Outcome(APPLIED)
 

@@ -11,8 +11,9 @@ twice). The steps reached mark their invoice for the write-back (its dunning fie
 account's billing status) and, for an escalation or a reminder taken, its Salesforce Task, in
 the same transaction.
 
-Reminders (``email`` steps taken) are recorded with their template: the messages are queued
-from these rows (one per invoice and step) by the e-mail stage.
+Reminders (``email`` steps taken) are recorded with their template, and their messages
+(``reminder:<step>``) queued for the send stage in the same transaction, one per invoice and
+step.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from connector.billing.payments import InvoiceStatus, amount_due
 from connector.db import tables
 from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
+from connector.email.queue import REMINDER, MessageRequest, queue_messages
 from connector.settings import DunningSettings
 from connector.sync.stopping import no_stop
 from connector.sync.writeback_dunning import task_key
@@ -147,6 +149,14 @@ def _batch(
             session,
             queue.TASK,
             [task_key(numbers[item.document_id], item.step.name) for item in taken],
+        )
+        queue_messages(  # the reminders, e-mailed by the send stage
+            session,
+            [
+                MessageRequest(item.document_id, f"{REMINDER}{item.step.name}", template)
+                for item in taken
+                if item.step.action is Action.EMAIL and (template := item.step.template)
+            ],
         )
         for item in taken:
             result.taken[item.step.name] = result.taken.get(item.step.name, 0) + 1

@@ -3,6 +3,7 @@
 The billing run and a credit note issued by hand (``connector invoice credit``) issue through
 here, in the caller's transaction: the documents and their lines and taxes, their numbers, one
 outbox row each (posted to accounting and written back by the same push as any other), the
+e-mail of each to its customer (``email_messages``), the
 credited amounts of the invoice lines a credit note corrects, and settlement: a credit note
 first reduces what its invoice still owes, then the customer's other open invoices; what is left
 is the customer's credit (``credit_kept``), a liability in accounting.
@@ -28,6 +29,7 @@ from connector.db.documents import (
     record_credited_lines,
 )
 from connector.documents import store
+from connector.email.queue import queue_documents
 from connector.errors import BillingError
 from connector.settings import BillingSettings
 from connector.sync.settlement import (
@@ -93,6 +95,7 @@ def issue(
     for kind in DocumentKind:  # in the same transaction as the documents
         outbox.enqueue(session, kind.value, (d.id for d in issued if d.draft.kind is kind))
     writeback.mark(session, writeback.DOCUMENT, (d.id for d in issued))
+    queue_documents(session, [(d.id, d.draft.kind.value) for d in issued])  # e-mailed
     credit_notes = [d for d in issued if d.draft.kind is DocumentKind.CREDIT_NOTE]
     record_credited_lines(session, credit_notes)
     for doc in credit_notes:

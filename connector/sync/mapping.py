@@ -69,6 +69,7 @@ class CustomerMapping(_Model):
     state: str = ""
     postal_code: str = ""
     language: str = ""
+    billing_email: str = ""
 
     check_paths = field_validator(
         "name",
@@ -82,6 +83,7 @@ class CustomerMapping(_Model):
         "state",
         "postal_code",
         "language",
+        "billing_email",
     )(lambda cls, value: _path(value))
 
 
@@ -245,6 +247,7 @@ class CustomerData:
     region: str | None = None  # ISO 3166-2 (US-CA), when the record names a known one
     address: Address = Address()
     language: str | None = None  # an ISO 639-1 code (ja), when the record names one
+    billing_email: str | None = None  # where its documents are e-mailed
 
 
 @dataclass(frozen=True)
@@ -372,6 +375,7 @@ def map_customer(
         region,
         address,
         language_code(_text(record, mapping.language)),
+        _email(value_at(record, mapping.billing_email) if mapping.billing_email else None),
     )
 
 
@@ -387,6 +391,12 @@ def language_code(value: str | None) -> str | None:
         return None
     code = value.strip().replace("-", "_").split("_")[0].lower()
     return code if len(code) == 2 and code.isalpha() else None
+
+
+def _email(value: Any) -> str | None:
+    """An address (``someone@example.com``), or None for anything that is none."""
+    text = str(value).strip() if value else ""
+    return text if "@" in text and " " not in text else None
 
 
 def _region(value: Any, country: Any) -> str | None:

@@ -1,7 +1,8 @@
 """What the connector knows about its own state: the last run of each job, cursors, staged
 records (quarantined and held ones with their reasons), the outbox per accounting target
 (waiting, parked, and why), write-backs Salesforce refused, API usage today, the day the books
-are closed through, and customers whose VAT id was not accepted for the EU reverse charge."""
+are closed through, the mail outbox, and customers whose VAT id was not accepted for the EU
+reverse charge."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from connector.accounting import base
 from connector.billing.vat import EU_MEMBER_STATES, treatment
 from connector.db import outbox, staging, tables
 from connector.sync.closing import Books, books_state
+from connector.sync.email_status import EmailState, email_state
 
 SYSTEM = "salesforce"
 DOCUMENT_TYPES = (base.INVOICE, base.CREDIT_NOTE, base.VOID)  # outbox rows of documents
@@ -109,6 +111,7 @@ class Status:
     books: Books = field(default_factory=Books)
     tax_ids: list[TaxIdWarning] = field(default_factory=list)
     unbilled: int = 0  # subscriptions the last billing run could not bill (billing_error)
+    email: EmailState | None = None  # the mail outbox
 
     def attention(self) -> list[str]:
         """What waits for a person, one line each: records waiting for a fix or a review,
@@ -135,6 +138,8 @@ class Status:
         for target, connection in self.connections.items():
             if connection.get("state") != "connected":
                 lines.append(f"{target}: {connection.get('state')} ({connection.get('error')})")
+        if self.email is not None:
+            lines.extend(self.email.attention())
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,6 +165,7 @@ class Status:
             },
             "books": self.books.to_dict(),
             "tax_ids": [warning.to_dict() for warning in self.tax_ids],
+            "email": self.email.to_dict() if self.email is not None else None,
         }
 
 
@@ -273,9 +279,12 @@ def status(
     jobs: Sequence[str] = (),
     targets: Sequence[str] = (),
     home_country: str | None = None,
+    *,
+    email_enabled: bool = False,
 ) -> Status:
     """The state of everything; ``jobs`` and ``targets`` name what to report even before its
-    first run or delivery; with the seller's ``home_country``, the VAT ids not accepted."""
+    first run or delivery; with the seller's ``home_country``, the VAT ids not accepted;
+    the mail outbox (``email_enabled``: whether sending is on)."""
     usage = session.get(tables.ApiUsage, (SYSTEM, today))
     known_targets = set(targets) | set(session.scalars(select(tables.Delivery.target).distinct()))
     return Status(
@@ -292,6 +301,7 @@ def status(
         connections=connections(session),
         books=books_state(session),
         tax_ids=tax_id_warnings(session, home_country) if home_country else [],
+        email=email_state(session, email_enabled),
         unbilled=session.scalar(
             select(func.count())
             .select_from(tables.Subscription)

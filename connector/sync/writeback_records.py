@@ -4,7 +4,9 @@
   the deal, the account, its status, MRR and next invoice date.
 - ``Billing_Invoice__c`` per invoice or credit note of such a subscription (external id
   ``Document_Number__c``, shown as its ``Name``): type, deal, account, dates, due date, period,
-  tax, total, amount paid and the day it was paid in full, balance due, status and currency.
+  tax, total, amount paid and the day it was paid in full, balance due, status and currency;
+  the e-mail of the document to its customer (``Email_Status__c``: Not Sent, Sent, Refused or
+  No Address, and ``Email_Error__c``: the mail server's answer, or why it waits).
 - On the Account: ``MRR__c``, ``Billing_Status__c`` (``Past Due`` once an invoice of its deals
   is due and unpaid after its due date; the status a collections escalation set when stronger),
   ``Balance_Due__c``, ``Overdue_Amount__c`` and ``Next_Invoice_Date__c``.
@@ -76,9 +78,10 @@ SHOWN_DEALS = (staging.QUARANTINED, staging.HELD, staging.APPLIED)
 WAITING = (staging.QUARANTINED, staging.HELD)
 CHUNK = 2000  # ids per query
 # What the records hold; a new value makes the write-back build every record once more.
-SHAPE = "3"
+SHAPE = "4"
 SYNCED, WAITING_FOR_REVIEW, IN_ERROR = "Synced", "Waiting", "Error"
 ONE_DAY = timedelta(days=1)
+EMAIL_STATUS = {"pending": "Not Sent", "sent": "Sent", "parked": "Refused", "waiting": "No Address"}
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ class Builder:
         self.deals: dict[int, str | None] = {}  # subscription id -> Opportunity id
         self.documents: dict[int, Row[Any] | None] = {}
         self.paid_on: dict[int, date] = {}  # invoice id -> day it was settled in full
+        self.emails: dict[int, tuple[str, str | None]] = {}  # document id -> (state, answer)
 
     def _next(self, days: Iterable[date]) -> date | None:
         return min((day for day in days if day > self.as_of), default=None)
@@ -253,6 +257,17 @@ class Builder:
                 )
                 if invoice_id is not None
             )
+
+    def _emails(self, ids: Sequence[int]) -> None:
+        """The state of each document's e-mail (its latest version's), with the answer."""
+        message = tables.EmailMessage
+        for chunk in _chunks([i for i in ids if i not in self.emails]):
+            for document_id, state, answer in self.session.execute(
+                select(message.document_id, message.state, message.answer)
+                .where(message.document_id.in_(chunk), message.kind == "document")
+                .order_by(message.document_id, message.document_version)
+            ):
+                self.emails[document_id] = (state, answer)
 
     def _links(self, entity: str, ids: Iterable[int], known: dict[int, str | None]) -> None:
         missing = sorted({i for i in ids if i not in known})
@@ -334,6 +349,7 @@ class Builder:
         self._links(tables.Customer.__tablename__, (doc.customer_id for doc in docs), self.accounts)
         self._paid_dates(docs)
         collections = invoice_fields(self.session, [doc.id for doc in docs])
+        self._emails([doc.id for doc in docs])
         built = _unreadable(DOCUMENT, keys)
         for document_id in ids:
             doc = self.documents[document_id]
@@ -343,6 +359,7 @@ class Builder:
                 continue
             invoice = doc.kind == "invoice"
             paid_on = self.paid_on.get(doc.id)
+            email, answer = self.emails.get(doc.id, (None, None))
             fields = {
                 "Name": doc.number,
                 "Type__c": "Invoice" if invoice else "Credit Note",
@@ -361,6 +378,8 @@ class Builder:
                 "Currency__c": doc.currency,
                 "CurrencyIsoCode": doc.currency,
                 **collections[doc.id],
+                "Email_Status__c": EMAIL_STATUS.get(email) if email else None,
+                "Email_Error__c": answer[:1000] if answer and email != "sent" else None,
             }
             built.append(
                 Built(DOCUMENT, str(document_id), Record(*INVOICE_RECORD, doc.number, fields))

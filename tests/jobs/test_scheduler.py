@@ -69,6 +69,7 @@ def test_the_scheduler_has_the_eight_jobs_on_their_triggers(
         bill="5m",
         push="1h",
         payments="1d",
+        send="2h",
         writeback="15m",
         revenue="10 0 * * *",
         dunning="2h",
@@ -101,6 +102,7 @@ def test_the_scheduler_has_the_eight_jobs_on_their_triggers(
         "bill": timedelta(minutes=5),
         "push": timedelta(hours=1),
         "payments": timedelta(days=1),
+        "send": timedelta(hours=2),
         "writeback": timedelta(minutes=15),
         "dunning": timedelta(hours=2),
     }

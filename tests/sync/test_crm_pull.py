@@ -1021,6 +1021,29 @@ def test_the_billing_address_is_pulled_for_documents(
     }
 
 
+def test_the_accounts_billing_email_is_the_customers_billing_address(
+    crm: Crm, factory: sessionmaker[Session], pull_settings: Settings
+) -> None:
+    with_address = crm.account("Mail Ltd", "US", "USD", Billing_Email__c="ap@mail.example")
+    without = crm.account("Quiet Ltd", "US", "USD")
+    for account in (with_address, without):
+        crm.deal(account, f"{account} - PRO", ("PRO", "1", "100.00"), close="2026-08-01")
+
+    def addresses() -> dict[str, str | None]:
+        with factory() as session:
+            ids = external_ids(session, "customers")
+            return {
+                ids[row.id]: row.billing_email for row in session.scalars(select(tables.Customer))
+            }
+
+    pull(factory, pull_settings)
+    assert addresses() == {with_address: "ap@mail.example", without: None}
+    crm.org.update("Account", without, {"Billing_Email__c": "ap@quiet.example"})
+    crm.org.update("Account", with_address, {"Billing_Email__c": None})
+    pull(factory, pull_settings)
+    assert addresses() == {with_address: None, without: "ap@quiet.example"}
+
+
 def test_withdrawn_deal_never_billed_is_dropped(
     crm: Crm, acme: str, factory: sessionmaker[Session], pull_settings: Settings
 ) -> None:

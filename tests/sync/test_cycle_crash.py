@@ -48,7 +48,8 @@ from sandbox.salesforce.values import parse_datetime
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("pull", "bill", "revenue", "push", "payments", "dunning", "send", "writeback")
 AS_OF_DATES = ("2026-01-31", "2026-03-31")
-KILLS = 10  # per as-of date: once in each stage, and after the push and write-back effects
+# per as-of date: one in each stage, and after the push's and the write-back's effect
+KILLS = len(STAGES) + 2
 BATCH_SIZE = 5  # subscriptions per billing transaction: a kill can land between batches
 TAX_RATES = '{"JP": "10", "GB": "20", "DE": "19"}'
 RECEIVABLE = "Assets:AccountsReceivable:"

@@ -173,6 +173,7 @@ def test_default_mapping_loads_with_the_documented_defaults(loaded: LoadedMappin
     )
     assert customer.tax_id == "Tax_Id__c"
     assert customer.region == "BillingState"
+    assert customer.billing_email == "Billing_Email__c"
     assert (contract.object, contract.account, contract.name, contract.won) == (
         "Opportunity",
         "AccountId",
@@ -219,6 +220,7 @@ def test_default_mapping_loads_with_the_documented_defaults(loaded: LoadedMappin
         "BillingStreet",
         "BillingCity",
         "BillingPostalCode",
+        "Billing_Email__c",
     ]
     assert (customer.street, customer.city, customer.state, customer.postal_code) == (
         "BillingStreet",
@@ -536,6 +538,23 @@ def test_account_region_from_its_billing_state(
     assert map_customer(rule, account(BillingCountry=country, BillingState=state), "USD") == (
         CustomerData(ACCOUNT_ID, "Acme Inc.", country, "USD", None, region, Address(state=state))
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "address"),
+    [
+        ("ap@acme.example", "ap@acme.example"),
+        ("  ap@acme.example ", "ap@acme.example"),
+        ("", None),
+        (None, None),
+        ("not an address", None),
+    ],
+)
+def test_account_billing_address_from_its_billing_email(
+    loaded: LoadedMapping, given: str | None, address: str | None
+) -> None:
+    rule = loaded.mapping.customer
+    assert map_customer(rule, account(Billing_Email__c=given), "USD").billing_email == address
 
 
 def test_account_without_currency_takes_the_default_currency(loaded: LoadedMapping) -> None:

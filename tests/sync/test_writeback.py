@@ -28,14 +28,16 @@ from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import alembic_config, upgrade
 from connector.db.types import utc_now
 from connector.settings import SalesforceSettings, Settings
-from connector.sync import contracts, settlement, writeback
+from connector.sync import contracts, sending, settlement, writeback
 from connector.sync import writeback_shape as shapes
 from connector.sync.billing_run import run_billing
 from connector.sync.cycle import STAGES, Runtime, run_cycle
 from sandbox.salesforce.server import Sandbox
 from tests import builders
 from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.email.smtp_server import smtp_server
 from tests.statements import counting
+from tests.sync.test_sending import mail_settings
 
 SYSTEM = "salesforce"
 FIRST = date(2026, 1, 1)  # deals start, are billed and written back
@@ -311,6 +313,38 @@ def test_a_payment_marks_its_invoice_alone(
     assert client.org[("Account", account_id(1))]["Balance_Due__c"] == 0.0
     assert marked(factory) == set()
     in_step(factory, client, FIRST + timedelta(days=5))
+
+
+def test_the_e_mail_of_each_document_shows_on_its_invoice_record(
+    factory: sessionmaker[Session],
+    database_url: str,
+    three: tuple[list[int], FakeSalesforce],
+) -> None:
+    ids, client = three
+    invoices = [invoice_of(factory, i) for i in ids]
+    shown = [client.org[("Billing_Invoice__c", doc.number)] for doc in invoices]
+    assert {(r["Email_Status__c"], r["Email_Error__c"]) for r in shown} == {("Not Sent", None)}
+    with transaction(factory) as session:
+        session.execute(
+            update(tables.Customer)
+            .where(tables.Customer.id == invoices[0].customer_id)
+            .values(billing_email="a@customer.example")
+        )
+    with smtp_server() as (recorder, port):
+        recorder.answers["a@customer.example"] = "550 5.1.1 no such user"
+        sending.send_messages(factory, mail_settings(database_url, port))
+    assert marked(factory) == {(queue.DOCUMENT, str(doc.id)) for doc in invoices}
+
+    result = write(factory, client, FIRST)
+
+    assert result.sent == {"Billing_Invoice__c": 3}
+    shown = [client.org[("Billing_Invoice__c", doc.number)] for doc in invoices]
+    assert [(r["Email_Status__c"], r["Email_Error__c"]) for r in shown] == [
+        ("Refused", "550 5.1.1 no such user"),
+        ("No Address", sending.NO_ADDRESS),
+        ("No Address", sending.NO_ADDRESS),
+    ]
+    in_step(factory, client, FIRST)
 
 
 def test_a_cancellation_marks_its_subscription_alone(

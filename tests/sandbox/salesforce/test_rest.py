@@ -192,6 +192,7 @@ def test_get_returns_attributes_and_every_field(sf: Salesforce, clock: Clock) ->
         "Description": None,
         "CurrencyIsoCode": "USD",
         "Tax_Id__c": None,
+        "Billing_Email__c": None,
         "MRR__c": 1250.5,
         "Billing_Status__c": None,
         "Balance_Due__c": None,

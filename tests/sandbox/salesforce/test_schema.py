@@ -55,6 +55,7 @@ def test_custom_fields_of_the_default_mapping() -> None:
         if path.endswith("__c")
     )
     assert custom == [
+        "Account.Billing_Email__c",
         "Account.Tax_Id__c",
         "Opportunity.Amends_Opportunity__c",
         "Opportunity.Auto_Renew__c",
