@@ -98,12 +98,21 @@ def test_every_command_the_demo_prints_works_when_pasted(
     printed = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ")]
     printed = [line for line in printed if line.split()[0] in ("fava", "connector") or "=" in line]
     assert printed == [
+        "CONNECTOR_DATABASE_URL=sqlite:///var/demo/connector.db connector invoice pdf INV-000001 "
+        "--out var/demo/copy.pdf",
         "fava var/demo/ledger.beancount",
         "CONNECTOR_DATABASE_URL=sqlite:///var/demo/connector.db connector invoice list",
         "CONNECTOR_DATABASE_URL=sqlite:///var/demo/connector.db connector report mrr --as-of "
         "2026-01-31",
         "connector sandbox serve --data var/demo/salesforce.db",
     ]
+    pdf = subprocess.run(
+        ["bash", "-c", printed[0]], env=shell, cwd=tmp_path, capture_output=True, check=False
+    )
+    assert (pdf.returncode, pdf.stderr) == (0, b"")
+    demo = tmp_path / "var" / "demo"
+    assert (demo / "copy.pdf").read_bytes() == (demo / "documents" / "INV-000001.pdf").read_bytes()
+    printed = printed[1:]
     shows = ["INV-000001", "USD metrics as of 2026-01-31"]
     for line, output in zip(printed[1:3], shows, strict=True):
         ran = subprocess.run(

@@ -38,7 +38,7 @@ from connector.sync.billing_run import run_billing
 from connector.sync.dunning import run_dunning
 from connector.sync.mapping import load_mapping
 from connector.sync.revenue_close import close_revenue
-from connector.sync.sending import send_messages
+from connector.sync.sending import SendResult, send_messages
 from connector.sync.stopping import StopRequest
 from connector.sync.writeback_dunning import TaskOptions
 
@@ -188,12 +188,23 @@ class JobRun:
         }
 
 
-def _render_and_send(runtime: Runtime) -> dict[str, Any]:
-    """The send stage: render the new document versions as PDF, then e-mail the messages due
-    (with their PDFs); the counts of both."""
-    rendered = rendering.render_new(runtime).to_dict()
-    sent = send_messages(runtime.factory, runtime.settings, runtime.stop.checkpoint).to_dict()
-    return {**rendered, **sent}
+@dataclass
+class SendStageResult:
+    """The send stage: the PDFs rendered, then the messages e-mailed."""
+
+    rendered: rendering.RenderResult
+    sent: SendResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.rendered.to_dict(), **self.sent.to_dict()}
+
+
+def _render_and_send(runtime: Runtime) -> SendStageResult:
+    """Render the new document versions as PDF, then e-mail the messages due (with them)."""
+    rendered = rendering.render_new(runtime)
+    return SendStageResult(
+        rendered, send_messages(runtime.factory, runtime.settings, runtime.stop.checkpoint)
+    )
 
 
 _WORK: dict[str, Callable[[Runtime, date], Any]] = {

@@ -5,11 +5,11 @@ what they decide, set-based. Open invoices are found by due date (an index on st
 date): for each offset of the schedule, the invoices whose latest step reached has no record
 yet, and that are not disputed. Once the latest step of an invoice is recorded, every earlier
 one is too (taken or skipped), so a cycle on a day on which no step falls due reads nothing but
-index entries. A batch costs three statements: the invoices, the steps they already have, and
-one insert of the steps reached (unique per invoice and step: exactly once, whatever runs
-twice). The steps reached mark their invoice for the write-back (its dunning fields, its
-account's billing status) and, for an escalation or a reminder taken, its Salesforce Task, in
-the same transaction.
+index entries. A batch costs four statements: the invoices, the steps they already have, one
+insert of the steps reached (unique per invoice and step: exactly once, whatever runs twice)
+and one of the reminders' messages. The steps reached mark their invoice for the write-back
+(its dunning fields, its account's billing status) and, for an escalation or a reminder taken,
+its Salesforce Task, in the same transaction.
 
 Reminders (``email`` steps taken) are recorded with their template, and their messages
 (``reminder:<step>``) queued for the send stage in the same transaction, one per invoice and

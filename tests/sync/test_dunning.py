@@ -120,7 +120,7 @@ def test_disabled_records_nothing(factory: sessionmaker[Session]) -> None:
     assert steps(factory) == []
 
 
-def test_a_batch_costs_three_statements_and_an_idle_day_one(
+def test_a_batch_costs_four_statements_and_an_idle_day_one(
     factory: sessionmaker[Session], engine: Engine
 ) -> None:
     count = BATCH + 500
@@ -130,7 +130,9 @@ def test_a_batch_costs_three_statements_and_an_idle_day_one(
     assert result.taken == {"friendly": count}
     # Per batch: the invoices, the steps they have, one insert; then the empty read.
     assert first.by_verb()["SELECT"] == 2 * 2 + 1
-    assert first.by_verb()["INSERT"] == 2 * 2  # the steps and the write-back's marks
+    # The steps, the reminders' messages (the send stage e-mails them), the write-back's marks.
+    assert first.by_verb()["INSERT"] == 3 * 2
+    assert len(first.touching("INSERT INTO email_messages")) == 2
     assert first.rows[first.sql.index(first.touching("INSERT INTO dunning_steps")[0])] == BATCH
     with counting(engine) as idle:
         assert run_dunning(factory, SETTINGS, date(2026, 3, 29)).invoices == 0

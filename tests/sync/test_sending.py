@@ -21,6 +21,8 @@ from connector.documents.store import current_pdf
 from connector.settings import Settings, load_settings
 from connector.sync import sending
 from connector.sync.billing_run import run_billing
+from connector.sync.cycle import Runtime
+from connector.sync.rendering import render_new
 from connector.sync.status import status
 from connector.sync.writeback_records import Builder
 from tests import builders
@@ -52,7 +54,8 @@ def mail_settings(
 
 
 def issue(factory: sessionmaker[Session], customers: dict[str, tuple[str, str | None]]) -> None:
-    """One monthly subscription per customer ``ref -> (country, address)``, billed."""
+    """One monthly subscription per customer ``ref -> (country, address)``, billed, and its
+    invoice rendered."""
     for ref, (country, _) in customers.items():
         builders.simple_subscription(
             factory,
@@ -71,6 +74,7 @@ def issue(factory: sessionmaker[Session], customers: dict[str, tuple[str, str | 
             )
     settings = load_settings(database_url="sqlite://", tax={"rates": {"US": "7.25", "JP": "10"}})
     run_billing(factory, settings, AS_OF)
+    render_new(Runtime(factory, settings))  # the send stage renders before it sends
 
 
 def messages(factory: sessionmaker[Session]) -> list[tuple[str, str, str, int, str | None]]:
