@@ -1339,9 +1339,19 @@ def demo(
             "--dir", help="Throwaway directory for the demo's database, ledger and org (reset)."
         ),
     ] = Path("var/demo"),
+    smtp: Annotated[
+        str | None,
+        typer.Option(
+            "--smtp",
+            metavar="HOST:PORT",
+            help="E-mail the documents and reminders to this local SMTP sink (plain SMTP), "
+            "e.g. 127.0.0.1:1025 of `python -m aiosmtpd -n -l 127.0.0.1:1025`.",
+        ),
+    ] = None,
 ) -> None:
     """Start the Salesforce sandbox with demo deals and run a simulated year of monthly
-    cycles: pull, bill, close revenue, post to the ledger, read payments, write back."""
+    cycles: pull, bill, close revenue, post to the ledger, chase late payers, render and
+    (with --smtp) e-mail documents, read payments, write back."""
     from connector.render import demo_report
     from connector.sync.demo import reset_directory, run_demo
 
@@ -1355,11 +1365,23 @@ def demo(
         def advance(month: DemoMonth) -> None:
             progress.update(task, advance=1, description=f"cycle as of {month.last_day}")
 
-        report = run_demo(settings, directory, months=months, on_month=advance)
+        report = run_demo(
+            settings, directory, months=months, on_month=advance, smtp=_smtp_address(smtp)
+        )
     console.print(
         demo_report(report, fava=_command("fava"), connector=_command("connector")),
         soft_wrap=True,
     )
+
+
+def _smtp_address(value: str | None) -> tuple[str, int] | None:
+    """``HOST:PORT`` as (host, port); a configuration error (exit 2) when it is not one."""
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--smtp {value!r}: give HOST:PORT, e.g. 127.0.0.1:1025")
+    return host, int(port)
 
 
 def _command(name: str) -> str:

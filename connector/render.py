@@ -548,6 +548,14 @@ def demo_report(report: DemoReport, fava: str = "fava", connector: str = "connec
     if report.errors:
         parts.append(Text("\n".join(report.errors), style="red"))
     env = f"CONNECTOR_DATABASE_URL=sqlite:///{report.database}"
+    if report.emails:
+        where = (
+            f"e-mailed to the SMTP sink at {report.smtp}"
+            if report.smtp
+            else "not sent (e-mail is off: run the demo with --smtp HOST:PORT to send them)"
+        )
+        counts = ", ".join(f"{count} {key}" for key, count in sorted(report.emails.items()))
+        parts.append(Text(f"E-mails to customers, {where}: {counts}"))
     if report.documents is not None and report.pdfs:
         first = report.pdfs[0].removesuffix(".pdf")
         parts.append(

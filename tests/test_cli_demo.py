@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import requests
 from typer.testing import CliRunner
 
 from connector.cli import _command, app
+from tests.email.smtp_server import smtp_server
 
 runner = CliRunner()
 BIN = Path(sys.executable).parent
@@ -176,3 +178,50 @@ def _get(url: str) -> requests.Response:
         except requests.ConnectionError:
             time.sleep(0.1)
     return requests.get(url, timeout=30)
+
+
+def test_the_demo_e_mails_documents_and_reminders_to_a_local_smtp_sink(
+    clean: dict[str, str | None], tmp_path: Path
+) -> None:
+    """With --smtp, every document of a customer with a billing address and every reminder
+    of the dunning schedule reaches the sink once, with its PDF; the report counts them."""
+    with smtp_server() as (recorder, port):
+        result = runner.invoke(
+            app,
+            ["demo", "--months", "2", "--smtp", f"127.0.0.1:{port}"],
+            env={**clean, "COLUMNS": "200"},
+        )
+    assert result.exit_code == 0, result.output
+    database = tmp_path / "var" / "demo" / "connector.db"
+    with sqlite3.connect(database) as db:
+        sent = dict(
+            db.execute(
+                "SELECT CASE WHEN kind LIKE 'reminder:%' THEN 'reminder' ELSE kind END, count(*) "
+                "FROM email_messages WHERE state = 'sent' GROUP BY 1"
+            ).fetchall()
+        )
+        waiting = db.execute("SELECT count(*) FROM email_messages WHERE state != 'sent'")
+        assert waiting.fetchone() == (0,)
+    assert set(sent) == {"document", "reminder"}
+    messages = [received.message for received in recorder.received]
+    assert len(messages) == sum(sent.values())
+    assert len({message["Message-ID"] for message in messages}) == len(messages)
+    for message in messages:
+        (attachment,) = list(message.iter_attachments())
+        assert attachment.get_content_type() == "application/pdf"
+        assert attachment.get_content().startswith(b"%PDF-")
+    reminders = [m for m in messages if ".reminder-" in m["Message-ID"]]
+    assert len(reminders) == sent["reminder"]
+    text = " ".join(result.stdout.split())
+    assert (
+        f"E-mails to customers, e-mailed to the SMTP sink at 127.0.0.1:{port}: "
+        f"{sent['document']} document sent, {sent['reminder']} reminder sent"
+    ) in text
+
+
+def test_the_demo_refuses_an_smtp_sink_that_is_no_host_and_port(
+    clean: dict[str, str | None], tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["demo", "--smtp", "localhost"], env=clean)
+    assert result.exit_code == 2
+    assert "--smtp 'localhost': give HOST:PORT, e.g. 127.0.0.1:1025" in result.output

@@ -62,6 +62,13 @@ SAMPLE_TAX_RATES = {
     "US-NY": Decimal(4),
     "US-TX": Decimal("6.25"),
 }
+SAMPLE_SELLER = {
+    "name": "Northwind Billing Co. (demo)",
+    "address": "1 Market Street\nSan Francisco, CA 94105\nUnited States",
+    "tax_id": "US-EIN 12-3456789",
+    "bank_details": "Bank: First Republic, 1 Market St\nAccount 000123456789, ABA 321081669",
+}
+DEMO_SENDER = "Northwind Billing (demo) <billing@northwind.example>"
 DEMO_START = date(2026, 1, 1)  # the demo org's deals are served over 2026
 PAYMENT_DELAY = timedelta(days=14)
 LATE_PAYERS = 1  # the customer with the lowest id never pays, so the report shows money owed
@@ -105,6 +112,8 @@ class DemoReport:
     outstanding: Totals = field(default_factory=Totals)
     written_back: int = 0  # Billing_Invoice__c records in Salesforce
     documents: Path | None = None  # where the documents' PDFs were written
+    smtp: str | None = None  # host:port of the SMTP sink the documents were e-mailed to
+    emails: dict[str, int] = field(default_factory=dict)  # messages by kind and state
     pdfs: list[str] = field(default_factory=list)  # their file names, in document order
     api_calls: int = 0
     waiting: list[tuple[str, str]] = field(default_factory=list)  # (record, reason)
@@ -136,9 +145,12 @@ def reset_directory(directory: Path) -> None:
     os.chmod(directory / MARKER, 0o600)
 
 
-def demo_settings(settings: Settings, directory: Path, sandbox: Sandbox) -> Settings:
+def demo_settings(
+    settings: Settings, directory: Path, sandbox: Sandbox, smtp: tuple[str, int] | None = None
+) -> Settings:
     """The user's settings, pointed at the demo's database, ledger and sandbox; sample tax
-    rates apply when none are configured."""
+    rates and a sample seller apply when none are configured. With ``smtp`` (host, port: a
+    local sink), documents and reminders are e-mailed there, in plain SMTP."""
     salesforce = settings.salesforce.model_copy(
         update={
             "auth": "session",
@@ -155,6 +167,20 @@ def demo_settings(settings: Settings, directory: Path, sandbox: Sandbox) -> Sett
     }
     if not settings.tax.rates:
         changes["tax"] = settings.tax.model_copy(update={"rates": SAMPLE_TAX_RATES})
+    if not settings.seller.name:
+        changes["seller"] = settings.seller.model_copy(update=SAMPLE_SELLER)
+    if smtp is not None:
+        host, port = smtp
+        changes["email"] = settings.email.model_copy(
+            update={
+                "enabled": True,
+                "smtp_host": host,
+                "smtp_port": port,
+                "starttls": False,  # a local sink: nothing leaves the machine
+                "username": "",
+                "from_": settings.email.from_ or DEMO_SENDER,
+            }
+        )
     return settings.model_copy(update=changes)
 
 
@@ -165,6 +191,7 @@ def run_demo(
     start: date = DEMO_START,
     months: int = 12,
     on_month: Callable[[DemoMonth], None] | None = None,
+    smtp: tuple[str, int] | None = None,
 ) -> DemoReport:
     """Simulate ``months`` months from ``start`` (see the module's description)."""
     if directory.exists():
@@ -179,7 +206,8 @@ def run_demo(
     )
     config = SandboxConfig(data=report.salesforce, seed="demo", port=0)
     with Sandbox(config) as sandbox:
-        settings = demo_settings(settings, directory, sandbox)
+        settings = demo_settings(settings, directory, sandbox, smtp)
+        report.smtp = None if smtp is None else f"{smtp[0]}:{smtp[1]}"
         engine = make_engine(settings.database_url.get_secret_value())
         upgrade(engine)
         factory = session_factory(engine)
@@ -326,6 +354,12 @@ def _summarize(
             (f"{row.object} {row.name or row.record_id}", row.reason or "")
             for row in waiting_records(session)
         ]
+        message = tables.EmailMessage
+        for kind, state, count in session.execute(
+            select(message.kind, message.state, func.count()).group_by(message.kind, message.state)
+        ):
+            key = f"{'reminder' if kind.startswith('reminder:') else kind} {state}"
+            report.emails[key] = report.emails.get(key, 0) + count
     (written,) = sandbox.org.db.execute(
         "SELECT COUNT(*) FROM Billing_Invoice__c WHERE IsDeleted = 0"
     ).fetchone()

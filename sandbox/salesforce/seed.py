@@ -327,6 +327,7 @@ class _Seeder:
                     "CurrencyIsoCode": currency,
                     "Website": f"https://www.{domain}",
                     "Tax_Id__c": tax_id,
+                    "Billing_Email__c": f"accounts@{domain}",
                 }
             )
             self.accounts[-1]["BillingState"] = STATES.get(self.accounts[-1]["BillingCity"])

@@ -1,12 +1,12 @@
 """A real SMTP server for the tests (aiosmtpd, on a free port of 127.0.0.1), recording every
 message it accepts with its envelope. It can refuse or defer chosen addresses at RCPT, and run
 a hook at a step of the conversation (EHLO, MAIL, RCPT, DATA before and after the message is
-kept, just after the 250)
-so that a test can kill the client there."""
+kept, just after the 250) so that a test can kill the client there."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 import threading
@@ -23,6 +23,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 # (step, number of the message in the conversation) -> whether it killed the client
 Hook = Callable[[str, int], bool]
+# The server's own log (each connection made and lost) is noise here, and may come from its
+# thread after a test's log capture has closed.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
