@@ -6,8 +6,9 @@ moving with it. Delta pays before the due date; Bravo pays after the first remin
 disputes its invoice after the friendly note, the dispute is resolved on March 10th and Cargo
 pays on March 20th; Acme never pays. The test checks the exact steps on the exact days (none
 after payment, none while disputed), the Tasks the escalations create in Salesforce (on the
-invoice record, for the account's owner), the reminders logged, and every change of the
-accounts' Billing_Status__c, day by day, from the org's field history.
+invoice record, for the account's owner), the reminders logged, the e-mails a real SMTP server
+receives on each day (each invoice when it is issued, each reminder on its day, with its PDF),
+and every change of the accounts' Billing_Status__c, day by day, from the org's field history.
 """
 
 from __future__ import annotations
@@ -21,23 +22,33 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
-from connector.settings import SalesforceSettings, Settings
+from connector.settings import EmailSettings, SalesforceSettings, Settings
 from connector.sync import disputes, settlement
 from connector.sync.cycle import run_cycle
 from sandbox.salesforce.server import Sandbox
+from tests.email.smtp_server import Received, smtp_server
 
 START, END = date(2026, 1, 1), date(2026, 4, 2)  # a quarter: 92 days, a cycle each
 D = date
 
 
-def _settings(ledger_settings: Settings, sandbox: Sandbox) -> Settings:
+def _settings(ledger_settings: Settings, sandbox: Sandbox, smtp_port: int) -> Settings:
     salesforce = SalesforceSettings(
         instance_url=sandbox.instance_url,
         session_id=SecretStr(sandbox.session_id),
         ca_file=str(sandbox.ca_file),
         backoff_initial_seconds=0.001,
     )
-    return ledger_settings.model_copy(update={"salesforce": salesforce})
+    email = EmailSettings.model_validate(
+        {
+            "enabled": True,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp_port,
+            "starttls": False,
+            "from": "Billing <billing@seller.example>",
+        }
+    )
+    return ledger_settings.model_copy(update={"salesforce": salesforce, "email": email})
 
 
 def _fill(sf: Salesforce) -> dict[str, dict[str, str]]:
@@ -72,6 +83,7 @@ def _fill(sf: Salesforce) -> dict[str, dict[str, str]]:
                 "BillingCountry": "United States",
                 "CurrencyIsoCode": "USD",
                 "OwnerId": owners[owner],
+                "Billing_Email__c": f"ap@{name.lower()}.example",
             }
         )["id"]
         deal = sf.Opportunity.create(
@@ -92,6 +104,17 @@ def _fill(sf: Salesforce) -> dict[str, dict[str, str]]:
         )
         found[name] = {"account": account, "owner": owners[owner]}
     return found
+
+
+def _described(received: Received) -> tuple[str, str, str]:
+    """(to, document number, kind of message) of a message received, its PDF checked."""
+    message = received.message
+    (attachment,) = list(message.iter_attachments())
+    number = attachment.get_filename().removesuffix(".pdf")
+    with_kind = message["Message-ID"].strip("<>").split("@")[0]  # number.vN.kind.id
+    kind = with_kind.split(".")[2].replace("reminder-", "reminder:", 1)
+    assert attachment.get_content().startswith(b"%PDF-")
+    return message["To"], number, kind.replace("-", "_") if ":" in kind else kind
 
 
 def _invoice_of(factory: sessionmaker[Session], account: str) -> tables.Document:
@@ -128,22 +151,26 @@ def test_the_dunning_schedule_over_a_quarter(
     salesforce_sandbox: Sandbox,
     sf: Salesforce,
 ) -> None:
-    settings = _settings(ledger_settings, salesforce_sandbox)
     crm = _fill(sf)
     numbers: dict[str, str] = {}
+    mails: list[tuple[date, str, str, str]] = []  # (day, to, document, kind of message)
     day = START
-    while day <= END:
-        moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-        salesforce_sandbox.org.clock = lambda moment=moment: moment
-        if day == START + timedelta(days=1):
-            numbers = {
-                name: _invoice_of(factory, ids["account"]).number for name, ids in crm.items()
-            }
-        _happen(factory, day, numbers)
-        result = run_cycle(factory, settings, day)
-        assert result.errors == {}, (day, result.errors)
-        assert result.stages["writeback"]["failed"] == {}, day
-        day += timedelta(days=1)
+    with smtp_server() as (recorder, port):
+        settings = _settings(ledger_settings, salesforce_sandbox, port)
+        while day <= END:
+            moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+            salesforce_sandbox.org.clock = lambda moment=moment: moment
+            if day == START + timedelta(days=1):
+                numbers = {
+                    name: _invoice_of(factory, ids["account"]).number for name, ids in crm.items()
+                }
+            _happen(factory, day, numbers)
+            result = run_cycle(factory, settings, day)
+            assert result.errors == {}, (day, result.errors)
+            assert result.stages["writeback"]["failed"] == {}, day
+            for received in recorder.received[len(mails) :]:
+                mails.append((day, *_described(received)))
+            day += timedelta(days=1)
 
     acme, bravo, cargo, delta = (numbers[n] for n in ("Acme", "Bravo", "Cargo", "Delta"))
     with factory() as session:
@@ -177,6 +204,30 @@ def test_the_dunning_schedule_over_a_quarter(
         (cargo, "collections", D(2026, 3, 10), "taken"),
     ]
     assert sorted(numbers.values()) == [acme, bravo, cargo, delta]
+
+    # What the customers received, on which day: each invoice the day it is issued, then each
+    # reminder taken, on its day, in its template; nothing after payment or while disputed.
+    document = "document"
+    assert mails == [
+        (START, "ap@acme.example", acme, document),
+        (START, "ap@bravo.example", bravo, document),
+        (START, "ap@cargo.example", cargo, document),
+        (START, "ap@delta.example", delta, document),
+        (D(2026, 1, 28), "ap@acme.example", acme, "reminder:friendly"),
+        (D(2026, 1, 28), "ap@bravo.example", bravo, "reminder:friendly"),
+        (D(2026, 1, 28), "ap@cargo.example", cargo, "reminder:friendly"),
+        (D(2026, 2, 3), "ap@acme.example", acme, "reminder:reminder_1"),
+        (D(2026, 2, 3), "ap@bravo.example", bravo, "reminder:reminder_1"),
+        (D(2026, 2, 10), "ap@acme.example", acme, "reminder:reminder_2"),
+        (D(2026, 3, 2), "ap@acme.example", acme, "reminder:final_notice"),
+        (D(2026, 3, 10), "ap@cargo.example", cargo, "reminder:final_notice"),
+    ]
+    subjects = [received.message["Subject"] for received in recorder.received]
+    assert subjects[4:6] == [
+        f"Invoice {acme} is due on 2026-01-31",
+        f"Invoice {bravo} is due on 2026-01-31",
+    ]
+    assert subjects[-1] == f"Final notice: invoice {cargo}"
 
     # The Tasks in Salesforce: on the invoice record, for the account's owner.
     invoice_ids = {
