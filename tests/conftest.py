@@ -148,6 +148,17 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """The environment of a command run in a test: none of the CONNECTOR_ settings of the
+    shell running the tests, the test's database, and the test's folder as the working one."""
+    for name in list(os.environ):
+        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return {"CONNECTOR_DATABASE_URL": database_url}
+
+
+@pytest.fixture
 def factory(engine: Engine) -> sessionmaker[Session]:
     return session_factory(engine)
 

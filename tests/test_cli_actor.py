@@ -8,7 +8,6 @@ does nothing and exits 75, saying that another instance is active; on SQLite and
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -35,13 +34,9 @@ ONE_OFF = [
 
 
 @pytest.fixture
-def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {
-        "CONNECTOR_DATABASE_URL": database_url,
+        **cli_env,
         "CONNECTOR_TAX__RATES": '{"GB": "20"}',
         "CONNECTOR_LEDGER__PATH": str(tmp_path / "ledger.beancount"),
     }

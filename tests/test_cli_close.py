@@ -4,7 +4,6 @@ impossible, unfinished or backward day is refused with exit code 2 and a one-lin
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {
-        "CONNECTOR_DATABASE_URL": database_url,
+        **cli_env,
         "CONNECTOR_LEDGER__PATH": str(tmp_path / "ledger.beancount"),
     }
 

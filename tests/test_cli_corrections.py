@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import date
-from pathlib import Path
 
 import pytest
 from click.testing import Result
@@ -19,12 +17,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return {"CONNECTOR_DATABASE_URL": database_url, "CONNECTOR_TAX__RATES": '{"GB": "20"}'}
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return {**cli_env, "CONNECTOR_TAX__RATES": '{"GB": "20"}'}
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ a clear error and exit 1 for a number that is no document."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def env(cli_env: dict[str, str]) -> dict[str, str]:
     return {
-        "CONNECTOR_DATABASE_URL": database_url,
+        **cli_env,
         "CONNECTOR_SELLER__NAME": "Northwind Billing Co.",
     }
 

@@ -4,8 +4,6 @@ codes, against a real SMTP server."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -21,12 +19,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return {"CONNECTOR_DATABASE_URL": database_url}
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def mail_env(env: dict[str, str], port: int) -> dict[str, str]:

@@ -19,11 +19,9 @@ The books of the scenario (monthly subscriptions billed in advance):
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -282,12 +280,8 @@ def test_a_void_invoice_is_not_owed(factory: sessionmaker[Session], settings: Se
 
 # -- the command ---------------------------------------------------------------------------------
 @pytest.fixture
-def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return {"CONNECTOR_DATABASE_URL": database_url}
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def test_the_command_prints_json_per_currency_with_customer_ids(

@@ -4,9 +4,7 @@ their exit codes) and ``connector report aging`` showing the step each invoice r
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -24,12 +22,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return {"CONNECTOR_DATABASE_URL": database_url}
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def test_a_dispute_is_opened_and_resolved(

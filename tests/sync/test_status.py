@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import date
 from pathlib import Path
 
@@ -22,13 +21,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith("CONNECTOR_") and name != "CONNECTOR_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {
-        "CONNECTOR_DATABASE_URL": database_url,
+        **cli_env,
         "CONNECTOR_TAX__RATES": '{"GB": "20", "US-CA": "7.25"}',
         "CONNECTOR_LEDGER__PATH": str(tmp_path / "ledger.beancount"),
     }
