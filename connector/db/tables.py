@@ -677,11 +677,14 @@ class PdfContent(Base):
 class RenderQueue(Base):
     """A document whose current version has no PDF yet: marked when it is issued and whenever
     its version is raised, in the same transaction; removed once the PDF is kept. The send
-    stage reads only this queue."""
+    stage reads only this queue. A document whose rendering failed is held here with the
+    reason (``error``) while the others go on."""
 
     __tablename__ = "render_queue"
 
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    # Why its rendering failed (held: not tried again until its version changes), or None.
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class DocumentFile(Base):

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -72,10 +72,43 @@ def queue_renders(session: Session, document_ids: Sequence[int]) -> None:
     """Mark these documents for rendering (just issued, or their version raised), in the
     transaction of the change: one statement."""
     if document_ids:
+        statement = _insert(session, tables.RenderQueue)
         session.execute(
-            _insert(session, tables.RenderQueue).on_conflict_do_nothing(),
-            [{"document_id": document_id} for document_id in sorted(set(document_ids))],
+            statement.on_conflict_do_update(  # a new version is tried again, held or not
+                index_elements=["document_id"], set_={"error": None}
+            ),
+            [
+                {"document_id": document_id, "error": None}
+                for document_id in sorted(set(document_ids))
+            ],
         )
+
+
+def hold(session: Session, failed: dict[int, str]) -> None:
+    """Hold these documents in the render queue with why their rendering failed: they are not
+    tried again until their version changes. One statement."""
+    if failed:
+        queued = tables.table_of(tables.RenderQueue)
+        session.execute(
+            update(queued)
+            .where(queued.c.document_id == bindparam("b_id"))
+            .values(error=bindparam("b_error")),
+            [{"b_id": doc_id, "b_error": error} for doc_id, error in sorted(failed.items())],
+        )
+
+
+def held(session: Session) -> list[tuple[str, str]]:
+    """(document number, why) of each document held unrendered."""
+    queued, doc = tables.RenderQueue, tables.Document
+    return [
+        (number, error or "")
+        for number, error in session.execute(
+            select(doc.number, queued.error)
+            .join(doc, doc.id == queued.document_id)
+            .where(queued.error.is_not(None))
+            .order_by(doc.id)
+        )
+    ]
 
 
 def unrendered(session: Session, limit: int) -> list[int]:
@@ -87,7 +120,7 @@ def unrendered(session: Session, limit: int) -> list[int]:
             select(queued.document_id)
             .join(doc, doc.id == queued.document_id)
             .outerjoin(file, and_(file.document_id == doc.id, file.version == doc.version))
-            .where(file.document_id.is_(None))
+            .where(file.document_id.is_(None), queued.error.is_(None))
             .order_by(queued.document_id)
             .limit(limit)
         )

@@ -267,6 +267,7 @@ class CycleResult:
             or sent.get("parked")
             or sent.get("deferred")
             or sent.get("waiting")
+            or sent.get("render_held")
         )
 
     def to_dict(self) -> dict[str, Any]:

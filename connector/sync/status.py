@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from connector.accounting import base
 from connector.billing.vat import EU_MEMBER_STATES, treatment
 from connector.db import outbox, staging, tables
+from connector.documents import store
 from connector.sync.closing import Books, books_state
 from connector.sync.email_status import EmailState, email_state
 
@@ -112,6 +113,7 @@ class Status:
     tax_ids: list[TaxIdWarning] = field(default_factory=list)
     unbilled: int = 0  # subscriptions the last billing run could not bill (billing_error)
     email: EmailState | None = None  # the mail outbox
+    unrendered: list[tuple[str, str]] = field(default_factory=list)  # (document, why)
 
     def attention(self) -> list[str]:
         """What waits for a person, one line each: records waiting for a fix or a review,
@@ -140,6 +142,8 @@ class Status:
                 lines.append(f"{target}: {connection.get('state')} ({connection.get('error')})")
         if self.email is not None:
             lines.extend(self.email.attention())
+        for number, why in self.unrendered:
+            lines.append(f"{number}: its PDF could not be rendered ({why})")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +170,7 @@ class Status:
             "books": self.books.to_dict(),
             "tax_ids": [warning.to_dict() for warning in self.tax_ids],
             "email": self.email.to_dict() if self.email is not None else None,
+            "unrendered": [{"document": n, "reason": why} for n, why in self.unrendered],
         }
 
 
@@ -302,6 +307,7 @@ def status(
         books=books_state(session),
         tax_ids=tax_id_warnings(session, home_country) if home_country else [],
         email=email_state(session, email_enabled),
+        unrendered=store.held(session),
         unbilled=session.scalar(
             select(func.count())
             .select_from(tables.Subscription)

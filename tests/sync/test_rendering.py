@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -20,9 +21,11 @@ from connector.db import tables
 from connector.db.engine import transaction
 from connector.documents.store import current_pdf, current_pdfs
 from connector.settings import Settings
+from connector.sync import rendering
 from connector.sync.billing_run import run_billing
 from connector.sync.cycle import STAGES, JobRun, Runtime
 from connector.sync.settlement import record_payment
+from connector.sync.status import status as status_of
 from tests.documents.conftest import bill_samples, sample_settings
 from tests.kills import Progress, kill_repeatedly, rows_of
 from tests.statements import counting
@@ -201,3 +204,43 @@ def test_with_rendering_off_the_cycle_renders_nothing_and_keeps_the_queue(
     assert sorted(queued) == [id_ for id_, _ in versions(factory)]
 
     assert Runtime(factory, doc_settings).run("send").summary()["stored"] == 4  # type: ignore[index]
+
+
+def test_a_document_that_fails_to_render_is_held_alone_with_its_reason(
+    factory: sessionmaker[Session], doc_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in one document's rendering (here made to happen: no real document fails) holds
+    that document, with the reason, shown by the status; the others are kept. It is not tried
+    again until its version changes."""
+    numbers = bill_samples(factory, doc_settings)
+    bad = numbers["uk"]
+    real = rendering.render_content
+
+    def failing(content: Any, settings: Settings) -> Any:
+        if content.number == bad:
+            raise ValueError("no glyph for U+E000")
+        return real(content, settings)
+
+    monkeypatch.setattr(rendering, "render_content", failing)
+    runtime = Runtime(factory, doc_settings)
+    first = runtime.run("send")
+    assert first.ok, first.error
+    summary = first.summary() or {}
+    assert (summary["stored"], summary["render_held"]) == (
+        3,
+        {bad: "ValueError: no glyph for U+E000"},
+    )
+    with factory() as session:
+        shown = status_of(session, date(2026, 1, 9))
+    assert (
+        f"{bad}: its PDF could not be rendered (ValueError: no glyph for U+E000)"
+        in shown.attention()
+    )
+    assert (rendered(runtime.run("send"))["rendered"]) == 0  # held: not tried again
+
+    monkeypatch.setattr(rendering, "render_content", real)
+    with transaction(factory) as session:  # a payment: its next version is tried again
+        record_payment(session, amount="10.00", received_on=date(2026, 1, 9), invoice_number=bad)
+    assert rendered(runtime.run("send"))["stored"] == 1
+    with factory() as session:
+        assert session.scalars(select(tables.RenderQueue.document_id)).all() == []

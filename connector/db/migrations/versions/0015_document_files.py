@@ -61,6 +61,7 @@ def upgrade() -> None:
     op.create_table(
         "render_queue",
         sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["document_id"], ["documents.id"], name=op.f("fk_render_queue_document_id_documents")
         ),
