@@ -256,7 +256,8 @@ def ledger_state(world: World, keys: Keys) -> Counter[tuple[Any, ...]]:
 def salesforce_state(world: World, keys: Keys) -> dict[str, dict[str, dict[str, Any]]]:
     """Every record of every object, without the system timestamps; the connector's own
     objects keyed by their external id (their Id and auto-number depend on creation order),
-    and a lookup to one of them (a Task's WhatId) given as that key."""
+    and a lookup to one of them (a Task's WhatId, a history row's ParentId) given as that
+    key."""
     org = world.sandbox.org
     state: dict[str, dict[str, dict[str, Any]]] = {}
     keyed: dict[str, str] = {}  # Id -> "Object key" of the records keyed by external id
@@ -272,11 +273,11 @@ def salesforce_state(world: World, keys: Keys) -> dict[str, dict[str, dict[str, 
                     key = str(row["Id"])
                 else:
                     key = str(row.pop(external))
+                    subscription = re.fullmatch(r"SUB-(\d+)", key)
+                    if subscription:  # our id, which PostgreSQL's sequences may skip
+                        key = "SUB " + keys.subscriptions.get(int(subscription[1]), key)
                     keyed[str(row.pop("Id"))] = f"{name} {key}"
                     row.pop("Name", None)  # a Task has none
-                    subscription = re.fullmatch(r"SUB-(\d+)", key)
-                    if subscription:
-                        key = "SUB " + keys.subscriptions.get(int(subscription[1]), key)
                 assert key not in records, f"{name} {key} twice"
                 records[key] = {
                     c: keyed.get(v, v) if isinstance(v, str) else v for c, v in row.items()

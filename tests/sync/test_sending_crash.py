@@ -148,7 +148,10 @@ def test_a_killed_send_never_sends_a_document_twice_but_across_an_unknown_outcom
     for landing in landed:
         assert landing.sent_after < DOCUMENTS, landing
         assert landing.in_flight > 0 or landing.step in {"ehlo", "committed"}, landing
-    assert [k.sent_after - k.sent_before for k in landed] == [1, 0, 0, 0, 0, 1, 2, 3]
+    sent = [k.sent_after - k.sent_before for k in landed]
+    assert sent[:6] == [1, 0, 0, 0, 0, 1] and sent[7:] == [3]
+    # Killed once two commits were seen: one more may land before the signal does.
+    assert sent[6] in (2, 3)
     # Every document reached its customer, the copy in blind copy, with its own Message-ID.
     with factory() as session:
         expected = {
