@@ -39,7 +39,9 @@ def user(org: Org, record: Record, old: Record | None) -> None:
 
 
 def owned(org: Org, record: Record, old: Record | None) -> None:
-    if record.get("OwnerId") is None:
+    """A new record is owned by the integration user unless it names its owner (an update
+    leaves the owner as it is, as Salesforce does)."""
+    if old is None and record.get("OwnerId") is None:
         record["OwnerId"] = org.meta("integration_user") or USER_ID
 
 
