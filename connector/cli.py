@@ -509,8 +509,7 @@ def send(
     refused, deferred by the server, or for its customer's billing address."""
     from connector.db.engine import transaction
     from connector.sync import sending
-    from connector.sync.cycle import Runtime
-    from connector.sync.rendering import render_new
+    from connector.sync.cycle import Runtime, send_stage
 
     state = _state(ctx)
     factory = state.database(alone=True)
@@ -518,8 +517,7 @@ def send(
         with transaction(factory) as session:
             again = sending.retry_parked(session)
         console.print(f"{again} parked messages back in line", highlight=False)
-    render_new(Runtime(factory, state.settings))  # the PDFs the messages carry
-    result = sending.send_messages(factory, state.settings)
+    result = send_stage(Runtime(factory, state.settings)).sent
     if as_json:
         _print_json(result.to_dict())
     elif not state.settings.email.enabled:

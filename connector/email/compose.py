@@ -26,6 +26,7 @@ from string import Template
 from connector.billing.money import currency, round_money
 from connector.db.types import utc_now
 from connector.documents.store import StoredPdf
+from connector.documents.templates import choose_language
 from connector.errors import ConfigError
 from connector.settings import EmailSettings
 
@@ -57,11 +58,9 @@ class Letter:
 
 
 def language_of(country: str, language: str | None = None) -> str:
-    """The language of a customer's messages: its own when templates exist in it, else from
-    its country (Japanese in Japan, English elsewhere)."""
-    if language in LANGUAGES:
-        return language
-    return "ja" if country.upper() == "JP" else "en"
+    """The language of a customer's messages, by the documents' rule: its own when messages
+    can be written in it, else Japanese in Japan, else English."""
+    return choose_language(language, country.upper(), "en", set(LANGUAGES))
 
 
 def sender_address(settings: EmailSettings) -> tuple[str, str]:

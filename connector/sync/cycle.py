@@ -199,7 +199,7 @@ class SendStageResult:
         return {**self.rendered.to_dict(), **self.sent.to_dict()}
 
 
-def _render_and_send(runtime: Runtime) -> SendStageResult:
+def send_stage(runtime: Runtime) -> SendStageResult:
     """Render the new document versions as PDF, then e-mail the messages due (with them)."""
     rendered = rendering.render_new(runtime)
     return SendStageResult(
@@ -224,7 +224,7 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
     "dunning": lambda rt, as_of: run_dunning(
         rt.factory, rt.settings.dunning, as_of, rt.stop.checkpoint
     ),
-    "send": lambda rt, _: _render_and_send(rt),
+    "send": lambda rt, _: send_stage(rt),
     "writeback": lambda rt, as_of: writeback.write_back(
         rt.factory,
         rt.client,
