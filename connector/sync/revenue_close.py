@@ -123,14 +123,8 @@ class _Document:
     def due(self, as_of: date) -> bool:
         """Whether revenue is left to journal through ``as_of`` (as :mod:`revenue_due` keeps
         it: the batch checks again what it locked)."""
-        if self.void or not self.lines:
-            return False
-        through = self.recognized_through or date.min
-        return (
-            min(line.service.start for line in self.lines) <= as_of
-            and through < max(line.service.end for line in self.lines)
-            and through < as_of
-        )
+        due_on = self.next_due(self.recognized_through)
+        return due_on is not None and due_on <= as_of
 
 
 def _chunks(start: date, end: date, cuts: set[date]) -> list[tuple[date, date]]:
