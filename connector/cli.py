@@ -137,6 +137,7 @@ ledger_app = typer.Typer(
 xero_app = typer.Typer(help="The Xero connection.", no_args_is_help=True)
 review_app = typer.Typer(help="Records held for review.", no_args_is_help=True)
 email_app = typer.Typer(help="E-mail to customers.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Keys of the HTTP API and the console.", no_args_is_help=True)
 sandbox_app = typer.Typer(
     help="A local Salesforce org for dry runs and tests.", no_args_is_help=True
 )
@@ -150,6 +151,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(xero_app, name="xero")
 app.add_typer(review_app, name="review")
 app.add_typer(email_app, name="email")
+app.add_typer(apikey_app, name="apikey")
 
 DateOption = Annotated[
     datetime | None,
@@ -778,6 +780,74 @@ def run(ctx: typer.Context) -> None:
     with stop_on_signals() as stop:
         code = serve(settings, stop)
     raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
+def serve(ctx: typer.Context) -> None:
+    """Serve the HTTP API, the webhooks' console and /metrics alone, without the scheduler: a
+    second replica beside `connector run`. It serves reads and health; requests that need the
+    active instance (running a stage) answer 503. SIGTERM or Ctrl-C stops it."""
+    from jobs.service import serve as serve_service
+    from jobs.service import stop_on_signals
+
+    settings = _state(ctx).settings
+    with stop_on_signals() as stop:
+        code = serve_service(settings, stop, scheduling=False)
+    raise typer.Exit(code)
+
+
+@apikey_app.command("create")
+@handles_errors
+def apikey_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="What the key is for (unique).")],
+    scope: Annotated[
+        str, typer.Option("--scope", help="read, or write (which reads too).")
+    ] = "read",
+) -> None:
+    """Make an API key and print it, once: only its hash is kept."""
+    from connector.api.keys import create_key
+    from connector.db.engine import transaction
+
+    with transaction(_state(ctx).database()) as session:
+        info, key = create_key(session, name, scope)
+    errors.print(
+        f"API key {info.name!r} ({info.scope}). It is shown this once; keep it secret:",
+        markup=False,
+        highlight=False,
+    )
+    print(key)  # alone on stdout, for scripts: KEY=$(connector apikey create ...)
+
+
+@apikey_app.command("list")
+@handles_errors
+def apikey_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """The API keys: name, scope, first characters, created, last used, revoked."""
+    from connector.api.keys import list_keys
+    from connector.db.engine import reading
+    from connector.render import key_table
+
+    with reading(_state(ctx).database(create=False)) as session:
+        keys = list_keys(session)
+    if as_json:
+        _print_json([key.to_dict() for key in keys])
+    else:
+        console.print(key_table(keys))
+
+
+@apikey_app.command("revoke")
+@handles_errors
+def apikey_revoke(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key's name.")]
+) -> None:
+    """Revoke a key: it stops working at once, and the console sessions opened with it end."""
+    from connector.api.keys import revoke_key
+    from connector.db.engine import transaction
+
+    with transaction(_state(ctx).database(create=False)) as session:
+        info = revoke_key(session, name)
+    console.print(f"revoked {info.name!r} ({info.prefix}…)", markup=False, highlight=False)
 
 
 @app.command()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET = ("alembic", "apscheduler")  # their INFO lines repeat ours
+QUIET = ("alembic", "apscheduler", "uvicorn.error")  # their INFO lines repeat ours
 
 
 class JsonFormatter(logging.Formatter):

@@ -23,6 +23,7 @@ from connector.billing.money import currency as currency_of
 from connector.errors import InvalidInputError
 
 if TYPE_CHECKING:  # the command line imports this module for every command: only what it shows
+    from connector.api.keys import KeyInfo
     from connector.billing.aging import CurrencyAging
     from connector.billing.metrics import Metrics
     from connector.db import tables
@@ -501,6 +502,21 @@ def document_detail(view: DocumentView) -> Group:
 
 def _whole(amount: Decimal) -> Decimal:
     return amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+
+
+def key_table(keys: Sequence[KeyInfo]) -> Table:
+    """The API keys, never the keys themselves."""
+    table = Table("Name", "Scope", "Key", "Created", "Last used", "Revoked", box=box.SIMPLE)
+    for key in keys:
+        table.add_row(
+            key.name,
+            key.scope,
+            f"{key.prefix}…",
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+        )
+    return table
 
 
 def demo_report(report: DemoReport, fava: str = "fava", connector: str = "connector") -> Group:

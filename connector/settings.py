@@ -691,6 +691,37 @@ def _check_fernet_keys(value: SecretStr) -> SecretStr:
     return value
 
 
+class ApiSettings(_Section):
+    """``[api]``: the HTTP API, the webhooks' signing and the console, served by ``connector
+    run`` beside the scheduler and by ``connector serve`` alone."""
+
+    enabled: bool = Field(
+        default=True, description="connector run serves the API and the console too."
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every "
+        "interface, behind a TLS proxy).",
+    )
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=8080, description="TCP port (0: any free one, logged at the start)."
+    )
+    page_size: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=100, description="Items per page when a request gives no limit."
+    )
+    session_hours: Annotated[float, Field(gt=0, le=720)] = Field(
+        default=12.0, description="How long a console sign-in lasts."
+    )
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark the console's cookie Secure (on when served through HTTPS).",
+    )
+    idempotency_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        default=7, description="How long the first answer to an idempotent write is kept."
+    )
+
+
 class SecretsSettings(_Section):
     """The key that encrypts OAuth tokens stored in the database (Fernet)."""
 
@@ -759,6 +790,7 @@ class Settings(BaseSettings):
     )
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

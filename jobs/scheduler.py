@@ -85,6 +85,7 @@ def _guarded(job: Job, runtime: Runtime, on_config_error: Callable[[ConfigError]
     if runtime.stop.is_set():
         return
     try:
-        job(runtime, None)
+        with runtime.run_lock:  # a stage asked for through the API waits for it, and it for one
+            job(runtime, None)
     except ConfigError as error:
         on_config_error(error)

@@ -1,4 +1,5 @@
-"""``connector run``: the scheduler in the foreground, one active instance per database.
+"""``connector run``: the scheduler in the foreground, one active instance per database, with
+the HTTP API and the console beside it (``connector serve``: those alone).
 
 The service stands by until it holds the database's actor lock (see
 :mod:`connector.db.actor_lock`), trying again every ``schedule.standby_seconds``. Once active
@@ -14,15 +15,17 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from types import FrameType
 
+from connector.api.instance import Instance
 from connector.db.actor_lock import ActorLock, actor_lock
 from connector.db.engine import make_engine, session_factory
 from connector.db.migrate import ensure_schema
 from connector.db.types import utc_now
 from connector.errors import ConfigError
 from connector.settings import Settings
-from connector.sync.cycle import Runtime, run_cycle
+from connector.sync.cycle import JobRun, Runtime, run_cycle
 from connector.sync.stopping import StopRequest
 from jobs.scheduler import build_scheduler, schedule_of
 
@@ -31,15 +34,29 @@ log = logging.getLogger("connector.service")
 EXIT_OK, EXIT_CONFIG = 0, 2
 
 
-def serve(settings: Settings, stop: StopRequest) -> int:
-    """Stand by, act while holding the lock, and return the exit code once ``stop`` is set."""
+def serve(settings: Settings, stop: StopRequest, *, scheduling: bool = True) -> int:
+    """Stand by, act while holding the lock, and return the exit code once ``stop`` is set.
+    The API and the console are served all the while when ``[api] enabled``; without
+    ``scheduling`` (``connector serve``) only they are, and this instance always stands by."""
     engine = make_engine(
         settings.database_url.get_secret_value(),
         lock_timeout=settings.database_lock_timeout_seconds,
     )
+    server = None
     try:
         ensure_schema(engine)
         factory = session_factory(engine)
+        instance = Instance(engine, factory, settings)
+        if settings.api.enabled or not scheduling:
+            from connector.api.server import ApiServer  # noqa: PLC0415 - only when serving
+
+            server = ApiServer(instance)
+            server.start()
+        if not scheduling:
+            while not stop.wait(settings.schedule.standby_seconds):
+                pass
+            log.info("stopped (%s)", stop.reason)
+            return EXIT_OK
         lock = actor_lock(engine)
         waiting = False
         while not stop.is_set():
@@ -51,17 +68,20 @@ def serve(settings: Settings, stop: StopRequest) -> int:
                 continue
             waiting = False
             try:
-                code = _act(Runtime(factory, settings, StopRequest(parent=stop)), lock)
+                code = _act(Runtime(factory, settings, StopRequest(parent=stop)), lock, instance)
             finally:
+                instance.stand_by()
                 lock.release()
             if code is not None:
                 return code
         return EXIT_OK
     finally:
+        if server is not None:
+            server.stop()
         engine.dispose()
 
 
-def _act(runtime: Runtime, lock: ActorLock) -> int | None:
+def _act(runtime: Runtime, lock: ActorLock, instance: Instance) -> int | None:
     """Run the jobs until a stop (the exit code) or a lost lock (None: stand by again)."""
     settings = runtime.settings
     log.info(
@@ -76,8 +96,14 @@ def _act(runtime: Runtime, lock: ActorLock) -> int | None:
         failures.append(error)
         runtime.stop.set("configuration error")
 
+    def run_stage(stage: str, as_of: date | None) -> JobRun:
+        with runtime.run_lock:
+            return runtime.run(stage, as_of)
+
+    instance.activate(run_stage)
     try:
-        run_cycle(runtime.factory, settings, utc_now().date(), runtime=runtime)
+        with runtime.run_lock:
+            run_cycle(runtime.factory, settings, utc_now().date(), runtime=runtime)
     except ConfigError as error:
         config_failed(error)
         return EXIT_CONFIG

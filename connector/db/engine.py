@@ -59,6 +59,9 @@ def display_url(raw: str) -> str:
         return "<invalid database URL>"
 
 
+READ_ONLY = "connector_read_only"  # an execution option: a transaction that only reads
+
+
 def make_engine(
     raw_url: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS, **options: Any
 ) -> Engine:
@@ -99,7 +102,8 @@ def _sqlite_engine(url: URL, lock_timeout: float, **options: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        patiently(lambda: connection.exec_driver_sql("BEGIN IMMEDIATE"), name, lock_timeout)
+        mode = "DEFERRED" if connection.get_execution_options().get(READ_ONLY) else "IMMEDIATE"
+        patiently(lambda: connection.exec_driver_sql(f"BEGIN {mode}"), name, lock_timeout)
 
     return engine
 
@@ -157,3 +161,16 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits together, or not at all."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that only reads, rolled back at the end. On SQLite its transaction is
+    deferred: a snapshot that neither waits for a writer nor holds one up (every other
+    transaction takes the write lock at its start)."""
+    with factory() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        try:
+            yield session
+        finally:
+            session.rollback()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class Runtime:
     factory: sessionmaker[Session]
     settings: Settings
     stop: StopRequest = field(default_factory=StopRequest)
+    # held by each scheduled job and each stage asked for through the API: one at a time
+    run_lock: threading.Lock = field(default_factory=threading.Lock)
     _client: SalesforceClient | None = None
     _target: AccountingTarget | None = None
 

@@ -176,6 +176,7 @@ def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
             "CONNECTOR_ACCOUNTING__MAPPING_FILE": str(ROOT / "mappings" / "accounting.yaml"),
             "CONNECTOR_SALESFORCE__MAPPING_FILE": str(ROOT / "mappings" / "salesforce.yaml"),
             "CONNECTOR_TAX__RATES": json.dumps(TEST_TAX_RATES),
+            "CONNECTOR_API__PORT": "0",  # each instance its own free port
         }
     )
     env.update({f"CONNECTOR_{name.upper()}": value for name, value in settings.items()})
