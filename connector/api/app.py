@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from connector import __version__
-from connector.api import health, problems
+from connector.api import health, openapi, problems
 from connector.api.instance import Instance
+from connector.api.v1 import router as v1_router
 
 DESCRIPTION = """The billing connector's own API: customers, contracts, subscriptions,
 invoices, credit notes, payments, records waiting for a person, MRR, and the stages of the
@@ -27,4 +28,6 @@ def create_app(instance: Instance) -> FastAPI:
     app.state.instance = instance
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(v1_router)
+    openapi.install(app)
     return app
