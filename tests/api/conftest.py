@@ -6,6 +6,7 @@ the server itself publishes (openapi-core), and that document is validated first
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_spec_validator import validate as validate_spec
 from sqlalchemy import Engine
@@ -26,6 +27,8 @@ from connector.api.server import ApiServer
 from connector.db.engine import transaction
 from connector.settings import Settings
 
+# openapi-core reads application/json; problem details are JSON too (RFC 9457)
+PROBLEMS_READ = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
 _SPECS: dict[str, OpenAPI] = {}  # the validated document, by its text: read once per session
 
 
@@ -54,7 +57,7 @@ class Served:
             if text not in _SPECS:
                 document = answer.json()
                 validate_spec(document)
-                _SPECS[text] = OpenAPI.from_dict(document)
+                _SPECS[text] = OpenAPI.from_dict(document, config=PROBLEMS_READ)
             self._spec = _SPECS[text]
         return self._spec
 

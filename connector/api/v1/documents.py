@@ -29,7 +29,7 @@ IssuedTo = Annotated[date | None, Query(description="Issued on or before this da
 PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The PDF of the document's latest version.",
-        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {"application/pdf": {}},  # bytes, no JSON schema (OpenAPI 3.1)
     }
 }
 

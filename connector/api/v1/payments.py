@@ -112,7 +112,7 @@ def payment_views(
             .outerjoin(note, note.id == allocation.credit_note_id)
             .where(or_(allocation.payment_id.in_(ids), allocation.refund_id.in_(ids)))
             .order_by(allocation.id)
-        ).tuples():
+        ):
             for owner in (row.payment_id, row.refund_id):
                 if owner in ids:
                     applied[owner].append((row, number, note_number))
@@ -166,7 +166,7 @@ def list_payments(  # noqa: PLR0917 - one parameter per filter
     if received_to is not None:
         query = query.where(row.received_on <= received_to)
     with reading(instance_of(request).factory) as session:
-        rows = session.execute(query.order_by(row.id).limit(page.fetch)).tuples().all()
+        rows = session.execute(query.order_by(row.id).limit(page.fetch)).all()
         kept, cursor = paged(rows, page, lambda found: found[0].id)
         return Page[Payment](data=payment_views(session, kept), next_cursor=cursor)
 
@@ -174,9 +174,7 @@ def list_payments(  # noqa: PLR0917 - one parameter per filter
 @router.get("/payments/{payment_id}", response_model=Payment, summary="One payment or refund")
 def get_payment(request: Request, _key: ReadKey, payment_id: int) -> Payment:
     with reading(instance_of(request).factory) as session:
-        rows = (
-            session.execute(payments_query().where(tables.Payment.id == payment_id)).tuples().all()
-        )
+        rows = session.execute(payments_query().where(tables.Payment.id == payment_id)).all()
         if not rows:
             raise NotFoundError(f"unknown payment {payment_id}")
         return payment_views(session, rows)[0]
