@@ -64,7 +64,7 @@ CREDIT_NOTE = {
 }
 
 
-def invoice(  # noqa: PLR0913 - what differs between the fixture's invoices
+def invoice(
     id_: int, customer: int, month: int, *, status: str, paid: str, credited: str, due: str
 ) -> dict[str, object]:
     """One of the fixture's invoices: GB ones 100.00 + 20% GBP, JP ones 10000 + 10% JPY."""
