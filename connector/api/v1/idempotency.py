@@ -73,7 +73,7 @@ class Answer:
 
 async def claim_of(request: Request) -> Claim:
     """The claim of this write: its key (a 400 problem without one), its caller, and the hash
-    of its method, path and body (JSON compared as data: key order and spacing do not count)."""
+    of the request."""
     key = request.headers.get(HEADER, "").strip()
     if not key:
         raise ApiProblem(
@@ -88,17 +88,23 @@ async def claim_of(request: Request) -> Claim:
             f"the {HEADER} is {len(key)} characters long, more than {MAX_KEY_LENGTH}",
             slug="idempotency-key-invalid",
         )
-    body = await request.body()
+    digest = request_hash(request.method, request.url.path, await request.body())
+    info = request.state.api_key
+    assert isinstance(info, KeyInfo)
+    return Claim(info.id, key, request.method, request.url.path, digest)
+
+
+def request_hash(method: str, path: str, body: bytes) -> str:
+    """What identifies a request under its key: its method, path and body (JSON compared as
+    data: key order and spacing do not count)."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = body
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.url.path.encode(), canonical):
+    for part in (method.encode(), path.encode(), canonical):
         digest.update(len(part).to_bytes(8, "big") + part)
-    info = request.state.api_key
-    assert isinstance(info, KeyInfo)
-    return Claim(info.id, key, request.method, request.url.path, digest.hexdigest())
+    return digest.hexdigest()
 
 
 IdempotencyClaim = Annotated[Claim, Depends(claim_of)]
