@@ -44,9 +44,7 @@ def test_every_invoice_once_across_pages(served: Served, books: Books) -> None:
 def test_the_default_page_is_api_page_size(
     engine: Engine, factory: sessionmaker[Session], settings: Settings, books: Books
 ) -> None:
-    smaller = settings.model_copy(
-        update={"api": settings.api.model_copy(update={"page_size": 4})}
-    )
+    smaller = settings.model_copy(update={"api": settings.api.model_copy(update={"page_size": 4})})
     with serving(engine, factory, smaller) as served:
         assert pages(served, served.key(), "/v1/invoices") == [
             ["INV-000001", "INV-000002", "INV-000003", "INV-000004"],

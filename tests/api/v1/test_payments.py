@@ -119,9 +119,7 @@ def test_a_payment_is_recorded_once_per_idempotency_key(
     assert served.get("/v1/invoices/INV-000002", key).json()["status"] == "paid"
 
 
-def test_the_same_payment_without_reference_twice_is_refused(
-    served: Served, books: Books
-) -> None:
+def test_the_same_payment_without_reference_twice_is_refused(served: Served, books: Books) -> None:
     key = served.key("write")
     body = {"invoice": "INV-000005", "amount": "50.00", "received_on": "2026-03-15"}
     assert served.write("/v1/payments", key, body).status_code == 201
@@ -157,9 +155,7 @@ def test_writes_need_a_write_key_and_an_idempotency_key(served: Served, books: B
     )
 
 
-def test_a_refused_payment_is_not_kept_and_may_be_sent_again(
-    served: Served, books: Books
-) -> None:
+def test_a_refused_payment_is_not_kept_and_may_be_sent_again(served: Served, books: Books) -> None:
     key = served.key("write")
     body = {"invoice": "INV-000099", "amount": "50.00"}
     missing = served.write("/v1/payments", key, body, idempotency_key="k")
