@@ -121,7 +121,7 @@ def answers(url: str) -> bool:
         return False
 
 
-def load(
+def load(  # noqa: PLR0917 - one endpoint, as the table below gives it
     base: str, paths: Callable[[int], str], key: str | None, count: int, threads: int, check: Check
 ) -> dict[str, Any]:
     """``count`` requests from ``threads`` threads; throughput, latencies, failures."""

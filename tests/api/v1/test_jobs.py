@@ -150,3 +150,10 @@ def test_an_unknown_stage_is_refused(served: Served, runtime: Runtime) -> None:
     answer = served.write("/v1/jobs/reticulate/run", served.key("write"), APRIL)
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["location"] == "path.stage"
+
+
+def test_a_run_without_a_body_is_as_of_today(
+    served: Served, books: Books, runtime: Runtime
+) -> None:
+    answer = served.write("/v1/jobs/revenue/run", served.key("write"))
+    assert (answer.status_code, answer.json()["as_of"]) == (200, utc_now().date().isoformat())
