@@ -53,7 +53,12 @@ class Approved(Model):
 
 
 class ApprovalRequest(Model):
-    by: str = Field(min_length=1, max_length=255, description="Who approves it.")
+    by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Who approves it (default: the API key, by its name).",
+    )
     as_of: date | None = Field(default=None, description="Business date (default: today, UTC).")
 
 
@@ -90,7 +95,7 @@ def list_waiting(
 )
 def approve(
     request: Request,
-    _key: WriteKey,
+    key: WriteKey,
     claim: IdempotencyClaim,
     record_id: str,
     body: ApprovalRequest,
@@ -101,7 +106,8 @@ def approve(
 
     def work(session: Session) -> Answer:
         try:
-            done = review.approve_in(session, applier, record_id, by=body.by)
+            who = body.by or f"API key {key.name}"
+            done = review.approve_in(session, applier, record_id, by=who)
         except review.StillHeldError as error:
             raise ApiProblem(409, str(error), slug="still-held") from None
         answer = Approved(

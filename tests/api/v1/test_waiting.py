@@ -93,7 +93,7 @@ def won_deal(sf: Salesforce, name: str, close: str) -> str:
 def test_a_held_deal_waits_with_its_reason_until_approved(active: Served, sf: Salesforce) -> None:
     late = won_deal(sf, "Acme - Late", "2024-01-01")
     won_deal(sf, "Acme - Fine", "2026-06-01")
-    reader, writer = active.key("read"), active.key("write")
+    reader, writer = active.key("read"), active.key("write", name="finance")
 
     pulled = active.write("/v1/jobs/pull/run", writer, AS_OF)
     assert (pulled.status_code, pulled.json()["ok"], pulled.json()["counts"]["held"]) == (
@@ -115,7 +115,7 @@ def test_a_held_deal_waits_with_its_reason_until_approved(active: Served, sf: Sa
     assert active.get("/v1/waiting?state=quarantined", reader).json()["data"] == []
     assert active.get("/v1/status", reader).json()["attention"] == ["1 records held (held)"]
 
-    approved = active.write(f"/v1/waiting/{late}/approve", writer, {"by": "alice", **AS_OF})
+    approved = active.write(f"/v1/waiting/{late}/approve", writer, AS_OF)  # by the key
 
     assert approved.status_code == 200
     body = approved.json()
@@ -125,7 +125,7 @@ def test_a_held_deal_waits_with_its_reason_until_approved(active: Served, sf: Sa
             "object": "Opportunity",
             "record_id": late,
             "reason": reason,
-            "approved_by": "alice",
+            "approved_by": "API key finance",
         },
         "state": "applied",
         "reason": None,
