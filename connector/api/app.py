@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from connector import __version__
-from connector.api import health, metrics, problems
+from connector.api import health, metrics, openapi, problems
 from connector.api.instance import Instance
+from connector.api.v1 import router as v1_router
 
 DESCRIPTION = """The billing connector's own API: customers, contracts, subscriptions,
 invoices, credit notes, payments, records waiting for a person, MRR, and the stages of the
@@ -29,4 +30,6 @@ def create_app(instance: Instance) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(v1_router)
+    openapi.install(app)
     return app

@@ -1,7 +1,9 @@
 """Errors as RFC 9457 problem details (``application/problem+json``): a ``type`` URI, a
 ``title`` per kind of problem, the ``status``, a ``detail`` naming what and where, and, for a
 refused body, ``errors`` with each field at fault. Our refusals map to their status here, once;
-a route raises :class:`ApiProblem` or one of the connector's errors, never builds a response."""
+a route raises :class:`ApiProblem` or one of the connector's errors, never builds a response.
+A database that refuses for a reason of its surroundings (locked past the lock timeout,
+read-only, full, unreachable) answers 503 with what :mod:`connector.db.failures` says of it."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
+from connector.db.engine import display_url
+from connector.db.failures import database_failure
 from connector.errors import (
     BillingError,
     ConfigError,
@@ -118,6 +123,20 @@ def install(app: FastAPI) -> None:
         where = "; ".join(f"{field['location']}: {field['message']}" for field in fields)
         problem = ApiProblem(422, f"the request is not valid: {where}", errors=fields)
         problem.slug = "invalid-request"
+        return problem_response(problem, request.url.path)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, error: SQLAlchemyError) -> JSONResponse:
+        settings = request.app.state.instance.settings
+        failure = database_failure(
+            error,
+            display_url(settings.database_url.get_secret_value()),
+            lock_timeout=settings.database_lock_timeout_seconds,
+        )
+        if failure is None:
+            return await _bug(request, error)
+        log.warning("answering %s %s: %s", request.method, request.url.path, failure)
+        problem = ApiProblem(503, str(failure), slug="database", headers={"Retry-After": "5"})
         return problem_response(problem, request.url.path)
 
     @app.exception_handler(Exception)

@@ -79,23 +79,35 @@ def credit_invoice(
     for attempt in (1, 2):
         try:
             with transaction(factory) as session:
-                return _credit(session, settings, number, reason, on, amount, lines, reference)
+                return credit_in(
+                    session,
+                    settings,
+                    number,
+                    reason=reason,
+                    on=on,
+                    amount=amount,
+                    lines=lines,
+                    reference=reference,
+                )
         except IntegrityError as error:  # the same correction, issued at the same moment
             if attempt == 2 or not is_unique_violation(error):
                 raise
     raise AssertionError("unreachable")
 
 
-def _credit(  # noqa: PLR0917 - the request, as given
+def credit_in(
     session: Session,
     settings: Settings,
     number: str,
+    *,
     reason: str,
     on: date,
-    amount: Decimal | str | None,
-    lines: Mapping[int, Decimal | str | None] | None,
-    reference: str | None,
+    amount: Decimal | str | None = None,
+    lines: Mapping[int, Decimal | str | None] | None = None,
+    reference: str | None = None,
 ) -> Credited:
+    """:func:`credit_invoice` in the caller's transaction (which, when the same correction is
+    issued at the same moment, fails on its unique reference: try it again)."""
     reason = " ".join(reason.split())
     if not reason:
         raise InvalidInputError("a credit note needs a reason")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -52,6 +52,28 @@ def subscription_metrics(
     revenues: dict[tuple[str, int | None], CustomerRevenue] = {}
     with factory() as session:
         accumulate(revenues, iter_subscriptions(session), since, as_of)
+    return _per_currency(revenues, as_of, since)
+
+
+def windows_metrics(session: Session, windows: Sequence[tuple[date, date]]) -> list[list[Metrics]]:
+    """Metrics per currency for each window (``since``, ``as_of``), in the order given, reading
+    every subscription once for all of them (a batch at a time: memory stays flat)."""
+    for since, as_of in windows:
+        if since >= as_of:
+            raise InvalidInputError(f"the movement window must start before {as_of}, not {since}")
+    revenues: list[dict[tuple[str, int | None], CustomerRevenue]] = [{} for _ in windows]
+    for subscription in iter_subscriptions(session):
+        for (since, as_of), found in zip(windows, revenues, strict=True):
+            accumulate(found, (subscription,), since, as_of)
+    return [
+        _per_currency(found, as_of, since)
+        for (since, as_of), found in zip(windows, revenues, strict=True)
+    ]
+
+
+def _per_currency(
+    revenues: dict[tuple[str, int | None], CustomerRevenue], as_of: date, since: date
+) -> list[Metrics]:
     by_currency: dict[str, list[CustomerRevenue]] = {}
     for (code, _), revenue in revenues.items():
         by_currency.setdefault(code, []).append(revenue)

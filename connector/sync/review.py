@@ -97,28 +97,46 @@ def approve(
     """Apply the held record ``record_id`` as it is and record who approved it, when. Raises
     :class:`StillHeldError` (nothing changed) when what holds it is not for a person to
     approve."""
-    if not by.strip():
-        raise InvalidInputError("an approval needs the name of who approves it")
+    applier = review_applier(settings, as_of)
+    with transaction(factory) as session:
+        return approve_in(session, applier, record_id, by=by, now=now)
+
+
+def review_applier(settings: Settings, as_of: date) -> Applier:
+    """What applies an approved record as of ``as_of``: the mapping and limits of ``settings``."""
     mapping = load_mapping(mapping_path(settings.salesforce.mapping_file))
-    applier = Applier(
+    return Applier(
         mapping.mapping,
         settings.billing.default_currency,
         as_of,
         plausibility_limits(settings),
     )
-    with transaction(factory) as session:
-        row = session.scalar(
-            select(tables.CrmRecord).where(
-                tables.CrmRecord.system == SYSTEM, tables.CrmRecord.record_id == record_id
-            )
+
+
+def approve_in(
+    session: Session,
+    applier: Applier,
+    record_id: str,
+    *,
+    by: str,
+    now: datetime | None = None,
+) -> Approved:
+    """:func:`approve` in the caller's transaction: when the record stays held, the error is
+    raised and the caller's transaction must roll back (the approval with it)."""
+    if not by.strip():
+        raise InvalidInputError("an approval needs the name of who approves it")
+    row = session.scalar(
+        select(tables.CrmRecord).where(
+            tables.CrmRecord.system == SYSTEM, tables.CrmRecord.record_id == record_id
         )
-        if row is None:
-            raise NotFoundError(f"no record {record_id} was pulled from Salesforce")
-        if row.state != staging.HELD:
-            why = f" ({row.reason})" if row.reason else ""
-            raise InvalidInputError(f"{row.object} {record_id} is {row.state}, not held{why}")
-        approval = _approval(reviews.approve(session, row, by=by.strip(), at=now or utc_now()))
-        outcome = applier.settle(session, row)
-        if outcome.state == staging.HELD:  # rolls the approval back with everything else
-            raise StillHeldError(f"{row.object} {record_id} stays held: {outcome.reason}")
-        return Approved(approval, outcome.state, outcome.reason)
+    )
+    if row is None:
+        raise NotFoundError(f"no record {record_id} was pulled from Salesforce")
+    if row.state != staging.HELD:
+        why = f" ({row.reason})" if row.reason else ""
+        raise InvalidInputError(f"{row.object} {record_id} is {row.state}, not held{why}")
+    approval = _approval(reviews.approve(session, row, by=by.strip(), at=now or utc_now()))
+    outcome = applier.settle(session, row)
+    if outcome.state == staging.HELD:  # rolls the approval back with everything else
+        raise StillHeldError(f"{row.object} {record_id} stays held: {outcome.reason}")
+    return Approved(approval, outcome.state, outcome.reason)

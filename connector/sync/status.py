@@ -174,7 +174,8 @@ class Status:
         }
 
 
-def _waiting(row: tables.CrmRecord) -> WaitingRecord:
+def waiting_record(row: tables.CrmRecord) -> WaitingRecord:
+    """A staged record waiting, as reports show it."""
     name = row.payload.get("Name") if isinstance(row.payload, dict) else None
     return WaitingRecord(row.object, row.record_id, row.state, row.reason, row.modstamp, name)
 
@@ -182,7 +183,7 @@ def _waiting(row: tables.CrmRecord) -> WaitingRecord:
 def waiting_records(session: Session) -> list[WaitingRecord]:
     """Records quarantined (waiting for a fix) or held (waiting for a review), with why."""
     return [
-        _waiting(row)
+        waiting_record(row)
         for state in (staging.QUARANTINED, staging.HELD)
         for row in staging.in_state(session, SYSTEM, state)
     ]

@@ -34,6 +34,7 @@ SMALL: dict[str, dict[str, list[str]]] = {
     "bench_documents.py": {"small": ["--repeat", "5"]},
     "bench_cycle.py": {"small": ["--deals", "200", "--timeout", "600"]},
     "bench_files.py": {"small": ["--files", "100"]},
+    "bench_api.py": {"small": ["--customers", "100", "--requests", "200"]},
     "bench_stages.py": {"small": ["--deals", "200"]},
     "bench_memory.py": {"small": ["--deals", "200"], "fresh": ["--deals", "200", "--fresh"]},
     # The throttled run needs more calls than one window admits: its default N of 2,000.
