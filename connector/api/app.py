@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from connector import __version__
-from connector.api import health, metrics, problems
+from connector.api import console, health, metrics, problems
 from connector.api.instance import Instance
 
 DESCRIPTION = """The billing connector's own API: customers, contracts, subscriptions,
@@ -29,4 +29,5 @@ def create_app(instance: Instance) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    console.install(app)
     return app
