@@ -76,12 +76,12 @@ def build(factory: sessionmaker[Session], settings: Settings) -> ConsoleData:
     run = Runtime(factory, settings).run("bill", today)
     assert run.ok, run.error
     with transaction(factory) as session:
-        waiting_record(session, "006000000000001AAA", "quarantined", QUARANTINED_REASON,
-                       QUARANTINED_NAME)
+        waiting_record(
+            session, "006000000000001AAA", "quarantined", QUARANTINED_REASON, QUARANTINED_NAME
+        )
         waiting_record(session, "006000000000002AAA", "held", HELD_REASON, "Globex expansion")
         session.add(
-            tables.ApiUsage(system="salesforce", day=today, calls=42, org_used=900,
-                            org_limit=15000)
+            tables.ApiUsage(system="salesforce", day=today, calls=42, org_used=900, org_limit=15000)
         )
         numbers = list(
             session.scalars(
