@@ -5,14 +5,16 @@ is never shown."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.api.console import documents
+from connector.billing.periods import add_months
 from connector.db import tables
-from connector.db.engine import transaction
 from connector.settings import Settings
 from tests.api import console_data
 from tests.api.conftest import Served
@@ -155,8 +157,6 @@ def test_the_mrr_charts_per_currency(served: Served, data: console_data.ConsoleD
 
 
 def _months(data: console_data.ConsoleData, count: int) -> list[str]:
-    from connector.billing.periods import add_months
-
     return [
         add_months(data.first_of_month, -back).strftime("%B %Y")
         for back in range(count - 1, -1, -1)
@@ -200,8 +200,6 @@ def test_invoices_filtered_by_status_and_customer_a_page_at_a_time(
 def test_invoices_page_by_page(
     served: Served, data: console_data.ConsoleData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from connector.api.console import documents
-
     monkeypatch.setattr(documents, "PAGE", 10)
     first = page(served, "/invoices?status=open")
     older = re.search(r'<a href="([^"]+)">Older →</a>', first.text)
@@ -251,10 +249,6 @@ def test_an_invoice_with_its_lines_taxes_and_pdf(
 
 
 def _month_end(data: console_data.ConsoleData) -> str:
-    from datetime import timedelta
-
-    from connector.billing.periods import add_months
-
     return str(add_months(data.first_of_month, 1) - timedelta(days=1))
 
 
