@@ -163,12 +163,11 @@ def depth(session: Session, as_of: date) -> dict[str, int]:
     and ``later`` (due on the day their fields change with the date); one query."""
     table = _table()
     counts: dict[str, int] = {}
-    for entity, due_now, count in session.execute(
-        select(table.c.entity, table.c.due_on <= as_of, func.count()).group_by(
-            table.c.entity, table.c.due_on <= as_of
-        )
+    due_now = (table.c.due_on <= as_of).label("due_now")
+    for entity, is_due, count in session.execute(
+        select(table.c.entity, due_now, func.count()).group_by(table.c.entity, due_now)
     ):
-        key = entity if due_now else "later"
+        key = entity if is_due else "later"
         counts[key] = counts.get(key, 0) + count
     return counts
 

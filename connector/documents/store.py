@@ -116,9 +116,8 @@ def queue_depth(session: Session) -> dict[str, int]:
     rendering failed; one query."""
     queued = tables.RenderQueue
     counts = {"waiting": 0, "held": 0}
-    for held_row, count in session.execute(
-        select(queued.error.is_not(None), func.count()).group_by(queued.error.is_not(None))
-    ):
+    failed = queued.error.is_not(None).label("failed")
+    for held_row, count in session.execute(select(failed, func.count()).group_by(failed)):
         counts["held" if held_row else "waiting"] = count
     return counts
 

@@ -28,6 +28,11 @@ webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+LOAD_SECONDS = 30  # the most a page may take to arrive on a busy machine
 
 
 def _installed() -> tuple[str, str] | None:
@@ -103,15 +108,27 @@ class Screenshots:
             shutil.copy(path, target / path.name)
 
 
+def follow(browser: WebDriver, element: WebElement, url: str) -> None:
+    """Click ``element`` and wait until the browser has arrived at ``url``."""
+    element.click()
+    WebDriverWait(browser, LOAD_SECONDS).until(expected_conditions.url_to_be(url))
+    WebDriverWait(browser, LOAD_SECONDS).until(
+        lambda driver: driver.execute_script("return document.readyState") == "complete"
+    )
+
+
+@pytest.fixture
+def data(factory: sessionmaker[Session], settings: Settings) -> console_data.ConsoleData:
+    return console_data.build(factory, settings)
+
+
 def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
     browser: WebDriver,
     served: Served,
-    factory: sessionmaker[Session],
-    settings: Settings,
+    data: console_data.ConsoleData,
     tmp_path: Path,
     backend: str,
 ) -> None:
-    data = console_data.build(factory, settings)
     key = served.key("read", name="ops laptop")
     shots = Screenshots(browser, tmp_path / "screenshots", f"console-{backend}")
     try:
@@ -120,10 +137,10 @@ def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
         assert browser.find_element(By.TAG_NAME, "h1").text == "Sign in"
         shots.take("sign-in")
         browser.find_element(By.ID, "key").send_keys(key)
-        browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        submit = browser.find_element(By.CSS_SELECTOR, "form button[type=submit]")
 
         # the page asked for, once signed in: the records waiting, with their reasons
-        assert browser.current_url == served.url + "/waiting"
+        follow(browser, submit, served.url + "/waiting")
         assert browser.find_element(By.TAG_NAME, "h1").text == "Records waiting"
         rows = browser.find_elements(By.CSS_SELECTOR, "main table tbody tr")
         cells = [[c.text for c in row.find_elements(By.TAG_NAME, "td")] for row in rows]
@@ -140,7 +157,7 @@ def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
         assert "ops laptop" in browser.find_element(By.CSS_SELECTOR, ".who").text
         assert key not in browser.page_source
 
-        browser.find_element(By.LINK_TEXT, "Overview").click()
+        follow(browser, browser.find_element(By.LINK_TEXT, "Overview"), served.url + "/")
         assert browser.find_element(By.TAG_NAME, "h1").text == "Overview"
         stages = browser.find_elements(By.CSS_SELECTOR, "main table tbody tr")
         assert [row.find_element(By.TAG_NAME, "th").text for row in stages][:3] == [
@@ -149,7 +166,7 @@ def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
         shots.take("overview")
 
         # the MRR chart: a bar per month, drawn with a height where there was revenue
-        browser.find_element(By.LINK_TEXT, "MRR").click()
+        follow(browser, browser.find_element(By.LINK_TEXT, "MRR"), served.url + "/mrr")
         charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
         assert len(charts) == 4  # MRR and movements, in EUR and USD
         usd = browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby=currency-USD]")
@@ -167,13 +184,14 @@ def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
         shots.take("mrr")
 
         # an invoice, from the list
-        browser.find_element(By.LINK_TEXT, "Invoices").click()
+        follow(browser, browser.find_element(By.LINK_TEXT, "Invoices"), served.url + "/invoices")
         assert len(browser.find_elements(By.CSS_SELECTOR, "main table tbody tr")) == len(
             data.invoices
         )
         shots.take("invoices")
         number = data.invoices[-1]
-        browser.find_element(By.LINK_TEXT, number).click()
+        invoice_url = f"{served.url}/invoices/{number}"
+        follow(browser, browser.find_element(By.LINK_TEXT, number), invoice_url)
         assert browser.find_element(By.TAG_NAME, "h1").text == f"Invoice {number} open"
         lines = browser.find_elements(By.CSS_SELECTOR, "main table tbody tr")
         assert [c.text for c in lines[0].find_elements(By.TAG_NAME, "td")][-3:] == [
@@ -182,11 +200,12 @@ def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
         total = browser.find_element(By.CSS_SELECTOR, "tfoot tr.total").text
         assert total == "Total 119.00 EUR"
         pdf = browser.find_element(By.LINK_TEXT, "Open PDF").get_attribute("href")
-        assert pdf == f"{served.url}/invoices/{number}/pdf"
+        assert pdf == f"{invoice_url}/pdf"
         shots.take("invoice")
 
-        browser.find_element(By.CSS_SELECTOR, ".who button").click()
-        assert browser.current_url == served.url + "/sign-in"
+        follow(
+            browser, browser.find_element(By.CSS_SELECTOR, ".who button"), served.url + "/sign-in"
+        )
         browser.get(served.url + "/")
         assert browser.current_url == served.url + "/sign-in"
     finally:
