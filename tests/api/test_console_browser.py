@@ -165,6 +165,16 @@ def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
         ]  # fmt: skip
         shots.take("overview")
 
+        follow(browser, browser.find_element(By.LINK_TEXT, "Outbox"), served.url + "/outbox")
+        tiles = browser.find_elements(By.CSS_SELECTOR, "main .tiles .tile")
+        assert [tile.text.splitlines()[:2] for tile in tiles] == [
+            ["ACCOUNTING · LEDGER", str(len(data.invoices))],
+            ["SALESFORCE WRITE-BACK", str(len(data.invoices) + 8)],
+            ["E-MAIL", str(len(data.invoices))],
+            ["PDF RENDERING", str(len(data.invoices))],
+        ]
+        shots.take("outbox")
+
         # the MRR chart: a bar per month, drawn with a height where there was revenue
         follow(browser, browser.find_element(By.LINK_TEXT, "MRR"), served.url + "/mrr")
         charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
@@ -213,6 +223,6 @@ def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
     assert [path.name for path in shots.taken] == [
         f"console-{backend}-0{n}-{name}.png"
         for n, name in enumerate(
-            ("sign-in", "waiting", "overview", "mrr", "invoices", "invoice"), 1
+            ("sign-in", "waiting", "overview", "outbox", "mrr", "invoices", "invoice"), 1
         )
     ]

@@ -55,6 +55,16 @@ def _cookie(request: Request, response: Response, name: str, value: str, seconds
     )
 
 
+def _forget(request: Request, response: Response, name: str) -> None:
+    response.delete_cookie(
+        name,
+        path="/",
+        secure=instance_of(request).settings.api.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
+
+
 @router.get(SIGN_IN)
 def sign_in_page(request: Request, next: str | None = None) -> Response:
     return _form(request, safe_next(next))
@@ -91,7 +101,7 @@ def sign_in(
     log.info("console sign-in with the key %s (%s…)", info.name, info.prefix)
     response = views.redirect(safe_next(next))
     _cookie(request, response, COOKIE, token, int(hours * 3600))
-    response.delete_cookie(SIGN_IN_COOKIE, path="/", httponly=True, samesite="strict")
+    _forget(request, response, SIGN_IN_COOKIE)
     return response
 
 
@@ -101,11 +111,5 @@ def sign_out(request: Request, user: User, csrf_token: Annotated[str, Form()] = 
     with transaction(instance_of(request).factory) as session:
         close_session(session, user.session_id)
     response = views.redirect(SIGN_IN)
-    response.delete_cookie(
-        COOKIE,
-        path="/",
-        secure=instance_of(request).settings.api.secure_cookies,
-        httponly=True,
-        samesite="strict",
-    )
+    _forget(request, response, COOKIE)
     return response
