@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -48,6 +48,17 @@ def trigger(spec: str) -> BaseTrigger:
     if interval is not None:
         return IntervalTrigger(timezone=UTC, **interval)
     return crontab_trigger(spec)
+
+
+def next_run(spec: str, last_start: datetime | None, now: datetime) -> datetime | None:
+    """When a job on ``spec`` runs next after ``now``: a crontab line's next time; an interval's
+    next tick counted from its last start (``now`` plus the interval when it never ran, as a
+    scheduler starting now would)."""
+    interval = parse_interval(spec)
+    if interval is None:
+        return crontab_trigger(spec).get_next_fire_time(None, now)
+    start = last_start if last_start is not None else now + timedelta(**interval)
+    return IntervalTrigger(timezone=UTC, start_date=start, **interval).get_next_fire_time(None, now)
 
 
 def schedule_of(schedule: ScheduleSettings) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from connector import __version__
-from connector.api import health, metrics, openapi, problems
+from connector.api import console, health, metrics, openapi, problems
 from connector.api.instance import Instance
 from connector.api.v1 import router as v1_router
 
@@ -31,5 +31,6 @@ def create_app(instance: Instance) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(v1_router)
+    console.install(app)
     openapi.install(app)
     return app

@@ -27,6 +27,7 @@ from sqlalchemy import (
     cast,
     delete,
     event,
+    func,
     literal,
     select,
     update,
@@ -155,6 +156,20 @@ def due(session: Session, as_of: date) -> dict[Queued, int]:
         select(table.c.entity, table.c.key, table.c.generation).where(table.c.due_on <= as_of)
     )
     return {(entity, key): generation for entity, key, generation in rows}
+
+
+def depth(session: Session, as_of: date) -> dict[str, int]:
+    """Records queued per kind of entity: due by ``as_of`` (waiting for the next write-back),
+    and ``later`` (due on the day their fields change with the date); one query."""
+    table = _table()
+    counts: dict[str, int] = {}
+    due_now = (table.c.due_on <= as_of).label("due_now")
+    for entity, is_due, count in session.execute(
+        select(table.c.entity, due_now, func.count()).group_by(table.c.entity, due_now)
+    ):
+        key = entity if is_due else "later"
+        counts[key] = counts.get(key, 0) + count
+    return counts
 
 
 def due_entities(session: Session, as_of: date) -> set[str]:

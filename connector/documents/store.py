@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -109,6 +109,17 @@ def held(session: Session) -> list[tuple[str, str]]:
             .order_by(doc.id)
         )
     ]
+
+
+def queue_depth(session: Session) -> dict[str, int]:
+    """Documents in the render queue: ``waiting`` for the send stage, ``held`` after their
+    rendering failed; one query."""
+    queued = tables.RenderQueue
+    counts = {"waiting": 0, "held": 0}
+    failed = queued.error.is_not(None).label("failed")
+    for held_row, count in session.execute(select(failed, func.count()).group_by(failed)):
+        counts["held" if held_row else "waiting"] = count
+    return counts
 
 
 def unrendered(session: Session, limit: int) -> list[int]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from itertools import pairwise
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -83,6 +84,52 @@ def _per_currency(
     ]
 
 
+def month_ends(as_of: date, months: int) -> list[date]:
+    """The ends of ``months`` monthly windows, the last one ``as_of``'s month to ``as_of``,
+    after the day before the first: the last day of each of the ``months`` months before
+    ``as_of``'s, then ``as_of`` (``months + 1`` dates, oldest first)."""
+    if months < 1:
+        raise InvalidInputError(f"give at least one month, not {months}")
+    first_of_month = as_of.replace(day=1)
+    ends = [
+        add_months(first_of_month, -back) - timedelta(days=1) for back in range(months - 1, -1, -1)
+    ]
+    return [*ends, as_of]
+
+
+@dataclass(frozen=True)
+class MonthlyMetrics:
+    """Metrics of one currency at the end of each month (the last one on the as-of date),
+    each with the movements of its month."""
+
+    code: str
+    months: list[Metrics]
+
+
+def monthly_metrics(session: Session, as_of: date, months: int = 12) -> list[MonthlyMetrics]:
+    """Metrics per currency for each of the ``months`` months up to ``as_of`` (oldest first),
+    the subscriptions read once, a batch at a time."""
+    ends = month_ends(as_of, months)
+    windows = list(pairwise(ends))
+    revenues: list[dict[tuple[str, int | None], CustomerRevenue]] = [{} for _ in windows]
+    for subscription in iter_subscriptions(session):
+        for (since, end), window in zip(windows, revenues, strict=True):
+            accumulate(window, (subscription,), since, end)
+    codes = sorted({code for window in revenues for code, _ in window})
+    return [
+        MonthlyMetrics(
+            code,
+            [
+                metrics_from(
+                    [r for (c, _), r in window.items() if c == code], currency(code), end, since
+                )
+                for (since, end), window in zip(windows, revenues, strict=True)
+            ],
+        )
+        for code in codes
+    ]
+
+
 @dataclass(frozen=True)
 class DocumentView:
     document: tables.Document
@@ -99,7 +146,10 @@ def list_documents(
     status: str | None = None,
     kind: str | None = None,
     limit: int = 50,
+    before: int | None = None,
 ) -> list[tuple[tables.Document, str]]:
+    """The most recent documents (newest first), after the document ``before`` (its id: the
+    last of the page before) when given."""
     query = (
         select(tables.Document, tables.Customer.name)
         .join(tables.Customer, tables.Customer.id == tables.Document.customer_id)
@@ -112,7 +162,25 @@ def list_documents(
         query = query.where(tables.Document.status == status)
     if kind is not None:
         query = query.where(tables.Document.kind == kind)
+    if before is not None:
+        query = query.where(tables.Document.id < before)
     return [(doc, name) for doc, name in session.execute(query)]
+
+
+def billed_customers(session: Session, limit: int = 500) -> list[tuple[int, str]]:
+    """(id, name) of customers with documents, by name: what a list of documents filters by."""
+    has_documents = select(tables.Document.id).where(
+        tables.Document.customer_id == tables.Customer.id
+    )
+    return [
+        (customer_id, name)
+        for customer_id, name in session.execute(
+            select(tables.Customer.id, tables.Customer.name)
+            .where(has_documents.exists())
+            .order_by(tables.Customer.name, tables.Customer.id)
+            .limit(limit)
+        )
+    ]
 
 
 def document_view(session: Session, document: tables.Document) -> DocumentView:

@@ -113,3 +113,29 @@ def test_an_earlier_as_of_date_queues_every_subscription_and_account(
         (queue.CUSTOMER, str(customer.id)): (queue.CHANGED, 0),
         (queue.SUBSCRIPTION, "5"): (queue.CHANGED, 0),
     }
+
+
+def test_depth_counts_what_is_due_per_entity_and_what_is_due_later(
+    factory: sessionmaker[Session],
+) -> None:
+    with transaction(factory) as session:
+        queue.mark(session, queue.DOCUMENT, [1, 2, 3])
+        queue.mark(session, queue.DEAL, ["006A"])
+        queue.mark(session, queue.SUBSCRIPTION, [7, 8])
+    with transaction(factory) as session:
+        queue.settle(
+            session,
+            [(queue.SUBSCRIPTION, "7", 0, date(2026, 4, 1)), (queue.SUBSCRIPTION, "8", 0, DAY)],
+        )
+    with factory() as session:
+        assert queue.depth(session, DAY) == {
+            "document": 3,
+            "deal": 1,
+            "subscription": 1,
+            "later": 1,
+        }
+        assert queue.depth(session, date(2026, 4, 1)) == {
+            "document": 3,
+            "deal": 1,
+            "subscription": 2,
+        }

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.db import tables
 from connector.db.engine import transaction
 from connector.documents.pdf import render_documents
-from connector.documents.store import RenderedPdf, current_pdf, keep
+from connector.documents.store import RenderedPdf, current_pdf, hold, keep, queue_depth
 from connector.settings import Settings
 
 SHA = """
@@ -78,3 +78,17 @@ def test_the_same_bytes_are_kept_once(
     assert kept is not None
     assert (kept.version, kept.filename, kept.content) == (1, pdf.filename, pdf.content)
     assert kept.sha256 == hashlib.sha256(pdf.content).hexdigest()
+
+
+def test_the_render_queue_depth(
+    factory: sessionmaker[Session], doc_settings: Settings, samples: dict[str, str]
+) -> None:
+    documents = ids(factory)
+    with factory() as session:
+        assert queue_depth(session) == {"waiting": len(documents), "held": 0}
+        [pdf] = render_documents(session, documents[:1], doc_settings)
+    with transaction(factory) as session:
+        keep(session, [pdf])
+        hold(session, {documents[1]: "the logo file is missing"})
+    with factory() as session:
+        assert queue_depth(session) == {"waiting": len(documents) - 2, "held": 1}

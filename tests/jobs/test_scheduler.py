@@ -25,7 +25,7 @@ from jobs.accounting import push, read_payments
 from jobs.billing import bill, close_revenue
 from jobs.dunning import dunning
 from jobs.pull import pull
-from jobs.scheduler import JOBS, build_scheduler, schedule_of, trigger
+from jobs.scheduler import JOBS, build_scheduler, next_run, schedule_of, trigger
 from jobs.send import send
 from jobs.writeback import write_back
 
@@ -180,6 +180,41 @@ def test_intervals(spec: str, interval: timedelta) -> None:
     assert isinstance(made, IntervalTrigger)
     assert made.interval == interval
     assert str(made.timezone) == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("spec", "last", "expected"),
+    [
+        # an interval ticks on from its last start: the next tick after now
+        (
+            "15m",
+            datetime(2026, 11, 21, 8, 0, tzinfo=UTC),
+            datetime(2026, 11, 21, 8, 30, tzinfo=UTC),
+        ),
+        (
+            "15m",
+            datetime(2026, 11, 21, 8, 14, tzinfo=UTC),
+            datetime(2026, 11, 21, 8, 29, tzinfo=UTC),
+        ),
+        (
+            "1h",
+            datetime(2026, 11, 20, 23, 50, tzinfo=UTC),
+            datetime(2026, 11, 21, 8, 50, tzinfo=UTC),
+        ),
+        # never run: one interval from now, as a scheduler starting now would
+        ("5m", None, datetime(2026, 11, 21, 8, 25, 30, tzinfo=UTC)),
+        # a crontab line: its next time, whenever the last run was
+        ("10 0 * * *", None, datetime(2026, 11, 22, 0, 10, tzinfo=UTC)),
+        (
+            "10 0 * * *",
+            datetime(2026, 11, 21, 0, 10, tzinfo=UTC),
+            datetime(2026, 11, 22, 0, 10, tzinfo=UTC),
+        ),
+    ],
+)
+def test_next_run(spec: str, last: datetime | None, expected: datetime) -> None:
+    now = datetime(2026, 11, 21, 8, 20, 30, tzinfo=UTC)
+    assert next_run(spec, last, now) == expected
 
 
 @pytest.mark.parametrize(
