@@ -66,12 +66,16 @@ def emit_changes(
     customer_external = {i: key for key, i in work.customer_ids.items() if i is not None}
     subscription_external = {i: key for key, i in work.subscription_ids.items() if i is not None}
     found: list[Event] = []
-    for row in new_customers:
-        customer_id = real(row.id)
+    for customer in new_customers:
+        customer_id = real(customer.id)
         assert customer_id is not None
         found.append(
             customer_event(
-                customer_id, customer_external.get(row.id), row.name, row.country, row.currency
+                customer_id,
+                customer_external.get(customer.id),
+                customer.name,
+                customer.country,
+                customer.currency,
             )
         )
     for row, before in changed:
