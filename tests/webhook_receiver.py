@@ -1,0 +1,117 @@
+"""A real HTTP receiver of webhooks for tests and benchmarks: a threading ``http.server`` on a
+free port of 127.0.0.1 that verifies every request with the ``standardwebhooks`` library (the
+receiver's side of the specification) and keeps what it received, in order.
+
+``answers`` is a list of statuses answered in turn (then 200); ``answer`` a function of the
+event for finer control. A request whose signature does not verify is answered 401 and counted
+in ``refused``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+
+@dataclass(frozen=True)
+class Received:
+    webhook_id: str
+    timestamp: str
+    signature: str
+    body: bytes
+    payload: dict[str, Any]
+    status: int  # what the receiver answered
+
+    @property
+    def type(self) -> str:
+        return str(self.payload["type"])
+
+
+@dataclass
+class Receiver:
+    port: int = 0
+    secret: str | None = None  # whsec_...: set once the endpoint is added
+    answers: list[int] = field(default_factory=list)
+    answer: Callable[[dict[str, Any]], int] | None = None
+    received: list[Received] = field(default_factory=list)
+    refused: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def delivered(self) -> list[Received]:
+        """What it accepted (answered 2xx), in order."""
+        with self.lock:
+            return [item for item in self.received if 200 <= item.status < 300]
+
+    def handle(self, headers: dict[str, str], body: bytes) -> int:
+        assert self.secret is not None, "the receiver has no secret yet"
+        try:
+            payload = Webhook(self.secret).verify(body, headers)
+        except WebhookVerificationError:
+            with self.lock:
+                self.refused += 1
+            return 401
+        with self.lock:
+            if self.answer is not None:
+                status = self.answer(payload)
+            else:
+                status = self.answers.pop(0) if self.answers else 200
+            self.received.append(
+                Received(
+                    headers["webhook-id"],
+                    headers["webhook-timestamp"],
+                    headers["webhook-signature"],
+                    body,
+                    json.loads(body),
+                    status,
+                )
+            )
+        return status
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as receivers behind a proxy answer
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            status = receiver.handle(headers, body)
+            answer = b'{"ok":true}' if status < 300 else b"refused"
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+            return
+
+    return Handler
+
+
+@contextmanager
+def receiving(receiver: Receiver | None = None) -> Iterator[Receiver]:
+    """``receiver`` served on a free port while the block runs."""
+    receiver = receiver or Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server.daemon_threads = True
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
