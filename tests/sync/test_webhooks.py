@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
@@ -25,6 +25,7 @@ from connector.sync.webhooks import deliver, wait
 from connector.webhooks.endpoints import add_endpoint
 from connector.webhooks.events import event_id
 from tests import builders
+from tests.statements import Statements, counting
 from tests.webhook_receiver import Receiver, receiving
 
 
@@ -375,3 +376,51 @@ def test_a_later_event_of_a_customer_waits_for_the_earlier_one(
         ("subscription.created", 2),
         ("subscription.created", 1),
     ]
+
+
+def test_a_batch_costs_a_handful_of_statements_and_an_idle_run_two(
+    factory: sessionmaker[Session],
+    hook_settings: Settings,
+    receiver: Receiver,
+    endpoint: str,
+    engine: Engine,
+) -> None:
+    with transaction(factory) as session:
+        for ref in ("C1", "C2", "C3"):
+            builders.customer(session, ref)
+
+    with counting(engine) as busy:
+        assert deliver(factory, hook_settings).delivered == 3
+    with counting(engine) as idle:
+        deliver(factory, hook_settings)
+
+    # Fan-out: the events, the endpoints, one insert of the deliveries, one update of the
+    # events; then the deliveries due, one insert of the attempts, one update of the
+    # deliveries; and the query that finds nothing more due.
+    assert _verbs(busy) == {"SELECT": 4, "INSERT": 2, "UPDATE": 2}
+    assert _verbs(idle) == {"SELECT": 2}
+
+
+def _verbs(seen: Statements) -> dict[str, int]:
+    return {verb: n for verb, n in seen.by_verb().items() if verb not in ("BEGIN", "COMMIT")}
+
+
+def test_writes_announce_nothing_and_read_nothing_more_while_no_endpoint_exists(
+    factory: sessionmaker[Session], settings: Settings, engine: Engine
+) -> None:
+    with transaction(factory) as session:
+        builders.customer(session, "C1")
+    with counting(engine) as without:
+        with transaction(factory) as session:
+            builders.customer(session, "C2")
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(tables.WebhookEvent)) == 0
+    add(factory, settings, "https://hooks.example.com/in")
+    with counting(engine) as with_endpoint:
+        with transaction(factory) as session:
+            builders.customer(session, "C3")
+    # One query (is there an endpoint?) without; that and the event's insert with one.
+    assert len(without.touching("webhook_events")) == 0
+    assert len(without.touching("webhook_endpoints")) == 1
+    assert len(with_endpoint) == len(without) + 1
+    assert len(with_endpoint.touching("webhook_events")) == 1
