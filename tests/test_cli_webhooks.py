@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from connector.cli import app
 from connector.db import tables
 from connector.db.engine import transaction
 from connector.settings import load_settings
@@ -27,17 +28,11 @@ def env(cli_env: dict[str, str]) -> dict[str, str]:
     return cli_env
 
 
-def _app():  # type: ignore[no-untyped-def]
-    from connector.cli import app
-
-    return app
-
-
 def test_add_prints_the_secret_once_and_stores_it_sealed(
     factory: sessionmaker[Session], env: dict[str, str]
 ) -> None:
     result = runner.invoke(
-        _app(),
+        app,
         ["webhook", "add", "https://hooks.example.com/in", "--events", "invoice.paid,invoice.paid"],
         env=env,
     )
@@ -55,7 +50,7 @@ def test_add_prints_the_secret_once_and_stores_it_sealed(
     assert row.events == ["invoice.paid"]
     assert row.secret.startswith("fernet:")
     assert secret.removeprefix("whsec_") not in row.secret
-    listed = runner.invoke(_app(), ["webhook", "list", "--json"], env=env)
+    listed = runner.invoke(app, ["webhook", "list", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
     [shown] = json.loads(listed.stdout)
     assert {key: shown[key] for key in ("id", "url", "events", "enabled", "deliveries")} == {
@@ -66,7 +61,7 @@ def test_add_prints_the_secret_once_and_stores_it_sealed(
         "deliveries": {},
     }
     assert secret not in listed.stdout
-    table = runner.invoke(_app(), ["webhook", "list"], env=env)
+    table = runner.invoke(app, ["webhook", "list"], env=env)
     assert table.exit_code == 0, table.output
     assert "invoice.paid" in table.stdout
     assert secret not in table.stdout
@@ -101,7 +96,7 @@ def test_add_prints_the_secret_once_and_stores_it_sealed(
 def test_add_refuses_what_cannot_receive(
     env: dict[str, str], url: str, events: str, message: str
 ) -> None:
-    result = runner.invoke(_app(), ["webhook", "add", url, "--events", events], env=env)
+    result = runner.invoke(app, ["webhook", "add", url, "--events", events], env=env)
     assert result.exit_code == 1
     assert " ".join(result.stderr.split()) == message
     assert result.stdout == ""
@@ -112,7 +107,7 @@ def test_deliveries_status_and_remove(
 ) -> None:
     with receiving() as receiver:
         added = runner.invoke(
-            _app(), ["webhook", "add", receiver.url, "--events", "customer.created"], env=env
+            app, ["webhook", "add", receiver.url, "--events", "customer.created"], env=env
         )
         receiver.secret = added.stdout.strip()
         receiver.answers = [200, 410]
@@ -121,7 +116,7 @@ def test_deliveries_status_and_remove(
             builders.customer(session, "C2")
         deliver(factory, load_settings(database_url=database_url))
 
-    shown = runner.invoke(_app(), ["webhook", "deliveries", "--json"], env=env)
+    shown = runner.invoke(app, ["webhook", "deliveries", "--json"], env=env)
     assert shown.exit_code == 0, shown.output
     rows = json.loads(shown.stdout)
     assert [(r["id"], r["type"], r["state"], r["attempts"], r["last_status"]) for r in rows] == [
@@ -130,14 +125,19 @@ def test_deliveries_status_and_remove(
     ]
     assert rows[0]["last_error"] == "HTTP 410 Gone: refused"
     assert [r["webhook_id"] for r in reversed(rows)] == [i.webhook_id for i in receiver.received]
-    assert json.loads(
-        runner.invoke(_app(), ["webhook", "deliveries", "--endpoint", "2", "--json"], env=env).stdout
-    ) == []
-    table = runner.invoke(_app(), ["webhook", "deliveries"], env=env)
+    assert (
+        json.loads(
+            runner.invoke(
+                app, ["webhook", "deliveries", "--endpoint", "2", "--json"], env=env
+            ).stdout
+        )
+        == []
+    )
+    table = runner.invoke(app, ["webhook", "deliveries"], env=env)
     assert table.exit_code == 0, table.output
     assert "disabled" in table.stdout
 
-    status = runner.invoke(_app(), ["status", "--json"], env=env)
+    status = runner.invoke(app, ["status", "--json"], env=env)
     assert status.exit_code == 1
     [endpoint] = json.loads(status.stdout)["webhooks"]["endpoints"]
     assert endpoint["deliveries"] == {
@@ -151,15 +151,13 @@ def test_deliveries_status_and_remove(
         " ".join(status.stderr.split())
     )
 
-    removed = runner.invoke(_app(), ["webhook", "remove", "1"], env=env)
+    removed = runner.invoke(app, ["webhook", "remove", "1"], env=env)
     assert removed.exit_code == 0, removed.output
     assert removed.stdout == f"removed webhook endpoint 1 ({receiver.url})\n"
     with factory() as session:
         assert session.scalars(select(tables.WebhookDelivery)).all() == []
         assert session.scalars(select(tables.WebhookAttempt)).all() == []
-    missing = runner.invoke(_app(), ["webhook", "remove", "1"], env=env)
+    missing = runner.invoke(app, ["webhook", "remove", "1"], env=env)
     assert missing.exit_code == 1
     assert missing.stderr == "error: no webhook endpoint 1\n"
-    assert json.loads(runner.invoke(_app(), ["status", "--json"], env=env).stdout)[
-        "webhooks"
-    ] is None
+    assert json.loads(runner.invoke(app, ["status", "--json"], env=env).stdout)["webhooks"] is None

@@ -410,15 +410,13 @@ def test_writes_announce_nothing_and_read_nothing_more_while_no_endpoint_exists(
 ) -> None:
     with transaction(factory) as session:
         builders.customer(session, "C1")
-    with counting(engine) as without:
-        with transaction(factory) as session:
-            builders.customer(session, "C2")
+    with counting(engine) as without, transaction(factory) as session:
+        builders.customer(session, "C2")
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(tables.WebhookEvent)) == 0
     add(factory, settings, "https://hooks.example.com/in")
-    with counting(engine) as with_endpoint:
-        with transaction(factory) as session:
-            builders.customer(session, "C3")
+    with counting(engine) as with_endpoint, transaction(factory) as session:
+        builders.customer(session, "C3")
     # One query (is there an endpoint?) without; that and the event's insert with one.
     assert len(without.touching("webhook_events")) == 0
     assert len(without.touching("webhook_endpoints")) == 1
