@@ -28,7 +28,17 @@ from sandbox.salesforce.server import Sandbox
 from tests.conftest import TEST_TAX_RATES
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ["pull", "payments", "bill", "revenue", "push", "dunning", "send", "writeback"]
+STAGES = [
+    "pull",
+    "payments",
+    "bill",
+    "revenue",
+    "push",
+    "dunning",
+    "send",
+    "webhooks",
+    "writeback",
+]
 JOB_KEYS = {"time", "level", "logger", "job", "as_of", "ok", "seconds", "api_calls"}
 JOB_KEYS |= {"counts", "error"}
 STANDBY_SECONDS = 0.5
