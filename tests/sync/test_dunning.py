@@ -1,6 +1,7 @@
 """The dunning stage on the real database: steps recorded once each, set-based (three
-statements a batch of invoices, two queries when no step falls due: the steps and whether a webhook endpoint exists), none for paid or disputed
-invoices, the write-back marked in the same transaction."""
+statements a batch of invoices, two queries when no step falls due: the steps, and whether a
+webhook endpoint exists), none for paid or disputed invoices, the write-back marked in the same
+transaction."""
 
 from __future__ import annotations
 
