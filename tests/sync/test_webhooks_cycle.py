@@ -8,13 +8,14 @@ from collections import Counter
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
 from connector.settings import SalesforceSettings, Settings
 from connector.sync.cycle import run_cycle
 from sandbox.salesforce.server import Sandbox
+from tests.statements import counting
 from tests.sync.test_webhooks import add
 from tests.webhook_receiver import receiving
 
@@ -36,11 +37,12 @@ def _count(session: Session, table: type[tables.Base], *where: object) -> int:
 
 @pytest.mark.sandbox(seed="demo")
 def test_a_cycle_announces_what_it_changed(
-    factory: sessionmaker[Session], cycle_settings: Settings
+    factory: sessionmaker[Session], cycle_settings: Settings, engine: Engine
 ) -> None:
     with receiving() as receiver:
         receiver.secret = add(factory, cycle_settings, receiver.url)
-        first = run_cycle(factory, cycle_settings, date(2026, 1, 31))
+        with counting(engine) as seen:
+            first = run_cycle(factory, cycle_settings, date(2026, 1, 31))
         again = run_cycle(factory, cycle_settings, date(2026, 1, 31))
 
     got = receiver.delivered()
@@ -65,6 +67,15 @@ def test_a_cycle_announces_what_it_changed(
     assert len(got) == events == first.stages["webhooks"]["delivered"]
     assert first.stages["webhooks"]["events"] == events
     assert len({item.webhook_id for item in got}) == events  # each once
+    inserts = [
+        seen.rows[index]
+        for index, sql in enumerate(seen.sql)
+        if sql.startswith("INSERT INTO webhook_events")
+    ]
+    # One insert a batch: the accounts' page (its customers, then its records waiting), the
+    # deals' page (their subscriptions, then their records waiting), the billing run's batch.
+    assert inserts == [customers, 1, subscriptions, 2, invoices]
+    assert sum(inserts) == events
     assert again.stages["webhooks"] == {
         "events": 0,
         "delivered": 0,
