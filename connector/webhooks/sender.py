@@ -13,7 +13,8 @@ from connector import __version__
 from connector.tls import https_session
 from connector.webhooks.signing import headers
 
-ERROR_TEXT = 300  # characters of a refusal's body kept with its attempt
+ERROR_TEXT = 300  # bytes of a refusal's body kept with its attempt
+READ_AT_MOST = 65_536  # bytes of an answer read (so its connection serves the next request)
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,24 @@ def post(  # noqa: PLR0917 - one attempt: where, what, and how
         return Answer(None, _since(began), _describe(refused))
     with response:
         status = response.status_code
+        said = _read(response)
         problem = None
         if not 200 <= status < 300:
-            said = response.raw.read(ERROR_TEXT, decode_content=True) or b""
-            text = " ".join(said.decode("utf-8", "replace").split())
+            text = " ".join(said[:ERROR_TEXT].decode("utf-8", "replace").split())
             problem = f"HTTP {status} {response.reason or ''}".strip()
             problem += f": {text}" if text else ""
     return Answer(status, _since(began), problem)
+
+
+def _read(response: requests.Response) -> bytes:
+    """The answer's body up to ``READ_AT_MOST``: read to its end, the connection is kept for
+    the next request; a longer one is cut, and its connection closed."""
+    said = b""
+    for chunk in response.iter_content(8192):
+        said += chunk
+        if len(said) > READ_AT_MOST:
+            break
+    return said
 
 
 def _since(began: float) -> int:

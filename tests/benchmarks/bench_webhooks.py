@@ -1,15 +1,17 @@
 """Benchmark: delivering webhook events to a local receiver, against plain signed POSTs.
 
     python tests/benchmarks/bench_webhooks.py --events 2000 [--customers 200] [--batch-size 100]
-        [--database-url postgresql://...]
+        [--postgres-url postgresql://user:password@host/postgres]
 
 N events (``customer.created`` bodies of the usual size, spread over K customers: the ordering
 keys) are written to the webhook outbox of a fresh database (SQLite in a temporary folder by
-default) for one endpoint, and the ``webhooks`` stage delivers them all to a receiver in this
+default; with ``--postgres-url``, a database made on that server and dropped after) for one
+endpoint, and the ``webhooks`` stage delivers them all to a receiver in this
 process (a threaded ``http.server`` on 127.0.0.1 that verifies every request with the
 ``standardwebhooks`` library, as a receiver would). Then the same N bodies are posted to the
-same receiver directly with one ``requests`` session, each signed the same way: the cost of the
-HTTP and of the receiver alone. Reported: events per second of each, their ratio (the stage's
+same receiver directly with one ``requests`` session (keep-alive, no proxy lookups from the
+environment, as the stage's), each signed the same way: the cost of the HTTP and of the
+receiver alone. Reported: events per second of each, their ratio (the stage's
 throughput as a share of the plain POSTs'), and the SQL statements the stage spent per event
 (machine-independent).
 
@@ -45,6 +47,7 @@ from connector.webhooks.endpoints import add_endpoint  # noqa: E402
 from connector.webhooks.events import body as body_of  # noqa: E402
 from connector.webhooks.payloads import customer_event  # noqa: E402
 from connector.webhooks.signing import headers, secret_key  # noqa: E402
+from tests.conftest import create_postgres_database, drop_postgres_database  # noqa: E402
 from tests.statements import counting  # noqa: E402
 from tests.webhook_receiver import receiving  # noqa: E402
 
@@ -54,11 +57,19 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--postgres-url",
+        default="",
+        help="a PostgreSQL server to make a fresh database on (default: SQLite)",
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
-    url = args.database_url or f"sqlite:///{folder / 'connector.db'}"
+    url = (
+        create_postgres_database(args.postgres_url)
+        if args.postgres_url
+        else f"sqlite:///{folder / 'connector.db'}"
+    )
     engine = make_engine(url)
     upgrade(engine)
     factory = session_factory(engine)
@@ -110,6 +121,7 @@ def main() -> int:
         key = secret_key(receiver.secret)
         began = time.perf_counter()
         with requests.Session() as http:
+            http.trust_env = False  # as the stage's session: no proxy lookups per request
             for webhook_id, body in bodies:
                 stamp = int(datetime.now(UTC).timestamp())
                 answer = http.post(
@@ -136,6 +148,8 @@ def main() -> int:
     }
     print(json.dumps(figures, indent=2))
     engine.dispose()
+    if args.postgres_url:
+        drop_postgres_database(args.postgres_url, url)
     checks = {
         "every event delivered once": delivered == args.events
         and result.delivered == args.events
