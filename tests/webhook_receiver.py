@@ -9,6 +9,7 @@ in ``refused``."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import trustme
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 
@@ -43,9 +45,11 @@ class Receiver:
     refused: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    tls: bool = False
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hooks"
 
     def delivered(self) -> list[Received]:
         """What it accepted (answered 2xx), in order."""
@@ -111,10 +115,16 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def receiving(receiver: Receiver | None = None) -> Iterator[Receiver]:
-    """``receiver`` served on a free port while the block runs."""
+def receiving(receiver: Receiver | None = None, ca: trustme.CA | None = None) -> Iterator[Receiver]:
+    """``receiver`` served on a free port while the block runs; over HTTPS with a certificate
+    of ``ca`` for 127.0.0.1 when given."""
     receiver = receiver or Receiver()
     server = _Server(("127.0.0.1", 0), _handler(receiver))
+    if ca is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        receiver.tls = True
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

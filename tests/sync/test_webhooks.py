@@ -8,8 +8,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
+import trustme
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -422,3 +424,35 @@ def test_writes_announce_nothing_and_read_nothing_more_while_no_endpoint_exists(
     assert len(without.touching("webhook_endpoints")) == 1
     assert len(with_endpoint) == len(without) + 1
     assert len(with_endpoint.touching("webhook_events")) == 1
+
+
+def test_tls_is_verified_against_the_ca_file_never_the_environment(
+    factory: sessionmaker[Session],
+    hook_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))  # never trusted
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))
+    with receiving(ca=ca) as receiver:
+        receiver.secret = add(factory, hook_settings, receiver.url)
+        with transaction(factory) as session:
+            builders.customer(session)
+        refused = deliver(factory, hook_settings)
+        trusting = hook_settings.model_copy(
+            update={"webhooks": WebhooksSettings(retry_initial_seconds=0, ca_file=str(bundle))}
+        )
+        accepted = deliver(factory, trusting)
+
+    assert (refused.retrying, accepted.delivered) == (1, 1)
+    with factory() as session:
+        first = session.scalars(
+            select(tables.WebhookAttempt.error).order_by(tables.WebhookAttempt.id)
+        ).first()
+    assert first is not None
+    assert first.startswith("TLS refused: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in first
+    assert [item.type for item in receiver.delivered()] == ["customer.created"]
