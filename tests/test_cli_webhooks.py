@@ -151,6 +151,10 @@ def test_deliveries_status_and_remove(
         " ".join(status.stderr.split())
     )
 
+    text = runner.invoke(app, ["status"], env=env)
+    assert text.exit_code == 1
+    assert "Webhook endpoints" in text.stdout
+
     removed = runner.invoke(app, ["webhook", "remove", "1"], env=env)
     assert removed.exit_code == 0, removed.output
     assert removed.stdout == f"removed webhook endpoint 1 ({receiver.url})\n"

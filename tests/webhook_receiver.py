@@ -91,6 +91,9 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
+            if len(body) < length:  # the sender died mid-request: no request came
+                self.close_connection = True
+                return
             headers = {name.lower(): value for name, value in self.headers.items()}
             status = receiver.handle(headers, body)
             answer = b'{"ok":true}' if status < 300 else b"refused"
