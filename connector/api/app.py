@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from connector import __version__
-from connector.api import health, problems
+from connector.api import health, metrics, problems
 from connector.api.instance import Instance
 
 DESCRIPTION = """The billing connector's own API: customers, contracts, subscriptions,
@@ -25,6 +25,8 @@ def create_app(instance: Instance) -> FastAPI:
         redoc_url=None,
     )
     app.state.instance = instance
+    app.state.metrics_registry = metrics.database_registry(instance)
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

@@ -34,6 +34,7 @@ from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.email.smtp import check as check_mail
 from connector.errors import ConfigError, ConnectorError
+from connector.instruments import observe_run
 from connector.settings import Settings, mapping_path
 from connector.sync import crm_pull, push, rendering, writeback
 from connector.sync.billing_run import run_billing
@@ -164,6 +165,7 @@ class Runtime:
                     budget.spent,
                     (budget.org_used, budget.org_limit),
                 )
+        observe_run(run.job, run.ok, run.seconds)
         fields = run.log_record()
         job_log.log(
             logging.INFO if run.ok else logging.ERROR,

@@ -6,17 +6,13 @@ and configuration errors (exit 2)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -24,10 +20,8 @@ from sqlalchemy import func, select, text
 from connector.db import tables
 from connector.db.actor_lock import ADVISORY_KEY
 from connector.db.engine import make_engine, session_factory
-from sandbox.salesforce.server import Sandbox
-from tests.conftest import TEST_TAX_RATES
+from tests.jobs.conftest import ROOT, STANDBY_SECONDS, WAIT, Line, Service, environment, far_cron
 
-ROOT = Path(__file__).resolve().parents[2]
 STAGES = [
     "pull",
     "payments",
@@ -41,110 +35,7 @@ STAGES = [
 ]
 JOB_KEYS = {"time", "level", "logger", "job", "as_of", "ok", "seconds", "api_calls"}
 JOB_KEYS |= {"counts", "error"}
-STANDBY_SECONDS = 0.5
 TAKEOVER_CONTRACT_SECONDS = 60  # "a standby takes over within a minute"
-# Generous: each wait ends as soon as what it waits for is there. A first cycle renders the PDF
-# of each of the demo org's 634 invoices: a minute or two on a busy machine.
-WAIT = 240
-
-
-@dataclass
-class Line:
-    at: float  # time.monotonic() when it arrived
-    raw: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def job(self) -> str | None:
-        return self.data.get("job") if self.data.get("logger") == "connector.jobs" else None
-
-    @property
-    def message(self) -> str:
-        return str(self.data.get("message", ""))
-
-
-class Service:
-    """A ``connector run`` process whose stderr (JSON log lines) is read by a thread."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "connector", "run"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[Line] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                data = {}
-            with self._changed:
-                self.lines.append(Line(time.monotonic(), raw.rstrip("\n"), data))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def snapshot(self) -> list[Line]:
-        with self._changed:
-            return list(self.lines)
-
-    def jobs(self) -> list[Line]:
-        return [line for line in self.snapshot() if line.job is not None]
-
-    def messages(self, start: str) -> list[Line]:
-        return [line for line in self.snapshot() if line.message.startswith(start)]
-
-    def wait_for(
-        self, what: str, done: Callable[[list[Line]], bool], timeout: float = WAIT
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not done(self.lines):
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
-                    break
-                self._changed.wait(min(left, 0.2))
-            else:
-                return
-        pytest.fail(f"waited in vain for {what}; the service said:\n{self.output()}")
-
-    def wait_for_message(self, start: str, timeout: float = WAIT) -> Line:
-        self.wait_for(repr(start), lambda lines: any(_says(line, start) for line in lines), timeout)
-        return self.messages(start)[0]
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> int:
-        self.process.send_signal(sig)
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"still running {timeout} s after {sig.name}:\n{self.output()}")
-        self._reader.join(timeout=10)
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self._reader.join(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-
-    def output(self) -> str:
-        return "\n".join(line.raw for line in self.snapshot())
-
-
-def _says(line: Line, start: str) -> bool:
-    return line.message.startswith(start)
 
 
 def _position(lines: list[Line], message: str) -> int:
@@ -154,68 +45,6 @@ def _position(lines: list[Line], message: str) -> int:
 
 def _count(lines: list[Line], job: str) -> int:
     return sum(1 for line in lines if line.job == job)
-
-
-@pytest.fixture
-def services() -> Iterator[Callable[[dict[str, str]], Service]]:
-    """Start services; every one still running at the end is killed."""
-    started: list[Service] = []
-
-    def start(env: dict[str, str]) -> Service:
-        service = Service(env)
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.kill()
-
-
-def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
-    """The environment of a connector process: nothing of ours inherited, no TOML file but an
-    empty one, the repository's mapping files."""
-    config = tmp_path / "connector.toml"
-    config.write_text("")
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CONNECTOR_")}
-    env.update(
-        {
-            "CONNECTOR_CONFIG_FILE": str(config),
-            "CONNECTOR_LOG_FORMAT": "json",
-            "CONNECTOR_LOG_LEVEL": "INFO",
-            "CONNECTOR_LEDGER__PATH": str(tmp_path / "ledger.beancount"),
-            "CONNECTOR_ACCOUNTING__MAPPING_FILE": str(ROOT / "mappings" / "accounting.yaml"),
-            "CONNECTOR_SALESFORCE__MAPPING_FILE": str(ROOT / "mappings" / "salesforce.yaml"),
-            "CONNECTOR_TAX__RATES": json.dumps(TEST_TAX_RATES),
-            "CONNECTOR_API__PORT": "0",  # each instance its own free port
-        }
-    )
-    env.update({f"CONNECTOR_{name.upper()}": value for name, value in settings.items()})
-    return env
-
-
-def _far_cron() -> str:
-    """A daily crontab line twelve hours away: it does not fall due during a test."""
-    return f"0 {(datetime.now(UTC).hour + 12) % 24} * * *"
-
-
-@pytest.fixture
-def service_env(
-    database_url: str, salesforce_sandbox: Sandbox, tmp_path: Path
-) -> Callable[..., dict[str, str]]:
-    def make(**schedule: str) -> dict[str, str]:
-        return _environment(
-            tmp_path,
-            database_url=database_url,
-            salesforce__instance_url=salesforce_sandbox.instance_url,
-            salesforce__session_id=salesforce_sandbox.session_id,
-            salesforce__ca_file=str(salesforce_sandbox.ca_file),
-            schedule__standby_seconds=str(STANDBY_SECONDS),
-            # The service bills as of today; the demo org's deals close in 2025-10 .. 2026-09.
-            billing__max_backdate_days="36500",
-            **{f"schedule__{name}": spec for name, spec in schedule.items()},
-        )
-
-    return make
 
 
 def _check_job_line(line: Line, today: set[str]) -> None:
@@ -276,13 +105,13 @@ def _today() -> str:
 
 @pytest.mark.sandbox(seed="demo")
 def test_run_logs_each_job_run_and_stops_on_sigterm(
-    services: Callable[[dict[str, str]], Service],
+    services: Callable[..., Service],
     service_env: Callable[..., dict[str, str]],
     database_url: str,
 ) -> None:
     today = {_today()}
     interval = {"pull": "1s", "bill": "2s", "push": "2s", "payments": "2s", "writeback": "2s"}
-    env = service_env(revenue=_far_cron(), **interval)
+    env = service_env(revenue=far_cron(), **interval)
     service = services(env)
 
     active = service.wait_for_message("active (")
@@ -390,12 +219,12 @@ def _check_cycle(service: Service, today: set[str]) -> None:
 
 @pytest.mark.sandbox(seed="demo")
 def test_one_instance_acts_and_a_standby_takes_over_when_it_dies_or_stops(
-    services: Callable[[dict[str, str]], Service],
+    services: Callable[..., Service],
     service_env: Callable[..., dict[str, str]],
 ) -> None:
     today = {_today()}
     env = service_env(
-        pull="1s", bill="1h", push="1h", payments="1h", writeback="1h", revenue=_far_cron()
+        pull="1s", bill="1h", push="1h", payments="1h", writeback="1h", revenue=far_cron()
     )
     first = services(env)
     first.wait_for_message("active (")
@@ -497,13 +326,13 @@ def _take_the_lock_away(database_url: str) -> None:
 
 @pytest.mark.sandbox(seed="demo")
 def test_an_instance_that_loses_the_lock_stands_by_and_acts_again(
-    services: Callable[[dict[str, str]], Service],
+    services: Callable[..., Service],
     service_env: Callable[..., dict[str, str]],
     database_url: str,
 ) -> None:
     today = {_today()}
     env = service_env(
-        pull="1s", bill="1h", push="1h", payments="1h", writeback="1h", revenue=_far_cron()
+        pull="1s", bill="1h", push="1h", payments="1h", writeback="1h", revenue=far_cron()
     )
     service = services(env)
     active = service.wait_for_message("active (")
@@ -534,7 +363,7 @@ def test_an_instance_that_loses_the_lock_stands_by_and_acts_again(
 
 @pytest.mark.sandbox(seed="demo")
 def test_sigint_during_the_startup_cycle_ends_it_after_the_batch_in_hand(
-    services: Callable[[dict[str, str]], Service],
+    services: Callable[..., Service],
     service_env: Callable[..., dict[str, str]],
 ) -> None:
     service = services(service_env(pull="1s"))
@@ -585,7 +414,7 @@ BAD_SETTINGS = {
 @pytest.mark.sandbox(seed="demo")
 @pytest.mark.parametrize("case", list(BAD_SETTINGS))
 def test_a_bad_setting_stops_the_service_with_exit_code_2(
-    services: Callable[[dict[str, str]], Service],
+    services: Callable[..., Service],
     service_env: Callable[..., dict[str, str]],
     tmp_path: Path,
     database_url: str,
@@ -630,7 +459,7 @@ def test_a_bad_setting_stops_the_service_with_exit_code_2(
 
 
 def test_an_invalid_schedule_stops_run_with_exit_code_2(tmp_path: Path) -> None:
-    env = _environment(
+    env = environment(
         tmp_path, database_url=f"sqlite:///{tmp_path / 'c.db'}", schedule__pull="every five"
     )
     done = subprocess.run(
