@@ -138,6 +138,9 @@ xero_app = typer.Typer(help="The Xero connection.", no_args_is_help=True)
 review_app = typer.Typer(help="Records held for review.", no_args_is_help=True)
 email_app = typer.Typer(help="E-mail to customers.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Keys of the HTTP API and the console.", no_args_is_help=True)
+webhook_app = typer.Typer(
+    help="Webhook endpoints (Standard Webhooks) and their deliveries.", no_args_is_help=True
+)
 sandbox_app = typer.Typer(
     help="A local Salesforce org for dry runs and tests.", no_args_is_help=True
 )
@@ -152,6 +155,7 @@ app.add_typer(xero_app, name="xero")
 app.add_typer(review_app, name="review")
 app.add_typer(email_app, name="email")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(webhook_app, name="webhook")
 
 DateOption = Annotated[
     datetime | None,
@@ -848,6 +852,95 @@ def apikey_revoke(
     with transaction(_state(ctx).database(create=False)) as session:
         info = revoke_key(session, name)
     console.print(f"revoked {info.name!r} ({info.prefix}…)", markup=False, highlight=False)
+
+
+@webhook_app.command("add")
+@handles_errors
+def webhook_add(
+    ctx: typer.Context,
+    url: Annotated[
+        str, typer.Argument(help="Where to post: https://, or http:// to localhost only.")
+    ],
+    events: Annotated[
+        str,
+        typer.Option(
+            "--events",
+            help="Event types, comma-separated (customer.created,invoice.paid,...), or * for all.",
+        ),
+    ],
+) -> None:
+    """Add an endpoint and print its signing secret (whsec_...), once: receivers verify each
+    request with it (the standardwebhooks library)."""
+    from connector.db.engine import transaction
+    from connector.encryption import TokenCipher
+    from connector.webhooks.endpoints import add_endpoint
+
+    state = _state(ctx)
+    settings = state.settings
+    cipher = TokenCipher.from_settings(settings.secrets, settings.database_url.get_secret_value())
+    with transaction(state.database()) as session:
+        info, secret = add_endpoint(session, cipher, url, events)
+    errors.print(
+        f"webhook endpoint {info.id}: {info.url} ({', '.join(info.events)}). Its signing "
+        "secret is shown this once; keep it secret:",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    print(secret)  # alone on stdout, for scripts: SECRET=$(connector webhook add ...)
+
+
+@webhook_app.command("list")
+@handles_errors
+def webhook_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """The endpoints: URL, events, enabled (or why not), and their deliveries per state."""
+    from connector.db.engine import reading
+    from connector.render_webhooks import endpoint_table
+    from connector.webhooks.endpoints import list_endpoints
+
+    with reading(_state(ctx).database(create=False)) as session:
+        endpoints = list_endpoints(session)
+    if as_json:
+        _print_json([endpoint.to_dict() for endpoint in endpoints])
+    else:
+        console.print(endpoint_table(endpoints))
+
+
+@webhook_app.command("remove")
+@handles_errors
+def webhook_remove(
+    ctx: typer.Context, endpoint_id: Annotated[int, typer.Argument(help="The endpoint's id.")]
+) -> None:
+    """Remove an endpoint with its deliveries: nothing more is sent to it."""
+    from connector.db.engine import transaction
+    from connector.webhooks.endpoints import remove_endpoint
+
+    with transaction(_state(ctx).database(create=False)) as session:
+        info = remove_endpoint(session, endpoint_id)
+    console.print(f"removed webhook endpoint {info.id} ({info.url})", markup=False)
+
+
+@webhook_app.command("deliveries")
+@handles_errors
+def webhook_deliveries(
+    ctx: typer.Context,
+    endpoint: Annotated[
+        int | None, typer.Option("--endpoint", help="Only this endpoint's (its id).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """The latest deliveries, newest first: event, state, tries, last answer, next try."""
+    from connector.db.engine import reading
+    from connector.render_webhooks import delivery_table
+    from connector.sync.webhook_status import recent_deliveries
+
+    with reading(_state(ctx).database(create=False)) as session:
+        found = recent_deliveries(session, endpoint, limit)
+    if as_json:
+        _print_json([row.to_dict() for row in found])
+    else:
+        console.print(delivery_table(found))
 
 
 @app.command()

@@ -222,6 +222,10 @@ def status_report(report: Status) -> Group:
         parts.append(depth)
     if report.email is not None:
         parts.extend(_email_part(report.email))
+    if report.webhooks is not None:
+        from connector.render_webhooks import webhook_table
+
+        parts.append(webhook_table(report.webhooks))
     if report.waiting:
         waiting = Table(title="Waiting for a fix or a review")
         for column in ("State", "Object", "Id", "Name", "Reason"):

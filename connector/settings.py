@@ -212,6 +212,7 @@ class ScheduleSettings(_Section):
     )
     writeback: str = Field(default="15m", description="Write billing status to Salesforce.")
     dunning: str = Field(default="1h", description="Record the dunning steps invoices reach.")
+    webhooks: str = Field(default="1m", description="Deliver webhook events to their endpoints.")
     revenue: str = Field(default="10 0 * * *", description="Close revenue (daily, 00:10 UTC).")
     misfire_grace_seconds: Annotated[int, Field(ge=1, le=86_400)] = Field(
         default=300, description="A run that could not start this late is skipped, not run late."
@@ -222,7 +223,9 @@ class ScheduleSettings(_Section):
         "it still holds the lock).",
     )
 
-    @field_validator("pull", "bill", "push", "payments", "dunning", "send", "writeback", "revenue")
+    @field_validator(
+        "pull", "bill", "push", "payments", "dunning", "send", "writeback", "revenue", "webhooks"
+    )
     @classmethod
     def _interval_or_cron(cls, value: str) -> str:
         interval = parse_interval(value)
@@ -675,6 +678,30 @@ class EmailSettings(_Section):
     )
 
 
+class WebhooksSettings(_Section):
+    """Delivering webhook events to the endpoints of `connector webhook add`."""
+
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="Seconds to wait for a receiver to connect and to answer."
+    )
+    max_age_hours: Annotated[float, Field(gt=0, le=720)] = Field(
+        default=72.0,
+        description="An event a receiver still refuses this long after it happened is failed.",
+    )
+    retry_initial_seconds: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=5.0, description="Wait before the second try; doubles each try (with jitter)."
+    )
+    retry_max_seconds: Annotated[float, Field(ge=0, le=604_800)] = Field(
+        default=21_600.0, description="Longest wait between tries."
+    )
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=100, description="Deliveries read and recorded per batch."
+    )
+    ca_file: str = Field(
+        default="", description="PEM bundle of CAs to trust (empty: the system's trust store)."
+    )
+
+
 def fernet_keys(value: str) -> list[str]:
     """Fernet keys written one after another (commas, spaces or lines between them)."""
     return [key for key in re.split(r"[\s,]+", value.strip()) if key]
@@ -791,6 +818,7 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

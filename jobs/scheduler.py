@@ -25,6 +25,7 @@ from jobs.billing import bill, close_revenue
 from jobs.dunning import dunning
 from jobs.pull import pull
 from jobs.send import send
+from jobs.webhooks import webhooks
 from jobs.writeback import write_back
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ JOBS: dict[str, Job] = {  # in the order of a cycle
     "push": push,
     "dunning": dunning,
     "send": send,
+    "webhooks": webhooks,
     "writeback": write_back,
 }
 

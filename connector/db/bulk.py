@@ -82,7 +82,7 @@ def _column(name: str) -> str:
     return name
 
 
-def _execute_many(
+def execute_many(
     session: Session, statement: ClauseElement, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """Run ``statement`` once for each of ``rows`` (dicts by bound name), as one executemany."""
@@ -129,7 +129,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     """Insert ``rows`` (dicts with the same keys, every column with a default given) into
     ``table``."""
     if rows:
-        _execute_many(session, insert(table).inline(), table, rows)
+        execute_many(session, insert(table).inline(), table, rows)
 
 
 def upsert(
@@ -153,7 +153,7 @@ def upsert(
     set_ = (
         dict(changes(excluded)) if callable(changes) else {name: excluded[name] for name in changes}
     )
-    _execute_many(
+    execute_many(
         session,
         statement.on_conflict_do_update(index_elements=list(keys), set_=set_),
         table,
@@ -191,7 +191,7 @@ def bulk_update(
         {(KEY if name in keys else VALUE) + name: value for name, value in row.items()}
         for row in rows
     ]
-    _execute_many(session, statement, table, bound)
+    execute_many(session, statement, table, bound)
 
 
 def bulk_delete(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -202,7 +202,7 @@ def bulk_delete(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         and_(*(table.c[name] == bindparam(KEY + name) for name in rows[0]))
     )
     bound = [{KEY + name: value for name, value in row.items()} for row in rows]
-    _execute_many(session, statement, table, bound)
+    execute_many(session, statement, table, bound)
 
 
 def reserve_ids(session: Session, table: Table, count: int) -> list[int]:

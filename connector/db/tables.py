@@ -778,3 +778,85 @@ class ConsoleSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
+
+
+class WebhookEndpoint(Base):
+    """A receiver of webhooks: its URL, the event types it subscribed to, and its signing
+    secret (``whsec_…``) sealed with the secrets key. ``enabled`` is false once the receiver
+    answered 410 Gone (``disabled_reason`` says so, and when)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+
+
+class WebhookEvent(Base):
+    """One change of state to announce (the webhook outbox), written in the transaction that
+    made the change. ``webhook_id`` (``evt_…``) is derived from the change, so the same change
+    written twice is one event, and every delivery of it carries the same id; ``subject`` names
+    what changed (``document:12``); ``ordering_key`` what its order is kept within (a
+    customer, a CRM record); ``payload`` is the body sent. ``fanned_out`` once its deliveries
+    to the endpoints subscribed to its type are made."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index(None, "fanned_out", "id"),
+        Index(None, "type", "subject"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(120))
+    ordering_key: Mapped[str] = mapped_column(String(120))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class WebhookDelivery(Base):
+    """One event to deliver to one endpoint: ``pending`` (to try at ``next_attempt_at``),
+    ``delivered`` (the receiver answered 2xx), ``failed`` (still refused when the event was
+    ``webhooks.max_age`` old) or ``disabled`` (the endpoint was disabled). ``ordering_key``
+    is the event's: a later event of the same key waits while an earlier one is pending."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index(None, "endpoint_id", "ordering_key", "state", "event_id"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("webhook_events.id"))
+    ordering_key: Mapped[str] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class WebhookAttempt(Base):
+    """One attempt of a delivery: the receiver's HTTP status (None: no answer), how long it
+    took, and the error when it was not a 2xx."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    attempted_at: Mapped[datetime]
+    status: Mapped[int | None]
+    latency_ms: Mapped[int]
+    error: Mapped[str | None] = mapped_column(Text)

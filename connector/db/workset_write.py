@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
-from connector.db import tables, writeback_queue
+from connector.db import tables, workset_events, writeback_queue
 from connector.db.bulk import bulk_delete, bulk_insert, bulk_update, reserve_many
 from connector.db.types import utc_now
 from connector.db.workset_rows import (
@@ -111,6 +111,7 @@ def write(work: Workset) -> None:
         ],
     )
     _mark(work, real, new_customers, alive)
+    workset_events.emit_changes(work, real, new_customers, alive)
 
 
 def _mark(work: Workset, real: Real, new_customers: list[CustomerRow], alive: Alive) -> None:

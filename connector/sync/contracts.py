@@ -25,7 +25,7 @@ from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import ONE_DAY, Frequency
 from connector.billing.pricing import ChargeKind
 from connector.billing.tax import country_code, region_code
-from connector.db import outbox, tables
+from connector.db import outbox, tables, webhook_events
 from connector.db import writeback_queue as writeback
 from connector.db.catalog import PriceCache, find_by_external_id, link_external_id
 from connector.db.documents import find_document
@@ -33,6 +33,7 @@ from connector.db.subscriptions import earliest, get_subscription, load_subscrip
 from connector.documents import store
 from connector.errors import BillingError, InvalidInputError
 from connector.sync.mapping import Address, language_code
+from connector.webhooks import events
 
 
 def customer_codes(
@@ -101,6 +102,7 @@ def upsert_customer(
         if system and external_id:
             link_external_id(session, row, system, external_id)
             writeback.mark(session, writeback.CUSTOMER, [row.id])  # its account shows now
+        webhook_events.emit_customer(session, row, external_id if system else None)
     else:
         row.name, row.country, row.currency, row.tax_id = name.strip(), iso_country, code, tax_id
         row.region = iso_region
@@ -199,6 +201,9 @@ def create_subscription(
         if system == writeback.SYSTEM:  # the deal shows as billed
             writeback.mark(session, writeback.DEAL, [external_id])
     writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
+    webhook_events.emit_subscription(
+        session, events.SUBSCRIPTION_CREATED, row, "", external_id if system else None
+    )
     return row
 
 
@@ -270,6 +275,7 @@ def _record_change(
     reference: str | None,
 ) -> tables.Amendment:
     row = loaded.row
+    was_cancelled = row.cancel_date is not None
     values = change_values(row, after, reconcile_from)
     row.revision = values.pop("revision")
     amendment = tables.Amendment(
@@ -285,6 +291,13 @@ def _record_change(
     for name, value in values.items():
         setattr(row, name, value)
     writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
+    cancelled = not was_cancelled and row.cancel_date is not None
+    webhook_events.emit_subscription(
+        session,
+        events.SUBSCRIPTION_CANCELLED if cancelled else events.SUBSCRIPTION_UPDATED,
+        row,
+        str(row.revision),
+    )
     session.flush()
     return amendment
 
@@ -475,6 +488,7 @@ def reschedule_subscription(
     for name, value in rescheduled_values(row, after).items():
         setattr(row, name, value)
     writeback.mark(session, writeback.SUBSCRIPTION, [row.id])
+    webhook_events.emit_subscription(session, events.SUBSCRIPTION_UPDATED, row, str(row.revision))
 
 
 def refuse_billed_reschedule(subscription_id: int) -> NoReturn:
@@ -514,6 +528,7 @@ def void_invoice(session: Session, number: str, reason: str | None = None) -> ta
     store.queue_renders(session, [invoice.id])
     outbox.enqueue(session, "void", [invoice.id])  # accounting reverses it
     writeback.mark(session, writeback.DOCUMENT, [invoice.id])
+    webhook_events.emit_document(session, events.INVOICE_VOIDED, invoice)
     if invoice.subscription_id is not None:
         loaded = _load(session, invoice.subscription_id)
         _record_change(
@@ -557,6 +572,7 @@ def discard_subscription(session: Session, subscription_id: int) -> None:
     )
     contract_id = row.contract_id
     writeback.mark(session, writeback.CUSTOMER, [row.customer_id])  # its MRR without it
+    webhook_events.emit_subscription(session, events.SUBSCRIPTION_CANCELLED, row, "discarded")
     session.delete(row)
     session.flush()
     session.execute(delete(tables.Contract).where(tables.Contract.id == contract_id))

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.crm.budget import ApiBudget
 from connector.crm.client import SalesforceClient
-from connector.db import staging
+from connector.db import staging, webhook_events
 from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
 from connector.errors import CrmError, QuotaExhaustedError
@@ -443,13 +443,16 @@ class Pull:
             return
         before = [waiting_state(row) if row.stored else None for row in rows]
         outcomes = self.applier.apply(session, rows)
+        moved: list[staging.Staged] = []
         for row, outcome, was in zip(rows, outcomes, before, strict=True):
             staging.settle(row, outcome.state, outcome.reason, session=session)
             self.result.count(outcome.state)
             if waiting_state(row) != was:
                 self.changed_waiting += 1
                 log_waiting(row)
+                moved.append(row)
         staging.save_staged(session, SYSTEM, rows)
+        webhook_events.emit_records(session, SYSTEM, moved)
 
     def _retry_quarantined(self, session: Session) -> None:
         """Accounts first, then deals (what a deal waits for may have arrived this run)."""

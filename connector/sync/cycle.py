@@ -1,7 +1,8 @@
 """The stages of the connector, run one at a time (a scheduled job) or all in order (a cycle):
 pull from Salesforce, read the payments recorded in accounting, bill, close revenue, push to
 accounting, record the collections steps open invoices reach (dunning), render new documents
-as PDF and e-mail them and the reminders due to customers (send), write back to Salesforce.
+as PDF and e-mail them and the reminders due to customers (send), deliver webhook events
+(webhooks), write back to Salesforce.
 Payments are read before billing, so that a credit note on an invoice already paid in
 accounting is not applied to it here (it is the customer's credit there and here alike).
 
@@ -42,12 +43,25 @@ from connector.sync.mapping import load_mapping
 from connector.sync.revenue_close import close_revenue
 from connector.sync.sending import SendResult, send_messages
 from connector.sync.stopping import StopRequest
+from connector.sync.webhooks import deliver as deliver_webhooks
 from connector.sync.writeback_dunning import TaskOptions
 
 log = logging.getLogger(__name__)
 job_log = logging.getLogger("connector.jobs")
 
-STAGES = ("pull", "payments", "bill", "revenue", "push", "dunning", "send", "writeback")
+# Webhooks go out after every stage that writes events (the pull, payments, billing, dunning)
+# and before the write-back, which writes none: its Salesforce calls do not delay them.
+STAGES = (
+    "pull",
+    "payments",
+    "bill",
+    "revenue",
+    "push",
+    "dunning",
+    "send",
+    "webhooks",
+    "writeback",
+)
 
 
 @dataclass
@@ -230,6 +244,7 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
         rt.factory, rt.settings.dunning, as_of, rt.stop.checkpoint
     ),
     "send": lambda rt, _: send_stage(rt),
+    "webhooks": lambda rt, _: deliver_webhooks(rt.factory, rt.settings, rt.stop.checkpoint),
     "writeback": lambda rt, as_of: writeback.write_back(
         rt.factory,
         rt.client,
@@ -273,6 +288,8 @@ class CycleResult:
             or sent.get("deferred")
             or sent.get("waiting")
             or sent.get("render_held")
+            or self.stages.get("webhooks", {}).get("failed")
+            or self.stages.get("webhooks", {}).get("disabled")
         )
 
     def to_dict(self) -> dict[str, Any]:

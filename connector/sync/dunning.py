@@ -36,6 +36,7 @@ from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
 from connector.email.queue import REMINDER, MessageRequest, queue_messages
 from connector.settings import DunningSettings
+from connector.sync.overdue import announce_overdue
 from connector.sync.stopping import no_stop
 from connector.sync.writeback_dunning import task_key
 
@@ -50,6 +51,7 @@ class DunningResult:
     invoices: int = 0  # invoices that reached a step
     taken: dict[str, int] = field(default_factory=dict)  # step -> invoices
     skipped: int = 0
+    overdue: int = 0  # invoices announced overdue (webhooks)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class DunningResult:
             "invoices": self.invoices,
             "taken": dict(self.taken),
             "skipped": self.skipped,
+            "overdue": self.overdue,
         }
 
 
@@ -184,15 +187,19 @@ def run_dunning(
     checkpoint: Callable[[], None] = no_stop,
 ) -> DunningResult:
     """Record the steps reached on ``as_of``, a batch a transaction (``checkpoint`` between
-    batches; it raises to stop there)."""
+    batches; it raises to stop there). The first transaction also announces the invoices that
+    became overdue (:mod:`connector.sync.overdue`), whether dunning is enabled or not."""
     schedule = settings.schedule()
-    if not settings.enabled or not schedule.steps:
-        return DunningResult(enabled=False)
-    result = DunningResult()
+    enabled = settings.enabled and bool(schedule.steps)
+    result = DunningResult(enabled=enabled)
     after: int | None = 0
+    first = True
     while after is not None:
         with transaction(factory) as session:
-            after = _batch(session, schedule, as_of, after, result)
+            if first:
+                result.overdue = announce_overdue(session, as_of)
+                first = False
+            after = _batch(session, schedule, as_of, after, result) if enabled else None
         if after is not None:
             checkpoint()
     return result

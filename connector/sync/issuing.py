@@ -14,13 +14,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
+from types import SimpleNamespace
 
 from sqlalchemy.orm import Session
 
 from connector.billing.invoicing import DocumentDraft, DocumentKind
-from connector.db import outbox, revenue_due, tables
+from connector.billing.money import ZERO
+from connector.billing.payments import InvoiceStatus
+from connector.db import outbox, revenue_due, tables, webhook_events
 from connector.db import writeback_queue as writeback
 from connector.db.documents import (
+    CREDIT_NOTE_ISSUED,
     IssuedDocument,
     allocate_numbers,
     format_number,
@@ -38,6 +42,7 @@ from connector.sync.settlement import (
     keep_credit,
     settle_customer,
 )
+from connector.webhooks.payloads import created_document_type, document_event
 
 # (draft, customer id, subscription id)
 Unnumbered = tuple[DocumentDraft, int, int | None]
@@ -80,6 +85,43 @@ def number_documents(
     return numbered
 
 
+def _announce(session: Session, issued: Sequence[IssuedDocument]) -> None:
+    """``invoice.created`` and ``credit_note.created`` for the documents: one statement."""
+    if not issued or not webhook_events.active(session):
+        return
+    webhook_events.emit(
+        session,
+        [
+            document_event(
+                created_document_type(doc.draft.kind.value),
+                SimpleNamespace(
+                    id=doc.id,
+                    number=doc.number,
+                    kind=doc.draft.kind.value,
+                    status=InvoiceStatus.OPEN.value
+                    if doc.draft.kind is DocumentKind.INVOICE
+                    else CREDIT_NOTE_ISSUED,
+                    customer_id=doc.customer_id,
+                    subscription_id=doc.subscription_id,
+                    invoice_id=doc.draft.credited_invoice_id,
+                    currency=doc.draft.currency.code,
+                    issue_date=doc.draft.issue_date,
+                    due_date=doc.draft.due_date,
+                    period_start=doc.draft.period.start,
+                    period_end=doc.draft.period.end,
+                    subtotal=doc.draft.subtotal,
+                    tax_total=doc.draft.tax_total,
+                    total=doc.draft.total,
+                    amount_paid=ZERO,
+                    amount_credited=ZERO,
+                    version=1,
+                ),
+            )
+            for doc in issued
+        ],
+    )
+
+
 def issue(
     session: Session,
     billing: BillingSettings,
@@ -95,6 +137,7 @@ def issue(
     for kind in DocumentKind:  # in the same transaction as the documents
         outbox.enqueue(session, kind.value, (d.id for d in issued if d.draft.kind is kind))
     writeback.mark(session, writeback.DOCUMENT, (d.id for d in issued))
+    _announce(session, issued)
     queue_documents(session, [(d.id, d.draft.kind.value) for d in issued])  # e-mailed
     credit_notes = [d for d in issued if d.draft.kind is DocumentKind.CREDIT_NOTE]
     record_credited_lines(session, credit_notes)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.db import reviews, staging, tables
+from connector.db import reviews, staging, tables, webhook_events
 from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.errors import InvalidInputError, NotFoundError
@@ -139,4 +139,5 @@ def approve_in(
     outcome = applier.settle(session, row)
     if outcome.state == staging.HELD:  # rolls the approval back with everything else
         raise StillHeldError(f"{row.object} {record_id} stays held: {outcome.reason}")
+    webhook_events.emit_records(session, SYSTEM, [row])
     return Approved(approval, outcome.state, outcome.reason)

@@ -31,11 +31,12 @@ from connector.billing.payments import (
     invoice_status,
 )
 from connector.billing.plausibility import ceiling_of
-from connector.db import outbox, tables
+from connector.db import outbox, tables, webhook_events
 from connector.db import writeback_queue as writeback
 from connector.db.documents import CREDIT_NOTE_ISSUED, find_document
 from connector.documents import store
 from connector.errors import BillingError, InvalidInputError, NotFoundError
+from connector.webhooks import events
 
 Source = tables.Payment | tables.Document
 CREDIT_APPLIED = "credit_applied"  # outbox: credit held applied to an invoice
@@ -88,12 +89,15 @@ def _apply(
         invoice.amount_paid += amount
     else:
         invoice.amount_credited += amount
+    was = invoice.status
     invoice.status = invoice_status(
         invoice.total, invoice.amount_paid, invoice.amount_credited
     ).value
     invoice.version += 1  # what it shows changed: its PDF is rendered again
     store.queue_renders(session, [invoice.id])
     writeback.mark(session, writeback.DOCUMENT, [invoice.id])
+    if was != InvoiceStatus.PAID.value and invoice.status == InvoiceStatus.PAID.value:
+        webhook_events.emit_document(session, events.INVOICE_PAID, invoice, str(invoice.version))
 
 
 def _open_invoices(session: Session, customer_id: int, currency_code: str) -> list[tables.Document]:
@@ -346,6 +350,7 @@ def record_payment(
     session.add(payment)
     session.flush()
     outbox.enqueue(session, PaymentKind.PAYMENT.value, [payment.id])
+    webhook_events.emit_payment(session, payment, invoice.number if invoice else None)
     if invoice is not None and invoice.status == InvoiceStatus.OPEN.value:
         _apply(session, payment, invoice, min(value, due_of(invoice)), received_on)
     settle_customer(session, customer_id, received_on)

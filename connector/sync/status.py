@@ -20,6 +20,7 @@ from connector.db import outbox, staging, tables
 from connector.documents import store
 from connector.sync.closing import Books, books_state
 from connector.sync.email_status import EmailState, email_state
+from connector.sync.webhook_status import WebhookState, webhook_state
 
 SYSTEM = "salesforce"
 DOCUMENT_TYPES = (base.INVOICE, base.CREDIT_NOTE, base.VOID)  # outbox rows of documents
@@ -114,6 +115,7 @@ class Status:
     unbilled: int = 0  # subscriptions the last billing run could not bill (billing_error)
     email: EmailState | None = None  # the mail outbox
     unrendered: list[tuple[str, str]] = field(default_factory=list)  # (document, why)
+    webhooks: WebhookState | None = None  # None: no webhook endpoint
 
     def attention(self) -> list[str]:
         """What waits for a person, one line each: records waiting for a fix or a review,
@@ -144,6 +146,8 @@ class Status:
             lines.extend(self.email.attention())
         for number, why in self.unrendered:
             lines.append(f"{number}: its PDF could not be rendered ({why})")
+        if self.webhooks is not None:
+            lines.extend(self.webhooks.attention())
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +175,7 @@ class Status:
             "tax_ids": [warning.to_dict() for warning in self.tax_ids],
             "email": self.email.to_dict() if self.email is not None else None,
             "unrendered": [{"document": n, "reason": why} for n, why in self.unrendered],
+            "webhooks": self.webhooks.to_dict() if self.webhooks is not None else None,
         }
 
 
@@ -309,6 +314,7 @@ def status(
         tax_ids=tax_id_warnings(session, home_country) if home_country else [],
         email=email_state(session, email_enabled),
         unrendered=store.held(session),
+        webhooks=webhook_state(session),
         unbilled=session.scalar(
             select(func.count())
             .select_from(tables.Subscription)

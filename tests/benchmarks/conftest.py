@@ -39,6 +39,7 @@ SMALL: dict[str, dict[str, list[str]]] = {
     "bench_memory.py": {"small": ["--deals", "200"], "fresh": ["--deals", "200", "--fresh"]},
     # The throttled run needs more calls than one window admits: its default N of 2,000.
     "bench_xero.py": {"small": ["--invoices", "500"], "throttled": ["--throttled"]},
+    "bench_webhooks.py": {"small": ["--events", "500"]},
 }
 LONGEST_LINE = 400  # characters of a printed line shown in the summary (JSON dumps are long)
 TIMEOUT = 900  # seconds: a benchmark that hangs fails instead of holding the run

@@ -27,9 +27,20 @@ from jobs.dunning import dunning
 from jobs.pull import pull
 from jobs.scheduler import JOBS, build_scheduler, next_run, schedule_of, trigger
 from jobs.send import send
+from jobs.webhooks import webhooks
 from jobs.writeback import write_back
 
-JOB_IDS = ["pull", "payments", "bill", "revenue", "push", "dunning", "send", "writeback"]
+JOB_IDS = [
+    "pull",
+    "payments",
+    "bill",
+    "revenue",
+    "push",
+    "dunning",
+    "send",
+    "webhooks",
+    "writeback",
+]
 SATURDAY = datetime(2026, 11, 21, 8, 25, 30, tzinfo=UTC)
 
 
@@ -61,7 +72,7 @@ def _next_ten_past_midnight(now: datetime) -> datetime:
     return today if today > now else today + timedelta(days=1)
 
 
-def test_the_scheduler_has_the_eight_jobs_on_their_triggers(
+def test_the_scheduler_has_the_nine_jobs_on_their_triggers(
     started: list[BackgroundScheduler],
 ) -> None:
     runtime = _runtime(
@@ -73,6 +84,7 @@ def test_the_scheduler_has_the_eight_jobs_on_their_triggers(
         writeback="15m",
         revenue="10 0 * * *",
         dunning="2h",
+        webhooks="30s",
         misfire_grace_seconds=120,
     )
     errors: list[ConfigError] = []
@@ -86,7 +98,7 @@ def test_the_scheduler_has_the_eight_jobs_on_their_triggers(
 
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert sorted(jobs) == sorted(JOB_IDS)
-    assert len(scheduler.get_jobs()) == 8
+    assert len(scheduler.get_jobs()) == 9
     expected_work = {
         "pull": pull,
         "bill": bill,
@@ -96,6 +108,7 @@ def test_the_scheduler_has_the_eight_jobs_on_their_triggers(
         "send": send,
         "writeback": write_back,
         "dunning": dunning,
+        "webhooks": webhooks,
     }
     intervals = {
         "pull": timedelta(seconds=30),
@@ -105,6 +118,7 @@ def test_the_scheduler_has_the_eight_jobs_on_their_triggers(
         "send": timedelta(hours=2),
         "writeback": timedelta(minutes=15),
         "dunning": timedelta(hours=2),
+        "webhooks": timedelta(seconds=30),
     }
     for name, job in jobs.items():
         assert job.name == name
@@ -151,6 +165,7 @@ def test_the_default_schedule(started: list[BackgroundScheduler]) -> None:
         "send": "15m",
         "writeback": "15m",
         "dunning": "1h",
+        "webhooks": "1m",
     }
     assert list(JOBS) == JOB_IDS
     assert runtime.settings.schedule.misfire_grace_seconds == 300

@@ -22,7 +22,17 @@ from connector.db.actor_lock import ADVISORY_KEY
 from connector.db.engine import make_engine, session_factory
 from tests.jobs.conftest import ROOT, STANDBY_SECONDS, WAIT, Line, Service, environment, far_cron
 
-STAGES = ["pull", "payments", "bill", "revenue", "push", "dunning", "send", "writeback"]
+STAGES = [
+    "pull",
+    "payments",
+    "bill",
+    "revenue",
+    "push",
+    "dunning",
+    "send",
+    "webhooks",
+    "writeback",
+]
 JOB_KEYS = {"time", "level", "logger", "job", "as_of", "ok", "seconds", "api_calls"}
 JOB_KEYS |= {"counts", "error"}
 TAKEOVER_CONTRACT_SECONDS = 60  # "a standby takes over within a minute"

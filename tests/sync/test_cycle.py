@@ -81,7 +81,15 @@ def test_a_ledger_file_that_does_not_load_fails_only_the_ledger_stages(
     second = run_cycle(factory, cycle_settings, date(2026, 2, 28))
 
     assert second.errors == {"push": problem, "payments": problem}
-    assert set(second.stages) == {"pull", "bill", "revenue", "dunning", "send", "writeback"}
+    assert set(second.stages) == {
+        "pull",
+        "bill",
+        "revenue",
+        "dunning",
+        "send",
+        "webhooks",
+        "writeback",
+    }
     assert second.stages["bill"]["invoices"] > 0
     assert not second.clean
 

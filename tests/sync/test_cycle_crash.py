@@ -46,7 +46,17 @@ from sandbox.salesforce.testing import running_sandbox
 from sandbox.salesforce.values import parse_datetime
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("pull", "bill", "revenue", "push", "payments", "dunning", "send", "writeback")
+STAGES = (
+    "pull",
+    "bill",
+    "revenue",
+    "push",
+    "payments",
+    "dunning",
+    "send",
+    "webhooks",
+    "writeback",
+)
 AS_OF_DATES = ("2026-01-31", "2026-03-31")
 # per as-of date: one in each stage, and after the push's and the write-back's effect
 KILLS = len(STAGES) + 2

@@ -1,6 +1,7 @@
 """The dunning stage on the real database: steps recorded once each, set-based (three
-statements a batch of invoices, one query when no step falls due), none for paid or disputed
-invoices, the write-back marked in the same transaction."""
+statements a batch of invoices, two queries when no step falls due: the steps, and whether a
+webhook endpoint exists), none for paid or disputed invoices, the write-back marked in the same
+transaction."""
 
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ def test_each_step_once_on_its_day(factory: sessionmaker[Session]) -> None:
         "invoices": 1,
         "taken": {"friendly": 1},
         "skipped": 0,
+        "overdue": 0,
     }
     assert again.invoices == 0
     run_dunning(factory, SETTINGS, date(2026, 4, 10))  # reminder_1 was missed: skipped
@@ -120,7 +122,7 @@ def test_disabled_records_nothing(factory: sessionmaker[Session]) -> None:
     assert steps(factory) == []
 
 
-def test_a_batch_costs_four_statements_and_an_idle_day_one(
+def test_a_batch_costs_four_statements_and_an_idle_day_two(
     factory: sessionmaker[Session], engine: Engine
 ) -> None:
     count = BATCH + 500
@@ -128,15 +130,16 @@ def test_a_batch_costs_four_statements_and_an_idle_day_one(
     with counting(engine) as first:
         result = run_dunning(factory, SETTINGS, date(2026, 3, 28))
     assert result.taken == {"friendly": count}
-    # Per batch: the invoices, the steps they have, one insert; then the empty read.
-    assert first.by_verb()["SELECT"] == 2 * 2 + 1
+    # Per batch: the invoices, the steps they have, one insert; then the empty read; and once,
+    # whether a webhook endpoint exists (invoice.overdue).
+    assert first.by_verb()["SELECT"] == 2 * 2 + 1 + 1
     # The steps, the reminders' messages (the send stage e-mails them), the write-back's marks.
     assert first.by_verb()["INSERT"] == 3 * 2
     assert len(first.touching("INSERT INTO email_messages")) == 2
     assert first.rows[first.sql.index(first.touching("INSERT INTO dunning_steps")[0])] == BATCH
     with counting(engine) as idle:
         assert run_dunning(factory, SETTINGS, date(2026, 3, 29)).invoices == 0
-    assert {verb: n for verb, n in idle.by_verb().items() if verb != "BEGIN"} == {"SELECT": 1}
+    assert {verb: n for verb, n in idle.by_verb().items() if verb != "BEGIN"} == {"SELECT": 2}
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(tables.DunningStep)) == count
 
