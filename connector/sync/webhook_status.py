@@ -152,3 +152,20 @@ def recent_deliveries(
     if endpoint_id is not None:
         query = query.where(_delivery.endpoint_id == endpoint_id)
     return [DeliveryRow(*row) for row in session.execute(query)]
+
+
+def last_latencies(session: Session, delivery_ids: list[int]) -> dict[int, int]:
+    """The latency (ms) of the latest attempt of each of ``delivery_ids``: one query."""
+    if not delivery_ids:
+        return {}
+    attempt = tables.WebhookAttempt
+    latest = (
+        select(attempt.delivery_id, func.max(attempt.id).label("id"))
+        .where(attempt.delivery_id.in_(delivery_ids))
+        .group_by(attempt.delivery_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(attempt.delivery_id, attempt.latency_ms).join(latest, latest.c.id == attempt.id)
+    )
+    return {delivery_id: latency for delivery_id, latency in rows}

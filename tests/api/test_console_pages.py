@@ -15,10 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.api.console import documents
 from connector.billing.periods import add_months
 from connector.db import tables
-from connector.settings import Settings
+from connector.db.engine import transaction
+from connector.settings import Settings, WebhooksSettings
+from connector.sync.webhooks import deliver
+from tests import builders
 from tests.api import console_data
 from tests.api.conftest import Served
 from tests.api.test_console import SECURITY_HEADERS, page, sign_in
+from tests.sync.test_webhooks import add
+from tests.webhook_receiver import receiving
 
 
 @pytest.fixture
@@ -63,6 +68,7 @@ def test_the_overview_shows_stages_quota_and_what_waits(
         "push",
         "dunning",
         "send",
+        "webhooks",
         "writeback",
     ]
     bill = stages[2]
@@ -261,9 +267,43 @@ def test_an_unknown_invoice_is_a_page_not_found(
         assert "There is no invoice or credit note numbered INV-999999." in text_of(answer.text)
 
 
-def test_the_webhook_deliveries_page_has_its_place(
+def test_the_webhook_deliveries_page_without_endpoints_says_how_to_add_one(
     served: Served, data: console_data.ConsoleData
 ) -> None:
     answer = page(served, "/webhooks")
     assert answer.status_code == 200
-    assert "Webhook deliveries" in answer.text
+    assert "No webhook endpoints Add one with connector webhook add URL" in text_of(answer.text)
+
+
+def test_the_webhook_deliveries_page_shows_endpoints_and_deliveries_with_their_answers(
+    served: Served, factory: sessionmaker[Session], settings: Settings
+) -> None:
+    hook_settings = settings.model_copy(
+        update={"webhooks": WebhooksSettings(retry_initial_seconds=0)}
+    )
+    with receiving() as receiver:
+        receiver.secret = add(factory, hook_settings, receiver.url)
+        receiver.answers = [503]
+        with transaction(factory) as session:
+            builders.customer(session, "C1")
+        deliver(factory, hook_settings)  # refused once: pending, failing
+        with transaction(factory) as session:
+            builders.customer(session, "C2")
+        deliver(factory, hook_settings)  # both delivered now, in order
+        url = receiver.url
+    assert sign_in(served, served.key(name="ops laptop")).status_code == 303
+
+    answer = page(served, "/webhooks")
+
+    assert answer.status_code == 200
+    assert rows_of(answer.text, 0) == [[f"1 {url}", "active", "0", "0", "2", "0"]]
+    deliveries = rows_of(answer.text, 1)
+    assert [row[0].split(" ")[0] for row in deliveries] == ["customer.created"] * 2
+    assert [row[1:4] for row in deliveries] == [
+        ["delivered", "1", "HTTP 200"],
+        ["delivered", "2", "HTTP 200"],
+    ]
+    assert all(re.fullmatch(r"\d+ ms", row[4]) for row in deliveries)
+    one = page(served, "/webhooks?endpoint=1")
+    assert len(rows_of(one.text, 1)) == 2
+    assert "Latest deliveries to endpoint 1" in text_of(one.text)

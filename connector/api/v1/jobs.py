@@ -18,8 +18,11 @@ from connector.sync.cycle import STAGES, JobRun
 
 router = APIRouter(tags=["jobs"], responses=PROBLEMS)
 
-Stage = Literal["pull", "payments", "bill", "revenue", "push", "dunning", "send", "writeback"]
-assert set(Stage.__args__) == set(STAGES)  # type: ignore[attr-defined]
+Stage = Literal[
+    "pull", "payments", "bill", "revenue", "push", "dunning", "send", "webhooks", "writeback"
+]
+if set(Stage.__args__) != set(STAGES):  # type: ignore[attr-defined]
+    raise ImportError("the API's Stage names differ from connector.sync.cycle.STAGES")
 
 
 class RunRequest(Model):

@@ -77,6 +77,18 @@ class Unrendered(Model):
     reason: str
 
 
+class WebhookEndpoint(Model):
+    id: int
+    url: str
+    enabled: bool
+    disabled_reason: str | None
+    deliveries: dict[str, int]  # per state, and "failing": pending after a refused attempt
+
+
+class Webhooks(Model):
+    endpoints: list[WebhookEndpoint]
+
+
 class Status(Model):
     role: Literal["active", "standby"]
     attention: list[str]
@@ -93,6 +105,7 @@ class Status(Model):
     tax_ids: list[TaxIdWarning]
     email: Email | None
     unrendered: list[Unrendered]
+    webhooks: Webhooks | None
 
 
 @router.get("/status", response_model=Status, summary="The connector's state")

@@ -16,7 +16,17 @@ def test_status_as_the_command_reports_it(served: Served, books: Books) -> None:
         "role": "standby",
         "attention": [],
         "jobs": dict.fromkeys(
-            ["pull", "payments", "bill", "revenue", "push", "dunning", "send", "writeback"]
+            [
+                "pull",
+                "payments",
+                "bill",
+                "revenue",
+                "push",
+                "dunning",
+                "send",
+                "webhooks",
+                "writeback",
+            ]
         ),
         "connections": {},
         "outbox": {"ledger": {"waiting": 8, "parked": 0}},
@@ -40,6 +50,7 @@ def test_status_as_the_command_reports_it(served: Served, books: Books) -> None:
             "messages": [],
         },
         "unrendered": [],
+        "webhooks": None,
     }
     served.instance.activate(lambda stage, as_of: None)
     assert served.get("/v1/status", key).json()["role"] == "active"
