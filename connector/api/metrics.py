@@ -5,7 +5,7 @@ metrics: CPU, memory, open files), and what the database says, read at each scra
 :class:`DatabaseCollector` in one read-only transaction of a few indexed statements, so every
 replica reports the same state: the last success of each stage, records waiting by state,
 the outbox depth per target, the Salesforce API calls today and the org's limit, documents
-issued by kind, and the instance's role."""
+issued by kind, webhook deliveries by result, and the instance's role."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from fastapi.responses import Response
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connector.api.instance import Instance
 from connector.db import outbox, staging, tables
 from connector.db.engine import reading
 from connector.db.types import utc_now
-from connector.sync import status
+from connector.sync import status, webhook_fanout
 from connector.sync.cycle import STAGES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -124,6 +124,23 @@ class DatabaseCollector(Collector):
             for kind, total in sorted(totals.items()):
                 issued.add_metric([kind], total)
             yield issued
+
+            deliveries = GaugeMetricFamily(
+                "connector_webhook_deliveries",
+                "Webhook deliveries by result: pending (to try, or retried), delivered, failed "
+                "(refused until the event's max age), disabled (the endpoint was).",
+                labels=["result"],
+            )
+            by_state = dict(
+                session.execute(
+                    select(tables.WebhookDelivery.state, func.count()).group_by(
+                        tables.WebhookDelivery.state
+                    )
+                ).all()
+            )
+            for state_name in webhook_fanout.STATES:
+                deliveries.add_metric([state_name], by_state.get(state_name, 0))
+            yield deliveries
 
 
 @router.get(

@@ -11,10 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.db import tables
 from connector.db.engine import transaction
 from connector.db.types import utc_now
-from connector.settings import Settings
+from connector.settings import Settings, WebhooksSettings
 from connector.sync.cycle import Runtime
+from connector.sync.webhooks import deliver
 from tests import builders
 from tests.api.conftest import Served
+from tests.sync.test_webhooks import add
+from tests.webhook_receiver import receiving
 
 
 def _scrape(served: Served) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -83,6 +86,28 @@ def test_metrics_report_runs_waiting_records_outbox_quota_and_documents(
     assert after[("connector_api_org_limit", ())] == 15000
     assert after[("connector_instance_active", ())] == 0
     assert ("process_cpu_seconds_total", ()) in after
+    assert after[("connector_webhook_deliveries", (("result", "delivered"),))] == 0
+
+
+def test_metrics_count_webhook_deliveries_by_result(
+    served: Served, factory: sessionmaker[Session], settings: Settings
+) -> None:
+    hook_settings = settings.model_copy(
+        update={"webhooks": WebhooksSettings(retry_initial_seconds=0)}
+    )
+    with receiving() as receiver:
+        receiver.secret = add(factory, hook_settings, receiver.url)
+        receiver.answers = [200, 503, 503]
+        with transaction(factory) as session:
+            builders.customer(session, "C1")
+            builders.customer(session, "C2")
+            builders.customer(session, "C3")
+        deliver(factory, hook_settings)
+    scraped = _scrape(served)
+    assert {
+        state: scraped[("connector_webhook_deliveries", (("result", state),))]
+        for state in ("pending", "delivered", "failed", "disabled")
+    } == {"pending": 2, "delivered": 1, "failed": 0, "disabled": 0}
 
 
 def test_metrics_say_active_while_the_instance_runs_stages(served: Served) -> None:
