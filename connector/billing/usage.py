@@ -79,10 +79,11 @@ def text_of(value: Any) -> str | None:
 def number_of(value: Any, what: str) -> Decimal:
     """A property as an exact decimal: integers, decimal strings, and JSON numbers by their
     shortest representation (0.1 is 0.1)."""
-    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+    kind = type(value)
+    if kind is bool or value is None or kind is dict or kind is list:
         raise InvalidInputError(f"{what} must be a number, not {value!r}")
     try:
-        number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+        number = Decimal(repr(value) if kind is float else value if kind is str else str(value))
     except InvalidOperation:
         raise InvalidInputError(f"{what} {value!r} is not a number") from None
     if not number.is_finite():

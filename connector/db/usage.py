@@ -8,21 +8,22 @@ and one insert of the new distinct values, in the caller's transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ARRAY, any_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from connector.billing.usage import ZERO, HourlyUsage, Usage, Window
+from connector.billing.usage import ZERO, HourlyUsage, Tally, Usage, Window
 from connector.db import bulk, exact
 from connector.db.tables import Customer, ExternalId, UsageEvent, UsageHourly, UsageHourlyValue
 from connector.db.tables import table_of as _table
 
 SALESFORCE = "salesforce"
-CHUNK = 5000  # values bound in one IN list at most
+CHUNK = 10_000  # values looked up by one statement at most
 EVENTS, HOURLY, VALUES = _table(UsageEvent), _table(UsageHourly), _table(UsageHourlyValue)
 HourKey = tuple[int, str, str, datetime]  # customer id, metric, group, hour
 
@@ -30,6 +31,16 @@ HourKey = tuple[int, str, str, datetime]  # customer id, metric, group, hour
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), CHUNK):
         yield values[start : start + CHUNK]
+
+
+def _among(session: Session, column: Any, values: Sequence[Any]) -> Any:
+    """``column IN values`` with one bound parameter whatever their number: a JSON array on
+    SQLite, an array on PostgreSQL (a statement with thousands of parameters costs more to
+    build than to run)."""
+    if exact.is_sqlite(session):
+        each = func.json_each(json.dumps(list(values))).table_valued("value")
+        return column.in_(select(each.c.value))
+    return column == any_(bindparam("among", list(values), type_=ARRAY(column.type), unique=True))
 
 
 def customer_ids(session: Session, keys: Iterable[str]) -> dict[str, int]:
@@ -41,13 +52,15 @@ def customer_ids(session: Session, keys: Iterable[str]) -> dict[str, int]:
             select(ExternalId.external_id, ExternalId.entity_id).where(
                 ExternalId.system == SALESFORCE,
                 ExternalId.entity == Customer.__tablename__,
-                ExternalId.external_id.in_(chunk),
+                _among(session, ExternalId.external_id, chunk),
             )
         )
         found.update({key: entity_id for key, entity_id in rows})
     numbers = {int(key): key for key in wanted if key not in found and key.isdigit()}
     for chunk in _chunks(sorted(numbers)):
-        for (number,) in session.execute(select(Customer.id).where(Customer.id.in_(chunk))):
+        for (number,) in session.execute(
+            select(Customer.id).where(_among(session, Customer.id, chunk))
+        ):
             found[numbers[number]] = number
     return found
 
@@ -58,20 +71,74 @@ def known_transactions(session: Session, ids: Sequence[str]) -> set[str]:
     for chunk in _chunks(ids):
         known.update(
             session.scalars(
-                select(UsageEvent.transaction_id).where(UsageEvent.transaction_id.in_(chunk))
+                select(UsageEvent.transaction_id).where(
+                    _among(session, UsageEvent.transaction_id, chunk)
+                )
             )
         )
     return known
 
 
+# An event to insert: transaction id, customer id, metric, time, properties.
+NewEvent = tuple[str, int, str, datetime, dict[str, Any]]
+INSERT_EVENTS = (
+    "INSERT INTO usage_events (transaction_id, customer_id, metric, occurred_at, properties, "
+    "received_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _utc_text(at: datetime) -> str:
+    """A UTC datetime as SQLite stores it (as :mod:`connector.db.bulk` does, faster)."""
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - the fastest way
+        at.year,
+        at.month,
+        at.day,
+        at.hour,
+        at.minute,
+        at.second,
+        at.microsecond,
+    )
+
+
+def insert_events(session: Session, events: Sequence[NewEvent], received_at: datetime) -> None:
+    """Insert new events, in one executemany. SQLite is handed its text values at once (the
+    hot path of an import); PostgreSQL takes them through :func:`connector.db.bulk_insert`."""
+    if not events:
+        return
+    if not exact.is_sqlite(session):
+        names = ("transaction_id", "customer_id", "metric", "occurred_at", "properties")
+        rows = [
+            {**dict(zip(names, event, strict=True)), "received_at": received_at} for event in events
+        ]
+        bulk.bulk_insert(session, EVENTS, rows)
+        return
+    received = _utc_text(received_at.astimezone(UTC))
+    dumps = json.dumps
+    session.connection().exec_driver_sql(
+        INSERT_EVENTS,
+        [
+            (
+                tx,
+                customer,
+                metric,
+                _utc_text(at),
+                dumps(properties) if properties else "{}",
+                received,
+            )
+            for tx, customer, metric, at, properties in events
+        ],
+    )
+
+
 def store(
     session: Session,
-    events: Sequence[Mapping[str, Any]],
-    hourly: Mapping[HourKey, Usage],
+    events: Sequence[NewEvent],
+    received_at: datetime,
+    hourly: Mapping[HourKey, Usage | Tally],
     values: Iterable[tuple[int, str, str, datetime, str]],
 ) -> None:
-    """Insert new events (dicts of their columns) and add their aggregates to the stored ones."""
-    bulk.bulk_insert(session, EVENTS, events)
+    """Insert new events (whose times are UTC) and add their aggregates to the stored ones."""
+    insert_events(session, events, received_at)
     if hourly:
         exact.prepare(session)
         rows = [

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.usage import EPOCH, Metric, Reading, Tally, hour_of
+from connector.billing.usage import EPOCH, HOUR, Metric, Reading, Tally
 from connector.db import usage as storage
 from connector.db.engine import is_unique_violation, transaction
 from connector.errors import InvalidInputError
@@ -43,8 +43,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"
 
 
-@dataclass(frozen=True, slots=True)
-class EventResult:
+class EventResult(NamedTuple):
     transaction_id: str | None
     outcome: Outcome
     reason: str | None = None
@@ -63,6 +62,13 @@ class Limits:
     future: timedelta = timedelta(minutes=5)
     past: timedelta = timedelta(days=400)
 
+    @classmethod
+    def of(cls, max_future_seconds: int, max_age_days: int) -> Limits:
+        return cls(timedelta(seconds=max_future_seconds), timedelta(days=max_age_days))
+
+
+DEFAULT_LIMITS = Limits()
+
 
 def parse_timestamp(value: Any) -> datetime:
     """An ISO 8601 date and time with a time zone, or Unix seconds, as a UTC datetime."""
@@ -71,7 +77,7 @@ def parse_timestamp(value: Any) -> datetime:
         if text.replace(".", "", 1).isdigit():
             return _unix(text, value)
         try:
-            at = datetime.fromisoformat(text)
+            at = datetime.fromisoformat(text)  # 2026-03-01T12:00:00Z, +09:00, or a space
         except ValueError:
             raise InvalidInputError(
                 f"timestamp {value!r} is neither ISO 8601 (2026-03-01T12:00:00Z) nor Unix seconds"
@@ -92,8 +98,10 @@ def _unix(text: str, value: Any) -> datetime:
         raise InvalidInputError(f"timestamp {value!r} is not a time") from None
 
 
-def _text(element: Mapping[str, Any], name: str) -> str:
-    value = element.get(name)
+def _text(value: Any, name: str) -> str:
+    """A field that must be a non-empty text (or an integer), of 255 characters at most."""
+    if type(value) is str and 0 < len(value) <= MAX_TEXT and value.strip() == value:
+        return value  # the usual case, at once
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
@@ -105,15 +113,9 @@ def _text(element: Mapping[str, Any], name: str) -> str:
     return value.strip()
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
-    index: int
-    transaction_id: str
-    customer: str
-    metric: Metric
-    at: datetime
-    properties: dict[str, Any]
-    reading: Reading | None  # None: the metric's filters leave it out
+# A valid event: its index in the batch, transaction id, customer, metric, time, properties,
+# and reading (None when the metric's filters leave it out). A tuple: batches are large.
+_Event = tuple[int, str, str, Metric, datetime, dict[str, Any], Reading | None]
 
 
 def _parse(
@@ -125,28 +127,30 @@ def _parse(
 ) -> _Event:
     if not isinstance(element, Mapping):
         raise InvalidInputError(f"an event must be an object ({EXPECTED}), not {element!r}")
-    unknown = element.keys() - FIELDS
-    if unknown:
-        raise InvalidInputError(f"unknown field {sorted(unknown)[0]!r} (expected {EXPECTED})")
-    transaction_id = _text(element, "transaction_id")
-    customer = _text(element, "customer")
-    code = _text(element, "metric")
+    if not FIELDS.issuperset(element):
+        unknown = sorted(str(key) for key in element if key not in FIELDS)
+        raise InvalidInputError(f"unknown field {unknown[0]!r} (expected {EXPECTED})")
+    get = element.get
+    transaction_id = _text(get("transaction_id"), "transaction_id")
+    customer = _text(get("customer"), "customer")
+    code = _text(get("metric"), "metric")
     metric = metrics.get(code)
     if metric is None:
         raise InvalidInputError(f"unknown metric {code!r}")
-    if element.get("timestamp") in (None, ""):
+    stamp = get("timestamp")
+    if stamp is None or stamp == "":
         raise InvalidInputError("timestamp is missing")
-    at = parse_timestamp(element["timestamp"])
+    at = parse_timestamp(stamp)
     if at > latest:
         raise InvalidInputError(f"timestamp {at.isoformat()} is in the future")
     if at < earliest:
         raise InvalidInputError(f"timestamp {at.isoformat()} is older than {earliest:%Y-%m-%d}")
-    properties = element.get("properties")
+    properties = get("properties")
     if properties is None:
         properties = {}
     elif not isinstance(properties, dict):
         raise InvalidInputError(f"properties must be an object, not {properties!r}")
-    return _Event(index, transaction_id, customer, metric, at, properties, metric.read(properties))
+    return (index, transaction_id, customer, metric, at, properties, metric.read(properties))
 
 
 def _transaction_id(element: Any) -> str | None:
@@ -159,7 +163,7 @@ def ingest(
     metrics: Mapping[str, Metric],
     elements: Sequence[Any],
     now: datetime,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[EventResult]:
     """Store the events of ``elements`` that are new and valid; one result per element."""
     results: list[EventResult | None] = [None] * len(elements)
@@ -170,40 +174,31 @@ def ingest(
             parsed.append(_parse(index, element, metrics, earliest, latest))
         except InvalidInputError as error:
             results[index] = EventResult(_transaction_id(element), Outcome.REFUSED, str(error))
-    customers = storage.customer_ids(session, {event.customer for event in parsed})
-    known = storage.known_transactions(session, [event.transaction_id for event in parsed])
-    rows: list[dict[str, Any]] = []
-    tallies: dict[storage.HourKey, Tally] = {}
-    for event in parsed:
-        transaction_id = event.transaction_id
-        customer_id = customers.get(event.customer)
+    customers = storage.customer_ids(session, {event[2] for event in parsed})
+    known = storage.known_transactions(session, [event[1] for event in parsed])
+    rows: list[storage.NewEvent] = []
+    tallies: dict[tuple[int, str, str, int], Tally] = {}  # by customer, metric, group, hour
+    for index, transaction_id, customer, metric, at, properties, reading in parsed:
+        customer_id = customers.get(customer)
         if transaction_id in known:
-            results[event.index] = EventResult(transaction_id, Outcome.DUPLICATE)
+            results[index] = EventResult(transaction_id, Outcome.DUPLICATE)
             continue
         if customer_id is None:
-            reason = f"unknown customer {event.customer!r}"
-            results[event.index] = EventResult(transaction_id, Outcome.REFUSED, reason)
+            reason = f"unknown customer {customer!r}"
+            results[index] = EventResult(transaction_id, Outcome.REFUSED, reason)
             continue
         known.add(transaction_id)
-        results[event.index] = EventResult(transaction_id, Outcome.ACCEPTED)
-        rows.append(
-            {
-                "transaction_id": transaction_id,
-                "customer_id": customer_id,
-                "metric": event.metric.code,
-                "occurred_at": event.at,
-                "properties": event.properties,
-                "received_at": now,
-            }
-        )
-        if event.reading is not None:
-            key = (customer_id, event.metric.code, event.reading[0], hour_of(event.at))
+        results[index] = EventResult(transaction_id, Outcome.ACCEPTED)
+        rows.append((transaction_id, customer_id, metric.code, at, properties))
+        if reading is not None:
+            key = (customer_id, metric.code, reading[0], (at - EPOCH) // HOUR)
             tally = tallies.get(key)
             if tally is None:
-                tally = tallies[key] = Tally(event.metric.aggregation)
-            tally.add(event.reading, event.at)
-    values = {(*key, value) for key, tally in tallies.items() for value in tally.distinct}
-    storage.store(session, rows, {key: tally.usage() for key, tally in tallies.items()}, values)
+                tally = tallies[key] = Tally(metric.aggregation)
+            tally.add(reading, at)
+    hourly = {(c, m, g, EPOCH + HOUR * h): tally for (c, m, g, h), tally in tallies.items()}
+    values = {(*key, value) for key, tally in hourly.items() for value in tally.distinct}
+    storage.store(session, rows, now, hourly, values)
     return [result for result in results if result is not None]
 
 
@@ -212,7 +207,7 @@ def ingest_batch(
     metrics: Mapping[str, Metric],
     elements: Sequence[Any],
     now: datetime,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[EventResult]:
     """:func:`ingest` in a transaction of its own. When another writer stores one of the same
     transaction ids meanwhile (PostgreSQL), the batch is rolled back and tried again: that
