@@ -20,7 +20,7 @@ from connector.billing.pricing import Tier
 from connector.billing.usage import Aggregation, Metric
 from connector.errors import ConfigError, InvalidInputError
 from connector.sync.importer import TierRecord
-from connector.yamlfile import Location, YamlDocument, load_yaml
+from connector.yamlfile import Location, YamlDocument, format_location, load_yaml
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SECTIONS = ("metrics", "prices")
@@ -141,7 +141,7 @@ class _Loader:
             except ValidationError as error:
                 self.problem(location, self.document.describe(error, location))
             except InvalidInputError as error:
-                self.problem(location, f"{self.document.where(location)}: {error}")
+                self._again(location, str(error))
         return built
 
     def load(self) -> UsageMapping:
@@ -167,7 +167,8 @@ class _Loader:
         return UsageMapping(metrics, prices)
 
     def _again(self, location: Location, message: str) -> None:
-        self.problem(location, f"{self.document.where(location)}: {message}")
+        where = self.document.where(location)
+        self.problem(location, f"{where}: {format_location(location)}: {message}")
 
 
 def load_usage_mapping(path: Path) -> UsageMapping:
