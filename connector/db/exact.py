@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Numeric, func, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -58,7 +58,8 @@ def add(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
     """``a + b``, where either may be NULL (then the other)."""
     if is_sqlite(session):
         return func.exact_add(a, b, type_=a.type)
-    return func.coalesce(a + b, a, b)
+    number = Numeric()
+    return func.coalesce(type_coerce(a, number) + type_coerce(b, number), a, b)
 
 
 def greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:

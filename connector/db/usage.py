@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ARRAY, any_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from connector.billing.usage import ZERO, HourlyUsage, Tally, Usage, Window
+from connector.billing.usage import ZERO, Aggregation, HourlyUsage, Tally, Usage, Window
 from connector.db import bulk, exact
 from connector.db.tables import Customer, ExternalId, UsageEvent, UsageHourly, UsageHourlyValue
 from connector.db.tables import table_of as _table
@@ -26,6 +26,7 @@ SALESFORCE = "salesforce"
 CHUNK = 10_000  # values looked up by one statement at most
 EVENTS, HOURLY, VALUES = _table(UsageEvent), _table(UsageHourly), _table(UsageHourlyValue)
 HourKey = tuple[int, str, str, datetime]  # customer id, metric, group, hour
+SUMMED = (Aggregation.SUM, Aggregation.WEIGHTED_SUM)
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -134,7 +135,7 @@ def store(
     session: Session,
     events: Sequence[NewEvent],
     received_at: datetime,
-    hourly: Mapping[HourKey, Usage | Tally],
+    hourly: Mapping[HourKey, Tally],
     values: Iterable[tuple[int, str, str, datetime, str]],
 ) -> None:
     """Insert new events (whose times are UTC) and add their aggregates to the stored ones."""
@@ -148,11 +149,13 @@ def store(
                 "group_value": group,
                 "hour": hour,
                 "events": usage.events,
-                "total": usage.total if usage.total or usage.weighted else None,
+                "total": usage.total if usage.aggregation in SUMMED else None,
                 "maximum": usage.maximum,
                 "latest_at": usage.latest_at,
                 "latest_value": usage.latest_value,
-                "weighted": usage.weighted if usage.total or usage.weighted else None,
+                "weighted": (
+                    usage.weighted if usage.aggregation is Aggregation.WEIGHTED_SUM else None
+                ),
             }
             for (customer_id, metric, group, hour), usage in hourly.items()
         ]

@@ -111,7 +111,10 @@ def test_each_group_is_priced_on_its_own() -> None:
         ("eu", D(0), D("0.00")),
         ("us", D(1100), D("97.00")),
     ]
-    assert priced.charges[1].description == "Units [us] (sum) × 1200, 2026-04-01 00:00 – 2026-05-01 00:00 UTC"
+    assert (
+        priced.charges[1].description
+        == "Units [us] (sum) × 1200, 2026-04-01 00:00 – 2026-05-01 00:00 UTC"
+    )
     assert priced.total == D("97.00")
 
 

@@ -29,7 +29,9 @@ def at(day: int, hour: int = 0, minute: int = 0, month: int = 3, year: int = 202
 
 def hours(metric: Metric, events: list[tuple[dict, datetime]]) -> list[HourlyUsage]:
     readings = [(reading, when) for props, when in events if (reading := metric.read(props))]
-    return [HourlyUsage(group, hour, usage) for (group, hour), usage in fold(metric, readings).items()]
+    return [
+        HourlyUsage(group, hour, usage) for (group, hour), usage in fold(metric, readings).items()
+    ]
 
 
 def quantities(metric: Metric, events: list[tuple[dict, datetime]], period: Window = MARCH) -> dict:
@@ -46,7 +48,12 @@ def test_count_counts_the_events() -> None:
 
 def test_sum_adds_the_field_exactly() -> None:
     metric = Metric("gb", Aggregation.SUM, "gb")
-    events = [({"gb": "1.5"}, at(1)), ({"gb": 2.25}, at(2)), ({"gb": D("-0.75")}, at(3)), ({"gb": 1}, at(3))]
+    events = [
+        ({"gb": "1.5"}, at(1)),
+        ({"gb": 2.25}, at(2)),
+        ({"gb": D("-0.75")}, at(3)),
+        ({"gb": 1}, at(3)),
+    ]
 
     assert quantities(metric, events) == {"": D("4.00")}
 
@@ -211,8 +218,10 @@ def test_aggregates_are_the_same_whatever_the_order_and_grouping_of_arrival() ->
     rng = random.Random(7)
     metric = Metric("gb", Aggregation.WEIGHTED_SUM, "gb", group_by="region")
     events = [
-        ({"gb": str(D(rng.randint(-500, 500)) / 100), "region": rng.choice("ab")},
-         MARCH.start + timedelta(seconds=rng.randint(0, 31 * 86400 - 1)))
+        (
+            {"gb": str(D(rng.randint(-500, 500)) / 100), "region": rng.choice("ab")},
+            MARCH.start + timedelta(seconds=rng.randint(0, 31 * 86400 - 1)),
+        )
         for _ in range(300)
     ]
     expected = quantities(metric, events)
