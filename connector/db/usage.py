@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ARRAY, any_, bindparam, case, func, select
@@ -106,6 +107,7 @@ def insert_events(session: Session, events: Sequence[NewEvent], received_at: dat
     hot path of an import); PostgreSQL takes them through :func:`connector.db.bulk_insert`."""
     if not events:
         return
+    events = sorted(events, key=itemgetter(0))  # two writers lock in the same order
     if not exact.is_sqlite(session):
         names = ("transaction_id", "customer_id", "metric", "occurred_at", "properties")
         rows = [
@@ -157,7 +159,7 @@ def store(
                     usage.weighted if usage.aggregation is Aggregation.WEIGHTED_SUM else None
                 ),
             }
-            for (customer_id, metric, group, hour), usage in hourly.items()
+            for (customer_id, metric, group, hour), usage in sorted(hourly.items(), key=_first)
         ]
         bulk.upsert(
             session,
@@ -168,11 +170,15 @@ def store(
         )
     distinct = [
         {"customer_id": c, "metric": m, "group_value": g, "hour": h, "value": v}
-        for c, m, g, h, v in values
+        for c, m, g, h, v in sorted(values)
     ]
     bulk.insert_new(
         session, VALUES, distinct, ["customer_id", "metric", "group_value", "hour", "value"]
     )
+
+
+def _first(item: tuple[HourKey, Tally]) -> HourKey:
+    return item[0]
 
 
 def _adding(session: Session) -> Any:

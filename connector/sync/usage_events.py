@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.usage import EPOCH, HOUR, Metric, Reading, Tally
@@ -35,6 +35,7 @@ FIELDS = frozenset({"transaction_id", "customer", "metric", "timestamp", "proper
 EXPECTED = "transaction_id, customer, metric, timestamp, properties"
 MAX_TEXT = 255
 ATTEMPTS = 3  # a batch racing another writer of the same transaction id is tried again
+DEADLOCK, SERIALIZATION_FAILURE = "40P01", "40001"
 
 
 class Outcome(StrEnum):
@@ -202,6 +203,14 @@ def ingest(
     return [result for result in results if result is not None]
 
 
+def _raced(error: IntegrityError | OperationalError) -> bool:
+    """True when the batch lost a race with another writer (the same transaction id stored
+    meanwhile, or a deadlock PostgreSQL broke): it can be tried again."""
+    if isinstance(error, IntegrityError):
+        return is_unique_violation(error)
+    return getattr(error.orig, "sqlstate", None) in (DEADLOCK, SERIALIZATION_FAILURE)
+
+
 def ingest_batch(
     factory: sessionmaker[Session],
     metrics: Mapping[str, Metric],
@@ -211,13 +220,14 @@ def ingest_batch(
 ) -> list[EventResult]:
     """:func:`ingest` in a transaction of its own. When another writer stores one of the same
     transaction ids meanwhile (PostgreSQL), the batch is rolled back and tried again: that
-    event is then a duplicate."""
+    event is then a duplicate. Rows are written in key order, so that two writers lock them in
+    the same order."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction(factory) as session:
                 return ingest(session, metrics, elements, now, limits)
-        except IntegrityError as error:
-            if not is_unique_violation(error) or attempt == ATTEMPTS:
+        except (IntegrityError, OperationalError) as error:
+            if not _raced(error) or attempt == ATTEMPTS:
                 raise
             log.info("a usage batch raced another writer; trying it again")
     raise AssertionError("unreachable")  # pragma: no cover
