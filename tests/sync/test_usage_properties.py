@@ -80,7 +80,7 @@ def expected_total(events: list[tuple[str, datetime, dict[str, Any]]]) -> Decima
         mine = [(when, props) for c, when, props in events if c == code]
         if code == "gb":
             quantities = {}
-            for when, props in mine:
+            for _when, props in mine:
                 quantities[props["region"]] = quantities.get(props["region"], D(0)) + D(props["v"])
         elif not mine:
             quantities = {}
