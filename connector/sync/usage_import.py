@@ -85,18 +85,20 @@ def _csv_lines(handle: Any) -> Iterator[Line]:
     extra = [index for index, name in enumerate(names) if name not in COLUMNS and name]
     extra_names = [names[index] for index in extra]
     width = len(names)
+    start = reader.line_num + 1  # a quoted value may hold line breaks: a row's first line
     for row in reader:
+        line, start = start, reader.line_num + 1
         if len(row) != width:
             if row:
                 reason = f"{len(row)} columns where the header has {width}"
-                yield reader.line_num, Unreadable(reason)
+                yield line, Unreadable(reason)
             continue
         event: dict[str, Any] = dict(zip(own_names, [row[index] for index in own], strict=True))
         values = [row[index] for index in extra]
         event["properties"] = {
             name: value for name, value in zip(extra_names, values, strict=True) if value
         }
-        yield reader.line_num, event
+        yield line, event
 
 
 def _json_lines(handle: Any) -> Iterator[Line]:
@@ -130,9 +132,15 @@ def import_events(
         if on_refused is not None:
             on_refused(line, transaction_id, reason)
 
-    def flush(numbers: list[int], events: list[Any]) -> None:
-        results: list[EventResult] = ingest_batch(factory, metrics, events, clock(), limits)
-        for number, result in zip(numbers, results, strict=True):
+    def flush(batch: list[Line]) -> None:
+        """Store a batch's events; report its refusals in the order of the file."""
+        events = [event for _, event in batch if not isinstance(event, Unreadable)]
+        results = iter(ingest_batch(factory, metrics, events, clock(), limits) if events else [])
+        for number, event in batch:
+            if isinstance(event, Unreadable):
+                refuse(number, None, str(event))
+                continue
+            result: EventResult = next(results)
             if result.outcome is Outcome.ACCEPTED:
                 summary.accepted += 1
             elif result.outcome is Outcome.DUPLICATE:
@@ -142,18 +150,13 @@ def import_events(
 
     with path.open(encoding="utf-8", newline="" if kind == "csv" else None) as handle:
         lines = _csv_lines(handle) if kind == "csv" else _json_lines(handle)
-        numbers: list[int] = []
-        events: list[Any] = []
-        for number, event in lines:
+        batch: list[Line] = []
+        for line in lines:
             summary.lines += 1
-            if isinstance(event, Unreadable):
-                refuse(number, None, str(event))
-                continue
-            numbers.append(number)
-            events.append(event)
-            if len(events) >= batch_size:
-                flush(numbers, events)
-                numbers, events = [], []
-        if events:
-            flush(numbers, events)
+            batch.append(line)
+            if len(batch) >= batch_size:
+                flush(batch)
+                batch = []
+        if batch:
+            flush(batch)
     return summary
