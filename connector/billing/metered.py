@@ -32,7 +32,8 @@ from enum import StrEnum
 
 from connector.billing.money import ZERO, Currency, Rounding, prorate, require_decimal, round_money
 from connector.billing.pricing import Tier, validate_tiers
-from connector.billing.usage import MICROSECOND, Aggregation, Metric, Window
+from connector.billing.usage import MICROSECOND, Aggregation, Metric
+from connector.billing.usage_periods import Window
 from connector.errors import InvalidInputError
 
 

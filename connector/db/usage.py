@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import ARRAY, any_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from connector.billing.usage import ZERO, Aggregation, HourlyUsage, Tally, Usage, Window
+from connector.billing.usage import ZERO, Aggregation, HourlyUsage, Tally, Usage
+from connector.billing.usage_periods import Window
 from connector.db import bulk, exact
 from connector.db.tables import Customer, ExternalId, UsageEvent, UsageHourly, UsageHourlyValue
 from connector.db.tables import table_of as _table

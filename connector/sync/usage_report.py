@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from connector.billing.metered import PricedUsage, price_usage
 from connector.billing.money import ZERO, Rounding, currency
 from connector.billing.periods import Period, add_months
-from connector.billing.usage import HOUR, Metric, Window, hour_of, measure
+from connector.billing.usage import HOUR, Metric, hour_of
+from connector.billing.usage_periods import Window, measure
 from connector.db import usage as storage
 from connector.db.tables import Customer
 from connector.errors import InvalidInputError, NotFoundError

@@ -10,7 +10,8 @@ import pytest
 from connector.billing.metered import MeteredModel, MeteredPrice, price_usage
 from connector.billing.money import Rounding, currency
 from connector.billing.pricing import Tier
-from connector.billing.usage import Aggregation, Metric, Window
+from connector.billing.usage import Aggregation, Metric
+from connector.billing.usage_periods import Window
 from connector.errors import InvalidInputError
 
 D = Decimal

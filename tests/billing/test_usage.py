@@ -8,14 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from connector.billing.usage import (
-    Aggregation,
-    HourlyUsage,
-    Metric,
-    Window,
-    fold,
-    measure,
-)
+from connector.billing.usage import Aggregation, HourlyUsage, Metric, fold
+from connector.billing.usage_periods import Window, measure
 from connector.errors import InvalidInputError
 
 D = Decimal

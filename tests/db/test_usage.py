@@ -7,7 +7,8 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.usage import Aggregation, Metric, Window, measure
+from connector.billing.usage import Aggregation, Metric
+from connector.billing.usage_periods import Window, measure
 from connector.db import usage as storage
 from connector.db.engine import reading, transaction
 from connector.sync import contracts

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.billing.metered import MeteredModel, MeteredPrice, price_usage
 from connector.billing.money import currency
 from connector.billing.pricing import Tier
-from connector.billing.usage import Aggregation, Metric, Window
+from connector.billing.usage import Aggregation, Metric
+from connector.billing.usage_periods import Window
 from connector.db.engine import reading, transaction
 from connector.sync import contracts
 from connector.sync.usage_events import Limits, Outcome, ingest_batch
