@@ -14,7 +14,7 @@ from alembic import op
 import connector.db.types
 
 revision = "0019"
-down_revision = "0017"  # TEMP-LOCAL
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
