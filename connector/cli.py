@@ -141,6 +141,9 @@ apikey_app = typer.Typer(help="Keys of the HTTP API and the console.", no_args_i
 webhook_app = typer.Typer(
     help="Webhook endpoints (Standard Webhooks) and their deliveries.", no_args_is_help=True
 )
+usage_app = typer.Typer(
+    help="Metered usage: events in, usage and charges out.", no_args_is_help=True
+)
 sandbox_app = typer.Typer(
     help="A local Salesforce org for dry runs and tests.", no_args_is_help=True
 )
@@ -156,6 +159,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(email_app, name="email")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(usage_app, name="usage")
 
 DateOption = Annotated[
     datetime | None,
@@ -941,6 +945,102 @@ def webhook_deliveries(
         _print_json([row.to_dict() for row in found])
     else:
         console.print(delivery_table(found))
+
+
+def _usage_mapping(state: CliState) -> Any:
+    from connector.settings import mapping_path
+    from connector.sync.usage_mapping import load_usage_mapping
+
+    return load_usage_mapping(mapping_path(state.settings.usage.mapping_file))
+
+
+@usage_app.command("import")
+@handles_errors
+def usage_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV or JSON Lines file of usage events.")],
+    file_format: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or jsonl (default: from the file's extension)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import usage events from a file, streamed; exit 1 when some were refused."""
+    from connector.sync.usage_events import Limits
+    from connector.sync.usage_import import import_events
+
+    state = _state(ctx)
+    settings = state.settings.usage
+    mapping = _usage_mapping(state)
+    factory = state.database()
+
+    def refused(line: int, transaction_id: str | None, reason: str) -> None:
+        if not as_json:
+            which = f" ({transaction_id})" if transaction_id else ""
+            errors.print(f"{file}:{line}{which}: {reason}", markup=False, highlight=False)
+
+    summary = import_events(
+        factory,
+        mapping.metrics,
+        file,
+        file_format=file_format,
+        limits=Limits.of(settings.max_future_seconds, settings.max_age_days),
+        batch_size=settings.batch_size,
+        on_refused=refused,
+    )
+    if as_json:
+        _print_json(summary.to_dict())
+    else:
+        console.print(
+            f"{file}: {summary.accepted} imported, {summary.duplicates} duplicates, "
+            f"{summary.refused} refused",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if summary.refused:
+        raise typer.Exit(1)
+
+
+@usage_app.command("show")
+@handles_errors
+def usage_show(
+    ctx: typer.Context,
+    customer: Annotated[str, typer.Argument(help="Our customer id or its Salesforce Account Id.")],
+    start: Annotated[
+        datetime | None,
+        typer.Option("--from", parser=_day_option, metavar="YYYY-MM-DD", help="First day."),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option("--to", parser=_day_option, metavar="YYYY-MM-DD", help="Last day."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A customer's usage in the current period (default: this month) and its charges."""
+    from connector.billing.periods import Period
+    from connector.db.engine import reading
+    from connector.render_usage import usage_table
+    from connector.sync.usage_report import month_of, usage_report
+
+    state = _state(ctx)
+    mapping = _usage_mapping(state)
+    factory = state.database(create=False)
+    now = datetime.now(UTC)
+    period = None
+    if start is not None or end is not None:
+        first = start.date() if start is not None else month_of(now.date()).start
+        last = end.date() if end is not None else month_of(first).end
+        if last < first:
+            raise InvalidInputError(f"--to {last} is before --from {first}")
+        period = Period(first, last)
+    with reading(factory) as session:
+        report = usage_report(
+            session, mapping, customer, now, period, rounding=state.settings.tax.rounding
+        )
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        console.print(usage_table(report))
 
 
 @app.command()

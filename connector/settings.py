@@ -749,6 +749,25 @@ class ApiSettings(_Section):
     )
 
 
+class UsageSettings(_Section):
+    """``[usage]``: metered usage events, their metrics and the limits of what is accepted."""
+
+    mapping_file: str = Field(
+        default="mappings/usage.yaml",
+        description="The billable metrics and their metered prices.",
+    )
+    max_future_seconds: Annotated[int, Field(ge=0, le=86_400)] = Field(
+        default=300,
+        description="An event dated later than now by more than this (clock skew) is refused.",
+    )
+    max_age_days: Annotated[int, Field(ge=1, le=3660)] = Field(
+        default=400, description="An event dated earlier than this many days ago is refused."
+    )
+    batch_size: Annotated[int, Field(ge=1, le=50_000)] = Field(
+        default=5000, description="Events stored per transaction by `connector usage import`."
+    )
+
+
 class SecretsSettings(_Section):
     """The key that encrypts OAuth tokens stored in the database (Fernet)."""
 
@@ -819,6 +838,7 @@ class Settings(BaseSettings):
     email: EmailSettings = Field(default_factory=EmailSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod

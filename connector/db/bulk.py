@@ -242,3 +242,14 @@ def reserve_many(session: Session, counts: Mapping[Table, int]) -> dict[Table, l
         table: list(range(top + 1, top + 1 + count))
         for (table, count), top in zip(wanted, last, strict=True)
     }
+
+
+def insert_new(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> None:
+    """Insert those of ``rows`` whose ``keys`` (a unique constraint) no stored row has yet."""
+    if not rows:
+        return
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(table).inline().on_conflict_do_nothing(index_elements=list(keys))
+    execute_many(session, statement, table, rows)

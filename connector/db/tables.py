@@ -860,3 +860,54 @@ class WebhookAttempt(Base):
     status: Mapped[int | None]
     latency_ms: Mapped[int]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class UsageEvent(Base):
+    """A metered usage event as it was accepted: its ``transaction_id`` makes it count once.
+
+    Only the unique index on the transaction id: every other index would be written for each
+    event (the hourly aggregates answer every question of billing)."""
+
+    __tablename__ = "usage_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    metric: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime]
+
+
+class UsageHourly(Base):
+    """The running aggregate of a customer's events of one metric, group and UTC hour, written
+    in the transaction that stores the events. Which columns are set depends on the metric's
+    aggregation: ``total`` (sum, weighted sum), ``maximum`` (max), ``latest_at`` and
+    ``latest_value`` (latest), ``weighted``: Σ value × seconds since 1970 (weighted sum)."""
+
+    __tablename__ = "usage_hourly"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - the key is the row
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_value: Mapped[str] = mapped_column(primary_key=True)  # "" when not grouped
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    events: Mapped[int] = mapped_column(Integer)
+    total: Mapped[Decimal | None]
+    maximum: Mapped[Decimal | None]
+    latest_at: Mapped[datetime | None]
+    latest_value: Mapped[Decimal | None]
+    weighted: Mapped[Decimal | None]
+
+
+class UsageHourlyValue(Base):
+    """The distinct values a unique count met in an hour."""
+
+    __tablename__ = "usage_hourly_values"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - the key is the row
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_value: Mapped[str] = mapped_column(primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    value: Mapped[str] = mapped_column(primary_key=True)

@@ -1,0 +1,263 @@
+"""Metered usage: billable metrics, and what a window of hourly aggregates adds up to.
+
+A **metric** turns the properties of a usage event into a *reading*: the group it is charged
+in (the value of its ``group_by`` property, ``""`` without one), the number it aggregates (its
+``field``) and, for a unique count, the value counted. An event whose properties do not match
+the metric's filters gives no reading: it is kept but counts for nothing.
+
+Readings are folded into **hourly aggregates** as events arrive (:func:`fold`): per customer,
+metric, group and UTC hour, the number of events, the sum, the maximum, the latest value with
+its time, Σ value × time (seconds since 1970: the time weighting of a weighted sum is exact)
+and the distinct values. Merging aggregates is associative and commutative, so a window's
+usage is the same whatever the order, batching or duplication of the arrival (duplicates are
+dropped before folding, by transaction id).
+
+Aggregations (Lago's semantics):
+
+- ``count``: the number of events;
+- ``sum``: the sum of the field;
+- ``max``: the largest value of the field (0 without events);
+- ``unique_count``: the number of distinct values of the field;
+- ``latest``: the value of the latest event (ties on the timestamp: the larger value);
+- ``weighted_sum``: a gauge. Each event adds its value (negative to decrease) to a level that
+  holds until the next event; the quantity is the level integrated over time, divided by the
+  billing period's length: 10 GB for half a period is 5. The level starts at 0 at each period
+  (or, ``recurring``, carries over from every earlier event).
+
+What a window of aggregates measures: :mod:`connector.billing.usage_periods`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from connector.errors import InvalidInputError
+
+ZERO = Decimal(0)
+HOUR = timedelta(hours=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+class Aggregation(StrEnum):
+    COUNT = "count"
+    SUM = "sum"
+    MAX = "max"
+    UNIQUE_COUNT = "unique_count"
+    LATEST = "latest"
+    WEIGHTED_SUM = "weighted_sum"
+
+
+NUMERIC = frozenset(
+    {Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST, Aggregation.WEIGHTED_SUM}
+)
+
+# A reading: (group, number aggregated or None, distinct value or None).
+Reading = tuple[str, Decimal | None, str | None]
+
+
+def text_of(value: Any) -> str | None:
+    """A property as text, for filters, groups and distinct values: ``true``/``false`` for
+    booleans, a number as written; None for a missing value, a list or an object."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def number_of(value: Any, what: str) -> Decimal:
+    """A property as an exact decimal: integers, decimal strings, and JSON numbers by their
+    shortest representation (0.1 is 0.1)."""
+    kind = type(value)
+    if kind is bool or value is None or kind is dict or kind is list:
+        raise InvalidInputError(f"{what} must be a number, not {value!r}")
+    try:
+        number = Decimal(repr(value) if kind is float else value if kind is str else str(value))
+    except InvalidOperation:
+        raise InvalidInputError(f"{what} {value!r} is not a number") from None
+    if not number.is_finite():
+        raise InvalidInputError(f"{what} {value!r} is not a finite number")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A billable metric (``mappings/usage.yaml``)."""
+
+    code: str
+    aggregation: Aggregation
+    field: str | None = None
+    filters: tuple[tuple[str, frozenset[str]], ...] = ()
+    group_by: str | None = None
+    recurring: bool = False
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"metric {self.code}"
+        if self.aggregation is Aggregation.COUNT and self.field:
+            raise InvalidInputError("a count aggregates no field", where=where)
+        if self.aggregation is not Aggregation.COUNT and not self.field:
+            raise InvalidInputError(f"a {self.aggregation} needs a field", where=where)
+        if self.recurring and self.aggregation is not Aggregation.WEIGHTED_SUM:
+            raise InvalidInputError("only a weighted_sum can be recurring", where=where)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.code
+
+    def read(self, properties: Mapping[str, Any]) -> Reading | None:
+        """The reading of an event's properties; None when they do not match the filters. An
+        event the metric cannot read (its field or group missing, not a number) is refused
+        with the reason."""
+        for key, allowed in self.filters:
+            if text_of(properties.get(key)) not in allowed:
+                return None
+        group = ""
+        if self.group_by is not None:
+            found = text_of(properties.get(self.group_by))
+            if found is None or found == "":
+                raise InvalidInputError(
+                    f"property {self.group_by!r} (the metric's group) is missing"
+                )
+            group = found
+        if self.field is None:
+            return (group, None, None)
+        raw = properties.get(self.field)
+        if raw is None or raw == "":
+            raise InvalidInputError(f"property {self.field!r} (the metric's field) is missing")
+        if self.aggregation is Aggregation.UNIQUE_COUNT:
+            distinct = text_of(raw)
+            if distinct is None:
+                raise InvalidInputError(f"property {self.field!r} must be a text or a number")
+            return (group, None, distinct)
+        return (group, number_of(raw, f"property {self.field!r}"), None)
+
+
+def hour_of(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def seconds_of(at: datetime) -> Decimal:
+    """Seconds since 1970 (UTC), exact to the microsecond."""
+    return Decimal((at - EPOCH) // MICROSECOND).scaleb(-6)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a set of events of one group adds up to (an hour's aggregate, or a window's)."""
+
+    events: int = 0
+    total: Decimal = ZERO  # Σ value
+    maximum: Decimal | None = None
+    latest_at: datetime | None = None
+    latest_value: Decimal | None = None
+    weighted: Decimal = ZERO  # Σ value × seconds since 1970
+    distinct: frozenset[str] = field(default_factory=frozenset)
+
+    def merge(self, other: Usage) -> Usage:
+        maximum = self.maximum
+        if other.maximum is not None and (maximum is None or other.maximum > maximum):
+            maximum = other.maximum
+        latest_at, latest_value = self.latest_at, self.latest_value
+        if other.latest_at is not None and (
+            latest_at is None
+            or (other.latest_at, other.latest_value or ZERO) > (latest_at, latest_value or ZERO)
+        ):
+            latest_at, latest_value = other.latest_at, other.latest_value
+        return Usage(
+            self.events + other.events,
+            self.total + other.total,
+            maximum,
+            latest_at,
+            latest_value,
+            self.weighted + other.weighted,
+            self.distinct | other.distinct,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyUsage:
+    """The aggregate of one group's events in the hour starting at ``hour``."""
+
+    group: str
+    hour: datetime
+    usage: Usage
+
+
+class Tally:
+    """Usage being added up event by event (mutable: folding a batch of events creates no
+    object per event). Its :meth:`usage` is the aggregate of the events added."""
+
+    __slots__ = (
+        "aggregation",
+        "distinct",
+        "events",
+        "latest_at",
+        "latest_value",
+        "maximum",
+        "total",
+        "weighted",
+    )
+
+    def __init__(self, aggregation: Aggregation) -> None:
+        self.aggregation = aggregation
+        self.events = 0
+        self.total = ZERO
+        self.maximum: Decimal | None = None
+        self.latest_at: datetime | None = None
+        self.latest_value: Decimal | None = None
+        self.weighted = ZERO
+        self.distinct: set[str] = set()
+
+    def add(self, reading: Reading, at: datetime) -> None:
+        self.events += 1
+        aggregation, value = self.aggregation, reading[1]
+        if aggregation is Aggregation.COUNT:
+            return
+        if aggregation is Aggregation.UNIQUE_COUNT:
+            self.distinct.add(reading[2])  # type: ignore[arg-type]
+            return
+        assert value is not None
+        if aggregation is Aggregation.SUM:
+            self.total += value
+        elif aggregation is Aggregation.WEIGHTED_SUM:
+            self.total += value
+            self.weighted += value * seconds_of(at)
+        elif aggregation is Aggregation.MAX:
+            if self.maximum is None or value > self.maximum:
+                self.maximum = value
+        elif self.latest_at is None or (at, value) > (self.latest_at, self.latest_value):
+            self.latest_at, self.latest_value = at, value
+
+    def usage(self) -> Usage:
+        return Usage(
+            self.events,
+            self.total,
+            self.maximum,
+            self.latest_at,
+            self.latest_value,
+            self.weighted,
+            frozenset(self.distinct),
+        )
+
+
+def fold(
+    metric: Metric, readings: Iterable[tuple[Reading, datetime]]
+) -> dict[tuple[str, datetime], Usage]:
+    """Readings (with their events' times) folded into aggregates by (group, hour)."""
+    tallies: dict[tuple[str, datetime], Tally] = {}
+    for reading, at in readings:
+        key = (reading[0], hour_of(at))
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = Tally(metric.aggregation)
+        tally.add(reading, at)
+    return {key: tally.usage() for key, tally in tallies.items()}

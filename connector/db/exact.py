@@ -1,0 +1,76 @@
+"""Exact decimal arithmetic inside SQL statements, on both databases.
+
+PostgreSQL keeps decimals as ``NUMERIC`` and adds them exactly. SQLite keeps them as text
+(:class:`~connector.db.types.ExactDecimal`), and its own arithmetic would turn them into
+binary floats: :func:`prepare` gives the connection ``exact_add``, ``exact_max`` (scalar) and
+``exact_sum`` (aggregate) functions that compute with :class:`~decimal.Decimal`. Statements
+use :func:`add`, :func:`greatest` and :func:`total`, which choose the database's way.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Numeric, func, type_coerce
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+
+def _add(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return str(Decimal(a) + Decimal(b))
+
+
+def _max(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return a if Decimal(a) >= Decimal(b) else b
+
+
+class _Sum:
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value: str | None) -> None:
+        if value is not None:
+            self.total = Decimal(value) if self.total is None else self.total + Decimal(value)
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else str(self.total)
+
+
+def is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def prepare(session: Session) -> None:
+    """Make the exact functions available to the session's connection (on SQLite)."""
+    if is_sqlite(session):
+        connection: Any = session.connection().connection.driver_connection
+        connection.create_function("exact_add", 2, _add, deterministic=True)
+        connection.create_function("exact_max", 2, _max, deterministic=True)
+        connection.create_aggregate("exact_sum", 1, _Sum)
+
+
+def add(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    """``a + b``, where either may be NULL (then the other)."""
+    if is_sqlite(session):
+        return func.exact_add(a, b, type_=a.type)
+    number = Numeric()
+    return func.coalesce(type_coerce(a, number) + type_coerce(b, number), a, b)
+
+
+def greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    """The larger of ``a`` and ``b`` (NULLs ignored)."""
+    if is_sqlite(session):
+        return func.exact_max(a, b, type_=a.type)
+    return func.greatest(a, b)
+
+
+def total(session: Session, column: Any) -> ColumnElement[Any]:
+    """``SUM(column)``, exactly."""
+    if is_sqlite(session):
+        return func.exact_sum(column, type_=column.type)
+    return func.sum(column, type_=column.type)

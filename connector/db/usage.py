@@ -1,0 +1,278 @@
+"""Storage of usage: events, and their running aggregates per customer, metric, group and hour.
+
+Each batch costs a handful of statements whatever its size: one to resolve its customers, one
+to find the transaction ids already stored, one executemany of the new events, one upsert of
+the hourly aggregates (adding to the stored ones in SQL, exactly: :mod:`connector.db.exact`)
+and one insert of the new distinct values, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import ARRAY, any_, bindparam, case, func, select
+from sqlalchemy.orm import Session
+
+from connector.billing.usage import ZERO, Aggregation, HourlyUsage, Tally, Usage
+from connector.billing.usage_periods import Window
+from connector.db import bulk, exact
+from connector.db.tables import Customer, ExternalId, UsageEvent, UsageHourly, UsageHourlyValue
+from connector.db.tables import table_of as _table
+
+SALESFORCE = "salesforce"
+CHUNK = 10_000  # values looked up by one statement at most
+EVENTS, HOURLY, VALUES = _table(UsageEvent), _table(UsageHourly), _table(UsageHourlyValue)
+HourKey = tuple[int, str, str, datetime]  # customer id, metric, group, hour
+SUMMED = (Aggregation.SUM, Aggregation.WEIGHTED_SUM)
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+def _among(session: Session, column: Any, values: Sequence[Any]) -> Any:
+    """``column IN values`` with one bound parameter whatever their number: a JSON array on
+    SQLite, an array on PostgreSQL (a statement with thousands of parameters costs more to
+    build than to run)."""
+    if exact.is_sqlite(session):
+        each = func.json_each(json.dumps(list(values))).table_valued("value")
+        return column.in_(select(each.c.value))
+    return column == any_(bindparam("among", list(values), type_=ARRAY(column.type), unique=True))
+
+
+def customer_ids(session: Session, keys: Iterable[str]) -> dict[str, int]:
+    """Our customer id for each key that names one: a Salesforce Account Id, or our id."""
+    wanted = sorted(set(keys))
+    found: dict[str, int] = {}
+    for chunk in _chunks(wanted):
+        rows = session.execute(
+            select(ExternalId.external_id, ExternalId.entity_id).where(
+                ExternalId.system == SALESFORCE,
+                ExternalId.entity == Customer.__tablename__,
+                _among(session, ExternalId.external_id, chunk),
+            )
+        )
+        found.update({key: entity_id for key, entity_id in rows})
+    numbers = {int(key): key for key in wanted if key not in found and key.isdigit()}
+    for chunk in _chunks(sorted(numbers)):
+        for (number,) in session.execute(
+            select(Customer.id).where(_among(session, Customer.id, chunk))
+        ):
+            found[numbers[number]] = number
+    return found
+
+
+def known_transactions(session: Session, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` are the transaction ids of stored events."""
+    known: set[str] = set()
+    for chunk in _chunks(ids):
+        known.update(
+            session.scalars(
+                select(UsageEvent.transaction_id).where(
+                    _among(session, UsageEvent.transaction_id, chunk)
+                )
+            )
+        )
+    return known
+
+
+# An event to insert: transaction id, customer id, metric, time, properties.
+NewEvent = tuple[str, int, str, datetime, dict[str, Any]]
+INSERT_EVENTS = (
+    "INSERT INTO usage_events (transaction_id, customer_id, metric, occurred_at, properties, "
+    "received_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _utc_text(at: datetime) -> str:
+    """A UTC datetime as SQLite stores it (as :mod:`connector.db.bulk` does, faster)."""
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - the fastest way
+        at.year,
+        at.month,
+        at.day,
+        at.hour,
+        at.minute,
+        at.second,
+        at.microsecond,
+    )
+
+
+def insert_events(session: Session, events: Sequence[NewEvent], received_at: datetime) -> None:
+    """Insert new events, in one executemany. SQLite is handed its text values at once (the
+    hot path of an import); PostgreSQL takes them through :func:`connector.db.bulk_insert`."""
+    if not events:
+        return
+    events = sorted(events, key=itemgetter(0))  # two writers lock in the same order
+    if not exact.is_sqlite(session):
+        names = ("transaction_id", "customer_id", "metric", "occurred_at", "properties")
+        rows = [
+            {**dict(zip(names, event, strict=True)), "received_at": received_at} for event in events
+        ]
+        bulk.bulk_insert(session, EVENTS, rows)
+        return
+    received = _utc_text(received_at.astimezone(UTC))
+    dumps = json.dumps
+    session.connection().exec_driver_sql(
+        INSERT_EVENTS,
+        [
+            (
+                tx,
+                customer,
+                metric,
+                _utc_text(at),
+                dumps(properties) if properties else "{}",
+                received,
+            )
+            for tx, customer, metric, at, properties in events
+        ],
+    )
+
+
+def store(
+    session: Session,
+    events: Sequence[NewEvent],
+    received_at: datetime,
+    hourly: Mapping[HourKey, Tally],
+    values: Iterable[tuple[int, str, str, datetime, str]],
+) -> None:
+    """Insert new events (whose times are UTC) and add their aggregates to the stored ones."""
+    insert_events(session, events, received_at)
+    if hourly:
+        exact.prepare(session)
+        rows = [
+            {
+                "customer_id": customer_id,
+                "metric": metric,
+                "group_value": group,
+                "hour": hour,
+                "events": usage.events,
+                "total": usage.total if usage.aggregation in SUMMED else None,
+                "maximum": usage.maximum,
+                "latest_at": usage.latest_at,
+                "latest_value": usage.latest_value,
+                "weighted": (
+                    usage.weighted if usage.aggregation is Aggregation.WEIGHTED_SUM else None
+                ),
+            }
+            for (customer_id, metric, group, hour), usage in sorted(hourly.items(), key=_first)
+        ]
+        bulk.upsert(
+            session,
+            HOURLY,
+            rows,
+            ["customer_id", "metric", "group_value", "hour"],
+            _adding(session),
+        )
+    distinct = [
+        {"customer_id": c, "metric": m, "group_value": g, "hour": h, "value": v}
+        for c, m, g, h, v in sorted(values)
+    ]
+    bulk.insert_new(
+        session, VALUES, distinct, ["customer_id", "metric", "group_value", "hour", "value"]
+    )
+
+
+def _first(item: tuple[HourKey, Tally]) -> HourKey:
+    return item[0]
+
+
+def _adding(session: Session) -> Any:
+    """How a stored aggregate takes in a batch's (``excluded``): counts, sums and Σ v×t add
+    up, the maximum is the larger, the latest is the later (on a tie, the larger value)."""
+    stored = HOURLY.c
+
+    def changes(excluded: Any) -> dict[str, Any]:
+        later = (stored.latest_at.is_(None)) | (excluded.latest_at > stored.latest_at)
+        return {
+            "events": stored.events + excluded.events,
+            "total": exact.add(session, stored.total, excluded.total),
+            "maximum": exact.greatest(session, stored.maximum, excluded.maximum),
+            "latest_value": case(
+                (excluded.latest_at.is_(None), stored.latest_value),
+                (later, excluded.latest_value),
+                (excluded.latest_at < stored.latest_at, stored.latest_value),
+                else_=exact.greatest(session, stored.latest_value, excluded.latest_value),
+            ),
+            "latest_at": case((later, excluded.latest_at), else_=stored.latest_at),
+            "weighted": exact.add(session, stored.weighted, excluded.weighted),
+        }
+
+    return changes
+
+
+def hourly_usage(
+    session: Session, customer_id: int, period: Window, parts: Sequence[Window] | None = None
+) -> dict[str, list[HourlyUsage]]:
+    """A customer's hourly aggregates in ``period``, by metric. The distinct values of unique
+    counts come once for each part (default: the whole period), at the first hour they were
+    met in it: merged over a part, they are that part's distinct values."""
+    found: dict[str, list[HourlyUsage]] = {}
+    rows = session.execute(
+        select(HOURLY).where(
+            HOURLY.c.customer_id == customer_id,
+            HOURLY.c.hour >= period.start,
+            HOURLY.c.hour < period.end,
+        )
+    )
+    for row in rows:
+        usage = Usage(
+            row.events,
+            row.total if row.total is not None else ZERO,
+            row.maximum,
+            row.latest_at,
+            row.latest_value,
+            row.weighted if row.weighted is not None else ZERO,
+        )
+        found.setdefault(row.metric, []).append(HourlyUsage(row.group_value, row.hour, usage))
+    for window in parts or [period]:
+        first = func.min(VALUES.c.hour)
+        distinct = session.execute(
+            select(VALUES.c.metric, VALUES.c.group_value, VALUES.c.value, first)
+            .where(
+                VALUES.c.customer_id == customer_id,
+                VALUES.c.hour >= window.start,
+                VALUES.c.hour < window.end,
+            )
+            .group_by(VALUES.c.metric, VALUES.c.group_value, VALUES.c.value)
+        )
+        for metric, group, value, hour in distinct:
+            usage = Usage(distinct=frozenset((value,)))
+            found.setdefault(metric, []).append(HourlyUsage(group, _aware(hour), usage))
+    return found
+
+
+def _aware(value: Any) -> datetime:
+    """An aggregate's MIN(hour) as a UTC datetime, however the driver returns it."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def levels_before(
+    session: Session, customer_id: int, metrics: Sequence[str], before: datetime
+) -> dict[str, dict[str, Decimal]]:
+    """The level every event before ``before`` left, per metric and group (the opening of a
+    recurring weighted sum)."""
+    if not metrics:
+        return {}
+    exact.prepare(session)
+    rows = session.execute(
+        select(HOURLY.c.metric, HOURLY.c.group_value, exact.total(session, HOURLY.c.total))
+        .where(
+            HOURLY.c.customer_id == customer_id,
+            HOURLY.c.metric.in_(metrics),
+            HOURLY.c.hour < before,
+        )
+        .group_by(HOURLY.c.metric, HOURLY.c.group_value)
+    )
+    levels: dict[str, dict[str, Decimal]] = {}
+    for metric, group, level in rows:
+        if level is not None:
+            levels.setdefault(metric, {})[group] = level
+    return levels

@@ -1,0 +1,248 @@
+"""Benchmark: usage events in through ``connector usage import`` on SQLite, against the cheapest
+way to store the same rows, and the import's memory as the file grows.
+
+    python tests/benchmarks/bench_usage.py --events 1000000 [--customers 100] [--days 1]
+        [--ids ordered|random] [--batch 5000]
+
+A CSV file of N events is written (the four metrics of the shipped ``mappings/usage.yaml`` in
+turn, the customers round-robin, the times spread evenly over the last ``--days`` days), then:
+
+- ``connector usage import FILE --json`` runs in a process of its own on a new SQLite database
+  (the customers only): its wall time gives events/s, its peak resident memory is its own;
+- the baseline, in a process of its own: Python's sqlite3 reads the same file with
+  ``csv.reader`` and inserts the same rows into the same ``usage_events`` table (its unique
+  transaction id index and all), formatted by string slicing, with one ``executemany`` per
+  batch: no validation, no customer lookup, no duplicate check, no aggregate;
+- the import again on a tenth of the file, to compare peak memory (flat: the same batches).
+
+Printed: events/s of each, their ratio, the hourly aggregates written per event, and the two
+peaks. ``--ids random`` makes transaction ids random (UUID 4) instead of time-ordered: SQLite's
+B-tree then writes pages all over its unique index, for the baseline as for the import.
+
+Exits 1 when the import does not accept every event, or when its peak memory on the whole file
+is more than 1.5 times its peak on a tenth of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peak_memory import run_measured  # noqa: E402
+
+from connector.db import bulk, tables  # noqa: E402
+from connector.db.engine import make_engine, session_factory, transaction  # noqa: E402
+from connector.db.migrate import upgrade  # noqa: E402
+
+METRICS = ("api_calls", "storage_gb", "seats", "bandwidth_gb")
+HEADER = "transaction_id,customer,metric,timestamp,gb,user_id,region,direction\n"
+FLAT = 1.5  # peak memory on the whole file over that on a tenth, at most
+
+
+def write_events(path: Path, count: int, customers: int, days: int, ids: str) -> None:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
+    span = days * 86400
+    rng = random.Random(1)
+    with path.open("w", encoding="utf-8") as out:
+        out.write(HEADER)
+        for n in range(count):
+            at = start + timedelta(seconds=n * span // count)
+            stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            tx = (
+                f"{stamp}-{n:010d}"
+                if ids == "ordered"
+                else str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            )
+            customer = 1 + n % customers
+            metric = METRICS[n % 4]
+            if metric == "api_calls":
+                extra = ",,,"
+            elif metric == "storage_gb":
+                extra = f"{n % 7 - 3},,,"
+            elif metric == "seats":
+                extra = f",u{n % 50},,"
+            else:
+                extra = f"{n % 10}.5,,{('eu', 'us', 'ap')[n % 3]},egress"
+            out.write(f"{tx},{customer},{metric},{stamp},{extra}\n")
+
+
+def new_database(path: Path, customers: int) -> str:
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with transaction(session_factory(engine)) as session:
+        bulk.bulk_insert(
+            session,
+            tables.table_of(tables.Customer),
+            [
+                {
+                    "id": n,
+                    "name": f"Customer {n}",
+                    "country": "US",
+                    "currency": "USD",
+                    "tax_id": None,
+                    "created_at": now,
+                    "updated_at": now,
+                    "region": None,
+                    "address_street": None,
+                    "address_city": None,
+                    "address_state": None,
+                    "address_postal_code": None,
+                    "language": None,
+                    "billing_email": None,
+                }
+                for n in range(1, customers + 1)
+            ],
+        )
+    engine.dispose()
+    return url
+
+
+def baseline(database: Path, events: Path, batch: int) -> None:
+    """The cheapest way: the file's rows into usage_events, one executemany per batch."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    received = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    statement = (
+        "INSERT INTO usage_events (transaction_id, customer_id, metric, occurred_at, "
+        "properties, received_at) VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    names = HEADER.strip().split(",")[4:]
+    with events.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        rows = []
+        for row in reader:
+            properties = json.dumps({k: v for k, v in zip(names, row[4:], strict=True) if v})
+            stamp = row[3]
+            rows.append(
+                (
+                    row[0],
+                    int(row[1]),
+                    row[2],
+                    f"{stamp[:10]} {stamp[11:19]}.000000",
+                    properties,
+                    received,
+                )
+            )
+            if len(rows) >= batch:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.executemany(statement, rows)
+                connection.execute("COMMIT")
+                rows = []
+        if rows:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(statement, rows)
+            connection.execute("COMMIT")
+    connection.close()
+
+
+def run_import(
+    folder: Path, events: Path, customers: int, batch: int
+) -> tuple[float, float, dict, int]:
+    database = folder / f"import-{events.stem}.db"
+    url = new_database(database, customers)
+    env = {**os.environ, "CONNECTOR_DATABASE_URL": url, "CONNECTOR_USAGE__BATCH_SIZE": str(batch)}
+    with tempfile.TemporaryFile() as out:
+        measured = run_measured(
+            [sys.executable, "-m", "connector", "usage", "import", str(events), "--json"],
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )
+        out.seek(0)
+        summary = json.loads(out.read() or b"{}")
+    hourly = sqlite3.connect(database).execute("SELECT count(*) FROM usage_hourly").fetchone()[0]
+    return measured.seconds, measured.peak_rss_mib, summary, hourly
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=100)
+    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--ids", choices=("ordered", "random"), default="ordered")
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument(
+        "--baseline-only", nargs=2, metavar=("DATABASE", "EVENTS"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.baseline_only:
+        baseline(Path(args.baseline_only[0]), Path(args.baseline_only[1]), args.batch)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="bench-usage-") as name:
+        folder = Path(name)
+        events, tenth = folder / "events.csv", folder / "tenth.csv"
+        began = time.perf_counter()
+        write_events(events, args.events, args.customers, args.days, args.ids)
+        write_events(tenth, args.events // 10, args.customers, args.days, args.ids)
+        print(
+            f"files written in {time.perf_counter() - began:.1f} s "
+            f"({events.stat().st_size / 2**20:.0f} MiB)",
+            flush=True,
+        )
+
+        seconds, peak, summary, hourly = run_import(folder, events, args.customers, args.batch)
+        base_db = folder / "baseline.db"
+        new_database(base_db, args.customers)
+        base = run_measured(
+            [
+                sys.executable,
+                __file__,
+                "--batch",
+                str(args.batch),
+                "--baseline-only",
+                str(base_db),
+                str(events),
+            ],
+            cwd=ROOT,
+        )
+        _, small_peak, small_summary, _ = run_import(folder, tenth, args.customers, args.batch)
+
+    figures = {
+        "events": args.events,
+        "customers": args.customers,
+        "days": args.days,
+        "ids": args.ids,
+        "import_events_per_s": round(args.events / seconds),
+        "baseline_events_per_s": round(args.events / base.seconds),
+        "import_over_baseline_time": round(seconds / base.seconds, 2),
+        "hourly_aggregates_per_event": round(hourly / args.events, 4),
+        "peak_rss_mib": round(peak, 1),
+        "peak_rss_mib_tenth": round(small_peak, 1),
+        "baseline_peak_rss_mib": round(base.peak_rss_mib, 1),
+    }
+    print(json.dumps(figures), flush=True)
+    if summary.get("accepted") != args.events or small_summary.get("accepted") != args.events // 10:
+        print(f"not every event was imported: {summary} {small_summary}", file=sys.stderr)
+        return 1
+    if base.exit != 0:
+        print(f"the baseline exited {base.exit}", file=sys.stderr)
+        return 1
+    if peak > FLAT * small_peak:
+        print(f"memory is not flat: {peak:.1f} MiB against {small_peak:.1f}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

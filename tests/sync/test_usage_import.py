@@ -1,0 +1,125 @@
+"""connector usage import's engine: CSV and JSON Lines streamed in batches, bad lines named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.db import tables
+from connector.db.engine import reading, transaction
+from connector.errors import InvalidInputError
+from connector.sync import contracts
+from connector.sync.usage_import import import_events
+from connector.sync.usage_mapping import load_usage_mapping
+
+SHIPPED = Path(__file__).resolve().parents[2] / "mappings" / "usage.yaml"
+METRICS = load_usage_mapping(SHIPPED).metrics
+NOW = datetime(2026, 3, 20, tzinfo=UTC)
+
+
+@pytest.fixture
+def customer_id(factory: sessionmaker[Session]) -> int:
+    with transaction(factory) as session:
+        return contracts.upsert_customer(
+            session,
+            name="Acme",
+            country="US",
+            currency="USD",
+            system="salesforce",
+            external_id="001000000000001AAA",
+        ).id
+
+
+def stored(factory: sessionmaker[Session]) -> int:
+    with reading(factory) as session:
+        return session.scalar(select(func.count()).select_from(tables.UsageEvent)) or 0
+
+
+def test_a_csv_file_is_imported_with_its_bad_lines_named(
+    factory: sessionmaker[Session], customer_id: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "transaction_id,customer,metric,timestamp,gb,region,direction\n"
+        "e1,001000000000001AAA,bandwidth_gb,2026-03-02T10:00:00Z,1.5,eu,egress\n"
+        f"e2,{customer_id},api_calls,2026-03-02T10:00:00Z,,,\n"
+        "e3,001000000000001AAA,bandwidth_gb,2026-03-02T10:00:00Z,,eu,egress\n"
+        "e4,001000000000001AAA,api_calls\n"
+        '"e5",001000000000001AAA,storage_gb,1772445600,"2\n.5",,\n'
+        "e1,001000000000001AAA,bandwidth_gb,2026-03-02T10:00:00Z,1.5,eu,egress\n"
+        "\n"
+        "e6,001000000000001AAA,storage_gb,2026-03-02T10:00:00Z,10,,\n"
+    )
+    seen: list[tuple[int, str | None, str]] = []
+
+    summary = import_events(
+        factory,
+        METRICS,
+        path,
+        batch_size=2,
+        clock=lambda: NOW,
+        on_refused=lambda *refusal: seen.append(refusal),
+    )
+
+    assert (summary.lines, summary.accepted, summary.duplicates, summary.refused) == (7, 3, 1, 3)
+    assert (
+        seen
+        == summary.refusals
+        == [
+            (4, "e3", "property 'gb' (the metric's field) is missing"),
+            (5, None, "3 columns where the header has 7"),
+            (6, "e5", "property 'gb' '2\\n.5' is not a number"),
+        ]
+    )
+    assert stored(factory) == 3
+    assert summary.to_dict()["refusals"][0] == {
+        "line": 4,
+        "transaction_id": "e3",
+        "reason": "property 'gb' (the metric's field) is missing",
+    }
+
+
+def test_a_json_lines_file_is_imported_and_imported_again_as_duplicates(
+    factory: sessionmaker[Session], customer_id: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"transaction_id": "j1", "customer": "001000000000001AAA", "metric": "seats", '
+        '"timestamp": "2026-03-02T10:00:00Z", "properties": {"user_id": 42}}\n'
+        "{not json\n"
+        "\n"
+        '["j2"]\n'
+        '{"transaction_id": "j3", "customer": "001000000000001AAA", "metric": "api_calls", '
+        '"timestamp": 1772445600}\n'
+    )
+
+    first = import_events(factory, METRICS, path, clock=lambda: NOW)
+    again = import_events(factory, METRICS, path, clock=lambda: NOW)
+
+    assert (first.accepted, first.duplicates, first.refused) == (2, 0, 2)
+    assert [refusal[0] for refusal in first.refusals] == [2, 4]
+    assert (
+        first.refusals[0][2]
+        == "not JSON: Expecting property name enclosed in double quotes (column 2)"
+    )
+    assert (again.accepted, again.duplicates, again.refused) == (0, 2, 2)
+    assert stored(factory) == 2
+
+
+def test_the_format_comes_from_the_name_or_the_option(tmp_path: Path, factory) -> None:
+    path = tmp_path / "events.txt"
+    path.write_text("")
+
+    with pytest.raises(InvalidInputError, match="give --format csv or jsonl"):
+        import_events(factory, METRICS, path)
+    assert import_events(factory, METRICS, path, file_format="csv").lines == 0
+    header = tmp_path / "bad.csv"
+    header.write_text("id,customer,metric\n")
+    with pytest.raises(
+        InvalidInputError, match="line 1: the header has no transaction_id, timestamp column"
+    ):
+        import_events(factory, METRICS, header)

@@ -1,0 +1,117 @@
+"""connector usage import and connector usage show."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from connector.cli import app
+from connector.db.engine import transaction
+from connector.sync import contracts
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def customer_id(factory: sessionmaker[Session]) -> int:
+    with transaction(factory) as session:
+        return contracts.upsert_customer(
+            session,
+            name="Acme",
+            country="US",
+            currency="USD",
+            system="salesforce",
+            external_id="001000000000001AAA",
+        ).id
+
+
+def hours_ago(hours: int) -> str:
+    at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_import_exits_0_when_every_event_is_imported_and_1_when_some_are_refused(
+    cli_env: dict[str, str], customer_id: int, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "transaction_id,customer,metric,timestamp\n"
+        f"a,001000000000001AAA,api_calls,{hours_ago(1)}\n"
+        f"b,{customer_id},api_calls,{hours_ago(1)}\n"
+    )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        f'{{"transaction_id": "a", "customer": "{customer_id}", "metric": "api_calls", '
+        f'"timestamp": "{hours_ago(1)}"}}\n'
+        '{"transaction_id": "c", "customer": "nobody", "metric": "api_calls", '
+        f'"timestamp": "{hours_ago(1)}"}}\n'
+    )
+
+    first = runner.invoke(app, ["usage", "import", str(good)], env=cli_env)
+    assert first.exit_code == 0, first.output
+    assert first.stdout == f"{good}: 2 imported, 0 duplicates, 0 refused\n"
+
+    second = runner.invoke(app, ["usage", "import", str(bad)], env=cli_env)
+    assert second.exit_code == 1
+    assert second.stderr == f"{bad}:2 (c): unknown customer 'nobody'\n"
+    assert second.stdout == f"{bad}: 0 imported, 1 duplicates, 1 refused\n"
+
+    summary = runner.invoke(app, ["usage", "import", str(bad), "--json"], env=cli_env)
+    assert summary.exit_code == 1
+    assert json.loads(summary.stdout) == {
+        "lines": 2,
+        "accepted": 0,
+        "duplicates": 1,
+        "refused": 1,
+        "refusals": [{"line": 2, "transaction_id": "c", "reason": "unknown customer 'nobody'"}],
+    }
+
+
+def test_show_prints_the_usage_and_charges_of_the_month(
+    cli_env: dict[str, str], customer_id: int, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    if now.day == 1 and now.hour == 0:
+        pytest.skip("the month's first hour holds no past hour of the month")
+    events = tmp_path / "events.csv"
+    first_hour = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    events.write_text(
+        "transaction_id,customer,metric,timestamp,gb,region,direction\n"
+        f"b1,001000000000001AAA,bandwidth_gb,{first_hour:%Y-%m-%dT%H:%M:%SZ},12.5,eu,egress\n"
+    )
+    assert runner.invoke(app, ["usage", "import", str(events)], env=cli_env).exit_code == 0
+
+    shown = runner.invoke(app, ["usage", "show", "001000000000001AAA", "--json"], env=cli_env)
+
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.stdout)
+    assert data["customer"] == {"id": customer_id, "name": "Acme"}
+    assert [(u["metric"], u["group"], u["quantity"], u["amount"]) for u in data["usage"]] == [
+        ("bandwidth_gb", "eu", "12.5", "1.13")
+    ]
+    assert data["total"] == "61.13"  # with the seats' minimum of 60.00
+    table = runner.invoke(app, ["usage", "show", str(customer_id)], env=cli_env)
+    assert table.exit_code == 0
+    assert "bandwidth_gb" in table.stdout and "total 61.13 USD" in table.stdout
+
+
+def test_show_refuses_an_unknown_customer_and_a_bad_mapping_is_a_configuration_error(
+    cli_env: dict[str, str], customer_id: int, tmp_path: Path
+) -> None:
+    unknown = runner.invoke(app, ["usage", "show", "42"], env=cli_env)
+    assert unknown.exit_code == 1
+    assert "error: no customer '42' (give our id or its Salesforce Account Id)" in unknown.stderr
+
+    mapping = tmp_path / "usage.yaml"
+    mapping.write_text("metrics:\n  - code: calls\n    aggregation: average\n")
+    env = {**cli_env, "CONNECTOR_USAGE__MAPPING_FILE": str(mapping)}
+    broken = runner.invoke(app, ["usage", "show", str(customer_id)], env=env)
+    assert broken.exit_code == 2
+    assert f"configuration error: {mapping}:3: metrics[0].aggregation: Input should be" in (
+        broken.stderr
+    )
