@@ -1,8 +1,7 @@
 """The console in a real browser: Debian's chromium, headless, driven by Selenium through
 chromedriver against the real server. Sign in with an API key, see the records waiting with
 their reasons and the MRR chart, open an invoice, sign out. Each page is saved as a screenshot
-(in the test's folder, and copied to ``$CONNECTOR_TEST_SCREENSHOTS``, by default
-/work/console-screenshots when /work exists).
+(in the test's folder, and copied to ``$CONNECTOR_TEST_SCREENSHOTS`` when it is set).
 
 Skipped when chromium or chromedriver is not installed, except under CI=true, where it fails."""
 
@@ -17,12 +16,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.settings import Settings
+from connector.db.engine import transaction
+from connector.settings import Settings, WebhooksSettings
+from connector.sync.webhooks import deliver
+from tests import builders
 from tests.api import console_data
 from tests.api.conftest import Served
+from tests.sync.test_webhooks import add
+from tests.webhook_receiver import receiving
 
 CHROMIUM = ("chromium", "chromium-browser")
-SCREENSHOTS = os.environ.get("CONNECTOR_TEST_SCREENSHOTS", "/work/console-screenshots")
+SCREENSHOTS = os.environ.get("CONNECTOR_TEST_SCREENSHOTS", "")
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -99,7 +103,10 @@ class Screenshots:
         return path
 
     def share(self) -> None:
-        """Copy them where people look at them, when that place can be made."""
+        """Copy them where people look at them (``$CONNECTOR_TEST_SCREENSHOTS``), when set and
+        that place can be made."""
+        if not SCREENSHOTS:
+            return
         target = Path(SCREENSHOTS)
         if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
             return
@@ -213,6 +220,29 @@ def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
         assert pdf == f"{invoice_url}/pdf"
         shots.take("invoice")
 
+        # webhook deliveries: one refused then delivered, one delivered
+        factory = served.instance.factory
+        hook_settings = served.instance.settings.model_copy(
+            update={"webhooks": WebhooksSettings(retry_initial_seconds=0)}
+        )
+        with receiving() as receiver:
+            receiver.secret = add(factory, hook_settings, receiver.url)
+            receiver.answers = [503]
+            with transaction(factory) as session:
+                builders.customer(session, "Initech")
+                builders.customer(session, "Hooli")
+            deliver(factory, hook_settings)
+            deliver(factory, hook_settings)
+        follow(browser, browser.find_element(By.LINK_TEXT, "Webhooks"), served.url + "/webhooks")
+        tables_shown = browser.find_elements(By.CSS_SELECTOR, "main table")
+        deliveries = tables_shown[1].find_elements(By.CSS_SELECTOR, "tbody tr")
+        assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in deliveries] == [
+            "delivered",
+            "delivered",
+        ]
+        assert [row.find_elements(By.TAG_NAME, "td")[2].text for row in deliveries] == ["1", "2"]
+        shots.take("webhooks")
+
         follow(
             browser, browser.find_element(By.CSS_SELECTOR, ".who button"), served.url + "/sign-in"
         )
@@ -223,6 +253,16 @@ def test_sign_in_see_what_waits_the_mrr_chart_and_an_invoice(
     assert [path.name for path in shots.taken] == [
         f"console-{backend}-0{n}-{name}.png"
         for n, name in enumerate(
-            ("sign-in", "waiting", "overview", "outbox", "mrr", "invoices", "invoice"), 1
+            (
+                "sign-in",
+                "waiting",
+                "overview",
+                "outbox",
+                "mrr",
+                "invoices",
+                "invoice",
+                "webhooks",
+            ),
+            1,
         )
     ]
