@@ -6,6 +6,8 @@ the active one stops."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -48,6 +50,24 @@ def test_the_active_instance_says_so_and_a_standby_and_a_replica_serve_reads(
         "standby",
     ]
     assert len({first_url, second_url, replica_url}) == 3
+    # A key made by the command line works on every instance, and never reaches a log.
+    created = subprocess.run(
+        [sys.executable, "-m", "connector", "apikey", "create", "--name", "ops"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = created.stdout.strip()
+    for url in (first_url, second_url, replica_url):
+        answer = requests.get(
+            f"{url}/v1/customers", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+    refused = requests.get(
+        f"{replica_url}/v1/customers", headers={"Authorization": "Bearer ck_wrong"}, timeout=30
+    )
+    assert refused.status_code == 401
     metrics = requests.get(f"{replica_url}/metrics", timeout=30).text
     assert "connector_instance_active 0.0\n" in metrics
     assert (
@@ -64,3 +84,8 @@ def test_the_active_instance_says_so_and_a_standby_and_a_replica_serve_reads(
     assert replica.stop(signal.SIGTERM) == 0, replica.output()
     assert replica.messages("stopped (SIGTERM)")
     assert second.stop(signal.SIGTERM) == 0, second.output()
+    for service in (first, second, replica):
+        logged = service.output()
+        assert 'GET /v1/customers HTTP/1.1\\" 200' in logged  # the access log (JSON), no key
+        assert key not in logged
+        assert "ck_wrong" not in logged
