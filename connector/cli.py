@@ -282,6 +282,13 @@ def _day(value: datetime | None) -> date:
     return value.date() if value is not None else _today()
 
 
+def _print_once(notice: str, secret: str) -> None:
+    """A new secret: ``notice`` on stderr, the secret alone on stdout, for scripts
+    (``KEY=$(connector apikey create ...)``); it is never shown again."""
+    errors.print(notice, markup=False, highlight=False, soft_wrap=True)
+    print(secret)
+
+
 def _print_json(data: Any) -> None:
     from connector.render import json_default
 
@@ -820,12 +827,9 @@ def apikey_create(
 
     with transaction(_state(ctx).database()) as session:
         info, key = create_key(session, name, scope)
-    errors.print(
-        f"API key {info.name!r} ({info.scope}). It is shown this once; keep it secret:",
-        markup=False,
-        highlight=False,
+    _print_once(
+        f"API key {info.name!r} ({info.scope}). It is shown this once; keep it secret:", key
     )
-    print(key)  # alone on stdout, for scripts: KEY=$(connector apikey create ...)
 
 
 @apikey_app.command("list")
@@ -884,14 +888,11 @@ def webhook_add(
     cipher = TokenCipher.from_settings(settings.secrets, settings.database_url.get_secret_value())
     with transaction(state.database()) as session:
         info, secret = add_endpoint(session, cipher, url, events)
-    errors.print(
+    _print_once(
         f"webhook endpoint {info.id}: {info.url} ({', '.join(info.events)}). Its signing "
         "secret is shown this once; keep it secret:",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
+        secret,
     )
-    print(secret)  # alone on stdout, for scripts: SECRET=$(connector webhook add ...)
 
 
 @webhook_app.command("list")

@@ -149,18 +149,11 @@ def emit_subscription(
         [
             subscription_event(
                 event_type,
+                row,
                 subscription_id=row.id,
                 external_id=external_id or _external_id(session, row),
                 customer_id=row.customer_id,
                 contract_id=row.contract_id,
-                currency_code=row.currency,
-                frequency=row.frequency,
-                start_date=row.start_date,
-                trial_days=row.trial_days,
-                term_months=row.term_months,
-                auto_renew=row.auto_renew,
-                cancel_date=row.cancel_date,
-                revision=row.revision,
                 discriminator=discriminator,
             )
         ],

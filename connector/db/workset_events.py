@@ -33,18 +33,11 @@ def _subscription(
     assert subscription_id is not None and contract_id is not None and customer_id is not None
     return subscription_event(
         event_type,
+        row,
         subscription_id=subscription_id,
         external_id=external,
         customer_id=customer_id,
         contract_id=contract_id,
-        currency_code=row.currency,
-        frequency=row.frequency,
-        start_date=row.start_date,
-        trial_days=row.trial_days,
-        term_months=row.term_months,
-        auto_renew=row.auto_renew,
-        cancel_date=row.cancel_date,
-        revision=row.revision,
         discriminator=why,
     )
 

@@ -50,34 +50,30 @@ def customer_event(
 
 def subscription_event(
     event_type: str,
+    terms: Any,
     *,
     subscription_id: int,
     external_id: str | None,
     customer_id: int,
     contract_id: int,
-    currency_code: str,
-    frequency: str,
-    start_date: date,
-    trial_days: int,
-    term_months: int,
-    auto_renew: bool,
-    cancel_date: date | None,
-    revision: int,
     discriminator: str = "",
 ) -> Event:
+    """An event about a subscription: ``terms`` has a subscription's columns (currency,
+    frequency, start_date, trial_days, term_months, auto_renew, cancel_date, revision); the
+    ids are given apart, as they are known once written."""
     data = {
         "id": subscription_id,
         "external_id": external_id,
         "customer_id": customer_id,
         "contract_id": contract_id,
-        "currency": currency_code,
-        "frequency": frequency,
-        "start_date": _day(start_date),
-        "trial_days": trial_days,
-        "term_months": term_months,
-        "auto_renew": auto_renew,
-        "cancel_date": _day(cancel_date),
-        "revision": revision,
+        "currency": terms.currency,
+        "frequency": terms.frequency,
+        "start_date": _day(terms.start_date),
+        "trial_days": terms.trial_days,
+        "term_months": terms.term_months,
+        "auto_renew": terms.auto_renew,
+        "cancel_date": _day(terms.cancel_date),
+        "revision": terms.revision,
     }
     return Event(
         event_type,
