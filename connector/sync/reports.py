@@ -62,14 +62,22 @@ def windows_metrics(session: Session, windows: Sequence[tuple[date, date]]) -> l
     for since, as_of in windows:
         if since >= as_of:
             raise InvalidInputError(f"the movement window must start before {as_of}, not {since}")
-    revenues: list[dict[tuple[str, int | None], CustomerRevenue]] = [{} for _ in windows]
-    for subscription in iter_subscriptions(session):
-        for (since, as_of), found in zip(windows, revenues, strict=True):
-            accumulate(found, (subscription,), since, as_of)
+    revenues = _window_revenues(session, windows)
     return [
         _per_currency(found, as_of, since)
         for (since, as_of), found in zip(windows, revenues, strict=True)
     ]
+
+
+def _window_revenues(
+    session: Session, windows: Sequence[tuple[date, date]]
+) -> list[dict[tuple[str, int | None], CustomerRevenue]]:
+    """Each customer's revenue in each window, every subscription read once for all of them."""
+    revenues: list[dict[tuple[str, int | None], CustomerRevenue]] = [{} for _ in windows]
+    for subscription in iter_subscriptions(session):
+        for (since, as_of), found in zip(windows, revenues, strict=True):
+            accumulate(found, (subscription,), since, as_of)
+    return revenues
 
 
 def _per_currency(
@@ -109,12 +117,8 @@ class MonthlyMetrics:
 def monthly_metrics(session: Session, as_of: date, months: int = 12) -> list[MonthlyMetrics]:
     """Metrics per currency for each of the ``months`` months up to ``as_of`` (oldest first),
     the subscriptions read once, a batch at a time."""
-    ends = month_ends(as_of, months)
-    windows = list(pairwise(ends))
-    revenues: list[dict[tuple[str, int | None], CustomerRevenue]] = [{} for _ in windows]
-    for subscription in iter_subscriptions(session):
-        for (since, end), window in zip(windows, revenues, strict=True):
-            accumulate(window, (subscription,), since, end)
+    windows = list(pairwise(month_ends(as_of, months)))
+    revenues = _window_revenues(session, windows)
     codes = sorted({code for window in revenues for code, _ in window})
     return [
         MonthlyMetrics(
