@@ -949,10 +949,9 @@ def webhook_deliveries(
 
 
 def _usage_mapping(state: CliState) -> Any:
-    from connector.settings import mapping_path
-    from connector.sync.usage_mapping import load_usage_mapping
+    from connector.sync.usage_mapping import usage_mapping_of
 
-    return load_usage_mapping(mapping_path(state.settings.usage.mapping_file))
+    return usage_mapping_of(state.settings)
 
 
 @usage_app.command("import")
@@ -1019,12 +1018,10 @@ def usage_show(
 ) -> None:
     """A customer's usage in the current period (default: this month) and its charges."""
     from connector.billing.periods import Period
-    from connector.db.engine import reading
     from connector.render_usage import usage_table
-    from connector.sync.usage_report import month_of, usage_report
+    from connector.sync.usage_report import current_usage, month_of
 
     state = _state(ctx)
-    mapping = _usage_mapping(state)
     factory = state.database(create=False)
     now = datetime.now(UTC)
     period = None
@@ -1034,10 +1031,7 @@ def usage_show(
         if last < first:
             raise InvalidInputError(f"--to {last} is before --from {first}")
         period = Period(first, last)
-    with reading(factory) as session:
-        report = usage_report(
-            session, mapping, customer, now, period, rounding=state.settings.tax.rounding
-        )
+    report = current_usage(factory, state.settings, customer, now, period)
     if as_json:
         _print_json(report.to_dict())
     else:

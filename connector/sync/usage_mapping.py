@@ -6,6 +6,7 @@ Loading validates the whole file and names the file, line and key of every probl
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,12 +20,15 @@ from connector.billing.money import currency as currency_of
 from connector.billing.pricing import Tier
 from connector.billing.usage import Aggregation, Metric
 from connector.errors import ConfigError, InvalidInputError
+from connector.settings import Settings, mapping_path
 from connector.sync.importer import TierRecord
 from connector.yamlfile import Location, YamlDocument, format_location, load_yaml
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SECTIONS = ("metrics", "prices")
 T = TypeVar("T")
+_LOADED: dict[Path, tuple[tuple[int, int], UsageMapping]] = {}  # by file: (mtime, size)
+_LOADING = threading.Lock()
 
 
 class _Model(BaseModel):
@@ -179,3 +183,19 @@ def load_usage_mapping(path: Path) -> UsageMapping:
     except InvalidInputError as error:
         raise ConfigError(str(error)) from None
     return _Loader(document).load()
+
+
+def usage_mapping_of(settings: Settings) -> UsageMapping:
+    """The usage mapping ``usage.mapping_file`` names, read again only when the file changed
+    (its modification time or size): the HTTP API asks for it with every batch of events."""
+    path = mapping_path(settings.usage.mapping_file)
+    try:
+        found = path.stat()
+    except OSError:
+        return load_usage_mapping(path)  # a configuration error naming the file
+    stamp = (found.st_mtime_ns, found.st_size)
+    with _LOADING:
+        loaded = _LOADED.get(path)
+        if loaded is None or loaded[0] != stamp:
+            loaded = _LOADED[path] = (stamp, load_usage_mapping(path))
+        return loaded[1]

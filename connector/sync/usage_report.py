@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.metered import PricedUsage, price_usage
 from connector.billing.money import ZERO, Rounding, currency
@@ -24,9 +24,11 @@ from connector.billing.periods import Period, add_months
 from connector.billing.usage import HOUR, Metric, hour_of
 from connector.billing.usage_periods import Window, measure
 from connector.db import usage as storage
+from connector.db.engine import reading
 from connector.db.tables import Customer
 from connector.errors import InvalidInputError, NotFoundError
-from connector.sync.usage_mapping import UsageMapping
+from connector.settings import Settings
+from connector.sync.usage_mapping import UsageMapping, usage_mapping_of
 
 
 @dataclass(frozen=True)
@@ -136,3 +138,18 @@ def usage_report(
         if price is not None:
             priced[code] = price_usage(metric, price, quantities, whole, whole, rounding=rounding)
     return UsageReport(row.id, row.name, row.currency, whole, until, usage, priced)
+
+
+def current_usage(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    customer: str,
+    now: datetime,
+    period: Period | None = None,
+) -> UsageReport:
+    """:func:`usage_report` with the usage mapping and rounding ``settings`` name, in a read-only
+    transaction: what ``connector usage show`` and ``GET /v1/customers/{id}/upcoming-invoice``
+    answer."""
+    mapping = usage_mapping_of(settings)
+    with reading(factory) as session:
+        return usage_report(session, mapping, customer, now, period, rounding=settings.tax.rounding)

@@ -10,8 +10,8 @@ import pytest
 from connector.billing.metered import MeteredModel
 from connector.billing.usage import Aggregation
 from connector.errors import ConfigError
-from connector.settings import mapping_path
-from connector.sync.usage_mapping import load_usage_mapping
+from connector.settings import load_settings, mapping_path
+from connector.sync.usage_mapping import load_usage_mapping, usage_mapping_of
 
 SHIPPED = Path(__file__).resolve().parents[2] / "mappings" / "usage.yaml"
 
@@ -126,3 +126,20 @@ def test_a_file_that_is_not_yaml_or_missing_is_a_configuration_error(tmp_path: P
     assert problems(tmp_path / "none.yaml") == [
         f"cannot read {tmp_path / 'none.yaml'}: No such file or directory"
     ]
+
+
+def test_the_mapping_the_settings_name_is_read_again_only_once_changed(tmp_path: Path) -> None:
+    path = tmp_path / "usage.yaml"
+    path.write_text("metrics:\n  - {code: calls, aggregation: count}\n")
+    settings = load_settings(None, usage={"mapping_file": str(path)})
+
+    first = usage_mapping_of(settings)
+    assert usage_mapping_of(settings) is first
+    path.write_text(
+        "metrics:\n  - {code: calls, aggregation: count}\n  - {code: gb, aggregation: max, field: gb}\n"
+    )
+
+    assert sorted(usage_mapping_of(settings).metrics) == ["calls", "gb"]
+    path.write_text("metrics: [\n")
+    with pytest.raises(ConfigError):
+        usage_mapping_of(settings)

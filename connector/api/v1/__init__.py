@@ -14,6 +14,7 @@ from connector.api.v1 import (
     payments,
     status,
     subscriptions,
+    usage,
     waiting,
 )
 
@@ -28,5 +29,6 @@ for module in (
     metrics,
     status,
     jobs,
+    usage,
 ):
     router.include_router(module.router)
