@@ -128,3 +128,104 @@ def test_usage_in_arrears_next_to_fees_in_advance_over_three_months(
             .order_by(tables.Charge.period_start)
         ).all()
     assert [tuple(c) for c in usage_charges] == [(JAN, D("0.75")), (FEB, D("2.00"))]
+
+
+def test_an_upgrade_mid_period_splits_the_usage_at_the_change(
+    factory: sessionmaker[Session], usage_settings: Settings
+) -> None:
+    subscription_id, customer_id = metered_subscription(factory)
+    run_billing(factory, usage_settings, JAN)
+    run_billing(factory, usage_settings, FEB)
+    calls(factory, customer_id, "2026-02-10T08:00", 4, "before")
+    calls(factory, customer_id, "2026-02-20T08:00", 6, "after")
+    with transaction(factory) as session:
+        plan = builders.price(session, "PLAN", unit_amount="100.00")
+        cheaper = builders.metered_price(session, unit_amount="0.10", free_units="2", key="api-2")
+        contracts.amend_subscription(
+            session,
+            subscription_id,
+            effective=date(2026, 2, 15),
+            items=[builders.spec(session, plan, 1), builders.spec(session, cheaper, 1)],
+        )
+
+    result = run_billing(factory, usage_settings, MAR)
+
+    assert (result.invoices, result.credit_notes) == (1, 0)
+    assert documents(factory)[-1] == ("INV-000003", "invoice", MAR, D("100.90"), D("100.90"))
+    assert lines(factory, "INV-000003") == [
+        ("Plan × 1, 2026-03-01..2026-03-31", MAR, date(2026, 3, 31), D("100.00")),
+        (  # 4 calls at 0.25 beyond 2 free
+            "API calls (count) × 4, 2026-02-01 00:00 – 2026-02-15 00:00 UTC",
+            FEB,
+            date(2026, 2, 14),
+            D("0.50"),
+        ),
+        (  # 6 calls at 0.10 beyond 2 free
+            "API calls (count) × 6, 2026-02-15 00:00 – 2026-03-01 00:00 UTC",
+            date(2026, 2, 15),
+            date(2026, 2, 28),
+            D("0.40"),
+        ),
+    ]
+    assert run_billing(factory, usage_settings, MAR).invoices == 0
+
+
+def test_a_cancellation_bills_the_usage_up_to_the_cancel_date(
+    factory: sessionmaker[Session], usage_settings: Settings
+) -> None:
+    subscription_id, customer_id = metered_subscription(factory)
+    run_billing(factory, usage_settings, JAN)
+    run_billing(factory, usage_settings, FEB)
+    calls(factory, customer_id, "2026-02-03T08:00", 4, "served")
+    calls(factory, customer_id, "2026-02-20T08:00", 3, "cancelled")  # after service ended
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, subscription_id, cancel_date=date(2026, 2, 15))
+
+    early = run_billing(factory, usage_settings, date(2026, 2, 14))  # service not over yet
+    result = run_billing(factory, usage_settings, date(2026, 2, 15))
+
+    assert (early.invoices, early.credit_notes) == (0, 1)  # the unused days of the fee
+    assert (result.invoices, result.credit_notes) == (1, 0)
+    assert documents(factory)[-1] == (
+        "INV-000003",
+        "invoice",
+        date(2026, 2, 15),
+        D("0.50"),
+        D("0.50"),
+    )
+    assert lines(factory, "INV-000003") == [
+        (
+            "API calls (count) × 4, 2026-02-01 00:00 – 2026-02-15 00:00 UTC",
+            FEB,
+            date(2026, 2, 14),
+            D("0.50"),
+        )
+    ]
+    with factory() as session:
+        subscription = session.get_one(tables.Subscription, subscription_id)
+        assert subscription.next_billing_date is None
+    later = run_billing(factory, usage_settings, APR)
+    assert (later.subscriptions, later.invoices, later.credit_notes) == (0, 0, 0)
+
+
+def test_statements_of_a_run_do_not_grow_with_the_events(
+    factory: sessionmaker[Session], engine: Engine, usage_settings: Settings
+) -> None:
+    customers = [metered_subscription(factory, f"C{n}")[1] for n in range(3)]
+    for customer_id in customers:
+        calls(factory, customer_id, "2026-01-10T09:00", 3, f"jan{customer_id}")
+        calls(factory, customer_id, "2026-02-01T00:00", 300, f"feb{customer_id}")  # 5 hours
+    run_billing(factory, usage_settings, JAN)
+
+    with counting(engine) as few:
+        assert run_billing(factory, usage_settings, FEB).invoices == 3
+    with counting(engine) as many:
+        assert run_billing(factory, usage_settings, MAR).invoices == 3
+
+    assert len(many) == len(few)
+    assert len(few.touching("usage_hourly")) == 1  # one query for the whole batch
+    with factory() as session:
+        billed = session.scalar(
+            select(func.sum(tables.Document.subtotal)).where(tables.Document.issue_date == MAR)
+        )
+    assert billed == 3 * (D("100.00") + D("74.50"))  # 298 calls beyond the free ones
