@@ -30,6 +30,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("prices") as batch:
-        for column in ("minimum", "free_units", "package_amount", "package_size", "metric"):
-            batch.drop_column(column)
+    # plain DROP COLUMN (SQLite 3.35+): rebuilding the table would break its foreign keys
+    for column in ("minimum", "free_units", "package_amount", "package_size", "metric"):
+        op.drop_column("prices", column)
