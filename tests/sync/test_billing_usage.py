@@ -229,3 +229,30 @@ def test_statements_of_a_run_do_not_grow_with_the_events(
             select(func.sum(tables.Document.subtotal)).where(tables.Document.issue_date == MAR)
         )
     assert billed == 3 * (D("100.00") + D("74.50"))  # 298 calls beyond the free ones
+
+
+def test_a_backdated_cancellation_credits_the_usage_billed_after_it(
+    factory: sessionmaker[Session], usage_settings: Settings
+) -> None:
+    subscription_id, customer_id = metered_subscription(factory)
+    calls(factory, customer_id, "2026-01-05T08:00", 6, "kept")
+    calls(factory, customer_id, "2026-01-20T08:00", 8, "taken-back")
+    run_billing(factory, usage_settings, JAN)
+    run_billing(factory, usage_settings, FEB)  # January's 14 calls: 12 × 0.25 = 3.00
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, subscription_id, cancel_date=date(2026, 1, 15))
+
+    result = run_billing(factory, usage_settings, date(2026, 2, 2))
+
+    assert (result.invoices, result.credit_notes) == (0, 2)  # one per invoice credited
+    assert documents(factory)[:2] == [
+        ("CN-000001", "credit_note", date(2026, 2, 2), D("54.84"), D("54.84")),  # January fee
+        ("CN-000002", "credit_note", date(2026, 2, 2), D("102.00"), D("102.00")),
+    ]
+    assert lines(factory, "CN-000002")[-1] == (
+        "Api: usage credited for 2026-01-01..2026-01-14",
+        JAN,
+        date(2026, 1, 14),
+        D("2.00"),  # 6 calls to the 14th: 4 × 0.25 = 1.00 of the 3.00 billed stay
+    )
+    assert run_billing(factory, usage_settings, APR).credit_notes == 0
