@@ -9,6 +9,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.billing.metered import MeteredModel, MeteredPrice
+from connector.billing.money import currency as currency_of
 from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind, PricingModel, Tier
 from connector.billing.subscriptions import ItemSpec, SubscriptionTerms
@@ -57,6 +59,37 @@ def price(
         unit_amount=None if unit_amount is None else Decimal(unit_amount),
         flat_amount=None if flat_amount is None else Decimal(flat_amount),
         tiers=tiers,
+    )
+
+
+def metered_price(
+    session: Session,
+    code: str = "API",
+    *,
+    metric: str = "api_calls",
+    currency: str = "USD",
+    unit_amount: str = "0.25",
+    free_units: str = "0",
+    minimum: str | None = None,
+    key: str | None = None,
+) -> tables.Price:
+    """A per-unit metered price of ``metric`` (product ``code``)."""
+    product = catalog.upsert_product(session, code, code.title())
+    return catalog.upsert_price(
+        session,
+        product,
+        currency=currency,
+        kind=ChargeKind.METERED,
+        model=PricingModel.PER_UNIT,
+        lookup_key=key,
+        metered=MeteredPrice(
+            metric,
+            currency_of(currency),
+            MeteredModel.PER_UNIT,
+            Decimal(unit_amount),
+            free_units=Decimal(free_units),
+            minimum=None if minimum is None else Decimal(minimum),
+        ),
     )
 
 

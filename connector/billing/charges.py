@@ -5,6 +5,11 @@ Billing works by reconciliation. For every (item, period) the run looks at, the 
 difference becomes a charge: positive on an invoice, negative on a credit note. Running again
 finds nothing new, and a late change (an amendment, a cancellation, a backdated one) is settled
 by reconciling only the periods from the day it takes effect.
+
+Metered items bill their usage in arrears (:mod:`connector.billing.usage_billing`): the usage of
+a period is one charge keyed by the period's start, carried by the invoice of the next period
+(next to its fixed fees billed in advance) or, when service ends with the period, by the
+period's own; reconciled like the rest when a change reaches back into it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,16 @@ from connector.billing.periods import ONE_DAY, Period
 from connector.billing.pricing import ChargeKind
 from connector.billing.proration import due_in_period, due_once
 from connector.billing.subscriptions import Subscription, SubscriptionItem
+from connector.billing.usage_billing import (
+    UsageLine,
+    UsageMeter,
+    UsagePeriod,
+    item_parts,
+    metered_items,
+    next_usage_date,
+    usage_periods,
+)
+from connector.errors import BillingError
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +52,17 @@ class Charge:
     quantity: Decimal
     discount_percent: Decimal
     adjustment: bool  # a change to an amount billed before
+    usage: tuple[UsageLine, ...] = ()  # a first billing of usage: its lines
 
     @property
     def description(self) -> str:
         name = self.item.product.name
+        if self.item.kind is ChargeKind.METERED:
+            if self.amount < 0:
+                return f"{name}: usage credited for {self.service}"
+            if self.adjustment:
+                return f"{name}: usage change for {self.service}"
+            return f"{name}: usage {self.service}"
         if self.item.kind is ChargeKind.ONE_TIME:
             if self.amount < 0:
                 return f"{name}: one-time charge credited"
@@ -79,9 +101,15 @@ class BillingPlan:
     next_billing_date: date | None
 
 
-def plan_billing(subscription: Subscription, as_of: date, state: BillingState) -> BillingPlan:
+def plan_billing(
+    subscription: Subscription,
+    as_of: date,
+    state: BillingState,
+    usage: UsageMeter | None = None,
+) -> BillingPlan:
     """Charges due by ``as_of``: every period started by then and not yet billed, one-time
-    charges that fell due, and adjustments of periods touched by a change."""
+    charges that fell due, the usage of periods whose service ended (measured by ``usage``),
+    and adjustments of periods touched by a change."""
     terms = subscription.terms
     schedule = terms.schedule
     service_end = terms.service_end
@@ -115,6 +143,8 @@ def plan_billing(subscription: Subscription, as_of: date, state: BillingState) -
             if key == item.key and moved_from != day:  # its date was moved: take it back
                 planner.add(item, _period_for_one_time(subscription, moved_from), moved_from, ZERO)
 
+    _plan_usage(subscription, as_of, state, usage, planner)
+
     billed_as_of = as_of if state.billed_as_of is None else max(as_of, state.billed_as_of)
     return BillingPlan(
         tuple(planner.charges),
@@ -138,7 +168,49 @@ def next_billing_date(
             billed_as_of is None or item.charge_date > billed_as_of
         ):
             candidates.append(item.charge_date)
+    usage_due = next_usage_date(subscription, billed_as_of)
+    if usage_due is not None:
+        candidates.append(usage_due)
     return min(candidates) if candidates else None
+
+
+def _plan_usage(
+    subscription: Subscription,
+    as_of: date,
+    state: BillingState,
+    usage: UsageMeter | None,
+    planner: _Planner,
+) -> None:
+    """The usage charges of the periods whose service ended by ``as_of``, and the corrections
+    of those a change reaches back into."""
+    items = metered_items(subscription)
+    for found in usage_periods(subscription, as_of, state.billed_as_of, state.reconcile_from):
+        document = _usage_document(subscription, found)
+        for item in items:
+            key = (item.key, found.period.start)
+            if found.served is None:  # service ended before the period: take back its usage
+                if key in state.billed:
+                    planner.add_usage(item, found.period, document, found.period, ())
+                continue
+            if not found.due_by(as_of):
+                continue
+            if usage is None:
+                raise BillingError(f"the usage of item {item.key} cannot be measured")
+            parts = item_parts(item, found.served)
+            lines = usage.lines(found.period, parts) if parts else ()
+            planner.add_usage(item, found.period, document, found.served, lines)
+
+
+def _usage_document(subscription: Subscription, found: UsagePeriod) -> Period:
+    """The billing period whose invoice carries a period's usage: the next one, when it is
+    served and has fixed fees; else the period itself."""
+    terms = subscription.terms
+    following = terms.schedule.period(found.index + 1)
+    end = terms.service_end
+    recurring = any(i.kind is ChargeKind.RECURRING for i in subscription.items)
+    if recurring and (end is None or following.start <= end):
+        return following
+    return found.period
 
 
 def _period_for_one_time(subscription: Subscription, day: date) -> Period:
@@ -188,6 +260,36 @@ class _Planner:
                     item.version_at(service.start) or item.versions[0]
                 ).discount_percent,
                 adjustment=billed is not None,
+            )
+        )
+
+    def add_usage(
+        self,
+        item: SubscriptionItem,
+        period: Period,
+        document: Period,
+        served: Period,
+        lines: tuple[UsageLine, ...],
+    ) -> None:
+        """The usage charge of ``item`` in ``period`` (its ``served`` days priced as
+        ``lines``), on the invoice of ``document``: what it adds to what was billed."""
+        billed = self.state.billed.get((item.key, period.start))
+        due = sum((line.amount for line in lines), ZERO)
+        delta = due - (billed or ZERO)
+        if not delta:
+            return
+        first = billed is None
+        self.charges.append(
+            Charge(
+                item=item,
+                key_date=period.start,
+                period=document,
+                service=served,
+                amount=delta,
+                quantity=sum((line.quantity for line in lines), ZERO),
+                discount_percent=ZERO,
+                adjustment=not first,
+                usage=lines if first else (),
             )
         )
 

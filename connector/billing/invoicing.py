@@ -38,6 +38,8 @@ class DraftLine:
     tax_rate: Decimal
     credited_line_id: int | None = None
     description: str | None = None  # a credit note issued by hand: what it says (else the charge's)
+    quantity: Decimal | None = None  # a line of usage: its quantity (else the charge's)
+    service: Period | None = None  # a line of usage: its days (else the charge's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +140,14 @@ def draft_invoices(
     by_period: dict[Period, list[DraftLine]] = defaultdict(list)
     for charge in charges:
         if charge.amount > 0:
-            line = DraftLine(charge, charge.amount, tax_rate(charge.item.product))
-            by_period[charge.period].append(line)
+            rate = tax_rate(charge.item.product)
+            if charge.usage:  # the usage of a period: a line per group and shortfall
+                by_period[charge.period].extend(
+                    DraftLine(charge, u.amount, rate, None, u.description, u.quantity, u.service)
+                    for u in charge.usage
+                )
+            else:
+                by_period[charge.period].append(DraftLine(charge, charge.amount, rate))
     return [
         _draft(
             DocumentKind.INVOICE,
@@ -147,15 +155,20 @@ def draft_invoices(
             currency=currency,
             issue_date=issue_date,
             due_date=due_date,
-            period=Period(
-                period.start, min(period.end, max(line.charge.service.end for line in lines))
-            ),
+            period=_served(period, lines),
             rounding=rounding,
             jurisdiction=jurisdiction,
             reverse_charge=reverse_charge,
         )
         for period, lines in sorted(by_period.items(), key=lambda kv: kv[0].start)
     ]
+
+
+def _served(period: Period, lines: Sequence[DraftLine]) -> Period:
+    """An invoice's period: ``period`` up to the last day its lines serve in it (usage of the
+    period before, billed in arrears, does not shorten it)."""
+    ends = [line.charge.service.end for line in lines if line.charge.service.end >= period.start]
+    return Period(period.start, min(period.end, max(ends))) if ends else period
 
 
 def draft_credit_notes(

@@ -21,9 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from connector.billing.money import ZERO, Currency, require_decimal
 from connector.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from connector.billing.metered import MeteredPrice
 
 
 class PricingModel(StrEnum):
@@ -31,11 +35,13 @@ class PricingModel(StrEnum):
     PER_UNIT = "per_unit"
     TIERED = "tiered"
     VOLUME = "volume"
+    PACKAGE = "package"  # metered prices only
 
 
 class ChargeKind(StrEnum):
     RECURRING = "recurring"
     ONE_TIME = "one_time"
+    METERED = "metered"  # usage of a metric, billed in arrears
 
     @classmethod
     def parse(cls, value: str) -> ChargeKind:
@@ -44,7 +50,7 @@ class ChargeKind(StrEnum):
             return cls(key)
         except ValueError:
             raise InvalidInputError(
-                f"unknown billing type {value!r} (expected Recurring or One-Time)"
+                f"unknown billing type {value!r} (expected Recurring, One-Time or Metered)"
             ) from None
 
 
@@ -136,6 +142,22 @@ class Price:
     flat_amount: Decimal | None = None
     tiers: tuple[Tier, ...] = field(default_factory=tuple)
     id: int | None = None
+    metered: MeteredPrice | None = None  # the terms of a metered price
+
+    @classmethod
+    def of_usage(cls, product: Product, metered: MeteredPrice, id: int | None = None) -> Price:
+        """The metered price of ``product`` with the terms ``metered``."""
+        return cls(
+            product,
+            metered.currency,
+            ChargeKind.METERED,
+            PricingModel(metered.model.value),
+            metered.unit_amount,
+            None,
+            metered.tiers,
+            id,
+            metered,
+        )
 
     @property
     def label(self) -> str:
@@ -144,6 +166,11 @@ class Price:
 
     def __post_init__(self) -> None:
         where = self.label
+        if self.kind is ChargeKind.METERED or self.metered is not None:
+            self._check_metered(where)
+            return
+        if self.model is PricingModel.PACKAGE:
+            raise InvalidInputError("package pricing is for metered prices only", where=where)
         for name in ("unit_amount", "flat_amount"):
             value = getattr(self, name)
             if value is not None and type(value) is not Decimal:
@@ -165,8 +192,27 @@ class Price:
         if self.model not in (PricingModel.TIERED, PricingModel.VOLUME) and self.tiers:
             raise InvalidInputError(f"a {self.model} price takes no tiers", where=where)
 
+    def _check_metered(self, where: str) -> None:
+        metered = self.metered
+        if metered is None or self.kind is not ChargeKind.METERED:
+            raise InvalidInputError(
+                "a metered price needs its metric and terms, and only it has them", where=where
+            )
+        if (
+            metered.currency != self.currency
+            or metered.model.value != self.model.value
+            or metered.unit_amount != self.unit_amount
+            or metered.tiers != self.tiers
+            or self.flat_amount is not None
+        ):
+            raise InvalidInputError("the price's terms differ from its metered terms", where=where)
+
     def amount_for(self, quantity: Decimal) -> Decimal:
         """The undiscounted amount for ``quantity`` units, at full precision (not rounded)."""
+        if self.kind is ChargeKind.METERED:
+            raise InvalidInputError(
+                "a metered price is priced on usage, not on a quantity", where=self.label
+            )
         if quantity < 0:
             raise InvalidInputError(f"quantity {quantity} is negative", where=self.label)
         if self.model is PricingModel.PER_UNIT:

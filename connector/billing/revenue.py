@@ -4,7 +4,10 @@ A recurring line is recognized ratably, day by day, over its service period. Wha
 through a day is the line's amount × the days served so far / the days of the period, rounded
 once (half up) to the minor unit: rounding never accumulates, the recognized amount of any
 prefix of the period is as close to the exact one as the currency allows, and the last day
-completes the line exactly. A one-time line is recognized in full on its service date.
+completes the line exactly. A one-time line is recognized in full on its service date. A usage
+line (metered, billed in arrears) is recognized in full on the last day of its service: the
+service was delivered by then, so its revenue belongs to its period, not to the day it was
+invoiced.
 Schedules are computed, never stored per day: any range is answered in constant time.
 
 A credit note does not get a schedule of its own making: it takes back from the schedule of the
@@ -41,10 +44,18 @@ from connector.billing.pricing import ChargeKind
 def scheduled(kind: str, document_kind: str, service_start: date, issue_date: date) -> bool:
     """Whether a line is recognized by the revenue close rather than when its document is
     issued: recurring lines, and one-time lines of invoices dated on another day than the
-    invoice."""
-    if kind == ChargeKind.RECURRING.value:
+    invoice, and usage lines."""
+    if kind in (ChargeKind.RECURRING.value, ChargeKind.METERED.value):
         return True
     return document_kind == DocumentKind.INVOICE.value and service_start != issue_date
+
+
+def recognition_service(kind: str, service: Period) -> Period:
+    """The days a line's revenue is spread over: a usage line's on the last day of its
+    service, every other line's over its service."""
+    if kind == ChargeKind.METERED.value:
+        return Period(service.end, service.end)
+    return service
 
 
 def month_end(day: date) -> date:

@@ -5,7 +5,8 @@ term begins; periods of the billing frequency are anchored on that date and bill
 The term lasts ``term_months``; with ``auto_renew`` it renews for the same term until cancelled,
 otherwise service ends with the term. A cancellation date is the first day without service.
 
-Each item holds its versions: the price, quantity and discount in effect from a date. An
+Each item holds its versions: the price, quantity and discount in effect from a date. A metered
+item (its price is metered) bills its usage in arrears while its quantity is above 0. An
 amendment gives the subscription a new item set from an effective date: changed items get a new
 version, removed items a version with quantity 0, and later versions are superseded.
 """
@@ -161,6 +162,9 @@ class ItemVersion:
         if not ZERO <= self.discount_percent <= HUNDRED:
             raise self._invalid(f"discount {self.discount_percent}% is not between 0 and 100")
         currency = self.price.currency
+        if self.price.kind is ChargeKind.METERED:  # billed on usage, in arrears
+            object.__setattr__(self, "_amount", ZERO)
+            return
         gross = round_money(self.price.amount_for(self.quantity), currency)
         if self.discount_percent:
             gross -= percent_of(gross, self.discount_percent, currency)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.billing import pricing
+from connector.billing.metered import MeteredModel, MeteredPrice
 from connector.billing.money import currency as currency_of
 from connector.billing.money import to_decimal
 from connector.db import tables
@@ -63,6 +64,8 @@ def tiers_from_json(
 
 def price_from_row(row: tables.Price, product: pricing.Product) -> pricing.Price:
     where = f"price {row.lookup_key or row.id}"
+    if row.kind == pricing.ChargeKind.METERED.value:
+        return pricing.Price.of_usage(product, metered_from_row(row, where), row.id)
     return pricing.Price(
         product=product,
         currency=currency_of(row.currency),
@@ -73,6 +76,34 @@ def price_from_row(row: tables.Price, product: pricing.Product) -> pricing.Price
         tiers=tiers_from_json(row.tiers, where),
         id=row.id,
     )
+
+
+def metered_from_row(row: tables.Price, where: str) -> MeteredPrice:
+    """The terms of a stored metered price."""
+    if not row.metric:
+        raise InvalidInputError("a metered price needs a metric", where=where)
+    return MeteredPrice(
+        row.metric,
+        currency_of(row.currency),
+        MeteredModel(row.model),
+        row.unit_amount,
+        tiers_from_json(row.tiers, where),
+        row.package_size,
+        row.package_amount,
+        row.free_units if row.free_units is not None else Decimal(0),
+        row.minimum,
+    )
+
+
+def metered_columns(metered: MeteredPrice | None) -> dict[str, Any]:
+    """The columns only a metered price sets (None on the others)."""
+    return {
+        "metric": metered.metric if metered else None,
+        "package_size": metered.package_size if metered else None,
+        "package_amount": metered.package_amount if metered else None,
+        "free_units": metered.free_units if metered else None,
+        "minimum": metered.minimum if metered else None,
+    }
 
 
 @dataclass
@@ -138,6 +169,7 @@ def price_signature(price: pricing.Price) -> tuple[Any, ...]:
         price.unit_amount,
         price.flat_amount,
         price.tiers,
+        price.metered,
     )
 
 
@@ -152,18 +184,27 @@ def upsert_price(
     flat_amount: Decimal | None = None,
     tiers: Iterable[pricing.Tier] = (),
     lookup_key: str | None = None,
+    metered: MeteredPrice | None = None,
 ) -> tables.Price:
     """A price with these terms: the one under ``lookup_key``, or an identical one, or a new
-    one. A price in use never changes; a lookup key that already names other terms is refused."""
-    price = pricing.Price(
-        product_from_row(product),
-        currency_of(currency),
-        kind,
-        model,
-        unit_amount,
-        flat_amount,
-        tuple(tiers),
-    )
+    one. A price in use never changes; a lookup key that already names other terms is refused.
+    A metered price (``kind`` metered) takes its terms from ``metered``."""
+    if kind is pricing.ChargeKind.METERED:
+        if metered is None:
+            raise InvalidInputError("a metered price needs a metric", where=f"price {lookup_key}")
+        price = pricing.Price.of_usage(product_from_row(product), metered)
+        model, unit_amount, flat_amount = price.model, price.unit_amount, None
+        tiers = price.tiers
+    else:
+        price = pricing.Price(
+            product_from_row(product),
+            currency_of(currency),
+            kind,
+            model,
+            unit_amount,
+            flat_amount,
+            tuple(tiers),
+        )
     if lookup_key is not None:
         row = session.scalar(select(tables.Price).where(tables.Price.lookup_key == lookup_key))
         if row is not None:
@@ -197,6 +238,7 @@ def upsert_price(
         unit_amount=unit_amount,
         flat_amount=flat_amount,
         tiers=tiers_to_json(price.tiers) if price.tiers else None,
+        **metered_columns(price.metered),
     )
     session.add(row)
     session.flush()

@@ -122,6 +122,12 @@ class Price(Base):
     flat_amount: Mapped[Decimal | None]
     tiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = _created()
+    # a metered price (kind "metered"): its metric and the terms only metered prices have
+    metric: Mapped[str | None] = mapped_column(String(64))
+    package_size: Mapped[int | None]
+    package_amount: Mapped[Decimal | None]
+    free_units: Mapped[Decimal | None]
+    minimum: Mapped[Decimal | None]
 
 
 class Contract(Base):

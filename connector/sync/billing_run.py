@@ -5,6 +5,10 @@ item, period and revision), the documents with their gapless numbers, and the su
 billing state commit together or not at all. A crash loses at most the batch in hand, which the
 next run bills again; running twice bills nothing twice. A subscription that cannot be billed
 keeps its error, visible in ``billing_error``, and the rest of the batch goes on.
+
+Metered items bill the usage of a period in arrears, read from the hourly aggregates of the
+batch's customers (:mod:`connector.sync.billing_usage`); each item's usage of a period is a
+charge like any other, so it too is billed exactly once.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from connector.db.subscriptions import load_subscriptions
 from connector.db.types import utc_now
 from connector.errors import BillingError, ConnectorError, StorageError
 from connector.settings import Settings
+from connector.sync.billing_usage import batch_meters
 from connector.sync.issuing import Unnumbered, check_issue_date, issue
 
 log = logging.getLogger(__name__)
@@ -182,6 +187,7 @@ def _bill_batch(
     as_of, settings = context.as_of, context.settings
     failures: dict[int, str] = {}
     subscriptions = load_subscriptions(session, rows, context.cache, failures)
+    meters = batch_meters(session, settings, as_of, rows, subscriptions, failures=failures)
     reconcile = {
         row.id: _reconcile_start(row, subscriptions[row.id])
         for row in rows
@@ -213,7 +219,7 @@ def _bill_batch(
         taxed = treatment(row.customer_country, row.customer_tax_id, settings.tax.home_country)
         try:
             jurisdiction = context.tax.jurisdiction(row.customer_country, row.customer_region)
-            plan = plan_billing(subscription, as_of, state)
+            plan = plan_billing(subscription, as_of, state, meters.get(row.id))
             invoices = draft_invoices(
                 plan.charges,
                 currency=subscription.currency,

@@ -29,6 +29,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.billing import plausibility
+from connector.billing.metered import MeteredModel, MeteredPrice
+from connector.billing.money import currency as currency_of
 from connector.billing.periods import Frequency
 from connector.billing.pricing import ChargeKind, PricingModel, Tier
 from connector.billing.subscriptions import ItemSpec, SubscriptionTerms
@@ -85,11 +87,49 @@ class PriceRecord(_Record):
     key: str
     product: str
     currency: str
-    type: Literal["recurring", "one_time"] = "recurring"
+    type: Literal["recurring", "one_time", "metered"] = "recurring"
     model: PricingModel = PricingModel.PER_UNIT
     unit_amount: Decimal | None = None
     flat_amount: Decimal | None = None
     tiers: list[TierRecord] = Field(default_factory=list)
+    # a metered price: the metric whose usage it bills, and the terms only it has
+    metric: str | None = None
+    package_size: int | None = None
+    package_amount: Decimal | None = None
+    free_units: Decimal = Decimal(0)
+    minimum: Decimal | None = None
+
+    def metered(self) -> MeteredPrice | None:
+        """The terms of a metered price; None for the others (which take none of them)."""
+        if self.type != "metered":
+            extra = [
+                name
+                for name in ("metric", "package_size", "package_amount", "minimum")
+                if getattr(self, name) is not None
+            ] + (["free_units"] if self.free_units else [])
+            if extra:
+                raise InvalidInputError(
+                    f"{', '.join(extra)}: only a metered price takes these",
+                    where=f"price {self.key}",
+                )
+            return None
+        where = f"price {self.key}"
+        if not self.metric:
+            raise InvalidInputError("a metered price needs a metric", where=where)
+        if self.flat_amount is not None:
+            raise InvalidInputError("a metered price takes no flat_amount", where=where)
+        tiers = self.tiers
+        return MeteredPrice(
+            self.metric,
+            currency_of(self.currency),
+            MeteredModel(self.model.value),
+            self.unit_amount,
+            tuple(Tier(t.first_unit, t.last_unit, t.unit_amount, t.flat_amount) for t in tiers),
+            self.package_size,
+            self.package_amount,
+            self.free_units,
+            self.minimum,
+        )
 
 
 class ItemRecord(_Record):
@@ -263,6 +303,7 @@ class _Importer:
                 Tier(t.first_unit, t.last_unit, t.unit_amount, t.flat_amount) for t in record.tiers
             ],
             lookup_key=record.key,
+            metered=record.metered(),
         )
         return True
 

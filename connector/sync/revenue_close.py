@@ -47,6 +47,7 @@ from connector.billing.revenue import (
     credit_schedule,
     ending_schedule,
     month_end,
+    recognition_service,
     scheduled,
 )
 from connector.db import outbox, revenue_due, tables
@@ -242,6 +243,7 @@ def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
             )
             for row in rows
             if row.credited_line_id is not None
+            and row.kind != ChargeKind.METERED.value  # taken back on its own last day
             and documents[row.document_id].kind == DocumentKind.CREDIT_NOTE.value
         ],
         [
@@ -254,7 +256,7 @@ def _load(session: Session, ids: Sequence[int]) -> list[_Document]:
     )
     for row in rows:
         document = documents[row.document_id]
-        service = Period(row.service_start, row.service_end)
+        service = recognition_service(row.kind, Period(row.service_start, row.service_end))
         schedule: Schedule
         if row.id in schedules:
             schedule = schedules[row.id]

@@ -12,7 +12,7 @@ prices will take the place of these rates when the billing run bills usage.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ from connector.billing.metered import PricedUsage, price_usage
 from connector.billing.money import ZERO, Rounding, currency
 from connector.billing.periods import Period, add_months
 from connector.billing.usage import HOUR, Metric, hour_of
+from connector.billing.usage_billing import window_of
 from connector.billing.usage_periods import Window, measure
 from connector.db import usage as storage
 from connector.db.engine import reading
@@ -97,12 +98,6 @@ def month_of(day: date) -> Period:
     """The calendar month of ``day``, as an inclusive period."""
     first = day.replace(day=1)
     return Period(first, add_months(first, 1) - timedelta(days=1))
-
-
-def window_of(period: Period) -> Window:
-    """An inclusive period of days as the instants it covers (UTC)."""
-    start = datetime.combine(period.start, time(), tzinfo=UTC)
-    return Window(start, datetime.combine(period.end, time(), tzinfo=UTC) + timedelta(days=1))
 
 
 def usage_report(

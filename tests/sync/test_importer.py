@@ -16,6 +16,8 @@ from connector.settings import Settings
 from connector.sync.billing_run import run_billing
 from connector.sync.importer import import_file, sample_file
 
+D = Decimal
+
 
 def _import(factory: sessionmaker[Session], path: Path, as_of: date):
     with transaction(factory) as session:
@@ -233,3 +235,66 @@ def test_customer_regions_are_imported_and_an_unknown_one_is_named(
         ).all()
     assert [tuple(row) for row in rows] == [("Alpha", "US-CA"), ("Beta", "CA-ON"), ("Delta", None)]
     assert sample_file().read_text().count("region: CA") == 1
+
+
+METERED_FILE = """\
+customers:
+  - {id: ACME, name: Acme, country: US}
+products:
+  - {code: PLAN, name: Plan}
+  - {code: API, name: API}
+prices:
+  - {key: plan-monthly, product: PLAN, currency: USD, unit_amount: 100.00}
+  - key: api-calls-usd
+    product: API
+    currency: USD
+    type: metered
+    metric: api_calls
+    model: package
+    package_size: 1000
+    package_amount: 0.50
+    free_units: 10000
+    minimum: 5.00
+  - {key: no-metric, product: API, currency: USD, type: metered, unit_amount: 0.10}
+  - {key: stray, product: PLAN, currency: USD, unit_amount: 1.00, metric: api_calls}
+contracts:
+  - id: CTR-1
+    customer: ACME
+    start_date: 2026-01-01
+    items:
+      - {price: plan-monthly}
+      - {price: api-calls-usd}
+"""
+
+
+def test_a_metered_price_and_a_contract_with_a_metered_item_import(
+    factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = tmp_path / "metered.yaml"
+    path.write_text(METERED_FILE, encoding="utf-8")
+
+    result = _import(factory, path, date(2026, 1, 1))
+
+    assert result.imported == {"customers": 1, "products": 2, "prices": 2, "contracts": 1}
+    assert [error.split(": ", 1)[1] for error in result.errors] == [
+        "prices[2]: price no-metric: a metered price needs a metric",
+        "prices[3]: price stray: metric: only a metered price takes these",
+    ]
+    with factory() as session:
+        price = session.scalar(
+            select(tables.Price).where(tables.Price.lookup_key == "api-calls-usd")
+        )
+        assert price is not None
+        assert (
+            price.kind,
+            price.model,
+            price.metric,
+            price.package_size,
+            price.package_amount,
+            price.free_units,
+            price.minimum,
+        ) == ("metered", "package", "api_calls", 1000, D("0.50"), D("10000"), D("5.00"))
+        kinds = session.scalars(
+            select(tables.SubscriptionItem.kind).order_by(tables.SubscriptionItem.id)
+        ).all()
+        assert kinds == ["recurring", "metered"]

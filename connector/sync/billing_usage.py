@@ -1,0 +1,94 @@
+"""The usage a batch of the billing run bills: for every subscription with metered items, the
+hourly aggregates of its customer over the periods whose usage falls due, read for the whole
+batch with one query per table (:mod:`connector.db.usage_read`): O(subscriptions), not
+O(events)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from connector.billing.money import Rounding
+from connector.billing.subscriptions import Subscription
+from connector.billing.usage import Aggregation, Metric
+from connector.billing.usage_billing import Meter, metered_items, usage_periods, window_of
+from connector.billing.usage_periods import Window
+from connector.db.usage_read import batch_usage
+from connector.errors import ConnectorError
+from connector.settings import Settings, mapping_path
+from connector.sync.usage_mapping import load_usage_mapping
+
+
+def load_metrics(settings: Settings) -> dict[str, Metric]:
+    """The billable metrics of the usage mapping (raises what is wrong with it)."""
+    return load_usage_mapping(mapping_path(settings.usage.mapping_file)).metrics
+
+
+def batch_meters(
+    session: Session,
+    settings: Settings,
+    as_of: date,
+    rows: list[Any],
+    subscriptions: Mapping[int, Subscription],
+    *,
+    failures: dict[int, str],
+) -> dict[int, Meter]:
+    """A meter per subscription id of ``rows`` whose usage falls due by ``as_of``; one whose
+    usage cannot be measured (the mapping missing or invalid) gets its reason in
+    ``failures``."""
+    windows: dict[int, Window] = {}  # by subscription
+    codes: set[str] = set()
+    for row in rows:
+        subscription = subscriptions.get(row.id)
+        if subscription is None:
+            continue
+        due = [
+            found.period
+            for found in usage_periods(subscription, as_of, row.billed_as_of, row.reconcile_from)
+            if found.due_by(as_of)
+        ]
+        if not due:
+            continue
+        first, last = window_of(due[0]), window_of(due[-1])
+        windows[row.id] = Window(first.start, last.end)
+        codes.update(
+            version.price.metered.metric
+            for item in metered_items(subscription)
+            for version in item.versions
+            if version.price.metered is not None
+        )
+    if not windows:
+        return {}
+    try:
+        metrics = load_metrics(settings)
+    except ConnectorError as error:
+        for subscription_id in windows:
+            failures[subscription_id] = f"its usage cannot be measured: {error}"
+        return {}
+    by_customer: dict[int, Window] = {}
+    for subscription_id, window in windows.items():
+        customer = subscriptions[subscription_id].customer_id
+        assert customer is not None
+        known = by_customer.get(customer)
+        by_customer[customer] = (
+            window
+            if known is None
+            else Window(min(known.start, window.start), max(known.end, window.end))
+        )
+    used = [metrics[code] for code in sorted(codes) if code in metrics]
+    usage = batch_usage(
+        session,
+        by_customer,
+        [metric.code for metric in used],
+        distinct=[m.code for m in used if m.aggregation is Aggregation.UNIQUE_COUNT],
+        recurring=[m.code for m in used if m.recurring],
+    )
+    rounding: Rounding = settings.tax.rounding
+    meters = {}
+    for subscription_id in windows:
+        found = usage[subscriptions[subscription_id].customer_id]  # type: ignore[index]
+        meters[subscription_id] = Meter(metrics, found.hours, found.levels, rounding)
+    return meters

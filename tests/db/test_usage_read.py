@@ -1,0 +1,98 @@
+"""The usage a billing batch reads: aggregates of many customers in their windows, distinct
+values, and the levels earlier events left, with one query per table."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.billing.metered import MeteredModel, MeteredPrice
+from connector.billing.money import currency
+from connector.billing.periods import Period
+from connector.billing.usage import Aggregation, Metric
+from connector.billing.usage_billing import Meter, window_of
+from connector.billing.usage_periods import Window
+from connector.db.engine import reading, transaction
+from connector.db.usage_read import batch_usage
+from connector.sync import contracts
+from connector.sync.usage_events import Limits, ingest_batch
+from tests.statements import counting
+
+D = Decimal
+METRICS = {
+    "seats": Metric("seats", Aggregation.UNIQUE_COUNT, "user"),
+    "storage": Metric("storage", Aggregation.WEIGHTED_SUM, "gb", recurring=True),
+}
+MARCH = Period(date(2026, 3, 1), date(2026, 3, 31))
+
+
+def customer(factory: sessionmaker[Session], ref: str) -> int:
+    with transaction(factory) as session:
+        row = contracts.upsert_customer(
+            session, name=ref, country="US", currency="USD", system="test", external_id=ref
+        )
+        return row.id
+
+
+def store(factory: sessionmaker[Session], who: int, events: list[tuple[str, str, dict]]) -> None:
+    elements = [
+        {
+            "transaction_id": f"{who}-{n}",
+            "customer": str(who),
+            "metric": metric,
+            "timestamp": at,
+            "properties": properties,
+        }
+        for n, (metric, at, properties) in enumerate(events)
+    ]
+    now = datetime(2026, 4, 1, tzinfo=UTC)
+    ingest_batch(factory, METRICS, elements, now, Limits(past=timedelta(days=3660)))
+
+
+def test_a_batch_reads_each_customer_in_its_window_with_one_query_per_table(
+    factory: sessionmaker[Session], engine: Engine
+) -> None:
+    a, b = customer(factory, "A"), customer(factory, "B")
+    store(
+        factory,
+        a,
+        [
+            ("storage", "2026-01-10T00:00:00Z", {"gb": 10}),  # before the window: a level
+            ("storage", "2026-03-16T12:00:00Z", {"gb": 20}),
+            ("seats", "2026-03-02T09:00:00Z", {"user": "ann"}),
+            ("seats", "2026-03-03T09:00:00Z", {"user": "ann"}),
+            ("seats", "2026-03-03T10:00:00Z", {"user": "bob"}),
+            ("seats", "2026-04-02T10:00:00Z", {"user": "cy"}),  # after the window
+        ],
+    )
+    store(factory, b, [("seats", "2026-02-10T09:00:00Z", {"user": "dee"})])
+    march = window_of(MARCH)
+
+    with reading(factory) as session, counting(engine) as statements:
+        found = batch_usage(
+            session,
+            {a: march, b: Window(march.start - timedelta(days=28), march.end)},
+            ["seats", "storage"],
+            distinct=["seats"],
+            recurring=["storage"],
+        )
+
+    # the aggregates, the distinct values, the levels before: whatever the customers and events
+    assert len(statements) == len(statements.touching("usage_hourly")) == 3
+    assert found[a].levels == {"storage": {"": D(10)}}
+    assert {u.usage.distinct for u in found[b].hours["seats"] if u.usage.distinct} == {
+        frozenset({"dee"})
+    }
+    meter = Meter(METRICS, found[a].hours, found[a].levels)
+    seats = meter.lines(MARCH, [(MARCH, _price("seats"))])
+    storage = meter.lines(MARCH, [(MARCH, _price("storage"))])
+    assert [(line.quantity, line.amount) for line in seats] == [(D(2), D("2.00"))]
+    # 10 GB all month, 20 more for the last 15.5 days of 31: 10 + 20 × 15.5 / 31 = 20
+    assert [(line.quantity, line.amount) for line in storage] == [(D(20), D("20.00"))]
+
+
+def _price(metric: str) -> MeteredPrice:
+    return MeteredPrice(metric, currency("USD"), MeteredModel.PER_UNIT, D(1))
