@@ -221,15 +221,9 @@ def hourly_usage(
         )
     )
     for row in rows:
-        usage = Usage(
-            row.events,
-            row.total if row.total is not None else ZERO,
-            row.maximum,
-            row.latest_at,
-            row.latest_value,
-            row.weighted if row.weighted is not None else ZERO,
+        found.setdefault(row.metric, []).append(
+            HourlyUsage(row.group_value, row.hour, usage_of(row))
         )
-        found.setdefault(row.metric, []).append(HourlyUsage(row.group_value, row.hour, usage))
     for window in parts or [period]:
         first = func.min(VALUES.c.hour)
         distinct = session.execute(
@@ -245,6 +239,18 @@ def hourly_usage(
             usage = Usage(distinct=frozenset((value,)))
             found.setdefault(metric, []).append(HourlyUsage(group, _aware(hour), usage))
     return found
+
+
+def usage_of(row: Any) -> Usage:
+    """The usage an hourly aggregate row holds."""
+    return Usage(
+        row.events,
+        row.total if row.total is not None else ZERO,
+        row.maximum,
+        row.latest_at,
+        row.latest_value,
+        row.weighted if row.weighted is not None else ZERO,
+    )
 
 
 def _aware(value: Any) -> datetime:

@@ -12,10 +12,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.billing.usage import ZERO, HourlyUsage, Usage
+from connector.billing.usage import HourlyUsage, Usage
 from connector.billing.usage_periods import Window
 from connector.db import exact
-from connector.db.usage import HOURLY, VALUES, _among, _aware
+from connector.db.usage import HOURLY, VALUES, _among, _aware, usage_of
 
 
 @dataclass
@@ -62,16 +62,8 @@ def batch_usage(
         hour = _aware(row.hour)
         if not inside(row.customer_id, hour):
             continue
-        usage = Usage(
-            row.events,
-            row.total if row.total is not None else ZERO,
-            row.maximum,
-            row.latest_at,
-            row.latest_value,
-            row.weighted if row.weighted is not None else ZERO,
-        )
         hours = found[row.customer_id].hours.setdefault(row.metric, [])
-        hours.append(HourlyUsage(row.group_value, hour, usage))
+        hours.append(HourlyUsage(row.group_value, hour, usage_of(row)))
     if distinct:
         values = session.execute(
             select(
