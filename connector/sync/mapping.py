@@ -152,7 +152,8 @@ class ItemsMapping(_Model):
     @field_validator("billing_type")
     @classmethod
     def _kinds(cls, value: ValueMap) -> ValueMap:
-        kinds = [kind.value for kind in ChargeKind]
+        # A metered price needs its metric and terms, which a billing type cannot give.
+        kinds = [kind.value for kind in ChargeKind if kind is not ChargeKind.METERED]
         for source, target in value.values.items():
             if target not in kinds:
                 raise ValueError(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from connector.db.migrate import head_revision
+from connector.db.migrate import alembic_config, head_revision
 from tests.api.conftest import Served
 
 
@@ -32,11 +33,19 @@ def test_readyz_says_active_while_the_instance_runs_stages(served: Served) -> No
 
 
 def test_readyz_is_not_ready_when_migrations_are_behind(served: Served) -> None:
+    # The database is shared by a worker's PostgreSQL tests: its revision is put back after.
+    head = head_revision()
+    behind = ScriptDirectory.from_config(alembic_config()).get_revision(head).down_revision
+    version = text("UPDATE alembic_version SET version_num = :revision")
     with served.instance.engine.begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = '0016'"))
-    answer = served.get("/readyz")
+        connection.execute(version, {"revision": behind})
+    try:
+        answer = served.get("/readyz")
+    finally:
+        with served.instance.engine.begin() as connection:
+            connection.execute(version, {"revision": head})
     assert answer.status_code == 503
     assert answer.json()["status"] == "not ready"
     assert answer.json()["migrations"] == (
-        f"at 0016, expected {head_revision()}: run `connector db upgrade`"
+        f"at {behind}, expected {head}: run `connector db upgrade`"
     )
