@@ -766,6 +766,11 @@ class UsageSettings(_Section):
     batch_size: Annotated[int, Field(ge=1, le=50_000)] = Field(
         default=5000, description="Events stored per transaction by `connector usage import`."
     )
+    grace_hours: Annotated[int, Field(ge=0, le=720)] = Field(
+        default=0,
+        description="Hours after a billing period's end during which its late events still "
+        "reach its invoice: a subscription with metered items is billed that much later.",
+    )
 
 
 class SecretsSettings(_Section):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -193,3 +193,29 @@ def item_parts(item: SubscriptionItem, served: Period) -> list[tuple[Period, Met
     return metered_parts(
         [(v.effective_date, v.price.metered, v.quantity) for v in item.versions], served
     )
+
+
+def usage_billed_until(subscription: Subscription, billed_as_of: date | None) -> date | None:
+    """The first day whose usage is not billed yet, once a run at ``billed_as_of`` billed the
+    usage of every period whose service ended before it: an event dated earlier is late, and
+    its period is billed again. None without metered items or before any run."""
+    if billed_as_of is None or not metered_items(subscription):
+        return None
+    terms = subscription.terms
+    schedule, end = terms.schedule, terms.service_end
+    index = max(0, schedule.index_of(max(billed_as_of, terms.billing_start)) - 1)
+    while True:
+        period = schedule.period(index)
+        served = period.intersect(terms.billing_start, end)
+        if served is None or served.end >= billed_as_of:
+            return period.start
+        index += 1
+
+
+def usage_as_of(as_of: date, now: datetime, grace_hours: int) -> date:
+    """The as-of date a run at ``as_of`` bills subscriptions with metered items to, ``now``:
+    a period's usage falls due ``grace_hours`` after its end (midnight UTC), so that events
+    arriving late within the grace still reach its invoice."""
+    if not grace_hours:
+        return as_of
+    return min(as_of, (now - timedelta(hours=grace_hours)).astimezone(UTC).date())

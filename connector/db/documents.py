@@ -54,6 +54,14 @@ class BilledState:
 
     billed: dict[tuple[str, date], Decimal] = field(default_factory=dict)
     invoiced: list[InvoicedLine] = field(default_factory=list)
+    revisions: dict[tuple[str, date], int] = field(default_factory=dict)  # the last charged
+
+    def revision_of(self, key: tuple[str, date], current: int) -> int:
+        """The revision a new charge of ``key`` takes: the subscription's ``current`` one, or
+        the next after the last charged when that is as recent (late usage billed again
+        without a change to the contract)."""
+        last = self.revisions.get(key)
+        return current if last is None or last < current else last + 1
 
 
 def load_billed(session: Session, since: dict[int, date]) -> dict[int, BilledState]:
@@ -77,6 +85,7 @@ def load_billed(session: Session, since: dict[int, date]) -> dict[int, BilledSta
             line.tax_rate,
             item.item_key,
             charge.period_start,
+            charge.revision,
             doc.period_start.label("doc_start"),
             doc.period_end.label("doc_end"),
         )
@@ -91,6 +100,7 @@ def load_billed(session: Session, since: dict[int, date]) -> dict[int, BilledSta
             continue
         state = states[r.subscription_id]
         key = (r.item_key, r.period_start)
+        state.revisions[key] = max(r.revision, state.revisions.get(key, r.revision))
         if r.kind == DocumentKind.INVOICE:
             state.billed[key] = state.billed.get(key, ZERO) + r.amount
             state.invoiced.append(

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import private_files
@@ -150,6 +150,12 @@ def is_unique_violation(error: IntegrityError) -> bool:
     if getattr(error.orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
         return True
     return "UNIQUE constraint failed" in str(error.orig)
+
+
+def is_deadlock(error: DBAPIError) -> bool:
+    """True when PostgreSQL broke a deadlock by rolling this transaction back: it can be tried
+    again."""
+    return getattr(error.orig, "sqlstate", None) == "40P01"
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

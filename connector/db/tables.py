@@ -161,6 +161,8 @@ class Subscription(Base):
     billed_as_of: Mapped[date | None]
     reconcile_from: Mapped[date | None] = mapped_column(index=True)
     next_billing_date: Mapped[date | None] = mapped_column(index=True)
+    # the first day whose usage is not billed yet (metered items): an event dated earlier is late
+    usage_billed_until: Mapped[date | None] = mapped_column(index=True)
     billing_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)

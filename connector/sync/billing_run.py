@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, bindparam, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.charges import BillingState, Charge, plan_billing
@@ -35,14 +35,16 @@ from connector.billing.money import ZERO, Totals
 from connector.billing.pricing import Product
 from connector.billing.subscriptions import Subscription
 from connector.billing.tax import TaxTable
+from connector.billing.usage_billing import metered_items, usage_as_of, usage_billed_until
 from connector.billing.vat import treatment
 from connector.db import tables
 from connector.db import writeback_queue as writeback
 from connector.db.catalog import PriceCache
 from connector.db.documents import IssuedDocument, insert_charges, load_billed, load_tax_history
-from connector.db.engine import is_unique_violation, transaction
+from connector.db.engine import is_deadlock, is_unique_violation, transaction
 from connector.db.subscriptions import load_subscriptions
 from connector.db.types import utc_now
+from connector.db.usage_late import lock_usage
 from connector.errors import BillingError, ConnectorError, StorageError
 from connector.settings import Settings
 from connector.sync.billing_usage import batch_meters
@@ -82,6 +84,7 @@ class RunContext:
     as_of: date
     settings: Settings
     tax: TaxTable
+    usage_as_of: date  # the as-of date of subscriptions with metered items (usage.grace_hours)
     cache: PriceCache = field(default_factory=PriceCache)
 
 
@@ -107,15 +110,23 @@ def run_billing(
     settings: Settings,
     as_of: date,
     progress: ProgressCallback | None = None,
+    now: datetime | None = None,
 ) -> BillingRunResult:
-    """Bill everything due by ``as_of``. Safe to run again, or after a crash at any point."""
+    """Bill everything due by ``as_of``. Safe to run again, or after a crash at any point.
+
+    A subscription with metered items is billed to ``usage.grace_hours`` before ``now``
+    at the latest (:func:`~connector.billing.usage_billing.usage_as_of`): its invoice waits
+    for the late events of the period that just ended."""
     with factory() as session:
         check_issue_date(session, as_of)
     try:
         as_of + timedelta(days=settings.billing.payment_terms_days)
     except OverflowError:
         raise BillingError(f"as-of date {as_of} is too far in the future") from None
-    context = RunContext(as_of, settings, settings.tax.table())
+    grace = settings.usage.grace_hours
+    context = RunContext(
+        as_of, settings, settings.tax.table(), usage_as_of(as_of, now or utc_now(), grace)
+    )
     result = BillingRunResult(as_of)
     after_id = 0
     while True:
@@ -124,8 +135,12 @@ def run_billing(
                 with transaction(factory) as session:
                     batch = _bill_next_batch(session, context, after_id, result)
                 break
-            except IntegrityError as error:
-                if not is_unique_violation(error):
+            except (IntegrityError, OperationalError) as error:
+                # A unique key: another run billed some of these subscriptions first; a
+                # deadlock: a batch of usage events crossed this one (PostgreSQL).
+                if isinstance(error, IntegrityError) and not is_unique_violation(error):
+                    raise
+                if isinstance(error, OperationalError) and not is_deadlock(error):
                     raise
                 # Another run billed some of these subscriptions first: plan them again.
                 log.warning(
@@ -187,7 +202,13 @@ def _bill_batch(
     as_of, settings = context.as_of, context.settings
     failures: dict[int, str] = {}
     subscriptions = load_subscriptions(session, rows, context.cache, failures)
-    meters = batch_meters(session, settings, as_of, rows, subscriptions, failures=failures)
+    metered = {sid for sid, found in subscriptions.items() if metered_items(found)}
+    # usage events of these customers stored meanwhile are seen, or see this batch's billing
+    usage_rows = [row for row in rows if row.id in metered]
+    lock_usage(session, (row.customer_id for row in usage_rows), exclusive=True)
+    meters = batch_meters(
+        session, settings, context.usage_as_of, usage_rows, subscriptions, failures=failures
+    )
     reconcile = {
         row.id: _reconcile_start(row, subscriptions[row.id])
         for row in rows
@@ -209,6 +230,7 @@ def _bill_batch(
             _fail(result, updates, row.id, failures[row.id])
             continue
         subscription = subscriptions[row.id]
+        plan_as_of = context.usage_as_of if row.id in metered else as_of
         past = billed.get(row.id)
         state = BillingState(
             billed_until=row.billed_until,
@@ -219,7 +241,7 @@ def _bill_batch(
         taxed = treatment(row.customer_country, row.customer_tax_id, settings.tax.home_country)
         try:
             jurisdiction = context.tax.jurisdiction(row.customer_country, row.customer_region)
-            plan = plan_billing(subscription, as_of, state, meters.get(row.id))
+            plan = plan_billing(subscription, plan_as_of, state, meters.get(row.id))
             invoices = draft_invoices(
                 plan.charges,
                 currency=subscription.currency,
@@ -242,17 +264,27 @@ def _bill_batch(
         except ConnectorError as error:
             _fail(result, updates, row.id, str(error))
             continue
-        charges.extend((charge, row.revision) for charge in plan.charges)
+        charges.extend(
+            (
+                charge,
+                past.revision_of((charge.item.key, charge.key_date), row.revision)
+                if past
+                else row.revision,
+            )
+            for charge in plan.charges
+        )
         documents.extend((draft, row.customer_id, row.id) for draft in (*invoices, *credit_notes))
         if plan.next_billing_date != row.next_billing_date:
             moved.append(row.id)
+        billed_as_of = max(plan_as_of, row.billed_as_of or plan_as_of)
         updates.append(
             {
                 "id": row.id,
                 "billed_until": plan.billed_until,
-                "billed_as_of": max(as_of, row.billed_as_of or as_of),
+                "billed_as_of": billed_as_of,
                 "reconcile_from": None,
                 "next_billing_date": plan.next_billing_date,
+                "usage_billed_until": usage_billed_until(subscription, billed_as_of),
                 "billing_error": None,
             }
         )
@@ -270,7 +302,13 @@ def _rate(table: TaxTable, jurisdiction: str, reverse_charge: bool, product: Pro
     return ZERO if reverse_charge else table.rate_for(jurisdiction, product.tax_code)
 
 
-_STATE_COLUMNS = ("billed_until", "billed_as_of", "reconcile_from", "next_billing_date")
+_STATE_COLUMNS = (
+    "billed_until",
+    "billed_as_of",
+    "reconcile_from",
+    "next_billing_date",
+    "usage_billed_until",
+)
 
 
 def _save_states(session: Session, updates: list[dict[str, object]]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.usage import EPOCH, HOUR, Metric, Reading, Tally
 from connector.db import usage as storage
+from connector.db import usage_late as late
 from connector.db.engine import is_unique_violation, transaction
 from connector.errors import InvalidInputError
 
@@ -199,7 +200,14 @@ def ingest(
             tally.add(reading, at)
     hourly = {(c, m, g, EPOCH + HOUR * h): tally for (c, m, g, h), tally in tallies.items()}
     values = {(*key, value) for key, tally in hourly.items() for value in tally.distinct}
+    first_day: dict[int, date] = {}  # the day of each customer's first_day event measured
+    for customer_id, _, _, hour in hourly:
+        day = hour.date()
+        if customer_id not in first_day or day < first_day[customer_id]:
+            first_day[customer_id] = day
+    late.lock_usage(session, first_day, exclusive=False)
     storage.store(session, rows, now, hourly, values)
+    late.mark_late(session, first_day)
     return [result for result in results if result is not None]
 
 
