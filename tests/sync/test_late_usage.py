@@ -4,19 +4,26 @@ end they still reach the period's own invoice, which waits for them."""
 
 from __future__ import annotations
 
+import itertools
+import shutil
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
-from connector.db.engine import transaction
+from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.usage_late import lock_usage
 from connector.settings import Settings, load_settings
 from connector.sync.billing_run import run_billing
+from connector.sync.usage_events import ingest_batch
 from tests import builders
 from tests.builders import documents, lines
 from tests.conftest import TEST_TAX_RATES
@@ -25,6 +32,7 @@ from tests.sync.test_billing_usage import (
     JAN,
     MAPPING,
     MAR,
+    METRICS,
     calls,
     metered_subscription,
 )
@@ -173,3 +181,65 @@ def test_events_stored_while_a_billing_batch_reads_the_usage_wait_for_it(
 
     assert stored.is_set()
     assert state(factory, subscription_id) == (FEB, FEB, date(2026, 1, 20))
+
+
+RUN_DAYS = [JAN, date(2026, 1, 20), FEB, date(2026, 2, 10), MAR, date(2026, 3, 2)]
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    minutes=st.lists(st.integers(0, 59 * 24 * 60 - 1), max_size=25),  # January and February
+    data=st.data(),
+)
+def test_billed_usage_is_the_priced_count_of_distinct_events_whenever_they_arrive(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, minutes: list, data: Any
+) -> None:
+    """Events arrive in any order, some twice, in batches between billing runs: each period
+    is billed, over its invoice and adjustments, 0.25 per call beyond 2, once."""
+    folder = tmp_path_factory.mktemp("late")
+    shutil.copy(sqlite_template, folder / "connector.db")
+    url = f"sqlite:///{folder / 'connector.db'}"
+    engine = make_engine(url)
+    factory = session_factory(engine)
+    try:
+        settings = settings_with(url, folder)
+        _, customer_id = metered_subscription(factory)
+        events = [
+            {
+                "transaction_id": f"e{n}",
+                "customer": str(customer_id),
+                "metric": "api_calls",
+                "timestamp": (at("2026-01-01T00:00") + timedelta(minutes=m)).isoformat(),
+                "properties": {},
+            }
+            for n, m in enumerate(minutes)
+        ]
+        again = data.draw(st.lists(st.sampled_from(events), max_size=8)) if events else []
+        arrival = data.draw(st.permutations(events + again))
+        cuts = sorted(data.draw(st.sets(st.integers(0, len(arrival)), max_size=len(RUN_DAYS))))
+        runs = sorted(data.draw(st.lists(st.sampled_from(RUN_DAYS), min_size=len(cuts))))
+        bounds = [0, *cuts, len(arrival)]
+        for index, (start, end) in enumerate(itertools.pairwise(bounds)):
+            ingest_batch(factory, METRICS, arrival[start:end], at("2026-03-02T00:00"))
+            if index < len(cuts):
+                run_billing(factory, settings, runs[index])
+        run_billing(factory, settings, date(2026, 3, 3))
+
+        with factory() as session:
+            billed = session.execute(
+                select(tables.Charge.period_start, func.sum(tables.Charge.amount))
+                .join(tables.SubscriptionItem)
+                .where(tables.SubscriptionItem.kind == "metered")
+                .group_by(tables.Charge.period_start)
+            ).all()
+        counts = {JAN: 0, FEB: 0}
+        for m in minutes:
+            counts[JAN if m < 31 * 24 * 60 else FEB] += 1
+        expected = {month: D("0.25") * (n - 2) for month, n in counts.items() if n > 2}
+        assert {month: amount for month, amount in billed if amount} == expected
+    finally:
+        engine.dispose()
