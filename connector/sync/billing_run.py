@@ -45,6 +45,7 @@ from connector.db.engine import is_deadlock, is_unique_violation, transaction
 from connector.db.subscriptions import load_subscriptions
 from connector.db.types import utc_now
 from connector.db.usage_late import lock_usage
+from connector.db.usage_owners import shared_metrics
 from connector.errors import BillingError, ConnectorError, StorageError
 from connector.settings import Settings
 from connector.sync.billing_usage import batch_meters
@@ -206,6 +207,9 @@ def _bill_batch(
     # usage events of these customers stored meanwhile are seen, or see this batch's billing
     usage_rows = [row for row in rows if row.id in metered]
     lock_usage(session, (row.customer_id for row in usage_rows), exclusive=True)
+    shared = shared_metrics(session, (row.customer_id for row in usage_rows))
+    failures.update((sid, reason) for sid, reason in shared.items() if sid in metered)
+    usage_rows = [row for row in usage_rows if row.id not in failures]
     meters = batch_meters(
         session, settings, context.usage_as_of, usage_rows, subscriptions, failures=failures
     )

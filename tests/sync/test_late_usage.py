@@ -22,6 +22,7 @@ from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.usage_late import lock_usage
 from connector.settings import Settings, load_settings
+from connector.sync import contracts
 from connector.sync.billing_run import run_billing
 from connector.sync.usage_events import ingest_batch
 from tests import builders
@@ -243,3 +244,50 @@ def test_billed_usage_is_the_priced_count_of_distinct_events_whenever_they_arriv
         assert {month: amount for month, amount in billed if amount} == expected
     finally:
         engine.dispose()
+
+
+def test_two_subscriptions_metering_one_metric_are_held_rather_than_billed_twice(
+    factory: sessionmaker[Session], database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_with(database_url, tmp_path)
+    first, customer_id = metered_subscription(factory)
+    other, _ = metered_subscription(factory, "C2")
+    with transaction(factory) as session:
+        customer = session.get_one(tables.Customer, customer_id)
+        api = builders.metered_price(session, unit_amount="0.25", free_units="2", key="api-1")
+        second = builders.subscription(
+            session, customer, [builders.spec(session, api, 1)], start=date(2026, 1, 15)
+        ).id
+
+    result = run_billing(factory, settings, date(2026, 2, 15))  # both due
+
+    reason = (
+        f"metric 'api_calls' is metered by subscription {{}} of customer {customer_id} too, "
+        "over some of the same days: its usage would be billed twice (end one of them before "
+        "the other starts, or meter another metric)"
+    )
+    assert result.failed == {first: reason.format(second), second: reason.format(first)}
+    assert [doc[3] for doc in documents(factory)] == [D("100.00"), D("100.00")]  # C2's
+    with factory() as session:
+        held = session.get_one(tables.Subscription, first)
+        assert (held.billing_error, held.billed_as_of) == (reason.format(second), None)
+    assert other not in result.failed
+
+
+def test_a_metric_passed_from_one_subscription_to_the_next_is_billed_by_each_for_its_days(
+    factory: sessionmaker[Session], database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_with(database_url, tmp_path)
+    first, customer_id = metered_subscription(factory)
+    with transaction(factory) as session:
+        contracts.cancel_subscription(session, first, cancel_date=FEB)
+        customer = session.get_one(tables.Customer, customer_id)
+        api = builders.metered_price(session, unit_amount="0.10", key="api-2")
+        builders.subscription(session, customer, [builders.spec(session, api, 1)], start=FEB)
+    calls(factory, customer_id, "2026-01-31T23:00", 5, "old")
+    calls(factory, customer_id, "2026-02-01T01:00", 7, "new")
+
+    result = run_billing(factory, settings, MAR)
+
+    assert result.failed == {}
+    assert [doc[3] for doc in documents(factory)] == [D("100.75"), D("0.70")]
