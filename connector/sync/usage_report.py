@@ -1,12 +1,13 @@
 """``connector usage show CUSTOMER``: a customer's usage in the current period, per metric and
 group, and the charges it would produce if the period ended now.
 
-The period is the calendar month (UTC) by default, or the dates given. Quantities are those
-to date: counted up to the next whole hour, a weighted sum's level integrated up to then (so
-its quantity grows through the period). Each metric is priced with its metered price in the
-customer's currency (``mappings/usage.yaml``), the minimum commitment being the whole
-period's; a metric without one shows its quantity only. Subscription items with metered
-prices will take the place of these rates when the billing run bills usage.
+Each metric is priced as the billing run will bill it: with the metered price of the
+customer's subscription item metering it today, over that subscription's current billing
+period (or the dates given); a metric none of them meters shows its quantity only. A customer
+without any metered item sees its usage of the calendar month (UTC) priced with
+``mappings/usage.yaml``'s rates in its currency, where it has them. Quantities are those to
+date: counted up to the next whole hour, a weighted sum's level integrated up to then (so its
+quantity grows through the period); a minimum commitment is the whole period's.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.metered import PricedUsage, price_usage
+from connector.billing.metered import MeteredPrice, PricedUsage, price_usage
 from connector.billing.money import ZERO, Rounding, currency
 from connector.billing.periods import Period, add_months
 from connector.billing.usage import HOUR, Metric, hour_of
-from connector.billing.usage_billing import window_of
+from connector.billing.usage_billing import metered_items, window_of
 from connector.billing.usage_periods import Window, measure
+from connector.db import tables
 from connector.db import usage as storage
+from connector.db.catalog import PriceCache
 from connector.db.engine import reading
+from connector.db.subscriptions import load_subscriptions
 from connector.db.tables import Customer
 from connector.errors import InvalidInputError, NotFoundError
 from connector.settings import Settings
@@ -100,6 +105,39 @@ def month_of(day: date) -> Period:
     return Period(first, add_months(first, 1) - timedelta(days=1))
 
 
+@dataclass(frozen=True)
+class MeteredNow:
+    """What a customer's subscriptions meter today: the metered price of each metric, and the
+    current billing period of the first subscription metering one (None without any)."""
+
+    prices: dict[str, MeteredPrice]
+    period: Period | None
+
+
+def metered_prices(session: Session, customer_id: int, today: date) -> MeteredNow:
+    """The metered prices in effect ``today`` on the customer's subscriptions in service, and
+    the billing period they are measured over (four queries)."""
+    rows = session.scalars(
+        select(tables.Subscription)
+        .where(tables.Subscription.customer_id == customer_id)
+        .order_by(tables.Subscription.id)
+    ).all()
+    prices: dict[str, MeteredPrice] = {}
+    period: Period | None = None
+    for subscription in load_subscriptions(session, rows, PriceCache(), {}).values():
+        terms = subscription.terms
+        if not terms.is_billable_on(today):
+            continue
+        for item in metered_items(subscription):
+            version = item.version_at(today)
+            if version is None or version.quantity <= 0 or version.price.metered is None:
+                continue
+            prices.setdefault(version.price.metered.metric, version.price.metered)
+            if period is None:
+                period = terms.schedule.period(terms.schedule.index_of(today))
+    return MeteredNow(prices, period)
+
+
 def usage_report(
     session: Session,
     mapping: UsageMapping,
@@ -115,7 +153,8 @@ def usage_report(
     row = session.get(Customer, found) if found is not None else None
     if row is None:
         raise NotFoundError(f"no customer {customer!r} (give our id or its Salesforce Account Id)")
-    whole = window_of(period or month_of(now.date()))
+    metered = metered_prices(session, row.id, now.date())
+    whole = window_of(period or metered.period or month_of(now.date()))
     until = min(whole.end, hour_of(now) + HOUR)
     if until <= whole.start:
         raise InvalidInputError(f"the period starts after now ({whole.start:%Y-%m-%d})")
@@ -129,7 +168,7 @@ def usage_report(
             metric, hours.get(code, []), whole, [Window(whole.start, until)], carried.get(code)
         )
         usage.extend(MetricUsage(metric, group, value) for group, value in quantities.items())
-        price = mapping.price_of(code, row.currency)
+        price = metered.prices.get(code) if metered.prices else mapping.price_of(code, row.currency)
         if price is not None:
             priced[code] = price_usage(metric, price, quantities, whole, whole, rounding=rounding)
     return UsageReport(row.id, row.name, row.currency, whole, until, usage, priced)

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.periods import Period
+from connector.billing.periods import Frequency, Period
+from connector.db import tables
 from connector.db.engine import reading, transaction
 from connector.errors import InvalidInputError, NotFoundError
 from connector.sync import contracts
 from connector.sync.usage_events import Limits, ingest_batch
 from connector.sync.usage_mapping import load_usage_mapping
 from connector.sync.usage_report import usage_report
+from tests import builders
 
 SHIPPED = Path(__file__).resolve().parents[2] / "mappings" / "usage.yaml"
 MAPPING = load_usage_mapping(SHIPPED)
@@ -176,3 +178,40 @@ def test_a_period_can_be_given_and_a_customer_without_a_price_shows_quantities_o
                 datetime(2026, 3, 20, tzinfo=UTC),
                 Period(date(2026, 4, 1), date(2026, 4, 30)),
             )
+
+
+def test_a_metric_a_subscription_meters_is_priced_by_its_item_over_its_billing_period(
+    factory: sessionmaker[Session], customer_id: int
+) -> None:
+    """A quarterly subscription from January metering API calls at 0.02 beyond 100 free (not
+    usage.yaml's packages): on 20 March its period is the quarter, and the calls of January
+    count; storage, which it does not meter, shows its quantity to date only."""
+    with transaction(factory) as session:
+        customer = session.get_one(tables.Customer, customer_id)
+        api = builders.metered_price(session, unit_amount="0.02", free_units="100")
+        builders.subscription(
+            session,
+            customer,
+            [builders.spec(session, api, 1)],
+            start=date(2026, 1, 1),
+            frequency=Frequency.QUARTERLY,
+        )
+    send(factory, [event(f"j{n}", "api_calls", "2026-01-15T10:00:00Z") for n in range(150)])
+    send(factory, [event(f"m{n}", "api_calls", "2026-03-02T10:00:00Z") for n in range(50)])
+    send(factory, [event("s1", "storage_gb", "2026-02-01T00:00:00Z", gb=9)])
+    send(factory, [event("p1", "api_calls", "2025-12-31T23:00:00Z")])  # the period before
+
+    with reading(factory) as session:
+        report = usage_report(session, MAPPING, SF, datetime(2026, 3, 20, 9, 30, tzinfo=UTC))
+
+    assert (report.period.start, report.period.end) == (
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 4, 1, tzinfo=UTC),
+    )
+    # 200 calls, 100 free, at 0.02
+    assert {code: priced.total for code, priced in report.priced.items()} == {
+        "api_calls": Decimal("2.00")
+    }
+    storage = next(u for u in report.usage if u.metric.code == "storage_gb")
+    assert storage.quantity == Decimal(9 * 1138) / 2160  # 9 GB for 1,138 of 2,160 hours
+    assert report.to_dict()["total"] == "2.00"
