@@ -5,8 +5,9 @@ O(events)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,12 +15,21 @@ from sqlalchemy.orm import Session
 from connector.billing.money import Rounding
 from connector.billing.subscriptions import Subscription
 from connector.billing.usage import Aggregation, Metric
-from connector.billing.usage_billing import Meter, metered_items, usage_periods, window_of
+from connector.billing.usage_billing import (
+    Meter,
+    item_parts,
+    metered_items,
+    usage_periods,
+    window_of,
+)
 from connector.billing.usage_periods import Window
 from connector.db.usage_read import batch_usage
 from connector.errors import ConnectorError
 from connector.settings import Settings, mapping_path
 from connector.sync.usage_mapping import load_usage_mapping
+
+# Aggregations whose hours add up (count, sum, weighted sum): the database adds them up.
+SUMMED = (Aggregation.COUNT, Aggregation.SUM, Aggregation.WEIGHTED_SUM)
 
 
 def load_metrics(settings: Settings) -> dict[str, Metric]:
@@ -40,20 +50,27 @@ def batch_meters(
     usage cannot be measured (the mapping missing or invalid) gets its reason in
     ``failures``."""
     windows: dict[int, Window] = {}  # by subscription
+    cuts: dict[int, set[datetime]] = defaultdict(set)  # by customer: where parts begin and end
     codes: set[str] = set()
     for row in rows:
         subscription = subscriptions.get(row.id)
         if subscription is None:
             continue
         due = [
-            found.period
-            for found in usage_periods(subscription, as_of, row.billed_as_of, row.reconcile_from)
-            if found.due_by(as_of)
+            period
+            for period in usage_periods(subscription, as_of, row.billed_as_of, row.reconcile_from)
+            if period.due_by(as_of)
         ]
         if not due:
             continue
-        first, last = window_of(due[0]), window_of(due[-1])
+        first, last = window_of(due[0].period), window_of(due[-1].period)
         windows[row.id] = Window(first.start, last.end)
+        cut = cuts[row.customer_id]
+        for period in due:
+            cut.update(_bounds(window_of(period.period)))
+            for item in metered_items(subscription):
+                for part, _ in item_parts(item, period.served) if period.served else ():
+                    cut.update(_bounds(window_of(part)))
         codes.update(
             version.price.metered.metric
             for item in metered_items(subscription)
@@ -85,6 +102,8 @@ def batch_meters(
         [metric.code for metric in used],
         distinct=[m.code for m in used if m.aggregation is Aggregation.UNIQUE_COUNT],
         recurring=[m.code for m in used if m.recurring],
+        summed=[m.code for m in used if m.aggregation in SUMMED],
+        cuts=cuts,
     )
     rounding: Rounding = settings.tax.rounding
     meters = {}
@@ -92,3 +111,7 @@ def batch_meters(
         found = usage[subscriptions[subscription_id].customer_id]  # type: ignore[index]
         meters[subscription_id] = Meter(metrics, found.hours, found.levels, rounding)
     return meters
+
+
+def _bounds(window: Window) -> tuple[datetime, datetime]:
+    return window.start, window.end

@@ -38,6 +38,7 @@ SMALL: dict[str, dict[str, list[str]]] = {
     "bench_stages.py": {"small": ["--deals", "200"]},
     "bench_usage.py": {"small": ["--events", "50000"]},
     "bench_usage_api.py": {"small": ["--events", "20000"]},
+    "bench_billing_usage.py": {"small": ["--customers", "200", "--events", "100000"]},
     "bench_memory.py": {"small": ["--deals", "200"], "fresh": ["--deals", "200", "--fresh"]},
     # The throttled run needs more calls than one window admits: its default N of 2,000.
     "bench_xero.py": {"small": ["--invoices", "500"], "throttled": ["--throttled"]},

@@ -3,9 +3,12 @@ values, and the levels earlier events left, with one query per table."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -96,3 +99,70 @@ def test_a_batch_reads_each_customer_in_its_window_with_one_query_per_table(
 
 def _price(metric: str) -> MeteredPrice:
     return MeteredPrice(metric, currency("USD"), MeteredModel.PER_UNIT, D(1))
+
+
+SUMMABLE = {
+    "storage": METRICS["storage"],
+    "gb": Metric("gb", Aggregation.SUM, "gb", group_by="region"),
+    "calls": Metric("calls", Aggregation.COUNT),
+}
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(sorted(SUMMABLE)),
+            st.integers(0, 75 * 24 * 60 - 1),  # minutes from February 1 to mid-April
+            st.integers(0, 60),
+            st.sampled_from(["eu", "us"]),
+        ),
+        max_size=40,
+    ),
+    cut=st.integers(2, 30),
+)
+def test_sums_added_up_by_segment_measure_what_the_hours_do(
+    factory: sessionmaker[Session], events: list, cut: int
+) -> None:
+    """The database's sums over the segments between cuts (a change on March ``cut``) give
+    every part of March the quantities its hours give, weighted sums and groups included."""
+    who = customer(factory, f"P{uuid.uuid4().hex[:8]}")
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    elements = [
+        {
+            "transaction_id": f"{who}-{n}",
+            "customer": str(who),
+            "metric": metric,
+            "timestamp": (start + timedelta(minutes=minute)).isoformat(),
+            "properties": {"gb": value, "region": region},
+        }
+        for n, (metric, minute, value, region) in enumerate(events)
+    ]
+    now = datetime(2026, 4, 20, tzinfo=UTC)
+    ingest_batch(factory, SUMMABLE, elements, now, Limits(past=timedelta(days=3660)))
+    change = date(2026, 3, cut)
+    parts = [Period(MARCH.start, change - timedelta(days=1)), Period(change, MARCH.end)]
+    march = window_of(MARCH)
+    codes = sorted(SUMMABLE)
+
+    with reading(factory) as session:
+        hourly = batch_usage(session, {who: march}, codes, recurring=["storage"])[who]
+        summed = batch_usage(
+            session,
+            {who: march},
+            codes,
+            recurring=["storage"],
+            summed=codes,
+            cuts={who: [window_of(p).start for p in parts]},
+        )[who]
+
+    for code in codes:
+        priced = [(part, _price(code)) for part in parts]
+        by_hours = Meter(SUMMABLE, hourly.hours, hourly.levels).lines(MARCH, priced)
+        by_segments = Meter(SUMMABLE, summed.hours, summed.levels).lines(MARCH, priced)
+        assert by_segments == by_hours
+    assert sum(len(h) for h in summed.hours.values()) <= 3 * 2 * 2  # metrics × groups × parts
