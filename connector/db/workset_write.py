@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 
 from connector.db import tables, workset_events, writeback_queue
 from connector.db.bulk import bulk_delete, bulk_insert, bulk_update, reserve_many
+from connector.db.catalog import metered_columns, tiers_to_json
 from connector.db.types import utc_now
 from connector.db.workset_rows import (
     CHANGING_COLUMNS,
@@ -207,7 +208,8 @@ def _write_catalog(work: Workset, real: Real, new: list[ProductRow], now: dateti
                 "model": price.model.value,
                 "unit_amount": price.unit_amount,
                 "flat_amount": price.flat_amount,
-                "tiers": None,
+                "tiers": tiers_to_json(price.tiers) if price.tiers else None,
+                **metered_columns(price.metered),
                 "created_at": now,
             }
             for price in work.new_prices.values()

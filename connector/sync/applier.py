@@ -28,7 +28,7 @@ from connector.db.staging import Staged
 from connector.db.workset import Workset
 from connector.errors import ConnectorError
 from connector.sync import deals
-from connector.sync.deals import Outcome
+from connector.sync.deals import Outcome, UsageTerms
 from connector.sync.mapping import (
     CustomerData,
     DealData,
@@ -52,6 +52,7 @@ class Applier:
     default_currency: str
     as_of: date
     limits: Limits | None
+    usage: UsageTerms | None = None  # the usage mapping, for metered line items
 
     def settle(self, session: Session, row: tables.CrmRecord) -> Outcome:
         """Apply the staged record ``row`` and record on it what became of it."""
@@ -207,6 +208,7 @@ class _Page:
             as_of=self.applier.as_of,
             limits=self.applier.limits,
             approved=self._approved,
+            usage=self.applier.usage,
         )
 
     def _account_state(self, account_id: str) -> str | None:

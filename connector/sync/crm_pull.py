@@ -36,6 +36,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,6 +56,7 @@ from connector.sync.mapping import (
     load_mapping,
     truthy,
 )
+from connector.sync.usage_mapping import usage_mapping_of
 
 log = logging.getLogger(__name__)
 SYSTEM = deals.SYSTEM
@@ -150,6 +152,7 @@ class Pull:
             settings.billing.default_currency,
             as_of,
             plausibility_limits(settings),
+            partial(usage_mapping_of, settings),
         )
         self.changed_waiting = 0  # records whose waiting state or reason changed this run
         self.bulk_threshold = settings.salesforce.bulk_threshold

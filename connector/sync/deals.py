@@ -27,6 +27,7 @@ from datetime import date
 
 from connector.billing import plausibility, pricing
 from connector.billing import subscriptions as domain
+from connector.billing.metered import MeteredModel, MeteredPrice
 from connector.billing.money import currency as currency_of
 from connector.billing.pricing import ChargeKind, PricingModel
 from connector.db.staging import APPLIED, HELD, IGNORED
@@ -35,6 +36,9 @@ from connector.db.workset_rows import AmendmentRow, CustomerRow, SubscriptionRow
 from connector.errors import BillingError
 from connector.sync import contracts, subscription_changes
 from connector.sync.mapping import CustomerData, DealData, ItemData, MappingError
+from connector.sync.usage_mapping import UsageMapping
+
+UsageTerms = Callable[[], UsageMapping]  # the usage mapping, read when first needed
 
 SYSTEM = "salesforce"
 Approved = Callable[[str, str], bool]  # (deal id, version): approved for review?
@@ -130,12 +134,15 @@ def _customer(
     raise MappingError(f"account {data.account_id} is {state}")
 
 
-def _price(work: Workset, item: ItemData, currency: str) -> pricing.Price:
+def _price(work: Workset, item: ItemData, currency: str, usage: UsageTerms | None) -> pricing.Price:
     """The product of the line item (made, or its name and family updated) and its per-unit
-    price in ``currency`` (found, or made)."""
+    price in ``currency`` (found, or made); for a metered item, its metered price."""
     product = work.save_product(
         pricing.Product(item.product_code.strip(), item.product_name.strip(), item.product_family)
     )
+    if item.metric is not None:
+        terms = metered_terms(item, currency, usage)
+        return work.price(pricing.Price.of_usage(product.domain(), terms))
     return work.price(
         pricing.Price(
             product.domain(),
@@ -147,10 +154,32 @@ def _price(work: Workset, item: ItemData, currency: str) -> pricing.Price:
     )
 
 
-def _specs(work: Workset, data: DealData, currency: str) -> list[domain.ItemSpec]:
+def metered_terms(item: ItemData, currency: str, usage: UsageTerms | None) -> MeteredPrice:
+    """The terms of a metered line item: the usage mapping's price of its metric in
+    ``currency`` when it has one, else the line's unit price per unit of the metric."""
+    what = f"line item {item.line_id} ({item.product_code})"
+    if usage is None:
+        raise MappingError(f"{what} is metered, and no usage mapping is loaded")
+    mapping = usage()
+    assert item.metric is not None
+    if item.metric not in mapping.metrics:
+        known = ", ".join(sorted(mapping.metrics)) or "none"
+        raise MappingError(
+            f"{what} names the metric {item.metric!r}, which the usage mapping does not "
+            f"define (its metrics: {known})"
+        )
+    found = mapping.price_of(item.metric, currency)
+    if found is not None:
+        return found
+    return MeteredPrice(item.metric, currency_of(currency), MeteredModel.PER_UNIT, item.unit_price)
+
+
+def _specs(
+    work: Workset, data: DealData, currency: str, usage: UsageTerms | None
+) -> list[domain.ItemSpec]:
     specs = []
     for item in data.items:
-        price = _price(work, item, currency)
+        price = _price(work, item, currency, usage)
         one_time = item.kind is ChargeKind.ONE_TIME
         specs.append(
             domain.ItemSpec(
@@ -185,17 +214,19 @@ def apply_deal(
     as_of: date,
     limits: plausibility.Limits | None = None,
     approved: Approved = lambda deal_id, revision: False,
+    usage: UsageTerms | None = None,
 ) -> Outcome:
     """Make the billing core reflect a won deal. ``revision`` (the payload's hash) names this
     version of the deal, so that each version is applied once; ``previous`` is the version
     applied before, if any. With ``limits``, an implausible version is held for review unless
-    ``approved``. ``account_state`` says why the deal's account is missing, if it is."""
+    ``approved``. ``account_state`` says why the deal's account is missing, if it is.
+    ``usage`` gives the usage mapping, read when a line item is metered."""
     customer = _customer(work, data, account_state)
     if data.currency is not None and data.currency != customer.currency:
         raise MappingError(
             f"deal currency {data.currency} differs from the account's {customer.currency}"
         )
-    specs = _specs(work, data, customer.currency)
+    specs = _specs(work, data, customer.currency, usage)
     if limits is not None:
         held = _implausible(data, specs, previous, revision, limits, as_of, approved)
         if held is not None:
@@ -336,6 +367,7 @@ def _item_term(item: ItemData) -> tuple[object, ...]:
         item.unit_price,
         item.discount_percent,
         item.service_date,
+        item.metric,
     )
 
 

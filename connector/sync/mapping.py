@@ -138,6 +138,7 @@ class ItemsMapping(_Model):
     unit_price: str
     discount_percent: str = ""
     service_date: str = ""
+    metric: str = ""  # a product's billable metric (mappings/usage.yaml): a metered item
 
     check_paths = field_validator(
         "product_code",
@@ -147,6 +148,7 @@ class ItemsMapping(_Model):
         "unit_price",
         "discount_percent",
         "service_date",
+        "metric",
     )(lambda cls, value: _path(value))
 
     @field_validator("billing_type")
@@ -263,6 +265,7 @@ class ItemData:
     unit_price: Decimal
     discount_percent: Decimal
     service_date: date | None
+    metric: str | None = None  # a metered item: the billable metric its product names
 
 
 @dataclass(frozen=True)
@@ -433,17 +436,24 @@ def _item(mapping: ItemsMapping, record: dict[str, Any], seen: dict[str, int]) -
         raise MappingError(f"{what} discount {discount}% must be between 0 and 100")
     seen[str(code)] = seen.get(str(code), 0) + 1
     key = str(code) if seen[str(code)] == 1 else f"{code}#{seen[str(code)]}"
+    metric = value_at(record, mapping.metric) if mapping.metric else None
+    if metric is not None and not isinstance(metric, str):
+        raise MappingError(f"{what} metric {metric!r} ({mapping.metric}) is not a text")
+    metric = metric.strip() if metric else None
     return ItemData(
         key=key,
         line_id=line,
         product_code=str(code),
         product_name=str(value_at(record, mapping.product_name) or code),
         product_family=value_at(record, mapping.product_family) if mapping.product_family else None,
-        kind=ChargeKind(_mapped(record, mapping.billing_type, what)),
+        kind=ChargeKind.METERED
+        if metric
+        else ChargeKind(_mapped(record, mapping.billing_type, what)),
         quantity=quantity,
         unit_price=price,
         discount_percent=discount,
         service_date=_date(value_at(record, mapping.service_date), f"{what} service date"),
+        metric=metric,
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +31,7 @@ from connector.sync.applier import SYSTEM, Applier
 from connector.sync.limits import plausibility_limits
 from connector.sync.mapping import load_mapping
 from connector.sync.status import WaitingRecord, waiting_records
+from connector.sync.usage_mapping import usage_mapping_of
 
 
 class StillHeldError(InvalidInputError):
@@ -110,6 +112,7 @@ def review_applier(settings: Settings, as_of: date) -> Applier:
         settings.billing.default_currency,
         as_of,
         plausibility_limits(settings),
+        partial(usage_mapping_of, settings),
     )
 
 

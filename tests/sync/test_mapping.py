@@ -253,6 +253,7 @@ def test_default_mapping_loads_with_the_documented_defaults(loaded: LoadedMappin
         "UnitPrice",
         "Discount",
         "ServiceDate",
+        "Product2.Billing_Metric__c",
     ]
 
 

@@ -64,6 +64,7 @@ def test_custom_fields_of_the_default_mapping() -> None:
         "Opportunity.Service_Start_Date__c",
         "Opportunity.Term_Months__c",
         "Opportunity.Trial_Days__c",
+        "Product2.Billing_Metric__c",
         "Product2.Billing_Type__c",
     ]
 
