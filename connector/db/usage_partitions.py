@@ -87,7 +87,7 @@ def create(connection: Connection, month: Month) -> None:
     name = name_of(month)
     start, end = bounds_of(month)
     stray = connection.execute(
-        text(f"SELECT 1 FROM {DEFAULT} WHERE occurred_at >= :start AND occurred_at < :end LIMIT 1"),
+        text(f"SELECT 1 FROM {DEFAULT} WHERE occurred_at >= :start AND occurred_at < :end LIMIT 1"),  # noqa: S608 - fixed names
         {"start": start, "end": end},
     ).first()
     if stray is None:
@@ -103,7 +103,7 @@ def create(connection: Connection, month: Month) -> None:
     )
     connection.execute(
         text(
-            f"WITH moved AS (DELETE FROM {DEFAULT} WHERE occurred_at >= :start "
+            f"WITH moved AS (DELETE FROM {DEFAULT} WHERE occurred_at >= :start "  # noqa: S608 - fixed names
             f"AND occurred_at < :end RETURNING *) INSERT INTO {name} SELECT * FROM moved"
         ),
         {"start": start, "end": end},

@@ -68,12 +68,12 @@ def upgrade() -> None:
     connection = op.get_bind()
     months = connection.execute(
         sa.text(
-            f"SELECT DISTINCT CAST(EXTRACT(YEAR FROM occurred_at AT TIME ZONE 'UTC') AS INTEGER), "
+            f"SELECT DISTINCT CAST(EXTRACT(YEAR FROM occurred_at AT TIME ZONE 'UTC') AS INTEGER), "  # noqa: S608 - fixed names
             f"CAST(EXTRACT(MONTH FROM occurred_at AT TIME ZONE 'UTC') AS INTEGER) FROM {OLD}"
         )
     ).all()
     usage_partitions.create_all(connection, [(year, month) for year, month in months])
-    op.execute(f"INSERT INTO usage_events ({COLUMNS}) SELECT {COLUMNS} FROM {OLD}")
+    op.execute(f"INSERT INTO usage_events ({COLUMNS}) SELECT {COLUMNS} FROM {OLD}")  # noqa: S608 - fixed names
     op.execute(f"DROP TABLE {OLD}")
 
 
@@ -99,7 +99,7 @@ def downgrade() -> None:
             "REFERENCES customers (id))"
         )
         op.execute("ALTER SEQUENCE usage_events_id_seq OWNED BY usage_events.id")
-        op.execute(f"INSERT INTO usage_events ({COLUMNS}) SELECT {COLUMNS} FROM {OLD}")
+        op.execute(f"INSERT INTO usage_events ({COLUMNS}) SELECT {COLUMNS} FROM {OLD}")  # noqa: S608 - fixed names
         op.execute(f"DROP TABLE {OLD} CASCADE")  # its partitions with it
     else:
         with op.batch_alter_table("usage_events") as batch:
