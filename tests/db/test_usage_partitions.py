@@ -138,7 +138,7 @@ def test_two_writers_make_a_new_month_once(
         try:
             barrier.wait()
             usage_partitions.ensure(other, [datetime(2023, 8, 9, tzinfo=UTC)])
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             failures.append(error)
         finally:
             other.dispose()
