@@ -96,6 +96,7 @@ INSERT_EVENTS = (
     "INSERT INTO usage_events (transaction_id, customer_id, metric, occurred_at, properties, "
     "received_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
+_ENCODE = json.JSONEncoder().encode  # json.dumps with its defaults, without their checks
 INSERT_IDS = "INSERT INTO usage_event_ids (transaction_id, occurred_at) VALUES (?, ?)"
 
 
@@ -132,7 +133,7 @@ def insert_events(session: Session, events: Sequence[NewEvent], received_at: dat
         bulk.bulk_insert(session, EVENTS, rows)
         return
     received = _utc_text(received_at.astimezone(UTC))
-    dumps = json.dumps
+    dumps = _ENCODE
     times = [_utc_text(event[3]) for event in events]
     connection = session.connection()
     connection.exec_driver_sql(
