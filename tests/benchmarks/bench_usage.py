@@ -11,8 +11,8 @@ turn, the customers round-robin, the times spread evenly over the last ``--days`
   (the customers only): its wall time gives events/s, its peak resident memory is its own;
 - the baseline, in a process of its own: Python's sqlite3 reads the same file with
   ``csv.reader`` and inserts the same rows into the same ``usage_events`` table and their
-  transaction ids into ``usage_event_ids`` (the unique key), formatted by string slicing, with one ``executemany`` per
-  batch: no validation, no customer lookup, no duplicate check, no aggregate;
+  transaction ids into ``usage_event_ids`` (the unique key), formatted by string slicing, with
+  one ``executemany`` per batch: no validation, no customer lookup, no duplicate check, no aggregate;
 - the import again on a tenth of the file, to compare peak memory (flat: the same batches).
 
 Printed: events/s of each, their ratio, the hourly aggregates written per event, and the two
