@@ -871,20 +871,37 @@ class WebhookAttempt(Base):
 
 
 class UsageEvent(Base):
-    """A metered usage event as it was accepted: its ``transaction_id`` makes it count once.
+    """A metered usage event as it was accepted. Its ``transaction_id`` counts once: the
+    key of :class:`UsageEventId`, which every stored event has a row of.
 
-    Only the unique index on the transaction id: every other index would be written for each
-    event (the hourly aggregates answer every question of billing)."""
+    On PostgreSQL the table is partitioned by month on ``occurred_at`` (declarative RANGE
+    partitions ``usage_events_YYYY_MM``, made as events of a new month arrive, and
+    ``usage_events_default`` for any other time): its primary key there is ``(id,
+    occurred_at)``, as a partitioned table's unique keys must hold the partition key, and no
+    unique index on the transaction id can exist. On SQLite it is a plain table. No other
+    index: it would be written for each event (the hourly aggregates answer every question of
+    billing)."""
 
     __tablename__ = "usage_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    transaction_id: Mapped[str] = mapped_column(unique=True)
+    transaction_id: Mapped[str]
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     metric: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
     properties: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime]
+
+
+class UsageEventId(Base):
+    """The transaction id of a stored usage event, and its time (where the event is: its
+    month's partition on PostgreSQL). An event whose transaction id is here is a duplicate."""
+
+    __tablename__ = "usage_event_ids"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - the key is the row
+
+    transaction_id: Mapped[str] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime]
 
 
 class UsageHourly(Base):

@@ -20,13 +20,21 @@ from sqlalchemy.orm import Session
 
 from connector.billing.usage import ZERO, Aggregation, HourlyUsage, Tally, Usage
 from connector.billing.usage_periods import Window
-from connector.db import bulk, exact
-from connector.db.tables import Customer, ExternalId, UsageEvent, UsageHourly, UsageHourlyValue
+from connector.db import bulk, exact, usage_partitions
+from connector.db.tables import (
+    Customer,
+    ExternalId,
+    UsageEvent,
+    UsageEventId,
+    UsageHourly,
+    UsageHourlyValue,
+)
 from connector.db.tables import table_of as _table
 
 SALESFORCE = "salesforce"
 CHUNK = 10_000  # values looked up by one statement at most
-EVENTS, HOURLY, VALUES = _table(UsageEvent), _table(UsageHourly), _table(UsageHourlyValue)
+EVENTS, IDS = _table(UsageEvent), _table(UsageEventId)
+HOURLY, VALUES = _table(UsageHourly), _table(UsageHourlyValue)
 HourKey = tuple[int, str, str, datetime]  # customer id, metric, group, hour
 SUMMED = (Aggregation.SUM, Aggregation.WEIGHTED_SUM)
 
@@ -74,8 +82,8 @@ def known_transactions(session: Session, ids: Sequence[str]) -> set[str]:
     for chunk in _chunks(ids):
         known.update(
             session.scalars(
-                select(UsageEvent.transaction_id).where(
-                    _among(session, UsageEvent.transaction_id, chunk)
+                select(UsageEventId.transaction_id).where(
+                    _among(session, UsageEventId.transaction_id, chunk)
                 )
             )
         )
@@ -88,6 +96,8 @@ INSERT_EVENTS = (
     "INSERT INTO usage_events (transaction_id, customer_id, metric, occurred_at, properties, "
     "received_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
+_ENCODE = json.JSONEncoder().encode  # json.dumps with its defaults, without their checks
+INSERT_IDS = "INSERT INTO usage_event_ids (transaction_id, occurred_at) VALUES (?, ?)"
 
 
 def _utc_text(at: datetime) -> str:
@@ -104,12 +114,18 @@ def _utc_text(at: datetime) -> str:
 
 
 def insert_events(session: Session, events: Sequence[NewEvent], received_at: datetime) -> None:
-    """Insert new events, in one executemany. SQLite is handed its text values at once (the
-    hot path of an import); PostgreSQL takes them through :func:`connector.db.bulk_insert`."""
+    """Insert new events and their transaction ids, one executemany each. SQLite is handed its
+    text values at once (the hot path of an import); PostgreSQL takes them through
+    :func:`connector.db.bulk_insert`, after the monthly partitions they need are made."""
     if not events:
         return
     events = sorted(events, key=itemgetter(0))  # two writers lock in the same order
     if not exact.is_sqlite(session):
+        bind: Any = session.get_bind()
+        usage_partitions.ensure(bind.engine, {event[3] for event in events})
+        bulk.bulk_insert(
+            session, IDS, [{"transaction_id": e[0], "occurred_at": e[3]} for e in events]
+        )
         names = ("transaction_id", "customer_id", "metric", "occurred_at", "properties")
         rows = [
             {**dict(zip(names, event, strict=True)), "received_at": received_at} for event in events
@@ -117,19 +133,17 @@ def insert_events(session: Session, events: Sequence[NewEvent], received_at: dat
         bulk.bulk_insert(session, EVENTS, rows)
         return
     received = _utc_text(received_at.astimezone(UTC))
-    dumps = json.dumps
-    session.connection().exec_driver_sql(
+    dumps = _ENCODE
+    times = [_utc_text(event[3]) for event in events]
+    connection = session.connection()
+    connection.exec_driver_sql(
+        INSERT_IDS, [(event[0], at) for event, at in zip(events, times, strict=True)]
+    )
+    connection.exec_driver_sql(
         INSERT_EVENTS,
         [
-            (
-                tx,
-                customer,
-                metric,
-                _utc_text(at),
-                dumps(properties) if properties else "{}",
-                received,
-            )
-            for tx, customer, metric, at, properties in events
+            (tx, customer, metric, at, dumps(properties) if properties else "{}", received)
+            for (tx, customer, metric, _, properties), at in zip(events, times, strict=True)
         ],
     )
 

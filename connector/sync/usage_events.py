@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, NamedTuple
+from functools import lru_cache
+from typing import Any, NamedTuple, TypeGuard
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.usage import EPOCH, HOUR, Metric, Reading, Tally
+from connector.billing.usage import EPOCH, Metric, Reading, Tally
 from connector.db import usage as storage
 from connector.db import usage_late as late
 from connector.db.engine import is_unique_violation, transaction
@@ -74,22 +75,29 @@ DEFAULT_LIMITS = Limits()
 
 def parse_timestamp(value: Any) -> datetime:
     """An ISO 8601 date and time with a time zone, or Unix seconds, as a UTC datetime."""
+    if type(value) is str:
+        return _parse_text(value)
     if isinstance(value, str):
-        text = value.strip()
-        if text.replace(".", "", 1).isdigit():
-            return _unix(text, value)
-        try:
-            at = datetime.fromisoformat(text)  # 2026-03-01T12:00:00Z, +09:00, or a space
-        except ValueError:
-            raise InvalidInputError(
-                f"timestamp {value!r} is neither ISO 8601 (2026-03-01T12:00:00Z) nor Unix seconds"
-            ) from None
-        if at.tzinfo is None:
-            raise InvalidInputError(f"timestamp {value!r} has no time zone (add Z or +00:00)")
-        return at if at.tzinfo is UTC else at.astimezone(UTC)
+        return _parse_text(str(value))
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         return _unix(repr(value) if isinstance(value, float) else str(value), value)
     raise InvalidInputError(f"timestamp must be a text or a number, not {value!r}")
+
+
+@lru_cache(maxsize=4096)  # events come in bursts of the same second
+def _parse_text(value: str) -> datetime:
+    text = value.strip()
+    if text.replace(".", "", 1).isdigit():
+        return _unix(text, value)
+    try:
+        at = datetime.fromisoformat(text)  # 2026-03-01T12:00:00Z, +09:00, or a space
+    except ValueError:
+        raise InvalidInputError(
+            f"timestamp {value!r} is neither ISO 8601 (2026-03-01T12:00:00Z) nor Unix seconds"
+        ) from None
+    if at.tzinfo is None:
+        raise InvalidInputError(f"timestamp {value!r} has no time zone (add Z or +00:00)")
+    return at if at.tzinfo is UTC else at.astimezone(UTC)
 
 
 def _unix(text: str, value: Any) -> datetime:
@@ -98,6 +106,16 @@ def _unix(text: str, value: Any) -> datetime:
         return EPOCH + timedelta(microseconds=microseconds)
     except (InvalidOperation, OverflowError):
         raise InvalidInputError(f"timestamp {value!r} is not a time") from None
+
+
+def _plain(value: Any) -> TypeGuard[str]:
+    """A text :func:`_text` takes as it is (checked at once, for the usual case)."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_TEXT
+        and not value[0].isspace()
+        and not value[-1].isspace()
+    )
 
 
 def _text(value: Any, name: str) -> str:
@@ -133,9 +151,16 @@ def _parse(
         unknown = sorted(str(key) for key in element if key not in FIELDS)
         raise InvalidInputError(f"unknown field {unknown[0]!r} (expected {EXPECTED})")
     get = element.get
-    transaction_id = _text(get("transaction_id"), "transaction_id")
-    customer = _text(get("customer"), "customer")
-    code = _text(get("metric"), "metric")
+    given = get("transaction_id"), get("customer"), get("metric")
+    transaction_id: str
+    customer: str
+    code: str
+    if _plain(given[0]) and _plain(given[1]) and _plain(given[2]):  # the usual case
+        transaction_id, customer, code = given[0], given[1], given[2]
+    else:
+        transaction_id = _text(given[0], "transaction_id")
+        customer = _text(given[1], "customer")
+        code = _text(given[2], "metric")
     metric = metrics.get(code)
     if metric is None:
         raise InvalidInputError(f"unknown metric {code!r}")
@@ -179,7 +204,7 @@ def ingest(
     customers = storage.customer_ids(session, {event[2] for event in parsed})
     known = storage.known_transactions(session, [event[1] for event in parsed])
     rows: list[storage.NewEvent] = []
-    tallies: dict[tuple[int, str, str, int], Tally] = {}  # by customer, metric, group, hour
+    tallies: dict[storage.HourKey, Tally] = {}  # by customer, metric, group, hour
     for index, transaction_id, customer, metric, at, properties, reading in parsed:
         customer_id = customers.get(customer)
         if transaction_id in known:
@@ -193,20 +218,24 @@ def ingest(
         results[index] = EventResult(transaction_id, Outcome.ACCEPTED)
         rows.append((transaction_id, customer_id, metric.code, at, properties))
         if reading is not None:
-            key = (customer_id, metric.code, reading[0], (at - EPOCH) // HOUR)
+            key = (
+                customer_id,
+                metric.code,
+                reading[0],
+                at.replace(minute=0, second=0, microsecond=0),
+            )
             tally = tallies.get(key)
             if tally is None:
                 tally = tallies[key] = Tally(metric.aggregation)
             tally.add(reading, at)
-    hourly = {(c, m, g, EPOCH + HOUR * h): tally for (c, m, g, h), tally in tallies.items()}
-    values = {(*key, value) for key, tally in hourly.items() for value in tally.distinct}
-    first_day: dict[int, date] = {}  # the day of each customer's first_day event measured
-    for customer_id, _, _, hour in hourly:
+    values = {(*key, value) for key, tally in tallies.items() for value in tally.distinct}
+    first_day: dict[int, date] = {}  # the day of each customer's earliest event measured
+    for customer_id, _, _, hour in tallies:
         day = hour.date()
         if customer_id not in first_day or day < first_day[customer_id]:
             first_day[customer_id] = day
     late.lock_usage(session, first_day, exclusive=False)
-    storage.store(session, rows, now, hourly, values)
+    storage.store(session, rows, now, tallies, values)
     late.mark_late(session, first_day)
     return [result for result in results if result is not None]
 

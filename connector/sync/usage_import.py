@@ -80,10 +80,8 @@ def _csv_lines(handle: Any) -> Iterator[Line]:
     missing = [name for name in COLUMNS if name not in names]
     if missing:
         raise InvalidInputError(f"line 1: the header has no {', '.join(missing)} column")
-    own = [index for index, name in enumerate(names) if name in COLUMNS]
-    own_names = [names[index] for index in own]
-    extra = [index for index, name in enumerate(names) if name not in COLUMNS and name]
-    extra_names = [names[index] for index in extra]
+    tx, customer, metric, timestamp = (names.index(name) for name in COLUMNS)
+    extra = [(index, name) for index, name in enumerate(names) if name not in COLUMNS and name]
     width = len(names)
     start = reader.line_num + 1  # a quoted value may hold line breaks: a row's first line
     for row in reader:
@@ -93,12 +91,16 @@ def _csv_lines(handle: Any) -> Iterator[Line]:
                 reason = f"{len(row)} columns where the header has {width}"
                 yield line, Unreadable(reason)
             continue
-        event: dict[str, Any] = dict(zip(own_names, [row[index] for index in own], strict=True))
-        values = [row[index] for index in extra]
-        event["properties"] = {
-            name: value for name, value in zip(extra_names, values, strict=True) if value
-        }
-        yield line, event
+        yield (
+            line,
+            {
+                "transaction_id": row[tx],
+                "customer": row[customer],
+                "metric": row[metric],
+                "timestamp": row[timestamp],
+                "properties": {name: row[index] for index, name in extra if row[index]},
+            },
+        )
 
 
 def _json_lines(handle: Any) -> Iterator[Line]:

@@ -10,9 +10,9 @@ turn, the customers round-robin, the times spread evenly over the last ``--days`
 - ``connector usage import FILE --json`` runs in a process of its own on a new SQLite database
   (the customers only): its wall time gives events/s, its peak resident memory is its own;
 - the baseline, in a process of its own: Python's sqlite3 reads the same file with
-  ``csv.reader`` and inserts the same rows into the same ``usage_events`` table (its unique
-  transaction id index and all), formatted by string slicing, with one ``executemany`` per
-  batch: no validation, no customer lookup, no duplicate check, no aggregate;
+  ``csv.reader`` and inserts the same rows into the same ``usage_events`` table and their
+  transaction ids into ``usage_event_ids`` (the unique key), formatted by string slicing, with
+  one ``executemany`` per batch: no validation, no customer lookup, no duplicate check, no aggregate;
 - the import again on a tenth of the file, to compare peak memory (flat: the same batches).
 
 Printed: events/s of each, their ratio, the hourly aggregates written per event, and the two
@@ -124,6 +124,7 @@ def baseline(database: Path, events: Path, batch: int) -> None:
         "INSERT INTO usage_events (transaction_id, customer_id, metric, occurred_at, "
         "properties, received_at) VALUES (?, ?, ?, ?, ?, ?)"
     )
+    keys = "INSERT INTO usage_event_ids (transaction_id, occurred_at) VALUES (?, ?)"
     names = HEADER.strip().split(",")[4:]
     with events.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
@@ -144,11 +145,13 @@ def baseline(database: Path, events: Path, batch: int) -> None:
             )
             if len(rows) >= batch:
                 connection.execute("BEGIN IMMEDIATE")
+                connection.executemany(keys, [(row[0], row[3]) for row in rows])
                 connection.executemany(statement, rows)
                 connection.execute("COMMIT")
                 rows = []
         if rows:
             connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(keys, [(row[0], row[3]) for row in rows])
             connection.executemany(statement, rows)
             connection.execute("COMMIT")
     connection.close()

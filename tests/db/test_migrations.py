@@ -14,11 +14,15 @@ from connector.db.migrate import (
     upgrade,
 )
 from connector.db.tables import Base
+from connector.db.usage_partitions import include_name
+
+# as connector/db/migrations/env.py compares: the partitions of usage_events are that table's
+COMPARE = {"compare_type": True, "include_name": include_name}
 
 
 def test_migrations_create_exactly_the_tables_of_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts=COMPARE)
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
     assert current_revision(engine) == head_revision()
@@ -94,7 +98,7 @@ def test_tax_jurisdictions_migration_fills_existing_tax_lines_from_the_customers
     assert notes == [None, None]
     assert regions == [None, None]
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts=COMPARE)
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
 

@@ -1,8 +1,8 @@
 """Late usage: a subscription with metered items keeps the first day whose usage is not billed
 yet, so that an event dated earlier marks it for reconciliation.
 
-Revision ID: 0023
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-06 14:30:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0023"
-down_revision = "0020"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
