@@ -149,7 +149,7 @@ def test_an_upgrade_within_the_period_splits_its_usage_as_the_next_invoice_will(
             "4",
             "2",
             "0.50",
-        ),  # noqa: E501
+        ),
         usage(
             subscription_id,
             "API",
@@ -159,7 +159,7 @@ def test_an_upgrade_within_the_period_splits_its_usage_as_the_next_invoice_will(
             "6",
             "4",
             "0.40",
-        ),  # noqa: E501
+        ),
         # 28 GB held all February to date: 515 of its 672 hours
         usage(None, None, "storage_gb", None, window("2026-02-01", "2026-03-01"), f"{storage:f}"),
     ]
