@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from connector.sync.usage_report import UsageReport
+    from connector.sync.usage_report_shape import UsageReport
 
 
 SHOWN_PLACES = Decimal("0.000001")

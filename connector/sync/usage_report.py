@@ -21,20 +21,17 @@ fees are shown (no invoice is due for them).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.charges import Charge, plan_billing
-from connector.billing.metered import MeteredPrice, Shortfall, UsageCharge
-from connector.billing.money import ZERO, Rounding, currency
+from connector.billing.charges import plan_billing
+from connector.billing.metered import MeteredPrice
+from connector.billing.money import Rounding
 from connector.billing.periods import ONE_DAY, Period, add_months
 from connector.billing.pricing import ChargeKind
-from connector.billing.subscriptions import Subscription
 from connector.billing.usage import HOUR, Metric, hour_of
 from connector.billing.usage_billing import Meter, UsageLine, item_parts, metered_items, window_of
 from connector.billing.usage_periods import Window
@@ -48,151 +45,13 @@ from connector.settings import Settings
 from connector.sync.billing_run import billing_state, load_past
 from connector.sync.billing_usage import read_meters
 from connector.sync.usage_mapping import usage_mapping_of
-
-
-@dataclass(frozen=True)
-class MeteredLine:
-    """A group of a metric measured in ``window``: priced by a subscription's item, or, without
-    one (``item`` None), its quantity only."""
-
-    subscription_id: int | None
-    item: str | None
-    metric: Metric
-    group: str
-    window: Window
-    quantity: Decimal
-    billable: Decimal | None = None
-    amount: Decimal | None = None
-
-    @classmethod
-    def priced(
-        cls, subscription_id: int, item: str, metric: Metric, charge: UsageCharge
-    ) -> MeteredLine:
-        return cls(
-            subscription_id,
-            item,
-            metric,
-            charge.group,
-            charge.window,
-            charge.quantity,
-            charge.billable,
-            charge.amount,
-        )
-
-
-@dataclass(frozen=True)
-class ShortfallLine:
-    subscription_id: int
-    item: str
-    shortfall: Shortfall
-
-
-@dataclass(frozen=True)
-class Fee:
-    """A fixed fee of the next invoice: a recurring item billed in advance."""
-
-    subscription_id: int
-    charge: Charge
-
-
-@dataclass
-class UpcomingSubscription:
-    id: int
-    contract: str
-    subscription: Subscription
-    period: Period  # the billing period shown (or the dates given)
-    served: Period  # its days of service
-    invoice_date: date | None  # of the invoice its usage goes on; None for dates given
-    usage: Decimal = ZERO  # usage charges and shortfalls
-    fees: Decimal = ZERO
-
-    @property
-    def total(self) -> Decimal:
-        return self.usage + self.fees
-
-
-@dataclass
-class UsageReport:
-    customer_id: int
-    customer_name: str
-    currency: str
-    until: datetime  # quantities are those up to this instant
-    subscriptions: list[UpcomingSubscription] = field(default_factory=list)
-    usage: list[MeteredLine] = field(default_factory=list)
-    shortfalls: list[ShortfallLine] = field(default_factory=list)
-    fees: list[Fee] = field(default_factory=list)
-
-    @property
-    def total(self) -> Decimal:
-        return sum((found.total for found in self.subscriptions), ZERO)
-
-    def to_dict(self) -> dict[str, Any]:
-        code = currency(self.currency)
-
-        def money(amount: Decimal) -> str:
-            return f"{amount.quantize(code.quantum):f}"
-
-        return {
-            "customer": {"id": self.customer_id, "name": self.customer_name},
-            "currency": self.currency,
-            "until": self.until,
-            "subscriptions": [
-                {
-                    "id": found.id,
-                    "contract": found.contract,
-                    "frequency": found.subscription.terms.frequency.value,
-                    "period": _window(window_of(found.period)),
-                    "invoice_date": found.invoice_date,
-                    "usage": money(found.usage),
-                    "fees": money(found.fees),
-                    "total": money(found.total),
-                }
-                for found in self.subscriptions
-            ],
-            "usage": [
-                {
-                    "subscription": line.subscription_id,
-                    "item": line.item,
-                    "metric": line.metric.code,
-                    "name": line.metric.label,
-                    "aggregation": line.metric.aggregation.value,
-                    "group": line.group or None,
-                    "period": _window(line.window),
-                    "quantity": f"{line.quantity:f}",
-                    "billable": None if line.billable is None else f"{line.billable:f}",
-                    "amount": None if line.amount is None else f"{line.amount:f}",
-                }
-                for line in self.usage
-            ],
-            "shortfalls": [
-                {
-                    "subscription": line.subscription_id,
-                    "item": line.item,
-                    "metric": line.shortfall.metric,
-                    "period": _window(line.shortfall.window),
-                    "minimum": f"{line.shortfall.minimum:f}",
-                    "charged": money(line.shortfall.charged),
-                    "amount": f"{line.shortfall.amount:f}",
-                }
-                for line in self.shortfalls
-            ],
-            "fees": [
-                {
-                    "subscription": fee.subscription_id,
-                    "item": fee.charge.item.key,
-                    "description": fee.charge.description,
-                    "quantity": f"{fee.charge.quantity:f}",
-                    "service": {"start": fee.charge.service.start, "end": fee.charge.service.end},
-                    "amount": money(fee.charge.amount),
-                }
-                for fee in self.fees
-            ],
-            "total": money(self.total),
-        }
-
-
-def _window(window: Window) -> dict[str, datetime]:
-    return {"start": window.start, "end": window.end}
+from connector.sync.usage_report_shape import (
+    Fee,
+    MeteredLine,
+    ShortfallLine,
+    UpcomingSubscription,
+    UsageReport,
+)
 
 
 def month_of(day: date) -> Period:
@@ -221,8 +80,8 @@ def usage_report(
 ) -> UsageReport:
     """The usage of ``customer`` (our id or the Salesforce Account Id) to ``now`` in its
     subscriptions' current periods, or in the dates of ``period``, priced (module doc)."""
-    found = storage.customer_ids(session, [customer]).get(customer)
-    row = session.get(tables.Customer, found) if found is not None else None
+    known = storage.customer_ids(session, [customer]).get(customer)
+    row = session.get(tables.Customer, known) if known is not None else None
     if row is None:
         raise NotFoundError(f"no customer {customer!r} (give our id or its Salesforce Account Id)")
     until = hour_of(now) + HOUR
@@ -234,7 +93,8 @@ def usage_report(
     report = UsageReport(row.id, row.name, row.currency, until)
     rows, shown = _subscriptions(session, row.id, now.date(), period)
     report.subscriptions = shown
-    unbilled = window_of(period or month_of(now.date()))
+    days = period or month_of(now.date())
+    unbilled = window_of(days)
     windows = [window_of(found.period) for found in shown] + [unbilled]
     start, end = min(w.start for w in windows), max(w.end for w in windows)
     meter = read_meters(
@@ -247,7 +107,7 @@ def usage_report(
         _plan_fees(session, report, rows, shown)
     for code, metric in sorted(metrics.items()):
         if code not in billed:
-            quantities = meter.measured(metric, _days_of(unbilled), _days_of(unbilled))
+            quantities = meter.measured(metric, days, days)
             report.usage.extend(
                 MeteredLine(None, None, metric, group, unbilled, quantity)
                 for group, quantity in quantities.items()
@@ -260,12 +120,14 @@ def _subscriptions(
 ) -> tuple[list[Any], list[UpcomingSubscription]]:
     """The customer's subscription rows, and those to show: in service today, with their
     current period, or serving some of the days of ``period``."""
-    rows = session.execute(
-        select(tables.table_of(tables.Subscription), tables.Contract.name.label("contract"))
-        .join(tables.Contract, tables.Contract.id == tables.Subscription.contract_id)
-        .where(tables.Subscription.customer_id == customer_id)
-        .order_by(tables.Subscription.id)
-    ).all()
+    rows: list[Any] = list(
+        session.execute(
+            select(tables.table_of(tables.Subscription), tables.Contract.name.label("contract"))
+            .join(tables.Contract, tables.Contract.id == tables.Subscription.contract_id)
+            .where(tables.Subscription.customer_id == customer_id)
+            .order_by(tables.Subscription.id)
+        )
+    )
     subscriptions = load_subscriptions(session, rows, PriceCache())
     shown = []
     for found in rows:
@@ -293,7 +155,7 @@ def _subscriptions(
 
 def _price_usage(report: UsageReport, found: UpcomingSubscription, meter: Meter) -> set[str]:
     """The usage lines of a subscription's metered items; returns the metrics they bill."""
-    billed = set()
+    billed: set[str] = set()
     for item in metered_items(found.subscription):
         parts = item_parts(item, found.served)
         for _part, priced in meter.priced(found.period, parts):
@@ -323,10 +185,6 @@ def _plan_fees(
             if charge.item.kind is ChargeKind.RECURRING and charge.key_date == found.invoice_date:
                 report.fees.append(Fee(found.id, charge))
                 found.fees += charge.amount
-
-
-def _days_of(window: Window) -> Period:
-    return Period(window.start.date(), window.end.date() - ONE_DAY)
 
 
 def current_usage(
