@@ -1008,15 +1008,26 @@ def usage_show(
     customer: Annotated[str, typer.Argument(help="Our customer id or its Salesforce Account Id.")],
     start: Annotated[
         datetime | None,
-        typer.Option("--from", parser=_day_option, metavar="YYYY-MM-DD", help="First day."),
+        typer.Option(
+            "--from",
+            parser=_day_option,
+            metavar="YYYY-MM-DD",
+            help="First day (default: the first of --to's month).",
+        ),
     ] = None,
     end: Annotated[
         datetime | None,
-        typer.Option("--to", parser=_day_option, metavar="YYYY-MM-DD", help="Last day."),
+        typer.Option(
+            "--to",
+            parser=_day_option,
+            metavar="YYYY-MM-DD",
+            help="Last day (default: the last of --from's month).",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """A customer's usage in the current period (default: this month) and its charges."""
+    """A customer's usage in its subscriptions' current periods, priced by their metered items,
+    with the next invoice's fixed fees; --from/--to: those days instead (no fees)."""
     from connector.billing.periods import Period
     from connector.render_usage import usage_table
     from connector.sync.usage_report import current_usage, month_of
@@ -1025,8 +1036,10 @@ def usage_show(
     factory = state.database(create=False)
     now = datetime.now(UTC)
     period = None
-    if start is not None or end is not None:
-        first = start.date() if start is not None else month_of(now.date()).start
+    if end is not None and start is None:
+        start = datetime.combine(month_of(end.date()).start, datetime.min.time(), UTC)
+    if start is not None:
+        first = start.date()
         last = end.date() if end is not None else month_of(first).end
         if last < first:
             raise InvalidInputError(f"--to {last} is before --from {first}")

@@ -72,8 +72,9 @@ def metered_price(
     free_units: str = "0",
     minimum: str | None = None,
     key: str | None = None,
+    terms: MeteredPrice | None = None,
 ) -> tables.Price:
-    """A per-unit metered price of ``metric`` (product ``code``)."""
+    """A per-unit metered price of ``metric`` (product ``code``), or one of other ``terms``."""
     product = catalog.upsert_product(session, code, code.title())
     return catalog.upsert_price(
         session,
@@ -82,7 +83,8 @@ def metered_price(
         kind=ChargeKind.METERED,
         model=PricingModel.PER_UNIT,
         lookup_key=key,
-        metered=MeteredPrice(
+        metered=terms
+        or MeteredPrice(
             metric,
             currency_of(currency),
             MeteredModel.PER_UNIT,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from connector.cli import app
+from connector.db import tables
 from connector.db.engine import transaction
 from connector.sync import contracts
+from connector.sync.usage_report import month_of
+from tests import builders
 
 runner = CliRunner()
 
@@ -72,17 +75,33 @@ def test_import_exits_0_when_every_event_is_imported_and_1_when_some_are_refused
     }
 
 
-def test_show_prints_the_usage_and_charges_of_the_month(
-    cli_env: dict[str, str], customer_id: int, tmp_path: Path
+def test_show_prints_the_current_period_priced_by_the_items_and_given_days(
+    cli_env: dict[str, str], customer_id: int, factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
     now = datetime.now(UTC)
     if now.day == 1 and now.hour == 0:
         pytest.skip("the month's first hour holds no past hour of the month")
+    month = month_of(now.date())
+    last_month = month_of(month.start - timedelta(days=1))
+    with transaction(factory) as session:
+        customer = session.get_one(tables.Customer, customer_id)
+        plan = builders.price(session, "PLAN", unit_amount="100.00")
+        bandwidth = builders.metered_price(session, "BW", metric="bandwidth_gb", unit_amount="0.09")
+        row = builders.subscription(
+            session,
+            customer,
+            [builders.spec(session, plan), builders.spec(session, bandwidth)],
+            start=last_month.start,
+        )
+        subscription_id = row.id
+    first_hour = datetime.combine(month.start, time(), UTC)
     events = tmp_path / "events.csv"
-    first_hour = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     events.write_text(
         "transaction_id,customer,metric,timestamp,gb,region,direction\n"
         f"b1,001000000000001AAA,bandwidth_gb,{first_hour:%Y-%m-%dT%H:%M:%SZ},12.5,eu,egress\n"
+        f"b0,001000000000001AAA,bandwidth_gb,{first_hour - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ},"
+        "100,eu,egress\n"
+        f"a1,001000000000001AAA,api_calls,{first_hour:%Y-%m-%dT%H:%M:%SZ},,,\n"
     )
     assert runner.invoke(app, ["usage", "import", str(events)], env=cli_env).exit_code == 0
 
@@ -91,13 +110,36 @@ def test_show_prints_the_usage_and_charges_of_the_month(
     assert shown.exit_code == 0, shown.output
     data = json.loads(shown.stdout)
     assert data["customer"] == {"id": customer_id, "name": "Acme"}
-    assert [(u["metric"], u["group"], u["quantity"], u["amount"]) for u in data["usage"]] == [
-        ("bandwidth_gb", "eu", "12.5", "1.13")
+    assert [
+        (u["subscription"], u["metric"], u["group"], u["quantity"], u["amount"])
+        for u in data["usage"]
+    ] == [
+        (subscription_id, "bandwidth_gb", "eu", "12.5", "1.13"),  # 12.5 GB at 0.09
+        (None, "api_calls", None, "1", None),  # no item bills API calls
     ]
-    assert data["total"] == "61.13"  # with the seats' minimum of 60.00
+    next_month = month_of(month.end + timedelta(days=1))
+    assert [(f["description"], f["amount"]) for f in data["fees"]] == [
+        (f"Plan × 1, {next_month}", "100.00")
+    ]
+    assert data["total"] == "101.13"
     table = runner.invoke(app, ["usage", "show", str(customer_id)], env=cli_env)
     assert table.exit_code == 0
-    assert "bandwidth_gb" in table.stdout and "total 61.13 USD" in table.stdout
+    assert "total 101.13 USD" in table.stdout
+    assert "Not billed by any item" in table.stdout and "api_calls (count)" in table.stdout
+
+    # --to alone: the days of its month, priced by the items then, no fees
+    before = runner.invoke(
+        app,
+        ["usage", "show", str(customer_id), "--to", str(last_month.end), "--json"],
+        env=cli_env,
+    )
+    assert before.exit_code == 0, before.output
+    past = json.loads(before.stdout)
+    assert [(s["period"]["start"], s["invoice_date"]) for s in past["subscriptions"]] == [
+        (f"{last_month.start}T00:00:00+00:00", None)
+    ]
+    assert [(u["quantity"], u["amount"]) for u in past["usage"]] == [("100", "9.00")]
+    assert (past["fees"], past["total"]) == ([], "9.00")
 
 
 def test_show_refuses_an_unknown_customer_and_a_bad_mapping_is_a_configuration_error(

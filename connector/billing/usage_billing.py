@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from connector.billing.metered import MeteredPrice, price_usage
+from connector.billing.metered import MeteredPrice, PricedUsage, price_usage
 from connector.billing.money import ZERO, Rounding
 from connector.billing.periods import ONE_DAY, Period
 from connector.billing.pricing import ChargeKind
@@ -58,14 +58,19 @@ def window_of(period: Period) -> Window:
 @dataclass(frozen=True)
 class Meter:
     """The usage of one customer: hourly aggregates by metric (from the first period billed on),
-    and the level every earlier event left per metric and group (recurring weighted sums)."""
+    and the level every earlier event left per metric and group (recurring weighted sums).
+
+    With ``until`` (a whole UTC hour), usage is measured up to that instant only: what a
+    period's usage comes to so far, a weighted sum's level integrated to then (so its quantity
+    grows through the period). A minimum commitment stays the whole part's."""
 
     metrics: Mapping[str, Metric]
     hours: Mapping[str, Sequence[HourlyUsage]]
     levels: Mapping[str, Mapping[str, Decimal]]
     rounding: Rounding = Rounding.HALF_UP
+    until: datetime | None = None
 
-    def _metric(self, code: str) -> Metric:
+    def metric(self, code: str) -> Metric:
         metric = self.metrics.get(code)
         if metric is None:
             raise BillingError(f"metric {code!r} of a metered price is not in the usage mapping")
@@ -78,19 +83,39 @@ class Meter:
                 level[hour.group] = level.get(hour.group, ZERO) + hour.usage.total
         return level
 
+    def measured(self, metric: Metric, period: Period, part: Period) -> dict[str, Decimal]:
+        """The quantity of each group of ``metric`` in ``part`` of the billing ``period``
+        (up to ``until``, when given)."""
+        whole, window = window_of(period), window_of(part)
+        end = window.end if self.until is None else min(window.end, self.until)
+        if end <= window.start:
+            return {}
+        carried = self._carried(metric, whole.start) if metric.recurring else None
+        (quantities,) = measure(
+            metric, self.hours.get(metric.code, ()), whole, [Window(window.start, end)], carried
+        )
+        return quantities
+
+    def priced(
+        self, period: Period, parts: Sequence[tuple[Period, MeteredPrice]]
+    ) -> list[tuple[Period, PricedUsage]]:
+        """Each part of a billing ``period`` with its usage priced by the part's price."""
+        whole = window_of(period)
+        found = []
+        for part, price in parts:
+            metric = self.metric(price.metric)
+            quantities = self.measured(metric, period, part)
+            priced = price_usage(
+                metric, price, quantities, window_of(part), whole, rounding=self.rounding
+            )
+            found.append((part, priced))
+        return found
+
     def lines(
         self, period: Period, parts: Sequence[tuple[Period, MeteredPrice]]
     ) -> tuple[UsageLine, ...]:
-        whole = window_of(period)
         found: list[UsageLine] = []
-        for part, price in parts:
-            metric = self._metric(price.metric)
-            window = window_of(part)
-            carried = self._carried(metric, whole.start) if metric.recurring else None
-            (quantities,) = measure(
-                metric, self.hours.get(metric.code, ()), whole, [window], carried
-            )
-            priced = price_usage(metric, price, quantities, window, whole, rounding=self.rounding)
+        for part, priced in self.priced(period, parts):
             found.extend(
                 UsageLine(charge.description, charge.quantity, charge.amount, part)
                 for charge in priced.charges

@@ -14,7 +14,7 @@ charge like any other, so it too is billed exactly once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -40,7 +40,13 @@ from connector.billing.vat import treatment
 from connector.db import tables
 from connector.db import writeback_queue as writeback
 from connector.db.catalog import PriceCache
-from connector.db.documents import IssuedDocument, insert_charges, load_billed, load_tax_history
+from connector.db.documents import (
+    BilledState,
+    IssuedDocument,
+    insert_charges,
+    load_billed,
+    load_tax_history,
+)
 from connector.db.engine import is_deadlock, is_unique_violation, transaction
 from connector.db.subscriptions import load_subscriptions
 from connector.db.types import utc_now
@@ -213,12 +219,7 @@ def _bill_batch(
     meters = batch_meters(
         session, settings, context.usage_as_of, usage_rows, subscriptions, failures=failures
     )
-    reconcile = {
-        row.id: _reconcile_start(row, subscriptions[row.id])
-        for row in rows
-        if row.reconcile_from and row.id in subscriptions
-    }
-    billed = load_billed(session, reconcile)
+    billed = load_past(session, rows, subscriptions)
     tax_history = load_tax_history(
         session, (line.invoice_id for state in billed.values() for line in state.invoiced)
     )
@@ -236,12 +237,7 @@ def _bill_batch(
         subscription = subscriptions[row.id]
         plan_as_of = context.usage_as_of if row.id in metered else as_of
         past = billed.get(row.id)
-        state = BillingState(
-            billed_until=row.billed_until,
-            billed_as_of=row.billed_as_of,
-            reconcile_from=row.reconcile_from,
-            billed=past.billed if past else {},
-        )
+        state = billing_state(row, past)
         taxed = treatment(row.customer_country, row.customer_tax_id, settings.tax.home_country)
         try:
             jurisdiction = context.tax.jurisdiction(row.customer_country, row.customer_region)
@@ -299,6 +295,29 @@ def _bill_batch(
         _save_states(session, updates)
     writeback.mark(session, writeback.SUBSCRIPTION, moved)  # the next invoice date shows
     _tally(result, issued)
+
+
+def load_past(
+    session: Session, rows: Sequence[Row[Any]], subscriptions: Mapping[int, Subscription]
+) -> dict[int, BilledState]:
+    """What was billed of the subscriptions of ``rows`` that a change since their last run
+    reaches back into, from the start of the period it touches (one query for them all)."""
+    reconcile = {
+        row.id: _reconcile_start(row, subscriptions[row.id])
+        for row in rows
+        if row.reconcile_from and row.id in subscriptions
+    }
+    return load_billed(session, reconcile)
+
+
+def billing_state(row: Row[Any], past: BilledState | None) -> BillingState:
+    """A subscription's billing state from its row and what :func:`load_past` found of it."""
+    return BillingState(
+        billed_until=row.billed_until,
+        billed_as_of=row.billed_as_of,
+        reconcile_from=row.reconcile_from,
+        billed=past.billed if past else {},
+    )
 
 
 def _rate(table: TaxTable, jurisdiction: str, reverse_charge: bool, product: Product) -> Decimal:

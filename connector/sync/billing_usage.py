@@ -6,7 +6,7 @@ O(events)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -95,22 +95,43 @@ def batch_meters(
             if known is None
             else Window(min(known.start, window.start), max(known.end, window.end))
         )
-    used = [metrics[code] for code in sorted(codes) if code in metrics]
+    meters = read_meters(
+        session, metrics, by_customer, codes, rounding=settings.tax.rounding, cuts=cuts
+    )
+    return {
+        subscription_id: meters[subscriptions[subscription_id].customer_id]  # type: ignore[index]
+        for subscription_id in windows
+    }
+
+
+def read_meters(
+    session: Session,
+    metrics: Mapping[str, Metric],
+    windows: Mapping[int, Window],
+    codes: Collection[str],
+    *,
+    rounding: Rounding,
+    until: datetime | None = None,
+    cuts: Mapping[int, Collection[datetime]] | None = None,
+) -> dict[int, Meter]:
+    """A meter per customer id of ``windows`` holding its usage of the metrics ``codes`` in its
+    window (one query per table for them all), measuring up to ``until`` when given. With the
+    ``cuts`` of each customer's parts, the hours of summable metrics are added up by the
+    database between them (:func:`~connector.db.usage_read.batch_usage`)."""
+    used = [metrics[code] for code in sorted(set(codes)) if code in metrics]
     usage = batch_usage(
         session,
-        by_customer,
+        windows,
         [metric.code for metric in used],
         distinct=[m.code for m in used if m.aggregation is Aggregation.UNIQUE_COUNT],
         recurring=[m.code for m in used if m.recurring],
-        summed=[m.code for m in used if m.aggregation in SUMMED],
+        summed=[m.code for m in used if m.aggregation in SUMMED] if cuts is not None else (),
         cuts=cuts,
     )
-    rounding: Rounding = settings.tax.rounding
-    meters = {}
-    for subscription_id in windows:
-        found = usage[subscriptions[subscription_id].customer_id]  # type: ignore[index]
-        meters[subscription_id] = Meter(metrics, found.hours, found.levels, rounding)
-    return meters
+    return {
+        customer: Meter(metrics, found.hours, found.levels, rounding, until)
+        for customer, found in usage.items()
+    }
 
 
 def _bounds(window: Window) -> tuple[datetime, datetime]:

@@ -1,4 +1,5 @@
-"""The usage mapping (``mappings/usage.yaml``): billable metrics and their metered prices.
+"""The usage mapping (``mappings/usage.yaml``): billable metrics and their default terms (metered
+prices per currency, a price list: subscription items carry the prices billed).
 
 Loading validates the whole file and names the file, line and key of every problem.
 """

@@ -1,102 +1,57 @@
-"""``connector usage show CUSTOMER``: a customer's usage in the current period, per metric and
-group, and the charges it would produce if the period ended now.
+"""``connector usage show CUSTOMER`` and ``GET /v1/customers/{id}/upcoming-invoice``: a
+customer's usage in the current period and the charges it would produce now, priced the way
+the billing run will bill it.
 
-Each metric is priced as the billing run will bill it: with the metered price of the
-customer's subscription item metering it today, over that subscription's current billing
-period (or the dates given); a metric none of them meters shows its quantity only. A customer
-without any metered item sees its usage of the calendar month (UTC) priced with
-``mappings/usage.yaml``'s rates in its currency, where it has them. Quantities are those to
-date: counted up to the next whole hour, a weighted sum's level integrated up to then (so its
-quantity grows through the period); a minimum commitment is the whole period's.
+Each subscription of the customer in service today shows its current billing period (its own
+schedule: a quarter, a month from its anchor day): every metered item's usage of the period
+to date, split by the item's versions (an upgrade within the period) and priced with the
+metered price of each version, as :mod:`connector.billing.usage_billing` prices it for the
+invoice issued the day after the period's last day of service; and that invoice's fixed fees
+(the recurring items billed in advance for the next period), as :func:`plan_billing` plans
+them. Quantities are those to date: counted up to the next whole hour, a weighted sum's level
+integrated up to then (so its quantity grows through the period); a minimum commitment is the
+whole part's. Metrics no subscription item bills show their quantity in the calendar month,
+with no charge.
+
+Given dates (``period``) replace every subscription's current period: its metered items'
+usage of those days is priced as if they were one billing period (its minimum too), and no
+fees are shown (no invoice is due for them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.metered import MeteredPrice, PricedUsage, price_usage
-from connector.billing.money import ZERO, Rounding, currency
-from connector.billing.periods import Period, add_months
+from connector.billing.charges import plan_billing
+from connector.billing.metered import MeteredPrice
+from connector.billing.money import Rounding
+from connector.billing.periods import ONE_DAY, Period, add_months
+from connector.billing.pricing import ChargeKind
 from connector.billing.usage import HOUR, Metric, hour_of
-from connector.billing.usage_billing import metered_items, window_of
-from connector.billing.usage_periods import Window, measure
+from connector.billing.usage_billing import Meter, UsageLine, item_parts, metered_items, window_of
+from connector.billing.usage_periods import Window
 from connector.db import tables
 from connector.db import usage as storage
 from connector.db.catalog import PriceCache
 from connector.db.engine import reading
 from connector.db.subscriptions import load_subscriptions
-from connector.db.tables import Customer
 from connector.errors import InvalidInputError, NotFoundError
 from connector.settings import Settings
-from connector.sync.usage_mapping import UsageMapping, usage_mapping_of
-
-
-@dataclass(frozen=True)
-class MetricUsage:
-    metric: Metric
-    group: str
-    quantity: Decimal
-
-
-@dataclass(frozen=True)
-class UsageReport:
-    customer_id: int
-    customer_name: str
-    currency: str
-    period: Window
-    until: datetime  # quantities are those up to this instant
-    usage: list[MetricUsage]
-    priced: dict[str, PricedUsage]  # by metric code, for the metrics with a price
-
-    @property
-    def total(self) -> Decimal:
-        return sum((priced.total for priced in self.priced.values()), ZERO)
-
-    def to_dict(self) -> dict[str, Any]:
-        code = currency(self.currency)
-        lines: list[dict[str, Any]] = []
-        for found in self.usage:
-            priced = self.priced.get(found.metric.code)
-            charge = next(
-                (c for c in priced.charges if c.group == found.group) if priced else iter(()),
-                None,
-            )
-            lines.append(
-                {
-                    "metric": found.metric.code,
-                    "name": found.metric.label,
-                    "aggregation": found.metric.aggregation.value,
-                    "group": found.group or None,
-                    "quantity": f"{found.quantity:f}",
-                    "billable": f"{charge.billable:f}" if charge else None,
-                    "amount": f"{charge.amount:f}" if charge else None,
-                }
-            )
-        shortfalls = [
-            {
-                "metric": priced.shortfall.metric,
-                "minimum": f"{priced.shortfall.minimum:f}",
-                "charged": f"{priced.shortfall.charged.quantize(code.quantum):f}",
-                "amount": f"{priced.shortfall.amount:f}",
-            }
-            for priced in self.priced.values()
-            if priced.shortfall is not None
-        ]
-        return {
-            "customer": {"id": self.customer_id, "name": self.customer_name},
-            "currency": self.currency,
-            "period": {"start": self.period.start, "end": self.period.end},
-            "until": self.until,
-            "usage": lines,
-            "shortfalls": shortfalls,
-            "total": f"{self.total.quantize(code.quantum):f}",
-        }
+from connector.sync.billing_run import billing_state, load_past
+from connector.sync.billing_usage import read_meters
+from connector.sync.usage_mapping import usage_mapping_of
+from connector.sync.usage_report_shape import (
+    Fee,
+    MeteredLine,
+    ShortfallLine,
+    UpcomingSubscription,
+    UsageReport,
+)
 
 
 def month_of(day: date) -> Period:
@@ -105,73 +60,131 @@ def month_of(day: date) -> Period:
     return Period(first, add_months(first, 1) - timedelta(days=1))
 
 
-@dataclass(frozen=True)
-class MeteredNow:
-    """What a customer's subscriptions meter today: the metered price of each metric, and the
-    current billing period of the first subscription metering one (None without any)."""
+class _FeesOnly:
+    """The usage meter :func:`plan_billing` is given when only the fees of its plan are read."""
 
-    prices: dict[str, MeteredPrice]
-    period: Period | None
-
-
-def metered_prices(session: Session, customer_id: int, today: date) -> MeteredNow:
-    """The metered prices in effect ``today`` on the customer's subscriptions in service, and
-    the billing period they are measured over (four queries)."""
-    rows = session.scalars(
-        select(tables.Subscription)
-        .where(tables.Subscription.customer_id == customer_id)
-        .order_by(tables.Subscription.id)
-    ).all()
-    prices: dict[str, MeteredPrice] = {}
-    period: Period | None = None
-    for subscription in load_subscriptions(session, rows, PriceCache(), {}).values():
-        terms = subscription.terms
-        if not terms.is_billable_on(today):
-            continue
-        for item in metered_items(subscription):
-            version = item.version_at(today)
-            if version is None or version.quantity <= 0 or version.price.metered is None:
-                continue
-            prices.setdefault(version.price.metered.metric, version.price.metered)
-            if period is None:
-                period = terms.schedule.period(terms.schedule.index_of(today))
-    return MeteredNow(prices, period)
+    def lines(
+        self, period: Period, parts: Sequence[tuple[Period, MeteredPrice]]
+    ) -> tuple[UsageLine, ...]:
+        return ()
 
 
 def usage_report(
     session: Session,
-    mapping: UsageMapping,
+    metrics: Mapping[str, Metric],
     customer: str,
     now: datetime,
     period: Period | None = None,
     *,
     rounding: Rounding = Rounding.HALF_UP,
 ) -> UsageReport:
-    """The usage of ``customer`` (our id or the Salesforce Account Id) in ``period`` (default:
-    the month of ``now``), up to ``now``, priced."""
-    found = storage.customer_ids(session, [customer]).get(customer)
-    row = session.get(Customer, found) if found is not None else None
+    """The usage of ``customer`` (our id or the Salesforce Account Id) to ``now`` in its
+    subscriptions' current periods, or in the dates of ``period``, priced (module doc)."""
+    known = storage.customer_ids(session, [customer]).get(customer)
+    row = session.get(tables.Customer, known) if known is not None else None
     if row is None:
         raise NotFoundError(f"no customer {customer!r} (give our id or its Salesforce Account Id)")
-    metered = metered_prices(session, row.id, now.date())
-    whole = window_of(period or metered.period or month_of(now.date()))
-    until = min(whole.end, hour_of(now) + HOUR)
-    if until <= whole.start:
-        raise InvalidInputError(f"the period starts after now ({whole.start:%Y-%m-%d})")
-    hours = storage.hourly_usage(session, row.id, whole, [Window(whole.start, until)])
-    recurring = [code for code, metric in mapping.metrics.items() if metric.recurring]
-    carried = storage.levels_before(session, row.id, recurring, whole.start)
-    usage: list[MetricUsage] = []
-    priced: dict[str, PricedUsage] = {}
-    for code, metric in sorted(mapping.metrics.items()):
-        (quantities,) = measure(
-            metric, hours.get(code, []), whole, [Window(whole.start, until)], carried.get(code)
+    until = hour_of(now) + HOUR
+    if period is not None:
+        whole = window_of(period)
+        until = min(whole.end, until)
+        if until <= whole.start:
+            raise InvalidInputError(f"the period starts after now ({whole.start:%Y-%m-%d})")
+    report = UsageReport(row.id, row.name, row.currency, until)
+    rows, shown = _subscriptions(session, row.id, now.date(), period)
+    report.subscriptions = shown
+    days = period or month_of(now.date())
+    unbilled = window_of(days)
+    windows = [window_of(found.period) for found in shown] + [unbilled]
+    start, end = min(w.start for w in windows), max(w.end for w in windows)
+    meter = read_meters(
+        session, metrics, {row.id: Window(start, end)}, metrics, rounding=rounding, until=until
+    )[row.id]
+    billed: set[str] = set()
+    for found in shown:
+        billed.update(_price_usage(report, found, meter))
+    if period is None:
+        _plan_fees(session, report, rows, shown)
+    for code, metric in sorted(metrics.items()):
+        if code not in billed:
+            quantities = meter.measured(metric, days, days)
+            report.usage.extend(
+                MeteredLine(None, None, metric, group, unbilled, quantity)
+                for group, quantity in quantities.items()
+            )
+    return report
+
+
+def _subscriptions(
+    session: Session, customer_id: int, today: date, period: Period | None
+) -> tuple[list[Any], list[UpcomingSubscription]]:
+    """The customer's subscription rows, and those to show: in service today, with their
+    current period, or serving some of the days of ``period``."""
+    rows: list[Any] = list(
+        session.execute(
+            select(tables.table_of(tables.Subscription), tables.Contract.name.label("contract"))
+            .join(tables.Contract, tables.Contract.id == tables.Subscription.contract_id)
+            .where(tables.Subscription.customer_id == customer_id)
+            .order_by(tables.Subscription.id)
         )
-        usage.extend(MetricUsage(metric, group, value) for group, value in quantities.items())
-        price = metered.prices.get(code) if metered.prices else mapping.price_of(code, row.currency)
-        if price is not None:
-            priced[code] = price_usage(metric, price, quantities, whole, whole, rounding=rounding)
-    return UsageReport(row.id, row.name, row.currency, whole, until, usage, priced)
+    )
+    subscriptions = load_subscriptions(session, rows, PriceCache())
+    shown = []
+    for found in rows:
+        subscription = subscriptions[found.id]
+        terms = subscription.terms
+        invoice_date = None
+        if period is None:
+            if not terms.is_billable_on(today):
+                continue
+            current = terms.schedule.period(terms.schedule.index_of(today))
+        else:
+            current = period
+        served = current.intersect(terms.billing_start, terms.service_end)
+        if served is None:
+            continue
+        if period is None:
+            invoice_date = served.end + ONE_DAY
+        shown.append(
+            UpcomingSubscription(
+                found.id, found.contract, subscription, current, served, invoice_date
+            )
+        )
+    return rows, shown
+
+
+def _price_usage(report: UsageReport, found: UpcomingSubscription, meter: Meter) -> set[str]:
+    """The usage lines of a subscription's metered items; returns the metrics they bill."""
+    billed: set[str] = set()
+    for item in metered_items(found.subscription):
+        parts = item_parts(item, found.served)
+        for _part, priced in meter.priced(found.period, parts):
+            for charge in priced.charges:
+                metric = meter.metric(charge.metric)
+                report.usage.append(MeteredLine.priced(found.id, item.key, metric, charge))
+            if priced.shortfall is not None:
+                report.shortfalls.append(ShortfallLine(found.id, item.key, priced.shortfall))
+            found.usage += priced.total
+        billed.update(price.metric for _part, price in parts)
+    return billed
+
+
+def _plan_fees(
+    session: Session, report: UsageReport, rows: list[Any], shown: list[UpcomingSubscription]
+) -> None:
+    """The fixed fees of each subscription's next invoice: what the billing run on its date
+    plans for the recurring items of the period starting then."""
+    subscriptions = {found.id: found.subscription for found in shown}
+    past = load_past(session, [row for row in rows if row.id in subscriptions], subscriptions)
+    by_id = {row.id: row for row in rows}
+    for found in shown:
+        assert found.invoice_date is not None
+        state = billing_state(by_id[found.id], past.get(found.id))
+        plan = plan_billing(found.subscription, found.invoice_date, state, _FeesOnly())
+        for charge in plan.charges:
+            if charge.item.kind is ChargeKind.RECURRING and charge.key_date == found.invoice_date:
+                report.fees.append(Fee(found.id, charge))
+                found.fees += charge.amount
 
 
 def current_usage(
@@ -181,9 +194,9 @@ def current_usage(
     now: datetime,
     period: Period | None = None,
 ) -> UsageReport:
-    """:func:`usage_report` with the usage mapping and rounding ``settings`` name, in a read-only
+    """:func:`usage_report` with the metrics and rounding ``settings`` name, in a read-only
     transaction: what ``connector usage show`` and ``GET /v1/customers/{id}/upcoming-invoice``
     answer."""
-    mapping = usage_mapping_of(settings)
+    metrics = usage_mapping_of(settings).metrics
     with reading(factory) as session:
-        return usage_report(session, mapping, customer, now, period, rounding=settings.tax.rounding)
+        return usage_report(session, metrics, customer, now, period, rounding=settings.tax.rounding)

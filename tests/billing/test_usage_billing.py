@@ -3,6 +3,7 @@ charges a plan makes of them (exact amounts, corrections when a change reaches b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -152,6 +153,33 @@ def test_each_group_is_a_line_and_a_shortfall_one_more() -> None:
         3,
     )
     assert plan.next_billing_date == date(2026, 3, 1)
+
+
+def test_a_meter_until_an_instant_measures_to_then_and_keeps_each_parts_minimum() -> None:
+    january = Period(date(2026, 1, 1), date(2026, 1, 31))
+    parts = metered_parts(
+        [
+            (date(2026, 1, 1), metered("0.10", "3.10").metered, D(1)),
+            (date(2026, 1, 16), metered("0.20", "3.10").metered, D(1)),
+        ],
+        january,
+    )
+    hours = (("", hour(3), 7), ("", hour(20), 5), ("", hour(25), 30))
+    usage = replace(meter(*hours), until=datetime(2026, 1, 20, 10, tzinfo=UTC))
+
+    found = [
+        ([(c.quantity, c.amount) for c in priced.charges], priced.shortfall)
+        for _part, priced in usage.priced(january, parts)
+    ]
+
+    # to Jan 20 10:00: 7 calls before the change, 5 after (the 30 of the 25th not yet);
+    # each part's minimum is its share of 3.10 (15 and 16 of 31 days), whole
+    assert [(charges, s.minimum if s else None) for charges, s in found] == [
+        ([(D(7), D("0.70"))], D("1.50")),
+        ([(D(5), D("1.00"))], D("1.60")),
+    ]
+    assert usage.measured(CALLS, january, Period(date(2026, 1, 21), date(2026, 1, 31))) == {}
+    assert replace(usage, until=None).measured(CALLS, january, january) == {"": D(42)}
 
 
 def test_a_cancellation_reaching_back_into_billed_usage_credits_the_difference() -> None:

@@ -1,5 +1,6 @@
 """Property: what a customer's usage is billed is the priced aggregate of its distinct events,
-whatever the order, duplication and batching of their arrival."""
+whatever the order, duplication and batching of their arrival (through the usage a
+subscription's metered items price, as ``connector usage show`` gives it)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from connector.billing.usage_periods import Window
 from connector.db.engine import reading, transaction
 from connector.sync import contracts
 from connector.sync.usage_events import Limits, Outcome, ingest_batch
-from connector.sync.usage_mapping import UsageMapping
 from connector.sync.usage_report import month_of, usage_report
+from tests import builders
 
 D = Decimal
 USD = currency("USD")
@@ -51,7 +52,6 @@ PRICES = {
     "level": MeteredPrice("level", USD, MeteredModel.PER_UNIT, unit_amount=D("0.01")),
     "storage": MeteredPrice("storage", USD, MeteredModel.VOLUME, tiers=TIERS),
 }
-MAPPING = UsageMapping(METRICS, {(code, "USD"): price for code, price in PRICES.items()})
 
 
 def properties(code: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -118,6 +118,11 @@ def test_the_billed_usage_is_the_priced_aggregate_of_the_distinct_events(
         customer = contracts.upsert_customer(
             session, name=tag, country="US", currency="USD", system="test", external_id=tag
         )
+        items = [
+            builders.spec(session, builders.metered_price(session, code.upper(), terms=price))
+            for code, price in PRICES.items()
+        ]
+        builders.subscription(session, customer, items, start=date(2026, 3, 1))
     elements = [
         {
             "transaction_id": f"{tag}-{n}",
@@ -140,5 +145,5 @@ def test_the_billed_usage_is_the_priced_aggregate_of_the_distinct_events(
     assert outcomes.count(Outcome.ACCEPTED) == len(elements)
     assert outcomes.count(Outcome.DUPLICATE) == len(again)
     with reading(factory) as session:
-        report = usage_report(session, MAPPING, str(customer.id), NOW, month_of(date(2026, 3, 1)))
+        report = usage_report(session, METRICS, str(customer.id), NOW, month_of(date(2026, 3, 1)))
     assert report.total == expected_total(events)

@@ -14,6 +14,7 @@ from connector.api.v1 import (
     payments,
     status,
     subscriptions,
+    upcoming,
     usage,
     waiting,
 )
@@ -30,5 +31,6 @@ for module in (
     status,
     jobs,
     usage,
+    upcoming,
 ):
     router.include_router(module.router)

@@ -1,5 +1,5 @@
-"""Metered usage: ``POST /v1/usage-events`` takes a batch of usage events, answering each on its
-own; ``GET /v1/customers/{id}/upcoming-invoice`` is what ``connector usage show --json`` says.
+"""Metered usage in: ``POST /v1/usage-events`` takes a batch of usage events, answering each on
+its own (what comes out of them: :mod:`connector.api.v1.upcoming`).
 
 A batch is stored by the same code as ``connector usage import`` (one transaction, a few
 statements whatever its size). Each event's ``transaction_id`` makes it count once, so this
@@ -10,19 +10,17 @@ answer, which a stored key would have to replay."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, WithJsonSchema
 
-from connector.api.auth import ReadKey, WriteKey, instance_of
-from connector.api.v1.schemas import PROBLEMS, DecimalText, Model, Money
+from connector.api.auth import WriteKey, instance_of
+from connector.api.v1.schemas import PROBLEMS, Model
 from connector.db.types import utc_now
 from connector.sync.usage_events import Limits, Outcome, ingest_batch
 from connector.sync.usage_mapping import usage_mapping_of
-from connector.sync.usage_report import current_usage
 
 router = APIRouter(tags=["usage"], responses=PROBLEMS)
 MAX_EVENTS = 1000
@@ -105,60 +103,3 @@ def send_usage_events(request: Request, _key: WriteKey, body: UsageEvents) -> JS
             "results": [result.to_dict() for result in results],
         }
     )
-
-
-class CustomerRef(Model):
-    id: int
-    name: str
-
-
-class Window(Model):
-    start: datetime
-    end: datetime = Field(description="Exclusive: the first instant after the period.")
-
-
-class UsageLine(Model):
-    metric: str
-    name: str
-    aggregation: str
-    group: str | None = Field(description="The value of the metric's group_by property.")
-    quantity: DecimalText = Field(description="Measured up to `until`.")
-    billable: DecimalText | None = Field(description="Less free units; null without a price.")
-    amount: Money | None = Field(description="Null when the metric has no price.")
-
-
-class Shortfall(Model):
-    metric: str
-    minimum: Money
-    charged: Money
-    amount: Money = Field(description="The minimum less what the metric charged.")
-
-
-class UpcomingInvoice(Model):
-    customer: CustomerRef
-    currency: str
-    period: Window
-    until: datetime = Field(description="Quantities are those up to this instant.")
-    usage: list[UsageLine]
-    shortfalls: list[Shortfall]
-    total: Money
-
-
-@router.get(
-    "/customers/{customer_id}/upcoming-invoice",
-    response_model=UpcomingInvoice,
-    summary="A customer's usage in the current period and its charges now",
-)
-def upcoming_invoice(
-    request: Request,
-    _key: ReadKey,
-    customer_id: Annotated[
-        str, Path(max_length=255, description="Our customer id or its Salesforce Account Id.")
-    ],
-) -> UpcomingInvoice:
-    """The usage of the current period (the calendar month, UTC) per metric and group, up to
-    the next whole hour, and the charges it would produce if the period ended now: what
-    ``connector usage show CUSTOMER --json`` prints."""
-    instance = instance_of(request)
-    report = current_usage(instance.factory, instance.settings, customer_id, utc_now())
-    return UpcomingInvoice.model_validate(report.to_dict())

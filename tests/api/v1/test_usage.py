@@ -1,6 +1,5 @@
-"""``POST /v1/usage-events`` and ``GET /v1/customers/{id}/upcoming-invoice``, through the real
-server: each event answered on its own, the hourly aggregates they leave, and the charges of the
-current period as ``connector usage show --json`` gives them.
+"""``POST /v1/usage-events`` through the real server: each event answered on its own, and the
+hourly aggregates they leave (the upcoming invoice they make: test_upcoming.py).
 
 Events are dated at the first instant of the current month (UTC): always in the current period,
 never in the future, whatever the day the tests run."""
@@ -15,13 +14,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.usage import HOUR, hour_of
 from connector.db import tables
 from connector.db.engine import reading, transaction
 from connector.sync import contracts
 from connector.sync.usage_report import month_of, window_of
 from tests.api.conftest import Served
-from tests.api.v1.conftest import problem
 
 SF = "001000000000001AAA"
 PATH = "/v1/usage-events"
@@ -145,93 +142,6 @@ def test_each_event_of_a_batch_is_answered_on_its_own_in_order(
         ("seats", "", START, 1, None),
     ]
     assert values == [("seats", "ann")]
-
-
-def test_the_upcoming_invoice_prices_the_usage_of_the_current_period(
-    served: Served, customer_id: int
-) -> None:
-    write, read = served.key("write"), served.key("read")
-    calls = [event(f"c{n}") for n in range(10_001)]
-    for first in range(0, len(calls), 1000):
-        assert send(served, write, calls[first : first + 1000])["accepted"] == len(
-            calls[first : first + 1000]
-        )
-    send(
-        served,
-        write,
-        [
-            event("b1", "bandwidth_gb", gb="1000.5", region="eu", direction="egress"),
-            event("b2", "bandwidth_gb", gb=2, region="us", direction="egress"),
-            event("b3", "bandwidth_gb", gb=99, region="us", direction="ingress"),
-            event("u1", "seats", user_id="ann"),
-            event("u2", "seats", user_id="bob"),
-            event("u3", "seats", user_id="ann"),
-        ],
-    )
-    now = datetime.now(UTC)
-
-    answer = served.get(f"/v1/customers/{SF}/upcoming-invoice", read)
-
-    assert answer.status_code == 200
-    found = answer.json()
-    until = datetime.fromisoformat(found.pop("until"))
-    assert hour_of(now) + HOUR <= until <= hour_of(datetime.now(UTC)) + HOUR
-    end = window_of(month_of(START.date())).end
-    assert found == {
-        "customer": {"id": customer_id, "name": "Acme"},
-        "currency": "USD",
-        "period": {"start": iso(START), "end": iso(end)},
-        "usage": [
-            line("api_calls", "API calls", "count", None, "10001", "1", "0.50"),
-            line("bandwidth_gb", "Bandwidth (GB)", "sum", "eu", "1000.5", "1000.5", "90.04"),
-            line("bandwidth_gb", "Bandwidth (GB)", "sum", "us", "2", "2", "0.18"),
-            line("seats", "Active seats", "unique_count", None, "2", "2", "24.00"),
-        ],
-        "shortfalls": [
-            {"metric": "seats", "minimum": "60.00", "charged": "24.00", "amount": "36.00"}
-        ],
-        "total": "150.72",
-    }
-    # the same by our id
-    ours = served.get(f"/v1/customers/{customer_id}/upcoming-invoice", read).json()
-    assert {**ours, "until": None} == {**found, "until": None}
-
-
-def iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def line(  # noqa: PLR0917 - one usage line, as the answer lists it
-    metric: str,
-    name: str,
-    aggregation: str,
-    group: str | None,
-    quantity: str,
-    billable: str,
-    amount: str,
-) -> dict[str, Any]:
-    return {
-        "metric": metric,
-        "name": name,
-        "aggregation": aggregation,
-        "group": group,
-        "quantity": quantity,
-        "billable": billable,
-        "amount": amount,
-    }
-
-
-def test_an_unknown_customer_has_no_upcoming_invoice(served: Served, customer_id: int) -> None:
-    answer = served.get("/v1/customers/nobody/upcoming-invoice", served.key("read"))
-
-    assert answer.status_code == 404
-    assert answer.json() == problem(
-        404,
-        "not-found",
-        "Not found",
-        "no customer 'nobody' (give our id or its Salesforce Account Id)",
-        "/v1/customers/nobody/upcoming-invoice",
-    )
 
 
 def test_events_need_a_write_key_and_the_invoice_a_key(served: Served, customer_id: int) -> None:
