@@ -36,6 +36,8 @@ from connector.sync import crm_pull
 from connector.sync.billing_run import run_billing
 from connector.sync.crm_pull import PullResult
 from connector.sync.status import status
+from connector.sync.usage_events import ingest_batch
+from connector.sync.usage_mapping import usage_mapping_of
 from sandbox.salesforce.faults import FaultRule
 from sandbox.salesforce.rules import standard_pricebook
 from sandbox.salesforce.server import Sandbox
@@ -73,7 +75,13 @@ class Crm:
         return account_id
 
     def product(
-        self, code: str | None, name: str, billing_type: str, family: str, prices: dict[str, str]
+        self,
+        code: str | None,
+        name: str,
+        billing_type: str,
+        family: str,
+        prices: dict[str, str],
+        **fields: Any,
     ) -> str:
         product_id = self.org.create(
             "Product2",
@@ -83,6 +91,7 @@ class Crm:
                 "Family": family,
                 "IsActive": True,
                 "Billing_Type__c": billing_type,
+                **fields,
             },
         )
         for currency, price in prices.items():
@@ -2037,3 +2046,101 @@ def test_a_quiet_org_is_read_again_only_within_the_lookback_of_the_last_read(
     org_clock.at(minutes=15)
     assert pull(factory, pull_settings).applied == 1  # a change is found as ever
     assert renewals(factory)[deal] is False
+
+
+# -- metered products ---------------------------------------------------------------------------
+def metered_prices(factory: sessionmaker[Session]) -> list[tuple[object, ...]]:
+    with factory() as session:
+        rows = session.execute(
+            select(
+                tables.Product.code,
+                tables.SubscriptionItem.kind,
+                tables.Price.currency,
+                tables.Price.metric,
+                tables.Price.model,
+                tables.Price.unit_amount,
+                tables.Price.package_size,
+                tables.Price.package_amount,
+                tables.Price.free_units,
+            )
+            .join(tables.Product, tables.Product.id == tables.SubscriptionItem.product_id)
+            .join(tables.ItemVersion, tables.ItemVersion.item_id == tables.SubscriptionItem.id)
+            .join(tables.Price, tables.Price.id == tables.ItemVersion.price_id)
+            .where(tables.SubscriptionItem.kind == "metered")
+            .order_by(tables.Price.currency)
+        )
+        return [tuple(row) for row in rows]
+
+
+def test_a_line_item_of_a_metered_product_becomes_a_metered_price(
+    crm: Crm, acme: str, berlin: str, factory: sessionmaker[Session], pull_settings: Settings
+) -> None:
+    crm.product(
+        "API",
+        "API Calls",
+        "Recurring",
+        "Platform",
+        {"USD": "0", "EUR": "0.05"},
+        Billing_Metric__c="api_calls",
+    )
+    crm.deal(
+        acme, "Acme", ("PRO", "10", "30.00"), ("API", "1", "0"), Service_Start_Date__c="2026-01-01"
+    )
+    crm.deal(berlin, "Berlin", ("API", "1", "0.05"), Service_Start_Date__c="2026-01-01")
+
+    result = pull(factory, pull_settings)
+
+    assert (result.applied, result.quarantined, result.held) == (4, 0, 0)
+    assert metered_prices(factory) == [
+        # no EUR price of api_calls in usage.yaml: the line's unit price, per call
+        ("API", "metered", "EUR", "api_calls", "per_unit", D("0.05"), None, None, D(0)),
+        # usage.yaml's USD price of api_calls: 0.50 per 1,000 calls beyond 10,000
+        ("API", "metered", "USD", "api_calls", "package", None, 1000, D("0.50"), D(10000)),
+    ]
+    customer = next(iter(crm.currencies))  # Acme: 12,500 calls in January
+    with factory() as session:
+        acme_id = session.scalar(
+            select(tables.ExternalId.entity_id).where(tables.ExternalId.external_id == customer)
+        )
+    events = [
+        {
+            "transaction_id": f"c{n}",
+            "customer": str(acme_id),
+            "metric": "api_calls",
+            "timestamp": "2026-01-20T10:00:00Z",
+            "properties": {},
+        }
+        for n in range(12_500)
+    ]
+    ingest_batch(
+        factory,
+        usage_mapping_of(pull_settings).metrics,
+        events,
+        datetime(2026, 1, 21, tzinfo=UTC),
+    )
+    run_billing(factory, pull_settings, date(2026, 1, 1))
+    run_billing(factory, pull_settings, date(2026, 2, 1))
+
+    lines = document_lines(factory, "INV-000002")  # February: the fee, and January's calls
+    assert [(line[0], line[4]) for line in lines] == [("PRO", D("300.00")), ("API", D("1.50"))]
+
+
+def test_a_product_naming_an_unknown_metric_holds_the_deal_with_the_reason(
+    crm: Crm, acme: str, factory: sessionmaker[Session], pull_settings: Settings
+) -> None:
+    crm.product(
+        "CALLS", "Calls", "Recurring", "Platform", {"USD": "0.01"}, Billing_Metric__c="api_call"
+    )
+    bad = crm.deal(acme, "Acme", ("CALLS", "1", "0.01"), Service_Start_Date__c="2026-01-01")
+    good = crm.deal(acme, "Acme 2", ("PRO", "1", "30.00"), Service_Start_Date__c="2026-01-01")
+
+    result = pull(factory, pull_settings)
+
+    assert (result.applied, result.quarantined) == (2, 1)
+    state, reason = staged(factory)[bad]
+    assert state == "quarantined"
+    assert reason is not None and reason.endswith(
+        "(CALLS) names the metric 'api_call', which the usage mapping does not define (its "
+        "metrics: api_calls, bandwidth_gb, seats, storage_gb)"
+    )
+    assert staged(factory)[good] == ("applied", None)
