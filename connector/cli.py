@@ -925,6 +925,26 @@ def webhook_remove(
     console.print(f"removed webhook endpoint {info.id} ({info.url})", markup=False)
 
 
+@webhook_app.command("enable")
+@handles_errors
+def webhook_enable(
+    ctx: typer.Context, endpoint_id: Annotated[int, typer.Argument(help="The endpoint's id.")]
+) -> None:
+    """Enable an endpoint its receiver disabled (410 Gone): the deliveries disabled with it are
+    sent again, with their event ids, by the next webhooks run."""
+    from connector.db.engine import transaction
+    from connector.webhooks.endpoints import enable_endpoint
+
+    with transaction(_state(ctx).database(create=False)) as session:
+        info, again = enable_endpoint(session, endpoint_id)
+    console.print(
+        f"webhook endpoint {info.id} ({info.url}) is enabled; "
+        f"{again} {'delivery' if again == 1 else 'deliveries'} to send again",
+        markup=False,
+        highlight=False,
+    )
+
+
 @webhook_app.command("deliveries")
 @handles_errors
 def webhook_deliveries(

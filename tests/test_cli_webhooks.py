@@ -155,6 +155,36 @@ def test_deliveries_status_and_remove(
     assert text.exit_code == 1
     assert "Webhook endpoints" in text.stdout
 
+    receiver.received.clear()
+    with receiving(receiver):
+        receiver.answers = [200]
+        with transaction(factory) as session:  # handed out while it is disabled: not its
+            builders.customer(session, "C3")
+        deliver(factory, load_settings(database_url=database_url))
+        assert receiver.received == []
+        enabled = runner.invoke(app, ["webhook", "enable", "1"], env=env)
+        assert enabled.exit_code == 0, enabled.output
+        assert " ".join(enabled.stdout.split()) == (
+            f"webhook endpoint 1 ({receiver.url}) is enabled; 1 delivery to send again"
+        )
+        deliver(factory, load_settings(database_url=database_url))
+    [again] = receiver.received
+    assert again.webhook_id == rows[0]["webhook_id"]
+    assert again.payload["data"]["name"] == "Customer C2"
+    listed = json.loads(runner.invoke(app, ["webhook", "deliveries", "--json"], env=env).stdout)
+    assert [(r["id"], r["state"], r["attempts"], r["last_status"]) for r in listed] == [
+        (2, "delivered", 2, 200),
+        (1, "delivered", 1, 200),
+    ]
+    assert runner.invoke(app, ["status"], env=env).exit_code == 0
+    twice = runner.invoke(app, ["webhook", "enable", "1"], env=env)
+    assert " ".join(twice.stdout.split()) == (
+        f"webhook endpoint 1 ({receiver.url}) is enabled; 0 deliveries to send again"
+    )
+    assert runner.invoke(app, ["webhook", "enable", "7"], env=env).stderr == (
+        "error: no webhook endpoint 7\n"
+    )
+
     removed = runner.invoke(app, ["webhook", "remove", "1"], env=env)
     assert removed.exit_code == 0, removed.output
     assert removed.stdout == f"removed webhook endpoint 1 ({receiver.url})\n"

@@ -119,10 +119,11 @@ class _Server(ThreadingHTTPServer):
 
 @contextmanager
 def receiving(receiver: Receiver | None = None, ca: trustme.CA | None = None) -> Iterator[Receiver]:
-    """``receiver`` served on a free port while the block runs; over HTTPS with a certificate
-    of ``ca`` for 127.0.0.1 when given."""
+    """``receiver`` served on a free port while the block runs (on its port again when it was
+    served before: the endpoint's URL); over HTTPS with a certificate of ``ca`` for 127.0.0.1
+    when given."""
     receiver = receiver or Receiver()
-    server = _Server(("127.0.0.1", 0), _handler(receiver))
+    server = _Server(("127.0.0.1", receiver.port), _handler(receiver))
     if ca is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert("127.0.0.1").configure_cert(context)

@@ -123,10 +123,13 @@ class Status:
         last run failed, an accounting connection to renew. Empty when all is well (VAT ids not
         accepted are billed, taxed normally: listed, not waiting)."""
         lines = []
-        for state, what in ((staging.QUARANTINED, "waiting for a fix"), (staging.HELD, "held")):
+        for state, what in (
+            (staging.QUARANTINED, "(waiting for a fix)"),
+            (staging.HELD, "for review"),
+        ):
             count = sum(1 for record in self.waiting if record.state == state)
             if count:
-                lines.append(f"{count} records {state} ({what})")
+                lines.append(f"{count} {'record' if count == 1 else 'records'} {state} {what}")
         parked = {target: depth.get("parked", 0) for target, depth in self.outbox.items()}
         for target, count in parked.items():
             if count:

@@ -1,5 +1,6 @@
 """Webhook endpoints: added with the event types they receive (the signing secret made here,
-printed once, stored sealed with the secrets key), listed, and removed with their deliveries.
+printed once, stored sealed with the secrets key), listed, enabled again after a receiver
+disabled one (410 Gone), and removed with their deliveries.
 
 An endpoint's URL is ``https://``, or ``http://`` to this machine (``localhost``,
 ``127.0.0.1``, ``[::1]``): events leave the machine only over TLS.
@@ -12,12 +13,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from connector.db import tables, webhook_events
+from connector.db.types import utc_now
 from connector.encryption import TokenCipher
 from connector.errors import InvalidInputError, NotFoundError
+from connector.sync.webhook_fanout import DISABLED, PENDING
 from connector.webhooks.events import parse_types
 from connector.webhooks.signing import new_secret
 
@@ -128,3 +131,26 @@ def remove_endpoint(session: Session, endpoint_id: int) -> EndpointInfo:
     session.flush()
     webhook_events.forget(session)
     return info
+
+
+def enable_endpoint(session: Session, endpoint_id: int) -> tuple[EndpointInfo, int]:
+    """Enable an endpoint a receiver disabled (410 Gone), and put the deliveries disabled with
+    it back to pending, due now (each keeps its event id, so a receiver that saw one drops
+    it): the endpoint and how many deliveries go out again. Events the webhooks stage handed
+    out while it was disabled are not its. An enabled endpoint is left as it is."""
+    row = session.get(tables.WebhookEndpoint, endpoint_id)
+    if row is None:
+        raise NotFoundError(f"no webhook endpoint {endpoint_id}")
+    if row.enabled:
+        return _info(row, {}), 0
+    now = utc_now()
+    row.enabled, row.disabled_reason, row.disabled_at = True, None, None
+    delivery = tables.WebhookDelivery
+    again = session.execute(
+        update(delivery)
+        .where(delivery.endpoint_id == endpoint_id, delivery.state == DISABLED)
+        .values(state=PENDING, next_attempt_at=now, updated_at=now)
+    )
+    session.flush()
+    webhook_events.forget(session)
+    return _info(row, {}), int(getattr(again, "rowcount", 0) or 0)

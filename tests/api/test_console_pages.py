@@ -58,7 +58,9 @@ def test_the_overview_shows_stages_quota_and_what_waits(
     assert {name: answer.headers[name] for name in SECURITY_HEADERS} == SECURITY_HEADERS
     text = text_of(answer.text)
     assert "This instance is standby" in text
-    assert "Needs a person 1 records quarantined (waiting for a fix) 1 records held (held)" in text
+    assert (
+        "Needs a person 1 record quarantined (waiting for a fix) 1 record held for review" in text
+    )
     stages = rows_of(answer.text)
     assert [row[0] for row in stages] == [
         "pull",

@@ -113,7 +113,7 @@ def test_a_held_deal_waits_with_its_reason_until_approved(active: Served, sf: Sa
     ]
     assert waiting["data"][0]["reason"] == reason
     assert active.get("/v1/waiting?state=quarantined", reader).json()["data"] == []
-    assert active.get("/v1/status", reader).json()["attention"] == ["1 records held (held)"]
+    assert active.get("/v1/status", reader).json()["attention"] == ["1 record held for review"]
 
     approved = active.write(f"/v1/waiting/{late}/approve", writer, AS_OF)  # by the key
 
