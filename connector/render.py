@@ -554,6 +554,8 @@ def demo_report(report: DemoReport, fava: str = "fava", connector: str = "connec
     summary.add_row("Credited", _totals(report.credited))
     summary.add_row("Payments received", _totals(report.paid))
     summary.add_row("Still owed", _totals(report.outstanding))
+    summary.add_row("Usage events reported", f"{report.usage_events:,}")
+    summary.add_row("Usage billed (in arrears)", _totals(report.usage_billed))
     summary.add_row("Billing_Invoice__c in Salesforce", str(report.written_back))
     summary.add_row("Salesforce API calls", str(report.api_calls))
     summary.add_row("Ledger", str(report.ledger))
@@ -593,7 +595,13 @@ def demo_report(report: DemoReport, fava: str = "fava", connector: str = "connec
             "Explore the billing core, or browse the demo's Salesforce org:\n"
             f"  {env} {connector} invoice list\n"
             f"  {env} {connector} report mrr --as-of {report.months[-1].last_day}\n"
-            f"  {connector} sandbox serve --data {report.salesforce}",
+            + (
+                f"  {env} {connector} usage show {report.metered_customer} "
+                f"--from {report.usage_month}\n"
+                if report.metered_customer is not None
+                else ""
+            )
+            + f"  {connector} sandbox serve --data {report.salesforce}",
         )
     )
     return Group(*parts)

@@ -106,6 +106,8 @@ def test_every_command_the_demo_prints_works_when_pasted(
         "CONNECTOR_DATABASE_URL=sqlite:///var/demo/connector.db connector invoice list",
         "CONNECTOR_DATABASE_URL=sqlite:///var/demo/connector.db connector report mrr --as-of "
         "2026-01-31",
+        "CONNECTOR_DATABASE_URL=sqlite:///var/demo/connector.db connector usage show 1 --from "
+        "2026-01-01",
         "connector sandbox serve --data var/demo/salesforce.db",
     ]
     pdf = subprocess.run(
@@ -115,8 +117,8 @@ def test_every_command_the_demo_prints_works_when_pasted(
     demo = tmp_path / "var" / "demo"
     assert (demo / "copy.pdf").read_bytes() == (demo / "documents" / "INV-000001.pdf").read_bytes()
     printed = printed[1:]
-    shows = ["INV-000001", "USD metrics as of 2026-01-31"]
-    for line, output in zip(printed[1:3], shows, strict=True):
+    shows = ["INV-0000", "USD metrics as of 2026-01-31", "bandwidth_gb [us-east]"]
+    for line, output in zip(printed[1:4], shows, strict=True):
         ran = subprocess.run(
             ["bash", "-c", line],
             env=shell,
@@ -131,7 +133,7 @@ def test_every_command_the_demo_prints_works_when_pasted(
     port = _free_port()
     with _Serving(f"{printed[0]} --port {port}", shell, tmp_path, "Starting Fava on"):
         assert _get(f"http://127.0.0.1:{port}/").status_code == 200
-    with _Serving(f"{printed[3]} --port 0", shell, tmp_path, "Salesforce sandbox serving at"):
+    with _Serving(f"{printed[4]} --port 0", shell, tmp_path, "Salesforce sandbox serving at"):
         pass
 
 

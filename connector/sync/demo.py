@@ -8,7 +8,9 @@ they close and cancellations on their dates (a :class:`~sandbox.salesforce.timel
 so each pull finds only what sales did that month. After each cycle, finance records in the
 ledger the customers' payments of invoices issued at least 14 days before (one customer never
 pays, another pays its first invoice with 10% too much, which stays its credit until it pays
-the next ones), and the next cycle reads them back and shows them in Salesforce. Finance closes
+the next ones), and the next cycle reads them back and shows them in Salesforce. A few deals
+carry a metered product, whose customers report their usage each month: it is billed in
+arrears on the next month's invoice (:mod:`connector.sync.demo_usage`). Finance closes
 each month's books once the next month's cycle has run (``connector ledger close``): what is
 dated in a closed month afterwards (a late credit note, a late payment) is booked on the first
 open day.
@@ -25,7 +27,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from connector.billing.metrics import Metrics
 from connector.billing.money import Totals
 from connector.billing.payments import InvoiceStatus, PaymentKind
 from connector.billing.periods import ONE_DAY, add_months
+from connector.billing.pricing import ChargeKind
 from connector.db import tables
 from connector.db.engine import make_engine, session_factory, transaction
 from connector.db.migrate import upgrade
@@ -48,6 +51,7 @@ from connector.private_files import make_directories, write_private
 from connector.settings import Settings
 from connector.sync.closing import close_books
 from connector.sync.cycle import CycleResult, Runtime, run_cycle
+from connector.sync.demo_usage import add_metered_lines, report_usage
 from connector.sync.reports import subscription_metrics
 from connector.sync.settlement import due_of, record_payment
 from connector.sync.status import waiting_records
@@ -111,6 +115,10 @@ class DemoReport:
     paid: Totals = field(default_factory=Totals)
     outstanding: Totals = field(default_factory=Totals)
     written_back: int = 0  # Billing_Invoice__c records in Salesforce
+    metered_deals: list[str] = field(default_factory=list)  # deals with a metered product
+    metered_customer: int | None = None  # the first customer with usage in usage_month
+    usage_events: int = 0  # usage events the metered customers reported
+    usage_billed: Totals = field(default_factory=Totals)  # usage lines invoiced
     documents: Path | None = None  # where the documents' PDFs were written
     smtp: str | None = None  # host:port of the SMTP sink the documents were e-mailed to
     emails: dict[str, int] = field(default_factory=dict)  # messages by kind and state
@@ -119,6 +127,12 @@ class DemoReport:
     waiting: list[tuple[str, str]] = field(default_factory=list)  # (record, reason)
     errors: list[str] = field(default_factory=list)
     metrics: list[Metrics] = field(default_factory=list)
+
+    @property
+    def usage_month(self) -> date:
+        """The month whose usage the demo suggests looking at: the last one billed (the one
+        before the last), or the only one."""
+        return self.months[-2 if len(self.months) > 1 else -1].first_day
 
 
 def reset_directory(directory: Path) -> None:
@@ -207,6 +221,7 @@ def run_demo(
     config = SandboxConfig(data=report.salesforce, seed="demo", port=0)
     with Sandbox(config) as sandbox:
         settings = demo_settings(settings, directory, sandbox, smtp)
+        report.metered_deals = add_metered_lines(sandbox.org)
         report.smtp = None if smtp is None else f"{smtp[0]}:{smtp[1]}"
         engine = make_engine(settings.database_url.get_secret_value())
         upgrade(engine)
@@ -237,24 +252,54 @@ def _simulate(  # noqa: PLR0917 - the simulation's whole state
         first_day = add_months(start, number)
         last_day = add_months(start, number + 1) - ONE_DAY
         won = [c for c in timeline.replay_through(last_day) if "StageName" in c.values]
+        _report_usage(factory, settings, report, first_day, last_day)  # of those billed
         cycle = run_cycle(factory, settings, last_day, runtime=runtime)
         _note(report, cycle)
         if number:  # the month before is closed once this month's cycle has run
             close_books(factory, first_day - ONE_DAY, by=FINANCE, today=last_day)
         paid = _pay(factory, ledger, last_day)
-        billed = cycle.stages.get("bill", {})
-        invoices, credit_notes = billed.get("invoices", 0), billed.get("credit_notes", 0)
-        report.invoices += invoices
-        report.credit_notes += credit_notes
-        report.invoiced.merge(_amounts(billed.get("invoiced")))
-        report.credited.merge(_amounts(billed.get("credited")))
+        _report_usage(factory, settings, report, first_day, last_day)  # of the deals just won
+        invoices, credit_notes = _billed(report, cycle)
         mrr = {m.currency.code: m.mrr for m in subscription_metrics(factory, last_day)}
         month = DemoMonth(first_day, last_day, len(won), invoices, credit_notes, paid, mrr)
         report.months.append(month)
         if on_month is not None:
             on_month(month)
     # One more cycle on the last day reads the last payments and shows them in Salesforce.
-    _note(report, run_cycle(factory, settings, last_day, runtime=runtime))
+    # What it bills (usage reported after the month's cycle, of a period that ended before)
+    # counts in the last month.
+    last = run_cycle(factory, settings, last_day, runtime=runtime)
+    _note(report, last)
+    invoices, credit_notes = _billed(report, last)
+    if report.months:
+        report.months[-1].invoices += invoices
+        report.months[-1].credit_notes += credit_notes
+
+
+def _report_usage(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    report: DemoReport,
+    first_day: date,
+    last_day: date,
+) -> None:
+    """The month's usage of the metered subscriptions there are, reported on its last day:
+    before its cycle, so that it bills periods that ended in the month whole, and again after
+    it, for the deals the cycle brought (the events reported before are duplicates then)."""
+    usage = report_usage(factory, settings, first_day, last_day)
+    report.usage_events += usage.events
+    report.errors.extend(f"{last_day} usage: {reason}" for reason in usage.refused)
+
+
+def _billed(report: DemoReport, cycle: CycleResult) -> tuple[int, int]:
+    """The invoices and credit notes a cycle issued, added to the report's."""
+    billed = cycle.stages.get("bill", {})
+    invoices, credit_notes = billed.get("invoices", 0), billed.get("credit_notes", 0)
+    report.invoices += invoices
+    report.credit_notes += credit_notes
+    report.invoiced.merge(_amounts(billed.get("invoiced")))
+    report.credited.merge(_amounts(billed.get("credited")))
+    return invoices, credit_notes
 
 
 def _note(report: DemoReport, cycle: CycleResult) -> None:
@@ -350,6 +395,23 @@ def _summarize(
             select(tables.Payment).where(tables.Payment.kind == PaymentKind.PAYMENT.value)
         ):
             report.paid.add(payment.currency, payment.amount)
+        usage = session.execute(
+            select(tables.Document.currency, tables.DocumentLine.amount)
+            .join(tables.DocumentLine)
+            .where(
+                tables.Document.kind == DocumentKind.INVOICE.value,
+                tables.DocumentLine.kind == ChargeKind.METERED.value,
+            )
+        ).all()
+        for currency, amount in usage:
+            report.usage_billed.add(currency, amount)
+        shown = report.usage_month
+        report.metered_customer = session.scalar(
+            select(func.min(tables.UsageHourly.customer_id)).where(
+                tables.UsageHourly.hour >= datetime.combine(shown, time(), UTC),
+                tables.UsageHourly.hour < datetime.combine(add_months(shown, 1), time(), UTC),
+            )
+        )
         report.waiting = [
             (f"{row.object} {row.name or row.record_id}", row.reason or "")
             for row in waiting_records(session)

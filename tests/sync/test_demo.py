@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from connector.db.engine import make_engine, session_factory
 from connector.errors import ConfigError
 from connector.settings import load_settings
 from connector.sync.closing import books_state
-from connector.sync.demo import MARKER, reset_directory, run_demo
+from connector.sync.demo import DEMO_START, MARKER, DemoReport, reset_directory, run_demo
+from connector.sync.demo_usage import METERED_DEALS, UNIT_PRICES, usage_events
 from connector.sync.ledger_check import check_ledger
 from connector.sync.status import tax_id_warnings
 from sandbox.salesforce.schema import default_schema
@@ -138,6 +140,62 @@ def test_a_simulated_quarter_bills_posts_and_writes_back_every_document(tmp_path
     # customers whose VAT id is invalid are taxed, and listed by status.
     assert reverse_charged == noted > 0
     assert warned == ["Silverline Health AG", "Summit Textiles SA"]
+    _usage_is_billed_in_arrears_to_the_unit(report)
+
+
+def _usage_is_billed_in_arrears_to_the_unit(report: DemoReport) -> None:
+    """Every metered deal's usage of each period is on the first invoice after its end: per
+    region, the sum of the GB of the egress events its customer reported for its days of
+    service (from the demo's first day; the ingress ones filtered out), priced by usage.yaml's tiers in USD, at the line's unit price
+    per GB in other currencies."""
+    assert len(report.metered_deals) == METERED_DEALS
+    engine = make_engine(f"sqlite:///{report.database}")
+    try:
+        with session_factory(engine)() as session:
+            lines = session.execute(
+                select(
+                    tables.Document.customer_id,
+                    tables.Document.issue_date,
+                    tables.Document.currency,
+                    tables.DocumentLine.description,
+                    tables.DocumentLine.quantity,
+                    tables.DocumentLine.amount,
+                    tables.DocumentLine.service_start,
+                    tables.DocumentLine.service_end,
+                )
+                .join(tables.DocumentLine)
+                .where(tables.DocumentLine.kind == "metered")
+                .order_by(tables.Document.id, tables.DocumentLine.id)
+            ).all()
+    finally:
+        engine.dispose()
+    # Billed on the cycle after each period's end, whole: no adjustment followed.
+    assert {line.issue_date for line in lines} == {date(2026, 2, 28), date(2026, 3, 31)}
+    assert not [line for line in lines if "usage change" in line.description]
+    assert all(line.service_end < line.issue_date for line in lines)
+    for line in lines:
+        region = "us-east" if "[us-east]" in line.description else "eu-west"
+        reported_from = max(line.service_start, DEMO_START)  # the demo's first day
+        expected = sum(
+            (
+                Decimal(event["properties"]["gb"])
+                for event in usage_events(line.customer_id, reported_from, line.service_end)
+                if event["properties"]["region"] == region
+                and event["properties"]["direction"] == "egress"
+            ),
+            Decimal(0),
+        )
+        assert line.quantity == expected, line
+        if line.currency == "USD":  # 0.09 for the first 1,000 GB, 0.07 to 10,000
+            price = min(expected, 1000) * Decimal("0.09")
+            price += max(expected - 1000, 0) * Decimal("0.07")
+        else:
+            price = expected * UNIT_PRICES[line.currency]
+        minor = Decimal(1) if line.currency == "JPY" else Decimal("0.01")
+        assert line.amount == price.quantize(minor, ROUND_HALF_UP), line
+    assert sum(line.amount for line in lines if line.currency == "USD") == report.usage_billed.get(
+        "USD", Decimal(0)
+    )
 
 
 @pytest.mark.usefixtures("open_umask")
