@@ -3,8 +3,10 @@
 Whatever changes what the write-back shows marks the local entity behind it, in the same
 transaction as the change (as the outbox does): a subscription (its record, and through it its
 customer's account), a document (its invoice record, and its customer's account), a customer
-(its account), a deal (its opportunity's sync error). Marks are gathered as the transaction
-goes and written in one statement when it commits; a transaction that rolls back marks nothing.
+(its account), a deal (its opportunity's sync error), the usage of a metered item in a period
+(its usage record: ``<subscription item id>:<period start>``, :func:`usage_key`). Marks are
+gathered as the transaction goes and written in one statement when it commits; a transaction
+that rolls back marks nothing.
 
 A record whose fields change with the date (a subscription's status and MRR, an account's
 status once an invoice falls due) stays queued, due on the day they change; the write-back
@@ -46,6 +48,7 @@ CUSTOMER = "customer"
 DEAL = "deal"
 TASK = "task"  # a Task of a collections step: "<invoice number>:<step>"
 FILE = "file"  # a document's PDF as a Salesforce File on its invoice record
+USAGE = "usage"  # the usage of a metered item in a period: "<item id>:<period start>"
 CHANGED = date.min  # due at once, whatever the as-of date
 AS_OF_CURSOR = "writeback:as_of"  # the as-of date of the last write-back
 DATED = ((SUBSCRIPTION, "subscriptions"), (CUSTOMER, "customers"))  # entity, linked table
@@ -65,6 +68,11 @@ def mark(session: Session, entity: str, keys: Iterable[int | str]) -> None:
     commits)."""
     marks: set[Queued] = session.info.setdefault(_MARKS, set())
     marks.update((entity, str(key)) for key in keys)
+
+
+def usage_key(item_id: int, period_start: date) -> str:
+    """The queue's key of a metered item's usage in the period starting ``period_start``."""
+    return f"{item_id}:{period_start.isoformat()}"
 
 
 def write_marks(session: Session) -> None:

@@ -107,10 +107,17 @@ def _states(session: Session, built: Sequence[Record]) -> dict[tuple[str, str], 
 
 class _Due:
     """The queue's due records in the order they are built (subscriptions, documents,
-    customers, deals; ids in order), each kind listed when reached: the customers once every
-    due subscription and document has queued its account."""
+    customers, deals, tasks, usage; ids in order), each kind listed when reached: the customers
+    once every due subscription and document has queued its account."""
 
-    ORDER = (queue.SUBSCRIPTION, queue.DOCUMENT, queue.CUSTOMER, queue.DEAL, queue.TASK)
+    ORDER = (
+        queue.SUBSCRIPTION,
+        queue.DOCUMENT,
+        queue.CUSTOMER,
+        queue.DEAL,
+        queue.TASK,
+        queue.USAGE,
+    )
 
     def __init__(self, entities: set[str]) -> None:
         self.files = queue.FILE in entities  # built apart, once the records are sent
