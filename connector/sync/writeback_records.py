@@ -13,7 +13,8 @@
 - Collections: an invoice's dunning step and dispute, and a ``Task`` per step taken
   (:mod:`connector.sync.writeback_dunning`).
 - ``Billing_Usage__c`` per metered item of such a subscription and period whose usage was
-  billed (external id ``Usage_Key__c``): the deal, the account, the metric, the quantity
+  billed (external id ``Usage_Key__c``): the deal, the account, the subscription's record (by
+  its external id), the metric, the quantity
   measured and billable, the amount billed, the period, ``Billed`` with its invoice or
   ``Adjusted`` with the last adjustment (:mod:`connector.sync.writeback_usage`).
 - On the Opportunity: ``Billing_Sync_Status__c`` (``Synced``, ``Waiting`` for a review, or
@@ -416,6 +417,7 @@ class Builder:
                 "Name": usage.name,
                 "Opportunity__c": deal,
                 "Account__c": self.accounts.get(usage.customer_id),
+                "Subscription__r": {SUBSCRIPTION_RECORD[1]: f"SUB-{usage.subscription_id}"},
                 "Metric__c": usage.metric,
                 "Quantity__c": _number(usage.quantity),
                 "Billable_Quantity__c": _number(usage.billable),

@@ -283,7 +283,10 @@ def written_by_writeback() -> dict[tuple[str, str], set[str]]:
                 assert fields.id in literals, f"{shape}: fields not a dict literal"
                 fields = literals[fields.id]
             assert isinstance(fields, ast.Dict), f"{shape}: fields not a dict literal"
-            names = {_constant(key) for key in fields.keys if key is not None}
+            # A parent named by its external id ("Subscription__r": {...}) sets its lookup.
+            names = {
+                re.sub(r"__r$", "__c", _constant(key)) for key in fields.keys if key is not None
+            }
             if key_field != "Id":
                 names.add(key_field)
             if obj in writeback_dunning.WRITTEN:  # with the collections fields

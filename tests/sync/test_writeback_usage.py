@@ -32,7 +32,7 @@ from tests.sync.test_late_usage import settings_with
 D = Decimal
 SYSTEM = "salesforce"
 USAGE_FIELDS = (
-    "Name, Usage_Key__c, Opportunity__c, Account__c, Metric__c, Quantity__c, "
+    "Name, Usage_Key__c, Opportunity__c, Account__c, Subscription__c, Metric__c, Quantity__c, "
     "Billable_Quantity__c, Amount__c, Currency__c, CurrencyIsoCode, Period_Start__c, "
     "Period_End__c, Status__c, Invoice_Number__c, Adjustment_Number__c"
 )
@@ -159,11 +159,15 @@ def test_billed_usage_shows_on_the_deal_and_the_account_and_an_adjustment_update
     assert first.failed == {}
     assert first.sent["Billing_Usage__c"] == 1
     key = f"SUB-{subscription_id}:{item_key}:2026-01-01"
+    [subscription] = sf.query(
+        f"SELECT Id FROM Billing_Subscription__c WHERE Subscription_Id__c = 'SUB-{subscription_id}'"
+    )["records"]
     january = {
         "Name": "Api: usage 2026-01-01..2026-01-31",
         "Usage_Key__c": key,
         "Opportunity__c": deal,
         "Account__c": account,
+        "Subscription__c": subscription["Id"],
         "Metric__c": "api_calls",
         "Quantity__c": 5.0,
         "Billable_Quantity__c": 3.0,
@@ -177,10 +181,15 @@ def test_billed_usage_shows_on_the_deal_and_the_account_and_an_adjustment_update
         "Adjustment_Number__c": None,
     }
     assert usage_records(sf) == [january]
-    for parent in ("Opportunity", "Account"):
+    parents = {
+        "Opportunity": deal,
+        "Account": account,
+        "Billing_Subscription__c": subscription["Id"],
+    }
+    for parent, record_id in parents.items():  # the related lists
         shown = sf.query(
             f"SELECT Id, (SELECT Usage_Key__c FROM Billing_Usage__r) FROM {parent} "
-            f"WHERE Id = '{deal if parent == 'Opportunity' else account}'"
+            f"WHERE Id = '{record_id}'"
         )["records"][0]["Billing_Usage__r"]["records"]
         assert [row["Usage_Key__c"] for row in shown] == [key]
 
@@ -259,9 +268,49 @@ def test_usage_records_go_200_to_a_call(
     assert result.failed == {}
     assert result.sent["Billing_Usage__c"] == 450
     assert sizes["Billing_Usage__c"] == [200, 200, 50]
+    assert sizes["Billing_Subscription__c"] == [200, 200, 50]  # sent before their usage
     assert (
         sf.query("SELECT COUNT() FROM Billing_Usage__c WHERE Amount__c = 0.25")["totalSize"] == 450
     )
     sizes.clear()
     again = writeback.write_back(factory, client, FEB)
     assert (again.sent, again.api_calls, sizes) == ({}, 0, {})
+
+
+def test_a_usage_record_goes_after_the_subscription_record_it_names(
+    factory: sessionmaker[Session],
+    usage_settings: Settings,
+    salesforce_sandbox: Sandbox,
+    sf: Salesforce,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Usage records fill a call while their subscription's record waits for more to fill its
+    own: it is sent first, so that Salesforce finds the subscription the usage names."""
+    [(_, _, subscription_id, customer_id)] = open_metered_deals(factory, salesforce_sandbox, 1)
+    for month in ("01", "02", "03"):
+        calls(factory, [customer_id], f"2026-{month}-10T09:00", 3, month)
+    for day in (JAN, FEB, MAR, date(2026, 4, 1)):
+        run_billing(factory, usage_settings, day)
+    monkeypatch.setattr(writeback, "CHUNK", 1)  # one record built at a time
+    monkeypatch.setattr(writeback, "MAX_COLLECTION", 2)  # two to a call
+    client = client_for(salesforce_sandbox)
+    calls_made: list[str] = []
+    upsert = client.upsert_records
+
+    def counted(obj: str, key_field: str, records: list[dict[str, Any]]) -> Any:
+        calls_made.append(obj)
+        return upsert(obj, key_field, records)
+
+    monkeypatch.setattr(client, "upsert_records", counted)
+
+    result = writeback.write_back(factory, client, date(2026, 4, 1))
+
+    assert result.failed == {}
+    assert result.sent["Billing_Usage__c"] == 3
+    first_usage = calls_made.index("Billing_Usage__c")
+    assert calls_made[first_usage - 1] == "Billing_Subscription__c"
+    assert calls_made.count("Billing_Subscription__c") == 1
+    rows = sf.query("SELECT Subscription__r.Subscription_Id__c FROM Billing_Usage__c")["records"]
+    assert [row["Subscription__r"]["Subscription_Id__c"] for row in rows] == [
+        f"SUB-{subscription_id}"
+    ] * 3
