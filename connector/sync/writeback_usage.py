@@ -66,7 +66,7 @@ class BilledUsage:
 
     @property
     def name(self) -> str:
-        """As the invoice line of its usage reads: ``API Calls: usage 2026-01-01..2026-01-31``."""
+        """The product's name and the period: ``API Calls: usage 2026-01-01..2026-01-31``."""
         suffix = f": usage {self.period}"
         return self.product[: NAME_LENGTH - len(suffix)] + suffix
 
