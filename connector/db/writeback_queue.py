@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Date, Integer, String
 
+from connector.billing.pricing import ChargeKind
 from connector.db import tables
 
 SYSTEM = "salesforce"
@@ -155,6 +156,23 @@ def mark_refused(session: Session, outbox_ids: Iterable[int] | ColumnElement[boo
         )
     ).all()
     mark(session, DEAL, deals)
+
+
+def mark_usage_of(session: Session, document_ids: Iterable[int]) -> None:
+    """Queue the usage records of the metered charges these documents carry (one query): a
+    void invoice no longer bills them."""
+    ids = sorted(set(document_ids))
+    if not ids:
+        return
+    line, charge, item = tables.DocumentLine, tables.Charge, tables.SubscriptionItem
+    rows = session.execute(
+        select(charge.subscription_item_id, charge.period_start)
+        .join(line, line.charge_id == charge.id)
+        .join(item, item.id == charge.subscription_item_id)
+        .where(line.document_id.in_(ids), item.kind == ChargeKind.METERED.value)
+        .distinct()
+    )
+    mark(session, USAGE, (usage_key(item_id, start) for item_id, start in rows))
 
 
 def due(session: Session, as_of: date) -> dict[Queued, int]:

@@ -12,7 +12,8 @@ or credit note lines, each carrying the quantity measured again). The record sho
   currency;
 - the period: its first day, to the last day of service it measures;
 - ``Billed`` with the invoice that billed it, or ``Adjusted`` once an adjustment billed it again,
-  with the last document of the adjustment.
+  with the last document of the adjustment; ``Void`` (nothing billed) once the invoices that
+  billed it were voided, until a run bills it again.
 
 Everything is read from the charges and document lines the billing run stored, with three
 queries per two thousand records; no usage is measured again here.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -31,13 +32,14 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from connector.billing.money import ZERO
+from connector.billing.payments import InvoiceStatus
 from connector.billing.periods import Period
 from connector.billing.pricing import ChargeKind
 from connector.db import tables
 from connector.db.writeback_queue import SYSTEM, usage_key
 
 USAGE_RECORD = ("Billing_Usage__c", "Usage_Key__c")
-BILLED, ADJUSTED = "Billed", "Adjusted"
+BILLED, ADJUSTED, VOID = "Billed", "Adjusted", "Void"
 CHUNK = 2000  # records per query
 NAME_LENGTH = 80
 
@@ -83,7 +85,10 @@ def parse_key(key: str) -> tuple[int, date] | None:
 
 
 def billed_usage(session: Session, keys: Iterable[str]) -> dict[str, BilledUsage]:
-    """The usage billed of each queue key that names billed usage (others are left out)."""
+    """The usage billed of each queue key that names billed usage (others are left out), from
+    its charges on documents that stand: an invoice voided billed nothing, and the run that
+    bills its period again makes a first billing of it. Usage whose every document was voided
+    shows as the voided invoice showed it, with nothing billed: ``Void``."""
     wanted = {key: parsed for key in keys if (parsed := parse_key(key)) is not None}
     by_pair = {parsed: key for key, parsed in wanted.items()}
     pairs = sorted(by_pair)
@@ -93,8 +98,15 @@ def billed_usage(session: Session, keys: Iterable[str]) -> dict[str, BilledUsage
         charges = _charges(session, chunk)
         lines = _lines(session, [row.id for rows in charges.values() for row in rows])
         prices = _prices(session, sorted({item for item, _ in charges}))
+        standing = {i: [line for line in of if not line.void] for i, of in lines.items()}
         for pair, rows in charges.items():
-            found[by_pair[pair]] = _usage(pair[1], rows, lines, prices.get(pair[0], []))
+            versions = prices.get(pair[0], [])
+            live = [row for row in rows if standing.get(row.id)]
+            if live:
+                found[by_pair[pair]] = _usage(pair[1], live, standing, versions)
+            elif voided := [row for row in rows if lines.get(row.id)]:
+                usage = _usage(pair[1], voided, lines, versions)
+                found[by_pair[pair]] = replace(usage, amount=ZERO, status=VOID, adjustment=None)
     return found
 
 
@@ -126,6 +138,7 @@ def _charges(session: Session, pairs: Sequence[tuple[int, date]]) -> dict[Any, l
 
 
 def _lines(session: Session, charge_ids: Sequence[int]) -> dict[int, list[Any]]:
+    """Per charge, its lines, each with whether its document is void (it billed nothing)."""
     line, document = tables.DocumentLine, tables.Document
     found: dict[int, list[Any]] = defaultdict(list)
     if not charge_ids:
@@ -138,6 +151,7 @@ def _lines(session: Session, charge_ids: Sequence[int]) -> dict[int, list[Any]]:
             line.service_end,
             document.id.label("document_id"),
             document.number,
+            (document.status == InvoiceStatus.VOID.value).label("void"),
         )
         .join(document, document.id == line.document_id)
         .where(line.charge_id.in_(charge_ids))
@@ -196,7 +210,7 @@ def _usage(
     else:  # each line of an adjustment carries the quantity measured again
         quantity = measured[0].quantity if measured else ZERO
         billable = _billable(versions, quantity, measured[0].service_start) if measured else ZERO
-    ends = [line.service_end for rows in (lines.get(c.id, []) for c in charges) for line in rows]
+    ends = [line.service_end for charge in charges for line in lines[charge.id]]
     end = max(ends, default=start)
     invoice = lines.get(first.id)
     last = max(measured, key=lambda line: line.document_id) if adjusted and measured else None

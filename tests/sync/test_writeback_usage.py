@@ -314,3 +314,35 @@ def test_a_usage_record_goes_after_the_subscription_record_it_names(
     assert [row["Subscription__r"]["Subscription_Id__c"] for row in rows] == [
         f"SUB-{subscription_id}"
     ] * 3
+
+
+def test_usage_whose_invoice_was_voided_shows_void_with_nothing_billed(
+    factory: sessionmaker[Session],
+    usage_settings: Settings,
+    salesforce_sandbox: Sandbox,
+    sf: Salesforce,
+) -> None:
+    [(_, _, _, customer_id)] = open_metered_deals(factory, salesforce_sandbox, 1)
+    calls(factory, [customer_id], "2026-01-10T09:00", 5, "jan")
+    run_billing(factory, usage_settings, JAN)
+    run_billing(factory, usage_settings, FEB)
+    client = client_for(salesforce_sandbox)
+    writeback.write_back(factory, client, FEB)
+    with transaction(factory) as session:
+        contracts.void_invoice(session, "INV-000002", "issued in error")
+
+    # The run bills February's fee again (INV-000003), not January's usage.
+    run_billing(factory, usage_settings, date(2026, 2, 2))
+    result = writeback.write_back(factory, client, date(2026, 2, 2))
+
+    assert result.failed == {}
+    assert result.sent["Billing_Usage__c"] == 1
+    [shown] = usage_records(sf)
+    assert (
+        shown["Quantity__c"],
+        shown["Billable_Quantity__c"],
+        shown["Amount__c"],
+        shown["Status__c"],
+        shown["Invoice_Number__c"],
+        shown["Adjustment_Number__c"],
+    ) == (5.0, 3.0, 0.0, "Void", "INV-000002", None)
