@@ -26,6 +26,7 @@ from connector.sync.billing_run import run_billing
 from connector.sync.usage_events import Limits, ingest_batch
 from sandbox.salesforce.server import Sandbox
 from tests import builders
+from tests.builders import documents
 from tests.sync.test_billing_usage import FEB, JAN, MAR, METRICS
 from tests.sync.test_late_usage import settings_with
 
@@ -335,8 +336,15 @@ def test_usage_whose_invoice_was_voided_shows_void_with_nothing_billed(
     run_billing(factory, usage_settings, date(2026, 2, 2))
     result = writeback.write_back(factory, client, date(2026, 2, 2))
 
+    assert documents(factory)[-1] == (
+        "INV-000003",
+        "invoice",
+        date(2026, 2, 2),
+        D("100.00"),
+        D("100.00"),
+    )
     assert result.failed == {}
-    assert result.sent["Billing_Usage__c"] == 1
+    assert result.sent["Billing_Usage__c"] == 1  # queued by the void
     [shown] = usage_records(sf)
     assert (
         shown["Quantity__c"],
