@@ -3,8 +3,10 @@
 Whatever changes what the write-back shows marks the local entity behind it, in the same
 transaction as the change (as the outbox does): a subscription (its record, and through it its
 customer's account), a document (its invoice record, and its customer's account), a customer
-(its account), a deal (its opportunity's sync error). Marks are gathered as the transaction
-goes and written in one statement when it commits; a transaction that rolls back marks nothing.
+(its account), a deal (its opportunity's sync error), the usage of a metered item in a period
+(its usage record: ``<subscription item id>:<period start>``, :func:`usage_key`). Marks are
+gathered as the transaction goes and written in one statement when it commits; a transaction
+that rolls back marks nothing.
 
 A record whose fields change with the date (a subscription's status and MRR, an account's
 status once an invoice falls due) stays queued, due on the day they change; the write-back
@@ -37,6 +39,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Date, Integer, String
 
+from connector.billing.pricing import ChargeKind
 from connector.db import tables
 
 SYSTEM = "salesforce"
@@ -46,6 +49,7 @@ CUSTOMER = "customer"
 DEAL = "deal"
 TASK = "task"  # a Task of a collections step: "<invoice number>:<step>"
 FILE = "file"  # a document's PDF as a Salesforce File on its invoice record
+USAGE = "usage"  # the usage of a metered item in a period: "<item id>:<period start>"
 CHANGED = date.min  # due at once, whatever the as-of date
 AS_OF_CURSOR = "writeback:as_of"  # the as-of date of the last write-back
 DATED = ((SUBSCRIPTION, "subscriptions"), (CUSTOMER, "customers"))  # entity, linked table
@@ -65,6 +69,11 @@ def mark(session: Session, entity: str, keys: Iterable[int | str]) -> None:
     commits)."""
     marks: set[Queued] = session.info.setdefault(_MARKS, set())
     marks.update((entity, str(key)) for key in keys)
+
+
+def usage_key(item_id: int, period_start: date) -> str:
+    """The queue's key of a metered item's usage in the period starting ``period_start``."""
+    return f"{item_id}:{period_start.isoformat()}"
 
 
 def write_marks(session: Session) -> None:
@@ -147,6 +156,23 @@ def mark_refused(session: Session, outbox_ids: Iterable[int] | ColumnElement[boo
         )
     ).all()
     mark(session, DEAL, deals)
+
+
+def mark_usage_of(session: Session, document_ids: Iterable[int]) -> None:
+    """Queue the usage records of the metered charges these documents carry (one query): a
+    void invoice no longer bills them."""
+    ids = sorted(set(document_ids))
+    if not ids:
+        return
+    line, charge, item = tables.DocumentLine, tables.Charge, tables.SubscriptionItem
+    rows = session.execute(
+        select(charge.subscription_item_id, charge.period_start)
+        .join(line, line.charge_id == charge.id)
+        .join(item, item.id == charge.subscription_item_id)
+        .where(line.document_id.in_(ids), item.kind == ChargeKind.METERED.value)
+        .distinct()
+    )
+    mark(session, USAGE, (usage_key(item_id, start) for item_id, start in rows))
 
 
 def due(session: Session, as_of: date) -> dict[Queued, int]:

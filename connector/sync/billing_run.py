@@ -8,7 +8,8 @@ keeps its error, visible in ``billing_error``, and the rest of the batch goes on
 
 Metered items bill the usage of a period in arrears, read from the hourly aggregates of the
 batch's customers (:mod:`connector.sync.billing_usage`); each item's usage of a period is a
-charge like any other, so it too is billed exactly once.
+charge like any other, so it too is billed exactly once. The usage records the write-back
+shows are queued with the charges that bill or adjust them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from connector.billing.invoicing import (
     draft_invoices,
 )
 from connector.billing.money import ZERO, Totals
-from connector.billing.pricing import Product
+from connector.billing.pricing import ChargeKind, Product
 from connector.billing.subscriptions import Subscription
 from connector.billing.tax import TaxTable
 from connector.billing.usage_billing import metered_items, usage_as_of, usage_billed_until
@@ -294,6 +295,15 @@ def _bill_batch(
     if updates:
         _save_states(session, updates)
     writeback.mark(session, writeback.SUBSCRIPTION, moved)  # the next invoice date shows
+    writeback.mark(  # the usage records of the periods billed or adjusted
+        session,
+        writeback.USAGE,
+        (
+            writeback.usage_key(charge.item.id, charge.key_date)
+            for charge, _ in charges
+            if charge.item.kind is ChargeKind.METERED and charge.item.id is not None
+        ),
+    )
     _tally(result, issued)
 
 

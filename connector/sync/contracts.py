@@ -528,6 +528,7 @@ def void_invoice(session: Session, number: str, reason: str | None = None) -> ta
     store.queue_renders(session, [invoice.id])
     outbox.enqueue(session, "void", [invoice.id])  # accounting reverses it
     writeback.mark(session, writeback.DOCUMENT, [invoice.id])
+    writeback.mark_usage_of(session, [invoice.id])  # the usage it billed
     webhook_events.emit_document(session, events.INVOICE_VOIDED, invoice)
     if invoice.subscription_id is not None:
         loaded = _load(session, invoice.subscription_id)

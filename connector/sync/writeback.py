@@ -10,7 +10,8 @@ accepted are sent, 200 to a call (sObject Collections, upserts by external id, s
 any failure writes nothing twice). Nothing changed, no call. Each call's answers are recorded in
 one transaction (one upsert), which also takes their records off the queue: a crash before it
 sends them again. A record Salesforce refuses is kept with its error and sent again when it
-changes; a retryable refusal is sent again next cycle.
+changes; a retryable refusal is sent again next cycle. A usage record names its subscription's
+record by its external id: the subscription records waiting to be sent go first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
@@ -37,6 +39,7 @@ from connector.sync.writeback_files import attach_files, mark_files
 from connector.sync.writeback_records import (
     CHUNK,
     INVOICE_RECORD,
+    SUBSCRIPTION_RECORD,
     Builder,
     Built,
     Record,
@@ -48,6 +51,7 @@ from connector.sync.writeback_shape import (
     known_currency_mode,
     note_shape,
 )
+from connector.sync.writeback_usage import USAGE_RECORD
 
 __all__ = ["WritebackResult", "records", "write_back"]
 
@@ -87,6 +91,9 @@ class _Pending:
 
 
 Pending = dict[tuple[str, str], list[_Pending]]  # (object, key field) -> records
+# Records that name a parent record by its external id, sent once the parents built are: a
+# usage record's subscription (built before it, as kinds are built in order).
+PARENTS = {USAGE_RECORD[0]: SUBSCRIPTION_RECORD[0]}
 
 
 def _states(session: Session, built: Sequence[Record]) -> dict[tuple[str, str], set[str | None]]:
@@ -107,10 +114,17 @@ def _states(session: Session, built: Sequence[Record]) -> dict[tuple[str, str], 
 
 class _Due:
     """The queue's due records in the order they are built (subscriptions, documents,
-    customers, deals; ids in order), each kind listed when reached: the customers once every
-    due subscription and document has queued its account."""
+    customers, deals, tasks, usage; ids in order), each kind listed when reached: the customers
+    once every due subscription and document has queued its account."""
 
-    ORDER = (queue.SUBSCRIPTION, queue.DOCUMENT, queue.CUSTOMER, queue.DEAL, queue.TASK)
+    ORDER = (
+        queue.SUBSCRIPTION,
+        queue.DOCUMENT,
+        queue.CUSTOMER,
+        queue.DEAL,
+        queue.TASK,
+        queue.USAGE,
+    )
 
     def __init__(self, entities: set[str]) -> None:
         self.files = queue.FILE in entities  # built apart, once the records are sent
@@ -237,24 +251,43 @@ def write_back(
         first = False
         with transaction(factory) as session:
             _changed(session, as_of, due, result, pending, multi=multi, tasks=tasks)
-        for (obj, key_field), items in pending.items():
+        send = partial(_send, factory, client, result, checkpoint=checkpoint)
+        for target, items in pending.items():
             while len(items) >= MAX_COLLECTION or (due.done and items):
-                checkpoint()
-                chunk = items[:MAX_COLLECTION]
-                del items[:MAX_COLLECTION]
-                values = [{key_field: item.record.key, **item.fields} for item in chunk]
-                if key_field == "Id":
-                    answers = client.update_records(obj, values)
-                else:
-                    answers = client.upsert_records(obj, key_field, values)
-                with transaction(factory) as session:
-                    _record(session, obj, chunk, answers, result)
+                for parent, waiting in pending.items():
+                    while parent[0] == PARENTS.get(target[0]) and waiting:  # the parents first
+                        send(parent, waiting)
+                send(target, items)
     if due.files or result.files:
         checkpoint()
         done = attach_files(factory, client, as_of, checkpoint, enabled=attach_documents)
         result.files = {**result.files, **done}
     result.api_calls = client.calls - calls_before
     return result
+
+
+def _send(
+    factory: sessionmaker[Session],
+    client: SalesforceClient,
+    result: WritebackResult,
+    target: tuple[str, str],
+    items: list[_Pending],
+    *,
+    checkpoint: Callable[[], None],
+) -> None:
+    """Send the first collection of ``items`` of ``target`` (object, key field), taking them
+    off the list, and record the answers."""
+    obj, key_field = target
+    checkpoint()
+    chunk = items[:MAX_COLLECTION]
+    del items[:MAX_COLLECTION]
+    values = [{key_field: item.record.key, **item.fields} for item in chunk]
+    if key_field == "Id":
+        answers = client.update_records(obj, values)
+    else:
+        answers = client.upsert_records(obj, key_field, values)
+    with transaction(factory) as session:
+        _record(session, obj, chunk, answers, result)
 
 
 def _record(

@@ -12,6 +12,11 @@
   ``Balance_Due__c``, ``Overdue_Amount__c`` and ``Next_Invoice_Date__c``.
 - Collections: an invoice's dunning step and dispute, and a ``Task`` per step taken
   (:mod:`connector.sync.writeback_dunning`).
+- ``Billing_Usage__c`` per metered item of such a subscription and period whose usage was
+  billed (external id ``Usage_Key__c``): the deal, the account, the subscription's record (by
+  its external id), the metric, the quantity
+  measured and billable, the amount billed, the period, ``Billed`` with its invoice or
+  ``Adjusted`` with the last adjustment (:mod:`connector.sync.writeback_usage`).
 - On the Opportunity: ``Billing_Sync_Status__c`` (``Synced``, ``Waiting`` for a review, or
   ``Error``) and ``Billing_Sync_Error__c``, the reason a deal waits in quarantine or is held
   for review, or why the accounting system refused one of its documents.
@@ -54,6 +59,7 @@ from connector.db.writeback_queue import (
     SUBSCRIPTION,
     SYSTEM,
     TASK,
+    USAGE,
     Queued,
 )
 from connector.sync.writeback_dunning import (
@@ -64,6 +70,7 @@ from connector.sync.writeback_dunning import (
     taken_tasks,
     task_records,
 )
+from connector.sync.writeback_usage import USAGE_RECORD, billed_usage, every_usage
 
 SUBSCRIPTION_RECORD = ("Billing_Subscription__c", "Subscription_Id__c")
 INVOICE_RECORD = ("Billing_Invoice__c", "Document_Number__c")
@@ -78,7 +85,7 @@ SHOWN_DEALS = (staging.QUARANTINED, staging.HELD, staging.APPLIED)
 WAITING = (staging.QUARANTINED, staging.HELD)
 CHUNK = 2000  # ids per query
 # What the records hold; a new value makes the write-back build every record once more.
-SHAPE = "4"
+SHAPE = "5"
 SYNCED, WAITING_FOR_REVIEW, IN_ERROR = "Synced", "Waiting", "Error"
 ONE_DAY = timedelta(days=1)
 EMAIL_STATUS = {"pending": "Not Sent", "sent": "Sent", "parked": "Refused", "waiting": "No Address"}
@@ -302,6 +309,7 @@ class Builder:
             *self.account_records(_ids(by_entity[CUSTOMER]), by_entity[CUSTOMER]),
             *self.opportunity_records(sorted(by_entity[DEAL])),
             *self.task_records(sorted(by_entity[TASK])),
+            *self.usage_records(sorted(by_entity[USAGE])),
         ]
 
     def task_records(self, keys: list[str]) -> list[Built]:
@@ -384,6 +392,46 @@ class Builder:
             built.append(
                 Built(DOCUMENT, str(document_id), Record(*INVOICE_RECORD, doc.number, fields))
             )
+        return built
+
+    def usage_records(self, keys: list[str]) -> list[Built]:
+        found = billed_usage(self.session, keys)
+        self._links(
+            tables.Subscription.__tablename__,
+            (usage.subscription_id for usage in found.values()),
+            self.deals,
+        )
+        self._links(
+            tables.Customer.__tablename__,
+            (usage.customer_id for usage in found.values()),
+            self.accounts,
+        )
+        built = []
+        for key in keys:
+            usage = found.get(key)
+            deal = self.deals.get(usage.subscription_id) if usage is not None else None
+            if usage is None or deal is None:
+                built.append(Built(USAGE, key, None))
+                continue
+            fields = {
+                "Name": usage.name,
+                "Opportunity__c": deal,
+                "Account__c": self.accounts.get(usage.customer_id),
+                "Subscription__r": {SUBSCRIPTION_RECORD[1]: f"SUB-{usage.subscription_id}"},
+                "Metric__c": usage.metric,
+                "Quantity__c": _number(usage.quantity),
+                "Billable_Quantity__c": _number(usage.billable),
+                "Amount__c": _number(usage.amount),
+                "Currency__c": usage.currency,
+                "CurrencyIsoCode": usage.currency,
+                "Period_Start__c": usage.period.start.isoformat(),
+                "Period_End__c": usage.period.end.isoformat(),
+                "Status__c": usage.status,
+                "Invoice_Number__c": usage.invoice,
+                "Adjustment_Number__c": usage.adjustment,
+            }
+            record = Record(*USAGE_RECORD, usage.external_id, fields)
+            built.append(Built(USAGE, key, record))
         return built
 
     def _dues(self, customer_ids: Sequence[int]) -> dict[int, list[tuple[date, Decimal]]]:
@@ -566,7 +614,8 @@ def refused_in_accounting(session: Session, deals: dict[int, str]) -> dict[str, 
 
 def every_record(session: Session) -> list[Queued]:
     """Every entity Salesforce shows: subscriptions and customers of deals and accounts,
-    the documents of those subscriptions, and every deal applied, waiting, or billed."""
+    the documents and billed usage of those subscriptions, and every deal applied, waiting, or
+    billed."""
     link = tables.ExternalId
     queued: list[Queued] = []
     for entity, table in (
@@ -609,6 +658,7 @@ def every_record(session: Session) -> list[Queued]:
     )
     queued.extend((DEAL, deal) for deal in sorted(deals))
     queued.extend((TASK, key) for key in taken_tasks(session))
+    queued.extend((USAGE, key) for key in every_usage(session))
     return queued
 
 

@@ -564,9 +564,13 @@ class Org:
         INVALID_FIELD_FOR_INSERT_UPDATE naming them all, as Salesforce refuses them."""
         fields: list[tuple[Field, Any]] = []
         read_only: list[str] = []
-        for key, value in values.items():
-            if key in SKIPPED_KEYS:
+        for sent, given in values.items():
+            if sent in SKIPPED_KEYS:
                 continue
+            key, value = sent, given
+            lookup = obj.parent(sent) if isinstance(given, Mapping) else None
+            if lookup is not None:  # a parent named by its external id: "Parent__r": {...}
+                key, value = lookup.name, self._foreign_key(lookup, given)
             spec = obj.field(key)
             if spec is None:
                 raise bad_request(
@@ -590,6 +594,42 @@ class Org:
                 stored = self._picklist_value(spec, stored)
             converted[spec.name] = stored
         return converted
+
+    def _foreign_key(self, lookup: Field, reference: Mapping[str, Any]) -> str:
+        """The id of the parent record a relationship names by one of its external ids
+        (``{"Subscription_Id__c": "SUB-1"}``), as Salesforce resolves it on a write."""
+        named = {key: item for key, item in reference.items() if key not in SKIPPED_KEYS}
+        target = self.sobject(lookup.spec.targets[0])
+        if len(named) != 1:
+            raise bad_request(
+                "INVALID_FIELD",
+                f"A foreign key reference to {target.name} names one external id field",
+                [lookup.name],
+            )
+        [(field_name, value)] = named.items()
+        spec = target.field(field_name)
+        if spec is None or not (spec.spec.external_id or spec.name == "Id"):
+            raise bad_request(
+                "INVALID_FIELD",
+                f"Field name provided, {field_name} is not an External ID or indexed field for "
+                f"{target.name}",
+                [lookup.name],
+            )
+        matches = self.ids_where(target, spec.name, to_storage(spec, value))
+        if not matches:
+            raise bad_request(
+                "INVALID_FIELD",
+                f"Foreign key external ID: {value} not found for field {spec.name} in entity "
+                f"{target.name}",
+                [lookup.name],
+            )
+        if len(matches) > 1:
+            raise bad_request(
+                "INVALID_FIELD",
+                f"More than 1 record found for External ID field: {spec.name}",
+                [lookup.name],
+            )
+        return matches[0]
 
     def _picklist_value(self, spec: Field, value: str) -> str:
         allowed = self.schema.picklist_values(spec)

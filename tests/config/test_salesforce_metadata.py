@@ -283,7 +283,10 @@ def written_by_writeback() -> dict[tuple[str, str], set[str]]:
                 assert fields.id in literals, f"{shape}: fields not a dict literal"
                 fields = literals[fields.id]
             assert isinstance(fields, ast.Dict), f"{shape}: fields not a dict literal"
-            names = {_constant(key) for key in fields.keys if key is not None}
+            # A parent named by its external id ("Subscription__r": {...}) sets its lookup.
+            names = {
+                re.sub(r"__r$", "__c", _constant(key)) for key in fields.keys if key is not None
+            }
             if key_field != "Id":
                 names.add(key_field)
             if obj in writeback_dunning.WRITTEN:  # with the collections fields
@@ -629,6 +632,7 @@ def test_the_writeback_reader_finds_every_record_kind() -> None:
         ("Account", "Id"),
         ("Opportunity", "Id"),
         ("Task", "Connector_Key__c"),
+        ("Billing_Usage__c", "Usage_Key__c"),
     }
     assert {"Account.MRR__c", "Account.Billing_Status__c"} <= written_fields()
 
@@ -696,6 +700,7 @@ def test_object_permissions() -> None:
         "Account",
         "Billing_Invoice__c",
         "Billing_Subscription__c",
+        "Billing_Usage__c",
         "Opportunity",
         "Product2",
     ]
@@ -773,6 +778,7 @@ def test_the_permission_set_grants_api_access() -> None:
 # -- what people see ---------------------------------------------------------------------------
 LAYOUTS = SOURCE / "layouts"
 PAGES = SOURCE / "flexipages"
+USAGE_COLUMNS = ["NAME", "Metric__c", "Period_Start__c", "Quantity__c", "Amount__c", "Status__c"]
 INVOICE_COLUMNS = [
     "NAME",
     "Type__c",
@@ -814,7 +820,7 @@ def fields_on(obj: str, names: set[str]) -> set[str]:
 )
 def test_account_and_opportunity_layouts_show_billing(obj: str, lookup: str) -> None:
     """A Billing section with what the connector writes (read only) and the terms it reads
-    (editable), and the object's Billing Subscriptions and Billing Invoices."""
+    (editable), and the object's Billing Subscriptions, Billing Invoices and Billing Usage."""
     root = layout(obj, f"{obj} Layout")
     billing = sections(root)["Billing"]
     written = fields_on(obj, written_fields())
@@ -825,6 +831,7 @@ def test_account_and_opportunity_layouts_show_billing(obj: str, lookup: str) -> 
     lists = related_lists(root)
     assert lists[f"Billing_Invoice__c.{lookup}"] == INVOICE_COLUMNS
     assert lists[f"Billing_Subscription__c.{lookup}"][0] == "NAME"
+    assert lists[f"Billing_Usage__c.{lookup}"] == USAGE_COLUMNS
 
 
 @pytest.mark.parametrize("name", CUSTOM_OBJECTS)
@@ -870,7 +877,7 @@ def test_a_record_page_shows_the_record_and_its_related_lists(obj: str) -> None:
             for item in page.iter(Q + "componentInstanceProperties")
             if text(item, "name") == "relatedListApiName"
         }
-        assert related == {"Billing_Invoices__r", "Billing_Subscriptions__r"}
+        assert related == {"Billing_Invoices__r", "Billing_Subscriptions__r", "Billing_Usage__r"}
 
 
 def list_view(obj: str, name: str) -> tuple[str | None, list[tuple[str | None, ...]]]:
@@ -946,8 +953,10 @@ def test_the_writeback_reader_agrees_with_a_real_writeback(
             names = set(fields) | ({key_field} - {"Id"})
             sent.setdefault((obj, key_field), set()).update(names)
     # Nothing is overdue in the demo on this day: the collections Tasks' fields are checked
-    # where they are made (tests/sync/test_dunning_quarter.py).
-    assert sent == {kind: names for kind, names in WRITTEN.items() if kind[0] != "Task"}
+    # where they are made (tests/sync/test_dunning_quarter.py); the demo meters no usage: the
+    # usage records' fields are checked in tests/sync/test_writeback_usage.py.
+    apart = ("Task", "Billing_Usage__c")
+    assert sent == {kind: names for kind, names in WRITTEN.items() if kind[0] not in apart}
 
 
 # -- the README ------------------------------------------------------------------------------

@@ -346,6 +346,43 @@ def test_upsert_by_external_id_creates_then_updates(sf: Salesforce) -> None:
     assert count(sf, "Billing_Invoice__c") == 2
 
 
+def test_a_parent_named_by_its_external_id_is_looked_up(sf: Salesforce) -> None:
+    """``Subscription__r: {Subscription_Id__c: ...}`` sets the lookup to the record of that
+    external id; one that no record has refuses that record alone."""
+    [subscription] = ids_of(
+        upsert(
+            sf,
+            "Billing_Subscription__c/Subscription_Id__c",
+            [record("Billing_Subscription__c", Subscription_Id__c="SUB-1")],
+        )
+    )
+    usage = [
+        record(
+            "Billing_Usage__c", Usage_Key__c="U-1", Subscription__r={"Subscription_Id__c": "sub-1"}
+        ),
+        record(
+            "Billing_Usage__c", Usage_Key__c="U-2", Subscription__r={"Subscription_Id__c": "SUB-9"}
+        ),
+    ]
+
+    first, missing = upsert(sf, "Billing_Usage__c/Usage_Key__c", usage)
+
+    assert first["success"] is True
+    assert sf.Billing_Usage__c.get(first["id"])["Subscription__c"] == subscription
+    assert missing == {
+        "success": False,
+        "errors": [
+            {
+                "statusCode": "INVALID_FIELD",
+                "message": "Foreign key external ID: SUB-9 not found for field "
+                "Subscription_Id__c in entity Billing_Subscription__c",
+                "fields": ["Subscription__c"],
+            }
+        ],
+    }
+    assert count(sf, "Billing_Usage__c") == 1
+
+
 def test_create_with_a_duplicate_external_id_is_a_duplicate_value(sf: Salesforce) -> None:
     (existing,) = ids_of(create(sf, [record("Billing_Invoice__c", Document_Number__c="INV-1")]))
 

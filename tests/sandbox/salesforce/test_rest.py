@@ -40,6 +40,7 @@ SCHEMA_OBJECTS = [
     "Contract",
     "Billing_Subscription__c",
     "Billing_Invoice__c",
+    "Billing_Usage__c",
     "Task",
     "User",
     "ContentDocument",
@@ -1237,6 +1238,7 @@ def test_describe_lists_child_relationships(sf: Salesforce) -> None:
     ) == [
         ("Billing_Invoices__r", "Billing_Invoice__c", "Account__c", False),
         ("Billing_Subscriptions__r", "Billing_Subscription__c", "Account__c", False),
+        ("Billing_Usage__r", "Billing_Usage__c", "Account__c", False),
         ("Contacts", "Contact", "AccountId", True),
         ("Contracts", "Contract", "AccountId", True),
         ("Histories", "AccountHistory", "AccountId", True),

@@ -1,0 +1,98 @@
+"""Benchmark: the write-back of billed usage (``Billing_Usage__c``) against the sandbox org over
+HTTPS on loopback, on SQLite.
+
+    python tests/benchmarks/bench_writeback_usage.py --deals 1000
+
+N deals meter API calls from January 1 and are billed on January 1 and February 1; the
+write-back of February 1 sends every record (subscriptions, invoices, accounts, deals and
+January's usage). Then a late call of each customer is billed as an adjustment on February 5
+and written back (the usage records and the adjustment invoices), then the write-back runs once
+more with nothing to do. For each write-back it prints the seconds, the records built and sent,
+the API calls and the usage records' calls. It exits 1 unless each write-back sent every usage
+record 200 to a call and the idle one made no call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from connector.db.engine import make_engine, session_factory  # noqa: E402
+from connector.db.migrate import upgrade  # noqa: E402
+from connector.sync import writeback  # noqa: E402
+from connector.sync.billing_run import run_billing  # noqa: E402
+from sandbox.salesforce.testing import connect, running_sandbox  # noqa: E402
+from tests.sync.test_billing_usage import FEB, JAN  # noqa: E402
+from tests.sync.test_late_usage import settings_with  # noqa: E402
+from tests.sync.test_writeback_usage import calls, client_for, open_metered_deals  # noqa: E402
+
+USAGE = "Billing_Usage__c"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--deals", type=int, default=1000)
+    deals = parser.parse_args().deals
+    folder = Path(tempfile.mkdtemp())
+    url = f"sqlite:///{folder / 'connector.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    factory = session_factory(engine)
+    settings = settings_with(url, folder)
+    report: dict[str, Any] = {"deals": deals}
+    ok = True
+    with running_sandbox() as sandbox:
+        opened = open_metered_deals(factory, sandbox, deals)
+        customers = [customer for *_, customer in opened]
+        calls(factory, customers, "2026-01-10T09:00", 5, "jan")
+        run_billing(factory, settings, JAN)
+        run_billing(factory, settings, FEB)
+        client = client_for(sandbox)
+        sizes: list[int] = []
+        upsert = client.upsert_records
+
+        def counted(obj: str, key_field: str, records: list[dict[str, Any]]) -> Any:
+            if obj == USAGE:
+                sizes.append(len(records))
+            return upsert(obj, key_field, records)
+
+        client.upsert_records = counted  # type: ignore[method-assign]
+        expected = [200] * (deals // 200) + ([deals % 200] if deals % 200 else [])
+        for name, as_of in (("first", FEB), ("adjusted", date(2026, 2, 5)), ("idle", None)):
+            if name == "adjusted":
+                calls(factory, customers, "2026-01-20T10:00", 1, "late")
+                run_billing(factory, settings, date(2026, 2, 5))
+            sizes.clear()
+            start = time.perf_counter()
+            result = writeback.write_back(factory, client, as_of or date(2026, 2, 5))
+            seconds = time.perf_counter() - start
+            report[name] = {
+                "seconds": round(seconds, 2),
+                "built": result.built,
+                "sent": result.sent,
+                "api_calls": result.api_calls,
+                "usage_calls": len(sizes),
+            }
+            want = [] if name == "idle" else expected
+            ok = ok and sizes == want and not result.failed
+            ok = ok and (name != "idle" or result.api_calls == 0)
+        shown = connect(sandbox).query(f"SELECT COUNT() FROM {USAGE} WHERE Status__c = 'Adjusted'")
+        ok = ok and shown["totalSize"] == deals
+    report["usage_calls_expected"] = math.ceil(deals / 200)
+    report["ok"] = ok
+    print(json.dumps(report, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
