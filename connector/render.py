@@ -557,6 +557,7 @@ def demo_report(report: DemoReport, fava: str = "fava", connector: str = "connec
     summary.add_row("Usage events reported", f"{report.usage_events:,}")
     summary.add_row("Usage billed (in arrears)", _totals(report.usage_billed))
     summary.add_row("Billing_Invoice__c in Salesforce", str(report.written_back))
+    summary.add_row("Billing_Usage__c in Salesforce", str(report.usage_written_back))
     summary.add_row("Salesforce API calls", str(report.api_calls))
     summary.add_row("Ledger", str(report.ledger))
     parts: list[Any] = [by_month, summary]

@@ -115,6 +115,7 @@ class DemoReport:
     paid: Totals = field(default_factory=Totals)
     outstanding: Totals = field(default_factory=Totals)
     written_back: int = 0  # Billing_Invoice__c records in Salesforce
+    usage_written_back: int = 0  # Billing_Usage__c records in Salesforce
     metered_deals: list[str] = field(default_factory=list)  # deals with a metered product
     metered_customer: int | None = None  # the first customer with usage in usage_month
     usage_events: int = 0  # usage events the metered customers reported
@@ -426,6 +427,10 @@ def _summarize(
         "SELECT COUNT(*) FROM Billing_Invoice__c WHERE IsDeleted = 0"
     ).fetchone()
     report.written_back = int(written)
+    (usage,) = sandbox.org.db.execute(
+        "SELECT COUNT(*) FROM Billing_Usage__c WHERE IsDeleted = 0"
+    ).fetchone()
+    report.usage_written_back = int(usage)
 
 
 def _write_pdfs(factory: sessionmaker[Session], report: DemoReport) -> None:

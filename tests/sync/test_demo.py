@@ -193,6 +193,10 @@ def _usage_is_billed_in_arrears_to_the_unit(report: DemoReport) -> None:
             price = expected * UNIT_PRICES[line.currency]
         minor = Decimal(1) if line.currency == "JPY" else Decimal("0.01")
         assert line.amount == price.quantize(minor, ROUND_HALF_UP), line
+    # Each item's usage of a period is a Billing_Usage__c record in Salesforce.
+    assert report.usage_written_back == len(
+        {(line.customer_id, line.service_start) for line in lines}
+    )
     assert sum(line.amount for line in lines if line.currency == "USD") == report.usage_billed.get(
         "USD", Decimal(0)
     )
