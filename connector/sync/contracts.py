@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, NoReturn, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from connector.billing import subscriptions as domain
@@ -538,11 +538,22 @@ def void_invoice(session: Session, number: str, reason: str | None = None) -> ta
             loaded.subscription,
             kind="void",
             effective=invoice.period_start,
-            reconcile_from=invoice.period_start,
+            reconcile_from=_earliest_service(session, invoice),
             reference=reason,
         )
     session.flush()
     return invoice
+
+
+def _earliest_service(session: Session, invoice: tables.Document) -> date:
+    """The first day an invoice's lines serve: its period's start, or earlier when it carries
+    the usage of the period before (billed in arrears), which its void leaves to bill again."""
+    first = session.scalar(
+        select(func.min(tables.DocumentLine.service_start)).where(
+            tables.DocumentLine.document_id == invoice.id
+        )
+    )
+    return min(invoice.period_start, first) if first is not None else invoice.period_start
 
 
 def discard_subscription(session: Session, subscription_id: int) -> None:

@@ -317,7 +317,7 @@ def test_a_usage_record_goes_after_the_subscription_record_it_names(
     ] * 3
 
 
-def test_usage_whose_invoice_was_voided_shows_void_with_nothing_billed(
+def test_usage_whose_invoice_was_voided_is_billed_again_on_the_corrected_invoice(
     factory: sessionmaker[Session],
     usage_settings: Settings,
     salesforce_sandbox: Sandbox,
@@ -332,7 +332,16 @@ def test_usage_whose_invoice_was_voided_shows_void_with_nothing_billed(
     with transaction(factory) as session:
         contracts.void_invoice(session, "INV-000002", "issued in error")
 
-    # The run bills February's fee again (INV-000003), not January's usage.
+    # The void shows at once: January's usage billed on a void invoice, nothing owed for it.
+    writeback.write_back(factory, client, FEB)
+    [shown] = usage_records(sf)
+    assert (shown["Amount__c"], shown["Status__c"], shown["Invoice_Number__c"]) == (
+        0.0,
+        "Void",
+        "INV-000002",
+    )
+
+    # The run bills February's fee again and January's usage with it (INV-000003).
     run_billing(factory, usage_settings, date(2026, 2, 2))
     result = writeback.write_back(factory, client, date(2026, 2, 2))
 
@@ -340,11 +349,11 @@ def test_usage_whose_invoice_was_voided_shows_void_with_nothing_billed(
         "INV-000003",
         "invoice",
         date(2026, 2, 2),
-        D("100.00"),
-        D("100.00"),
+        D("100.75"),
+        D("100.75"),
     )
     assert result.failed == {}
-    assert result.sent["Billing_Usage__c"] == 1  # queued by the void
+    assert result.sent["Billing_Usage__c"] == 1  # billed again
     [shown] = usage_records(sf)
     assert (
         shown["Quantity__c"],
@@ -353,4 +362,4 @@ def test_usage_whose_invoice_was_voided_shows_void_with_nothing_billed(
         shown["Status__c"],
         shown["Invoice_Number__c"],
         shown["Adjustment_Number__c"],
-    ) == (5.0, 3.0, 0.0, "Void", "INV-000002", None)
+    ) == (5.0, 3.0, 0.75, "Billed", "INV-000003", None)
