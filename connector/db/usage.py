@@ -158,18 +158,20 @@ def insert_events(session: Session, events: Sequence[NewEvent], received_at: dat
         return
     received = _utc_text(received_at.astimezone(UTC))
     texts: dict[datetime, str] = {}  # events come in bursts of the same second
-    times = [texts.get(at) or texts.setdefault(at, _utc_text(at)) for _, _, _, at, _ in events]
+    rows = [
+        (
+            tx,
+            customer,
+            metric,
+            texts.get(at) or texts.setdefault(at, _utc_text(at)),
+            _json(properties) if properties else "{}",
+            received,
+        )
+        for tx, customer, metric, at, properties in events
+    ]
     connection = session.connection()
-    connection.exec_driver_sql(
-        INSERT_IDS, [(event[0], at) for event, at in zip(events, times, strict=True)]
-    )
-    connection.exec_driver_sql(
-        INSERT_EVENTS,
-        [
-            (tx, customer, metric, at, _json(properties) if properties else "{}", received)
-            for (tx, customer, metric, _, properties), at in zip(events, times, strict=True)
-        ],
-    )
+    connection.exec_driver_sql(INSERT_IDS, [(row[0], row[3]) for row in rows])
+    connection.exec_driver_sql(INSERT_EVENTS, rows)
 
 
 def store(

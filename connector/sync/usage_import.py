@@ -148,12 +148,14 @@ def import_events(
 
     def report(batch: list[Line], results: Sequence[EventResult]) -> None:
         """Count a batch's results; report its refusals in the order of the file."""
+        outcomes = [result[1] for result in results]
+        accepted, duplicates = outcomes.count(ACCEPTED), outcomes.count(DUPLICATE)
+        summary.accepted += accepted
+        summary.duplicates += duplicates
+        if accepted + duplicates == len(outcomes):
+            return
         for (number, _), (transaction_id, outcome, reason) in zip(batch, results, strict=True):
-            if outcome is ACCEPTED:
-                summary.accepted += 1
-            elif outcome is DUPLICATE:
-                summary.duplicates += 1
-            else:
+            if outcome is not ACCEPTED and outcome is not DUPLICATE:
                 refuse(number, transaction_id, reason or "refused")
 
     paused = gc.isenabled()
@@ -175,7 +177,7 @@ def import_events(
                     results = prepared.answers  # type: ignore[assignment]
                 report(batch, results)
                 del batch, prepared, results
-                gc.collect(2 if count % COLLECTIONS == 0 else 0)
+                gc.collect(0 if count % COLLECTIONS else 1 if count % (COLLECTIONS * 10) else 2)
     finally:
         if paused:
             gc.enable()
