@@ -158,7 +158,7 @@ def insert_events(session: Session, events: Sequence[NewEvent], received_at: dat
         return
     received = _utc_text(received_at.astimezone(UTC))
     texts: dict[datetime, str] = {}  # events come in bursts of the same second
-    rows = [
+    values = [
         (
             tx,
             customer,
@@ -170,8 +170,8 @@ def insert_events(session: Session, events: Sequence[NewEvent], received_at: dat
         for tx, customer, metric, at, properties in events
     ]
     connection = session.connection()
-    connection.exec_driver_sql(INSERT_IDS, [(row[0], row[3]) for row in rows])
-    connection.exec_driver_sql(INSERT_EVENTS, rows)
+    connection.exec_driver_sql(INSERT_IDS, [(row[0], row[3]) for row in values])
+    connection.exec_driver_sql(INSERT_EVENTS, values)
 
 
 def store(

@@ -7,9 +7,13 @@ customer id or the customer's Salesforce Account Id; ``timestamp`` ISO 8601 with
 id again (in the batch, or already stored) is a duplicate, acknowledged and not counted. An
 event dated later than now (beyond the clock skew allowed) or too long ago is refused.
 
-:func:`ingest` takes a batch of dicts, as the HTTP API and ``connector usage import`` hand
-them over, and answers one :class:`EventResult` per element, in order. The accepted events and
-their hourly aggregates are stored in the caller's transaction, a few statements per batch.
+:func:`ingest` takes a batch of dicts, as the HTTP API hands them over, and answers one
+:class:`EventResult` per element, in order. The accepted events and their hourly aggregates are
+stored in the caller's transaction, a few statements per batch. It is :func:`prepare` (each
+event checked and read by its metric, no database) then :func:`store_prepared` (customers
+resolved, duplicates dropped, aggregates folded and stored): ``connector usage import`` calls
+them apart, with each line's fields, so that a batch is prepared before its transaction begins.
+This is the hot path of ingestion: the usual case is checked first and at once.
 """
 
 from __future__ import annotations
