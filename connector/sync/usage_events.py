@@ -7,15 +7,19 @@ customer id or the customer's Salesforce Account Id; ``timestamp`` ISO 8601 with
 id again (in the batch, or already stored) is a duplicate, acknowledged and not counted. An
 event dated later than now (beyond the clock skew allowed) or too long ago is refused.
 
-:func:`ingest` takes a batch of dicts, as the HTTP API and ``connector usage import`` hand
-them over, and answers one :class:`EventResult` per element, in order. The accepted events and
-their hourly aggregates are stored in the caller's transaction, a few statements per batch.
+:func:`ingest` takes a batch of dicts, as the HTTP API hands them over, and answers one
+:class:`EventResult` per element, in order. The accepted events and their hourly aggregates are
+stored in the caller's transaction, a few statements per batch. It is :func:`prepare` (each
+event checked and read by its metric, no database) then :func:`store_prepared` (customers
+resolved, duplicates dropped, aggregates folded and stored): ``connector usage import`` calls
+them apart, with each line's fields, so that a batch is prepared before its transaction begins.
+This is the hot path of ingestion: the usual case is checked first and at once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -26,7 +30,7 @@ from typing import Any, NamedTuple, TypeGuard
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.usage import EPOCH, Metric, Reading, Tally
+from connector.billing.usage import EPOCH, Metric, Reading, Tally, hour_of, reader_of
 from connector.db import usage as storage
 from connector.db import usage_late as late
 from connector.db.engine import is_unique_violation, transaction
@@ -76,15 +80,21 @@ DEFAULT_LIMITS = Limits()
 def parse_timestamp(value: Any) -> datetime:
     """An ISO 8601 date and time with a time zone, or Unix seconds, as a UTC datetime."""
     if type(value) is str:
-        return _parse_text(value)
+        return _moment(value)[0]
     if isinstance(value, str):
-        return _parse_text(str(value))
+        return _moment(str(value))[0]
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         return _unix(repr(value) if isinstance(value, float) else str(value), value)
     raise InvalidInputError(f"timestamp must be a text or a number, not {value!r}")
 
 
 @lru_cache(maxsize=4096)  # events come in bursts of the same second
+def _moment(value: str) -> tuple[datetime, datetime]:
+    """A timestamp given as text: its time (UTC), and the hour it falls in."""
+    at = _parse_text(value)
+    return at, hour_of(at)
+
+
 def _parse_text(value: str) -> datetime:
     text = value.strip()
     if text.replace(".", "", 1).isdigit():
@@ -110,18 +120,13 @@ def _unix(text: str, value: Any) -> datetime:
 
 def _plain(value: Any) -> TypeGuard[str]:
     """A text :func:`_text` takes as it is (checked at once, for the usual case)."""
-    return (
-        type(value) is str
-        and 0 < len(value) <= MAX_TEXT
-        and not value[0].isspace()
-        and not value[-1].isspace()
-    )
+    return type(value) is str and 0 < len(value) <= MAX_TEXT and value.strip() == value
 
 
 def _text(value: Any, name: str) -> str:
     """A field that must be a non-empty text (or an integer), of 255 characters at most."""
-    if type(value) is str and 0 < len(value) <= MAX_TEXT and value.strip() == value:
-        return value  # the usual case, at once
+    if _plain(value):
+        return value
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
@@ -133,56 +138,105 @@ def _text(value: Any, name: str) -> str:
     return value.strip()
 
 
-# A valid event: its index in the batch, transaction id, customer, metric, time, properties,
-# and reading (None when the metric's filters leave it out). A tuple: batches are large.
-_Event = tuple[int, str, str, Metric, datetime, dict[str, Any], Reading | None]
+# An event's fields as given: transaction id, customer, metric, timestamp, properties.
+Fields = tuple[Any, Any, Any, Any, Any]
 
 
-def _parse(
-    index: int,
-    element: Any,
-    metrics: Mapping[str, Metric],
-    earliest: datetime,
-    latest: datetime,
-) -> _Event:
+def fields_of(element: Any) -> Fields:
+    """The fields of an event given as an object (the HTTP API, JSON Lines)."""
     if not isinstance(element, Mapping):
         raise InvalidInputError(f"an event must be an object ({EXPECTED}), not {element!r}")
     if not FIELDS.issuperset(element):
         unknown = sorted(str(key) for key in element if key not in FIELDS)
         raise InvalidInputError(f"unknown field {unknown[0]!r} (expected {EXPECTED})")
     get = element.get
-    given = get("transaction_id"), get("customer"), get("metric")
-    transaction_id: str
-    customer: str
-    code: str
-    if _plain(given[0]) and _plain(given[1]) and _plain(given[2]):  # the usual case
-        transaction_id, customer, code = given[0], given[1], given[2]
-    else:
-        transaction_id = _text(given[0], "transaction_id")
-        customer = _text(given[1], "customer")
-        code = _text(given[2], "metric")
-    metric = metrics.get(code)
-    if metric is None:
-        raise InvalidInputError(f"unknown metric {code!r}")
-    stamp = get("timestamp")
-    if stamp is None or stamp == "":
-        raise InvalidInputError("timestamp is missing")
-    at = parse_timestamp(stamp)
-    if at > latest:
-        raise InvalidInputError(f"timestamp {at.isoformat()} is in the future")
-    if at < earliest:
-        raise InvalidInputError(f"timestamp {at.isoformat()} is older than {earliest:%Y-%m-%d}")
-    properties = get("properties")
-    if properties is None:
-        properties = {}
-    elif not isinstance(properties, dict):
-        raise InvalidInputError(f"properties must be an object, not {properties!r}")
-    return (index, transaction_id, customer, metric, at, properties, metric.read(properties))
+    return (
+        get("transaction_id"),
+        get("customer"),
+        get("metric"),
+        get("timestamp"),
+        get("properties"),
+    )
 
 
-def _transaction_id(element: Any) -> str | None:
+def refusal(transaction_id: Any, reason: str) -> EventResult:
+    """The answer to an event refused (with its transaction id, when it is a text)."""
+    given = transaction_id if isinstance(transaction_id, str) else None
+    return EventResult(given, Outcome.REFUSED, reason)
+
+
+def transaction_id_of(element: Any) -> str | None:
     value = element.get("transaction_id") if isinstance(element, Mapping) else None
     return value if isinstance(value, str) else None
+
+
+# A valid event: its index in the batch, transaction id, customer, metric code, time, hour,
+# properties, and reading (None when the metric's filters leave it out). A tuple: batches are
+# large.
+_Event = tuple[int, str, str, str, datetime, datetime, dict[str, Any], Reading | None]
+
+
+class Prepared(NamedTuple):
+    """A batch checked and read, before the database is asked: the answers to the items
+    refused (None for the others), and the valid events."""
+
+    answers: list[EventResult | None]
+    events: list[_Event]
+
+
+def prepare(
+    metrics: Mapping[str, Metric],
+    items: Sequence[Fields | EventResult],
+    now: datetime,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Prepared:
+    """Check each event of ``items`` and read it with its metric (no database: this can run
+    while the previous batch is written). The checks of the usual case (plain texts, a
+    timestamp already met, a metric's own reader) come first."""
+    earliest, latest = now - limits.past, now + limits.future
+    results: list[EventResult | None] = [None] * len(items)
+    readers = {code: reader_of(metric) for code, metric in metrics.items()}
+    plain: set[str] = set()  # customers already checked
+    valid: list[_Event] = []
+    append = valid.append
+    for index, item in enumerate(items):
+        if isinstance(item, EventResult):
+            results[index] = item
+            continue
+        tx, customer, code, stamp, properties = item
+        try:
+            if not _plain(tx):
+                tx = _text(tx, "transaction_id")
+            if type(customer) is not str or customer not in plain:
+                customer = _text(customer, "customer")
+                plain.add(customer)
+            reader = readers.get(code) if type(code) is str else None
+            if reader is None:
+                code = _text(code, "metric")
+                reader = readers.get(code)
+                if reader is None:
+                    raise InvalidInputError(f"unknown metric {code!r}")
+            if type(stamp) is str and stamp:
+                at, hour = _moment(stamp)
+            elif stamp is None or stamp == "":
+                raise InvalidInputError("timestamp is missing")
+            else:
+                at = parse_timestamp(stamp)
+                hour = hour_of(at)
+            if at > latest:
+                raise InvalidInputError(f"timestamp {at.isoformat()} is in the future")
+            if at < earliest:
+                raise InvalidInputError(
+                    f"timestamp {at.isoformat()} is older than {earliest:%Y-%m-%d}"
+                )
+            if properties is None:
+                properties = {}
+            elif not isinstance(properties, dict):
+                raise InvalidInputError(f"properties must be an object, not {properties!r}")
+            append((index, tx, customer, code, at, hour, properties, reader(properties)))
+        except InvalidInputError as error:
+            results[index] = refusal(item[0], str(error))
+    return Prepared(results, valid)
 
 
 def ingest(
@@ -193,40 +247,60 @@ def ingest(
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[EventResult]:
     """Store the events of ``elements`` that are new and valid; one result per element."""
-    results: list[EventResult | None] = [None] * len(elements)
-    earliest, latest = now - limits.past, now + limits.future
-    parsed: list[_Event] = []
-    for index, element in enumerate(elements):
+    items: list[Fields | EventResult] = []
+    for element in elements:
         try:
-            parsed.append(_parse(index, element, metrics, earliest, latest))
+            items.append(fields_of(element))
         except InvalidInputError as error:
-            results[index] = EventResult(_transaction_id(element), Outcome.REFUSED, str(error))
+            items.append(refusal(transaction_id_of(element), str(error)))
+    return ingest_fields(session, metrics, items, now, limits)
+
+
+_new = tuple.__new__  # an EventResult at C speed (NamedTuple's __new__ is Python)
+ACCEPTED, DUPLICATE = Outcome.ACCEPTED, Outcome.DUPLICATE
+
+
+def ingest_fields(
+    session: Session,
+    metrics: Mapping[str, Metric],
+    items: Sequence[Fields | EventResult],
+    now: datetime,
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[EventResult]:
+    """:func:`ingest` of events given by their fields (:func:`fields_of`, or a file's
+    columns), or already answered (refused when read); one result per item, in order."""
+    return store_prepared(session, metrics, prepare(metrics, items, now, limits), now)
+
+
+def store_prepared(
+    session: Session, metrics: Mapping[str, Metric], prepared: Prepared, now: datetime
+) -> list[EventResult]:
+    """Store the events of a prepared batch that are new and of known customers; one result
+    per item of the batch."""
+    results = list(prepared.answers)
+    parsed = prepared.events
     customers = storage.customer_ids(session, {event[2] for event in parsed})
     known = storage.known_transactions(session, [event[1] for event in parsed])
     rows: list[storage.NewEvent] = []
+    append = rows.append
     tallies: dict[storage.HourKey, Tally] = {}  # by customer, metric, group, hour
-    for index, transaction_id, customer, metric, at, properties, reading in parsed:
-        customer_id = customers.get(customer)
+    for index, transaction_id, customer, code, at, hour, properties, reading in parsed:
         if transaction_id in known:
-            results[index] = EventResult(transaction_id, Outcome.DUPLICATE)
+            results[index] = _new(EventResult, (transaction_id, DUPLICATE, None))
             continue
+        customer_id = customers.get(customer)
         if customer_id is None:
             reason = f"unknown customer {customer!r}"
             results[index] = EventResult(transaction_id, Outcome.REFUSED, reason)
             continue
         known.add(transaction_id)
-        results[index] = EventResult(transaction_id, Outcome.ACCEPTED)
-        rows.append((transaction_id, customer_id, metric.code, at, properties))
+        results[index] = _new(EventResult, (transaction_id, ACCEPTED, None))
+        append((transaction_id, customer_id, code, at, properties))
         if reading is not None:
-            key = (
-                customer_id,
-                metric.code,
-                reading[0],
-                at.replace(minute=0, second=0, microsecond=0),
-            )
+            key = (customer_id, code, reading[0], hour)
             tally = tallies.get(key)
             if tally is None:
-                tally = tallies[key] = Tally(metric.aggregation)
+                tally = tallies[key] = Tally(metrics[code].aggregation)
             tally.add(reading, at)
     values = {(*key, value) for key, tally in tallies.items() for value in tally.distinct}
     first_day: dict[int, date] = {}  # the day of each customer's earliest event measured
@@ -237,7 +311,7 @@ def ingest(
     late.lock_usage(session, first_day, exclusive=False)
     storage.store(session, rows, now, tallies, values)
     late.mark_late(session, first_day)
-    return [result for result in results if result is not None]
+    return results  # type: ignore[return-value]  # every item answered
 
 
 def _raced(error: IntegrityError | OperationalError) -> bool:
@@ -259,10 +333,26 @@ def ingest_batch(
     transaction ids meanwhile (PostgreSQL), the batch is rolled back and tried again: that
     event is then a duplicate. Rows are written in key order, so that two writers lock them in
     the same order."""
+    return _retried(factory, lambda session: ingest(session, metrics, elements, now, limits))
+
+
+def store_prepared_batch(
+    factory: sessionmaker[Session],
+    metrics: Mapping[str, Metric],
+    prepared: Prepared,
+    now: datetime,
+) -> list[EventResult]:
+    """:func:`store_prepared` in a transaction of its own, as :func:`ingest_batch`."""
+    return _retried(factory, lambda session: store_prepared(session, metrics, prepared, now))
+
+
+def _retried(
+    factory: sessionmaker[Session], step: Callable[[Session], list[EventResult]]
+) -> list[EventResult]:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction(factory) as session:
-                return ingest(session, metrics, elements, now, limits)
+                return step(session)
         except (IntegrityError, OperationalError) as error:
             if not _raced(error) or attempt == ATTEMPTS:
                 raise

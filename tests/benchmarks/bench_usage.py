@@ -15,9 +15,10 @@ turn, the customers round-robin, the times spread evenly over the last ``--days`
   one ``executemany`` per batch: no validation, no customer lookup, no duplicate check, no aggregate;
 - the import again on a tenth of the file, to compare peak memory (flat: the same batches).
 
-Printed: events/s of each, their ratio, the hourly aggregates written per event, and the two
-peaks. ``--ids random`` makes transaction ids random (UUID 4) instead of time-ordered: SQLite's
-B-tree then writes pages all over its unique index, for the baseline as for the import.
+Printed: events/s of each, their ratio, their CPU times and that ratio (steadier than wall time
+on a machine other work loads), the hourly aggregates written per event, and the two peaks.
+``--ids random`` makes transaction ids random (UUID 4) instead of time-ordered: SQLite's B-tree
+then writes pages all over its unique index, for the baseline as for the import.
 
 Exits 1 when the import does not accept every event, or when its peak memory on the whole file
 is more than 1.5 times its peak on a tenth of it.
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peak_memory import run_measured  # noqa: E402
+from peak_memory import Measured, run_measured  # noqa: E402
 
 from connector.db import bulk, tables  # noqa: E402
 from connector.db.engine import make_engine, session_factory, transaction  # noqa: E402
@@ -159,7 +160,7 @@ def baseline(database: Path, events: Path, batch: int) -> None:
 
 def run_import(
     folder: Path, events: Path, customers: int, batch: int
-) -> tuple[float, float, dict, int]:
+) -> tuple[Measured, dict, int]:
     database = folder / f"import-{events.stem}.db"
     url = new_database(database, customers)
     env = {**os.environ, "CONNECTOR_DATABASE_URL": url, "CONNECTOR_USAGE__BATCH_SIZE": str(batch)}
@@ -174,7 +175,7 @@ def run_import(
         out.seek(0)
         summary = json.loads(out.read() or b"{}")
     hourly = sqlite3.connect(database).execute("SELECT count(*) FROM usage_hourly").fetchone()[0]
-    return measured.seconds, measured.peak_rss_mib, summary, hourly
+    return measured, summary, hourly
 
 
 def main() -> int:
@@ -204,7 +205,8 @@ def main() -> int:
             flush=True,
         )
 
-        seconds, peak, summary, hourly = run_import(folder, events, args.customers, args.batch)
+        measured, summary, hourly = run_import(folder, events, args.customers, args.batch)
+        seconds, peak = measured.seconds, measured.peak_rss_mib
         base_db = folder / "baseline.db"
         new_database(base_db, args.customers)
         base = run_measured(
@@ -219,7 +221,8 @@ def main() -> int:
             ],
             cwd=ROOT,
         )
-        _, small_peak, small_summary, _ = run_import(folder, tenth, args.customers, args.batch)
+        small, small_summary, _ = run_import(folder, tenth, args.customers, args.batch)
+        small_peak = small.peak_rss_mib
 
     figures = {
         "events": args.events,
@@ -229,6 +232,9 @@ def main() -> int:
         "import_events_per_s": round(args.events / seconds),
         "baseline_events_per_s": round(args.events / base.seconds),
         "import_over_baseline_time": round(seconds / base.seconds, 2),
+        "import_cpu_s": round(measured.cpu_seconds, 1),
+        "baseline_cpu_s": round(base.cpu_seconds, 1),
+        "import_over_baseline_cpu": round(measured.cpu_seconds / base.cpu_seconds, 2),
         "hourly_aggregates_per_event": round(hourly / args.events, 4),
         "peak_rss_mib": round(peak, 1),
         "peak_rss_mib_tenth": round(small_peak, 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,3 +124,54 @@ def test_the_format_comes_from_the_name_or_the_option(tmp_path: Path, factory) -
         InvalidInputError, match="line 1: the header has no transaction_id, timestamp column"
     ):
         import_events(factory, METRICS, header)
+
+
+def test_the_garbage_collector_is_on_again_after_an_import_even_a_failed_one(
+    factory: sessionmaker[Session], customer_id: int, tmp_path: Path
+) -> None:
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text(
+        "transaction_id,customer,metric,timestamp\n"
+        "g1,001000000000001AAA,api_calls,2026-03-02T10:00:00Z\n"
+    )
+    bad.write_bytes(
+        b"transaction_id,customer,metric,timestamp\n"
+        b"b1,001000000000001AAA,api_calls,2026-03-02T10:00:00Z\n"
+        b"b2,001000000000001AAA,api_calls,2026-03-02T10:00:00Z\xff\n"
+    )
+
+    assert import_events(factory, METRICS, good, clock=lambda: NOW).accepted == 1
+    assert gc.isenabled()
+    with pytest.raises(UnicodeDecodeError):
+        import_events(factory, METRICS, bad, batch_size=1, clock=lambda: NOW)
+    assert gc.isenabled()
+    assert stored(factory) == 1
+
+
+def test_an_import_interrupted_then_run_again_stores_each_event_once(
+    factory: sessionmaker[Session], customer_id: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "transaction_id,customer,metric,timestamp\n"
+        + "".join(
+            f"i{n},001000000000001AAA,api_calls,2026-03-02T10:00:0{n}Z\n" for n in range(1, 8)
+        )
+        + "i8,001000000000009ZZZ,api_calls,2026-03-02T10:00:08Z\n"
+        + "i9,001000000000001AAA,api_calls,2026-03-02T10:00:09Z\n"
+    )
+
+    def interrupt(*_refusal: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # on line 9, in the fourth batch
+        import_events(factory, METRICS, path, batch_size=2, clock=lambda: NOW, on_refused=interrupt)
+    assert stored(factory) == 7
+    again = import_events(factory, METRICS, path, batch_size=2, clock=lambda: NOW)
+
+    assert (again.accepted, again.duplicates, again.refused) == (1, 7, 1)
+    assert stored(factory) == 8
+    with reading(factory) as session:
+        counted = session.scalar(select(func.sum(tables.UsageHourly.events)))
+    assert counted == 8
+    assert gc.isenabled()
