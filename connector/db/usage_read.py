@@ -110,8 +110,9 @@ def batch_usage(
     ``by_day``, when every window and cut is on whole days (a billing run's periods and parts):
     the daily aggregates are read instead of the hourly ones, a day's dated at its midnight,
     which measure the same (no cut falls inside a day); and with ``cuts``, the distinct values
-    once per segment they were met in. The rows read then grow with the days of the windows at
-    most (maxima, latest values), not with the hours used."""
+    once per segment they were met in (without the unique counts' aggregates, which measure
+    nothing more). The rows read then grow with the days of the windows at most (maxima,
+    latest values), not with the hours used."""
     found: dict[int, CustomerUsage] = {customer: CustomerUsage() for customer in windows}
     if not windows or not metrics:
         return found
@@ -121,7 +122,8 @@ def batch_usage(
     start = min(window.start for window in windows.values())
     end = max(window.end for window in windows.values())
     summed = sorted(set(summed) & set(metrics))
-    codes = sorted(set(metrics) - set(summed))
+    by_segment = grain.daily and cuts is not None  # distinct values too
+    codes = sorted(set(metrics) - set(summed) - (set(distinct) if by_segment else set()))
     if summed:
         _add_segments(session, found, windows, grain, start=start, cuts=cuts or {}, metrics=summed)
     if not codes and not distinct and not recurring:
@@ -149,7 +151,7 @@ def batch_usage(
             continue
         hours = found[row.customer_id].hours.setdefault(row.metric, [])
         hours.append(HourlyUsage(row.group_value, hour, usage_of(row)))
-    if distinct and grain.daily and cuts is not None:
+    if distinct and by_segment:
         _add_distinct_segments(
             session, found, windows, grain, start=start, cuts=cuts, metrics=sorted(distinct)
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.schema import SchemaItem
 
 import connector.db.types
 from connector.db import exact
@@ -41,7 +42,7 @@ POSTGRESQL = (
 )
 
 
-def _key(name: str) -> list[sa.SchemaItem]:
+def _key(name: str) -> list[SchemaItem]:
     return [
         sa.Column("customer_id", sa.Integer(), nullable=False),
         sa.Column("metric", sa.String(length=64), nullable=False),
