@@ -153,7 +153,7 @@ def batch_usage(
         hours.append(HourlyUsage(row.group_value, hour, usage_of(row)))
     if distinct and by_segment:
         _add_distinct_segments(
-            session, found, windows, grain, start=start, cuts=cuts, metrics=sorted(distinct)
+            session, found, windows, grain, start=start, cuts=cuts or {}, metrics=sorted(distinct)
         )
     elif distinct:
         met = grain.values
