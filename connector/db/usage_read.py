@@ -57,11 +57,11 @@ class Grain:
 
     def bound(self, at: datetime) -> datetime | date:
         """An instant (a whole day's when daily) as this grain's column holds it."""
-        return at.date() if self.daily else at
+        return at.astimezone(UTC).date() if self.daily else at
 
     def text(self, at: datetime) -> str:
         """:meth:`bound` as SQLite stores it."""
-        return at.date().isoformat() if self.daily else _utc_text(at)
+        return self.bound(at).isoformat() if self.daily else _utc_text(at.astimezone(UTC))
 
 
 HOURS = Grain(HOURLY, VALUES, "hour")
@@ -82,7 +82,7 @@ def on_days(windows: Mapping[int, Window], cuts: Mapping[int, Collection[datetim
         (w.end for w in windows.values()),
         itertools.chain.from_iterable(cuts.values()),
     )
-    return all(at.hour == 0 for at in bounds)
+    return all(at.astimezone(UTC).time() == time() for at in bounds)
 
 
 def batch_usage(
