@@ -93,9 +93,9 @@ class Meter:
         if end <= window.start:
             return {}
         carried = self._carried(metric, whole.start) if metric.recurring else None
-        (quantities,) = measure(
-            metric, self.hours.get(metric.code, ()), whole, [Window(window.start, end)], carried
-        )
+        if end != window.end:
+            window = Window(window.start, end)
+        (quantities,) = measure(metric, self.hours.get(metric.code, ()), whole, [window], carried)
         return quantities
 
     def priced(
