@@ -87,7 +87,7 @@ def greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
 
 
 def total(session: Session, column: Any) -> ColumnElement[Any]:
-    """``SUM(column)``, exactly (on SQLite, its NULLs skipped before they reach Python)."""
+    """``SUM(column)``, exactly."""
     if is_sqlite(session):
-        return func.exact_sum(column, type_=column.type).filter(column.is_not(None))
+        return func.exact_sum(column, type_=column.type)
     return func.sum(column, type_=column.type)

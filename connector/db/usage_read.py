@@ -223,10 +223,16 @@ def _segments(
         each = func.json_each(
             json.dumps([[c, grain.text(a), grain.text(b)] for c, a, b in segments])
         ).table_valued("value")
-        customer = func.json_extract(each.c.value, "$[0]")
-        begins = func.json_extract(each.c.value, "$[1]")
-        ends = func.json_extract(each.c.value, "$[2]")
-        return each, customer, begins, ends
+        found = (  # taken apart once, not at every aggregate joined
+            select(
+                func.json_extract(each.c.value, "$[0]").label("c"),
+                func.json_extract(each.c.value, "$[1]").label("a"),
+                func.json_extract(each.c.value, "$[2]").label("b"),
+            )
+            .cte("segments")
+            .prefix_with("MATERIALIZED")
+        )
+        return found, found.c.c, found.c.a, found.c.b
     kind = Date() if grain.daily else DateTime(timezone=True)
     source = (
         func.jsonb_to_recordset(
