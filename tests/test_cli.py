@@ -205,7 +205,7 @@ def test_db_upgrade_and_current(env: dict[str, str]) -> None:
     upgraded = invoke(env, "db", "upgrade")
     assert upgraded.exit_code == 0, upgraded.output
     head = head_revision()
-    assert head == "0022"
+    assert head == "0023"
     assert f"already at revision {head}" in upgraded.stdout
     current = invoke(env, "db", "current")
     assert f"revision {head} (latest {head})" in current.stdout

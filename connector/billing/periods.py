@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
 
 from connector.errors import InvalidInputError
 
@@ -94,6 +95,7 @@ _PER_YEAR = {
 }
 
 
+@lru_cache(maxsize=65_536)  # a billing run asks for the same few period bounds again and again
 def add_months(anchor: date, months: int) -> date:
     """The date ``months`` after ``anchor`` on the anchor's day of month, clamped to the end of
     shorter months (Jan 31 + 1 month = Feb 28 or 29)."""

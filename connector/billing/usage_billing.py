@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Protocol
 
 from connector.billing.metered import MeteredPrice, PricedUsage, price_usage
@@ -49,6 +50,7 @@ class UsageMeter(Protocol):
     ) -> tuple[UsageLine, ...]: ...
 
 
+@lru_cache(maxsize=65_536)  # the periods of a billing run's subscriptions are few
 def window_of(period: Period) -> Window:
     """An inclusive period of days as the instants it covers (UTC)."""
     start = datetime.combine(period.start, time(), tzinfo=UTC)
@@ -91,9 +93,9 @@ class Meter:
         if end <= window.start:
             return {}
         carried = self._carried(metric, whole.start) if metric.recurring else None
-        (quantities,) = measure(
-            metric, self.hours.get(metric.code, ()), whole, [Window(window.start, end)], carried
-        )
+        if end != window.end:
+            window = Window(window.start, end)
+        (quantities,) = measure(metric, self.hours.get(metric.code, ()), whole, [window], carried)
         return quantities
 
     def priced(

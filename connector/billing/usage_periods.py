@@ -22,7 +22,6 @@ from connector.billing.usage import (
     HourlyUsage,
     Metric,
     Usage,
-    hour_of,
     seconds_of,
 )
 from connector.errors import InvalidInputError
@@ -39,7 +38,7 @@ class Window:
         for at in (self.start, self.end):
             if at.tzinfo is None:
                 raise InvalidInputError(f"usage window {at} has no time zone")
-            if hour_of(at) != at:
+            if at.minute or at.second or at.microsecond:
                 raise InvalidInputError(
                     f"usage can be cut on whole UTC hours only, not at {at.isoformat()}"
                 )

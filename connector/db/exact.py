@@ -2,9 +2,10 @@
 
 PostgreSQL keeps decimals as ``NUMERIC`` and adds them exactly. SQLite keeps them as text
 (:class:`~connector.db.types.ExactDecimal`), and its own arithmetic would turn them into
-binary floats: :func:`prepare` gives the connection ``exact_add``, ``exact_max`` (scalar) and
-``exact_sum`` (aggregate) functions that compute with :class:`~decimal.Decimal`. Statements
-use :func:`add`, :func:`greatest` and :func:`total`, which choose the database's way.
+binary floats: :func:`prepare` gives the connection ``exact_add``, ``exact_max`` (scalar),
+``exact_sum`` and ``exact_largest`` (aggregate) functions that compute with
+:class:`~decimal.Decimal`. Statements use :func:`add`, :func:`greatest` and :func:`total`,
+which choose the database's way (``exact_largest`` serves a migration's raw SQL).
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ class _Sum:
         return None if self.total is None else str(self.total)
 
 
+class _Largest:
+    def __init__(self) -> None:
+        self.found: str | None = None
+
+    def step(self, value: str | None) -> None:
+        self.found = _max(self.found, value)
+
+    def finalize(self) -> str | None:
+        return self.found
+
+
 def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
@@ -48,10 +60,15 @@ def is_sqlite(session: Session) -> bool:
 def prepare(session: Session) -> None:
     """Make the exact functions available to the session's connection (on SQLite)."""
     if is_sqlite(session):
-        connection: Any = session.connection().connection.driver_connection
-        connection.create_function("exact_add", 2, _add, deterministic=True)
-        connection.create_function("exact_max", 2, _max, deterministic=True)
-        connection.create_aggregate("exact_sum", 1, _Sum)
+        register(session.connection().connection.driver_connection)
+
+
+def register(connection: Any) -> None:
+    """Give a ``sqlite3`` connection the exact functions (a migration's, say)."""
+    connection.create_function("exact_add", 2, _add, deterministic=True)
+    connection.create_function("exact_max", 2, _max, deterministic=True)
+    connection.create_aggregate("exact_sum", 1, _Sum)
+    connection.create_aggregate("exact_largest", 1, _Largest)
 
 
 def add(session: Session, a: Any, b: Any) -> ColumnElement[Any]:

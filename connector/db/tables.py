@@ -936,3 +936,37 @@ class UsageHourlyValue(Base):
     group_value: Mapped[str] = mapped_column(primary_key=True)
     hour: Mapped[datetime] = mapped_column(primary_key=True)
     value: Mapped[str] = mapped_column(primary_key=True)
+
+
+class UsageDaily(Base):
+    """The running aggregate of a customer's events of one metric and group in a UTC day: its
+    hours' aggregates merged (the same columns as :class:`UsageHourly`), written in the same
+    transaction. Billing periods and their parts are whole days, so a billing run reads these:
+    one row a day, however the events spread over its hours."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - the key is the row
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_value: Mapped[str] = mapped_column(primary_key=True)  # "" when not grouped
+    day: Mapped[date] = mapped_column(primary_key=True)
+    events: Mapped[int] = mapped_column(Integer)
+    total: Mapped[Decimal | None]
+    maximum: Mapped[Decimal | None]
+    latest_at: Mapped[datetime | None]
+    latest_value: Mapped[Decimal | None]
+    weighted: Mapped[Decimal | None]
+
+
+class UsageDailyValue(Base):
+    """The distinct values a unique count met in a UTC day."""
+
+    __tablename__ = "usage_daily_values"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - the key is the row
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_value: Mapped[str] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    value: Mapped[str] = mapped_column(primary_key=True)

@@ -1,22 +1,25 @@
-"""Storage of usage: events, and their running aggregates per customer, metric, group and hour.
+"""Storage of usage: events, and their running aggregates per customer, metric, group and
+hour, and per UTC day.
 
 Each batch costs a handful of statements whatever its size: one to resolve its customers, one
 to find the transaction ids already stored, one executemany of the new events, one upsert of
-the hourly aggregates (adding to the stored ones in SQL, exactly: :mod:`connector.db.exact`)
-and one insert of the new distinct values, in the caller's transaction.
+the hourly aggregates and one of the daily ones (adding to the stored ones in SQL, exactly:
+:mod:`connector.db.exact`) and one insert of the new distinct values of each, in the caller's
+transaction. The daily aggregates are the hourly ones merged (the same rules: they are
+associative), so a window of whole days measures the same from either.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ARRAY, any_, bindparam, case, func, select
+from sqlalchemy import ARRAY, Table, any_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from connector.billing.usage import ZERO, Aggregation, HourlyUsage, Tally, Usage
@@ -25,6 +28,8 @@ from connector.db import bulk, exact, usage_partitions
 from connector.db.tables import (
     Customer,
     ExternalId,
+    UsageDaily,
+    UsageDailyValue,
     UsageEvent,
     UsageEventId,
     UsageHourly,
@@ -36,7 +41,11 @@ SALESFORCE = "salesforce"
 CHUNK = 10_000  # values looked up by one statement at most
 EVENTS, IDS = _table(UsageEvent), _table(UsageEventId)
 HOURLY, VALUES = _table(UsageHourly), _table(UsageHourlyValue)
+DAILY, DAY_VALUES = _table(UsageDaily), _table(UsageDailyValue)
 HourKey = tuple[int, str, str, datetime]  # customer id, metric, group, hour
+DayKey = tuple[int, str, str, date]  # customer id, metric, group, UTC day
+HOUR_KEY = ("customer_id", "metric", "group_value", "hour")
+DAY_KEY = ("customer_id", "metric", "group_value", "day")
 SUMMED = (Aggregation.SUM, Aggregation.WEIGHTED_SUM)
 
 
@@ -181,51 +190,59 @@ def store(
     hourly: Mapping[HourKey, Tally],
     values: Iterable[tuple[int, str, str, datetime, str]],
 ) -> None:
-    """Insert new events (whose times are UTC) and add their aggregates to the stored ones."""
+    """Insert new events (whose times are UTC) and add their aggregates to the stored ones:
+    by hour, and by day (the batch's hours merged per day: as many as its hour keys, not its
+    events), one upsert each; their new distinct values likewise."""
     insert_events(session, events, received_at)
     if hourly:
         exact.prepare(session)
-        rows = [
-            {
-                "customer_id": customer_id,
-                "metric": metric,
-                "group_value": group,
-                "hour": hour,
-                "events": usage.events,
-                "total": usage.total if usage.aggregation in SUMMED else None,
-                "maximum": usage.maximum,
-                "latest_at": usage.latest_at,
-                "latest_value": usage.latest_value,
-                "weighted": (
-                    usage.weighted if usage.aggregation is Aggregation.WEIGHTED_SUM else None
-                ),
-            }
-            for (customer_id, metric, group, hour), usage in sorted(hourly.items(), key=_first)
-        ]
-        bulk.upsert(
-            session,
-            HOURLY,
-            rows,
-            ["customer_id", "metric", "group_value", "hour"],
-            _adding(session),
-        )
-    distinct = [
-        {"customer_id": c, "metric": m, "group_value": g, "hour": h, "value": v}
-        for c, m, g, h, v in sorted(values)
-    ]
+        hours = sorted(hourly.items(), key=_first)
+        rows = [_aggregate_row(HOUR_KEY, key, tally.aggregation, tally) for key, tally in hours]
+        bulk.upsert(session, HOURLY, rows, HOUR_KEY, _adding(session, HOURLY))
+        days: dict[DayKey, tuple[Aggregation, Usage]] = {}
+        for (customer, metric, group, hour), tally in hours:
+            day = (customer, metric, group, hour.date())
+            known = days.get(day)
+            usage = tally.usage()
+            days[day] = (tally.aggregation, usage if known is None else known[1].merge(usage))
+        daily = [_aggregate_row(DAY_KEY, key, *found) for key, found in days.items()]
+        bulk.upsert(session, DAILY, daily, DAY_KEY, _adding(session, DAILY))
+    met = sorted(values)
+    names = (*HOUR_KEY, "value")
     bulk.insert_new(
-        session, VALUES, distinct, ["customer_id", "metric", "group_value", "hour", "value"]
+        session, VALUES, [dict(zip(names, row, strict=True)) for row in met], list(names)
     )
+    names = (*DAY_KEY, "value")
+    by_day = sorted({(c, m, g, h.date(), v) for c, m, g, h, v in met})
+    bulk.insert_new(
+        session, DAY_VALUES, [dict(zip(names, row, strict=True)) for row in by_day], list(names)
+    )
+
+
+def _aggregate_row(
+    names: Sequence[str], key: HourKey | DayKey, aggregation: Aggregation, usage: Tally | Usage
+) -> dict[str, Any]:
+    """The row of an hour's or a day's aggregate: its key's columns ``names``, its values."""
+    return {
+        **dict(zip(names, key, strict=True)),
+        "events": usage.events,
+        "total": usage.total if aggregation in SUMMED else None,
+        "maximum": usage.maximum,
+        "latest_at": usage.latest_at,
+        "latest_value": usage.latest_value,
+        "weighted": usage.weighted if aggregation is Aggregation.WEIGHTED_SUM else None,
+    }
 
 
 def _first(item: tuple[HourKey, Tally]) -> HourKey:
     return item[0]
 
 
-def _adding(session: Session) -> Any:
-    """How a stored aggregate takes in a batch's (``excluded``): counts, sums and Σ v×t add
-    up, the maximum is the larger, the latest is the later (on a tie, the larger value)."""
-    stored = HOURLY.c
+def _adding(session: Session, table: Table = HOURLY) -> Any:
+    """How a stored aggregate (of ``table``: hourly or daily) takes in a batch's
+    (``excluded``): counts, sums and Σ v×t add up, the maximum is the larger, the latest is the
+    later (on a tie, the larger value)."""
+    stored = table.c
 
     def changes(excluded: Any) -> dict[str, Any]:
         later = (stored.latest_at.is_(None)) | (excluded.latest_at > stored.latest_at)

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,30 +46,42 @@ def shared_metrics(session: Session, customer_ids: Iterable[int]) -> dict[int, s
         tables.ItemVersion,
         tables.Price,
     )
+    subscriptions = tables.table_of(sub).c
     rows = session.execute(
-        select(sub, price.metric)
-        .join(item, item.subscription_id == sub.id)
+        select(
+            subscriptions.id,
+            subscriptions.customer_id,
+            subscriptions.start_date,
+            subscriptions.frequency,
+            subscriptions.term_months,
+            subscriptions.auto_renew,
+            subscriptions.trial_days,
+            subscriptions.cancel_date,
+            subscriptions.term_count,
+            price.metric,
+        )
+        .join(item, item.subscription_id == subscriptions.id)
         .join(version, version.item_id == item.id)
         .join(price, price.id == version.price_id)
         .where(
-            among(session, sub.customer_id, wanted),
+            among(session, subscriptions.customer_id, wanted),
             price.kind == ChargeKind.METERED.value,
             price.metric.is_not(None),
         )
         .distinct()
     ).all()
-    by_metric: dict[tuple[int, str], list[Metering]] = defaultdict(list)
-    for row, metric in rows:
-        assert metric is not None  # where metric is not null
-        terms = terms_from_row(row)
-        found = Metering(row.id, metric, terms.billing_start, terms.service_end)
-        by_metric[(row.customer_id, metric)].append(found)
+    by_metric: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    for row in rows:
+        by_metric[(row.customer_id, row.metric)].append(row)
+    meterings = {  # only a metric several subscriptions of a customer meter can be shared
+        key: [_metering(row) for row in found] for key, found in by_metric.items() if len(found) > 1
+    }
     reasons: dict[int, str] = {}
-    for (customer_id, metric), meterings in sorted(by_metric.items()):
-        for one in meterings:
+    for (customer_id, metric), each in sorted(meterings.items()):
+        for one in each:
             others = sorted(
                 o.subscription_id
-                for o in meterings
+                for o in each
                 if o.subscription_id != one.subscription_id and one.overlaps(o)
             )
             if others and one.subscription_id not in reasons:
@@ -79,3 +92,8 @@ def shared_metrics(session: Session, customer_ids: Iterable[int]) -> dict[int, s
                     "twice (end one of them before the other starts, or meter another metric)"
                 )
     return reasons
+
+
+def _metering(row: Any) -> Metering:
+    terms = terms_from_row(row)
+    return Metering(row.id, row.metric, terms.billing_start, terms.service_end)

@@ -1,7 +1,7 @@
 """The usage a batch of the billing run bills: for every subscription with metered items, the
-hourly aggregates of its customer over the periods whose usage falls due, read for the whole
-batch with one query per table (:mod:`connector.db.usage_read`): O(subscriptions), not
-O(events)."""
+daily aggregates of its customer over the periods whose usage falls due (periods and their
+parts are whole days), read for the whole batch with one query per table
+(:mod:`connector.db.usage_read`): O(subscriptions), not O(events) nor O(hours used)."""
 
 from __future__ import annotations
 
@@ -117,7 +117,9 @@ def read_meters(
     """A meter per customer id of ``windows`` holding its usage of the metrics ``codes`` in its
     window (one query per table for them all), measuring up to ``until`` when given. With the
     ``cuts`` of each customer's parts, the hours of summable metrics are added up by the
-    database between them (:func:`~connector.db.usage_read.batch_usage`)."""
+    database between them (:func:`~connector.db.usage_read.batch_usage`). Without ``until``
+    (an instant within a day), windows and cuts of whole days are read from the daily
+    aggregates."""
     used = [metrics[code] for code in sorted(set(codes)) if code in metrics]
     usage = batch_usage(
         session,
@@ -127,6 +129,7 @@ def read_meters(
         recurring=[m.code for m in used if m.recurring],
         summed=[m.code for m in used if m.aggregation in SUMMED] if cuts is not None else (),
         cuts=cuts,
+        by_day=until is None,
     )
     return {
         customer: Meter(metrics, found.hours, found.levels, rounding, until)

@@ -1,6 +1,8 @@
-"""Benchmark: the billing run with metered usage against the same run without it, on SQLite.
+"""Benchmark: the billing run with metered usage against the same run without it, on SQLite
+or PostgreSQL.
 
     python tests/benchmarks/bench_billing_usage.py --customers 10000 --events 10000000
+    python tests/benchmarks/bench_billing_usage.py --database-url postgresql://u:p@127.0.0.1/db
 
 Two databases of N customers are generated once (not timed), each customer with one monthly
 subscription from 2026-01-01 of a fixed fee (100.00 a month), billed for January by a run at
@@ -10,12 +12,17 @@ subscription from 2026-01-01 of a fixed fee (100.00 a month), billed for January
 - *with usage*: the fee, and two metered items: API calls (count, 0.001 each beyond 1,000
   free) and bandwidth (the sum of ``gb``, a line per region, 0.05 a GB), with E events of
   January stored through the real ingestion path (``ingest_batch``: the events, their
-  deduplication and the hourly aggregates), the customers round-robin.
+  deduplication and the hourly and daily aggregates), the customers round-robin.
+
+On SQLite they are files in ``--workdir``; with ``--database-url`` (a PostgreSQL server whose
+user may create databases), databases on that server, copied for each run with ``CREATE
+DATABASE … TEMPLATE``. Either is kept for the next time, named by the schema's revision.
 
 Then, each in a fresh process on a copy, the run at 2026-02-01: February's fees in advance,
-and for the second January's usage in arrears, read from the hourly aggregates (never the
+and for the second January's usage in arrears, read from the daily aggregates (never the
 events). Printed: the wall time of each and their ratio (the issue's bound: 1.5), the SQL
-statements of each, those reading the usage tables, the invoices and each one's peak memory.
+statements of each, those reading the usage tables, the usage rows they returned, the
+invoices and each one's peak memory.
 
 Exits 1 unless both runs invoice every subscription once without a failure and the usage
 billed is, to the cent and for every customer, what the generated events come to.
@@ -41,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peak_memory import peak_rss_mib  # noqa: E402
-from sqlalchemy import event, insert, select  # noqa: E402
+from sqlalchemy import event, insert, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from connector.billing.metered import MeteredModel, MeteredPrice  # noqa: E402
 from connector.billing.money import currency  # noqa: E402
@@ -50,6 +58,7 @@ from connector.db import catalog, tables  # noqa: E402
 from connector.db.engine import make_engine, session_factory, transaction  # noqa: E402
 from connector.db.migrate import head_revision, upgrade  # noqa: E402
 from connector.settings import Settings, load_settings  # noqa: E402
+from connector.sync import billing_usage  # noqa: E402
 from connector.sync.billing_run import run_billing  # noqa: E402
 from connector.sync.usage_events import Limits, ingest_batch  # noqa: E402
 from connector.sync.usage_mapping import load_usage_mapping  # noqa: E402
@@ -73,10 +82,10 @@ CALL_RATE, FREE_CALLS, GB_RATE = Decimal("0.001"), Decimal(1000), Decimal("0.05"
 BOUND = 1.5
 
 
-def settings_of(path: Path, workdir: Path) -> Settings:
+def settings_of(url: str, workdir: Path) -> Settings:
     mapping = workdir / "usage.yaml"
     mapping.write_text(MAPPING, encoding="utf-8")
-    return load_settings(database_url=f"sqlite:///{path}", usage={"mapping_file": str(mapping)})
+    return load_settings(database_url=url, usage={"mapping_file": str(mapping)})
 
 
 def the_event(n: int, customers: int, events: int) -> dict[str, Any]:
@@ -121,8 +130,8 @@ def expected_usage(customers: int, events: int) -> dict[int, Decimal]:
     return {customer: total for customer, total in totals.items() if total}
 
 
-def generate(path: Path, workdir: Path, customers: int, events: int) -> None:
-    engine = make_engine(f"sqlite:///{path}")
+def generate(url: str, workdir: Path, customers: int, events: int) -> None:
+    engine = make_engine(url)
     upgrade(engine)
     factory = session_factory(engine)
     now = datetime.now(UTC)
@@ -228,7 +237,7 @@ def generate(path: Path, workdir: Path, customers: int, events: int) -> None:
                     for n, (price_id, _, _) in enumerate(prices)
                 ],
             )
-    settings = settings_of(path, workdir)
+    settings = settings_of(url, workdir)
     january = run_billing(factory, settings, JAN)
     assert january.invoices == customers and not january.failed, january.to_dict()
     if events:
@@ -244,13 +253,29 @@ def generate(path: Path, workdir: Path, customers: int, events: int) -> None:
     engine.dispose()
 
 
-def measure(path: Path, workdir: Path) -> dict[str, Any]:
+def count_usage_rows() -> list[int]:
+    """Counts the usage rows the billing run is handed (aggregates and levels), from now on."""
+    read = billing_usage.batch_usage
+    rows = [0]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        found = read(*args, **kwargs)
+        for usage in found.values():
+            rows[0] += sum(map(len, usage.hours.values())) + sum(map(len, usage.levels.values()))
+        return found
+
+    billing_usage.batch_usage = counted  # type: ignore[assignment]
+    return rows
+
+
+def measure(url: str, workdir: Path) -> dict[str, Any]:
     """Run in a child process: the run at February 1st, its statements counted."""
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(url)
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     factory = session_factory(engine)
-    settings = settings_of(path, workdir)
+    settings = settings_of(url, workdir)
+    usage_rows = count_usage_rows()
     began = time.perf_counter()
     result = run_billing(factory, settings, FEB)
     elapsed = time.perf_counter() - began
@@ -272,23 +297,66 @@ def measure(path: Path, workdir: Path) -> dict[str, Any]:
         "seconds": elapsed,
         "statements": len(statements),
         "usage_statements": sum(1 for s in statements if "usage_" in s),
+        "usage_rows": usage_rows[0],
         "peak_rss_mib": rss,
         "usage_billed": {str(c): str(a) for c, a in billed.items() if a},
     }
 
 
-def run_child(target: Path, workdir: Path) -> dict[str, Any]:
+def run_child(url: str, workdir: Path) -> dict[str, Any]:
     child = subprocess.run(
-        [sys.executable, __file__, "--child", str(target), "--workdir", str(workdir)],
+        [sys.executable, __file__, "--child", url, "--workdir", str(workdir)],
         capture_output=True,
         text=True,
         check=False,
     )
     if child.returncode != 0:
         print(child.stderr.strip()[-3000:], file=sys.stderr)
-        raise SystemExit(f"the billing run on {target.name} exited {child.returncode}")
+        raise SystemExit(f"the billing run on {url} exited {child.returncode}")
     result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     return result
+
+
+def on_sqlite(workdir: Path, customers: int, events: int, name: str) -> str:
+    """A copy of the SQLite file of ``events`` (generated the first time), to run on."""
+    template = workdir / f"template-{head_revision()}-{customers}-{events}.db"
+    if not template.exists():
+        began = time.perf_counter()
+        generate(f"sqlite:///{template}", workdir, customers, events)
+        print(f"generated {name}: {time.perf_counter() - began:.0f} s")
+    target = workdir / f"run-{events}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copy(template, target)
+    return f"sqlite:///{target}"
+
+
+def on_postgresql(server: str, workdir: Path, customers: int, events: int, name: str) -> str:
+    """A copy of the PostgreSQL database of ``events`` on ``server`` (generated the first time:
+    under a working name, renamed once complete), to run on."""
+    template = f"bench_usage_{head_revision()}_{customers}_{events}"
+    target = f"bench_usage_run_{events}"
+    admin = make_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        known = connection.scalar(
+            text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": template}
+        )
+        if not known:
+            working = f"{template}_partial"
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{working}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{working}"'))
+            began = time.perf_counter()
+            generate(database_on(server, working), workdir, customers, events)
+            print(f"generated {name}: {time.perf_counter() - began:.0f} s")
+            connection.execute(text(f'ALTER DATABASE "{working}" RENAME TO "{template}"'))
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{template}"'))
+    admin.dispose()
+    return database_on(server, target)
+
+
+def database_on(server: str, name: str) -> str:
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
 def main() -> None:
@@ -298,7 +366,11 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "connector-bench-usage"
     )
-    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server to run on (its user creates the databases); default: SQLite",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.child:
@@ -306,24 +378,25 @@ def main() -> None:
         return
     figures = {}
     for name, events in (("without usage", 0), ("with usage", args.events)):
-        template = args.workdir / f"template-{head_revision()}-{args.customers}-{events}.db"
-        if not template.exists():
-            began = time.perf_counter()
-            generate(template, args.workdir, args.customers, events)
-            print(f"generated {name}: {time.perf_counter() - began:.0f} s")
-        target = args.workdir / f"run-{events}.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{target}{suffix}").unlink(missing_ok=True)
-        shutil.copy(template, target)
-        figures[name] = run_child(target, args.workdir)
+        if args.database_url:
+            url = on_postgresql(args.database_url, args.workdir, args.customers, events, name)
+        else:
+            url = on_sqlite(args.workdir, args.customers, events, name)
+        figures[name] = run_child(url, args.workdir)
     plain, metered = figures["without usage"], figures["with usage"]
     ratio = metered["seconds"] / plain["seconds"]
+    database = "PostgreSQL" if args.database_url else "SQLite"
     print(f"{args.customers:,} customers, {args.events:,} events in January; run at {FEB}")
-    print(f"{'':>14} {'seconds':>8} {'statements':>11} {'on usage':>9} {'invoices':>9} {'MiB':>7}")
+    print(f"on {database}")
+    print(
+        f"{'':>14} {'seconds':>8} {'statements':>11} {'on usage':>9} {'usage rows':>11} "
+        f"{'invoices':>9} {'MiB':>7}"
+    )
     for name, found in figures.items():
         print(
             f"{name:>14} {found['seconds']:>8.2f} {found['statements']:>11,} "
-            f"{found['usage_statements']:>9,} {found['invoices']:>9,} {found['peak_rss_mib']:>7.1f}"
+            f"{found['usage_statements']:>9,} {found['usage_rows']:>11,} "
+            f"{found['invoices']:>9,} {found['peak_rss_mib']:>7.1f}"
         )
     print(f"ratio (with / without usage): {ratio:.2f} (bound {BOUND})")
     problems = [

@@ -223,7 +223,8 @@ def test_statements_of_a_run_do_not_grow_with_the_events(
         assert run_billing(factory, usage_settings, MAR).invoices == 3
 
     assert len(many) == len(few)
-    assert len(few.touching("usage_hourly")) == 1  # one query for the whole batch
+    assert len(few.touching("usage_daily")) == 1  # one query for the whole batch
+    assert few.touching("usage_hourly") == []  # periods are whole days: the daily aggregates
     with factory() as session:
         billed = session.scalar(
             select(func.sum(tables.Document.subtotal)).where(tables.Document.issue_date == MAR)
