@@ -4,15 +4,16 @@ or PostgreSQL.
     python tests/benchmarks/bench_billing_usage.py --customers 10000 --events 10000000
     python tests/benchmarks/bench_billing_usage.py --database-url postgresql://u:p@127.0.0.1/db
 
-Two databases of N customers are generated once (not timed), each customer with one monthly
+Three databases of N customers are generated once (not timed), each customer with one monthly
 subscription from 2026-01-01 of a fixed fee (100.00 a month), billed for January by a run at
 2026-01-01:
 
 - *without usage*: the fee alone;
-- *with usage*: the fee, and two metered items: API calls (count, 0.001 each beyond 1,000
-  free) and bandwidth (the sum of ``gb``, a line per region, 0.05 a GB), with E events of
-  January stored through the real ingestion path (``ingest_batch``: the events, their
-  deduplication and the hourly and daily aggregates), the customers round-robin.
+- *no events*: the fee, and two metered items: API calls (count, 0.001 each beyond 1,000
+  free) and bandwidth (the sum of ``gb``, a line per region, 0.05 a GB), no usage reported;
+- *with usage*: the same subscriptions, with E events of January stored through the real
+  ingestion path (``ingest_batch``: the events, their deduplication and the hourly and daily
+  aggregates), the customers round-robin.
 
 On SQLite they are files in ``--workdir``; with ``--database-url`` (a PostgreSQL server whose
 user may create databases), databases on that server, copied for each run with ``CREATE
@@ -20,7 +21,9 @@ DATABASE … TEMPLATE``. Either is kept for the next time, named by the schema's
 
 Then, each in a fresh process on a copy, the run at 2026-02-01: February's fees in advance,
 and for the second January's usage in arrears, read from the daily aggregates (never the
-events). Printed: the wall time of each and their ratio (the issue's bound: 1.5), the SQL
+events). Printed: the wall time of each, the ratio of the run with usage to the run without
+(the issue's bound: 1.5) and to the run of the same subscriptions without events (what the
+events cost, apart from pricing and invoicing the metered items), the SQL
 statements of each, those reading the usage tables, the usage rows they returned, the
 invoices and each one's peak memory.
 
@@ -130,7 +133,7 @@ def expected_usage(customers: int, events: int) -> dict[int, Decimal]:
     return {customer: total for customer, total in totals.items() if total}
 
 
-def generate(url: str, workdir: Path, customers: int, events: int) -> None:
+def generate(url: str, workdir: Path, customers: int, events: int, metered: bool) -> None:
     engine = make_engine(url)
     upgrade(engine)
     factory = session_factory(engine)
@@ -145,8 +148,8 @@ def generate(url: str, workdir: Path, customers: int, events: int) -> None:
             unit_amount=Decimal("100.00"),
         )
         prices = [(fee.id, fee.product_id, "recurring")]
-        if events:
-            for code, metered in (
+        if metered:
+            for code, terms in (
                 (
                     "API",
                     MeteredPrice(
@@ -165,7 +168,7 @@ def generate(url: str, workdir: Path, customers: int, events: int) -> None:
                     currency="USD",
                     kind=ChargeKind.METERED,
                     model=PricingModel.PER_UNIT,
-                    metered=metered,
+                    metered=terms,
                 )
                 prices.append((price.id, price.product_id, "metered"))
     width = len(prices)
@@ -317,25 +320,35 @@ def run_child(url: str, workdir: Path) -> dict[str, Any]:
     return result
 
 
-def on_sqlite(workdir: Path, customers: int, events: int, name: str) -> str:
+def kind_of(events: int, metered: bool) -> str:
+    """How a generated database is named: by its events, and ``-metered`` for metered items
+    without events."""
+    return f"{events}-metered" if metered and not events else str(events)
+
+
+def on_sqlite(workdir: Path, customers: int, events: int, metered: bool, name: str) -> str:
     """A copy of the SQLite file of ``events`` (generated the first time), to run on."""
-    template = workdir / f"template-{head_revision()}-{customers}-{events}.db"
+    kind = kind_of(events, metered)
+    template = workdir / f"template-{head_revision()}-{customers}-{kind}.db"
     if not template.exists():
         began = time.perf_counter()
-        generate(f"sqlite:///{template}", workdir, customers, events)
+        generate(f"sqlite:///{template}", workdir, customers, events, metered)
         print(f"generated {name}: {time.perf_counter() - began:.0f} s")
-    target = workdir / f"run-{events}.db"
+    target = workdir / f"run-{kind}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     shutil.copy(template, target)
     return f"sqlite:///{target}"
 
 
-def on_postgresql(server: str, workdir: Path, customers: int, events: int, name: str) -> str:
+def on_postgresql(  # noqa: PLR0917 - what a database holds, and its name
+    server: str, workdir: Path, customers: int, events: int, metered: bool, name: str
+) -> str:
     """A copy of the PostgreSQL database of ``events`` on ``server`` (generated the first time:
     under a working name, renamed once complete), to run on."""
-    template = f"bench_usage_{head_revision()}_{customers}_{events}"
-    target = f"bench_usage_run_{events}"
+    kind = kind_of(events, metered).replace("-", "_")
+    template = f"bench_usage_{head_revision()}_{customers}_{kind}"
+    target = f"bench_usage_run_{kind}"
     admin = make_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         known = connection.scalar(
@@ -346,7 +359,7 @@ def on_postgresql(server: str, workdir: Path, customers: int, events: int, name:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{working}" WITH (FORCE)'))
             connection.execute(text(f'CREATE DATABASE "{working}"'))
             began = time.perf_counter()
-            generate(database_on(server, working), workdir, customers, events)
+            generate(database_on(server, working), workdir, customers, events, metered)
             print(f"generated {name}: {time.perf_counter() - began:.0f} s")
             connection.execute(text(f'ALTER DATABASE "{working}" RENAME TO "{template}"'))
         connection.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
@@ -377,13 +390,19 @@ def main() -> None:
         print(json.dumps(measure(args.child, args.workdir)))
         return
     figures = {}
-    for name, events in (("without usage", 0), ("with usage", args.events)):
+    for name, events, with_items in (
+        ("without usage", 0, False),
+        ("no events", 0, True),
+        ("with usage", args.events, True),
+    ):
         if args.database_url:
-            url = on_postgresql(args.database_url, args.workdir, args.customers, events, name)
+            url = on_postgresql(
+                args.database_url, args.workdir, args.customers, events, with_items, name
+            )
         else:
-            url = on_sqlite(args.workdir, args.customers, events, name)
+            url = on_sqlite(args.workdir, args.customers, events, with_items, name)
         figures[name] = run_child(url, args.workdir)
-    plain, metered = figures["without usage"], figures["with usage"]
+    plain, idle, metered = figures["without usage"], figures["no events"], figures["with usage"]
     ratio = metered["seconds"] / plain["seconds"]
     database = "PostgreSQL" if args.database_url else "SQLite"
     print(f"{args.customers:,} customers, {args.events:,} events in January; run at {FEB}")
@@ -399,6 +418,7 @@ def main() -> None:
             f"{found['invoices']:>9,} {found['peak_rss_mib']:>7.1f}"
         )
     print(f"ratio (with / without usage): {ratio:.2f} (bound {BOUND})")
+    print(f"ratio (with usage / no events): {metered['seconds'] / idle['seconds']:.2f}")
     problems = [
         f"{name}: {what}: {got}, expected {wanted}"
         for name, found in figures.items()
@@ -415,8 +435,9 @@ def main() -> None:
             | {c for c in expected if metered["usage_billed"].get(c) != expected[c]}
         )
         problems.append(f"usage billed differs from the events for customers {wrong[:10]}")
-    if plain["usage_billed"]:
-        problems.append("the run without usage billed usage")
+    for name in ("without usage", "no events"):
+        if figures[name]["usage_billed"]:
+            problems.append(f"the run {name} billed usage")
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     if problems:
