@@ -107,7 +107,10 @@ def usage_table(report: UsageReport) -> Group:
                     "",
                     fee["amount"],
                 )
-        shown.append(table)
+        if table.row_count:
+            shown.append(table)
+        else:  # no metered item, and no fee asked for (--from/--to)
+            shown.append(Text("nothing metered in these days"))
     unbilled = [line for line in data["usage"] if line["subscription"] is None]
     if unbilled:
         shown.extend((Text(""), Text(f"Not billed by any item, {_days(unbilled[0]['period'])}")))

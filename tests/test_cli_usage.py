@@ -142,6 +142,26 @@ def test_show_prints_the_current_period_priced_by_the_items_and_given_days(
     assert (past["fees"], past["total"]) == ([], "9.00")
 
 
+def test_show_says_when_a_subscription_has_nothing_metered_in_the_days_asked(
+    cli_env: dict[str, str], factory: sessionmaker[Session]
+) -> None:
+    last_month = month_of(month_of(datetime.now(UTC).date()).start - timedelta(days=1))
+    with transaction(factory) as session:
+        beta = builders.customer(session, "B1", name="Beta")
+        plan = builders.price(session, "PLAN", unit_amount="100.00")
+        builders.subscription(session, beta, [builders.spec(session, plan)], start=last_month.start)
+        beta_id = beta.id
+
+    shown = runner.invoke(
+        app, ["usage", "show", str(beta_id), "--to", str(last_month.end)], env=cli_env
+    )
+
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())
+    assert "Subscription 1 (" in text
+    assert text.endswith("nothing metered in these days")
+
+
 def test_show_refuses_an_unknown_customer_and_a_bad_mapping_is_a_configuration_error(
     cli_env: dict[str, str], customer_id: int, tmp_path: Path
 ) -> None:
