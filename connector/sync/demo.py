@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -253,13 +253,13 @@ def _simulate(  # noqa: PLR0917 - the simulation's whole state
         first_day = add_months(start, number)
         last_day = add_months(start, number + 1) - ONE_DAY
         won = [c for c in timeline.replay_through(last_day) if "StageName" in c.values]
-        _report_usage(factory, settings, report, first_day, last_day)  # of those billed
+        reported = _report_usage(factory, settings, report, first_day, last_day)
         cycle = run_cycle(factory, settings, last_day, runtime=runtime)
         _note(report, cycle)
         if number:  # the month before is closed once this month's cycle has run
             close_books(factory, first_day - ONE_DAY, by=FINANCE, today=last_day)
         paid = _pay(factory, ledger, last_day)
-        _report_usage(factory, settings, report, first_day, last_day)  # of the deals just won
+        _report_usage(factory, settings, report, first_day, last_day, skip=reported)
         invoices, credit_notes = _billed(report, cycle)
         mrr = {m.currency.code: m.mrr for m in subscription_metrics(factory, last_day)}
         month = DemoMonth(first_day, last_day, len(won), invoices, credit_notes, paid, mrr)
@@ -283,13 +283,17 @@ def _report_usage(
     report: DemoReport,
     first_day: date,
     last_day: date,
-) -> None:
+    *,
+    skip: Collection[int] = (),
+) -> frozenset[int]:
     """The month's usage of the metered subscriptions there are, reported on its last day:
     before its cycle, so that it bills periods that ended in the month whole, and again after
-    it, for the deals the cycle brought (the events reported before are duplicates then)."""
-    usage = report_usage(factory, settings, first_day, last_day)
+    it for the customers the cycle brought (``skip``: those reported before); the customers
+    reported."""
+    usage = report_usage(factory, settings, first_day, last_day, skip)
     report.usage_events += usage.events
     report.errors.extend(f"{last_day} usage: {reason}" for reason in usage.refused)
+    return usage.customers
 
 
 def _billed(report: DemoReport, cycle: CycleResult) -> tuple[int, int]:

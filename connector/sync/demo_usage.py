@@ -14,7 +14,7 @@ month's cycle bills it in arrears, next to that month's fees.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -97,13 +97,19 @@ def add_metered_lines(org: Org) -> list[str]:
 class MonthUsage:
     events: int  # accepted
     refused: list[str]  # reasons
+    customers: frozenset[int]  # whose usage was reported
 
 
 def report_usage(
-    factory: sessionmaker[Session], settings: Settings, first_day: date, last_day: date
+    factory: sessionmaker[Session],
+    settings: Settings,
+    first_day: date,
+    last_day: date,
+    skip: Collection[int] = (),
 ) -> MonthUsage:
     """Each metered subscription's usage of the days from ``first_day`` to ``last_day`` it was
-    served, stored as the HTTP API stores it, on the evening of ``last_day``."""
+    served, stored as the HTTP API stores it, on the evening of ``last_day``; the customers of
+    ``skip`` (whose usage of those days was reported already) left out."""
     metrics = usage_mapping_of(settings).metrics
     with factory() as session:
         served = session.execute(
@@ -116,6 +122,7 @@ def report_usage(
     events = [
         event
         for customer, start in served
+        if customer not in skip
         for event in usage_events(customer, max(start, first_day), last_day)
     ]
     now = datetime.combine(last_day, time(22), tzinfo=UTC)
@@ -126,7 +133,8 @@ def report_usage(
                 refused.append(f"{result.transaction_id}: {result.reason}")
             else:
                 accepted += result.outcome is Outcome.ACCEPTED
-    return MonthUsage(accepted, refused)
+    customers = frozenset(customer for customer, _ in served if customer not in skip)
+    return MonthUsage(accepted, refused, customers)
 
 
 def usage_events(customer: int, first: date, last: date) -> Iterator[dict[str, Any]]:
