@@ -309,6 +309,16 @@ class SalesforceClient:
             len(records),
         )
 
+    def delete_records(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Delete up to 200 records by Id (sObject Collections, allOrNone off): one call, one
+        result per record."""
+        params = {"ids": ",".join(ids), "allOrNone": "false"}
+        return self._collection(
+            f"delete {len(ids)} records",
+            lambda sf: sf.restful("composite/sobjects", params=params, method="DELETE"),
+            len(ids),
+        )
+
     def _collection(
         self, what: str, operation: Callable[[Salesforce], Any], count: int
     ) -> list[dict[str, Any]]:

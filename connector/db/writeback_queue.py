@@ -50,6 +50,9 @@ DEAL = "deal"
 TASK = "task"  # a Task of a collections step: "<invoice number>:<step>"
 FILE = "file"  # a document's PDF as a Salesforce File on its invoice record
 USAGE = "usage"  # the usage of a metered item in a period: "<item id>:<period start>"
+# The usage accruing of a subscription's metered items: listed afresh by every write-back
+# (subscription ids), never stored in the queue.
+ACCRUING = "accruing"
 CHANGED = date.min  # due at once, whatever the as-of date
 AS_OF_CURSOR = "writeback:as_of"  # the as-of date of the last write-back
 DATED = ((SUBSCRIPTION, "subscriptions"), (CUSTOMER, "customers"))  # entity, linked table
@@ -173,6 +176,26 @@ def mark_usage_of(session: Session, document_ids: Iterable[int]) -> None:
         .distinct()
     )
     mark(session, USAGE, (usage_key(item_id, start) for item_id, start in rows))
+
+
+def remind(session: Session, entity: str, keys: Sequence[tuple[str, date]]) -> None:
+    """Queue these records for the day given with each (one statement); a record already
+    queued keeps the earlier day and its generation."""
+    if not keys:
+        return
+    table = _table()
+    statement = _insert(session)
+    assert isinstance(statement, sqlite.Insert | postgresql.Insert)
+    earlier = func.min if session.get_bind().dialect.name == "sqlite" else func.least
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.entity, table.c.key],
+        set_={"due_on": earlier(table.c.due_on, statement.excluded.due_on)},
+    )
+    rows = [
+        {"entity": entity, "key": key, "due_on": day, "generation": 0}
+        for key, day in sorted(set(keys))
+    ]
+    session.execute(statement, rows)
 
 
 def due(session: Session, as_of: date) -> dict[Queued, int]:

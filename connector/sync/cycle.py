@@ -44,6 +44,7 @@ from connector.sync.revenue_close import close_revenue
 from connector.sync.sending import SendResult, send_messages
 from connector.sync.stopping import StopRequest
 from connector.sync.webhooks import deliver as deliver_webhooks
+from connector.sync.writeback_accruing import AccruingOptions
 from connector.sync.writeback_dunning import TaskOptions
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,7 @@ _WORK: dict[str, Callable[[Runtime, date], Any]] = {
         rt.stop.checkpoint,
         tasks=rt.task_options(),
         attach_documents=rt.settings.salesforce.attach_documents,
+        usage=AccruingOptions.of(rt.settings, utc_now()),
     ),
 }
 assert set(_WORK) == set(STAGES)

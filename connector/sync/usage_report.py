@@ -20,7 +20,7 @@ fees are shown (no invoice is due for them).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -28,10 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.charges import plan_billing
-from connector.billing.metered import MeteredPrice
+from connector.billing.metered import MeteredPrice, PricedUsage
 from connector.billing.money import Rounding
 from connector.billing.periods import ONE_DAY, Period, add_months
 from connector.billing.pricing import ChargeKind
+from connector.billing.subscriptions import Subscription, SubscriptionItem
 from connector.billing.usage import HOUR, Metric, hour_of
 from connector.billing.usage_billing import Meter, UsageLine, item_parts, metered_items, window_of
 from connector.billing.usage_periods import Window
@@ -133,18 +134,15 @@ def _subscriptions(
     for found in rows:
         subscription = subscriptions[found.id]
         terms = subscription.terms
-        invoice_date = None
         if period is None:
-            if not terms.is_billable_on(today):
-                continue
-            current = terms.schedule.period(terms.schedule.index_of(today))
+            days = current_period(subscription, today)
         else:
-            current = period
-        served = current.intersect(terms.billing_start, terms.service_end)
-        if served is None:
+            served = period.intersect(terms.billing_start, terms.service_end)
+            days = None if served is None else (period, served)
+        if days is None:
             continue
-        if period is None:
-            invoice_date = served.end + ONE_DAY
+        current, served = days
+        invoice_date = served.end + ONE_DAY if period is None else None
         shown.append(
             UpcomingSubscription(
                 found.id, found.contract, subscription, current, served, invoice_date
@@ -153,12 +151,32 @@ def _subscriptions(
     return rows, shown
 
 
+def current_period(subscription: Subscription, today: date) -> tuple[Period, Period] | None:
+    """The billing period of ``subscription`` in service ``today``, with its days of service;
+    None when it is not in service."""
+    terms = subscription.terms
+    if not terms.is_billable_on(today):
+        return None
+    current = terms.schedule.period(terms.schedule.index_of(today))
+    served = current.intersect(terms.billing_start, terms.service_end)
+    return None if served is None else (current, served)
+
+
+def priced_items(
+    subscription: Subscription, period: Period, served: Period, meter: Meter
+) -> Iterator[tuple[SubscriptionItem, list[tuple[Period, PricedUsage]]]]:
+    """Each metered item of ``subscription`` with the usage of its parts of the ``served`` days
+    of ``period``, priced as the billing run bills it (to the meter's ``until``, when given)."""
+    for item in metered_items(subscription):
+        yield item, meter.priced(period, item_parts(item, served))
+
+
 def _price_usage(report: UsageReport, found: UpcomingSubscription, meter: Meter) -> set[str]:
     """The usage lines of a subscription's metered items; returns the metrics they bill."""
     billed: set[str] = set()
-    for item in metered_items(found.subscription):
+    for item, priced_parts in priced_items(found.subscription, found.period, found.served, meter):
         parts = item_parts(item, found.served)
-        for _part, priced in meter.priced(found.period, parts):
+        for _part, priced in priced_parts:
             for charge in priced.charges:
                 metric = meter.metric(charge.metric)
                 report.usage.append(MeteredLine.priced(found.id, item.key, metric, charge))

@@ -12,6 +12,12 @@ one transaction (one upsert), which also takes their records off the queue: a cr
 sends them again. A record Salesforce refuses is kept with its error and sent again when it
 changes; a retryable refusal is sent again next cycle. A usage record names its subscription's
 record by its external id: the subscription records waiting to be sent go first.
+
+Given the usage mapping (:class:`~connector.sync.writeback_accruing.AccruingOptions`), every
+write-back also measures the usage accruing of the deals' metered subscriptions in their
+current periods (never queued: listed afresh each time) and sends the records that changed; an
+accruing record's key is queued for the day its usage falls due, when it is billed, or removed
+from Salesforce if its usage was billed as nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from datetime import date
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import bindparam, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +40,7 @@ from connector.db import writeback_queue as queue
 from connector.db.engine import transaction
 from connector.db.types import utc_now
 from connector.sync.stopping import no_stop
+from connector.sync.writeback_accruing import AccruingOptions, accruing_subscriptions
 from connector.sync.writeback_dunning import TaskOptions
 from connector.sync.writeback_files import attach_files, mark_files
 from connector.sync.writeback_records import (
@@ -64,11 +71,13 @@ class WritebackResult:
     api_calls: int = 0
     built: int = 0  # records built (the queue's due entities that show anything)
     files: dict[str, int] = field(default_factory=dict)  # documents' PDFs as Salesforce Files
+    removed: dict[str, int] = field(default_factory=dict)  # records deleted, by object
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "built": self.built,
             "sent": dict(self.sent),
+            **({"removed": dict(self.removed)} if self.removed else {}),
             "unchanged": self.unchanged,
             "failed": dict(self.failed),
             "api_calls": self.api_calls,
@@ -94,6 +103,7 @@ Pending = dict[tuple[str, str], list[_Pending]]  # (object, key field) -> record
 # Records that name a parent record by its external id, sent once the parents built are: a
 # usage record's subscription (built before it, as kinds are built in order).
 PARENTS = {USAGE_RECORD[0]: SUBSCRIPTION_RECORD[0]}
+REMOVE = "<remove>"  # the key field of records to delete, by their Salesforce Id
 
 
 def _states(session: Session, built: Sequence[Record]) -> dict[tuple[str, str], set[str | None]]:
@@ -115,7 +125,8 @@ def _states(session: Session, built: Sequence[Record]) -> dict[tuple[str, str], 
 class _Due:
     """The queue's due records in the order they are built (subscriptions, documents,
     customers, deals, tasks, usage; ids in order), each kind listed when reached: the customers
-    once every due subscription and document has queued its account."""
+    once every due subscription and document has queued its account. Then, when ``accruing``,
+    the subscriptions whose usage accrues (listed, not queued)."""
 
     ORDER = (
         queue.SUBSCRIPTION,
@@ -124,12 +135,15 @@ class _Due:
         queue.DEAL,
         queue.TASK,
         queue.USAGE,
+        queue.ACCRUING,
     )
 
-    def __init__(self, entities: set[str]) -> None:
+    def __init__(self, entities: set[str], *, accruing: bool = False) -> None:
         self.files = queue.FILE in entities  # built apart, once the records are sent
         if entities & {queue.SUBSCRIPTION, queue.DOCUMENT}:
             entities = entities | {queue.CUSTOMER}
+        if accruing:
+            entities = entities | {queue.ACCRUING}
         self.entities = [entity for entity in self.ORDER if entity in entities]
         self.listed: list[tuple[str, int]] | None = None  # the current kind's, when listed
         self.position = 0
@@ -147,7 +161,11 @@ class _Due:
         while self.entities and self.entities[0] != before and len(taken) < limit:
             entity = self.entities[0]
             if self.listed is None:
-                self.listed = sorted(queue.due_of(session, entity, as_of), key=_order(entity))
+                self.listed = (
+                    accruing_subscriptions(session, as_of)
+                    if entity == queue.ACCRUING
+                    else sorted(queue.due_of(session, entity, as_of), key=_order(entity))
+                )
                 self.position = 0
             end = self.position + limit - len(taken)
             taken.update(((entity, key), gen) for key, gen in self.listed[self.position : end])
@@ -174,12 +192,14 @@ def _changed(
     *,
     multi: bool,
     tasks: TaskOptions | None = None,
+    accruing: AccruingOptions | None = None,
 ) -> None:
     """Build the next ``CHUNK`` records due by ``as_of``; settle those Salesforce holds as they
     are, and add the others to ``pending``. The accounts of the due subscriptions and
     documents taken are queued first (their MRR and status may follow), before any of them is
-    sent: a crash cannot lose them."""
-    builder = Builder(session, as_of, tasks)
+    sent: a crash cannot lose them. Accruing usage to send is queued for the day it falls
+    due."""
+    builder = Builder(session, as_of, tasks, accruing)
     window = due.take(session, as_of, CHUNK, before=queue.CUSTOMER)
     if window:
         touched = {str(i) for i in builder.customers_touched(window)}
@@ -192,12 +212,22 @@ def _changed(
     shown = [b.record for b in built if b.record is not None]
     result.built += len(shown)
     states = _states(session, shown)
+    sent_ids = _sent_ids(session, [record for record in shown if record.remove])
     settled: list[tuple[str, str, int, date | None]] = []
+    reminders: list[tuple[str, date]] = []
     for item in built:
-        generation = window[(item.entity, item.key)]
+        generation = window.get((item.entity, item.key), 0)  # accruing: listed by subscription
         record = item.record
         if record is None:  # shows nothing, or not yet (a Task waiting for its invoice)
             settled.append((item.entity, item.key, generation, item.again))
+            continue
+        if record.remove:
+            record_id = sent_ids.get((record.obj, record.key))
+            if record_id is None:  # never shown: nothing to remove
+                settled.append((item.entity, item.key, generation, item.again))
+            else:
+                removal = Record(record.obj, REMOVE, record_id, {}, remove=True)
+                pending[(record.obj, REMOVE)].append(_Pending(removal, {}, "", item, generation))
             continue
         fields = as_sent(record.fields, multi)
         digest = staging.payload_hash(fields)
@@ -206,17 +236,34 @@ def _changed(
             result.unchanged += 1
             settled.append((item.entity, item.key, generation, item.again))
             continue
+        if item.entity == queue.ACCRUING and item.again is not None:
+            reminders.append((item.key, item.again))
         pending[(record.obj, record.key_field)].append(
             _Pending(record, fields, digest, item, generation)
         )
-    queue.settle(session, settled)
+    queue.settle(session, [row for row in settled if row[0] != queue.ACCRUING])
+    queue.remind(session, queue.USAGE, reminders)
 
 
-def _start(session: Session, as_of: date, *, multi: bool) -> _Due:
+def _sent_ids(session: Session, removed: Sequence[Record]) -> dict[tuple[str, str], str]:
+    """The Salesforce Id of each of these records the connector wrote (one query)."""
+    state = tables.WritebackState
+    keys = [(record.obj, record.key) for record in removed]
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(state.object, state.key, state.record_id).where(
+            tuple_(state.object, state.key).in_(keys), state.record_id.is_not(None)
+        )
+    )
+    return {(obj, key): record_id for obj, key, record_id in rows if record_id is not None}
+
+
+def _start(session: Session, as_of: date, *, multi: bool, accruing: bool) -> _Due:
     """The records due, once those of a new shape are queued again."""
     note_shape(session, multi)
     queue.follow_date(session, as_of)
-    return _Due(queue.due_entities(session, as_of))
+    return _Due(queue.due_entities(session, as_of), accruing=accruing)
 
 
 def write_back(
@@ -227,22 +274,24 @@ def write_back(
     *,
     tasks: TaskOptions | None = None,
     attach_documents: bool = True,
+    usage: AccruingOptions | None = None,
 ) -> WritebackResult:
     """Send what changed since Salesforce last accepted it; ``checkpoint`` is called between
     calls (it raises to stop there). The queue is built ``CHUNK`` records at a time, each
     object's records sent as soon as they fill a call (the rest once everything is built).
     Then the documents' PDFs queued are attached to their invoice records as Salesforce Files
-    (:mod:`connector.sync.writeback_files`), once the records exist."""
+    (:mod:`connector.sync.writeback_files`), once the records exist. With ``usage``, the usage
+    accruing is measured and its changed records sent too (module doc)."""
     result = WritebackResult()
     calls_before = client.calls
     with transaction(factory) as session:
         multi = known_currency_mode(session)
         if multi is not None:
-            due = _start(session, as_of, multi=multi)
+            due = _start(session, as_of, multi=multi, accruing=usage is not None)
     if multi is None:  # asked while no transaction is open
         multi = describe_currency_mode(factory, client)
         with transaction(factory) as session:
-            due = _start(session, as_of, multi=multi)
+            due = _start(session, as_of, multi=multi, accruing=usage is not None)
     pending: Pending = defaultdict(list)
     first = True
     while not due.done:
@@ -250,7 +299,7 @@ def write_back(
             checkpoint()
         first = False
         with transaction(factory) as session:
-            _changed(session, as_of, due, result, pending, multi=multi, tasks=tasks)
+            _changed(session, as_of, due, result, pending, multi=multi, tasks=tasks, accruing=usage)
         send = partial(_send, factory, client, result, checkpoint=checkpoint)
         for target, items in pending.items():
             while len(items) >= MAX_COLLECTION or (due.done and items):
@@ -282,7 +331,9 @@ def _send(
     chunk = items[:MAX_COLLECTION]
     del items[:MAX_COLLECTION]
     values = [{key_field: item.record.key, **item.fields} for item in chunk]
-    if key_field == "Id":
+    if key_field == REMOVE:
+        answers = client.delete_records([item.record.key for item in chunk])
+    elif key_field == "Id":
         answers = client.update_records(obj, values)
     else:
         answers = client.upsert_records(obj, key_field, values)
@@ -301,8 +352,15 @@ def _record(
     now = utc_now()
     rows: list[dict[str, Any]] = []
     settled = []
+    gone: list[dict[str, Any]] = []
     for item, answer in zip(chunk, answers, strict=True):
         key = item.record.key
+        if item.record.remove and _removed(answer):
+            assert item.built.record is not None
+            gone.append({"q_object": obj, "q_key": item.built.record.key})
+            result.removed[obj] = result.removed.get(obj, 0) + 1
+            settled.append(item.settled())
+            continue
         if answer.get("success"):
             rows.append(_state(obj, key, now, sent_hash=item.digest, record_id=answer.get("id")))
             if obj == INVOICE_RECORD[0] and answer.get("created"):
@@ -322,7 +380,21 @@ def _record(
         if not retry:
             settled.append(item.settled())
     _save_states(session, rows)
-    queue.settle(session, settled)
+    if gone:  # sent again from nothing should it show once more
+        state = tables.WritebackState
+        session.execute(
+            delete(state).where(
+                state.object == bindparam("q_object"), state.key == bindparam("q_key")
+            ),
+            gone,
+        )
+    queue.settle(session, [row for row in settled if row[0] != queue.ACCRUING])
+
+
+def _removed(answer: dict[str, Any]) -> bool:
+    """A deletion done, or found done (the record was deleted in Salesforce meanwhile)."""
+    errors = answer.get("errors") or [{}]
+    return bool(answer.get("success")) or errors[0].get("statusCode") == "ENTITY_IS_DELETED"
 
 
 def _state(obj: str, key: str, now: Any, **values: str | None) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from connector.db import outbox, staging, tables
 from connector.db.catalog import PriceCache
 from connector.db.subscriptions import load_subscriptions
 from connector.db.writeback_queue import (
+    ACCRUING,
     CUSTOMER,
     DEAL,
     DOCUMENT,
@@ -62,6 +63,12 @@ from connector.db.writeback_queue import (
     USAGE,
     Queued,
 )
+from connector.sync.writeback_accruing import (
+    AccruingOptions,
+    accruing_usage,
+    reminder,
+    stale_usage,
+)
 from connector.sync.writeback_dunning import (
     TASK_RECORD,
     TaskOptions,
@@ -70,7 +77,7 @@ from connector.sync.writeback_dunning import (
     taken_tasks,
     task_records,
 )
-from connector.sync.writeback_usage import USAGE_RECORD, billed_usage, every_usage
+from connector.sync.writeback_usage import USAGE_RECORD, BilledUsage, billed_usage, every_usage
 
 SUBSCRIPTION_RECORD = ("Billing_Subscription__c", "Subscription_Id__c")
 INVOICE_RECORD = ("Billing_Invoice__c", "Document_Number__c")
@@ -97,6 +104,7 @@ class Record:
     key_field: str
     key: str
     fields: dict[str, Any]
+    remove: bool = False  # the record must go (its fields are empty)
 
 
 @dataclass(frozen=True)
@@ -187,10 +195,17 @@ class Builder:
     """Builds the records of queued entities as of a date, each read once however many
     records need it (a subscription shows on its own record and on its account's)."""
 
-    def __init__(self, session: Session, as_of: date, tasks: TaskOptions | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        as_of: date,
+        tasks: TaskOptions | None = None,
+        accruing: AccruingOptions | None = None,
+    ) -> None:
         self.session = session
         self.as_of = as_of
         self.tasks = tasks or TaskOptions()
+        self.accruing = accruing
         self.cache = PriceCache()
         self.shown: dict[int, _Shown | None] = {}  # subscription id -> how it shows
         self.accounts: dict[int, str | None] = {}  # customer id -> Account id
@@ -310,6 +325,7 @@ class Builder:
             *self.opportunity_records(sorted(by_entity[DEAL])),
             *self.task_records(sorted(by_entity[TASK])),
             *self.usage_records(sorted(by_entity[USAGE])),
+            *self.accruing_records(_ids(by_entity[ACCRUING])),
         ]
 
     def task_records(self, keys: list[str]) -> list[Built]:
@@ -395,6 +411,8 @@ class Builder:
         return built
 
     def usage_records(self, keys: list[str]) -> list[Built]:
+        """Billed usage; a key with no charge is usage shown accruing whose period fell due:
+        checked again the next day until billed, its record removed if billed as nothing."""
         found = billed_usage(self.session, keys)
         self._links(
             tables.Subscription.__tablename__,
@@ -406,33 +424,60 @@ class Builder:
             (usage.customer_id for usage in found.values()),
             self.accounts,
         )
+        stale = stale_usage(self.session, [key for key in keys if key not in found])
         built = []
         for key in keys:
-            usage = found.get(key)
+            usage, gone = found.get(key), stale.get(key)
             deal = self.deals.get(usage.subscription_id) if usage is not None else None
-            if usage is None or deal is None:
+            if usage is not None and deal is not None:
+                built.append(Built(USAGE, key, self._usage_record(usage, deal)))
+            elif gone is not None and gone.billed:
+                built.append(Built(USAGE, key, Record(*USAGE_RECORD, gone.external_id, {}, True)))
+            elif gone is not None:  # not billed yet
+                built.append(Built(USAGE, key, None, _after(self.as_of)))
+            else:
                 built.append(Built(USAGE, key, None))
-                continue
-            fields = {
-                "Name": usage.name,
-                "Opportunity__c": deal,
-                "Account__c": self.accounts.get(usage.customer_id),
-                "Subscription__r": {SUBSCRIPTION_RECORD[1]: f"SUB-{usage.subscription_id}"},
-                "Metric__c": usage.metric,
-                "Quantity__c": _number(usage.quantity),
-                "Billable_Quantity__c": _number(usage.billable),
-                "Amount__c": _number(usage.amount),
-                "Currency__c": usage.currency,
-                "CurrencyIsoCode": usage.currency,
-                "Period_Start__c": usage.period.start.isoformat(),
-                "Period_End__c": usage.period.end.isoformat(),
-                "Status__c": usage.status,
-                "Invoice_Number__c": usage.invoice,
-                "Adjustment_Number__c": usage.adjustment,
-            }
-            record = Record(*USAGE_RECORD, usage.external_id, fields)
-            built.append(Built(USAGE, key, record))
         return built
+
+    def accruing_records(self, ids: list[int]) -> list[Built]:
+        """The usage accruing of these subscriptions' metered items, each built under its
+        usage key, due again the day its usage falls due."""
+        if self.accruing is None:
+            return []
+        built = []
+        for chunk in _chunks(ids):
+            rows = self._subscriptions(tables.Subscription.id.in_(chunk))
+            loaded = load_subscriptions(self.session, rows, self.cache, failures={})
+            found = accruing_usage(self.session, self.accruing, rows, loaded, self.as_of)
+            deals = {row.id: row.deal for row in rows}
+            self._links(
+                tables.Customer.__tablename__, (u.customer_id for u in found), self.accounts
+            )
+            for usage in found:
+                key, due = reminder(usage)
+                record = self._usage_record(usage, deals[usage.subscription_id])
+                built.append(Built(ACCRUING, key, record, due))
+        return built
+
+    def _usage_record(self, usage: BilledUsage, deal: str) -> Record:
+        fields = {
+            "Name": usage.name,
+            "Opportunity__c": deal,
+            "Account__c": self.accounts.get(usage.customer_id),
+            "Subscription__r": {SUBSCRIPTION_RECORD[1]: f"SUB-{usage.subscription_id}"},
+            "Metric__c": usage.metric,
+            "Quantity__c": _number(usage.quantity),
+            "Billable_Quantity__c": _number(usage.billable),
+            "Amount__c": _number(usage.amount),
+            "Currency__c": usage.currency,
+            "CurrencyIsoCode": usage.currency,
+            "Period_Start__c": usage.period.start.isoformat(),
+            "Period_End__c": usage.period.end.isoformat(),
+            "Status__c": usage.status,
+            "Invoice_Number__c": usage.invoice,
+            "Adjustment_Number__c": usage.adjustment,
+        }
+        return Record(*USAGE_RECORD, usage.external_id, fields)
 
     def _dues(self, customer_ids: Sequence[int]) -> dict[int, list[tuple[date, Decimal]]]:
         """Per customer, the due date and amount due of each invoice of its deals that still

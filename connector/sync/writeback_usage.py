@@ -61,6 +61,7 @@ class BilledUsage:
     status: str
     invoice: str | None  # the invoice that billed it
     adjustment: str | None  # the last document that adjusted it
+    item_id: int | None = None
 
     @property
     def external_id(self) -> str:
@@ -229,6 +230,7 @@ def _usage(
         status=ADJUSTED if adjusted else BILLED,
         invoice=invoice[0].number if invoice else None,
         adjustment=last.number if last is not None else None,
+        item_id=first.subscription_item_id,
     )
 
 
