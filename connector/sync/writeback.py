@@ -381,10 +381,10 @@ def _record(
             settled.append(item.settled())
     _save_states(session, rows)
     if gone:  # sent again from nothing should it show once more
-        state = tables.WritebackState
+        state = tables.table_of(tables.WritebackState)
         session.execute(
             delete(state).where(
-                state.object == bindparam("q_object"), state.key == bindparam("q_key")
+                state.c.object == bindparam("q_object"), state.c.key == bindparam("q_key")
             ),
             gone,
         )

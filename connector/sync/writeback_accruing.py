@@ -17,7 +17,7 @@ nothing: the accruing record sent for it is deleted once its usage fell due and 
 
 A batch of subscriptions costs one query per table: the subscriptions, their items and
 prices, the charges of their periods, and their customers' usage (the summable metrics added
-up by the database).
+up by the database; from the daily aggregates when measured to the end of a day).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -136,15 +136,18 @@ def accruing_usage(
             for part, price in item_parts(item, c.served):
                 cut.update((window_of(part).start, window_of(part).end))
                 codes.add(price.metric)
+    daily = until.time() == time()  # whole days: read from the daily aggregates
     meters = read_meters(
         session,
         options.metrics,
         windows,
         codes,
         rounding=options.rounding,
-        until=until,
+        until=None if daily else until,
         cuts=cuts,
     )
+    if daily:
+        meters = {customer: replace(meter, until=until) for customer, meter in meters.items()}
     found = []
     for c in current:
         meter = meters[c.row.customer_id]

@@ -432,7 +432,9 @@ class Builder:
             if usage is not None and deal is not None:
                 built.append(Built(USAGE, key, self._usage_record(usage, deal)))
             elif gone is not None and gone.billed:
-                built.append(Built(USAGE, key, Record(*USAGE_RECORD, gone.external_id, {}, True)))
+                built.append(
+                    Built(USAGE, key, Record(*USAGE_RECORD, gone.external_id, {}, remove=True))
+                )
             elif gone is not None:  # not billed yet
                 built.append(Built(USAGE, key, None, _after(self.as_of)))
             else:
