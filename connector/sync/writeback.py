@@ -125,8 +125,8 @@ def _states(session: Session, built: Sequence[Record]) -> dict[tuple[str, str], 
 class _Due:
     """The queue's due records in the order they are built (subscriptions, documents,
     customers, deals, tasks, usage; ids in order), each kind listed when reached: the customers
-    once every due subscription and document has queued its account. Then, when ``accruing``,
-    the subscriptions whose usage accrues (listed, not queued)."""
+    once every due subscription and document has queued its account. Then the subscriptions
+    whose usage accrues, ``accruing`` (listed when the write-back starts, not queued)."""
 
     ORDER = (
         queue.SUBSCRIPTION,
@@ -138,12 +138,13 @@ class _Due:
         queue.ACCRUING,
     )
 
-    def __init__(self, entities: set[str], *, accruing: bool = False) -> None:
+    def __init__(self, entities: set[str], accruing: list[tuple[str, int]]) -> None:
         self.files = queue.FILE in entities  # built apart, once the records are sent
         if entities & {queue.SUBSCRIPTION, queue.DOCUMENT}:
             entities = entities | {queue.CUSTOMER}
         if accruing:
             entities = entities | {queue.ACCRUING}
+        self.accruing = accruing
         self.entities = [entity for entity in self.ORDER if entity in entities]
         self.listed: list[tuple[str, int]] | None = None  # the current kind's, when listed
         self.position = 0
@@ -162,7 +163,7 @@ class _Due:
             entity = self.entities[0]
             if self.listed is None:
                 self.listed = (
-                    accruing_subscriptions(session, as_of)
+                    self.accruing
                     if entity == queue.ACCRUING
                     else sorted(queue.due_of(session, entity, as_of), key=_order(entity))
                 )
@@ -263,7 +264,8 @@ def _start(session: Session, as_of: date, *, multi: bool, accruing: bool) -> _Du
     """The records due, once those of a new shape are queued again."""
     note_shape(session, multi)
     queue.follow_date(session, as_of)
-    return _Due(queue.due_entities(session, as_of), accruing=accruing)
+    listed = accruing_subscriptions(session, as_of) if accruing else []
+    return _Due(queue.due_entities(session, as_of), listed)
 
 
 def write_back(
