@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -193,10 +195,15 @@ def _usage_is_billed_in_arrears_to_the_unit(report: DemoReport) -> None:
             price = expected * UNIT_PRICES[line.currency]
         minor = Decimal(1) if line.currency == "JPY" else Decimal("0.01")
         assert line.amount == price.quantize(minor, ROUND_HALF_UP), line
-    # Each item's usage of a period is a Billing_Usage__c record in Salesforce.
-    assert report.usage_written_back == len(
-        {(line.customer_id, line.service_start) for line in lines}
-    )
+    # Each item's usage of a period is a Billing_Usage__c record in Salesforce: Billed for each
+    # period billed, and Accruing for the current period of each metered deal, whose usage
+    # of the last month was reported on its last day.
+    billed = len({(line.customer_id, line.service_start) for line in lines})
+    with closing(sqlite3.connect(report.directory / "salesforce.db")) as org:
+        rows = org.execute("SELECT Status__c FROM Billing_Usage__c WHERE IsDeleted = 0")
+        by_status = Counter(status for (status,) in rows)
+    assert by_status == {"Billed": billed, "Accruing": METERED_DEALS}
+    assert report.usage_written_back == billed + METERED_DEALS == 20
     assert sum(line.amount for line in lines if line.currency == "USD") == report.usage_billed.get(
         "USD", Decimal(0)
     )
