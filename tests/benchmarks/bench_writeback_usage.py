@@ -1,5 +1,5 @@
-"""Benchmark: the write-back of billed usage (``Billing_Usage__c``) against the sandbox org over
-HTTPS on loopback, on SQLite.
+"""Benchmark: the write-back of usage (``Billing_Usage__c``, billed and accruing) against the
+sandbox org over HTTPS on loopback, on SQLite.
 
     python tests/benchmarks/bench_writeback_usage.py --deals 1000
 
@@ -7,9 +7,14 @@ N deals meter API calls from January 1 and are billed on January 1 and February 
 write-back of February 1 sends every record (subscriptions, invoices, accounts, deals and
 January's usage). Then a late call of each customer is billed as an adjustment on February 5
 and written back (the usage records and the adjustment invoices), then the write-back runs once
-more with nothing to do. For each write-back it prints the seconds, the records built and sent,
-the API calls and the usage records' calls. It exits 1 unless each write-back sent every usage
-record 200 to a call and the idle one made no call.
+more with nothing to do. Then February's usage accrues: three calls of each customer on February
+10 (written back on the 11th: N Accruing records), one more on the 12th (the N records updated),
+a write-back with nothing new, and the run of March 1 billing February (the same N records,
+Billed). Every write-back measures the usage accruing, as a cycle's does. For each it prints the
+seconds, the CPU seconds (the sandbox's included), the SQL statements, the records built and
+sent, the API calls and the usage records' calls. It exits 1 unless each write-back that sends
+usage sent every usage record 200 to a call, the idle ones made no call, and Salesforce ends
+with N Adjusted and N Billed usage records.
 """
 
 from __future__ import annotations
@@ -31,12 +36,23 @@ from connector.db.engine import make_engine, session_factory  # noqa: E402
 from connector.db.migrate import upgrade  # noqa: E402
 from connector.sync import writeback  # noqa: E402
 from connector.sync.billing_run import run_billing  # noqa: E402
+from connector.sync.writeback_accruing import AccruingOptions  # noqa: E402
 from sandbox.salesforce.testing import connect, running_sandbox  # noqa: E402
-from tests.sync.test_billing_usage import FEB, JAN  # noqa: E402
+from tests.statements import counting  # noqa: E402
+from tests.sync.test_billing_usage import FEB, JAN, MAR  # noqa: E402
 from tests.sync.test_late_usage import settings_with  # noqa: E402
 from tests.sync.test_writeback_usage import calls, client_for, open_metered_deals  # noqa: E402
 
 USAGE = "Billing_Usage__c"
+PHASES = (
+    ("first", FEB),
+    ("adjusted", date(2026, 2, 5)),
+    ("idle", date(2026, 2, 5)),
+    ("accruing", date(2026, 2, 11)),
+    ("accruing_more", date(2026, 2, 12)),
+    ("accruing_idle", date(2026, 2, 12)),
+    ("billed", MAR),
+)
 
 
 def main() -> int:
@@ -49,6 +65,7 @@ def main() -> int:
     upgrade(engine)
     factory = session_factory(engine)
     settings = settings_with(url, folder)
+    usage = AccruingOptions.of(settings)
     report: dict[str, Any] = {"deals": deals}
     ok = True
     with running_sandbox() as sandbox:
@@ -68,26 +85,42 @@ def main() -> int:
 
         client.upsert_records = counted  # type: ignore[method-assign]
         expected = [200] * (deals // 200) + ([deals % 200] if deals % 200 else [])
-        for name, as_of in (("first", FEB), ("adjusted", date(2026, 2, 5)), ("idle", None)):
+        for name, as_of in PHASES:
             if name == "adjusted":
                 calls(factory, customers, "2026-01-20T10:00", 1, "late")
-                run_billing(factory, settings, date(2026, 2, 5))
+                run_billing(factory, settings, as_of)
+            elif name == "accruing":
+                calls(factory, customers, "2026-02-10T09:00", 3, "feb")
+            elif name == "accruing_more":
+                calls(factory, customers, "2026-02-12T09:00", 1, "more")
+            elif name == "billed":
+                run_billing(factory, settings, as_of)
             sizes.clear()
-            start = time.perf_counter()
-            result = writeback.write_back(factory, client, as_of or date(2026, 2, 5))
-            seconds = time.perf_counter() - start
+            start, cpu = time.perf_counter(), time.process_time()
+            with counting(engine) as statements:
+                result = writeback.write_back(factory, client, as_of, usage=usage)
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             report[name] = {
                 "seconds": round(seconds, 2),
+                "cpu_seconds": round(cpu, 2),
+                "statements": len(statements),
                 "built": result.built,
                 "sent": result.sent,
                 "api_calls": result.api_calls,
                 "usage_calls": len(sizes),
             }
-            want = [] if name == "idle" else expected
-            ok = ok and sizes == want and not result.failed
-            ok = ok and (name != "idle" or result.api_calls == 0)
-        shown = connect(sandbox).query(f"SELECT COUNT() FROM {USAGE} WHERE Status__c = 'Adjusted'")
-        ok = ok and shown["totalSize"] == deals
+            idle = name.endswith("idle")
+            ok = ok and sizes == ([] if idle else expected) and not result.failed
+            ok = ok and (not idle or result.api_calls == 0)
+        org = connect(sandbox)
+        shown = {
+            status: org.query(f"SELECT COUNT() FROM {USAGE} WHERE Status__c = '{status}'")[
+                "totalSize"
+            ]
+            for status in ("Accruing", "Billed", "Adjusted")
+        }
+        report["usage_records"] = shown
+        ok = ok and shown == {"Accruing": 0, "Billed": deals, "Adjusted": deals}
     report["usage_calls_expected"] = math.ceil(deals / 200)
     report["ok"] = ok
     print(json.dumps(report, indent=2))
