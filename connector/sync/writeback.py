@@ -356,10 +356,10 @@ def _record(
     settled = []
     gone: list[dict[str, Any]] = []
     for item, answer in zip(chunk, answers, strict=True):
-        key = item.record.key
+        assert item.built.record is not None
+        key = item.built.record.key  # a removal's external id, not the Id it was sent by
         if item.record.remove and _removed(answer):
-            assert item.built.record is not None
-            gone.append({"q_object": obj, "q_key": item.built.record.key})
+            gone.append({"q_object": obj, "q_key": key})
             result.removed[obj] = result.removed.get(obj, 0) + 1
             settled.append(item.settled())
             continue

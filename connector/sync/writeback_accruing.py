@@ -43,7 +43,8 @@ from connector.db import tables
 from connector.db.writeback_queue import SYSTEM, usage_key
 from connector.errors import ConnectorError
 from connector.settings import Settings
-from connector.sync.billing_usage import load_metrics, read_meters
+from connector.sync.billing_usage import read_meters
+from connector.sync.usage_mapping import usage_mapping_of
 from connector.sync.usage_report import current_period, priced_items
 from connector.sync.writeback_usage import BilledUsage, parse_key
 
@@ -65,7 +66,7 @@ class AccruingOptions:
         """The options ``settings`` name; None (logged) when the usage mapping cannot be read:
         the write-back then shows no accruing usage."""
         try:
-            metrics = load_metrics(settings)
+            metrics = usage_mapping_of(settings).metrics
         except ConnectorError as error:
             log.warning("accruing usage is not written back: %s", error)
             return None

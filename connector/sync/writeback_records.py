@@ -16,7 +16,9 @@
   billed (external id ``Usage_Key__c``): the deal, the account, the subscription's record (by
   its external id), the metric, the quantity
   measured and billable, the amount billed, the period, ``Billed`` with its invoice or
-  ``Adjusted`` with the last adjustment (:mod:`connector.sync.writeback_usage`).
+  ``Adjusted`` with the last adjustment (:mod:`connector.sync.writeback_usage`); under the same
+  key, ``Accruing`` with the usage of the current period so far, before it is billed
+  (:mod:`connector.sync.writeback_accruing`), removed if the period billed nothing.
 - On the Opportunity: ``Billing_Sync_Status__c`` (``Synced``, ``Waiting`` for a review, or
   ``Error``) and ``Billing_Sync_Error__c``, the reason a deal waits in quarantine or is held
   for review, or why the accounting system refused one of its documents.
