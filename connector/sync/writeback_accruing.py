@@ -37,11 +37,11 @@ from connector.billing.periods import ONE_DAY, Period
 from connector.billing.pricing import ChargeKind
 from connector.billing.subscriptions import Subscription
 from connector.billing.usage import HOUR, Metric, hour_of
-from connector.billing.usage_billing import item_parts, metered_items, window_of
+from connector.billing.usage_billing import Meter, item_parts, metered_items, window_of
 from connector.billing.usage_periods import Window
 from connector.db import tables
 from connector.db.writeback_queue import SYSTEM, usage_key
-from connector.errors import ConnectorError
+from connector.errors import BillingError, ConnectorError, InvalidInputError
 from connector.settings import Settings
 from connector.sync.billing_usage import read_meters
 from connector.sync.usage_mapping import usage_mapping_of
@@ -149,37 +149,46 @@ def accruing_usage(
     )
     if daily:
         meters = {customer: replace(meter, until=until) for customer, meter in meters.items()}
-    found = []
+    found: list[BilledUsage] = []
     for c in current:
-        meter = meters[c.row.customer_id]
-        for item, parts in priced_items(c.subscription, c.period, c.served, meter):
-            assert item.id is not None
-            if not parts or (item.id, c.period.start) in charged:
-                continue
-            charges = [charge for _, priced in parts for charge in priced.charges]
-            quantity = sum((charge.quantity for charge in charges), ZERO)
-            amount = sum((priced.total for _, priced in parts), ZERO)
-            if not quantity and not amount:
-                continue
-            last, price = item_parts(item, c.served)[-1]
-            found.append(
-                BilledUsage(
-                    subscription_id=c.row.id,
-                    customer_id=c.row.customer_id,
-                    item_key=item.key,
-                    product=item.product.name,
-                    metric=price.metric,
-                    currency=c.row.currency,
-                    period=Period(c.period.start, last.end),
-                    quantity=quantity,
-                    billable=sum((charge.billable for charge in charges), ZERO),
-                    amount=amount,
-                    status=ACCRUING,
-                    invoice=None,
-                    adjustment=None,
-                    item_id=item.id,
-                )
+        try:
+            found.extend(_accrued(c, meters[c.row.customer_id], charged))
+        except (InvalidInputError, BillingError) as error:  # the billing run reports it
+            log.warning("subscription %s: its usage accruing is not shown: %s", c.row.id, error)
+    return found
+
+
+def _accrued(c: _Current, meter: Meter, charged: set[tuple[int, date]]) -> list[BilledUsage]:
+    """The usage accruing of a subscription's metered items in its current period."""
+    found = []
+    for item, parts in priced_items(c.subscription, c.period, c.served, meter):
+        assert item.id is not None
+        if not parts or (item.id, c.period.start) in charged:
+            continue
+        charges = [charge for _, priced in parts for charge in priced.charges]
+        quantity = sum((charge.quantity for charge in charges), ZERO)
+        amount = sum((priced.total for _, priced in parts), ZERO)
+        if not quantity and not amount:
+            continue
+        last, price = item_parts(item, c.served)[-1]
+        found.append(
+            BilledUsage(
+                subscription_id=c.row.id,
+                customer_id=c.row.customer_id,
+                item_key=item.key,
+                product=item.product.name,
+                metric=price.metric,
+                currency=c.row.currency,
+                period=Period(c.period.start, last.end),
+                quantity=quantity,
+                billable=sum((charge.billable for charge in charges), ZERO),
+                amount=amount,
+                status=ACCRUING,
+                invoice=None,
+                adjustment=None,
+                item_id=item.id,
             )
+        )
     return found
 
 

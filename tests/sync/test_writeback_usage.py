@@ -509,6 +509,27 @@ def test_usage_measured_to_the_hour_of_now(
     assert (shown["Quantity__c"], shown["Amount__c"]) == (10.0, 2.0)
 
 
+def test_usage_of_a_metric_the_mapping_lacks_shows_nothing_and_stops_nothing(
+    factory: sessionmaker[Session],
+    usage_settings: Settings,
+    salesforce_sandbox: Sandbox,
+    sf: Salesforce,
+) -> None:
+    [(_, _, _, customer_id)] = open_metered_deals(factory, salesforce_sandbox, 1)
+    calls(factory, [customer_id], "2026-01-10T09:00", 5, "jan")
+    client = client_for(salesforce_sandbox)
+    unknown = replace(accruing(usage_settings), metrics={})  # api_calls is not in it
+
+    result = writeback.write_back(factory, client, date(2026, 1, 15), usage=unknown)
+
+    assert result.failed == {}
+    assert result.sent["Billing_Subscription__c"] == 1
+    assert "Billing_Usage__c" not in result.sent
+    assert usage_records(sf) == []
+    fixed = writeback.write_back(factory, client, date(2026, 1, 15), usage=accruing(usage_settings))
+    assert fixed.sent == {"Billing_Usage__c": 1}
+
+
 def test_an_accruing_record_whose_period_billed_nothing_is_removed(
     factory: sessionmaker[Session],
     usage_settings: Settings,
