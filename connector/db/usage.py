@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from connector.billing.usage import ZERO, Aggregation, HourlyUsage, Tally, Usage
 from connector.billing.usage_periods import Window
-from connector.db import bulk, exact, usage_partitions
+from connector.db import bulk, exact, usage_copy, usage_partitions
 from connector.db.tables import (
     Customer,
     ExternalId,
@@ -148,22 +148,15 @@ def _utc_text(at: datetime) -> str:
 
 def insert_events(session: Session, events: Sequence[NewEvent], received_at: datetime) -> None:
     """Insert new events and their transaction ids, one executemany each. SQLite is handed its
-    text values at once (the hot path of an import); PostgreSQL takes them through
-    :func:`connector.db.bulk_insert`, after the monthly partitions they need are made."""
+    text values at once (the hot path of an import); PostgreSQL takes them by ``COPY``
+    (:mod:`connector.db.usage_copy`), after the monthly partitions they need are made."""
     if not events:
         return
     events = sorted(events, key=itemgetter(0))  # two writers lock in the same order
     if not exact.is_sqlite(session):
         bind: Any = session.get_bind()
         usage_partitions.ensure(bind.engine, {event[3] for event in events})
-        bulk.bulk_insert(
-            session, IDS, [{"transaction_id": e[0], "occurred_at": e[3]} for e in events]
-        )
-        names = ("transaction_id", "customer_id", "metric", "occurred_at", "properties")
-        rows = [
-            {**dict(zip(names, event, strict=True)), "received_at": received_at} for event in events
-        ]
-        bulk.bulk_insert(session, EVENTS, rows)
+        usage_copy.copy_events(session, events, received_at.astimezone(UTC), _json)
         return
     received = _utc_text(received_at.astimezone(UTC))
     texts: dict[datetime, str] = {}  # events come in bursts of the same second
