@@ -157,17 +157,23 @@ def test_a_writer_meeting_an_uncommitted_transaction_id_stores_it_as_a_duplicate
     limits = Limits(timedelta(minutes=5), timedelta(days=30))
     usage_partitions.ensure(engine, [now])
     found: list[list[EventResult]] = []
+    failures: list[BaseException] = []
     caplog.set_level(logging.INFO, logger="connector.sync.usage_events")
 
     with transaction(factory) as holder:
         assert [r.outcome for r in ingest(holder, metrics, [event], now, limits)] == [
             Outcome.ACCEPTED
         ]
-        writer = threading.Thread(
-            target=lambda: found.append(ingest_batch(factory, metrics, [event], now, limits))
-        )
+
+        def write() -> None:
+            try:
+                found.append(ingest_batch(factory, metrics, [event], now, limits))
+            except BaseException as error:
+                failures.append(error)
+
+        writer = threading.Thread(target=write)
         writer.start()
-        _wait_for_a_lock_wait(engine)
+        _wait_for_a_lock_wait(engine, failures)
     writer.join(30)
 
     assert [r.outcome for r in found[0]] == [Outcome.DUPLICATE]
@@ -178,11 +184,11 @@ def test_a_writer_meeting_an_uncommitted_transaction_id_stores_it_as_a_duplicate
     assert hourly == [1]
 
 
-def _wait_for_a_lock_wait(engine: Engine) -> None:
+def _wait_for_a_lock_wait(engine: Engine, failures: list[BaseException]) -> None:
     """Until another connection of this database waits on a lock (the writer's COPY)."""
     deadline = time.monotonic() + 30
     with engine.connect() as connection:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not failures:
             waiting = connection.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -191,5 +197,6 @@ def _wait_for_a_lock_wait(engine: Engine) -> None:
             )
             if waiting:
                 return
+            connection.rollback()  # the activity seen is a snapshot taken once a transaction
             time.sleep(0.02)
-    raise AssertionError("the writer never waited on the uncommitted transaction id")
+    raise AssertionError(f"the writer never waited on the transaction id held: {failures}")
