@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from connector.billing.usage import ZERO, Aggregation, HourlyUsage, Tally, Usage
 from connector.billing.usage_periods import Window
-from connector.db import bulk, exact, usage_copy, usage_partitions
+from connector.db import bulk, exact, usage_partitions
 from connector.db.tables import (
     Customer,
     ExternalId,
@@ -158,6 +158,8 @@ def insert_events(session: Session, events: Sequence[NewEvent], received_at: dat
         return
     events = sorted(events, key=itemgetter(0))  # two writers lock in the same order
     if not exact.is_sqlite(session):
+        from connector.db import usage_copy  # noqa: PLC0415 - psycopg, PostgreSQL's alone
+
         bind: Any = session.get_bind()
         usage_partitions.ensure(bind.engine, {event[3] for event in events})
         usage_copy.copy_events(session, events, received_at.astimezone(UTC), _json)

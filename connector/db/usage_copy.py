@@ -47,27 +47,28 @@ def copy_events(
     if not rows:
         return
     raw: Any = session.connection().connection.driver_connection
-    try:
-        with raw.cursor() as cursor:
-            _copy(cursor, IDS, ID_TYPES, ((row[0], row[3]) for row in rows))
-            _copy(
-                cursor,
-                EVENTS,
-                EVENT_TYPES,
-                (
-                    (tx, customer, metric, at, json_text(properties), received_at)
-                    for tx, customer, metric, at, properties in rows
-                ),
-            )
-    except psycopg.Error as error:
-        raise DBAPIError.instance(EVENTS, None, error, psycopg.Error) from error
+    with raw.cursor() as cursor:
+        _copy(cursor, IDS, ID_TYPES, ((row[0], row[3]) for row in rows))
+        _copy(
+            cursor,
+            EVENTS,
+            EVENT_TYPES,
+            (
+                (tx, customer, metric, at, json_text(properties), received_at)
+                for tx, customer, metric, at, properties in rows
+            ),
+        )
 
 
 def _copy(
     cursor: psycopg.Cursor[Any], statement: str, types: Sequence[str], rows: Iterable[Any]
 ) -> None:
-    with cursor.copy(statement) as copy:
-        copy.set_types(types)
-        write = copy.write_row
-        for row in rows:
-            write(row)
+    """One COPY; the driver's error raised as SQLAlchemy would raise it."""
+    try:
+        with cursor.copy(statement) as copy:
+            copy.set_types(types)
+            write = copy.write_row
+            for row in rows:
+                write(row)
+    except psycopg.Error as error:
+        raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
