@@ -9,7 +9,10 @@ adapts them natively (JSON goes as its text, cast by the statement).
 
 :func:`upsert` writes rows that may already exist (bookkeeping keyed on its primary key or a
 unique constraint) in one ``INSERT … ON CONFLICT DO UPDATE`` executemany, on SQLite and
-PostgreSQL alike.
+PostgreSQL alike. With ``as_one=True`` PostgreSQL gets the rows as one JSON array instead, read
+by one ``INSERT … SELECT`` (each value cast from the text psycopg would have sent: the values
+stored are the same): an executemany there is still a statement executed per row, and psycopg
+binds each row's parameters in Python.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -26,13 +30,16 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
+    String,
     Table,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     insert,
     literal,
+    literal_column,
     select,
     union_all,
 )
@@ -138,13 +145,16 @@ def upsert(
     rows: Sequence[Mapping[str, Any]],
     keys: Sequence[str],
     changes: Sequence[str] | Callable[[Any], Mapping[str, Any]],
+    *,
+    as_one: bool = False,
 ) -> None:
     """Insert ``rows`` (dicts with the same keys, every column given but the primary key when
     the database makes it; each ``keys`` once at most), and where a row with the same ``keys``
     exists, update it instead: with the new row's value of each column named in ``changes``,
     or with what ``changes(excluded)`` maps columns to (``excluded`` is the row that was
     refused; the table's columns are the stored row). Python-side ``onupdate`` defaults are not
-    applied: give them in ``changes``."""
+    applied: give them in ``changes``. ``as_one``: one statement on PostgreSQL (no JSON
+    column), rows inserted in their order."""
     if not rows:
         return
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
@@ -153,12 +163,52 @@ def upsert(
     set_ = (
         dict(changes(excluded)) if callable(changes) else {name: excluded[name] for name in changes}
     )
+    if as_one and dialect is postgresql:
+        session.execute(
+            _from_json(statement, table, rows).on_conflict_do_update(
+                index_elements=list(keys), set_=set_
+            )
+        )
+        return
     execute_many(
         session,
         statement.on_conflict_do_update(index_elements=list(keys), set_=set_),
         table,
         rows,
     )
+
+
+def _json_value(value: Any) -> Any:
+    """A value as JSON holds it: the text psycopg would send for it, when JSON has no such
+    type (a decimal's digits as given, a datetime in ISO 8601 with its offset)."""
+    kind = type(value)
+    if kind is Decimal:
+        return str(value)
+    if kind is datetime:
+        if value.tzinfo is None:
+            raise ValueError(f"datetime {value} has no timezone")
+        return value.astimezone(UTC).isoformat()
+    if kind is date:
+        return value.isoformat()
+    return value
+
+
+def _from_json(statement: Any, table: Table, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """``statement`` (an INSERT into ``table``) taking ``rows`` from one JSON array of arrays,
+    each value cast to its column's type (texts are taken as they are: a VARCHAR cast would
+    cut a text too long instead of refusing it)."""
+    names = list(rows[0])
+    for name in names:
+        if isinstance(table.c[name].type, JSON):
+            raise ValueError(f"{table.name}.{name} is JSON: insert it with execute_many")
+    array = [[_json_value(row[name]) for name in names] for row in rows]
+    element = func.json_array_elements(bindparam("rows", array, type_=JSON)).table_valued("value")
+    values = []
+    for index, name in enumerate(names):
+        found = element.c.value.op("->>")(literal_column(str(index)))
+        column_type = table.c[name].type
+        values.append(found if isinstance(column_type, String) else cast(found, column_type))
+    return statement.from_select(names, select(*values).select_from(element))
 
 
 def bulk_upsert(
@@ -245,11 +295,21 @@ def reserve_many(session: Session, counts: Mapping[Table, int]) -> dict[Table, l
 
 
 def insert_new(
-    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    *,
+    as_one: bool = False,
 ) -> None:
-    """Insert those of ``rows`` whose ``keys`` (a unique constraint) no stored row has yet."""
+    """Insert those of ``rows`` whose ``keys`` (a unique constraint) no stored row has yet
+    (``as_one``: as :func:`upsert`'s)."""
     if not rows:
         return
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(table).inline().on_conflict_do_nothing(index_elements=list(keys))
-    execute_many(session, statement, table, rows)
+    statement = dialect.insert(table).inline()
+    if as_one and dialect is postgresql:
+        found = _from_json(statement, table, rows)
+        session.execute(found.on_conflict_do_nothing(index_elements=list(keys)))
+        return
+    execute_many(session, statement.on_conflict_do_nothing(index_elements=list(keys)), table, rows)

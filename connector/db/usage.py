@@ -19,7 +19,7 @@ from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ARRAY, Table, any_, bindparam, case, func, select
+from sqlalchemy import JSON, String, Table, bindparam, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from connector.billing.usage import ZERO, Aggregation, HourlyUsage, Tally, Usage
@@ -55,13 +55,17 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
 
 
 def _among(session: Session, column: Any, values: Sequence[Any]) -> Any:
-    """``column IN values`` with one bound parameter whatever their number: a JSON array on
-    SQLite, an array on PostgreSQL (a statement with thousands of parameters costs more to
-    build than to run)."""
+    """``column IN values`` with one bound parameter whatever their number: a JSON array (a
+    statement with thousands of parameters costs more to build than to run, and psycopg
+    writes an array of thousands of texts element by element, in Python)."""
     if exact.is_sqlite(session):
         each = func.json_each(json.dumps(list(values))).table_valued("value")
         return column.in_(select(each.c.value))
-    return column == any_(bindparam("among", list(values), type_=ARRAY(column.type), unique=True))
+    given = bindparam("among", list(values), type_=JSON, unique=True)
+    value = func.json_array_elements_text(given).table_valued("value").c.value
+    return column.in_(
+        select(value if isinstance(column.type, String) else cast(value, column.type))
+    )
 
 
 def customer_ids(session: Session, keys: Iterable[str]) -> dict[str, int]:
@@ -148,22 +152,17 @@ def _utc_text(at: datetime) -> str:
 
 def insert_events(session: Session, events: Sequence[NewEvent], received_at: datetime) -> None:
     """Insert new events and their transaction ids, one executemany each. SQLite is handed its
-    text values at once (the hot path of an import); PostgreSQL takes them through
-    :func:`connector.db.bulk_insert`, after the monthly partitions they need are made."""
+    text values at once (the hot path of an import); PostgreSQL takes them by ``COPY``
+    (:mod:`connector.db.usage_copy`), after the monthly partitions they need are made."""
     if not events:
         return
     events = sorted(events, key=itemgetter(0))  # two writers lock in the same order
     if not exact.is_sqlite(session):
+        from connector.db import usage_copy  # noqa: PLC0415 - psycopg, PostgreSQL's alone
+
         bind: Any = session.get_bind()
         usage_partitions.ensure(bind.engine, {event[3] for event in events})
-        bulk.bulk_insert(
-            session, IDS, [{"transaction_id": e[0], "occurred_at": e[3]} for e in events]
-        )
-        names = ("transaction_id", "customer_id", "metric", "occurred_at", "properties")
-        rows = [
-            {**dict(zip(names, event, strict=True)), "received_at": received_at} for event in events
-        ]
-        bulk.bulk_insert(session, EVENTS, rows)
+        usage_copy.copy_events(session, events, received_at.astimezone(UTC), _json)
         return
     received = _utc_text(received_at.astimezone(UTC))
     texts: dict[datetime, str] = {}  # events come in bursts of the same second
@@ -198,7 +197,7 @@ def store(
         exact.prepare(session)
         hours = sorted(hourly.items(), key=_first)
         rows = [_aggregate_row(HOUR_KEY, key, tally.aggregation, tally) for key, tally in hours]
-        bulk.upsert(session, HOURLY, rows, HOUR_KEY, _adding(session, HOURLY))
+        bulk.upsert(session, HOURLY, rows, HOUR_KEY, _adding(session, HOURLY), as_one=True)
         days: dict[DayKey, tuple[Aggregation, Usage]] = {}
         for (customer, metric, group, hour), tally in hours:
             day = (customer, metric, group, hour.date())
@@ -206,16 +205,24 @@ def store(
             usage = tally.usage()
             days[day] = (tally.aggregation, usage if known is None else known[1].merge(usage))
         daily = [_aggregate_row(DAY_KEY, key, *found) for key, found in days.items()]
-        bulk.upsert(session, DAILY, daily, DAY_KEY, _adding(session, DAILY))
+        bulk.upsert(session, DAILY, daily, DAY_KEY, _adding(session, DAILY), as_one=True)
     met = sorted(values)
     names = (*HOUR_KEY, "value")
     bulk.insert_new(
-        session, VALUES, [dict(zip(names, row, strict=True)) for row in met], list(names)
+        session,
+        VALUES,
+        [dict(zip(names, row, strict=True)) for row in met],
+        list(names),
+        as_one=True,
     )
     names = (*DAY_KEY, "value")
     by_day = sorted({(c, m, g, h.date(), v) for c, m, g, h, v in met})
     bulk.insert_new(
-        session, DAY_VALUES, [dict(zip(names, row, strict=True)) for row in by_day], list(names)
+        session,
+        DAY_VALUES,
+        [dict(zip(names, row, strict=True)) for row in by_day],
+        list(names),
+        as_one=True,
     )
 
 

@@ -2,7 +2,7 @@
 way to store the same rows, and the import's memory as the file grows.
 
     python tests/benchmarks/bench_usage.py --events 1000000 [--customers 100] [--days 1]
-        [--ids ordered|random] [--batch 5000]
+        [--ids ordered|random] [--batch 5000] [--database-url postgresql://u:p@host/postgres]
 
 A CSV file of N events is written (the four metrics of the shipped ``mappings/usage.yaml`` in
 turn, the customers round-robin, the times spread evenly over the last ``--days`` days), then:
@@ -20,6 +20,11 @@ on a machine other work loads), the hourly aggregates written per event, and the
 ``--ids random`` makes transaction ids random (UUID 4) instead of time-ordered: SQLite's B-tree
 then writes pages all over its unique index, for the baseline as for the import.
 
+With ``--database-url`` (a PostgreSQL server whose user may create databases) each run has a
+database of its own made on that server (dropped after), events partitioned by month; the
+baseline there is psycopg's ``COPY`` of the file's rows into the same two tables, a transaction
+per batch (the month's partition made beforehand): no validation, lookup, check or aggregate.
+
 Exits 1 when the import does not accept every event, or when its peak memory on the whole file
 is more than 1.5 times its peak on a tenth of it.
 """
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import random
@@ -44,10 +50,17 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import psycopg  # noqa: E402
 from peak_memory import Measured, run_measured  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
-from connector.db import bulk, tables  # noqa: E402
-from connector.db.engine import make_engine, session_factory, transaction  # noqa: E402
+from connector.db import bulk, tables, usage_partitions  # noqa: E402
+from connector.db.engine import (  # noqa: E402
+    make_engine,
+    normalize_url,
+    session_factory,
+    transaction,
+)
 from connector.db.migrate import upgrade  # noqa: E402
 
 METRICS = ("api_calls", "storage_gb", "seats", "bandwidth_gb")
@@ -83,7 +96,11 @@ def write_events(path: Path, count: int, customers: int, days: int, ids: str) ->
 
 
 def new_database(path: Path, customers: int) -> str:
-    url = f"sqlite:///{path}"
+    return with_customers(f"sqlite:///{path}", customers)
+
+
+def with_customers(url: str, customers: int) -> str:
+    """The database at ``url`` migrated, with the customers only."""
     engine = make_engine(url)
     upgrade(engine)
     now = datetime.now(UTC)
@@ -159,9 +176,11 @@ def baseline(database: Path, events: Path, batch: int) -> None:
 
 
 def run_import(
-    folder: Path, events: Path, customers: int, batch: int
+    folder: Path, events: Path, customers: int, batch: int, server: str | None = None
 ) -> tuple[Measured, dict, int]:
     database = folder / f"import-{events.stem}.db"
+    if server is not None:
+        return on_postgresql(server, f"import_{events.stem}", customers, events, batch)
     url = new_database(database, customers)
     env = {**os.environ, "CONNECTOR_DATABASE_URL": url, "CONNECTOR_USAGE__BATCH_SIZE": str(batch)}
     with tempfile.TemporaryFile() as out:
@@ -178,6 +197,106 @@ def run_import(
     return measured, summary, hourly
 
 
+# PostgreSQL (--database-url): a database of the server's per run, made and dropped here.
+
+
+def postgres_database(server: str, name: str, customers: int) -> str:
+    target = f"bench_usage_{os.getpid()}_{name}"
+    admin = make_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{target}"'))
+    admin.dispose()
+    url = normalize_url(server).set(database=target).render_as_string(hide_password=False)
+    return with_customers(url, customers)
+
+
+def drop_postgres_database(server: str, url: str) -> None:
+    admin = make_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        name = normalize_url(url).database
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def on_postgresql(
+    server: str, name: str, customers: int, events: Path, batch: int
+) -> tuple[Measured, dict, int]:
+    """``connector usage import`` into a new database of ``server``."""
+    url = postgres_database(server, name, customers)
+    env = {**os.environ, "CONNECTOR_DATABASE_URL": url, "CONNECTOR_USAGE__BATCH_SIZE": str(batch)}
+    try:
+        with tempfile.TemporaryFile() as out:
+            measured = run_measured(
+                [sys.executable, "-m", "connector", "usage", "import", str(events), "--json"],
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                cwd=ROOT,
+            )
+            out.seek(0)
+            summary = json.loads(out.read() or b"{}")
+        engine = make_engine(url)
+        with engine.connect() as connection:
+            hourly = connection.scalar(text("SELECT count(*) FROM usage_hourly")) or 0
+        engine.dispose()
+    finally:
+        drop_postgres_database(server, url)
+    return measured, summary, hourly
+
+
+def postgres_baseline(url: str, events: Path, batch: int) -> None:
+    """The cheapest way on PostgreSQL: the file's rows into usage_event_ids and usage_events
+    (routed to their month's partition by the server), two COPYs per batch."""
+    received = datetime.now(UTC)
+    names = HEADER.strip().split(",")[4:]
+    columns = "transaction_id, customer_id, metric, occurred_at, properties, received_at"
+    dsn = normalize_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as connection, events.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        while rows := [
+            (
+                row[0],
+                int(row[1]),
+                row[2],
+                f"{row[3][:10]} {row[3][11:19]}+00",
+                json.dumps({k: v for k, v in zip(names, row[4:], strict=True) if v}),
+                received,
+            )
+            for row in itertools.islice(reader, batch)
+        ]:
+            with connection.transaction(), connection.cursor() as cursor:
+                with cursor.copy(
+                    "COPY usage_event_ids (transaction_id, occurred_at) FROM STDIN"
+                ) as copy:
+                    for row in rows:
+                        copy.write_row((row[0], row[3]))
+                with cursor.copy(f"COPY usage_events ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+
+
+def postgres_baseline_run(server: str, events: Path, customers: int, batch: int) -> Measured:
+    """:func:`postgres_baseline` in a process of its own, on a new database (with the
+    partitions of the file's days made beforehand)."""
+    url = postgres_database(server, "baseline", customers)
+    engine = make_engine(url)
+    with events.open(encoding="utf-8") as handle:
+        next(handle)
+        first = handle.readline().split(",")[3]
+    last = datetime.now(UTC)
+    usage_partitions.ensure(engine, [datetime.fromisoformat(first), last])
+    engine.dispose()
+    try:
+        return run_measured(
+            [sys.executable, __file__, "--batch", str(batch), "--baseline-only", url, str(events)],
+            cwd=ROOT,
+        )
+    finally:
+        drop_postgres_database(server, url)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -186,9 +305,15 @@ def main() -> int:
     parser.add_argument("--ids", choices=("ordered", "random"), default="ordered")
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument(
+        "--database-url", help="a PostgreSQL server to run on (its user creates databases)"
+    )
+    parser.add_argument(
         "--baseline-only", nargs=2, metavar=("DATABASE", "EVENTS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
+    if args.baseline_only and args.baseline_only[0].startswith("postgresql"):
+        postgres_baseline(args.baseline_only[0], Path(args.baseline_only[1]), args.batch)
+        return 0
     if args.baseline_only:
         baseline(Path(args.baseline_only[0]), Path(args.baseline_only[1]), args.batch)
         return 0
@@ -205,23 +330,27 @@ def main() -> int:
             flush=True,
         )
 
-        measured, summary, hourly = run_import(folder, events, args.customers, args.batch)
+        server = args.database_url
+        measured, summary, hourly = run_import(folder, events, args.customers, args.batch, server)
         seconds, peak = measured.seconds, measured.peak_rss_mib
         base_db = folder / "baseline.db"
-        new_database(base_db, args.customers)
-        base = run_measured(
-            [
-                sys.executable,
-                __file__,
-                "--batch",
-                str(args.batch),
-                "--baseline-only",
-                str(base_db),
-                str(events),
-            ],
-            cwd=ROOT,
-        )
-        small, small_summary, _ = run_import(folder, tenth, args.customers, args.batch)
+        if server is not None:
+            base = postgres_baseline_run(server, events, args.customers, args.batch)
+        else:
+            new_database(base_db, args.customers)
+            base = run_measured(
+                [
+                    sys.executable,
+                    __file__,
+                    "--batch",
+                    str(args.batch),
+                    "--baseline-only",
+                    str(base_db),
+                    str(events),
+                ],
+                cwd=ROOT,
+            )
+        small, small_summary, _ = run_import(folder, tenth, args.customers, args.batch, server)
         small_peak = small.peak_rss_mib
 
     figures = {
@@ -229,6 +358,7 @@ def main() -> int:
         "customers": args.customers,
         "days": args.days,
         "ids": args.ids,
+        "database": "postgresql" if args.database_url else "sqlite",
         "import_events_per_s": round(args.events / seconds),
         "baseline_events_per_s": round(args.events / base.seconds),
         "import_over_baseline_time": round(seconds / base.seconds, 2),

@@ -2,6 +2,7 @@
 from a concurrent client, against the same batches handed to ``ingest_batch`` directly.
 
     python tests/benchmarks/bench_usage_api.py --events 200000 [--customers 100] [--threads 4]
+        [--database-url postgresql://u:p@host/postgres]
 
 N events (the four metrics of the shipped ``mappings/usage.yaml`` in turn, the customers
 round-robin, time-ordered transaction ids, the times spread over the last day) are cut into
@@ -12,6 +13,9 @@ batches of ``--batch`` (1,000), each written as its JSON body beforehand (not ti
   answers come back: events/s through the API (HTTP, JSON, key check, validation, storage);
 - in this process, on another new database, ``ingest_batch`` stores the same batches one after
   the other: events/s of the storage alone, what the API's figure is compared with.
+
+With ``--database-url`` (a PostgreSQL server whose user may create databases) both databases
+are made on that server instead (events partitioned by month), and dropped after.
 
 Printed: the events/s of each and their ratio (API over direct). Exits 1 when an answer is not
 200 or any event is not accepted, by either way.
@@ -37,7 +41,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_api import free_port, serve  # noqa: E402
-from bench_usage import METRICS, new_database  # noqa: E402
+from bench_usage import (  # noqa: E402
+    METRICS,
+    drop_postgres_database,
+    new_database,
+    postgres_database,
+)
 
 from connector.api.keys import create_key  # noqa: E402
 from connector.db.engine import make_engine, session_factory, transaction  # noqa: E402
@@ -134,19 +143,34 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=100)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--database-url", help="a PostgreSQL server to run on (its user creates databases)"
+    )
     options = parser.parse_args()
+    server = options.database_url
     folder = Path(tempfile.mkdtemp(prefix="connector-bench-usage-api-"))
     made = events(options.events, options.customers)
     batches = [made[n : n + options.batch] for n in range(0, len(made), options.batch)]
     bodies = [json.dumps({"events": batch}).encode() for batch in batches]
-    served_url = new_database(folder / "served.db", options.customers)
-    key = write_key(served_url)
-    api = through_api(served_url, bodies, key, options.threads, folder)
-    own = direct(new_database(folder / "direct.db", options.customers), batches)
+    if server:
+        served_url = postgres_database(server, "served", options.customers)
+        direct_url = postgres_database(server, "direct", options.customers)
+    else:
+        served_url = new_database(folder / "served.db", options.customers)
+        direct_url = new_database(folder / "direct.db", options.customers)
+    try:
+        key = write_key(served_url)
+        api = through_api(served_url, bodies, key, options.threads, folder)
+        own = direct(direct_url, batches)
+    finally:
+        if server:
+            drop_postgres_database(server, served_url)
+            drop_postgres_database(server, direct_url)
     figures = {
         "events": options.events,
         "batch": options.batch,
         "threads": options.threads,
+        "database": "postgresql" if server else "sqlite",
         "api_events_per_second": round(options.events / api),
         "direct_events_per_second": round(options.events / own),
         "api_over_direct": round(own / api, 3),

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, String, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import tables
@@ -13,8 +13,10 @@ from connector.db.bulk import (
     bulk_insert,
     bulk_update,
     bulk_upsert,
+    insert_new,
     reserve_ids,
     reserve_many,
+    upsert,
 )
 from connector.db.engine import transaction
 from tests import builders
@@ -179,3 +181,62 @@ def test_ids_of_several_tables_are_reserved_in_one_statement(
         ids = reserved[table]
         assert len(set(ids)) == count and min(ids) > (highest[table] or 0)
     assert reserve_ids(factory(), contracts, 0) == []
+
+
+def test_rows_upserted_as_one_statement_read_back_like_rows_upserted_one_by_one(
+    factory: sessionmaker[Session], engine: Engine
+) -> None:
+    """``as_one`` (one INSERT … SELECT of a JSON array on PostgreSQL) stores what the
+    executemany stores, new rows and updated ones alike, in one statement."""
+    builders.simple_subscription(factory, start=date(2026, 1, 1))
+    with factory() as session:
+        customer = session.scalars(select(tables.Customer.id)).first()
+    hourly, values = tables.table_of(tables.UsageHourly), tables.table_of(tables.UsageHourlyValue)
+    hour = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    latest = datetime(2026, 3, 1, 12, 59, 59, 999999, tzinfo=UTC)
+
+    def row(metric: str, total: Decimal | None, at: datetime | None) -> dict[str, Any]:
+        return {"customer_id": customer, "metric": metric, "group_value": "eu-Zoë 東京",
+                "hour": hour, "events": 3, "total": total, "maximum": Decimal("-0.000001"),
+                "latest_at": at, "latest_value": Decimal("12345678901234567890.123456789"),
+                "weighted": None}  # fmt: skip
+
+    def adding(excluded: Any) -> dict[str, Any]:
+        return {"events": hourly.c.events + excluded.events, "latest_at": excluded.latest_at}
+
+    key = ["customer_id", "metric", "group_value", "hour"]
+    names = [*key, "value"]
+    for as_one in (False, True):
+        metric = f"m-{as_one}"
+        with transaction(factory) as session, counting(engine) as seen:
+            first_rows = [row(metric, Decimal("1.50"), None), row(f"{metric}-b", None, latest)]
+            upsert(session, hourly, first_rows, key, adding, as_one=as_one)
+            upsert(session, hourly, [row(metric, Decimal("2"), latest)], key, adding, as_one=as_one)
+            met = [{**dict(zip(key, (customer, metric, "", hour), strict=True)), "value": v}
+                   for v in ("u1", "ü2")]  # fmt: skip
+            insert_new(session, values, met, names, as_one=as_one)
+            insert_new(session, values, met[:1], names, as_one=as_one)
+        assert len(seen.touching("usage_hourly")) == 4
+
+    def stored(as_one: bool) -> list[tuple[Any, ...]]:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(hourly, hourly.c.total.cast(String), hourly.c.latest_value.cast(String))
+                .where(hourly.c.metric.like(f"m-{as_one}%"))
+                .order_by(hourly.c.metric)
+            ).all()
+            met = connection.execute(
+                select(values.c.value, values.c.hour)
+                .where(values.c.metric == f"m-{as_one}")
+                .order_by(values.c.value)
+            ).all()
+        return [(*row[2:], row.metric.removeprefix(f"m-{as_one}")) for row in rows] + [
+            tuple(found) for found in met
+        ]
+
+    assert stored(True) == stored(False)
+    assert stored(True)[0][1:] == (
+        hour, 6, Decimal("1.50"), Decimal("-0.000001"), latest,
+        Decimal("12345678901234567890.123456789"), None, "1.50",
+        "12345678901234567890.123456789", "",
+    )  # fmt: skip
