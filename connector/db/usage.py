@@ -130,6 +130,11 @@ def _json(value: dict[str, Any]) -> str:
     return "".join(_ENCODER(value, 0))
 
 
+def properties_text(properties: dict[str, Any]) -> str:
+    """An event's properties as SQLite stores them (JSON)."""
+    return _json(properties) if properties else "{}"
+
+
 INSERT_IDS = "INSERT INTO usage_event_ids (transaction_id, occurred_at) VALUES (?, ?)"
 
 
@@ -173,14 +178,34 @@ def insert_events(session: Session, events: Sequence[NewEvent], received_at: dat
             customer,
             metric,
             texts.get(at) or texts.setdefault(at, _utc_text(at)),
-            _json(properties) if properties else "{}",
+            properties_text(properties),
             received,
         )
         for tx, customer, metric, at, properties in events
     ]
+    insert_rendered(session, values)
+
+
+# An event to insert on SQLite, as its values are stored: transaction id, customer id, metric,
+# time (:func:`_utc_text`), properties (:func:`properties_text`), time received.
+Rendered = tuple[str, int, str, str, str, str]
+
+
+# A new event's id is one more than the largest (SQLite's rowid): the rows of an executemany
+# are the last ones.
+COPY_IDS = (
+    "INSERT INTO usage_event_ids (transaction_id, occurred_at) SELECT transaction_id, "
+    "occurred_at FROM usage_events WHERE id > (SELECT max(id) FROM usage_events) - ? "
+    "ORDER BY transaction_id"
+)
+
+
+def insert_rendered(session: Session, rows: Sequence[Rendered]) -> None:
+    """Insert new events given by their SQLite values, one executemany, and their transaction
+    ids, copied from them by one statement."""
     connection = session.connection()
-    connection.exec_driver_sql(INSERT_IDS, [(row[0], row[3]) for row in values])
-    connection.exec_driver_sql(INSERT_EVENTS, values)
+    connection.exec_driver_sql(INSERT_EVENTS, rows)
+    connection.exec_driver_sql(COPY_IDS, (len(rows),))
 
 
 def store(
@@ -194,6 +219,15 @@ def store(
     by hour, and by day (the batch's hours merged per day: as many as its hour keys, not its
     events), one upsert each; their new distinct values likewise."""
     insert_events(session, events, received_at)
+    store_aggregates(session, hourly, values)
+
+
+def store_aggregates(
+    session: Session,
+    hourly: Mapping[HourKey, Tally],
+    values: Iterable[tuple[int, str, str, datetime, str]],
+) -> None:
+    """Add a batch's aggregates to the stored ones (:func:`store`, its events inserted)."""
     if hourly:
         exact.prepare(session)
         hours = sorted(hourly.items(), key=_first)

@@ -12,7 +12,9 @@ with its line number; the others are imported.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import gc
 import itertools
 import json
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.usage import Metric
 from connector.errors import InvalidInputError
+from connector.sync.usage_batches import ReadyBatch, ready, store_ready
 from connector.sync.usage_events import (
     ACCEPTED,
     DEFAULT_LIMITS,
@@ -39,6 +42,7 @@ from connector.sync.usage_events import (
     store_prepared_batch,
     transaction_id_of,
 )
+from connector.sync.usage_worker import can_fork, made_apart
 
 Format = Literal["csv", "jsonl"]
 COLUMNS = ("transaction_id", "customer", "metric", "timestamp")
@@ -48,6 +52,7 @@ SHOWN = 1000  # refusals kept for the summary; all are counted
 # object, over and over, for a quarter of the import's time. The objects of the batch done are
 # collected after each batch, older ones every COLLECTIONS batches, all every 10 times that.
 COLLECTIONS = 20
+PARALLEL_FROM = 4 * 2**20  # bytes (some 50,000 events): a second process reads and checks
 Line = tuple[int, Fields | EventResult]  # line number, and the event's fields or its refusal
 
 
@@ -88,6 +93,13 @@ def format_of(path: Path, given: str | None) -> Format:
 
 def _csv_lines(handle: Any) -> Iterator[Line]:
     reader = csv.reader(handle)
+    try:
+        yield from _csv_rows(reader)
+    except csv.Error as error:
+        raise InvalidInputError(f"line {reader.line_num}: {error}") from None
+
+
+def _csv_rows(reader: Any) -> Iterator[Line]:
     header = next(reader, None)
     if header is None:
         return
@@ -132,6 +144,51 @@ def _collect(batches: int) -> None:
         gc.collect(1 if batches % (COLLECTIONS * 10) else 2)
 
 
+def _decoded(path: Path, lines: Iterator[Line]) -> Iterator[Line]:
+    """``lines``; a file that is not UTF-8 text stops with the line and byte at fault."""
+    try:
+        yield from lines
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(f"{path}: {_not_utf8(path, error)}") from None
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """Where the file is not UTF-8 text (read again to find it: the text is decoded ahead)."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as found:
+                byte, column = line[found.start], found.start + 1
+                return f"line {number} is not UTF-8 text (byte 0x{byte:02x} at column {column})"
+    return f"not UTF-8 text ({error.reason})"
+
+
+def _is_sqlite(factory: sessionmaker[Session]) -> bool:
+    bind = factory.kw.get("bind")
+    return bind is not None and bind.dialect.name == "sqlite"
+
+
+def _ready_batches(
+    lines: Iterator[Line],
+    metrics: Mapping[str, Metric],
+    limits: Limits,
+    batch_size: int,
+    clock: Callable[[], datetime],
+    *,
+    collect: bool,
+) -> Iterator[ReadyBatch]:
+    """The file's lines in ready batches (in a second process: ``collect`` its garbage)."""
+    for count in itertools.count(1):
+        batch = list(itertools.islice(lines, batch_size))
+        if not batch:
+            return
+        yield ready(metrics, batch, clock(), limits)
+        del batch
+        if collect:
+            _collect(count)
+
+
 def import_events(
     factory: sessionmaker[Session],
     metrics: Mapping[str, Metric],
@@ -142,9 +199,12 @@ def import_events(
     batch_size: int = 5000,
     on_refused: Callable[[int, str | None, str], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    parallel: bool | None = None,
 ) -> ImportSummary:
     """Import the events of ``path``; ``on_refused(line, transaction_id, reason)`` is called
-    for each line refused, as the import goes."""
+    for each line refused, as the import goes. On SQLite the file is read and checked by a
+    second process while this one stores (``parallel``; default: for files of
+    ``PARALLEL_FROM`` bytes and more, where the system can fork)."""
     kind = format_of(path, file_format)
     summary = ImportSummary()
 
@@ -152,6 +212,59 @@ def import_events(
         summary.refuse(line, transaction_id, reason)
         if on_refused is not None:
             on_refused(line, transaction_id, reason)
+
+    collecting = gc.isenabled()
+    gc.disable()  # see COLLECTIONS
+    try:
+        with path.open(encoding="utf-8", newline="" if kind == "csv" else None) as handle:
+            lines = _decoded(path, _csv_lines(handle) if kind == "csv" else _json_lines(handle))
+            if not _is_sqlite(factory):
+                _import_prepared(
+                    factory,
+                    metrics,
+                    lines,
+                    summary,
+                    refuse,
+                    limits=limits,
+                    size=batch_size,
+                    clock=clock,
+                )
+                return summary
+            if parallel is None:
+                parallel = path.stat().st_size >= PARALLEL_FROM
+            make = functools.partial(_ready_batches, lines, metrics, limits, batch_size, clock)
+            with (
+                made_apart(lambda: make(collect=True), f"reading {path}")
+                if parallel and can_fork()
+                else contextlib.nullcontext(make(collect=False))
+            ) as batches:
+                for count, batch in enumerate(batches, start=1):
+                    summary.lines += batch.lines
+                    stored = store_ready(factory, metrics, batch)
+                    summary.accepted += stored.accepted
+                    summary.duplicates += stored.duplicates
+                    for refused in stored.refusals:
+                        refuse(*refused)
+                    del batch, stored
+                    _collect(count)
+    finally:
+        if collecting:
+            gc.enable()
+    return summary
+
+
+def _import_prepared(
+    factory: sessionmaker[Session],
+    metrics: Mapping[str, Metric],
+    lines: Iterator[Line],
+    summary: ImportSummary,
+    refuse: Callable[[int, str | None, str], None],
+    *,
+    limits: Limits,
+    size: int,
+    clock: Callable[[], datetime],
+) -> None:
+    """The import on PostgreSQL: each batch prepared, then stored as the HTTP API's."""
 
     def report(batch: list[Line], results: Sequence[EventResult]) -> None:
         """Count a batch's results; report its refusals in the order of the file."""
@@ -165,27 +278,18 @@ def import_events(
             if outcome is not ACCEPTED and outcome is not DUPLICATE:
                 refuse(number, transaction_id, reason or "refused")
 
-    collecting = gc.isenabled()
-    gc.disable()  # see COLLECTIONS
-    try:
-        with path.open(encoding="utf-8", newline="" if kind == "csv" else None) as handle:
-            lines = _csv_lines(handle) if kind == "csv" else _json_lines(handle)
-            for count in itertools.count(1):
-                batch = list(itertools.islice(lines, batch_size))
-                if not batch:
-                    break
-                summary.lines += len(batch)
-                now = clock()
-                # Checked and read before the transaction: the database is locked the least.
-                prepared = prepare(metrics, [item for _, item in batch], now, limits)
-                if prepared.events:
-                    results = store_prepared_batch(factory, metrics, prepared, now)
-                else:  # nothing to store: the refusals alone
-                    results = prepared.answers  # type: ignore[assignment]
-                report(batch, results)
-                del batch, prepared, results
-                _collect(count)
-    finally:
-        if collecting:
-            gc.enable()
-    return summary
+    for count in itertools.count(1):
+        batch = list(itertools.islice(lines, size))
+        if not batch:
+            break
+        summary.lines += len(batch)
+        now = clock()
+        # Checked and read before the transaction: the database is locked the least.
+        prepared = prepare(metrics, [item for _, item in batch], now, limits)
+        if prepared.events:
+            results = store_prepared_batch(factory, metrics, prepared, now)
+        else:  # nothing to store: the refusals alone
+            results = prepared.answers  # type: ignore[assignment]
+        report(batch, results)
+        del batch, prepared, results
+        _collect(count)
