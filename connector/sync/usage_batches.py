@@ -81,45 +81,36 @@ def ready(
         for index, answer in enumerate(prepared.answers)
         if answer is not None
     ]
-    numbers: array[int] = array("q")
-    transaction_ids: list[str] = []
-    customers: list[str] = []
-    codes: list[str] = []
-    times: list[str] = []
-    properties: list[str] = []
-    texts: dict[datetime, str] = {}  # events come in bursts of the same second
-    given: dict[str, str] = {}  # one object per customer: it crosses once
+    events = sorted(prepared.events, key=itemgetter(1))
+    if not events:
+        return ReadyBatch(len(lines), now, refusals, array("q"), [], [], [], [], [], {}, True)
+    indexes, transaction_ids, given, codes, times, hours, values, readings = zip(
+        *events, strict=True
+    )
+    customers = list(map({name: name for name in given}.get, given))  # one object per name
+    texts = {at: storage._utc_text(at) for at in set(times)}  # bursts of the same second
     tallies: dict[GivenKey, Tally] = {}
-    render = storage.properties_text
-    for index, tx, name, code, at, hour, values, reading in sorted(
-        prepared.events, key=itemgetter(1)
+    for customer, code, at, hour, reading in zip(
+        customers, codes, times, hours, readings, strict=True
     ):
-        customer = given.setdefault(name, name)
-        numbers.append(lines[index][0])
-        transaction_ids.append(tx)
-        customers.append(customer)
-        codes.append(code)
-        times.append(texts.get(at) or texts.setdefault(at, storage._utc_text(at)))
-        properties.append(render(values))
         if reading is not None:
             key = (customer, code, reading[0], hour)
             tally = tallies.get(key)
             if tally is None:
                 tally = tallies[key] = Tally(metrics[code].aggregation)
             tally.add(reading, at)
-    unique = len(set(transaction_ids)) == len(transaction_ids)
     return ReadyBatch(
         len(lines),
         now,
         refusals,
-        numbers,
-        transaction_ids,
+        array("q", [lines[index][0] for index in indexes]),
+        list(transaction_ids),
         customers,
-        codes,
-        times,
-        properties,
+        list(codes),
+        list(map(texts.__getitem__, times)),
+        list(map(storage.properties_text, values)),
         tallies,
-        unique,
+        len(set(transaction_ids)) == len(transaction_ids),
     )
 
 
