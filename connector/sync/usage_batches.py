@@ -87,7 +87,7 @@ def ready(
     indexes, transaction_ids, given, codes, times, hours, values, readings = zip(
         *events, strict=True
     )
-    customers = list(map({name: name for name in given}.get, given))  # one object per name
+    customers = list(map({name: name for name in given}.__getitem__, given))  # one object a name
     texts = {at: storage._utc_text(at) for at in set(times)}  # bursts of the same second
     tallies: dict[GivenKey, Tally] = {}
     for customer, code, at, hour, reading in zip(
