@@ -208,6 +208,14 @@ def insert_rendered(session: Session, rows: Sequence[Rendered]) -> None:
     connection.exec_driver_sql(COPY_IDS, (len(rows),))
 
 
+def savepoints_in_memory(session: Session) -> None:
+    """Have SQLite keep what rolling back to a savepoint needs (the pages changed since) in
+    memory, not in a temporary file: a batch written in a savepoint then costs no more file
+    writes than without (the pages of a unique key of random ids are many). Only temporary
+    storage moves: durability is as configured."""
+    session.connection().exec_driver_sql("PRAGMA temp_store=MEMORY")
+
+
 def store(
     session: Session,
     events: Sequence[NewEvent],

@@ -156,6 +156,7 @@ def _store(session: Session, metrics: Mapping[str, Metric], batch: ReadyBatch) -
             (customers[customer], code, group, hour): tally
             for (customer, code, group, hour), tally in batch.tallies.items()
         }
+        storage.savepoints_in_memory(session)
         try:
             with session.begin_nested():
                 store_tallied(session, tallies, lambda: storage.insert_rendered(session, rows))
