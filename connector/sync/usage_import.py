@@ -3,7 +3,15 @@
 The file is read line by line and stored in batches, each in a transaction of its own, so the
 memory stays flat whatever the size and an interrupted import can be run again (the events
 already stored are duplicates). A line that cannot be read, or an event refused, is reported
-with its line number; the others are imported.
+with its line number; the others are imported. A file that is not UTF-8 text stops the import
+at the line at fault (the batches before it are stored).
+
+On SQLite, a batch is made ready (read, checked, rendered and folded:
+:mod:`connector.sync.usage_batches`) apart from its storing; for a file of ``PARALLEL_FROM``
+bytes or more, a second process does that (:mod:`connector.sync.usage_worker`) while this
+one stores the batch before, so the import takes two cores. Batches are stored in the order
+of the file either way, with the same answers. On PostgreSQL a batch is prepared and stored
+as the HTTP API's.
 
 - CSV: a header, then one event a row. The columns ``transaction_id``, ``customer``, ``metric``
   and ``timestamp`` are the event's; every other column is a property (an empty cell is none).
