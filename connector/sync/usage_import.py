@@ -102,31 +102,27 @@ def format_of(path: Path, given: str | None) -> Format:
 def _csv_lines(handle: Any) -> Iterator[Line]:
     reader = csv.reader(handle)
     try:
-        yield from _csv_rows(reader)
+        header = next(reader, None)
+        if header is None:
+            return
+        names = [name.strip() for name in header]
+        missing = [name for name in COLUMNS if name not in names]
+        if missing:
+            raise InvalidInputError(f"line 1: the header has no {', '.join(missing)} column")
+        tx, customer, metric, timestamp = (names.index(name) for name in COLUMNS)
+        extra = [(index, name) for index, name in enumerate(names) if name not in COLUMNS and name]
+        width = len(names)
+        start = reader.line_num + 1  # a quoted value may hold line breaks: a row's first line
+        for row in reader:
+            line, start = start, reader.line_num + 1
+            if len(row) != width:
+                if row:
+                    yield line, refusal(None, f"{len(row)} columns where the header has {width}")
+                continue
+            properties = {name: row[index] for index, name in extra if row[index]}
+            yield line, (row[tx], row[customer], row[metric], row[timestamp], properties)
     except csv.Error as error:
         raise InvalidInputError(f"line {reader.line_num}: {error}") from None
-
-
-def _csv_rows(reader: Any) -> Iterator[Line]:
-    header = next(reader, None)
-    if header is None:
-        return
-    names = [name.strip() for name in header]
-    missing = [name for name in COLUMNS if name not in names]
-    if missing:
-        raise InvalidInputError(f"line 1: the header has no {', '.join(missing)} column")
-    tx, customer, metric, timestamp = (names.index(name) for name in COLUMNS)
-    extra = [(index, name) for index, name in enumerate(names) if name not in COLUMNS and name]
-    width = len(names)
-    start = reader.line_num + 1  # a quoted value may hold line breaks: a row's first line
-    for row in reader:
-        line, start = start, reader.line_num + 1
-        if len(row) != width:
-            if row:
-                yield line, refusal(None, f"{len(row)} columns where the header has {width}")
-            continue
-        properties = {name: row[index] for index, name in extra if row[index]}
-        yield line, (row[tx], row[customer], row[metric], row[timestamp], properties)
 
 
 def _json_lines(handle: Any) -> Iterator[Line]:
@@ -152,12 +148,17 @@ def _collect(batches: int) -> None:
         gc.collect(1 if batches % (COLLECTIONS * 10) else 2)
 
 
-def _decoded(path: Path, lines: Iterator[Line]) -> Iterator[Line]:
-    """``lines``; a file that is not UTF-8 text stops with the line and byte at fault."""
-    try:
-        yield from lines
-    except UnicodeDecodeError as error:
-        raise InvalidInputError(f"{path}: {_not_utf8(path, error)}") from None
+def _batches(path: Path, lines: Iterator[Line], size: int) -> Iterator[list[Line]]:
+    """``lines`` by batches of ``size``; a file that is not UTF-8 text stops with the line and
+    byte at fault."""
+    while True:
+        try:
+            batch = list(itertools.islice(lines, size))
+        except UnicodeDecodeError as error:
+            raise InvalidInputError(f"{path}: {_not_utf8(path, error)}") from None
+        if not batch:
+            return
+        yield batch
 
 
 def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
@@ -178,19 +179,15 @@ def _is_sqlite(factory: sessionmaker[Session]) -> bool:
 
 
 def _ready_batches(
-    lines: Iterator[Line],
+    batches: Iterator[list[Line]],
     metrics: Mapping[str, Metric],
     limits: Limits,
-    batch_size: int,
     clock: Callable[[], datetime],
     *,
     collect: bool,
 ) -> Iterator[ReadyBatch]:
-    """The file's lines in ready batches (in a second process: ``collect`` its garbage)."""
-    for count in itertools.count(1):
-        batch = list(itertools.islice(lines, batch_size))
-        if not batch:
-            return
+    """The file's batches made ready (in a second process: ``collect`` its garbage)."""
+    for count, batch in enumerate(batches, start=1):
         yield ready(metrics, batch, clock(), limits)
         del batch
         if collect:
@@ -225,28 +222,22 @@ def import_events(
     gc.disable()  # see COLLECTIONS
     try:
         with path.open(encoding="utf-8", newline="" if kind == "csv" else None) as handle:
-            lines = _decoded(path, _csv_lines(handle) if kind == "csv" else _json_lines(handle))
+            lines = _csv_lines(handle) if kind == "csv" else _json_lines(handle)
+            batches = _batches(path, lines, batch_size)
             if not _is_sqlite(factory):
                 _import_prepared(
-                    factory,
-                    metrics,
-                    lines,
-                    summary,
-                    refuse,
-                    limits=limits,
-                    size=batch_size,
-                    clock=clock,
+                    factory, metrics, batches, summary, refuse, limits=limits, clock=clock
                 )
                 return summary
             if parallel is None:
                 parallel = path.stat().st_size >= PARALLEL_FROM
-            make = functools.partial(_ready_batches, lines, metrics, limits, batch_size, clock)
+            make = functools.partial(_ready_batches, batches, metrics, limits, clock)
             with (
                 made_apart(lambda: make(collect=True), f"reading {path}")
                 if parallel and can_fork()
                 else contextlib.nullcontext(make(collect=False))
-            ) as batches:
-                for count, batch in enumerate(batches, start=1):
+            ) as ready_batches:
+                for count, batch in enumerate(ready_batches, start=1):
                     summary.lines += batch.lines
                     stored = store_ready(factory, metrics, batch)
                     summary.accepted += stored.accepted
@@ -264,12 +255,11 @@ def import_events(
 def _import_prepared(
     factory: sessionmaker[Session],
     metrics: Mapping[str, Metric],
-    lines: Iterator[Line],
+    batches: Iterator[list[Line]],
     summary: ImportSummary,
     refuse: Callable[[int, str | None, str], None],
     *,
     limits: Limits,
-    size: int,
     clock: Callable[[], datetime],
 ) -> None:
     """The import on PostgreSQL: each batch prepared, then stored as the HTTP API's."""
@@ -286,10 +276,7 @@ def _import_prepared(
             if outcome is not ACCEPTED and outcome is not DUPLICATE:
                 refuse(number, transaction_id, reason or "refused")
 
-    for count in itertools.count(1):
-        batch = list(itertools.islice(lines, size))
-        if not batch:
-            break
+    for count, batch in enumerate(batches, start=1):
         summary.lines += len(batch)
         now = clock()
         # Checked and read before the transaction: the database is locked the least.
