@@ -5,12 +5,13 @@ first part while the first stores the previous batch (:mod:`connector.sync.usage
 
 - :func:`ready` (no database): each event checked and read by its metric (:func:`prepare`,
   as the HTTP API's), its values rendered as SQLite stores them (the time as text, the
-  properties as JSON), the batch sorted by transaction id, and its hourly aggregates folded
-  per customer *as given* (the customer is not resolved yet);
-- :func:`store_ready` (one transaction): the customers resolved and the transaction ids
-  already stored looked up; in the usual case (every customer known, no duplicate) the rows
-  and the aggregates are written as they came; otherwise the events are read back from their
-  values and stored by :func:`store_prepared`, the HTTP API's way, which answers each one.
+  properties as JSON), and its hourly aggregates folded per customer *as given* (the customer
+  is not resolved yet);
+- :func:`store_ready` (one transaction): the customers resolved; in the usual case (every
+  customer known, no transaction id twice) the rows and the aggregates are written as they
+  came, in a savepoint; when the unique key of transaction ids refuses them (an event already
+  stored), the savepoint is rolled back and the events are read back from their values and
+  stored by :func:`store_prepared`, the HTTP API's way, which answers each one.
 
 The result is the same as :func:`store_prepared` on the same lines.
 """
@@ -51,7 +52,7 @@ GivenKey = tuple[str, str, str, datetime]  # customer as given, metric, group, h
 
 
 class ReadyBatch(NamedTuple):
-    """A batch of a file's lines, checked and rendered; its events sorted by transaction id.
+    """A batch of a file's lines, checked and rendered, its events in the order of the file.
     (A tuple of lists: it crosses from one process to the other at little cost.)"""
 
     lines: int  # lines read
@@ -81,7 +82,7 @@ def ready(
         for index, answer in enumerate(prepared.answers)
         if answer is not None
     ]
-    events = sorted(prepared.events, key=itemgetter(1))
+    events = prepared.events
     if not events:
         return ReadyBatch(len(lines), now, refusals, array("q"), [], [], [], [], [], {}, True)
     indexes, transaction_ids, given, codes, times, hours, values, readings = zip(

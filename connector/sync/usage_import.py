@@ -50,7 +50,7 @@ from connector.sync.usage_events import (
     store_prepared_batch,
     transaction_id_of,
 )
-from connector.sync.usage_worker import can_fork, made_apart
+from connector.sync.usage_worker import can_fork, cores, made_apart
 
 Format = Literal["csv", "jsonl"]
 COLUMNS = ("transaction_id", "customer", "metric", "timestamp")
@@ -209,7 +209,8 @@ def import_events(
     """Import the events of ``path``; ``on_refused(line, transaction_id, reason)`` is called
     for each line refused, as the import goes. On SQLite the file is read and checked by a
     second process while this one stores (``parallel``; default: for files of
-    ``PARALLEL_FROM`` bytes and more, where the system can fork)."""
+    ``PARALLEL_FROM`` bytes and more, on a machine of two cores or more, where the system can
+    fork)."""
     kind = format_of(path, file_format)
     summary = ImportSummary()
 
@@ -230,7 +231,7 @@ def import_events(
                 )
                 return summary
             if parallel is None:
-                parallel = path.stat().st_size >= PARALLEL_FROM
+                parallel = path.stat().st_size >= PARALLEL_FROM and cores() > 1
             make = functools.partial(_ready_batches, batches, metrics, limits, clock)
             with (
                 made_apart(lambda: make(collect=True), f"reading {path}")

@@ -31,6 +31,13 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - not Linux
+
+
 @contextmanager
 def made_apart(produce: Callable[[], Iterator[T]], what: str) -> Iterator[Iterator[T]]:
     """The items of ``produce()``, made in a child process (forked: ``produce`` needs not be
