@@ -131,9 +131,10 @@ def store_ready(
 
 
 def _store(session: Session, metrics: Mapping[str, Metric], batch: ReadyBatch) -> Stored:
-    """The usual case first, on the hope that no event is a duplicate: the batch stored as it
-    came, in a savepoint; when a transaction id was stored already (the unique key refuses
-    it), the savepoint is rolled back and each event answered (:func:`_store_each`)."""
+    """The usual case first, on the hope that no event is a duplicate: the batch's events
+    inserted as they came, in a savepoint, then its aggregates added; when a transaction id
+    was stored already (the unique key refuses it), the savepoint is rolled back, nothing
+    else done yet, and each event is answered (:func:`_store_each`)."""
     given = set(batch.customers)
     customers = storage.customer_ids(session, given)
     if (
@@ -158,9 +159,13 @@ def _store(session: Session, metrics: Mapping[str, Metric], batch: ReadyBatch) -
             for (customer, code, group, hour), tally in batch.tallies.items()
         }
         storage.savepoints_in_memory(session)
-        try:
+
+        def insert() -> None:  # the aggregates are added after it, out of the savepoint
             with session.begin_nested():
-                store_tallied(session, tallies, lambda: storage.insert_rendered(session, rows))
+                storage.insert_rendered(session, rows)
+
+        try:
+            store_tallied(session, tallies, insert)
             return Stored(len(rows), 0, batch.refusals)
         except IntegrityError as error:
             if not is_unique_violation(error):
