@@ -18,18 +18,20 @@ The result is the same as :func:`store_prepared` on the same lines.
 
 from __future__ import annotations
 
+import copyreg
 import json
 from array import array
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from itertools import repeat
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.usage import Metric, Tally, hour_of, reader_of
+from connector.billing.usage import Aggregation, Metric, Tally, hour_of, reader_of
 from connector.db import usage as storage
 from connector.db.engine import is_unique_violation
 from connector.sync.usage_events import (
@@ -113,6 +115,38 @@ def ready(
         tallies,
         len(set(transaction_ids)) == len(transaction_ids),
     )
+
+
+TallyState = tuple[
+    Aggregation, int, Decimal, Decimal | None, datetime | None, Decimal | None, Decimal, set[str]
+]
+
+
+def _tally(state: TallyState) -> Tally:
+    """A tally of a ready batch, as it crossed from the other process."""
+    tally = Tally(state[0])
+    (_, tally.events, tally.total, tally.maximum) = state[:4]
+    (tally.latest_at, tally.latest_value, tally.weighted, tally.distinct) = state[4:]
+    return tally
+
+
+def _crossing(tally: Tally) -> tuple[Any, tuple[TallyState]]:
+    """How a tally is pickled: its values as a tuple (a batch can hold one an event), not the
+    dictionary of its attributes."""
+    state: TallyState = (
+        tally.aggregation,
+        tally.events,
+        tally.total,
+        tally.maximum,
+        tally.latest_at,
+        tally.latest_value,
+        tally.weighted,
+        tally.distinct,
+    )
+    return _tally, (state,)
+
+
+copyreg.pickle(Tally, _crossing)
 
 
 class Stored(NamedTuple):
