@@ -10,6 +10,7 @@ whose parent died ends itself. Ctrl-C is the parent's to handle: the child ignor
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import pickle
@@ -80,6 +81,7 @@ def _received(channel: Any, child: Any, what: str) -> Iterator[Any]:
 def _child(produce: Callable[[], Iterator[Any]], channel: Any, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.freeze()  # what it was forked with is the parent's: never collected here, nor copied
     try:
         for item in produce():
             _put(channel, (ITEM, pickle.dumps(item, pickle.HIGHEST_PROTOCOL)), parent)
