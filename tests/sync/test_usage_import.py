@@ -134,8 +134,9 @@ def test_the_format_comes_from_the_name_or_the_option(tmp_path: Path, factory) -
         import_events(factory, METRICS, header)
 
 
+@PARALLEL
 def test_the_garbage_collector_is_on_again_after_an_import_even_a_failed_one(
-    factory: sessionmaker[Session], customer_id: int, tmp_path: Path
+    factory: sessionmaker[Session], customer_id: int, tmp_path: Path, parallel: bool
 ) -> None:
     good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
     good.write_text(
@@ -148,14 +149,20 @@ def test_the_garbage_collector_is_on_again_after_an_import_even_a_failed_one(
         b"b2,001000000000001AAA,api_calls,2026-03-02T10:00:00Z\xff\n"
     )
 
-    assert import_events(factory, METRICS, good, clock=lambda: NOW).accepted == 1
+    headless = tmp_path / "headless.csv"
+    headless.write_text("g2,001000000000001AAA,api_calls,2026-03-02T10:00:00Z\n")
+
+    assert import_events(factory, METRICS, good, clock=lambda: NOW, parallel=parallel).accepted == 1
     assert gc.isenabled()
     with pytest.raises(
         InvalidInputError, match=r"bad.csv: line 3 is not UTF-8 text \(byte 0xff at column 53\)$"
     ):
-        import_events(factory, METRICS, bad, batch_size=1, clock=lambda: NOW)
+        import_events(factory, METRICS, bad, batch_size=1, clock=lambda: NOW, parallel=parallel)
+    with pytest.raises(InvalidInputError, match=r"^line 1: the header has no transaction_id, "):
+        import_events(factory, METRICS, headless, clock=lambda: NOW, parallel=parallel)
     assert gc.isenabled()
     assert stored(factory) == 1
+    assert multiprocessing.active_children() == []
 
 
 @PARALLEL
