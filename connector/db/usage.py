@@ -2,8 +2,9 @@
 hour, and per UTC day.
 
 Each batch costs a handful of statements whatever its size: one to resolve its customers, one
-to find the transaction ids already stored, one executemany of the new events, one upsert of
-the hourly aggregates and one of the daily ones (adding to the stored ones in SQL, exactly:
+to find the transaction ids already stored, one executemany of the new events (on SQLite,
+their transaction ids then copied from them by one statement), one upsert of the hourly
+aggregates and one of the daily ones (adding to the stored ones in SQL, exactly:
 :mod:`connector.db.exact`) and one insert of the new distinct values of each, in the caller's
 transaction. The daily aggregates are the hourly ones merged (the same rules: they are
 associative), so a window of whole days measures the same from either.
@@ -133,9 +134,6 @@ def _json(value: dict[str, Any]) -> str:
 def properties_text(properties: dict[str, Any]) -> str:
     """An event's properties as SQLite stores them (JSON)."""
     return _json(properties) if properties else "{}"
-
-
-INSERT_IDS = "INSERT INTO usage_event_ids (transaction_id, occurred_at) VALUES (?, ?)"
 
 
 def _utc_text(at: datetime) -> str:

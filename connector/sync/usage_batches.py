@@ -131,7 +131,7 @@ def _tally(state: TallyState) -> Tally:
 
 
 def _crossing(tally: Tally) -> tuple[Any, tuple[TallyState]]:
-    """How a tally is pickled: its values as a tuple (a batch can hold one an event), not the
+    """How a tally is pickled: its values as a tuple (a batch can hold one per event), not the
     dictionary of its attributes."""
     state: TallyState = (
         tally.aggregation,
