@@ -75,6 +75,29 @@ def test_import_exits_0_when_every_event_is_imported_and_1_when_some_are_refused
     }
 
 
+def test_a_file_that_is_not_utf8_or_has_no_header_is_named_without_a_traceback(
+    cli_env: dict[str, str], customer_id: int, tmp_path: Path
+) -> None:
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(
+        b"transaction_id,customer,metric,timestamp\n"
+        + f"a,001000000000001AAA,api_calls,{hours_ago(1)}\n".encode()
+        + f"b,Soci\xe9t\xe9,api_calls,{hours_ago(1)}\n".encode("latin-1")
+    )
+    headless = tmp_path / "headless.csv"
+    headless.write_text(f"a,001000000000001AAA,api_calls,{hours_ago(1)}\n")
+
+    first = runner.invoke(app, ["usage", "import", str(latin)], env=cli_env)
+    second = runner.invoke(app, ["usage", "import", str(headless)], env=cli_env)
+
+    assert first.exit_code == 1
+    assert first.stderr == f"error: {latin}: line 3 is not UTF-8 text (byte 0xe9 at column 7)\n"
+    assert second.exit_code == 1
+    assert second.stderr == (
+        "error: line 1: the header has no transaction_id, customer, metric, timestamp column\n"
+    )
+
+
 def test_show_prints_the_current_period_priced_by_the_items_and_given_days(
     cli_env: dict[str, str], customer_id: int, factory: sessionmaker[Session], tmp_path: Path
 ) -> None:

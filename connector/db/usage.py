@@ -2,8 +2,9 @@
 hour, and per UTC day.
 
 Each batch costs a handful of statements whatever its size: one to resolve its customers, one
-to find the transaction ids already stored, one executemany of the new events, one upsert of
-the hourly aggregates and one of the daily ones (adding to the stored ones in SQL, exactly:
+to find the transaction ids already stored, one executemany of the new events (on SQLite,
+their transaction ids then copied from them by one statement), one upsert of the hourly
+aggregates and one of the daily ones (adding to the stored ones in SQL, exactly:
 :mod:`connector.db.exact`) and one insert of the new distinct values of each, in the caller's
 transaction. The daily aggregates are the hourly ones merged (the same rules: they are
 associative), so a window of whole days measures the same from either.
@@ -134,7 +135,9 @@ def _json(value: dict[str, Any]) -> str:
     return "".join(_ENCODER(value, 0))
 
 
-INSERT_IDS = "INSERT INTO usage_event_ids (transaction_id, occurred_at) VALUES (?, ?)"
+def properties_text(properties: dict[str, Any]) -> str:
+    """An event's properties as SQLite stores them (JSON)."""
+    return _json(properties) if properties else "{}"
 
 
 def _utc_text(at: datetime) -> str:
@@ -172,14 +175,42 @@ def insert_events(session: Session, events: Sequence[NewEvent], received_at: dat
             customer,
             metric,
             texts.get(at) or texts.setdefault(at, _utc_text(at)),
-            _json(properties) if properties else "{}",
+            properties_text(properties),
             received,
         )
         for tx, customer, metric, at, properties in events
     ]
+    insert_rendered(session, values)
+
+
+# An event to insert on SQLite, as its values are stored: transaction id, customer id, metric,
+# time (:func:`_utc_text`), properties (:func:`properties_text`), time received.
+Rendered = tuple[str, int, str, str, str, str]
+
+
+# A new event's id is one more than the largest (SQLite's rowid): the rows of an executemany
+# are the last ones.
+COPY_IDS = (
+    "INSERT INTO usage_event_ids (transaction_id, occurred_at) SELECT transaction_id, "
+    "occurred_at FROM usage_events WHERE id > (SELECT max(id) FROM usage_events) - ? "
+    "ORDER BY transaction_id"
+)
+
+
+def insert_rendered(session: Session, rows: Sequence[Rendered]) -> None:
+    """Insert new events given by their SQLite values, one executemany, and their transaction
+    ids, copied from them by one statement."""
     connection = session.connection()
-    connection.exec_driver_sql(INSERT_IDS, [(row[0], row[3]) for row in values])
-    connection.exec_driver_sql(INSERT_EVENTS, values)
+    connection.exec_driver_sql(INSERT_EVENTS, rows)
+    connection.exec_driver_sql(COPY_IDS, (len(rows),))
+
+
+def savepoints_in_memory(session: Session) -> None:
+    """Have SQLite keep what rolling back to a savepoint needs (the pages changed since) in
+    memory, not in a temporary file: a batch written in a savepoint then costs no more file
+    writes than without (the pages of a unique key of random ids are many). Only temporary
+    storage moves: durability is as configured."""
+    session.connection().exec_driver_sql("PRAGMA temp_store=MEMORY")
 
 
 def store(
@@ -193,6 +224,15 @@ def store(
     by hour, and by day (the batch's hours merged per day: as many as its hour keys, not its
     events), one upsert each; their new distinct values likewise."""
     insert_events(session, events, received_at)
+    store_aggregates(session, hourly, values)
+
+
+def store_aggregates(
+    session: Session,
+    hourly: Mapping[HourKey, Tally],
+    values: Iterable[tuple[int, str, str, datetime, str]],
+) -> None:
+    """Add a batch's aggregates to the stored ones (:func:`store`, its events inserted)."""
     if hourly:
         exact.prepare(session)
         hours = sorted(hourly.items(), key=_first)

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple, TypeGuard, TypeVar
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +42,7 @@ EXPECTED = "transaction_id, customer, metric, timestamp, properties"
 MAX_TEXT = 255
 ATTEMPTS = 3  # a batch racing another writer of the same transaction id is tried again
 DEADLOCK, SERIALIZATION_FAILURE = "40P01", "40001"
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -302,6 +303,15 @@ def store_prepared(
             if tally is None:
                 tally = tallies[key] = Tally(metrics[code].aggregation)
             tally.add(reading, at)
+    store_tallied(session, tallies, lambda: storage.insert_events(session, rows, now))
+    return results  # type: ignore[return-value]  # every item answered
+
+
+def store_tallied(
+    session: Session, tallies: Mapping[storage.HourKey, Tally], insert: Callable[[], None]
+) -> None:
+    """Store a batch's new events (``insert()``) and add their aggregates ``tallies`` to the
+    stored ones; subscriptions whose usage was billed past their earliest day are marked."""
     values = {(*key, value) for key, tally in tallies.items() for value in tally.distinct}
     first_day: dict[int, date] = {}  # the day of each customer's earliest event measured
     for customer_id, _, _, hour in tallies:
@@ -309,9 +319,9 @@ def store_prepared(
         if customer_id not in first_day or day < first_day[customer_id]:
             first_day[customer_id] = day
     late.lock_usage(session, first_day, exclusive=False)
-    storage.store(session, rows, now, tallies, values)
+    insert()
+    storage.store_aggregates(session, tallies, values)
     late.mark_late(session, first_day)
-    return results  # type: ignore[return-value]  # every item answered
 
 
 def _raced(error: IntegrityError | OperationalError) -> bool:
@@ -333,7 +343,7 @@ def ingest_batch(
     transaction ids meanwhile (PostgreSQL), the batch is rolled back and tried again: that
     event is then a duplicate. Rows are written in key order, so that two writers lock them in
     the same order."""
-    return _retried(factory, lambda session: ingest(session, metrics, elements, now, limits))
+    return retried(factory, lambda session: ingest(session, metrics, elements, now, limits))
 
 
 def store_prepared_batch(
@@ -343,12 +353,12 @@ def store_prepared_batch(
     now: datetime,
 ) -> list[EventResult]:
     """:func:`store_prepared` in a transaction of its own, as :func:`ingest_batch`."""
-    return _retried(factory, lambda session: store_prepared(session, metrics, prepared, now))
+    return retried(factory, lambda session: store_prepared(session, metrics, prepared, now))
 
 
-def _retried(
-    factory: sessionmaker[Session], step: Callable[[Session], list[EventResult]]
-) -> list[EventResult]:
+def retried(factory: sessionmaker[Session], step: Callable[[Session], T]) -> T:
+    """``step(session)`` in a transaction of its own, tried again when it raced another
+    writer (:func:`ingest_batch`)."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction(factory) as session:

@@ -3,7 +3,15 @@
 The file is read line by line and stored in batches, each in a transaction of its own, so the
 memory stays flat whatever the size and an interrupted import can be run again (the events
 already stored are duplicates). A line that cannot be read, or an event refused, is reported
-with its line number; the others are imported.
+with its line number; the others are imported. A file that is not UTF-8 text stops the import
+at the line at fault (the batches before it are stored).
+
+On SQLite, a batch is made ready (read, checked, rendered and folded:
+:mod:`connector.sync.usage_batches`) apart from its storing; for a file of ``PARALLEL_FROM``
+bytes or more, a second process does that (:mod:`connector.sync.usage_worker`) while this
+one stores the batch before, so the import takes two cores. Batches are stored in the order
+of the file either way, with the same answers. On PostgreSQL a batch is prepared and stored
+as the HTTP API's.
 
 - CSV: a header, then one event a row. The columns ``transaction_id``, ``customer``, ``metric``
   and ``timestamp`` are the event's; every other column is a property (an empty cell is none).
@@ -12,7 +20,9 @@ with its line number; the others are imported.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import gc
 import itertools
 import json
@@ -26,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.usage import Metric
 from connector.errors import InvalidInputError
+from connector.sync.usage_batches import ReadyBatch, ready, store_ready
 from connector.sync.usage_events import (
     ACCEPTED,
     DEFAULT_LIMITS,
@@ -39,6 +50,7 @@ from connector.sync.usage_events import (
     store_prepared_batch,
     transaction_id_of,
 )
+from connector.sync.usage_worker import can_fork, cores, made_apart
 
 Format = Literal["csv", "jsonl"]
 COLUMNS = ("transaction_id", "customer", "metric", "timestamp")
@@ -48,6 +60,7 @@ SHOWN = 1000  # refusals kept for the summary; all are counted
 # object, over and over, for a quarter of the import's time. The objects of the batch done are
 # collected after each batch, older ones every COLLECTIONS batches, all every 10 times that.
 COLLECTIONS = 20
+PARALLEL_FROM = 4 * 2**20  # bytes (some 50,000 events): a second process reads and checks
 Line = tuple[int, Fields | EventResult]  # line number, and the event's fields or its refusal
 
 
@@ -88,25 +101,28 @@ def format_of(path: Path, given: str | None) -> Format:
 
 def _csv_lines(handle: Any) -> Iterator[Line]:
     reader = csv.reader(handle)
-    header = next(reader, None)
-    if header is None:
-        return
-    names = [name.strip() for name in header]
-    missing = [name for name in COLUMNS if name not in names]
-    if missing:
-        raise InvalidInputError(f"line 1: the header has no {', '.join(missing)} column")
-    tx, customer, metric, timestamp = (names.index(name) for name in COLUMNS)
-    extra = [(index, name) for index, name in enumerate(names) if name not in COLUMNS and name]
-    width = len(names)
-    start = reader.line_num + 1  # a quoted value may hold line breaks: a row's first line
-    for row in reader:
-        line, start = start, reader.line_num + 1
-        if len(row) != width:
-            if row:
-                yield line, refusal(None, f"{len(row)} columns where the header has {width}")
-            continue
-        properties = {name: row[index] for index, name in extra if row[index]}
-        yield line, (row[tx], row[customer], row[metric], row[timestamp], properties)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        names = [name.strip() for name in header]
+        missing = [name for name in COLUMNS if name not in names]
+        if missing:
+            raise InvalidInputError(f"line 1: the header has no {', '.join(missing)} column")
+        tx, customer, metric, timestamp = (names.index(name) for name in COLUMNS)
+        extra = [(index, name) for index, name in enumerate(names) if name not in COLUMNS and name]
+        width = len(names)
+        start = reader.line_num + 1  # a quoted value may hold line breaks: a row's first line
+        for row in reader:
+            line, start = start, reader.line_num + 1
+            if len(row) != width:
+                if row:
+                    yield line, refusal(None, f"{len(row)} columns where the header has {width}")
+                continue
+            properties = {name: row[index] for index, name in extra if row[index]}
+            yield line, (row[tx], row[customer], row[metric], row[timestamp], properties)
+    except csv.Error as error:
+        raise InvalidInputError(f"line {reader.line_num}: {error}") from None
 
 
 def _json_lines(handle: Any) -> Iterator[Line]:
@@ -132,6 +148,52 @@ def _collect(batches: int) -> None:
         gc.collect(1 if batches % (COLLECTIONS * 10) else 2)
 
 
+def _batches(path: Path, lines: Iterator[Line], size: int) -> Iterator[list[Line]]:
+    """``lines`` by batches of ``size``; a file that is not UTF-8 text stops with the line and
+    byte at fault."""
+    while True:
+        try:
+            batch = list(itertools.islice(lines, size))
+        except UnicodeDecodeError as error:
+            raise InvalidInputError(f"{path}: {_not_utf8(path, error)}") from None
+        if not batch:
+            return
+        yield batch
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """Where the file is not UTF-8 text (read again to find it: the text is decoded ahead)."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as found:
+                byte, column = line[found.start], found.start + 1
+                return f"line {number} is not UTF-8 text (byte 0x{byte:02x} at column {column})"
+    return f"not UTF-8 text ({error.reason})"
+
+
+def _is_sqlite(factory: sessionmaker[Session]) -> bool:
+    bind = factory.kw.get("bind")
+    return bind is not None and bind.dialect.name == "sqlite"
+
+
+def _ready_batches(
+    batches: Iterator[list[Line]],
+    metrics: Mapping[str, Metric],
+    limits: Limits,
+    clock: Callable[[], datetime],
+    *,
+    collect: bool,
+) -> Iterator[ReadyBatch]:
+    """The file's batches made ready (in a second process: ``collect`` its garbage)."""
+    for count, batch in enumerate(batches, start=1):
+        yield ready(metrics, batch, clock(), limits)
+        del batch
+        if collect:
+            _collect(count)
+
+
 def import_events(
     factory: sessionmaker[Session],
     metrics: Mapping[str, Metric],
@@ -142,9 +204,13 @@ def import_events(
     batch_size: int = 5000,
     on_refused: Callable[[int, str | None, str], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    parallel: bool | None = None,
 ) -> ImportSummary:
     """Import the events of ``path``; ``on_refused(line, transaction_id, reason)`` is called
-    for each line refused, as the import goes."""
+    for each line refused, as the import goes. On SQLite the file is read and checked by a
+    second process while this one stores (``parallel``; default: for files of
+    ``PARALLEL_FROM`` bytes and more, on a machine of two cores or more, where the system can
+    fork)."""
     kind = format_of(path, file_format)
     summary = ImportSummary()
 
@@ -152,6 +218,52 @@ def import_events(
         summary.refuse(line, transaction_id, reason)
         if on_refused is not None:
             on_refused(line, transaction_id, reason)
+
+    collecting = gc.isenabled()
+    gc.disable()  # see COLLECTIONS
+    try:
+        with path.open(encoding="utf-8", newline="" if kind == "csv" else None) as handle:
+            lines = _csv_lines(handle) if kind == "csv" else _json_lines(handle)
+            batches = _batches(path, lines, batch_size)
+            if not _is_sqlite(factory):
+                _import_prepared(
+                    factory, metrics, batches, summary, refuse, limits=limits, clock=clock
+                )
+                return summary
+            if parallel is None:
+                parallel = path.stat().st_size >= PARALLEL_FROM and cores() > 1
+            make = functools.partial(_ready_batches, batches, metrics, limits, clock)
+            with (
+                made_apart(lambda: make(collect=True), f"reading {path}")
+                if parallel and can_fork()
+                else contextlib.nullcontext(make(collect=False))
+            ) as ready_batches:
+                for count, batch in enumerate(ready_batches, start=1):
+                    summary.lines += batch.lines
+                    stored = store_ready(factory, metrics, batch)
+                    summary.accepted += stored.accepted
+                    summary.duplicates += stored.duplicates
+                    for refused in stored.refusals:
+                        refuse(*refused)
+                    del batch, stored
+                    _collect(count)
+    finally:
+        if collecting:
+            gc.enable()
+    return summary
+
+
+def _import_prepared(
+    factory: sessionmaker[Session],
+    metrics: Mapping[str, Metric],
+    batches: Iterator[list[Line]],
+    summary: ImportSummary,
+    refuse: Callable[[int, str | None, str], None],
+    *,
+    limits: Limits,
+    clock: Callable[[], datetime],
+) -> None:
+    """The import on PostgreSQL: each batch prepared, then stored as the HTTP API's."""
 
     def report(batch: list[Line], results: Sequence[EventResult]) -> None:
         """Count a batch's results; report its refusals in the order of the file."""
@@ -165,27 +277,15 @@ def import_events(
             if outcome is not ACCEPTED and outcome is not DUPLICATE:
                 refuse(number, transaction_id, reason or "refused")
 
-    collecting = gc.isenabled()
-    gc.disable()  # see COLLECTIONS
-    try:
-        with path.open(encoding="utf-8", newline="" if kind == "csv" else None) as handle:
-            lines = _csv_lines(handle) if kind == "csv" else _json_lines(handle)
-            for count in itertools.count(1):
-                batch = list(itertools.islice(lines, batch_size))
-                if not batch:
-                    break
-                summary.lines += len(batch)
-                now = clock()
-                # Checked and read before the transaction: the database is locked the least.
-                prepared = prepare(metrics, [item for _, item in batch], now, limits)
-                if prepared.events:
-                    results = store_prepared_batch(factory, metrics, prepared, now)
-                else:  # nothing to store: the refusals alone
-                    results = prepared.answers  # type: ignore[assignment]
-                report(batch, results)
-                del batch, prepared, results
-                _collect(count)
-    finally:
-        if collecting:
-            gc.enable()
-    return summary
+    for count, batch in enumerate(batches, start=1):
+        summary.lines += len(batch)
+        now = clock()
+        # Checked and read before the transaction: the database is locked the least.
+        prepared = prepare(metrics, [item for _, item in batch], now, limits)
+        if prepared.events:
+            results = store_prepared_batch(factory, metrics, prepared, now)
+        else:  # nothing to store: the refusals alone
+            results = prepared.answers  # type: ignore[assignment]
+        report(batch, results)
+        del batch, prepared, results
+        _collect(count)

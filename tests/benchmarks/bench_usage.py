@@ -16,7 +16,10 @@ turn, the customers round-robin, the times spread evenly over the last ``--days`
 - the import again on a tenth of the file, to compare peak memory (flat: the same batches).
 
 Printed: events/s of each, their ratio, their CPU times and that ratio (steadier than wall time
-on a machine other work loads), the hourly aggregates written per event, and the two peaks.
+on a machine other work loads), the import's CPU time per event split between its own process
+(which stores) and the second process it starts on large files (which reads and checks), the
+hourly aggregates written per event, and the peaks (the import's: the larger of its two
+processes', also given apart).
 ``--ids random`` makes transaction ids random (UUID 4) instead of time-ordered: SQLite's B-tree
 then writes pages all over its unique index, for the baseline as for the import.
 
@@ -175,17 +178,38 @@ def baseline(database: Path, events: Path, batch: int) -> None:
     connection.close()
 
 
+# Runs ``python -m connector ARGS...`` and, at its exit, writes to REPORT the CPU time of the
+# import's own process and that of the processes it waited for (the second process that reads
+# and checks the file), and their peak resident memory.
+SPLIT = """
+import atexit, json, resource, runpy, sys
+report = sys.argv[1]
+def measured():
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    with open(report, "w") as out:
+        json.dump({"main_cpu_s": own.ru_utime + own.ru_stime,
+                   "worker_cpu_s": children.ru_utime + children.ru_stime,
+                   "main_peak_kib": peak, "worker_peak_kib": children.ru_maxrss}, out)
+atexit.register(measured)
+sys.argv = ["connector", *sys.argv[2:]]
+runpy.run_module("connector", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_import(
     folder: Path, events: Path, customers: int, batch: int, server: str | None = None
-) -> tuple[Measured, dict, int]:
+) -> tuple[Measured, dict, int, dict]:
     database = folder / f"import-{events.stem}.db"
     if server is not None:
         return on_postgresql(server, f"import_{events.stem}", customers, events, batch)
     url = new_database(database, customers)
     env = {**os.environ, "CONNECTOR_DATABASE_URL": url, "CONNECTOR_USAGE__BATCH_SIZE": str(batch)}
+    split = folder / f"split-{events.stem}.json"
     with tempfile.TemporaryFile() as out:
         measured = run_measured(
-            [sys.executable, "-m", "connector", "usage", "import", str(events), "--json"],
+            [sys.executable, "-c", SPLIT, str(split), "usage", "import", str(events), "--json"],
             stdout=out,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -194,7 +218,7 @@ def run_import(
         out.seek(0)
         summary = json.loads(out.read() or b"{}")
     hourly = sqlite3.connect(database).execute("SELECT count(*) FROM usage_hourly").fetchone()[0]
-    return measured, summary, hourly
+    return measured, summary, hourly, json.loads(split.read_text())
 
 
 # PostgreSQL (--database-url): a database of the server's per run, made and dropped here.
@@ -221,14 +245,15 @@ def drop_postgres_database(server: str, url: str) -> None:
 
 def on_postgresql(
     server: str, name: str, customers: int, events: Path, batch: int
-) -> tuple[Measured, dict, int]:
+) -> tuple[Measured, dict, int, dict]:
     """``connector usage import`` into a new database of ``server``."""
     url = postgres_database(server, name, customers)
     env = {**os.environ, "CONNECTOR_DATABASE_URL": url, "CONNECTOR_USAGE__BATCH_SIZE": str(batch)}
+    split = events.with_name(f"split-{name}.json")
     try:
         with tempfile.TemporaryFile() as out:
             measured = run_measured(
-                [sys.executable, "-m", "connector", "usage", "import", str(events), "--json"],
+                [sys.executable, "-c", SPLIT, str(split), "usage", "import", str(events), "--json"],
                 stdout=out,
                 stderr=subprocess.DEVNULL,
                 env=env,
@@ -242,7 +267,7 @@ def on_postgresql(
         engine.dispose()
     finally:
         drop_postgres_database(server, url)
-    return measured, summary, hourly
+    return measured, summary, hourly, json.loads(split.read_text())
 
 
 def postgres_baseline(url: str, events: Path, batch: int) -> None:
@@ -331,7 +356,9 @@ def main() -> int:
         )
 
         server = args.database_url
-        measured, summary, hourly = run_import(folder, events, args.customers, args.batch, server)
+        measured, summary, hourly, split = run_import(
+            folder, events, args.customers, args.batch, server
+        )
         seconds, peak = measured.seconds, measured.peak_rss_mib
         base_db = folder / "baseline.db"
         if server is not None:
@@ -350,7 +377,7 @@ def main() -> int:
                 ],
                 cwd=ROOT,
             )
-        small, small_summary, _ = run_import(folder, tenth, args.customers, args.batch, server)
+        small, small_summary, _, _ = run_import(folder, tenth, args.customers, args.batch, server)
         small_peak = small.peak_rss_mib
 
     figures = {
@@ -365,8 +392,13 @@ def main() -> int:
         "import_cpu_s": round(measured.cpu_seconds, 1),
         "baseline_cpu_s": round(base.cpu_seconds, 1),
         "import_over_baseline_cpu": round(measured.cpu_seconds / base.cpu_seconds, 2),
+        "import_main_cpu_us_per_event": round(split["main_cpu_s"] / args.events * 1e6, 2),
+        "import_worker_cpu_us_per_event": round(split["worker_cpu_s"] / args.events * 1e6, 2),
+        "baseline_cpu_us_per_event": round(base.cpu_seconds / args.events * 1e6, 2),
         "hourly_aggregates_per_event": round(hourly / args.events, 4),
         "peak_rss_mib": round(peak, 1),
+        "main_peak_rss_mib": round(split["main_peak_kib"] / 1024, 1),
+        "worker_peak_rss_mib": round(split["worker_peak_kib"] / 1024, 1),
         "peak_rss_mib_tenth": round(small_peak, 1),
         "baseline_peak_rss_mib": round(base.peak_rss_mib, 1),
     }
