@@ -92,10 +92,13 @@ class Meter:
         end = window.end if self.until is None else min(window.end, self.until)
         if end <= window.start:
             return {}
+        hours = self.hours.get(metric.code, ())
         carried = self._carried(metric, whole.start) if metric.recurring else None
+        if not hours and not carried and whole.start <= window.start and window.end <= whole.end:
+            return {}  # no event, no level: nothing measured
         if end != window.end:
             window = Window(window.start, end)
-        (quantities,) = measure(metric, self.hours.get(metric.code, ()), whole, [window], carried)
+        (quantities,) = measure(metric, hours, whole, [window], carried)
         return quantities
 
     def priced(

@@ -288,15 +288,12 @@ def _add_segments(
         .where(table.c.metric.in_(metrics))
         .group_by(customer, table.c.metric, table.c.group_value, begins)
     )
-    for row in rows:
-        usage = Usage(
-            int(row.events),
-            _decimal(row.total),
-            weighted=_decimal(row.weighted),
-        )
-        hour = moment(row.begins)
-        hours = found[int(row.customer)].hours.setdefault(row.metric, [])
-        hours.append(HourlyUsage(row.group_value, hour, usage))
+    starts: dict[Any, datetime] = {}  # the segments of a batch begin on a few days
+    for who, metric, group, begins, events, total, weighted in rows:
+        usage = Usage(int(events), _decimal(total), weighted=_decimal(weighted))
+        hour = starts.get(begins) or starts.setdefault(begins, moment(begins))
+        hours = found[int(who)].hours.setdefault(metric, [])
+        hours.append(HourlyUsage(group, hour, usage))
 
 
 def _add_distinct_segments(
