@@ -85,6 +85,17 @@ class Meter:
                 level[hour.group] = level.get(hour.group, ZERO) + hour.usage.total
         return level
 
+    def _may_bill(self, price: MeteredPrice) -> bool:
+        """Whether ``price`` may bill something: usage measured, a level carried or a minimum
+        (its metric must be known all the same)."""
+        code = self.metric(price.metric).code
+        return bool(
+            price.minimum is not None
+            or code != price.metric
+            or self.hours.get(code)
+            or self.levels.get(code)
+        )
+
     def measured(self, metric: Metric, period: Period, part: Period) -> dict[str, Decimal]:
         """The quantity of each group of ``metric`` in ``part`` of the billing ``period``
         (up to ``until``, when given)."""
@@ -120,7 +131,8 @@ class Meter:
         self, period: Period, parts: Sequence[tuple[Period, MeteredPrice]]
     ) -> tuple[UsageLine, ...]:
         found: list[UsageLine] = []
-        for part, priced in self.priced(period, parts):
+        measured = [(part, price) for part, price in parts if self._may_bill(price)]
+        for part, priced in self.priced(period, measured) if measured else ():
             found.extend(
                 UsageLine(charge.description, charge.quantity, charge.amount, part)
                 for charge in priced.charges
