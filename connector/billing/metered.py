@@ -27,8 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 from connector.billing.money import ZERO, Currency, Rounding, prorate, require_decimal, round_money
 from connector.billing.pricing import Tier, validate_tiers
@@ -111,6 +113,13 @@ class MeteredPrice:
         raise AssertionError("validated tiers always end open-ended")  # pragma: no cover
 
 
+@lru_cache(maxsize=4096)  # a billing run's lines share a few periods
+def _span(window: Window) -> str:
+    """A window as its lines show it (in UTC: equal windows read the same)."""
+    start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
+    return f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
+
+
 @dataclass(frozen=True, slots=True)
 class UsageCharge:
     """The usage of one group of a metric in a window, priced."""
@@ -127,10 +136,7 @@ class UsageCharge:
     @property
     def description(self) -> str:
         group = f" [{self.group}]" if self.group else ""
-        return (
-            f"{self.name}{group} ({self.aggregation}) × {self.quantity:f}, "
-            f"{self.window.start:%Y-%m-%d %H:%M} – {self.window.end:%Y-%m-%d %H:%M} UTC"
-        )
+        return f"{self.name}{group} ({self.aggregation}) × {self.quantity:f}, {_span(self.window)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +154,7 @@ class Shortfall:
     def description(self) -> str:
         return (
             f"{self.name}: minimum commitment {self.minimum:f}, {self.charged:f} used, "
-            f"{self.window.start:%Y-%m-%d %H:%M} – {self.window.end:%Y-%m-%d %H:%M} UTC"
+            f"{_span(self.window)}"
         )
 
 

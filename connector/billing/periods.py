@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 from fractions import Fraction
@@ -148,21 +148,27 @@ class Schedule:
 
     anchor: date
     frequency: Frequency
+    _months: int | None = field(init=False, repr=False, compare=False)
+    _days: int | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_months", self.frequency.months)
+        object.__setattr__(self, "_days", self.frequency.days)
 
     def start_of(self, index: int) -> date:
-        months = self.frequency.months
+        months = self._months
         if months is not None:
             return add_months(self.anchor, index * months)
-        return self.anchor + timedelta(days=index * self.frequency.days)  # type: ignore[operator]
+        return self.anchor + timedelta(days=index * self._days)  # type: ignore[operator]
 
     def period(self, index: int) -> Period:
-        return Period(self.start_of(index), self.start_of(index + 1) - ONE_DAY)
+        return _period(self.anchor, self._months, self._days, index)
 
     def index_of(self, day: date) -> int:
         """Index of the period that contains ``day`` (negative before the anchor)."""
-        months = self.frequency.months
+        months = self._months
         if months is None:
-            return (day - self.anchor).days // self.frequency.days  # type: ignore[operator]
+            return (day - self.anchor).days // self._days  # type: ignore[operator]
         elapsed = (day.year - self.anchor.year) * 12 + day.month - self.anchor.month
         index = elapsed // months
         if self.start_of(index) > day:
@@ -175,3 +181,14 @@ class Schedule:
         while True:
             yield index, self.period(index)
             index += 1
+
+
+@lru_cache(maxsize=65_536)  # a billing run's subscriptions share a few anchors and periods
+def _period(anchor: date, months: int | None, days: int | None, index: int) -> Period:
+    """Period ``index`` of a schedule anchored on ``anchor``, ``months`` or ``days`` long."""
+    if months is not None:
+        return Period(
+            add_months(anchor, index * months), add_months(anchor, (index + 1) * months) - ONE_DAY
+        )
+    step = timedelta(days=days)  # type: ignore[arg-type]
+    return Period(anchor + index * step, anchor + (index + 1) * step - ONE_DAY)

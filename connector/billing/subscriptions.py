@@ -52,6 +52,7 @@ class SubscriptionTerms:
     term_count: int = 1
     _billing_start: date = field(init=False, repr=False, compare=False)
     _service_end: date | None = field(init=False, repr=False, compare=False)
+    _schedule: Schedule = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.term_months <= MAX_TERM_MONTHS:
@@ -79,6 +80,7 @@ class SubscriptionTerms:
         if self.cancel_date is not None:
             ends.append(self.cancel_date - ONE_DAY)
         object.__setattr__(self, "_billing_start", billing_start)
+        object.__setattr__(self, "_schedule", Schedule(billing_start, self.frequency))
         object.__setattr__(self, "_service_end", min(ends) if ends else None)
 
     @property
@@ -89,7 +91,7 @@ class SubscriptionTerms:
 
     @property
     def schedule(self) -> Schedule:
-        return Schedule(self.billing_start, self.frequency)
+        return self._schedule
 
     def term_end(self, index: int, billing_start: date | None = None) -> date:
         """Last day of term ``index`` (0 is the first; renewals repeat the same months)."""

@@ -85,6 +85,17 @@ class Meter:
                 level[hour.group] = level.get(hour.group, ZERO) + hour.usage.total
         return level
 
+    def _may_bill(self, price: MeteredPrice) -> bool:
+        """Whether ``price`` may bill something: usage measured, a level carried or a minimum
+        (its metric must be known all the same)."""
+        code = self.metric(price.metric).code
+        return bool(
+            price.minimum is not None
+            or code != price.metric
+            or self.hours.get(code)
+            or self.levels.get(code)
+        )
+
     def measured(self, metric: Metric, period: Period, part: Period) -> dict[str, Decimal]:
         """The quantity of each group of ``metric`` in ``part`` of the billing ``period``
         (up to ``until``, when given)."""
@@ -92,10 +103,13 @@ class Meter:
         end = window.end if self.until is None else min(window.end, self.until)
         if end <= window.start:
             return {}
+        hours = self.hours.get(metric.code, ())
         carried = self._carried(metric, whole.start) if metric.recurring else None
+        if not hours and not carried and whole.start <= window.start and window.end <= whole.end:
+            return {}  # no event, no level: nothing measured
         if end != window.end:
             window = Window(window.start, end)
-        (quantities,) = measure(metric, self.hours.get(metric.code, ()), whole, [window], carried)
+        (quantities,) = measure(metric, hours, whole, [window], carried)
         return quantities
 
     def priced(
@@ -117,7 +131,8 @@ class Meter:
         self, period: Period, parts: Sequence[tuple[Period, MeteredPrice]]
     ) -> tuple[UsageLine, ...]:
         found: list[UsageLine] = []
-        for part, priced in self.priced(period, parts):
+        measured = [(part, price) for part, price in parts if self._may_bill(price)]
+        for part, priced in self.priced(period, measured) if measured else ():
             found.extend(
                 UsageLine(charge.description, charge.quantity, charge.amount, part)
                 for charge in priced.charges

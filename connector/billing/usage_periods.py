@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 
 from connector.billing.usage import (
     ZERO,
@@ -75,6 +76,9 @@ def quantity(
     return integral / period.seconds
 
 
+_hour = attrgetter("hour")
+
+
 def measure(
     metric: Metric,
     hours: Iterable[HourlyUsage],
@@ -95,7 +99,8 @@ def measure(
             raise InvalidInputError(f"usage part {window} is outside the period {period}")
         if index and window.start < windows[index - 1].end:
             raise InvalidInputError("usage parts overlap or are out of order")
-    inside = sorted((item for item in hours if item.hour in period), key=lambda item: item.hour)
+    start, end = period.start, period.end
+    inside = sorted((item for item in hours if start <= item.hour < end), key=_hour)
     level: dict[str, Decimal] = dict(carried or {}) if metric.recurring else {}
     weighted = metric.aggregation is Aggregation.WEIGHTED_SUM
     results: list[dict[str, Decimal]] = []

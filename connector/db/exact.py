@@ -5,17 +5,22 @@ PostgreSQL keeps decimals as ``NUMERIC`` and adds them exactly. SQLite keeps the
 binary floats: :func:`prepare` gives the connection ``exact_add``, ``exact_max`` (scalar),
 ``exact_sum`` and ``exact_largest`` (aggregate) functions that compute with
 :class:`~decimal.Decimal`. Statements use :func:`add`, :func:`greatest` and :func:`total`,
-which choose the database's way (``exact_largest`` serves a migration's raw SQL).
+which choose the database's way (``exact_sum`` and ``exact_largest`` serve a migration's raw
+SQL). A total read back is not added up in SQL on SQLite: the database joins the group's
+values as text (``group_concat``, no Python call per row), and the result adds them up.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import reduce
+from operator import add as _plus
 from typing import Any
 
-from sqlalchemy import Numeric, func, type_coerce
+from sqlalchemy import Dialect, Numeric, String, func, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeDecorator
 
 
 def _add(a: str | None, b: str | None) -> str | None:
@@ -86,8 +91,25 @@ def greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
     return func.greatest(a, b)
 
 
+class _Joined(TypeDecorator[Decimal]):
+    """The values of a group joined by commas (SQLite's ``group_concat``), read as their exact
+    sum: added in the order the database met them, as ``exact_sum`` does, with one call per
+    group instead of one per value (its cost, over the hundreds of thousands of daily
+    aggregates a billing run adds up)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return reduce(_plus, map(Decimal, str(value).split(",")))
+
+
 def total(session: Session, column: Any) -> ColumnElement[Any]:
-    """``SUM(column)``, exactly."""
+    """``SUM(column)`` read back, exactly (NULL when every value is). On SQLite the values are
+    joined by the database and added up as the result is read: the expression is a result of
+    the statement, not an operand of more SQL."""
     if is_sqlite(session):
-        return func.exact_sum(column, type_=column.type)
+        return func.group_concat(column, ",", type_=_Joined())
     return func.sum(column, type_=column.type)

@@ -99,30 +99,33 @@ def load_items(session: Session, ids: Sequence[int]) -> StoredItems:
     """The items and item versions of the subscriptions ``ids`` (two queries)."""
     if not ids:
         return StoredItems({}, {})
+    # Core columns: rows read as they are, not through the ORM's loading
+    items_table = tables.table_of(tables.SubscriptionItem)
+    item, version = items_table.c, tables.table_of(tables.ItemVersion).c
     item_rows = session.execute(
         select(
-            tables.SubscriptionItem.id,
-            tables.SubscriptionItem.subscription_id,
-            tables.SubscriptionItem.item_key,
-            tables.SubscriptionItem.product_id,
-            tables.SubscriptionItem.kind,
-            tables.SubscriptionItem.service_date,
+            item.id,
+            item.subscription_id,
+            item.item_key,
+            item.product_id,
+            item.kind,
+            item.service_date,
         )
-        .where(tables.SubscriptionItem.subscription_id.in_(ids))
-        .order_by(tables.SubscriptionItem.id)
+        .where(item.subscription_id.in_(ids))
+        .order_by(item.id)
     ).all()
     version_rows = session.execute(
         select(
-            tables.ItemVersion.item_id,
-            tables.ItemVersion.effective_date,
-            tables.ItemVersion.price_id,
-            tables.ItemVersion.quantity,
-            tables.ItemVersion.discount_percent,
-            tables.ItemVersion.amendment_id,
+            version.item_id,
+            version.effective_date,
+            version.price_id,
+            version.quantity,
+            version.discount_percent,
+            version.amendment_id,
         )
-        .join(tables.SubscriptionItem, tables.SubscriptionItem.id == tables.ItemVersion.item_id)
-        .where(tables.SubscriptionItem.subscription_id.in_(ids))
-        .order_by(tables.ItemVersion.item_id, tables.ItemVersion.effective_date)
+        .join(items_table, item.id == version.item_id)
+        .where(item.subscription_id.in_(ids))
+        .order_by(version.item_id, version.effective_date)
     ).all()
     items: dict[int, list[Any]] = defaultdict(list)
     for i in item_rows:

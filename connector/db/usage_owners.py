@@ -11,13 +11,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, distinct, func, select
 from sqlalchemy.orm import Session
 
 from connector.billing.pricing import ChargeKind
 from connector.db import tables
 from connector.db.subscriptions import terms_from_row
 from connector.db.usage import _among as among
+
+SUBSCRIPTIONS = tables.table_of(tables.Subscription)
+ITEMS = tables.table_of(tables.SubscriptionItem)
+VERSIONS = tables.table_of(tables.ItemVersion)
+PRICES = tables.table_of(tables.Price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +41,37 @@ class Metering:
 def shared_metrics(session: Session, customer_ids: Iterable[int]) -> dict[int, str]:
     """For each subscription of the given customers that meters a metric another of the
     customer's subscriptions meters over some of the same days: why it cannot be billed (one
-    query)."""
+    query: only the rows of the metrics metered twice are read)."""
     wanted = sorted(set(customer_ids))
     if not wanted:
         return {}
-    sub, item, version, price = (
-        tables.Subscription,
-        tables.SubscriptionItem,
-        tables.ItemVersion,
-        tables.Price,
+    subscriptions, item, version, price = SUBSCRIPTIONS.c, ITEMS.c, VERSIONS.c, PRICES.c
+
+    def metered(*columns: Any) -> Select[Any]:
+        """``columns`` of the metered prices of the customers' subscriptions."""
+        return (
+            select(*columns)
+            .select_from(SUBSCRIPTIONS)
+            .join(ITEMS, item.subscription_id == subscriptions.id)
+            .join(VERSIONS, version.item_id == item.id)
+            .join(PRICES, price.id == version.price_id)
+            .where(
+                among(session, subscriptions.customer_id, wanted),
+                price.kind == ChargeKind.METERED.value,
+                price.metric.is_not(None),
+            )
+        )
+
+    # only a metric several subscriptions of a customer meter can be shared: the others are
+    # left in the database (a customer has one subscription, mostly)
+    several = (
+        metered(subscriptions.customer_id, price.metric)
+        .group_by(subscriptions.customer_id, price.metric)
+        .having(func.count(distinct(subscriptions.id)) > 1)
+        .subquery()
     )
-    subscriptions = tables.table_of(sub).c
     rows = session.execute(
-        select(
+        metered(
             subscriptions.id,
             subscriptions.customer_id,
             subscriptions.start_date,
@@ -60,13 +83,12 @@ def shared_metrics(session: Session, customer_ids: Iterable[int]) -> dict[int, s
             subscriptions.term_count,
             price.metric,
         )
-        .join(item, item.subscription_id == subscriptions.id)
-        .join(version, version.item_id == item.id)
-        .join(price, price.id == version.price_id)
-        .where(
-            among(session, subscriptions.customer_id, wanted),
-            price.kind == ChargeKind.METERED.value,
-            price.metric.is_not(None),
+        .join(
+            several,
+            and_(
+                several.c.customer_id == subscriptions.customer_id,
+                several.c.metric == price.metric,
+            ),
         )
         .distinct()
     ).all()

@@ -7,13 +7,26 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Integer, Table, and_, bindparam, column, func, select
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -63,6 +76,10 @@ class Grain:
         """:meth:`bound` as SQLite stores it."""
         return self.bound(at).isoformat() if self.daily else _utc_text(at.astimezone(UTC))
 
+
+# SQLite: at most this many segments of distinct days in a batch are read as ranges of the
+# aggregates' key, each its own part of one statement (more: joined to the list of segments)
+MAX_BOUNDS = 64
 
 HOURS = Grain(HOURLY, VALUES, "hour")
 DAYS = Grain(DAILY, DAY_VALUES, "day")
@@ -265,38 +282,65 @@ def _add_segments(
     query), into ``found`` as hours dated at their segment's start."""
     table = grain.table
     exact.prepare(session)
-    source, customer, begins, ends = _segments(session, grain, segments_of(windows, start, cuts))
-    rows = session.execute(
-        select(
-            customer.label("customer"),
-            table.c.metric,
-            table.c.group_value,
-            begins.label("begins"),
-            func.sum(table.c.events).label("events"),
-            exact.total(session, table.c.total).label("total"),
-            exact.total(session, table.c.weighted).label("weighted"),
-        )
-        .select_from(source)
-        .join(
-            table,
-            and_(
-                table.c.customer_id == customer,
-                grain.key(table) >= begins,
-                grain.key(table) < ends,
-            ),
-        )
-        .where(table.c.metric.in_(metrics))
-        .group_by(customer, table.c.metric, table.c.group_value, begins)
+    segments = segments_of(windows, start, cuts)
+    sums = (
+        func.sum(table.c.events).label("events"),
+        exact.total(session, table.c.total).label("total"),
+        exact.total(session, table.c.weighted).label("weighted"),
     )
-    for row in rows:
-        usage = Usage(
-            int(row.events),
-            _decimal(row.total),
-            weighted=_decimal(row.weighted),
+    by_bounds: dict[tuple[datetime, datetime], list[int]] = defaultdict(list)
+    for customer_id, begins, ends in segments:
+        by_bounds[(begins, ends)].append(customer_id)
+    if exact.is_sqlite(session) and len(by_bounds) <= MAX_BOUNDS:
+        # The segments of the same days, each a range of the table's key: SQLite adds up
+        # the rows as it reads them in key order, where a join would sort them all first.
+        statement: Any = union_all(
+            *(
+                select(
+                    table.c.customer_id.label("customer"),
+                    table.c.metric,
+                    table.c.group_value,
+                    literal(grain.text(begins)).label("begins"),
+                    *sums,
+                )
+                .where(
+                    _among(session, table.c.customer_id, customers),
+                    table.c.metric.in_(metrics),
+                    grain.key(table) >= grain.bound(begins),
+                    grain.key(table) < grain.bound(ends),
+                )
+                .group_by(table.c.customer_id, table.c.metric, table.c.group_value)
+                for (begins, ends), customers in by_bounds.items()
+            )
         )
-        hour = moment(row.begins)
-        hours = found[int(row.customer)].hours.setdefault(row.metric, [])
-        hours.append(HourlyUsage(row.group_value, hour, usage))
+    else:
+        source, customer, begins_at, ends_at = _segments(session, grain, segments)
+        statement = (
+            select(
+                customer.label("customer"),
+                table.c.metric,
+                table.c.group_value,
+                begins_at.label("begins"),
+                *sums,
+            )
+            .select_from(source)
+            .join(
+                table,
+                and_(
+                    table.c.customer_id == customer,
+                    grain.key(table) >= begins_at,
+                    grain.key(table) < ends_at,
+                ),
+            )
+            .where(table.c.metric.in_(metrics))
+            .group_by(customer, table.c.metric, table.c.group_value, begins_at)
+        )
+    starts: dict[Any, datetime] = {}  # the segments of a batch begin on a few days
+    for who, metric, group, begins, events, total, weighted in session.execute(statement):
+        usage = Usage(int(events), _decimal(total), weighted=_decimal(weighted))
+        hour = starts.get(begins) or starts.setdefault(begins, moment(begins))
+        hours = found[int(who)].hours.setdefault(metric, [])
+        hours.append(HourlyUsage(group, hour, usage))
 
 
 def _add_distinct_segments(

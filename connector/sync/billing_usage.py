@@ -25,16 +25,17 @@ from connector.billing.usage_billing import (
 from connector.billing.usage_periods import Window
 from connector.db.usage_read import batch_usage
 from connector.errors import ConnectorError
-from connector.settings import Settings, mapping_path
-from connector.sync.usage_mapping import load_usage_mapping
+from connector.settings import Settings
+from connector.sync.usage_mapping import usage_mapping_of
 
 # Aggregations whose hours add up (count, sum, weighted sum): the database adds them up.
 SUMMED = (Aggregation.COUNT, Aggregation.SUM, Aggregation.WEIGHTED_SUM)
 
 
 def load_metrics(settings: Settings) -> dict[str, Metric]:
-    """The billable metrics of the usage mapping (raises what is wrong with it)."""
-    return load_usage_mapping(mapping_path(settings.usage.mapping_file)).metrics
+    """The billable metrics of the usage mapping (raises what is wrong with it), read again
+    only when the file changed: every batch of a run asks for them."""
+    return usage_mapping_of(settings).metrics
 
 
 def batch_meters(

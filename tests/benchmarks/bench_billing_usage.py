@@ -19,7 +19,8 @@ On SQLite they are files in ``--workdir``; with ``--database-url`` (a PostgreSQL
 user may create databases), databases on that server, copied for each run with ``CREATE
 DATABASE … TEMPLATE``. Either is kept for the next time, named by the schema's revision.
 
-Then, each in a fresh process on a copy, the run at 2026-02-01: February's fees in advance,
+Then, each in a fresh process on a copy (on SQLite written to disk before the run starts), the
+run at 2026-02-01: February's fees in advance,
 and for the second January's usage in arrears, read from the daily aggregates (never the
 events). Printed: the wall time of each, the ratio of the run with usage to the run without
 (the issue's bound: 1.5) and to the run of the same subscriptions without events (what the
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -338,7 +340,18 @@ def on_sqlite(workdir: Path, customers: int, events: int, metered: bool, name: s
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     shutil.copy(template, target)
+    flush(target)
     return f"sqlite:///{target}"
+
+
+def flush(path: Path) -> None:
+    """Write the copy to disk now: else the run's first commit would wait for the system to
+    write back the whole copy (2 GB at 10 million events), which is no part of billing."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def on_postgresql(  # noqa: PLR0917 - what a database holds, and its name

@@ -53,3 +53,35 @@ def test_sums_and_maximums_in_sql_are_exact(factory: sessionmaker[Session]) -> N
         (D("100000000000000000000"), D("100000000000000000000")),
         (D("-1"), D("-1")),
     ]
+
+
+def test_totals_by_group_are_exact_and_null_without_values(
+    factory: sessionmaker[Session],
+) -> None:
+    with transaction(factory) as session:
+        customer = contracts.upsert_customer(
+            session, name="B", country="US", currency="USD", system="test", external_id="B"
+        )
+        for n, (metric, total) in enumerate(
+            [("a", "0.10"), ("a", "2.005"), ("a", "-3"), ("b", None), ("c", "1E+2"), ("c", None)]
+        ):
+            session.add(
+                tables.UsageHourly(
+                    customer_id=customer.id,
+                    metric=metric,
+                    group_value=str(n),
+                    hour=HOUR,
+                    events=1,
+                    total=None if total is None else D(total),
+                )
+            )
+        session.flush()
+        hourly = tables.UsageHourly
+        totals = session.execute(
+            select(hourly.metric, exact.total(session, hourly.total))
+            .group_by(hourly.metric)
+            .order_by(hourly.metric)
+        ).all()
+
+    assert totals == [("a", D("-0.895")), ("b", None), ("c", D(100))]
+    assert str(totals[0][1]) == "-0.895"

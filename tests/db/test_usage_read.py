@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
@@ -15,9 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.billing.metered import MeteredModel, MeteredPrice
 from connector.billing.money import currency
 from connector.billing.periods import Period
-from connector.billing.usage import Aggregation, Metric
+from connector.billing.usage import Aggregation, Metric, Usage
 from connector.billing.usage_billing import Meter, window_of
 from connector.billing.usage_periods import Window
+from connector.db import usage_read
 from connector.db.engine import reading, transaction
 from connector.db.usage_read import batch_usage
 from connector.sync import contracts
@@ -166,3 +168,68 @@ def test_sums_added_up_by_segment_measure_what_the_hours_do(
         by_segments = Meter(SUMMABLE, summed.hours, summed.levels).lines(MARCH, priced)
         assert by_segments == by_hours
     assert sum(len(h) for h in summed.hours.values()) <= 3 * 2 * 2  # metrics × groups × parts
+
+
+def test_segments_read_as_ranges_or_joined_to_their_list_add_up_alike(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments of a few distinct days are read as ranges of the aggregates' key (SQLite),
+    many as a join to their list: both give every customer the same sums."""
+    who = [customer(factory, f"R{uuid.uuid4().hex[:8]}") for _ in range(3)]
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    elements = [
+        {
+            "transaction_id": f"{c}-{n}",
+            "customer": str(c),
+            "metric": ("storage", "gb", "calls")[n % 3],
+            "timestamp": (start + timedelta(hours=7 * n + c)).isoformat(),
+            "properties": {"gb": f"{n % 5}.{c % 10}5", "region": ("eu", "us")[n % 2]},
+        }
+        for c in who
+        for n in range(300)
+    ]
+    now = datetime(2026, 4, 20, tzinfo=UTC)
+    ingest_batch(factory, SUMMABLE, elements, now, Limits(past=timedelta(days=3660)))
+    march = window_of(MARCH)
+    windows = {
+        who[0]: march,
+        who[1]: march,
+        who[2]: Window(march.start - timedelta(days=14), march.end - timedelta(days=16)),
+    }
+    cuts = {who[1]: [datetime(2026, 3, 10, tzinfo=UTC)], who[2]: [march.start]}
+    codes = sorted(SUMMABLE)
+
+    def read() -> dict[int, dict[str, set[tuple[str, datetime, Usage]]]]:
+        with reading(factory) as session:
+            found = batch_usage(
+                session, windows, codes, summed=codes, cuts=cuts, by_day=True, recurring=["storage"]
+            )
+        return {
+            c: {
+                metric: {(h.group, h.hour, h.usage) for h in hours}
+                for metric, hours in u.hours.items()
+            }
+            for c, u in found.items()
+        }
+
+    as_ranges = read()
+    monkeypatch.setattr(usage_read, "MAX_BOUNDS", 0)
+    joined = read()
+
+    assert as_ranges == joined
+    # from the batch's first day (the levels of weighted sums), cut where the parts begin
+    assert {h[1] for h in as_ranges[who[1]]["gb"]} == {
+        datetime(2026, 2, 15, tzinfo=UTC),
+        datetime(2026, 3, 1, tzinfo=UTC),
+        datetime(2026, 3, 10, tzinfo=UTC),
+    }
+    in_march = [
+        e
+        for e in elements
+        if e["customer"] == str(who[0])
+        and e["metric"] == "calls"
+        and e["timestamp"] >= "2026-03"
+        and e["timestamp"] < "2026-04"
+    ]
+    calls = [h for h in as_ranges[who[0]]["calls"] if h[1] == march.start]
+    assert [h[2].events for h in calls] == [len(in_march)] and len(in_march) > 30
