@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from connector.errors import InvalidInputError
 
@@ -271,15 +271,29 @@ class Tally:
         )
 
 
+K = TypeVar("K")  # the key of a tally
+
+
+class Tallies(dict[K, Tally]):
+    """Tallies by key, each made at its key's first reading with the aggregation
+    ``aggregation_of(key)`` gives: ``tallies[key].add(reading, at)``."""
+
+    __slots__ = ("_aggregation_of",)
+
+    def __init__(self, aggregation_of: Callable[[K], Aggregation]) -> None:
+        super().__init__()
+        self._aggregation_of = aggregation_of
+
+    def __missing__(self, key: K) -> Tally:
+        tally = self[key] = Tally(self._aggregation_of(key))
+        return tally
+
+
 def fold(
     metric: Metric, readings: Iterable[tuple[Reading, datetime]]
 ) -> dict[tuple[str, datetime], Usage]:
     """Readings (with their events' times) folded into aggregates by (group, hour)."""
-    tallies: dict[tuple[str, datetime], Tally] = {}
+    tallies: Tallies[tuple[str, datetime]] = Tallies(lambda _: metric.aggregation)
     for reading, at in readings:
-        key = (reading[0], hour_of(at))
-        tally = tallies.get(key)
-        if tally is None:
-            tally = tallies[key] = Tally(metric.aggregation)
-        tally.add(reading, at)
+        tallies[(reading[0], hour_of(at))].add(reading, at)
     return {key: tally.usage() for key, tally in tallies.items()}

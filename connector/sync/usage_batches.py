@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.usage import Aggregation, Metric, Tally, hour_of, reader_of
+from connector.billing.usage import Aggregation, Metric, Tallies, Tally, hour_of, reader_of
 from connector.db import usage as storage
 from connector.db.engine import is_unique_violation
 from connector.sync.usage_events import (
@@ -92,16 +92,12 @@ def ready(
     )
     customers = list(map({name: name for name in given}.__getitem__, given))  # one object a name
     texts = {at: storage._utc_text(at) for at in set(times)}  # bursts of the same second
-    tallies: dict[GivenKey, Tally] = {}
+    tallies: Tallies[GivenKey] = Tallies(lambda key: metrics[key[1]].aggregation)
     for customer, code, at, hour, reading in zip(
         customers, codes, times, hours, readings, strict=True
     ):
         if reading is not None:
-            key = (customer, code, reading[0], hour)
-            tally = tallies.get(key)
-            if tally is None:
-                tally = tallies[key] = Tally(metrics[code].aggregation)
-            tally.add(reading, at)
+            tallies[(customer, code, reading[0], hour)].add(reading, at)
     return ReadyBatch(
         len(lines),
         now,
@@ -112,7 +108,7 @@ def ready(
         list(codes),
         list(map(texts.__getitem__, times)),
         list(map(storage.properties_text, values)),
-        tallies,
+        dict(tallies),  # a plain dictionary crosses to the other process
         len(set(transaction_ids)) == len(transaction_ids),
     )
 

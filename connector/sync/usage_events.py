@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, TypeGuard, TypeVar
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.usage import EPOCH, Metric, Reading, Tally, hour_of, reader_of
+from connector.billing.usage import EPOCH, Metric, Reading, Tallies, Tally, hour_of, reader_of
 from connector.db import usage as storage
 from connector.db import usage_late as late
 from connector.db.engine import is_unique_violation, transaction
@@ -284,7 +284,7 @@ def store_prepared(
     known = storage.known_transactions(session, [event[1] for event in parsed])
     rows: list[storage.NewEvent] = []
     append = rows.append
-    tallies: dict[storage.HourKey, Tally] = {}  # by customer, metric, group, hour
+    tallies: Tallies[storage.HourKey] = Tallies(lambda key: metrics[key[1]].aggregation)
     for index, transaction_id, customer, code, at, hour, properties, reading in parsed:
         if transaction_id in known:
             results[index] = _new(EventResult, (transaction_id, DUPLICATE, None))
@@ -298,11 +298,7 @@ def store_prepared(
         results[index] = _new(EventResult, (transaction_id, ACCEPTED, None))
         append((transaction_id, customer_id, code, at, properties))
         if reading is not None:
-            key = (customer_id, code, reading[0], hour)
-            tally = tallies.get(key)
-            if tally is None:
-                tally = tallies[key] = Tally(metrics[code].aggregation)
-            tally.add(reading, at)
+            tallies[(customer_id, code, reading[0], hour)].add(reading, at)
     store_tallied(session, tallies, lambda: storage.insert_events(session, rows, now))
     return results  # type: ignore[return-value]  # every item answered
 
