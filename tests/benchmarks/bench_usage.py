@@ -205,8 +205,15 @@ def run_import(
     if server is not None:
         return on_postgresql(server, f"import_{events.stem}", customers, events, batch)
     url = new_database(database, customers)
+    measured, summary, split = cli_import(url, events, batch, folder / f"split-{events.stem}.json")
+    hourly = sqlite3.connect(database).execute("SELECT count(*) FROM usage_hourly").fetchone()[0]
+    return measured, summary, hourly, split
+
+
+def cli_import(url: str, events: Path, batch: int, split: Path) -> tuple[Measured, dict, dict]:
+    """``connector usage import EVENTS --json`` into ``url`` in a process of its own: how it
+    was measured, the summary it printed, and its CPU time split by process (``SPLIT``)."""
     env = {**os.environ, "CONNECTOR_DATABASE_URL": url, "CONNECTOR_USAGE__BATCH_SIZE": str(batch)}
-    split = folder / f"split-{events.stem}.json"
     with tempfile.TemporaryFile() as out:
         measured = run_measured(
             [sys.executable, "-c", SPLIT, str(split), "usage", "import", str(events), "--json"],
@@ -217,8 +224,7 @@ def run_import(
         )
         out.seek(0)
         summary = json.loads(out.read() or b"{}")
-    hourly = sqlite3.connect(database).execute("SELECT count(*) FROM usage_hourly").fetchone()[0]
-    return measured, summary, hourly, json.loads(split.read_text())
+    return measured, summary, json.loads(split.read_text())
 
 
 # PostgreSQL (--database-url): a database of the server's per run, made and dropped here.
@@ -248,26 +254,17 @@ def on_postgresql(
 ) -> tuple[Measured, dict, int, dict]:
     """``connector usage import`` into a new database of ``server``."""
     url = postgres_database(server, name, customers)
-    env = {**os.environ, "CONNECTOR_DATABASE_URL": url, "CONNECTOR_USAGE__BATCH_SIZE": str(batch)}
-    split = events.with_name(f"split-{name}.json")
     try:
-        with tempfile.TemporaryFile() as out:
-            measured = run_measured(
-                [sys.executable, "-c", SPLIT, str(split), "usage", "import", str(events), "--json"],
-                stdout=out,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                cwd=ROOT,
-            )
-            out.seek(0)
-            summary = json.loads(out.read() or b"{}")
+        measured, summary, split = cli_import(
+            url, events, batch, events.with_name(f"split-{name}.json")
+        )
         engine = make_engine(url)
         with engine.connect() as connection:
             hourly = connection.scalar(text("SELECT count(*) FROM usage_hourly")) or 0
         engine.dispose()
     finally:
         drop_postgres_database(server, url)
-    return measured, summary, hourly, json.loads(split.read_text())
+    return measured, summary, hourly, split
 
 
 def postgres_baseline(url: str, events: Path, batch: int) -> None:
