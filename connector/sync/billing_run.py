@@ -14,10 +14,8 @@ shows are queued with the charges that bill or adjust them.
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -58,6 +56,7 @@ from connector.db.usage_owners import shared_metrics
 from connector.errors import BillingError, ConnectorError, StorageError
 from connector.settings import Settings
 from connector.sync.billing_usage import batch_meters
+from connector.sync.garbage import collection_paused
 from connector.sync.issuing import Unnumbered, check_issue_date, issue
 
 log = logging.getLogger(__name__)
@@ -202,24 +201,9 @@ def _bill_next_batch(
     if not rows:
         return None
     result = BillingRunResult(context.as_of, subscriptions=len(rows))
-    with _collected_after():
+    with collection_paused():  # a batch's objects live until it ends
         _bill_batch(session, context, rows, result)
     return rows[-1].id, result
-
-
-@contextmanager
-def _collected_after() -> Iterator[None]:
-    """The cyclic garbage collector waits for the end of a batch. The batch's objects
-    (subscriptions, usage, charges, documents: hundreds of thousands) live until it ends, and
-    the collector would walk them again and again as they pile up (a quarter of a batch's
-    time); reference counting still frees what the batch drops."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _bill_batch(

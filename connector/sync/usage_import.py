@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.usage import Metric
 from connector.errors import InvalidInputError
+from connector.sync.garbage import collection_paused
 from connector.sync.usage_batches import ReadyBatch, ready, store_ready
 from connector.sync.usage_events import (
     ACCEPTED,
@@ -219,37 +220,32 @@ def import_events(
         if on_refused is not None:
             on_refused(line, transaction_id, reason)
 
-    collecting = gc.isenabled()
-    gc.disable()  # see COLLECTIONS
-    try:
-        with path.open(encoding="utf-8", newline="" if kind == "csv" else None) as handle:
-            lines = _csv_lines(handle) if kind == "csv" else _json_lines(handle)
-            batches = _batches(path, lines, batch_size)
-            if not _is_sqlite(factory):
-                _import_prepared(
-                    factory, metrics, batches, summary, refuse, limits=limits, clock=clock
-                )
-                return summary
-            if parallel is None:
-                parallel = path.stat().st_size >= PARALLEL_FROM and cores() > 1
-            make = functools.partial(_ready_batches, batches, metrics, limits, clock)
-            with (
-                made_apart(lambda: make(collect=True), f"reading {path}")
-                if parallel and can_fork()
-                else contextlib.nullcontext(make(collect=False))
-            ) as ready_batches:
-                for count, batch in enumerate(ready_batches, start=1):
-                    summary.lines += batch.lines
-                    stored = store_ready(factory, metrics, batch)
-                    summary.accepted += stored.accepted
-                    summary.duplicates += stored.duplicates
-                    for refused in stored.refusals:
-                        refuse(*refused)
-                    del batch, stored
-                    _collect(count)
-    finally:
-        if collecting:
-            gc.enable()
+    with (
+        collection_paused(),  # see COLLECTIONS
+        path.open(encoding="utf-8", newline="" if kind == "csv" else None) as handle,
+    ):
+        lines = _csv_lines(handle) if kind == "csv" else _json_lines(handle)
+        batches = _batches(path, lines, batch_size)
+        if not _is_sqlite(factory):
+            _import_prepared(factory, metrics, batches, summary, refuse, limits=limits, clock=clock)
+            return summary
+        if parallel is None:
+            parallel = path.stat().st_size >= PARALLEL_FROM and cores() > 1
+        make = functools.partial(_ready_batches, batches, metrics, limits, clock)
+        with (
+            made_apart(lambda: make(collect=True), f"reading {path}")
+            if parallel and can_fork()
+            else contextlib.nullcontext(make(collect=False))
+        ) as ready_batches:
+            for count, batch in enumerate(ready_batches, start=1):
+                summary.lines += batch.lines
+                stored = store_ready(factory, metrics, batch)
+                summary.accepted += stored.accepted
+                summary.duplicates += stored.duplicates
+                for refused in stored.refusals:
+                    refuse(*refused)
+                del batch, stored
+                _collect(count)
     return summary
 
 
