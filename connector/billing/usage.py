@@ -29,12 +29,14 @@ What a window of aggregates measures: :mod:`connector.billing.usage_periods`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from connector.errors import InvalidInputError
@@ -163,7 +165,9 @@ def reader_of(metric: Metric) -> Reader:
 
 
 def hour_of(at: datetime) -> datetime:
-    return at.replace(minute=0, second=0, microsecond=0)
+    """The start of the hour ``at`` is in (``at.replace(minute=0, second=0, microsecond=0)``,
+    at half the cost)."""
+    return at - timedelta(0, at.minute * 60 + at.second, at.microsecond)
 
 
 @lru_cache(maxsize=4096)  # events come in bursts of the same second
@@ -287,6 +291,45 @@ class Tallies(dict[K, Tally]):
     def __missing__(self, key: K) -> Tally:
         tally = self[key] = Tally(self._aggregation_of(key))
         return tally
+
+    def add_all(
+        self,
+        aggregation: Aggregation,
+        keys: Sequence[K],
+        readings: Sequence[Reading],
+        times: Sequence[datetime],
+    ) -> None:
+        """Many events of one aggregation at once: the same as ``self[key].add(reading, at)``
+        for each event in turn (the same values in the same order, so the same sums), with
+        less work per event: they are counted in one pass, a count reads nothing more."""
+        for key, events in Counter(keys).items():
+            self[key].events += events
+        if aggregation is Aggregation.COUNT:
+            return
+        if aggregation is Aggregation.UNIQUE_COUNT:
+            for key, reading in zip(keys, readings, strict=True):
+                self[key].distinct.add(reading[2])  # type: ignore[arg-type]
+            return
+        values: Iterator[Decimal] = map(itemgetter(1), readings)
+        if aggregation is Aggregation.SUM:
+            for key, value in zip(keys, values, strict=True):
+                self[key].total += value
+        elif aggregation is Aggregation.WEIGHTED_SUM:
+            seconds = {at: seconds_of(at) for at in set(times)}
+            for key, value, at in zip(keys, values, times, strict=True):
+                tally = self[key]
+                tally.total += value
+                tally.weighted += value * seconds[at]
+        elif aggregation is Aggregation.MAX:
+            for key, value in zip(keys, values, strict=True):
+                tally = self[key]
+                if tally.maximum is None or value > tally.maximum:
+                    tally.maximum = value
+        else:
+            for key, value, at in zip(keys, values, times, strict=True):
+                tally = self[key]
+                if tally.latest_at is None or (at, value) > (tally.latest_at, tally.latest_value):
+                    tally.latest_at, tally.latest_value = at, value
 
 
 def fold(

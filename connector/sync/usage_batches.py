@@ -24,26 +24,39 @@ from array import array
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from itertools import repeat
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import eq, itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.billing.usage import Aggregation, Metric, Tallies, Tally, hour_of, reader_of
+from connector.billing.usage import (
+    Aggregation,
+    Metric,
+    Reading,
+    Tallies,
+    Tally,
+    hour_of,
+    reader_of,
+)
 from connector.db import usage as storage
 from connector.db.engine import is_unique_violation
+from connector.errors import InvalidInputError
 from connector.sync.usage_events import (
     ACCEPTED,
     DEFAULT_LIMITS,
     DUPLICATE,
+    MAX_TEXT,
     EventResult,
     Fields,
     Limits,
     Outcome,
     Prepared,
+    moment,
+    plain,
     prepare,
+    refusal,
     retried,
     store_prepared,
     store_tallied,
@@ -51,6 +64,7 @@ from connector.sync.usage_events import (
 
 Refusal = tuple[int, str | None, str]  # line number, transaction id, reason
 GivenKey = tuple[str, str, str, datetime]  # customer as given, metric, group, hour
+Line = tuple[int, Fields | EventResult]  # line number, and the event's fields or its refusal
 
 
 class ReadyBatch(NamedTuple):
@@ -110,6 +124,136 @@ def ready(
         list(map(storage.properties_text, values)),
         dict(tallies),  # a plain dictionary crosses to the other process
         len(set(transaction_ids)) == len(transaction_ids),
+    )
+
+
+class CsvLayout(NamedTuple):
+    """The columns of a CSV file of events, from its header."""
+
+    width: int
+    fields: tuple[int, int, int, int]  # transaction_id, customer, metric, timestamp
+    extra: tuple[tuple[int, str], ...]  # the other named columns: the properties
+
+    def fields_of(self, row: Sequence[str]) -> Fields:
+        """A row's event (an empty cell is no property)."""
+        tx, customer, metric, timestamp = self.fields
+        properties = {name: row[index] for index, name in self.extra if row[index]}
+        return (row[tx], row[customer], row[metric], row[timestamp], properties)
+
+
+class CsvRows(NamedTuple):
+    """A batch of a CSV file's rows as read (blank lines too), with their line numbers."""
+
+    layout: CsvLayout
+    numbers: Sequence[int]
+    rows: list[list[str]]
+
+    def lines(self) -> list[Line]:
+        """Each row's event, or its refusal (a row of another width); blank lines are none."""
+        width, found = self.layout.width, []
+        for number, row in zip(self.numbers, self.rows, strict=True):
+            if len(row) == width:
+                found.append((number, self.layout.fields_of(row)))
+            elif row:
+                reason = f"{len(row)} columns where the header has {width}"
+                found.append((number, refusal(None, reason)))
+        return found
+
+
+def ready_rows(
+    metrics: Mapping[str, Metric], batch: CsvRows, now: datetime, limits: Limits = DEFAULT_LIMITS
+) -> ReadyBatch:
+    """:func:`ready` of a batch of CSV rows. The usual batch (every row a valid event) is made
+    ready column by column: each distinct customer, metric, timestamp and set of properties
+    is checked, read and rendered once, and the aggregates are folded a metric at a time. Any
+    other batch is made ready line by line, by :func:`ready`, which answers each line."""
+    made = _ready_columns(metrics, batch, now, limits)
+    return made if made is not None else ready(metrics, batch.lines(), now, limits)
+
+
+def _ready_columns(
+    metrics: Mapping[str, Metric], batch: CsvRows, now: datetime, limits: Limits
+) -> ReadyBatch | None:
+    """The batch made ready by columns; None when a row is not a valid event (or a line is
+    blank), so that :func:`ready` answers each."""
+    layout, rows = batch.layout, batch.rows
+    count = len(rows)
+    if not count or set(map(len, rows)) != {layout.width}:
+        return None
+    columns = list(zip(*rows, strict=True))
+    transaction_ids, given, codes, stamps = (columns[index] for index in layout.fields)
+    lengths = set(map(len, transaction_ids))
+    if min(lengths) == 0 or max(lengths) > MAX_TEXT:
+        return None
+    if tuple(map(str.strip, transaction_ids)) != transaction_ids:
+        return None
+    customers = {name: name for name in set(given)}  # one object a name: it crosses cheaper
+    if not all(map(plain, customers)):
+        return None
+    known = {code: code for code in set(codes) if code in metrics}
+    if len(known) != len(set(codes)):
+        return None
+    earliest, latest = now - limits.past, now + limits.future
+    times: dict[str, tuple[datetime, datetime, str]] = {}  # time, hour, as stored
+    for stamp in set(stamps):
+        try:
+            at, hour = moment(stamp) if stamp else (None, None)
+        except InvalidInputError:
+            return None
+        if at is None or hour is None or at > latest or at < earliest:
+            return None
+        times[stamp] = (at, hour, storage._utc_text(at))
+    # What each metric reads of each set of properties, and the properties as stored.
+    names = [name for _, name in layout.extra]
+    cells = (
+        list(zip(*(columns[index] for index, _ in layout.extra), strict=True))
+        if names
+        else list(repeat((), count))
+    )
+    pairs = list(zip(codes, cells, strict=True))
+    readers = {code: reader_of(metrics[code]) for code in known}
+    rendered = {}
+    for values in set(cells):
+        rendered[values] = storage.properties_text(
+            {name: value for name, value in zip(names, values, strict=True) if value}
+        )
+    read: dict[tuple[str, tuple[str, ...]], tuple[Reading | None, str | None, str | None]] = {}
+    for code, values in set(pairs):
+        properties = {name: value for name, value in zip(names, values, strict=True) if value}
+        try:
+            reading = readers[code](properties)
+        except InvalidInputError:
+            return None
+        # the reading, its group, and the metric it is tallied in (None: it counts for nothing)
+        read[(code, values)] = (
+            (reading, reading[0], known[code]) if reading is not None else (None, None, None)
+        )
+    readings, groups, tallied = zip(*map(read.__getitem__, pairs), strict=True)
+    given_customers = list(map(customers.__getitem__, given))
+    at_hour_text = list(map(times.__getitem__, stamps))
+    ats, hours, texts = zip(*at_hour_text, strict=True)
+    keys = list(zip(given_customers, tallied, groups, hours, strict=True))
+    tallies: Tallies[GivenKey] = Tallies(lambda key: metrics[key[1]].aggregation)
+    for code in set(tallied) - {None}:
+        chosen = list(map(eq, tallied, repeat(code)))
+        tallies.add_all(
+            metrics[code].aggregation,
+            list(compress(keys, chosen)),
+            list(compress(readings, chosen)),
+            list(compress(ats, chosen)),
+        )
+    return ReadyBatch(
+        count,
+        now,
+        [],
+        array("q", batch.numbers),
+        list(transaction_ids),
+        given_customers,
+        list(map(known.__getitem__, codes)),
+        list(texts),
+        list(map(rendered.__getitem__, cells)),
+        dict(tallies),
+        len(set(transaction_ids)) == count,
     )
 
 

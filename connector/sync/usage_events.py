@@ -81,16 +81,16 @@ DEFAULT_LIMITS = Limits()
 def parse_timestamp(value: Any) -> datetime:
     """An ISO 8601 date and time with a time zone, or Unix seconds, as a UTC datetime."""
     if type(value) is str:
-        return _moment(value)[0]
+        return moment(value)[0]
     if isinstance(value, str):
-        return _moment(str(value))[0]
+        return moment(str(value))[0]
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         return _unix(repr(value) if isinstance(value, float) else str(value), value)
     raise InvalidInputError(f"timestamp must be a text or a number, not {value!r}")
 
 
 @lru_cache(maxsize=4096)  # events come in bursts of the same second
-def _moment(value: str) -> tuple[datetime, datetime]:
+def moment(value: str) -> tuple[datetime, datetime]:
     """A timestamp given as text: its time (UTC), and the hour it falls in."""
     at = _parse_text(value)
     return at, hour_of(at)
@@ -108,7 +108,10 @@ def _parse_text(value: str) -> datetime:
         ) from None
     if at.tzinfo is None:
         raise InvalidInputError(f"timestamp {value!r} has no time zone (add Z or +00:00)")
-    return at if at.tzinfo is UTC else at.astimezone(UTC)
+    try:
+        return at if at.tzinfo is UTC else at.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00
+        raise InvalidInputError(f"timestamp {value!r} is not a time") from None
 
 
 def _unix(text: str, value: Any) -> datetime:
@@ -119,14 +122,14 @@ def _unix(text: str, value: Any) -> datetime:
         raise InvalidInputError(f"timestamp {value!r} is not a time") from None
 
 
-def _plain(value: Any) -> TypeGuard[str]:
+def plain(value: Any) -> TypeGuard[str]:
     """A text :func:`_text` takes as it is (checked at once, for the usual case)."""
     return type(value) is str and 0 < len(value) <= MAX_TEXT and value.strip() == value
 
 
 def _text(value: Any, name: str) -> str:
     """A field that must be a non-empty text (or an integer), of 255 characters at most."""
-    if _plain(value):
+    if plain(value):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
@@ -197,7 +200,7 @@ def prepare(
     earliest, latest = now - limits.past, now + limits.future
     results: list[EventResult | None] = [None] * len(items)
     readers = {code: reader_of(metric) for code, metric in metrics.items()}
-    plain: set[str] = set()  # customers already checked
+    checked: set[str] = set()  # customers already checked
     valid: list[_Event] = []
     append = valid.append
     for index, item in enumerate(items):
@@ -206,11 +209,11 @@ def prepare(
             continue
         tx, customer, code, stamp, properties = item
         try:
-            if not _plain(tx):
+            if not plain(tx):
                 tx = _text(tx, "transaction_id")
-            if type(customer) is not str or customer not in plain:
+            if type(customer) is not str or customer not in checked:
                 customer = _text(customer, "customer")
-                plain.add(customer)
+                checked.add(customer)
             reader = readers.get(code) if type(code) is str else None
             if reader is None:
                 code = _text(code, "metric")
@@ -218,7 +221,7 @@ def prepare(
                 if reader is None:
                     raise InvalidInputError(f"unknown metric {code!r}")
             if type(stamp) is str and stamp:
-                at, hour = _moment(stamp)
+                at, hour = moment(stamp)
             elif stamp is None or stamp == "":
                 raise InvalidInputError("timestamp is missing")
             else:

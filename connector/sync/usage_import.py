@@ -30,20 +30,27 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.billing.usage import Metric
 from connector.errors import InvalidInputError
 from connector.sync.garbage import collection_paused
-from connector.sync.usage_batches import ReadyBatch, ready, store_ready
+from connector.sync.usage_batches import (
+    CsvLayout,
+    CsvRows,
+    Line,
+    ReadyBatch,
+    ready,
+    ready_rows,
+    store_ready,
+)
 from connector.sync.usage_events import (
     ACCEPTED,
     DEFAULT_LIMITS,
     DUPLICATE,
     EventResult,
-    Fields,
     Limits,
     fields_of,
     prepare,
@@ -62,7 +69,8 @@ SHOWN = 1000  # refusals kept for the summary; all are counted
 # collected after each batch, older ones every COLLECTIONS batches, all every 10 times that.
 COLLECTIONS = 20
 PARALLEL_FROM = 4 * 2**20  # bytes (some 50,000 events): a second process reads and checks
-Line = tuple[int, Fields | EventResult]  # line number, and the event's fields or its refusal
+T = TypeVar("T")
+Batch = CsvRows | list[Line]  # a CSV file's rows, or a JSON Lines file's events
 
 
 @dataclass
@@ -100,10 +108,11 @@ def format_of(path: Path, given: str | None) -> Format:
     raise InvalidInputError(f"{path}: give --format csv or jsonl (the file name does not say)")
 
 
-def _csv_lines(handle: Any) -> Iterator[Line]:
+def _csv_batches(path: Path, handle: Any, size: int) -> Iterator[CsvRows]:
+    """The file's rows by batches of ``size``, as read, with their line numbers."""
     reader = csv.reader(handle)
     try:
-        header = next(reader, None)
+        header = _read(path, lambda: next(reader, None))
         if header is None:
             return
         names = [name.strip() for name in header]
@@ -111,19 +120,32 @@ def _csv_lines(handle: Any) -> Iterator[Line]:
         if missing:
             raise InvalidInputError(f"line 1: the header has no {', '.join(missing)} column")
         tx, customer, metric, timestamp = (names.index(name) for name in COLUMNS)
-        extra = [(index, name) for index, name in enumerate(names) if name not in COLUMNS and name]
-        width = len(names)
-        start = reader.line_num + 1  # a quoted value may hold line breaks: a row's first line
-        for row in reader:
-            line, start = start, reader.line_num + 1
-            if len(row) != width:
-                if row:
-                    yield line, refusal(None, f"{len(row)} columns where the header has {width}")
-                continue
-            properties = {name: row[index] for index, name in extra if row[index]}
-            yield line, (row[tx], row[customer], row[metric], row[timestamp], properties)
+        extra = tuple(
+            (index, name) for index, name in enumerate(names) if name not in COLUMNS and name
+        )
+        layout = CsvLayout(len(names), (tx, customer, metric, timestamp), extra)
+        while True:
+            first = reader.line_num + 1
+            rows = _read(path, lambda: list(itertools.islice(reader, size)))
+            if not rows:
+                return
+            yield CsvRows(layout, _line_numbers(first, rows, reader.line_num), rows)
     except csv.Error as error:
         raise InvalidInputError(f"line {reader.line_num}: {error}") from None
+
+
+def _line_numbers(first: int, rows: list[list[str]], last: int) -> Sequence[int]:
+    """The line each row starts on, ``rows`` being lines ``first`` to ``last``: one a row,
+    unless a quoted value holds line breaks."""
+    if last - first + 1 == len(rows):
+        return range(first, last + 1)
+    numbers, line = [], first
+    for row in rows:
+        numbers.append(line)
+        line += 1 + sum(
+            value.count("\n") + value.count("\r") - value.count("\r\n") for value in row
+        )
+    return numbers
 
 
 def _json_lines(handle: Any) -> Iterator[Line]:
@@ -149,17 +171,19 @@ def _collect(batches: int) -> None:
         gc.collect(1 if batches % (COLLECTIONS * 10) else 2)
 
 
-def _batches(path: Path, lines: Iterator[Line], size: int) -> Iterator[list[Line]]:
-    """``lines`` by batches of ``size``; a file that is not UTF-8 text stops with the line and
-    byte at fault."""
-    while True:
-        try:
-            batch = list(itertools.islice(lines, size))
-        except UnicodeDecodeError as error:
-            raise InvalidInputError(f"{path}: {_not_utf8(path, error)}") from None
-        if not batch:
-            return
+def _json_batches(path: Path, handle: Any, size: int) -> Iterator[list[Line]]:
+    """The file's lines by batches of ``size``, each with its event's fields or refusal."""
+    lines = _json_lines(handle)
+    while batch := _read(path, lambda: list(itertools.islice(lines, size))):
         yield batch
+
+
+def _read(path: Path, read: Callable[[], T]) -> T:
+    """``read()``; a file that is not UTF-8 text stops with the line and byte at fault."""
+    try:
+        return read()
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(f"{path}: {_not_utf8(path, error)}") from None
 
 
 def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
@@ -180,7 +204,7 @@ def _is_sqlite(factory: sessionmaker[Session]) -> bool:
 
 
 def _ready_batches(
-    batches: Iterator[list[Line]],
+    batches: Iterator[Batch],
     metrics: Mapping[str, Metric],
     limits: Limits,
     clock: Callable[[], datetime],
@@ -189,7 +213,10 @@ def _ready_batches(
 ) -> Iterator[ReadyBatch]:
     """The file's batches made ready (in a second process: ``collect`` its garbage)."""
     for count, batch in enumerate(batches, start=1):
-        yield ready(metrics, batch, clock(), limits)
+        if isinstance(batch, CsvRows):
+            yield ready_rows(metrics, batch, clock(), limits)
+        else:
+            yield ready(metrics, batch, clock(), limits)
         del batch
         if collect:
             _collect(count)
@@ -224,8 +251,11 @@ def import_events(
         collection_paused(),  # see COLLECTIONS
         path.open(encoding="utf-8", newline="" if kind == "csv" else None) as handle,
     ):
-        lines = _csv_lines(handle) if kind == "csv" else _json_lines(handle)
-        batches = _batches(path, lines, batch_size)
+        batches: Iterator[Batch] = (
+            _csv_batches(path, handle, batch_size)
+            if kind == "csv"
+            else _json_batches(path, handle, batch_size)
+        )
         if not _is_sqlite(factory):
             _import_prepared(factory, metrics, batches, summary, refuse, limits=limits, clock=clock)
             return summary
@@ -252,7 +282,7 @@ def import_events(
 def _import_prepared(
     factory: sessionmaker[Session],
     metrics: Mapping[str, Metric],
-    batches: Iterator[list[Line]],
+    batches: Iterator[Batch],
     summary: ImportSummary,
     refuse: Callable[[int, str | None, str], None],
     *,
@@ -273,7 +303,8 @@ def _import_prepared(
             if outcome is not ACCEPTED and outcome is not DUPLICATE:
                 refuse(number, transaction_id, reason or "refused")
 
-    for count, batch in enumerate(batches, start=1):
+    for count, given in enumerate(batches, start=1):
+        batch = given.lines() if isinstance(given, CsvRows) else given
         summary.lines += len(batch)
         now = clock()
         # Checked and read before the transaction: the database is locked the least.
@@ -283,5 +314,5 @@ def _import_prepared(
         else:  # nothing to store: the refusals alone
             results = prepared.answers  # type: ignore[assignment]
         report(batch, results)
-        del batch, prepared, results
+        del given, batch, prepared, results
         _collect(count)

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from connector.billing.usage import Aggregation, HourlyUsage, Metric, fold
+from connector.billing.usage import Aggregation, HourlyUsage, Metric, Tallies, fold
 from connector.billing.usage_periods import Window, measure
 from connector.errors import InvalidInputError
 
@@ -223,3 +225,46 @@ def test_aggregates_are_the_same_whatever_the_order_and_grouping_of_arrival() ->
     for _ in range(5):
         rng.shuffle(events)
         assert quantities(metric, events) == expected
+
+
+# Values met often (so that equal values of other exponents meet), and any others.
+VALUES = st.sampled_from(
+    [D("1E+2"), D("100"), D("2.5"), D("2.50"), D("-0"), D("0"), D("0.000001"), D("-3")]
+) | st.decimals(allow_nan=False, allow_infinity=False).filter(lambda value: abs(value) < 10**12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    aggregation=st.sampled_from(list(Aggregation)),
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),  # the key
+            VALUES,
+            st.sampled_from(["u1", "u2", "u3"]),
+            st.integers(0, 7200 * 1_000_000),  # microseconds into the day
+        ),
+        max_size=40,
+    ),
+    before=st.lists(st.tuples(st.sampled_from(["a", "b"]), VALUES), max_size=3),
+)
+def test_adding_many_events_at_once_gives_each_tally_what_adding_them_in_turn_gives(
+    aggregation: Aggregation, events: list, before: list
+) -> None:
+    """The same values, down to their exponents (the text stored), whatever the keys."""
+    day = datetime(2026, 3, 2, tzinfo=UTC)
+    one_by_one: Tallies[str] = Tallies(lambda _: aggregation)
+    at_once: Tallies[str] = Tallies(lambda _: aggregation)
+    for key, value in before:  # tallies that had events already
+        for tallies in (one_by_one, at_once):
+            tallies[key].add(("", value, "u0"), day)
+    readings = [("", value, distinct) for _, value, distinct, _ in events]
+    times = [day + timedelta(microseconds=micros) for *_, micros in events]
+    keys = [key for key, *_ in events]
+    for key, reading, when in zip(keys, readings, times, strict=True):
+        one_by_one[key].add(reading, when)
+
+    at_once.add_all(aggregation, keys, readings, times)
+
+    assert {key: repr(tally.usage()) for key, tally in at_once.items()} == {
+        key: repr(tally.usage()) for key, tally in one_by_one.items()
+    }

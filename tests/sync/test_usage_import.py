@@ -278,3 +278,50 @@ def test_duplicates_unknown_customers_and_two_names_of_one_customer_are_answered
         ("bandwidth_gb", "eu", ten, 2, Decimal("3.75")),
         ("storage_gb", "", ten, 2, Decimal("3")),
     ]
+
+
+@PARALLEL
+def test_lines_are_numbered_as_in_the_file_through_quoted_line_breaks(
+    factory: sessionmaker[Session], customer_id: int, tmp_path: Path, parallel: bool
+) -> None:
+    """Each row's line is where it starts, whatever line breaks (CR LF, CR, LF) its quoted
+    values hold: the unknown customer's rows are on lines 5 and 9."""
+    path = tmp_path / "events.csv"
+    path.write_bytes(
+        b"transaction_id,customer,metric,timestamp,note\r\n"
+        b'q1,001000000000001AAA,api_calls,2026-03-02T10:00:00Z,"two\r\nlines"\r\n'  # 2-3
+        b"q2,001000000000001AAA,api_calls,2026-03-02T10:00:00Z,\r\n"  # 4
+        b'q3,001000000000009ZZZ,api_calls,2026-03-02T10:00:00Z,"a\rb\nc\r\nd"\r\n'  # 5-8
+        b"q4,001000000000009ZZZ,api_calls,2026-03-02T10:00:00Z,\r\n"  # 9
+    )
+
+    summary = import_events(factory, METRICS, path, clock=lambda: NOW, parallel=parallel)
+
+    assert (summary.lines, summary.accepted, summary.refused) == (4, 2, 2)
+    assert summary.refusals == [
+        (5, "q3", "unknown customer '001000000000009ZZZ'"),
+        (9, "q4", "unknown customer '001000000000009ZZZ'"),
+    ]
+    with reading(factory) as session:
+        notes = session.scalars(
+            select(tables.UsageEvent.properties).order_by(tables.UsageEvent.transaction_id)
+        ).all()
+    assert notes == [{"note": "two\r\nlines"}, {}]
+
+
+def test_a_time_beyond_the_calendar_once_in_utc_is_refused_with_its_line(
+    factory: sessionmaker[Session], customer_id: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "transaction_id,customer,metric,timestamp\n"
+        "o1,001000000000001AAA,api_calls,0001-01-01T00:00:00+01:00\n"
+        "o2,001000000000001AAA,api_calls,2026-03-02T10:00:00Z\n"
+    )
+
+    summary = import_events(factory, METRICS, path, clock=lambda: NOW)
+
+    assert summary.accepted == 1
+    assert summary.refusals == [
+        (2, "o1", "timestamp '0001-01-01T00:00:00+01:00' is not a time"),
+    ]
