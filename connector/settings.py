@@ -764,7 +764,7 @@ class UsageSettings(_Section):
         default=400, description="An event dated earlier than this many days ago is refused."
     )
     batch_size: Annotated[int, Field(ge=1, le=50_000)] = Field(
-        default=5000, description="Events stored per transaction by `connector usage import`."
+        default=20_000, description="Events stored per transaction by `connector usage import`."
     )
     grace_hours: Annotated[int, Field(ge=0, le=720)] = Field(
         default=0,

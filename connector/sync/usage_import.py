@@ -229,7 +229,7 @@ def import_events(
     *,
     file_format: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
-    batch_size: int = 5000,
+    batch_size: int = 20_000,
     on_refused: Callable[[int, str | None, str], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     parallel: bool | None = None,

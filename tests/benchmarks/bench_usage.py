@@ -2,7 +2,7 @@
 way to store the same rows, and the import's memory as the file grows.
 
     python tests/benchmarks/bench_usage.py --events 1000000 [--customers 100] [--days 1]
-        [--ids ordered|random] [--batch 5000] [--database-url postgresql://u:p@host/postgres]
+        [--ids ordered|random] [--batch 20000] [--database-url postgresql://u:p@host/postgres]
 
 A CSV file of N events is written (the four metrics of the shipped ``mappings/usage.yaml`` in
 turn, the customers round-robin, the times spread evenly over the last ``--days`` days), then:
@@ -325,7 +325,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=100)
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--ids", choices=("ordered", "random"), default="ordered")
-    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument(
         "--database-url", help="a PostgreSQL server to run on (its user creates databases)"
     )
