@@ -75,11 +75,11 @@ class ReadyBatch(NamedTuple):
     now: datetime  # the time it was checked against, and is received at
     refusals: list[Refusal]  # the lines refused so far, in the order of the file
     numbers: array[int]  # the line number of each event
-    transaction_ids: list[str]
-    customers: list[str]  # as given
-    metrics: list[str]
-    times: list[str]  # as SQLite stores them
-    properties: list[str]  # as SQLite stores them
+    transaction_ids: Sequence[str]
+    customers: Sequence[str]  # as given
+    metrics: Sequence[str]
+    times: Sequence[str]  # as SQLite stores them
+    properties: Sequence[str]  # as SQLite stores them
     tallies: dict[GivenKey, Tally]  # the events' aggregates, were they all stored
     unique: bool  # no transaction id twice
 
@@ -203,32 +203,25 @@ def _ready_columns(
         if at is None or hour is None or at > latest or at < earliest:
             return None
         times[stamp] = (at, hour, storage._utc_text(at))
-    # What each metric reads of each set of properties, and the properties as stored.
+    # What each metric reads of each set of properties (None: the event counts for nothing),
+    # the metric the event is tallied in, and the properties as stored.
     names = [name for _, name in layout.extra]
-    cells = (
-        list(zip(*(columns[index] for index, _ in layout.extra), strict=True))
-        if names
-        else list(repeat((), count))
-    )
-    pairs = list(zip(codes, cells, strict=True))
+    pairs = list(zip(codes, *(columns[index] for index, _ in layout.extra), strict=True))
     readers = {code: reader_of(metrics[code]) for code in known}
-    rendered = {}
-    for values in set(cells):
-        rendered[values] = storage.properties_text(
-            {name: value for name, value in zip(names, values, strict=True) if value}
-        )
-    read: dict[tuple[str, tuple[str, ...]], tuple[Reading | None, str | None, str | None]] = {}
-    for code, values in set(pairs):
-        properties = {name: value for name, value in zip(names, values, strict=True) if value}
+    read: dict[tuple[str, ...], tuple[Reading | None, str | None, str | None, str]] = {}
+    for pair in set(pairs):
+        properties = {name: value for name, value in zip(names, pair[1:], strict=True) if value}
         try:
-            reading = readers[code](properties)
+            reading = readers[pair[0]](properties)
         except InvalidInputError:
             return None
-        # the reading, its group, and the metric it is tallied in (None: it counts for nothing)
-        read[(code, values)] = (
-            (reading, reading[0], known[code]) if reading is not None else (None, None, None)
+        text = storage.properties_text(properties)
+        read[pair] = (
+            (reading, reading[0], known[pair[0]], text)
+            if reading is not None
+            else (None, None, None, text)
         )
-    readings, groups, tallied = zip(*map(read.__getitem__, pairs), strict=True)
+    readings, groups, tallied, rendered = zip(*map(read.__getitem__, pairs), strict=True)
     given_customers = list(map(customers.__getitem__, given))
     at_hour_text = list(map(times.__getitem__, stamps))
     ats, hours, texts = zip(*at_hour_text, strict=True)
@@ -247,11 +240,11 @@ def _ready_columns(
         now,
         [],
         array("q", batch.numbers),
-        list(transaction_ids),
+        transaction_ids,
         given_customers,
         list(map(known.__getitem__, codes)),
-        list(texts),
-        list(map(rendered.__getitem__, cells)),
+        texts,
+        rendered,
         dict(tallies),
         len(set(transaction_ids)) == count,
     )

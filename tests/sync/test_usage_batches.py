@@ -4,6 +4,7 @@ whole, their aggregates too."""
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -94,7 +95,9 @@ def test_a_batch_of_valid_rows_is_made_ready_by_columns_as_line_by_line() -> Non
 def as_compared(batch: ReadyBatch) -> tuple:
     """A ready batch with its tallies as what they add up to."""
     tallies = {key: repr(tally.usage()) for key, tally in batch.tallies.items()}
-    return (*batch._replace(tallies={}, numbers=list(batch.numbers)), tallies)
+    found = batch._replace(tallies={})
+    listed = (list(value) if isinstance(value, Sequence) else value for value in found)
+    return (*listed, tallies)
 
 
 CELLS = {  # values of each column, valid or not
