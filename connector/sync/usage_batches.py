@@ -69,7 +69,7 @@ Line = tuple[int, Fields | EventResult]  # line number, and the event's fields o
 
 class ReadyBatch(NamedTuple):
     """A batch of a file's lines, checked and rendered, its events in the order of the file.
-    (A tuple of lists: it crosses from one process to the other at little cost.)"""
+    (A tuple of sequences: it crosses from one process to the other at little cost.)"""
 
     lines: int  # lines read
     now: datetime  # the time it was checked against, and is received at
