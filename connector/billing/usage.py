@@ -45,6 +45,7 @@ ZERO = Decimal(0)
 HOUR = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+MAX_DIGITS = 18  # before the decimal point, in a number an event measures
 
 
 class Aggregation(StrEnum):
@@ -89,6 +90,10 @@ def number_of(value: Any, what: str) -> Decimal:
         raise InvalidInputError(f"{what} {value!r} is not a number") from None
     if not number.is_finite():
         raise InvalidInputError(f"{what} {value!r} is not a finite number")
+    if number and number.adjusted() >= MAX_DIGITS:  # 9e999999 would overflow once summed
+        raise InvalidInputError(
+            f"{what} {value!r} is too large (at most {MAX_DIGITS} digits before the point)"
+        )
     return number
 
 
@@ -165,9 +170,11 @@ def reader_of(metric: Metric) -> Reader:
 
 
 def hour_of(at: datetime) -> datetime:
-    """The start of the hour ``at`` is in (``at.replace(minute=0, second=0, microsecond=0)``,
-    at half the cost)."""
-    return at - timedelta(0, at.minute * 60 + at.second, at.microsecond)
+    """The start of the hour ``at`` is in: ``at.replace(minute=0, second=0, microsecond=0)``,
+    at half the cost for a UTC time (a time of another zone keeps its ``fold`` so)."""
+    if at.tzinfo is UTC:
+        return at - timedelta(0, at.minute * 60 + at.second, at.microsecond)
+    return at.replace(minute=0, second=0, microsecond=0)
 
 
 @lru_cache(maxsize=4096)  # events come in bursts of the same second
@@ -293,15 +300,15 @@ class Tallies(dict[K, Tally]):
         return tally
 
     def add_all(
-        self,
-        aggregation: Aggregation,
-        keys: Sequence[K],
-        readings: Sequence[Reading],
-        times: Sequence[datetime],
+        self, keys: Sequence[K], readings: Sequence[Reading], times: Sequence[datetime]
     ) -> None:
-        """Many events of one aggregation at once: the same as ``self[key].add(reading, at)``
-        for each event in turn (the same values in the same order, so the same sums), with
-        less work per event: they are counted in one pass, a count reads nothing more."""
+        """Many events whose keys have one aggregation (those of one metric) at once: the same
+        as ``self[key].add(reading, at)`` for each event in turn (the same values in the same
+        order, so the same sums), with less work per event: they are counted in one pass, a
+        count reads nothing more."""
+        if not keys:
+            return
+        aggregation = self._aggregation_of(keys[0])
         for key, events in Counter(keys).items():
             self[key].events += events
         if aggregation is Aggregation.COUNT:

@@ -230,7 +230,6 @@ def _ready_columns(
     for code in set(tallied) - {None}:
         chosen = list(map(eq, tallied, repeat(code)))
         tallies.add_all(
-            metrics[code].aggregation,
             list(compress(keys, chosen)),
             list(compress(readings, chosen)),
             list(compress(ats, chosen)),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.billing.usage import Aggregation, HourlyUsage, Metric, Tallies, fold
+from connector.billing.usage import Aggregation, HourlyUsage, Metric, Tallies, fold, hour_of
 from connector.billing.usage_periods import Window, measure
 from connector.errors import InvalidInputError
 
@@ -143,6 +144,14 @@ def test_filters_leave_events_out_and_groups_charge_values_apart() -> None:
         ({"gb": True, "region": "eu"}, "property 'gb' must be a number, not True"),
         ({"gb": "NaN", "region": "eu"}, "property 'gb' 'NaN' is not a finite number"),
         ({"gb": [1], "region": "eu"}, "property 'gb' must be a number, not [1]"),
+        (
+            {"gb": "9e999999", "region": "eu"},
+            "property 'gb' '9e999999' is too large (at most 18 digits before the point)",
+        ),
+        (
+            {"gb": -1e18, "region": "eu"},
+            "property 'gb' -1e+18 is too large (at most 18 digits before the point)",
+        ),
     ],
 )
 def test_an_event_the_metric_cannot_read_is_refused_with_the_reason(properties, message) -> None:
@@ -263,8 +272,37 @@ def test_adding_many_events_at_once_gives_each_tally_what_adding_them_in_turn_gi
     for key, reading, when in zip(keys, readings, times, strict=True):
         one_by_one[key].add(reading, when)
 
-    at_once.add_all(aggregation, keys, readings, times)
+    at_once.add_all(keys, readings, times)
 
     assert {key: repr(tally.usage()) for key, tally in at_once.items()} == {
         key: repr(tally.usage()) for key, tally in one_by_one.items()
     }
+
+
+def test_the_largest_number_an_event_may_measure_has_18_digits_before_the_point() -> None:
+    metric = Metric("bandwidth", Aggregation.SUM, "gb")
+
+    assert metric.read({"gb": "999999999999999999.5"}) == ("", D("999999999999999999.5"), None)
+    assert metric.read({"gb": "-0.000001"}) == ("", D("-0.000001"), None)
+    assert metric.read({"gb": "0E+5"}) == ("", D("0E+5"), None)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 3, 2, 10, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"), fold=1),
+        datetime(2026, 3, 2, 10, 45, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ],
+)
+def test_the_hour_of_a_time_is_its_start_in_its_own_zone(at: datetime) -> None:
+    hour = hour_of(at)
+
+    assert (hour.minute, hour.second, hour.microsecond) == (0, 0, 0)
+    assert (hour.date(), hour.hour, hour.tzinfo, hour.fold) == (
+        at.date(),
+        at.hour,
+        at.tzinfo,
+        at.fold,
+    )
+    assert hour.astimezone(UTC) == at.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
