@@ -190,17 +190,20 @@ def _ready_columns(
     customers = {name: name for name in set(given)}  # one object a name: it crosses cheaper
     if not all(map(plain, customers)):
         return None
-    known = {code: code for code in set(codes) if code in metrics}
-    if len(known) != len(set(codes)):
+    named = set(codes)
+    known = {code: code for code in named if code in metrics}
+    if len(known) != len(named):
         return None
     earliest, latest = now - limits.past, now + limits.future
     times: dict[str, tuple[datetime, datetime, str]] = {}  # time, hour, as stored
     for stamp in set(stamps):
+        if not stamp:
+            return None
         try:
-            at, hour = moment(stamp) if stamp else (None, None)
+            at, hour = moment(stamp)
         except InvalidInputError:
             return None
-        if at is None or hour is None or at > latest or at < earliest:
+        if at > latest or at < earliest:
             return None
         times[stamp] = (at, hour, storage._utc_text(at))
     # What each metric reads of each set of properties (None: the event counts for nothing),
@@ -223,8 +226,7 @@ def _ready_columns(
         )
     readings, groups, tallied, rendered = zip(*map(read.__getitem__, pairs), strict=True)
     given_customers = list(map(customers.__getitem__, given))
-    at_hour_text = list(map(times.__getitem__, stamps))
-    ats, hours, texts = zip(*at_hour_text, strict=True)
+    ats, hours, texts = zip(*map(times.__getitem__, stamps), strict=True)
     keys = list(zip(given_customers, tallied, groups, hours, strict=True))
     tallies: Tallies[GivenKey] = Tallies(lambda key: metrics[key[1]].aggregation)
     for code in set(tallied) - {None}:
